@@ -1,0 +1,68 @@
+/**
+ * The invalidation bus: how instances tell each other's L1 what changed.
+ *
+ * @since 0.1.0
+ */
+import type { Effect, Scope, Stream } from "effect"
+import { Context } from "effect"
+import type { BusError } from "./CacheError.js"
+import * as InvalidationMessage from "./InvalidationMessage.js"
+
+/**
+ * What a subscription yields: a decoded message, a message that did not decode (counted and
+ * skipped by the cache), or word that the connection dropped and came back, so that messages
+ * may have been lost in between (the cache then clears its L1).
+ *
+ * @since 0.1.0
+ */
+export type Event =
+  | { readonly _tag: "Message"; readonly message: InvalidationMessage.InvalidationMessage }
+  | { readonly _tag: "Malformed"; readonly raw: string; readonly reason: string }
+  | { readonly _tag: "Reconnected" }
+
+/**
+ * Turns a raw wire payload into an {@link Event}.
+ *
+ * @since 0.1.0
+ */
+export const decodeEvent = (raw: string): Event => {
+  const decoded = InvalidationMessage.decode(raw)
+  return decoded._tag === "Right"
+    ? { _tag: "Message", message: decoded.right }
+    : { _tag: "Malformed", raw, reason: decoded.left }
+}
+
+/**
+ * The event a bus emits after its connection came back.
+ *
+ * @since 0.1.0
+ */
+export const reconnected: Event = { _tag: "Reconnected" }
+
+/**
+ * A publish/subscribe channel shared by every instance of a cache.
+ *
+ * @since 0.1.0
+ */
+export class InvalidationBus extends Context.Tag("@tiercache/core/InvalidationBus")<
+  InvalidationBus,
+  InvalidationBus.Service
+>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace InvalidationBus {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** Sends a message to every subscriber (this instance's own included). */
+    readonly publish: (message: InvalidationMessage.InvalidationMessage) => Effect.Effect<void, BusError>
+    /**
+     * Subscribes: once this effect has succeeded the subscription is live (nothing published
+     * afterwards is missed); the subscription ends when the scope closes.
+     */
+    readonly subscribe: Effect.Effect<Stream.Stream<Event>, BusError, Scope.Scope>
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The default L1: a bounded in-process tier on lru-cache, bounded by entry count and
+ * optionally by an estimate of bytes, with each entry's own lifetime read on the Effect Clock.
+ *
+ * Expired entries are dropped when read or when the LRU bound evicts them (no timers run).
+ * Values are kept by reference: do not mutate a value after caching it or after reading it.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Layer, Option } from "effect"
+import { LRUCache } from "lru-cache"
+import { CacheConfigError } from "./CacheError.js"
+import type { Entry } from "./Entry.js"
+import * as Glob from "./Glob.js"
+import { type FastPath, FastPathTypeId, makeSlot, type Slot } from "./internal/fastPath.js"
+import { L1, type Tier } from "./Tier.js"
+
+/**
+ * Options of a memory tier.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The most entries kept (required, a positive integer); the least recently used go first. */
+  readonly maxEntries: number
+  /**
+   * An optional bound on the estimated size in bytes of all entries (UTF-16 length of the
+   * key and of the value's JSON, plus a fixed overhead). An entry larger than the bound is
+   * not kept.
+   */
+  readonly maxBytes?: number | undefined
+  /** The tier's name in logs and metrics (default `memory`). */
+  readonly name?: string | undefined
+}
+
+/**
+ * A memory tier: a Tier with the synchronous fast path TieredCache uses for L1 hits.
+ *
+ * @since 0.1.0
+ */
+export interface MemoryTier extends Tier.Service {
+  /** @internal */
+  readonly [FastPathTypeId]: FastPath
+  /** Entries held now (expired ones not yet dropped included). */
+  readonly size: () => number
+}
+
+const ENTRY_OVERHEAD_BYTES = 96
+
+const estimateBytes = (key: string, entry: Entry): number => {
+  let valueLength = 0
+  try {
+    valueLength = JSON.stringify(entry.value)?.length ?? 0
+  } catch {
+    valueLength = 0
+  }
+  return ENTRY_OVERHEAD_BYTES + 2 * (key.length + valueLength)
+}
+
+const positiveInteger = (n: unknown): boolean => typeof n === "number" && Number.isSafeInteger(n) && n > 0
+
+/**
+ * Builds a memory tier.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigError> =>
+  Effect.gen(function* () {
+    if (!positiveInteger(options.maxEntries)) {
+      return yield* new CacheConfigError({ option: "maxEntries", reason: "must be a positive integer" })
+    }
+    if (options.maxBytes !== undefined && !positiveInteger(options.maxBytes)) {
+      return yield* new CacheConfigError({ option: "maxBytes", reason: "must be a positive integer" })
+    }
+    const clock = yield* Effect.clock
+    const name = options.name ?? "memory"
+    const maxBytes = options.maxBytes
+    const lru = new LRUCache<string, Slot>(
+      maxBytes === undefined
+        ? { max: options.maxEntries }
+        : {
+            max: options.maxEntries,
+            maxSize: maxBytes,
+            maxEntrySize: maxBytes,
+            sizeCalculation: (slot, key) => estimateBytes(key, slot.entry)
+          }
+    )
+
+    const lookup = (key: string): Slot | undefined => {
+      const slot = lru.get(key)
+      if (slot === undefined) return undefined
+      if (clock.unsafeCurrentTimeMillis() >= slot.entry.staleUntil) {
+        lru.delete(key)
+        return undefined
+      }
+      return slot
+    }
+    const store = (key: string, entry: Entry): Slot | undefined => {
+      if (clock.unsafeCurrentTimeMillis() >= entry.staleUntil) {
+        lru.delete(key)
+        return undefined
+      }
+      const slot = makeSlot(entry)
+      lru.set(key, slot)
+      return slot
+    }
+    const removeWhere = (predicate: (key: string, slot: Slot) => boolean): number => {
+      const doomed: Array<string> = []
+      for (const [key, slot] of lru.entries()) if (predicate(key, slot)) doomed.push(key)
+      for (const key of doomed) lru.delete(key)
+      return doomed.length
+    }
+    const fastPath: FastPath = {
+      lookup,
+      store,
+      remove: (key) => {
+        lru.delete(key)
+      },
+      removeWhere,
+      clear: () => lru.clear()
+    }
+
+    const tier: MemoryTier = {
+      [FastPathTypeId]: fastPath,
+      name,
+      size: () => lru.size,
+      get: (key) => Effect.sync(() => Option.map(Option.fromNullable(lookup(key)), (slot) => slot.entry)),
+      getMany: (keys) =>
+        Effect.sync(() => keys.map((key) => Option.map(Option.fromNullable(lookup(key)), (slot) => slot.entry))),
+      set: (key, entry) =>
+        Effect.sync(() => {
+          store(key, entry)
+        }),
+      setMany: (entries) =>
+        Effect.sync(() => {
+          for (const [key, entry] of entries) store(key, entry)
+        }),
+      remove: (keys) =>
+        Effect.sync(() => {
+          for (const key of keys) lru.delete(key)
+        }),
+      removeMatching: (glob) =>
+        Effect.sync(() => {
+          const matches = Glob.matcher(glob)
+          return removeWhere((key) => matches(key))
+        }),
+      clear: Effect.sync(() => lru.clear()),
+      health: Effect.sync(() => ({ name, healthy: true, detail: `${lru.size} entries` }))
+    }
+    return tier
+  })
+
+/**
+ * A memory tier as the cache's L1.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options): Layer.Layer<L1, CacheConfigError> => Layer.effect(L1, make(options))
+
+/**
+ * Whether a tier is a memory tier (has the synchronous fast path).
+ *
+ * @since 0.1.0
+ */
+export const isMemoryTier = (tier: Tier.Service): tier is MemoryTier => FastPathTypeId in tier

@@ -1,0 +1,66 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * Typed errors of tiercache.
+ *
+ * @since 0.1.0
+ */
+export * as CacheError from "./CacheError.js"
+
+/**
+ * Event streams beside the cache.
+ *
+ * @since 0.1.0
+ */
+export * as CacheStreams from "./CacheStreams.js"
+
+/**
+ * TTL presets.
+ *
+ * @since 0.1.0
+ */
+export * as CacheStrategy from "./CacheStrategy.js"
+
+/**
+ * The record every tier stores.
+ *
+ * @since 0.1.0
+ */
+export * as Entry from "./Entry.js"
+
+/**
+ * Redis-style glob patterns.
+ *
+ * @since 0.1.0
+ */
+export * as Glob from "./Glob.js"
+
+/**
+ * The invalidation bus service.
+ *
+ * @since 0.1.0
+ */
+export * as InvalidationBus from "./InvalidationBus.js"
+
+/**
+ * The invalidation bus wire protocol.
+ *
+ * @since 0.1.0
+ */
+export * as InvalidationMessage from "./InvalidationMessage.js"
+
+/**
+ * The default L1.
+ *
+ * @since 0.1.0
+ */
+export * as MemoryTier from "./MemoryTier.js"
+
+/**
+ * The storage contract and the tier tags.
+ *
+ * @since 0.1.0
+ */
+export * as Tier from "./Tier.js"
