@@ -64,3 +64,17 @@ export * as MemoryTier from "./MemoryTier.js"
  * @since 0.1.0
  */
 export * as Tier from "./Tier.js"
+
+/**
+ * Statistics and health shapes.
+ *
+ * @since 0.1.0
+ */
+export * as CacheStats from "./CacheStats.js"
+
+/**
+ * The cache service.
+ *
+ * @since 0.1.0
+ */
+export * as TieredCache from "./TieredCache.js"

@@ -1,1 +1,31 @@
-export {}
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * Several cache instances sharing an L2 and a bus.
+ *
+ * @since 0.1.0
+ */
+export * as MultiInstance from "./MultiInstance.js"
+
+/**
+ * An in-memory invalidation bus hub.
+ *
+ * @since 0.1.0
+ */
+export * as TestBus from "./TestBus.js"
+
+/**
+ * An in-memory tier on the Effect Clock.
+ *
+ * @since 0.1.0
+ */
+export * as TestTier from "./TestTier.js"
+
+/**
+ * A real redis-server per test suite.
+ *
+ * @since 0.1.0
+ */
+export * as RedisServer from "./RedisServer.js"

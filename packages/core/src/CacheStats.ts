@@ -1,0 +1,86 @@
+/**
+ * What a cache counts, and its health. Every request counts exactly once, as an L1 hit, a hit
+ * of a lower tier, a coalesced wait or a miss, so `requests` is always the sum of those.
+ *
+ * @since 0.1.0
+ */
+import type { TierHealth } from "./Tier.js"
+
+/**
+ * A snapshot of a cache's request statistics.
+ *
+ * @since 0.1.0
+ */
+export interface CacheStats {
+  /** Reads (get, getTyped, getMany keys, getOrCompute...): the sum of the four outcomes below. */
+  readonly requests: number
+  /** Answered by L1. */
+  readonly l1Hits: number
+  /** Answered by L2. */
+  readonly l2Hits: number
+  /** Answered by each tier below L1, in order (index 0 is L2). */
+  readonly tierHits: ReadonlyArray<number>
+  /** Joined a computation or lookup already under way for the same key. */
+  readonly coalesced: number
+  /** Found in no tier. */
+  readonly misses: number
+  /** Fraction of requests answered by some tier (0 when there were none). */
+  readonly hitRate: number
+  /** Fraction of requests answered by L1. */
+  readonly l1HitRate: number
+  /** Entries copied into the tiers above the one that had them. */
+  readonly promotions: number
+  /** Computations run (by getOrCompute on a miss). */
+  readonly computations: number
+  /** Computations that failed. */
+  readonly computeErrors: number
+  /** Stored values that did not decode under the requested schema (each a miss). */
+  readonly decodeErrors: number
+  /** Failed tier operations, by tier name. */
+  readonly tierErrors: Readonly<Record<string, number>>
+  /** Writes (set, computed values, removals) that every tier failed. */
+  readonly writeFailures: number
+  /** Computed or promoted values not stored because the key changed while they were fetched. */
+  readonly discardedWrites: number
+  /** Computations under way now. */
+  readonly inFlight: number
+}
+
+/**
+ * A snapshot of a cache's invalidation bus statistics.
+ *
+ * @since 0.1.0
+ */
+export interface InvalidationStats {
+  /** Whether the cache has a bus at all. */
+  readonly enabled: boolean
+  /** Messages this instance published. */
+  readonly messagesSent: number
+  /** Messages this instance failed to publish. */
+  readonly publishFailures: number
+  /** Messages received (own ones and malformed ones included). */
+  readonly messagesReceived: number
+  /** Received messages that were this instance's own (ignored). */
+  readonly ownMessagesIgnored: number
+  /** Received messages that did not decode (skipped). */
+  readonly malformedMessages: number
+  /** Received messages applied to L1. */
+  readonly messagesApplied: number
+  /** Times L1 was cleared because the bus connection came back (messages may have been lost). */
+  readonly resyncs: number
+}
+
+/**
+ * Overall health: `healthy` when every tier answers, `degraded` when L1 answers but a lower
+ * tier does not (the cache keeps serving), `unhealthy` when L1 does not answer.
+ *
+ * @since 0.1.0
+ */
+export interface CacheHealth {
+  /** The summary. */
+  readonly status: "healthy" | "degraded" | "unhealthy"
+  /** Each tier's own health, L1 first. */
+  readonly tiers: ReadonlyArray<TierHealth>
+  /** Whether a bus is configured. */
+  readonly bus: boolean
+}

@@ -1,0 +1,175 @@
+/**
+ * The user-facing cache: reads fall through L1, L2 and any further tiers and promote what they
+ * find; writes go to every tier; concurrent misses of one key run one computation; instances
+ * keep their L1s coherent over the invalidation bus.
+ *
+ * @since 0.1.0
+ */
+import type { Duration, Schema, Scope } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
+
+import type { BusError, CacheConfigError, CacheError, CacheInputError, CacheWriteError } from "./CacheError.js"
+import type { CacheHealth, CacheStats, InvalidationStats } from "./CacheStats.js"
+import type { CacheStrategy } from "./CacheStrategy.js"
+import { make as makeInternal } from "./internal/tieredCache.js"
+import type { L1, L2 } from "./Tier.js"
+
+/**
+ * How a cache is built.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The TTL of writes that give none: a duration or a strategy (default: `CacheStrategy.Default`, 5 min). */
+  readonly defaultTtl?: Duration.DurationInput | CacheStrategy | undefined
+  /** The grace window of writes that give none (default: none). */
+  readonly defaultGrace?: Duration.DurationInput | undefined
+  /**
+   * L1 keeps entries for this fraction of their remaining lifetime, in (0, 1] (default 1).
+   * A smaller L1 lifetime bounds how long an instance can serve a value another instance
+   * changed while the bus was unreachable.
+   */
+  readonly l1TtlScale?: number | undefined
+  /** This instance's id on the bus (default: a random UUID). */
+  readonly instanceId?: string | undefined
+  /** The cache's name, tagged on its metrics (default `default`). */
+  readonly name?: string | undefined
+}
+
+/**
+ * Options of a write: a TTL (`ttl`, or a `strategy`; not both), a grace window during which
+ * the expired value may still be served as stale, and tags.
+ *
+ * @since 0.1.0
+ */
+export interface WriteOptions {
+  /** How long the value is fresh. */
+  readonly ttl?: Duration.DurationInput | undefined
+  /** A TTL preset (instead of `ttl`). */
+  readonly strategy?: CacheStrategy | undefined
+  /** How long after expiry the value may still be served as stale (default: the cache's). */
+  readonly grace?: Duration.DurationInput | undefined
+  /** Tags stored with the entry. */
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * Options of a typed write: the schema encodes the value before it is stored.
+ *
+ * @since 0.1.0
+ */
+export interface TypedWriteOptions<A, I> extends WriteOptions {
+  /** Encodes the value (its Encoded side must be JSON-safe). */
+  readonly schema?: Schema.Schema<A, I, never> | undefined
+}
+
+/**
+ * The cache service.
+ *
+ * @since 0.1.0
+ */
+export class TieredCache extends Context.Tag("@tiercache/core/TieredCache")<TieredCache, TieredCache.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace TieredCache {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** This instance's id on the bus. */
+    readonly instanceId: string
+    /** The stored (encoded) value under `key`, if fresh in some tier. */
+    readonly get: (key: string) => Effect.Effect<Option.Option<unknown>, CacheInputError>
+    /**
+     * The value under `key` decoded with `schema`; a stored value that does not decode is a
+     * miss (counted), never an error. L1 keeps the decoded value, so a repeated hit with the
+     * same schema does not decode again.
+     */
+    readonly getTyped: <A, I>(
+      key: string,
+      schema: Schema.Schema<A, I, never>
+    ) => Effect.Effect<Option.Option<A>, CacheInputError>
+    /** Several keys at once (batched below L1); decoded when a schema is given. */
+    readonly getMany: {
+      (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<unknown>>, CacheInputError>
+      <A, I>(
+        keys: ReadonlyArray<string>,
+        schema: Schema.Schema<A, I, never>
+      ): Effect.Effect<ReadonlyArray<Option.Option<A>>, CacheInputError>
+    }
+    /**
+     * Writes every tier and tells the other instances to drop their L1 copy. Fails only when
+     * every tier failed, or on bad input (before anything is written).
+     */
+    readonly set: <A, I = A>(key: string, value: A, options?: TypedWriteOptions<A, I>) => Effect.Effect<void, CacheError>
+    /**
+     * Writes every tier and broadcasts the value itself, so that other instances' L1 hold it
+     * without a miss (the seed's `update_cache`).
+     */
+    readonly update: <A, I = A>(
+      key: string,
+      value: A,
+      options?: TypedWriteOptions<A, I>
+    ) => Effect.Effect<void, CacheError>
+    /**
+     * The cached value, or the result of `compute`, stored in every tier. Concurrent calls for
+     * one key run one computation (per instance); all receive its value or its error (errors
+     * are not cached). The computation runs in a fiber of the cache's scope: interrupting a
+     * caller never cancels the others' result. Options are checked when a computation starts.
+     */
+    readonly getOrCompute: <A, E, R>(
+      key: string,
+      compute: Effect.Effect<A, E, R>,
+      options?: WriteOptions
+    ) => Effect.Effect<A, E | CacheError, R>
+    /** getOrCompute with Schema: stored values are decoded (bad data = recompute and overwrite). */
+    readonly getOrComputeTyped: <A, I, E, R>(
+      key: string,
+      schema: Schema.Schema<A, I, never>,
+      compute: Effect.Effect<A, E, R>,
+      options?: WriteOptions
+    ) => Effect.Effect<A, E | CacheError, R>
+    /** Removes `key` from every tier and every instance's L1. */
+    readonly invalidate: (key: string) => Effect.Effect<void, CacheError>
+    /** Removes `keys` from every tier and every instance's L1. */
+    readonly invalidateMany: (keys: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
+    /** Removes every key matching a Redis-style glob from every tier and every instance's L1. */
+    readonly invalidatePattern: (glob: string) => Effect.Effect<void, CacheError>
+    /** Empties every tier (of this cache's namespace) and every instance's L1. */
+    readonly clear: Effect.Effect<void, CacheWriteError>
+    /** Request statistics. */
+    readonly stats: Effect.Effect<CacheStats>
+    /** Bus statistics. */
+    readonly invalidationStats: Effect.Effect<InvalidationStats>
+    /** Each tier's health and a summary. */
+    readonly health: Effect.Effect<CacheHealth>
+  }
+}
+
+/**
+ * Builds a cache from the `L1` and `L2` tiers (and `Tiers`, and an `InvalidationBus`, when
+ * present in the context). The bus subscriber and every computation run in fibers of the
+ * scope: closing it stops them.
+ *
+ * @since 0.1.0
+ */
+export const make: (
+  options?: Options
+) => Effect.Effect<TieredCache.Service, CacheConfigError | BusError, L1 | L2 | Scope.Scope> = makeInternal
+
+/**
+ * How building a cache can fail: a bad option, or a bus that cannot subscribe.
+ *
+ * @since 0.1.0
+ */
+export type LayerError = CacheConfigError | BusError
+
+/**
+ * The cache as a layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<TieredCache, CacheConfigError | BusError, L1 | L2> =>
+  Layer.scoped(TieredCache, make(options))

@@ -1,0 +1,934 @@
+import type { Either, Exit, ParseResult, Scope } from "effect"
+import { Cause, Deferred, Effect, FiberId, Option, Schema, Stream } from "effect"
+import {
+  type BusError,
+  CacheConfigError,
+  type CacheError,
+  CacheInputError,
+  CacheWriteError,
+  type TierError
+} from "../CacheError.js"
+import type { CacheHealth, CacheStats, InvalidationStats } from "../CacheStats.js"
+import * as CacheStrategy from "../CacheStrategy.js"
+import * as Entry from "../Entry.js"
+import * as Glob from "../Glob.js"
+import { InvalidationBus, type Event } from "../InvalidationBus.js"
+import type { InvalidationMessage } from "../InvalidationMessage.js"
+import { isMemoryTier } from "../MemoryTier.js"
+import { L1, L2, type Tier, Tiers } from "../Tier.js"
+import type { Options, TieredCache, TypedWriteOptions, WriteOptions } from "../TieredCache.js"
+import { type FastPath, FastPathTypeId, memoizeTyped, type Slot } from "./fastPath.js"
+import { durationMillis, jsonError, keyError, keysError } from "./validate.js"
+
+type AnySchema = Schema.Schema<unknown, unknown, never>
+
+/** A computation (or lower-tier lookup) under way for one key. */
+interface Flight {
+  readonly deferred: Deferred.Deferred<FlightResult, unknown>
+  /** The schema the flight decodes with (undefined: untyped). */
+  readonly schema: AnySchema | undefined
+}
+
+interface FlightResult {
+  /** The entry as stored (encoded value). */
+  readonly entry: Entry.Entry
+  /** The value for the flight's schema (decoded), or the encoded value when untyped. */
+  readonly value: unknown
+}
+
+/** A snapshot of the versions a read saw before it went below L1. */
+interface Guard {
+  readonly epoch: number
+  readonly stripe: number
+  readonly version: number
+}
+
+interface ResolvedWrite {
+  readonly ttlMs: number
+  readonly graceMs: number
+  readonly tags: ReadonlyArray<string>
+}
+
+const STRIPES = 8192
+
+const stripeOf = (key: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619)
+  return (h >>> 0) & (STRIPES - 1)
+}
+
+const decoders = new WeakMap<object, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+const decoderOf = (schema: AnySchema) => {
+  let d = decoders.get(schema)
+  if (d === undefined) {
+    d = Schema.decodeUnknownEither(schema)
+    decoders.set(schema, d)
+  }
+  return d
+}
+const encoders = new WeakMap<object, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+const encoderOf = (schema: AnySchema) => {
+  let e = encoders.get(schema)
+  if (e === undefined) {
+    e = Schema.encodeUnknownEither(schema)
+    encoders.set(schema, e)
+  }
+  return e
+}
+
+const firstLine = (s: string): string => s.split("\n").slice(0, 3).join(" ")
+
+/** @internal */
+export const make = (
+  options: Options = {}
+): Effect.Effect<TieredCache.Service, CacheConfigError | BusError, L1 | L2 | Scope.Scope> =>
+  Effect.gen(function* () {
+    const l1 = yield* L1
+    const l2 = yield* L2
+    const extra = yield* Effect.serviceOption(Tiers)
+    const busOption = yield* Effect.serviceOption(InvalidationBus)
+    const scope = yield* Effect.scope
+    const clock = yield* Effect.clock
+
+    // ---- configuration -------------------------------------------------------------------
+    const defaultTtlInput = options.defaultTtl ?? CacheStrategy.Default
+    const defaultTtl = durationMillis(
+      CacheStrategy.isCacheStrategy(defaultTtlInput) ? CacheStrategy.toDurationInput(defaultTtlInput) : defaultTtlInput,
+      "defaultTtl"
+    )
+    if (typeof defaultTtl !== "number") {
+      return yield* new CacheConfigError({ option: "defaultTtl", reason: defaultTtl.reason })
+    }
+    const defaultGrace =
+      options.defaultGrace === undefined ? 0 : durationMillis(options.defaultGrace, "defaultGrace", true)
+    if (typeof defaultGrace !== "number") {
+      return yield* new CacheConfigError({ option: "defaultGrace", reason: defaultGrace.reason })
+    }
+    const l1Scale = options.l1TtlScale ?? 1
+    if (typeof l1Scale !== "number" || !(l1Scale > 0 && l1Scale <= 1)) {
+      return yield* new CacheConfigError({ option: "l1TtlScale", reason: `must be in (0, 1], got ${l1Scale}` })
+    }
+    const instanceId = options.instanceId ?? crypto.randomUUID()
+    const cacheName = options.name ?? "default"
+
+    const fast: FastPath | undefined = isMemoryTier(l1) ? l1[FastPathTypeId] : undefined
+    const lower: ReadonlyArray<Tier.Service> = [l2, ...Option.getOrElse(extra, () => [])]
+    const labels = labelTiers([l1, ...lower])
+    const now = () => clock.unsafeCurrentTimeMillis()
+
+    // ---- counters (plain numbers: the hit path must not allocate) --------------------------
+    let l1Hits = 0
+    const tierHits = lower.map(() => 0)
+    let coalesced = 0
+    let misses = 0
+    let promotions = 0
+    let computations = 0
+    let computeErrors = 0
+    let decodeErrors = 0
+    let writeFailures = 0
+    let discardedWrites = 0
+    const tierErrors = new Map<string, number>()
+    const bus = {
+      sent: 0,
+      publishFailures: 0,
+      received: 0,
+      own: 0,
+      malformed: 0,
+      applied: 0,
+      resyncs: 0
+    }
+
+    // ---- versions: a read that went below L1 only promotes if nothing changed meanwhile ------
+    let epoch = 0
+    const stripes = new Uint32Array(STRIPES)
+    const guardOf = (key: string): Guard => {
+      const stripe = stripeOf(key)
+      return { epoch, stripe, version: stripes[stripe]! }
+    }
+    const unchanged = (g: Guard) => g.epoch === epoch && stripes[g.stripe] === g.version
+    const bump = (key: string) => {
+      const s = stripeOf(key)
+      stripes[s] = stripes[s]! + 1
+    }
+
+    const flights = new Map<string, Flight>()
+
+    // ---- tier plumbing ---------------------------------------------------------------------
+    const recordTierError = (index: number, error: TierError) => {
+      const label = labels[index]!
+      tierErrors.set(label, (tierErrors.get(label) ?? 0) + 1)
+      return Effect.logWarning(`tiercache: ${error.message}`).pipe(
+        Effect.annotateLogs({ tier: label, operation: error.operation, cache: cacheName })
+      )
+    }
+
+    /** Runs `op` on every tier (L1 is index 0); answers the failures. */
+    const onEveryTier = (
+      l1Op: () => Effect.Effect<void, TierError>,
+      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>
+    ): Effect.Effect<ReadonlyArray<TierError>> =>
+      Effect.forEach(
+        [l1Op, ...lower.map((tier) => () => lowerOp(tier))],
+        (op, index) =>
+          op().pipe(
+            Effect.as(undefined),
+            Effect.catchAll((error) => Effect.as(recordTierError(index, error), error))
+          ),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.map((results) => results.filter((r): r is TierError => r !== undefined)))
+
+    const failIfAllFailed = (key: string, operation: string, failures: ReadonlyArray<TierError>) => {
+      if (failures.length < lower.length + 1) return Effect.void
+      writeFailures++
+      return Effect.fail(new CacheWriteError({ key, operation, failures }))
+    }
+
+    const l1Entry = (entry: Entry.Entry, at: number) => (l1Scale === 1 ? entry : Entry.scale(entry, at, l1Scale))
+
+    /** Stores into L1 and answers the slot, for the fast path. */
+    const storeL1 = (key: string, entry: Entry.Entry): Effect.Effect<Slot | undefined, TierError> =>
+      fast !== undefined
+        ? Effect.sync(() => fast.store(key, l1Entry(entry, now())))
+        : Effect.as(l1.set(key, l1Entry(entry, now())), undefined)
+
+    const removeL1 = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> =>
+      fast !== undefined
+        ? Effect.sync(() => {
+            for (const key of keys) fast.remove(key)
+          })
+        : l1.remove(keys)
+
+    const publish = (message: InvalidationMessage): Effect.Effect<void> => {
+      if (busOption._tag === "None") return Effect.void
+      return busOption.value.publish(message).pipe(
+        Effect.tap(() => {
+          bus.sent++
+        }),
+        Effect.catchAll((error) => {
+          bus.publishFailures++
+          return Effect.logWarning(`tiercache: ${error.message}`).pipe(Effect.annotateLogs({ cache: cacheName }))
+        })
+      )
+    }
+
+    // ---- input -----------------------------------------------------------------------------
+    const resolveWrite = (opts: WriteOptions | undefined): ResolvedWrite | CacheInputError => {
+      if (opts === undefined) return { ttlMs: defaultTtl, graceMs: defaultGrace, tags: [] }
+      if (opts.ttl !== undefined && opts.strategy !== undefined) {
+        return new CacheInputError({ problem: "InvalidOption", reason: "give either ttl or strategy, not both" })
+      }
+      let ttlMs = defaultTtl
+      if (opts.ttl !== undefined) {
+        const t = durationMillis(opts.ttl, "ttl")
+        if (typeof t !== "number") return t
+        ttlMs = t
+      } else if (opts.strategy !== undefined) {
+        if (!CacheStrategy.isCacheStrategy(opts.strategy)) {
+          return new CacheInputError({ problem: "InvalidOption", reason: "strategy must be a CacheStrategy" })
+        }
+        const t = durationMillis(CacheStrategy.toDurationInput(opts.strategy), "strategy TTL")
+        if (typeof t !== "number") return t
+        ttlMs = t
+      }
+      let graceMs = defaultGrace
+      if (opts.grace !== undefined) {
+        const g = durationMillis(opts.grace, "grace", true)
+        if (typeof g !== "number") return g
+        graceMs = g
+      }
+      const tags = opts.tags ?? []
+      if (!Array.isArray(tags) || tags.some((t) => typeof t !== "string" || t.length === 0)) {
+        return new CacheInputError({ problem: "InvalidOption", reason: "tags must be non-empty strings" })
+      }
+      return { ttlMs, graceMs, tags }
+    }
+
+    /** Encodes a value for storage: with the schema when given, then checks it is JSON-safe. */
+    const encodeValue = (value: unknown, schema: AnySchema | undefined): unknown => {
+      let encoded = value
+      if (schema !== undefined) {
+        const e = encoderOf(schema)(value)
+        if (e._tag === "Left") {
+          return new CacheInputError({
+            problem: "UnencodableValue",
+            reason: `value does not encode with the schema: ${firstLine(e.left.message)}`
+          })
+        }
+        encoded = e.right
+      }
+      return jsonError(encoded) ?? new Encoded(encoded)
+    }
+
+    // ---- reads -----------------------------------------------------------------------------
+    /** A fresh L1 slot, or undefined. */
+    const freshSlot = (key: string): Slot | undefined => {
+      const slot = fast!.lookup(key)
+      return slot !== undefined && clock.unsafeCurrentTimeMillis() < slot.entry.expiresAt ? slot : undefined
+    }
+
+    /** Decodes a slot's value under a schema, memoizing it in the slot; undefined when it does not decode. */
+    const typedFromSlot = (slot: Slot, schema: AnySchema): Slot | undefined => {
+      if (slot.typedSchema === schema) return slot
+      const d = decoderOf(schema)(slot.entry.value)
+      if (d._tag === "Left") {
+        decodeErrors++
+        return undefined
+      }
+      memoizeTyped(slot, schema, d.right)
+      return slot
+    }
+
+    /** Decodes an encoded value (untyped: as is); `undefined` result = did not decode. */
+    const decodeFor = (schema: AnySchema | undefined, value: unknown): { value: unknown } | undefined => {
+      if (schema === undefined) return { value }
+      const d = decoderOf(schema)(value)
+      if (d._tag === "Left") {
+        decodeErrors++
+        return undefined
+      }
+      return { value: d.right }
+    }
+
+    /** L1 through the generic Tier interface (an L1 that is not a MemoryTier). */
+    const genericL1 = (key: string): Effect.Effect<Option.Option<Entry.Entry>> =>
+      l1.get(key).pipe(
+        Effect.map(Option.filter((entry) => Entry.isFresh(entry, now()))),
+        Effect.catchAll((error) => Effect.as(recordTierError(0, error), Option.none()))
+      )
+
+    /**
+     * Looks `key` up below L1, tier by tier; a fresh hit that decodes is promoted into every
+     * tier above it (unless the key changed meanwhile). Answers the hit and its tier index.
+     */
+    const lookupLower = (
+      key: string,
+      schema: AnySchema | undefined,
+      guard: Guard
+    ): Effect.Effect<Option.Option<{ readonly index: number; readonly result: FlightResult }>> =>
+      Effect.gen(function* () {
+        for (let i = 0; i < lower.length; i++) {
+          const found = yield* lower[i]!.get(key).pipe(
+            Effect.catchAll((error) => Effect.as(recordTierError(i + 1, error), Option.none<Entry.Entry>()))
+          )
+          if (found._tag === "None" || !Entry.isFresh(found.value, now())) continue
+          const decoded = decodeFor(schema, found.value.value)
+          if (decoded === undefined) continue
+          yield* promote(key, found.value, i, guard, schema, decoded.value)
+          return Option.some({ index: i, result: { entry: found.value, value: decoded.value } })
+        }
+        return Option.none()
+      })
+
+    const promote = (
+      key: string,
+      entry: Entry.Entry,
+      foundAt: number,
+      guard: Guard,
+      schema: AnySchema | undefined,
+      decoded: unknown
+    ): Effect.Effect<void> => {
+      if (!unchanged(guard)) {
+        discardedWrites++
+        return Effect.void
+      }
+      const above = lower.slice(0, foundAt)
+      return Effect.gen(function* () {
+        const slot = yield* storeL1(key, entry).pipe(
+          Effect.catchAll((error) => Effect.as(recordTierError(0, error), undefined))
+        )
+        if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+        yield* Effect.forEach(
+          above,
+          (tier, i) => tier.set(key, entry).pipe(Effect.catchAll((error) => recordTierError(i + 1, error))),
+          { concurrency: "unbounded", discard: true }
+        )
+        promotions++
+      })
+    }
+
+    const readSlow = (key: string, schema: AnySchema | undefined): Effect.Effect<Option.Option<unknown>> =>
+      Effect.suspend(() => {
+        const guard = guardOf(key)
+        const fromL1 =
+          fast !== undefined
+            ? Effect.succeed(Option.none<Entry.Entry>())
+            : genericL1(key).pipe(
+                Effect.map(Option.filter((entry) => decodeFor(schema, entry.value) !== undefined))
+              )
+        return Effect.flatMap(fromL1, (hitL1) => {
+          if (hitL1._tag === "Some") {
+            l1Hits++
+            return Effect.succeed(Option.some(decodeFor(schema, hitL1.value.value)!.value))
+          }
+          return Effect.map(lookupLower(key, schema, guard), (hit) => {
+            if (hit._tag === "None") {
+              misses++
+              return Option.none()
+            }
+            tierHits[hit.value.index]!++
+            return Option.some(hit.value.result.value)
+          })
+        })
+      })
+
+    const get = (key: string): Effect.Effect<Option.Option<unknown>, CacheInputError> =>
+      Effect.suspend(() => {
+        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        if (fast !== undefined) {
+          const slot = freshSlot(key)
+          if (slot !== undefined) {
+            l1Hits++
+            return slot.some
+          }
+        }
+        return readSlow(key, undefined)
+      })
+
+    const getTyped = <A, I>(
+      key: string,
+      schema: Schema.Schema<A, I, never>
+    ): Effect.Effect<Option.Option<A>, CacheInputError> =>
+      Effect.suspend(() => {
+        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        if (fast !== undefined) {
+          const slot = freshSlot(key)
+          if (slot !== undefined) {
+            const typed = typedFromSlot(slot, schema as AnySchema)
+            if (typed !== undefined) {
+              l1Hits++
+              return typed.typedSome as Exit.Exit<Option.Option<A>>
+            }
+          }
+        }
+        return readSlow(key, schema as AnySchema) as Effect.Effect<Option.Option<A>>
+      })
+
+    const getMany = (
+      keys: ReadonlyArray<string>,
+      schema?: AnySchema
+    ): Effect.Effect<ReadonlyArray<Option.Option<unknown>>, CacheInputError> =>
+      Effect.suspend(() => {
+        const bad = keysError(keys)
+        if (bad) return Effect.fail(bad)
+        const results: Array<Option.Option<unknown>> = new Array(keys.length)
+        const pending: Array<number> = []
+        for (let i = 0; i < keys.length; i++) {
+          const slot = fast !== undefined ? freshSlot(keys[i]!) : undefined
+          const typed = slot !== undefined && schema !== undefined ? typedFromSlot(slot, schema) : slot
+          if (typed !== undefined) {
+            l1Hits++
+            results[i] = Option.some(schema !== undefined ? typed.typedValue : typed.entry.value)
+          } else pending.push(i)
+        }
+        if (pending.length === 0) return Effect.succeed(results)
+        return Effect.gen(function* () {
+          const guards = pending.map((i) => guardOf(keys[i]!))
+          let remaining = pending.map((i, j) => ({ i, guard: guards[j]! }))
+          if (fast === undefined) {
+            const found = yield* l1.getMany(remaining.map(({ i }) => keys[i]!)).pipe(
+              Effect.catchAll((error) => Effect.as(recordTierError(0, error), remaining.map(() => Option.none())))
+            )
+            remaining = remaining.filter(({ i }, j) => {
+              const entry = found[j]!
+              if (entry._tag === "None" || !Entry.isFresh(entry.value, now())) return true
+              const decoded = decodeFor(schema, entry.value.value)
+              if (decoded === undefined) return true
+              l1Hits++
+              results[i] = Option.some(decoded.value)
+              return false
+            })
+          }
+          for (let t = 0; t < lower.length && remaining.length > 0; t++) {
+            const tier = lower[t]!
+            const found = yield* tier.getMany(remaining.map(({ i }) => keys[i]!)).pipe(
+              Effect.catchAll((error) =>
+                Effect.as(recordTierError(t + 1, error), remaining.map(() => Option.none<Entry.Entry>()))
+              )
+            )
+            const still: typeof remaining = []
+            for (let j = 0; j < remaining.length; j++) {
+              const { i, guard } = remaining[j]!
+              const entry = found[j]
+              const decoded =
+                entry !== undefined && entry._tag === "Some" && Entry.isFresh(entry.value, now())
+                  ? decodeFor(schema, entry.value.value)
+                  : undefined
+              if (decoded === undefined || entry === undefined || entry._tag === "None") {
+                still.push(remaining[j]!)
+                continue
+              }
+              tierHits[t]!++
+              results[i] = Option.some(decoded.value)
+              yield* promote(keys[i]!, entry.value, t, guard, schema, decoded.value)
+            }
+            remaining = still
+          }
+          for (const { i } of remaining) {
+            misses++
+            results[i] = Option.none()
+          }
+          return results
+        })
+      })
+
+    // ---- writes ----------------------------------------------------------------------------
+    const write = (
+      key: string,
+      value: unknown,
+      opts: TypedWriteOptions<unknown, unknown> | undefined,
+      broadcastValue: boolean
+    ): Effect.Effect<void, CacheError> =>
+      Effect.suspend((): Effect.Effect<void, CacheError> => {
+        const badKey = keyError(key)
+        if (badKey) return Effect.fail(badKey)
+        const resolved = resolveWrite(opts)
+        if (resolved instanceof CacheInputError) return Effect.fail(resolved)
+        const encoded = encodeValue(value, opts?.schema as AnySchema | undefined)
+        if (encoded instanceof CacheInputError) return Effect.fail(encoded)
+        const at = now()
+        const entry = Entry.make({ value: (encoded as Encoded).value, now: at, ...resolved })
+        return storeEverywhere(key, entry, opts?.schema as AnySchema | undefined, value).pipe(
+          Effect.flatMap((failures) => failIfAllFailed(key, "set", failures)),
+          Effect.zipRight(
+            publish(
+              broadcastValue
+                ? {
+                    type: "Update",
+                    key,
+                    value: entry.value,
+                    ttl_secs: Math.ceil(resolved.ttlMs / 1000),
+                    ttl_ms: resolved.ttlMs,
+                    grace_ms: resolved.graceMs,
+                    tags: resolved.tags,
+                    origin: instanceId
+                  }
+                : { type: "Remove", key, origin: instanceId }
+            )
+          )
+        )
+      })
+
+    /**
+     * Writes an entry into every tier, bumping the key's version before and after so that no
+     * read that overlapped the write promotes an older value over it.
+     */
+    const storeEverywhere = (
+      key: string,
+      entry: Entry.Entry,
+      schema: AnySchema | undefined,
+      decoded: unknown
+    ): Effect.Effect<ReadonlyArray<TierError>> =>
+      Effect.suspend(() => {
+        bump(key)
+        flights.delete(key)
+        return onEveryTier(
+          () =>
+            Effect.map(storeL1(key, entry), (slot) => {
+              if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+            }),
+          (tier) => tier.set(key, entry)
+        ).pipe(Effect.ensuring(Effect.sync(() => bump(key))))
+      })
+
+    const removeEverywhere = (
+      label: string,
+      operation: string,
+      before: () => void,
+      l1Op: () => Effect.Effect<void, TierError>,
+      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
+      message: InvalidationMessage
+    ): Effect.Effect<void, CacheWriteError> =>
+      Effect.suspend(() => {
+        before()
+        return onEveryTier(l1Op, lowerOp).pipe(
+          Effect.ensuring(Effect.sync(before)),
+          Effect.flatMap((failures) => failIfAllFailed(label, operation, failures)),
+          Effect.zipRight(publish(message))
+        )
+      })
+
+    const invalidate = (key: string): Effect.Effect<void, CacheError> =>
+      Effect.suspend((): Effect.Effect<void, CacheError> => {
+        const bad = keyError(key)
+        if (bad) return Effect.fail(bad)
+        return removeEverywhere(
+          key,
+          "invalidate",
+          () => {
+            bump(key)
+            flights.delete(key)
+          },
+          () => removeL1([key]),
+          (tier) => tier.remove([key]),
+          { type: "Remove", key, origin: instanceId }
+        )
+      })
+
+    const invalidateMany = (keys: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
+      Effect.suspend((): Effect.Effect<void, CacheError> => {
+        const bad = keysError(keys)
+        if (bad) return Effect.fail(bad)
+        if (keys.length === 0) return Effect.void
+        const list = [...keys]
+        return removeEverywhere(
+          list.join(","),
+          "invalidateMany",
+          () => {
+            for (const key of list) {
+              bump(key)
+              flights.delete(key)
+            }
+          },
+          () => removeL1(list),
+          (tier) => tier.remove(list),
+          { type: "RemoveBulk", keys: list, origin: instanceId }
+        )
+      })
+
+    const forgetFlightsMatching = (matches: (key: string) => boolean) => {
+      epoch++
+      for (const key of [...flights.keys()]) if (matches(key)) flights.delete(key)
+    }
+
+    const invalidatePattern = (glob: string): Effect.Effect<void, CacheError> =>
+      Effect.suspend((): Effect.Effect<void, CacheError> => {
+        if (typeof glob !== "string" || glob.length === 0) {
+          return Effect.fail(new CacheInputError({ problem: "InvalidKey", reason: "a pattern must be a non-empty string" }))
+        }
+        const matches = Glob.matcher(glob)
+        return removeEverywhere(
+          glob,
+          "invalidatePattern",
+          () => forgetFlightsMatching(matches),
+          () =>
+            fast !== undefined ? Effect.sync(() => void fast.removeWhere((key) => matches(key))) : l1.removeMatching(glob),
+          (tier) => tier.removeMatching(glob),
+          { type: "RemovePattern", pattern: glob, origin: instanceId }
+        )
+      })
+
+    const clear: Effect.Effect<void, CacheWriteError> = removeEverywhere(
+      "*",
+      "clear",
+      () => forgetFlightsMatching(() => true),
+      () => (fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear),
+      (tier) => tier.clear,
+      { type: "Clear", origin: instanceId }
+    )
+
+    // ---- getOrCompute ----------------------------------------------------------------------
+    /**
+     * Joins the flight under way for `key`, or starts one: the flight reads the lower tiers,
+     * then computes and stores. It runs in a fiber of the cache's scope, so the caller's
+     * interruption only stops its own wait.
+     */
+    const lead = <A, E, R>(
+      key: string,
+      schema: AnySchema | undefined,
+      compute: Effect.Effect<A, E, R>,
+      opts: WriteOptions | undefined,
+      counted: boolean
+    ): Effect.Effect<A, E | CacheError, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend((): Effect.Effect<A, E | CacheError, R> => {
+          const existing = flights.get(key)
+          if (existing !== undefined) {
+            if (counted) coalesced++
+            return restore(join(key, existing, schema, compute, opts))
+          }
+          const resolved = resolveWrite(opts)
+          if (resolved instanceof CacheInputError) return Effect.fail(resolved)
+          const flight: Flight = { deferred: Deferred.unsafeMake(FiberId.none), schema }
+          flights.set(key, flight)
+          const body = runFlight(key, flight, compute, resolved, counted).pipe(
+            Effect.interruptible,
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                if (flights.get(key) === flight) flights.delete(key)
+                Deferred.unsafeDone(flight.deferred, exit)
+              })
+            )
+          )
+          return Effect.forkIn(body, scope).pipe(
+            Effect.zipRight(restore(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>)),
+            Effect.map((result) => result.value as A)
+          )
+        })
+      )
+
+    /** Waits for another caller's flight; with another schema, decodes its entry (or computes anew). */
+    const join = <A, E, R>(
+      key: string,
+      flight: Flight,
+      schema: AnySchema | undefined,
+      compute: Effect.Effect<A, E, R>,
+      opts: WriteOptions | undefined
+    ): Effect.Effect<A, E | CacheError, R> =>
+      Effect.flatMap(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>, (result) => {
+        if (schema === flight.schema) return Effect.succeed(result.value as A)
+        const decoded = decodeFor(schema, result.entry.value)
+        return decoded !== undefined ? Effect.succeed(decoded.value as A) : lead(key, schema, compute, opts, false)
+      })
+
+    const runFlight = <A, E, R>(
+      key: string,
+      flight: Flight,
+      compute: Effect.Effect<A, E, R>,
+      resolved: ResolvedWrite,
+      counted: boolean
+    ): Effect.Effect<FlightResult, E | CacheError, R> =>
+      Effect.gen(function* () {
+        const guard = guardOf(key)
+        const hit = yield* lookupLower(key, flight.schema, guard)
+        if (hit._tag === "Some") {
+          if (counted) tierHits[hit.value.index]!++
+          return hit.value.result
+        }
+        if (counted) misses++
+        computations++
+        const value = yield* Effect.tapErrorCause(compute, (cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => computeErrors++)
+        )
+        const encoded = encodeValue(value, flight.schema)
+        if (encoded instanceof CacheInputError) return yield* encoded
+        const entry = Entry.make({ value: (encoded as Encoded).value, now: now(), ...resolved })
+        if (!unchanged(guard)) {
+          discardedWrites++
+          yield* Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
+            Effect.annotateLogs({ key, cache: cacheName })
+          )
+          return { entry, value }
+        }
+        const failures = yield* storeEverywhere(key, entry, flight.schema, value)
+        if (failures.length === lower.length + 1) {
+          writeFailures++
+          yield* Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
+            Effect.annotateLogs({ key, cache: cacheName })
+          )
+        }
+        yield* publish({ type: "Remove", key, origin: instanceId })
+        return { entry, value: flight.schema === undefined ? entry.value : value }
+      }).pipe(Effect.withSpan("tiercache.getOrCompute", { attributes: { key, cache: cacheName } }))
+
+    const getOrCompute = <A, E, R>(
+      key: string,
+      compute: Effect.Effect<A, E, R>,
+      opts?: WriteOptions
+    ): Effect.Effect<A, E | CacheError, R> =>
+      Effect.suspend(() => {
+        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        if (fast !== undefined) {
+          const slot = freshSlot(key)
+          if (slot !== undefined) {
+            l1Hits++
+            return slot.valueExit as Exit.Exit<A>
+          }
+          return lead(key, undefined, compute, opts, true)
+        }
+        return Effect.flatMap(genericL1(key), (hit) => {
+          if (hit._tag === "Some") {
+            l1Hits++
+            return Effect.succeed(hit.value.value as A)
+          }
+          return lead(key, undefined, compute, opts, true)
+        })
+      })
+
+    const getOrComputeTyped = <A, I, E, R>(
+      key: string,
+      schema: Schema.Schema<A, I, never>,
+      compute: Effect.Effect<A, E, R>,
+      opts?: WriteOptions
+    ): Effect.Effect<A, E | CacheError, R> =>
+      Effect.suspend(() => {
+        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        const s = schema as AnySchema
+        if (fast !== undefined) {
+          const slot = freshSlot(key)
+          if (slot !== undefined) {
+            const typed = typedFromSlot(slot, s)
+            if (typed !== undefined) {
+              l1Hits++
+              return typed.typedExit as Exit.Exit<A>
+            }
+          }
+          return lead(key, s, compute, opts, true)
+        }
+        return Effect.flatMap(genericL1(key), (hit) => {
+          const decoded = hit._tag === "Some" ? decodeFor(s, hit.value.value) : undefined
+          if (decoded !== undefined) {
+            l1Hits++
+            return Effect.succeed(decoded.value as A)
+          }
+          return lead(key, s, compute, opts, true)
+        })
+      })
+
+    // ---- the bus ---------------------------------------------------------------------------
+    const applyRemote = (message: InvalidationMessage): Effect.Effect<void, TierError> => {
+      switch (message.type) {
+        case "Remove":
+          flights.delete(message.key)
+          return Effect.ensuring(
+            removeL1([message.key]),
+            Effect.sync(() => bump(message.key))
+          )
+        case "RemoveBulk":
+          for (const key of message.keys) flights.delete(key)
+          return Effect.ensuring(
+            removeL1(message.keys),
+            Effect.sync(() => {
+              for (const key of message.keys) bump(key)
+            })
+          )
+        case "Update": {
+          flights.delete(message.key)
+          const ttlMs =
+            message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : defaultTtl)
+          if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) return removeL1([message.key])
+          const entry = Entry.make({
+            value: message.value,
+            now: now(),
+            ttlMs,
+            graceMs: message.grace_ms,
+            tags: message.tags
+          })
+          return Effect.ensuring(
+            Effect.asVoid(storeL1(message.key, entry)),
+            Effect.sync(() => bump(message.key))
+          )
+        }
+        case "RemovePattern": {
+          const matches = Glob.matcher(message.pattern)
+          forgetFlightsMatching(matches)
+          return Effect.ensuring(
+            fast !== undefined
+              ? Effect.sync(() => void fast.removeWhere((key) => matches(key)))
+              : Effect.asVoid(l1.removeMatching(message.pattern)),
+            Effect.sync(() => epoch++)
+          )
+        }
+        case "RemoveTag": {
+          forgetFlightsMatching(() => true)
+          return fast !== undefined
+            ? Effect.sync(() => void fast.removeWhere((_, slot) => slot.entry.tags.includes(message.tag)))
+            : l1.clear
+        }
+        case "Clear":
+          return clearL1
+      }
+    }
+
+    const clearL1: Effect.Effect<void, TierError> = Effect.suspend(() => {
+      forgetFlightsMatching(() => true)
+      return Effect.ensuring(
+        fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear,
+        Effect.sync(() => epoch++)
+      )
+    })
+
+    const onEvent = (event: Event): Effect.Effect<void> => {
+      switch (event._tag) {
+        case "Reconnected":
+          bus.resyncs++
+          return clearL1.pipe(
+            Effect.zipRight(Effect.logInfo("tiercache: bus reconnected; L1 cleared")),
+            Effect.catchAll((error) => recordTierError(0, error)),
+            Effect.annotateLogs({ cache: cacheName })
+          )
+        case "Malformed":
+          bus.received++
+          bus.malformed++
+          return Effect.logWarning(`tiercache: malformed bus message skipped: ${event.reason}`).pipe(
+            Effect.annotateLogs({ cache: cacheName })
+          )
+        case "Message":
+          bus.received++
+          if (event.message.origin === instanceId) {
+            bus.own++
+            return Effect.void
+          }
+          bus.applied++
+          return applyRemote(event.message).pipe(Effect.catchAll((error) => recordTierError(0, error)))
+      }
+    }
+
+    if (busOption._tag === "Some") {
+      const events = yield* busOption.value.subscribe
+      yield* Effect.forkScoped(Stream.runForEach(events, onEvent))
+    }
+
+    // ---- observation -----------------------------------------------------------------------
+    const stats: Effect.Effect<CacheStats> = Effect.sync(() => {
+      const lowerHits = tierHits.reduce((a, b) => a + b, 0)
+      const requests = l1Hits + lowerHits + coalesced + misses
+      return {
+        requests,
+        l1Hits,
+        l2Hits: tierHits[0] ?? 0,
+        tierHits: [...tierHits],
+        coalesced,
+        misses,
+        hitRate: requests === 0 ? 0 : (l1Hits + lowerHits) / requests,
+        l1HitRate: requests === 0 ? 0 : l1Hits / requests,
+        promotions,
+        computations,
+        computeErrors,
+        decodeErrors,
+        tierErrors: Object.fromEntries(tierErrors),
+        writeFailures,
+        discardedWrites,
+        inFlight: flights.size
+      }
+    })
+
+    const invalidationStats: Effect.Effect<InvalidationStats> = Effect.sync(() => ({
+      enabled: busOption._tag === "Some",
+      messagesSent: bus.sent,
+      publishFailures: bus.publishFailures,
+      messagesReceived: bus.received,
+      ownMessagesIgnored: bus.own,
+      malformedMessages: bus.malformed,
+      messagesApplied: bus.applied,
+      resyncs: bus.resyncs
+    }))
+
+    const health: Effect.Effect<CacheHealth> = Effect.map(
+      Effect.forEach([l1, ...lower], (tier) => tier.health, { concurrency: "unbounded" }),
+      (tiers) => ({
+        status: !tiers[0]!.healthy ? "unhealthy" : tiers.every((t) => t.healthy) ? "healthy" : "degraded",
+        tiers,
+        bus: busOption._tag === "Some"
+      })
+    )
+
+    const service: TieredCache.Service = {
+      instanceId,
+      get,
+      getTyped,
+      getMany: getMany as TieredCache.Service["getMany"],
+      set: (key, value, opts) => write(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined, false),
+      update: (key, value, opts) => write(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined, true),
+      getOrCompute,
+      getOrComputeTyped,
+      invalidate,
+      invalidateMany,
+      invalidatePattern,
+      clear,
+      stats,
+      invalidationStats,
+      health
+    }
+    return service
+  })
+
+/** A successfully encoded value (a class, so that it cannot be confused with a user's value). */
+class Encoded {
+  constructor(readonly value: unknown) {}
+}
+
+const labelTiers = (tiers: ReadonlyArray<Tier.Service>): ReadonlyArray<string> => {
+  const counts = new Map<string, number>()
+  for (const t of tiers) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
+  return tiers.map((t, i) => ((counts.get(t.name) ?? 0) > 1 ? `${t.name}#${i + 1}` : t.name))
+}

@@ -1,0 +1,72 @@
+/**
+ * Several TieredCache instances, as on several machines: each has its own L1, all share one
+ * L2 and one invalidation bus.
+ *
+ * @since 0.1.0
+ */
+import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Context, Effect, Layer, type Scope } from "effect"
+import * as TestBus from "./TestBus.js"
+import * as TestTier from "./TestTier.js"
+
+/**
+ * Options of a group of instances.
+ *
+ * @since 0.1.0
+ */
+export interface Options<E, R> {
+  /** Options of every instance's cache. */
+  readonly cache?: TieredCache.Options | undefined
+  /** Options of every instance's L1 (default: 10 000 entries). */
+  readonly l1?: MemoryTier.Options | undefined
+  /**
+   * The shared tier below L1 and the bus, built once per instance (default: one shared
+   * TestTier and one shared TestBus hub).
+   */
+  readonly shared?: Layer.Layer<Tier.L2 | InvalidationBus.InvalidationBus, E, R> | undefined
+}
+
+/**
+ * The instances and what they share.
+ *
+ * @since 0.1.0
+ */
+export interface Instances {
+  /** The caches, each with its own L1 and instance id. */
+  readonly caches: ReadonlyArray<TieredCache.TieredCache.Service>
+  /** The L2 they share (when the default was used). */
+  readonly l2: TestTier.TestTier | undefined
+  /** The bus hub they share (when the default was used). */
+  readonly hub: TestBus.Hub | undefined
+}
+
+/**
+ * Builds `n` instances in the current scope; closing it stops every instance.
+ *
+ * @since 0.1.0
+ */
+export const make = <E = never, R = never>(
+  n: number,
+  options: Options<E, R> = {}
+): Effect.Effect<Instances, E | TieredCache.LayerError, R | Scope.Scope> =>
+  Effect.gen(function* () {
+    let l2: TestTier.TestTier | undefined
+    let hub: TestBus.Hub | undefined
+    let shared: Layer.Layer<Tier.L2 | InvalidationBus.InvalidationBus, E, R>
+    if (options.shared !== undefined) {
+      shared = options.shared
+    } else {
+      l2 = yield* TestTier.make()
+      hub = yield* TestBus.makeHub
+      shared = Layer.merge(Layer.succeed(Tier.L2, l2), TestBus.layer(hub))
+    }
+    const caches: Array<TieredCache.TieredCache.Service> = []
+    for (let i = 0; i < n; i++) {
+      const layer = TieredCache.layer({ ...options.cache, instanceId: `instance-${i + 1}` }).pipe(
+        Layer.provide(Layer.merge(MemoryTier.layer(options.l1 ?? { maxEntries: 10_000 }), Layer.fresh(shared)))
+      )
+      const context = yield* Layer.build(layer)
+      caches.push(Context.get(context, TieredCache.TieredCache))
+    }
+    return { caches, l2, hub }
+  })

@@ -1,0 +1,150 @@
+/**
+ * An in-memory tier whose expiry follows the Effect Clock (so `TestClock` drives it), with
+ * switches to make operations fail, for users' unit tests and ours. It is the L2 of tests
+ * that need no Redis.
+ *
+ * @since 0.1.0
+ */
+import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
+import { Effect, Layer, Option } from "effect"
+
+/**
+ * The operations a test tier can be told to fail.
+ *
+ * @since 0.1.0
+ */
+export type Operation = "get" | "getMany" | "set" | "setMany" | "remove" | "removeMatching" | "clear"
+
+/**
+ * A test tier: a Tier plus a look inside and failure switches.
+ *
+ * @since 0.1.0
+ */
+export interface TestTier extends Tier.Tier.Service {
+  /** The stored entries (gone ones excluded), keyed as written. */
+  readonly snapshot: Effect.Effect<ReadonlyMap<string, Entry.Entry>>
+  /** Writes an entry directly, bypassing any cache (to plant bad or foreign data). */
+  readonly plant: (key: string, entry: Entry.Entry) => Effect.Effect<void>
+  /** Makes the given operations (or all) fail with a TierError until told otherwise. */
+  readonly failOn: (operations: ReadonlyArray<Operation> | "all" | "none") => Effect.Effect<void>
+  /** How many times each operation was called. */
+  readonly calls: Effect.Effect<Readonly<Record<Operation, number>>>
+}
+
+/**
+ * Options of a test tier.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The tier's name (default `test`). */
+  readonly name?: string | undefined
+}
+
+/**
+ * Builds a test tier.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): Effect.Effect<TestTier> =>
+  Effect.gen(function* () {
+    const clock = yield* Effect.clock
+    const name = options.name ?? "test"
+    const store = new Map<string, Entry.Entry>()
+    let failing: ReadonlySet<Operation> = new Set()
+    const calls: Record<Operation, number> = {
+      get: 0,
+      getMany: 0,
+      set: 0,
+      setMany: 0,
+      remove: 0,
+      removeMatching: 0,
+      clear: 0
+    }
+    const now = () => clock.unsafeCurrentTimeMillis()
+
+    const op = <A>(operation: Operation, body: () => A): Effect.Effect<A, CacheError.TierError> =>
+      Effect.suspend(() => {
+        calls[operation]++
+        if (failing.has(operation)) {
+          return Effect.fail(
+            new CacheError.TierError({ tier: name, operation, reason: "failure injected by the test" })
+          )
+        }
+        return Effect.sync(body)
+      })
+
+    const read = (key: string): Option.Option<Entry.Entry> => {
+      const entry = store.get(key)
+      if (entry === undefined) return Option.none()
+      if (Entry.isGone(entry, now())) {
+        store.delete(key)
+        return Option.none()
+      }
+      return Option.some(entry)
+    }
+    const write = (key: string, entry: Entry.Entry) => {
+      if (Entry.isGone(entry, now())) store.delete(key)
+      else store.set(key, entry)
+    }
+
+    const tier: TestTier = {
+      name,
+      get: (key) => op("get", () => read(key)),
+      getMany: (keys) => op("getMany", () => keys.map(read)),
+      set: (key, entry) => op("set", () => write(key, entry)),
+      setMany: (entries) =>
+        op("setMany", () => {
+          for (const [key, entry] of entries) write(key, entry)
+        }),
+      remove: (keys) =>
+        op("remove", () => {
+          for (const key of keys) store.delete(key)
+        }),
+      removeMatching: (glob) =>
+        op("removeMatching", () => {
+          const matches = Glob.matcher(glob)
+          let n = 0
+          for (const key of [...store.keys()]) {
+            if (matches(key)) {
+              store.delete(key)
+              n++
+            }
+          }
+          return n
+        }),
+      clear: op("clear", () => store.clear()),
+      health: Effect.sync(() => ({
+        name,
+        healthy: failing.size === 0,
+        detail: failing.size === 0 ? `${store.size} entries` : `failing: ${[...failing].join(", ")}`
+      })),
+      snapshot: Effect.sync(() => {
+        const out = new Map<string, Entry.Entry>()
+        for (const key of [...store.keys()]) {
+          const e = read(key)
+          if (e._tag === "Some") out.set(key, e.value)
+        }
+        return out
+      }),
+      plant: (key, entry) => Effect.sync(() => write(key, entry)),
+      failOn: (operations) =>
+        Effect.sync(() => {
+          failing =
+            operations === "all"
+              ? new Set<Operation>(["get", "getMany", "set", "setMany", "remove", "removeMatching", "clear"])
+              : operations === "none"
+                ? new Set()
+                : new Set(operations)
+        }),
+      calls: Effect.sync(() => ({ ...calls }))
+    }
+    return tier
+  })
+
+/**
+ * A fresh test tier as the cache's L2.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<Tier.L2> => Layer.effect(Tier.L2, make(options))
