@@ -10,6 +10,13 @@
 export * as MultiInstance from "./MultiInstance.js"
 
 /**
+ * A real redis-server per test suite.
+ *
+ * @since 0.1.0
+ */
+export * as RedisServer from "./RedisServer.js"
+
+/**
  * An in-memory invalidation bus hub.
  *
  * @since 0.1.0
@@ -22,10 +29,3 @@ export * as TestBus from "./TestBus.js"
  * @since 0.1.0
  */
 export * as TestTier from "./TestTier.js"
-
-/**
- * A real redis-server per test suite.
- *
- * @since 0.1.0
- */
-export * as RedisServer from "./RedisServer.js"
