@@ -1,0 +1,233 @@
+import * as Net from "node:net"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { RedisServer } from "@tiercache/testing"
+import {
+  Cause,
+  Config,
+  ConfigProvider,
+  Context,
+  Effect,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Redacted,
+  Scope
+} from "effect"
+import { RedisConnection } from "../src/index.js"
+import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
+
+const PASSWORD = "hunter2-s3cret"
+
+/** Builds a connection layer in a scope of its own and answers how the build ended. */
+const build = (options: RedisConnection.Options) =>
+  Effect.scoped(Layer.build(RedisConnection.layer(options))).pipe(Effect.exit, timed)
+
+/** Runs `effect` and collects every log line it (or any fiber it starts) writes, at every level. */
+const captureLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const lines: Array<string> = []
+    const logger = Logger.make(({ message, annotations }) => {
+      lines.push(`${String(message)} ${JSON.stringify(Object.fromEntries(annotations))}`)
+    })
+    const result = yield* effect.pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+      Logger.withMinimumLogLevel(LogLevel.All)
+    )
+    return [result, lines] as const
+  })
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
+  return failure.value
+}
+
+describe("RedisConnection", () => {
+  layer(RedisServer.layer({ password: PASSWORD }), { excludeTestServices: true, timeout: "20 seconds" })(
+    "against a server with a password",
+    (it) => {
+      it.effect("a wrong password is a typed error at build, fast, and the password is never logged", () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const [[elapsed, exit], lines] = yield* captureLogs(
+            build({ host: server.host, port: server.port, password: Redacted.make("not-the-password") })
+          )
+          const error = failureOf(exit)
+          expect(error._tag).toBe("RedisConnectionError")
+          expect(error.message).toMatch(/WRONGPASS/)
+          expect(elapsed).toBeLessThan(1000)
+          expect(lines.join("\n")).not.toContain("not-the-password")
+          expect(error.message).not.toContain("not-the-password")
+        })
+      )
+
+      it.effect("no password against a server that wants one is a typed error at build", () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const [elapsed, exit] = yield* build({ host: server.host, port: server.port })
+          const error = failureOf(exit)
+          expect(error._tag).toBe("RedisConnectionError")
+          expect(error.message).toMatch(/NOAUTH/)
+          expect(elapsed).toBeLessThan(1000)
+        })
+      )
+
+      it.effect("the right password connects, and it is never logged", () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const [reply, lines] = yield* captureLogs(
+            Effect.scoped(
+              Effect.gen(function* () {
+                const connection = yield* RedisConnection.make({
+                  host: server.host,
+                  port: server.port,
+                  password: Redacted.make(PASSWORD)
+                })
+                return yield* Effect.promise(() => connection.client.ping())
+              })
+            )
+          )
+          expect(reply).toBe("PONG")
+          expect(lines.join("\n")).not.toContain(PASSWORD)
+        })
+      )
+
+      it.effect("layerConfig reads the options from configuration", () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const provider = ConfigProvider.fromMap(
+            new Map([
+              ["REDIS_URL", `redis://${server.host}:${server.port}`],
+              ["REDIS_PASSWORD", PASSWORD]
+            ])
+          )
+          const reply = yield* Effect.gen(function* () {
+            const connection = yield* RedisConnection.RedisConnection
+            return yield* Effect.promise(() => connection.client.ping())
+          }).pipe(
+            Effect.provide(
+              RedisConnection.layerConfig({
+                url: Config.string("REDIS_URL"),
+                password: Config.redacted("REDIS_PASSWORD"),
+                keyPrefix: Config.succeed("cfg:")
+              })
+            ),
+            Effect.withConfigProvider(provider)
+          )
+          expect(reply).toBe("PONG")
+        })
+      )
+    }
+  )
+
+  it.live("an unreachable port is a typed error within the connect timeout", () =>
+    Effect.gen(function* () {
+      // A port that was free a moment ago: nothing listens there.
+      const port = yield* Effect.async<number>((resume) => {
+        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+          const address = probe.address() as Net.AddressInfo
+          probe.close(() => resume(Effect.succeed(address.port)))
+        })
+      })
+      const [elapsed, exit] = yield* build({ host: "127.0.0.1", port, connectTimeout: "300 millis" })
+      expect(failureOf(exit)._tag).toBe("RedisConnectionError")
+      expect(elapsed).toBeLessThan(1000)
+    })
+  )
+
+  it.live("a server that accepts but never answers is a typed error at the connect timeout, not a hang", () =>
+    Effect.gen(function* () {
+      const sockets: Array<Net.Socket> = []
+      const silent = yield* Effect.acquireRelease(
+        Effect.async<Net.Server>((resume) => {
+          const server = Net.createServer((socket) => void sockets.push(socket))
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) =>
+          Effect.sync(() => {
+            for (const socket of sockets) socket.destroy()
+            server.close()
+          })
+      )
+      const port = (silent.address() as Net.AddressInfo).port
+      const [elapsed, exit] = yield* build({ host: "127.0.0.1", port, connectTimeout: "300 millis" })
+      const error = failureOf(exit)
+      expect(error._tag).toBe("RedisConnectionError")
+      expect(error.message).toMatch(/within/)
+      expect(elapsed).toBeGreaterThanOrEqual(290)
+      expect(elapsed).toBeLessThan(1000)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("invalid options are a configuration error", () =>
+    Effect.gen(function* () {
+      const [, exit] = yield* build({ port: 6379, commandTimeout: 0 })
+      const error = failureOf(exit)
+      expect(error._tag).toBe("CacheConfigError")
+      expect(error.message).toMatch(/commandTimeout/)
+      const [, portExit] = yield* build({ port: 70000 })
+      expect(failureOf(portExit)._tag).toBe("CacheConfigError")
+    })
+  )
+
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "20 seconds" })(
+    "without a password",
+    (it) => {
+      it.effect("closing the scope quits the command, subscriber, blocking and dedicated connections", () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const scope = yield* Scope.make()
+          const connection = yield* Layer.buildWithScope(
+            connectionLayer({ connectionName: "closing" }),
+            scope
+          ).pipe(Effect.map(Context.get(RedisConnection.RedisConnection)))
+          const subscriber = yield* Scope.extend(connection.subscriber, scope)
+          yield* Effect.promise(() => subscriber.subscribe("closing-test"))
+          yield* connection.blocking((client) => Effect.promise(() => client.ping()))
+          yield* Scope.extend(connection.dedicated("consumer"), scope)
+          const before = yield* clientNames(look)
+          expect(before.filter((n) => n.startsWith("closing:")).sort()).toEqual([
+            "closing:blocking",
+            "closing:command",
+            "closing:consumer",
+            "closing:subscriber"
+          ])
+          yield* Scope.close(scope, Exit.void)
+          yield* eventually(
+            Effect.flatMap(clientNames(look), (names) =>
+              names.some((n) => n.startsWith("closing:")) ? Effect.fail(names) : Effect.void
+            ),
+            "2 seconds"
+          )
+        }).pipe(Effect.scoped)
+      )
+
+      it.effect(
+        "a blocking read is interrupted with CLIENT UNBLOCK, so the next one does not wait behind it",
+        () =>
+          Effect.gen(function* () {
+            const connection = yield* RedisConnection.make({
+              host: (yield* RedisServer.RedisServer).host,
+              port: (yield* RedisServer.RedisServer).port
+            })
+            const [elapsed] = yield* timed(
+              connection
+                .blocking((client) =>
+                  Effect.promise(() => client.xread("BLOCK", 5000, "STREAMS", "unblock-test", "$"))
+                )
+                .pipe(Effect.timeout("100 millis"), Effect.option)
+            )
+            expect(elapsed).toBeLessThan(300)
+            const [next, reply] = yield* timed(
+              connection.blocking((client) => Effect.promise(() => client.ping()))
+            )
+            expect(reply).toBe("PONG")
+            expect(next).toBeLessThan(300)
+          }).pipe(Effect.scoped)
+      )
+    }
+  )
+})

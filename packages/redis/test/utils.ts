@@ -1,0 +1,78 @@
+import { RedisServer } from "@tiercache/testing"
+import type { Scope } from "effect"
+import { Duration, Effect, Layer, Schedule } from "effect"
+import { Redis } from "ioredis"
+import { RedisConnection } from "../src/index.js"
+
+/**
+ * A connection layer to the suite's server, with short timeouts so fault tests stay fast.
+ */
+export const connectionLayer = (
+  options: RedisConnection.Options = {}
+): Layer.Layer<RedisConnection.RedisConnection, unknown, RedisServer.RedisServer> =>
+  Layer.unwrapEffect(
+    Effect.map(RedisServer.RedisServer, (server) =>
+      RedisConnection.layer({
+        host: server.host,
+        port: server.port,
+        commandTimeout: "500 millis",
+        connectTimeout: "1 second",
+        reconnectMaxDelay: "100 millis",
+        ...options
+      })
+    )
+  )
+
+/**
+ * A plain ioredis client on the suite's server, to look at what the code under test did.
+ * It waits for the connection itself (offline queue on), unlike the clients under test.
+ */
+export const observer: Effect.Effect<Redis, unknown, RedisServer.RedisServer | Scope.Scope> = Effect.gen(
+  function* () {
+    const server = yield* RedisServer.RedisServer
+    return yield* Effect.acquireRelease(
+      Effect.tryPromise(async () => {
+        const client = new Redis({
+          host: server.host,
+          port: server.port,
+          lazyConnect: true,
+          connectionName: "observer",
+          retryStrategy: () => 50,
+          ...(server.password === undefined ? {} : { password: server.password })
+        })
+        client.on("error", () => {})
+        await client.connect()
+        return client
+      }),
+      (client) => Effect.sync(() => client.disconnect())
+    )
+  }
+)
+
+/** Milliseconds the effect took, with its result. */
+export const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.map(Effect.timed(effect), ([d, a]) => [Duration.toMillis(d), a] as const)
+
+/** Retries until the effect succeeds, for at most `within`. */
+export const eventually = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  within: Duration.DurationInput = "5 seconds"
+) =>
+  effect.pipe(
+    Effect.retry(Schedule.spaced("25 millis")),
+    Effect.timeoutFail({
+      duration: within,
+      onTimeout: () => new Error(`not within ${Duration.format(within)}`)
+    })
+  )
+
+/** The names of the clients connected now (CLIENT LIST), the observer's own excluded. */
+export const clientNames = (observer: Redis) =>
+  Effect.promise(async () => {
+    const list = (await observer.client("LIST")) as string
+    return list
+      .split("\n")
+      .filter((line) => line.length > 0)
+      .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? "")
+      .filter((name) => name !== "observer")
+  })
