@@ -32,7 +32,13 @@ export class TierError extends Schema.TaggedError<TierError>("@tiercache/core/Ti
  *
  * @since 0.1.0
  */
-export const InputProblem = Schema.Literal("EmptyKey", "InvalidKey", "InvalidTtl", "InvalidOption", "UnencodableValue")
+export const InputProblem = Schema.Literal(
+  "EmptyKey",
+  "InvalidKey",
+  "InvalidTtl",
+  "InvalidOption",
+  "UnencodableValue"
+)
 
 /**
  * @since 0.1.0
@@ -107,15 +113,14 @@ export class BusError extends Schema.TaggedError<BusError>("@tiercache/core/BusE
  *
  * @since 0.1.0
  */
-export class CacheConfigError extends Schema.TaggedError<CacheConfigError>("@tiercache/core/CacheConfigError")(
-  "CacheConfigError",
-  {
-    /** The option at fault. */
-    option: Schema.String,
-    /** What is wrong with it. */
-    reason: Schema.String
-  }
-) {
+export class CacheConfigError extends Schema.TaggedError<CacheConfigError>(
+  "@tiercache/core/CacheConfigError"
+)("CacheConfigError", {
+  /** The option at fault. */
+  option: Schema.String,
+  /** What is wrong with it. */
+  reason: Schema.String
+}) {
   /** @since 0.1.0 */
   override get message(): string {
     return `invalid option ${this.option}: ${this.reason}`
@@ -134,16 +139,19 @@ export type CacheError = CacheInputError | CacheWriteError
  *
  * @since 0.1.0
  */
-export class StreamError extends Schema.TaggedError<StreamError>("@tiercache/core/StreamError")("StreamError", {
-  /** The operation (`publish`, `read`, `readLatest`, `createGroup`, `consume`, `ack`). */
-  operation: Schema.String,
-  /** The stream's key. */
-  stream: Schema.String,
-  /** What went wrong. */
-  reason: Schema.String,
-  /** The underlying failure, when there is one. */
-  cause: Schema.optional(Schema.Defect)
-}) {
+export class StreamError extends Schema.TaggedError<StreamError>("@tiercache/core/StreamError")(
+  "StreamError",
+  {
+    /** The operation (`publish`, `read`, `readLatest`, `createGroup`, `consume`, `ack`). */
+    operation: Schema.String,
+    /** The stream's key. */
+    stream: Schema.String,
+    /** What went wrong. */
+    reason: Schema.String,
+    /** The underlying failure, when there is one. */
+    cause: Schema.optional(Schema.Defect)
+  }
+) {
   /** @since 0.1.0 */
   override get message(): string {
     return `stream ${this.stream}: ${this.operation} failed: ${this.reason}`

@@ -44,7 +44,9 @@ export const isCacheStrategy = (u: unknown): u is CacheStrategy =>
   typeof u === "object" &&
   u !== null &&
   "_tag" in u &&
-  ["RealTime", "ShortTerm", "MediumTerm", "LongTerm", "Default", "Custom"].includes((u as { _tag: string })._tag)
+  ["RealTime", "ShortTerm", "MediumTerm", "LongTerm", "Default", "Custom"].includes(
+    (u as { _tag: string })._tag
+  )
 
 /**
  * The TTL of a strategy, as given (a Custom input is checked where it is used: a negative,
@@ -66,4 +68,5 @@ export const toDurationInput: (strategy: CacheStrategy) => Duration.DurationInpu
  *
  * @since 0.1.0
  */
-export const toDuration = (strategy: CacheStrategy): Duration.Duration => Duration.decode(toDurationInput(strategy))
+export const toDuration = (strategy: CacheStrategy): Duration.Duration =>
+  Duration.decode(toDurationInput(strategy))

@@ -44,7 +44,10 @@ export interface ConsumeOptions {
  *
  * @since 0.1.0
  */
-export class CacheStreams extends Context.Tag("@tiercache/core/CacheStreams")<CacheStreams, CacheStreams.Service>() {}
+export class CacheStreams extends Context.Tag("@tiercache/core/CacheStreams")<
+  CacheStreams,
+  CacheStreams.Service
+>() {}
 
 /**
  * @since 0.1.0
@@ -57,7 +60,10 @@ export declare namespace CacheStreams {
     /** Appends an entry (XADD, trimmed to about `maxLen` with MAXLEN ~); answers its id. */
     readonly publish: (stream: string, fields: Fields, maxLen?: number) => Effect.Effect<string, StreamError>
     /** The newest `count` entries, newest first (XREVRANGE). */
-    readonly readLatest: (stream: string, count: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StreamError>
+    readonly readLatest: (
+      stream: string,
+      count: number
+    ) => Effect.Effect<ReadonlyArray<StreamEntry>, StreamError>
     /**
      * Up to `count` entries after `lastId` (`"0"` from the start, `"$"` only new ones), oldest
      * first (XREAD). With `blockMs` it waits that long for entries, on its own connection.
@@ -69,7 +75,11 @@ export declare namespace CacheStreams {
       blockMs?: number
     ) => Effect.Effect<ReadonlyArray<StreamEntry>, StreamError>
     /** Creates a consumer group (creating the stream too); an existing group is no error. */
-    readonly createGroup: (stream: string, group: string, startId?: string) => Effect.Effect<void, StreamError>
+    readonly createGroup: (
+      stream: string,
+      group: string,
+      startId?: string
+    ) => Effect.Effect<void, StreamError>
     /** The entries delivered to `consumer` in `group`, as a Stream; acknowledge them with `ack`. */
     readonly consume: (
       stream: string,
@@ -78,7 +88,11 @@ export declare namespace CacheStreams {
       options?: ConsumeOptions
     ) => Stream.Stream<StreamEntry, StreamError>
     /** Acknowledges entries; answers how many were pending. */
-    readonly ack: (stream: string, group: string, ids: ReadonlyArray<string>) => Effect.Effect<number, StreamError>
+    readonly ack: (
+      stream: string,
+      group: string,
+      ids: ReadonlyArray<string>
+    ) => Effect.Effect<number, StreamError>
   }
 }
 

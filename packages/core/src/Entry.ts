@@ -59,7 +59,8 @@ export const isFresh = (entry: Entry, now: number): boolean => now < entry.expir
  *
  * @since 0.1.0
  */
-export const isStale = (entry: Entry, now: number): boolean => now >= entry.expiresAt && now < entry.staleUntil
+export const isStale = (entry: Entry, now: number): boolean =>
+  now >= entry.expiresAt && now < entry.staleUntil
 
 /**
  * Is the entry gone at `now` (past its grace window)?
@@ -136,7 +137,13 @@ const decodeEnvelope = Schema.decodeUnknownOption(Schema.parseJson(Envelope))
  * @since 0.1.0
  */
 export const serialize = (entry: Entry): string =>
-  JSON.stringify({ v: entry.value, e: entry.expiresAt, s: entry.staleUntil, t: entry.tags, c: entry.createdAt })
+  JSON.stringify({
+    v: entry.value,
+    e: entry.expiresAt,
+    s: entry.staleUntil,
+    t: entry.tags,
+    c: entry.createdAt
+  })
 
 /**
  * Parses a wire envelope; anything that is not one (not JSON, wrong shape) is `undefined`.

@@ -12,6 +12,7 @@ const special = /[*?[\]\\]/g
  *
  * @since 0.1.0
  */
+// biome-ignore lint/suspicious/noShadowRestrictedNames: a module export, read as Glob.escape
 export const escape = (literal: string): string => literal.replace(special, "\\$&")
 
 const regexSpecial = /[.*+?^${}()|[\]\\/-]/g

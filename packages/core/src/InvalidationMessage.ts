@@ -38,7 +38,11 @@ export const Update = Schema.Struct({
  *
  * @since 0.1.0
  */
-export const RemovePattern = Schema.Struct({ type: Schema.Literal("RemovePattern"), pattern: Schema.String, origin })
+export const RemovePattern = Schema.Struct({
+  type: Schema.Literal("RemovePattern"),
+  pattern: Schema.String,
+  origin
+})
 
 /**
  * Remove several keys from every L1.

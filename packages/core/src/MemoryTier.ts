@@ -126,7 +126,9 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
       size: () => lru.size,
       get: (key) => Effect.sync(() => Option.map(Option.fromNullable(lookup(key)), (slot) => slot.entry)),
       getMany: (keys) =>
-        Effect.sync(() => keys.map((key) => Option.map(Option.fromNullable(lookup(key)), (slot) => slot.entry))),
+        Effect.sync(() =>
+          keys.map((key) => Option.map(Option.fromNullable(lookup(key)), (slot) => slot.entry))
+        ),
       set: (key, entry) =>
         Effect.sync(() => {
           store(key, entry)

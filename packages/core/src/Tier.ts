@@ -47,7 +47,9 @@ export declare namespace Tier {
     /** The entry under `key`, if it is there and not gone. */
     readonly get: (key: string) => Effect.Effect<Option.Option<Entry>, TierError>
     /** The entries under `keys`, in the same order. */
-    readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, TierError>
+    readonly getMany: (
+      keys: ReadonlyArray<string>
+    ) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, TierError>
     /** Stores `entry` under `key` until its `staleUntil`. */
     readonly set: (key: string, entry: Entry) => Effect.Effect<void, TierError>
     /** Stores several entries at once. */

@@ -6,9 +6,15 @@
  * @since 0.1.0
  */
 import type { Duration, Schema, Scope } from "effect"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, type Effect, Layer, type Option } from "effect"
 
-import type { BusError, CacheConfigError, CacheError, CacheInputError, CacheWriteError } from "./CacheError.js"
+import type {
+  BusError,
+  CacheConfigError,
+  CacheError,
+  CacheInputError,
+  CacheWriteError
+} from "./CacheError.js"
 import type { CacheHealth, CacheStats, InvalidationStats } from "./CacheStats.js"
 import type { CacheStrategy } from "./CacheStrategy.js"
 import { make as makeInternal } from "./internal/tieredCache.js"
@@ -68,7 +74,10 @@ export interface TypedWriteOptions<A, I> extends WriteOptions {
  *
  * @since 0.1.0
  */
-export class TieredCache extends Context.Tag("@tiercache/core/TieredCache")<TieredCache, TieredCache.Service>() {}
+export class TieredCache extends Context.Tag("@tiercache/core/TieredCache")<
+  TieredCache,
+  TieredCache.Service
+>() {}
 
 /**
  * @since 0.1.0
@@ -103,7 +112,11 @@ export declare namespace TieredCache {
      * Writes every tier and tells the other instances to drop their L1 copy. Fails only when
      * every tier failed, or on bad input (before anything is written).
      */
-    readonly set: <A, I = A>(key: string, value: A, options?: TypedWriteOptions<A, I>) => Effect.Effect<void, CacheError>
+    readonly set: <A, I = A>(
+      key: string,
+      value: A,
+      options?: TypedWriteOptions<A, I>
+    ) => Effect.Effect<void, CacheError>
     /**
      * Writes every tier and broadcasts the value itself, so that other instances' L1 hold it
      * without a miss (the seed's `update_cache`).

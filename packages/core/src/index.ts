@@ -8,13 +8,12 @@
  * @since 0.1.0
  */
 export * as CacheError from "./CacheError.js"
-
 /**
- * Event streams beside the cache.
+ * Statistics and health shapes.
  *
  * @since 0.1.0
  */
-export * as CacheStreams from "./CacheStreams.js"
+export * as CacheStats from "./CacheStats.js"
 
 /**
  * TTL presets.
@@ -22,55 +21,48 @@ export * as CacheStreams from "./CacheStreams.js"
  * @since 0.1.0
  */
 export * as CacheStrategy from "./CacheStrategy.js"
-
+/**
+ * Event streams beside the cache.
+ *
+ * @since 0.1.0
+ */
+export * as CacheStreams from "./CacheStreams.js"
 /**
  * The record every tier stores.
  *
  * @since 0.1.0
  */
 export * as Entry from "./Entry.js"
-
 /**
  * Redis-style glob patterns.
  *
  * @since 0.1.0
  */
 export * as Glob from "./Glob.js"
-
 /**
  * The invalidation bus service.
  *
  * @since 0.1.0
  */
 export * as InvalidationBus from "./InvalidationBus.js"
-
 /**
  * The invalidation bus wire protocol.
  *
  * @since 0.1.0
  */
 export * as InvalidationMessage from "./InvalidationMessage.js"
-
 /**
  * The default L1.
  *
  * @since 0.1.0
  */
 export * as MemoryTier from "./MemoryTier.js"
-
 /**
  * The storage contract and the tier tags.
  *
  * @since 0.1.0
  */
 export * as Tier from "./Tier.js"
-
-/**
- * Statistics and health shapes.
- *
- * @since 0.1.0
- */
-export * as CacheStats from "./CacheStats.js"
 
 /**
  * The cache service.

@@ -210,51 +210,53 @@ export const semanticsSuite = <R>(name: string, target: Target<R>): void => {
         })
       )
 
-      it.scoped("getTyped and getOrComputeTyped decode with Schema; bad data is a miss, recomputed and overwritten", () =>
-        Effect.gen(function* () {
-          const { caches, l2, settle } = yield* instances(2)
-          const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
-          const key = freshKey("typed")
-          const alice = { id: 1, name: "alice", since: new Date("2020-01-02T00:00:00.000Z") }
-          const got = yield* a.getOrComputeTyped(key, User, Effect.succeed(alice), { ttl: "1 minute" })
-          expect(got).toEqual(alice)
-          yield* settle
-          // Stored encoded: the date is a string in L2.
-          const stored = yield* l2.get(key)
-          expect(Option.map(stored, (e) => e.value)).toEqual(
-            Option.some({ id: 1, name: "alice", since: "2020-01-02T00:00:00.000Z" })
-          )
-          const viaB = yield* b.getTyped(key, User)
-          expect(viaB).toEqual(Option.some(alice))
-          expect((yield* b.getTyped(key, User)).pipe(Option.map((u) => u.since instanceof Date))).toEqual(
-            Option.some(true)
-          )
+      it.scoped(
+        "getTyped and getOrComputeTyped decode with Schema; bad data is a miss, recomputed and overwritten",
+        () =>
+          Effect.gen(function* () {
+            const { caches, l2, settle } = yield* instances(2)
+            const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+            const key = freshKey("typed")
+            const alice = { id: 1, name: "alice", since: new Date("2020-01-02T00:00:00.000Z") }
+            const got = yield* a.getOrComputeTyped(key, User, Effect.succeed(alice), { ttl: "1 minute" })
+            expect(got).toEqual(alice)
+            yield* settle
+            // Stored encoded: the date is a string in L2.
+            const stored = yield* l2.get(key)
+            expect(Option.map(stored, (e) => e.value)).toEqual(
+              Option.some({ id: 1, name: "alice", since: "2020-01-02T00:00:00.000Z" })
+            )
+            const viaB = yield* b.getTyped(key, User)
+            expect(viaB).toEqual(Option.some(alice))
+            expect((yield* b.getTyped(key, User)).pipe(Option.map((u) => u.since instanceof Date))).toEqual(
+              Option.some(true)
+            )
 
-          // Plant data of the wrong shape straight into L2.
-          const bad = freshKey("typed-bad")
-          const clockNow = yield* Effect.clockWith((c) => c.currentTimeMillis)
-          yield* l2.set(bad, Entry.make({ value: { id: "not a number" }, now: clockNow, ttlMs: 60_000 }))
-          expect(yield* b.getTyped(bad, User)).toEqual(Option.none())
-          let runs = 0
-          const fixed = yield* b.getOrComputeTyped(
-            bad,
-            User,
-            Effect.sync(() => {
-              runs++
-              return alice
-            }),
-            { ttl: "1 minute" }
-          )
-          expect(fixed).toEqual(alice)
-          expect(runs).toBe(1)
-          yield* settle
-          expect(Option.map(yield* l2.get(bad), (e) => (e.value as { name: string }).name)).toEqual(
-            Option.some("alice")
-          )
-          expect(yield* a.getTyped(bad, User)).toEqual(Option.some(alice))
-          const s = yield* b.stats
-          expect(s.decodeErrors).toBe(2)
-        })
+            // Plant data of the wrong shape straight into L2.
+            const bad = freshKey("typed-bad")
+            const clockNow = yield* Effect.clockWith((c) => c.currentTimeMillis)
+            yield* l2.set(bad, Entry.make({ value: { id: "not a number" }, now: clockNow, ttlMs: 60_000 }))
+            expect(yield* b.getTyped(bad, User)).toEqual(Option.none())
+            let runs = 0
+            const fixed = yield* b.getOrComputeTyped(
+              bad,
+              User,
+              Effect.sync(() => {
+                runs++
+                return alice
+              }),
+              { ttl: "1 minute" }
+            )
+            expect(fixed).toEqual(alice)
+            expect(runs).toBe(1)
+            yield* settle
+            expect(Option.map(yield* l2.get(bad), (e) => (e.value as { name: string }).name)).toEqual(
+              Option.some("alice")
+            )
+            expect(yield* a.getTyped(bad, User)).toEqual(Option.some(alice))
+            const s = yield* b.stats
+            expect(s.decodeErrors).toBe(2)
+          })
       )
 
       it.scoped("stats are exact after a scripted sequence", () =>
@@ -311,7 +313,15 @@ export const semanticsSuite = <R>(name: string, target: Target<R>): void => {
             misses: sb.misses,
             promotions: sb.promotions,
             computations: sb.computations
-          }).toEqual({ requests: 5, l1Hits: 2, l2Hits: 1, coalesced: 0, misses: 2, promotions: 1, computations: 1 })
+          }).toEqual({
+            requests: 5,
+            l1Hits: 2,
+            l2Hits: 1,
+            coalesced: 0,
+            misses: 2,
+            promotions: 1,
+            computations: 1
+          })
           expect(sa.hitRate).toBeCloseTo(6 / 10)
           expect(sa.l1HitRate).toBeCloseTo(5 / 10)
         })

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { type InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { Context, Effect, Layer, type Scope } from "effect"
 import * as TestBus from "./TestBus.js"
 import * as TestTier from "./TestTier.js"
@@ -63,7 +63,9 @@ export const make = <E = never, R = never>(
     const caches: Array<TieredCache.TieredCache.Service> = []
     for (let i = 0; i < n; i++) {
       const layer = TieredCache.layer({ ...options.cache, instanceId: `instance-${i + 1}` }).pipe(
-        Layer.provide(Layer.merge(MemoryTier.layer(options.l1 ?? { maxEntries: 10_000 }), Layer.fresh(shared)))
+        Layer.provide(
+          Layer.merge(MemoryTier.layer(options.l1 ?? { maxEntries: 10_000 }), Layer.fresh(shared))
+        )
       )
       const context = yield* Layer.build(layer)
       caches.push(Context.get(context, TieredCache.TieredCache))

@@ -67,7 +67,9 @@ export const make = (hub: Hub): InvalidationBus.InvalidationBus.Service => ({
   publish: (message) =>
     Effect.suspend(() => {
       if (hub.state.failing) {
-        return Effect.fail(new CacheError.BusError({ operation: "publish", reason: "failure injected by the test" }))
+        return Effect.fail(
+          new CacheError.BusError({ operation: "publish", reason: "failure injected by the test" })
+        )
       }
       return hub.publishRaw(InvalidationMessage.encode(message))
     }),
@@ -83,7 +85,9 @@ export const make = (hub: Hub): InvalidationBus.InvalidationBus.Service => ({
         })
     )
     return Stream.fromQueue(dequeue).pipe(
-      Stream.map((wire) => (wire._tag === "Raw" ? InvalidationBus.decodeEvent(wire.raw) : InvalidationBus.reconnected))
+      Stream.map((wire) =>
+        wire._tag === "Raw" ? InvalidationBus.decodeEvent(wire.raw) : InvalidationBus.reconnected
+      )
     )
   })
 })

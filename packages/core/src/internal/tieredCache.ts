@@ -12,7 +12,7 @@ import type { CacheHealth, CacheStats, InvalidationStats } from "../CacheStats.j
 import * as CacheStrategy from "../CacheStrategy.js"
 import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
-import { InvalidationBus, type Event } from "../InvalidationBus.js"
+import { type Event, InvalidationBus } from "../InvalidationBus.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import { isMemoryTier } from "../MemoryTier.js"
 import { L1, L2, type Tier, Tiers } from "../Tier.js"
@@ -93,7 +93,9 @@ export const make = (
     // ---- configuration -------------------------------------------------------------------
     const defaultTtlInput = options.defaultTtl ?? CacheStrategy.Default
     const defaultTtl = durationMillis(
-      CacheStrategy.isCacheStrategy(defaultTtlInput) ? CacheStrategy.toDurationInput(defaultTtlInput) : defaultTtlInput,
+      CacheStrategy.isCacheStrategy(defaultTtlInput)
+        ? CacheStrategy.toDurationInput(defaultTtlInput)
+        : defaultTtlInput,
       "defaultTtl"
     )
     if (typeof defaultTtl !== "number") {
@@ -106,7 +108,10 @@ export const make = (
     }
     const l1Scale = options.l1TtlScale ?? 1
     if (typeof l1Scale !== "number" || !(l1Scale > 0 && l1Scale <= 1)) {
-      return yield* new CacheConfigError({ option: "l1TtlScale", reason: `must be in (0, 1], got ${l1Scale}` })
+      return yield* new CacheConfigError({
+        option: "l1TtlScale",
+        reason: `must be in (0, 1], got ${l1Scale}`
+      })
     }
     const instanceId = options.instanceId ?? crypto.randomUUID()
     const cacheName = options.name ?? "default"
@@ -183,7 +188,8 @@ export const make = (
       return Effect.fail(new CacheWriteError({ key, operation, failures }))
     }
 
-    const l1Entry = (entry: Entry.Entry, at: number) => (l1Scale === 1 ? entry : Entry.scale(entry, at, l1Scale))
+    const l1Entry = (entry: Entry.Entry, at: number) =>
+      l1Scale === 1 ? entry : Entry.scale(entry, at, l1Scale)
 
     /** Stores into L1 and answers the slot, for the fast path. */
     const storeL1 = (key: string, entry: Entry.Entry): Effect.Effect<Slot | undefined, TierError> =>
@@ -206,7 +212,9 @@ export const make = (
         }),
         Effect.catchAll((error) => {
           bus.publishFailures++
-          return Effect.logWarning(`tiercache: ${error.message}`).pipe(Effect.annotateLogs({ cache: cacheName }))
+          return Effect.logWarning(`tiercache: ${error.message}`).pipe(
+            Effect.annotateLogs({ cache: cacheName })
+          )
         })
       )
     }
@@ -215,7 +223,10 @@ export const make = (
     const resolveWrite = (opts: WriteOptions | undefined): ResolvedWrite | CacheInputError => {
       if (opts === undefined) return { ttlMs: defaultTtl, graceMs: defaultGrace, tags: [] }
       if (opts.ttl !== undefined && opts.strategy !== undefined) {
-        return new CacheInputError({ problem: "InvalidOption", reason: "give either ttl or strategy, not both" })
+        return new CacheInputError({
+          problem: "InvalidOption",
+          reason: "give either ttl or strategy, not both"
+        })
       }
       let ttlMs = defaultTtl
       if (opts.ttl !== undefined) {
@@ -426,7 +437,12 @@ export const make = (
           let remaining = pending.map((i, j) => ({ i, guard: guards[j]! }))
           if (fast === undefined) {
             const found = yield* l1.getMany(remaining.map(({ i }) => keys[i]!)).pipe(
-              Effect.catchAll((error) => Effect.as(recordTierError(0, error), remaining.map(() => Option.none())))
+              Effect.catchAll((error) =>
+                Effect.as(
+                  recordTierError(0, error),
+                  remaining.map(() => Option.none())
+                )
+              )
             )
             remaining = remaining.filter(({ i }, j) => {
               const entry = found[j]!
@@ -442,7 +458,10 @@ export const make = (
             const tier = lower[t]!
             const found = yield* tier.getMany(remaining.map(({ i }) => keys[i]!)).pipe(
               Effect.catchAll((error) =>
-                Effect.as(recordTierError(t + 1, error), remaining.map(() => Option.none<Entry.Entry>()))
+                Effect.as(
+                  recordTierError(t + 1, error),
+                  remaining.map(() => Option.none<Entry.Entry>())
+                )
               )
             )
             const still: typeof remaining = []
@@ -487,7 +506,7 @@ export const make = (
         if (encoded instanceof CacheInputError) return Effect.fail(encoded)
         const at = now()
         const entry = Entry.make({ value: (encoded as Encoded).value, now: at, ...resolved })
-        return storeEverywhere(key, entry, opts?.schema as AnySchema | undefined, value).pipe(
+        return storeEverywhere(key, entry, opts?.schema as AnySchema | undefined, value, false).pipe(
           Effect.flatMap((failures) => failIfAllFailed(key, "set", failures)),
           Effect.zipRight(
             publish(
@@ -516,11 +535,14 @@ export const make = (
       key: string,
       entry: Entry.Entry,
       schema: AnySchema | undefined,
-      decoded: unknown
+      decoded: unknown,
+      fromFlight: boolean
     ): Effect.Effect<ReadonlyArray<TierError>> =>
       Effect.suspend(() => {
         bump(key)
-        flights.delete(key)
+        // A write from outside supersedes the computation under way; the flight's own store
+        // keeps the flight registered until it is done, so that no caller starts another.
+        if (!fromFlight) flights.delete(key)
         return onEveryTier(
           () =>
             Effect.map(storeL1(key, entry), (slot) => {
@@ -593,7 +615,9 @@ export const make = (
     const invalidatePattern = (glob: string): Effect.Effect<void, CacheError> =>
       Effect.suspend((): Effect.Effect<void, CacheError> => {
         if (typeof glob !== "string" || glob.length === 0) {
-          return Effect.fail(new CacheInputError({ problem: "InvalidKey", reason: "a pattern must be a non-empty string" }))
+          return Effect.fail(
+            new CacheInputError({ problem: "InvalidKey", reason: "a pattern must be a non-empty string" })
+          )
         }
         const matches = Glob.matcher(glob)
         return removeEverywhere(
@@ -601,7 +625,9 @@ export const make = (
           "invalidatePattern",
           () => forgetFlightsMatching(matches),
           () =>
-            fast !== undefined ? Effect.sync(() => void fast.removeWhere((key) => matches(key))) : l1.removeMatching(glob),
+            fast !== undefined
+              ? Effect.sync(() => void fast.removeWhere((key) => matches(key)))
+              : l1.removeMatching(glob),
           (tier) => tier.removeMatching(glob),
           { type: "RemovePattern", pattern: glob, origin: instanceId }
         )
@@ -667,7 +693,9 @@ export const make = (
       Effect.flatMap(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>, (result) => {
         if (schema === flight.schema) return Effect.succeed(result.value as A)
         const decoded = decodeFor(schema, result.entry.value)
-        return decoded !== undefined ? Effect.succeed(decoded.value as A) : lead(key, schema, compute, opts, false)
+        return decoded !== undefined
+          ? Effect.succeed(decoded.value as A)
+          : lead(key, schema, compute, opts, false)
       })
 
     const runFlight = <A, E, R>(
@@ -699,7 +727,7 @@ export const make = (
           )
           return { entry, value }
         }
-        const failures = yield* storeEverywhere(key, entry, flight.schema, value)
+        const failures = yield* storeEverywhere(key, entry, flight.schema, value, true)
         if (failures.length === lower.length + 1) {
           writeFailures++
           yield* Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
@@ -783,8 +811,7 @@ export const make = (
           )
         case "Update": {
           flights.delete(message.key)
-          const ttlMs =
-            message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : defaultTtl)
+          const ttlMs = message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : defaultTtl)
           if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) return removeL1([message.key])
           const entry = Entry.make({
             value: message.value,
@@ -907,8 +934,10 @@ export const make = (
       get,
       getTyped,
       getMany: getMany as TieredCache.Service["getMany"],
-      set: (key, value, opts) => write(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined, false),
-      update: (key, value, opts) => write(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined, true),
+      set: (key, value, opts) =>
+        write(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined, false),
+      update: (key, value, opts) =>
+        write(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined, true),
       getOrCompute,
       getOrComputeTyped,
       invalidate,

@@ -4,7 +4,10 @@ import { CacheInputError } from "../CacheError.js"
 /** @internal */
 export const keyError = (key: unknown): CacheInputError | undefined => {
   if (typeof key !== "string") {
-    return new CacheInputError({ problem: "InvalidKey", reason: `a key must be a string, got ${describe(key)}` })
+    return new CacheInputError({
+      problem: "InvalidKey",
+      reason: `a key must be a string, got ${describe(key)}`
+    })
   }
   if (key.length === 0) return new CacheInputError({ problem: "EmptyKey", reason: "a key must not be empty" })
   return undefined
@@ -13,7 +16,10 @@ export const keyError = (key: unknown): CacheInputError | undefined => {
 /** @internal */
 export const keysError = (keys: unknown): CacheInputError | undefined => {
   if (!Array.isArray(keys)) {
-    return new CacheInputError({ problem: "InvalidKey", reason: `keys must be an array, got ${describe(keys)}` })
+    return new CacheInputError({
+      problem: "InvalidKey",
+      reason: `keys must be an array, got ${describe(keys)}`
+    })
   }
   for (const key of keys) {
     const e = keyError(key)
@@ -44,12 +50,12 @@ export const durationMillis = (
     ms = Number(input) / 1_000_000
   } else if (typeof input === "string") {
     const m = durationString.exec(input)
-    if (!m) return bad("must be a duration such as \"5 minutes\"")
+    if (!m) return bad('must be a duration such as "5 minutes"')
     if (Number(m[1]) < 0 || Number.isNaN(Number(m[1]))) return bad("must not be negative")
     try {
       ms = Duration.toMillis(Duration.decode(input as Duration.DurationInput))
     } catch {
-      return bad("must be a duration such as \"5 minutes\"")
+      return bad('must be a duration such as "5 minutes"')
     }
   } else if (Duration.isDuration(input)) {
     ms = Duration.toMillis(input)

@@ -1,0 +1,59 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Entry, MemoryTier } from "@tiercache/core"
+import { Effect, Option, TestClock } from "effect"
+
+const entry = (value: unknown, ttlMs = 60_000, graceMs = 0) => Entry.make({ value, now: 0, ttlMs, graceMs })
+
+describe("MemoryTier", () => {
+  it.effect("is bounded by entry count, least recently used first", () =>
+    Effect.gen(function* () {
+      const tier = yield* MemoryTier.make({ maxEntries: 2 })
+      yield* tier.set("a", entry(1))
+      yield* tier.set("b", entry(2))
+      yield* tier.get("a")
+      yield* tier.set("c", entry(3))
+      expect(tier.size()).toBe(2)
+      expect(Option.isSome(yield* tier.get("a"))).toBe(true)
+      expect(Option.isNone(yield* tier.get("b"))).toBe(true)
+    })
+  )
+
+  it.effect("is bounded by estimated bytes when asked; an entry larger than the bound is not kept", () =>
+    Effect.gen(function* () {
+      const tier = yield* MemoryTier.make({ maxEntries: 1000, maxBytes: 4096 })
+      for (let i = 0; i < 100; i++) yield* tier.set(`k${i}`, entry("x".repeat(100)))
+      expect(tier.size()).toBeLessThan(20)
+      expect(tier.size()).toBeGreaterThan(5)
+      yield* tier.set("huge", entry("x".repeat(10_000)))
+      expect(Option.isNone(yield* tier.get("huge"))).toBe(true)
+    })
+  )
+
+  it.effect("keeps an entry until its grace window ends, on the Effect clock", () =>
+    Effect.gen(function* () {
+      const tier = yield* MemoryTier.make({ maxEntries: 10 })
+      yield* tier.set("k", entry("v", 1000, 500))
+      yield* TestClock.adjust("1499 millis")
+      expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("v"))
+      yield* TestClock.adjust("1 millis")
+      expect(yield* tier.get("k")).toEqual(Option.none())
+      expect(tier.size()).toBe(0)
+    })
+  )
+
+  it.effect("removes by glob, clears, and reports health", () =>
+    Effect.gen(function* () {
+      const tier = yield* MemoryTier.make({ maxEntries: 10 })
+      yield* tier.setMany([
+        ["user:1", entry(1)],
+        ["user:2", entry(2)],
+        ["order:1", entry(3)]
+      ])
+      expect(yield* tier.removeMatching("user:*")).toBe(2)
+      expect((yield* tier.getMany(["user:1", "order:1"])).map(Option.isSome)).toEqual([false, true])
+      yield* tier.clear
+      expect(tier.size()).toBe(0)
+      expect((yield* tier.health).healthy).toBe(true)
+    })
+  )
+})

@@ -1,0 +1,380 @@
+import { describe, expect, it } from "@effect/vitest"
+import { CacheStrategy, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
+
+type Cache = TieredCache.TieredCache.Service
+
+/** A cache over the given L1 and L2 services, built in the test's scope. */
+const cacheOver = (l1: Tier.Tier.Service, l2: Tier.Tier.Service, options?: TieredCache.Options) =>
+  TieredCache.make(options).pipe(Effect.provideService(Tier.L1, l1), Effect.provideService(Tier.L2, l2))
+
+const memoryCache = (options?: TieredCache.Options) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 1000 })
+    const l2 = yield* TestTier.make()
+    const cache = yield* cacheOver(l1, l2, options)
+    return { cache, l1, l2 }
+  })
+
+/** Waits until every cache has received every message on the hub. */
+const settle = (hub: TestBus.Hub, caches: ReadonlyArray<Cache>) =>
+  Effect.gen(function* () {
+    const published = (yield* hub.published).length
+    for (let i = 0; i < 10_000; i++) {
+      const stats = yield* Effect.forEach(caches, (c) => c.invalidationStats)
+      if (stats.every((s) => s.messagesReceived >= published)) return
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage("bus did not settle")
+  })
+
+describe("writes and tier failures", () => {
+  it.scoped("a failing L2 does not fail the write; the failure is counted", () =>
+    Effect.gen(function* () {
+      const { cache, l2 } = yield* memoryCache()
+      yield* l2.failOn(["set"])
+      yield* cache.set("k", "v")
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      const s = yield* cache.stats
+      expect(s.tierErrors).toEqual({ test: 1 })
+      expect(s.writeFailures).toBe(0)
+    })
+  )
+
+  it.scoped("when every tier fails, the caller gets a typed CacheWriteError", () =>
+    Effect.gen(function* () {
+      const l1 = yield* TestTier.make({ name: "l1" })
+      const l2 = yield* TestTier.make({ name: "l2" })
+      const cache = yield* cacheOver(l1, l2)
+      yield* l1.failOn("all")
+      yield* l2.failOn("all")
+      const error = yield* Effect.flip(cache.set("k", "v"))
+      expect(error._tag).toBe("CacheWriteError")
+      if (error._tag === "CacheWriteError") {
+        expect(error.failures.map((f) => f.tier).sort()).toEqual(["l1", "l2"])
+        expect(error.operation).toBe("set")
+      }
+      const s = yield* cache.stats
+      expect(s.writeFailures).toBe(1)
+      expect(s.tierErrors).toEqual({ l1: 1, l2: 1 })
+      // Reads degrade to misses, never errors.
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      const invalidated = yield* Effect.flip(cache.invalidate("k"))
+      expect(invalidated._tag).toBe("CacheWriteError")
+    })
+  )
+
+  it.scoped("a failing L2 read is a miss that computes; the value still reaches L1", () =>
+    Effect.gen(function* () {
+      const { cache, l2 } = yield* memoryCache()
+      yield* l2.failOn(["get", "set"])
+      expect(yield* cache.getOrCompute("k", Effect.succeed(7))).toBe(7)
+      expect(yield* cache.getOrCompute("k", Effect.succeed(8))).toBe(7)
+      const s = yield* cache.stats
+      expect([s.misses, s.l1Hits, s.computations]).toEqual([1, 1, 1])
+      expect(s.tierErrors).toEqual({ test: 2 })
+      expect((yield* cache.health).status).toBe("degraded")
+    })
+  )
+
+  it.scoped("an L1 that is not a MemoryTier works through the Tier contract", () =>
+    Effect.gen(function* () {
+      const l1 = yield* TestTier.make({ name: "l1" })
+      const l2 = yield* TestTier.make({ name: "l2" })
+      const cache = yield* cacheOver(l1, l2)
+      expect(yield* cache.getOrCompute("k", Effect.succeed({ a: 1 }))).toEqual({ a: 1 })
+      expect(yield* cache.getOrCompute("k", Effect.succeed({ a: 2 }))).toEqual({ a: 1 })
+      yield* l1.remove(["k"])
+      expect(yield* cache.get("k")).toEqual(Option.some({ a: 1 }))
+      expect(Option.isSome(yield* l1.get("k"))).toBe(true)
+      const s = yield* cache.stats
+      expect([s.l1Hits, s.l2Hits, s.misses, s.promotions]).toEqual([1, 1, 1, 1])
+    })
+  )
+
+  it.scoped("strategies set the TTL (RealTime: 10 s)", () =>
+    Effect.gen(function* () {
+      const { cache, l2 } = yield* memoryCache()
+      yield* cache.set("rt", 1, { strategy: CacheStrategy.RealTime })
+      yield* cache.set("lt", 1, { strategy: CacheStrategy.LongTerm })
+      yield* cache.set("c", 1, { strategy: CacheStrategy.Custom("42 millis") })
+      const snap = yield* l2.snapshot
+      expect(snap.get("rt")!.expiresAt).toBe(10_000)
+      expect(snap.get("lt")!.expiresAt).toBe(3 * 3600_000)
+      expect(snap.get("c")!.expiresAt).toBe(42)
+      yield* cache.set("d", 1)
+      expect((yield* l2.snapshot).get("d")!.expiresAt).toBe(5 * 60_000)
+    })
+  )
+
+  it.scoped("l1TtlScale keeps L1 copies for a fraction of their lifetime", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* memoryCache({ l1TtlScale: 0.5 })
+      yield* cache.set("k", "v", { ttl: "10 seconds" })
+      yield* TestClock.adjust("4999 millis")
+      yield* cache.get("k")
+      expect((yield* cache.stats).l1Hits).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* cache.get("k")).toEqual(Option.some("v")) // L2 still has it: promoted for half of 5 s
+      expect((yield* cache.stats).l2Hits).toBe(1)
+      yield* TestClock.adjust("2499 millis")
+      yield* cache.get("k")
+      expect((yield* cache.stats).l1Hits).toBe(2)
+      yield* TestClock.adjust("1 millis")
+      yield* cache.get("k")
+      expect((yield* cache.stats).l2Hits).toBe(2)
+    })
+  )
+})
+
+describe("single flight and races", () => {
+  it.scoped("an invalidate during a computation discards its result; later callers compute anew", () =>
+    Effect.gen(function* () {
+      const { cache, l2 } = yield* memoryCache()
+      const gate = yield* Deferred.make<void>()
+      const old = yield* Effect.fork(cache.getOrCompute("k", Effect.as(Deferred.await(gate), "old")))
+      yield* Effect.yieldNow()
+      yield* cache.invalidate("k")
+      // Not joined to the old flight: a new computation runs.
+      expect(yield* cache.getOrCompute("k", Effect.succeed("new"))).toBe("new")
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(old)).toBe("old")
+      expect(yield* cache.get("k")).toEqual(Option.some("new"))
+      expect(Option.map(yield* l2.get("k"), (e) => e.value)).toEqual(Option.some("new"))
+      const s = yield* cache.stats
+      expect([s.computations, s.discardedWrites]).toEqual([2, 1])
+    })
+  )
+
+  it.scoped("a set during a computation wins over the computed value", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* memoryCache()
+      const gate = yield* Deferred.make<void>()
+      const old = yield* Effect.fork(cache.getOrCompute("k", Effect.as(Deferred.await(gate), "computed")))
+      yield* Effect.yieldNow()
+      yield* cache.set("k", "written")
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(old)).toBe("computed")
+      expect(yield* cache.get("k")).toEqual(Option.some("written"))
+    })
+  )
+
+  it.scoped("a computation that outlives every caller still stores its result", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* memoryCache()
+      const gate = yield* Deferred.make<void>()
+      const caller = yield* Effect.fork(cache.getOrCompute("k", Effect.as(Deferred.await(gate), 1)))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(caller)
+      yield* Deferred.succeed(gate, undefined)
+      for (let i = 0; i < 100 && (yield* cache.stats).inFlight > 0; i++) yield* Effect.yieldNow()
+      expect(yield* cache.get("k")).toEqual(Option.some(1))
+    })
+  )
+
+  it.effect("closing the layer's scope stops the bus subscriber and running computations", () =>
+    Effect.gen(function* () {
+      const hub = yield* TestBus.makeHub
+      const scope = yield* Scope.make()
+      const cache = yield* TieredCache.make().pipe(
+        Effect.provide(
+          Layer.mergeAll(MemoryTier.layer({ maxEntries: 10 }), TestTier.layer(), TestBus.layer(hub))
+        ),
+        Scope.extend(scope)
+      )
+      expect(yield* hub.subscribers).toBe(1)
+      const waiting = yield* Effect.fork(cache.getOrCompute("k", Effect.never))
+      yield* Effect.yieldNow()
+      expect((yield* cache.stats).inFlight).toBe(1)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* hub.subscribers).toBe(0)
+      const exit = yield* Fiber.await(waiting)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+    })
+  )
+})
+
+describe("the invalidation bus", () => {
+  const three = MultiInstance.make(3)
+
+  it.scoped("invalidate, invalidateMany, update and invalidatePattern reach the other instances' L1", () =>
+    Effect.gen(function* () {
+      const { caches, hub } = yield* three
+      const [a, b, c] = caches as [Cache, Cache, Cache]
+      const keys = ["user:1", "user:2", "order:1", "x", "y", "z"]
+      for (const key of keys) yield* a.set(key, `${key}-v1`)
+      yield* settle(hub!, caches)
+      for (const cache of [b, c]) for (const key of keys) yield* cache.get(key) // fill their L1
+      const before = yield* b.stats
+
+      yield* a.invalidate("x")
+      yield* a.invalidateMany(["y", "z"])
+      yield* a.update("order:1", "order:1-v2")
+      yield* a.invalidatePattern("user:*")
+      yield* settle(hub!, caches)
+
+      for (const cache of [b, c]) {
+        for (const key of ["x", "y", "z", "user:1", "user:2"])
+          expect(yield* cache.get(key)).toEqual(Option.none())
+        expect(yield* cache.get("order:1")).toEqual(Option.some("order:1-v2"))
+      }
+      const after = yield* b.stats
+      // The updated value came from b's own L1, not from L2.
+      expect(after.l1Hits - before.l1Hits).toBe(1)
+      expect(after.l2Hits - before.l2Hits).toBe(0)
+      for (const cache of [b, c]) {
+        const s = yield* cache.invalidationStats
+        expect(s.messagesApplied).toBe(keys.length + 4)
+        expect(s.ownMessagesIgnored).toBe(0)
+      }
+      const own = yield* a.invalidationStats
+      expect(own.messagesSent).toBe(keys.length + 4)
+      expect(own.ownMessagesIgnored).toBe(keys.length + 4)
+      expect(own.messagesApplied).toBe(0)
+    })
+  )
+
+  it.scoped("an instance ignores its own messages", () =>
+    Effect.gen(function* () {
+      const { caches, hub } = yield* three
+      const a = caches[0]!
+      yield* a.update("k", "v")
+      yield* settle(hub!, caches)
+      // Had a applied its own Update it would have re-stored it; had it applied its own Remove after
+      // a set, its L1 would be empty. Both are ignored:
+      yield* a.set("k2", "v2")
+      yield* settle(hub!, caches)
+      expect(yield* a.get("k2")).toEqual(Option.some("v2"))
+      expect((yield* a.stats).l1Hits).toBe(1)
+      const s = yield* a.invalidationStats
+      expect([s.messagesReceived, s.ownMessagesIgnored, s.messagesApplied]).toEqual([2, 2, 0])
+    })
+  )
+
+  it.scoped("a malformed message is counted and skipped; seed-format messages apply", () =>
+    Effect.gen(function* () {
+      const { caches, hub } = yield* three
+      const [a, b] = caches as [Cache, Cache]
+      yield* a.set("k", "v")
+      yield* settle(hub!, caches)
+      yield* b.get("k")
+      yield* hub!.publishRaw("not json")
+      yield* hub!.publishRaw(JSON.stringify({ type: "Explode", key: "k" }))
+      yield* hub!.publishRaw(JSON.stringify({ type: "Remove" }))
+      yield* settle(hub!, caches)
+      expect(yield* b.get("k")).toEqual(Option.some("v"))
+      expect((yield* b.invalidationStats).malformedMessages).toBe(3)
+      // The Rust crate's serde format, without origin.
+      yield* hub!.publishRaw(
+        JSON.stringify({ type: "Update", key: "k", value: { from: "rust" }, ttl_secs: 60 })
+      )
+      yield* settle(hub!, caches)
+      expect(yield* b.get("k")).toEqual(Option.some({ from: "rust" }))
+      yield* TestClock.adjust("59999 millis")
+      expect(yield* b.get("k")).toEqual(Option.some({ from: "rust" }))
+      yield* hub!.publishRaw(JSON.stringify({ type: "RemoveBulk", keys: ["k"] }))
+      yield* settle(hub!, caches)
+      // b's L1 dropped it; L2 still has a's "v" (messages only touch L1).
+      expect(yield* b.get("k")).toEqual(Option.some("v"))
+    })
+  )
+
+  it.scoped("a reconnect clears L1 (messages may have been lost) and is counted", () =>
+    Effect.gen(function* () {
+      const { caches, hub, l2 } = yield* three
+      const [a, b] = caches as [Cache, Cache]
+      yield* a.set("k", "v1")
+      yield* settle(hub!, caches)
+      yield* b.get("k")
+      // A change whose message b never saw:
+      yield* l2!.plant("k", Entry.make({ value: "v2", now: 0, ttlMs: 60_000 }))
+      expect(yield* b.get("k")).toEqual(Option.some("v1"))
+      yield* hub!.reconnect
+      for (let i = 0; i < 100 && (yield* b.invalidationStats).resyncs === 0; i++) yield* Effect.yieldNow()
+      expect((yield* b.invalidationStats).resyncs).toBe(1)
+      expect(yield* b.get("k")).toEqual(Option.some("v2"))
+    })
+  )
+
+  it.scoped("a publish failure does not fail the write; it is counted", () =>
+    Effect.gen(function* () {
+      const { caches, hub } = yield* three
+      yield* hub!.setFailing(true)
+      yield* caches[0]!.set("k", 1)
+      const s = yield* caches[0]!.invalidationStats
+      expect([s.messagesSent, s.publishFailures]).toEqual([0, 1])
+    })
+  )
+})
+
+describe("bad input", () => {
+  it.scoped(
+    "empty and non-string keys, bad TTLs and unencodable values are typed errors; nothing is written",
+    () =>
+      Effect.gen(function* () {
+        const hub = yield* TestBus.makeHub
+        const l2 = yield* TestTier.make()
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provide(Layer.mergeAll(MemoryTier.layer({ maxEntries: 10 }), TestBus.layer(hub))),
+          Effect.provideService(Tier.L2, l2)
+        )
+        const circular: Record<string, unknown> = { a: 1 }
+        circular.self = circular
+        const cases: ReadonlyArray<readonly [Effect.Effect<unknown, unknown>, string, string]> = [
+          [cache.set("", 1), "EmptyKey", "empty"],
+          [cache.set(42 as unknown as string, 1), "InvalidKey", "string"],
+          [cache.set("k", 1, { ttl: -1 }), "InvalidTtl", "negative"],
+          [cache.set("k", 1, { ttl: Number.NaN }), "InvalidTtl", "number"],
+          [cache.set("k", 1, { ttl: Number.POSITIVE_INFINITY }), "InvalidTtl", "finite"],
+          [cache.set("k", 1, { ttl: "-5 seconds" as never }), "InvalidTtl", "negative"],
+          [cache.set("k", 1, { ttl: 0 }), "InvalidTtl", "positive"],
+          [cache.set("k", 1, { strategy: CacheStrategy.Custom(-10) }), "InvalidTtl", "negative"],
+          [cache.set("k", 1, { ttl: 5, strategy: CacheStrategy.RealTime }), "InvalidOption", "either"],
+          [cache.set("k", 1, { grace: -1 }), "InvalidTtl", "grace"],
+          [cache.set("k", 10n), "UnencodableValue", "bigint"],
+          [cache.set("k", { deep: [1, 2n] }), "UnencodableValue", "value.deep[1]"],
+          [cache.set("k", circular), "UnencodableValue", "circular"],
+          [cache.set("k", new Map()), "UnencodableValue", "Map"],
+          [cache.update("", 1), "EmptyKey", "empty"],
+          [cache.get(""), "EmptyKey", "empty"],
+          [cache.getMany(["a", ""]), "EmptyKey", "empty"],
+          [cache.invalidate(""), "EmptyKey", "empty"],
+          [cache.invalidatePattern(""), "InvalidKey", "pattern"],
+          [cache.getOrCompute("k", Effect.succeed(1), { ttl: Number.NaN }), "InvalidTtl", "number"],
+          [cache.getOrCompute("k", Effect.succeed(5n)), "UnencodableValue", "bigint"]
+        ]
+        for (const [effect, problem, mention] of cases) {
+          const error = yield* Effect.flip(effect)
+          expect(error).toMatchObject({ _tag: "CacheInputError", problem })
+          expect((error as Error).message).toContain(mention)
+        }
+        expect((yield* l2.snapshot).size).toBe(0)
+        expect(yield* cache.get("k")).toEqual(Option.none())
+        expect(yield* hub.published).toEqual([])
+      })
+  )
+
+  it.effect("bad options are a CacheConfigError at build", () =>
+    Effect.gen(function* () {
+      const e1 = yield* Effect.flip(MemoryTier.make({ maxEntries: 0 }))
+      expect(e1).toMatchObject({ _tag: "CacheConfigError", option: "maxEntries" })
+      const e2 = yield* Effect.flip(
+        Effect.scoped(
+          TieredCache.make({ l1TtlScale: 2 }).pipe(
+            Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
+          )
+        )
+      )
+      expect(e2).toMatchObject({ _tag: "CacheConfigError", option: "l1TtlScale" })
+      const e3 = yield* Effect.flip(
+        Effect.scoped(
+          TieredCache.make({ defaultTtl: -1 }).pipe(
+            Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
+          )
+        )
+      )
+      expect(e3).toMatchObject({ _tag: "CacheConfigError", option: "defaultTtl" })
+    })
+  )
+})
