@@ -1,1 +1,17 @@
-export {}
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * Connections to Redis (ioredis).
+ *
+ * @since 0.1.0
+ */
+export * as RedisConnection from "./RedisConnection.js"
+
+/**
+ * Redis as a cache tier.
+ *
+ * @since 0.1.0
+ */
+export * as RedisTier from "./RedisTier.js"

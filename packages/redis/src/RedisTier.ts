@@ -1,0 +1,251 @@
+/**
+ * Redis as a cache tier (by default the L2). Each key is stored as `<prefix><key>` holding the
+ * entry's wire envelope, with a Redis expiry (PX) at the entry's `staleUntil`; reads take the
+ * remaining lifetime from Redis's own countdown (PTTL), read in the same transaction as the
+ * value, so clock skew between machines cannot stretch or shorten an entry.
+ *
+ * Every command is bounded by the connection's command timeout, and every failure is a
+ * {@link TierError}. Patterns are matched with SCAN (never KEYS), inside the prefix only.
+ *
+ * @since 0.1.0
+ */
+import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
+import { Duration, Effect, Layer, Option } from "effect"
+import type { ChainableCommander } from "ioredis"
+import { RedisConnection } from "./RedisConnection.js"
+
+type TierError = CacheError.TierError
+const { TierError } = CacheError
+
+/**
+ * Options of a Redis tier.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The tier's name in logs, metrics and errors (default `redis`). */
+  readonly name?: string | undefined
+  /** The key prefix (namespace) of this tier (default: the connection's `keyPrefix`). */
+  readonly prefix?: string | undefined
+  /** Keys asked for per SCAN step when removing by pattern (default 500). */
+  readonly scanCount?: number | undefined
+}
+
+const describe = (cause: unknown): string => {
+  const message = cause instanceof Error ? cause.message : String(cause)
+  if (message.includes("enableOfflineQueue")) return "not connected (reconnecting in the background)"
+  if (message === "Command timed out") return "no answer within the command timeout"
+  return message
+}
+
+const REMOVE_CHUNK = 1000
+
+interface Write {
+  readonly key: string
+  readonly value: string | undefined
+  readonly px: number
+}
+
+/**
+ * Builds a Redis tier on the connection in context.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, never, RedisConnection> =>
+  Effect.gen(function* () {
+    const connection = yield* RedisConnection
+    const clock = yield* Effect.clock
+    const client = connection.client
+    const name = options.name ?? "redis"
+    const prefix = options.prefix ?? connection.keyPrefix
+    const scanCount = Math.max(1, Math.floor(options.scanCount ?? 500))
+    const timeout = connection.commandTimeout
+    const timeoutReason = `no answer within ${Duration.format(timeout)}`
+
+    const fail = (operation: string, cause: unknown) =>
+      new TierError({ tier: name, operation, reason: describe(cause), cause })
+
+    /** One command (or transaction, or pipeline), bounded by the command timeout. */
+    const run = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
+      Effect.tryPromise({ try: send, catch: (cause) => fail(operation, cause) }).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new TierError({ tier: name, operation, reason: timeoutReason })
+        })
+      )
+
+    /** Runs a transaction or pipeline; fails with the first command error. */
+    const exec = (
+      operation: string,
+      batch: () => ChainableCommander
+    ): Effect.Effect<Array<unknown>, TierError> =>
+      Effect.flatMap(
+        run(operation, () => batch().exec()),
+        (results) => {
+          if (results === null) return Effect.fail(fail(operation, "transaction aborted"))
+          const out: Array<unknown> = []
+          for (const [error, value] of results) {
+            if (error) return Effect.fail(fail(operation, error))
+            out.push(value)
+          }
+          return Effect.succeed(out)
+        }
+      )
+
+    const decode = (
+      key: string,
+      raw: unknown,
+      pttl: unknown,
+      now: number
+    ): Effect.Effect<Option.Option<Entry.Entry>> => {
+      if (raw === null || raw === undefined) return Effect.succeed(Option.none())
+      const entry = typeof raw === "string" ? Entry.deserialize(raw) : undefined
+      if (entry === undefined) {
+        return Effect.as(
+          Effect.logDebug("redis value is not a cache entry; treated as a miss").pipe(
+            Effect.annotateLogs({ tier: name, key })
+          ),
+          Option.none()
+        )
+      }
+      const remaining = typeof pttl === "number" ? pttl : Number(pttl)
+      // -2: gone between the reads (cannot happen in one transaction, kept for safety);
+      // -1: written without an expiry by someone else: the entry's own lifetime stands.
+      if (remaining === -2) return Effect.succeed(Option.none())
+      const rebased = remaining >= 0 ? Entry.rebase(entry, now, remaining) : entry
+      return Effect.succeed(Entry.isGone(rebased, now) ? Option.none() : Option.some(rebased))
+    }
+
+    const encode = (operation: string, entry: Entry.Entry): Effect.Effect<string, TierError> =>
+      Effect.try({ try: () => Entry.serialize(entry), catch: (cause) => fail(operation, cause) })
+
+    /** Milliseconds until the entry is gone; not positive means it must not be stored. */
+    const pxOf = (entry: Entry.Entry, now: number): number => Math.ceil(entry.staleUntil - now)
+
+    const removeMatching = (operation: string, glob: string): Effect.Effect<number, TierError> =>
+      Effect.gen(function* () {
+        const pattern = Glob.escape(prefix) + glob
+        let cursor = "0"
+        let removed = 0
+        do {
+          const [next, keys] = yield* run(operation, () =>
+            client.scanBuffer(cursor, "MATCH", pattern, "COUNT", scanCount)
+          )
+          if (keys.length > 0) removed += yield* run(operation, () => client.unlink(...keys))
+          cursor = next.toString()
+        } while (cursor !== "0")
+        return removed
+      })
+
+    const tier: Tier.Tier.Service = {
+      name,
+      get: (key) =>
+        Effect.gen(function* () {
+          const full = prefix + key
+          const replies = yield* run("get", () => client.multi().get(full).pttl(full).exec())
+          if (replies === null) return yield* fail("get", "transaction aborted")
+          const [[getError, raw], [pttlError, pttl]] = replies as [
+            [Error | null, unknown],
+            [Error | null, unknown]
+          ]
+          if (pttlError) return yield* fail("get", pttlError)
+          if (getError) {
+            // WRONGTYPE: something that is not a string lives under the key: not an entry.
+            if (getError.message.startsWith("WRONGTYPE")) return yield* decode(key, undefined, pttl, 0)
+            return yield* fail("get", getError)
+          }
+          return yield* decode(key, raw, pttl, clock.unsafeCurrentTimeMillis())
+        }).pipe(Effect.withSpan("tiercache.redis.get", { attributes: { "tiercache.tier": name } })),
+
+      getMany: (keys) =>
+        Effect.gen(function* () {
+          if (keys.length === 0) return []
+          const full = keys.map((key) => prefix + key)
+          const replies = yield* exec("getMany", () => {
+            const tx = client.multi().mget(...full)
+            for (const k of full) tx.pttl(k)
+            return tx
+          })
+          const now = clock.unsafeCurrentTimeMillis()
+          const values = replies[0] as ReadonlyArray<string | null>
+          return yield* Effect.forEach(keys, (key, i) => decode(key, values[i], replies[i + 1], now))
+        }).pipe(Effect.withSpan("tiercache.redis.getMany", { attributes: { "tiercache.tier": name } })),
+
+      set: (key, entry) =>
+        Effect.gen(function* () {
+          const full = prefix + key
+          const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
+          if (!(px > 0)) {
+            yield* run("set", () => client.unlink(full))
+            return
+          }
+          const value = yield* encode("set", entry)
+          yield* run("set", () => client.set(full, value, "PX", px))
+        }).pipe(Effect.withSpan("tiercache.redis.set", { attributes: { "tiercache.tier": name } })),
+
+      setMany: (entries) =>
+        Effect.gen(function* () {
+          if (entries.length === 0) return
+          const now = clock.unsafeCurrentTimeMillis()
+          const writes = yield* Effect.forEach(entries, ([key, entry]): Effect.Effect<Write, TierError> => {
+            const px = pxOf(entry, now)
+            return px > 0
+              ? Effect.map(encode("setMany", entry), (value) => ({ key: prefix + key, value, px }))
+              : Effect.succeed({ key: prefix + key, value: undefined, px })
+          })
+          yield* exec("setMany", () => {
+            const pipeline = client.pipeline()
+            for (const w of writes) {
+              if (w.value === undefined) pipeline.unlink(w.key)
+              else pipeline.set(w.key, w.value, "PX", w.px)
+            }
+            return pipeline
+          })
+        }).pipe(Effect.withSpan("tiercache.redis.setMany", { attributes: { "tiercache.tier": name } })),
+
+      remove: (keys) =>
+        Effect.gen(function* () {
+          if (keys.length === 0) return
+          const full = keys.map((key) => prefix + key)
+          if (full.length <= REMOVE_CHUNK) {
+            yield* run("remove", () => client.unlink(...full))
+            return
+          }
+          yield* exec("remove", () => {
+            const pipeline = client.pipeline()
+            for (let i = 0; i < full.length; i += REMOVE_CHUNK)
+              pipeline.unlink(...full.slice(i, i + REMOVE_CHUNK))
+            return pipeline
+          })
+        }).pipe(Effect.withSpan("tiercache.redis.remove", { attributes: { "tiercache.tier": name } })),
+
+      removeMatching: (glob) =>
+        removeMatching("removeMatching", glob).pipe(
+          Effect.withSpan("tiercache.redis.removeMatching", { attributes: { "tiercache.tier": name, glob } })
+        ),
+
+      clear: removeMatching("clear", "*").pipe(
+        Effect.asVoid,
+        Effect.withSpan("tiercache.redis.clear", { attributes: { "tiercache.tier": name } })
+      ),
+
+      health: run("health", () => client.ping()).pipe(
+        Effect.timed,
+        Effect.map(([elapsed]) => ({
+          name,
+          healthy: true,
+          detail: `PING ${Duration.toMillis(elapsed).toFixed(2)} ms`
+        })),
+        Effect.catchAll((error) => Effect.succeed({ name, healthy: false, detail: error.reason }))
+      )
+    }
+    return tier
+  })
+
+/**
+ * A Redis tier as the cache's L2.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<Tier.L2, never, RedisConnection> =>
+  Layer.effect(Tier.L2, make(options))

@@ -1,0 +1,320 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Entry, Glob, Tier } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Effect, Either, Layer, Option } from "effect"
+import { RedisTier } from "../src/index.js"
+import { connectionLayer, eventually, observer, timed } from "./utils.js"
+
+const Connection = connectionLayer()
+const Env = Layer.mergeAll(
+  Connection,
+  RedisTier.layer({ prefix: "t:" }).pipe(Layer.provide(Connection))
+).pipe(Layer.provideMerge(RedisServer.layer()))
+
+const entry = (value: unknown, ttlMs: number, graceMs = 0, tags: ReadonlyArray<string> = []) =>
+  Entry.make({ value, now: Date.now(), ttlMs, graceMs, tags })
+
+/** A tier on the suite's connection with another prefix. */
+const tierWith = (prefix: string) => RedisTier.make({ prefix })
+
+describe("RedisTier", () => {
+  layer(Env, { excludeTestServices: true, timeout: "20 seconds" })((it) => {
+    it.scoped(
+      "round trip: value, tags, creation time and lifetimes (PX = staleUntil, read back with PTTL)",
+      () =>
+        Effect.gen(function* () {
+          const tier = yield* Tier.L2
+          const look = yield* observer
+          const written = entry({ a: [1, "two", null], b: true }, 10_000, 5_000, ["user", "profile"])
+          yield* tier.set("rt", written)
+          const pttl = yield* Effect.promise(() => look.pttl("t:rt"))
+          expect(pttl).toBeGreaterThan(15_000 - 50)
+          expect(pttl).toBeLessThanOrEqual(15_000)
+          const raw = yield* Effect.promise(() => look.get("t:rt"))
+          expect(raw).toBe(Entry.serialize(written))
+
+          const read = Option.getOrThrow(yield* tier.get("rt"))
+          expect(read.value).toEqual(written.value)
+          expect(read.tags).toEqual(["user", "profile"])
+          expect(read.createdAt).toBe(written.createdAt)
+          expect(Math.abs(read.staleUntil - written.staleUntil)).toBeLessThan(20)
+          expect(Math.abs(read.expiresAt - written.expiresAt)).toBeLessThan(20)
+          expect(read.staleUntil - read.expiresAt).toBe(5_000)
+          expect(yield* tier.get("absent")).toEqual(Option.none())
+        })
+    )
+
+    it.scoped("lifetimes come from Redis's countdown, in milliseconds", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        yield* tier.set("short", entry("v", 300))
+        yield* Effect.sleep("150 millis")
+        const now = Date.now()
+        const read = Option.getOrThrow(yield* tier.get("short"))
+        expect(Entry.remainingMs(read, now)).toBeGreaterThan(150 - 25)
+        expect(Entry.remainingMs(read, now)).toBeLessThanOrEqual(150 + 5)
+        yield* Effect.sleep("200 millis")
+        expect(yield* tier.get("short")).toEqual(Option.none())
+      })
+    )
+
+    it.scoped("a lifetime measured on a skewed writer clock is corrected by PTTL", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const look = yield* observer
+        // Written by another machine whose clock is an hour ahead: the envelope says an hour
+        // more, but Redis's countdown (2 s) is what counts.
+        const skewed = Entry.make({ value: 1, now: Date.now() + 3_600_000, ttlMs: 2_000 })
+        yield* Effect.promise(() => look.set("t:skew", Entry.serialize(skewed), "PX", 2_000))
+        const now = Date.now()
+        const read = Option.getOrThrow(yield* tier.get("skew"))
+        expect(read.staleUntil - now).toBeGreaterThan(2_000 - 50)
+        expect(read.staleUntil - now).toBeLessThanOrEqual(2_000 + 5)
+      })
+    )
+
+    it.scoped("an entry already gone is not written, and removes what was there", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const look = yield* observer
+        yield* tier.set("gone", entry("old", 10_000))
+        yield* tier.set("gone", Entry.make({ value: "new", now: Date.now() - 10_000, ttlMs: 1_000 }))
+        expect(yield* Effect.promise(() => look.exists("t:gone"))).toBe(0)
+        expect(yield* tier.get("gone")).toEqual(Option.none())
+      })
+    )
+
+    it.scoped("getMany and setMany keep order, report misses, and carry each key's lifetime", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const look = yield* observer
+        yield* tier.setMany([
+          ["m1", entry(1, 1_000)],
+          ["m2", entry(2, 2_000)],
+          ["m3", entry(3, 3_000, 1_000)],
+          ["m4", Entry.make({ value: 4, now: Date.now() - 5_000, ttlMs: 1 })]
+        ])
+        expect(yield* Effect.promise(() => look.exists("t:m4"))).toBe(0)
+        const ttls = yield* Effect.promise(() =>
+          Promise.all(["t:m1", "t:m2", "t:m3"].map((k) => look.pttl(k)))
+        )
+        expect(ttls[0]).toBeGreaterThan(950)
+        expect(ttls[1]).toBeGreaterThan(1_950)
+        expect(ttls[2]).toBeGreaterThan(3_950)
+        const now = Date.now()
+        const read = yield* tier.getMany(["m3", "missing", "m1", "m2", "m4"])
+        expect(read.map(Option.map((e) => e.value))).toEqual([
+          Option.some(3),
+          Option.none(),
+          Option.some(1),
+          Option.some(2),
+          Option.none()
+        ])
+        const m3 = Option.getOrThrow(read[0]!)
+        expect(Math.abs(m3.staleUntil - (now + 4_000))).toBeLessThan(50)
+        expect(m3.staleUntil - m3.expiresAt).toBe(1_000)
+        expect(yield* tier.getMany([])).toEqual([])
+      })
+    )
+
+    it.scoped("a value that is not an entry (not JSON, wrong shape, not a string) is a miss", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const look = yield* observer
+        yield* Effect.promise(() =>
+          Promise.all([
+            look.set("t:bad-json", "not json {"),
+            look.set("t:bad-shape", JSON.stringify({ v: 1 })),
+            look.set("t:bad-lifetimes", JSON.stringify({ v: 1, e: 2_000, s: 1_000, t: [], c: 0 })),
+            look.set("t:bad-bytes", Buffer.from([0xff, 0xfe, 0x00, 0x80])),
+            look.hset("t:bad-type", "field", "value"),
+            look.rpush("t:bad-list", "a")
+          ])
+        )
+        yield* tier.set("good", entry("fine", 10_000))
+        for (const key of ["bad-json", "bad-shape", "bad-lifetimes", "bad-bytes", "bad-type", "bad-list"]) {
+          expect(yield* tier.get(key)).toEqual(Option.none())
+        }
+        const many = yield* tier.getMany(["bad-json", "good", "bad-shape", "bad-type", "bad-list"])
+        expect(many.map(Option.isSome)).toEqual([false, true, false, false, false])
+        // The bad value can be overwritten by a good one.
+        yield* tier.set("bad-json", entry("fixed", 10_000))
+        expect(Option.map(yield* tier.get("bad-json"), (e) => e.value)).toEqual(Option.some("fixed"))
+      })
+    )
+
+    it.scoped("keys with spaces, unicode, newlines and glob characters round trip and match literally", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const keys = [
+          "with space",
+          "ünïcödé ✓ 日本 🚀",
+          "line\nbreak\r\n",
+          "glob*?[x]\\y",
+          "tab\tkey",
+          "glob-other"
+        ]
+        yield* tier.setMany(keys.map((k, i) => [k, entry(i, 10_000)] as const))
+        const read = yield* tier.getMany(keys)
+        expect(read.map(Option.map((e) => e.value))).toEqual(keys.map((_, i) => Option.some(i)))
+        expect(yield* tier.removeMatching(Glob.escape("glob*?[x]\\y"))).toBe(1)
+        expect(yield* tier.get("glob*?[x]\\y")).toEqual(Option.none())
+        expect(Option.isSome(yield* tier.get("glob-other"))).toBe(true)
+        expect(yield* tier.removeMatching("line\n*")).toBe(1)
+        yield* tier.remove(["with space", "ünïcödé ✓ 日本 🚀"])
+        const after = yield* tier.getMany(keys)
+        expect(after.map(Option.isSome)).toEqual([false, false, false, false, true, true])
+      })
+    )
+
+    it.scoped("a 1 MB value round trips", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const big = "x".repeat(512 * 1024) + "é".repeat(256 * 1024)
+        yield* tier.set("big", entry({ big }, 10_000))
+        const read = Option.getOrThrow(yield* tier.get("big"))
+        expect((read.value as { big: string }).big).toBe(big)
+      })
+    )
+
+    it.scoped(
+      "removeMatching and clear touch their own prefix only, even a prefix with glob characters",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const bracket = yield* tierWith("app[1]:")
+          const plain = yield* tierWith("app1:")
+          const star = yield* tierWith("app*:")
+          for (const t of [bracket, plain, star]) {
+            yield* t.setMany([
+              ["user:1", entry(1, 10_000)],
+              ["user:2", entry(2, 10_000)],
+              ["order:1", entry(3, 10_000)]
+            ])
+          }
+          yield* Effect.promise(() => look.set("app1-unrelated", "x"))
+          expect(yield* bracket.removeMatching("user:*")).toBe(2)
+          expect((yield* bracket.getMany(["user:1", "user:2", "order:1"])).map(Option.isSome)).toEqual([
+            false,
+            false,
+            true
+          ])
+          expect((yield* plain.getMany(["user:1", "user:2", "order:1"])).map(Option.isSome)).toEqual([
+            true,
+            true,
+            true
+          ])
+          expect((yield* star.getMany(["user:1", "user:2", "order:1"])).map(Option.isSome)).toEqual([
+            true,
+            true,
+            true
+          ])
+
+          yield* star.clear
+          expect((yield* star.getMany(["user:1", "order:1"])).map(Option.isSome)).toEqual([false, false])
+          expect((yield* bracket.getMany(["order:1"])).map(Option.isSome)).toEqual([true])
+          expect((yield* plain.getMany(["user:1", "order:1"])).map(Option.isSome)).toEqual([true, true])
+
+          yield* bracket.clear
+          expect((yield* bracket.getMany(["order:1"])).map(Option.isSome)).toEqual([false])
+          expect((yield* plain.getMany(["user:1", "user:2", "order:1"])).map(Option.isSome)).toEqual([
+            true,
+            true,
+            true
+          ])
+          expect(yield* Effect.promise(() => look.get("app1-unrelated"))).toBe("x")
+        })
+    )
+
+    it.scoped("removeMatching scans in batches (many keys) and answers how many it removed", () =>
+      Effect.gen(function* () {
+        const tier = yield* tierWith("many:")
+        const n = 2_500
+        yield* tier.setMany(Array.from({ length: n }, (_, i) => [`k${i}`, entry(i, 10_000)] as const))
+        yield* tier.set("other", entry("o", 10_000))
+        expect(yield* tier.removeMatching("k*")).toBe(n)
+        expect(Option.isSome(yield* tier.get("other"))).toBe(true)
+        yield* tier.setMany(Array.from({ length: n }, (_, i) => [`r${i}`, entry(i, 10_000)] as const))
+        yield* tier.remove(Array.from({ length: n }, (_, i) => `r${i}`))
+        expect((yield* tier.getMany(["r0", "r1234", "r2499"])).map(Option.isSome)).toEqual([
+          false,
+          false,
+          false
+        ])
+      })
+    )
+
+    it.scoped("health answers with the PING latency", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const health = yield* tier.health
+        expect(health.name).toBe("redis")
+        expect(health.healthy).toBe(true)
+        expect(health.detail).toMatch(/^PING \d+\.\d+ ms$/)
+      })
+    )
+
+    it.scoped(
+      "a server that stops answering: calls fail with TierError at the command timeout, never hang",
+      () =>
+        Effect.gen(function* () {
+          const tier = yield* Tier.L2
+          const look = yield* observer
+          yield* tier.set("hung", entry("v", 10_000))
+          // DEBUG SLEEP blocks the whole server: a stand-in for a hung connection.
+          const sleeper = yield* Effect.fork(Effect.promise(() => look.debug("SLEEP", "1.5")))
+          yield* Effect.sleep("50 millis")
+          const [elapsed, result] = yield* timed(Effect.either(tier.get("hung")))
+          expect(Either.isLeft(result)).toBe(true)
+          if (Either.isLeft(result)) {
+            expect(result.left._tag).toBe("TierError")
+            expect(result.left.tier).toBe("redis")
+            expect(result.left.operation).toBe("get")
+          }
+          expect(elapsed).toBeGreaterThanOrEqual(450)
+          expect(elapsed).toBeLessThan(800)
+          const [healthElapsed, health] = yield* timed(tier.health)
+          expect(health.healthy).toBe(false)
+          expect(healthElapsed).toBeLessThan(800)
+          yield* sleeper.await
+          expect(Option.map(yield* tier.get("hung"), (e) => e.value)).toEqual(Option.some("v"))
+        })
+    )
+
+    it.scoped(
+      "Redis killed: every call fails with TierError quickly; after a restart the same layer works",
+      () =>
+        Effect.gen(function* () {
+          const tier = yield* Tier.L2
+          const server = yield* RedisServer.RedisServer
+          yield* tier.set("k", entry("v", 10_000))
+          yield* server.stop
+          const calls = [
+            tier.get("k"),
+            tier.getMany(["k", "j"]),
+            tier.set("k", entry("w", 10_000)),
+            tier.setMany([["k", entry("w", 10_000)]]),
+            tier.remove(["k"]),
+            tier.removeMatching("*"),
+            tier.clear
+          ] as const
+          for (const call of calls) {
+            const [elapsed, result] = yield* timed(
+              Effect.either(call as Effect.Effect<unknown, { _tag: string }>)
+            )
+            expect(Either.isLeft(result)).toBe(true)
+            if (Either.isLeft(result)) expect(result.left._tag).toBe("TierError")
+            expect(elapsed).toBeLessThan(600)
+          }
+          const health = yield* tier.health
+          expect(health.healthy).toBe(false)
+
+          yield* server.start
+          // The restarted server is empty; the same tier reconnects in the background.
+          yield* eventually(tier.set("k", entry("again", 10_000)), "3 seconds")
+          expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("again"))
+          expect((yield* tier.health).healthy).toBe(true)
+        })
+    )
+  })
+})
