@@ -8,7 +8,12 @@
  * @since 0.1.0
  */
 export * as RedisConnection from "./RedisConnection.js"
-
+/**
+ * The invalidation bus over Redis Pub/Sub.
+ *
+ * @since 0.1.0
+ */
+export * as RedisInvalidationBus from "./RedisInvalidationBus.js"
 /**
  * Redis as a cache tier.
  *
