@@ -18,6 +18,7 @@ import {
   Context,
   Duration,
   Effect,
+  Exit,
   Layer,
   Option,
   Redacted,
@@ -117,8 +118,8 @@ export declare namespace RedisConnection {
     readonly subscriber: Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
     /**
      * Runs `use` with exclusive use of the shared connection for blocking reads (opened on
-     * first use, closed with the layer). Uses are serialized; an interrupted use is woken with
-     * `CLIENT UNBLOCK` so the next one does not wait behind it.
+     * first use, closed with the layer). Uses are serialized; a use that is interrupted or
+     * fails has its command woken with `CLIENT UNBLOCK`, so the next one does not wait behind it.
      */
     readonly blocking: <A, E, R>(
       use: (client: Redis) => Effect.Effect<A, E, R>
@@ -330,7 +331,11 @@ const makeBlocking = (
           )
     return <A, E, R>(use: (client: Redis) => Effect.Effect<A, E, R>) =>
       lock.withPermits(1)(
-        Effect.flatMap(get, (conn) => use(conn.client).pipe(Effect.onInterrupt(() => unblock(conn))))
+        Effect.flatMap(get, (conn) =>
+          // Whether interrupted or failed (e.g. timed out), the command may still be blocked
+          // on the connection: wake it so that the next use does not queue behind it.
+          use(conn.client).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : unblock(conn))))
+        )
       )
   })
 

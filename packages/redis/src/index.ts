@@ -15,6 +15,12 @@ export * as RedisConnection from "./RedisConnection.js"
  */
 export * as RedisInvalidationBus from "./RedisInvalidationBus.js"
 /**
+ * Event streams on Redis Streams.
+ *
+ * @since 0.1.0
+ */
+export * as RedisStreams from "./RedisStreams.js"
+/**
  * Redis as a cache tier.
  *
  * @since 0.1.0

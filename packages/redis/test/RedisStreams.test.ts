@@ -1,0 +1,221 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { CacheStreams, Entry, Tier } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Chunk, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
+import { RedisStreams, RedisTier } from "../src/index.js"
+import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
+
+const Connection = connectionLayer({ keyPrefix: "s:" })
+const Env = Layer.mergeAll(
+  Connection,
+  RedisStreams.layer().pipe(Layer.provide(Connection)),
+  RedisTier.layer().pipe(Layer.provide(Connection))
+).pipe(Layer.provideMerge(RedisServer.layer()))
+
+const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e) => e.id)
+const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
+  entries.map((e) => Object.fromEntries(e.fields).n)
+
+describe("RedisStreams", () => {
+  layer(Env, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped(
+      "publish keeps order and fields; readLatest is newest first; read is oldest first after an id",
+      () =>
+        Effect.gen(function* () {
+          const streams = yield* CacheStreams.CacheStreams
+          const look = yield* observer
+          const published: Array<string> = []
+          for (let i = 0; i < 5; i++) {
+            published.push(
+              yield* streams.publish("order", [
+                ["n", String(i)],
+                ["kind", "test"],
+                ["n2", `${i}`]
+              ])
+            )
+          }
+          yield* streams.publish("order", { n: "5", extra: "record form" })
+          expect(yield* Effect.promise(() => look.xlen("s:order"))).toBe(6)
+
+          const latest = yield* streams.readLatest("order", 3)
+          expect(values(latest)).toEqual(["5", "4", "3"])
+          expect(latest[1]!.fields).toEqual([
+            ["n", "4"],
+            ["kind", "test"],
+            ["n2", "4"]
+          ])
+          expect(latest[0]!.fields).toEqual([
+            ["n", "5"],
+            ["extra", "record form"]
+          ])
+
+          const all = yield* streams.read("order", "0", 100)
+          expect(ids(all).slice(0, 5)).toEqual(published)
+          expect(values(all)).toEqual(["0", "1", "2", "3", "4", "5"])
+          const after = yield* streams.read("order", published[1]!, 2)
+          expect(values(after)).toEqual(["2", "3"])
+          expect(yield* streams.read("order", "$", 10)).toEqual([])
+          expect(yield* streams.readLatest("no-such-stream", 10)).toEqual([])
+          expect(yield* streams.read("no-such-stream", "0", 10)).toEqual([])
+        })
+    )
+
+    it.scoped("MAXLEN ~ trims a long stream to about the bound, keeping the newest", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const look = yield* observer
+        yield* Effect.forEach(
+          Array.from({ length: 3_000 }, (_, i) => i),
+          (i) => streams.publish("trim", { n: String(i) }, 100),
+          { concurrency: 64, discard: true }
+        )
+        const last = yield* streams.publish("trim", { n: "last" }, 100)
+        const length = yield* Effect.promise(() => look.xlen("s:trim"))
+        expect(length).toBeGreaterThanOrEqual(100)
+        expect(length).toBeLessThan(300)
+        const latest = yield* streams.readLatest("trim", 1)
+        expect(ids(latest)).toEqual([last])
+        // Without a bound nothing is trimmed.
+        yield* Effect.forEach(
+          Array.from({ length: 300 }, (_, i) => i),
+          (i) => streams.publish("untrimmed", { n: String(i) }),
+          { concurrency: 64, discard: true }
+        )
+        expect(yield* Effect.promise(() => look.xlen("s:untrimmed"))).toBe(300)
+      })
+    )
+
+    it.scoped("a blocking read is woken by a publish, while cache commands still answer fast", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const tier = yield* Tier.L2
+        const reader = yield* Effect.fork(timed(streams.read("wake", "$", 10, 5_000)))
+        yield* Effect.sleep("100 millis")
+        // The blocked read holds its own connection: the command connection is free.
+        for (let i = 0; i < 20; i++) {
+          const [elapsed] = yield* timed(
+            tier.set(`k${i}`, Entry.make({ value: i, now: Date.now(), ttlMs: 10_000 }))
+          )
+          expect(elapsed).toBeLessThan(50)
+          const [getElapsed, got] = yield* timed(tier.get(`k${i}`))
+          expect(Option.isSome(got)).toBe(true)
+          expect(getElapsed).toBeLessThan(50)
+        }
+        const id = yield* streams.publish("wake", { n: "woke" })
+        const [elapsed, entries] = yield* Fiber.join(reader)
+        expect(ids(entries)).toEqual([id])
+        expect(elapsed).toBeLessThan(1_000)
+      })
+    )
+
+    it.scoped("a blocking read with nothing to read ends after blockMs with no entries", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const [elapsed, entries] = yield* timed(streams.read("quiet", "$", 10, 200))
+        expect(entries).toEqual([])
+        expect(elapsed).toBeGreaterThanOrEqual(190)
+        expect(elapsed).toBeLessThan(600)
+      })
+    )
+
+    it.scoped("blocking reads take turns; an interrupted one does not hold up the next", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const first = yield* Effect.fork(streams.read("turns", "$", 10, 5_000))
+        yield* Effect.sleep("50 millis")
+        yield* Fiber.interrupt(first)
+        const [elapsed, entries] = yield* timed(streams.read("turns", "$", 10, 100))
+        expect(entries).toEqual([])
+        expect(elapsed).toBeLessThan(500)
+      })
+    )
+
+    it.scoped("consumer groups: delivery, ack, pending count; an existing group is no error", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const look = yield* observer
+        yield* streams.createGroup("jobs", "workers")
+        yield* streams.createGroup("jobs", "workers")
+        const published: Array<string> = []
+        for (let i = 0; i < 5; i++) published.push(yield* streams.publish("jobs", { n: String(i) }))
+
+        const delivered = yield* streams
+          .consume("jobs", "workers", "w1", { count: 2, blockMs: 200 })
+          .pipe(Stream.take(5), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(ids(delivered)).toEqual(published)
+        const pending = () =>
+          Effect.promise(() => look.xpending("s:jobs", "workers") as Promise<[number, ...Array<unknown>]>)
+        expect((yield* pending())[0]).toBe(5)
+
+        expect(yield* streams.ack("jobs", "workers", published.slice(0, 3))).toBe(3)
+        expect(yield* streams.ack("jobs", "workers", published.slice(0, 3))).toBe(0)
+        expect((yield* pending())[0]).toBe(2)
+
+        // A second consumer gets only new entries.
+        const later = yield* streams.publish("jobs", { n: "5" })
+        const other = yield* streams
+          .consume("jobs", "workers", "w2", { blockMs: 200 })
+          .pipe(Stream.take(1), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(ids(other)).toEqual([later])
+
+        // w1 starting again first gets back what it never acknowledged.
+        const again = yield* streams
+          .consume("jobs", "workers", "w1", { blockMs: 200 })
+          .pipe(Stream.take(2), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(ids(again)).toEqual(published.slice(3))
+        expect(yield* streams.ack("jobs", "workers", [...ids(again), later])).toBe(3)
+        expect((yield* pending())[0]).toBe(0)
+      })
+    )
+
+    it.scoped("a consumer waits for entries published later; closing it closes its connection", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const look = yield* observer
+        const consumers = Effect.map(clientNames(look), (names) =>
+          names.filter((n) => n === "tiercache:consumer")
+        )
+        yield* streams.createGroup("later", "g")
+        const consumer = yield* Effect.fork(
+          streams
+            .consume("later", "g", "c", { blockMs: 5_000 })
+            .pipe(Stream.take(1), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        )
+        yield* Effect.sleep("100 millis")
+        expect(yield* consumers).toHaveLength(1)
+        const id = yield* streams.publish("later", { n: "1" })
+        const [elapsed, got] = yield* timed(Fiber.join(consumer))
+        expect(ids(got)).toEqual([id])
+        expect(elapsed).toBeLessThan(1_000)
+        yield* eventually(
+          Effect.flatMap(consumers, (left) => (left.length === 0 ? Effect.void : Effect.fail(left))),
+          "2 seconds"
+        )
+      })
+    )
+
+    it.scoped("bad arguments and Redis errors are StreamErrors", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const look = yield* observer
+        yield* Effect.promise(() => look.set("s:not-a-stream", "x"))
+        const failures = [
+          streams.publish("s", {}),
+          streams.publish("", { a: "b" }),
+          streams.publish("s", { a: "b" }, -1),
+          streams.readLatest("s", 0),
+          streams.read("s", "0", 1.5),
+          streams.publish("not-a-stream", { a: "b" }),
+          streams.createGroup("not-a-stream", "g"),
+          Stream.runDrain(streams.consume("s", "g", "c", { blockMs: 0 })),
+          Stream.runDrain(streams.consume("no-group-stream", "nope", "c", { blockMs: 100 }))
+        ]
+        for (const failing of failures) {
+          const result = yield* Effect.either(failing as Effect.Effect<unknown, { readonly _tag: string }>)
+          expect(Either.isLeft(result)).toBe(true)
+          if (Either.isLeft(result)) expect(result.left._tag).toBe("StreamError")
+        }
+      })
+    )
+  })
+})
