@@ -132,7 +132,7 @@ export class CacheConfigError extends Schema.TaggedError<CacheConfigError>(
  *
  * @since 0.1.0
  */
-export type CacheError = CacheInputError | CacheWriteError
+export type CacheError = CacheInputError | CacheWriteError | CacheTimeoutError
 
 /**
  * A stream operation (publish, read, group, ack) failed.
@@ -155,5 +155,25 @@ export class StreamError extends Schema.TaggedError<StreamError>("@tiercache/cor
   /** @since 0.1.0 */
   override get message(): string {
     return `stream ${this.stream}: ${this.operation} failed: ${this.reason}`
+  }
+}
+
+/**
+ * A computation outlived the caller's hard timeout and no stale value could answer instead.
+ * The computation goes on in the background and stores its result.
+ *
+ * @since 0.1.0
+ */
+export class CacheTimeoutError extends Schema.TaggedError<CacheTimeoutError>(
+  "@tiercache/core/CacheTimeoutError"
+)("CacheTimeoutError", {
+  /** The key whose computation timed out. */
+  key: Schema.String,
+  /** The hard timeout, in milliseconds. */
+  timeoutMs: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `computation of "${this.key}" took longer than ${this.timeoutMs} ms`
   }
 }

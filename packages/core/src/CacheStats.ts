@@ -42,6 +42,20 @@ export interface CacheStats {
   readonly writeFailures: number
   /** Computed or promoted values not stored because the key changed while they were fetched. */
   readonly discardedWrites: number
+  /**
+   * Stale values handed out: requests answered at once from a stale L1 copy
+   * (stale-while-revalidate, `allowStale`), and computations whose waiters got a stale value
+   * (a stale lower-tier copy, a soft or hard timeout, the fail-safe).
+   */
+  readonly staleServed: number
+  /** Failed or timed-out computations answered with a stale value. */
+  readonly failSafeHits: number
+  /** Callers whose hard timeout expired. */
+  readonly timeouts: number
+  /** Tier calls refused because a circuit breaker was open (not counted in `tierErrors`). */
+  readonly breakerRejections: number
+  /** Each lower tier's circuit breaker state, by tier name. */
+  readonly breakers: Readonly<Record<string, "closed" | "open" | "half-open">>
   /** Computations under way now. */
   readonly inFlight: number
 }

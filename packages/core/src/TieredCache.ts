@@ -17,6 +17,7 @@ import type {
 } from "./CacheError.js"
 import type { CacheHealth, CacheStats, InvalidationStats } from "./CacheStats.js"
 import type { CacheStrategy } from "./CacheStrategy.js"
+import type * as CircuitBreaker from "./CircuitBreaker.js"
 import { make as makeInternal } from "./internal/tieredCache.js"
 import type { L1, L2 } from "./Tier.js"
 
@@ -40,6 +41,49 @@ export interface Options {
   readonly instanceId?: string | undefined
   /** The cache's name, tagged on its metrics (default `default`). */
   readonly name?: string | undefined
+  /**
+   * Within an entry's grace window, getOrCompute answers the stale value at once and refreshes
+   * it in the background, once per key (default true). When false, the grace window only
+   * serves the fail-safe and soft timeouts.
+   */
+  readonly staleWhileRevalidate?: boolean | undefined
+  /**
+   * When a computation fails and a stale value exists, the stale value answers and is kept in
+   * L1 as fresh for this long, so that a failing source is not hammered (default 5 seconds;
+   * 0 turns the fail-safe off).
+   */
+  readonly failSafeThrottle?: Duration.DurationInput | undefined
+  /** Default computation timeouts (default: none). */
+  readonly timeouts?: Timeouts | undefined
+  /**
+   * A timeout on every call to the tiers below L1 and a circuit breaker per tier (default:
+   * 1 second, open after 5 consecutive failures, for 10 seconds); `false` turns both off.
+   */
+  readonly breaker?: CircuitBreaker.Options | false | undefined
+}
+
+/**
+ * Computation timeouts. Past `soft`, waiters get the stale value if there is one while the
+ * computation goes on and stores its result; past `hard`, waiters get the stale value if there
+ * is one, else a `CacheTimeoutError` (the computation still goes on and stores its result).
+ *
+ * @since 0.1.0
+ */
+export interface Timeouts {
+  /** Answer with the stale value after this long (only when one exists). */
+  readonly soft?: Duration.DurationInput | undefined
+  /** Stop waiting after this long. */
+  readonly hard?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of a read.
+ *
+ * @since 0.1.0
+ */
+export interface ReadOptions {
+  /** Answer with an expired value still inside its grace window rather than a miss. */
+  readonly allowStale?: boolean | undefined
 }
 
 /**
@@ -70,6 +114,16 @@ export interface TypedWriteOptions<A, I> extends WriteOptions {
 }
 
 /**
+ * Options of getOrCompute: those of a write, plus timeouts of the computation.
+ *
+ * @since 0.1.0
+ */
+export interface ComputeOptions extends WriteOptions {
+  /** Timeouts of this call (default: the cache's `timeouts`). */
+  readonly timeouts?: Timeouts | undefined
+}
+
+/**
  * The cache service.
  *
  * @since 0.1.0
@@ -90,7 +144,10 @@ export declare namespace TieredCache {
     /** This instance's id on the bus. */
     readonly instanceId: string
     /** The stored (encoded) value under `key`, if fresh in some tier. */
-    readonly get: (key: string) => Effect.Effect<Option.Option<unknown>, CacheInputError>
+    readonly get: (
+      key: string,
+      options?: ReadOptions
+    ) => Effect.Effect<Option.Option<unknown>, CacheInputError>
     /**
      * The value under `key` decoded with `schema`; a stored value that does not decode is a
      * miss (counted), never an error. L1 keeps the decoded value, so a repeated hit with the
@@ -98,7 +155,8 @@ export declare namespace TieredCache {
      */
     readonly getTyped: <A, I>(
       key: string,
-      schema: Schema.Schema<A, I, never>
+      schema: Schema.Schema<A, I, never>,
+      options?: ReadOptions
     ) => Effect.Effect<Option.Option<A>, CacheInputError>
     /** Several keys at once (batched below L1); decoded when a schema is given. */
     readonly getMany: {
@@ -135,14 +193,14 @@ export declare namespace TieredCache {
     readonly getOrCompute: <A, E, R>(
       key: string,
       compute: Effect.Effect<A, E, R>,
-      options?: WriteOptions
+      options?: ComputeOptions
     ) => Effect.Effect<A, E | CacheError, R>
     /** getOrCompute with Schema: stored values are decoded (bad data = recompute and overwrite). */
     readonly getOrComputeTyped: <A, I, E, R>(
       key: string,
       schema: Schema.Schema<A, I, never>,
       compute: Effect.Effect<A, E, R>,
-      options?: WriteOptions
+      options?: ComputeOptions
     ) => Effect.Effect<A, E | CacheError, R>
     /** Removes `key` from every tier and every instance's L1. */
     readonly invalidate: (key: string) => Effect.Effect<void, CacheError>

@@ -28,6 +28,13 @@ export * as CacheStrategy from "./CacheStrategy.js"
  */
 export * as CacheStreams from "./CacheStreams.js"
 /**
+ * Tier timeouts and circuit breakers.
+ *
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
  * The record every tier stores.
  *
  * @since 0.1.0

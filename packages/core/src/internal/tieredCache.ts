@@ -1,22 +1,31 @@
-import type { Either, Exit, ParseResult, Scope } from "effect"
-import { Cause, Deferred, Effect, FiberId, Option, Schema, Stream } from "effect"
+import type { Either, ParseResult, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, Stream } from "effect"
 import {
   type BusError,
   CacheConfigError,
   type CacheError,
   CacheInputError,
+  CacheTimeoutError,
   CacheWriteError,
   type TierError
 } from "../CacheError.js"
 import type { CacheHealth, CacheStats, InvalidationStats } from "../CacheStats.js"
 import * as CacheStrategy from "../CacheStrategy.js"
+import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
 import { type Event, InvalidationBus } from "../InvalidationBus.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import { isMemoryTier } from "../MemoryTier.js"
 import { L1, L2, type Tier, Tiers } from "../Tier.js"
-import type { Options, TieredCache, TypedWriteOptions, WriteOptions } from "../TieredCache.js"
+import type {
+  ComputeOptions,
+  Options,
+  ReadOptions,
+  TieredCache,
+  TypedWriteOptions,
+  WriteOptions
+} from "../TieredCache.js"
 import { type FastPath, FastPathTypeId, memoizeTyped, type Slot } from "./fastPath.js"
 import { durationMillis, jsonError, keyError, keysError } from "./validate.js"
 
@@ -27,7 +36,25 @@ interface Flight {
   readonly deferred: Deferred.Deferred<FlightResult, unknown>
   /** The schema the flight decodes with (undefined: untyped). */
   readonly schema: AnySchema | undefined
+  /** A stale value that may answer the waiters (grace window, soft timeout, fail-safe). */
+  stale: FlightResult | undefined
+  /** Whether the waiters were already answered (with the stale value). */
+  settled: boolean
 }
+
+/** A value found in a tier (index -1: L1, 0: L2, ...). */
+interface Found {
+  readonly index: number
+  readonly result: FlightResult
+}
+
+/** A lookup's outcome: a fresh hit, and the first stale entry seen. */
+interface Lookup {
+  readonly hit: Found | undefined
+  readonly stale: Found | undefined
+}
+
+const noLookup: Lookup = { hit: undefined, stale: undefined }
 
 interface FlightResult {
   /** The entry as stored (encoded value). */
@@ -47,6 +74,11 @@ interface ResolvedWrite {
   readonly ttlMs: number
   readonly graceMs: number
   readonly tags: ReadonlyArray<string>
+}
+
+interface ResolvedCompute extends ResolvedWrite {
+  readonly softMs: number | undefined
+  readonly hardMs: number | undefined
 }
 
 const STRIPES = 8192
@@ -74,6 +106,24 @@ const encoderOf = (schema: AnySchema) => {
     encoders.set(schema, e)
   }
   return e
+}
+
+/** Resolves computation timeouts (soft must not exceed hard). */
+const resolveTimeouts = (
+  t: { readonly soft?: unknown; readonly hard?: unknown } | undefined
+): { readonly softMs: number | undefined; readonly hardMs: number | undefined } | CacheInputError => {
+  if (t === undefined) return { softMs: undefined, hardMs: undefined }
+  const softMs = t.soft === undefined ? undefined : durationMillis(t.soft, "timeouts.soft")
+  if (softMs instanceof CacheInputError) return softMs
+  const hardMs = t.hard === undefined ? undefined : durationMillis(t.hard, "timeouts.hard")
+  if (hardMs instanceof CacheInputError) return hardMs
+  if (softMs !== undefined && hardMs !== undefined && softMs > hardMs) {
+    return new CacheInputError({
+      problem: "InvalidTtl",
+      reason: "timeouts.soft must not exceed timeouts.hard"
+    })
+  }
+  return { softMs, hardMs }
 }
 
 const firstLine = (s: string): string => s.split("\n").slice(0, 3).join(" ")
@@ -113,11 +163,45 @@ export const make = (
         reason: `must be in (0, 1], got ${l1Scale}`
       })
     }
+    const staleWhileRevalidate = options.staleWhileRevalidate ?? true
+    const failSafeThrottle =
+      options.failSafeThrottle === undefined
+        ? 5_000
+        : durationMillis(options.failSafeThrottle, "failSafeThrottle", true)
+    if (typeof failSafeThrottle !== "number") {
+      return yield* new CacheConfigError({ option: "failSafeThrottle", reason: failSafeThrottle.reason })
+    }
+    const defaultTimeouts = resolveTimeouts(options.timeouts)
+    if (defaultTimeouts instanceof CacheInputError) {
+      return yield* new CacheConfigError({ option: "timeouts", reason: defaultTimeouts.reason })
+    }
+    const breakerOptions = options.breaker ?? {}
+    if (breakerOptions !== false) {
+      for (const [option, input] of [
+        ["breaker.timeout", breakerOptions.timeout],
+        ["breaker.openFor", breakerOptions.openFor]
+      ] as const) {
+        const ms = input === undefined ? 1 : durationMillis(input, option)
+        if (typeof ms !== "number") return yield* new CacheConfigError({ option, reason: ms.reason })
+      }
+      const threshold = breakerOptions.failureThreshold
+      if (threshold !== undefined && !(Number.isSafeInteger(threshold) && threshold > 0)) {
+        return yield* new CacheConfigError({
+          option: "breaker.failureThreshold",
+          reason: "must be a positive integer"
+        })
+      }
+    }
     const instanceId = options.instanceId ?? crypto.randomUUID()
     const cacheName = options.name ?? "default"
 
     const fast: FastPath | undefined = isMemoryTier(l1) ? l1[FastPathTypeId] : undefined
-    const lower: ReadonlyArray<Tier.Service> = [l2, ...Option.getOrElse(extra, () => [])]
+    const rawLower: ReadonlyArray<Tier.Service> = [l2, ...Option.getOrElse(extra, () => [])]
+    const guarded =
+      breakerOptions === false
+        ? undefined
+        : yield* Effect.forEach(rawLower, (tier) => CircuitBreaker.guard(tier, breakerOptions))
+    const lower: ReadonlyArray<Tier.Service> = guarded ?? rawLower
     const labels = labelTiers([l1, ...lower])
     const now = () => clock.unsafeCurrentTimeMillis()
 
@@ -132,6 +216,10 @@ export const make = (
     let decodeErrors = 0
     let writeFailures = 0
     let discardedWrites = 0
+    let staleServed = 0
+    let failSafeHits = 0
+    let timeouts = 0
+    let breakerRejections = 0
     const tierErrors = new Map<string, number>()
     const bus = {
       sent: 0,
@@ -159,7 +247,11 @@ export const make = (
     const flights = new Map<string, Flight>()
 
     // ---- tier plumbing ---------------------------------------------------------------------
-    const recordTierError = (index: number, error: TierError) => {
+    const recordTierError = (index: number, error: TierError): Effect.Effect<void> => {
+      if (CircuitBreaker.isRejection(error)) {
+        breakerRejections++
+        return Effect.void
+      }
       const label = labels[index]!
       tierErrors.set(label, (tierErrors.get(label) ?? 0) + 1)
       return Effect.logWarning(`tiercache: ${error.message}`).pipe(
@@ -254,6 +346,14 @@ export const make = (
       return { ttlMs, graceMs, tags }
     }
 
+    const resolveCompute = (opts: ComputeOptions | undefined): ResolvedCompute | CacheInputError => {
+      const write = resolveWrite(opts)
+      if (write instanceof CacheInputError) return write
+      const t = opts?.timeouts === undefined ? defaultTimeouts : resolveTimeouts(opts.timeouts)
+      if (t instanceof CacheInputError) return t
+      return { ...write, softMs: t.softMs, hardMs: t.hardMs }
+    }
+
     /** Encodes a value for storage: with the schema when given, then checks it is JSON-safe. */
     const encodeValue = (value: unknown, schema: AnySchema | undefined): unknown => {
       let encoded = value
@@ -271,12 +371,6 @@ export const make = (
     }
 
     // ---- reads -----------------------------------------------------------------------------
-    /** A fresh L1 slot, or undefined. */
-    const freshSlot = (key: string): Slot | undefined => {
-      const slot = fast!.lookup(key)
-      return slot !== undefined && clock.unsafeCurrentTimeMillis() < slot.entry.expiresAt ? slot : undefined
-    }
-
     /** Decodes a slot's value under a schema, memoizing it in the slot; undefined when it does not decode. */
     const typedFromSlot = (slot: Slot, schema: AnySchema): Slot | undefined => {
       if (slot.typedSchema === schema) return slot
@@ -287,6 +381,12 @@ export const make = (
       }
       memoizeTyped(slot, schema, d.right)
       return slot
+    }
+
+    /** A fresh L1 slot, or undefined (for getMany). */
+    const freshSlot = (key: string): Slot | undefined => {
+      const slot = fast!.lookup(key)
+      return slot !== undefined && now() < slot.entry.expiresAt ? slot : undefined
     }
 
     /** Decodes an encoded value (untyped: as is); `undefined` result = did not decode. */
@@ -300,34 +400,52 @@ export const make = (
       return { value: d.right }
     }
 
-    /** L1 through the generic Tier interface (an L1 that is not a MemoryTier). */
+    /** An L1 entry (fresh or stale) through the generic Tier interface (an L1 that is not a MemoryTier). */
     const genericL1 = (key: string): Effect.Effect<Option.Option<Entry.Entry>> =>
-      l1.get(key).pipe(
-        Effect.map(Option.filter((entry) => Entry.isFresh(entry, now()))),
-        Effect.catchAll((error) => Effect.as(recordTierError(0, error), Option.none()))
-      )
+      l1.get(key).pipe(Effect.catchAll((error) => Effect.as(recordTierError(0, error), Option.none())))
+
+    /** What an L1 entry offers: a fresh hit, a stale fallback, or nothing (also when it does not decode). */
+    const classifyL1 = (entry: Entry.Entry, schema: AnySchema | undefined): Lookup => {
+      const decoded = decodeFor(schema, entry.value)
+      if (decoded === undefined) return noLookup
+      const found: Found = { index: -1, result: { entry, value: decoded.value } }
+      return Entry.isFresh(entry, now()) ? { hit: found, stale: undefined } : { hit: undefined, stale: found }
+    }
+
+    /** The stale candidate of a MemoryTier slot past its expiry (decoded for `schema`). */
+    const staleFromSlot = (slot: Slot, schema: AnySchema | undefined): Found | undefined => {
+      if (schema === undefined) return { index: -1, result: { entry: slot.entry, value: slot.entry.value } }
+      const typed = typedFromSlot(slot, schema)
+      return typed === undefined
+        ? undefined
+        : { index: -1, result: { entry: slot.entry, value: typed.typedValue } }
+    }
 
     /**
      * Looks `key` up below L1, tier by tier; a fresh hit that decodes is promoted into every
-     * tier above it (unless the key changed meanwhile). Answers the hit and its tier index.
+     * tier above it (unless the key changed meanwhile). Also answers the first stale entry seen.
      */
-    const lookupLower = (
-      key: string,
-      schema: AnySchema | undefined,
-      guard: Guard
-    ): Effect.Effect<Option.Option<{ readonly index: number; readonly result: FlightResult }>> =>
+    const lookupLower = (key: string, schema: AnySchema | undefined, guard: Guard): Effect.Effect<Lookup> =>
       Effect.gen(function* () {
+        let stale: Found | undefined
         for (let i = 0; i < lower.length; i++) {
           const found = yield* lower[i]!.get(key).pipe(
             Effect.catchAll((error) => Effect.as(recordTierError(i + 1, error), Option.none<Entry.Entry>()))
           )
-          if (found._tag === "None" || !Entry.isFresh(found.value, now())) continue
+          if (found._tag === "None" || Entry.isGone(found.value, now())) continue
+          const fresh = Entry.isFresh(found.value, now())
+          if (!fresh && stale !== undefined) continue
           const decoded = decodeFor(schema, found.value.value)
           if (decoded === undefined) continue
+          const result = { entry: found.value, value: decoded.value }
+          if (!fresh) {
+            stale = { index: i, result }
+            continue
+          }
           yield* promote(key, found.value, i, guard, schema, decoded.value)
-          return Option.some({ index: i, result: { entry: found.value, value: decoded.value } })
+          return { hit: { index: i, result }, stale }
         }
-        return Option.none()
+        return { hit: undefined, stale }
       })
 
     const promote = (
@@ -357,61 +475,98 @@ export const make = (
       })
     }
 
-    const readSlow = (key: string, schema: AnySchema | undefined): Effect.Effect<Option.Option<unknown>> =>
+    /** Counts a request answered by `found` (L1 when its index is -1). */
+    const countHit = (found: Found) => {
+      if (found.index < 0) l1Hits++
+      else tierHits[found.index]!++
+    }
+
+    /** A read past the L1 fast path: generic L1, then the lower tiers; stale only when allowed. */
+    const readSlow = (
+      key: string,
+      schema: AnySchema | undefined,
+      allowStale: boolean,
+      l1Stale: Found | undefined
+    ): Effect.Effect<Option.Option<unknown>> =>
       Effect.suspend(() => {
         const guard = guardOf(key)
-        const fromL1 =
+        const fromL1: Effect.Effect<Lookup> =
           fast !== undefined
-            ? Effect.succeed(Option.none<Entry.Entry>())
-            : genericL1(key).pipe(
-                Effect.map(Option.filter((entry) => decodeFor(schema, entry.value) !== undefined))
-              )
-        return Effect.flatMap(fromL1, (hitL1) => {
-          if (hitL1._tag === "Some") {
+            ? Effect.succeed({ hit: undefined, stale: l1Stale })
+            : Effect.map(genericL1(key), (e) => (e._tag === "None" ? noLookup : classifyL1(e.value, schema)))
+        return Effect.flatMap(fromL1, (l1Found) => {
+          if (l1Found.hit !== undefined) {
             l1Hits++
-            return Effect.succeed(Option.some(decodeFor(schema, hitL1.value.value)!.value))
+            return Effect.succeed(Option.some(l1Found.hit.result.value))
           }
-          return Effect.map(lookupLower(key, schema, guard), (hit) => {
-            if (hit._tag === "None") {
-              misses++
-              return Option.none()
+          return Effect.map(lookupLower(key, schema, guard), (found) => {
+            if (found.hit !== undefined) {
+              countHit(found.hit)
+              return Option.some(found.hit.result.value)
             }
-            tierHits[hit.value.index]!++
-            return Option.some(hit.value.result.value)
+            const stale = l1Found.stale ?? found.stale
+            if (allowStale && stale !== undefined) {
+              countHit(stale)
+              staleServed++
+              return Option.some(stale.result.value)
+            }
+            misses++
+            return Option.none()
           })
         })
       })
 
-    const get = (key: string): Effect.Effect<Option.Option<unknown>, CacheInputError> =>
+    const get = (key: string, opts?: ReadOptions): Effect.Effect<Option.Option<unknown>, CacheInputError> =>
       Effect.suspend(() => {
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        let l1Stale: Found | undefined
         if (fast !== undefined) {
-          const slot = freshSlot(key)
+          const slot = fast.lookup(key)
           if (slot !== undefined) {
-            l1Hits++
-            return slot.some
+            if (now() < slot.entry.expiresAt) {
+              l1Hits++
+              return slot.some
+            }
+            if (opts?.allowStale === true) {
+              l1Hits++
+              staleServed++
+              return slot.some
+            }
+            l1Stale = staleFromSlot(slot, undefined)
           }
         }
-        return readSlow(key, undefined)
+        return readSlow(key, undefined, opts?.allowStale === true, l1Stale)
       })
 
     const getTyped = <A, I>(
       key: string,
-      schema: Schema.Schema<A, I, never>
+      schema: Schema.Schema<A, I, never>,
+      opts?: ReadOptions
     ): Effect.Effect<Option.Option<A>, CacheInputError> =>
       Effect.suspend(() => {
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        let l1Stale: Found | undefined
         if (fast !== undefined) {
-          const slot = freshSlot(key)
+          const slot = fast.lookup(key)
           if (slot !== undefined) {
             const typed = typedFromSlot(slot, schema as AnySchema)
             if (typed !== undefined) {
-              l1Hits++
-              return typed.typedSome as Exit.Exit<Option.Option<A>>
+              if (now() < slot.entry.expiresAt) {
+                l1Hits++
+                return typed.typedSome as Exit.Exit<Option.Option<A>>
+              }
+              if (opts?.allowStale === true) {
+                l1Hits++
+                staleServed++
+                return typed.typedSome as Exit.Exit<Option.Option<A>>
+              }
+              l1Stale = { index: -1, result: { entry: slot.entry, value: typed.typedValue } }
             }
           }
         }
-        return readSlow(key, schema as AnySchema) as Effect.Effect<Option.Option<A>>
+        return readSlow(key, schema as AnySchema, opts?.allowStale === true, l1Stale) as Effect.Effect<
+          Option.Option<A>
+        >
       })
 
     const getMany = (
@@ -646,27 +801,36 @@ export const make = (
     /**
      * Joins the flight under way for `key`, or starts one: the flight reads the lower tiers,
      * then computes and stores. It runs in a fiber of the cache's scope, so the caller's
-     * interruption only stops its own wait.
+     * interruption only stops its own wait. With a stale L1 copy and stale-while-revalidate,
+     * the caller gets the stale value at once and the flight refreshes it in the background.
      */
     const lead = <A, E, R>(
       key: string,
       schema: AnySchema | undefined,
       compute: Effect.Effect<A, E, R>,
-      opts: WriteOptions | undefined,
-      counted: boolean
+      opts: ComputeOptions | undefined,
+      counted: boolean,
+      l1Stale: Found | undefined
     ): Effect.Effect<A, E | CacheError, R> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend((): Effect.Effect<A, E | CacheError, R> => {
+          const resolved = resolveCompute(opts)
+          if (resolved instanceof CacheInputError) return Effect.fail(resolved)
+          const serveStale = l1Stale !== undefined && staleWhileRevalidate
           const existing = flights.get(key)
           if (existing !== undefined) {
+            if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
             if (counted) coalesced++
-            return restore(join(key, existing, schema, compute, opts))
+            return restore(join(key, existing, schema, compute, opts, resolved))
           }
-          const resolved = resolveWrite(opts)
-          if (resolved instanceof CacheInputError) return Effect.fail(resolved)
-          const flight: Flight = { deferred: Deferred.unsafeMake(FiberId.none), schema }
+          const flight: Flight = {
+            deferred: Deferred.unsafeMake(FiberId.none),
+            schema,
+            stale: l1Stale?.result,
+            settled: false
+          }
           flights.set(key, flight)
-          const body = runFlight(key, flight, compute, resolved, counted).pipe(
+          const body = runFlight(key, flight, compute, resolved, counted && !serveStale).pipe(
             Effect.interruptible,
             Effect.onExit((exit) =>
               Effect.sync(() => {
@@ -675,12 +839,46 @@ export const make = (
               })
             )
           )
-          return Effect.forkIn(body, scope).pipe(
-            Effect.zipRight(restore(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>)),
-            Effect.map((result) => result.value as A)
+          const started = Effect.forkIn(body, scope)
+          if (serveStale) return Effect.as(started, answerStale(l1Stale, counted) as A)
+          return Effect.zipRight(
+            started,
+            restore(awaitFlight(key, flight, resolved.hardMs) as Effect.Effect<A, E>)
           )
         })
       )
+
+    const answerStale = (stale: Found, counted: boolean): unknown => {
+      if (counted) l1Hits++
+      staleServed++
+      return stale.result.value
+    }
+
+    /** Waits for a flight's result; past the hard timeout, a stale value answers, or a CacheTimeoutError. */
+    const awaitFlight = (
+      key: string,
+      flight: Flight,
+      hardMs: number | undefined
+    ): Effect.Effect<unknown, unknown> => {
+      const result = Effect.map(Deferred.await(flight.deferred), (r) => r.value)
+      if (hardMs === undefined) return result
+      return Effect.timeoutFail(result, {
+        duration: hardMs,
+        onTimeout: () => new CacheTimeoutError({ key, timeoutMs: hardMs })
+      }).pipe(
+        Effect.catchIf(
+          (e): e is CacheTimeoutError => e instanceof CacheTimeoutError,
+          (e) =>
+            Effect.suspend(() => {
+              timeouts++
+              if (flight.stale === undefined) return Effect.fail(e)
+              failSafeHits++
+              staleServed++
+              return Effect.succeed(flight.stale.value)
+            })
+        )
+      )
+    }
 
     /** Waits for another caller's flight; with another schema, decodes its entry (or computes anew). */
     const join = <A, E, R>(
@@ -688,35 +886,69 @@ export const make = (
       flight: Flight,
       schema: AnySchema | undefined,
       compute: Effect.Effect<A, E, R>,
-      opts: WriteOptions | undefined
+      opts: ComputeOptions | undefined,
+      resolved: ResolvedCompute
     ): Effect.Effect<A, E | CacheError, R> =>
-      Effect.flatMap(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>, (result) => {
-        if (schema === flight.schema) return Effect.succeed(result.value as A)
-        const decoded = decodeFor(schema, result.entry.value)
-        return decoded !== undefined
-          ? Effect.succeed(decoded.value as A)
-          : lead(key, schema, compute, opts, false)
+      Effect.flatMap(awaitFlight(key, flight, resolved.hardMs) as Effect.Effect<unknown, E>, (value) => {
+        if (schema === flight.schema) return Effect.succeed(value as A)
+        return Effect.flatMap(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>, (result) => {
+          const decoded = decodeFor(schema, result.entry.value)
+          return decoded !== undefined
+            ? Effect.succeed(decoded.value as A)
+            : lead(key, schema, compute, opts, false, undefined)
+        })
       })
+
+    /** Answers a flight's waiters now with its stale value (the computation goes on). */
+    const settleWithStale = (flight: Flight): void => {
+      if (flight.stale === undefined || flight.settled) return
+      flight.settled = true
+      Deferred.unsafeDone(flight.deferred, Exit.succeed(flight.stale))
+      staleServed++
+    }
 
     const runFlight = <A, E, R>(
       key: string,
       flight: Flight,
       compute: Effect.Effect<A, E, R>,
-      resolved: ResolvedWrite,
+      resolved: ResolvedCompute,
       counted: boolean
     ): Effect.Effect<FlightResult, E | CacheError, R> =>
       Effect.gen(function* () {
         const guard = guardOf(key)
-        const hit = yield* lookupLower(key, flight.schema, guard)
-        if (hit._tag === "Some") {
-          if (counted) tierHits[hit.value.index]!++
-          return hit.value.result
+        if (fast === undefined && flight.stale === undefined) {
+          const e = yield* genericL1(key)
+          if (e._tag === "Some") flight.stale = classifyL1(e.value, flight.schema).stale?.result
+        }
+        const found = yield* lookupLower(key, flight.schema, guard)
+        if (found.hit !== undefined) {
+          if (counted) countHit(found.hit)
+          return found.hit.result
         }
         if (counted) misses++
+        if (flight.stale === undefined && found.stale !== undefined) {
+          flight.stale = found.stale.result
+          if (staleWhileRevalidate) settleWithStale(flight)
+        }
         computations++
-        const value = yield* Effect.tapErrorCause(compute, (cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => computeErrors++)
+        const running = yield* Effect.fork(
+          Effect.tapErrorCause(compute, (cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => computeErrors++)
+          )
         )
+        if (resolved.softMs !== undefined && flight.stale !== undefined) {
+          yield* Effect.fork(
+            Effect.sleep(resolved.softMs).pipe(Effect.andThen(() => settleWithStale(flight)))
+          )
+        }
+        const exit = yield* Fiber.await(running)
+        if (Exit.isFailure(exit)) {
+          if (flight.stale === undefined || Cause.isInterruptedOnly(exit.cause) || failSafeThrottle === 0) {
+            return yield* Effect.failCause(exit.cause)
+          }
+          return yield* failSafe(key, flight, flight.stale, guard, exit.cause)
+        }
+        const value = exit.value
         const encoded = encodeValue(value, flight.schema)
         if (encoded instanceof CacheInputError) return yield* encoded
         const entry = Entry.make({ value: (encoded as Encoded).value, now: now(), ...resolved })
@@ -738,27 +970,64 @@ export const make = (
         return { entry, value: flight.schema === undefined ? entry.value : value }
       }).pipe(Effect.withSpan("tiercache.getOrCompute", { attributes: { key, cache: cacheName } }))
 
+    /**
+     * The computation failed and a stale value exists: answer with it, and keep it in L1 as
+     * fresh for the fail-safe throttle so that a failing source is not hammered.
+     */
+    const failSafe = (
+      key: string,
+      flight: Flight,
+      stale: FlightResult,
+      guard: Guard,
+      cause: Cause.Cause<unknown>
+    ): Effect.Effect<FlightResult> =>
+      Effect.gen(function* () {
+        failSafeHits++
+        settleWithStale(flight)
+        yield* Effect.logWarning("tiercache: computation failed; serving the stale value", cause).pipe(
+          Effect.annotateLogs({ key, cache: cacheName })
+        )
+        if (unchanged(guard)) {
+          const t = now()
+          const kept: Entry.Entry = {
+            value: stale.entry.value,
+            expiresAt: t + failSafeThrottle,
+            staleUntil: Math.max(stale.entry.staleUntil, t + failSafeThrottle),
+            tags: stale.entry.tags,
+            createdAt: stale.entry.createdAt
+          }
+          const slot = yield* storeL1(key, kept).pipe(
+            Effect.catchAll((error) => Effect.as(recordTierError(0, error), undefined))
+          )
+          if (slot !== undefined && flight.schema !== undefined)
+            memoizeTyped(slot, flight.schema, stale.value)
+        }
+        return stale
+      })
+
     const getOrCompute = <A, E, R>(
       key: string,
       compute: Effect.Effect<A, E, R>,
-      opts?: WriteOptions
+      opts?: ComputeOptions
     ): Effect.Effect<A, E | CacheError, R> =>
       Effect.suspend(() => {
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         if (fast !== undefined) {
-          const slot = freshSlot(key)
-          if (slot !== undefined) {
+          const slot = fast.lookup(key)
+          if (slot === undefined) return lead(key, undefined, compute, opts, true, undefined)
+          if (now() < slot.entry.expiresAt) {
             l1Hits++
             return slot.valueExit as Exit.Exit<A>
           }
-          return lead(key, undefined, compute, opts, true)
+          return lead(key, undefined, compute, opts, true, staleFromSlot(slot, undefined))
         }
-        return Effect.flatMap(genericL1(key), (hit) => {
-          if (hit._tag === "Some") {
+        return Effect.flatMap(genericL1(key), (e) => {
+          const found = e._tag === "None" ? noLookup : classifyL1(e.value, undefined)
+          if (found.hit !== undefined) {
             l1Hits++
-            return Effect.succeed(hit.value.value as A)
+            return Effect.succeed(found.hit.result.value as A)
           }
-          return lead(key, undefined, compute, opts, true)
+          return lead(key, undefined, compute, opts, true, found.stale)
         })
       })
 
@@ -766,29 +1035,32 @@ export const make = (
       key: string,
       schema: Schema.Schema<A, I, never>,
       compute: Effect.Effect<A, E, R>,
-      opts?: WriteOptions
+      opts?: ComputeOptions
     ): Effect.Effect<A, E | CacheError, R> =>
       Effect.suspend(() => {
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         const s = schema as AnySchema
         if (fast !== undefined) {
-          const slot = freshSlot(key)
-          if (slot !== undefined) {
-            const typed = typedFromSlot(slot, s)
-            if (typed !== undefined) {
-              l1Hits++
-              return typed.typedExit as Exit.Exit<A>
-            }
-          }
-          return lead(key, s, compute, opts, true)
-        }
-        return Effect.flatMap(genericL1(key), (hit) => {
-          const decoded = hit._tag === "Some" ? decodeFor(s, hit.value.value) : undefined
-          if (decoded !== undefined) {
+          const slot = fast.lookup(key)
+          if (slot === undefined) return lead(key, s, compute, opts, true, undefined)
+          const typed = typedFromSlot(slot, s)
+          if (typed === undefined) return lead(key, s, compute, opts, true, undefined)
+          if (now() < slot.entry.expiresAt) {
             l1Hits++
-            return Effect.succeed(decoded.value as A)
+            return typed.typedExit as Exit.Exit<A>
           }
-          return lead(key, s, compute, opts, true)
+          return lead(key, s, compute, opts, true, {
+            index: -1,
+            result: { entry: slot.entry, value: typed.typedValue }
+          })
+        }
+        return Effect.flatMap(genericL1(key), (e) => {
+          const found = e._tag === "None" ? noLookup : classifyL1(e.value, s)
+          if (found.hit !== undefined) {
+            l1Hits++
+            return Effect.succeed(found.hit.result.value as A)
+          }
+          return lead(key, s, compute, opts, true, found.stale)
         })
       })
 
@@ -905,6 +1177,13 @@ export const make = (
         tierErrors: Object.fromEntries(tierErrors),
         writeFailures,
         discardedWrites,
+        staleServed,
+        failSafeHits,
+        timeouts,
+        breakerRejections,
+        breakers: Object.fromEntries(
+          (guarded ?? []).map((tier, i) => [labels[i + 1]!, tier.state()] as const)
+        ),
         inFlight: flights.size
       }
     })

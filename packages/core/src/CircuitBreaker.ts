@@ -1,0 +1,172 @@
+/**
+ * Tier timeouts and a circuit breaker. Every call to a guarded tier is bounded by a timeout;
+ * after `failureThreshold` consecutive failures the breaker opens for `openFor`, during which
+ * calls fail at once without reaching the tier (TieredCache then reads from L1 and the
+ * computation and writes L1 only); then one probe call is let through (half-open): success
+ * closes the breaker, failure opens it again. State changes are logged.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Effect } from "effect"
+import { TierError } from "./CacheError.js"
+import type { Tier, TierHealth } from "./Tier.js"
+
+/**
+ * The breaker's state.
+ *
+ * @since 0.1.0
+ */
+export type State = "closed" | "open" | "half-open"
+
+/**
+ * Options of a guard.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The longest a tier call may take (default 1 second). */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Consecutive failures that open the breaker (default 5). */
+  readonly failureThreshold?: number | undefined
+  /** How long the breaker stays open before a probe (default 10 seconds). */
+  readonly openFor?: Duration.DurationInput | undefined
+}
+
+/**
+ * A guarded tier: the Tier plus its breaker's state.
+ *
+ * @since 0.1.0
+ */
+export interface GuardedTier extends Tier.Service {
+  /** The breaker's state now. */
+  readonly state: () => State
+  /** Calls refused because the breaker was open. */
+  readonly rejected: () => number
+}
+
+/**
+ * The reason of the TierError a call gets while the breaker is open.
+ *
+ * @since 0.1.0
+ */
+export const OPEN_REASON = "circuit breaker open"
+
+/**
+ * Whether an error is a breaker's refusal (not a failure of the tier itself).
+ *
+ * @since 0.1.0
+ */
+export const isRejection = (error: TierError): boolean => error.reason === OPEN_REASON
+
+/**
+ * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock.
+ *
+ * @since 0.1.0
+ */
+export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>
+  Effect.gen(function* () {
+    const clock = yield* Effect.clock
+    const timeout = Duration.decode(options.timeout ?? "1 second")
+    const timeoutMs = Duration.toMillis(timeout)
+    const threshold = options.failureThreshold ?? 5
+    const openForMs = Duration.toMillis(Duration.decode(options.openFor ?? "10 seconds"))
+    let state: State = "closed"
+    let failures = 0
+    let openUntil = 0
+    let probing = false
+    let rejected = 0
+
+    const transition = (next: State, why: string): Effect.Effect<void> => {
+      if (next === state) return Effect.void
+      const previous = state
+      state = next
+      const log = next === "open" ? Effect.logWarning : Effect.logInfo
+      return log(`tiercache: ${tier.name} breaker ${previous} -> ${next} (${why})`).pipe(
+        Effect.annotateLogs({ tier: tier.name, breaker: next })
+      )
+    }
+
+    const call = <A>(operation: string, effect: Effect.Effect<A, TierError>): Effect.Effect<A, TierError> =>
+      Effect.suspend(() => {
+        const now = clock.unsafeCurrentTimeMillis()
+        let probe = false
+        if (state === "open") {
+          if (now < openUntil || probing) {
+            rejected++
+            return Effect.fail(new TierError({ tier: tier.name, operation, reason: OPEN_REASON }))
+          }
+          probe = true
+        } else if (state === "half-open") {
+          rejected++
+          return Effect.fail(new TierError({ tier: tier.name, operation, reason: OPEN_REASON }))
+        }
+        const run = effect.pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              new TierError({ tier: tier.name, operation, reason: `timed out after ${timeoutMs} ms` })
+          }),
+          Effect.tapBoth({
+            onFailure: () =>
+              Effect.suspend(() => {
+                failures++
+                probing = false
+                if (state === "half-open" || failures >= threshold) {
+                  openUntil = clock.unsafeCurrentTimeMillis() + openForMs
+                  return transition("open", `${failures} consecutive failures`)
+                }
+                return Effect.void
+              }),
+            onSuccess: () =>
+              Effect.suspend(() => {
+                failures = 0
+                probing = false
+                return transition("closed", "probe succeeded")
+              })
+          })
+        )
+        if (!probe) return run
+        probing = true
+        // An interrupted probe proves nothing: back to open, and the next call probes again.
+        return Effect.zipRight(transition("half-open", "probing"), run).pipe(
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              probing = false
+              state = "open"
+              openUntil = 0
+            })
+          )
+        )
+      })
+
+    const guarded: GuardedTier = {
+      name: tier.name,
+      state: () => state,
+      rejected: () => rejected,
+      get: (key) => call("get", tier.get(key)),
+      getMany: (keys) => call("getMany", tier.getMany(keys)),
+      set: (key, entry) => call("set", tier.set(key, entry)),
+      setMany: (entries) => call("setMany", tier.setMany(entries)),
+      remove: (keys) => call("remove", tier.remove(keys)),
+      removeMatching: (glob) => call("removeMatching", tier.removeMatching(glob)),
+      clear: call("clear", tier.clear),
+      health: Effect.map(
+        tier.health.pipe(
+          Effect.timeoutTo({
+            duration: timeout,
+            onSuccess: (h): TierHealth => h,
+            onTimeout: (): TierHealth => ({
+              name: tier.name,
+              healthy: false,
+              detail: "health check timed out"
+            })
+          })
+        ),
+        (h): TierHealth =>
+          state === "closed"
+            ? h
+            : { name: h.name, healthy: false, detail: `breaker ${state}; ${h.detail ?? ""}` }
+      )
+    }
+    return guarded
+  })

@@ -1,0 +1,254 @@
+import { describe, expect, it } from "@effect/vitest"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { MultiInstance, TestTier } from "@tiercache/testing"
+import { Deferred, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
+
+const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+    const testTier = yield* TestTier.make()
+    const cache = yield* TieredCache.make(options).pipe(
+      Effect.provideService(Tier.L1, l1),
+      Effect.provideService(Tier.L2, l2 ?? testTier)
+    )
+    return { cache, l2: testTier }
+  })
+
+/** A computation that counts its runs, takes `ms` on the clock, and answers `value`. */
+const counted = <A>(runs: Ref.Ref<number>, value: A, ms = 0) =>
+  Ref.update(runs, (n) => n + 1).pipe(Effect.zipRight(Effect.sleep(ms)), Effect.as(value))
+
+/** Lets forked fibers run until they block. */
+const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow(), { discard: true })
+
+describe("grace: stale-while-revalidate", () => {
+  it.scoped(
+    "inside the grace window the stale value answers at once and one refresh runs in the background",
+    () =>
+      Effect.gen(function* () {
+        const { cache } = yield* build()
+        const runs = yield* Ref.make(0)
+        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 minute" })
+        yield* TestClock.adjust("9999 millis")
+        expect(yield* cache.getOrCompute("k", counted(runs, "v2", 1000))).toBe("v1")
+        expect(yield* Ref.get(runs)).toBe(0) // still fresh: no refresh
+        yield* TestClock.adjust("1 millis")
+        // Expired, inside grace: stale at once, refresh started once however many callers come.
+        const answers = yield* Effect.all(
+          Array.from({ length: 20 }, () => cache.getOrCompute("k", counted(runs, "v2", 1000))),
+          { concurrency: "unbounded" }
+        )
+        expect(answers.every((a) => a === "v1")).toBe(true)
+        yield* settle
+        expect(yield* Ref.get(runs)).toBe(1)
+        expect(yield* cache.get("k")).toEqual(Option.none()) // get does not serve stale by default
+        expect(yield* cache.get("k", { allowStale: true })).toEqual(Option.some("v1"))
+        yield* TestClock.adjust("1 second")
+        yield* settle
+        expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+        const s = yield* cache.stats
+        expect(s.computations).toBe(1)
+        expect(s.staleServed).toBe(21)
+        expect(s.requests).toBe(s.l1Hits + s.l2Hits + s.coalesced + s.misses)
+      })
+  )
+
+  it.scoped("past the grace window the entry is gone and callers wait for the computation", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build()
+      const runs = yield* Ref.make(0)
+      yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "5 seconds" })
+      yield* TestClock.adjust("14999 millis")
+      expect(yield* cache.get("k", { allowStale: true })).toEqual(Option.some("v1"))
+      yield* TestClock.adjust("1 millis")
+      expect(yield* cache.get("k", { allowStale: true })).toEqual(Option.none())
+      const fiber = yield* Effect.fork(cache.getOrCompute("k", counted(runs, "v2", 100)))
+      yield* settle
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("100 millis")
+      expect(yield* Fiber.join(fiber)).toBe("v2")
+    })
+  )
+
+  it.scoped("a stale copy in L2 (written by another instance) answers at once too", () =>
+    Effect.gen(function* () {
+      const { caches } = yield* MultiInstance.make(2)
+      const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+      const runs = yield* Ref.make(0)
+      yield* a.set("k", "v1", { ttl: "1 second", grace: "1 minute" })
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* b.getOrCompute("k", counted(runs, "v2", 500))).toBe("v1")
+      yield* TestClock.adjust("500 millis")
+      yield* settle
+      expect(yield* Ref.get(runs)).toBe(1)
+      expect(yield* b.get("k")).toEqual(Option.some("v2"))
+    })
+  )
+})
+
+describe("fail-safe", () => {
+  it.scoped(
+    "a failing computation with a stale value answers the stale value, kept for the throttle period",
+    () =>
+      Effect.gen(function* () {
+        const { cache } = yield* build({ staleWhileRevalidate: false, failSafeThrottle: "5 seconds" })
+        const runs = yield* Ref.make(0)
+        const failing = Ref.update(runs, (n) => n + 1).pipe(
+          Effect.zipRight(Effect.fail("source down" as const))
+        )
+        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* cache.getOrCompute("k", failing)).toBe("v1")
+        expect(yield* Ref.get(runs)).toBe(1)
+        // Kept as fresh for 5 s: the failing source is not called again.
+        yield* TestClock.adjust("4999 millis")
+        expect(yield* cache.getOrCompute("k", failing)).toBe("v1")
+        expect(yield* Ref.get(runs)).toBe(1)
+        yield* TestClock.adjust("1 millis")
+        expect(yield* cache.getOrCompute("k", failing)).toBe("v1")
+        expect(yield* Ref.get(runs)).toBe(2)
+        const s = yield* cache.stats
+        expect([s.failSafeHits, s.computeErrors]).toEqual([2, 2])
+      })
+  )
+
+  it.scoped("without a stale value the computation's error reaches the caller, typed", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build()
+      const error = yield* Effect.flip(cache.getOrCompute("k", Effect.fail({ _tag: "SourceDown" as const })))
+      expect(error).toEqual({ _tag: "SourceDown" })
+      expect((yield* cache.stats).failSafeHits).toBe(0)
+    })
+  )
+})
+
+describe("computation timeouts", () => {
+  it.scoped(
+    "soft timeout: the stale value answers, the computation finishes in the background and is stored",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l2 } = yield* build({ staleWhileRevalidate: false })
+        const runs = yield* Ref.make(0)
+        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
+        yield* TestClock.adjust("10 seconds")
+        const fiber = yield* Effect.fork(
+          cache.getOrCompute("k", counted(runs, "v2", 5000), { timeouts: { soft: "100 millis" } })
+        )
+        yield* settle
+        yield* TestClock.adjust("99 millis")
+        expect(fiber.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 millis")
+        expect(yield* Fiber.join(fiber)).toBe("v1")
+        yield* TestClock.adjust("4900 millis")
+        yield* settle
+        expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+        expect(Option.map(yield* l2.get("k"), (e) => e.value)).toEqual(Option.some("v2"))
+        expect(yield* Ref.get(runs)).toBe(1)
+      })
+  )
+
+  it.scoped("hard timeout without a stale value: a typed CacheTimeoutError; the result is still stored", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build()
+      const runs = yield* Ref.make(0)
+      const fiber = yield* Effect.fork(
+        Effect.exit(cache.getOrCompute("k", counted(runs, "v", 5000), { timeouts: { hard: "1 second" } }))
+      )
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      const exit = yield* Fiber.join(fiber)
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        expect(JSON.stringify(exit.cause)).toContain("CacheTimeoutError")
+      }
+      expect((yield* cache.stats).timeouts).toBe(1)
+      yield* TestClock.adjust("4 seconds")
+      yield* settle
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      expect(yield* Ref.get(runs)).toBe(1)
+    })
+  )
+
+  it.scoped("hard timeout with a stale value answers the stale value", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({ staleWhileRevalidate: false })
+      const runs = yield* Ref.make(0)
+      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("1 second")
+      const fiber = yield* Effect.fork(
+        cache.getOrCompute("k", counted(runs, "v2", 5000), { timeouts: { hard: "300 millis" } })
+      )
+      yield* settle
+      yield* TestClock.adjust("300 millis")
+      expect(yield* Fiber.join(fiber)).toBe("v1")
+      const s = yield* cache.stats
+      expect([s.timeouts, s.failSafeHits]).toEqual([1, 1])
+    })
+  )
+
+  it.scoped("soft timeout greater than hard is refused", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build()
+      const error = yield* Effect.flip(
+        cache.getOrCompute("k", Effect.succeed(1), { timeouts: { soft: "2 seconds", hard: "1 second" } })
+      )
+      expect(error).toMatchObject({ _tag: "CacheInputError", problem: "InvalidTtl" })
+    })
+  )
+})
+
+describe("tier timeouts and the circuit breaker", () => {
+  it.scoped("a hung L2 read is cut at the tier timeout and the computation answers", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make({ name: "slow" })
+      const gate = yield* Deferred.make<void>()
+      const hung: Tier.Tier.Service = {
+        ...inner,
+        get: (key) => Effect.zipRight(Deferred.await(gate), inner.get(key))
+      }
+      const { cache } = yield* build({ breaker: { timeout: "200 millis" } }, hung)
+      const fiber = yield* Effect.fork(cache.getOrCompute("k", Effect.succeed("computed")))
+      yield* settle
+      yield* TestClock.adjust("199 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(fiber)).toBe("computed")
+      expect((yield* cache.stats).tierErrors).toEqual({ slow: 1 })
+    })
+  )
+
+  it.scoped("after N consecutive failures the breaker opens, L2 is skipped, then a probe closes it", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const { cache } = yield* build({ breaker: { failureThreshold: 3, openFor: "10 seconds" } }, l2)
+      yield* l2.failOn("all")
+      for (let i = 0; i < 3; i++) yield* cache.get(`k${i}`)
+      let s = yield* cache.stats
+      expect(s.breakers).toEqual({ test: "open" })
+      expect(s.tierErrors).toEqual({ test: 3 })
+      const health = yield* cache.health
+      expect(health.status).toBe("degraded")
+      expect(health.tiers[1]!.detail).toContain("breaker open")
+      // Open: L2 is not called; reads go to L1 and the computation, writes to L1 only.
+      const before = (yield* l2.calls).get
+      expect(yield* cache.getOrCompute("x", Effect.succeed(1))).toBe(1)
+      yield* cache.set("y", 2)
+      expect(yield* cache.get("y")).toEqual(Option.some(2))
+      expect((yield* l2.calls).get).toBe(before)
+      expect((yield* cache.stats).breakerRejections).toBeGreaterThan(0)
+      // Still failing when the probe goes: open again.
+      yield* TestClock.adjust("10 seconds")
+      yield* cache.get("p1")
+      expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+      // Healed: the next probe closes it.
+      yield* l2.failOn("none")
+      yield* TestClock.adjust("10 seconds")
+      yield* cache.get("p2")
+      s = yield* cache.stats
+      expect(s.breakers).toEqual({ test: "closed" })
+      yield* cache.set("z", 3)
+      expect((yield* l2.snapshot).has("z")).toBe(true)
+      expect((yield* cache.health).status).toBe("healthy")
+    })
+  )
+})
