@@ -3,6 +3,13 @@
  */
 
 /**
+ * A tier wrapper that injects failures, delays and data loss.
+ *
+ * @since 0.1.0
+ */
+export * as ChaosTier from "./ChaosTier.js"
+
+/**
  * Several cache instances sharing an L2 and a bus.
  *
  * @since 0.1.0

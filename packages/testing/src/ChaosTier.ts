@@ -1,0 +1,322 @@
+/**
+ * A tier wrapper for fault tests: it makes any tier fail, slow down (on the Effect Clock, so
+ * `TestClock` drives it), lose data or fail at random, on chosen operations, until healed, and
+ * counts every call.
+ *
+ * @since 0.1.0
+ */
+import { CacheError, Tier } from "@tiercache/core"
+import { Context, Duration, Effect, Layer, Option, Random } from "effect"
+import * as TestTier from "./TestTier.js"
+
+/**
+ * The operations of a tier that chaos can be injected into.
+ *
+ * @since 0.1.0
+ */
+export type Operation =
+  | "get"
+  | "getMany"
+  | "set"
+  | "setMany"
+  | "remove"
+  | "removeMatching"
+  | "clear"
+  | "health"
+
+/**
+ * Every operation, in declaration order.
+ *
+ * @since 0.1.0
+ */
+export const operations: ReadonlyArray<Operation> = [
+  "get",
+  "getMany",
+  "set",
+  "setMany",
+  "remove",
+  "removeMatching",
+  "clear",
+  "health"
+]
+
+/**
+ * Which operations a control applies to: one, several, or `"all"`.
+ *
+ * @since 0.1.0
+ */
+export type Operations = Operation | ReadonlyArray<Operation> | "all"
+
+/**
+ * Options of {@link ChaosTier.Service.fail}.
+ *
+ * @since 0.1.0
+ */
+export interface FailOptions {
+  /** Added to the error's reason, after `failure injected by ChaosTier`. */
+  readonly reason?: string | undefined
+  /** Fail only the next `times` calls of each operation, then work again (default: until healed). */
+  readonly times?: number | undefined
+}
+
+/**
+ * Options of {@link ChaosTier.Service.failRate}.
+ *
+ * @since 0.1.0
+ */
+export interface FailRateOptions {
+  /**
+   * Draw from a generator seeded with this value, so that the same seed fails the same calls
+   * (default: the fiber's `Random` service).
+   */
+  readonly seed?: unknown
+}
+
+/**
+ * Options of a chaos tier.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The tier's name (default: the wrapped tier's, or `test` for {@link layer}). */
+  readonly name?: string | undefined
+}
+
+/**
+ * A tier with chaos controls, reachable from tests built with {@link layer}.
+ *
+ * @since 0.1.0
+ */
+export class ChaosTier extends Context.Tag("@tiercache/testing/ChaosTier")<ChaosTier, ChaosTier.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace ChaosTier {
+  /**
+   * A Tier plus its controls. Controls add up per operation (a delayed operation can also be
+   * failing); when several apply, the call sleeps for its delay, then `fail` wins over
+   * `failRate`, which wins over `drop`. The controls are read when the delay ends.
+   *
+   * @since 0.1.0
+   */
+  export interface Service extends Tier.Tier.Service {
+    /** The tier underneath. */
+    readonly wrapped: Tier.Tier.Service
+    /**
+     * Makes the operations fail with a TierError whose reason says it was injected; `health`
+     * then answers `healthy: false`. Fails with CacheConfigError when `times` is not a
+     * positive integer.
+     */
+    readonly fail: (
+      operations: Operations,
+      options?: FailOptions
+    ) => Effect.Effect<void, CacheError.CacheConfigError>
+    /** Makes the operations sleep `duration` on the Effect Clock before running (0: no delay). */
+    readonly delay: (operations: Operations, duration: Duration.DurationInput) => Effect.Effect<void>
+    /**
+     * Makes the operations lose data silently: reads miss, writes and removals succeed without
+     * doing anything, `removeMatching` answers 0; `health` answers what the wrapped tier says.
+     */
+    readonly drop: (operations: Operations) => Effect.Effect<void>
+    /**
+     * Makes each call of the operations fail with the given probability, in [0, 1] (0: never
+     * again). Fails with CacheConfigError when the probability is outside [0, 1].
+     */
+    readonly failRate: (
+      operations: Operations,
+      probability: number,
+      options?: FailRateOptions
+    ) => Effect.Effect<void, CacheError.CacheConfigError>
+    /** Removes every control: the tier behaves as the wrapped one again (counts are kept). */
+    readonly heal: Effect.Effect<void>
+    /** How many times each operation was called, injected failures, delays and drops included. */
+    readonly calls: Effect.Effect<Readonly<Record<Operation, number>>>
+    /** How many calls of each operation failed (or reported unhealthy) by injection. */
+    readonly injected: Effect.Effect<Readonly<Record<Operation, number>>>
+  }
+}
+
+const injectedReason = "failure injected by ChaosTier"
+
+interface Failing {
+  readonly reason: string
+  /** Injected failures left; `undefined` = until healed. */
+  remaining: number | undefined
+}
+
+interface Flaky {
+  readonly probability: number
+  readonly next: Effect.Effect<number>
+}
+
+interface State {
+  failing: Failing | undefined
+  flaky: Flaky | undefined
+  delay: Duration.Duration
+  dropping: boolean
+}
+
+const counters = (): Record<Operation, number> => ({
+  get: 0,
+  getMany: 0,
+  set: 0,
+  setMany: 0,
+  remove: 0,
+  removeMatching: 0,
+  clear: 0,
+  health: 0
+})
+
+const select = (ops: Operations): ReadonlyArray<Operation> =>
+  ops === "all" ? operations : typeof ops === "string" ? [ops] : ops
+
+/**
+ * Wraps a tier. It behaves as the wrapped tier until a control says otherwise.
+ *
+ * @since 0.1.0
+ */
+export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Effect<ChaosTier.Service> =>
+  Effect.sync(() => {
+    const name = options.name ?? tier.name
+    const state = {} as Record<Operation, State>
+    const reset = () => {
+      for (const op of operations) {
+        state[op] = { failing: undefined, flaky: undefined, delay: Duration.zero, dropping: false }
+      }
+    }
+    reset()
+    const calls = counters()
+    const injected = counters()
+
+    /** Decides whether this call fails by injection; answers the reason if so. */
+    const decide = (operation: Operation): Effect.Effect<string | undefined> =>
+      Effect.suspend(() => {
+        const s = state[operation]
+        const failing = s.failing
+        if (failing !== undefined) {
+          if (failing.remaining !== undefined && --failing.remaining <= 0) s.failing = undefined
+          injected[operation]++
+          return Effect.succeed(failing.reason)
+        }
+        const flaky = s.flaky
+        if (flaky === undefined) return Effect.succeed(undefined)
+        return Effect.map(flaky.next, (n) => {
+          if (n >= flaky.probability) return undefined
+          injected[operation]++
+          return `${injectedReason} (failRate ${flaky.probability})`
+        })
+      })
+
+    /** Counts the call, sleeps its delay, then fails, drops or runs it. */
+    const run = <A>(
+      operation: Exclude<Operation, "health">,
+      body: Effect.Effect<A, CacheError.TierError>,
+      dropped: () => A
+    ): Effect.Effect<A, CacheError.TierError> =>
+      Effect.suspend(() => {
+        calls[operation]++
+        const delay = state[operation].delay
+        const go = Effect.flatMap(decide(operation), (reason) => {
+          if (reason !== undefined) {
+            return Effect.fail(new CacheError.TierError({ tier: name, operation, reason }))
+          }
+          return state[operation].dropping ? Effect.sync(dropped) : body
+        })
+        return Duration.isZero(delay) ? go : Effect.zipRight(Effect.sleep(delay), go)
+      })
+
+    const health: Effect.Effect<Tier.TierHealth> = Effect.suspend(() => {
+      calls.health++
+      const delay = state.health.delay
+      const go = Effect.flatMap(decide("health"), (reason) => {
+        if (reason !== undefined) return Effect.succeed({ name, healthy: false, detail: reason })
+        const failingOps = operations.filter((op) => state[op].failing !== undefined)
+        if (failingOps.length > 0) {
+          return Effect.succeed({
+            name,
+            healthy: false,
+            detail: `${injectedReason} on ${failingOps.join(", ")}`
+          })
+        }
+        return Effect.map(tier.health, (h) => ({ ...h, name }))
+      })
+      return Duration.isZero(delay) ? go : Effect.zipRight(Effect.sleep(delay), go)
+    })
+
+    const chaos: ChaosTier.Service = {
+      name,
+      wrapped: tier,
+      get: (key) => run("get", tier.get(key), Option.none),
+      getMany: (keys) => run("getMany", tier.getMany(keys), () => keys.map(() => Option.none())),
+      set: (key, entry) => run("set", tier.set(key, entry), () => undefined),
+      setMany: (entries) => run("setMany", tier.setMany(entries), () => undefined),
+      remove: (keys) => run("remove", tier.remove(keys), () => undefined),
+      removeMatching: (glob) => run("removeMatching", tier.removeMatching(glob), () => 0),
+      clear: run("clear", tier.clear, () => undefined),
+      health,
+      fail: (ops, failOptions = {}) =>
+        Effect.suspend(() => {
+          const times = failOptions.times
+          if (times !== undefined && !(Number.isInteger(times) && times > 0)) {
+            return Effect.fail(
+              new CacheError.CacheConfigError({
+                option: "times",
+                reason: `must be a positive integer, got ${times}`
+              })
+            )
+          }
+          const reason =
+            failOptions.reason === undefined ? injectedReason : `${injectedReason}: ${failOptions.reason}`
+          for (const op of select(ops)) state[op].failing = { reason, remaining: times }
+          return Effect.void
+        }),
+      delay: (ops, duration) =>
+        Effect.sync(() => {
+          const decoded = Duration.decode(duration)
+          for (const op of select(ops)) state[op].delay = decoded
+        }),
+      drop: (ops) =>
+        Effect.sync(() => {
+          for (const op of select(ops)) state[op].dropping = true
+        }),
+      failRate: (ops, probability, rateOptions = {}) =>
+        Effect.suspend(() => {
+          if (!(probability >= 0 && probability <= 1)) {
+            return Effect.fail(
+              new CacheError.CacheConfigError({
+                option: "probability",
+                reason: `must be in [0, 1], got ${probability}`
+              })
+            )
+          }
+          const flaky: Flaky | undefined =
+            probability === 0
+              ? undefined
+              : {
+                  probability,
+                  next: rateOptions.seed === undefined ? Random.next : Random.make(rateOptions.seed).next
+                }
+          for (const op of select(ops)) state[op].flaky = flaky
+          return Effect.void
+        }),
+      heal: Effect.sync(reset),
+      calls: Effect.sync(() => ({ ...calls })),
+      injected: Effect.sync(() => ({ ...injected }))
+    }
+    return chaos
+  })
+
+/**
+ * A fresh {@link TestTier} wrapped in chaos, as the cache's L2 and as the {@link ChaosTier}
+ * tag, so that a test can `yield* ChaosTier` to steer the L2 its cache uses.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<ChaosTier | Tier.L2> =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const chaos = yield* wrap(yield* TestTier.make({ name: options.name }))
+      return Context.make(ChaosTier, chaos).pipe(Context.add(Tier.L2, chaos))
+    })
+  )
