@@ -3,6 +3,13 @@
  */
 
 /**
+ * An invalidation bus wrapper that injects failures, delays, losses and reconnections.
+ *
+ * @since 0.1.0
+ */
+export * as ChaosBus from "./ChaosBus.js"
+
+/**
  * A tier wrapper that injects failures, delays and data loss.
  *
  * @since 0.1.0
