@@ -39,8 +39,18 @@ export interface Options {
   readonly l1TtlScale?: number | undefined
   /** This instance's id on the bus (default: a random UUID). */
   readonly instanceId?: string | undefined
-  /** The cache's name, tagged on its metrics (default `default`). */
+  /**
+   * The cache's name, tagged (`cache`) on its Effect metrics (default `default`): give each
+   * cache of a process its own name, or their metrics add up.
+   */
   readonly name?: string | undefined
+  /**
+   * How often the counters are pushed into Effect Metrics (`tiercache_requests_total`,
+   * `tiercache_events_total`, `tiercache_tier_errors_total`, `tiercache_bus_messages_total`,
+   * `tiercache_in_flight`, `tiercache_breaker_open`); they are also pushed whenever `stats` is
+   * read and when the cache closes (default 10 seconds).
+   */
+  readonly metricsInterval?: Duration.DurationInput | undefined
   /**
    * Within an entry's grace window, getOrCompute answers the stale value at once and refreshes
    * it in the background, once per key (default true). When false, the grace window only

@@ -1,5 +1,5 @@
 import type { Either, ParseResult, Scope } from "effect"
-import { Cause, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, FiberId, Option, Schedule, Schema, Stream } from "effect"
 import {
   type BusError,
   CacheConfigError,
@@ -27,6 +27,7 @@ import type {
   WriteOptions
 } from "../TieredCache.js"
 import { type FastPath, FastPathTypeId, memoizeTyped, type Slot } from "./fastPath.js"
+import { makeFlusher } from "./metrics.js"
 import { durationMillis, jsonError, keyError, keysError } from "./validate.js"
 
 type AnySchema = Schema.Schema<unknown, unknown, never>
@@ -191,6 +192,13 @@ export const make = (
           reason: "must be a positive integer"
         })
       }
+    }
+    const metricsInterval =
+      options.metricsInterval === undefined
+        ? 10_000
+        : durationMillis(options.metricsInterval, "metricsInterval")
+    if (typeof metricsInterval !== "number") {
+      return yield* new CacheConfigError({ option: "metricsInterval", reason: metricsInterval.reason })
     }
     const instanceId = options.instanceId ?? crypto.randomUUID()
     const cacheName = options.name ?? "default"
@@ -1158,7 +1166,7 @@ export const make = (
     }
 
     // ---- observation -----------------------------------------------------------------------
-    const stats: Effect.Effect<CacheStats> = Effect.sync(() => {
+    const snapshot = (): CacheStats => {
       const lowerHits = tierHits.reduce((a, b) => a + b, 0)
       const requests = l1Hits + lowerHits + coalesced + misses
       return {
@@ -1186,9 +1194,9 @@ export const make = (
         ),
         inFlight: flights.size
       }
-    })
+    }
 
-    const invalidationStats: Effect.Effect<InvalidationStats> = Effect.sync(() => ({
+    const busSnapshot = (): InvalidationStats => ({
       enabled: busOption._tag === "Some",
       messagesSent: bus.sent,
       publishFailures: bus.publishFailures,
@@ -1197,7 +1205,19 @@ export const make = (
       malformedMessages: bus.malformed,
       messagesApplied: bus.applied,
       resyncs: bus.resyncs
-    }))
+    })
+
+    const flush = makeFlusher(cacheName)
+    const flushMetrics = Effect.suspend(() => flush(snapshot(), busSnapshot()))
+    const stats: Effect.Effect<CacheStats> = Effect.suspend(() => {
+      const s = snapshot()
+      return Effect.as(flush(s, busSnapshot()), s)
+    })
+    const invalidationStats: Effect.Effect<InvalidationStats> = Effect.sync(busSnapshot)
+    if (metricsInterval !== undefined) {
+      yield* Effect.forkScoped(Effect.repeat(flushMetrics, Schedule.spaced(metricsInterval)))
+    }
+    yield* Effect.addFinalizer(() => flushMetrics)
 
     const health: Effect.Effect<CacheHealth> = Effect.map(
       Effect.forEach([l1, ...lower], (tier) => tier.health, { concurrency: "unbounded" }),
