@@ -9,6 +9,13 @@
  */
 export * as CacheError from "./CacheError.js"
 /**
+ * The Effect Metrics a cache reports.
+ *
+ * @since 0.1.0
+ */
+export * as CacheMetrics from "./CacheMetrics.js"
+
+/**
  * Statistics and health shapes.
  *
  * @since 0.1.0

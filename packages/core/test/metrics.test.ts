@@ -1,15 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
-import { MemoryTier, TieredCache } from "@tiercache/core"
+import { CacheMetrics, MemoryTier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
 import { Effect, Layer, Metric } from "effect"
 
-const count = (name: string, tags: Record<string, string>) =>
+const metricsByName = {
+  tiercache_requests_total: CacheMetrics.requests,
+  tiercache_events_total: CacheMetrics.events
+} as const
+
+const count = (name: keyof typeof metricsByName, tags: Record<string, string>) =>
   Effect.map(
     Metric.value(
-      Object.entries(tags).reduce(
-        (m, [k, v]) => m.pipe(Metric.tagged(k, v)),
-        Metric.counter(name, { incremental: true })
-      )
+      Object.entries(tags).reduce((m, [k, v]) => m.pipe(Metric.tagged(k, v)), metricsByName[name])
     ),
     (state) => state.count
   )

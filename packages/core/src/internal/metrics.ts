@@ -1,27 +1,6 @@
 import { Effect, Metric } from "effect"
+import { breakerOpen, busMessages, events, inFlight, requests, tierErrors } from "../CacheMetrics.js"
 import type { CacheStats, InvalidationStats } from "../CacheStats.js"
-
-const requests = Metric.counter("tiercache_requests_total", {
-  description: "Cache reads, by outcome (l1_hit, l2_hit, l3_hit..., coalesced, miss)",
-  incremental: true
-})
-const events = Metric.counter("tiercache_events_total", {
-  description: "Cache events, by kind (promotion, computation, compute_error, decode_error, ...)",
-  incremental: true
-})
-const tierErrors = Metric.counter("tiercache_tier_errors_total", {
-  description: "Failed tier operations, by tier",
-  incremental: true
-})
-const busMessages = Metric.counter("tiercache_bus_messages_total", {
-  description:
-    "Invalidation bus traffic, by kind (sent, received, own, malformed, applied, publish_failure, resync)",
-  incremental: true
-})
-const inFlight = Metric.gauge("tiercache_in_flight", { description: "Computations under way" })
-const breakerOpen = Metric.gauge("tiercache_breaker_open", {
-  description: "1 while a tier's circuit breaker is open or half-open, else 0"
-})
 
 /**
  * Pushes the growth of the plain counters since the last flush into Effect Metrics, tagged by
@@ -85,6 +64,3 @@ export const makeFlusher = (cacheName: string) => {
       { discard: true }
     )
 }
-
-/** The metrics, for tests and dashboards. @internal */
-export const metrics = { requests, events, tierErrors, busMessages, inFlight, breakerOpen }

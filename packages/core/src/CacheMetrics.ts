@@ -1,0 +1,60 @@
+/**
+ * The Effect Metrics a TieredCache reports, each tagged with `cache` (the cache's name). The
+ * hit path only bumps plain numbers; they reach these metrics when `stats` is read, every
+ * `metricsInterval`, and when the cache closes.
+ *
+ * @since 0.1.0
+ */
+import { Metric } from "effect"
+
+/**
+ * Reads, by `outcome`: `l1_hit`, `l2_hit`, `l3_hit`..., `coalesced`, `miss`.
+ *
+ * @since 0.1.0
+ */
+export const requests = Metric.counter("tiercache_requests_total", {
+  description: "Cache reads, by outcome (l1_hit, l2_hit, l3_hit..., coalesced, miss)",
+  incremental: true
+})
+/**
+ * Events, by `kind`: `promotion`, `computation`, `compute_error`, `decode_error`, `write_failure`, `discarded_write`, `stale_served`, `fail_safe`, `timeout`, `breaker_rejection`.
+ *
+ * @since 0.1.0
+ */
+export const events = Metric.counter("tiercache_events_total", {
+  description: "Cache events, by kind (promotion, computation, compute_error, decode_error, ...)",
+  incremental: true
+})
+/**
+ * Failed tier operations, by `tier`.
+ *
+ * @since 0.1.0
+ */
+export const tierErrors = Metric.counter("tiercache_tier_errors_total", {
+  description: "Failed tier operations, by tier",
+  incremental: true
+})
+/**
+ * Bus traffic, by `kind`: `sent`, `publish_failure`, `received`, `own`, `malformed`, `applied`, `resync`.
+ *
+ * @since 0.1.0
+ */
+export const busMessages = Metric.counter("tiercache_bus_messages_total", {
+  description:
+    "Invalidation bus traffic, by kind (sent, received, own, malformed, applied, publish_failure, resync)",
+  incremental: true
+})
+/**
+ * Computations under way.
+ *
+ * @since 0.1.0
+ */
+export const inFlight = Metric.gauge("tiercache_in_flight", { description: "Computations under way" })
+/**
+ * 1 while a tier's (`tier`) circuit breaker is open or half-open, else 0.
+ *
+ * @since 0.1.0
+ */
+export const breakerOpen = Metric.gauge("tiercache_breaker_open", {
+  description: "1 while a tier's circuit breaker is open or half-open, else 0"
+})
