@@ -2,7 +2,8 @@
  * Redis as a cache tier (by default the L2). Each key is stored as `<prefix><key>` holding the
  * entry's wire envelope, with a Redis expiry (PX) at the entry's `staleUntil`; reads take the
  * remaining lifetime from Redis's own countdown (PTTL), read in the same transaction as the
- * value, so clock skew between machines cannot stretch or shorten an entry.
+ * value, so clock skew between machines cannot stretch or shorten an entry (a copy read from
+ * Redis ends at most one round trip early, never late).
  *
  * Every command is bounded by the connection's command timeout, and every failure is a
  * {@link TierError}. Patterns are matched with SCAN (never KEYS), inside the prefix only.
@@ -142,6 +143,9 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
       get: (key) =>
         Effect.gen(function* () {
           const full = prefix + key
+          // The clock is read before asking: Redis counts PTTL down from a later moment, so the
+          // rebased lifetime may end a round trip early, never late.
+          const now = clock.unsafeCurrentTimeMillis()
           const replies = yield* run("get", () => client.multi().get(full).pttl(full).exec())
           if (replies === null) return yield* fail("get", "transaction aborted")
           const [[getError, raw], [pttlError, pttl]] = replies as [
@@ -154,19 +158,19 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
             if (getError.message.startsWith("WRONGTYPE")) return yield* decode(key, undefined, pttl, 0)
             return yield* fail("get", getError)
           }
-          return yield* decode(key, raw, pttl, clock.unsafeCurrentTimeMillis())
+          return yield* decode(key, raw, pttl, now)
         }).pipe(Effect.withSpan("tiercache.redis.get", { attributes: { "tiercache.tier": name } })),
 
       getMany: (keys) =>
         Effect.gen(function* () {
           if (keys.length === 0) return []
           const full = keys.map((key) => prefix + key)
+          const now = clock.unsafeCurrentTimeMillis()
           const replies = yield* exec("getMany", () => {
             const tx = client.multi().mget(...full)
             for (const k of full) tx.pttl(k)
             return tx
           })
-          const now = clock.unsafeCurrentTimeMillis()
           const values = replies[0] as ReadonlyArray<string | null>
           return yield* Effect.forEach(keys, (key, i) => decode(key, values[i], replies[i + 1], now))
         }).pipe(Effect.withSpan("tiercache.redis.getMany", { attributes: { "tiercache.tier": name } })),

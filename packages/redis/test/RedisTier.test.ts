@@ -26,19 +26,23 @@ describe("RedisTier", () => {
           const tier = yield* Tier.L2
           const look = yield* observer
           const written = entry({ a: [1, "two", null], b: true }, 10_000, 5_000, ["user", "profile"])
-          yield* tier.set("rt", written)
+          const [setMs] = yield* timed(tier.set("rt", written))
+          // PX was staleUntil - now at the write: Redis's end is staleUntil, late by at most the write's trip.
+          const asked = Date.now()
           const pttl = yield* Effect.promise(() => look.pttl("t:rt"))
-          expect(pttl).toBeGreaterThan(15_000 - 50)
-          expect(pttl).toBeLessThanOrEqual(15_000)
+          expect(pttl).toBeLessThanOrEqual(written.staleUntil + setMs + 1 - asked)
+          expect(pttl).toBeGreaterThan(15_000 - 1_000)
           const raw = yield* Effect.promise(() => look.get("t:rt"))
           expect(raw).toBe(Entry.serialize(written))
 
-          const read = Option.getOrThrow(yield* tier.get("rt"))
+          const [getMs, got] = yield* timed(tier.get("rt"))
+          const read = Option.getOrThrow(got)
           expect(read.value).toEqual(written.value)
           expect(read.tags).toEqual(["user", "profile"])
           expect(read.createdAt).toBe(written.createdAt)
-          expect(Math.abs(read.staleUntil - written.staleUntil)).toBeLessThan(20)
-          expect(Math.abs(read.expiresAt - written.expiresAt)).toBeLessThan(20)
+          // Read back from PTTL: never past Redis's end, early by at most the read's round trip.
+          expect(read.staleUntil).toBeLessThanOrEqual(written.staleUntil + setMs + 1)
+          expect(read.staleUntil).toBeGreaterThanOrEqual(written.staleUntil - getMs - 1)
           expect(read.staleUntil - read.expiresAt).toBe(5_000)
           expect(yield* tier.get("absent")).toEqual(Option.none())
         })
@@ -47,13 +51,19 @@ describe("RedisTier", () => {
     it.scoped("lifetimes come from Redis's countdown, in milliseconds", () =>
       Effect.gen(function* () {
         const tier = yield* Tier.L2
-        yield* tier.set("short", entry("v", 300))
+        const setStart = Date.now()
+        yield* tier.set("short", Entry.make({ value: "v", now: setStart, ttlMs: 300 }))
+        const setEnd = Date.now()
         yield* Effect.sleep("150 millis")
-        const now = Date.now()
+        const before = Date.now()
         const read = Option.getOrThrow(yield* tier.get("short"))
-        expect(Entry.remainingMs(read, now)).toBeGreaterThan(150 - 25)
-        expect(Entry.remainingMs(read, now)).toBeLessThanOrEqual(150 + 5)
-        yield* Effect.sleep("200 millis")
+        const after = Date.now()
+        // Redis's end is setStart + 300, late by at most the write's trip (PX counts from its
+        // arrival); the read is never past it, and early by at most its own round trip.
+        expect(read.expiresAt).toBeLessThanOrEqual(setEnd + 300 + 1)
+        expect(read.expiresAt).toBeGreaterThanOrEqual(setStart + 300 - (after - before) - 1)
+        expect(Entry.remainingMs(read, before)).toBeLessThanOrEqual(300 - (before - setEnd) + 1)
+        yield* Effect.sleep(Math.max(0, setEnd + 320 - Date.now()))
         expect(yield* tier.get("short")).toEqual(Option.none())
       })
     )
@@ -65,11 +75,14 @@ describe("RedisTier", () => {
         // Written by another machine whose clock is an hour ahead: the envelope says an hour
         // more, but Redis's countdown (2 s) is what counts.
         const skewed = Entry.make({ value: 1, now: Date.now() + 3_600_000, ttlMs: 2_000 })
+        const setStart = Date.now()
         yield* Effect.promise(() => look.set("t:skew", Entry.serialize(skewed), "PX", 2_000))
-        const now = Date.now()
+        const setEnd = Date.now()
+        const before = Date.now()
         const read = Option.getOrThrow(yield* tier.get("skew"))
-        expect(read.staleUntil - now).toBeGreaterThan(2_000 - 50)
-        expect(read.staleUntil - now).toBeLessThanOrEqual(2_000 + 5)
+        const after = Date.now()
+        expect(read.staleUntil).toBeLessThanOrEqual(setEnd + 2_000 + 1)
+        expect(read.staleUntil).toBeGreaterThanOrEqual(setStart + 2_000 - (after - before) - 1)
       })
     )
 
@@ -88,21 +101,26 @@ describe("RedisTier", () => {
       Effect.gen(function* () {
         const tier = yield* Tier.L2
         const look = yield* observer
+        const written = Date.now()
         yield* tier.setMany([
-          ["m1", entry(1, 1_000)],
-          ["m2", entry(2, 2_000)],
-          ["m3", entry(3, 3_000, 1_000)],
-          ["m4", Entry.make({ value: 4, now: Date.now() - 5_000, ttlMs: 1 })]
+          ["m1", Entry.make({ value: 1, now: written, ttlMs: 1_000 })],
+          ["m2", Entry.make({ value: 2, now: written, ttlMs: 2_000 })],
+          ["m3", Entry.make({ value: 3, now: written, ttlMs: 3_000, graceMs: 1_000 })],
+          ["m4", Entry.make({ value: 4, now: written - 5_000, ttlMs: 1 })]
         ])
+        const setEnd = Date.now()
         expect(yield* Effect.promise(() => look.exists("t:m4"))).toBe(0)
+        const asked = Date.now()
         const ttls = yield* Effect.promise(() =>
           Promise.all(["t:m1", "t:m2", "t:m3"].map((k) => look.pttl(k)))
         )
-        expect(ttls[0]).toBeGreaterThan(950)
-        expect(ttls[1]).toBeGreaterThan(1_950)
-        expect(ttls[2]).toBeGreaterThan(3_950)
-        const now = Date.now()
-        const read = yield* tier.getMany(["m3", "missing", "m1", "m2", "m4"])
+        const answered = Date.now()
+        // Each key's PX is its own staleUntil, so PTTL is what is left of it, within the timings.
+        ;[1_000, 2_000, 4_000].forEach((lifetime, i) => {
+          expect(ttls[i]).toBeLessThanOrEqual(lifetime - (asked - setEnd) + 1)
+          expect(ttls[i]).toBeGreaterThanOrEqual(written + lifetime - answered - 1)
+        })
+        const [getMs, read] = yield* timed(tier.getMany(["m3", "missing", "m1", "m2", "m4"]))
         expect(read.map(Option.map((e) => e.value))).toEqual([
           Option.some(3),
           Option.none(),
@@ -111,7 +129,8 @@ describe("RedisTier", () => {
           Option.none()
         ])
         const m3 = Option.getOrThrow(read[0]!)
-        expect(Math.abs(m3.staleUntil - (now + 4_000))).toBeLessThan(50)
+        expect(m3.staleUntil).toBeLessThanOrEqual(written + 4_000 + (setEnd - written) + 1)
+        expect(m3.staleUntil).toBeGreaterThanOrEqual(written + 4_000 - getMs - 1)
         expect(m3.staleUntil - m3.expiresAt).toBe(1_000)
         expect(yield* tier.getMany([])).toEqual([])
       })
