@@ -1,0 +1,208 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import { RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, eventually, observer, timed } from "./utils.js"
+
+const COMMAND_TIMEOUT_MS = 500
+
+/** What every instance shares, built afresh per instance: its own connections, as on its own machine. */
+const Shared = Layer.merge(RedisTier.layer({ prefix: "tc:" }), RedisInvalidationBus.layer()).pipe(
+  Layer.provide(connectionLayer({ commandTimeout: Duration.millis(COMMAND_TIMEOUT_MS) }))
+)
+
+/** One cache instance with its own MemoryTier L1 (returned too, to look at what it holds). */
+const instance = (instanceId: string) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+    const context = yield* Layer.build(
+      // The breaker reopens to probes after 300 ms (default 10 s) so recovery is quick to observe.
+      TieredCache.layer({ instanceId, breaker: { openFor: "300 millis" } }).pipe(
+        Layer.provide(Layer.merge(Layer.succeed(Tier.L1, l1), Layer.fresh(Shared)))
+      )
+    )
+    return { cache: Context.get(context, TieredCache.TieredCache), l1 }
+  })
+
+/** Polls `check` every millisecond until it holds; answers how long that took (fails past `withinMs`). */
+const within = (withinMs: number, check: Effect.Effect<boolean, unknown>) =>
+  Effect.gen(function* () {
+    const start = Date.now()
+    while (!(yield* check)) {
+      if (Date.now() - start > withinMs) return yield* Effect.fail(new Error(`not within ${withinMs} ms`))
+      yield* Effect.sleep("1 millis")
+    }
+    return Date.now() - start
+  })
+
+type Instance = Effect.Effect.Success<ReturnType<typeof instance>>
+
+/** Waits until every instance received every message the instances sent so far. */
+const settle = (...instances: ReadonlyArray<Instance>) =>
+  eventually(
+    Effect.gen(function* () {
+      const stats = yield* Effect.forEach(instances, (i) => i.cache.invalidationStats)
+      const sent = stats.reduce((total, s) => total + s.messagesSent, 0)
+      if (!stats.every((s) => s.messagesReceived >= sent)) return yield* Effect.fail("not yet")
+    }),
+    "2 seconds"
+  )
+
+let n = 0
+const fresh = (name: string) => `${name}:${Date.now().toString(36)}:${++n}`
+
+describe("TieredCache on Redis", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("two instances see each other's invalidate, update and invalidatePattern within 50 ms", () =>
+      Effect.gen(function* () {
+        const a = yield* instance("a")
+        const b = yield* instance("b")
+        // Warm each path once (the first calls in a process pay for JIT and first evaluation);
+        // the bound below is then measured from the moment each call is issued.
+        const warm = fresh("warm")
+        yield* a.cache.set(warm, 0, { ttl: "1 minute" })
+        yield* b.cache.get(warm)
+        yield* a.cache.update(warm, 1, { ttl: "1 minute" })
+        yield* a.cache.invalidate(warm)
+        yield* b.cache.invalidatePattern(`${warm}*`)
+        yield* settle(a, b)
+
+        const key = fresh("user")
+        yield* a.cache.set(key, { v: 1 }, { ttl: "1 minute" })
+        yield* settle(a, b)
+        expect(yield* b.cache.get(key)).toEqual(Option.some({ v: 1 })) // now in b's L1
+        expect(Option.isSome(yield* b.l1.get(key))).toBe(true)
+
+        // invalidate: b's L1 copy goes.
+        const t0 = Date.now()
+        yield* a.cache.invalidate(key)
+        yield* within(50 - (Date.now() - t0), Effect.map(b.l1.get(key), Option.isNone))
+        expect(yield* b.cache.get(key)).toEqual(Option.none())
+
+        // update: b's L1 receives the new value itself (an L1 hit, no trip to Redis).
+        yield* a.cache.set(key, { v: 2 }, { ttl: "1 minute" })
+        yield* settle(a, b)
+        expect(yield* b.cache.get(key)).toEqual(Option.some({ v: 2 }))
+        const t1 = Date.now()
+        yield* a.cache.update(key, { v: 3 }, { ttl: "1 minute" })
+        yield* within(
+          50 - (Date.now() - t1),
+          Effect.map(b.l1.get(key), (e) => Option.isSome(e) && (e.value.value as { v: number }).v === 3)
+        )
+        const before = yield* b.cache.stats
+        expect(yield* b.cache.get(key)).toEqual(Option.some({ v: 3 }))
+        const after = yield* b.cache.stats
+        expect(after.l1Hits - before.l1Hits).toBe(1)
+
+        // invalidatePattern: only matching keys go from b's L1.
+        const base = fresh("pattern")
+        for (const k of [`${base}:user:1`, `${base}:user:2`, `${base}:order:1`]) {
+          yield* b.cache.set(k, k, { ttl: "1 minute" })
+        }
+        yield* settle(a, b)
+        for (const k of [`${base}:user:1`, `${base}:user:2`, `${base}:order:1`]) yield* a.cache.get(k)
+        const t2 = Date.now()
+        yield* b.cache.invalidatePattern(`${base}:user:*`)
+        yield* within(
+          50 - (Date.now() - t2),
+          Effect.map(a.l1.getMany([`${base}:user:1`, `${base}:user:2`]), (es) => es.every(Option.isNone))
+        )
+        expect(Option.isSome(yield* a.l1.get(`${base}:order:1`))).toBe(true)
+        expect(yield* a.cache.get(`${base}:user:1`)).toEqual(Option.none())
+        expect((yield* a.cache.invalidationStats).messagesApplied).toBeGreaterThanOrEqual(3)
+      })
+    )
+
+    it.scoped("a value promoted from Redis keeps Redis's remaining lifetime (PTTL) within a few ms", () =>
+      Effect.gen(function* () {
+        const a = yield* instance("a")
+        const b = yield* instance("b")
+        const look = yield* observer
+        const key = fresh("lifetime")
+        const setStart = Date.now()
+        yield* a.cache.set(key, "v", { ttl: "2 seconds", grace: "1 second" })
+        const setEnd = Date.now()
+        yield* settle(a, b)
+        yield* Effect.sleep("400 millis")
+        const [promoteMs, got] = yield* timed(b.cache.get(key))
+        expect(got).toEqual(Option.some("v")) // promoted into b's L1
+        const before = Date.now()
+        const pttl = yield* Effect.promise(() => look.pttl(`tc:${key}`))
+        const after = Date.now()
+        const promoted = Option.getOrThrow(yield* b.l1.get(key))
+        // L1 ends the entry when Redis does (Redis's end is between before + pttl and
+        // after + pttl): never after it, early by at most the promoting read's round trip.
+        expect(promoted.staleUntil).toBeLessThanOrEqual(after + pttl + 1)
+        expect(promoted.staleUntil).toBeGreaterThanOrEqual(before + pttl - promoteMs - 1)
+        expect(promoted.staleUntil - promoted.expiresAt).toBe(1_000)
+        // ...and Redis was told staleUntil (3 s) when the value was written.
+        expect(pttl).toBeGreaterThanOrEqual(3_000 - (after - setStart) - 2)
+        expect(pttl).toBeLessThanOrEqual(3_000 - (before - setEnd) + 2)
+      })
+    )
+
+    it.scoped(
+      "Redis killed while in use: L1 and computations answer, nothing waits past the command timeout; after restart L1 was cleared and all works",
+      () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const a = yield* instance("a")
+          const b = yield* instance("b")
+          const held = fresh("held")
+          yield* a.cache.set(held, "kept", { ttl: "1 minute" })
+          yield* settle(a, b)
+          expect(yield* b.cache.get(held)).toEqual(Option.some("kept"))
+
+          yield* server.stop
+          const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
+            Effect.flatMap(timed(effect), ([elapsed, result]) => {
+              expect(elapsed).toBeLessThan(COMMAND_TIMEOUT_MS)
+              return Effect.succeed(result)
+            })
+          expect(yield* bounded(a.cache.get(held))).toEqual(Option.some("kept"))
+          expect(yield* bounded(b.cache.get(held))).toEqual(Option.some("kept"))
+          const computedKey = fresh("computed")
+          expect(yield* bounded(a.cache.getOrCompute(computedKey, Effect.succeed("fresh value")))).toBe(
+            "fresh value"
+          )
+          expect(yield* bounded(a.cache.get(computedKey))).toEqual(Option.some("fresh value"))
+          expect(yield* bounded(a.cache.get(fresh("nowhere")))).toEqual(Option.none())
+          yield* bounded(Effect.either(a.cache.set(fresh("write"), 1, { ttl: "1 minute" })))
+          yield* bounded(Effect.either(a.cache.invalidate(fresh("gone"))))
+          expect(Object.values((yield* a.cache.stats).tierErrors).reduce((x, y) => x + y, 0)).toBeGreaterThan(
+            0
+          )
+
+          yield* server.start
+          // Both buses come back and say so: each instance clears its L1.
+          yield* eventually(
+            Effect.gen(function* () {
+              const resyncs = yield* Effect.forEach([a, b], (i) => i.cache.invalidationStats)
+              if (!resyncs.every((s) => s.resyncs >= 1)) return yield* Effect.fail("not yet")
+            }),
+            "3 seconds"
+          )
+          expect(yield* a.l1.get(held)).toEqual(Option.none())
+          expect(yield* b.l1.get(held)).toEqual(Option.none())
+          expect(yield* a.l1.get(computedKey)).toEqual(Option.none())
+
+          // The same instances work again: writes reach Redis, invalidations reach the other.
+          const again = fresh("again")
+          yield* eventually(
+            Effect.gen(function* () {
+              yield* a.cache.set(again, "back", { ttl: "1 minute" })
+              yield* settle(a, b)
+              const viaB = yield* b.cache.get(again)
+              if (Option.isNone(viaB)) return yield* Effect.fail("not yet")
+            }),
+            "5 seconds"
+          )
+          expect(yield* b.cache.get(again)).toEqual(Option.some("back"))
+          const t0 = Date.now()
+          yield* a.cache.invalidate(again)
+          yield* within(50 - (Date.now() - t0), Effect.map(b.l1.get(again), Option.isNone))
+        })
+    )
+  })
+})
