@@ -174,7 +174,8 @@ export const make = (
     const executable = findExecutable(options.command ?? "redis-server")
     if (executable === undefined) return yield* new RedisServerError({ reason: notFoundMessage })
     const startTimeout = Duration.decode(options.startTimeout ?? "10 seconds")
-    const port = yield* freePort
+    // Never the machine's own Redis port, even if it happens to be free now.
+    const port = yield* Effect.repeat(freePort, { until: (p) => p !== 6379 })
     const dir = yield* Effect.acquireRelease(
       Effect.try({
         try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), ".tiercache-redis-")),

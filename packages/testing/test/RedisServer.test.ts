@@ -1,0 +1,101 @@
+import * as Net from "node:net"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Cause, Effect, Exit, Option } from "effect"
+import { RedisServer } from "../src/index.js"
+
+/**
+ * Sends one inline command on a fresh socket; answers the first `lines` reply lines (joined by
+ * spaces), or the connect error code.
+ */
+const ask = (port: number, command: string, lines = 1) =>
+  Effect.async<string>((resume) => {
+    const socket = Net.connect({ host: "127.0.0.1", port })
+    let data = ""
+    socket.once("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed(error.code ?? "error")))
+    socket.once("connect", () => socket.write(`${command}\r\n`))
+    socket.on("data", (chunk) => {
+      data += chunk.toString("utf8")
+      const got = data.split("\r\n")
+      if (got.length > lines) {
+        socket.destroy()
+        resume(Effect.succeed(got.slice(0, lines).join(" ")))
+      }
+    })
+  })
+
+describe("RedisServer", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "20 seconds" })("a server", (it) => {
+    it.effect("answers on a loopback port that is not 6379, with persistence off", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        expect(server.host).toBe("127.0.0.1")
+        expect(server.port).not.toBe(6379)
+        expect(server.url).toBe(`redis://127.0.0.1:${server.port}`)
+        expect(yield* ask(server.port, "PING")).toBe("+PONG")
+        expect(yield* ask(server.port, "CONFIG GET appendonly", 5)).toBe("*2 $10 appendonly $2 no")
+        expect(yield* ask(server.port, "CONFIG GET save", 5)).toBe("*2 $4 save $0 ")
+        expect(yield* ask(server.port, "CONFIG GET bind", 5)).toBe("*2 $4 bind $9 127.0.0.1")
+        expect(yield* server.running).toBe(true)
+      })
+    )
+
+    it.effect("stop closes the port; start brings it back on the same port, empty; restart too", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        expect(yield* ask(server.port, "SET k v")).toBe("+OK")
+        yield* server.stop
+        expect(yield* server.running).toBe(false)
+        expect(yield* ask(server.port, "PING")).toBe("ECONNREFUSED")
+        yield* server.stop // stopping twice is no error
+        yield* server.start
+        expect(yield* ask(server.port, "PING")).toBe("+PONG")
+        expect(yield* ask(server.port, "EXISTS k")).toBe(":0")
+        yield* server.start // starting a running server is no error
+        yield* server.restart
+        expect(yield* ask(server.port, "PING")).toBe("+PONG")
+      })
+    )
+
+    it.effect("the DEBUG command is enabled for local clients (fault tests use DEBUG SLEEP)", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        expect(yield* ask(server.port, "DEBUG SLEEP 0")).toBe("+OK")
+      })
+    )
+  })
+
+  layer(RedisServer.layer({ password: "pw" }), { excludeTestServices: true, timeout: "20 seconds" })(
+    "with a password",
+    (it) => {
+      it.effect("requires it", () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          expect(server.password).toBe("pw")
+          expect(yield* ask(server.port, "PING")).toMatch(/^-NOAUTH/)
+        })
+      )
+    }
+  )
+
+  it.live("the suite's scope stops the server", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.scoped(Effect.map(RedisServer.make(), (server) => server.port))
+      expect(yield* ask(port, "PING")).toBe("ECONNREFUSED")
+    })
+  )
+
+  it.live("a missing redis-server fails with how to install it", () =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(
+        Effect.scoped(RedisServer.make({ command: "redis-server-that-is-not-there" }))
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        const error = Option.getOrThrow(Cause.failureOption(exit.cause))
+        expect(error.message).toBe(RedisServer.notFoundMessage)
+        expect(error.message).toContain("apt-get install -y redis-server")
+        expect(error.message).toContain("brew install redis")
+      }
+    })
+  )
+})
