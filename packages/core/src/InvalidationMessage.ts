@@ -60,7 +60,13 @@ export const RemoveBulk = Schema.Struct({
  *
  * @since 0.1.0
  */
-export const RemoveTag = Schema.Struct({ type: Schema.Literal("RemoveTag"), tag: Schema.String, origin })
+export const RemoveTag = Schema.Struct({
+  type: Schema.Literal("RemoveTag"),
+  tag: Schema.String,
+  /** When the tag was invalidated (epoch ms); entries created at or before it are invalid. */
+  at: Schema.optional(Schema.Number),
+  origin
+})
 
 /**
  * Empty every L1 (tiercache's own).

@@ -52,6 +52,11 @@ export interface Options {
    */
   readonly metricsInterval?: Duration.DurationInput | undefined
   /**
+   * How long a tag's invalidation time is kept in the lower tiers (default 7 days). It must
+   * exceed the longest lifetime (TTL + grace) of any tagged entry.
+   */
+  readonly tagRetention?: Duration.DurationInput | undefined
+  /**
    * Within an entry's grace window, getOrCompute answers the stale value at once and refreshes
    * it in the background, once per key (default true). When false, the grace window only
    * serves the fail-safe and soft timeouts.
@@ -218,6 +223,13 @@ export declare namespace TieredCache {
     readonly invalidateMany: (keys: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
     /** Removes every key matching a Redis-style glob from every tier and every instance's L1. */
     readonly invalidatePattern: (glob: string) => Effect.Effect<void, CacheError>
+    /**
+     * Invalidates every entry written with `tag` before now, in every tier and instance. The
+     * invalidation time is stored in the lower tiers under a reserved key (kept `tagRetention`)
+     * and broadcast; an entry carrying the tag and created at or before that time is a miss.
+     * Computed entries are dated from the start of their computation.
+     */
+    readonly invalidateTag: (tag: string) => Effect.Effect<void, CacheError>
     /** Empties every tier (of this cache's namespace) and every instance's L1. */
     readonly clear: Effect.Effect<void, CacheWriteError>
     /** Request statistics. */

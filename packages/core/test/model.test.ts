@@ -28,6 +28,7 @@ type Cmd =
       readonly n: number
     }
   | { readonly op: "invalidate"; readonly i: number; readonly k: number }
+  | { readonly op: "invalidateTag"; readonly i: number; readonly g: number }
   | { readonly op: "advance"; readonly ms: number }
 
 const cmd = (instances: number): fc.Arbitrary<Cmd> => {
@@ -41,6 +42,7 @@ const cmd = (instances: number): fc.Arbitrary<Cmd> => {
     fc.record({ op: fc.constant("compute" as const), i, k, v, ttl }),
     fc.record({ op: fc.constant("stampede" as const), i, k, v, n: fc.integer({ min: 2, max: 20 }) }),
     fc.record({ op: fc.constant("invalidate" as const), i, k }),
+    fc.record({ op: fc.constant("invalidateTag" as const), i, g: fc.integer({ min: 0, max: 1 }) }),
     fc.record({ op: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 2000 }) })
   )
 }
@@ -50,7 +52,14 @@ const STAMPEDE_TTL = 1000
 const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
   Effect.gen(function* () {
     const { caches, hub } = yield* MultiInstance.make(instances)
-    const model = new Map<string, { readonly value: number; readonly expiresAt: number }>()
+    // Every key k carries the tag g(k % 2); an entry is valid while fresh and created after its
+    // tag's last invalidation (computed entries are dated from the computation's start).
+    const model = new Map<
+      string,
+      { readonly value: number; readonly expiresAt: number; readonly createdAt: number }
+    >()
+    const tagTimes = [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY]
+    const tagOf = (k: number) => `g${k % 2}`
     const reads = caches.map(() => 0)
     const computations = caches.map(() => 0)
     let now = 0
@@ -63,9 +72,9 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
       }
       return yield* Effect.dieMessage("bus did not settle")
     })
-    const fresh = (key: string) => {
-      const m = model.get(key)
-      return m !== undefined && now < m.expiresAt ? m : undefined
+    const fresh = (k: number) => {
+      const m = model.get(`k${k}`)
+      return m !== undefined && now < m.expiresAt && m.createdAt > tagTimes[k % 2]! ? m : undefined
     }
     const computeOn = (i: number, v: number) =>
       Effect.sync(() => {
@@ -80,8 +89,15 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
         continue
       }
       const cache: TieredCache.TieredCache.Service = caches[c.i]!
+      if (c.op === "invalidateTag") {
+        yield* cache.invalidateTag(`g${c.g}`)
+        tagTimes[c.g] = now
+        yield* settle
+        continue
+      }
       const key = `k${c.k}`
-      const expected = fresh(key)
+      const tags = [tagOf(c.k)]
+      const expected = fresh(c.k)
       switch (c.op) {
         case "get": {
           reads[c.i]!++
@@ -90,19 +106,19 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
           break
         }
         case "set":
-          yield* cache.set(key, c.v, { ttl: c.ttl })
-          model.set(key, { value: c.v, expiresAt: now + c.ttl })
+          yield* cache.set(key, c.v, { ttl: c.ttl, tags })
+          model.set(key, { value: c.v, expiresAt: now + c.ttl, createdAt: now })
           yield* settle
           break
         case "compute": {
           reads[c.i]!++
           const before = computations[c.i]!
-          const got = yield* cache.getOrCompute(key, computeOn(c.i, c.v), { ttl: c.ttl })
+          const got = yield* cache.getOrCompute(key, computeOn(c.i, c.v), { ttl: c.ttl, tags })
           if (expected !== undefined) {
             expect([c, got, computations[c.i]! - before]).toEqual([c, expected.value, 0])
           } else {
             expect([c, got, computations[c.i]! - before]).toEqual([c, c.v, 1])
-            model.set(key, { value: c.v, expiresAt: now + c.ttl })
+            model.set(key, { value: c.v, expiresAt: now + c.ttl, createdAt: now })
           }
           yield* settle
           break
@@ -113,7 +129,8 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
           const got = yield* Effect.all(
             Array.from({ length: c.n }, () =>
               cache.getOrCompute(key, computeOn(c.i, c.v).pipe(Effect.delay("1 millis")), {
-                ttl: STAMPEDE_TTL
+                ttl: STAMPEDE_TTL,
+                tags
               })
             ),
             { concurrency: "unbounded" }
@@ -127,7 +144,7 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
           if (expected === undefined) {
             // Missing: exactly one computation (stored 1 ms later) for all the callers.
             expect([c, got.every((g) => g === c.v), computations[c.i]! - before]).toEqual([c, true, 1])
-            model.set(key, { value: c.v, expiresAt: now + STAMPEDE_TTL })
+            model.set(key, { value: c.v, expiresAt: now + STAMPEDE_TTL, createdAt: now - 1 })
           } else {
             // The callers all read before the clock moved, while the value was fresh.
             expect([c, got.every((g) => g === expected.value), computations[c.i]! - before]).toEqual([

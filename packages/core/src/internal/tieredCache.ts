@@ -84,6 +84,14 @@ interface ResolvedCompute extends ResolvedWrite {
 
 const STRIPES = 8192
 
+/** Where tag invalidation times live in the lower tiers (user keys may not start with it). */
+const TAG_PREFIX = "__tiercache:tag:"
+
+const NEEDS_TAGS: unique symbol = Symbol("NeedsTags")
+
+/** The invalidation time of a tag never invalidated. */
+const NEVER = Number.NEGATIVE_INFINITY
+
 const stripeOf = (key: string): number => {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619)
@@ -193,6 +201,13 @@ export const make = (
         })
       }
     }
+    const tagRetention =
+      options.tagRetention === undefined
+        ? 7 * 24 * 3600_000
+        : durationMillis(options.tagRetention, "tagRetention")
+    if (typeof tagRetention !== "number") {
+      return yield* new CacheConfigError({ option: "tagRetention", reason: tagRetention.reason })
+    }
     const metricsInterval =
       options.metricsInterval === undefined
         ? 10_000
@@ -253,6 +268,68 @@ export const make = (
     }
 
     const flights = new Map<string, Flight>()
+
+    // ---- tags: lazy invalidation ---------------------------------------------------------
+    // invalidateTag stores the tag's invalidation time under a reserved key in the lower tiers
+    // and tells the other instances; an entry carrying a tag invalidated at or after its
+    // creation is a miss. Each instance keeps the times of the tags it has met; a tag it has
+    // not met is read from the lower tiers (on the slow path) before an entry carrying it is
+    // used.
+    const tagTimes = new Map<string, number>()
+    /** true: every tag known and valid; false: invalidated; undefined: some tag unknown. */
+    const tagsValid = (entry: Entry.Entry): boolean | undefined => {
+      const tags = entry.tags
+      for (let i = 0; i < tags.length; i++) {
+        const t = tagTimes.get(tags[i]!)
+        if (t === undefined) return undefined
+        if (t >= entry.createdAt) return false
+      }
+      return true
+    }
+    const loadTags = (tags: ReadonlyArray<string>): Effect.Effect<void> =>
+      Effect.forEach(
+        tags.filter((tag) => !tagTimes.has(tag)),
+        (tag) =>
+          Effect.gen(function* () {
+            for (let i = 0; i < lower.length; i++) {
+              const found = yield* lower[i]!.get(TAG_PREFIX + tag).pipe(
+                Effect.catchAll((error) => Effect.as(recordTierError(i + 1, error), undefined))
+              )
+              // A tier that did not answer leaves the tag unknown: entries carrying it are
+              // misses until it can be read (stale data is worse than a miss).
+              if (found === undefined) return
+              if (found._tag === "Some") {
+                const at = typeof found.value.value === "number" ? found.value.value : NEVER
+                tagTimes.set(tag, Math.max(tagTimes.get(tag) ?? NEVER, at))
+                return
+              }
+            }
+            if (!tagTimes.has(tag)) tagTimes.set(tag, NEVER)
+          }),
+        { discard: true }
+      )
+    /** An entry usable as far as tags go: loads unknown tags first. */
+    const tagsOk = (entry: Entry.Entry): Effect.Effect<boolean> => {
+      if (entry.tags.length === 0) return Effect.succeed(true)
+      const known = tagsValid(entry)
+      if (known !== undefined) return Effect.succeed(known)
+      return Effect.map(loadTags(entry.tags), () => tagsValid(entry) === true)
+    }
+    /** The L1 slot if usable now; NEEDS_TAGS when a tag must be read first; invalidated ones are dropped. */
+    const lookupL1 = (key: string): Slot | undefined | typeof NEEDS_TAGS => {
+      const slot = fast!.lookup(key)
+      if (slot === undefined || slot.entry.tags.length === 0) return slot
+      const valid = tagsValid(slot.entry)
+      if (valid === true) return slot
+      if (valid === false) {
+        fast!.remove(key)
+        return undefined
+      }
+      return NEEDS_TAGS
+    }
+    /** Reads the tags of the L1 slot under `key`, then runs the operation again. */
+    const afterTags = <A, E, R>(key: string, again: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.zipRight(loadTags(fast!.lookup(key)?.entry.tags ?? []), Effect.suspend(again))
 
     // ---- tier plumbing ---------------------------------------------------------------------
     const recordTierError = (index: number, error: TierError): Effect.Effect<void> => {
@@ -393,8 +470,8 @@ export const make = (
 
     /** A fresh L1 slot, or undefined (for getMany). */
     const freshSlot = (key: string): Slot | undefined => {
-      const slot = fast!.lookup(key)
-      return slot !== undefined && now() < slot.entry.expiresAt ? slot : undefined
+      const slot = lookupL1(key)
+      return slot !== undefined && slot !== NEEDS_TAGS && now() < slot.entry.expiresAt ? slot : undefined
     }
 
     /** Decodes an encoded value (untyped: as is); `undefined` result = did not decode. */
@@ -410,7 +487,14 @@ export const make = (
 
     /** An L1 entry (fresh or stale) through the generic Tier interface (an L1 that is not a MemoryTier). */
     const genericL1 = (key: string): Effect.Effect<Option.Option<Entry.Entry>> =>
-      l1.get(key).pipe(Effect.catchAll((error) => Effect.as(recordTierError(0, error), Option.none())))
+      l1.get(key).pipe(
+        Effect.catchAll((error) => Effect.as(recordTierError(0, error), Option.none<Entry.Entry>())),
+        Effect.flatMap((found) =>
+          found._tag === "None"
+            ? Effect.succeed(found)
+            : Effect.map(tagsOk(found.value), (ok) => (ok ? found : Option.none()))
+        )
+      )
 
     /** What an L1 entry offers: a fresh hit, a stale fallback, or nothing (also when it does not decode). */
     const classifyL1 = (entry: Entry.Entry, schema: AnySchema | undefined): Lookup => {
@@ -441,6 +525,7 @@ export const make = (
             Effect.catchAll((error) => Effect.as(recordTierError(i + 1, error), Option.none<Entry.Entry>()))
           )
           if (found._tag === "None" || Entry.isGone(found.value, now())) continue
+          if (!(yield* tagsOk(found.value))) continue
           const fresh = Entry.isFresh(found.value, now())
           if (!fresh && stale !== undefined) continue
           const decoded = decodeFor(schema, found.value.value)
@@ -529,7 +614,8 @@ export const make = (
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         let l1Stale: Found | undefined
         if (fast !== undefined) {
-          const slot = fast.lookup(key)
+          const slot = lookupL1(key)
+          if (slot === NEEDS_TAGS) return afterTags(key, () => get(key, opts))
           if (slot !== undefined) {
             if (now() < slot.entry.expiresAt) {
               l1Hits++
@@ -555,7 +641,8 @@ export const make = (
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         let l1Stale: Found | undefined
         if (fast !== undefined) {
-          const slot = fast.lookup(key)
+          const slot = lookupL1(key)
+          if (slot === NEEDS_TAGS) return afterTags(key, () => getTyped(key, schema, opts))
           if (slot !== undefined) {
             const typed = typedFromSlot(slot, schema as AnySchema)
             if (typed !== undefined) {
@@ -805,6 +892,38 @@ export const make = (
       { type: "Clear", origin: instanceId }
     )
 
+    const invalidateTag = (tag: string): Effect.Effect<void, CacheError> =>
+      Effect.suspend((): Effect.Effect<void, CacheError> => {
+        if (typeof tag !== "string" || tag.length === 0) {
+          return Effect.fail(
+            new CacheInputError({ problem: "InvalidOption", reason: "a tag must be a non-empty string" })
+          )
+        }
+        const at = now()
+        const record = Entry.make({ value: at, now: at, ttlMs: tagRetention })
+        const before = () => {
+          forgetFlightsMatching(() => true)
+          tagTimes.set(tag, Math.max(tagTimes.get(tag) ?? NEVER, at))
+        }
+        before()
+        return onEveryTier(
+          () =>
+            fast !== undefined
+              ? Effect.sync(() => void fast.removeWhere((_, slot) => slot.entry.tags.includes(tag)))
+              : Effect.void,
+          (tier) => tier.set(TAG_PREFIX + tag, record)
+        ).pipe(
+          Effect.ensuring(Effect.sync(before)),
+          Effect.tap(() => publish({ type: "RemoveTag", tag, at, origin: instanceId })),
+          Effect.flatMap((failures) => {
+            // The time must reach a shared tier, or the tagged entries there would come back.
+            if (failures.length < lower.length) return Effect.void
+            writeFailures++
+            return Effect.fail(new CacheWriteError({ key: tag, operation: "invalidateTag", failures }))
+          })
+        )
+      })
+
     // ---- getOrCompute ----------------------------------------------------------------------
     /**
      * Joins the flight under way for `key`, or starts one: the flight reads the lower tiers,
@@ -924,6 +1043,9 @@ export const make = (
     ): Effect.Effect<FlightResult, E | CacheError, R> =>
       Effect.gen(function* () {
         const guard = guardOf(key)
+        // A computed value is as old as the data it read: it is dated from the flight's start,
+        // so that a tag invalidated while it ran also invalidates it.
+        const startedAt = now()
         if (fast === undefined && flight.stale === undefined) {
           const e = yield* genericL1(key)
           if (e._tag === "Some") flight.stale = classifyL1(e.value, flight.schema).stale?.result
@@ -959,7 +1081,10 @@ export const make = (
         const value = exit.value
         const encoded = encodeValue(value, flight.schema)
         if (encoded instanceof CacheInputError) return yield* encoded
-        const entry = Entry.make({ value: (encoded as Encoded).value, now: now(), ...resolved })
+        const entry: Entry.Entry = {
+          ...Entry.make({ value: (encoded as Encoded).value, now: now(), ...resolved }),
+          createdAt: startedAt
+        }
         if (!unchanged(guard)) {
           discardedWrites++
           yield* Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
@@ -1021,7 +1146,8 @@ export const make = (
       Effect.suspend(() => {
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         if (fast !== undefined) {
-          const slot = fast.lookup(key)
+          const slot = lookupL1(key)
+          if (slot === NEEDS_TAGS) return afterTags(key, () => getOrCompute(key, compute, opts))
           if (slot === undefined) return lead(key, undefined, compute, opts, true, undefined)
           if (now() < slot.entry.expiresAt) {
             l1Hits++
@@ -1049,7 +1175,8 @@ export const make = (
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         const s = schema as AnySchema
         if (fast !== undefined) {
-          const slot = fast.lookup(key)
+          const slot = lookupL1(key)
+          if (slot === NEEDS_TAGS) return afterTags(key, () => getOrComputeTyped(key, schema, compute, opts))
           if (slot === undefined) return lead(key, s, compute, opts, true, undefined)
           const typed = typedFromSlot(slot, s)
           if (typed === undefined) return lead(key, s, compute, opts, true, undefined)
@@ -1117,9 +1244,13 @@ export const make = (
         }
         case "RemoveTag": {
           forgetFlightsMatching(() => true)
-          return fast !== undefined
-            ? Effect.sync(() => void fast.removeWhere((_, slot) => slot.entry.tags.includes(message.tag)))
-            : l1.clear
+          tagTimes.set(message.tag, Math.max(tagTimes.get(message.tag) ?? NEVER, message.at ?? now()))
+          return Effect.ensuring(
+            fast !== undefined
+              ? Effect.sync(() => void fast.removeWhere((_, slot) => slot.entry.tags.includes(message.tag)))
+              : Effect.void,
+            Effect.sync(() => epoch++)
+          )
         }
         case "Clear":
           return clearL1
@@ -1128,6 +1259,7 @@ export const make = (
 
     const clearL1: Effect.Effect<void, TierError> = Effect.suspend(() => {
       forgetFlightsMatching(() => true)
+      tagTimes.clear()
       return Effect.ensuring(
         fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear,
         Effect.sync(() => epoch++)
@@ -1242,6 +1374,7 @@ export const make = (
       invalidate,
       invalidateMany,
       invalidatePattern,
+      invalidateTag,
       clear,
       stats,
       invalidationStats,

@@ -10,6 +10,12 @@ export const keyError = (key: unknown): CacheInputError | undefined => {
     })
   }
   if (key.length === 0) return new CacheInputError({ problem: "EmptyKey", reason: "a key must not be empty" })
+  if (key.startsWith("__tiercache:")) {
+    return new CacheInputError({
+      problem: "InvalidKey",
+      reason: `keys starting with "__tiercache:" are reserved, got ${describe(key)}`
+    })
+  }
   return undefined
 }
 

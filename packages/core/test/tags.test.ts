@@ -1,0 +1,108 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { MultiInstance, TestTier } from "@tiercache/testing"
+import { Deferred, Effect, Fiber, Option, TestClock } from "effect"
+
+type Cache = TieredCache.TieredCache.Service
+
+const settle = (caches: ReadonlyArray<Cache>, published: Effect.Effect<ReadonlyArray<string>>) =>
+  Effect.gen(function* () {
+    const n = (yield* published).length
+    for (let i = 0; i < 10_000; i++) {
+      const stats = yield* Effect.forEach(caches, (c) => c.invalidationStats)
+      if (stats.every((s) => s.messagesReceived >= n)) return
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage("bus did not settle")
+  })
+
+describe("invalidateTag", () => {
+  it.scoped("invalidates every entry written with the tag, in every tier and every instance", () =>
+    Effect.gen(function* () {
+      const { caches, hub, l2 } = yield* MultiInstance.make(2)
+      const [a, b] = caches as [Cache, Cache]
+      yield* a.set("u1", 1, { tags: ["users"] })
+      yield* a.set("u2", 2, { tags: ["users", "admins"] })
+      yield* a.set("o1", 3, { tags: ["orders"] })
+      yield* a.set("plain", 4)
+      yield* settle(caches, hub!.published)
+      for (const k of ["u1", "u2", "o1", "plain"]) yield* b.get(k) // into b's L1
+      yield* TestClock.adjust(1)
+      yield* a.invalidateTag("users")
+      yield* settle(caches, hub!.published)
+      for (const cache of [a, b]) {
+        expect(yield* cache.get("u1")).toEqual(Option.none())
+        expect(yield* cache.get("u2")).toEqual(Option.none())
+        expect(yield* cache.get("o1")).toEqual(Option.some(3))
+        expect(yield* cache.get("plain")).toEqual(Option.some(4))
+      }
+      // Written again after the invalidation: valid.
+      yield* TestClock.adjust(1)
+      yield* b.set("u1", 10, { tags: ["users"] })
+      yield* settle(caches, hub!.published)
+      expect(yield* a.get("u1")).toEqual(Option.some(10))
+      // The time lives in L2, under a reserved key.
+      const record = (yield* l2!.snapshot).get("__tiercache:tag:users")
+      expect(record?.value).toBe(1)
+    })
+  )
+
+  it.scoped("a new instance that never saw the message reads the tag's time from L2", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const make = Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        return yield* TieredCache.make().pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2)
+        )
+      })
+      const a = yield* make
+      yield* a.set("k", "old", { tags: ["t"] })
+      yield* TestClock.adjust(1)
+      yield* a.invalidateTag("t")
+      // Someone (an old instance, a replica) still has the entry in L2:
+      yield* l2.plant("k", Entry.make({ value: "old", now: 0, ttlMs: 60_000, tags: ["t"] }))
+      const b = yield* make
+      expect(yield* b.get("k")).toEqual(Option.none())
+      // Within the invalidation's millisecond, a new value cannot be told from an old one: a miss.
+      expect(yield* b.getOrCompute("k", Effect.succeed("same ms"), { tags: ["t"] })).toBe("same ms")
+      expect(yield* b.get("k")).toEqual(Option.none())
+      yield* TestClock.adjust(1)
+      expect(yield* b.getOrCompute("k", Effect.succeed("new"), { tags: ["t"] })).toBe("new")
+      expect(yield* b.get("k")).toEqual(Option.some("new"))
+    })
+  )
+
+  it.scoped("a computation that started before the invalidation is not stored as valid", () =>
+    Effect.gen(function* () {
+      const { caches } = yield* MultiInstance.make(1)
+      const cache = caches[0]!
+      const gate = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(
+        cache.getOrCompute("k", Effect.as(Deferred.await(gate), "computed from old data"), { tags: ["t"] })
+      )
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust(5)
+      yield* cache.invalidateTag("t")
+      yield* TestClock.adjust(5)
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(fiber)).toBe("computed from old data")
+      expect(yield* cache.get("k")).toEqual(Option.none())
+    })
+  )
+
+  it.scoped("fails typed when no shared tier could store the time; bad tags are refused", () =>
+    Effect.gen(function* () {
+      const { caches, l2 } = yield* MultiInstance.make(1)
+      yield* l2!.failOn(["set"])
+      const error = yield* Effect.flip(caches[0]!.invalidateTag("t"))
+      expect(error).toMatchObject({ _tag: "CacheWriteError", operation: "invalidateTag" })
+      expect(yield* Effect.flip(caches[0]!.invalidateTag(""))).toMatchObject({ _tag: "CacheInputError" })
+      expect(yield* Effect.flip(caches[0]!.set("__tiercache:tag:x", 1))).toMatchObject({
+        _tag: "CacheInputError",
+        problem: "InvalidKey"
+      })
+    })
+  )
+})
