@@ -93,6 +93,25 @@ export declare namespace RedisServer {
   }
 }
 
+/**
+ * redis-server runs under a watchdog shell holding a pipe from this process: when the pipe
+ * ends (we close it to stop the server, or this process died, even by SIGKILL, and the kernel
+ * closed it) the watchdog kills the server. So no server outlives its suite. The shell exits
+ * when the server does, with its status (so an early exit is still seen), after removing the
+ * server's working directory.
+ */
+const WATCHDOG = [
+  "exec 3<&0",
+  '"$@" </dev/null 3<&- & pid=$!',
+  // Once its owner is gone, the shell's own notices hit a closed pipe: carry on regardless.
+  "trap '' HUP PIPE",
+  '(read _ <&3; kill -9 "$pid" 2>/dev/null) &',
+  'wait "$pid"',
+  "status=$?",
+  'rm -rf -- "$TIERCACHE_REDIS_DIR"',
+  'exit "$status"'
+].join("\n")
+
 const findExecutable = (name: string): string | undefined => {
   if (name.includes("/")) return isExecutable(name) ? name : undefined
   for (const dir of (process.env.PATH ?? "").split(Path.delimiter)) {
@@ -202,12 +221,19 @@ export const make = (
 
     let child: ChildProcess | undefined
     let output = ""
-    const killOnExit = () => child?.kill("SIGKILL")
+    /** Ends the watchdog's pipe: the watchdog then kills the server. */
+    const release = (proc: ChildProcess | undefined) => proc?.stdin?.destroy()
+    const killOnExit = () => release(child)
     const lock = yield* Effect.makeSemaphore(1)
 
     const spawnOnce = Effect.sync(() => {
       output = ""
-      const proc = spawn(executable, args, { stdio: ["ignore", "pipe", "pipe"] })
+      Fs.mkdirSync(dir, { recursive: true })
+      const proc = spawn("/bin/sh", ["-c", WATCHDOG, "redis-server-watchdog", executable, ...args], {
+        stdio: ["pipe", "pipe", "pipe"],
+        env: { ...process.env, TIERCACHE_REDIS_DIR: dir }
+      })
+      proc.stdin?.on("error", () => {})
       const keep = (chunk: Buffer) => {
         output = (output + chunk.toString("utf8")).slice(-4000)
       }
@@ -249,7 +275,7 @@ export const make = (
       if (!exited(proc)) {
         yield* Effect.async<void>((resume) => {
           proc.once("exit", () => resume(Effect.void))
-          proc.kill("SIGKILL")
+          release(proc)
           if (exited(proc)) resume(Effect.void)
         })
       }
@@ -276,7 +302,7 @@ export const make = (
           Effect.ensuring(
             Effect.sync(() => {
               // A server that could not be killed in time must not outlive the suite.
-              child?.kill("SIGKILL")
+              release(child)
             })
           )
         )

@@ -1,6 +1,9 @@
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import { fileURLToPath } from "node:url"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Option, Schedule } from "effect"
 import { RedisServer } from "../src/index.js"
 
 /**
@@ -82,6 +85,43 @@ describe("RedisServer", () => {
       const port = yield* Effect.scoped(Effect.map(RedisServer.make(), (server) => server.port))
       expect(yield* ask(port, "PING")).toBe("ECONNREFUSED")
     })
+  )
+
+  it.live("a server does not outlive its process, even one killed with SIGKILL", () =>
+    Effect.gen(function* () {
+      const root = fileURLToPath(new URL("../../..", import.meta.url))
+      const fixture = fileURLToPath(new URL("./fixtures/serve.ts", import.meta.url))
+      const owner = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(process.execPath, ["--import", "tsx", fixture], { cwd: root, stdio: "pipe" })
+        ),
+        (proc) => Effect.sync(() => proc.kill("SIGKILL"))
+      )
+      const port = yield* Effect.async<number>((resume) => {
+        let out = ""
+        owner.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString("utf8")
+          if (out.includes("\n")) resume(Effect.succeed(Number(out.trim())))
+        })
+      }).pipe(Effect.timeout("15 seconds"))
+      expect(yield* ask(port, "PING")).toBe("+PONG")
+      const dir = (yield* ask(port, "CONFIG GET dir", 5)).split(" ")[4]!
+      expect(dir).toContain(".tiercache-redis-")
+      expect(Fs.existsSync(dir)).toBe(true)
+      owner.kill("SIGKILL")
+      const closed = yield* ask(port, "PING").pipe(
+        Effect.filterOrFail((reply) => reply === "ECONNREFUSED"),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("3 seconds")
+      )
+      expect(closed).toBe("ECONNREFUSED")
+      // Its working directory goes with it, right after.
+      yield* Effect.sync(() => Fs.existsSync(dir)).pipe(
+        Effect.filterOrFail((exists) => !exists),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("3 seconds")
+      )
+    }).pipe(Effect.scoped)
   )
 
   it.live("a missing redis-server fails with how to install it", () =>
