@@ -59,7 +59,8 @@ export const OPEN_REASON = "circuit breaker open"
 export const isRejection = (error: TierError): boolean => error.reason === OPEN_REASON
 
 /**
- * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock.
+ * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock. A tier
+ * whose own `callTimeout` is not longer than the guard's timeout is trusted to bound itself.
  *
  * @since 0.1.0
  */
@@ -70,6 +71,10 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
     const timeoutMs = Duration.toMillis(timeout)
     const threshold = options.failureThreshold ?? 5
     const openForMs = Duration.toMillis(Duration.decode(options.openFor ?? "10 seconds"))
+    // A tier that bounds its own calls at least as tightly needs no timer here (a timer forks a
+    // fiber per call, which costs more than a Redis round trip).
+    const selfBounded =
+      tier.callTimeout !== undefined && Duration.lessThanOrEqualTo(tier.callTimeout, timeout)
     let state: State = "closed"
     let failures = 0
     let openUntil = 0
@@ -141,6 +146,7 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
 
     const guarded: GuardedTier = {
       name: tier.name,
+      callTimeout: selfBounded ? tier.callTimeout : timeout,
       state: () => state,
       rejected: () => rejected,
       get: (key) => call("get", tier.get(key)),

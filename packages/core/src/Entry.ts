@@ -129,8 +129,6 @@ export const Envelope = Schema.Struct({
   c: Schema.Number
 })
 
-const decodeEnvelope = Schema.decodeUnknownOption(Schema.parseJson(Envelope))
-
 /**
  * Serializes an entry into its wire envelope (a JSON string).
  *
@@ -145,15 +143,29 @@ export const serialize = (entry: Entry): string =>
     c: entry.createdAt
   })
 
+const isFiniteNumber = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
+
 /**
  * Parses a wire envelope; anything that is not one (not JSON, wrong shape) is `undefined`.
+ * Checked by hand rather than with `Envelope`: it runs on every read from a shared tier.
  *
  * @since 0.1.0
  */
 export const deserialize = (raw: string): Entry | undefined => {
-  const decoded = decodeEnvelope(raw)
-  if (decoded._tag === "None") return undefined
-  const env = decoded.value
-  if (env.v === undefined || env.s < env.e) return undefined
-  return { value: env.v, expiresAt: env.e, staleUntil: env.s, tags: env.t, createdAt: env.c }
+  let env: unknown
+  try {
+    env = JSON.parse(raw)
+  } catch {
+    return undefined
+  }
+  if (typeof env !== "object" || env === null || Array.isArray(env)) return undefined
+  const { v, e, s, t, c } = env as Record<string, unknown>
+  if (v === undefined || !isFiniteNumber(e) || !isFiniteNumber(s) || !isFiniteNumber(c) || s < e)
+    return undefined
+  let tags: ReadonlyArray<string> = []
+  if (t !== undefined) {
+    if (!Array.isArray(t) || !t.every((x) => typeof x === "string")) return undefined
+    tags = t
+  }
+  return { value: v, expiresAt: e, staleUntil: s, tags, createdAt: c }
 }

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import type { Effect, Option } from "effect"
+import type { Duration, Effect, Option } from "effect"
 import { Context } from "effect"
 import type { TierError } from "./CacheError.js"
 import type { Entry } from "./Entry.js"
@@ -62,6 +62,11 @@ export declare namespace Tier {
     readonly clear: Effect.Effect<void, TierError>
     /** Whether the tier answers now. */
     readonly health: Effect.Effect<TierHealth>
+    /**
+     * Optional: the bound the tier itself puts on every call (e.g. a driver's command
+     * timeout). A circuit breaker whose timeout is not shorter adds no timer of its own.
+     */
+    readonly callTimeout?: Duration.Duration | undefined
   }
 }
 

@@ -17,9 +17,21 @@ const memoryCache = (options?: TieredCache.Options) =>
     return { cache, l1, l2 }
   })
 
-/** Waits until every cache has received every message on the hub. */
+/** Waits until no cache is still writing a computed value to its lower tiers. */
+const idle = (...caches: ReadonlyArray<Cache>) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 10_000; i++) {
+      const stats = yield* Effect.forEach(caches, (c) => c.stats)
+      if (stats.every((s) => s.inFlight === 0)) return
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage("cache did not become idle")
+  })
+
+/** Waits until every cache is idle and has received every message on the hub. */
 const settle = (hub: TestBus.Hub, caches: ReadonlyArray<Cache>) =>
   Effect.gen(function* () {
+    yield* idle(...caches)
     const published = (yield* hub.published).length
     for (let i = 0; i < 10_000; i++) {
       const stats = yield* Effect.forEach(caches, (c) => c.invalidationStats)
@@ -71,6 +83,7 @@ describe("writes and tier failures", () => {
       yield* l2.failOn(["get", "set"])
       expect(yield* cache.getOrCompute("k", Effect.succeed(7))).toBe(7)
       expect(yield* cache.getOrCompute("k", Effect.succeed(8))).toBe(7)
+      yield* idle(cache)
       const s = yield* cache.stats
       expect([s.misses, s.l1Hits, s.computations]).toEqual([1, 1, 1])
       expect(s.tierErrors).toEqual({ test: 2 })
@@ -85,6 +98,7 @@ describe("writes and tier failures", () => {
       const cache = yield* cacheOver(l1, l2)
       expect(yield* cache.getOrCompute("k", Effect.succeed({ a: 1 }))).toEqual({ a: 1 })
       expect(yield* cache.getOrCompute("k", Effect.succeed({ a: 2 }))).toEqual({ a: 1 })
+      yield* idle(cache)
       yield* l1.remove(["k"])
       expect(yield* cache.get("k")).toEqual(Option.some({ a: 1 }))
       expect(Option.isSome(yield* l1.get("k"))).toBe(true)
@@ -133,13 +147,19 @@ describe("single flight and races", () => {
     Effect.gen(function* () {
       const { cache, l2 } = yield* memoryCache()
       const gate = yield* Deferred.make<void>()
-      const old = yield* Effect.fork(cache.getOrCompute("k", Effect.as(Deferred.await(gate), "old")))
-      yield* Effect.yieldNow()
+      const started = yield* Deferred.make<void>()
+      const compute = Effect.zipRight(
+        Deferred.succeed(started, undefined),
+        Effect.as(Deferred.await(gate), "old")
+      )
+      const old = yield* Effect.fork(cache.getOrCompute("k", compute))
+      yield* Deferred.await(started)
       yield* cache.invalidate("k")
       // Not joined to the old flight: a new computation runs.
       expect(yield* cache.getOrCompute("k", Effect.succeed("new"))).toBe("new")
       yield* Deferred.succeed(gate, undefined)
       expect(yield* Fiber.join(old)).toBe("old")
+      yield* idle(cache)
       expect(yield* cache.get("k")).toEqual(Option.some("new"))
       expect(Option.map(yield* l2.get("k"), (e) => e.value)).toEqual(Option.some("new"))
       const s = yield* cache.stats
@@ -151,8 +171,13 @@ describe("single flight and races", () => {
     Effect.gen(function* () {
       const { cache } = yield* memoryCache()
       const gate = yield* Deferred.make<void>()
-      const old = yield* Effect.fork(cache.getOrCompute("k", Effect.as(Deferred.await(gate), "computed")))
-      yield* Effect.yieldNow()
+      const started = yield* Deferred.make<void>()
+      const compute = Effect.zipRight(
+        Deferred.succeed(started, undefined),
+        Effect.as(Deferred.await(gate), "computed")
+      )
+      const old = yield* Effect.fork(cache.getOrCompute("k", compute))
+      yield* Deferred.await(started)
       yield* cache.set("k", "written")
       yield* Deferred.succeed(gate, undefined)
       expect(yield* Fiber.join(old)).toBe("computed")

@@ -64,6 +64,12 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
     const computations = caches.map(() => 0)
     let now = 0
     const settle = Effect.gen(function* () {
+      // Computations write the lower tiers after answering: wait until they are done.
+      for (let n = 0; n < 10_000; n++) {
+        const stats = yield* Effect.forEach(caches, (c) => c.stats)
+        if (stats.every((st) => st.inFlight === 0)) break
+        yield* Effect.yieldNow()
+      }
       const published = (yield* hub!.published).length
       for (let n = 0; n < 10_000; n++) {
         const stats = yield* Effect.forEach(caches, (c) => c.invalidationStats)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { MultiInstance, TestTier } from "@tiercache/testing"
-import { Deferred, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
 
 const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
   Effect.gen(function* () {
@@ -215,6 +215,25 @@ describe("tier timeouts and the circuit breaker", () => {
       expect(yield* Fiber.join(fiber)).toBe("computed")
       expect((yield* cache.stats).tierErrors).toEqual({ slow: 1 })
     })
+  )
+
+  it.scoped(
+    "a tier that declares a longer callTimeout than the breaker is still cut at the breaker's timeout",
+    () =>
+      Effect.gen(function* () {
+        const inner = yield* TestTier.make({ name: "slow" })
+        const gate = yield* Deferred.make<void>()
+        const hung: Tier.Tier.Service = {
+          ...inner,
+          callTimeout: Duration.seconds(5),
+          get: (key) => Effect.zipRight(Deferred.await(gate), inner.get(key))
+        }
+        const { cache } = yield* build({ breaker: { timeout: "200 millis" } }, hung)
+        const fiber = yield* Effect.fork(cache.getOrCompute("k", Effect.succeed("computed")))
+        yield* settle
+        yield* TestClock.adjust("200 millis")
+        expect(yield* Fiber.join(fiber)).toBe("computed")
+      })
   )
 
   it.scoped("after N consecutive failures the breaker opens, L2 is skipped, then a probe closes it", () =>

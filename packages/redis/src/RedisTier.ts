@@ -41,6 +41,32 @@ const describe = (cause: unknown): string => {
 
 const REMOVE_CHUNK = 1000
 
+/**
+ * Reads the values and remaining lifetimes (PTTL) of KEYS in one atomic command, answering a
+ * flat array `[value1, pttl1, value2, pttl2, ...]`; a key that holds no string answers
+ * `false, -2` (a miss). One script call is one command, so ioredis auto-pipelines it, where a
+ * MULTI/GET/PTTL/EXEC transaction is four and is never pipelined with other callers'.
+ */
+const READ_SCRIPT = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.pcall('GET', key)
+  if type(v) == 'string' then
+    out[2 * i - 1] = v
+    out[2 * i] = redis.call('PTTL', key)
+  else
+    out[2 * i - 1] = false
+    out[2 * i] = -2
+  end
+end
+return out
+`
+
+/** The connection's client, with the read script defined on it. */
+interface ScriptedClient {
+  readonly tiercacheRead: (numKeys: number, ...keys: Array<string>) => Promise<Array<unknown>>
+}
+
 interface Write {
   readonly key: string
   readonly value: string | undefined
@@ -57,6 +83,8 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
     const connection = yield* RedisConnection
     const clock = yield* Effect.clock
     const client = connection.client
+    if (!("tiercacheRead" in client)) client.defineCommand("tiercacheRead", { lua: READ_SCRIPT })
+    const scripted = client as unknown as ScriptedClient
     const name = options.name ?? "redis"
     const prefix = options.prefix ?? connection.keyPrefix
     const scanCount = Math.max(1, Math.floor(options.scanCount ?? 500))
@@ -66,9 +94,17 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
     const fail = (operation: string, cause: unknown) =>
       new TierError({ tier: name, operation, reason: describe(cause), cause })
 
-    /** One command (or transaction, or pipeline), bounded by the command timeout. */
+    /**
+     * One command. ioredis bounds it by the command timeout itself (and fails it at once while
+     * disconnected), so no timer of our own runs here: an Effect-level timeout forks a fiber
+     * per call, which cost more than the round trip on the L2 hit path.
+     */
     const run = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
-      Effect.tryPromise({ try: send, catch: (cause) => fail(operation, cause) }).pipe(
+      Effect.tryPromise({ try: send, catch: (cause) => fail(operation, cause) })
+
+    /** A transaction or pipeline, also bounded here as a whole. */
+    const runBatch = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
+      run(operation, send).pipe(
         Effect.timeoutFail({
           duration: timeout,
           onTimeout: () => new TierError({ tier: name, operation, reason: timeoutReason })
@@ -81,7 +117,7 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
       batch: () => ChainableCommander
     ): Effect.Effect<Array<unknown>, TierError> =>
       Effect.flatMap(
-        run(operation, () => batch().exec()),
+        runBatch(operation, () => batch().exec()),
         (results) => {
           if (results === null) return Effect.fail(fail(operation, "transaction aborted"))
           const out: Array<unknown> = []
@@ -99,7 +135,7 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
       pttl: unknown,
       now: number
     ): Effect.Effect<Option.Option<Entry.Entry>> => {
-      if (raw === null || raw === undefined) return Effect.succeed(Option.none())
+      if (raw === null || raw === undefined || raw === false) return Effect.succeed(Option.none())
       const entry = typeof raw === "string" ? Entry.deserialize(raw) : undefined
       if (entry === undefined) {
         return Effect.as(
@@ -140,40 +176,39 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
 
     const tier: Tier.Tier.Service = {
       name,
+      // ioredis fails every command past the connection's command timeout (and at once while
+      // disconnected); batches are bounded here as well.
+      callTimeout: timeout,
       get: (key) =>
-        Effect.gen(function* () {
-          const full = prefix + key
+        Effect.suspend(() => {
           // The clock is read before asking: Redis counts PTTL down from a later moment, so the
           // rebased lifetime may end a round trip early, never late.
           const now = clock.unsafeCurrentTimeMillis()
-          const replies = yield* run("get", () => client.multi().get(full).pttl(full).exec())
-          if (replies === null) return yield* fail("get", "transaction aborted")
-          const [[getError, raw], [pttlError, pttl]] = replies as [
-            [Error | null, unknown],
-            [Error | null, unknown]
-          ]
-          if (pttlError) return yield* fail("get", pttlError)
-          if (getError) {
-            // WRONGTYPE: something that is not a string lives under the key: not an entry.
-            if (getError.message.startsWith("WRONGTYPE")) return yield* decode(key, undefined, pttl, 0)
-            return yield* fail("get", getError)
-          }
-          return yield* decode(key, raw, pttl, now)
-        }).pipe(Effect.withSpan("tiercache.redis.get", { attributes: { "tiercache.tier": name } })),
+          return Effect.flatMap(
+            run("get", () => scripted.tiercacheRead(1, prefix + key)),
+            (reply) => decode(key, reply[0], reply[1], now)
+          )
+        }).pipe(
+          Effect.withSpan("tiercache.redis.get", {
+            attributes: { "tiercache.tier": name },
+            captureStackTrace: false
+          })
+        ),
 
       getMany: (keys) =>
         Effect.gen(function* () {
           if (keys.length === 0) return []
-          const full = keys.map((key) => prefix + key)
           const now = clock.unsafeCurrentTimeMillis()
-          const replies = yield* exec("getMany", () => {
-            const tx = client.multi().mget(...full)
-            for (const k of full) tx.pttl(k)
-            return tx
+          const reply = yield* run("getMany", () =>
+            scripted.tiercacheRead(keys.length, ...keys.map((key) => prefix + key))
+          )
+          return yield* Effect.forEach(keys, (key, i) => decode(key, reply[2 * i], reply[2 * i + 1], now))
+        }).pipe(
+          Effect.withSpan("tiercache.redis.getMany", {
+            attributes: { "tiercache.tier": name },
+            captureStackTrace: false
           })
-          const values = replies[0] as ReadonlyArray<string | null>
-          return yield* Effect.forEach(keys, (key, i) => decode(key, values[i], replies[i + 1], now))
-        }).pipe(Effect.withSpan("tiercache.redis.getMany", { attributes: { "tiercache.tier": name } })),
+        ),
 
       set: (key, entry) =>
         Effect.gen(function* () {
@@ -185,7 +220,12 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
           }
           const value = yield* encode("set", entry)
           yield* run("set", () => client.set(full, value, "PX", px))
-        }).pipe(Effect.withSpan("tiercache.redis.set", { attributes: { "tiercache.tier": name } })),
+        }).pipe(
+          Effect.withSpan("tiercache.redis.set", {
+            attributes: { "tiercache.tier": name },
+            captureStackTrace: false
+          })
+        ),
 
       setMany: (entries) =>
         Effect.gen(function* () {
@@ -205,7 +245,12 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
             }
             return pipeline
           })
-        }).pipe(Effect.withSpan("tiercache.redis.setMany", { attributes: { "tiercache.tier": name } })),
+        }).pipe(
+          Effect.withSpan("tiercache.redis.setMany", {
+            attributes: { "tiercache.tier": name },
+            captureStackTrace: false
+          })
+        ),
 
       remove: (keys) =>
         Effect.gen(function* () {
@@ -221,16 +266,27 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
               pipeline.unlink(...full.slice(i, i + REMOVE_CHUNK))
             return pipeline
           })
-        }).pipe(Effect.withSpan("tiercache.redis.remove", { attributes: { "tiercache.tier": name } })),
+        }).pipe(
+          Effect.withSpan("tiercache.redis.remove", {
+            attributes: { "tiercache.tier": name },
+            captureStackTrace: false
+          })
+        ),
 
       removeMatching: (glob) =>
         removeMatching("removeMatching", glob).pipe(
-          Effect.withSpan("tiercache.redis.removeMatching", { attributes: { "tiercache.tier": name, glob } })
+          Effect.withSpan("tiercache.redis.removeMatching", {
+            attributes: { "tiercache.tier": name, glob },
+            captureStackTrace: false
+          })
         ),
 
       clear: removeMatching("clear", "*").pipe(
         Effect.asVoid,
-        Effect.withSpan("tiercache.redis.clear", { attributes: { "tiercache.tier": name } })
+        Effect.withSpan("tiercache.redis.clear", {
+          attributes: { "tiercache.tier": name },
+          captureStackTrace: false
+        })
       ),
 
       health: run("health", () => client.ping()).pipe(

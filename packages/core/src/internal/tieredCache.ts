@@ -345,19 +345,36 @@ export const make = (
     }
 
     /** Runs `op` on every tier (L1 is index 0); answers the failures. */
+    /**
+     * Runs an operation on L1 first, then (after `afterL1`) on every lower tier at once;
+     * answers the failures, each counted and logged.
+     */
     const onEveryTier = (
       l1Op: () => Effect.Effect<void, TierError>,
-      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>
+      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
+      afterL1?: () => void
     ): Effect.Effect<ReadonlyArray<TierError>> =>
-      Effect.forEach(
-        [l1Op, ...lower.map((tier) => () => lowerOp(tier))],
-        (op, index) =>
-          op().pipe(
-            Effect.as(undefined),
-            Effect.catchAll((error) => Effect.as(recordTierError(index, error), error))
-          ),
-        { concurrency: "unbounded" }
-      ).pipe(Effect.map((results) => results.filter((r): r is TierError => r !== undefined)))
+      Effect.gen(function* () {
+        const failures: Array<TierError> = []
+        const first = yield* Effect.either(l1Op())
+        if (first._tag === "Left") {
+          yield* recordTierError(0, first.left)
+          failures.push(first.left)
+        }
+        afterL1?.()
+        const rest = yield* Effect.forEach(
+          lower,
+          (tier, i) =>
+            lowerOp(tier).pipe(
+              Effect.as(undefined),
+              Effect.catchAll((error) => Effect.as(recordTierError(i + 1, error), error))
+            ),
+          // One lower tier (the usual case) needs no fiber of its own.
+          { concurrency: lower.length > 1 ? "unbounded" : 1 }
+        )
+        for (const r of rest) if (r !== undefined) failures.push(r)
+        return failures
+      })
 
     const failIfAllFailed = (key: string, operation: string, failures: ReadonlyArray<TierError>) => {
       if (failures.length < lower.length + 1) return Effect.void
@@ -786,7 +803,8 @@ export const make = (
       entry: Entry.Entry,
       schema: AnySchema | undefined,
       decoded: unknown,
-      fromFlight: boolean
+      fromFlight: boolean,
+      afterL1?: () => void
     ): Effect.Effect<ReadonlyArray<TierError>> =>
       Effect.suspend(() => {
         bump(key)
@@ -798,7 +816,8 @@ export const make = (
             Effect.map(storeL1(key, entry), (slot) => {
               if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
             }),
-          (tier) => tier.set(key, entry)
+          (tier) => tier.set(key, entry),
+          afterL1
         ).pipe(Effect.ensuring(Effect.sync(() => bump(key))))
       })
 
@@ -1092,7 +1111,16 @@ export const make = (
           )
           return { entry, value }
         }
-        const failures = yield* storeEverywhere(key, entry, flight.schema, value, true)
+        const result: FlightResult = { entry, value: flight.schema === undefined ? entry.value : value }
+        // The waiters are answered once L1 holds the value; the lower tiers are written after,
+        // while the flight stays registered (no caller computes again meanwhile), so that a slow
+        // or failing shared tier never delays the answer.
+        const failures = yield* storeEverywhere(key, entry, flight.schema, value, true, () => {
+          if (!flight.settled) {
+            flight.settled = true
+            Deferred.unsafeDone(flight.deferred, Exit.succeed(result))
+          }
+        })
         if (failures.length === lower.length + 1) {
           writeFailures++
           yield* Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
@@ -1100,8 +1128,13 @@ export const make = (
           )
         }
         yield* publish({ type: "Remove", key, origin: instanceId })
-        return { entry, value: flight.schema === undefined ? entry.value : value }
-      }).pipe(Effect.withSpan("tiercache.getOrCompute", { attributes: { key, cache: cacheName } }))
+        return result
+      }).pipe(
+        Effect.withSpan("tiercache.getOrCompute", {
+          attributes: { key, cache: cacheName },
+          captureStackTrace: false
+        })
+      )
 
     /**
      * The computation failed and a stale value exists: answer with it, and keep it in L1 as
