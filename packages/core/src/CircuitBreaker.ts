@@ -105,31 +105,34 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
           rejected++
           return Effect.fail(new TierError({ tier: tier.name, operation, reason: OPEN_REASON }))
         }
-        const run = effect.pipe(
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () =>
-              new TierError({ tier: tier.name, operation, reason: `timed out after ${timeoutMs} ms` })
-          }),
-          Effect.tapBoth({
-            onFailure: () =>
-              Effect.suspend(() => {
-                failures++
-                probing = false
-                if (state === "half-open" || failures >= threshold) {
-                  openUntil = clock.unsafeCurrentTimeMillis() + openForMs
-                  return transition("open", `${failures} consecutive failures`)
-                }
-                return Effect.void
-              }),
-            onSuccess: () =>
-              Effect.suspend(() => {
-                failures = 0
-                probing = false
-                return transition("closed", "probe succeeded")
-              })
-          })
-        )
+        const bounded = selfBounded
+          ? effect
+          : Effect.timeoutFail(effect, {
+              duration: timeout,
+              onTimeout: () =>
+                new TierError({ tier: tier.name, operation, reason: `timed out after ${timeoutMs} ms` })
+            })
+        const run = Effect.matchEffect(bounded, {
+          onFailure: (error) => {
+            failures++
+            probing = false
+            if (state === "half-open" || failures >= threshold) {
+              openUntil = clock.unsafeCurrentTimeMillis() + openForMs
+              return Effect.zipRight(
+                transition("open", `${failures} consecutive failures`),
+                Effect.fail(error)
+              )
+            }
+            return Effect.fail(error)
+          },
+          onSuccess: (value) => {
+            failures = 0
+            probing = false
+            return state === "closed"
+              ? Effect.succeed(value)
+              : Effect.as(transition("closed", "probe succeeded"), value)
+          }
+        })
         if (!probe) return run
         probing = true
         // An interrupted probe proves nothing: back to open, and the next call probes again.

@@ -236,6 +236,26 @@ describe("tier timeouts and the circuit breaker", () => {
       })
   )
 
+  it.scoped("a tier whose own callTimeout is shorter is trusted: the breaker adds no timer", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make({ name: "bounded" })
+      const gate = yield* Deferred.make<void>()
+      // It claims to bound itself at 100 ms but hangs: only a timer of the breaker could cut it.
+      const lying: Tier.Tier.Service = {
+        ...inner,
+        callTimeout: Duration.millis(100),
+        get: (key) => Effect.zipRight(Deferred.await(gate), inner.get(key))
+      }
+      const { cache } = yield* build({ breaker: { timeout: "200 millis" } }, lying)
+      const fiber = yield* Effect.fork(cache.getOrCompute("k", Effect.succeed("computed")))
+      yield* settle
+      yield* TestClock.adjust("5 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(fiber)).toBe("computed")
+    })
+  )
+
   it.scoped("after N consecutive failures the breaker opens, L2 is skipped, then a probe closes it", () =>
     Effect.gen(function* () {
       const l2 = yield* TestTier.make()

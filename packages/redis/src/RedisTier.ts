@@ -41,30 +41,12 @@ const describe = (cause: unknown): string => {
 
 const REMOVE_CHUNK = 1000
 
-/**
- * Reads the values and remaining lifetimes (PTTL) of KEYS in one atomic command, answering a
- * flat array `[value1, pttl1, value2, pttl2, ...]`; a key that holds no string answers
- * `false, -2` (a miss). One script call is one command, so ioredis auto-pipelines it, where a
- * MULTI/GET/PTTL/EXEC transaction is four and is never pipelined with other callers'.
- */
-const READ_SCRIPT = `
-local out = {}
-for i, key in ipairs(KEYS) do
-  local v = redis.pcall('GET', key)
-  if type(v) == 'string' then
-    out[2 * i - 1] = v
-    out[2 * i] = redis.call('PTTL', key)
-  else
-    out[2 * i - 1] = false
-    out[2 * i] = -2
-  end
-end
-return out
-`
+const BAD_VALUE: unique symbol = Symbol("BadValue")
 
-/** The connection's client, with the read script defined on it. */
-interface ScriptedClient {
-  readonly tiercacheRead: (numKeys: number, ...keys: Array<string>) => Promise<Array<unknown>>
+/** GET of a key holding something else than a string: not an entry, a miss. */
+const wrongType = (error: unknown): null => {
+  if (error instanceof Error && error.message.startsWith("WRONGTYPE")) return null
+  throw error
 }
 
 interface Write {
@@ -83,8 +65,6 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
     const connection = yield* RedisConnection
     const clock = yield* Effect.clock
     const client = connection.client
-    if (!("tiercacheRead" in client)) client.defineCommand("tiercacheRead", { lua: READ_SCRIPT })
-    const scripted = client as unknown as ScriptedClient
     const name = options.name ?? "redis"
     const prefix = options.prefix ?? connection.keyPrefix
     const scanCount = Math.max(1, Math.floor(options.scanCount ?? 500))
@@ -129,28 +109,37 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
         }
       )
 
+    /** A reply decoded: the entry, a miss, or BAD_VALUE for something that is not an entry. */
+    const decodeReply = (
+      raw: unknown,
+      pttl: unknown,
+      now: number
+    ): Option.Option<Entry.Entry> | typeof BAD_VALUE => {
+      if (raw === null || raw === undefined || raw === false) return Option.none()
+      const entry = typeof raw === "string" ? Entry.deserialize(raw) : undefined
+      if (entry === undefined) return BAD_VALUE
+      const remaining = typeof pttl === "number" ? pttl : Number(pttl)
+      // -2: gone (or not a string); -1: written without an expiry by someone else: the entry's
+      // own lifetime stands.
+      if (remaining === -2) return Option.none()
+      const rebased = remaining >= 0 ? Entry.rebase(entry, now, remaining) : entry
+      return Entry.isGone(rebased, now) ? Option.none() : Option.some(rebased)
+    }
+
     const decode = (
       key: string,
       raw: unknown,
       pttl: unknown,
       now: number
     ): Effect.Effect<Option.Option<Entry.Entry>> => {
-      if (raw === null || raw === undefined || raw === false) return Effect.succeed(Option.none())
-      const entry = typeof raw === "string" ? Entry.deserialize(raw) : undefined
-      if (entry === undefined) {
-        return Effect.as(
-          Effect.logDebug("redis value is not a cache entry; treated as a miss").pipe(
-            Effect.annotateLogs({ tier: name, key })
-          ),
-          Option.none()
-        )
-      }
-      const remaining = typeof pttl === "number" ? pttl : Number(pttl)
-      // -2: gone between the reads (cannot happen in one transaction, kept for safety);
-      // -1: written without an expiry by someone else: the entry's own lifetime stands.
-      if (remaining === -2) return Effect.succeed(Option.none())
-      const rebased = remaining >= 0 ? Entry.rebase(entry, now, remaining) : entry
-      return Effect.succeed(Entry.isGone(rebased, now) ? Option.none() : Option.some(rebased))
+      const decoded = decodeReply(raw, pttl, now)
+      if (decoded !== BAD_VALUE) return Effect.succeed(decoded)
+      return Effect.as(
+        Effect.logDebug("redis value is not a cache entry; treated as a miss").pipe(
+          Effect.annotateLogs({ tier: name, key })
+        ),
+        Option.none()
+      )
     }
 
     const encode = (operation: string, entry: Entry.Entry): Effect.Effect<string, TierError> =>
@@ -179,30 +168,32 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
       // ioredis fails every command past the connection's command timeout (and at once while
       // disconnected); batches are bounded here as well.
       callTimeout: timeout,
+      // Reads carry no span: on this path a span costs about as much as the round trip itself.
+      // A read is GET and PTTL sent together: auto-pipelined into one write with other callers'
+      // commands and run back to back by Redis (two plain commands cost the server far less than
+      // a script or a MULTI). Not atomic: should the key be rewritten between the two, the old
+      // value is read with the new one's lifetime; the writer's bus message drops that copy.
       get: (key) =>
         Effect.suspend(() => {
           // The clock is read before asking: Redis counts PTTL down from a later moment, so the
           // rebased lifetime may end a round trip early, never late.
           const now = clock.unsafeCurrentTimeMillis()
+          const full = prefix + key
           return Effect.flatMap(
-            run("get", () => scripted.tiercacheRead(1, prefix + key)),
-            (reply) => decode(key, reply[0], reply[1], now)
+            run("get", () => Promise.all([client.get(full).catch(wrongType), client.pttl(full)])),
+            ([raw, pttl]) => decode(key, raw, pttl, now)
           )
-        }).pipe(
-          Effect.withSpan("tiercache.redis.get", {
-            attributes: { "tiercache.tier": name },
-            captureStackTrace: false
-          })
-        ),
+        }),
 
       getMany: (keys) =>
         Effect.gen(function* () {
           if (keys.length === 0) return []
           const now = clock.unsafeCurrentTimeMillis()
-          const reply = yield* run("getMany", () =>
-            scripted.tiercacheRead(keys.length, ...keys.map((key) => prefix + key))
+          const full = keys.map((key) => prefix + key)
+          const [values, pttls] = yield* run("getMany", () =>
+            Promise.all([client.mget(...full), Promise.all(full.map((k) => client.pttl(k)))])
           )
-          return yield* Effect.forEach(keys, (key, i) => decode(key, reply[2 * i], reply[2 * i + 1], now))
+          return yield* Effect.forEach(keys, (key, i) => decode(key, values[i], pttls[i], now))
         }).pipe(
           Effect.withSpan("tiercache.redis.getMany", {
             attributes: { "tiercache.tier": name },

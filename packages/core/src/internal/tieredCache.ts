@@ -591,8 +591,84 @@ export const make = (
       else tierHits[found.index]!++
     }
 
+    /**
+     * The answer of a read that went to the lower tiers: counts it and applies `allowStale`.
+     */
+    const answerLower = (
+      found: Lookup,
+      l1Stale: Found | undefined,
+      allowStale: boolean
+    ): Option.Option<unknown> => {
+      if (found.hit !== undefined) {
+        countHit(found.hit)
+        return Option.some(found.hit.result.value)
+      }
+      const stale = l1Stale ?? found.stale
+      if (allowStale && stale !== undefined) {
+        countHit(stale)
+        staleServed++
+        return Option.some(stale.result.value)
+      }
+      misses++
+      return Option.none()
+    }
+
+    /**
+     * The usual shape, a MemoryTier L1 over one lower tier, read with a single Effect step: the
+     * tier's answer is checked, decoded and promoted synchronously. (Effect steps cost more than
+     * the rest of this path together; unknown tags take the general path.)
+     */
+    const single = fast !== undefined && lower.length === 1 ? lower[0]! : undefined
+    const readSingle = (
+      tier: Tier.Service,
+      key: string,
+      schema: AnySchema | undefined,
+      allowStale: boolean,
+      l1Stale: Found | undefined
+    ): Effect.Effect<Option.Option<unknown>> => {
+      const guard = guardOf(key)
+      return Effect.matchEffect(tier.get(key), {
+        onFailure: (error) =>
+          Effect.as(recordTierError(1, error), answerLower(noLookup, l1Stale, allowStale)),
+        onSuccess: (found) => {
+          const t = now()
+          if (found._tag === "None" || Entry.isGone(found.value, t)) {
+            return Effect.succeed(answerLower(noLookup, l1Stale, allowStale))
+          }
+          const entry = found.value
+          if (entry.tags.length > 0) {
+            const valid = tagsValid(entry)
+            if (valid === undefined) return readGeneral(key, schema, allowStale, l1Stale)
+            if (!valid) return Effect.succeed(answerLower(noLookup, l1Stale, allowStale))
+          }
+          const decoded = decodeFor(schema, entry.value)
+          if (decoded === undefined) return Effect.succeed(answerLower(noLookup, l1Stale, allowStale))
+          const result = { index: 0, result: { entry, value: decoded.value } }
+          if (!Entry.isFresh(entry, t)) {
+            return Effect.succeed(answerLower({ hit: undefined, stale: result }, l1Stale, allowStale))
+          }
+          if (unchanged(guard)) {
+            const slot = fast!.store(key, l1Entry(entry, t))
+            if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded.value)
+            promotions++
+          } else discardedWrites++
+          return Effect.succeed(answerLower({ hit: result, stale: undefined }, l1Stale, allowStale))
+        }
+      })
+    }
+
     /** A read past the L1 fast path: generic L1, then the lower tiers; stale only when allowed. */
     const readSlow = (
+      key: string,
+      schema: AnySchema | undefined,
+      allowStale: boolean,
+      l1Stale: Found | undefined
+    ): Effect.Effect<Option.Option<unknown>> =>
+      single !== undefined
+        ? readSingle(single, key, schema, allowStale, l1Stale)
+        : readGeneral(key, schema, allowStale, l1Stale)
+
+    const readGeneral = (
       key: string,
       schema: AnySchema | undefined,
       allowStale: boolean,
@@ -609,20 +685,9 @@ export const make = (
             l1Hits++
             return Effect.succeed(Option.some(l1Found.hit.result.value))
           }
-          return Effect.map(lookupLower(key, schema, guard), (found) => {
-            if (found.hit !== undefined) {
-              countHit(found.hit)
-              return Option.some(found.hit.result.value)
-            }
-            const stale = l1Found.stale ?? found.stale
-            if (allowStale && stale !== undefined) {
-              countHit(stale)
-              staleServed++
-              return Option.some(stale.result.value)
-            }
-            misses++
-            return Option.none()
-          })
+          return Effect.map(lookupLower(key, schema, guard), (found) =>
+            answerLower(found, l1Found.stale, allowStale)
+          )
         })
       })
 
