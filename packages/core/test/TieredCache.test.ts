@@ -18,28 +18,10 @@ const memoryCache = (options?: TieredCache.Options) =>
   })
 
 /** Waits until no cache is still writing a computed value to its lower tiers. */
-const idle = (...caches: ReadonlyArray<Cache>) =>
-  Effect.gen(function* () {
-    for (let i = 0; i < 10_000; i++) {
-      const stats = yield* Effect.forEach(caches, (c) => c.stats)
-      if (stats.every((s) => s.inFlight === 0)) return
-      yield* Effect.yieldNow()
-    }
-    return yield* Effect.dieMessage("cache did not become idle")
-  })
+const idle = (...caches: ReadonlyArray<Cache>) => MultiInstance.settle(caches)
 
 /** Waits until every cache is idle and has received every message on the hub. */
-const settle = (hub: TestBus.Hub, caches: ReadonlyArray<Cache>) =>
-  Effect.gen(function* () {
-    yield* idle(...caches)
-    const published = (yield* hub.published).length
-    for (let i = 0; i < 10_000; i++) {
-      const stats = yield* Effect.forEach(caches, (c) => c.invalidationStats)
-      if (stats.every((s) => s.messagesReceived >= published)) return
-      yield* Effect.yieldNow()
-    }
-    return yield* Effect.dieMessage("bus did not settle")
-  })
+const settle = (hub: TestBus.Hub, caches: ReadonlyArray<Cache>) => MultiInstance.settle(caches, { hub })
 
 describe("writes and tier failures", () => {
   it.scoped("a failing L2 does not fail the write; the failure is counted", () =>

@@ -63,21 +63,7 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
     const reads = caches.map(() => 0)
     const computations = caches.map(() => 0)
     let now = 0
-    const settle = Effect.gen(function* () {
-      // Computations write the lower tiers after answering: wait until they are done.
-      for (let n = 0; n < 10_000; n++) {
-        const stats = yield* Effect.forEach(caches, (c) => c.stats)
-        if (stats.every((st) => st.inFlight === 0)) break
-        yield* Effect.yieldNow()
-      }
-      const published = (yield* hub!.published).length
-      for (let n = 0; n < 10_000; n++) {
-        const stats = yield* Effect.forEach(caches, (c) => c.invalidationStats)
-        if (stats.every((s) => s.messagesReceived >= published)) return
-        yield* Effect.yieldNow()
-      }
-      return yield* Effect.dieMessage("bus did not settle")
-    })
+    const settle = MultiInstance.settle(caches, { hub })
     const fresh = (k: number) => {
       const m = model.get(`k${k}`)
       return m !== undefined && now < m.expiresAt && m.createdAt > tagTimes[k % 2]! ? m : undefined

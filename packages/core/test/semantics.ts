@@ -37,23 +37,9 @@ export const semanticsSuite = <R>(name: string, target: Target<R>): void => {
             cache,
             shared: Layer.merge(Layer.succeed(Tier.L2, l2), TestBus.layer(hub))
           })
-          /**
-           * Waits until no instance has a computation still writing its lower tiers, then until
-           * every instance has received every message published so far.
-           */
-          const settle = Effect.gen(function* () {
-            for (let i = 0; i < 10_000; i++) {
-              const stats = yield* Effect.forEach(caches, (c) => c.stats)
-              if (stats.every((st) => st.inFlight === 0)) break
-              yield* target.live ? Effect.sleep("1 millis") : Effect.yieldNow()
-            }
-            const published = (yield* hub.published).length
-            for (let i = 0; i < 10_000; i++) {
-              const received = yield* Effect.forEach(caches, (c) => c.invalidationStats)
-              if (received.every((r) => r.messagesReceived >= published)) return
-              yield* target.live ? Effect.sleep("1 millis") : Effect.yieldNow()
-            }
-            return yield* Effect.dieMessage("bus did not settle")
+          const settle = MultiInstance.settle(caches, {
+            hub,
+            pause: target.live ? Effect.sleep("1 millis") : Effect.yieldNow()
           })
           return { caches, l2, hub, settle }
         })

@@ -5,17 +5,6 @@ import { Deferred, Effect, Fiber, Option, TestClock } from "effect"
 
 type Cache = TieredCache.TieredCache.Service
 
-const settle = (caches: ReadonlyArray<Cache>, published: Effect.Effect<ReadonlyArray<string>>) =>
-  Effect.gen(function* () {
-    const n = (yield* published).length
-    for (let i = 0; i < 10_000; i++) {
-      const stats = yield* Effect.forEach(caches, (c) => c.invalidationStats)
-      if (stats.every((s) => s.messagesReceived >= n)) return
-      yield* Effect.yieldNow()
-    }
-    return yield* Effect.dieMessage("bus did not settle")
-  })
-
 describe("invalidateTag", () => {
   it.scoped("invalidates every entry written with the tag, in every tier and every instance", () =>
     Effect.gen(function* () {
@@ -25,11 +14,11 @@ describe("invalidateTag", () => {
       yield* a.set("u2", 2, { tags: ["users", "admins"] })
       yield* a.set("o1", 3, { tags: ["orders"] })
       yield* a.set("plain", 4)
-      yield* settle(caches, hub!.published)
+      yield* MultiInstance.settle(caches, { hub })
       for (const k of ["u1", "u2", "o1", "plain"]) yield* b.get(k) // into b's L1
       yield* TestClock.adjust(1)
       yield* a.invalidateTag("users")
-      yield* settle(caches, hub!.published)
+      yield* MultiInstance.settle(caches, { hub })
       for (const cache of [a, b]) {
         expect(yield* cache.get("u1")).toEqual(Option.none())
         expect(yield* cache.get("u2")).toEqual(Option.none())
@@ -39,7 +28,7 @@ describe("invalidateTag", () => {
       // Written again after the invalidation: valid.
       yield* TestClock.adjust(1)
       yield* b.set("u1", 10, { tags: ["users"] })
-      yield* settle(caches, hub!.published)
+      yield* MultiInstance.settle(caches, { hub })
       expect(yield* a.get("u1")).toEqual(Option.some(10))
       // The time lives in L2, under a reserved key.
       const record = (yield* l2!.snapshot).get("__tiercache:tag:users")

@@ -1,6 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { RedisServer } from "@tiercache/testing"
+import { MultiInstance, RedisServer } from "@tiercache/testing"
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer, timed } from "./utils.js"
@@ -38,15 +38,11 @@ const within = (withinMs: number, check: Effect.Effect<boolean, unknown>) =>
 
 type Instance = Effect.Effect.Success<ReturnType<typeof instance>>
 
-/** Waits until every instance received every message the instances sent so far. */
+/** Waits (up to about 2 s) until no instance is still writing and each received every message sent. */
 const settle = (...instances: ReadonlyArray<Instance>) =>
-  eventually(
-    Effect.gen(function* () {
-      const stats = yield* Effect.forEach(instances, (i) => i.cache.invalidationStats)
-      const sent = stats.reduce((total, s) => total + s.messagesSent, 0)
-      if (!stats.every((s) => s.messagesReceived >= sent)) return yield* Effect.fail("not yet")
-    }),
-    "2 seconds"
+  MultiInstance.settle(
+    instances.map((i) => i.cache),
+    { pause: Effect.sleep("1 millis"), rounds: 2000 }
   )
 
 let n = 0

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks"
 import { describe, expect, layer } from "@effect/vitest"
 import { type CacheStats, Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { ChaosTier, RedisServer } from "@tiercache/testing"
+import { ChaosTier, MultiInstance, RedisServer } from "@tiercache/testing"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer } from "./utils.js"
@@ -73,15 +73,11 @@ const percentile = (values: ReadonlyArray<number>, p: number): number => {
 
 const totalErrors = (s: CacheStats.CacheStats) => Object.values(s.tierErrors).reduce((x, y) => x + y, 0)
 
-/** Waits until every instance received every message the instances sent so far. */
+/** Waits (up to about 2 s) until no instance is still writing and each received every message sent. */
 const settle = (...instances: ReadonlyArray<Instance>) =>
-  eventually(
-    Effect.gen(function* () {
-      const stats = yield* Effect.forEach(instances, (i) => i.cache.invalidationStats)
-      const sent = stats.reduce((total, s) => total + s.messagesSent, 0)
-      if (!stats.every((s) => s.messagesReceived >= sent)) return yield* Effect.fail("not yet")
-    }),
-    "2 seconds"
+  MultiInstance.settle(
+    instances.map((i) => i.cache),
+    { pause: Effect.sleep("1 millis"), rounds: 2000 }
   )
 
 /**

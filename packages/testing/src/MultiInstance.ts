@@ -72,3 +72,44 @@ export const make = <E = never, R = never>(
     }
     return { caches, l2, hub }
   })
+
+/**
+ * Options of {@link settle}.
+ *
+ * @since 0.1.0
+ */
+export interface SettleOptions {
+  /** The hub the caches share, to count messages published on it directly (default: none). */
+  readonly hub?: TestBus.Hub | undefined
+  /** What to do between two checks (default `Effect.yieldNow()`; on the live clock, a short sleep). */
+  readonly pause?: Effect.Effect<void> | undefined
+  /** How many checks before giving up with a defect (default 10 000). */
+  readonly rounds?: number | undefined
+}
+
+/**
+ * Waits until no cache has a computation still writing its lower tiers and every cache has
+ * received every message published so far (by the caches, or on the hub when given): the
+ * moment at which a write or an invalidation has reached every instance.
+ *
+ * @since 0.1.0
+ */
+export const settle = (
+  caches: ReadonlyArray<TieredCache.TieredCache.Service>,
+  options: SettleOptions = {}
+): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const pause = options.pause ?? Effect.yieldNow()
+    const rounds = options.rounds ?? 10_000
+    for (let i = 0; i < rounds; i++) {
+      const stats = yield* Effect.forEach(caches, (c) => c.stats)
+      const bus = yield* Effect.forEach(caches, (c) => c.invalidationStats)
+      const published =
+        options.hub !== undefined
+          ? (yield* options.hub.published).length
+          : bus.reduce((total, b) => total + b.messagesSent, 0)
+      if (stats.every((s) => s.inFlight === 0) && bus.every((b) => b.messagesReceived >= published)) return
+      yield* pause
+    }
+    return yield* Effect.dieMessage(`caches did not settle within ${rounds} checks`)
+  })
