@@ -43,11 +43,40 @@ const REMOVE_CHUNK = 1000
 
 const BAD_VALUE: unique symbol = Symbol("BadValue")
 
-/** GET of a key holding something else than a string: not an entry, a miss. */
-const wrongType = (error: unknown): null => {
-  if (error instanceof Error && error.message.startsWith("WRONGTYPE")) return null
-  throw error
+/**
+ * Reads the values and remaining lifetimes (PTTL) of KEYS in one atomic command, as a flat
+ * array `[value1, pttl1, value2, pttl2, ...]`; a key holding no string answers `false, -2`
+ * (a miss). The reads of one tick go out together as one call of it (see `get`).
+ */
+const READ_SCRIPT = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.pcall('GET', key)
+  if type(v) == 'string' then
+    out[2 * i - 1] = v
+    out[2 * i] = redis.call('PTTL', key)
+  else
+    out[2 * i - 1] = false
+    out[2 * i] = -2
+  end
+end
+return out
+`
+
+/** The connection's client with the read script defined on it. */
+interface ScriptedClient {
+  readonly tiercacheRead: (numKeys: number, ...keys: Array<string>) => Promise<Array<unknown>>
 }
+
+/** A read waiting for the next batch. */
+interface PendingRead {
+  readonly key: string
+  readonly now: number
+  readonly resume: (effect: Effect.Effect<Option.Option<Entry.Entry>, CacheError.TierError>) => void
+}
+
+/** Most keys sent in one batch. */
+const MAX_BATCH = 512
 
 interface Write {
   readonly key: string
@@ -65,6 +94,8 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
     const connection = yield* RedisConnection
     const clock = yield* Effect.clock
     const client = connection.client
+    if (!("tiercacheRead" in client)) client.defineCommand("tiercacheRead", { lua: READ_SCRIPT })
+    const scripted = client as unknown as ScriptedClient
     const name = options.name ?? "redis"
     const prefix = options.prefix ?? connection.keyPrefix
     const scanCount = Math.max(1, Math.floor(options.scanCount ?? 500))
@@ -163,37 +194,54 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
         return removed
       })
 
+    /**
+     * The reads made in one tick, sent as one command when the tick ends: with many callers at
+     * once this costs Redis and the client one command instead of one per read (or two, with
+     * PTTL), and a lone read is still a single command. A caller that is interrupted meanwhile
+     * simply ignores its answer.
+     */
+    let pending: Array<PendingRead> = []
+    const flush = (): void => {
+      if (pending.length === 0) return
+      const batch = pending
+      pending = []
+      scripted.tiercacheRead(batch.length, ...batch.map((r) => prefix + r.key)).then(
+        (reply) => {
+          for (let i = 0; i < batch.length; i++) {
+            const r = batch[i]!
+            r.resume(decode(r.key, reply[2 * i], reply[2 * i + 1], r.now))
+          }
+        },
+        (cause) => {
+          const error = fail("get", cause)
+          for (const r of batch) r.resume(Effect.fail(error))
+        }
+      )
+    }
+
     const tier: Tier.Tier.Service = {
       name,
       // ioredis fails every command past the connection's command timeout (and at once while
       // disconnected); batches are bounded here as well.
       callTimeout: timeout,
       // Reads carry no span: on this path a span costs about as much as the round trip itself.
-      // A read is GET and PTTL sent together: auto-pipelined into one write with other callers'
-      // commands and run back to back by Redis (two plain commands cost the server far less than
-      // a script or a MULTI). Not atomic: should the key be rewritten between the two, the old
-      // value is read with the new one's lifetime; the writer's bus message drops that copy.
       get: (key) =>
-        Effect.suspend(() => {
+        Effect.async<Option.Option<Entry.Entry>, TierError>((resume) => {
           // The clock is read before asking: Redis counts PTTL down from a later moment, so the
           // rebased lifetime may end a round trip early, never late.
-          const now = clock.unsafeCurrentTimeMillis()
-          const full = prefix + key
-          return Effect.flatMap(
-            run("get", () => Promise.all([client.get(full).catch(wrongType), client.pttl(full)])),
-            ([raw, pttl]) => decode(key, raw, pttl, now)
-          )
+          pending.push({ key, now: clock.unsafeCurrentTimeMillis(), resume })
+          if (pending.length === 1) process.nextTick(flush)
+          else if (pending.length >= MAX_BATCH) flush()
         }),
 
       getMany: (keys) =>
         Effect.gen(function* () {
           if (keys.length === 0) return []
           const now = clock.unsafeCurrentTimeMillis()
-          const full = keys.map((key) => prefix + key)
-          const [values, pttls] = yield* run("getMany", () =>
-            Promise.all([client.mget(...full), Promise.all(full.map((k) => client.pttl(k)))])
+          const reply = yield* run("getMany", () =>
+            scripted.tiercacheRead(keys.length, ...keys.map((key) => prefix + key))
           )
-          return yield* Effect.forEach(keys, (key, i) => decode(key, values[i], pttls[i], now))
+          return yield* Effect.forEach(keys, (key, i) => decode(key, reply[2 * i], reply[2 * i + 1], now))
         }).pipe(
           Effect.withSpan("tiercache.redis.getMany", {
             attributes: { "tiercache.tier": name },
