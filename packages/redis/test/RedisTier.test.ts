@@ -48,6 +48,36 @@ describe("RedisTier", () => {
         })
     )
 
+    it.scoped("concurrent reads of one tick go out as one command, each answered with its own key", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const look = yield* observer
+        for (let i = 0; i < 50; i++) yield* tier.set(`batch:${i}`, entry({ i }, 60_000))
+        yield* Effect.promise(() => look.set("t:batch:raw", "not an entry"))
+        yield* Effect.promise(() => look.lpush("t:batch:list", "x"))
+        yield* Effect.promise(() => look.config("RESETSTAT"))
+        const keys = [
+          ...Array.from({ length: 50 }, (_, i) => `batch:${i}`),
+          "batch:absent",
+          "batch:raw",
+          "batch:list"
+        ]
+        const got = yield* Effect.all(
+          keys.map((k) => tier.get(k)),
+          { concurrency: "unbounded" }
+        )
+        for (let i = 0; i < 50; i++) expect(Option.map(got[i]!, (e) => e.value)).toEqual(Option.some({ i }))
+        expect(got.slice(50)).toEqual([Option.none(), Option.none(), Option.none()])
+        const stats = yield* Effect.promise(() => look.info("commandstats"))
+        const calls = (name: string) =>
+          Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+        // One script call (EVAL the first time it meets this server, EVALSHA after) for 53 reads.
+        expect(calls("evalsha") + calls("eval")).toBe(1)
+        // Redis counts the GETs the script ran: one per key, all inside that one call.
+        expect(calls("get")).toBe(keys.length)
+      })
+    )
+
     it.scoped("lifetimes come from Redis's countdown, in milliseconds", () =>
       Effect.gen(function* () {
         const tier = yield* Tier.L2
