@@ -42,6 +42,15 @@ export interface GuardedTier extends Tier.Service {
   readonly state: () => State
   /** Calls refused because the breaker was open. */
   readonly rejected: () => number
+  /** The tier guarded. */
+  readonly inner: Tier.Service
+  /** Whether the inner tier bounds its own calls (no timer is added). */
+  readonly selfBounded: boolean
+  /**
+   * Records the outcome of a call made on `inner` directly while the breaker was closed (a
+   * caller's shortcut on a hot path); a failure may open the breaker: the answer logs that.
+   */
+  readonly record: (success: boolean) => Effect.Effect<void>
 }
 
 /**
@@ -91,6 +100,20 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       )
     }
 
+    const record = (success: boolean): Effect.Effect<void> => {
+      probing = false
+      if (success) {
+        failures = 0
+        return transition("closed", "probe succeeded")
+      }
+      failures++
+      if (state === "half-open" || failures >= threshold) {
+        openUntil = clock.unsafeCurrentTimeMillis() + openForMs
+        return transition("open", `${failures} consecutive failures`)
+      }
+      return Effect.void
+    }
+
     const call = <A>(operation: string, effect: Effect.Effect<A, TierError>): Effect.Effect<A, TierError> =>
       Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
@@ -113,25 +136,8 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
                 new TierError({ tier: tier.name, operation, reason: `timed out after ${timeoutMs} ms` })
             })
         const run = Effect.matchEffect(bounded, {
-          onFailure: (error) => {
-            failures++
-            probing = false
-            if (state === "half-open" || failures >= threshold) {
-              openUntil = clock.unsafeCurrentTimeMillis() + openForMs
-              return Effect.zipRight(
-                transition("open", `${failures} consecutive failures`),
-                Effect.fail(error)
-              )
-            }
-            return Effect.fail(error)
-          },
-          onSuccess: (value) => {
-            failures = 0
-            probing = false
-            return state === "closed"
-              ? Effect.succeed(value)
-              : Effect.as(transition("closed", "probe succeeded"), value)
-          }
+          onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
+          onSuccess: (value) => Effect.as(record(true), value)
         })
         if (!probe) return run
         probing = true
@@ -150,6 +156,9 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
     const guarded: GuardedTier = {
       name: tier.name,
       callTimeout: selfBounded ? tier.callTimeout : timeout,
+      inner: tier,
+      selfBounded,
+      record,
       state: () => state,
       rejected: () => rejected,
       get: (key) => call("get", tier.get(key)),

@@ -256,6 +256,39 @@ describe("tier timeouts and the circuit breaker", () => {
     })
   )
 
+  it.scoped(
+    "over a tier that bounds itself, reads that fail still open the breaker and a probe closes it",
+    () =>
+      Effect.gen(function* () {
+        const inner = yield* TestTier.make()
+        const selfBounded: Tier.Tier.Service = { ...inner, callTimeout: Duration.millis(100) }
+        const { cache } = yield* build(
+          { breaker: { failureThreshold: 3, openFor: "10 seconds" } },
+          selfBounded
+        )
+        yield* inner.failOn("all")
+        for (let i = 0; i < 3; i++) yield* cache.get(`k${i}`)
+        expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+        const calls = (yield* inner.calls).get
+        yield* cache.get("skipped")
+        expect((yield* inner.calls).get).toBe(calls)
+        yield* inner.failOn("none")
+        yield* TestClock.adjust("10 seconds")
+        yield* cache.get("probe")
+        expect((yield* cache.stats).breakers).toEqual({ test: "closed" })
+        // Successes after a failure reset the count: two failures, a success, two failures: closed.
+        yield* inner.failOn("all")
+        yield* cache.get("f1")
+        yield* cache.get("f2")
+        yield* inner.failOn("none")
+        yield* cache.get("ok")
+        yield* inner.failOn("all")
+        yield* cache.get("f3")
+        yield* cache.get("f4")
+        expect((yield* cache.stats).breakers).toEqual({ test: "closed" })
+      })
+  )
+
   it.scoped("after N consecutive failures the breaker opens, L2 is skipped, then a probe closes it", () =>
     Effect.gen(function* () {
       const l2 = yield* TestTier.make()
