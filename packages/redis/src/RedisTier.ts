@@ -75,6 +75,12 @@ interface PendingRead {
   readonly resume: (effect: Effect.Effect<Option.Option<Entry.Entry>, CacheError.TierError>) => void
 }
 
+/** GET of a key holding something else than a string: not an entry, a miss. */
+const wrongType = (error: unknown): null => {
+  if (error instanceof Error && error.message.startsWith("WRONGTYPE")) return null
+  throw error
+}
+
 /** Most keys sent in one batch. */
 const MAX_BATCH = 512
 
@@ -205,18 +211,23 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
       if (pending.length === 0) return
       const batch = pending
       pending = []
-      scripted.tiercacheRead(batch.length, ...batch.map((r) => prefix + r.key)).then(
-        (reply) => {
-          for (let i = 0; i < batch.length; i++) {
-            const r = batch[i]!
-            r.resume(decode(r.key, reply[2 * i], reply[2 * i + 1], r.now))
-          }
-        },
-        (cause) => {
-          const error = fail("get", cause)
-          for (const r of batch) r.resume(Effect.fail(error))
+      const answer = (reply: ReadonlyArray<unknown>) => {
+        for (let i = 0; i < batch.length; i++) {
+          const r = batch[i]!
+          r.resume(decode(r.key, reply[2 * i], reply[2 * i + 1], r.now))
         }
-      )
+      }
+      const failAll = (cause: unknown) => {
+        const error = fail("get", cause)
+        for (const r of batch) r.resume(Effect.fail(error))
+      }
+      if (batch.length === 1) {
+        // Alone, GET and PTTL (two plain commands, one write) cost Redis less than the script.
+        const full = prefix + batch[0]!.key
+        Promise.all([client.get(full).catch(wrongType), client.pttl(full)]).then(answer, failAll)
+        return
+      }
+      scripted.tiercacheRead(batch.length, ...batch.map((r) => prefix + r.key)).then(answer, failAll)
     }
 
     const tier: Tier.Tier.Service = {
