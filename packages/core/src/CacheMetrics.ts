@@ -35,7 +35,7 @@ export const tierErrors = Metric.counter("tiercache_tier_errors_total", {
   incremental: true
 })
 /**
- * Bus traffic, by `kind`: `sent`, `publish_failure`, `received`, `own`, `malformed`, `applied`, `resync`.
+ * Bus traffic, by `kind`: `sent`, `publish_failure`, `publish_skipped`, `received`, `own`, `malformed`, `applied`, `resync`.
  *
  * @since 0.1.0
  */

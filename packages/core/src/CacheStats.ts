@@ -72,6 +72,10 @@ export interface InvalidationStats {
   readonly messagesSent: number
   /** Messages this instance failed to publish. */
   readonly publishFailures: number
+  /** Of those, messages not even tried because the bus's circuit breaker was open. */
+  readonly publishesSkipped: number
+  /** The bus's circuit breaker (publishes go through one), when there is a bus and breakers are on. */
+  readonly breaker: "closed" | "open" | "half-open" | undefined
   /** Messages received (own ones and malformed ones included). */
   readonly messagesReceived: number
   /** Received messages that were this instance's own (ignored). */

@@ -68,22 +68,41 @@ export const OPEN_REASON = "circuit breaker open"
 export const isRejection = (error: TierError): boolean => error.reason === OPEN_REASON
 
 /**
- * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock. A tier
- * whose own `callTimeout` is not longer than the guard's timeout is trusted to bound itself.
+ * A circuit breaker on the Effect Clock, for any kind of call.
  *
  * @since 0.1.0
  */
-export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>
+export interface Breaker {
+  /** Its state now. */
+  readonly state: () => State
+  /** Calls refused because it was open. */
+  readonly rejected: () => number
+  /** Records the outcome of a call made without `run` while closed; a failure may open it (the answer logs that). */
+  readonly record: (success: boolean) => Effect.Effect<void>
+  /**
+   * Runs a call through the breaker: refused at once with `onOpen()` while open (one probe is
+   * let through after `openFor`), bounded by the timeout with `onTimeout()` unless `bounded`
+   * says the call bounds itself.
+   */
+  readonly run: <A, E>(
+    effect: Effect.Effect<A, E>,
+    onOpen: () => E,
+    onTimeout: () => E,
+    bounded?: boolean
+  ) => Effect.Effect<A, E>
+}
+
+/**
+ * Makes a breaker named `name` (for its logs).
+ *
+ * @since 0.1.0
+ */
+export const make = (name: string, options: Options = {}): Effect.Effect<Breaker> =>
   Effect.gen(function* () {
     const clock = yield* Effect.clock
     const timeout = Duration.decode(options.timeout ?? "1 second")
-    const timeoutMs = Duration.toMillis(timeout)
     const threshold = options.failureThreshold ?? 5
     const openForMs = Duration.toMillis(Duration.decode(options.openFor ?? "10 seconds"))
-    // A tier that bounds its own calls at least as tightly needs no timer here (a timer forks a
-    // fiber per call, which costs more than a Redis round trip).
-    const selfBounded =
-      tier.callTimeout !== undefined && Duration.lessThanOrEqualTo(tier.callTimeout, timeout)
     let state: State = "closed"
     let failures = 0
     let openUntil = 0
@@ -95,8 +114,8 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       const previous = state
       state = next
       const log = next === "open" ? Effect.logWarning : Effect.logInfo
-      return log(`tiercache: ${tier.name} breaker ${previous} -> ${next} (${why})`).pipe(
-        Effect.annotateLogs({ tier: tier.name, breaker: next })
+      return log(`tiercache: ${name} breaker ${previous} -> ${next} (${why})`).pipe(
+        Effect.annotateLogs({ breakerOf: name, breaker: next })
       )
     }
 
@@ -114,35 +133,33 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       return Effect.void
     }
 
-    const call = <A>(operation: string, effect: Effect.Effect<A, TierError>): Effect.Effect<A, TierError> =>
+    const run = <A, E>(
+      effect: Effect.Effect<A, E>,
+      onOpen: () => E,
+      onTimeout: () => E,
+      bounded = false
+    ): Effect.Effect<A, E> =>
       Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
         let probe = false
         if (state === "open") {
-          if (now < openUntil || probing) {
+          if (clock.unsafeCurrentTimeMillis() < openUntil || probing) {
             rejected++
-            return Effect.fail(new TierError({ tier: tier.name, operation, reason: OPEN_REASON }))
+            return Effect.fail(onOpen())
           }
           probe = true
         } else if (state === "half-open") {
           rejected++
-          return Effect.fail(new TierError({ tier: tier.name, operation, reason: OPEN_REASON }))
+          return Effect.fail(onOpen())
         }
-        const bounded = selfBounded
-          ? effect
-          : Effect.timeoutFail(effect, {
-              duration: timeout,
-              onTimeout: () =>
-                new TierError({ tier: tier.name, operation, reason: `timed out after ${timeoutMs} ms` })
-            })
-        const run = Effect.matchEffect(bounded, {
+        const limited = bounded ? effect : Effect.timeoutFail(effect, { duration: timeout, onTimeout })
+        const settled = Effect.matchEffect(limited, {
           onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
           onSuccess: (value) => Effect.as(record(true), value)
         })
-        if (!probe) return run
+        if (!probe) return settled
         probing = true
         // An interrupted probe proves nothing: back to open, and the next call probes again.
-        return Effect.zipRight(transition("half-open", "probing"), run).pipe(
+        return Effect.zipRight(transition("half-open", "probing"), settled).pipe(
           Effect.onInterrupt(() =>
             Effect.sync(() => {
               probing = false
@@ -153,14 +170,40 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
         )
       })
 
+    return { state: () => state, rejected: () => rejected, record, run }
+  })
+
+/**
+ * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock. A tier
+ * whose own `callTimeout` is not longer than the guard's timeout is trusted to bound itself.
+ *
+ * @since 0.1.0
+ */
+export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>
+  Effect.gen(function* () {
+    const breaker = yield* make(tier.name, options)
+    const timeout = Duration.decode(options.timeout ?? "1 second")
+    const timeoutMs = Duration.toMillis(timeout)
+    // A tier that bounds its own calls at least as tightly needs no timer here (a timer forks a
+    // fiber per call, which costs more than a Redis round trip).
+    const selfBounded =
+      tier.callTimeout !== undefined && Duration.lessThanOrEqualTo(tier.callTimeout, timeout)
+    const call = <A>(operation: string, effect: Effect.Effect<A, TierError>): Effect.Effect<A, TierError> =>
+      breaker.run(
+        effect,
+        () => new TierError({ tier: tier.name, operation, reason: OPEN_REASON }),
+        () => new TierError({ tier: tier.name, operation, reason: `timed out after ${timeoutMs} ms` }),
+        selfBounded
+      )
+
     const guarded: GuardedTier = {
       name: tier.name,
       callTimeout: selfBounded ? tier.callTimeout : timeout,
       inner: tier,
       selfBounded,
-      record,
-      state: () => state,
-      rejected: () => rejected,
+      record: breaker.record,
+      state: breaker.state,
+      rejected: breaker.rejected,
       get: (key) => call("get", tier.get(key)),
       getMany: (keys) => call("getMany", tier.getMany(keys)),
       set: (key, entry) => call("set", tier.set(key, entry)),
@@ -181,9 +224,9 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
           })
         ),
         (h): TierHealth =>
-          state === "closed"
+          breaker.state() === "closed"
             ? h
-            : { name: h.name, healthy: false, detail: `breaker ${state}; ${h.detail ?? ""}` }
+            : { name: h.name, healthy: false, detail: `breaker ${breaker.state()}; ${h.detail ?? ""}` }
       )
     }
     return guarded

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { MultiInstance, TestTier } from "@tiercache/testing"
+import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
 
 const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
@@ -322,5 +322,50 @@ describe("tier timeouts and the circuit breaker", () => {
       expect((yield* l2.snapshot).has("z")).toBe(true)
       expect((yield* cache.health).status).toBe("healthy")
     })
+  )
+})
+
+describe("the bus's circuit breaker", () => {
+  it.scoped(
+    "a hung bus costs a write one timeout, then publishes are skipped until a probe gets through",
+    () =>
+      Effect.gen(function* () {
+        const hub = yield* TestBus.makeHub
+        let hung = true
+        const inner = TestBus.make(hub)
+        const bus: InvalidationBus.InvalidationBus.Service = {
+          ...inner,
+          publish: (message) => Effect.suspend(() => (hung ? Effect.never : inner.publish(message)))
+        }
+        const l1 = yield* MemoryTier.make({ maxEntries: 10 })
+        const l2 = yield* TestTier.make()
+        const cache = yield* TieredCache.make({
+          breaker: { timeout: "200 millis", failureThreshold: 2, openFor: "10 seconds" }
+        }).pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2),
+          Effect.provideService(InvalidationBus.InvalidationBus, bus)
+        )
+        for (const key of ["a", "b"]) {
+          const write = yield* Effect.fork(cache.set(key, 1))
+          yield* settle
+          expect(write.unsafePoll()).toBeNull()
+          yield* TestClock.adjust("200 millis")
+          yield* Fiber.join(write) // the write itself succeeded; the publish timed out
+        }
+        let s = yield* cache.invalidationStats
+        expect([s.breaker, s.publishFailures, s.publishesSkipped]).toEqual(["open", 2, 0])
+        // Open: the next write does not wait at all.
+        yield* cache.set("c", 1)
+        s = yield* cache.invalidationStats
+        expect([s.publishFailures, s.publishesSkipped, s.messagesSent]).toEqual([3, 1, 0])
+        // The bus answers again: after openFor, a probe publishes and closes the breaker.
+        hung = false
+        yield* TestClock.adjust("10 seconds")
+        yield* cache.set("d", 1)
+        s = yield* cache.invalidationStats
+        expect([s.breaker, s.messagesSent]).toEqual(["closed", 1])
+        expect((yield* hub.published).length).toBe(1)
+      })
   )
 })

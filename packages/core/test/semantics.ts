@@ -277,6 +277,7 @@ export const semanticsSuite = <R>(name: string, target: Target<R>): void => {
           yield* Effect.yieldNow()
           yield* Deferred.succeed(gate, undefined)
           yield* Effect.forEach(fibers, Fiber.join) // a: 1 miss + computation, 2 coalesced
+          yield* settle // the computation's lower-tier write and message are done
           yield* a.getMany([k1, k2, k3, freshKey("none")]) // a: 3 L1 hits, 1 miss
           const sa = yield* a.stats
           const sb = yield* b.stats

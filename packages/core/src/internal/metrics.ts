@@ -48,6 +48,7 @@ export const makeFlusher = (cacheName: string) => {
         ...Object.entries(s.tierErrors).map(([tier, n]) => bump(tierErrors, "tier", tier, n)),
         bump(busMessages, "kind", "sent", b.messagesSent),
         bump(busMessages, "kind", "publish_failure", b.publishFailures),
+        bump(busMessages, "kind", "publish_skipped", b.publishesSkipped),
         bump(busMessages, "kind", "received", b.messagesReceived),
         bump(busMessages, "kind", "own", b.ownMessagesIgnored),
         bump(busMessages, "kind", "malformed", b.malformedMessages),

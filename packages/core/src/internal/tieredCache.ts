@@ -1,7 +1,7 @@
 import type { Either, ParseResult, Scope } from "effect"
 import { Cause, Deferred, Effect, Exit, Fiber, FiberId, Option, Schedule, Schema, Stream } from "effect"
 import {
-  type BusError,
+  BusError,
   CacheConfigError,
   type CacheError,
   CacheInputError,
@@ -115,6 +115,12 @@ const encoderOf = (schema: AnySchema) => {
     encoders.set(schema, e)
   }
   return e
+}
+
+/** Milliseconds of an already validated duration option, or a default. */
+const durationMillisOr = (input: unknown, fallback: number): number => {
+  const ms = input === undefined ? fallback : durationMillis(input, "duration")
+  return typeof ms === "number" ? ms : fallback
 }
 
 /** Resolves computation timeouts (soft must not exceed hard). */
@@ -247,6 +253,7 @@ export const make = (
     const bus = {
       sent: 0,
       publishFailures: 0,
+      skipped: 0,
       received: 0,
       own: 0,
       malformed: 0,
@@ -398,14 +405,34 @@ export const make = (
           })
         : l1.remove(keys)
 
+    // Publishes go through a breaker of their own: with Redis hung, a write would otherwise wait
+    // a full timeout on every publish even after the tier's breaker has opened.
+    const busBreaker =
+      busOption._tag === "Some" && breakerOptions !== false
+        ? yield* CircuitBreaker.make("bus", breakerOptions)
+        : undefined
+    const busTimeoutMs = breakerOptions === false ? 0 : durationMillisOr(breakerOptions.timeout, 1000)
     const publish = (message: InvalidationMessage): Effect.Effect<void> => {
       if (busOption._tag === "None") return Effect.void
-      return busOption.value.publish(message).pipe(
+      const send = busOption.value.publish(message)
+      const guardedSend =
+        busBreaker === undefined
+          ? send
+          : busBreaker.run(
+              send,
+              () => new BusError({ operation: "publish", reason: CircuitBreaker.OPEN_REASON }),
+              () => new BusError({ operation: "publish", reason: `timed out after ${busTimeoutMs} ms` })
+            )
+      return guardedSend.pipe(
         Effect.tap(() => {
           bus.sent++
         }),
         Effect.catchAll((error) => {
           bus.publishFailures++
+          if (error.reason === CircuitBreaker.OPEN_REASON) {
+            bus.skipped++
+            return Effect.void
+          }
           return Effect.logWarning(`tiercache: ${error.message}`).pipe(
             Effect.annotateLogs({ cache: cacheName })
           )
@@ -630,7 +657,7 @@ export const make = (
       const guard = guardOf(key)
       // With the breaker closed over a tier that bounds itself, call the tier directly and keep
       // the breaker's count here: two Effect steps less on every L2 read.
-      const direct = singleGuard !== undefined && singleGuard.selfBounded && singleGuard.state() === "closed"
+      const direct = singleGuard?.selfBounded === true && singleGuard.state() === "closed"
       return Effect.matchEffect(direct ? singleGuard.inner.get(key) : tier.get(key), {
         onFailure: (error) =>
           Effect.as(
@@ -1441,6 +1468,8 @@ export const make = (
       enabled: busOption._tag === "Some",
       messagesSent: bus.sent,
       publishFailures: bus.publishFailures,
+      publishesSkipped: bus.skipped,
+      breaker: busBreaker?.state(),
       messagesReceived: bus.received,
       ownMessagesIgnored: bus.own,
       malformedMessages: bus.malformed,
