@@ -249,9 +249,14 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
         Effect.gen(function* () {
           if (keys.length === 0) return []
           const now = clock.unsafeCurrentTimeMillis()
-          const reply = yield* run("getMany", () =>
-            scripted.tiercacheRead(keys.length, ...keys.map((key) => prefix + key))
+          // In chunks: one script call per MAX_BATCH keys keeps each command short for Redis
+          // (it runs one at a time) and within JavaScript's argument limits.
+          const chunks: Array<ReadonlyArray<string>> = []
+          for (let i = 0; i < keys.length; i += MAX_BATCH) chunks.push(keys.slice(i, i + MAX_BATCH))
+          const replies = yield* Effect.forEach(chunks, (chunk) =>
+            run("getMany", () => scripted.tiercacheRead(chunk.length, ...chunk.map((key) => prefix + key)))
           )
+          const reply = replies.flat()
           return yield* Effect.forEach(keys, (key, i) => decode(key, reply[2 * i], reply[2 * i + 1], now))
         }).pipe(
           Effect.withSpan("tiercache.redis.getMany", {

@@ -78,6 +78,20 @@ describe("RedisTier", () => {
       })
     )
 
+    it.scoped("getMany of 200 000 keys answers every key in order (sent in chunks)", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const keys = Array.from({ length: 200_000 }, (_, i) => `many:${i}`)
+        yield* tier.setMany(keys.filter((_, i) => i % 1000 === 0).map((k) => [k, entry(k, 60_000)] as const))
+        const got = yield* tier.getMany(keys)
+        expect(got.length).toBe(keys.length)
+        got.forEach((found, i) => {
+          if (i % 1000 === 0) expect(Option.map(found, (e) => e.value)).toEqual(Option.some(keys[i]))
+          else expect(found).toEqual(Option.none())
+        })
+      })
+    )
+
     it.scoped("lifetimes come from Redis's countdown, in milliseconds", () =>
       Effect.gen(function* () {
         const tier = yield* Tier.L2
