@@ -75,12 +75,6 @@ interface PendingRead {
   readonly resume: (effect: Effect.Effect<Option.Option<Entry.Entry>, CacheError.TierError>) => void
 }
 
-/** GET of a key holding something else than a string: not an entry, a miss. */
-const wrongType = (error: unknown): null => {
-  if (error instanceof Error && error.message.startsWith("WRONGTYPE")) return null
-  throw error
-}
-
 /** Most keys sent in one batch. */
 const MAX_BATCH = 512
 
@@ -222,9 +216,25 @@ export const make = (options: Options = {}): Effect.Effect<Tier.Tier.Service, ne
         for (const r of batch) r.resume(Effect.fail(error))
       }
       if (batch.length === 1) {
-        // Alone, GET and PTTL (two plain commands, one write) cost Redis less than the script.
+        // Alone, GET and PTTL (two plain commands) cost Redis less than the script; an explicit
+        // pipeline writes them at once, where auto-pipelining would wait another tick.
         const full = prefix + batch[0]!.key
-        Promise.all([client.get(full).catch(wrongType), client.pttl(full)]).then(answer, failAll)
+        client
+          .pipeline()
+          .get(full)
+          .pttl(full)
+          .exec()
+          .then((results) => {
+            if (results === null || results.length !== 2) return failAll("pipeline aborted")
+            const [[getError, raw], [pttlError, pttl]] = results as [
+              [Error | null, unknown],
+              [Error | null, unknown]
+            ]
+            if (pttlError) return failAll(pttlError)
+            // WRONGTYPE: something that is not a string lives under the key: not an entry.
+            if (getError && !getError.message.startsWith("WRONGTYPE")) return failAll(getError)
+            answer([getError ? null : raw, pttl])
+          }, failAll)
         return
       }
       scripted.tiercacheRead(batch.length, ...batch.map((r) => prefix + r.key)).then(answer, failAll)
