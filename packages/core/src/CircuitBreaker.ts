@@ -73,6 +73,8 @@ export const isRejection = (error: TierError): boolean => error.reason === OPEN_
  * @since 0.1.0
  */
 export interface Breaker {
+  /** The longest a call run through it may take. */
+  readonly timeout: Duration.Duration
   /** Its state now. */
   readonly state: () => State
   /** Calls refused because it was open. */
@@ -170,7 +172,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
         )
       })
 
-    return { state: () => state, rejected: () => rejected, record, run }
+    return { timeout, state: () => state, rejected: () => rejected, record, run }
   })
 
 /**
@@ -182,7 +184,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
 export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>
   Effect.gen(function* () {
     const breaker = yield* make(tier.name, options)
-    const timeout = Duration.decode(options.timeout ?? "1 second")
+    const timeout = breaker.timeout
     const timeoutMs = Duration.toMillis(timeout)
     // A tier that bounds its own calls at least as tightly needs no timer here (a timer forks a
     // fiber per call, which costs more than a Redis round trip).

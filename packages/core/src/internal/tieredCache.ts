@@ -1,5 +1,17 @@
 import type { Either, ParseResult, Scope } from "effect"
-import { Cause, Deferred, Effect, Exit, Fiber, FiberId, Option, Schedule, Schema, Stream } from "effect"
+import {
+  Cause,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  Option,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
 import {
   BusError,
   CacheConfigError,
@@ -115,12 +127,6 @@ const encoderOf = (schema: AnySchema) => {
     encoders.set(schema, e)
   }
   return e
-}
-
-/** Milliseconds of an already validated duration option, or a default. */
-const durationMillisOr = (input: unknown, fallback: number): number => {
-  const ms = input === undefined ? fallback : durationMillis(input, "duration")
-  return typeof ms === "number" ? ms : fallback
 }
 
 /** Resolves computation timeouts (soft must not exceed hard). */
@@ -411,7 +417,6 @@ export const make = (
       busOption._tag === "Some" && breakerOptions !== false
         ? yield* CircuitBreaker.make("bus", breakerOptions)
         : undefined
-    const busTimeoutMs = breakerOptions === false ? 0 : durationMillisOr(breakerOptions.timeout, 1000)
     const publish = (message: InvalidationMessage): Effect.Effect<void> => {
       if (busOption._tag === "None") return Effect.void
       const send = busOption.value.publish(message)
@@ -421,7 +426,11 @@ export const make = (
           : busBreaker.run(
               send,
               () => new BusError({ operation: "publish", reason: CircuitBreaker.OPEN_REASON }),
-              () => new BusError({ operation: "publish", reason: `timed out after ${busTimeoutMs} ms` })
+              () =>
+                new BusError({
+                  operation: "publish",
+                  reason: `timed out after ${Duration.toMillis(busBreaker.timeout)} ms`
+                })
             )
       return guardedSend.pipe(
         Effect.tap(() => {
@@ -1150,10 +1159,15 @@ export const make = (
 
     /** Answers a flight's waiters now with its stale value (the computation goes on). */
     const settleWithStale = (flight: Flight): void => {
-      if (flight.stale === undefined || flight.settled) return
+      if (flight.stale !== undefined && settle(flight, flight.stale)) staleServed++
+    }
+
+    /** Answers a flight's waiters now, once; answers whether this call did. */
+    const settle = (flight: Flight, result: FlightResult): boolean => {
+      if (flight.settled) return false
       flight.settled = true
-      Deferred.unsafeDone(flight.deferred, Exit.succeed(flight.stale))
-      staleServed++
+      Deferred.unsafeDone(flight.deferred, Exit.succeed(result))
+      return true
     }
 
     const runFlight = <A, E, R>(
@@ -1219,10 +1233,7 @@ export const make = (
         // while the flight stays registered (no caller computes again meanwhile), so that a slow
         // or failing shared tier never delays the answer.
         const failures = yield* storeEverywhere(key, entry, flight.schema, value, true, () => {
-          if (!flight.settled) {
-            flight.settled = true
-            Deferred.unsafeDone(flight.deferred, Exit.succeed(result))
-          }
+          settle(flight, result)
         })
         if (failures.length === lower.length + 1) {
           writeFailures++
