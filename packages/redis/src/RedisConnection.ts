@@ -28,6 +28,7 @@ import {
   SynchronizedRef
 } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
+import { READ_COMMAND } from "./internal/commands.js"
 
 const { CacheConfigError } = CacheError
 type CacheConfigError = CacheError.CacheConfigError
@@ -189,6 +190,7 @@ const makeOpener = (settings: {
         retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), maxDelayMs),
         connectionName: `${settings.connectionName}:${label}`,
         enableAutoPipelining: role === "command" && (options.enableAutoPipelining ?? true),
+        autoPipeliningIgnoredCommands: [READ_COMMAND],
         autoResubscribe: false
       }
       if (role === "command" || role === "subscriber") base.commandTimeout = commandMs

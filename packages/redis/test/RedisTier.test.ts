@@ -2,6 +2,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Entry, Glob, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Effect, Either, Layer, Option } from "effect"
+import type { Redis } from "ioredis"
 import { RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer, timed } from "./utils.js"
 
@@ -13,6 +14,13 @@ const Env = Layer.mergeAll(
 
 const entry = (value: unknown, ttlMs: number, graceMs = 0, tags: ReadonlyArray<string> = []) =>
   Entry.make({ value, now: Date.now(), ttlMs, graceMs, tags })
+
+/** How many times Redis ran each command since the last CONFIG RESETSTAT (INFO commandstats). */
+const commandCalls = (look: Redis) =>
+  Effect.map(
+    Effect.promise(() => look.info("commandstats")),
+    (stats) => (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  )
 
 /** A tier on the suite's connection with another prefix. */
 const tierWith = (prefix: string) => RedisTier.make({ prefix })
@@ -68,13 +76,54 @@ describe("RedisTier", () => {
         )
         for (let i = 0; i < 50; i++) expect(Option.map(got[i]!, (e) => e.value)).toEqual(Option.some({ i }))
         expect(got.slice(50)).toEqual([Option.none(), Option.none(), Option.none()])
-        const stats = yield* Effect.promise(() => look.info("commandstats"))
-        const calls = (name: string) =>
-          Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+        const calls = yield* commandCalls(look)
         // One script call (EVAL the first time it meets this server, EVALSHA after) for 53 reads.
         expect(calls("evalsha") + calls("eval")).toBe(1)
-        // Redis counts the GETs the script ran: one per key, all inside that one call.
-        expect(calls("get")).toBe(keys.length)
+        // Redis counts the commands the script ran: one MGET of every key, one PTTL per string.
+        expect(calls("mget")).toBe(1)
+        expect(calls("pttl")).toBe(51)
+        expect(calls("get")).toBe(0)
+      })
+    )
+
+    it.scoped("more reads in one tick than one call takes go out in calls of 64, each answered", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const look = yield* observer
+        yield* tier.setMany(
+          Array.from({ length: 200 }, (_, i) => [`wide:${i}`, entry({ i }, 60_000)] as const)
+        )
+        yield* Effect.promise(() => look.config("RESETSTAT"))
+        const got = yield* Effect.all(
+          Array.from({ length: 200 }, (_, i) => tier.get(`wide:${i}`)),
+          { concurrency: "unbounded" }
+        )
+        expect(got.map((found) => Option.map(found, (e) => e.value))).toEqual(
+          Array.from({ length: 200 }, (_, i) => Option.some({ i }))
+        )
+        const calls = yield* commandCalls(look)
+        expect(calls("evalsha") + calls("eval")).toBe(4)
+        expect(calls("mget")).toBe(4)
+      })
+    )
+
+    it.scoped("a lone read is GET and PTTL, no script", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const look = yield* observer
+        yield* tier.set("lone", entry("v", 60_000))
+        yield* Effect.promise(() => look.config("RESETSTAT"))
+        expect(Option.map(yield* tier.get("lone"), (e) => e.value)).toEqual(Option.some("v"))
+        const calls = yield* commandCalls(look)
+        expect(calls("get")).toBe(1)
+        expect(calls("pttl")).toBe(1)
+        expect(calls("evalsha") + calls("eval") + calls("exec") + calls("multi")).toBe(0)
+        // Alone too, a key of another type, a value that is no entry, and no key are misses.
+        yield* Effect.promise(() => look.lpush("t:lone:list", "x"))
+        yield* Effect.promise(() => look.set("t:lone:raw", "not an entry"))
+        expect(yield* tier.get("lone:list")).toEqual(Option.none())
+        expect(yield* tier.get("lone:raw")).toEqual(Option.none())
+        expect(yield* tier.get("lone:absent")).toEqual(Option.none())
       })
     )
 
