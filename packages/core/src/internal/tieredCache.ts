@@ -101,6 +101,9 @@ const TAG_PREFIX = "__tiercache:tag:"
 
 const NEEDS_TAGS: unique symbol = Symbol("NeedsTags")
 
+/** What `decodeValue` answers for a value that does not decode. */
+const NOT_DECODED: unique symbol = Symbol("NotDecoded")
+
 /** The invalidation time of a tag never invalidated. */
 const NEVER = Number.NEGATIVE_INFINITY
 
@@ -528,14 +531,19 @@ export const make = (
     }
 
     /** Decodes an encoded value (untyped: as is); `undefined` result = did not decode. */
-    const decodeFor = (schema: AnySchema | undefined, value: unknown): { value: unknown } | undefined => {
-      if (schema === undefined) return { value }
+    /** `value` decoded for `schema` (as is without one), or NOT_DECODED (counted). */
+    const decodeValue = (schema: AnySchema | undefined, value: unknown): unknown => {
+      if (schema === undefined) return value
       const d = decoderOf(schema)(value)
       if (d._tag === "Left") {
         decodeErrors++
-        return undefined
+        return NOT_DECODED
       }
-      return { value: d.right }
+      return d.right
+    }
+    const decodeFor = (schema: AnySchema | undefined, value: unknown): { value: unknown } | undefined => {
+      const decoded = decodeValue(schema, value)
+      return decoded === NOT_DECODED ? undefined : { value: decoded }
     }
 
     /** An L1 entry (fresh or stale) through the generic Tier interface (an L1 that is not a MemoryTier). */
@@ -663,7 +671,10 @@ export const make = (
       allowStale: boolean,
       l1Stale: Found | undefined
     ): Effect.Effect<Option.Option<unknown>> => {
-      const guard = guardOf(key)
+      // The guard, unpacked: no object per read.
+      const stripe = stripeOf(key)
+      const readEpoch = epoch
+      const version = stripes[stripe]!
       // With the breaker closed over a tier that bounds itself, call the tier directly and keep
       // the breaker's count here: two Effect steps less on every L2 read.
       const direct = singleGuard?.selfBounded === true && singleGuard.state() === "closed"
@@ -688,18 +699,24 @@ export const make = (
             if (valid === undefined) return readGeneral(key, schema, allowStale, l1Stale)
             if (!valid) return Effect.succeed(answerLower(noLookup, l1Stale, allowStale))
           }
-          const decoded = decodeFor(schema, entry.value)
-          if (decoded === undefined) return Effect.succeed(answerLower(noLookup, l1Stale, allowStale))
-          const result = { index: 0, result: { entry, value: decoded.value } }
+          const value = decodeValue(schema, entry.value)
+          if (value === NOT_DECODED) return Effect.succeed(answerLower(noLookup, l1Stale, allowStale))
           if (!Entry.isFresh(entry, t)) {
-            return Effect.succeed(answerLower({ hit: undefined, stale: result }, l1Stale, allowStale))
+            const stale = { index: 0, result: { entry, value } }
+            return Effect.succeed(answerLower({ hit: undefined, stale }, l1Stale, allowStale))
           }
-          if (unchanged(guard)) {
-            const slot = fast!.store(key, l1Entry(entry, t))
-            if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded.value)
-            promotions++
-          } else discardedWrites++
-          return Effect.succeed(answerLower({ hit: result, stale: undefined }, l1Stale, allowStale))
+          tierHits[0]!++
+          if (readEpoch !== epoch || stripes[stripe] !== version) {
+            discardedWrites++
+            return Effect.succeed(Option.some(value))
+          }
+          promotions++
+          const slot = fast!.store(key, l1Entry(entry, t))
+          if (slot === undefined) return Effect.succeed(Option.some(value))
+          // The answer the slot holds for hits is this caller's answer too.
+          if (schema === undefined) return slot.some
+          memoizeTyped(slot, schema, value)
+          return slot.typedSome!
         }
       })
     }
