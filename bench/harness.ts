@@ -1,6 +1,7 @@
 /**
- * A small harness over mitata's `measure`: each case reports its median ns per operation;
- * ratios are taken against a baseline measured in the same run.
+ * A small harness: `bench` measures one case with mitata (median ns per operation, for CPU-bound
+ * cases); `interleave` measures cases that wait on I/O in alternating rounds, paired with a
+ * baseline. Ratios are always taken against a baseline measured in the same run.
  */
 import { measure } from "mitata"
 
@@ -19,6 +20,8 @@ const fmt = (ns: number) => (ns >= 1000 ? `${(ns / 1000).toFixed(2)} us` : `${ns
 
 /** A result with an optional target and whether it was met. */
 export interface Row extends Result {
+  /** The ratio to the baseline when measured in pairs (see {@link interleave}). */
+  readonly ratio?: number
   readonly target?: string
   readonly ok?: boolean
 }
@@ -28,11 +31,116 @@ export const report = (title: string, baseline: Result, rows: ReadonlyArray<Row>
   console.log(`\n${title}`)
   console.log(`${"case".padEnd(58)} ${"per op".padStart(10)} ${"vs baseline".padStart(12)}  target`)
   for (const r of [baseline, ...rows]) {
-    const ratio = r.nsPerOp / baseline.nsPerOp
     const row: Row = r
+    const ratio = row.ratio ?? r.nsPerOp / baseline.nsPerOp
     const target = row.target !== undefined ? `${row.target} ${row.ok ? "ok" : "MISSED"}` : ""
     console.log(
       `${r.name.padEnd(58)} ${fmt(r.nsPerOp).padStart(10)} ${`${ratio.toFixed(2)}x`.padStart(12)}  ${target}`
     )
   }
+}
+
+/** A case of an interleaved comparison: one call performs `ops` operations. */
+export interface Case {
+  readonly name: string
+  readonly ops: number
+  readonly run: () => Promise<unknown>
+}
+
+/** A case's median time per operation, and its median ratio to the baseline of each round. */
+export interface Paired extends Result {
+  readonly ratio: number
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * Runs the cases in turn, round after round (the first case is the baseline), after `warmup`
+ * unmeasured rounds. Each case's ratio is the median of its per-round ratios to the baseline's
+ * time in the same round: on a noisy machine the time of one case drifts between seconds, and
+ * pairing each sample with a baseline taken moments before cancels that drift.
+ */
+export const interleave = async (
+  cases: ReadonlyArray<Case>,
+  options: { readonly rounds: number; readonly warmup: number }
+): Promise<ReadonlyArray<Paired>> => {
+  const times: Array<Array<number>> = cases.map(() => [])
+  for (let round = 0; round < options.warmup + options.rounds; round++) {
+    for (let i = 0; i < cases.length; i++) {
+      const c = cases[i]!
+      const start = process.hrtime.bigint()
+      await c.run()
+      const ns = Number(process.hrtime.bigint() - start) / c.ops
+      if (round >= options.warmup) times[i]!.push(ns)
+    }
+  }
+  const base = times[0]!
+  return cases.map((c, i) => ({
+    name: c.name,
+    nsPerOp: median(times[i]!),
+    ratio: median(times[i]!.map((t, r) => t / base[r]!))
+  }))
+}
+
+/** A case whose every operation is timed: `run` performs operations, passing each duration (ns). */
+export interface LatencyCase {
+  readonly name: string
+  readonly run: (record: (ns: number) => void) => Promise<unknown>
+}
+
+/** A case's median latency, its ratio to the baseline's, and the paired ratio of mean times. */
+export interface Latency extends Paired {
+  readonly meanRatio: number
+}
+
+/**
+ * Like {@link interleave}, timing every operation: `nsPerOp` is the median latency and `ratio`
+ * its ratio to the baseline's median; `meanRatio` is the median per-round ratio of mean times,
+ * which also counts the rare slow operations (on a virtual machine whose idle CPUs sleep, a
+ * round trip now and then takes a millisecond instead of a tenth, whoever sent it).
+ */
+export const interleaveLatency = async (
+  cases: ReadonlyArray<LatencyCase>,
+  options: { readonly rounds: number; readonly warmup: number }
+): Promise<ReadonlyArray<Latency>> => {
+  const all: Array<Array<number>> = cases.map(() => [])
+  const means: Array<Array<number>> = cases.map(() => [])
+  for (let round = 0; round < options.warmup + options.rounds; round++) {
+    for (let i = 0; i < cases.length; i++) {
+      const samples: Array<number> = []
+      await cases[i]!.run((ns) => samples.push(ns))
+      if (round < options.warmup) continue
+      all[i]!.push(...samples)
+      means[i]!.push(samples.reduce((a, b) => a + b, 0) / samples.length)
+    }
+  }
+  const base = median(all[0]!)
+  return cases.map((c, i) => ({
+    name: c.name,
+    nsPerOp: median(all[i]!),
+    ratio: median(all[i]!) / base,
+    meanRatio: median(means[i]!.map((m, r) => m / means[0]![r]!))
+  }))
+}
+
+/**
+ * Prints how fast this machine runs a trivial loop right now (ns per iteration), so that
+ * absolute figures from different runs can be compared: a shared host's CPU speed varies
+ * between sessions.
+ */
+export const printMachineSpeed = (): void => {
+  let best = Number.POSITIVE_INFINITY
+  let sink = 0
+  for (let round = 0; round < 5; round++) {
+    const start = process.hrtime.bigint()
+    for (let i = 0; i < 2e7; i++) sink += i & 7
+    best = Math.min(best, Number(process.hrtime.bigint() - start) / 2e7)
+  }
+  // The sum is used, so the loop cannot be dropped as dead code.
+  if (sink === -1) console.log(sink)
+  console.log(`\nmachine speed: ${best.toFixed(2)} ns per trivial loop iteration (lower is faster)`)
 }

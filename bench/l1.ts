@@ -1,13 +1,14 @@
 /**
  * L1 hit path: raw lru-cache get against TieredCache.get / getOrCompute / getTyped on an L1 hit,
- * inside one Effect fiber (a loop of gets) and through Effect.runPromise per call.
- * Run: pnpm bench
+ * inside one Effect fiber (a loop of gets) and through Effect.runPromise per call. Runs on the
+ * packages compiled to JavaScript (see build.mjs).
+ * Run: pnpm bench (or pnpm --filter @tiercache/bench bench:l1)
  */
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
 import { Effect, Schema } from "effect"
 import { LRUCache } from "lru-cache"
-import { bench, report } from "./harness.js"
+import { bench, printMachineSpeed, report } from "./harness.js"
 
 const KEYS = 1024
 const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`)
@@ -71,6 +72,7 @@ const main = Effect.gen(function* () {
     { ...perCall, target: "<= 3 us", ok: perCall.nsPerOp <= 3000 },
     { ...computePerCall, target: "<= 3 us", ok: computePerCall.nsPerOp <= 3000 }
   ])
+  printMachineSpeed()
   const stats = yield* cache.stats
   if (stats.misses !== 0 || stats.computations !== 0) throw new Error("benchmark left the L1 hit path")
 })
