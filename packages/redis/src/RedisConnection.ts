@@ -81,7 +81,10 @@ export interface Options {
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** Bound on every command (default 500 millis). */
   readonly commandTimeout?: Duration.DurationInput | undefined
-  /** Batch the commands issued in one tick into one write (default true). */
+  /**
+   * Batch the commands issued in one tick into one write (ioredis auto-pipelining; default
+   * true). RedisTier's reads batch themselves and are always sent at once.
+   */
   readonly enableAutoPipelining?: boolean | undefined
   /** Longest wait between two reconnection attempts (default 1 second). */
   readonly reconnectMaxDelay?: Duration.DurationInput | undefined
