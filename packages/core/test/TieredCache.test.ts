@@ -385,3 +385,36 @@ describe("bad input", () => {
     })
   )
 })
+
+describe("closing the cache", () => {
+  it.scoped(
+    "waits for the lower-tier writes of a value it already answered, and interrupts computations",
+    () =>
+      Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 10 })
+        const l2 = yield* TestTier.make()
+        const release = yield* Deferred.make<void>()
+        // An L2 whose writes wait until released.
+        const slowL2: Tier.Tier.Service = {
+          ...l2,
+          set: (key, entry) => Effect.zipRight(Deferred.await(release), l2.set(key, entry))
+        }
+        const scope = yield* Scope.make()
+        const cache = yield* cacheOver(l1, slowL2, { breaker: false }).pipe(Scope.extend(scope))
+        // Answered from L1 while the L2 write waits.
+        expect(yield* cache.getOrCompute("done", Effect.succeed("v"))).toBe("v")
+        // Still computing when the cache closes.
+        const never = yield* Effect.fork(cache.getOrCompute("running", Effect.never))
+        yield* Effect.yieldNow()
+        expect((yield* cache.stats).inFlight).toBe(2)
+
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        yield* Effect.yieldNow().pipe(Effect.repeatN(10))
+        expect(closing.unsafePoll()).toBeNull()
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(closing)
+        expect((yield* l2.snapshot).get("done")?.value).toBe("v")
+        expect(Exit.isInterrupted(yield* Fiber.await(never))).toBe(true)
+      })
+  )
+})

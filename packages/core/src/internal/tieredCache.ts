@@ -1,15 +1,17 @@
-import type { Either, ParseResult, Scope } from "effect"
+import type { Either, ParseResult } from "effect"
 import {
   Cause,
   Deferred,
   Duration,
   Effect,
+  ExecutionStrategy,
   Exit,
   Fiber,
   FiberId,
   Option,
   Schedule,
   Schema,
+  Scope,
   Stream
 } from "effect"
 import {
@@ -53,6 +55,10 @@ interface Flight {
   stale: FlightResult | undefined
   /** Whether the waiters were already answered (with the stale value). */
   settled: boolean
+  /** Whether the computed value is in L1 and the lower tiers are being written. */
+  writing: boolean
+  /** The fiber running the flight. */
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
 }
 
 /** A value found in a tier (index -1: L1, 0: L2, ...). */
@@ -95,6 +101,9 @@ interface ResolvedCompute extends ResolvedWrite {
 }
 
 const STRIPES = 8192
+
+/** Longest a closing cache waits for the lower-tier writes of values it already delivered. */
+const DRAIN_TIMEOUT = "5 seconds"
 
 /** Where tag invalidation times live in the lower tiers (user keys may not start with it). */
 const TAG_PREFIX = "__tiercache:tag:"
@@ -163,6 +172,9 @@ export const make = (
     const busOption = yield* Effect.serviceOption(InvalidationBus)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
+    // Computations run in a scope of their own, closed by the cache's last finalizer once the
+    // lower-tier writes of delivered values are done (see "shutdown" below).
+    const flightScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
 
     // ---- configuration -------------------------------------------------------------------
     const defaultTtlInput = options.defaultTtl ?? CacheStrategy.Default
@@ -1102,7 +1114,9 @@ export const make = (
             deferred: Deferred.unsafeMake(FiberId.none),
             schema,
             stale: l1Stale?.result,
-            settled: false
+            settled: false,
+            writing: false,
+            fiber: undefined
           }
           flights.set(key, flight)
           const body = runFlight(key, flight, compute, resolved, counted && !serveStale).pipe(
@@ -1114,7 +1128,9 @@ export const make = (
               })
             )
           )
-          const started = Effect.forkIn(body, scope)
+          const started = Effect.map(Effect.forkIn(body, flightScope), (fiber) => {
+            flight.fiber = fiber
+          })
           if (serveStale) return Effect.as(started, answerStale(l1Stale, counted) as A)
           return Effect.zipRight(
             started,
@@ -1250,6 +1266,7 @@ export const make = (
         // while the flight stays registered (no caller computes again meanwhile), so that a slow
         // or failing shared tier never delays the answer.
         const failures = yield* storeEverywhere(key, entry, flight.schema, value, true, () => {
+          flight.writing = true
           settle(flight, result)
         })
         if (failures.length === lower.length + 1) {
@@ -1516,6 +1533,33 @@ export const make = (
       yield* Effect.forkScoped(Effect.repeat(flushMetrics, Schedule.spaced(metricsInterval)))
     }
     yield* Effect.addFinalizer(() => flushMetrics)
+
+    // ---- shutdown ----------------------------------------------------------------------------
+    // A getOrCompute answers as soon as L1 holds the value; its lower-tier writes and bus
+    // message follow. Closing the cache waits for those (each bounded by its tier's timeout;
+    // all together by DRAIN_TIMEOUT), so a value computed before a graceful shutdown is in L2
+    // for the next process. Computations still running are interrupted.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const writing: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
+        for (const flight of flights.values()) if (flight.writing && flight.fiber) writing.push(flight.fiber)
+        if (writing.length === 0) return Effect.void
+        return Effect.forEach(writing, Fiber.await, {
+          concurrency: "unbounded",
+          discard: true
+        }).pipe(
+          Effect.timeoutTo({
+            duration: DRAIN_TIMEOUT,
+            onSuccess: () => Effect.void,
+            onTimeout: () =>
+              Effect.logWarning(
+                "cache closed with lower-tier writes still in flight; they were interrupted"
+              ).pipe(Effect.annotateLogs({ cache: cacheName }))
+          }),
+          Effect.flatten
+        )
+      }).pipe(Effect.zipRight(Scope.close(flightScope, Exit.void)))
+    )
 
     const health: Effect.Effect<CacheHealth> = Effect.map(
       Effect.forEach([l1, ...lower], (tier) => tier.health, { concurrency: "unbounded" }),
