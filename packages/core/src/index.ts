@@ -66,6 +66,13 @@ export * as InvalidationBus from "./InvalidationBus.js"
  */
 export * as InvalidationMessage from "./InvalidationMessage.js"
 /**
+ * Any `@effect/platform` KeyValueStore as a tier (on the file system: a persistent L2 without
+ * Redis).
+ *
+ * @since 0.1.0
+ */
+export * as KeyValueStoreTier from "./KeyValueStoreTier.js"
+/**
  * The default L1.
  *
  * @since 0.1.0

@@ -1,0 +1,247 @@
+import { FileSystem, KeyValueStore } from "@effect/platform"
+import { SystemError } from "@effect/platform/Error"
+import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { CacheError, Entry, KeyValueStoreTier, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Clock, Deferred, Effect, Either, Exit, Layer, Option, Scope, TestClock } from "effect"
+
+const NodeEnv = Layer.merge(NodeFileSystem.layer, NodePath.layer)
+
+const entryAt = (now: number, value: unknown, ttlMs: number) => Entry.make({ value, now, ttlMs })
+
+/** Builds a tier on `store` in a scope of its own; closing it is the process going away. */
+const open = (store: KeyValueStore.KeyValueStore, options?: KeyValueStoreTier.Options) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const tier = yield* KeyValueStoreTier.make(options).pipe(
+      Effect.provideService(KeyValueStore.KeyValueStore, store),
+      Scope.extend(scope)
+    )
+    return { tier, close: Scope.close(scope, Exit.void) }
+  })
+
+/** A store that fails every operation, as a broken disk would. */
+const brokenStore = KeyValueStore.make({
+  get: (key) =>
+    Effect.fail(
+      new SystemError({
+        reason: "PermissionDenied",
+        module: "KeyValueStore",
+        method: "get",
+        description: key
+      })
+    ),
+  getUint8Array: () =>
+    Effect.fail(
+      new SystemError({ reason: "PermissionDenied", module: "KeyValueStore", method: "getUint8Array" })
+    ),
+  set: () =>
+    Effect.fail(new SystemError({ reason: "PermissionDenied", module: "KeyValueStore", method: "set" })),
+  remove: () =>
+    Effect.fail(new SystemError({ reason: "PermissionDenied", module: "KeyValueStore", method: "remove" })),
+  clear: Effect.fail(
+    new SystemError({ reason: "PermissionDenied", module: "KeyValueStore", method: "clear" })
+  ),
+  size: Effect.fail(new SystemError({ reason: "PermissionDenied", module: "KeyValueStore", method: "size" }))
+})
+
+describe("KeyValueStoreTier", () => {
+  it.scoped(
+    "on the file system, entries survive a restart; the new instance's pattern removal and clear reach what the old one wrote, and nothing else",
+    () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
+        const store = yield* KeyValueStore.KeyValueStore.pipe(
+          Effect.provide(KeyValueStore.layerFileSystem(directory))
+        )
+        const now = Date.now()
+        const first = yield* open(store)
+        yield* first.tier.setMany([
+          ["users:1", entryAt(now, { n: 1 }, 60_000)],
+          ["users:2", entryAt(now, { n: 2 }, 60_000)],
+          ["posts:1", entryAt(now, { p: 1 }, 60_000)]
+        ])
+        yield* store.set("someone-else", "kept")
+        yield* first.close
+
+        const second = yield* open(store)
+        const read = yield* second.tier.get("users:1")
+        expect(Option.map(read, (e) => e.value)).toEqual(Option.some({ n: 1 }))
+        expect(Option.map(read, (e) => e.expiresAt)).toEqual(Option.some(now + 60_000))
+        expect(yield* second.tier.removeMatching("users:*")).toBe(2)
+        expect(yield* second.tier.get("users:2")).toEqual(Option.none())
+        expect(Option.isSome(yield* second.tier.get("posts:1"))).toBe(true)
+        yield* second.tier.clear
+        expect(yield* second.tier.get("posts:1")).toEqual(Option.none())
+        expect(yield* store.get("someone-else")).toEqual(Option.some("kept"))
+        yield* second.close
+
+        // After the clear, a third instance finds nothing of the tier's left.
+        const third = yield* open(store)
+        expect(yield* third.tier.removeMatching("*")).toBe(0)
+        expect(yield* store.size).toBeLessThanOrEqual(1 + 16)
+      }).pipe(Effect.provide(NodeEnv))
+  )
+
+  it.scoped("a restarted cache answers from the file-system L2 what the old one computed", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
+      const cacheOn = (scope: Scope.Scope) =>
+        Layer.buildWithScope(
+          TieredCache.layer().pipe(
+            Layer.provide(MemoryTier.layer({ maxEntries: 100 })),
+            Layer.provide(KeyValueStoreTier.layer()),
+            Layer.provide(KeyValueStore.layerFileSystem(directory)),
+            Layer.provide(NodeEnv)
+          ),
+          scope
+        )
+      let computed = 0
+      const compute = Effect.sync(() => ++computed)
+
+      const firstScope = yield* Scope.make()
+      const first = (yield* cacheOn(firstScope)).unsafeMap.get(
+        TieredCache.TieredCache.key
+      ) as TieredCache.TieredCache.Service
+      expect(yield* first.getOrCompute("answer", compute, { ttl: "1 minute" })).toBe(1)
+      yield* Scope.close(firstScope, Exit.void)
+
+      const secondScope = yield* Scope.make()
+      const second = (yield* cacheOn(secondScope)).unsafeMap.get(
+        TieredCache.TieredCache.key
+      ) as TieredCache.TieredCache.Service
+      expect(yield* second.getOrCompute("answer", compute, { ttl: "1 minute" })).toBe(1)
+      expect(computed).toBe(1)
+      expect((yield* second.stats).l2Hits).toBe(1)
+      yield* Scope.close(secondScope, Exit.void)
+    }).pipe(Effect.provide(NodeEnv))
+  )
+
+  it.scoped(
+    "lifetimes follow the Clock: a gone entry is a miss, and the sweep removes it from the store",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* KeyValueStore.KeyValueStore
+        const { tier } = yield* open(store, { sweepInterval: "10 seconds", prefix: "p:" })
+        const now = yield* Clock.currentTimeMillis
+        yield* tier.set("short", Entry.make({ value: "s", now, ttlMs: 1_000, graceMs: 1_000 }))
+        yield* tier.set("long", entryAt(now, "l", 60_000))
+        yield* TestClock.adjust("1500 millis")
+        // Stale, not gone: still answered (the cache decides what to do with stale entries).
+        expect(Option.map(yield* tier.get("short"), (e) => e.value)).toEqual(Option.some("s"))
+        yield* TestClock.adjust("1 second")
+        expect(yield* tier.get("short")).toEqual(Option.none())
+        expect(yield* store.has("p:short")).toBe(true)
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* store.has("p:short")).toBe(false)
+        expect(yield* store.has("p:long")).toBe(true)
+        expect(Option.map(yield* tier.get("long"), (e) => e.value)).toEqual(Option.some("l"))
+      }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it.scoped("an entry written while a sweep runs survives it, though the sweep saw the old one gone", () =>
+    Effect.gen(function* () {
+      const inner = yield* KeyValueStore.KeyValueStore
+      const entered = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      let hold = false
+      // The sweep reads "p:a", then waits (holding what it read) until released.
+      const store = KeyValueStore.make({
+        ...inner,
+        get: (key) =>
+          hold && key === "p:a"
+            ? Effect.tap(inner.get(key), () =>
+                Effect.zipRight(Deferred.succeed(entered, undefined), Deferred.await(release))
+              )
+            : inner.get(key)
+      })
+      const { tier } = yield* open(store, { sweepInterval: "10 seconds", prefix: "p:" })
+      const start = yield* Clock.currentTimeMillis
+      yield* tier.set("a", entryAt(start, "old", 1_000))
+      yield* TestClock.adjust("2 seconds")
+      hold = true
+      yield* TestClock.adjust("10 seconds")
+      yield* Deferred.await(entered)
+      hold = false
+      // Read "old" (gone); now a fresh value lands before the sweep goes on.
+      yield* tier.set("a", entryAt(yield* Clock.currentTimeMillis, "new", 60_000))
+      yield* Deferred.succeed(release, undefined)
+      yield* Effect.yieldNow().pipe(Effect.repeatN(20))
+      expect(Option.map(yield* tier.get("a"), (e) => e.value)).toEqual(Option.some("new"))
+      expect(yield* inner.has("p:a")).toBe(true)
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it.scoped("a stored value that is no entry is a miss; the index's keys are refused", () =>
+    Effect.gen(function* () {
+      const store = yield* KeyValueStore.KeyValueStore
+      const { tier } = yield* open(store)
+      yield* store.set("tiercache:bad", "not json")
+      yield* store.set("tiercache:shape", JSON.stringify({ v: 1 }))
+      expect(yield* tier.get("bad")).toEqual(Option.none())
+      expect(yield* tier.get("shape")).toEqual(Option.none())
+      const refused = yield* Effect.either(tier.set("__tiercache:kv-index:3", entryAt(Date.now(), 1, 60_000)))
+      expect(Either.isLeft(refused) && refused.left._tag).toBe("TierError")
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it.scoped("a failing store fails with a TierError: when the tier is built, and on every operation", () =>
+    Effect.gen(function* () {
+      const build = yield* Effect.exit(
+        KeyValueStoreTier.make({ name: "disk" }).pipe(
+          Effect.provideService(KeyValueStore.KeyValueStore, brokenStore)
+        )
+      )
+      expect(Exit.isFailure(build)).toBe(true)
+      if (Exit.isFailure(build)) {
+        const error = build.cause._tag === "Fail" ? build.cause.error : undefined
+        expect(error).toBeInstanceOf(CacheError.TierError)
+        expect(error?.tier).toBe("disk")
+        expect(error?.reason).toContain("PermissionDenied")
+      }
+
+      // A store that opens, then breaks.
+      const inner = yield* KeyValueStore.KeyValueStore
+      let broken = false
+      const flaky = KeyValueStore.make({
+        get: (key) => (broken ? brokenStore.get(key) : inner.get(key)),
+        getUint8Array: (key) => inner.getUint8Array(key),
+        set: (key, value) => (broken ? brokenStore.set(key, value) : inner.set(key, value)),
+        remove: (key) => (broken ? brokenStore.remove(key) : inner.remove(key)),
+        clear: inner.clear,
+        size: Effect.suspend(() => (broken ? brokenStore.size : inner.size))
+      })
+      const { tier } = yield* open(flaky, { name: "disk" })
+      yield* tier.set("k", entryAt(Date.now(), 1, 60_000))
+      broken = true
+      const operations = {
+        get: tier.get("k"),
+        set: tier.set("k2", entryAt(Date.now(), 2, 60_000)),
+        remove: tier.remove(["k"]),
+        removeMatching: tier.removeMatching("*"),
+        clear: tier.clear
+      }
+      for (const [operation, effect] of Object.entries(operations)) {
+        const result = yield* Effect.either(effect as Effect.Effect<unknown, CacheError.TierError>)
+        expect(Either.isLeft(result), operation).toBe(true)
+        if (Either.isLeft(result)) {
+          expect(result.left).toBeInstanceOf(CacheError.TierError)
+          expect(result.left.operation).toBe(operation)
+        }
+      }
+      expect((yield* tier.health).healthy).toBe(false)
+      broken = false
+      expect((yield* tier.health).healthy).toBe(true)
+      expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some(1))
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it.effect("layer provides the L2", () =>
+    Effect.gen(function* () {
+      const l2 = yield* Tier.L2
+      expect(l2.name).toBe("kv")
+    }).pipe(Effect.provide(KeyValueStoreTier.layer().pipe(Layer.provide(KeyValueStore.layerMemory))))
+  )
+})
