@@ -2,17 +2,18 @@
 // (dist/*.mjs), as a bundler ships them. tsx, which runs the TypeScript sources elsewhere, keeps
 // function names by wrapping every function expression in an Object.defineProperty call: on
 // the paths measured here that wrapper costs more than the code it wraps.
-// Dependencies (effect, ioredis, lru-cache, mitata) stay imports of their published builds.
+// Dependencies (effect, ioredis, lru-cache, mitata, the peer caches) stay imports of their
+// published builds.
 import { build } from "esbuild"
 
 await build({
-  entryPoints: ["l1.ts", "l2.ts"],
+  entryPoints: ["l1.ts", "l2.ts", "peers.ts"],
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
   bundle: true,
   platform: "node",
   format: "esm",
   target: "node20",
-  external: ["effect", "ioredis", "lru-cache", "mitata"],
+  external: ["effect", "ioredis", "lru-cache", "mitata", "bentocache", "cache-manager", "cacheable", "keyv", "@keyv/redis"],
   logLevel: "warning"
 })

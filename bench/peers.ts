@@ -1,0 +1,215 @@
+/**
+ * tiercache against peer caches for Node, each set up as a two-tier cache (memory in front of
+ * the same redis-server, started by the bench), each read through its own API with the same
+ * payloads: BentoCache (memory driver + Redis driver on ioredis with auto-pipelining) and
+ * cache-manager 7 (Keyv over CacheableMemory + @keyv/redis). The first row of each table is
+ * tiercache; the ratios are the others' time against it (above 1.00x: slower than tiercache).
+ *
+ * L1 hit: one call after another (`Effect.runPromise` per call for tiercache, since the peers'
+ * reads return promises; a loop in one fiber is shown too). L2 hit: a memory tier of one entry
+ * in front, keys read round robin; one caller, and 256 concurrent callers (fibers for
+ * tiercache, async functions for the peers).
+ * Run: pnpm --filter @tiercache/bench bench:peers
+ */
+import { createKeyv } from "@keyv/redis"
+import { MemoryTier, TieredCache } from "@tiercache/core"
+import { RedisConnection, RedisTier } from "@tiercache/redis"
+import { RedisServer } from "@tiercache/testing"
+import { BentoCache, bentostore } from "bentocache"
+import { memoryDriver } from "bentocache/drivers/memory"
+import { redisDriver } from "bentocache/drivers/redis"
+import { createCache } from "cache-manager"
+import { CacheableMemory } from "cacheable"
+import { Context, Effect, Layer } from "effect"
+import { Keyv } from "keyv"
+import {
+  bench,
+  type Case,
+  interleave,
+  interleaveLatency,
+  type LatencyCase,
+  printMachineSpeed,
+  report
+} from "./harness.js"
+
+const KEYS = 4096
+const CONCURRENCY = 256
+const PER_CALLER = 32
+const SEQUENTIAL = 100
+const ROUNDS = 20
+const payload = (i: number) => ({ id: i, name: `user ${i}`, roles: ["reader", "writer"], score: i * 1.5 })
+
+/** The three caches, each with a memory tier of `l1Entries` in front of Redis. */
+const caches = (
+  server: { readonly host: string; readonly port: number; readonly url: string },
+  l1Entries: number,
+  namespace: string
+) =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(
+      TieredCache.layer({ metricsInterval: "1 hour" }).pipe(
+        Layer.provide(MemoryTier.layer({ maxEntries: l1Entries })),
+        Layer.provide(RedisTier.layer({ prefix: `tc:${namespace}:` })),
+        Layer.provide(RedisConnection.layer({ url: server.url }))
+      )
+    )
+    const tiercache = Context.get(context, TieredCache.TieredCache)
+    const bento = new BentoCache({
+      default: "cache",
+      prefix: `bento:${namespace}`,
+      stores: {
+        cache: bentostore()
+          .useL1Layer(memoryDriver({ maxItems: l1Entries }))
+          .useL2Layer(
+            redisDriver({ connection: { host: server.host, port: server.port, enableAutoPipelining: true } })
+          )
+      }
+    })
+    const manager = createCache({
+      stores: [
+        new Keyv({ store: new CacheableMemory({ lruSize: l1Entries }) }),
+        new Keyv({ store: createKeyv(server.url).store, namespace: `cm:${namespace}` })
+      ]
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        await bento.disconnectAll()
+        await manager.disconnect()
+      })
+    )
+    const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`)
+    for (let i = 0; i < KEYS; i++) {
+      yield* tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
+      yield* Effect.promise(() => bento.set({ key: keys[i]!, value: payload(i), ttl: "1h" }))
+      yield* Effect.promise(() => manager.set(keys[i]!, payload(i), 3_600_000))
+    }
+    // Each cache answers with what was written, so every row below reads real values.
+    const expected = JSON.stringify(payload(7))
+    const answers = [
+      yield* Effect.map(tiercache.get(keys[7]!), (o) => (o._tag === "Some" ? o.value : undefined)),
+      yield* Effect.promise(() => bento.get({ key: keys[7]! })),
+      yield* Effect.promise(() => manager.get(keys[7]!))
+    ]
+    for (const answer of answers) {
+      if (JSON.stringify(answer) !== expected) throw new Error(`a cache answered ${JSON.stringify(answer)}`)
+    }
+    return { tiercache, bento, manager, keys }
+  })
+
+const main = Effect.gen(function* () {
+  const server = yield* RedisServer.RedisServer
+
+  // ---- L1 hit ----------------------------------------------------------------------------
+  {
+    const { tiercache, bento, manager, keys } = yield* caches(server, 10_000, "l1")
+    let n = 0
+    const next = () => keys[n++ % 1024]!
+    const LOOP = 1000
+    const inFiber = Effect.gen(function* () {
+      for (let i = 0; i < LOOP; i++) yield* tiercache.get(next())
+    })
+    const rows = yield* Effect.promise(async () => [
+      await bench("tiercache get, Effect.runPromise per call", () =>
+        Effect.runPromise(tiercache.get(next()))
+      ),
+      await bench("BentoCache get", () => bento.get({ key: next() })),
+      await bench("cache-manager get", () => manager.get(next())),
+      await bench("tiercache get, in one fiber", () => Effect.runSync(inFiber), LOOP)
+    ])
+    report("L1 hit, one call at a time (ratio: time against tiercache)", rows[0]!, rows.slice(1))
+  }
+
+  // ---- L2 hit ----------------------------------------------------------------------------
+  const { tiercache, bento, manager, keys } = yield* caches(server, 1, "l2")
+  let n = 0
+  const next = () => keys[n++ % KEYS]!
+  const timed = async (record: (ns: number) => void, read: (key: string) => Promise<unknown>) => {
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      const start = performance.now()
+      await read(next())
+      record((performance.now() - start) * 1e6)
+    }
+  }
+  const one: ReadonlyArray<LatencyCase> = [
+    {
+      name: "tiercache get, in one fiber",
+      run: (record) =>
+        Effect.runPromise(
+          Effect.gen(function* () {
+            for (let i = 0; i < SEQUENTIAL; i++) {
+              const start = performance.now()
+              yield* tiercache.get(next())
+              record((performance.now() - start) * 1e6)
+            }
+          })
+        )
+    },
+    {
+      name: "tiercache get, runPromise per read",
+      run: (record) => timed(record, (k) => Effect.runPromise(tiercache.get(k)))
+    },
+    { name: "BentoCache get", run: (record) => timed(record, (k) => bento.get({ key: k })) },
+    { name: "cache-manager get", run: (record) => timed(record, (k) => manager.get(k)) }
+  ]
+  const callers = (read: (key: string) => Promise<unknown>) =>
+    Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = 0; i < PER_CALLER; i++) await read(next())
+      })
+    )
+  const total = CONCURRENCY * PER_CALLER
+  const many: ReadonlyArray<Case> = [
+    {
+      name: `tiercache get, ${CONCURRENCY} caller fibers`,
+      ops: total,
+      run: () =>
+        Effect.runPromise(
+          Effect.forEach(
+            Array.from({ length: CONCURRENCY }),
+            () =>
+              Effect.gen(function* () {
+                for (let i = 0; i < PER_CALLER; i++) yield* tiercache.get(next())
+              }),
+            { concurrency: "unbounded", discard: true }
+          )
+        )
+    },
+    {
+      name: `tiercache get, ${CONCURRENCY} callers, runPromise per read`,
+      ops: total,
+      run: () => callers((k) => Effect.runPromise(tiercache.get(k)))
+    },
+    {
+      name: `BentoCache get, ${CONCURRENCY} callers`,
+      ops: total,
+      run: () => callers((k) => bento.get({ key: k }))
+    },
+    {
+      name: `cache-manager get, ${CONCURRENCY} callers`,
+      ops: total,
+      run: () => callers((k) => manager.get(k))
+    }
+  ]
+  const oneRows = yield* Effect.promise(() => interleaveLatency(one, { rounds: ROUNDS, warmup: 2 }))
+  const manyRows = yield* Effect.promise(() => interleave(many, { rounds: ROUNDS, warmup: 2 }))
+  report(
+    "L2 hit, one caller (per op: median latency; ratio: against tiercache)",
+    oneRows[0]!,
+    oneRows.slice(1)
+  )
+  report(
+    `L2 hit, ${CONCURRENCY} concurrent callers (ratio: time per read against tiercache)`,
+    manyRows[0]!,
+    manyRows.slice(1)
+  )
+  printMachineSpeed()
+  const stats = yield* tiercache.stats
+  if (stats.misses !== 0 || stats.l2Hits === 0) throw new Error("benchmark left the L2 hit path")
+})
+
+Effect.runPromise(Effect.scoped(main).pipe(Effect.provide(RedisServer.layer())))
+  .then(() => process.exit(0))
+  .catch((error) => {
+    console.error(error)
+    process.exit(1)
+  })
