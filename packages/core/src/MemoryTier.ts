@@ -86,10 +86,10 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
           }
     )
 
-    const lookup = (key: string): Slot | undefined => {
+    const lookup = (key: string, now: number): Slot | undefined => {
       const slot = lru.get(key)
       if (slot === undefined) return undefined
-      if (clock.unsafeCurrentTimeMillis() >= slot.entry.staleUntil) {
+      if (now >= slot.entry.staleUntil) {
         lru.delete(key)
         return undefined
       }
@@ -124,10 +124,18 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
       [FastPathTypeId]: fastPath,
       name,
       size: () => lru.size,
-      get: (key) => Effect.sync(() => Option.map(Option.fromNullable(lookup(key)), (slot) => slot.entry)),
+      get: (key) =>
+        Effect.sync(() =>
+          Option.map(Option.fromNullable(lookup(key, clock.unsafeCurrentTimeMillis())), (slot) => slot.entry)
+        ),
       getMany: (keys) =>
         Effect.sync(() =>
-          keys.map((key) => Option.map(Option.fromNullable(lookup(key)), (slot) => slot.entry))
+          keys.map((key) =>
+            Option.map(
+              Option.fromNullable(lookup(key, clock.unsafeCurrentTimeMillis())),
+              (slot) => slot.entry
+            )
+          )
         ),
       set: (key, entry) =>
         Effect.sync(() => {

@@ -51,8 +51,8 @@ export const memoizeTyped = (slot: Slot, schema: unknown, value: unknown): void 
  * @internal
  */
 export interface FastPath {
-  /** The slot if present and not gone (gone ones are dropped). */
-  readonly lookup: (key: string) => Slot | undefined
+  /** The slot if present and not gone at `now` (gone ones are dropped). */
+  readonly lookup: (key: string, now: number) => Slot | undefined
   /** Stores an entry; answers its slot (undefined when the entry is already gone). */
   readonly store: (key: string, entry: Entry) => Slot | undefined
   readonly remove: (key: string) => void

@@ -344,8 +344,8 @@ export const make = (
       return Effect.map(loadTags(entry.tags), () => tagsValid(entry) === true)
     }
     /** The L1 slot if usable now; NEEDS_TAGS when a tag must be read first; invalidated ones are dropped. */
-    const lookupL1 = (key: string): Slot | undefined | typeof NEEDS_TAGS => {
-      const slot = fast!.lookup(key)
+    const lookupL1 = (key: string, t: number): Slot | undefined | typeof NEEDS_TAGS => {
+      const slot = fast!.lookup(key, t)
       if (slot === undefined || slot.entry.tags.length === 0) return slot
       const valid = tagsValid(slot.entry)
       if (valid === true) return slot
@@ -357,7 +357,7 @@ export const make = (
     }
     /** Reads the tags of the L1 slot under `key`, then runs the operation again. */
     const afterTags = <A, E, R>(key: string, again: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.zipRight(loadTags(fast!.lookup(key)?.entry.tags ?? []), Effect.suspend(again))
+      Effect.zipRight(loadTags(fast!.lookup(key, now())?.entry.tags ?? []), Effect.suspend(again))
 
     // ---- tier plumbing ---------------------------------------------------------------------
     const recordTierError = (index: number, error: TierError): Effect.Effect<void> => {
@@ -538,8 +538,9 @@ export const make = (
 
     /** A fresh L1 slot, or undefined (for getMany). */
     const freshSlot = (key: string): Slot | undefined => {
-      const slot = lookupL1(key)
-      return slot !== undefined && slot !== NEEDS_TAGS && now() < slot.entry.expiresAt ? slot : undefined
+      const t = now()
+      const slot = lookupL1(key, t)
+      return slot !== undefined && slot !== NEEDS_TAGS && t < slot.entry.expiresAt ? slot : undefined
     }
 
     /** Decodes an encoded value (untyped: as is); `undefined` result = did not decode. */
@@ -772,10 +773,11 @@ export const make = (
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         let l1Stale: Found | undefined
         if (fast !== undefined) {
-          const slot = lookupL1(key)
+          const t = now()
+          const slot = lookupL1(key, t)
           if (slot === NEEDS_TAGS) return afterTags(key, () => get(key, opts))
           if (slot !== undefined) {
-            if (now() < slot.entry.expiresAt) {
+            if (t < slot.entry.expiresAt) {
               l1Hits++
               return slot.some
             }
@@ -799,12 +801,13 @@ export const make = (
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         let l1Stale: Found | undefined
         if (fast !== undefined) {
-          const slot = lookupL1(key)
+          const t = now()
+          const slot = lookupL1(key, t)
           if (slot === NEEDS_TAGS) return afterTags(key, () => getTyped(key, schema, opts))
           if (slot !== undefined) {
             const typed = typedFromSlot(slot, schema as AnySchema)
             if (typed !== undefined) {
-              if (now() < slot.entry.expiresAt) {
+              if (t < slot.entry.expiresAt) {
                 l1Hits++
                 return typed.typedSome as Exit.Exit<Option.Option<A>>
               }
@@ -1327,10 +1330,11 @@ export const make = (
       Effect.suspend(() => {
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         if (fast !== undefined) {
-          const slot = lookupL1(key)
+          const t = now()
+          const slot = lookupL1(key, t)
           if (slot === NEEDS_TAGS) return afterTags(key, () => getOrCompute(key, compute, opts))
           if (slot === undefined) return lead(key, undefined, compute, opts, true, undefined)
-          if (now() < slot.entry.expiresAt) {
+          if (t < slot.entry.expiresAt) {
             l1Hits++
             return slot.valueExit as Exit.Exit<A>
           }
@@ -1356,12 +1360,13 @@ export const make = (
         if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
         const s = schema as AnySchema
         if (fast !== undefined) {
-          const slot = lookupL1(key)
+          const t = now()
+          const slot = lookupL1(key, t)
           if (slot === NEEDS_TAGS) return afterTags(key, () => getOrComputeTyped(key, schema, compute, opts))
           if (slot === undefined) return lead(key, s, compute, opts, true, undefined)
           const typed = typedFromSlot(slot, s)
           if (typed === undefined) return lead(key, s, compute, opts, true, undefined)
-          if (now() < slot.entry.expiresAt) {
+          if (t < slot.entry.expiresAt) {
             l1Hits++
             return typed.typedExit as Exit.Exit<A>
           }
