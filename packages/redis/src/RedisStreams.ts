@@ -12,8 +12,8 @@
  * @since 0.1.0
  */
 import { CacheError, CacheStreams } from "@tiercache/core"
-import { Duration, Effect, Layer, Stream } from "effect"
-import type { Redis } from "ioredis"
+import { Duration, Effect, Layer, Schedule, Stream } from "effect"
+import { type Redis, ReplyError } from "ioredis"
 import { RedisConnection } from "./RedisConnection.js"
 
 type StreamError = CacheError.StreamError
@@ -50,6 +50,12 @@ const fromRead = (reply: unknown): ReadonlyArray<CacheStreams.StreamEntry> => {
   const streams = reply as Array<[string, Array<RawEntry>]>
   return (streams[0]?.[1] ?? []).map(toEntry)
 }
+
+/** An error answered by Redis itself (NOGROUP, WRONGTYPE...): asking again will not help. */
+const isReplyError = (error: CacheError.StreamError): boolean => error.cause instanceof ReplyError
+
+/** Between a consumer's attempts to read again after losing its connection: 50 ms doubling to 1 s. */
+const RECONNECT = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
 
 const isPositiveInteger = (n: unknown): n is number =>
   typeof n === "number" && Number.isSafeInteger(n) && n > 0
@@ -198,7 +204,10 @@ export const make = (
           const key = prefix + stream
           const within = Duration.sum(Duration.millis(blockMs), commandTimeout)
           // First this consumer's own pending entries (delivered before, never acknowledged:
-          // at-least-once after a restart), then new ones.
+          // at-least-once after a restart), then new ones. A read that fails for want of a
+          // connection is made again once the connection is back, from the pending entries
+          // again (an answer lost with the connection was delivered all the same); an error
+          // answered by Redis (say NOGROUP) ends the stream.
           let cursor = "0"
           const next = Effect.gen(function* () {
             const reply = yield* send(
@@ -223,7 +232,22 @@ export const make = (
             if (cursor !== ">") cursor = entries.length === 0 ? ">" : entries[entries.length - 1]!.id
             return entries
           })
-          return Stream.repeatEffect(next).pipe(Stream.flattenIterables)
+          const reading = next.pipe(
+            Effect.tapError((error) =>
+              isReplyError(error)
+                ? Effect.void
+                : Effect.zipRight(
+                    Effect.sync(() => {
+                      cursor = "0"
+                    }),
+                    Effect.logWarning("stream consumer could not read; trying again").pipe(
+                      Effect.annotateLogs({ stream, group, consumer, reason: error.reason })
+                    )
+                  )
+            ),
+            Effect.retry({ schedule: RECONNECT, while: (error) => !isReplyError(error) })
+          )
+          return Stream.repeatEffect(reading).pipe(Stream.flattenIterables)
         })
       )
 

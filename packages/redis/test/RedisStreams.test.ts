@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Chunk, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Layer, Option, Queue, Stream } from "effect"
 import { RedisStreams, RedisTier } from "../src/index.js"
 import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
 
@@ -192,6 +192,35 @@ describe("RedisStreams", () => {
           "2 seconds"
         )
       })
+    )
+
+    it.scoped(
+      "a consumer whose connection is killed reads on once it is back, delivering its unacknowledged entries again",
+      () =>
+        Effect.gen(function* () {
+          const streams = yield* CacheStreams.CacheStreams
+          const look = yield* observer
+          yield* streams.createGroup("resilient", "g")
+          const got = yield* Queue.unbounded<string>()
+          yield* Effect.forkScoped(
+            streams
+              .consume("resilient", "g", "c", { blockMs: 200 })
+              .pipe(Stream.runForEach((entry) => Queue.offer(got, entry.id)))
+          )
+          const first = yield* streams.publish("resilient", { n: "1" })
+          expect(yield* Queue.take(got)).toBe(first)
+          // Not acknowledged; the consumer's connection goes away.
+          const list = yield* Effect.promise(() => look.client("LIST") as Promise<string>)
+          const id = /id=(\d+) [^\n]*name=tiercache:consumer/.exec(list)?.[1]
+          expect(id).toBeDefined()
+          yield* Effect.promise(() => look.client("KILL", "ID", id!))
+          const second = yield* streams.publish("resilient", { n: "2" })
+          // At least once: the pending entry again, then the new one.
+          const [again, next] = [yield* Queue.take(got), yield* Queue.take(got)]
+          expect([again, next]).toEqual([first, second])
+          expect(yield* streams.ack("resilient", "g", [first, second])).toBe(2)
+        }),
+      { timeout: 10_000 }
     )
 
     it.scoped("bad arguments and Redis errors are StreamErrors", () =>
