@@ -14,6 +14,16 @@ await build({
   platform: "node",
   format: "esm",
   target: "node20",
-  external: ["effect", "ioredis", "lru-cache", "mitata", "bentocache", "cache-manager", "cacheable", "keyv", "@keyv/redis"],
+  external: [
+    "effect",
+    "ioredis",
+    "lru-cache",
+    "mitata",
+    "bentocache",
+    "cache-manager",
+    "cacheable",
+    "keyv",
+    "@keyv/redis"
+  ],
   logLevel: "warning"
 })
