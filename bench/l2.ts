@@ -25,17 +25,20 @@ import {
   printMachineSpeed,
   report
 } from "./harness.js"
+import {
+  asyncCallers,
+  CONCURRENCY,
+  fiberCallers,
+  KEYS,
+  PER_CALLER,
+  payload,
+  timedFiberReads,
+  timedReads
+} from "./workload.js"
 
-const KEYS = 4096
-const CONCURRENCY = 256
-/** Reads per caller per round with 256 callers (8192 reads a round). */
-const PER_CALLER = 32
-/** Reads per round with one caller. */
-const SEQUENTIAL = 100
 /** Short rounds, many of them: the finer the cases alternate, the less drift reaches a ratio. */
 const ROUNDS = 30
 const keys = Array.from({ length: KEYS }, (_, i) => `bench:${i}`)
-const payload = (i: number) => ({ id: i, name: `user ${i}`, roles: ["reader", "writer"], score: i * 1.5 })
 
 const main = Effect.gen(function* () {
   const server = yield* RedisServer.RedisServer
@@ -69,69 +72,23 @@ const main = Effect.gen(function* () {
   const floorGet = (key: string) => Effect.promise(() => rawGet(key))
   const cacheGet = (key: string) => cache.get(key)
 
-  /** `reads` reads one after another in one fiber. */
-  const fiberLoop = (read: (key: string) => Effect.Effect<unknown, unknown>, reads: number) =>
-    Effect.gen(function* () {
-      for (let i = 0; i < reads; i++) yield* read(next())
-    })
-  /** 256 fibers, each reading PER_CALLER keys one after another. */
-  const fibers = (read: (key: string) => Effect.Effect<unknown, unknown>) =>
-    Effect.runPromise(
-      Effect.forEach(Array.from({ length: CONCURRENCY }), () => fiberLoop(read, PER_CALLER), {
-        concurrency: "unbounded",
-        discard: true
-      })
-    )
-  /** 256 callers each making PER_CALLER reads, every read a fresh `Effect.runPromise`. */
-  const runPromises = (read: (key: string) => Effect.Effect<unknown, unknown>) =>
-    Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        for (let i = 0; i < PER_CALLER; i++) await Effect.runPromise(read(next()))
-      })
-    )
-
-  /** Times each of SEQUENTIAL reads made one after another in one fiber. */
-  const timedFiberLoop = (
-    read: (key: string) => Effect.Effect<unknown, unknown>,
-    record: (ns: number) => void
-  ) =>
-    Effect.runPromise(
-      Effect.gen(function* () {
-        for (let i = 0; i < SEQUENTIAL; i++) {
-          const start = performance.now()
-          yield* read(next())
-          record((performance.now() - start) * 1e6)
-        }
-      })
-    )
+  const runPromise = (key: string) => Effect.runPromise(cacheGet(key))
   const one: ReadonlyArray<LatencyCase> = [
     {
       name: "raw ioredis GET + JSON.parse, one at a time",
-      run: async (record) => {
-        for (let i = 0; i < SEQUENTIAL; i++) {
-          const start = performance.now()
-          await rawGet(next())
-          record((performance.now() - start) * 1e6)
-        }
-      }
+      run: (record) => timedReads(next, rawGet, record)
     },
     {
       name: "TieredCache.get, one at a time, in one fiber",
-      run: (record) => timedFiberLoop(cacheGet, record)
+      run: (record) => timedFiberReads(next, cacheGet, record)
     },
     {
       name: "floor: raw read as Effect.promise, in one fiber",
-      run: (record) => timedFiberLoop(floorGet, record)
+      run: (record) => timedFiberReads(next, floorGet, record)
     },
     {
       name: "TieredCache.get, one at a time, runPromise per read",
-      run: async (record) => {
-        for (let i = 0; i < SEQUENTIAL; i++) {
-          const start = performance.now()
-          await Effect.runPromise(cacheGet(next()))
-          record((performance.now() - start) * 1e6)
-        }
-      }
+      run: (record) => timedReads(next, runPromise, record)
     }
   ]
   const total = CONCURRENCY * PER_CALLER
@@ -139,28 +96,27 @@ const main = Effect.gen(function* () {
     {
       name: `raw ioredis, ${CONCURRENCY} concurrent callers`,
       ops: total,
-      run: () =>
-        Promise.all(
-          Array.from({ length: CONCURRENCY }, async () => {
-            for (let i = 0; i < PER_CALLER; i++) await rawGet(next())
-          })
-        )
+      run: () => asyncCallers(next, rawGet)
     },
-    { name: `TieredCache.get, ${CONCURRENCY} caller fibers`, ops: total, run: () => fibers(cacheGet) },
+    {
+      name: `TieredCache.get, ${CONCURRENCY} caller fibers`,
+      ops: total,
+      run: () => fiberCallers(next, cacheGet)
+    },
     {
       name: `floor: raw read as Effect.promise, ${CONCURRENCY} fibers`,
       ops: total,
-      run: () => fibers(floorGet)
+      run: () => fiberCallers(next, floorGet)
     },
     {
       name: `TieredCache.get, ${CONCURRENCY} callers, runPromise per read`,
       ops: total,
-      run: () => runPromises(cacheGet)
+      run: () => asyncCallers(next, runPromise)
     },
     {
       name: `floor: Effect.promise, ${CONCURRENCY} callers, runPromise per read`,
       ops: total,
-      run: () => runPromises(floorGet)
+      run: () => asyncCallers(next, (key) => Effect.runPromise(floorGet(key)))
     }
   ]
 

@@ -31,13 +31,18 @@ import {
   printMachineSpeed,
   report
 } from "./harness.js"
+import {
+  asyncCallers,
+  CONCURRENCY,
+  fiberCallers,
+  KEYS,
+  PER_CALLER,
+  payload,
+  timedFiberReads,
+  timedReads
+} from "./workload.js"
 
-const KEYS = 4096
-const CONCURRENCY = 256
-const PER_CALLER = 32
-const SEQUENTIAL = 100
 const ROUNDS = 20
-const payload = (i: number) => ({ id: i, name: `user ${i}`, roles: ["reader", "writer"], score: i * 1.5 })
 
 /** The three caches, each with a memory tier of `l1Entries` in front of Redis. */
 const caches = (
@@ -123,71 +128,33 @@ const main = Effect.gen(function* () {
   const { tiercache, bento, manager, keys } = yield* caches(server, 1, "l2")
   let n = 0
   const next = () => keys[n++ % KEYS]!
-  const timed = async (record: (ns: number) => void, read: (key: string) => Promise<unknown>) => {
-    for (let i = 0; i < SEQUENTIAL; i++) {
-      const start = performance.now()
-      await read(next())
-      record((performance.now() - start) * 1e6)
-    }
-  }
+  const tiercacheGet = (key: string) => tiercache.get(key)
+  const runPromise = (key: string) => Effect.runPromise(tiercache.get(key))
+  const bentoGet = (key: string) => bento.get({ key })
+  const managerGet = (key: string) => manager.get(key)
   const one: ReadonlyArray<LatencyCase> = [
-    {
-      name: "tiercache get, in one fiber",
-      run: (record) =>
-        Effect.runPromise(
-          Effect.gen(function* () {
-            for (let i = 0; i < SEQUENTIAL; i++) {
-              const start = performance.now()
-              yield* tiercache.get(next())
-              record((performance.now() - start) * 1e6)
-            }
-          })
-        )
-    },
-    {
-      name: "tiercache get, runPromise per read",
-      run: (record) => timed(record, (k) => Effect.runPromise(tiercache.get(k)))
-    },
-    { name: "BentoCache get", run: (record) => timed(record, (k) => bento.get({ key: k })) },
-    { name: "cache-manager get", run: (record) => timed(record, (k) => manager.get(k)) }
+    { name: "tiercache get, in one fiber", run: (record) => timedFiberReads(next, tiercacheGet, record) },
+    { name: "tiercache get, runPromise per read", run: (record) => timedReads(next, runPromise, record) },
+    { name: "BentoCache get", run: (record) => timedReads(next, bentoGet, record) },
+    { name: "cache-manager get", run: (record) => timedReads(next, managerGet, record) }
   ]
-  const callers = (read: (key: string) => Promise<unknown>) =>
-    Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        for (let i = 0; i < PER_CALLER; i++) await read(next())
-      })
-    )
   const total = CONCURRENCY * PER_CALLER
   const many: ReadonlyArray<Case> = [
     {
       name: `tiercache get, ${CONCURRENCY} caller fibers`,
       ops: total,
-      run: () =>
-        Effect.runPromise(
-          Effect.forEach(
-            Array.from({ length: CONCURRENCY }),
-            () =>
-              Effect.gen(function* () {
-                for (let i = 0; i < PER_CALLER; i++) yield* tiercache.get(next())
-              }),
-            { concurrency: "unbounded", discard: true }
-          )
-        )
+      run: () => fiberCallers(next, tiercacheGet)
     },
     {
       name: `tiercache get, ${CONCURRENCY} callers, runPromise per read`,
       ops: total,
-      run: () => callers((k) => Effect.runPromise(tiercache.get(k)))
+      run: () => asyncCallers(next, runPromise)
     },
-    {
-      name: `BentoCache get, ${CONCURRENCY} callers`,
-      ops: total,
-      run: () => callers((k) => bento.get({ key: k }))
-    },
+    { name: `BentoCache get, ${CONCURRENCY} callers`, ops: total, run: () => asyncCallers(next, bentoGet) },
     {
       name: `cache-manager get, ${CONCURRENCY} callers`,
       ops: total,
-      run: () => callers((k) => manager.get(k))
+      run: () => asyncCallers(next, managerGet)
     }
   ]
   const oneRows = yield* Effect.promise(() => interleaveLatency(one, { rounds: ROUNDS, warmup: 2 }))

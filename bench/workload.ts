@@ -1,0 +1,78 @@
+/**
+ * The L2 read workloads that bench/l2.ts and bench/peers.ts both measure, so that their figures
+ * stay comparable: one caller reading keys one after another (each read timed), and 256
+ * callers at once, each reading keys one after another. `next` hands out the key to read.
+ */
+import { Effect } from "effect"
+
+/** Keys written before measuring (read round robin). */
+export const KEYS = 4096
+/** Concurrent callers. */
+export const CONCURRENCY = 256
+/** Reads per caller per round with 256 callers (8192 reads a round). */
+export const PER_CALLER = 32
+/** Reads per round with one caller. */
+export const SEQUENTIAL = 100
+
+/** The value stored under key number `i`. */
+export const payload = (i: number) => ({
+  id: i,
+  name: `user ${i}`,
+  roles: ["reader", "writer"],
+  score: i * 1.5
+})
+
+type Next = () => string
+
+/** SEQUENTIAL reads one after another, each timed (ns). */
+export const timedReads = async (
+  next: Next,
+  read: (key: string) => Promise<unknown>,
+  record: (ns: number) => void
+): Promise<void> => {
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const start = performance.now()
+    await read(next())
+    record((performance.now() - start) * 1e6)
+  }
+}
+
+/** SEQUENTIAL reads one after another in one fiber, each timed (ns). */
+export const timedFiberReads = (
+  next: Next,
+  read: (key: string) => Effect.Effect<unknown, unknown>,
+  record: (ns: number) => void
+): Promise<void> =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      for (let i = 0; i < SEQUENTIAL; i++) {
+        const start = performance.now()
+        yield* read(next())
+        record((performance.now() - start) * 1e6)
+      }
+    })
+  )
+
+/** CONCURRENCY async functions at once, each making PER_CALLER reads one after another. */
+export const asyncCallers = (next: Next, read: (key: string) => Promise<unknown>): Promise<unknown> =>
+  Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = 0; i < PER_CALLER; i++) await read(next())
+    })
+  )
+
+/** CONCURRENCY fibers at once, each making PER_CALLER reads one after another. */
+export const fiberCallers = (
+  next: Next,
+  read: (key: string) => Effect.Effect<unknown, unknown>
+): Promise<void> =>
+  Effect.runPromise(
+    Effect.forEach(
+      Array.from({ length: CONCURRENCY }),
+      () =>
+        Effect.gen(function* () {
+          for (let i = 0; i < PER_CALLER; i++) yield* read(next())
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+  )
