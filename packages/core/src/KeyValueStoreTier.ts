@@ -24,6 +24,7 @@ import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
 import { TierError } from "./CacheError.js"
 import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
+import { fnv1a } from "./internal/hash.js"
 import { L2, type Tier } from "./Tier.js"
 
 /**
@@ -45,11 +46,7 @@ const INDEX = "__tiercache:kv-index:"
 /** The index is kept in shards, so that a new key rewrites 1/16 of it. */
 const SHARDS = 16
 
-const shardOf = (key: string): number => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619)
-  return (h >>> 0) % SHARDS
-}
+const shardOf = (key: string): number => fnv1a(key) % SHARDS
 
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
@@ -109,6 +106,9 @@ export const make = (
           })
         })
       )
+
+    /** Writes every shard changed since its last write. */
+    const persistAll = Effect.forEach(shards, (_, shard) => persist(shard), { discard: true })
 
     /** Records keys in the index (before their values are written). */
     const track = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> => {
@@ -221,7 +221,7 @@ export const make = (
           if (yield* guard(operation, store.has(prefix + key))) removed++
         }
         yield* removeStored(operation, doomed)
-        yield* Effect.forEach(shards, (_, shard) => persist(shard), { discard: true })
+        yield* persistAll
         return removed
       })
 
@@ -243,7 +243,7 @@ export const make = (
       untrack(absent.filter(untouched))
       const doomed = gone.filter(untouched)
       yield* removeStored("sweep", doomed)
-      yield* Effect.forEach(shards, (_, shard) => persist(shard), { discard: true })
+      yield* persistAll
       if (doomed.length > 0) {
         yield* Effect.logDebug("swept gone entries").pipe(
           Effect.annotateLogs({ tier: name, removed: doomed.length })

@@ -41,6 +41,7 @@ import type {
   WriteOptions
 } from "../TieredCache.js"
 import { type FastPath, FastPathTypeId, memoizeTyped, type Slot } from "./fastPath.js"
+import { fnv1a } from "./hash.js"
 import { makeFlusher } from "./metrics.js"
 import { durationMillis, jsonError, keyError, keysError } from "./validate.js"
 
@@ -116,11 +117,7 @@ const NOT_DECODED: unique symbol = Symbol("NotDecoded")
 /** The invalidation time of a tag never invalidated. */
 const NEVER = Number.NEGATIVE_INFINITY
 
-const stripeOf = (key: string): number => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619)
-  return (h >>> 0) & (STRIPES - 1)
-}
+const stripeOf = (key: string): number => fnv1a(key) & (STRIPES - 1)
 
 const decoders = new WeakMap<object, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 const decoderOf = (schema: AnySchema) => {
