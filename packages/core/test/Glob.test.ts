@@ -25,6 +25,47 @@ describe("Glob", () => {
       expect([glob, key, Glob.matcher(glob)(key)]).toEqual([glob, key, expected])
   })
 
+  it("matches the UTF-8 bytes of the key, as Redis does", () => {
+    const cases: ReadonlyArray<readonly [string, string, boolean]> = [
+      ["u:日?", "u:日本", false], // 本 is three bytes
+      ["u:日???", "u:日本", true],
+      ["u:??", "u:é", true], // é is two bytes
+      ["u:?", "u:é", false],
+      ["u:[é]", "u:é", false], // a class matches one byte
+      ["u:[^a]?", "u:é", true],
+      ["?", "\u{1F600}", false],
+      ["????", "\u{1F600}", true],
+      ["[\u00e9]*", "\u00e9", true],
+      ["*本", "日本", true],
+      ["日*", "日本", true],
+      ["[ß-a]", "a", true] // range ends compare as signed char: 0xC3 < 'a'
+    ]
+    for (const [glob, key, expected] of cases) {
+      const [g, k] = [JSON.parse(`"${glob}"`) as string, JSON.parse(`"${key}"`) as string]
+      expect([glob, key, Glob.matcher(g)(k)]).toEqual([glob, key, expected])
+    }
+  })
+
+  it("reads Redis's class edge cases as Redis does", () => {
+    const cases: ReadonlyArray<readonly [string, string, boolean]> = [
+      ["a[", "a[", false], // an unclosed "[" at the end matches nothing
+      ["a[]", "a]", false],
+      ["a[^", "ab", true], // "[^" at the end matches any one byte
+      ["a[bc", "ac", true], // an unclosed class ends with the pattern
+      ["a[b-", "a-", true],
+      ["a[z-a]", "am", true], // reversed ends are swapped
+      ["a[\\]]", "a]", true],
+      ["a\\", "a\\", true], // a trailing backslash is literal
+      ["a*", "a", true],
+      ["*", "", false], // a key of zero bytes matches only the empty pattern
+      ["", "", true]
+    ]
+    for (const [glob, key, expected] of cases)
+      expect([glob, key, Glob.matcher(glob)(key)]).toEqual([glob, key, expected])
+    expect(Glob.matcher("*a".repeat(1000))("a".repeat(1000))).toBe(true)
+    expect(Glob.matcher("*a".repeat(1001))("a".repeat(1001))).toBe(false)
+  })
+
   it("escapes literals so they match only themselves", () => {
     const literal = "app[1]:*?\\"
     const glob = `${Glob.escape(literal)}*`

@@ -43,7 +43,18 @@ import type {
 import { type FastPath, FastPathTypeId, memoizeTyped, type Slot } from "./fastPath.js"
 import { fnv1a } from "./hash.js"
 import { makeFlusher } from "./metrics.js"
-import { durationMillis, jsonError, keyError, keysError } from "./validate.js"
+import {
+  computeError,
+  durationMillis,
+  isBadKey,
+  jsonError,
+  keyError,
+  keysError,
+  lifetimeError,
+  patternError,
+  tagError,
+  tagsError
+} from "./validate.js"
 
 type AnySchema = Schema.Schema<unknown, unknown, never>
 
@@ -189,6 +200,8 @@ export const make = (
     if (typeof defaultGrace !== "number") {
       return yield* new CacheConfigError({ option: "defaultGrace", reason: defaultGrace.reason })
     }
+    const badLifetime = lifetimeError(defaultTtl, defaultGrace)
+    if (badLifetime) return yield* new CacheConfigError({ option: "defaultGrace", reason: badLifetime.reason })
     const l1Scale = options.l1TtlScale ?? 1
     if (typeof l1Scale !== "number" || !(l1Scale > 0 && l1Scale <= 1)) {
       return yield* new CacheConfigError({
@@ -490,9 +503,8 @@ export const make = (
         graceMs = g
       }
       const tags = opts.tags ?? []
-      if (!Array.isArray(tags) || tags.some((t) => typeof t !== "string" || t.length === 0)) {
-        return new CacheInputError({ problem: "InvalidOption", reason: "tags must be non-empty strings" })
-      }
+      const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
+      if (bad) return bad
       return { ttlMs, graceMs, tags }
     }
 
@@ -767,7 +779,7 @@ export const make = (
 
     const get = (key: string, opts?: ReadOptions): Effect.Effect<Option.Option<unknown>, CacheInputError> =>
       Effect.suspend(() => {
-        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        if (isBadKey(key)) return Effect.fail(keyError(key)!)
         let l1Stale: Found | undefined
         if (fast !== undefined) {
           const t = now()
@@ -795,7 +807,7 @@ export const make = (
       opts?: ReadOptions
     ): Effect.Effect<Option.Option<A>, CacheInputError> =>
       Effect.suspend(() => {
-        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        if (isBadKey(key)) return Effect.fail(keyError(key)!)
         let l1Stale: Found | undefined
         if (fast !== undefined) {
           const t = now()
@@ -1024,11 +1036,8 @@ export const make = (
 
     const invalidatePattern = (glob: string): Effect.Effect<void, CacheError> =>
       Effect.suspend((): Effect.Effect<void, CacheError> => {
-        if (typeof glob !== "string" || glob.length === 0) {
-          return Effect.fail(
-            new CacheInputError({ problem: "InvalidKey", reason: "a pattern must be a non-empty string" })
-          )
-        }
+        const bad = patternError(glob)
+        if (bad) return Effect.fail(bad)
         const matches = Glob.matcher(glob)
         return removeEverywhere(
           glob,
@@ -1054,11 +1063,8 @@ export const make = (
 
     const invalidateTag = (tag: string): Effect.Effect<void, CacheError> =>
       Effect.suspend((): Effect.Effect<void, CacheError> => {
-        if (typeof tag !== "string" || tag.length === 0) {
-          return Effect.fail(
-            new CacheInputError({ problem: "InvalidOption", reason: "a tag must be a non-empty string" })
-          )
-        }
+        const bad = tagError(tag)
+        if (bad) return Effect.fail(bad)
         const at = now()
         const record = Entry.make({ value: at, now: at, ttlMs: tagRetention })
         const before = () => {
@@ -1101,6 +1107,8 @@ export const make = (
     ): Effect.Effect<A, E | CacheError, R> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend((): Effect.Effect<A, E | CacheError, R> => {
+          const badCompute = computeError(compute)
+          if (badCompute) return Effect.fail(badCompute)
           const resolved = resolveCompute(opts)
           if (resolved instanceof CacheInputError) return Effect.fail(resolved)
           const serveStale = l1Stale !== undefined && staleWhileRevalidate
@@ -1325,7 +1333,7 @@ export const make = (
       opts?: ComputeOptions
     ): Effect.Effect<A, E | CacheError, R> =>
       Effect.suspend(() => {
-        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        if (isBadKey(key)) return Effect.fail(keyError(key)!)
         if (fast !== undefined) {
           const t = now()
           const slot = lookupL1(key, t)
@@ -1354,7 +1362,7 @@ export const make = (
       opts?: ComputeOptions
     ): Effect.Effect<A, E | CacheError, R> =>
       Effect.suspend(() => {
-        if (typeof key !== "string" || key.length === 0) return Effect.fail(keyError(key)!)
+        if (isBadKey(key)) return Effect.fail(keyError(key)!)
         const s = schema as AnySchema
         if (fast !== undefined) {
           const t = now()

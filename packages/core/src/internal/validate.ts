@@ -1,5 +1,34 @@
-import { Duration } from "effect"
+import { Duration, Effect } from "effect"
 import { CacheInputError } from "../CacheError.js"
+
+type WellFormed = (this: string) => boolean
+const nativeWellFormed = (String.prototype as { isWellFormed?: WellFormed }).isWellFormed
+const loneSurrogate = /[\uD800-\uDFFF]/u
+
+/**
+ * Whether a string is well-formed UTF-16 (no lone surrogate). A lone surrogate has no UTF-8
+ * encoding: Redis (and any byte store) would receive U+FFFD instead, so `"k\uD800"` and
+ * `"k\uDBFF"` would share one entry.
+ *
+ * @internal
+ */
+export const isWellFormed: (s: string) => boolean =
+  nativeWellFormed !== undefined ? (s) => nativeWellFormed.call(s) : (s) => !loneSurrogate.test(s)
+
+/**
+ * The read paths' cheap check: true when `key` is not a usable key (the caller then fails with
+ * {@link keyError}). Reserved keys are checked by writes only.
+ *
+ * @internal
+ */
+export const isBadKey = (key: unknown): boolean =>
+  typeof key !== "string" || key.length === 0 || !isWellFormed(key)
+
+const surrogateError = (what: string, s: string): CacheInputError =>
+  new CacheInputError({
+    problem: "InvalidKey",
+    reason: `${what} must be well-formed UTF-16: it has a lone surrogate at index ${s.search(loneSurrogate)} (${describe(s)}), which no UTF-8 store can hold apart from U+FFFD`
+  })
 
 /** @internal */
 export const keyError = (key: unknown): CacheInputError | undefined => {
@@ -16,7 +45,74 @@ export const keyError = (key: unknown): CacheInputError | undefined => {
       reason: `keys starting with "__tiercache:" are reserved, got ${describe(key)}`
     })
   }
+  if (!isWellFormed(key)) return surrogateError("a key", key)
   return undefined
+}
+
+/**
+ * The error of a glob given to `invalidatePattern`, or `undefined`.
+ *
+ * @internal
+ */
+export const patternError = (glob: unknown): CacheInputError | undefined => {
+  if (typeof glob !== "string" || glob.length === 0) {
+    return new CacheInputError({
+      problem: "InvalidKey",
+      reason: `a pattern must be a non-empty string, got ${describe(glob)}`
+    })
+  }
+  return isWellFormed(glob) ? undefined : surrogateError("a pattern", glob)
+}
+
+/**
+ * The error of a tag (given to a write or to `invalidateTag`), or `undefined`.
+ *
+ * @internal
+ */
+export const tagError = (tag: unknown): CacheInputError | undefined => {
+  if (typeof tag !== "string" || tag.length === 0) {
+    return new CacheInputError({
+      problem: "InvalidOption",
+      reason: `a tag must be a non-empty string, got ${describe(tag)}`
+    })
+  }
+  return isWellFormed(tag) ? undefined : surrogateError("a tag", tag)
+}
+
+/**
+ * The error of a write's `tags` option, or `undefined`.
+ *
+ * @internal
+ */
+export const tagsError = (tags: unknown): CacheInputError | undefined => {
+  if (!Array.isArray(tags)) {
+    return new CacheInputError({
+      problem: "InvalidOption",
+      reason: `tags must be an array, got ${describe(tags)}`
+    })
+  }
+  for (const tag of tags) {
+    const e = tagError(tag)
+    if (e) return e
+  }
+  return undefined
+}
+
+/**
+ * The error of a `compute` argument that is not an Effect (plain JavaScript callers may pass a
+ * function, a promise or nothing), or `undefined`.
+ *
+ * @internal
+ */
+export const computeError = (compute: unknown): CacheInputError | undefined => {
+  if (Effect.isEffect(compute)) return undefined
+  const got =
+    typeof compute === "function"
+      ? "a function (wrap it: Effect.sync(f), Effect.promise(f) or Effect.tryPromise(f))"
+      : compute instanceof Promise
+        ? "a Promise (pass Effect.promise(() => ...) or Effect.tryPromise(...) instead)"
+        : describe(compute)
+  return new CacheInputError({ problem: "InvalidOption", reason: `compute must be an Effect, got ${got}` })
 }
 
 /** @internal */
@@ -34,11 +130,36 @@ export const keysError = (keys: unknown): CacheInputError | undefined => {
   return undefined
 }
 
+/**
+ * The longest lifetime (TTL plus grace) an entry may have: 2^52 ms, about 142,000 years. Expiry
+ * times are epoch milliseconds; below this bound `now + lifetime` stays an exact integer
+ * (below 2^53) for the next 140,000 years, which every tier can store (Redis's PX takes a
+ * 64-bit integer, KeyValueStoreTier and MemoryTier keep the number itself). Longer TTLs are
+ * refused at the call, before anything is written.
+ *
+ * @internal
+ */
+export const MAX_LIFETIME_MS = 2 ** 52
+
+/**
+ * The error when an entry's TTL plus grace exceeds {@link MAX_LIFETIME_MS}, or `undefined`.
+ *
+ * @internal
+ */
+export const lifetimeError = (ttlMs: number, graceMs: number): CacheInputError | undefined =>
+  ttlMs + graceMs <= MAX_LIFETIME_MS
+    ? undefined
+    : new CacheInputError({
+        problem: "InvalidTtl",
+        reason: `ttl plus grace must be at most 2^52 ms (about 142,000 years), got ${ttlMs + graceMs} ms`
+      })
+
 const durationString = /^\s*(-?[\d.]+(?:e[+-]?\d+)?)\s+\w+\s*$/i
 
 /**
  * Milliseconds of a TTL-like option, or the error that names what is wrong with it. Zero is
- * refused unless `allowZero` (grace windows may be zero).
+ * refused unless `allowZero` (grace windows may be zero); so is anything over
+ * {@link MAX_LIFETIME_MS}.
  *
  * @internal
  */
@@ -76,64 +197,11 @@ export const durationMillis = (
   if (!Number.isFinite(ms)) return bad("must be finite")
   if (ms < 0) return bad("must not be negative")
   if (ms === 0 && !allowZero) return bad("must be positive")
+  if (ms > MAX_LIFETIME_MS) return bad("must be at most 2^52 ms (about 142,000 years)")
   return ms
 }
 
-/**
- * Checks that a value survives JSON encoding unchanged in meaning: plain objects, arrays,
- * strings, finite numbers, booleans and null. Answers the error naming the first offending
- * path, or `undefined`.
- *
- * @internal
- */
-export const jsonError = (value: unknown): CacheInputError | undefined => {
-  const reason = jsonProblem(value, "value", new Set())
-  return reason === undefined ? undefined : new CacheInputError({ problem: "UnencodableValue", reason })
-}
-
-const jsonProblem = (value: unknown, path: string, seen: Set<object>): string | undefined => {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return undefined
-    case "number":
-      return Number.isFinite(value) ? undefined : `${path} is ${value}, which JSON cannot hold`
-    case "bigint":
-      return `${path} is a bigint, which JSON cannot hold (encode it with a Schema, e.g. Schema.BigInt)`
-    case "undefined":
-      return `${path} is undefined, which JSON cannot hold`
-    case "function":
-    case "symbol":
-      return `${path} is a ${typeof value}, which JSON cannot hold`
-    case "object": {
-      if (value === null) return undefined
-      if (seen.has(value)) return `${path} is a circular reference`
-      if (Array.isArray(value)) {
-        seen.add(value)
-        for (let i = 0; i < value.length; i++) {
-          const p = jsonProblem(value[i], `${path}[${i}]`, seen)
-          if (p) return p
-        }
-        seen.delete(value)
-        return undefined
-      }
-      const proto = Object.getPrototypeOf(value)
-      if (proto !== Object.prototype && proto !== null) {
-        const name = (value as object).constructor?.name ?? "object"
-        return `${path} is a ${name}, not a plain object (encode it with a Schema, e.g. Schema.Date)`
-      }
-      seen.add(value)
-      for (const k of Object.keys(value)) {
-        const v = (value as Record<string, unknown>)[k]
-        if (v === undefined) continue
-        const p = jsonProblem(v, `${path}.${k}`, seen)
-        if (p) return p
-      }
-      seen.delete(value)
-      return undefined
-    }
-  }
-}
+export { jsonError, MAX_DEPTH } from "./validateValue.js"
 
 /** @internal */
 export const describe = (u: unknown): string => {

@@ -1,0 +1,127 @@
+import { CacheInputError } from "../CacheError.js"
+
+/**
+ * The deepest nesting of arrays and objects a value may have (a value that is an array holds
+ * depth 1). Deeper values are refused: encoding them (JSON.stringify) would overflow the stack.
+ *
+ * @internal
+ */
+export const MAX_DEPTH = 1000
+
+/**
+ * Checks that a value survives JSON encoding unchanged in meaning: plain objects, arrays,
+ * strings, finite numbers, booleans and null, nested at most {@link MAX_DEPTH} deep. Answers
+ * the error naming the first offending path (a property whose getter throws is one), or
+ * `undefined`. The walk is iterative, so no input overflows the stack.
+ *
+ * @internal
+ */
+export const jsonError = (value: unknown): CacheInputError | undefined => {
+  let reason: string | undefined
+  try {
+    reason = jsonProblem(value)
+  } catch (cause) {
+    // A proxy whose traps throw (ownKeys, getPrototypeOf...).
+    reason = `value could not be inspected: ${causeText(cause)}`
+  }
+  return reason === undefined ? undefined : new CacheInputError({ problem: "UnencodableValue", reason })
+}
+
+/** An array or object being walked: its keys (undefined for arrays) and the next child's index. */
+interface Frame {
+  readonly container: object
+  readonly keys: ReadonlyArray<string> | undefined
+  next: number
+}
+
+/** The path of the child last taken from each frame (`value.a[3].b`), shortened when very deep. */
+const pathOf = (frames: ReadonlyArray<Frame>): string => {
+  let out = "value"
+  const shown = frames.length > 12 ? 10 : frames.length
+  for (let d = 0; d < shown; d++) {
+    const f = frames[d]!
+    out += f.keys === undefined ? `[${f.next - 1}]` : `.${f.keys[f.next - 1]}`
+  }
+  return shown < frames.length ? `${out}... (${frames.length} levels down)` : out
+}
+
+const causeText = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "a non-Error was thrown"
+
+/** What is wrong with a scalar, or CONTAINER for arrays and objects to walk into. */
+const CONTAINER = "container"
+const scalarProblem = (value: unknown, path: () => string): string | undefined => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return undefined
+    case "number":
+      return Number.isFinite(value) ? undefined : `${path()} is ${value}, which JSON cannot hold`
+    case "bigint":
+      return `${path()} is a bigint, which JSON cannot hold (encode it with a Schema, e.g. Schema.BigInt)`
+    case "undefined":
+      return `${path()} is undefined, which JSON cannot hold`
+    case "function":
+    case "symbol":
+      return `${path()} is a ${typeof value}, which JSON cannot hold`
+    case "object":
+      return value === null ? undefined : CONTAINER
+  }
+}
+
+/** At the depth limit: a cycle (a container repeated on the path) or a value too deep. */
+const depthProblem = (frames: ReadonlyArray<Frame>, value: object): string => {
+  const path = frames.map((f) => f.container)
+  path.push(value)
+  for (let k = 1; k < path.length; k++) {
+    if (path.indexOf(path[k]!) < k) return `${pathOf(frames.slice(0, k))} is a circular reference`
+  }
+  return `value is nested deeper than ${MAX_DEPTH} levels (${pathOf(frames)})`
+}
+
+const jsonProblem = (root: unknown): string | undefined => {
+  const frames: Array<Frame> = []
+  const path = () => pathOf(frames)
+  let value = root
+  for (;;) {
+    const problem = scalarProblem(value, path)
+    if (problem === CONTAINER) {
+      const container = value as object
+      if (frames.length === MAX_DEPTH) return depthProblem(frames, container)
+      if (Array.isArray(container)) {
+        frames.push({ container, keys: undefined, next: 0 })
+      } else {
+        const proto = Object.getPrototypeOf(container)
+        if (proto !== Object.prototype && proto !== null) {
+          const name = container.constructor?.name ?? "object"
+          return `${path()} is a ${name}, not a plain object (encode it with a Schema, e.g. Schema.Date)`
+        }
+        frames.push({ container, keys: Object.keys(container), next: 0 })
+      }
+    } else if (problem !== undefined) {
+      return problem
+    }
+    // The next child to check: the next element of the innermost unfinished container.
+    for (;;) {
+      const top = frames[frames.length - 1]
+      if (top === undefined) return undefined
+      const keys = top.keys
+      if (top.next >= (keys === undefined ? (top.container as Array<unknown>).length : keys.length)) {
+        frames.pop()
+        continue
+      }
+      const i = top.next++
+      try {
+        value =
+          keys === undefined
+            ? (top.container as Array<unknown>)[i]
+            : (top.container as Record<string, unknown>)[keys[i]!]
+      } catch (cause) {
+        return `${path()} could not be read: its getter threw (${causeText(cause)})`
+      }
+      // JSON drops object properties that are undefined.
+      if (keys !== undefined && value === undefined) continue
+      break
+    }
+  }
+}
