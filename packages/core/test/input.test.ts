@@ -1,0 +1,164 @@
+import { describe, expect, it } from "@effect/vitest"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { TestBus, TestTier } from "@tiercache/testing"
+import { Effect, Layer, Option, Schema } from "effect"
+
+/** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
+const setup = Effect.gen(function* () {
+  const hub = yield* TestBus.makeHub
+  const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+  const l2 = yield* TestTier.make()
+  const cache = yield* TieredCache.make().pipe(
+    Effect.provide(TestBus.layer(hub)),
+    Effect.provideService(Tier.L1, l1),
+    Effect.provideService(Tier.L2, l2)
+  )
+  const nothingWritten = Effect.gen(function* () {
+    expect((yield* l2.snapshot).size).toBe(0)
+    expect(yield* hub.published).toEqual([])
+  })
+  return { cache, l1, l2, hub, nothingWritten }
+})
+
+/** Nested arrays, `depth` levels deep, built without recursion. */
+const nested = (depth: number): unknown => {
+  let value: unknown = "leaf"
+  for (let i = 0; i < depth; i++) value = [value]
+  return value
+}
+
+/** A plain-JS caller: the cache seen through `any`, as code without TypeScript calls it. */
+// biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+const untyped = (cache: TieredCache.TieredCache.Service): any => cache
+
+const expectInputError = (error: unknown, problem: string, mention: string) => {
+  expect(error).toMatchObject({ _tag: "CacheInputError", problem })
+  expect((error as Error).message).toContain(mention)
+}
+
+describe("input that used to be a defect is a CacheInputError; nothing is written", () => {
+  it.scoped("a value with a throwing getter, at any depth", () =>
+    Effect.gen(function* () {
+      const { cache, nothingWritten } = yield* setup
+      const bad = {
+        a: [
+          1,
+          {
+            get b(): unknown {
+              throw new Error("boom")
+            }
+          }
+        ]
+      }
+      for (const effect of [
+        cache.set("k", bad),
+        cache.update("k", bad),
+        cache.getOrCompute("k", Effect.succeed(bad))
+      ]) {
+        const error = yield* Effect.flip(effect)
+        expectInputError(error, "UnencodableValue", "value.a[1].b could not be read")
+        expect((error as Error).message).toContain("boom")
+      }
+      // A proxy whose traps throw is refused too.
+      const proxy = new Proxy(
+        {},
+        {
+          ownKeys: () => {
+            throw new Error("no keys")
+          }
+        }
+      )
+      expectInputError(yield* Effect.flip(cache.set("k", proxy)), "UnencodableValue", "no keys")
+      yield* nothingWritten
+      expect(yield* cache.get("k")).toEqual(Option.none())
+    })
+  )
+
+  it.scoped("an array nested 100,000 deep is refused without a stack overflow; 1,000 levels are stored", () =>
+    Effect.gen(function* () {
+      const { cache, l2, nothingWritten } = yield* setup
+      const deep = nested(100_000)
+      const error = yield* Effect.flip(cache.set("k", deep))
+      expectInputError(error, "UnencodableValue", "nested deeper than 1000 levels")
+      expectInputError(
+        yield* Effect.flip(cache.getOrCompute("k", Effect.succeed(deep))),
+        "UnencodableValue",
+        "deeper than 1000"
+      )
+      expectInputError(yield* Effect.flip(cache.set("k", nested(1001))), "UnencodableValue", "deeper")
+      // A circular value is still named as such, wherever the cycle starts.
+      const loop: Array<unknown> = []
+      loop.push({ x: loop })
+      expectInputError(
+        yield* Effect.flip(cache.set("k", [loop])),
+        "UnencodableValue",
+        "value[0][0].x is a circular"
+      )
+      yield* nothingWritten
+
+      // At the bound, the value is stored and read back from the L2 as it was.
+      yield* cache.set("k", nested(1000))
+      expect(Option.getOrThrow(yield* l2.get("k")).value).toEqual(nested(1000))
+      expect(yield* cache.get("k")).toEqual(Option.some(nested(1000)))
+    })
+  )
+
+  it.scoped("a compute that is not an Effect (a function, a promise, undefined) from plain JS", () =>
+    Effect.gen(function* () {
+      const { cache, nothingWritten } = yield* setup
+      const js = untyped(cache)
+      const cases: ReadonlyArray<readonly [unknown, string]> = [
+        [() => 1, "a function"],
+        [async () => 1, "a function"],
+        [Promise.resolve(1), "a Promise"],
+        [undefined, "undefined"],
+        [null, "null"],
+        [{ value: 1 }, "object"]
+      ]
+      for (const [compute, mention] of cases) {
+        expectInputError(yield* Effect.flip(js.getOrCompute("k", compute)), "InvalidOption", mention)
+        expectInputError(
+          yield* Effect.flip(js.getOrComputeTyped("k", Schema.Number, compute)),
+          "InvalidOption",
+          "compute must be an Effect"
+        )
+      }
+      yield* nothingWritten
+      expect((yield* cache.stats).inFlight).toBe(0)
+      // A real Effect afterwards computes as usual.
+      expect(yield* cache.getOrCompute("k", Effect.succeed(7))).toBe(7)
+    })
+  )
+
+  it.scoped("keys, patterns and tags that are not well-formed UTF-16 (lone surrogates)", () =>
+    Effect.gen(function* () {
+      const { cache, l1, nothingWritten } = yield* setup
+      const lone = ["k\uD800", "k\uDBFF", "\uDC00k", "a\uDC00\uD800b"]
+      for (const key of lone) {
+        for (const effect of [
+          cache.set(key, 1),
+          cache.update(key, 1),
+          cache.get(key),
+          cache.getTyped(key, Schema.Number),
+          cache.getMany(["ok", key]),
+          cache.getOrCompute(key, Effect.succeed(1)),
+          cache.getOrComputeTyped(key, Schema.Number, Effect.succeed(1)),
+          cache.invalidate(key),
+          cache.invalidateMany([key]),
+          cache.invalidatePattern(`${key}*`),
+          cache.invalidateTag(key),
+          cache.set("ok", 1, { tags: [key] })
+        ]) {
+          const error = yield* Effect.flip(effect as Effect.Effect<unknown, unknown>)
+          expect(error).toMatchObject({ _tag: "CacheInputError" })
+          expect((error as Error).message).toContain("well-formed UTF-16: it has a lone surrogate")
+        }
+      }
+      yield* nothingWritten
+      expect(Option.isNone(yield* l1.get("ok"))).toBe(true)
+      // Well-formed pairs are fine.
+      yield* cache.set("emoji:\uD83D\uDE00", 1)
+      expect(yield* cache.get("emoji:\uD83D\uDE00")).toEqual(Option.some(1))
+    })
+  )
+})
