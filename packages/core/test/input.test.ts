@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 
 /** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
 const setup = Effect.gen(function* () {
@@ -159,6 +159,30 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       // Well-formed pairs are fine.
       yield* cache.set("emoji:\uD83D\uDE00", 1)
       expect(yield* cache.get("emoji:\uD83D\uDE00")).toEqual(Option.some(1))
+    })
+  )
+
+  it.scoped("defaults whose TTL plus grace exceed 2^52 ms are a CacheConfigError at build", () =>
+    Effect.gen(function* () {
+      const build = (options: TieredCache.Options) =>
+        Effect.flip(
+          TieredCache.make(options).pipe(
+            Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 1 })),
+            Effect.provideServiceEffect(Tier.L2, TestTier.make())
+          )
+        )
+      expect(yield* build({ defaultTtl: 2 ** 52, defaultGrace: 1 })).toMatchObject({
+        _tag: "CacheConfigError",
+        option: "defaultGrace"
+      })
+      expect(yield* build({ defaultTtl: 1e300 })).toMatchObject({
+        _tag: "CacheConfigError",
+        option: "defaultTtl"
+      })
+      expect(yield* build({ tagRetention: 1e300 })).toMatchObject({
+        _tag: "CacheConfigError",
+        option: "tagRetention"
+      })
     })
   )
 })

@@ -201,7 +201,8 @@ export const make = (
       return yield* new CacheConfigError({ option: "defaultGrace", reason: defaultGrace.reason })
     }
     const badLifetime = lifetimeError(defaultTtl, defaultGrace)
-    if (badLifetime) return yield* new CacheConfigError({ option: "defaultGrace", reason: badLifetime.reason })
+    if (badLifetime)
+      return yield* new CacheConfigError({ option: "defaultGrace", reason: badLifetime.reason })
     const l1Scale = options.l1TtlScale ?? 1
     if (typeof l1Scale !== "number" || !(l1Scale > 0 && l1Scale <= 1)) {
       return yield* new CacheConfigError({
