@@ -107,6 +107,7 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     Effect.gen(function* () {
       const { cache, nothingWritten } = yield* setup
       const js = untyped(cache)
+      const run = (effect: unknown) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
       const cases: ReadonlyArray<readonly [unknown, string]> = [
         [() => 1, "a function"],
         [async () => 1, "a function"],
@@ -116,9 +117,9 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
         [{ value: 1 }, "object"]
       ]
       for (const [compute, mention] of cases) {
-        expectInputError(yield* Effect.flip(js.getOrCompute("k", compute)), "InvalidOption", mention)
+        expectInputError(yield* run(js.getOrCompute("k", compute)), "InvalidOption", mention)
         expectInputError(
-          yield* Effect.flip(js.getOrComputeTyped("k", Schema.Number, compute)),
+          yield* run(js.getOrComputeTyped("k", Schema.Number, compute)),
           "InvalidOption",
           "compute must be an Effect"
         )
