@@ -1,17 +1,15 @@
 import { FileSystem, KeyValueStore } from "@effect/platform"
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import { KeyValueStoreTier } from "@tiercache/core"
+import * as TierSuite from "@tiercache/testing/TierSuite"
 import { Effect, Layer } from "effect"
-import { semanticsSuite } from "./semantics.js"
 
-semanticsSuite("KeyValueStoreTier (memory store)", {
-  l2: KeyValueStoreTier.make().pipe(Effect.provide(KeyValueStore.layerMemory)),
-  env: Layer.empty,
-  live: false
+TierSuite.run("KeyValueStoreTier (memory store)", {
+  tier: KeyValueStoreTier.layer().pipe(Layer.provide(KeyValueStore.layerMemory))
 })
 
-semanticsSuite("KeyValueStoreTier (file system store)", {
-  l2: Effect.gen(function* () {
+TierSuite.run("KeyValueStoreTier (file system store)", {
+  tier: Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
     return yield* KeyValueStoreTier.make().pipe(Effect.provide(KeyValueStore.layerFileSystem(directory)))

@@ -1,5 +1,4 @@
 import { TestTier } from "@tiercache/testing"
-import { Layer } from "effect"
-import { semanticsSuite } from "./semantics.js"
+import * as TierSuite from "@tiercache/testing/TierSuite"
 
-semanticsSuite("TestTier", { l2: TestTier.make(), env: Layer.empty, live: false })
+TierSuite.run("TestTier", { tier: TestTier.layer() })

@@ -1,0 +1,97 @@
+/**
+ * The tests of `TierSuite.run`: TieredCache's core semantics over one tier as the L2 (reads,
+ * promotion, lifetimes, writes; computations in semanticsCompute.ts).
+ *
+ * @internal
+ */
+import { expect, type Vitest } from "@effect/vitest"
+import type { TieredCache } from "@tiercache/core"
+import { Effect, Option, TestClock } from "effect"
+import { registerComputeTests } from "./semanticsCompute.js"
+import { type Context, freshKey } from "./suiteContext.js"
+
+/** Registers the suite's tests with `it` (from `layer(...)` of @effect/vitest). */
+export const register = <R>(it: Vitest.MethodsNonLive<R, boolean>, { instances, live }: Context<R>): void => {
+  it.scoped("an L1 hit answers from memory; an L2 hit is promoted to L1", () =>
+    Effect.gen(function* () {
+      const { caches, l2, settle } = yield* instances()
+      const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+      const key = freshKey("promote")
+      yield* a.set(key, { n: 1 }, { ttl: "1 minute" })
+      yield* settle
+      expect(yield* a.get(key)).toEqual(Option.some({ n: 1 }))
+      // b's L1 is empty: L2 answers and b's L1 receives the entry.
+      expect(yield* b.get(key)).toEqual(Option.some({ n: 1 }))
+      expect(yield* b.get(key)).toEqual(Option.some({ n: 1 }))
+      const sa = yield* a.stats
+      const sb = yield* b.stats
+      expect([sa.l1Hits, sa.l2Hits, sa.misses]).toEqual([1, 0, 0])
+      expect([sb.l1Hits, sb.l2Hits, sb.misses, sb.promotions]).toEqual([1, 1, 0, 1])
+      expect(Option.isSome(yield* l2.get(key))).toBe(true)
+    })
+  )
+
+  if (!live) {
+    it.scoped("a promoted copy expires when the L2 copy does, not after a default", () =>
+      Effect.gen(function* () {
+        const { caches, settle } = yield* instances()
+        const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+        const key = freshKey("lifetime")
+        yield* a.set(key, "v", { ttl: "10 seconds" })
+        yield* settle
+        yield* TestClock.adjust("7 seconds")
+        expect(yield* b.get(key)).toEqual(Option.some("v")) // promoted with 3 s left
+        yield* TestClock.adjust("2999 millis")
+        expect(yield* b.get(key)).toEqual(Option.some("v"))
+        expect((yield* b.stats).l1Hits).toBe(1)
+        yield* TestClock.adjust("1 millis")
+        expect(yield* b.get(key)).toEqual(Option.none())
+        expect((yield* b.stats).misses).toBe(1)
+      })
+    )
+
+    it.scoped("an entry expires exactly at its TTL", () =>
+      Effect.gen(function* () {
+        const { caches } = yield* instances(1)
+        const cache = caches[0]!
+        const key = freshKey("ttl")
+        yield* cache.set(key, 42, { ttl: "500 millis" })
+        yield* TestClock.adjust("499 millis")
+        expect(yield* cache.get(key)).toEqual(Option.some(42))
+        yield* TestClock.adjust("1 millis")
+        expect(yield* cache.get(key)).toEqual(Option.none())
+        const s = yield* cache.stats
+        expect([s.l1Hits, s.l2Hits, s.misses]).toEqual([1, 0, 1])
+      })
+    )
+  } else {
+    it.scoped("a promoted copy keeps the L2 copy's remaining lifetime", () =>
+      Effect.gen(function* () {
+        const { caches, settle } = yield* instances()
+        const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+        const key = freshKey("lifetime")
+        yield* a.set(key, "v", { ttl: "600 millis" })
+        yield* settle
+        yield* Effect.sleep("300 millis")
+        expect(yield* b.get(key)).toEqual(Option.some("v"))
+        yield* Effect.sleep("200 millis")
+        expect(yield* b.get(key)).toEqual(Option.some("v"))
+        yield* Effect.sleep("200 millis")
+        expect(yield* b.get(key)).toEqual(Option.none())
+      })
+    )
+  }
+
+  it.scoped("set writes every tier", () =>
+    Effect.gen(function* () {
+      const { caches, l2 } = yield* instances(1)
+      const key = freshKey("write")
+      yield* caches[0]!.set(key, [1, 2, 3], { ttl: "1 minute", tags: ["t"] })
+      const stored = yield* l2.get(key)
+      expect(Option.map(stored, (e) => [e.value, e.tags])).toEqual(Option.some([[1, 2, 3], ["t"]]))
+      expect((yield* caches[0]!.get(key))._tag).toBe("Some")
+    })
+  )
+
+  registerComputeTests(it, { instances, live })
+}
