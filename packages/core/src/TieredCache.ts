@@ -103,7 +103,9 @@ export interface ReadOptions {
 
 /**
  * Options of a write: a TTL (`ttl`, or a `strategy`; not both), a grace window during which
- * the expired value may still be served as stale, and tags.
+ * the expired value may still be served as stale, and tags. TTL plus grace is at most 2^52 ms
+ * (about 142,000 years, so that every expiry time is an exact epoch-ms integer any tier
+ * stores); a longer one is a `CacheInputError` before anything is written.
  *
  * @since 0.1.0
  */
