@@ -14,8 +14,9 @@
  * - a key of zero bytes matches only the empty pattern, and patterns with more than 1,000 nested `*`
  *   match nothing (Redis's guard against abusive patterns).
  *
- * Keys and patterns that are ASCII are matched on their characters directly; only those with
- * other characters are encoded to UTF-8 first.
+ * An ASCII pattern with few `*` is compiled once into a regular expression for ASCII keys
+ * (their characters are their bytes); other keys and patterns are encoded to UTF-8 and go
+ * through a port of Redis's matcher.
  *
  * @since 0.1.0
  */
@@ -83,46 +84,51 @@ const utf8 = (s: string): string => {
 const signed = (b: number): number => (b > 127 ? b - 256 : b)
 
 /**
- * Redis's matcher over two strings of bytes (one character per byte). Reading the pattern past
- * its end yields 0, as the C code reads the string's terminating NUL. `skip` carries Redis's
- * `skipLongerMatches`: once the rest of a pattern failed from every position, earlier `*` need
- * not try longer runs.
+ * Redis's `skipLongerMatches`: once the rest of a pattern failed from every position, earlier
+ * `*` need not try longer runs. Matching is synchronous, so one flag serves every match.
  */
-const matchBytes = (
-  p: string,
-  pi: number,
-  s: string,
-  si: number,
-  skip: { value: boolean },
-  nesting: number
-): boolean => {
+let skipLonger = false
+
+/** The pattern's byte at `i`, or 0 past its end (the C code reads the terminating NUL there). */
+const byteAt = (p: string, i: number): number => (i < p.length ? p.charCodeAt(i) : 0)
+
+/** Whether the byte at `i` of the pattern must equal the key's byte (no wildcard, class or escape). */
+const isLiteral = (c: number): boolean => c !== STAR && c !== QUESTION && c !== OPEN && c !== BACKSLASH
+
+/** Redis's matcher over two strings of bytes (one character per byte). */
+const matchBytes = (p: string, pi: number, s: string, si: number, nesting: number): boolean => {
   if (nesting > MAX_NESTING) return false
   const pEnd = p.length
   const sEnd = s.length
-  const at = (i: number): number => (i < pEnd ? p.charCodeAt(i) : 0)
   while (pi < pEnd && si < sEnd) {
     const c = p.charCodeAt(pi)
     if (c === STAR) {
-      while (pi < pEnd && at(pi + 1) === STAR) pi++
+      while (pi < pEnd && byteAt(p, pi + 1) === STAR) pi++
       if (pEnd - pi === 1) return true
+      // Where the rest starts with a literal byte, only the positions holding it can match
+      // (the others would fail at once, without touching skipLonger).
+      const next = p.charCodeAt(pi + 1)
+      const literal = isLiteral(next)
       while (si < sEnd) {
-        if (matchBytes(p, pi + 1, s, si, skip, nesting + 1)) return true
-        if (skip.value) return false
+        if (!literal || s.charCodeAt(si) === next) {
+          if (matchBytes(p, pi + 1, s, si, nesting + 1)) return true
+          if (skipLonger) return false
+        }
         si++
       }
-      skip.value = true
+      skipLonger = true
       return false
     } else if (c === QUESTION) {
       si++
     } else if (c === OPEN) {
       pi++
-      const not = at(pi) === CARET
+      const not = byteAt(p, pi) === CARET
       if (not) pi++
       let match = false
       const b = s.charCodeAt(si)
       for (;;) {
         const left = pEnd - pi
-        const pc = at(pi)
+        const pc = byteAt(p, pi)
         if (pc === BACKSLASH && left >= 2) {
           pi++
           if (p.charCodeAt(pi) === b) match = true
@@ -132,12 +138,11 @@ const matchBytes = (
           pi--
           break
         } else if (left >= 3 && p.charCodeAt(pi + 1) === DASH) {
-          let start = signed(pc)
-          let end = signed(p.charCodeAt(pi + 2))
-          if (start > end) [start, end] = [end, start]
+          const x = signed(pc)
+          const y = signed(p.charCodeAt(pi + 2))
           const sb = signed(b)
           pi += 2
-          if (sb >= start && sb <= end) match = true
+          if (x <= y ? sb >= x && sb <= y : sb >= y && sb <= x) match = true
         } else if (pc === b) {
           match = true
         }
@@ -153,12 +158,76 @@ const matchBytes = (
     }
     pi++
     if (si === sEnd) {
-      while (at(pi) === STAR) pi++
+      while (byteAt(p, pi) === STAR) pi++
       break
     }
   }
-  return pi >= pEnd && si === sEnd
+  return pi === pEnd && si === sEnd
 }
+
+/** Whether the key's bytes match the pattern's, from the start. */
+const matchAll = (p: string, s: string): boolean => {
+  skipLonger = false
+  return matchBytes(p, 0, s, 0, 0)
+}
+
+/** `\xHH` for an ASCII character, so that it is literal in a regular expression. */
+const hex = (c: number): string => `\\x${c.toString(16).padStart(2, "0")}`
+
+/**
+ * Compiles an ASCII glob into a regular expression that accepts exactly the ASCII keys Redis's
+ * matcher accepts (the byte matcher's grammar, read once: Redis's reading of the pattern never
+ * depends on the key). Every key byte is ASCII there, so ranges compare the same signed or not.
+ */
+const asciiRegExp = (glob: string): RegExp => {
+  const n = glob.length
+  let out = "^"
+  for (let i = 0; i < n; i++) {
+    const c = glob.charCodeAt(i)
+    if (c === STAR) {
+      while (i < n && byteAt(glob, i + 1) === STAR) i++
+      out += "[\\s\\S]*"
+    } else if (c === QUESTION) {
+      out += "[\\s\\S]"
+    } else if (c === OPEN) {
+      i++
+      const not = byteAt(glob, i) === CARET
+      if (not) i++
+      let set = ""
+      for (;;) {
+        const left = n - i
+        const pc = byteAt(glob, i)
+        if (pc === BACKSLASH && left >= 2) {
+          i++
+          set += hex(glob.charCodeAt(i))
+        } else if (pc === CLOSE) {
+          break
+        } else if (left === 0) {
+          i--
+          break
+        } else if (left >= 3 && glob.charCodeAt(i + 1) === DASH) {
+          const end = glob.charCodeAt(i + 2)
+          set += `${hex(Math.min(pc, end))}-${hex(Math.max(pc, end))}`
+          i += 2
+        } else {
+          set += hex(pc)
+        }
+        i++
+      }
+      out += set === "" ? (not ? "[\\s\\S]" : "(?!)") : `[${not ? "^" : ""}${set}]`
+    } else {
+      if (c === BACKSLASH && n - i >= 2) i++
+      out += hex(glob.charCodeAt(i))
+    }
+  }
+  return new RegExp(`${out}$`)
+}
+
+/**
+ * Above this many `*`, an ASCII glob is matched by the byte matcher too: a regular expression
+ * backtracks through every split of the key between its stars, where Redis's matcher prunes.
+ */
+const MAX_REGEXP_STARS = 3
 
 /**
  * A predicate that tells whether a key matches the glob, as Redis's `SCAN MATCH` does (see the
@@ -170,5 +239,8 @@ export const matcher = (glob: string): ((key: string) => boolean) => {
   const asciiGlob = !nonAscii.test(glob)
   if (!/[*?[\\]/.test(glob) && asciiGlob) return (key) => key === glob
   const globBytes = asciiGlob ? glob : utf8(glob)
-  return (key) => matchBytes(globBytes, 0, nonAscii.test(key) ? utf8(key) : key, 0, { value: false }, 0)
+  const regExp = asciiGlob && glob.split("*").length - 1 <= MAX_REGEXP_STARS ? asciiRegExp(glob) : undefined
+  if (regExp === undefined) return (key) => matchAll(globBytes, nonAscii.test(key) ? utf8(key) : key)
+  // A key of zero bytes matches no pattern but the empty one, which took the first branch.
+  return (key) => (nonAscii.test(key) ? matchAll(globBytes, utf8(key)) : key.length > 0 && regExp.test(key))
 }
