@@ -242,5 +242,8 @@ export const matcher = (glob: string): ((key: string) => boolean) => {
   const regExp = asciiGlob && glob.split("*").length - 1 <= MAX_REGEXP_STARS ? asciiRegExp(glob) : undefined
   if (regExp === undefined) return (key) => matchAll(globBytes, nonAscii.test(key) ? utf8(key) : key)
   // A key of zero bytes matches no pattern but the empty one, which took the first branch.
+  // Without `?` or a class, only ASCII literals and `*` remain: a non-ASCII character matches
+  // them exactly when its bytes do, so the key need not be looked at first.
+  if (!/[?[]/.test(glob)) return (key) => key.length > 0 && regExp.test(key)
   return (key) => (nonAscii.test(key) ? matchAll(globBytes, utf8(key)) : key.length > 0 && regExp.test(key))
 }
