@@ -29,6 +29,9 @@ import {
 } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import { READ_COMMAND } from "./internal/commands.js"
+import { DEFAULT_PREFIX, resolvePrefix } from "./internal/namespace.js"
+import { quiet } from "./internal/quiet.js"
+import { sanitize } from "./internal/sanitize.js"
 
 const { CacheConfigError } = CacheError
 type CacheConfigError = CacheError.CacheConfigError
@@ -43,7 +46,11 @@ export class RedisConnectionError extends Schema.TaggedError<RedisConnectionErro
 )("RedisConnectionError", {
   /** What went wrong, for people (never contains credentials). */
   reason: Schema.String,
-  /** The underlying failure, when there is one. */
+  /**
+   * The underlying failure, when there is one: the driver's error reduced to its class,
+   * message, stack and network details (the failed command and its arguments, which for AUTH
+   * are the user name and password, are dropped).
+   */
   cause: Schema.optional(Schema.Defect)
 }) {
   /** @since 0.1.0 */
@@ -75,12 +82,32 @@ export interface Options {
   readonly db?: number | undefined
   /** TLS options for the socket (as for `tls.connect`); presence enables TLS. */
   readonly tls?: ConnectionOptions | undefined
-  /** A prefix put before every key this package writes, read or scans (default `""`). */
+  /**
+   * The namespace: a prefix put before every key RedisTier and RedisStreams write, read or
+   * scan, and the namespace RedisInvalidationBus stamps on its messages (default
+   * `tiercache:`). `clear` and `invalidatePattern` only ever reach keys under it. An empty
+   * prefix is refused unless `allowEmptyPrefix` is `true`.
+   */
   readonly keyPrefix?: string | undefined
+  /**
+   * Allow `keyPrefix: ""`: the cache's keys are then bare, and `clear` and
+   * `invalidatePattern("*")` delete every key of the database (give the cache a database of
+   * its own, `db`). Default false.
+   */
+  readonly allowEmptyPrefix?: boolean | undefined
   /** Bound on opening a connection, including its first PING (default 2 seconds). */
   readonly connectTimeout?: Duration.DurationInput | undefined
-  /** Bound on every command (default 500 millis). */
+  /** Bound on every command (default 500 millis); large values get more, see below. */
   readonly commandTimeout?: Duration.DurationInput | undefined
+  /**
+   * Values of at least this many bytes (encoded) are large (default 1 MiB): they are written
+   * and read on a connection of their own (opened on first use), so that they never hold up
+   * the commands of other keys, and each such command is bounded by `commandTimeout` plus
+   * `timeoutPerMegabyte` per MiB it carries.
+   */
+  readonly largeValueBytes?: number | undefined
+  /** Extra time a command carrying a large value gets per MiB (default 100 millis). */
+  readonly timeoutPerMegabyte?: Duration.DurationInput | undefined
   /**
    * Batch the commands issued in one tick into one write (ioredis auto-pipelining; default
    * true). RedisTier's reads batch themselves and are always sent at once.
@@ -133,7 +160,16 @@ export declare namespace RedisConnection {
      * consumer group reader), closed with the scope.
      */
     readonly dedicated: (role: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
-    /** The prefix of every key. */
+    /**
+     * The connection for large values (see `largeValueBytes`), opened on first use and closed
+     * with the layer; its commands have no timeout of their own: bound them with `timeoutFor`.
+     */
+    readonly bulk: Effect.Effect<Redis, RedisConnectionError>
+    /** The threshold (bytes) from which a value is large. */
+    readonly largeValueBytes: number
+    /** The bound (ms) on a command carrying `bytes` bytes: `commandTimeout` plus the per-MiB allowance. */
+    readonly timeoutFor: (bytes: number) => number
+    /** The namespace (prefix of every key; the bus's namespace), never empty unless allowed. */
     readonly keyPrefix: string
     /** The bound on every command. */
     readonly commandTimeout: Duration.Duration
@@ -157,7 +193,7 @@ const decodeDuration = (
     )
   )
 
-type Role = "command" | "subscriber" | "blocking" | "dedicated"
+type Role = "command" | "subscriber" | "blocking" | "dedicated" | "bulk"
 
 interface Opener {
   readonly open: (role: Role, label?: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
@@ -255,6 +291,7 @@ const makeOpener = (settings: {
               live = true
               runFork(annotate(Effect.logDebug("redis connection ready")))
             })
+            quiet(client, (notice) => runFork(annotate(Effect.logWarning(`redis: ${notice}`))))
             return client
           }),
           (client) =>
@@ -270,7 +307,10 @@ const makeOpener = (settings: {
           Effect.zipRight(Effect.tryPromise({ try: () => client.ping(), catch: (cause) => cause })),
           Effect.mapError(
             (cause) =>
-              new RedisConnectionError({ reason: `${label} connection: ${describeError(cause)}`, cause })
+              new RedisConnectionError({
+                reason: `${label} connection: ${describeError(cause)}`,
+                cause: sanitize(cause)
+              })
           ),
           Effect.timeoutFail({
             duration: settings.connectTimeout,
@@ -369,6 +409,20 @@ export const make = (
     if (options.db !== undefined && !(Number.isInteger(options.db) && options.db >= 0)) {
       return yield* new CacheConfigError({ option: "db", reason: "must be a non-negative integer" })
     }
+    const keyPrefix = yield* resolvePrefix(
+      "keyPrefix",
+      options.keyPrefix,
+      options.allowEmptyPrefix,
+      DEFAULT_PREFIX
+    )
+    const largeValueBytes = options.largeValueBytes ?? 1024 * 1024
+    if (!(Number.isSafeInteger(largeValueBytes) && largeValueBytes > 0)) {
+      return yield* new CacheConfigError({ option: "largeValueBytes", reason: "must be a positive integer" })
+    }
+    const perMegabyte = yield* decodeDuration(options.timeoutPerMegabyte, "100 millis", "timeoutPerMegabyte")
+    const commandMs = Duration.toMillis(commandTimeout)
+    const perMegabyteMs = Duration.toMillis(perMegabyte)
+    const timeoutFor = (bytes: number) => Math.ceil(commandMs + (perMegabyteMs * bytes) / (1024 * 1024))
     const opener = yield* makeOpener({
       options,
       connectTimeout,
@@ -378,12 +432,25 @@ export const make = (
     })
     const client = yield* opener.open("command")
     const blocking = yield* makeBlocking(opener, client, commandTimeout)
+    const scope = yield* Effect.scope
+    // Opened on first use; a failed attempt is not kept (the next large value tries again).
+    const bulkRef = yield* SynchronizedRef.make(Option.none<Redis>())
+    const bulk = SynchronizedRef.modifyEffect(bulkRef, (current) =>
+      Option.match(current, {
+        onSome: (conn) => Effect.succeed([conn, current] as const),
+        onNone: () =>
+          Effect.map(Scope.extend(opener.open("bulk"), scope), (conn) => [conn, Option.some(conn)] as const)
+      })
+    )
     return {
       client,
       subscriber: opener.open("subscriber"),
       blocking,
       dedicated: (role) => opener.open("dedicated", role),
-      keyPrefix: options.keyPrefix ?? "",
+      bulk,
+      largeValueBytes,
+      timeoutFor,
+      keyPrefix,
       commandTimeout,
       connectTimeout
     } satisfies RedisConnection.Service

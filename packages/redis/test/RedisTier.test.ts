@@ -107,7 +107,7 @@ describe("RedisTier", () => {
       })
     )
 
-    it.scoped("a lone read is GET and PTTL, no script", () =>
+    it.scoped("a lone read is GETRANGE (up to largeValueBytes) and PTTL, no script", () =>
       Effect.gen(function* () {
         const tier = yield* Tier.L2
         const look = yield* observer
@@ -115,8 +115,9 @@ describe("RedisTier", () => {
         yield* Effect.promise(() => look.config("RESETSTAT"))
         expect(Option.map(yield* tier.get("lone"), (e) => e.value)).toEqual(Option.some("v"))
         const calls = yield* commandCalls(look)
-        expect(calls("get")).toBe(1)
+        expect(calls("getrange")).toBe(1)
         expect(calls("pttl")).toBe(1)
+        expect(calls("get") + calls("strlen")).toBe(0)
         expect(calls("evalsha") + calls("eval") + calls("exec") + calls("multi")).toBe(0)
         // Alone too, a key of another type, a value that is no entry, and no key are misses.
         yield* Effect.promise(() => look.lpush("t:lone:list", "x"))

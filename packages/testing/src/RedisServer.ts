@@ -48,6 +48,11 @@ export const notFoundMessage =
 export interface Options {
   /** Require this password (`--requirepass`). */
   readonly password?: string | undefined
+  /**
+   * ACL users, one rule each as in `ACL SETUSER` / a `user` line of redis.conf, e.g.
+   * `"cache on >secret ~tiercache:* &cache:invalidate +@all"` (name first).
+   */
+  readonly users?: ReadonlyArray<string> | undefined
   /** The executable (default: `redis-server` found on PATH). */
   readonly command?: string | undefined
   /** Extra arguments appended to the command line. */
@@ -216,6 +221,8 @@ export const make = (
       "--dir",
       dir,
       ...(options.password !== undefined ? ["--requirepass", options.password] : []),
+      // Each rule word is its own argument: redis-server quotes an argument holding spaces.
+      ...(options.users ?? []).flatMap((rule) => ["--user", ...rule.trim().split(/\s+/)]),
       ...(options.args ?? [])
     ]
 

@@ -93,6 +93,28 @@ describe("RedisServer", () => {
     }
   )
 
+  layer(
+    RedisServer.layer({
+      users: ["cache on >cache-pw ~tiercache:* &cache:invalidate +get +set", "off-user off"]
+    }),
+    { excludeTestServices: true, timeout: "20 seconds" }
+  )("with ACL users", (it) => {
+    it.effect("creates each user with its rules and password", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        const list = yield* ask(server.port, "ACL LIST", 7)
+        expect(list).toContain("user cache on #")
+        const cache = list.split(" user ").find((user) => user.startsWith("cache "))!
+        for (const rule of ["~tiercache:*", "&cache:invalidate", "-@all", "+get", "+set"]) {
+          expect(cache.split(" ")).toContain(rule)
+        }
+        expect(list).toContain("user off-user off")
+        expect(yield* ask(server.port, "AUTH cache cache-pw")).toBe("+OK")
+        expect(yield* ask(server.port, "AUTH cache wrong")).toMatch(/^-WRONGPASS/)
+      })
+    )
+  })
+
   it.live("the suite's scope stops the server", () =>
     Effect.gen(function* () {
       const port = yield* Effect.scoped(Effect.map(RedisServer.make(), (server) => server.port))
