@@ -129,7 +129,10 @@ describe("namespaces on a shared Redis", () => {
           const streams = yield* Effect.either(
             Effect.provide(RedisStreams.make({ prefix: "" }), connectionLayer())
           )
-          expect(streams).toMatchObject({ _tag: "Left", left: { _tag: "CacheConfigError", option: "prefix" } })
+          expect(streams).toMatchObject({
+            _tag: "Left",
+            left: { _tag: "CacheConfigError", option: "prefix" }
+          })
 
           // Asked for: bare keys, and clear reaches every key of the database (documented).
           const look = yield* observer
