@@ -18,20 +18,17 @@ import {
   Context,
   Duration,
   Effect,
-  Exit,
   Layer,
   Option,
-  Redacted,
-  Runtime,
-  Schema,
+  type Redacted,
   Scope,
   SynchronizedRef
 } from "effect"
-import { Redis, type RedisOptions } from "ioredis"
-import { READ_COMMAND } from "./internal/commands.js"
+import type { Redis } from "ioredis"
+import { makeBlocking } from "./internal/blocking.js"
+import type { RedisConnectionError } from "./internal/connectionError.js"
 import { DEFAULT_PREFIX, resolvePrefix } from "./internal/namespace.js"
-import { quiet } from "./internal/quiet.js"
-import { sanitize } from "./internal/sanitize.js"
+import { makeOpener } from "./internal/opener.js"
 
 const { CacheConfigError } = CacheError
 type CacheConfigError = CacheError.CacheConfigError
@@ -41,23 +38,7 @@ type CacheConfigError = CacheError.CacheConfigError
  *
  * @since 0.1.0
  */
-export class RedisConnectionError extends Schema.TaggedError<RedisConnectionError>(
-  "@tiercache/redis/RedisConnectionError"
-)("RedisConnectionError", {
-  /** What went wrong, for people (never contains credentials). */
-  reason: Schema.String,
-  /**
-   * The underlying failure, when there is one: the driver's error reduced to its class,
-   * message, stack and network details (the failed command and its arguments, which for AUTH
-   * are the user name and password, are dropped).
-   */
-  cause: Schema.optional(Schema.Defect)
-}) {
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `redis connection failed: ${this.reason}`
-  }
-}
+export { RedisConnectionError } from "./internal/connectionError.js"
 
 /**
  * How to reach Redis.
@@ -192,197 +173,6 @@ const decodeDuration = (
       () => new CacheConfigError({ option, reason: "must be a positive, finite duration" })
     )
   )
-
-type Role = "command" | "subscriber" | "blocking" | "dedicated" | "bulk"
-
-interface Opener {
-  readonly open: (role: Role, label?: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
-}
-
-const describeError = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "string" ? error : "unknown error"
-
-const makeOpener = (settings: {
-  readonly options: Options
-  readonly connectTimeout: Duration.Duration
-  readonly commandTimeout: Duration.Duration
-  readonly reconnectMaxDelay: Duration.Duration
-  readonly connectionName: string
-}): Effect.Effect<Opener> =>
-  Effect.gen(function* () {
-    const runtime = yield* Effect.runtime<never>()
-    const runFork = Runtime.runFork(runtime)
-    const { options } = settings
-    const connectMs = Duration.toMillis(settings.connectTimeout)
-    const commandMs = Duration.toMillis(settings.commandTimeout)
-    const maxDelayMs = Duration.toMillis(settings.reconnectMaxDelay)
-
-    const driverOptions = (role: Role, label: string): RedisOptions => {
-      const base: RedisOptions = {
-        lazyConnect: true,
-        connectTimeout: connectMs,
-        // Fail a command at once while disconnected instead of queueing it (and sending it
-        // late, after its caller gave up); reject in-flight commands when the socket closes.
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        autoResendUnfulfilledCommands: false,
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), maxDelayMs),
-        connectionName: `${settings.connectionName}:${label}`,
-        enableAutoPipelining: role === "command" && (options.enableAutoPipelining ?? true),
-        autoPipeliningIgnoredCommands: [READ_COMMAND],
-        autoResubscribe: false
-      }
-      if (role === "command" || role === "subscriber") base.commandTimeout = commandMs
-      if (options.host !== undefined) base.host = options.host
-      if (options.port !== undefined) base.port = options.port
-      if (options.db !== undefined) base.db = options.db
-      if (options.tls !== undefined) base.tls = options.tls
-      if (options.username !== undefined) base.username = Redacted.value(options.username)
-      if (options.password !== undefined) base.password = Redacted.value(options.password)
-      return base
-    }
-
-    const create = (role: Role, label: string): Redis => {
-      const driver = driverOptions(role, label)
-      const url =
-        options.url === undefined
-          ? undefined
-          : Redacted.isRedacted(options.url)
-            ? Redacted.value(options.url)
-            : options.url
-      return url === undefined ? new Redis(driver) : new Redis(url, driver)
-    }
-
-    const close = (client: Redis, graceful: boolean) =>
-      Effect.gen(function* () {
-        if (graceful && client.status === "ready") {
-          yield* Effect.tryPromise(() => client.quit()).pipe(
-            Effect.timeout(settings.commandTimeout),
-            Effect.ignore
-          )
-        }
-        client.disconnect()
-      })
-
-    const open = (role: Role, label: string = role) =>
-      Effect.gen(function* () {
-        let lastError: unknown
-        let live = false
-        let closing = false
-        const client = yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            const client = create(role, label)
-            const where = `${client.options.host}:${client.options.port}`
-            const annotate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-              Effect.annotateLogs(effect, { redis: where, connection: label })
-            // A listener must always be there: ioredis prints unhandled "error" events itself.
-            client.on("error", (error: unknown) => {
-              lastError = error
-              runFork(annotate(Effect.logDebug(`redis connection error: ${describeError(error)}`)))
-            })
-            client.on("close", () => {
-              if (!live) return
-              live = false
-              if (closing) return
-              runFork(annotate(Effect.logWarning("redis connection lost; reconnecting in the background")))
-            })
-            client.on("ready", () => {
-              if (live) return
-              live = true
-              runFork(annotate(Effect.logDebug("redis connection ready")))
-            })
-            quiet(client, (notice) => runFork(annotate(Effect.logWarning(`redis: ${notice}`))))
-            return client
-          }),
-          (client) =>
-            Effect.suspend(() => {
-              closing = true
-              return close(client, role === "command" || role === "subscriber")
-            })
-        )
-        yield* Effect.tryPromise({
-          try: () => client.connect(),
-          catch: (cause) => lastError ?? cause
-        }).pipe(
-          Effect.zipRight(Effect.tryPromise({ try: () => client.ping(), catch: (cause) => cause })),
-          Effect.mapError(
-            (cause) =>
-              new RedisConnectionError({
-                reason: `${label} connection: ${describeError(cause)}`,
-                cause: sanitize(cause)
-              })
-          ),
-          Effect.timeoutFail({
-            duration: settings.connectTimeout,
-            onTimeout: () =>
-              new RedisConnectionError({
-                reason: `${label} connection: no answer within ${Duration.format(settings.connectTimeout)}${
-                  lastError === undefined ? "" : ` (last error: ${describeError(lastError)})`
-                }`
-              })
-          }),
-          // Stop the background retries of a connection that never came up.
-          Effect.tapError(() => Effect.sync(() => client.disconnect()))
-        )
-        return client
-      })
-
-    return { open }
-  })
-
-interface BlockingConnection {
-  readonly client: Redis
-  /** The server-side id of the connection now (it changes on reconnect). */
-  id: string | undefined
-}
-
-const makeBlocking = (
-  opener: Opener,
-  commands: Redis,
-  commandTimeout: Duration.Duration
-): Effect.Effect<RedisConnection.Service["blocking"], never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const scope = yield* Effect.scope
-    const lock = yield* Effect.makeSemaphore(1)
-    const ref = yield* SynchronizedRef.make(Option.none<BlockingConnection>())
-    const readId = (conn: BlockingConnection) =>
-      conn.client.client("ID").then(
-        (id) => {
-          conn.id = String(id)
-        },
-        () => {
-          conn.id = undefined
-        }
-      )
-    const get = SynchronizedRef.modifyEffect(ref, (current) =>
-      Option.match(current, {
-        onSome: (conn) => Effect.succeed([conn, current] as const),
-        onNone: () =>
-          Effect.gen(function* () {
-            const client = yield* Scope.extend(opener.open("blocking"), scope)
-            const conn: BlockingConnection = { client, id: undefined }
-            client.on("ready", () => void readId(conn))
-            yield* Effect.promise(() => readId(conn))
-            return [conn, Option.some(conn)] as const
-          })
-      })
-    )
-    const unblock = (conn: BlockingConnection) =>
-      conn.id === undefined
-        ? Effect.void
-        : Effect.tryPromise(() => commands.client("UNBLOCK", conn.id!)).pipe(
-            Effect.timeout(commandTimeout),
-            Effect.ignore
-          )
-    return <A, E, R>(use: (client: Redis) => Effect.Effect<A, E, R>) =>
-      lock.withPermits(1)(
-        Effect.flatMap(get, (conn) =>
-          // Whether interrupted or failed (e.g. timed out), the command may still be blocked
-          // on the connection: wake it so that the next use does not queue behind it.
-          use(conn.client).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : unblock(conn))))
-        )
-      )
-  })
 
 /**
  * Opens the command connection (connect + PING under `connectTimeout`) for the life of the scope.
