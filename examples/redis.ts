@@ -9,7 +9,12 @@ import { Config, Effect, Layer, Schema } from "effect"
 const User = Schema.Struct({ id: Schema.Number, name: Schema.String, since: Schema.DateFromString })
 const loadUser = (id: number) => Effect.succeed({ id, name: `user ${id}`, since: new Date() })
 
-const RedisLive = RedisConnection.layerConfig({ url: Config.string("REDIS_URL") })
+// Every key (and the bus's namespace) starts with keyPrefix: clear and invalidatePattern never
+// reach keys outside it. The default is "tiercache:"; one prefix per application.
+const RedisLive = RedisConnection.layerConfig({
+  url: Config.redacted("REDIS_URL"),
+  keyPrefix: Config.succeed("myapp:cache:")
+})
 
 const CacheLive = TieredCache.layer({ defaultTtl: "5 minutes" }).pipe(
   Layer.provide(MemoryTier.layer({ maxEntries: 50_000 })),

@@ -1,20 +1,23 @@
 /**
  * The invalidation bus protocol: JSON messages compatible with the Rust crate's serde format
  * (`{"type":"Remove","key":...}`, `Update`, `RemovePattern`, `RemoveBulk`), plus tiercache's
- * own `RemoveTag` and `Clear`, each with an optional `origin` instance id.
+ * own `RemoveTag` and `Clear`, each with an optional `origin` instance id and an optional
+ * `namespace` (the sender's key prefix: a bus drops messages of another namespace; a message
+ * without one, as the Rust crate sends, applies to every cache on the channel).
  *
  * @since 0.1.0
  */
-import { Either, Schema } from "effect"
+import { Either, ParseResult, Schema } from "effect"
 
 const origin = Schema.optional(Schema.String)
+const namespace = Schema.optional(Schema.String)
 
 /**
  * Remove one key from every L1.
  *
  * @since 0.1.0
  */
-export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schema.String, origin })
+export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schema.String, origin, namespace })
 
 /**
  * Replace one key's value in every L1. `ttl_secs` is the seed's field (seconds, rounded up
@@ -30,7 +33,8 @@ export const Update = Schema.Struct({
   ttl_ms: Schema.optional(Schema.Number),
   grace_ms: Schema.optional(Schema.Number),
   tags: Schema.optional(Schema.Array(Schema.String)),
-  origin
+  origin,
+  namespace
 })
 
 /**
@@ -41,7 +45,8 @@ export const Update = Schema.Struct({
 export const RemovePattern = Schema.Struct({
   type: Schema.Literal("RemovePattern"),
   pattern: Schema.String,
-  origin
+  origin,
+  namespace
 })
 
 /**
@@ -52,7 +57,8 @@ export const RemovePattern = Schema.Struct({
 export const RemoveBulk = Schema.Struct({
   type: Schema.Literal("RemoveBulk"),
   keys: Schema.Array(Schema.String),
-  origin
+  origin,
+  namespace
 })
 
 /**
@@ -65,7 +71,8 @@ export const RemoveTag = Schema.Struct({
   tag: Schema.String,
   /** When the tag was invalidated (epoch ms); entries created at or before it are invalid. */
   at: Schema.optional(Schema.Number),
-  origin
+  origin,
+  namespace
 })
 
 /**
@@ -73,7 +80,7 @@ export const RemoveTag = Schema.Struct({
  *
  * @since 0.1.0
  */
-export const Clear = Schema.Struct({ type: Schema.Literal("Clear"), origin })
+export const Clear = Schema.Struct({ type: Schema.Literal("Clear"), origin, namespace })
 
 /**
  * Any bus message.
@@ -87,7 +94,77 @@ export const InvalidationMessage = Schema.Union(Remove, Update, RemovePattern, R
  */
 export type InvalidationMessage = typeof InvalidationMessage.Type
 
-const decodeJson = Schema.decodeUnknownEither(Schema.parseJson(InvalidationMessage))
+/**
+ * Why a wire message was refused: `not_json` (not JSON at all), `unknown_type` (not an object
+ * with a known `type`), `invalid_field` (a field missing or of the wrong type).
+ *
+ * @since 0.1.0
+ */
+export type MalformedKind = "not_json" | "unknown_type" | "invalid_field"
+
+/**
+ * A refused wire message: its kind and one short line saying what was wrong.
+ *
+ * @since 0.1.0
+ */
+export interface Malformed {
+  readonly kind: MalformedKind
+  readonly reason: string
+}
+
+const members = {
+  Remove: Schema.decodeUnknownEither(Remove),
+  Update: Schema.decodeUnknownEither(Update),
+  RemovePattern: Schema.decodeUnknownEither(RemovePattern),
+  RemoveBulk: Schema.decodeUnknownEither(RemoveBulk),
+  RemoveTag: Schema.decodeUnknownEither(RemoveTag),
+  Clear: Schema.decodeUnknownEither(Clear)
+} as const
+
+const clip = (text: string, max = 60): string => (text.length <= max ? text : `${text.slice(0, max)}...`)
+
+/** One line naming the first offending field, e.g. `field "keys.1": expected string, got 42`. */
+const describeIssue = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "does not match its type"
+  const field = issue.path.length === 0 ? "message" : `field "${issue.path.join(".")}"`
+  if (issue._tag === "Missing") return `${field} is missing`
+  const actual = issue.path.reduce<unknown>(
+    (value, key) =>
+      value !== null && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[key] : undefined,
+    error.issue.actual
+  )
+  return `${field} has the wrong type (${clip(JSON.stringify(actual) ?? String(actual))})`
+}
+
+/**
+ * Parses a wire message, saying precisely what was wrong with one that is refused.
+ *
+ * @since 0.1.0
+ */
+export const decodeDetailed = (raw: string): Either.Either<InvalidationMessage, Malformed> => {
+  let json: unknown
+  try {
+    json = JSON.parse(raw)
+  } catch {
+    return Either.left({ kind: "not_json", reason: `not JSON: ${clip(JSON.stringify(raw))}` })
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    return Either.left({ kind: "unknown_type", reason: "not a JSON object" })
+  }
+  const type = (json as { readonly type?: unknown }).type
+  if (typeof type !== "string" || !Object.hasOwn(members, type)) {
+    return Either.left({
+      kind: "unknown_type",
+      reason:
+        type === undefined ? 'no "type" field' : `unknown type ${clip(JSON.stringify(type) ?? String(type))}`
+    })
+  }
+  return Either.mapLeft(
+    members[type as keyof typeof members](json) as Either.Either<InvalidationMessage, ParseResult.ParseError>,
+    (error): Malformed => ({ kind: "invalid_field", reason: `${type}: ${describeIssue(error)}` })
+  )
+}
 
 /**
  * Serializes a message to its JSON wire form.
@@ -97,9 +174,10 @@ const decodeJson = Schema.decodeUnknownEither(Schema.parseJson(InvalidationMessa
 export const encode = (message: InvalidationMessage): string => JSON.stringify(message)
 
 /**
- * Parses a wire message; `Left` carries a short reason when it is not JSON or not a message.
+ * Parses a wire message; `Left` carries one short line saying what was wrong (see
+ * {@link decodeDetailed}).
  *
  * @since 0.1.0
  */
 export const decode = (raw: string): Either.Either<InvalidationMessage, string> =>
-  Either.mapLeft(decodeJson(raw), (error) => error.message.split("\n")[0] ?? "malformed message")
+  Either.mapLeft(decodeDetailed(raw), (malformed) => malformed.reason)

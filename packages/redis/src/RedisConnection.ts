@@ -18,17 +18,17 @@ import {
   Context,
   Duration,
   Effect,
-  Exit,
   Layer,
   Option,
-  Redacted,
-  Runtime,
-  Schema,
+  type Redacted,
   Scope,
   SynchronizedRef
 } from "effect"
-import { Redis, type RedisOptions } from "ioredis"
-import { READ_COMMAND } from "./internal/commands.js"
+import type { Redis } from "ioredis"
+import { makeBlocking } from "./internal/blocking.js"
+import type { RedisConnectionError } from "./internal/connectionError.js"
+import { DEFAULT_PREFIX, resolvePrefix } from "./internal/namespace.js"
+import { makeOpener } from "./internal/opener.js"
 
 const { CacheConfigError } = CacheError
 type CacheConfigError = CacheError.CacheConfigError
@@ -38,19 +38,7 @@ type CacheConfigError = CacheError.CacheConfigError
  *
  * @since 0.1.0
  */
-export class RedisConnectionError extends Schema.TaggedError<RedisConnectionError>(
-  "@tiercache/redis/RedisConnectionError"
-)("RedisConnectionError", {
-  /** What went wrong, for people (never contains credentials). */
-  reason: Schema.String,
-  /** The underlying failure, when there is one. */
-  cause: Schema.optional(Schema.Defect)
-}) {
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `redis connection failed: ${this.reason}`
-  }
-}
+export { RedisConnectionError } from "./internal/connectionError.js"
 
 /**
  * How to reach Redis.
@@ -75,12 +63,32 @@ export interface Options {
   readonly db?: number | undefined
   /** TLS options for the socket (as for `tls.connect`); presence enables TLS. */
   readonly tls?: ConnectionOptions | undefined
-  /** A prefix put before every key this package writes, read or scans (default `""`). */
+  /**
+   * The namespace: a prefix put before every key RedisTier and RedisStreams write, read or
+   * scan, and the namespace RedisInvalidationBus stamps on its messages (default
+   * `tiercache:`). `clear` and `invalidatePattern` only ever reach keys under it. An empty
+   * prefix is refused unless `allowEmptyPrefix` is `true`.
+   */
   readonly keyPrefix?: string | undefined
+  /**
+   * Allow `keyPrefix: ""`: the cache's keys are then bare, and `clear` and
+   * `invalidatePattern("*")` delete every key of the database (give the cache a database of
+   * its own, `db`). Default false.
+   */
+  readonly allowEmptyPrefix?: boolean | undefined
   /** Bound on opening a connection, including its first PING (default 2 seconds). */
   readonly connectTimeout?: Duration.DurationInput | undefined
-  /** Bound on every command (default 500 millis). */
+  /** Bound on every command (default 500 millis); large values get more, see below. */
   readonly commandTimeout?: Duration.DurationInput | undefined
+  /**
+   * Values of at least this many bytes (encoded) are large (default 1 MiB): they are written
+   * and read on a connection of their own (opened on first use), so that they never hold up
+   * the commands of other keys, and each such command is bounded by `commandTimeout` plus
+   * `timeoutPerMegabyte` per MiB it carries.
+   */
+  readonly largeValueBytes?: number | undefined
+  /** Extra time a command carrying a large value gets per MiB (default 100 millis). */
+  readonly timeoutPerMegabyte?: Duration.DurationInput | undefined
   /**
    * Batch the commands issued in one tick into one write (ioredis auto-pipelining; default
    * true). RedisTier's reads batch themselves and are always sent at once.
@@ -133,7 +141,16 @@ export declare namespace RedisConnection {
      * consumer group reader), closed with the scope.
      */
     readonly dedicated: (role: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
-    /** The prefix of every key. */
+    /**
+     * The connection for large values (see `largeValueBytes`), opened on first use and closed
+     * with the layer; its commands have no timeout of their own: bound them with `timeoutFor`.
+     */
+    readonly bulk: Effect.Effect<Redis, RedisConnectionError>
+    /** The threshold (bytes) from which a value is large. */
+    readonly largeValueBytes: number
+    /** The bound (ms) on a command carrying `bytes` bytes: `commandTimeout` plus the per-MiB allowance. */
+    readonly timeoutFor: (bytes: number) => number
+    /** The namespace (prefix of every key; the bus's namespace), never empty unless allowed. */
     readonly keyPrefix: string
     /** The bound on every command. */
     readonly commandTimeout: Duration.Duration
@@ -156,193 +173,6 @@ const decodeDuration = (
       () => new CacheConfigError({ option, reason: "must be a positive, finite duration" })
     )
   )
-
-type Role = "command" | "subscriber" | "blocking" | "dedicated"
-
-interface Opener {
-  readonly open: (role: Role, label?: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
-}
-
-const describeError = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "string" ? error : "unknown error"
-
-const makeOpener = (settings: {
-  readonly options: Options
-  readonly connectTimeout: Duration.Duration
-  readonly commandTimeout: Duration.Duration
-  readonly reconnectMaxDelay: Duration.Duration
-  readonly connectionName: string
-}): Effect.Effect<Opener> =>
-  Effect.gen(function* () {
-    const runtime = yield* Effect.runtime<never>()
-    const runFork = Runtime.runFork(runtime)
-    const { options } = settings
-    const connectMs = Duration.toMillis(settings.connectTimeout)
-    const commandMs = Duration.toMillis(settings.commandTimeout)
-    const maxDelayMs = Duration.toMillis(settings.reconnectMaxDelay)
-
-    const driverOptions = (role: Role, label: string): RedisOptions => {
-      const base: RedisOptions = {
-        lazyConnect: true,
-        connectTimeout: connectMs,
-        // Fail a command at once while disconnected instead of queueing it (and sending it
-        // late, after its caller gave up); reject in-flight commands when the socket closes.
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        autoResendUnfulfilledCommands: false,
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), maxDelayMs),
-        connectionName: `${settings.connectionName}:${label}`,
-        enableAutoPipelining: role === "command" && (options.enableAutoPipelining ?? true),
-        autoPipeliningIgnoredCommands: [READ_COMMAND],
-        autoResubscribe: false
-      }
-      if (role === "command" || role === "subscriber") base.commandTimeout = commandMs
-      if (options.host !== undefined) base.host = options.host
-      if (options.port !== undefined) base.port = options.port
-      if (options.db !== undefined) base.db = options.db
-      if (options.tls !== undefined) base.tls = options.tls
-      if (options.username !== undefined) base.username = Redacted.value(options.username)
-      if (options.password !== undefined) base.password = Redacted.value(options.password)
-      return base
-    }
-
-    const create = (role: Role, label: string): Redis => {
-      const driver = driverOptions(role, label)
-      const url =
-        options.url === undefined
-          ? undefined
-          : Redacted.isRedacted(options.url)
-            ? Redacted.value(options.url)
-            : options.url
-      return url === undefined ? new Redis(driver) : new Redis(url, driver)
-    }
-
-    const close = (client: Redis, graceful: boolean) =>
-      Effect.gen(function* () {
-        if (graceful && client.status === "ready") {
-          yield* Effect.tryPromise(() => client.quit()).pipe(
-            Effect.timeout(settings.commandTimeout),
-            Effect.ignore
-          )
-        }
-        client.disconnect()
-      })
-
-    const open = (role: Role, label: string = role) =>
-      Effect.gen(function* () {
-        let lastError: unknown
-        let live = false
-        let closing = false
-        const client = yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            const client = create(role, label)
-            const where = `${client.options.host}:${client.options.port}`
-            const annotate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-              Effect.annotateLogs(effect, { redis: where, connection: label })
-            // A listener must always be there: ioredis prints unhandled "error" events itself.
-            client.on("error", (error: unknown) => {
-              lastError = error
-              runFork(annotate(Effect.logDebug(`redis connection error: ${describeError(error)}`)))
-            })
-            client.on("close", () => {
-              if (!live) return
-              live = false
-              if (closing) return
-              runFork(annotate(Effect.logWarning("redis connection lost; reconnecting in the background")))
-            })
-            client.on("ready", () => {
-              if (live) return
-              live = true
-              runFork(annotate(Effect.logDebug("redis connection ready")))
-            })
-            return client
-          }),
-          (client) =>
-            Effect.suspend(() => {
-              closing = true
-              return close(client, role === "command" || role === "subscriber")
-            })
-        )
-        yield* Effect.tryPromise({
-          try: () => client.connect(),
-          catch: (cause) => lastError ?? cause
-        }).pipe(
-          Effect.zipRight(Effect.tryPromise({ try: () => client.ping(), catch: (cause) => cause })),
-          Effect.mapError(
-            (cause) =>
-              new RedisConnectionError({ reason: `${label} connection: ${describeError(cause)}`, cause })
-          ),
-          Effect.timeoutFail({
-            duration: settings.connectTimeout,
-            onTimeout: () =>
-              new RedisConnectionError({
-                reason: `${label} connection: no answer within ${Duration.format(settings.connectTimeout)}${
-                  lastError === undefined ? "" : ` (last error: ${describeError(lastError)})`
-                }`
-              })
-          }),
-          // Stop the background retries of a connection that never came up.
-          Effect.tapError(() => Effect.sync(() => client.disconnect()))
-        )
-        return client
-      })
-
-    return { open }
-  })
-
-interface BlockingConnection {
-  readonly client: Redis
-  /** The server-side id of the connection now (it changes on reconnect). */
-  id: string | undefined
-}
-
-const makeBlocking = (
-  opener: Opener,
-  commands: Redis,
-  commandTimeout: Duration.Duration
-): Effect.Effect<RedisConnection.Service["blocking"], never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const scope = yield* Effect.scope
-    const lock = yield* Effect.makeSemaphore(1)
-    const ref = yield* SynchronizedRef.make(Option.none<BlockingConnection>())
-    const readId = (conn: BlockingConnection) =>
-      conn.client.client("ID").then(
-        (id) => {
-          conn.id = String(id)
-        },
-        () => {
-          conn.id = undefined
-        }
-      )
-    const get = SynchronizedRef.modifyEffect(ref, (current) =>
-      Option.match(current, {
-        onSome: (conn) => Effect.succeed([conn, current] as const),
-        onNone: () =>
-          Effect.gen(function* () {
-            const client = yield* Scope.extend(opener.open("blocking"), scope)
-            const conn: BlockingConnection = { client, id: undefined }
-            client.on("ready", () => void readId(conn))
-            yield* Effect.promise(() => readId(conn))
-            return [conn, Option.some(conn)] as const
-          })
-      })
-    )
-    const unblock = (conn: BlockingConnection) =>
-      conn.id === undefined
-        ? Effect.void
-        : Effect.tryPromise(() => commands.client("UNBLOCK", conn.id!)).pipe(
-            Effect.timeout(commandTimeout),
-            Effect.ignore
-          )
-    return <A, E, R>(use: (client: Redis) => Effect.Effect<A, E, R>) =>
-      lock.withPermits(1)(
-        Effect.flatMap(get, (conn) =>
-          // Whether interrupted or failed (e.g. timed out), the command may still be blocked
-          // on the connection: wake it so that the next use does not queue behind it.
-          use(conn.client).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : unblock(conn))))
-        )
-      )
-  })
 
 /**
  * Opens the command connection (connect + PING under `connectTimeout`) for the life of the scope.
@@ -369,6 +199,20 @@ export const make = (
     if (options.db !== undefined && !(Number.isInteger(options.db) && options.db >= 0)) {
       return yield* new CacheConfigError({ option: "db", reason: "must be a non-negative integer" })
     }
+    const keyPrefix = yield* resolvePrefix(
+      "keyPrefix",
+      options.keyPrefix,
+      options.allowEmptyPrefix,
+      DEFAULT_PREFIX
+    )
+    const largeValueBytes = options.largeValueBytes ?? 1024 * 1024
+    if (!(Number.isSafeInteger(largeValueBytes) && largeValueBytes > 0)) {
+      return yield* new CacheConfigError({ option: "largeValueBytes", reason: "must be a positive integer" })
+    }
+    const perMegabyte = yield* decodeDuration(options.timeoutPerMegabyte, "100 millis", "timeoutPerMegabyte")
+    const commandMs = Duration.toMillis(commandTimeout)
+    const perMegabyteMs = Duration.toMillis(perMegabyte)
+    const timeoutFor = (bytes: number) => Math.ceil(commandMs + (perMegabyteMs * bytes) / (1024 * 1024))
     const opener = yield* makeOpener({
       options,
       connectTimeout,
@@ -378,12 +222,25 @@ export const make = (
     })
     const client = yield* opener.open("command")
     const blocking = yield* makeBlocking(opener, client, commandTimeout)
+    const scope = yield* Effect.scope
+    // Opened on first use; a failed attempt is not kept (the next large value tries again).
+    const bulkRef = yield* SynchronizedRef.make(Option.none<Redis>())
+    const bulk = SynchronizedRef.modifyEffect(bulkRef, (current) =>
+      Option.match(current, {
+        onSome: (conn) => Effect.succeed([conn, current] as const),
+        onNone: () =>
+          Effect.map(Scope.extend(opener.open("bulk"), scope), (conn) => [conn, Option.some(conn)] as const)
+      })
+    )
     return {
       client,
       subscriber: opener.open("subscriber"),
       blocking,
       dedicated: (role) => opener.open("dedicated", role),
-      keyPrefix: options.keyPrefix ?? "",
+      bulk,
+      largeValueBytes,
+      timeoutFor,
+      keyPrefix,
       commandTimeout,
       connectTimeout
     } satisfies RedisConnection.Service

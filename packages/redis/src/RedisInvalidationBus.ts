@@ -4,10 +4,20 @@
  * back, the subscription subscribes again itself and, once Redis confirmed it, yields
  * `Reconnected`: messages published in between were lost, and the cache clears its L1.
  *
+ * Namespaces: the bus stamps every message it publishes with its namespace (by default the
+ * connection's `keyPrefix`, the same namespace as RedisTier's keys) and drops every message
+ * stamped with another one before the cache sees it, counting it (`stats`, and the metric
+ * `tiercache_bus_foreign_messages_total`). A message without a namespace (as the Rust crate
+ * sends) applies to every cache on the channel. Malformed messages are dropped here too,
+ * counted by kind (`tiercache_bus_malformed_messages_total{kind}`), and logged one short line
+ * at a time, at most once per `malformedLogInterval` per kind.
+ *
  * @since 0.1.0
  */
 import { CacheError, InvalidationBus, InvalidationMessage } from "@tiercache/core"
-import { Duration, Effect, FiberSet, Layer, Queue, Stream } from "effect"
+import { Context, Duration, Effect, FiberSet, identity, Layer, Metric, Option, Queue, Stream } from "effect"
+import { sanitize } from "./internal/sanitize.js"
+import * as ThrottledLog from "./internal/throttledLog.js"
 import { RedisConnection } from "./RedisConnection.js"
 
 type BusError = CacheError.BusError
@@ -21,6 +31,14 @@ const { BusError } = CacheError
 export interface Options {
   /** The Pub/Sub channel (default `cache:invalidate`, as the Rust crate uses). */
   readonly channel?: string | undefined
+  /**
+   * The namespace stamped on outgoing messages and required of incoming ones (default: the
+   * connection's `keyPrefix`, which is also RedisTier's default prefix). Give it when RedisTier
+   * has a `prefix` of its own: the same string.
+   */
+  readonly namespace?: string | undefined
+  /** Malformed messages are logged at most once per this interval per kind (default 1 minute). */
+  readonly malformedLogInterval?: Duration.DurationInput | undefined
 }
 
 /**
@@ -30,11 +48,75 @@ export interface Options {
  */
 export const defaultChannel = "cache:invalidate"
 
+/**
+ * What the bus dropped before the cache saw it, since the bus was built.
+ *
+ * @since 0.1.0
+ */
+export interface BusStats {
+  /** The channel. */
+  readonly channel: string
+  /** The namespace stamped on outgoing messages and required of incoming ones. */
+  readonly namespace: string
+  /** Messages stamped with another namespace (dropped). */
+  readonly foreignMessages: number
+  /** Messages that did not decode (dropped), all kinds together. */
+  readonly malformedMessages: number
+  /** Malformed messages by kind. */
+  readonly malformedByKind: Readonly<Record<InvalidationMessage.MalformedKind, number>>
+}
+
+/**
+ * The Redis bus's own view, next to the `InvalidationBus` it provides.
+ *
+ * @since 0.1.0
+ */
+export class RedisInvalidationBus extends Context.Tag("@tiercache/redis/RedisInvalidationBus")<
+  RedisInvalidationBus,
+  RedisInvalidationBus.Service
+>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace RedisInvalidationBus {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service extends InvalidationBus.InvalidationBus.Service {
+    /** What the bus dropped so far. */
+    readonly stats: Effect.Effect<BusStats>
+  }
+}
+
+/**
+ * Messages of another namespace dropped by the bus, by channel.
+ *
+ * @since 0.1.0
+ */
+export const foreignMessages = Metric.counter("tiercache_bus_foreign_messages_total", {
+  description: "Bus messages of another namespace, dropped before reaching the cache",
+  incremental: true
+})
+
+/**
+ * Malformed messages dropped by the bus, by channel and kind (not_json, unknown_type, invalid_field).
+ *
+ * @since 0.1.0
+ */
+export const malformedMessages = Metric.counter("tiercache_bus_malformed_messages_total", {
+  description: "Bus messages that did not decode, dropped before reaching the cache",
+  incremental: true
+})
+
 const describe = (cause: unknown): string => {
   const message = cause instanceof Error ? cause.message : String(cause)
   if (message.includes("enableOfflineQueue")) return "not connected (reconnecting in the background)"
   return message
 }
+
+/** What the Pub/Sub connection hands over: a payload, or word of a reconnection. */
+type Arrival = string | InvalidationBus.Event
 
 /**
  * Builds the bus on the connection in context.
@@ -43,15 +125,35 @@ const describe = (cause: unknown): string => {
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<InvalidationBus.InvalidationBus.Service, never, RedisConnection> =>
+): Effect.Effect<RedisInvalidationBus.Service, CacheError.CacheConfigError, RedisConnection> =>
   Effect.gen(function* () {
     const connection = yield* RedisConnection
     const channel = options.channel ?? defaultChannel
+    const namespace = options.namespace ?? connection.keyPrefix
+    if (typeof namespace !== "string") {
+      return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })
+    }
+    const logInterval = yield* Effect.try({
+      try: () => Duration.decode(options.malformedLogInterval ?? "1 minute"),
+      catch: () =>
+        new CacheError.CacheConfigError({ option: "malformedLogInterval", reason: "must be a duration" })
+    })
     const timeout = connection.commandTimeout
+    const counts = {
+      foreign: 0,
+      malformed: { not_json: 0, unknown_type: 0, invalid_field: 0 } as Record<
+        InvalidationMessage.MalformedKind,
+        number
+      >
+    }
+    const throttled = ThrottledLog.make(logInterval)
+    const foreignMetric = foreignMessages.pipe(Metric.tagged("channel", channel))
+    const malformedMetric = malformedMessages.pipe(Metric.tagged("channel", channel))
+
     const bounded = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, BusError> =>
       Effect.tryPromise({
         try: send,
-        catch: (cause) => new BusError({ operation, reason: describe(cause), cause })
+        catch: (cause) => new BusError({ operation, reason: describe(cause), cause: sanitize(cause) })
       }).pipe(
         Effect.timeoutFail({
           duration: timeout,
@@ -61,30 +163,53 @@ export const make = (
 
     const publish = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
       Effect.try({
-        try: () => InvalidationMessage.encode(message),
-        catch: (cause) => new BusError({ operation: "publish", reason: "message cannot be encoded", cause })
+        try: () => InvalidationMessage.encode({ ...message, namespace }),
+        catch: (cause) =>
+          new BusError({ operation: "publish", reason: "message cannot be encoded", cause: sanitize(cause) })
       }).pipe(
         Effect.flatMap((payload) => bounded("publish", () => connection.client.publish(channel, payload))),
         Effect.asVoid
       )
+
+    /** A payload as the cache should see it, or nothing when the bus drops it. */
+    const admit = (raw: string): Effect.Effect<Option.Option<InvalidationBus.Event>> => {
+      const decoded = InvalidationMessage.decodeDetailed(raw)
+      if (decoded._tag === "Left") {
+        const { kind, reason } = decoded.left
+        counts.malformed[kind]++
+        return Effect.as(
+          Effect.zipRight(
+            Metric.increment(Metric.tagged(malformedMetric, "kind", kind)),
+            throttled(kind, `tiercache: malformed bus message dropped: ${reason}`)
+          ),
+          Option.none()
+        )
+      }
+      const message = decoded.right
+      if (message.namespace !== undefined && message.namespace !== namespace) {
+        counts.foreign++
+        return Effect.as(Metric.increment(foreignMetric), Option.none())
+      }
+      return Effect.succeed(Option.some({ _tag: "Message", message }))
+    }
 
     const subscribe = Effect.gen(function* () {
       const subscriber = yield* Effect.mapError(
         connection.subscriber,
         (error) => new BusError({ operation: "subscribe", reason: error.reason, cause: error })
       )
-      const events = yield* Effect.acquireRelease(Queue.unbounded<InvalidationBus.Event>(), (queue) =>
+      const arrivals = yield* Effect.acquireRelease(Queue.unbounded<Arrival>(), (queue) =>
         Queue.shutdown(queue)
       )
       const run = yield* FiberSet.makeRuntime<never>()
 
       const onMessage = (from: string, raw: string) => {
-        if (from === channel) events.unsafeOffer(InvalidationBus.decodeEvent(raw))
+        if (from === channel) arrivals.unsafeOffer(raw)
       }
       // After the first connection, every "ready" is a reconnection: subscribe again, and
       // say so only once Redis confirmed the subscription.
       const resubscribe = bounded("subscribe", () => subscriber.subscribe(channel)).pipe(
-        Effect.zipRight(Queue.offer(events, InvalidationBus.reconnected)),
+        Effect.zipRight(Queue.offer(arrivals, InvalidationBus.reconnected)),
         Effect.zipRight(Effect.logDebug("redis bus subscription live again")),
         Effect.catchAll((error) =>
           Effect.zipRight(
@@ -110,18 +235,44 @@ export const make = (
           })
       )
       yield* bounded("subscribe", () => subscriber.subscribe(channel))
-      return Stream.fromQueue(events)
+      return Stream.fromQueue(arrivals).pipe(
+        Stream.mapEffect((arrival) =>
+          typeof arrival === "string"
+            ? Effect.annotateLogs(admit(arrival), { channel })
+            : Effect.succeed(Option.some(arrival))
+        ),
+        Stream.filterMap(identity)
+      )
     })
 
-    return { publish, subscribe }
+    const stats = Effect.sync(
+      (): BusStats => ({
+        channel,
+        namespace,
+        foreignMessages: counts.foreign,
+        malformedMessages:
+          counts.malformed.not_json + counts.malformed.unknown_type + counts.malformed.invalid_field,
+        malformedByKind: { ...counts.malformed }
+      })
+    )
+
+    return { publish, subscribe, stats }
   })
 
 /**
- * The Redis bus as the cache's invalidation bus.
+ * The Redis bus as the cache's invalidation bus, and as itself (for its `stats`).
  *
  * @since 0.1.0
  */
 export const layer = (
   options?: Options
-): Layer.Layer<InvalidationBus.InvalidationBus, never, RedisConnection> =>
-  Layer.effect(InvalidationBus.InvalidationBus, make(options))
+): Layer.Layer<
+  InvalidationBus.InvalidationBus | RedisInvalidationBus,
+  CacheError.CacheConfigError,
+  RedisConnection
+> =>
+  Layer.effectContext(
+    Effect.map(make(options), (bus) =>
+      Context.make(RedisInvalidationBus, bus).pipe(Context.add(InvalidationBus.InvalidationBus, bus))
+    )
+  )

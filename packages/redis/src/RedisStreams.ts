@@ -14,6 +14,8 @@
 import { CacheError, CacheStreams } from "@tiercache/core"
 import { Duration, Effect, Layer, Schedule, Stream } from "effect"
 import { type Redis, ReplyError } from "ioredis"
+import { resolvePrefix } from "./internal/namespace.js"
+import { sanitize } from "./internal/sanitize.js"
 import { RedisConnection } from "./RedisConnection.js"
 
 type StreamError = CacheError.StreamError
@@ -27,6 +29,8 @@ const { StreamError } = CacheError
 export interface Options {
   /** The prefix of stream keys (default: the connection's `keyPrefix`). */
   readonly prefix?: string | undefined
+  /** Allow `prefix: ""` (bare stream keys); default false. */
+  readonly allowEmptyPrefix?: boolean | undefined
 }
 
 const describe = (cause: unknown): string => {
@@ -67,11 +71,16 @@ const isPositiveInteger = (n: unknown): n is number =>
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<CacheStreams.CacheStreams.Service, never, RedisConnection> =>
+): Effect.Effect<CacheStreams.CacheStreams.Service, CacheError.CacheConfigError, RedisConnection> =>
   Effect.gen(function* () {
     const connection = yield* RedisConnection
     const client = connection.client
-    const prefix = options.prefix ?? connection.keyPrefix
+    const prefix = yield* resolvePrefix(
+      "prefix",
+      options.prefix,
+      options.allowEmptyPrefix,
+      connection.keyPrefix
+    )
     const commandTimeout = connection.commandTimeout
 
     const invalid = (operation: string, stream: string, reason: string) =>
@@ -85,7 +94,8 @@ export const make = (
     ): Effect.Effect<A, StreamError> =>
       Effect.tryPromise({
         try: run,
-        catch: (cause) => new StreamError({ operation, stream, reason: describe(cause), cause })
+        catch: (cause) =>
+          new StreamError({ operation, stream, reason: describe(cause), cause: sanitize(cause) })
       }).pipe(
         Effect.timeoutFail({
           duration: within,
@@ -266,5 +276,7 @@ export const make = (
  *
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<CacheStreams.CacheStreams, never, RedisConnection> =>
+export const layer = (
+  options?: Options
+): Layer.Layer<CacheStreams.CacheStreams, CacheError.CacheConfigError, RedisConnection> =>
   Layer.effect(CacheStreams.CacheStreams, make(options))

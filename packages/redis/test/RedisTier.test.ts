@@ -79,8 +79,8 @@ describe("RedisTier", () => {
         const calls = yield* commandCalls(look)
         // One script call (EVAL the first time it meets this server, EVALSHA after) for 53 reads.
         expect(calls("evalsha") + calls("eval")).toBe(1)
-        // Redis counts the commands the script ran: one MGET of every key, one PTTL per string.
-        expect(calls("mget")).toBe(1)
+        // Redis counts the commands the script ran: one GETRANGE per key, one PTTL per string.
+        expect(calls("getrange")).toBe(53)
         expect(calls("pttl")).toBe(51)
         expect(calls("get")).toBe(0)
       })
@@ -103,11 +103,11 @@ describe("RedisTier", () => {
         )
         const calls = yield* commandCalls(look)
         expect(calls("evalsha") + calls("eval")).toBe(4)
-        expect(calls("mget")).toBe(4)
+        expect(calls("getrange")).toBe(200)
       })
     )
 
-    it.scoped("a lone read is GET and PTTL, no script", () =>
+    it.scoped("a lone read is GETRANGE (up to largeValueBytes) and PTTL, no script", () =>
       Effect.gen(function* () {
         const tier = yield* Tier.L2
         const look = yield* observer
@@ -115,8 +115,9 @@ describe("RedisTier", () => {
         yield* Effect.promise(() => look.config("RESETSTAT"))
         expect(Option.map(yield* tier.get("lone"), (e) => e.value)).toEqual(Option.some("v"))
         const calls = yield* commandCalls(look)
-        expect(calls("get")).toBe(1)
+        expect(calls("getrange")).toBe(1)
         expect(calls("pttl")).toBe(1)
+        expect(calls("get") + calls("strlen")).toBe(0)
         expect(calls("evalsha") + calls("eval") + calls("exec") + calls("multi")).toBe(0)
         // Alone too, a key of another type, a value that is no entry, and no key are misses.
         yield* Effect.promise(() => look.lpush("t:lone:list", "x"))

@@ -48,6 +48,17 @@ export const notFoundMessage =
 export interface Options {
   /** Require this password (`--requirepass`). */
   readonly password?: string | undefined
+  /**
+   * ACL users, one rule each as in `ACL SETUSER` / a `user` line of redis.conf, e.g.
+   * `"cache on >secret ~tiercache:* &cache:invalidate +@all"` (name first).
+   */
+  readonly users?: ReadonlyArray<string> | undefined
+  /**
+   * Persist with an append-only file (fsync always), kept across `stop` / `start`, so that a
+   * restarted server comes back with its data, as a production Redis with AOF does (default
+   * false: every start is empty).
+   */
+  readonly appendonly?: boolean | undefined
   /** The executable (default: `redis-server` found on PATH). */
   readonly command?: string | undefined
   /** Extra arguments appended to the command line. */
@@ -105,10 +116,11 @@ const WATCHDOG = [
   '"$@" </dev/null 3<&- & pid=$!',
   // Once its owner is gone, the shell's own notices hit a closed pipe: carry on regardless.
   "trap '' HUP PIPE",
-  '(read _ <&3; kill -9 "$pid" 2>/dev/null) &',
+  // A "keep" line before the pipe ends (a stop of a persistent server) keeps the directory.
+  '(read line <&3; [ "$line" = keep ] && : > "$TIERCACHE_REDIS_DIR.keep"; kill -9 "$pid" 2>/dev/null) &',
   'wait "$pid"',
   "status=$?",
-  'rm -rf -- "$TIERCACHE_REDIS_DIR"',
+  'if [ -e "$TIERCACHE_REDIS_DIR.keep" ]; then rm -f -- "$TIERCACHE_REDIS_DIR.keep"; else rm -rf -- "$TIERCACHE_REDIS_DIR"; fi',
   'exit "$status"'
 ].join("\n")
 
@@ -210,19 +222,25 @@ export const make = (
       "--save",
       "",
       "--appendonly",
-      "no",
+      options.appendonly === true ? "yes" : "no",
+      ...(options.appendonly === true ? ["--appendfsync", "always"] : []),
       "--enable-debug-command",
       "local",
       "--dir",
       dir,
       ...(options.password !== undefined ? ["--requirepass", options.password] : []),
+      // Each rule word is its own argument: redis-server quotes an argument holding spaces.
+      ...(options.users ?? []).flatMap((rule) => ["--user", ...rule.trim().split(/\s+/)]),
       ...(options.args ?? [])
     ]
 
     let child: ChildProcess | undefined
     let output = ""
-    /** Ends the watchdog's pipe: the watchdog then kills the server. */
-    const release = (proc: ChildProcess | undefined) => proc?.stdin?.destroy()
+    /** Ends the watchdog's pipe: the watchdog then kills the server (keeping its data if asked). */
+    const release = (proc: ChildProcess | undefined, keep = false) => {
+      if (keep) proc?.stdin?.write("keep\n")
+      proc?.stdin?.destroy()
+    }
     const killOnExit = () => release(child)
     const lock = yield* Effect.makeSemaphore(1)
 
@@ -269,24 +287,28 @@ export const make = (
         })
       )
 
-    const kill = Effect.gen(function* () {
-      const proc = child
-      if (proc === undefined) return
-      if (!exited(proc)) {
-        yield* Effect.async<void>((resume) => {
-          proc.once("exit", () => resume(Effect.void))
-          release(proc)
-          if (exited(proc)) resume(Effect.void)
+    /** Kills the server; `keep` keeps its working directory (its data) for the next start. */
+    const killWith = (keep: boolean) =>
+      Effect.gen(function* () {
+        const proc = child
+        if (proc === undefined) return
+        if (!exited(proc)) {
+          yield* Effect.async<void>((resume) => {
+            proc.once("exit", () => resume(Effect.void))
+            release(proc, keep)
+            if (exited(proc)) resume(Effect.void)
+          })
+        }
+        child = undefined
+        while (!(yield* Effect.promise(() => portClosed(port)))) yield* Effect.sleep("10 millis")
+      }).pipe(
+        Effect.timeoutFail({
+          duration: "5 seconds",
+          onTimeout: () => new RedisServerError({ reason: `redis-server on port ${port} did not stop` })
         })
-      }
-      child = undefined
-      while (!(yield* Effect.promise(() => portClosed(port)))) yield* Effect.sleep("10 millis")
-    }).pipe(
-      Effect.timeoutFail({
-        duration: "5 seconds",
-        onTimeout: () => new RedisServerError({ reason: `redis-server on port ${port} did not stop` })
-      })
-    )
+      )
+    const kill = killWith(false)
+    const persistent = options.appendonly === true
 
     const startUnlocked = Effect.gen(function* () {
       if (child !== undefined && !exited(child)) return
@@ -309,7 +331,7 @@ export const make = (
     )
     yield* Effect.logDebug(`redis-server started on 127.0.0.1:${port}`)
 
-    const stop = lock.withPermits(1)(kill)
+    const stop = lock.withPermits(1)(killWith(persistent))
     const start = lock.withPermits(1)(startUnlocked)
     return {
       host: "127.0.0.1",
@@ -318,7 +340,7 @@ export const make = (
       password: options.password,
       stop,
       start,
-      restart: lock.withPermits(1)(Effect.zipRight(kill, startUnlocked)),
+      restart: lock.withPermits(1)(Effect.zipRight(killWith(persistent), startUnlocked)),
       running: Effect.sync(() => child !== undefined && !exited(child))
     } satisfies RedisServer.Service
   })

@@ -93,6 +93,52 @@ describe("RedisServer", () => {
     }
   )
 
+  layer(
+    RedisServer.layer({
+      users: ["cache on >cache-pw ~tiercache:* &cache:invalidate +get +set", "off-user off"]
+    }),
+    { excludeTestServices: true, timeout: "20 seconds" }
+  )("with ACL users", (it) => {
+    it.effect("creates each user with its rules and password", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        const list = yield* ask(server.port, "ACL LIST", 7)
+        expect(list).toContain("user cache on #")
+        const cache = list.split(" user ").find((user) => user.startsWith("cache "))!
+        for (const rule of ["~tiercache:*", "&cache:invalidate", "-@all", "+get", "+set"]) {
+          expect(cache.split(" ")).toContain(rule)
+        }
+        expect(list).toContain("user off-user off")
+        expect(yield* ask(server.port, "AUTH cache cache-pw")).toBe("+OK")
+        expect(yield* ask(server.port, "AUTH cache wrong")).toMatch(/^-WRONGPASS/)
+      })
+    )
+  })
+
+  it.live("appendonly: the data survives a kill and a start; the directory goes with the scope", () =>
+    Effect.gen(function* () {
+      const dir = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const server = yield* RedisServer.make({ appendonly: true })
+          expect(yield* ask(server.port, "CONFIG GET appendonly", 5)).toBe("*2 $10 appendonly $3 yes")
+          expect(yield* ask(server.port, "SET kept v")).toBe("+OK")
+          yield* server.stop
+          yield* server.start
+          expect(yield* ask(server.port, "GET kept", 2)).toBe("$1 v")
+          yield* server.restart
+          expect(yield* ask(server.port, "GET kept", 2)).toBe("$1 v")
+          return (yield* ask(server.port, "CONFIG GET dir", 5)).split(" ")[4]!
+        })
+      )
+      expect(dir).toContain(".tiercache-redis-")
+      yield* Effect.sync(() => Fs.existsSync(dir)).pipe(
+        Effect.filterOrFail((exists) => !exists),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("5 seconds")
+      )
+    })
+  )
+
   it.live("the suite's scope stops the server", () =>
     Effect.gen(function* () {
       const port = yield* Effect.scoped(Effect.map(RedisServer.make(), (server) => server.port))

@@ -1,0 +1,27 @@
+/**
+ * The error of a connection that could not be opened (re-exported by RedisConnection).
+ */
+import { Schema } from "effect"
+
+/**
+ * A connection could not be opened (unreachable server, wrong credentials, timeout).
+ *
+ * @since 0.1.0
+ */
+export class RedisConnectionError extends Schema.TaggedError<RedisConnectionError>(
+  "@tiercache/redis/RedisConnectionError"
+)("RedisConnectionError", {
+  /** What went wrong, for people (never contains credentials). */
+  reason: Schema.String,
+  /**
+   * The underlying failure, when there is one: the driver's error reduced to its class,
+   * message, stack and network details (the failed command and its arguments, which for AUTH
+   * are the user name and password, are dropped).
+   */
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `redis connection failed: ${this.reason}`
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The key namespace (prefix) shared by RedisTier, RedisStreams and RedisInvalidationBus:
+ * non-empty by default, so that the cache never touches keys it did not write; an empty one
+ * must be asked for with `allowEmptyPrefix: true`.
+ */
+import { CacheError } from "@tiercache/core"
+import { Effect } from "effect"
+
+/** The namespace used when none is given. */
+export const DEFAULT_PREFIX = "tiercache:"
+
+/**
+ * The prefix to use: `given` if present (checked), else `fallback` (already checked where it
+ * was given). An empty prefix is refused unless `allowEmpty` is `true`.
+ */
+export const resolvePrefix = (
+  option: string,
+  given: unknown,
+  allowEmpty: boolean | undefined,
+  fallback: string
+): Effect.Effect<string, CacheError.CacheConfigError> => {
+  if (given === undefined) return Effect.succeed(fallback)
+  if (typeof given !== "string") {
+    return Effect.fail(new CacheError.CacheConfigError({ option, reason: "must be a string" }))
+  }
+  if (given.length === 0 && allowEmpty !== true) {
+    return Effect.fail(
+      new CacheError.CacheConfigError({
+        option,
+        reason:
+          "an empty prefix makes clear and invalidatePattern reach every key of the database; pass allowEmptyPrefix: true to mean it"
+      })
+    )
+  }
+  return Effect.succeed(given)
+}

@@ -1,0 +1,152 @@
+/**
+ * Opens ioredis connections for RedisConnection: the driver options of each role, connect and
+ * PING under the connect timeout, the driver's events turned into Effect log lines (its console
+ * notices included, see quiet.ts), and a close with the scope.
+ */
+import { Duration, Effect, Redacted, Runtime, type Scope } from "effect"
+import { Redis, type RedisOptions } from "ioredis"
+import type { Options } from "../RedisConnection.js"
+import { READ_COMMAND } from "./commands.js"
+import { RedisConnectionError } from "./connectionError.js"
+import { quiet } from "./quiet.js"
+import { sanitize } from "./sanitize.js"
+
+/** What a connection is for: its driver options follow from it. */
+export type Role = "command" | "subscriber" | "blocking" | "dedicated" | "bulk"
+
+/** Opens connections. */
+export interface Opener {
+  readonly open: (role: Role, label?: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
+}
+
+const describeError = (error: unknown): string =>
+  error instanceof Error ? error.message : typeof error === "string" ? error : "unknown error"
+
+/** The opener of one RedisConnection. */
+export const makeOpener = (settings: {
+  readonly options: Options
+  readonly connectTimeout: Duration.Duration
+  readonly commandTimeout: Duration.Duration
+  readonly reconnectMaxDelay: Duration.Duration
+  readonly connectionName: string
+}): Effect.Effect<Opener> =>
+  Effect.gen(function* () {
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const { options } = settings
+    const connectMs = Duration.toMillis(settings.connectTimeout)
+    const commandMs = Duration.toMillis(settings.commandTimeout)
+    const maxDelayMs = Duration.toMillis(settings.reconnectMaxDelay)
+
+    const driverOptions = (role: Role, label: string): RedisOptions => {
+      const base: RedisOptions = {
+        lazyConnect: true,
+        connectTimeout: connectMs,
+        // Fail a command at once while disconnected instead of queueing it (and sending it
+        // late, after its caller gave up); reject in-flight commands when the socket closes.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), maxDelayMs),
+        connectionName: `${settings.connectionName}:${label}`,
+        enableAutoPipelining: role === "command" && (options.enableAutoPipelining ?? true),
+        autoPipeliningIgnoredCommands: [READ_COMMAND],
+        autoResubscribe: false
+      }
+      if (role === "command" || role === "subscriber") base.commandTimeout = commandMs
+      if (options.host !== undefined) base.host = options.host
+      if (options.port !== undefined) base.port = options.port
+      if (options.db !== undefined) base.db = options.db
+      if (options.tls !== undefined) base.tls = options.tls
+      if (options.username !== undefined) base.username = Redacted.value(options.username)
+      if (options.password !== undefined) base.password = Redacted.value(options.password)
+      return base
+    }
+
+    const create = (role: Role, label: string): Redis => {
+      const driver = driverOptions(role, label)
+      const url =
+        options.url === undefined
+          ? undefined
+          : Redacted.isRedacted(options.url)
+            ? Redacted.value(options.url)
+            : options.url
+      return url === undefined ? new Redis(driver) : new Redis(url, driver)
+    }
+
+    const close = (client: Redis, graceful: boolean) =>
+      Effect.gen(function* () {
+        if (graceful && client.status === "ready") {
+          yield* Effect.tryPromise(() => client.quit()).pipe(
+            Effect.timeout(settings.commandTimeout),
+            Effect.ignore
+          )
+        }
+        client.disconnect()
+      })
+
+    const open = (role: Role, label: string = role) =>
+      Effect.gen(function* () {
+        let lastError: unknown
+        let live = false
+        let closing = false
+        const client = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const client = create(role, label)
+            const where = `${client.options.host}:${client.options.port}`
+            const annotate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+              Effect.annotateLogs(effect, { redis: where, connection: label })
+            // A listener must always be there: ioredis prints unhandled "error" events itself.
+            client.on("error", (error: unknown) => {
+              lastError = error
+              runFork(annotate(Effect.logDebug(`redis connection error: ${describeError(error)}`)))
+            })
+            client.on("close", () => {
+              if (!live) return
+              live = false
+              if (closing) return
+              runFork(annotate(Effect.logWarning("redis connection lost; reconnecting in the background")))
+            })
+            client.on("ready", () => {
+              if (live) return
+              live = true
+              runFork(annotate(Effect.logDebug("redis connection ready")))
+            })
+            quiet(client, (notice) => runFork(annotate(Effect.logWarning(`redis: ${notice}`))))
+            return client
+          }),
+          (client) =>
+            Effect.suspend(() => {
+              closing = true
+              return close(client, role === "command" || role === "subscriber")
+            })
+        )
+        yield* Effect.tryPromise({
+          try: () => client.connect(),
+          catch: (cause) => lastError ?? cause
+        }).pipe(
+          Effect.zipRight(Effect.tryPromise({ try: () => client.ping(), catch: (cause) => cause })),
+          Effect.mapError(
+            (cause) =>
+              new RedisConnectionError({
+                reason: `${label} connection: ${describeError(cause)}`,
+                cause: sanitize(cause)
+              })
+          ),
+          Effect.timeoutFail({
+            duration: settings.connectTimeout,
+            onTimeout: () =>
+              new RedisConnectionError({
+                reason: `${label} connection: no answer within ${Duration.format(settings.connectTimeout)}${
+                  lastError === undefined ? "" : ` (last error: ${describeError(lastError)})`
+                }`
+              })
+          }),
+          // Stop the background retries of a connection that never came up.
+          Effect.tapError(() => Effect.sync(() => client.disconnect()))
+        )
+        return client
+      })
+
+    return { open }
+  })

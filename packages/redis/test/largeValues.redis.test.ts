@@ -1,0 +1,73 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer, Option } from "effect"
+import { RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, observer } from "./utils.js"
+
+// Issue 12, item 5: a 20 MB value is written and read back without a tier error (so without
+// counting toward the breaker), and a small key read in the same tick is not held up by it.
+
+const MB = 1024 * 1024
+
+/** One instance with default settings (command timeout 500 ms) on a connection of its own. */
+const instance = (instanceId: string) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId }).pipe(
+        Layer.provide(
+          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
+        ),
+        Layer.provide(connectionLayer())
+      )
+    )
+    return Context.get(context, TieredCache.TieredCache)
+  })
+
+const tierErrors = (cache: TieredCache.TieredCache.Service) =>
+  Effect.map(cache.stats, (s) => Object.values(s.tierErrors).reduce((x, y) => x + y, 0))
+
+describe("large values", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
+    it.scoped(
+      "20 MB: set lands in Redis, another instance reads it back; a small read in the same tick goes first",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const a = yield* instance("a")
+          const b = yield* instance("b")
+          const big = (tag: string) => `${tag}:${"x".repeat(20 * MB)}`
+          yield* a.set("big", big("one"), { ttl: "1 minute" })
+          yield* a.set("big2", big("two"), { ttl: "1 minute" })
+          yield* a.set("small", "s", { ttl: "1 minute" })
+          expect(yield* Effect.promise(() => look.strlen("tiercache:big"))).toBeGreaterThan(20 * MB)
+
+          // A lone read of it, from another instance.
+          const read = yield* b.get("big")
+          expect(Option.map(read, (v) => (v as string).slice(0, 4) + (v as string).length)).toEqual(
+            Option.some(`one:${20 * MB + 4}`)
+          )
+
+          // A large and a small read in one tick: the small one is answered first, and both succeed.
+          const order: Array<string> = []
+          const [large, small] = yield* Effect.all(
+            [
+              Effect.tap(b.get("big2"), () => Effect.sync(() => order.push("big2"))),
+              Effect.tap(b.get("small"), () => Effect.sync(() => order.push("small")))
+            ],
+            { concurrency: "unbounded" }
+          )
+          expect(Option.map(large, (v) => (v as string).length)).toEqual(Option.some(20 * MB + 4))
+          expect(small).toEqual(Option.some("s"))
+          expect(order).toEqual(["small", "big2"])
+
+          // No tier error anywhere, so nothing counted toward a breaker.
+          for (const cache of [a, b]) {
+            expect(yield* tierErrors(cache)).toBe(0)
+            expect((yield* cache.stats).breakers.redis).toBe("closed")
+          }
+        })
+    )
+  })
+})

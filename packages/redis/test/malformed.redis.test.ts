@@ -1,0 +1,118 @@
+import * as Util from "node:util"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import { RedisInvalidationBus, RedisTier } from "../src/index.js"
+import * as ThrottledLog from "../src/internal/throttledLog.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
+
+// Issue 12, item 7: a malformed bus message logs one short line saying what was wrong, at most
+// once per interval per kind, and every one is counted.
+
+const KINDS = [
+  // not JSON
+  (i: number) => `garbage ${i} {`,
+  // unknown type
+  (i: number) => JSON.stringify({ type: "Explode", key: `k${i}` }),
+  // a field missing or of the wrong type
+  (i: number) => JSON.stringify({ type: "RemoveBulk", keys: ["a", i] })
+] as const
+
+describe("malformed bus messages", () => {
+  it.effect("the throttled log: one line per kind per interval, then one saying how many were left out", () =>
+    Effect.gen(function* () {
+      const lines: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+      })
+      const log = ThrottledLog.make(Duration.minutes(1))
+      const run = (kind: string, n: number) =>
+        Effect.forEach(Array.from({ length: n }), (_, i) => log(kind, `${kind} ${i}`), {
+          discard: true
+        }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      yield* run("a", 100)
+      yield* run("b", 5)
+      expect(lines).toEqual(["a 0", "b 0"])
+      yield* TestClock.adjust("59 seconds")
+      yield* run("a", 10)
+      expect(lines).toHaveLength(2)
+      yield* TestClock.adjust("1 second")
+      yield* run("a", 3)
+      expect(lines).toEqual(["a 0", "b 0", "a 0 (and 109 more of this kind since the last report)"])
+      yield* TestClock.adjust("1 minute")
+      yield* run("b", 1)
+      expect(lines[3]).toBe("b 0 (and 4 more of this kind since the last report)")
+    })
+  )
+
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("1,000 malformed messages of 3 kinds: a few short, specific lines; all 1,000 counted", () =>
+      Effect.gen(function* () {
+        const lines: Array<string> = []
+        const logger = Logger.make(({ message, logLevel }) => {
+          lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : Util.format(message)}`)
+        })
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        const context = yield* Layer.build(
+          TieredCache.layer({ instanceId: "a" }).pipe(
+            Layer.provideMerge(
+              Layer.mergeAll(
+                Layer.succeed(Tier.L1, l1),
+                RedisTier.layer(),
+                RedisInvalidationBus.layer({ malformedLogInterval: "1 hour" })
+              )
+            ),
+            Layer.provide(connectionLayer())
+          )
+        ).pipe(
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+          Logger.withMinimumLogLevel(LogLevel.All)
+        )
+        const cache = Context.get(context, TieredCache.TieredCache)
+        const bus = Context.get(context, RedisInvalidationBus.RedisInvalidationBus)
+        const look = yield* observer
+
+        /** Publishes `n` malformed messages (kinds in turn), then a good one, and waits for it. */
+        const burst = (n: number, sentinel: string) =>
+          Effect.gen(function* () {
+            yield* Effect.promise(() => {
+              const pipeline = look.pipeline()
+              for (let i = 0; i < n; i++) pipeline.publish("cache:invalidate", KINDS[i % 3]!(i))
+              return pipeline.exec()
+            })
+            yield* cache.set(sentinel, 1, { ttl: "1 minute" })
+            yield* Effect.promise(() =>
+              look.publish("cache:invalidate", JSON.stringify({ type: "Remove", key: sentinel }))
+            )
+            yield* eventually(
+              Effect.flatMap(l1.get(sentinel), (found) =>
+                Option.isNone(found) ? Effect.void : Effect.fail(0)
+              )
+            )
+          })
+
+        yield* burst(1000, "sentinel-1")
+        const stats = yield* bus.stats
+        expect(stats.malformedMessages).toBe(1000)
+        expect(stats.malformedByKind).toEqual({ not_json: 334, unknown_type: 333, invalid_field: 333 })
+        const malformed = () => lines.filter((line) => line.includes("malformed"))
+        expect(malformed()).toHaveLength(3)
+        for (const line of malformed()) expect(line.length).toBeLessThan(160)
+        expect(malformed().some((l) => l.includes('not JSON: "garbage 0 {"'))).toBe(true)
+        expect(malformed().some((l) => l.includes('unknown type "Explode"'))).toBe(true)
+        expect(malformed().some((l) => l.includes('RemoveBulk: field "keys.1" has the wrong type (2)'))).toBe(
+          true
+        )
+        // The cache never saw them.
+        expect((yield* cache.invalidationStats).malformedMessages).toBe(0)
+
+        // More of them: counted, and no further line within the interval (the interval itself
+        // is tested on the TestClock below).
+        yield* burst(30, "sentinel-2")
+        expect((yield* bus.stats).malformedMessages).toBe(1030)
+        expect(malformed()).toHaveLength(3)
+      })
+    )
+  })
+})

@@ -1,0 +1,209 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Either, Layer, Option } from "effect"
+import type { Redis } from "ioredis"
+import { RedisConnection, RedisInvalidationBus, RedisStreams, RedisTier } from "../src/index.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
+
+// Issue 12, items 1 and 2: the cache never touches keys it did not write, and caches with
+// different namespaces on one Redis never act on each other's bus messages.
+
+/**
+ * One cache instance with the README's layers and default settings (RedisTier.layer(),
+ * RedisInvalidationBus.layer()) on a connection of its own; `connection` adds options.
+ */
+const instance = (instanceId: string, connection: RedisConnection.Options = {}) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId }).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
+        ),
+        Layer.provide(connectionLayer(connection))
+      )
+    )
+    return {
+      cache: Context.get(context, TieredCache.TieredCache),
+      bus: Context.get(context, RedisInvalidationBus.RedisInvalidationBus),
+      l1
+    }
+  })
+
+/** Foreign data of every type, as another part of the application would keep it. */
+const seedForeign = (look: Redis) =>
+  Effect.promise(async () => {
+    await look.set("app:queue", "job-1")
+    await look.hset("app:session:42", { user: "ada", role: "admin" })
+    await look.rpush("app:list", "a", "b")
+    await look.xadd("app:events", "*", "kind", "login")
+    await look.sadd("app:set", "x", "y")
+    // Names close to the namespace, but outside it.
+    await look.set("tiercache", "bare")
+    await look.set("tiercachex:1", "near")
+    await look.set("other:tiercache:1", "inner")
+  })
+
+/** A dump of the foreign data: equal before and after means untouched. */
+const foreign = (look: Redis) =>
+  Effect.promise(async () => ({
+    queue: await look.get("app:queue"),
+    session: await look.hgetall("app:session:42"),
+    list: await look.lrange("app:list", 0, -1),
+    events: (await look.xrange("app:events", "-", "+")).map(([, fields]) => fields),
+    set: (await look.smembers("app:set")).sort(),
+    bare: await look.get("tiercache"),
+    near: await look.get("tiercachex:1"),
+    inner: await look.get("other:tiercache:1")
+  }))
+
+const keysUnder = (look: Redis, pattern: string) => Effect.promise(() => look.keys(pattern))
+
+describe("namespaces on a shared Redis", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("with default settings, clear and every pattern invalidation leave foreign keys alone", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        yield* Effect.promise(() => look.flushall())
+        yield* seedForeign(look)
+        const before = yield* foreign(look)
+        const { cache } = yield* instance("a")
+        const fill = Effect.forEach(
+          ["app:queue", "app:session:42", "app:list", "app:events", "app:set", "tiercache", "user:1"],
+          (key) => cache.set(key, { key }, { ttl: "1 minute", tags: ["t"] }),
+          { discard: true }
+        )
+        const cases: ReadonlyArray<readonly [string, Effect.Effect<void, unknown>]> = [
+          ["invalidatePattern *", cache.invalidatePattern("*")],
+          ["invalidatePattern app:*", cache.invalidatePattern("app:*")],
+          ["invalidatePattern ?", cache.invalidatePattern("app:queu?")],
+          ["invalidatePattern [...]", cache.invalidatePattern("[a-z]pp:*")],
+          ["invalidate (exact)", cache.invalidate("app:queue")],
+          ["invalidateMany", cache.invalidateMany(["app:session:42", "app:list", "app:events", "app:set"])],
+          ["invalidateTag", cache.invalidateTag("t")],
+          ["clear", cache.clear]
+        ]
+        for (const [name, run] of cases) {
+          yield* fill
+          // The cache's own keys are in its namespace, tiercache: by default.
+          expect((yield* keysUnder(look, "tiercache:*")).sort()).toContain("tiercache:app:queue")
+          yield* run
+          expect({ name, data: yield* foreign(look) }).toEqual({ name, data: before })
+        }
+        // Not vacuous: clear did remove the cache's own keys (the tag's record included).
+        expect(yield* keysUnder(look, "tiercache:*")).toEqual([])
+        expect(yield* cache.get("user:1")).toEqual(Option.none())
+      })
+    )
+
+    it.scoped("tag records and streams live in the namespace too", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const { cache } = yield* instance("a")
+        yield* cache.invalidateTag("reports")
+        expect(yield* keysUnder(look, "*__tiercache:tag:reports")).toEqual([
+          "tiercache:__tiercache:tag:reports"
+        ])
+        const connection = yield* Layer.build(connectionLayer())
+        const streams = yield* Effect.provide(RedisStreams.make(), connection)
+        yield* streams.publish("orders", { id: "1" })
+        expect(yield* Effect.promise(() => look.type("tiercache:orders"))).toBe("stream")
+        expect(yield* Effect.promise(() => look.exists("orders"))).toBe(0)
+        const latest = yield* streams.readLatest("orders", 1)
+        expect(latest.map((e) => e.fields)).toEqual([[["id", "1"]]])
+      })
+    )
+
+    it.scoped(
+      "an empty prefix must be asked for (allowEmptyPrefix), on the connection and on each layer",
+      () =>
+        Effect.gen(function* () {
+          const refused = yield* Effect.either(Layer.build(connectionLayer({ keyPrefix: "" })))
+          expect(Either.isLeft(refused)).toBe(true)
+          if (Either.isLeft(refused)) {
+            expect(refused.left).toMatchObject({ _tag: "CacheConfigError", option: "keyPrefix" })
+          }
+          const tier = yield* Effect.either(Effect.provide(RedisTier.make({ prefix: "" }), connectionLayer()))
+          expect(tier).toMatchObject({ _tag: "Left", left: { _tag: "CacheConfigError", option: "prefix" } })
+          const streams = yield* Effect.either(
+            Effect.provide(RedisStreams.make({ prefix: "" }), connectionLayer())
+          )
+          expect(streams).toMatchObject({
+            _tag: "Left",
+            left: { _tag: "CacheConfigError", option: "prefix" }
+          })
+
+          // Asked for: bare keys, and clear reaches every key of the database (documented).
+          const look = yield* observer
+          yield* Effect.promise(() => look.set("bare:foreign", "x"))
+          const bare = yield* Effect.provide(
+            RedisTier.make({ prefix: "", allowEmptyPrefix: true }),
+            yield* Layer.build(connectionLayer())
+          )
+          const allowed = yield* Layer.build(connectionLayer({ keyPrefix: "", allowEmptyPrefix: true }))
+          expect(Context.get(allowed, RedisConnection.RedisConnection).keyPrefix).toBe("")
+          yield* bare.clear
+          expect(yield* Effect.promise(() => look.exists("bare:foreign"))).toBe(0)
+        })
+    )
+
+    it.scoped("prefixes app[1]: and app1: on one channel: neither acts on the other's update or clear", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const a = yield* instance("a", { keyPrefix: "app[1]:" })
+        const b = yield* instance("b", { keyPrefix: "app1:" })
+        const b2 = yield* instance("b2", { keyPrefix: "app1:" })
+        // Both hold "user" in L1.
+        yield* a.cache.set("user", "a-value", { ttl: "1 minute" })
+        yield* b.cache.set("user", "b-value", { ttl: "1 minute" })
+        expect(yield* b.cache.get("user")).toEqual(Option.some("b-value"))
+        expect(yield* b2.cache.get("user")).toEqual(Option.some("b-value"))
+
+        // An update in app[1]: must not put its value into app1:'s L1.
+        yield* a.cache.update("user", "from-a", { ttl: "1 minute" })
+        // A clear in app[1]: must not empty app1:'s L1, nor touch its keys.
+        yield* a.cache.clear
+        // A message of b's own namespace, sent after those: once b has it, b has seen a's too
+        // (one channel, in order).
+        yield* b2.cache.update("sentinel", 1, { ttl: "1 minute" })
+        yield* eventually(
+          Effect.flatMap(b.l1.get("sentinel"), (found) =>
+            Option.isSome(found) ? Effect.void : Effect.fail(0)
+          )
+        )
+        expect(Option.map(yield* b.l1.get("user"), (e) => e.value)).toEqual(Option.some("b-value"))
+        expect(yield* b.cache.get("user")).toEqual(Option.some("b-value"))
+        expect(yield* Effect.promise(() => look.get("app1:user"))).not.toBeNull()
+        expect(yield* Effect.promise(() => look.exists("app[1]:user"))).toBe(0)
+        const stats = yield* b.bus.stats
+        expect(stats.namespace).toBe("app1:")
+        // Every message a sent (set, update, clear) was dropped by b's bus, and counted.
+        expect(stats.foreignMessages).toBe((yield* a.cache.invalidationStats).messagesSent)
+        expect(stats.foreignMessages).toBeGreaterThanOrEqual(3)
+        // And the other way round.
+        const before = (yield* a.bus.stats).foreignMessages
+        yield* b.cache.clear
+        yield* eventually(
+          Effect.flatMap(a.bus.stats, (s) =>
+            s.foreignMessages > before ? Effect.void : Effect.fail("not yet")
+          )
+        )
+      })
+    )
+
+    it.scoped("a message without a namespace (the Rust crate's) applies to a cache on its channel", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const { cache, l1, bus } = yield* instance("a", { keyPrefix: "seed:" })
+        yield* cache.set("k", "v", { ttl: "1 minute" })
+        expect(Option.isSome(yield* l1.get("k"))).toBe(true)
+        yield* Effect.promise(() => look.publish("cache:invalidate", '{"type":"Remove","key":"k"}'))
+        yield* eventually(
+          Effect.flatMap(l1.get("k"), (found) => (Option.isNone(found) ? Effect.void : Effect.fail(1)))
+        )
+        expect((yield* bus.stats).foreignMessages).toBe(0)
+      })
+    )
+  })
+})

@@ -1,0 +1,138 @@
+import { performance } from "node:perf_hooks"
+import { describe, expect, layer } from "@effect/vitest"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
+import type { Redis } from "ioredis"
+import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
+
+// Issue 12, item 4: a change reported as successful during a Redis outage is neither lost nor
+// undone. Redis is killed for 3 s and started again on the same port (once empty, once with
+// its data kept by AOF); instance A invalidates 25 keys and updates 25 meanwhile while B reads.
+// Within 1 s of A's connection being ready again, A and B both answer the new state for all
+// 50 keys, and no breaker opens after recovery.
+
+const KEYS = 50
+const OUTAGE = Duration.seconds(3)
+const WITHIN_MS = 1000
+
+const instance = (instanceId: string) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId }).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
+        ),
+        Layer.provideMerge(connectionLayer({ reconnectMaxDelay: "100 millis" }))
+      )
+    )
+    return {
+      cache: Context.get(context, TieredCache.TieredCache),
+      client: Context.get(context, RedisConnection.RedisConnection).client
+    }
+  })
+
+/** Resolves when `client` next reports ready (its reconnection after the outage). */
+const nextReady = (client: Redis) =>
+  Effect.async<number>((resume) => {
+    const onReady = () => resume(Effect.succeed(performance.now()))
+    client.once("ready", onReady)
+    return Effect.sync(() => client.off("ready", onReady))
+  })
+
+const key = (i: number) => `k${i}`
+/** The state every instance must answer after recovery: misses for 0..24, "new" for 25..49. */
+const expected = (i: number) => (i < KEYS / 2 ? Option.none() : Option.some(`new-${i}`))
+
+const scenario = Effect.gen(function* () {
+  const server = yield* RedisServer.RedisServer
+  const look = yield* observer
+  yield* Effect.promise(() => look.flushall())
+  const a = yield* instance("a")
+  const b = yield* instance("b")
+  for (let i = 0; i < KEYS; i++) yield* a.cache.set(key(i), `old-${i}`, { ttl: "1 hour" })
+  // Both hold every key in L1.
+  for (const c of [a, b]) for (let i = 0; i < KEYS; i++) yield* c.cache.get(key(i))
+
+  yield* server.stop
+  const readyAgain = yield* Effect.fork(nextReady(a.client))
+  // During the outage: A's changes succeed (in L1), B keeps reading.
+  let reading = true
+  const reader = yield* Effect.fork(
+    Effect.gen(function* () {
+      while (reading) {
+        for (let i = 0; i < KEYS; i++) yield* Effect.ignore(b.cache.get(key(i)))
+        yield* Effect.sleep("20 millis")
+      }
+    })
+  )
+  for (let i = 0; i < KEYS / 2; i++) yield* a.cache.invalidate(key(i))
+  for (let i = KEYS / 2; i < KEYS; i++) yield* a.cache.update(key(i), `new-${i}`, { ttl: "1 hour" })
+  yield* Effect.sleep(OUTAGE)
+  yield* server.start
+  const readyAt = yield* readyAgain.await.pipe(Effect.flatten)
+  reading = false
+  yield* Fiber.interrupt(reader)
+  // From here on no breaker may open: sample every 10 ms until the end.
+  const opened: Array<string> = []
+  const sampler = yield* Effect.fork(
+    Effect.forever(
+      Effect.gen(function* () {
+        for (const [name, c] of [
+          ["a", a],
+          ["b", b]
+        ] as const) {
+          const s = yield* c.cache.stats
+          const bus = yield* c.cache.invalidationStats
+          if (s.breakers.redis === "open") opened.push(`${name}: tier`)
+          if (bus.breaker === "open") opened.push(`${name}: bus`)
+        }
+        yield* Effect.sleep("10 millis")
+      })
+    )
+  )
+
+  // Within WITHIN_MS of A's connection being ready, both answer the new state for every key.
+  let worst = 0
+  for (const c of [a, b]) {
+    for (let i = 0; i < KEYS; i++) {
+      yield* eventually(
+        Effect.flatMap(c.cache.get(key(i)), (found) =>
+          Option.getEquivalence((x: unknown, y: unknown) => x === y)(found, expected(i))
+            ? Effect.void
+            : Effect.fail(found)
+        ),
+        Duration.millis(WITHIN_MS + 500)
+      )
+      worst = Math.max(worst, performance.now() - readyAt)
+    }
+  }
+  yield* Effect.log(`worst delay after A's connection was ready: ${worst.toFixed(0)} ms`)
+  yield* Fiber.interrupt(sampler)
+  expect(worst).toBeLessThan(WITHIN_MS)
+  expect(opened).toEqual([])
+})
+
+// enabled by the auto-recovery change
+describe.skip("changes made during a Redis outage are neither lost nor undone", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })(
+    "without persistence",
+    (it) => {
+      it.scoped(
+        "A invalidates 25 and updates 25 during a 3 s outage; A and B answer the new state",
+        () => scenario
+      )
+    }
+  )
+  layer(RedisServer.layer({ appendonly: true }), { excludeTestServices: true, timeout: "60 seconds" })(
+    "with AOF (Redis comes back with the old values)",
+    (it) => {
+      it.scoped(
+        "A invalidates 25 and updates 25 during a 3 s outage; A and B answer the new state",
+        () => scenario
+      )
+    }
+  )
+})
