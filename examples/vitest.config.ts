@@ -1,0 +1,11 @@
+import { defineProject } from "vitest/config"
+
+export default defineProject({
+  test: {
+    name: "examples",
+    include: ["test/**/*.test.ts"],
+    // The demo runs as a child process compiled by tsx on start: slow on a loaded machine.
+    testTimeout: 180_000,
+    hookTimeout: 180_000
+  }
+})
