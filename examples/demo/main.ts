@@ -26,7 +26,10 @@ import { router } from "./routes.js"
 import * as Telemetry from "./telemetry.js"
 
 const Env = Config.all({
-  port: Config.integer("PORT").pipe(Config.validate({ message: "PORT must be 0..65535", validation: (p) => p >= 0 && p <= 65535 }), Config.withDefault(3000)),
+  port: Config.integer("PORT").pipe(
+    Config.validate({ message: "PORT must be 0..65535", validation: (p) => p >= 0 && p <= 65535 }),
+    Config.withDefault(3000)
+  ),
   redisUrl: Config.option(Config.redacted("REDIS_URL")),
   dataDir: Config.option(Config.string("DEMO_DATA_DIR")),
   latencyMs: Config.integer("UPSTREAM_LATENCY_MS").pipe(Config.withDefault(40)),

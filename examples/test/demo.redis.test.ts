@@ -29,7 +29,9 @@ describe("demo with REDIS_URL, two processes", () => {
     ;[a, b] = await Promise.all([startDemo(env), startDemo(env)])
   })
   afterAll(async () => {
-    await Promise.all([a, b].map((demo) => (demo?.child.exitCode === null ? demo.stop("SIGKILL") : undefined)))
+    await Promise.all(
+      [a, b].map((demo) => (demo?.child.exitCode === null ? demo.stop("SIGKILL") : undefined))
+    )
     if (scope !== undefined) await Effect.runPromise(Scope.close(scope, Exit.void))
   })
 

@@ -35,7 +35,10 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(first.status).toBe(200)
     expect(first.headers.get("x-cache")).toBe("computed")
     expect(first.headers.get("x-response-time")).toMatch(/^\d+\.\d\d ms$/)
-    expect(first.body).toMatchObject({ source: "computed", product: { id: 7, name: "Product 7", category: "toys" } })
+    expect(first.body).toMatchObject({
+      source: "computed",
+      product: { id: 7, name: "Product 7", category: "toys" }
+    })
 
     const second = await call(`${url}/products/7`)
     expect(second.headers.get("x-cache")).toBe("L1")
@@ -109,9 +112,9 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(requests(scraped, "l1_hit")).toBe(stats.cache.l1Hits)
     expect(requests(scraped, "miss")).toBe(stats.cache.misses)
     expect(requests(scraped, "coalesced")).toBe(stats.cache.coalesced)
-    expect(
-      sampleValue(scraped, "tiercache_events_total", { cache: "products", kind: "computation" })
-    ).toBe(stats.cache.computations)
+    expect(sampleValue(scraped, "tiercache_events_total", { cache: "products", kind: "computation" })).toBe(
+      stats.cache.computations
+    )
 
     // one more L1 hit and one more miss, then scrape at once: the counters already show them
     await call(`${url}/products/7`)

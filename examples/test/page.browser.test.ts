@@ -1,0 +1,100 @@
+/**
+ * The live page in headless Chromium (Debian's `chromium` package, driven by playwright-core):
+ * its figures follow requests made to the demo and a stampede fired from its form. Writes the
+ * README's screenshot (docs/demo.png). Fails, never skips, when chromium is missing.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { type BrowserContext, chromium, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { call, type Demo, startDemo } from "./demoProcess.js"
+
+const CHROMIUM = "/usr/bin/chromium"
+const SCREENSHOT = fileURLToPath(new URL("../../docs/demo.png", import.meta.url))
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync"
+]
+
+const dataDir = mkdtempSync(join(tmpdir(), "tiercache-demo-page-"))
+const profile = mkdtempSync(join(tmpdir(), "tiercache-chromium-"))
+let demo: Demo
+let browser: BrowserContext
+let page: Page
+
+const text = (id: string) => page.locator(`#${id}`).innerText()
+/** Waits until the page (which polls /stats every second) shows `expected` in `#id`. */
+const shows = (id: string, expected: string) =>
+  page.waitForFunction(
+    ([id, expected]) => document.getElementById(id!)?.textContent === expected,
+    [id, expected],
+    {
+      timeout: 30_000
+    }
+  )
+
+describe("the live page in headless Chromium", () => {
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `${CHROMIUM} not found: install Debian's chromium package (apt-get install -y chromium)`
+      )
+    }
+    demo = await startDemo({ DEMO_DATA_DIR: dataDir })
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      viewport: { width: 1000, height: 700 }
+    })
+    page = await browser.newPage()
+  })
+  afterAll(async () => {
+    await browser?.close()
+    if (demo !== undefined && demo.child.exitCode === null) await demo.stop("SIGKILL")
+    rmSync(dataDir, { recursive: true, force: true })
+    rmSync(profile, { recursive: true, force: true })
+  })
+
+  it("shows the cache's figures, updated after requests and after a stampede", async () => {
+    await page.goto(demo.url)
+    await shows("requests", "0")
+    expect(await text("instance")).toContain("file-system")
+
+    // one computation, then two L1 hits
+    for (let i = 0; i < 3; i++) await call(`${demo.url}/products/3`)
+    await shows("requests", "3")
+    expect(await text("l1-ratio")).toBe("66.7% (2)")
+    expect(await text("misses")).toBe("1")
+    expect(await text("computations")).toBe("1")
+    expect(await text("upstream")).toBe("1")
+
+    // the page's stampede: 200 concurrent reads of product 7, one upstream call
+    await page.locator("#stampede-n").fill("200")
+    await page.locator("#stampede-id").fill("7")
+    await page.locator("#stampede button[type=submit]").click()
+    await page.waitForFunction(() => document.getElementById("log")?.dataset.stampedes === "1", undefined, {
+      timeout: 60_000
+    })
+    expect(await text("log")).toContain("stampede: 200 reads of product 7 -> 1 upstream call(s); computed 1")
+    await shows("requests", "203")
+    expect(await text("upstream")).toBe("2")
+    expect(await text("computations")).toBe("2")
+    expect(
+      Number(await text("coalesced")) + Number(await text("l1-ratio").then((t) => /\((\d+)\)/.exec(t)![1]))
+    ).toBe(201)
+    expect(await text("errors")).toMatch(/^\d+$/)
+    expect(await text("breakers")).toContain("file")
+
+    await page.screenshot({ path: SCREENSHOT })
+    expect(existsSync(SCREENSHOT)).toBe(true)
+  })
+})
