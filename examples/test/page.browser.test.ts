@@ -30,16 +30,10 @@ let demo: Demo
 let browser: BrowserContext
 let page: Page
 
-const text = (id: string) => page.locator(`#${id}`).innerText()
+const text = async (id: string) => (await page.locator(`#${id}`).textContent()) ?? ""
 /** Waits until the page (which polls /stats every second) shows `expected` in `#id`. */
 const shows = (id: string, expected: string) =>
-  page.waitForFunction(
-    ([id, expected]) => document.getElementById(id!)?.textContent === expected,
-    [id, expected],
-    {
-      timeout: 30_000
-    }
-  )
+  expect.poll(() => text(id), { timeout: 30_000, interval: 100 }).toBe(expected)
 
 describe("the live page in headless Chromium", () => {
   beforeAll(async () => {
@@ -81,9 +75,9 @@ describe("the live page in headless Chromium", () => {
     await page.locator("#stampede-n").fill("200")
     await page.locator("#stampede-id").fill("7")
     await page.locator("#stampede button[type=submit]").click()
-    await page.waitForFunction(() => document.getElementById("log")?.dataset.stampedes === "1", undefined, {
-      timeout: 60_000
-    })
+    await expect
+      .poll(() => page.locator("#log").getAttribute("data-stampedes"), { timeout: 60_000, interval: 100 })
+      .toBe("1")
     expect(await text("log")).toContain("stampede: 200 reads of product 7 -> 1 upstream call(s); computed 1")
     await shows("requests", "203")
     expect(await text("upstream")).toBe("2")
