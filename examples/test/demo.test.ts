@@ -153,3 +153,27 @@ describe("demo walkthrough (file-system L2)", () => {
     expect((await demo.stop("SIGINT")).code).toBe(0)
   })
 })
+
+describe("demo tracing", () => {
+  it("DEMO_CONSOLE_SPANS=true prints the spans of a read that computes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tiercache-demo-spans-"))
+    const traced = await startDemo({ DEMO_DATA_DIR: dir, DEMO_CONSOLE_SPANS: "true" })
+    try {
+      expect((await call(`${traced.url}/products/3`)).headers.get("x-cache")).toBe("computed")
+      const deadline = Date.now() + 15_000
+      // a span is printed when it ends; getOrCompute's ends once the L2 write is done
+      const printed = () =>
+        traced.output().includes("name: 'catalogue.load'") &&
+        traced.output().includes("name: 'tiercache.getOrCompute'")
+      while (!printed() && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(traced.output()).toContain("name: 'catalogue.load'")
+      expect(traced.output()).toContain("name: 'tiercache.getOrCompute'")
+      expect((await traced.stop("SIGTERM")).code).toBe(0)
+    } finally {
+      if (traced.child.exitCode === null) await traced.stop("SIGKILL")
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
