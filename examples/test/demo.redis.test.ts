@@ -5,7 +5,7 @@
 import { RedisServer } from "@tiercache/testing"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { call, type Demo, startDemo } from "./demoProcess.js"
+import { call, type Demo, settled, startDemo } from "./demoProcess.js"
 
 let scope: Scope.CloseableScope
 let a: Demo
@@ -38,6 +38,7 @@ describe("demo with REDIS_URL, two processes", () => {
   it("shares L2, and an update or invalidation in one process reaches the other's L1", async () => {
     expect(a.port).not.toBe(b.port)
     expect((await call(`${a.url}/products/5`)).headers.get("x-cache")).toBe("computed")
+    await settled(a.url)
     expect((await call(`${b.url}/products/5`)).headers.get("x-cache")).toBe("L2")
     const inB = await call(`${b.url}/products/5`)
     expect(inB.headers.get("x-cache")).toBe("L1")
@@ -62,6 +63,7 @@ describe("demo with REDIS_URL, two processes", () => {
     // a tag invalidation in A reaches B (product 6 is in "kitchen")
     await call(`${b.url}/products/6`)
     expect((await call(`${b.url}/products/6`)).headers.get("x-cache")).toBe("L1")
+    await settled(b.url)
     await call(`${a.url}/cache/tags/category:kitchen`, { method: "DELETE" })
     const afterTag = await readUntil(`${b.url}/products/6`, (r) => r.headers.get("x-cache") !== "L1")
     expect(afterTag.headers.get("x-cache")).toBe("computed")

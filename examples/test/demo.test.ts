@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { call, type Demo, startDemo } from "./demoProcess.js"
+import { call, type Demo, settled, startDemo } from "./demoProcess.js"
 import { parsePrometheus, sampleValue } from "./prometheus.js"
 
 const dataDir = mkdtempSync(join(tmpdir(), "tiercache-demo-test-"))
@@ -44,6 +44,7 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(second.headers.get("x-cache")).toBe("L1")
     expect(second.body.product).toEqual(first.body.product)
 
+    await settled(url)
     const updated = await call(`${url}/products/7`, {
       method: "PUT",
       headers: { "content-type": "application/json" },
@@ -55,6 +56,7 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(afterUpdate.headers.get("x-cache")).toBe("L1")
     expect(afterUpdate.body.product.price).toBe(9.5)
 
+    await settled(url)
     expect((await call(`${url}/cache/keys/product:7`, { method: "DELETE" })).body).toEqual({
       invalidated: { key: "product:7" }
     })
@@ -62,12 +64,14 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(afterKey.headers.get("x-cache")).toBe("computed")
     expect(afterKey.body.product.price).toBe(9.5)
 
+    await settled(url)
     expect((await call(`${url}/cache/pattern?glob=product:*`, { method: "DELETE" })).status).toBe(200)
     expect((await call(`${url}/products/7`)).headers.get("x-cache")).toBe("computed")
 
     // product 8 is in "books", product 7 in "toys": a tag invalidation reaches only the first
     expect((await call(`${url}/products/8`)).headers.get("x-cache")).toBe("computed")
     expect((await call(`${url}/products/8`)).headers.get("x-cache")).toBe("L1")
+    await settled(url)
     expect((await call(`${url}/cache/tags/category:books`, { method: "DELETE" })).status).toBe(200)
     expect((await call(`${url}/products/8`)).headers.get("x-cache")).toBe("computed")
     expect((await call(`${url}/products/7`)).headers.get("x-cache")).toBe("L1")
@@ -90,6 +94,7 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(after.cache.requests - before.cache.requests).toBe(200)
 
     // the page's button: N concurrent reads inside the service, after dropping the key
+    await settled(url)
     const report = (await call(`${url}/stampede?id=42&n=200`, { method: "POST" })).body
     expect(report).toMatchObject({ requests: 200, upstreamCalls: 1, sources: { computed: 1 } })
     expect(report.sources.computed + report.sources.coalesced + report.sources.L1).toBe(200)

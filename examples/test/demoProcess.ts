@@ -70,3 +70,18 @@ export const call = async (
   const text = await res.text()
   return { status: res.status, headers: res.headers, body: text.length > 0 ? JSON.parse(text) : undefined }
 }
+
+/**
+ * Waits until the demo's cache has no computation under way (`stats.inFlight`), which counts a
+ * computation until its lower-tier writes are done. The walkthrough waits for this before an
+ * invalidation: a computed value is answered as soon as L1 holds it and written to L2 just
+ * after, and an invalidation that overtakes that write does not stop it (the value would then
+ * come back from L2).
+ */
+export const settled = async (url: string): Promise<void> => {
+  const deadline = Date.now() + 15_000
+  while ((await call(`${url}/stats`)).body.cache.inFlight !== 0) {
+    if (Date.now() > deadline) throw new Error("the cache still has computations under way after 15 s")
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
