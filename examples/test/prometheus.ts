@@ -1,7 +1,7 @@
 /**
  * A small parser of the Prometheus text exposition format (version 0.0.4): every line must be
- * a `# HELP`, `# TYPE` or `# UNIT` comment, blank, or a sample `name{labels} value [timestamp]`;
- * anything else throws, naming the line.
+ * blank, a comment (`# HELP`, `# TYPE` and `# UNIT` ones well formed), or a sample
+ * `name{labels} value [timestamp]`; anything else throws, naming the line.
  */
 
 /** One sample. */
@@ -50,6 +50,8 @@ export const parsePrometheus = (text: string): Exposition => {
   for (const line of text.split("\n")) {
     if (line.trim() === "") continue
     if (line.startsWith("#")) {
+      // Other comments are allowed; HELP, TYPE and UNIT lines must be well formed.
+      if (!/^#\s*(HELP|TYPE|UNIT)\s/.test(line)) continue
       const comment = new RegExp(`^# (HELP|TYPE|UNIT) (${NAME})(?: (.*))?$`).exec(line)
       if (comment === null) throw new Error(`bad comment: ${line}`)
       if (comment[1] === "TYPE") {
