@@ -51,7 +51,7 @@ export const parsePrometheus = (text: string): Exposition => {
     if (line.trim() === "") continue
     if (line.startsWith("#")) {
       // Other comments are allowed; HELP, TYPE and UNIT lines must be well formed.
-      if (!/^#\s*(HELP|TYPE|UNIT)\s/.test(line)) continue
+      if (!/^#\s*(HELP|TYPE|UNIT)(\s|$)/.test(line)) continue
       const comment = new RegExp(`^# (HELP|TYPE|UNIT) (${NAME})(?: (.*))?$`).exec(line)
       if (comment === null) throw new Error(`bad comment: ${line}`)
       if (comment[1] === "TYPE") {
