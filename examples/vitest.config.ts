@@ -9,6 +9,9 @@ export default defineProject({
     hookTimeout: 180_000,
     // One file at a time: each starts demo processes (and one a browser), which would
     // otherwise load the machine the other projects' tests share.
-    poolOptions: { forks: { singleFork: true } }
+    poolOptions: { forks: { singleFork: true } },
+    // After the other projects (group 0), not beside them: their timing-sensitive Redis
+    // tests share the machine.
+    sequence: { groupOrder: 1 }
   }
 })
