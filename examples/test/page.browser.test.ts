@@ -1,9 +1,10 @@
 /**
  * The live page in headless Chromium (Debian's `chromium` package, driven by playwright-core):
- * its figures follow requests made to the demo and a stampede fired from its form. Writes the
- * README's screenshot (docs/demo.png). Fails, never skips, when chromium is missing.
+ * its figures follow requests made to the demo and a stampede fired from its form. Takes a
+ * screenshot, which replaces the README's (docs/demo.png) when UPDATE_DEMO_SCREENSHOT=1.
+ * Fails, never skips, when chromium is missing.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -88,7 +89,11 @@ describe("the live page in headless Chromium", () => {
     expect(await text("errors")).toMatch(/^\d+$/)
     expect(await text("breakers")).toContain("file")
 
-    await page.screenshot({ path: SCREENSHOT })
-    expect(existsSync(SCREENSHOT)).toBe(true)
+    const shot = join(profile, "demo.png")
+    await page.screenshot({ path: shot })
+    const png = readFileSync(shot)
+    expect(png.subarray(1, 4).toString()).toBe("PNG")
+    expect(png.length).toBeLessThan(200_000)
+    if (process.env.UPDATE_DEMO_SCREENSHOT === "1") copyFileSync(shot, SCREENSHOT)
   })
 })
