@@ -9,6 +9,14 @@
  * CLIENT UNBLOCK so the next does not wait behind it. Each `consume` stream, a long-lived
  * loop, opens a connection of its own for its lifetime.
  *
+ * Tracing: every operation runs in a span named `tiercache.streams.<operation>` (`publish`,
+ * `readLatest`, `read`, `createGroup`, `ack`, and `consume` for each XREADGROUP a consumer
+ * sends) with OpenTelemetry messaging attributes: `messaging.system` (`redis`),
+ * `messaging.operation.type` (`send`, `receive`, `settle`), `messaging.operation.name` (the
+ * Redis command), `messaging.consumer.group.name`, `messaging.message.id` (of a published entry)
+ * and `messaging.batch.message_count` (entries read). Stream names can hold personal data (a
+ * stream per user), so `messaging.destination.name` is set only with `streamNamesInSpans`.
+ *
  * @since 0.1.0
  */
 import { CacheError, CacheStreams } from "@tiercache/core"
@@ -31,6 +39,18 @@ export interface Options {
   readonly prefix?: string | undefined
   /** Allow `prefix: ""` (bare stream keys); default false. */
   readonly allowEmptyPrefix?: boolean | undefined
+  /**
+   * Put the stream's name in each span as `messaging.destination.name` (default false: stream
+   * names can hold personal data).
+   */
+  readonly streamNamesInSpans?: boolean | undefined
+}
+
+/** How an operation appears in traces. */
+interface SpanShape {
+  readonly command: string
+  readonly type?: "send" | "receive" | "settle" | undefined
+  readonly group?: string | undefined
 }
 
 const describe = (cause: unknown): string => {
@@ -104,6 +124,24 @@ export const make = (
         })
       )
 
+    const namesInSpans = options.streamNamesInSpans === true
+    const traced =
+      (operation: string, stream: string, shape: SpanShape) =>
+      <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+        Effect.withSpan(effect, `tiercache.streams.${operation}`, {
+          kind: operation === "publish" ? "producer" : "client",
+          attributes: {
+            "messaging.system": "redis",
+            "messaging.operation.name": shape.command,
+            ...(shape.type === undefined ? {} : { "messaging.operation.type": shape.type }),
+            ...(shape.group === undefined ? {} : { "messaging.consumer.group.name": shape.group }),
+            ...(namesInSpans ? { "messaging.destination.name": stream } : {})
+          },
+          captureStackTrace: false
+        })
+    const countRead = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
+      Effect.annotateCurrentSpan("messaging.batch.message_count", entries.length)
+
     const call = (conn: Redis, args: ReadonlyArray<string | number>) => () =>
       conn.call(String(args[0]), ...args.slice(1)) as Promise<unknown>
 
@@ -124,8 +162,10 @@ export const make = (
         if (maxLen !== undefined) args.push("MAXLEN", "~", maxLen)
         args.push("*")
         for (const [field, value] of pairs) args.push(field, value)
-        return String(yield* send("publish", stream, call(client, args)))
-      })
+        const id = String(yield* send("publish", stream, call(client, args)))
+        yield* Effect.annotateCurrentSpan("messaging.message.id", id)
+        return id
+      }).pipe(traced("publish", stream, { command: "XADD", type: "send" }))
 
     const readLatest = (stream: string, count: number) =>
       Effect.gen(function* () {
@@ -138,7 +178,7 @@ export const make = (
           call(client, ["XREVRANGE", prefix + stream, "+", "-", "COUNT", count])
         )
         return (reply as Array<RawEntry>).map(toEntry)
-      })
+      }).pipe(Effect.tap(countRead), traced("readLatest", stream, { command: "XREVRANGE", type: "receive" }))
 
     const read = (stream: string, lastId: string, count: number, blockMs?: number) =>
       Effect.gen(function* () {
@@ -171,7 +211,7 @@ export const make = (
             )
           )
         return fromRead(reply)
-      })
+      }).pipe(Effect.tap(countRead), traced("read", stream, { command: "XREAD", type: "receive" }))
 
     const createGroup = (stream: string, group: string, startId = "$") =>
       Effect.gen(function* () {
@@ -186,7 +226,7 @@ export const make = (
             () => Effect.void
           )
         )
-      })
+      }).pipe(traced("createGroup", stream, { command: "XGROUP CREATE", group }))
 
     const consume = (
       stream: string,
@@ -241,7 +281,10 @@ export const make = (
             const entries = fromRead(reply)
             if (cursor !== ">") cursor = entries.length === 0 ? ">" : entries[entries.length - 1]!.id
             return entries
-          })
+          }).pipe(
+            Effect.tap(countRead),
+            traced("consume", stream, { command: "XREADGROUP", type: "receive", group })
+          )
           const reading = next.pipe(
             Effect.tapError((error) =>
               isReplyError(error)
@@ -266,7 +309,7 @@ export const make = (
         yield* checkStream("ack", stream)
         if (ids.length === 0) return 0
         return Number(yield* send("ack", stream, call(client, ["XACK", prefix + stream, group, ...ids])))
-      })
+      }).pipe(traced("ack", stream, { command: "XACK", type: "settle", group }))
 
     return { publish, readLatest, read, createGroup, consume, ack }
   })

@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Chunk, Effect, Either, Fiber, Layer, Option, Queue, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Layer, Option, Queue, Stream, Tracer } from "effect"
 import { RedisStreams, RedisTier } from "../src/index.js"
 import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
 
@@ -244,6 +244,82 @@ describe("RedisStreams", () => {
           expect(Either.isLeft(result)).toBe(true)
           if (Either.isLeft(result)) expect(result.left._tag).toBe("StreamError")
         }
+      })
+    )
+
+    it.scoped("spans: OpenTelemetry messaging attributes; stream names only when asked", () =>
+      Effect.gen(function* () {
+        const native = yield* Effect.tracer
+        const spans: Array<Tracer.Span> = []
+        const recording = Tracer.make({
+          context: native.context,
+          span: (name, parent, context, links, startTime, kind, options) => {
+            const span = native.span(name, parent, context, links, startTime, kind, options)
+            spans.push(span)
+            return span
+          }
+        })
+        const exercise = (streams: CacheStreams.CacheStreams.Service, stream: string) =>
+          Effect.gen(function* () {
+            const id = yield* streams.publish(stream, { n: "1" })
+            yield* streams.readLatest(stream, 5)
+            yield* streams.read(stream, "0", 5)
+            yield* streams.createGroup(stream, "billing", "0")
+            yield* streams
+              .consume(stream, "billing", "c1", { blockMs: 100 })
+              .pipe(Stream.take(1), Stream.runDrain)
+            yield* streams.ack(stream, "billing", [id])
+            return id
+          }).pipe(Effect.withTracer(recording))
+
+        const id = yield* exercise(yield* CacheStreams.CacheStreams, "user:42:events")
+        const attrs = (name: string) => Object.fromEntries(spans.find((s) => s.name === name)!.attributes)
+        expect([...new Set(spans.map((s) => s.name))]).toEqual([
+          "tiercache.streams.publish",
+          "tiercache.streams.readLatest",
+          "tiercache.streams.read",
+          "tiercache.streams.createGroup",
+          "tiercache.streams.consume",
+          "tiercache.streams.ack"
+        ])
+        expect(spans.find((s) => s.name === "tiercache.streams.publish")!.kind).toBe("producer")
+        expect(attrs("tiercache.streams.publish")).toEqual({
+          "messaging.system": "redis",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": "XADD",
+          "messaging.message.id": id
+        })
+        expect(attrs("tiercache.streams.readLatest")).toEqual({
+          "messaging.system": "redis",
+          "messaging.operation.type": "receive",
+          "messaging.operation.name": "XREVRANGE",
+          "messaging.batch.message_count": 1
+        })
+        expect(attrs("tiercache.streams.read")["messaging.operation.name"]).toBe("XREAD")
+        expect(attrs("tiercache.streams.createGroup")).toEqual({
+          "messaging.system": "redis",
+          "messaging.operation.name": "XGROUP CREATE",
+          "messaging.consumer.group.name": "billing"
+        })
+        expect(attrs("tiercache.streams.consume")).toMatchObject({
+          "messaging.operation.type": "receive",
+          "messaging.operation.name": "XREADGROUP",
+          "messaging.consumer.group.name": "billing"
+        })
+        // one span per XREADGROUP: first the (empty) pending entries, then the new one
+        const consumed = spans.filter((s) => s.name === "tiercache.streams.consume")
+        expect(consumed.map((s) => s.attributes.get("messaging.batch.message_count"))).toEqual([0, 1])
+        expect(attrs("tiercache.streams.ack")).toMatchObject({ "messaging.operation.type": "settle" })
+        // the stream's name (here holding a user id) is in no span
+        for (const span of spans) {
+          for (const value of span.attributes.values()) expect(String(value)).not.toContain("user:42")
+        }
+
+        spans.length = 0
+        const named = yield* RedisStreams.make({ streamNamesInSpans: true })
+        yield* exercise(named, "orders")
+        expect(spans.length).toBeGreaterThanOrEqual(6)
+        for (const span of spans) expect(span.attributes.get("messaging.destination.name")).toBe("orders")
       })
     )
   })
