@@ -6,8 +6,9 @@
 # examples and scripts/consumer/imports.ts with moduleResolution nodenext and bundler; (c) the
 # README's Redis example (examples/redis.ts) against a redis-server started here on a free
 # port. Exits non-zero when any check fails. Needs the workspace installed (pnpm install).
-# Libraries are typechecked too (skipLibCheck false); @types/ws is there for
-# @effect/platform-node, whose declarations import "ws".
+# The nodenext run typechecks the libraries' declarations too (skipLibCheck false; @types/ws is
+# there for @effect/platform-node, whose declarations import "ws"); the bundler run skips them,
+# as bundler-based apps usually do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -81,7 +82,7 @@ cat > tsconfig.bundler.json <<'JSON'
     "module": "preserve",
     "moduleResolution": "bundler",
     "types": ["node"],
-    "skipLibCheck": false,
+    "skipLibCheck": true,
     "noEmit": true
   },
   "include": ["src"]

@@ -10,7 +10,7 @@ import { RedisConnection, RedisTier } from "@tiercache/redis"
 import * as RedisStreams from "@tiercache/redis/RedisStreams"
 import { TestBus, TestTier } from "@tiercache/testing"
 import * as ChaosTier from "@tiercache/testing/ChaosTier"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, type Option, Schema } from "effect"
 
 /** A cache of unit tests: an in-memory L2 and bus on the Effect Clock. */
 export const TestCacheLive = Effect.map(TestBus.makeHub, (hub) =>
@@ -21,8 +21,13 @@ export const TestCacheLive = Effect.map(TestBus.makeHub, (hub) =>
 )
 
 /** A typed read; the answer's type is `Option<{ readonly id: number }>`. */
-export const read: Effect.Effect<Option.Option<{ readonly id: number }>, unknown, TieredCache.TieredCache> =
-  Effect.flatMap(TieredCache.TieredCache, (cache) => cache.getTyped("k", Schema.Struct({ id: Schema.Number })))
+export const read: Effect.Effect<
+  Option.Option<{ readonly id: number }>,
+  unknown,
+  TieredCache.TieredCache
+> = Effect.flatMap(TieredCache.TieredCache, (cache) =>
+  cache.getTyped("k", Schema.Struct({ id: Schema.Number }))
+)
 
 /** The subpath modules are the same modules as the root's namespaces. */
 export const layers: ReadonlyArray<unknown> = [
