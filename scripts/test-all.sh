@@ -47,7 +47,7 @@ pnpm build
 echo "== publish (dry run: the files each package would publish)"
 pnpm publish --recursive --dry-run --no-git-checks
 echo "== docs"
-pnpm docs
+pnpm run docs
 
 echo "== tests"
 status=0

@@ -10,6 +10,7 @@ const special = /[*?[\]\\]/g
 /**
  * Escapes a literal so that it matches only itself inside a glob (`app[1]:` -> `app\[1\]:`).
  *
+ * @category utils
  * @since 0.1.0
  */
 // biome-ignore lint/suspicious/noShadowRestrictedNames: a module export, read as Glob.escape
@@ -21,6 +22,7 @@ const escapeRegex = (s: string): string => s.replace(regexSpecial, "\\$&")
 /**
  * Compiles a glob into an anchored regular expression with Redis's semantics.
  *
+ * @category utils
  * @since 0.1.0
  */
 export const toRegExp = (glob: string): RegExp => {
@@ -82,6 +84,7 @@ const findClose = (glob: string, from: number): number => {
 /**
  * A predicate that tells whether a key matches the glob.
  *
+ * @category utils
  * @since 0.1.0
  */
 export const matcher = (glob: string): ((key: string) => boolean) => {

@@ -12,6 +12,7 @@ const origin = Schema.optional(Schema.String)
 /**
  * Remove one key from every L1.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schema.String, origin })
@@ -20,6 +21,7 @@ export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schem
  * Replace one key's value in every L1. `ttl_secs` is the seed's field (seconds, rounded up
  * when we send it); `ttl_ms`, when present, is exact and wins. `grace_ms` and `tags` are ours.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const Update = Schema.Struct({
@@ -36,6 +38,7 @@ export const Update = Schema.Struct({
 /**
  * Remove every key matching a Redis-style glob from every L1.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const RemovePattern = Schema.Struct({
@@ -47,6 +50,7 @@ export const RemovePattern = Schema.Struct({
 /**
  * Remove several keys from every L1.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const RemoveBulk = Schema.Struct({
@@ -58,6 +62,7 @@ export const RemoveBulk = Schema.Struct({
 /**
  * Remove every entry carrying a tag from every L1 (tiercache's own).
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const RemoveTag = Schema.Struct({
@@ -71,6 +76,7 @@ export const RemoveTag = Schema.Struct({
 /**
  * Empty every L1 (tiercache's own).
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const Clear = Schema.Struct({ type: Schema.Literal("Clear"), origin })
@@ -78,11 +84,13 @@ export const Clear = Schema.Struct({ type: Schema.Literal("Clear"), origin })
 /**
  * Any bus message.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const InvalidationMessage = Schema.Union(Remove, Update, RemovePattern, RemoveBulk, RemoveTag, Clear)
 
 /**
+ * @category schemas
  * @since 0.1.0
  */
 export type InvalidationMessage = typeof InvalidationMessage.Type
@@ -92,6 +100,7 @@ const decodeJson = Schema.decodeUnknownEither(Schema.parseJson(InvalidationMessa
 /**
  * Serializes a message to its JSON wire form.
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const encode = (message: InvalidationMessage): string => JSON.stringify(message)
@@ -99,6 +108,7 @@ export const encode = (message: InvalidationMessage): string => JSON.stringify(m
 /**
  * Parses a wire message; `Left` carries a short reason when it is not JSON or not a message.
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const decode = (raw: string): Either.Either<InvalidationMessage, string> =>

@@ -16,6 +16,7 @@ const { BusError } = CacheError
 /**
  * Options of the Redis bus.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -26,6 +27,7 @@ export interface Options {
 /**
  * The default channel.
  *
+ * @category constants
  * @since 0.1.0
  */
 export const defaultChannel = "cache:invalidate"
@@ -39,6 +41,7 @@ const describe = (cause: unknown): string => {
 /**
  * Builds the bus on the connection in context.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (
@@ -119,6 +122,7 @@ export const make = (
 /**
  * The Redis bus as the cache's invalidation bus.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (

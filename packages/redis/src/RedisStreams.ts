@@ -22,6 +22,7 @@ const { StreamError } = CacheError
 /**
  * Options of the Redis streams.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -63,6 +64,7 @@ const isPositiveInteger = (n: unknown): n is number =>
 /**
  * Builds the streams on the connection in context.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (
@@ -264,6 +266,7 @@ export const make = (
 /**
  * The Redis streams as the CacheStreams service.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<CacheStreams.CacheStreams, never, RedisConnection> =>
