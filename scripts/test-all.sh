@@ -44,8 +44,9 @@ echo "== typecheck"
 pnpm typecheck
 echo "== build"
 pnpm build
-echo "== publish (dry run: the files each package would publish)"
+echo "== publish (dry run) and the files each package would publish"
 pnpm publish --recursive --dry-run --no-git-checks
+for pkg in core redis testing; do (cd "packages/$pkg" && pnpm pack --dry-run); done
 echo "== docs"
 pnpm run docs
 
