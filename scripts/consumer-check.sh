@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the packed packages into a scratch app outside the workspace, as a user would, and
-# checks that they work there: (a) the README's quick start (examples/quickstart.ts: MemoryTier +
+# checks that they work there: @tiercache/core loads without its optional peer @effect/platform;
+# (a) the README's quick start (examples/quickstart.ts: MemoryTier +
 # KeyValueStoreTier on the file system + TieredCache), compiled by tsc and run twice with plain
 # node (the second process answers from the first one's files); (b) `tsc --strict` of the
 # examples and scripts/consumer/imports.ts with moduleResolution nodenext and bundler; (c) the
@@ -44,6 +45,16 @@ for tarball in "$WORK"/tarballs/*.tgz; do
     fail "$(basename "$tarball") still names workspace: versions"
   fi
 done
+
+step "@tiercache/core alone (no @effect/platform, an optional peer): the root loads"
+mkdir -p "$WORK/bare"
+(
+  cd "$WORK/bare"
+  echo '{ "name": "tiercache-bare", "private": true, "type": "module" }' >package.json
+  npm install --prefer-offline --no-audit --no-fund --loglevel=error "$WORK"/tarballs/tiercache-core-*.tgz >/dev/null
+  [ ! -e node_modules/@effect/platform ] || fail "npm installed @effect/platform without being asked"
+  node --input-type=module -e 'const { TieredCache, MemoryTier } = await import("@tiercache/core"); if (!TieredCache.layer || !MemoryTier.layer) process.exit(1)'
+) || fail "@tiercache/core without @effect/platform"
 
 step "npm install of the tarballs into $WORK/app"
 cd "$WORK/app"
