@@ -9,6 +9,7 @@ import { Schema } from "effect"
  * A tier (memory, Redis, a test tier...) failed an operation. Reads never fail with it: a
  * failed tier is counted, logged and skipped. A write fails with it only when every tier failed.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class TierError extends Schema.TaggedError<TierError>("@tiercache/core/TierError")("TierError", {
@@ -30,6 +31,7 @@ export class TierError extends Schema.TaggedError<TierError>("@tiercache/core/Ti
 /**
  * Why an input was refused.
  *
+ * @category errors
  * @since 0.1.0
  */
 export const InputProblem = Schema.Literal(
@@ -41,6 +43,7 @@ export const InputProblem = Schema.Literal(
 )
 
 /**
+ * @category errors
  * @since 0.1.0
  */
 export type InputProblem = typeof InputProblem.Type
@@ -49,6 +52,7 @@ export type InputProblem = typeof InputProblem.Type
  * Bad input: an empty or non-string key, a negative / NaN / infinite TTL, a value that cannot
  * be encoded. Raised before anything is written.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class CacheInputError extends Schema.TaggedError<CacheInputError>("@tiercache/core/CacheInputError")(
@@ -69,6 +73,7 @@ export class CacheInputError extends Schema.TaggedError<CacheInputError>("@tierc
 /**
  * A write reached no tier: every tier failed. Carries each tier's error.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class CacheWriteError extends Schema.TaggedError<CacheWriteError>("@tiercache/core/CacheWriteError")(
@@ -91,6 +96,7 @@ export class CacheWriteError extends Schema.TaggedError<CacheWriteError>("@tierc
 /**
  * The invalidation bus failed to publish or to subscribe.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class BusError extends Schema.TaggedError<BusError>("@tiercache/core/BusError")("BusError", {
@@ -111,6 +117,7 @@ export class BusError extends Schema.TaggedError<BusError>("@tiercache/core/BusE
  * A configuration that cannot work (a non-positive size, a scale outside (0, 1], ...),
  * raised when the layer is built.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class CacheConfigError extends Schema.TaggedError<CacheConfigError>(
@@ -130,6 +137,7 @@ export class CacheConfigError extends Schema.TaggedError<CacheConfigError>(
 /**
  * Every error a TieredCache operation can fail with (besides the computation's own).
  *
+ * @category errors
  * @since 0.1.0
  */
 export type CacheError = CacheInputError | CacheWriteError | CacheTimeoutError
@@ -137,6 +145,7 @@ export type CacheError = CacheInputError | CacheWriteError | CacheTimeoutError
 /**
  * A stream operation (publish, read, group, ack) failed.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class StreamError extends Schema.TaggedError<StreamError>("@tiercache/core/StreamError")(
@@ -162,6 +171,7 @@ export class StreamError extends Schema.TaggedError<StreamError>("@tiercache/cor
  * A computation outlived the caller's hard timeout and no stale value could answer instead.
  * The computation goes on in the background and stores its result.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class CacheTimeoutError extends Schema.TaggedError<CacheTimeoutError>(

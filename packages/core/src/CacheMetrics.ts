@@ -10,6 +10,7 @@ import { Metric } from "effect"
 /**
  * Reads, by `outcome`: `l1_hit`, `l2_hit`, `l3_hit`..., `coalesced`, `miss`.
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const requests = Metric.counter("tiercache_requests_total", {
@@ -19,6 +20,7 @@ export const requests = Metric.counter("tiercache_requests_total", {
 /**
  * Events, by `kind`: `promotion`, `computation`, `compute_error`, `decode_error`, `write_failure`, `discarded_write`, `stale_served`, `fail_safe`, `timeout`, `breaker_rejection`.
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const events = Metric.counter("tiercache_events_total", {
@@ -28,6 +30,7 @@ export const events = Metric.counter("tiercache_events_total", {
 /**
  * Failed tier operations, by `tier`.
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const tierErrors = Metric.counter("tiercache_tier_errors_total", {
@@ -37,6 +40,7 @@ export const tierErrors = Metric.counter("tiercache_tier_errors_total", {
 /**
  * Bus traffic, by `kind`: `sent`, `publish_failure`, `publish_skipped`, `received`, `own`, `malformed`, `applied`, `resync`.
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const busMessages = Metric.counter("tiercache_bus_messages_total", {
@@ -47,12 +51,14 @@ export const busMessages = Metric.counter("tiercache_bus_messages_total", {
 /**
  * Computations under way.
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const inFlight = Metric.gauge("tiercache_in_flight", { description: "Computations under way" })
 /**
  * 1 while a tier's (`tier`) circuit breaker is open or half-open, else 0.
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const breakerOpen = Metric.gauge("tiercache_breaker_open", {

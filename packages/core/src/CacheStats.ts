@@ -9,6 +9,7 @@ import type { TierHealth } from "./Tier.js"
 /**
  * A snapshot of a cache's request statistics.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface CacheStats {
@@ -63,6 +64,7 @@ export interface CacheStats {
 /**
  * A snapshot of a cache's invalidation bus statistics.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface InvalidationStats {
@@ -92,6 +94,7 @@ export interface InvalidationStats {
  * Overall health: `healthy` when every tier answers, `degraded` when L1 answers but a lower
  * tier does not (the cache keeps serving), `unhealthy` when L1 does not answer.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface CacheHealth {

@@ -9,6 +9,7 @@ import { Data, Duration } from "effect"
 /**
  * A TTL preset.
  *
+ * @category models
  * @since 0.1.0
  */
 export type CacheStrategy = Data.TaggedEnum<{
@@ -22,22 +23,53 @@ export type CacheStrategy = Data.TaggedEnum<{
 
 const ctor = Data.taggedEnum<CacheStrategy>()
 
-/** Real-time data: 10 seconds. @since 0.1.0 */
+/**
+ * Real-time data: 10 seconds.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
 export const RealTime: CacheStrategy = ctor.RealTime()
-/** Short-term data: 5 minutes. @since 0.1.0 */
+/**
+ * Short-term data: 5 minutes.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
 export const ShortTerm: CacheStrategy = ctor.ShortTerm()
-/** Medium-term data: 1 hour. @since 0.1.0 */
+/**
+ * Medium-term data: 1 hour.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
 export const MediumTerm: CacheStrategy = ctor.MediumTerm()
-/** Long-term data: 3 hours. @since 0.1.0 */
+/**
+ * Long-term data: 3 hours.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
 export const LongTerm: CacheStrategy = ctor.LongTerm()
-/** The default: 5 minutes. @since 0.1.0 */
+/**
+ * The default: 5 minutes.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
 export const Default: CacheStrategy = ctor.Default()
-/** Any duration (checked when used: it must be finite and positive). @since 0.1.0 */
+/**
+ * Any duration (checked when used: it must be finite and positive).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
 export const Custom = (ttl: Duration.DurationInput): CacheStrategy => ctor.Custom({ ttl })
 
 /**
  * Whether a value is a strategy.
  *
+ * @category guards
  * @since 0.1.0
  */
 export const isCacheStrategy = (u: unknown): u is CacheStrategy =>
@@ -52,6 +84,7 @@ export const isCacheStrategy = (u: unknown): u is CacheStrategy =>
  * The TTL of a strategy, as given (a Custom input is checked where it is used: a negative,
  * NaN or infinite one is refused with a `CacheInputError`, never silently read as zero).
  *
+ * @category conversions
  * @since 0.1.0
  */
 export const toDurationInput: (strategy: CacheStrategy) => Duration.DurationInput = ctor.$match({
@@ -66,6 +99,7 @@ export const toDurationInput: (strategy: CacheStrategy) => Duration.DurationInpu
 /**
  * The TTL of a strategy as a Duration.
  *
+ * @category conversions
  * @since 0.1.0
  */
 export const toDuration = (strategy: CacheStrategy): Duration.Duration =>

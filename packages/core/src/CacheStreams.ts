@@ -11,6 +11,7 @@ import type { StreamError } from "./CacheError.js"
 /**
  * One stream entry: its id (`<ms>-<seq>`) and its field/value pairs in order.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface StreamEntry {
@@ -23,6 +24,7 @@ export interface StreamEntry {
 /**
  * Fields to publish: pairs in order, or a record.
  *
+ * @category models
  * @since 0.1.0
  */
 export type Fields = ReadonlyArray<readonly [string, string]> | Readonly<Record<string, string>>
@@ -30,6 +32,7 @@ export type Fields = ReadonlyArray<readonly [string, string]> | Readonly<Record<
 /**
  * Options of a consumer-group stream.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface ConsumeOptions {
@@ -42,6 +45,7 @@ export interface ConsumeOptions {
 /**
  * Append-only event streams with consumer groups.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class CacheStreams extends Context.Tag("@tiercache/core/CacheStreams")<
@@ -50,6 +54,7 @@ export class CacheStreams extends Context.Tag("@tiercache/core/CacheStreams")<
 >() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace CacheStreams {
@@ -99,6 +104,7 @@ export declare namespace CacheStreams {
 /**
  * Normalizes fields to pairs.
  *
+ * @category utils
  * @since 0.1.0
  */
 export const fieldPairs = (fields: Fields): ReadonlyArray<readonly [string, string]> =>

@@ -14,6 +14,7 @@ import type { Tier, TierHealth } from "./Tier.js"
 /**
  * The breaker's state.
  *
+ * @category models
  * @since 0.1.0
  */
 export type State = "closed" | "open" | "half-open"
@@ -21,6 +22,7 @@ export type State = "closed" | "open" | "half-open"
 /**
  * Options of a guard.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -35,6 +37,7 @@ export interface Options {
 /**
  * A guarded tier: the Tier plus its breaker's state.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface GuardedTier extends Tier.Service {
@@ -56,6 +59,7 @@ export interface GuardedTier extends Tier.Service {
 /**
  * The reason of the TierError a call gets while the breaker is open.
  *
+ * @category constants
  * @since 0.1.0
  */
 export const OPEN_REASON = "circuit breaker open"
@@ -63,6 +67,7 @@ export const OPEN_REASON = "circuit breaker open"
 /**
  * Whether an error is a breaker's refusal (not a failure of the tier itself).
  *
+ * @category guards
  * @since 0.1.0
  */
 export const isRejection = (error: TierError): boolean => error.reason === OPEN_REASON
@@ -70,6 +75,7 @@ export const isRejection = (error: TierError): boolean => error.reason === OPEN_
 /**
  * A circuit breaker on the Effect Clock, for any kind of call.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Breaker {
@@ -97,6 +103,7 @@ export interface Breaker {
 /**
  * Makes a breaker named `name` (for its logs).
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (name: string, options: Options = {}): Effect.Effect<Breaker> =>
@@ -179,6 +186,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
  * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock. A tier
  * whose own `callTimeout` is not longer than the guard's timeout is trusted to bound itself.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>

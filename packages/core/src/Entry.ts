@@ -10,6 +10,7 @@ import { Schema } from "effect"
  * typed writes. `expiresAt` is the hard expiry in epoch milliseconds; until `staleUntil`
  * (`>= expiresAt`, the end of the grace window) the entry may still be served as stale.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Entry {
@@ -28,6 +29,7 @@ export interface Entry {
 /**
  * Builds an entry.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (options: {
@@ -50,6 +52,7 @@ export const make = (options: {
 /**
  * Is the entry fresh at `now`? (A millisecond before `expiresAt`: yes; at it: no.)
  *
+ * @category guards
  * @since 0.1.0
  */
 export const isFresh = (entry: Entry, now: number): boolean => now < entry.expiresAt
@@ -57,6 +60,7 @@ export const isFresh = (entry: Entry, now: number): boolean => now < entry.expir
 /**
  * Is the entry still usable as stale data at `now` (past `expiresAt`, before `staleUntil`)?
  *
+ * @category guards
  * @since 0.1.0
  */
 export const isStale = (entry: Entry, now: number): boolean =>
@@ -65,6 +69,7 @@ export const isStale = (entry: Entry, now: number): boolean =>
 /**
  * Is the entry gone at `now` (past its grace window)?
  *
+ * @category guards
  * @since 0.1.0
  */
 export const isGone = (entry: Entry, now: number): boolean => now >= entry.staleUntil
@@ -72,6 +77,7 @@ export const isGone = (entry: Entry, now: number): boolean => now >= entry.stale
 /**
  * Milliseconds of freshness left at `now` (0 when expired).
  *
+ * @category utils
  * @since 0.1.0
  */
 export const remainingMs = (entry: Entry, now: number): number => Math.max(0, entry.expiresAt - now)
@@ -81,6 +87,7 @@ export const remainingMs = (entry: Entry, now: number): number => Math.max(0, en
  * tier (e.g. Redis PTTL, which counts down to `staleUntil`), so that clock skew between
  * machines cannot stretch or shorten an entry.
  *
+ * @category utils
  * @since 0.1.0
  */
 export const rebase = (entry: Entry, now: number, remainingUntilGoneMs: number): Entry => {
@@ -99,6 +106,7 @@ export const rebase = (entry: Entry, now: number, remainingUntilGoneMs: number):
  * Scales the remaining lifetime of an entry for a tier that keeps things shorter (a TTL scale
  * in (0, 1]); the grace window is scaled alike.
  *
+ * @category utils
  * @since 0.1.0
  */
 export const scale = (entry: Entry, now: number, factor: number): Entry => {
@@ -119,6 +127,7 @@ export const scale = (entry: Entry, now: number, factor: number): Entry => {
  * The wire envelope of an entry, as tiers that serialize (Redis, key-value stores) store it:
  * `{"v":value,"e":expiresAt,"s":staleUntil,"t":tags,"c":createdAt}`.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const Envelope = Schema.Struct({
@@ -132,6 +141,7 @@ export const Envelope = Schema.Struct({
 /**
  * Serializes an entry into its wire envelope (a JSON string).
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const serialize = (entry: Entry): string =>
@@ -149,6 +159,7 @@ const isFiniteNumber = (u: unknown): u is number => typeof u === "number" && Num
  * Parses a wire envelope; anything that is not one (not JSON, wrong shape) is `undefined`.
  * Checked by hand rather than with `Envelope`: it runs on every read from a shared tier.
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const deserialize = (raw: string): Entry | undefined => {

@@ -26,6 +26,7 @@ const special = /[*?[\]\\]/g
 /**
  * Escapes a literal so that it matches only itself inside a glob (`app[1]:` -> `app\[1\]:`).
  *
+ * @category utils
  * @since 0.1.0
  */
 // biome-ignore lint/suspicious/noShadowRestrictedNames: a module export, read as Glob.escape
@@ -233,6 +234,7 @@ const MAX_REGEXP_STARS = 3
  * A predicate that tells whether a key matches the glob, as Redis's `SCAN MATCH` does (see the
  * module's description). Compile once, test many keys.
  *
+ * @category utils
  * @since 0.1.0
  */
 export const matcher = (glob: string): ((key: string) => boolean) => {

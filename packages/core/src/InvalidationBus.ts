@@ -13,6 +13,7 @@ import * as InvalidationMessage from "./InvalidationMessage.js"
  * skipped by the cache), or word that the connection dropped and came back, so that messages
  * may have been lost in between (the cache then clears its L1).
  *
+ * @category models
  * @since 0.1.0
  */
 export type Event =
@@ -23,6 +24,7 @@ export type Event =
 /**
  * Turns a raw wire payload into an {@link Event}.
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const decodeEvent = (raw: string): Event => {
@@ -35,6 +37,7 @@ export const decodeEvent = (raw: string): Event => {
 /**
  * The event a bus emits after its connection came back.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const reconnected: Event = { _tag: "Reconnected" }
@@ -42,6 +45,7 @@ export const reconnected: Event = { _tag: "Reconnected" }
 /**
  * A publish/subscribe channel shared by every instance of a cache.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class InvalidationBus extends Context.Tag("@tiercache/core/InvalidationBus")<
@@ -50,6 +54,7 @@ export class InvalidationBus extends Context.Tag("@tiercache/core/InvalidationBu
 >() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace InvalidationBus {

@@ -15,6 +15,7 @@ const namespace = Schema.optional(Schema.String)
 /**
  * Remove one key from every L1.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schema.String, origin, namespace })
@@ -23,6 +24,7 @@ export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schem
  * Replace one key's value in every L1. `ttl_secs` is the seed's field (seconds, rounded up
  * when we send it); `ttl_ms`, when present, is exact and wins. `grace_ms` and `tags` are ours.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const Update = Schema.Struct({
@@ -40,6 +42,7 @@ export const Update = Schema.Struct({
 /**
  * Remove every key matching a Redis-style glob from every L1.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const RemovePattern = Schema.Struct({
@@ -52,6 +55,7 @@ export const RemovePattern = Schema.Struct({
 /**
  * Remove several keys from every L1.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const RemoveBulk = Schema.Struct({
@@ -64,6 +68,7 @@ export const RemoveBulk = Schema.Struct({
 /**
  * Remove every entry carrying a tag from every L1 (tiercache's own).
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const RemoveTag = Schema.Struct({
@@ -78,6 +83,7 @@ export const RemoveTag = Schema.Struct({
 /**
  * Empty every L1 (tiercache's own).
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const Clear = Schema.Struct({ type: Schema.Literal("Clear"), origin, namespace })
@@ -85,11 +91,13 @@ export const Clear = Schema.Struct({ type: Schema.Literal("Clear"), origin, name
 /**
  * Any bus message.
  *
+ * @category schemas
  * @since 0.1.0
  */
 export const InvalidationMessage = Schema.Union(Remove, Update, RemovePattern, RemoveBulk, RemoveTag, Clear)
 
 /**
+ * @category schemas
  * @since 0.1.0
  */
 export type InvalidationMessage = typeof InvalidationMessage.Type
@@ -98,6 +106,7 @@ export type InvalidationMessage = typeof InvalidationMessage.Type
  * Why a wire message was refused: `not_json` (not JSON at all), `unknown_type` (not an object
  * with a known `type`), `invalid_field` (a field missing or of the wrong type).
  *
+ * @category models
  * @since 0.1.0
  */
 export type MalformedKind = "not_json" | "unknown_type" | "invalid_field"
@@ -105,6 +114,7 @@ export type MalformedKind = "not_json" | "unknown_type" | "invalid_field"
 /**
  * A refused wire message: its kind and one short line saying what was wrong.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Malformed {
@@ -140,6 +150,7 @@ const describeIssue = (error: ParseResult.ParseError): string => {
 /**
  * Parses a wire message, saying precisely what was wrong with one that is refused.
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const decodeDetailed = (raw: string): Either.Either<InvalidationMessage, Malformed> => {
@@ -169,6 +180,7 @@ export const decodeDetailed = (raw: string): Either.Either<InvalidationMessage, 
 /**
  * Serializes a message to its JSON wire form.
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const encode = (message: InvalidationMessage): string => JSON.stringify(message)
@@ -177,6 +189,7 @@ export const encode = (message: InvalidationMessage): string => JSON.stringify(m
  * Parses a wire message; `Left` carries one short line saying what was wrong (see
  * {@link decodeDetailed}).
  *
+ * @category encoding
  * @since 0.1.0
  */
 export const decode = (raw: string): Either.Either<InvalidationMessage, string> =>

@@ -30,6 +30,7 @@ import { L2, type Tier } from "./Tier.js"
 /**
  * Options of a KeyValueStore tier.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -54,6 +55,7 @@ const describe = (cause: unknown): string =>
 /**
  * Builds a KeyValueStore tier on the store in context; its sweeper runs in the scope.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (
@@ -291,6 +293,7 @@ export const make = (
 /**
  * A KeyValueStore tier as the cache's L2.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<L2, TierError, KeyValueStore.KeyValueStore> =>

@@ -18,6 +18,7 @@ import { L1, type Tier } from "./Tier.js"
 /**
  * Options of a memory tier.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -36,6 +37,7 @@ export interface Options {
 /**
  * A memory tier: a Tier with the synchronous fast path TieredCache uses for L1 hits.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface MemoryTier extends Tier.Service {
@@ -62,6 +64,7 @@ const positiveInteger = (n: unknown): boolean => typeof n === "number" && Number
 /**
  * Builds a memory tier.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigError> =>
@@ -163,6 +166,19 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
 /**
  * A memory tier as the cache's L1.
  *
+ * @example
+ * ```ts
+ * import { MemoryTier, TieredCache } from "@tiercache/core"
+ * import { TestTier } from "@tiercache/testing"
+ * import { Layer } from "effect"
+ *
+ * // At most 50,000 entries and about 64 MiB of encoded values; least recently used go first.
+ * const L1Live = MemoryTier.layer({ maxEntries: 50_000, maxBytes: 64 * 1024 * 1024 })
+ *
+ * const CacheLive = TieredCache.layer().pipe(Layer.provide(L1Live), Layer.provide(TestTier.layer()))
+ * ```
+ *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options: Options): Layer.Layer<L1, CacheConfigError> => Layer.effect(L1, make(options))
@@ -170,6 +186,7 @@ export const layer = (options: Options): Layer.Layer<L1, CacheConfigError> => La
 /**
  * Whether a tier is a memory tier (has the synchronous fast path).
  *
+ * @category guards
  * @since 0.1.0
  */
 export const isMemoryTier = (tier: Tier.Service): tier is MemoryTier => FastPathTypeId in tier

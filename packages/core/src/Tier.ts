@@ -11,6 +11,7 @@ import type { Entry } from "./Entry.js"
 /**
  * What a tier says of its own health.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface TierHealth {
@@ -28,11 +29,13 @@ export interface TierHealth {
  * the server's own countdown, e.g. Redis PTTL), never a guessed default. Every failure is a
  * typed {@link TierError}.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class Tier extends Context.Tag("@tiercache/core/Tier")<Tier, Tier.Service>() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace Tier {
@@ -73,6 +76,7 @@ export declare namespace Tier {
 /**
  * The first tier: in-process and fast (by default {@link MemoryTier}).
  *
+ * @category tags
  * @since 0.1.0
  */
 export class L1 extends Context.Tag("@tiercache/core/L1")<L1, Tier.Service>() {}
@@ -80,6 +84,7 @@ export class L1 extends Context.Tag("@tiercache/core/L1")<L1, Tier.Service>() {}
 /**
  * The second tier: shared between instances (by default Redis).
  *
+ * @category tags
  * @since 0.1.0
  */
 export class L2 extends Context.Tag("@tiercache/core/L2")<L2, Tier.Service>() {}
@@ -88,6 +93,7 @@ export class L2 extends Context.Tag("@tiercache/core/L2")<L2, Tier.Service>() {}
  * Further tiers behind L2 (L3, L4...), in the order reads fall through them. Optional: a cache
  * built without it has two tiers.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class Tiers extends Context.Tag("@tiercache/core/Tiers")<Tiers, ReadonlyArray<Tier.Service>>() {}

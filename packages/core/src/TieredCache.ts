@@ -24,6 +24,7 @@ import type { L1, L2 } from "./Tier.js"
 /**
  * How a cache is built.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -82,6 +83,7 @@ export interface Options {
  * computation goes on and stores its result; past `hard`, waiters get the stale value if there
  * is one, else a `CacheTimeoutError` (the computation still goes on and stores its result).
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Timeouts {
@@ -94,6 +96,7 @@ export interface Timeouts {
 /**
  * Options of a read.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface ReadOptions {
@@ -107,6 +110,7 @@ export interface ReadOptions {
  * (about 142,000 years, so that every expiry time is an exact epoch-ms integer any tier
  * stores); a longer one is a `CacheInputError` before anything is written.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface WriteOptions {
@@ -123,6 +127,7 @@ export interface WriteOptions {
 /**
  * Options of a typed write: the schema encodes the value before it is stored.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface TypedWriteOptions<A, I> extends WriteOptions {
@@ -133,6 +138,7 @@ export interface TypedWriteOptions<A, I> extends WriteOptions {
 /**
  * Options of getOrCompute: those of a write, plus timeouts of the computation.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface ComputeOptions extends WriteOptions {
@@ -143,6 +149,36 @@ export interface ComputeOptions extends WriteOptions {
 /**
  * The cache service.
  *
+ * @example
+ * `getOrComputeTyped`: one computation per key per instance however many callers
+ * miss at once, the value encoded with the schema on the way in and decoded on the way out.
+ *
+ * ```ts
+ * import { MemoryTier, TieredCache } from "@tiercache/core"
+ * import { TestTier } from "@tiercache/testing"
+ * import { Effect, Layer, Schema } from "effect"
+ *
+ * const User = Schema.Struct({ id: Schema.Number, since: Schema.DateFromString })
+ * const loadUser = (id: number) => Effect.succeed({ id, since: new Date() })
+ *
+ * const program = Effect.gen(function* () {
+ *   const cache = yield* TieredCache.TieredCache
+ *   // user: { readonly id: number; readonly since: Date }
+ *   const user = yield* cache.getOrComputeTyped("user:1", User, loadUser(1), { ttl: "10 minutes" })
+ *   return user.since.getTime()
+ * })
+ *
+ * program.pipe(
+ *   Effect.provide(
+ *     TieredCache.layer().pipe(
+ *       Layer.provide(MemoryTier.layer({ maxEntries: 1_000 })),
+ *       Layer.provide(TestTier.layer())
+ *     )
+ *   )
+ * )
+ * ```
+ *
+ * @category tags
  * @since 0.1.0
  */
 export class TieredCache extends Context.Tag("@tiercache/core/TieredCache")<
@@ -151,6 +187,7 @@ export class TieredCache extends Context.Tag("@tiercache/core/TieredCache")<
 >() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace TieredCache {
@@ -248,6 +285,7 @@ export declare namespace TieredCache {
  * present in the context). The bus subscriber and every computation run in fibers of the
  * scope: closing it stops them.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make: (
@@ -257,6 +295,7 @@ export const make: (
 /**
  * How building a cache can fail: a bad option, or a bus that cannot subscribe.
  *
+ * @category errors
  * @since 0.1.0
  */
 export type LayerError = CacheConfigError | BusError
@@ -264,6 +303,27 @@ export type LayerError = CacheConfigError | BusError
 /**
  * The cache as a layer.
  *
+ * @example
+ * ```ts
+ * import { MemoryTier, TieredCache } from "@tiercache/core"
+ * import { TestTier } from "@tiercache/testing"
+ * import { Effect, Layer } from "effect"
+ *
+ * // An L1 in memory in front of an L2 (here the in-memory TestTier; RedisTier.layer() in production).
+ * const CacheLive = TieredCache.layer({ defaultTtl: "5 minutes" }).pipe(
+ *   Layer.provide(MemoryTier.layer({ maxEntries: 10_000 })),
+ *   Layer.provide(TestTier.layer())
+ * )
+ *
+ * const program = Effect.gen(function* () {
+ *   const cache = yield* TieredCache.TieredCache
+ *   return yield* cache.getOrCompute("answer", Effect.succeed(42))
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(CacheLive))).then(console.log) // 42
+ * ```
+ *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<TieredCache, CacheConfigError | BusError, L1 | L2> =>

@@ -1,4 +1,8 @@
 /**
+ * tiercache's core: the cache service, the tier contract, the default L1 and the bus protocol.
+ * `KeyValueStoreTier` (which needs `@effect/platform`, an optional peer) is not re-exported here:
+ * import it from `@tiercache/core/KeyValueStoreTier`.
+ *
  * @since 0.1.0
  */
 
@@ -65,13 +69,6 @@ export * as InvalidationBus from "./InvalidationBus.js"
  * @since 0.1.0
  */
 export * as InvalidationMessage from "./InvalidationMessage.js"
-/**
- * Any `@effect/platform` KeyValueStore as a tier (on the file system: a persistent L2 without
- * Redis).
- *
- * @since 0.1.0
- */
-export * as KeyValueStoreTier from "./KeyValueStoreTier.js"
 /**
  * The default L1.
  *

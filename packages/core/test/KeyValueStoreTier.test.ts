@@ -2,7 +2,8 @@ import { FileSystem, KeyValueStore } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { CacheError, Entry, KeyValueStoreTier, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { CacheError, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { Clock, Deferred, Effect, Either, Exit, Layer, Option, Scope, TestClock } from "effect"
 
 const NodeEnv = Layer.merge(NodeFileSystem.layer, NodePath.layer)

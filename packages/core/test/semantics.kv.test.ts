@@ -1,6 +1,6 @@
 import { FileSystem, KeyValueStore } from "@effect/platform"
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
-import { KeyValueStoreTier } from "@tiercache/core"
+import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import * as TierSuite from "@tiercache/testing/TierSuite"
 import { Effect, Layer } from "effect"
 

@@ -36,6 +36,7 @@ type CacheConfigError = CacheError.CacheConfigError
 /**
  * A connection could not be opened (unreachable server, wrong credentials, timeout).
  *
+ * @category errors
  * @since 0.1.0
  */
 export { RedisConnectionError } from "./internal/connectionError.js"
@@ -43,6 +44,7 @@ export { RedisConnectionError } from "./internal/connectionError.js"
 /**
  * How to reach Redis.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -103,6 +105,7 @@ export interface Options {
 /**
  * The connections of one Redis client.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class RedisConnection extends Context.Tag("@tiercache/redis/RedisConnection")<
@@ -111,6 +114,7 @@ export class RedisConnection extends Context.Tag("@tiercache/redis/RedisConnecti
 >() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace RedisConnection {
@@ -177,6 +181,7 @@ const decodeDuration = (
 /**
  * Opens the command connection (connect + PING under `connectTimeout`) for the life of the scope.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (
@@ -249,6 +254,7 @@ export const make = (
 /**
  * The connections as a layer; they are closed when the layer's scope closes.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (
@@ -259,6 +265,20 @@ export const layer = (
 /**
  * The connections from configuration, e.g. `{ url: Config.redacted("REDIS_URL") }`.
  *
+ * @example
+ * ```ts
+ * import { RedisConnection } from "@tiercache/redis"
+ * import { Config, Duration } from "effect"
+ *
+ * // REDIS_URL (e.g. redis://:secret@redis.internal:6379/0) is read when the layer is built and
+ * // stays Redacted: it never appears in logs or errors.
+ * const RedisLive = RedisConnection.layerConfig({
+ *   url: Config.redacted("REDIS_URL"),
+ *   commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.seconds(1)))
+ * })
+ * ```
+ *
+ * @category layers
  * @since 0.1.0
  */
 export const layerConfig = (

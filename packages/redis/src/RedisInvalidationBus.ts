@@ -26,6 +26,7 @@ const { BusError } = CacheError
 /**
  * Options of the Redis bus.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -44,6 +45,7 @@ export interface Options {
 /**
  * The default channel.
  *
+ * @category constants
  * @since 0.1.0
  */
 export const defaultChannel = "cache:invalidate"
@@ -51,6 +53,7 @@ export const defaultChannel = "cache:invalidate"
 /**
  * What the bus dropped before the cache saw it, since the bus was built.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface BusStats {
@@ -69,6 +72,7 @@ export interface BusStats {
 /**
  * The Redis bus's own view, next to the `InvalidationBus` it provides.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class RedisInvalidationBus extends Context.Tag("@tiercache/redis/RedisInvalidationBus")<
@@ -77,6 +81,7 @@ export class RedisInvalidationBus extends Context.Tag("@tiercache/redis/RedisInv
 >() {}
 
 /**
+ * @category tags
  * @since 0.1.0
  */
 export declare namespace RedisInvalidationBus {
@@ -92,6 +97,7 @@ export declare namespace RedisInvalidationBus {
 /**
  * Messages of another namespace dropped by the bus, by channel.
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const foreignMessages = Metric.counter("tiercache_bus_foreign_messages_total", {
@@ -102,6 +108,7 @@ export const foreignMessages = Metric.counter("tiercache_bus_foreign_messages_to
 /**
  * Malformed messages dropped by the bus, by channel and kind (not_json, unknown_type, invalid_field).
  *
+ * @category metrics
  * @since 0.1.0
  */
 export const malformedMessages = Metric.counter("tiercache_bus_malformed_messages_total", {
@@ -121,6 +128,7 @@ type Arrival = string | InvalidationBus.Event
 /**
  * Builds the bus on the connection in context.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (
@@ -262,6 +270,7 @@ export const make = (
 /**
  * The Redis bus as the cache's invalidation bus, and as itself (for its `stats`).
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (

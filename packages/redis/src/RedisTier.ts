@@ -31,6 +31,7 @@ const { TierError } = CacheError
 /**
  * Options of a Redis tier.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -117,6 +118,7 @@ interface Write {
 /**
  * Builds a Redis tier on the connection in context.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (
@@ -461,6 +463,21 @@ export const make = (
 /**
  * A Redis tier as the cache's L2.
  *
+ * @example
+ * ```ts
+ * import { MemoryTier, TieredCache } from "@tiercache/core"
+ * import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
+ * import { Layer } from "effect"
+ *
+ * // Keys are written as `myapp:<key>`; the bus keeps other instances' L1 coherent.
+ * const CacheLive = TieredCache.layer().pipe(
+ *   Layer.provide(MemoryTier.layer({ maxEntries: 50_000 })),
+ *   Layer.provide(Layer.merge(RedisTier.layer({ prefix: "myapp:" }), RedisInvalidationBus.layer())),
+ *   Layer.provide(RedisConnection.layer({ host: "127.0.0.1", port: 6379 }))
+ * )
+ * ```
+ *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (

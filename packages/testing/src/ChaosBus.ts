@@ -12,6 +12,7 @@ import * as TestBus from "./TestBus.js"
 /**
  * What a chaos bus counted.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Counts {
@@ -28,11 +29,13 @@ export interface Counts {
 /**
  * A bus with chaos controls, reachable from tests built with {@link layer}.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class ChaosBus extends Context.Tag("@tiercache/testing/ChaosBus")<ChaosBus, ChaosBus.Service>() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace ChaosBus {
@@ -75,6 +78,7 @@ interface Timed {
 /**
  * Wraps a bus. It behaves as the wrapped bus until a control says otherwise.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const wrap = (bus: InvalidationBus.InvalidationBus.Service): Effect.Effect<ChaosBus.Service> =>
@@ -164,6 +168,7 @@ export const wrap = (bus: InvalidationBus.InvalidationBus.Service): Effect.Effec
  * The bus of one instance on a shared {@link TestBus} hub, wrapped in chaos: provided as the
  * InvalidationBus and as the {@link ChaosBus} tag, so that a test can `yield* ChaosBus`.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (hub: TestBus.Hub): Layer.Layer<ChaosBus | InvalidationBus.InvalidationBus> =>

@@ -12,6 +12,7 @@ import * as TestTier from "./TestTier.js"
 /**
  * The operations of a tier that chaos can be injected into.
  *
+ * @category models
  * @since 0.1.0
  */
 export type Operation =
@@ -27,6 +28,7 @@ export type Operation =
 /**
  * Every operation, in declaration order.
  *
+ * @category constants
  * @since 0.1.0
  */
 export const operations: ReadonlyArray<Operation> = [
@@ -43,6 +45,7 @@ export const operations: ReadonlyArray<Operation> = [
 /**
  * Which operations a control applies to: one, several, or `"all"`.
  *
+ * @category models
  * @since 0.1.0
  */
 export type Operations = Operation | ReadonlyArray<Operation> | "all"
@@ -50,6 +53,7 @@ export type Operations = Operation | ReadonlyArray<Operation> | "all"
 /**
  * Options of {@link ChaosTier.Service.fail}.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface FailOptions {
@@ -62,6 +66,7 @@ export interface FailOptions {
 /**
  * Options of {@link ChaosTier.Service.failRate}.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface FailRateOptions {
@@ -75,6 +80,7 @@ export interface FailRateOptions {
 /**
  * Options of a chaos tier.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -85,11 +91,13 @@ export interface Options {
 /**
  * A tier with chaos controls, reachable from tests built with {@link layer}.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class ChaosTier extends Context.Tag("@tiercache/testing/ChaosTier")<ChaosTier, ChaosTier.Service>() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace ChaosTier {
@@ -174,6 +182,7 @@ const select = (ops: Operations): ReadonlyArray<Operation> =>
 /**
  * Wraps a tier. It behaves as the wrapped tier until a control says otherwise.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Effect<ChaosTier.Service> =>
@@ -311,6 +320,7 @@ export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Eff
  * A fresh {@link TestTier} wrapped in chaos, as the cache's L2 and as the {@link ChaosTier}
  * tag, so that a test can `yield* ChaosTier` to steer the L2 its cache uses.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options: Options = {}): Layer.Layer<ChaosTier | Tier.L2> =>

@@ -12,6 +12,7 @@ import * as TestTier from "./TestTier.js"
 /**
  * Options of a group of instances.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options<E, R> {
@@ -29,6 +30,7 @@ export interface Options<E, R> {
 /**
  * The instances and what they share.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Instances {
@@ -43,6 +45,7 @@ export interface Instances {
 /**
  * Builds `n` instances in the current scope; closing it stops every instance.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = <E = never, R = never>(
@@ -76,6 +79,7 @@ export const make = <E = never, R = never>(
 /**
  * Options of {@link settle}.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface SettleOptions {
@@ -92,6 +96,7 @@ export interface SettleOptions {
  * received every message published so far (by the caches, or on the hub when given): the
  * moment at which a write or an invalidation has reached every instance.
  *
+ * @category utils
  * @since 0.1.0
  */
 export const settle = (

@@ -16,6 +16,7 @@ import { Context, Duration, Effect, Layer, Schema } from "effect"
 /**
  * The server could not be found, started or stopped.
  *
+ * @category errors
  * @since 0.1.0
  */
 export class RedisServerError extends Schema.TaggedError<RedisServerError>(
@@ -35,6 +36,7 @@ export class RedisServerError extends Schema.TaggedError<RedisServerError>(
 /**
  * The message a missing `redis-server` fails with.
  *
+ * @category errors
  * @since 0.1.0
  */
 export const notFoundMessage =
@@ -43,6 +45,7 @@ export const notFoundMessage =
 /**
  * Options of a test server.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -70,6 +73,7 @@ export interface Options {
 /**
  * A running test server.
  *
+ * @category tags
  * @since 0.1.0
  */
 export class RedisServer extends Context.Tag("@tiercache/testing/RedisServer")<
@@ -78,6 +82,7 @@ export class RedisServer extends Context.Tag("@tiercache/testing/RedisServer")<
 >() {}
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export declare namespace RedisServer {
@@ -196,6 +201,7 @@ const portClosed = (port: number): Promise<boolean> =>
 /**
  * Starts a server for the life of the scope.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (
@@ -348,6 +354,7 @@ export const make = (
 /**
  * A server for the life of the layer (one per suite).
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<RedisServer, RedisServerError> =>

@@ -13,6 +13,7 @@ type Wire = { readonly _tag: "Raw"; readonly raw: string } | { readonly _tag: "R
 /**
  * A hub: what every instance's TestBus publishes to and subscribes from.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Hub {
@@ -35,6 +36,7 @@ export interface Hub {
 /**
  * Makes a hub.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const makeHub: Effect.Effect<Hub> = Effect.gen(function* () {
@@ -61,6 +63,7 @@ export const makeHub: Effect.Effect<Hub> = Effect.gen(function* () {
 /**
  * An InvalidationBus on a hub.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (hub: Hub): InvalidationBus.InvalidationBus.Service => ({
@@ -95,6 +98,7 @@ export const make = (hub: Hub): InvalidationBus.InvalidationBus.Service => ({
 /**
  * The bus of one instance, on a shared hub.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (hub: Hub): Layer.Layer<InvalidationBus.InvalidationBus> =>

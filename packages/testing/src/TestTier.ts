@@ -11,6 +11,7 @@ import { Effect, Layer, Option } from "effect"
 /**
  * The operations a test tier can be told to fail.
  *
+ * @category models
  * @since 0.1.0
  */
 export type Operation = "get" | "getMany" | "set" | "setMany" | "remove" | "removeMatching" | "clear"
@@ -18,6 +19,7 @@ export type Operation = "get" | "getMany" | "set" | "setMany" | "remove" | "remo
 /**
  * A test tier: a Tier plus a look inside and failure switches.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface TestTier extends Tier.Tier.Service {
@@ -34,6 +36,7 @@ export interface TestTier extends Tier.Tier.Service {
 /**
  * Options of a test tier.
  *
+ * @category options
  * @since 0.1.0
  */
 export interface Options {
@@ -44,6 +47,7 @@ export interface Options {
 /**
  * Builds a test tier.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make = (options: Options = {}): Effect.Effect<TestTier> =>
@@ -145,6 +149,7 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
 /**
  * A fresh test tier as the cache's L2.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<Tier.L2> => Layer.effect(Tier.L2, make(options))

@@ -28,6 +28,7 @@ import * as TestBus from "./TestBus.js"
 /**
  * What the suite runs against.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Target<R> {
@@ -56,6 +57,7 @@ export interface Target<R> {
  * computation (1,000 concurrent callers), failures and interruption, Schema-typed reads with
  * bad data planted in the tier, and exact statistics.
  *
+ * @category suites
  * @since 0.1.0
  */
 export const run = <R>(name: string, target: Target<R>): void => {
