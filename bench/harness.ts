@@ -52,7 +52,14 @@ export interface Paired extends Result {
   readonly ratio: number
 }
 
-const median = (xs: ReadonlyArray<number>): number => {
+/** `BENCH_QUICK=1`: few rounds and small counts, for a smoke run of about a minute. */
+export const QUICK = process.env.BENCH_QUICK === "1"
+
+/** `full` rounds, or `quick` under BENCH_QUICK=1. */
+export const count = (full: number, quick: number): number => (QUICK ? quick : full)
+
+/** The median of `xs`. */
+export const median = (xs: ReadonlyArray<number>): number => {
   const sorted = [...xs].sort((a, b) => a - b)
   const mid = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
