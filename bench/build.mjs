@@ -11,7 +11,16 @@ import { build } from "esbuild"
 rmSync(new URL("./dist/summary.jsonl", import.meta.url), { force: true })
 
 await build({
-  entryPoints: ["l1.ts", "l2.ts", "peers.ts", "writes.ts", "misses.ts", "summary.ts"],
+  entryPoints: [
+    "l1.ts",
+    "l2.ts",
+    "peers.ts",
+    "writes.ts",
+    "misses.ts",
+    "heap.ts",
+    "summary.ts",
+    "profile.ts"
+  ],
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
   bundle: true,
