@@ -17,7 +17,7 @@ import { count } from "./harness.js"
 import { recordRows, verdict, x } from "./results.js"
 
 const ENTRIES = count(100_000, 20_000)
-const CHUNK = 256
+const CHUNK = 64
 const CASES = ["keys and values alone", "lru-cache", "tiercache", "BentoCache", "cache-manager", "cacheable"]
 
 /** About 200 bytes of JSON. */

@@ -2,7 +2,7 @@
  * A driver for profiling tiercache's write and compute paths (see PROFILE.md), on a
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out):
- *   node dist/profile.mjs <set|set64|cold|stampede|raw-set> [--no-bus] [--no-breaker] [--ops N]
+ *   node dist/profile.mjs <set|set64|cold|stampede|raw-set|idle> [--no-bus] [--no-breaker] [--ops N]
  * prints the operations per second and the bytes allocated per operation, measured as the heap
  * growth over the measured operations with a young generation large enough that no collection
  * runs meanwhile (run with --expose-gc --max-semi-space-size=512; the collections that ran anyway
@@ -133,6 +133,9 @@ const drive = Effect.gen(function* () {
           for (let i = 0; i < n; i++) yield* cache.set(`set:${i % 4096}`, payload(i), { ttl: "1 hour" })
           return n
         })
+      case "idle":
+        // The allocation of the process doing nothing for n ms (the bus subscriber, timers...).
+        return Effect.as(Effect.sleep(n), n)
       case "raw-set":
         return Effect.promise(async () => {
           for (let i = 0; i < n; i++) {
