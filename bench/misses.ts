@@ -25,11 +25,11 @@ import { zipfSequence } from "./zipf.js"
 const TTL_MS = 3_600_000
 const CALLERS = 64
 const COLD_PER_CALLER = count(16, 4)
-const MIXED_PER_CALLER = count(64, 16)
+const MIXED_PER_CALLER = count(32, 16)
 const MIXED_KEYS = 10_000
 const MIXED_L1 = 1_000
 const STAMPEDE = 1_000
-const ROUNDS = count(10, 2)
+const ROUNDS = count(6, 2)
 const WARMUP = count(2, 1)
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

@@ -3,7 +3,9 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out):
  *   node dist/profile.mjs <set|set64|cold|stampede|raw-set|idle> [--no-bus] [--no-breaker] [--ops N]
- * prints the operations per second and the bytes allocated per operation, measured as the heap
+ * prints the operations per second, the CPU time per operation (user + system, this process
+ * only: on a shared machine it varies far less than the wall time) and the bytes allocated per
+ * operation, measured as the heap
  * growth over the measured operations with a young generation large enough that no collection
  * runs meanwhile (run with --expose-gc --max-semi-space-size=512; the collections that ran anyway
  * are counted and printed). Under `node --cpu-prof` or `--heap-prof` it profiles the same run;
@@ -179,16 +181,20 @@ const drive = Effect.gen(function* () {
   yield* batch(Math.min(ops, 1000))
   const before = heap()
   collections = 0
+  const cpu = process.cpuUsage()
   const start = performance.now()
   let done = 0
   while (done < ops) done += yield* batch(Math.min(1000, ops - done))
   const seconds = (performance.now() - start) / 1000
+  const used = process.cpuUsage(cpu)
+  const cpuUs = (used.user + used.system) / done
   const grown = process.memoryUsage().heapUsed - before
   const stats = yield* cache.stats
   const bus = yield* cache.invalidationStats
   console.log(
     `${mode}${flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
-      `${(done / seconds).toFixed(0)} ops/s; ${(grown / done).toFixed(0)} B allocated per op ` +
+      `${(done / seconds).toFixed(0)} ops/s; ${cpuUs.toFixed(0)} us CPU per op; ` +
+      `${(grown / done).toFixed(0)} B allocated per op ` +
       `(${collections} collections during the run${collections > 0 ? ": a lower bound" : ""})`
   )
   console.log(

@@ -17,7 +17,7 @@ import { count, interleaveLatency, type LatencyCase, printMachineSpeed } from ".
 import { recordRows, time, verdict, x } from "./results.js"
 import { KEYS, payload } from "./workload.js"
 
-const ROUNDS = count(20, 3)
+const ROUNDS = count(12, 3)
 const TTL_MS = 3_600_000
 /** Keys per getMany. */
 const BATCH = 100
