@@ -12,7 +12,10 @@ export interface Result {
 
 /** Measures `fn`, which performs `opsPerCall` operations per call. */
 export const bench = async (name: string, fn: () => unknown, opsPerCall = 1): Promise<Result> => {
-  const stats = await measure(fn as () => void, { min_cpu_time: 500 * 1e6, min_samples: 32 })
+  const stats = await measure(fn as () => void, {
+    min_cpu_time: (QUICK ? 100 : 500) * 1e6,
+    min_samples: QUICK ? 8 : 32
+  })
   return { name, nsPerOp: stats.p50 / opsPerCall }
 }
 

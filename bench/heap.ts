@@ -16,7 +16,7 @@ import { contenders } from "./contenders.js"
 import { count } from "./harness.js"
 import { recordRows, verdict, x } from "./results.js"
 
-const ENTRIES = count(100_000, 5_000)
+const ENTRIES = count(100_000, 2_000)
 const CHUNK = 64
 const CASES = ["keys and values alone", "lru-cache", "tiercache", "BentoCache", "cache-manager", "cacheable"]
 
