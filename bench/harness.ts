@@ -12,7 +12,10 @@ export interface Result {
 
 /** Measures `fn`, which performs `opsPerCall` operations per call. */
 export const bench = async (name: string, fn: () => unknown, opsPerCall = 1): Promise<Result> => {
-  const stats = await measure(fn as () => void, { min_cpu_time: 500 * 1e6, min_samples: 32 })
+  const stats = await measure(fn as () => void, {
+    min_cpu_time: (QUICK ? 100 : 500) * 1e6,
+    min_samples: QUICK ? 8 : 32
+  })
   return { name, nsPerOp: stats.p50 / opsPerCall }
 }
 
@@ -52,7 +55,14 @@ export interface Paired extends Result {
   readonly ratio: number
 }
 
-const median = (xs: ReadonlyArray<number>): number => {
+/** `BENCH_QUICK=1`: few rounds and small counts, for a smoke run of about a minute. */
+export const QUICK = process.env.BENCH_QUICK === "1"
+
+/** `full` rounds, or `quick` under BENCH_QUICK=1. */
+export const count = (full: number, quick: number): number => (QUICK ? quick : full)
+
+/** The median of `xs`. */
+export const median = (xs: ReadonlyArray<number>): number => {
   const sorted = [...xs].sort((a, b) => a - b)
   const mid = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2

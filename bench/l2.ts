@@ -19,6 +19,7 @@ import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import {
   type Case,
+  count,
   interleave,
   interleaveLatency,
   type LatencyCase,
@@ -37,7 +38,7 @@ import {
 } from "./workload.js"
 
 /** Short rounds, many of them: the finer the cases alternate, the less drift reaches a ratio. */
-const ROUNDS = 30
+const ROUNDS = count(30, 3)
 const keys = Array.from({ length: KEYS }, (_, i) => `bench:${i}`)
 
 const main = Effect.gen(function* () {

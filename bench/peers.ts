@@ -1,9 +1,11 @@
 /**
  * tiercache against peer caches for Node, each set up as a two-tier cache (memory in front of
  * the same redis-server, started by the bench), each read through its own API with the same
- * payloads: BentoCache (memory driver + Redis driver on ioredis with auto-pipelining) and
- * cache-manager 7 (Keyv over CacheableMemory + @keyv/redis). The first row of each table is
+ * payloads: BentoCache (memory driver + Redis driver on ioredis with auto-pipelining),
+ * cache-manager 7 (Keyv over CacheableMemory + @keyv/redis) and cacheable (Keyv over
+ * CacheableMemory as primary, KeyvRedis as secondary). The first row of each table is
  * tiercache; the ratios are the others' time against it (above 1.00x: slower than tiercache).
+ * The raw baselines (lru-cache get, ioredis GET) come last and feed the summary table.
  *
  * L1 hit: one call after another (`Effect.runPromise` per call for tiercache, since the peers'
  * reads return promises; a loop in one fiber is shown too). L2 hit: a memory tier of one entry
@@ -11,7 +13,7 @@
  * tiercache, async functions for the peers).
  * Run: pnpm --filter @tiercache/bench bench:peers
  */
-import { createKeyv } from "@keyv/redis"
+import KeyvRedis, { createKeyv } from "@keyv/redis"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisConnection, RedisTier } from "@tiercache/redis"
 import { RedisServer } from "@tiercache/testing"
@@ -19,18 +21,22 @@ import { BentoCache, bentostore } from "bentocache"
 import { memoryDriver } from "bentocache/drivers/memory"
 import { redisDriver } from "bentocache/drivers/redis"
 import { createCache } from "cache-manager"
-import { CacheableMemory } from "cacheable"
+import { Cacheable, CacheableMemory } from "cacheable"
 import { Context, Effect, Layer } from "effect"
+import { Redis } from "ioredis"
 import { Keyv } from "keyv"
+import { LRUCache } from "lru-cache"
 import {
   bench,
   type Case,
+  count,
   interleave,
   interleaveLatency,
   type LatencyCase,
   printMachineSpeed,
   report
 } from "./harness.js"
+import { recordRows, type SummaryRow, time, verdict, x } from "./results.js"
 import {
   asyncCallers,
   CONCURRENCY,
@@ -42,7 +48,7 @@ import {
   timedReads
 } from "./workload.js"
 
-const ROUNDS = 20
+const ROUNDS = count(20, 3)
 
 /** The three caches, each with a memory tier of `l1Entries` in front of Redis. */
 const caches = (
@@ -76,10 +82,16 @@ const caches = (
         new Keyv({ store: createKeyv(server.url).store, namespace: `cm:${namespace}` })
       ]
     })
+    const cacheable = new Cacheable({
+      primary: new Keyv({ store: new CacheableMemory({ lruSize: l1Entries }) }),
+      secondary: new KeyvRedis(server.url),
+      namespace: `ca:${namespace}`
+    })
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         await bento.disconnectAll()
         await manager.disconnect()
+        await cacheable.disconnect()
       })
     )
     const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`)
@@ -87,18 +99,20 @@ const caches = (
       yield* tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
       yield* Effect.promise(() => bento.set({ key: keys[i]!, value: payload(i), ttl: "1h" }))
       yield* Effect.promise(() => manager.set(keys[i]!, payload(i), 3_600_000))
+      yield* Effect.promise(() => cacheable.set(keys[i]!, payload(i), 3_600_000))
     }
     // Each cache answers with what was written, so every row below reads real values.
     const expected = JSON.stringify(payload(7))
     const answers = [
       yield* Effect.map(tiercache.get(keys[7]!), (o) => (o._tag === "Some" ? o.value : undefined)),
       yield* Effect.promise(() => bento.get({ key: keys[7]! })),
-      yield* Effect.promise(() => manager.get(keys[7]!))
+      yield* Effect.promise(() => manager.get(keys[7]!)),
+      yield* Effect.promise(() => cacheable.get(keys[7]!))
     ]
     for (const answer of answers) {
       if (JSON.stringify(answer) !== expected) throw new Error(`a cache answered ${JSON.stringify(answer)}`)
     }
-    return { tiercache, bento, manager, keys }
+    return { tiercache, bento, manager, cacheable, keys }
   })
 
 const main = Effect.gen(function* () {
@@ -106,7 +120,9 @@ const main = Effect.gen(function* () {
 
   // ---- L1 hit ----------------------------------------------------------------------------
   {
-    const { tiercache, bento, manager, keys } = yield* caches(server, 10_000, "l1")
+    const { tiercache, bento, manager, cacheable, keys } = yield* caches(server, 10_000, "l1")
+    const lru = new LRUCache<string, object>({ max: 10_000 })
+    for (let i = 0; i < KEYS; i++) lru.set(keys[i]!, payload(i))
     let n = 0
     const next = () => keys[n++ % 1024]!
     const LOOP = 1000
@@ -119,24 +135,61 @@ const main = Effect.gen(function* () {
       ),
       await bench("BentoCache get", () => bento.get({ key: next() })),
       await bench("cache-manager get", () => manager.get(next())),
-      await bench("tiercache get, in one fiber", () => Effect.runSync(inFiber), LOOP)
+      await bench("cacheable get", () => cacheable.get(next())),
+      await bench("tiercache get, in one fiber", () => Effect.runSync(inFiber), LOOP),
+      await bench("raw lru-cache get", () => lru.get(next()))
     ])
     report("L1 hit, one call at a time (ratio: time against tiercache)", rows[0]!, rows.slice(1))
+    const [perCall, bentoL1, managerL1, cacheableL1, fiberL1, rawL1] = rows
+    const cell = (r: typeof perCall) => `${time(r!.nsPerOp)} (${x(r!.nsPerOp / rawL1!.nsPerOp)})`
+    recordRows([
+      {
+        row: "L1 hit, one call at a time (median time per call)",
+        limit: `raw lru-cache get: ${time(rawL1!.nsPerOp)}`,
+        tiercache: `runPromise per call ${cell(perCall)}; in one fiber ${cell(fiberL1)}`,
+        BentoCache: cell(bentoL1),
+        "cache-manager": cell(managerL1),
+        cacheable: cell(cacheableL1),
+        target: verdict(
+          "runPromise per call ahead of every peer",
+          perCall!.nsPerOp < Math.min(bentoL1!.nsPerOp, managerL1!.nsPerOp, cacheableL1!.nsPerOp)
+        )
+      }
+    ])
   }
 
   // ---- L2 hit ----------------------------------------------------------------------------
-  const { tiercache, bento, manager, keys } = yield* caches(server, 1, "l2")
+  const { tiercache, bento, manager, cacheable, keys } = yield* caches(server, 1, "l2")
+  const raw = new Redis({
+    host: server.host,
+    port: server.port,
+    enableAutoPipelining: true,
+    lazyConnect: true
+  })
+  yield* Effect.acquireRelease(
+    Effect.promise(() => raw.connect()),
+    () => Effect.promise(() => raw.quit())
+  )
+  for (let i = 0; i < KEYS; i++)
+    yield* Effect.promise(() => raw.set(`raw:${keys[i]!}`, JSON.stringify(payload(i))))
+  const rawGet = async (key: string) => {
+    const stored = await raw.get(`raw:${key}`)
+    return stored === null ? undefined : JSON.parse(stored)
+  }
   let n = 0
   const next = () => keys[n++ % KEYS]!
   const tiercacheGet = (key: string) => tiercache.get(key)
   const runPromise = (key: string) => Effect.runPromise(tiercache.get(key))
   const bentoGet = (key: string) => bento.get({ key })
   const managerGet = (key: string) => manager.get(key)
+  const cacheableGet = (key: string) => cacheable.get(key)
   const one: ReadonlyArray<LatencyCase> = [
     { name: "tiercache get, in one fiber", run: (record) => timedFiberReads(next, tiercacheGet, record) },
     { name: "tiercache get, runPromise per read", run: (record) => timedReads(next, runPromise, record) },
     { name: "BentoCache get", run: (record) => timedReads(next, bentoGet, record) },
-    { name: "cache-manager get", run: (record) => timedReads(next, managerGet, record) }
+    { name: "cache-manager get", run: (record) => timedReads(next, managerGet, record) },
+    { name: "cacheable get", run: (record) => timedReads(next, cacheableGet, record) },
+    { name: "raw ioredis GET + JSON.parse", run: (record) => timedReads(next, rawGet, record) }
   ]
   const total = CONCURRENCY * PER_CALLER
   const many: ReadonlyArray<Case> = [
@@ -155,6 +208,16 @@ const main = Effect.gen(function* () {
       name: `cache-manager get, ${CONCURRENCY} callers`,
       ops: total,
       run: () => asyncCallers(next, managerGet)
+    },
+    {
+      name: `cacheable get, ${CONCURRENCY} callers`,
+      ops: total,
+      run: () => asyncCallers(next, cacheableGet)
+    },
+    {
+      name: `raw ioredis GET + JSON.parse, ${CONCURRENCY} callers`,
+      ops: total,
+      run: () => asyncCallers(next, rawGet)
     }
   ]
   const oneRows = yield* Effect.promise(() => interleaveLatency(one, { rounds: ROUNDS, warmup: 2 }))
@@ -169,6 +232,32 @@ const main = Effect.gen(function* () {
     manyRows[0]!,
     manyRows.slice(1)
   )
+  // Summary rows: ratios against raw ioredis (the last case), from the medians.
+  const l2Row = (row: string, limit: string, rs: ReadonlyArray<{ readonly nsPerOp: number }>): SummaryRow => {
+    const [fiber, perCall, b, m, c, r] = rs
+    const cell = (v: { readonly nsPerOp: number } | undefined) =>
+      `${time(v!.nsPerOp)} (${x(v!.nsPerOp / r!.nsPerOp)})`
+    return {
+      row,
+      limit: `${limit}: ${time(r!.nsPerOp)}`,
+      tiercache: `in fibers ${cell(fiber)}; runPromise per read ${cell(perCall)}`,
+      BentoCache: cell(b),
+      "cache-manager": cell(m),
+      cacheable: cell(c),
+      target: verdict(
+        "fibers ahead of every peer",
+        fiber!.nsPerOp < Math.min(b!.nsPerOp, m!.nsPerOp, c!.nsPerOp)
+      )
+    }
+  }
+  recordRows([
+    l2Row("L2 hit, one caller (median latency)", "raw ioredis GET + JSON.parse", oneRows),
+    l2Row(
+      `L2 hit, ${CONCURRENCY} concurrent callers (time per read)`,
+      "raw ioredis, auto-pipelining",
+      manyRows
+    )
+  ])
   printMachineSpeed()
   const stats = yield* tiercache.stats
   if (stats.misses !== 0 || stats.l2Hits === 0) throw new Error("benchmark left the L2 hit path")

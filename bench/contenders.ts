@@ -1,0 +1,102 @@
+/**
+ * The caches compared by the write, miss and mixed rows, each set up as its README recommends
+ * for a memory tier in front of Redis, all on the same redis-server:
+ * - tiercache: MemoryTier + RedisTier + RedisInvalidationBus (the README's example);
+ * - BentoCache: memory driver as L1, Redis driver (ioredis, auto-pipelining) as L2, Redis bus;
+ * - cache-manager 7: Keyv over CacheableMemory, then Keyv over @keyv/redis;
+ * - cacheable: Keyv over CacheableMemory as primary, KeyvRedis as secondary.
+ * Each writes under its own key prefix; `l1Entries` bounds every memory tier alike.
+ */
+import KeyvRedis, { createKeyv } from "@keyv/redis"
+import { MemoryTier, TieredCache } from "@tiercache/core"
+import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
+import { BentoCache, bentostore } from "bentocache"
+import { memoryDriver } from "bentocache/drivers/memory"
+import { redisBusDriver, redisDriver } from "bentocache/drivers/redis"
+import { createCache } from "cache-manager"
+import { Cacheable, CacheableMemory } from "cacheable"
+import { Context, Effect, Layer, type Scope } from "effect"
+import { Keyv } from "keyv"
+
+/** Where the bench's redis-server listens. */
+export interface Server {
+  readonly host: string
+  readonly port: number
+  readonly url: string
+}
+
+/** The four caches, built for one group of rows. */
+export interface Contenders {
+  readonly tiercache: TieredCache.TieredCache.Service
+  readonly bento: BentoCache<{ cache: ReturnType<typeof bentostore> }>
+  readonly manager: ReturnType<typeof createCache>
+  readonly cacheable: Cacheable
+}
+
+/** Builds the four caches, each with a memory tier of `l1Entries`; closed with the scope. */
+export const contenders = (
+  server: Server,
+  l1Entries: number,
+  namespace: string
+): Effect.Effect<Contenders, unknown, Scope.Scope> =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(
+      TieredCache.layer({ metricsInterval: "1 hour" }).pipe(
+        Layer.provide(MemoryTier.layer({ maxEntries: l1Entries })),
+        Layer.provide(
+          Layer.merge(
+            RedisTier.layer({ prefix: `tc:${namespace}:` }),
+            RedisInvalidationBus.layer({ channel: `tc:${namespace}:invalidate` })
+          )
+        ),
+        Layer.provide(RedisConnection.layer({ url: server.url }))
+      )
+    )
+    const tiercache = Context.get(context, TieredCache.TieredCache)
+    const connection = { host: server.host, port: server.port, enableAutoPipelining: true }
+    const bento = new BentoCache({
+      default: "cache",
+      prefix: `bento:${namespace}`,
+      stores: {
+        cache: bentostore()
+          .useL1Layer(memoryDriver({ maxItems: l1Entries }))
+          .useL2Layer(redisDriver({ connection }))
+          .useBus(redisBusDriver({ connection }))
+      }
+    })
+    const manager = createCache({
+      stores: [
+        new Keyv({ store: new CacheableMemory({ lruSize: l1Entries }) }),
+        new Keyv({ store: createKeyv(server.url).store, namespace: `cm:${namespace}` })
+      ]
+    })
+    const cacheable = new Cacheable({
+      primary: new Keyv({ store: new CacheableMemory({ lruSize: l1Entries }) }),
+      secondary: new KeyvRedis(server.url),
+      namespace: `ca:${namespace}`
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        await bento.disconnectAll()
+        await manager.disconnect()
+        await cacheable.disconnect()
+      })
+    )
+    return { tiercache, bento, manager, cacheable }
+  })
+
+/** Fails unless every cache answers `expected` for `key` (each row reads real values). */
+export const checkAnswers = (c: Contenders, key: string, expected: unknown): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const answers = [
+      yield* Effect.map(c.tiercache.get(key), (o) => (o._tag === "Some" ? o.value : undefined)),
+      yield* Effect.promise(() => c.bento.get({ key })),
+      yield* Effect.promise(() => c.manager.get(key)),
+      yield* Effect.promise(() => c.cacheable.get(key))
+    ]
+    const want = JSON.stringify(expected)
+    const names = ["tiercache", "BentoCache", "cache-manager", "cacheable"]
+    answers.forEach((answer, i) => {
+      if (JSON.stringify(answer) !== want) throw new Error(`${names[i]} answered ${JSON.stringify(answer)}`)
+    })
+  }).pipe(Effect.orDie)

@@ -1,0 +1,213 @@
+/**
+ * A driver for profiling tiercache's write and compute paths (see PROFILE.md), on a
+ * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
+ * `--no-bus` leaves the bus out):
+ *   node dist/profile.mjs <set|set64|cold|stampede|raw-set|idle> [--no-bus] [--no-breaker] [--ops N]
+ * prints the operations per second, the CPU time per operation (user + system, this process
+ * only: on a shared machine it varies far less than the wall time) and the bytes allocated per
+ * operation, measured as the heap
+ * growth over the measured operations with a young generation large enough that no collection
+ * runs meanwhile (run with --expose-gc --max-semi-space-size=512; the collections that ran anyway
+ * are counted and printed). Under `node --cpu-prof` or `--heap-prof` it profiles the same run;
+ *   node dist/profile.mjs analyze <file.cpuprofile|file.heapprofile> [top]
+ * prints the functions with the most self time (or the most bytes allocated) with their share;
+ * `--inclusive` counts a function's callees too (its share of the samples whose stack holds it).
+ */
+import { readFileSync } from "node:fs"
+import { PerformanceObserver } from "node:perf_hooks"
+import { MemoryTier, TieredCache } from "@tiercache/core"
+import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer } from "effect"
+import { Redis } from "ioredis"
+import { payload } from "./workload.js"
+
+const args = process.argv.slice(2)
+const mode = args[0] ?? "set"
+const flag = (name: string) => args.includes(name)
+const option = (name: string, fallback: number) => {
+  const at = args.indexOf(name)
+  return at === -1 ? fallback : Number(args[at + 1])
+}
+
+// ---- analysis of a profile written by node --cpu-prof / --heap-prof -----------------------
+
+interface CpuNode {
+  readonly id: number
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly hitCount?: number
+}
+
+interface HeapNode {
+  readonly callFrame: CpuNode["callFrame"]
+  readonly selfSize: number
+  readonly children: ReadonlyArray<HeapNode>
+}
+
+const where = (f: CpuNode["callFrame"]) =>
+  `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${f.lineNumber + 1}`
+
+const printTop = (totals: Map<string, number>, unit: string, top: number, whole?: number) => {
+  const all = whole ?? [...totals.values()].reduce((a, b) => a + b, 0)
+  const sorted = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)
+  for (const [name, v] of sorted) {
+    console.log(`${((100 * v) / all).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(10)} ${unit}  ${name}`)
+  }
+}
+
+const analyze = (file: string, top: number, inclusive: boolean) => {
+  const profile = JSON.parse(readFileSync(file, "utf8"))
+  const totals = new Map<string, number>()
+  if (file.endsWith(".cpuprofile")) {
+    const nodes: ReadonlyArray<CpuNode> = profile.nodes
+    const byId = new Map(nodes.map((n) => [n.id, n]))
+    const parent = new Map<number, number>()
+    for (const n of profile.nodes as ReadonlyArray<CpuNode & { children?: ReadonlyArray<number> }>)
+      for (const c of n.children ?? []) parent.set(c, n.id)
+    const samples: ReadonlyArray<number> = profile.samples
+    const deltas: ReadonlyArray<number> = profile.timeDeltas
+    samples.forEach((id, i) => {
+      const ms = (deltas[i] ?? 0) / 1000
+      if (!inclusive) {
+        const name = where(byId.get(id)!.callFrame)
+        totals.set(name, (totals.get(name) ?? 0) + ms)
+        return
+      }
+      // Inclusive: every function on the sample's stack, once.
+      const seen = new Set<string>()
+      for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+        const name = where(byId.get(at)!.callFrame)
+        if (seen.has(name)) continue
+        seen.add(name)
+        totals.set(name, (totals.get(name) ?? 0) + ms)
+      }
+    })
+    printTop(totals, "ms", top, deltas.reduce((a, b) => a + b, 0) / 1000)
+  } else {
+    const walk = (node: HeapNode) => {
+      const name = where(node.callFrame)
+      totals.set(name, (totals.get(name) ?? 0) + node.selfSize)
+      for (const child of node.children) walk(child)
+    }
+    walk(profile.head)
+    printTop(totals, "B", top)
+  }
+}
+
+// ---- the driver ------------------------------------------------------------------------
+
+const heap = () => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc !== undefined) for (let i = 0; i < 3; i++) gc()
+  return process.memoryUsage().heapUsed
+}
+
+let collections = 0
+new PerformanceObserver((list) => {
+  collections += list.getEntries().length
+}).observe({ entryTypes: ["gc"] })
+
+const drive = Effect.gen(function* () {
+  const server = yield* RedisServer.RedisServer
+  const lower = flag("--no-bus")
+    ? RedisTier.layer({ prefix: "profile:" })
+    : Layer.merge(RedisTier.layer({ prefix: "profile:" }), RedisInvalidationBus.layer())
+  const context = yield* Layer.build(
+    TieredCache.layer({
+      metricsInterval: "1 hour",
+      ...(flag("--no-breaker") ? { breaker: false } : {})
+    }).pipe(
+      Layer.provide(MemoryTier.layer({ maxEntries: 100_000 })),
+      Layer.provide(lower),
+      Layer.provide(RedisConnection.layer({ url: server.url }))
+    )
+  )
+  const cache = Context.get(context, TieredCache.TieredCache)
+  const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
+  yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
+  let generation = 0
+  const compute = (ms: number) => Effect.as(Effect.sleep(ms), payload(1))
+  /** One batch of `n` operations of the mode; answers how many operations it made. */
+  const batch = (n: number): Effect.Effect<number, unknown> => {
+    switch (mode) {
+      case "set":
+        return Effect.gen(function* () {
+          for (let i = 0; i < n; i++) yield* cache.set(`set:${i % 4096}`, payload(i), { ttl: "1 hour" })
+          return n
+        })
+      case "idle":
+        // The allocation of the process doing nothing for n ms (the bus subscriber, timers...).
+        return Effect.as(Effect.sleep(n), n)
+      case "raw-set":
+        return Effect.promise(async () => {
+          for (let i = 0; i < n; i++) {
+            await raw.set(`raw:set:${i % 4096}`, JSON.stringify(payload(i)), "PX", 3_600_000)
+          }
+          return n
+        })
+      case "set64":
+        return Effect.as(
+          Effect.forEach(
+            Array.from({ length: n }, (_, i) => i),
+            (i) => cache.set(`set:${i % 4096}`, payload(i), { ttl: "1 hour" }),
+            { concurrency: 64, discard: true }
+          ),
+          n
+        )
+      case "cold":
+        return Effect.as(
+          Effect.forEach(
+            Array.from({ length: n }, (_, i) => i),
+            () => cache.getOrCompute(`cold:${generation++}`, compute(1), { ttl: "1 hour" }),
+            { concurrency: 64, discard: true }
+          ),
+          n
+        )
+      case "stampede": {
+        const key = `stampede:${generation++}`
+        return Effect.as(
+          Effect.forEach(Array.from({ length: 1000 }), () => cache.getOrCompute(key, compute(20)), {
+            concurrency: "unbounded",
+            discard: true
+          }),
+          1000
+        )
+      }
+      default:
+        return Effect.dieMessage(`unknown mode ${mode}`)
+    }
+  }
+  const ops = option("--ops", mode === "stampede" ? 1000 : 2000)
+  yield* batch(Math.min(ops, 1000))
+  const before = heap()
+  collections = 0
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  let done = 0
+  while (done < ops) done += yield* batch(Math.min(1000, ops - done))
+  const seconds = (performance.now() - start) / 1000
+  const used = process.cpuUsage(cpu)
+  const cpuUs = (used.user + used.system) / done
+  const grown = process.memoryUsage().heapUsed - before
+  const stats = yield* cache.stats
+  const bus = yield* cache.invalidationStats
+  console.log(
+    `${mode}${flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
+      `${(done / seconds).toFixed(0)} ops/s; ${cpuUs.toFixed(0)} us CPU per op; ` +
+      `${(grown / done).toFixed(0)} B allocated per op ` +
+      `(${collections} collections during the run${collections > 0 ? ": a lower bound" : ""})`
+  )
+  console.log(
+    `  computations ${stats.computations}, misses ${stats.misses}, coalesced ${stats.coalesced}, ` +
+      `bus sent ${bus.messagesSent}, publish failures ${bus.publishFailures}`
+  )
+})
+
+if (mode === "analyze") analyze(args[1]!, option("--top", 30), flag("--inclusive"))
+else
+  Effect.runPromise(Effect.scoped(drive).pipe(Effect.provide(RedisServer.layer())))
+    .then(() => process.exit(0))
+    .catch((error) => {
+      console.error(error)
+      process.exit(1)
+    })

@@ -1,0 +1,242 @@
+/**
+ * Writes and batched reads against the hand-written limits and the peer caches (see
+ * contenders.ts), on a redis-server the bench starts:
+ * - set, one caller (L1 + Redis): median latency against `lru.set` + `SET PX`;
+ * - getMany of 100 keys found only in Redis (memory tiers of one entry): median latency against
+ *   one `MGET` + `JSON.parse` of each value.
+ * tiercache runs in one fiber (a loop of calls) and with `Effect.runPromise` per call; the peers
+ * are awaited call after call. Cases alternate in rounds; medians are over every call.
+ * Run: pnpm bench (or pnpm --filter @tiercache/bench bench:writes)
+ */
+import { RedisServer } from "@tiercache/testing"
+import { Effect } from "effect"
+import { Redis } from "ioredis"
+import { LRUCache } from "lru-cache"
+import { checkAnswers, contenders } from "./contenders.js"
+import { count, interleaveLatency, type LatencyCase, printMachineSpeed } from "./harness.js"
+import { recordRows, time, verdict, x } from "./results.js"
+import { KEYS, payload } from "./workload.js"
+
+const ROUNDS = count(12, 3)
+const TTL_MS = 3_600_000
+/** Keys per getMany. */
+const BATCH = 100
+/** Calls per round and case. */
+const CALLS = count(100, 30)
+const BATCH_CALLS = count(20, 10)
+
+/** `calls` timed calls one after another. */
+const timed = async (calls: number, op: () => Promise<unknown>, record: (ns: number) => void) => {
+  for (let i = 0; i < calls; i++) {
+    const start = performance.now()
+    await op()
+    record((performance.now() - start) * 1e6)
+  }
+}
+
+/** `calls` timed calls one after another in one fiber. */
+const timedFiber = (calls: number, op: () => Effect.Effect<unknown, unknown>, record: (ns: number) => void) =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      for (let i = 0; i < calls; i++) {
+        const start = performance.now()
+        yield* op()
+        record((performance.now() - start) * 1e6)
+      }
+    })
+  )
+
+const main = Effect.gen(function* () {
+  const server = yield* RedisServer.RedisServer
+  const raw = new Redis({
+    host: server.host,
+    port: server.port,
+    enableAutoPipelining: true,
+    lazyConnect: true
+  })
+  yield* Effect.acquireRelease(
+    Effect.promise(() => raw.connect()),
+    () => Effect.promise(() => raw.quit())
+  )
+  const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`)
+
+  // ---- set, one caller -------------------------------------------------------------------
+  {
+    const c = yield* contenders(server, 10_000, "set")
+    const lru = new LRUCache<string, object>({ max: 10_000 })
+    let n = 0
+    const next = () => n++ % KEYS
+    const limitSet = async (i: number) => {
+      const value = payload(i)
+      lru.set(keys[i]!, value)
+      await raw.set(`raw:${keys[i]!}`, JSON.stringify(value), "PX", TTL_MS)
+    }
+    const tcSet = (i: number) => c.tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
+    const cases: ReadonlyArray<LatencyCase> = [
+      { name: "limit", run: (r) => timed(CALLS, () => limitSet(next()), r) },
+      { name: "tiercache fiber", run: (r) => timedFiber(CALLS, () => tcSet(next()), r) },
+      { name: "tiercache runPromise", run: (r) => timed(CALLS, () => Effect.runPromise(tcSet(next())), r) },
+      {
+        name: "BentoCache",
+        run: (r) =>
+          timed(
+            CALLS,
+            () => {
+              const i = next()
+              return c.bento.set({ key: keys[i]!, value: payload(i), ttl: "1h" })
+            },
+            r
+          )
+      },
+      {
+        name: "cache-manager",
+        run: (r) =>
+          timed(
+            CALLS,
+            () => {
+              const i = next()
+              return c.manager.set(keys[i]!, payload(i), TTL_MS)
+            },
+            r
+          )
+      },
+      {
+        name: "cacheable",
+        run: (r) =>
+          timed(
+            CALLS,
+            () => {
+              const i = next()
+              return c.cacheable.set(keys[i]!, payload(i), TTL_MS)
+            },
+            r
+          )
+      }
+    ]
+    // Each cache answers what it was given (the rounds write the same payload per key).
+    for (const set of [
+      () => Effect.runPromise(tcSet(7)),
+      () => c.bento.set({ key: keys[7]!, value: payload(7), ttl: "1h" }),
+      () => c.manager.set(keys[7]!, payload(7), TTL_MS),
+      () => c.cacheable.set(keys[7]!, payload(7), TTL_MS)
+    ])
+      yield* Effect.promise(async () => {
+        await set()
+      })
+    yield* checkAnswers(c, keys[7]!, payload(7))
+    const [limit, fiber, perCall, bento, manager, cacheable] = yield* Effect.promise(() =>
+      interleaveLatency(cases, { rounds: ROUNDS, warmup: 2 })
+    )
+    const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
+    const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
+    console.log("\nset, L1 + Redis, one caller (median latency; ratio to the limit's)")
+    for (const r of [limit, fiber, perCall, bento, manager, cacheable])
+      console.log(`  ${r!.name.padEnd(24)} ${cell(r)}`)
+    recordRows([
+      {
+        row: "set, L1 + Redis, one caller (median latency)",
+        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}`,
+        tiercache: `fiber ${cell(fiber)}; runPromise ${cell(perCall)}`,
+        BentoCache: cell(bento),
+        "cache-manager": cell(manager),
+        cacheable: cell(cacheable),
+        target: verdict(
+          "<= 1.3x limit, ahead of every peer",
+          fiber!.ratio <= 1.3 && fiber!.nsPerOp < bestPeer && perCall!.nsPerOp < bestPeer
+        )
+      }
+    ])
+  }
+
+  // ---- getMany of 100 keys only in Redis ---------------------------------------------------
+  {
+    // Memory tiers of one entry: each batch (100 keys not read since) is found in Redis only.
+    const c = yield* contenders(server, 1, "many")
+    for (let i = 0; i < KEYS; i += 64) {
+      const chunk = keys.slice(i, i + 64)
+      yield* Effect.forEach(chunk, (key, j) => c.tiercache.set(key, payload(i + j), { ttl: "1 hour" }), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      yield* Effect.promise(() =>
+        Promise.all(
+          chunk.flatMap((key, j) => [
+            c.bento.set({ key, value: payload(i + j), ttl: "1h" }),
+            c.manager.set(key, payload(i + j), TTL_MS),
+            c.cacheable.set(key, payload(i + j), TTL_MS),
+            raw.set(`raw:${key}`, JSON.stringify(payload(i + j)), "PX", TTL_MS)
+          ])
+        )
+      )
+    }
+    let n = 0
+    const nextBatch = () => {
+      const start = (n++ * BATCH) % (KEYS - BATCH)
+      return keys.slice(start, start + BATCH)
+    }
+    const mget = async (batch: ReadonlyArray<string>) => {
+      const found = await raw.mget(batch.map((k) => `raw:${k}`))
+      return found.map((s) => (s === null ? undefined : JSON.parse(s)))
+    }
+    const cases: ReadonlyArray<LatencyCase> = [
+      { name: "MGET", run: (r) => timed(BATCH_CALLS, () => mget(nextBatch()), r) },
+      {
+        name: "tiercache fiber",
+        run: (r) => timedFiber(BATCH_CALLS, () => c.tiercache.getMany(nextBatch()), r)
+      },
+      {
+        name: "tiercache runPromise",
+        run: (r) => timed(BATCH_CALLS, () => Effect.runPromise(c.tiercache.getMany(nextBatch())), r)
+      },
+      {
+        name: "BentoCache (100 gets at once: no getMany)",
+        run: (r) => timed(BATCH_CALLS, () => Promise.all(nextBatch().map((key) => c.bento.get({ key }))), r)
+      },
+      { name: "cache-manager mget", run: (r) => timed(BATCH_CALLS, () => c.manager.mget(nextBatch()), r) },
+      { name: "cacheable getMany", run: (r) => timed(BATCH_CALLS, () => c.cacheable.getMany(nextBatch()), r) }
+    ]
+    // Every cache answers the 100 values written (checked once before measuring).
+    const probe = keys.slice(BATCH, 2 * BATCH)
+    const want = JSON.stringify(probe.map((_, j) => payload(BATCH + j)))
+    const answers = yield* Effect.promise(async () => [
+      (await Effect.runPromise(c.tiercache.getMany(probe))).map((o) =>
+        o._tag === "Some" ? o.value : undefined
+      ),
+      await Promise.all(probe.map((key) => c.bento.get({ key }))),
+      await c.manager.mget(probe),
+      await c.cacheable.getMany(probe),
+      await mget(probe)
+    ])
+    for (const a of answers)
+      if (JSON.stringify(a) !== want) throw new Error("a getMany answered other values")
+    const [limit, fiber, perCall, bento, manager, cacheable] = yield* Effect.promise(() =>
+      interleaveLatency(cases, { rounds: ROUNDS, warmup: 2 })
+    )
+    const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
+    const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
+    console.log(`\ngetMany of ${BATCH} keys only in Redis (median latency; ratio to one MGET's)`)
+    for (const r of [limit, fiber, perCall, bento, manager, cacheable])
+      console.log(`  ${r!.name.padEnd(42)} ${cell(r)}`)
+    const stats = yield* c.tiercache.stats
+    if (stats.l1Hits > BATCH) throw new Error(`getMany rows hit L1 (${stats.l1Hits} L1 hits)`)
+    recordRows([
+      {
+        row: `getMany of ${BATCH} keys only in Redis (median latency)`,
+        limit: `one MGET: ${time(limit!.nsPerOp)}`,
+        tiercache: `fiber ${cell(fiber)}; runPromise ${cell(perCall)}`,
+        BentoCache: `${cell(bento)}, 100 gets (no getMany)`,
+        "cache-manager": cell(manager),
+        cacheable: cell(cacheable),
+        target: verdict("<= 1.5x MGET, ahead of every peer", fiber!.ratio <= 1.5 && fiber!.nsPerOp < bestPeer)
+      }
+    ])
+  }
+  printMachineSpeed()
+})
+
+Effect.runPromise(Effect.scoped(main).pipe(Effect.provide(RedisServer.layer())))
+  .then(() => process.exit(0))
+  .catch((error) => {
+    console.error(error)
+    process.exit(1)
+  })
