@@ -212,23 +212,18 @@ export const make = (deps: Deps) => {
     )
   }
 
-  const invalidateMany = (keys: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> =>
-    Effect.suspend(() => {
-      const list = [...keys]
-      return removeEverywhere(
-        single ? list[0]! : list.join(","),
-        single ? "invalidate" : "invalidateMany",
-        list,
-        () => {
-          for (const key of list) registry.forget(key)
-        },
-        () => access.removeL1(list),
-        (tier) => tier.remove(list),
-        single
-          ? { type: "Remove", key: list[0]!, origin: instanceId }
-          : { type: "RemoveBulk", keys: list, origin: instanceId }
-      )
-    })
+  const removeKeys = (list: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> =>
+    removeEverywhere(
+      single ? list[0]! : list.join(","),
+      single ? "invalidate" : "invalidateMany",
+      list,
+      () => list.forEach(registry.forget),
+      () => access.removeL1(list),
+      (tier) => tier.remove(list),
+      single
+        ? { type: "Remove", key: list[0]!, origin: instanceId }
+        : { type: "RemoveBulk", keys: list, origin: instanceId }
+    )
 
   return {
     storeComputed,
@@ -239,12 +234,12 @@ export const make = (deps: Deps) => {
       write(key, value, opts, true),
     invalidate: (key: string): Effect.Effect<void, WriteError> => {
       const bad = checkKey(key)
-      return bad ? Effect.fail(bad) : invalidateMany([key], true)
+      return bad ? Effect.fail(bad) : removeKeys([key], true)
     },
     invalidateMany: (keys: ReadonlyArray<string>): Effect.Effect<void, WriteError> => {
       const bad = checkKeys(keys)
       if (bad) return Effect.fail(bad)
-      return keys.length === 0 ? Effect.void : invalidateMany(keys, false)
+      return keys.length === 0 ? Effect.void : removeKeys([...keys], false)
     },
     invalidatePattern: (glob: string): Effect.Effect<void, WriteError> =>
       Effect.suspend((): Effect.Effect<void, WriteError> => {
