@@ -11,8 +11,8 @@ import { Context, type Effect, Layer, type Option } from "effect"
 import type {
   BusError,
   CacheConfigError,
-  CacheError,
   CacheInputError,
+  CacheTimeoutError,
   CacheWriteError
 } from "./CacheError.js"
 import type { CacheHealth, CacheStats, InvalidationStats } from "./CacheStats.js"
@@ -228,7 +228,7 @@ export declare namespace TieredCache {
       key: string,
       value: A,
       options?: TypedWriteOptions<A, I>
-    ) => Effect.Effect<void, CacheError>
+    ) => Effect.Effect<void, CacheInputError | CacheWriteError>
     /**
      * Writes every tier and broadcasts the value itself, so that other instances' L1 hold it
      * without a miss (the seed's `update_cache`).
@@ -237,7 +237,7 @@ export declare namespace TieredCache {
       key: string,
       value: A,
       options?: TypedWriteOptions<A, I>
-    ) => Effect.Effect<void, CacheError>
+    ) => Effect.Effect<void, CacheInputError | CacheWriteError>
     /**
      * The cached value, or the result of `compute`, stored in every tier. Concurrent calls for
      * one key run one computation (per instance); all receive its value or its error (errors
@@ -248,27 +248,29 @@ export declare namespace TieredCache {
       key: string,
       compute: Effect.Effect<A, E, R>,
       options?: ComputeOptions
-    ) => Effect.Effect<A, E | CacheError, R>
+    ) => Effect.Effect<A, E | CacheInputError | CacheTimeoutError, R>
     /** getOrCompute with Schema: stored values are decoded (bad data = recompute and overwrite). */
     readonly getOrComputeTyped: <A, I, E, R>(
       key: string,
       schema: Schema.Schema<A, I, never>,
       compute: Effect.Effect<A, E, R>,
       options?: ComputeOptions
-    ) => Effect.Effect<A, E | CacheError, R>
+    ) => Effect.Effect<A, E | CacheInputError | CacheTimeoutError, R>
     /** Removes `key` from every tier and every instance's L1. */
-    readonly invalidate: (key: string) => Effect.Effect<void, CacheError>
+    readonly invalidate: (key: string) => Effect.Effect<void, CacheInputError | CacheWriteError>
     /** Removes `keys` from every tier and every instance's L1. */
-    readonly invalidateMany: (keys: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
+    readonly invalidateMany: (
+      keys: ReadonlyArray<string>
+    ) => Effect.Effect<void, CacheInputError | CacheWriteError>
     /** Removes every key matching a Redis-style glob from every tier and every instance's L1. */
-    readonly invalidatePattern: (glob: string) => Effect.Effect<void, CacheError>
+    readonly invalidatePattern: (glob: string) => Effect.Effect<void, CacheInputError | CacheWriteError>
     /**
      * Invalidates every entry written with `tag` before now, in every tier and instance. The
      * invalidation time is stored in the lower tiers under a reserved key (kept `tagRetention`)
      * and broadcast; an entry carrying the tag and created at or before that time is a miss.
      * Computed entries are dated from the start of their computation.
      */
-    readonly invalidateTag: (tag: string) => Effect.Effect<void, CacheError>
+    readonly invalidateTag: (tag: string) => Effect.Effect<void, CacheInputError | CacheWriteError>
     /** Empties every tier (of this cache's namespace) and every instance's L1. */
     readonly clear: Effect.Effect<void, CacheWriteError>
     /** Request statistics. */

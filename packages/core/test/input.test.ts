@@ -50,11 +50,12 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
           }
         ]
       }
-      for (const effect of [
+      const effects: ReadonlyArray<Effect.Effect<unknown, unknown>> = [
         cache.set("k", bad),
         cache.update("k", bad),
         cache.getOrCompute("k", Effect.succeed(bad))
-      ]) {
+      ]
+      for (const effect of effects) {
         const error = yield* Effect.flip(effect)
         expectInputError(error, "UnencodableValue", "value.a[1].b could not be read")
         expect((error as Error).message).toContain("boom")

@@ -1,5 +1,6 @@
 /**
- * Model check: random sequences of get, set, getOrCompute, invalidate, concurrent stampedes and
+ * Model check: random sequences of get, set, getOrCompute, invalidate, reads racing an
+ * invalidation of their key on one instance, concurrent stampedes and
  * clock steps against two or three instances sharing an L2 and a bus, every read checked
  * against a plain map of the last write. A write or invalidation counts as complete once its
  * bus messages have been delivered (the test waits for that after each one).
@@ -7,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { TieredCache } from "@tiercache/core"
 import { MultiInstance } from "@tiercache/testing"
-import { Effect, Option, TestClock, TestContext } from "effect"
+import { Effect, Equal, Option, Schema, TestClock, TestContext } from "effect"
 import fc from "fast-check"
 
 type Cmd =
@@ -28,6 +29,7 @@ type Cmd =
       readonly n: number
     }
   | { readonly op: "invalidate"; readonly i: number; readonly k: number }
+  | { readonly op: "readDuringInvalidate"; readonly i: number; readonly k: number; readonly r: number }
   | { readonly op: "invalidateTag"; readonly i: number; readonly g: number }
   | { readonly op: "advance"; readonly ms: number }
 
@@ -42,6 +44,7 @@ const cmd = (instances: number): fc.Arbitrary<Cmd> => {
     fc.record({ op: fc.constant("compute" as const), i, k, v, ttl }),
     fc.record({ op: fc.constant("stampede" as const), i, k, v, n: fc.integer({ min: 2, max: 20 }) }),
     fc.record({ op: fc.constant("invalidate" as const), i, k }),
+    fc.record({ op: fc.constant("readDuringInvalidate" as const), i, k, r: fc.integer({ min: 0, max: 2 }) }),
     fc.record({ op: fc.constant("invalidateTag" as const), i, g: fc.integer({ min: 0, max: 1 }) }),
     fc.record({ op: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 2000 }) })
   )
@@ -153,6 +156,23 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
           model.delete(key)
           yield* settle
           break
+        case "readDuringInvalidate": {
+          // A read and an invalidation of the same key on one instance at once: the read answers
+          // the value before the invalidation or nothing; afterwards every read agrees with the
+          // model (no tier kept the old value).
+          reads[c.i]!++
+          const read: Effect.Effect<Option.Option<unknown>, unknown> = c.r === 0
+            ? cache.get(key)
+            : c.r === 1
+              ? Effect.map(cache.getMany([key]), (found) => found[0]!)
+              : cache.getTyped(key, Schema.Number)
+          const [got] = yield* Effect.all([read, cache.invalidate(key)], { concurrency: "unbounded" })
+          const allowed = [Option.none(), ...(expected === undefined ? [] : [Option.some(expected.value)])]
+          expect([c, allowed.some((a) => Option.getEquivalence(Equal.equals)(a, got))]).toEqual([c, true])
+          model.delete(key)
+          yield* settle
+          break
+        }
       }
     }
     for (let i = 0; i < caches.length; i++) {

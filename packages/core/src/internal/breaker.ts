@@ -1,0 +1,173 @@
+/**
+ * The circuit breaker and tier guard behind CircuitBreaker.ts, with what TieredCache's L2 read
+ * shortcut needs and users do not: the guarded tier itself, whether it bounds its own calls, and
+ * a way to record the outcome of a call made on it directly.
+ */
+import { Duration, Effect } from "effect"
+import { TierError } from "../CacheError.js"
+import type {
+  Options,
+  Breaker as PublicBreaker,
+  GuardedTier as PublicGuardedTier,
+  State
+} from "../CircuitBreaker.js"
+import type { Tier, TierHealth } from "../Tier.js"
+
+/** The reason of the TierError a call gets while the breaker is open. */
+export const OPEN_REASON = "circuit breaker open"
+
+/** Whether an error is a breaker's refusal (not a failure of the tier itself). */
+export const isRejection = (error: TierError): boolean => error.reason === OPEN_REASON
+
+/** A breaker, plus recording the outcome of a call made without `run`. */
+export interface Breaker extends PublicBreaker {
+  /** Records the outcome of a call made without `run` while closed; a failure may open it (the answer logs that). */
+  readonly record: (success: boolean) => Effect.Effect<void>
+}
+
+/** A guarded tier, plus what a hot path needs to call the tier directly while the breaker is closed. */
+export interface GuardedTier extends PublicGuardedTier {
+  /** The tier guarded. */
+  readonly inner: Tier.Service
+  /** Whether the inner tier bounds its own calls (no timer is added). */
+  readonly selfBounded: boolean
+  /**
+   * Records the outcome of a call made on `inner` directly while the breaker was closed (a
+   * caller's shortcut on a hot path); a failure may open the breaker: the answer logs that.
+   */
+  readonly record: (success: boolean) => Effect.Effect<void>
+}
+
+/** Makes a breaker named `name` (for its logs). */
+export const make = (name: string, options: Options = {}): Effect.Effect<Breaker> =>
+  Effect.gen(function* () {
+    const clock = yield* Effect.clock
+    const timeout = Duration.decode(options.timeout ?? "1 second")
+    const threshold = options.failureThreshold ?? 5
+    const openForMs = Duration.toMillis(Duration.decode(options.openFor ?? "10 seconds"))
+    let state: State = "closed"
+    let failures = 0
+    let openUntil = 0
+    let probing = false
+    let rejected = 0
+
+    const transition = (next: State, why: string): Effect.Effect<void> => {
+      if (next === state) return Effect.void
+      const previous = state
+      state = next
+      const log = next === "open" ? Effect.logWarning : Effect.logInfo
+      return log(`tiercache: ${name} breaker ${previous} -> ${next} (${why})`).pipe(
+        Effect.annotateLogs({ breakerOf: name, breaker: next })
+      )
+    }
+
+    const record = (success: boolean): Effect.Effect<void> => {
+      probing = false
+      if (success) {
+        failures = 0
+        return transition("closed", "probe succeeded")
+      }
+      failures++
+      if (state === "half-open" || failures >= threshold) {
+        openUntil = clock.unsafeCurrentTimeMillis() + openForMs
+        return transition("open", `${failures} consecutive failures`)
+      }
+      return Effect.void
+    }
+
+    const run = <A, E>(
+      effect: Effect.Effect<A, E>,
+      onOpen: () => E,
+      onTimeout: () => E,
+      bounded = false
+    ): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        let probe = false
+        if (state === "open") {
+          if (clock.unsafeCurrentTimeMillis() < openUntil || probing) {
+            rejected++
+            return Effect.fail(onOpen())
+          }
+          probe = true
+        } else if (state === "half-open") {
+          rejected++
+          return Effect.fail(onOpen())
+        }
+        const limited = bounded ? effect : Effect.timeoutFail(effect, { duration: timeout, onTimeout })
+        const settled = Effect.matchEffect(limited, {
+          onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
+          onSuccess: (value) => Effect.as(record(true), value)
+        })
+        if (!probe) return settled
+        probing = true
+        // An interrupted probe proves nothing: back to open, and the next call probes again.
+        return Effect.zipRight(transition("half-open", "probing"), settled).pipe(
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              probing = false
+              state = "open"
+              openUntil = 0
+            })
+          )
+        )
+      })
+
+    return { timeout, state: () => state, rejected: () => rejected, record, run }
+  })
+
+/**
+ * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock. A tier
+ * whose own `callTimeout` is not longer than the guard's timeout is trusted to bound itself.
+ */
+export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>
+  Effect.gen(function* () {
+    const breaker = yield* make(tier.name, options)
+    const timeout = breaker.timeout
+    const timeoutMs = Duration.toMillis(timeout)
+    // A tier that bounds its own calls at least as tightly needs no timer here (a timer forks a
+    // fiber per call, which costs more than a Redis round trip).
+    const selfBounded =
+      tier.callTimeout !== undefined && Duration.lessThanOrEqualTo(tier.callTimeout, timeout)
+    const call = <A>(operation: string, effect: Effect.Effect<A, TierError>): Effect.Effect<A, TierError> =>
+      breaker.run(
+        effect,
+        () => new TierError({ tier: tier.name, operation, reason: OPEN_REASON }),
+        () => new TierError({ tier: tier.name, operation, reason: `timed out after ${timeoutMs} ms` }),
+        selfBounded
+      )
+
+    const guarded: GuardedTier = {
+      name: tier.name,
+      callTimeout: selfBounded ? tier.callTimeout : timeout,
+      inner: tier,
+      selfBounded,
+      record: breaker.record,
+      state: breaker.state,
+      rejected: breaker.rejected,
+      get: (key) => call("get", tier.get(key)),
+      getMany: (keys) => call("getMany", tier.getMany(keys)),
+      set: (key, entry) => call("set", tier.set(key, entry)),
+      setMany: (entries) => call("setMany", tier.setMany(entries)),
+      remove: (keys) => call("remove", tier.remove(keys)),
+      removeMatching: (glob) => call("removeMatching", tier.removeMatching(glob)),
+      clear: call("clear", tier.clear),
+      health: Effect.map(
+        tier.health.pipe(
+          Effect.timeoutTo({
+            duration: timeout,
+            onSuccess: (h): TierHealth => h,
+            onTimeout: (): TierHealth => ({
+              name: tier.name,
+              healthy: false,
+              detail: "health check timed out"
+            })
+          })
+        ),
+        (h): TierHealth =>
+          breaker.state() === "closed"
+            ? h
+            : { name: h.name, healthy: false, detail: `breaker ${breaker.state()}; ${h.detail ?? ""}` }
+      )
+    }
+    return guarded
+  })

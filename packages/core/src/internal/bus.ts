@@ -1,0 +1,146 @@
+/**
+ * The invalidation bus: publishing (the one place messages are sent, through a breaker of its
+ * own) and applying received messages to this instance's L1 with the local primitives of
+ * writes.ts.
+ */
+import { Duration, Effect, type Option, Stream } from "effect"
+import { BusError, type TierError } from "../CacheError.js"
+import type * as CircuitBreaker from "../CircuitBreaker.js"
+import * as Entry from "../Entry.js"
+import type { Event, InvalidationBus } from "../InvalidationBus.js"
+import type { InvalidationMessage } from "../InvalidationMessage.js"
+import * as Breaker from "./breaker.js"
+import type { Counters } from "./counters.js"
+import type { Writes } from "./writes.js"
+
+/** The publishing side of one cache. */
+export interface Publisher {
+  /** Sends a message (failures counted and logged, never raised). */
+  readonly publish: (message: InvalidationMessage) => Effect.Effect<void>
+  /** The bus breaker's state, when there is a bus and a breaker. */
+  readonly breakerState: () => CircuitBreaker.State | undefined
+  readonly enabled: boolean
+}
+
+/** Builds the publisher. */
+export const makePublisher = (
+  bus: Option.Option<InvalidationBus.Service>,
+  breaker: CircuitBreaker.Options | false,
+  counters: Counters,
+  cacheName: string
+): Effect.Effect<Publisher> =>
+  Effect.gen(function* () {
+    if (bus._tag === "None")
+      return { publish: () => Effect.void, breakerState: () => undefined, enabled: false }
+    const service = bus.value
+    // With Redis hung, a write would otherwise wait a full timeout on every publish even after
+    // the tier's breaker has opened.
+    const busBreaker = breaker === false ? undefined : yield* Breaker.make("bus", breaker)
+    const publish = (message: InvalidationMessage): Effect.Effect<void> => {
+      const send = service.publish(message)
+      const guarded =
+        busBreaker === undefined
+          ? send
+          : busBreaker.run(
+              send,
+              () => new BusError({ operation: "publish", reason: Breaker.OPEN_REASON }),
+              () =>
+                new BusError({
+                  operation: "publish",
+                  reason: `timed out after ${Duration.toMillis(busBreaker.timeout)} ms`
+                })
+            )
+      return guarded.pipe(
+        Effect.tap(() => {
+          counters.bus.sent++
+        }),
+        Effect.catchAll((error) => {
+          counters.bus.publishFailures++
+          if (error.reason === Breaker.OPEN_REASON) {
+            counters.bus.skipped++
+            return Effect.void
+          }
+          return Effect.logWarning(`tiercache: ${error.message}`).pipe(
+            Effect.annotateLogs({ cache: cacheName })
+          )
+        })
+      )
+    }
+    return { publish, breakerState: () => busBreaker?.state(), enabled: true }
+  })
+
+/** What the subscriber needs. */
+export interface SubscriberDeps {
+  readonly local: Writes["local"]
+  readonly counters: Counters
+  readonly instanceId: string
+  readonly cacheName: string
+  readonly defaultTtl: number
+  readonly now: () => number
+  readonly recordL1Error: (error: TierError) => Effect.Effect<void>
+}
+
+/** Applies a message from another instance to this instance's L1. */
+const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect.Effect<void, TierError> => {
+  const { local } = deps
+  switch (message.type) {
+    case "Remove":
+      return local.remove([message.key])
+    case "RemoveBulk":
+      return local.remove(message.keys)
+    case "Update": {
+      const ttlMs = message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : deps.defaultTtl)
+      if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) return local.remove([message.key])
+      const entry = Entry.make({
+        value: message.value,
+        now: deps.now(),
+        ttlMs,
+        graceMs: message.grace_ms,
+        tags: message.tags
+      })
+      return local.store(message.key, entry)
+    }
+    case "RemovePattern":
+      return local.removeMatching(message.pattern)
+    case "RemoveTag":
+      return local.removeTag(message.tag, message.at ?? deps.now())
+    case "Clear":
+      return local.clear
+  }
+}
+
+/** Subscribes to the bus in a fiber of the current scope. */
+export const subscribe = (
+  bus: InvalidationBus.Service,
+  deps: SubscriberDeps
+): Effect.Effect<void, BusError, import("effect").Scope.Scope> => {
+  const { counters, cacheName } = deps
+  const onEvent = (event: Event): Effect.Effect<void> => {
+    switch (event._tag) {
+      case "Reconnected":
+        counters.bus.resyncs++
+        return deps.local.clear.pipe(
+          Effect.zipRight(Effect.logInfo("tiercache: bus reconnected; L1 cleared")),
+          Effect.catchAll(deps.recordL1Error),
+          Effect.annotateLogs({ cache: cacheName })
+        )
+      case "Malformed":
+        counters.bus.received++
+        counters.bus.malformed++
+        return Effect.logWarning(`tiercache: malformed bus message skipped: ${event.reason}`).pipe(
+          Effect.annotateLogs({ cache: cacheName })
+        )
+      case "Message":
+        counters.bus.received++
+        if (event.message.origin === deps.instanceId) {
+          counters.bus.own++
+          return Effect.void
+        }
+        counters.bus.applied++
+        return applyRemote(deps, event.message).pipe(Effect.catchAll(deps.recordL1Error))
+    }
+  }
+  return Effect.flatMap(bus.subscribe, (events) =>
+    Effect.asVoid(Effect.forkScoped(Stream.runForEach(events, onEvent)))
+  )
+}

@@ -1,0 +1,231 @@
+/**
+ * getOrCompute's flights: a caller joins the flight under way for its key or starts one; the
+ * flight reads the lower tiers, then runs the computation (here, in one place) and stores its
+ * value. A flight runs in a fiber of the cache's scope, so a caller's interruption only stops
+ * its own wait. With a stale L1 copy and stale-while-revalidate, the caller gets the stale value
+ * at once and the flight refreshes it in the background.
+ */
+import { Cause, Deferred, Effect, Exit, Fiber, FiberId, type Scope } from "effect"
+import { CacheInputError, type CacheTimeoutError, type TierError } from "../CacheError.js"
+import * as Entry from "../Entry.js"
+import type { ComputeOptions } from "../TieredCache.js"
+import { type AnySchema, decode, NOT_DECODED } from "./codec.js"
+import { type Counters, countHit } from "./counters.js"
+import type { Flight, FlightResult, Registry } from "./flight.js"
+import { type Defaults, encodeValue, type ResolvedCompute, resolveCompute } from "./input.js"
+import type { Found, Reads } from "./reads.js"
+import type { Resilience } from "./resilience.js"
+import { computeError } from "./validate.js"
+import type { Versions } from "./versions.js"
+
+/** What the flights need. */
+export interface Deps {
+  readonly registry: Registry
+  readonly reads: Reads
+  readonly resilience: Resilience
+  readonly versions: Versions
+  readonly counters: Counters
+  readonly defaults: Defaults
+  readonly staleWhileRevalidate: boolean
+  /** Whether L1 is read through the generic Tier interface (no fast path). */
+  readonly genericL1: boolean
+  /**
+   * Stores a computed entry in every tier unless `key` changed since `since` (answers
+   * "discarded" then); `afterL1` runs once L1 holds it. Answers the tiers' failures.
+   */
+  readonly storeComputed: (
+    key: string,
+    entry: Entry.Entry,
+    schema: AnySchema | undefined,
+    decoded: unknown,
+    since: number,
+    afterL1: () => void
+  ) => Effect.Effect<ReadonlyArray<TierError> | "discarded">
+  /** How many tiers there are (L1 included). */
+  readonly tierCount: number
+  readonly publishRemove: (key: string) => Effect.Effect<void>
+  readonly flightScope: Scope.Scope
+  readonly cacheName: string
+  readonly now: () => number
+}
+
+/** The flights of one cache. */
+export interface Flights {
+  /** Joins or starts the flight of `key`; `counted`: this call counts as a request; `l1Stale`: L1's stale copy. */
+  readonly lead: <A, E, R>(
+    key: string,
+    schema: AnySchema | undefined,
+    compute: Effect.Effect<A, E, R>,
+    opts: ComputeOptions | undefined,
+    counted: boolean,
+    l1Stale: Found | undefined
+  ) => Effect.Effect<A, E | CacheInputError | CacheTimeoutError, R>
+}
+
+const running = { _tag: "Running" } as const
+const writing = { _tag: "Writing" } as const
+
+/** Builds the flights. */
+export const make = (deps: Deps): Flights => {
+  const { registry, reads, resilience, versions, counters, cacheName, now } = deps
+  type Failure = CacheInputError | CacheTimeoutError
+
+  const answerStale = (stale: Found, counted: boolean): unknown => {
+    if (counted) counters.l1Hits++
+    counters.staleServed++
+    return stale.value
+  }
+
+  const lead = <A, E, R>(
+    key: string,
+    schema: AnySchema | undefined,
+    compute: Effect.Effect<A, E, R>,
+    opts: ComputeOptions | undefined,
+    counted: boolean,
+    l1Stale: Found | undefined
+  ): Effect.Effect<A, E | Failure, R> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend((): Effect.Effect<A, E | Failure, R> => {
+        const badCompute = computeError(compute)
+        if (badCompute) return Effect.fail(badCompute)
+        const resolved = resolveCompute(deps.defaults, opts)
+        if (resolved instanceof CacheInputError) return Effect.fail(resolved)
+        const serveStale = l1Stale !== undefined && deps.staleWhileRevalidate
+        const existing = registry.get(key)
+        if (existing !== undefined) {
+          if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
+          if (counted) counters.coalesced++
+          return restore(join(key, existing, schema, compute, opts, resolved))
+        }
+        const flight: Flight = {
+          deferred: Deferred.unsafeMake(FiberId.none),
+          schema,
+          stale: l1Stale,
+          state: running,
+          fiber: undefined
+        }
+        registry.set(key, flight)
+        const body = run(key, flight, compute, resolved, counted && !serveStale).pipe(
+          Effect.interruptible,
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              registry.done(key, flight)
+              Deferred.unsafeDone(flight.deferred, exit)
+            })
+          )
+        )
+        const started = Effect.map(Effect.forkIn(body, deps.flightScope), (fiber) => {
+          flight.fiber = fiber
+        })
+        if (serveStale) return Effect.as(started, answerStale(l1Stale, counted) as A)
+        return Effect.zipRight(
+          started,
+          restore(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>)
+        )
+      })
+    )
+
+  /** Waits for another caller's flight; with another schema, decodes its entry (or computes anew). */
+  const join = <A, E, R>(
+    key: string,
+    flight: Flight,
+    schema: AnySchema | undefined,
+    compute: Effect.Effect<A, E, R>,
+    opts: ComputeOptions | undefined,
+    resolved: ResolvedCompute
+  ): Effect.Effect<A, E | Failure, R> =>
+    Effect.flatMap(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<unknown, E>, (value) => {
+      if (schema === flight.schema) return Effect.succeed(value as A)
+      return Effect.flatMap(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>, (result) => {
+        const decoded = decode(schema, result.entry.value)
+        if (decoded === NOT_DECODED) counters.decodeErrors++
+        return decoded !== NOT_DECODED
+          ? Effect.succeed(decoded as A)
+          : lead(key, schema, compute, opts, false, undefined)
+      })
+    })
+
+  /** Runs the computation (the one place computations run), counting its failures. */
+  const computeIn = <A, E, R>(compute: Effect.Effect<A, E, R>) => {
+    counters.computations++
+    return Effect.fork(
+      Effect.tapErrorCause(compute, (cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => counters.computeErrors++)
+      )
+    )
+  }
+
+  const run = <A, E, R>(
+    key: string,
+    flight: Flight,
+    compute: Effect.Effect<A, E, R>,
+    resolved: ResolvedCompute,
+    counted: boolean
+  ): Effect.Effect<FlightResult, E | Failure, R> =>
+    Effect.gen(function* () {
+      const since = versions.seq()
+      // A computed value is as old as the data it read: it is dated from the flight's start,
+      // so that a tag invalidated while it ran also invalidates it.
+      const startedAt = now()
+      if (deps.genericL1 && flight.stale === undefined) {
+        const l1 = yield* reads.genericL1(key, flight.schema)
+        flight.stale = l1.stale
+      }
+      const found = yield* reads.lookupLower(key, flight.schema, since)
+      if (found.hit !== undefined) {
+        if (counted) countHit(counters, found.hit.index)
+        return found.hit
+      }
+      if (counted) counters.misses++
+      if (flight.stale === undefined && found.stale !== undefined) {
+        flight.stale = found.stale
+        if (deps.staleWhileRevalidate) resilience.answerStale(flight)
+      }
+      const computing = yield* computeIn(compute)
+      if (resolved.softMs !== undefined && flight.stale !== undefined) {
+        yield* Effect.fork(resilience.softTimeout(flight, resolved.softMs))
+      }
+      const exit = yield* Fiber.await(computing)
+      if (Exit.isFailure(exit)) {
+        if (!resilience.failSafeApplies(flight, exit.cause)) return yield* Effect.failCause(exit.cause)
+        return yield* resilience.failSafe(key, flight, flight.stale!, since, exit.cause)
+      }
+      const value = exit.value
+      const encoded = encodeValue(value, flight.schema)
+      if (encoded instanceof CacheInputError) return yield* encoded
+      const entry: Entry.Entry = {
+        ...Entry.make({ value: encoded.value, now: now(), ...resolved }),
+        createdAt: startedAt
+      }
+      const result: FlightResult = { entry, value: flight.schema === undefined ? entry.value : value }
+      // The waiters are answered once L1 holds the value; the lower tiers are written after,
+      // while the flight stays registered (no caller computes again meanwhile), so that a slow
+      // or failing shared tier never delays the answer.
+      const stored = yield* deps.storeComputed(key, entry, flight.schema, value, since, () => {
+        resilience.answer(flight, result)
+        flight.state = writing
+      })
+      if (stored === "discarded") {
+        counters.discardedWrites++
+        yield* Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
+          Effect.annotateLogs({ key, cache: cacheName })
+        )
+        return { entry, value }
+      }
+      if (stored.length === deps.tierCount) {
+        counters.writeFailures++
+        yield* Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
+          Effect.annotateLogs({ key, cache: cacheName })
+        )
+      }
+      yield* deps.publishRemove(key)
+      return result
+    }).pipe(
+      Effect.withSpan("tiercache.getOrCompute", {
+        attributes: { key, cache: cacheName },
+        captureStackTrace: false
+      })
+    )
+
+  return { lead }
+}

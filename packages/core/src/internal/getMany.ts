@@ -1,0 +1,123 @@
+/**
+ * getMany: the same decisions as get (lookup.ts), key by key, with the tiers read in batches.
+ */
+import { Effect, Option } from "effect"
+import type { CacheInputError } from "../CacheError.js"
+import type { AnySchema } from "./codec.js"
+import type { Counters } from "./counters.js"
+import type { Slot } from "./fastPath.js"
+import { checkKeys } from "./input.js"
+import { FRESH, type Lookup, NEEDS_TAGS } from "./lookup.js"
+import type { Promotion } from "./promotion.js"
+import type { Tags } from "./tags.js"
+import type { TierAccess } from "./tierAccess.js"
+import type { Versions } from "./versions.js"
+
+/** What getMany needs. */
+export interface Deps {
+  readonly access: TierAccess
+  readonly lookup: Lookup
+  readonly tags: Tags
+  readonly promotion: Promotion
+  readonly versions: Versions
+  readonly counters: Counters
+  readonly now: () => number
+}
+
+/** A key still unanswered, and its L1 slot when that waits for its tags. */
+interface Pending {
+  readonly i: number
+  readonly slot: Slot | undefined
+}
+
+/** Builds getMany. */
+export const make = (deps: Deps) => {
+  const { access, lookup, tags, promotion, versions, counters, now } = deps
+  const fast = access.fast
+  const l1Answer = (slot: Slot, schema: AnySchema | undefined) =>
+    Option.some(schema !== undefined ? slot.typedValue : slot.entry.value)
+
+  const below = (
+    keys: ReadonlyArray<string>,
+    schema: AnySchema | undefined,
+    results: Array<Option.Option<unknown>>,
+    pending: ReadonlyArray<Pending>
+  ): Effect.Effect<ReadonlyArray<Option.Option<unknown>>> =>
+    Effect.gen(function* () {
+      const since = versions.seq()
+      let remaining: ReadonlyArray<Pending> = pending
+      const waiting = remaining.filter((p) => p.slot !== undefined)
+      if (waiting.length > 0) {
+        yield* tags.load([...new Set(waiting.flatMap((p) => p.slot!.entry.tags))])
+        const t = now()
+        remaining = remaining.filter(({ i, slot }) => {
+          if (slot === undefined || lookup.judgeSlot(keys[i]!, slot, t, schema, true) !== FRESH) return true
+          counters.l1Hits++
+          results[i] = l1Answer(slot, schema)
+          return false
+        })
+      }
+      if (fast === undefined) {
+        const found = yield* access.readManyL1(remaining.map(({ i }) => keys[i]!))
+        const still: Array<Pending> = []
+        for (let j = 0; j < remaining.length; j++) {
+          const entry = found[j]
+          const accepted = entry?._tag === "Some" ? yield* lookup.accept(entry.value, schema) : undefined
+          if (accepted?.fresh !== true) {
+            still.push(remaining[j]!)
+            continue
+          }
+          counters.l1Hits++
+          results[remaining[j]!.i] = Option.some(accepted.value)
+        }
+        remaining = still
+      }
+      for (let t = 1; t <= access.lower.length && remaining.length > 0; t++) {
+        const found = yield* access.readMany(
+          t,
+          remaining.map(({ i }) => keys[i]!)
+        )
+        const still: Array<Pending> = []
+        for (let j = 0; j < remaining.length; j++) {
+          const { i } = remaining[j]!
+          const entry = found[j]
+          const accepted = entry?._tag === "Some" ? yield* lookup.accept(entry.value, schema) : undefined
+          if (entry?._tag !== "Some" || accepted?.fresh !== true) {
+            still.push(remaining[j]!)
+            continue
+          }
+          counters.lowerHits[t - 1]!++
+          results[i] = Option.some(accepted.value)
+          yield* promotion.promote(keys[i]!, entry.value, t, since, schema, accepted.value)
+        }
+        remaining = still
+      }
+      for (const { i } of remaining) {
+        counters.misses++
+        results[i] = Option.none()
+      }
+      return results
+    })
+
+  return (
+    keys: ReadonlyArray<string>,
+    schema?: AnySchema
+  ): Effect.Effect<ReadonlyArray<Option.Option<unknown>>, CacheInputError> =>
+    Effect.suspend(() => {
+      const bad = checkKeys(keys)
+      if (bad) return Effect.fail(bad)
+      const results: Array<Option.Option<unknown>> = new Array(keys.length)
+      const pending: Array<Pending> = []
+      const t = now()
+      for (let i = 0; i < keys.length; i++) {
+        const slot = fast?.lookup(keys[i]!, t)
+        const verdict = slot === undefined ? undefined : lookup.judgeSlot(keys[i]!, slot, t, schema, false)
+        if (verdict === FRESH) {
+          counters.l1Hits++
+          results[i] = l1Answer(slot!, schema)
+        } else pending.push({ i, slot: verdict === NEEDS_TAGS ? slot : undefined })
+      }
+      if (pending.length === 0) return Effect.succeed(results)
+      return below(keys, schema, results, pending)
+    })
+}

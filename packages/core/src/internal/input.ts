@@ -1,0 +1,140 @@
+/**
+ * Checks of each call's input (keys, patterns, tags, write and compute options, values to
+ * store): every validator of a call runs here, before anything is written.
+ */
+import { CacheInputError } from "../CacheError.js"
+import * as CacheStrategy from "../CacheStrategy.js"
+import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
+import { type AnySchema, encoderOf } from "./codec.js"
+import {
+  durationMillis,
+  jsonError,
+  keyError,
+  keysError,
+  lifetimeError,
+  patternError,
+  tagError,
+  tagsError
+} from "./validate.js"
+
+/** A write's options resolved: milliseconds and tags. */
+export interface ResolvedWrite {
+  readonly ttlMs: number
+  readonly graceMs: number
+  readonly tags: ReadonlyArray<string>
+}
+
+/** Computation timeouts in milliseconds (undefined: none). */
+export interface ResolvedTimeouts {
+  readonly softMs: number | undefined
+  readonly hardMs: number | undefined
+}
+
+/** A getOrCompute's options resolved. */
+export interface ResolvedCompute extends ResolvedWrite, ResolvedTimeouts {}
+
+/** A successfully encoded value (a class, so that it cannot be confused with a user's value). */
+export class Encoded {
+  constructor(readonly value: unknown) {}
+}
+
+/** Resolves computation timeouts (soft must not exceed hard). */
+export const resolveTimeouts = (
+  t: { readonly soft?: unknown; readonly hard?: unknown } | undefined
+): ResolvedTimeouts | CacheInputError => {
+  if (t === undefined) return { softMs: undefined, hardMs: undefined }
+  const softMs = t.soft === undefined ? undefined : durationMillis(t.soft, "timeouts.soft")
+  if (softMs instanceof CacheInputError) return softMs
+  const hardMs = t.hard === undefined ? undefined : durationMillis(t.hard, "timeouts.hard")
+  if (hardMs instanceof CacheInputError) return hardMs
+  if (softMs !== undefined && hardMs !== undefined && softMs > hardMs) {
+    return new CacheInputError({
+      problem: "InvalidTtl",
+      reason: "timeouts.soft must not exceed timeouts.hard"
+    })
+  }
+  return { softMs, hardMs }
+}
+
+const firstLine = (s: string): string => s.split("\n").slice(0, 3).join(" ")
+
+/** The error of a bad key, or undefined. */
+export const checkKey: (key: unknown) => CacheInputError | undefined = keyError
+
+/** The error of a bad list of keys, or undefined. */
+export const checkKeys: (keys: unknown) => CacheInputError | undefined = keysError
+
+/** The error of a bad glob pattern, or undefined. */
+export const checkPattern: (glob: unknown) => CacheInputError | undefined = patternError
+
+/** The error of a bad tag, or undefined. */
+export const checkTag: (tag: unknown) => CacheInputError | undefined = tagError
+
+/** Encodes a value for storage: with the schema when given, then checks it is JSON-safe. */
+export const encodeValue = (value: unknown, schema: AnySchema | undefined): Encoded | CacheInputError => {
+  let encoded = value
+  if (schema !== undefined) {
+    const e = encoderOf(schema)(value)
+    if (e._tag === "Left") {
+      return new CacheInputError({
+        problem: "UnencodableValue",
+        reason: `value does not encode with the schema: ${firstLine(e.left.message)}`
+      })
+    }
+    encoded = e.right
+  }
+  return jsonError(encoded) ?? new Encoded(encoded)
+}
+
+/** The defaults a call's options fall back on. */
+export interface Defaults {
+  readonly defaultTtl: number
+  readonly defaultGrace: number
+  readonly defaultTimeouts: ResolvedTimeouts
+}
+
+/** Resolves a write's options against the cache's defaults. */
+export const resolveWrite = (
+  defaults: Defaults,
+  opts: WriteOptions | undefined
+): ResolvedWrite | CacheInputError => {
+  if (opts === undefined) return { ttlMs: defaults.defaultTtl, graceMs: defaults.defaultGrace, tags: [] }
+  if (opts.ttl !== undefined && opts.strategy !== undefined) {
+    return new CacheInputError({ problem: "InvalidOption", reason: "give either ttl or strategy, not both" })
+  }
+  let ttlMs = defaults.defaultTtl
+  if (opts.ttl !== undefined) {
+    const t = durationMillis(opts.ttl, "ttl")
+    if (typeof t !== "number") return t
+    ttlMs = t
+  } else if (opts.strategy !== undefined) {
+    if (!CacheStrategy.isCacheStrategy(opts.strategy)) {
+      return new CacheInputError({ problem: "InvalidOption", reason: "strategy must be a CacheStrategy" })
+    }
+    const t = durationMillis(CacheStrategy.toDurationInput(opts.strategy), "strategy TTL")
+    if (typeof t !== "number") return t
+    ttlMs = t
+  }
+  let graceMs = defaults.defaultGrace
+  if (opts.grace !== undefined) {
+    const g = durationMillis(opts.grace, "grace", true)
+    if (typeof g !== "number") return g
+    graceMs = g
+  }
+  const tags = opts.tags ?? []
+  const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
+  if (bad) return bad
+  return { ttlMs, graceMs, tags }
+}
+
+/** Resolves a getOrCompute's options against the cache's defaults. */
+export const resolveCompute = (
+  defaults: Defaults,
+  opts: ComputeOptions | undefined
+): ResolvedCompute | CacheInputError => {
+  const write = resolveWrite(defaults, opts)
+  if (write instanceof CacheInputError) return write
+  const t = opts?.timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(opts.timeouts)
+  if (t instanceof CacheInputError) return t
+  return { ...write, softMs: t.softMs, hardMs: t.hardMs }
+}

@@ -1,0 +1,97 @@
+/**
+ * What the cache shows of itself: request statistics, bus statistics, health, and the counters
+ * pushed into Effect Metrics (every `metricsInterval`, on each `stats` read and on close).
+ */
+import { Effect, Schedule, type Scope } from "effect"
+import type { CacheHealth, CacheStats, InvalidationStats } from "../CacheStats.js"
+import type { Publisher } from "./bus.js"
+import type { Counters } from "./counters.js"
+import type { Registry } from "./flight.js"
+import { makeFlusher } from "./metrics.js"
+import type { TierAccess } from "./tierAccess.js"
+
+/** What observation needs. */
+export interface Deps {
+  readonly counters: Counters
+  readonly access: TierAccess
+  readonly registry: Registry
+  readonly publisher: Publisher
+  readonly cacheName: string
+  readonly metricsInterval: number
+}
+
+/** The cache's observation. */
+export interface Observation {
+  readonly stats: Effect.Effect<CacheStats>
+  readonly invalidationStats: Effect.Effect<InvalidationStats>
+  readonly health: Effect.Effect<CacheHealth>
+}
+
+/** Builds the observation; pushes the metrics in a fiber of the scope and on close. */
+export const make = (deps: Deps): Effect.Effect<Observation, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { counters: c, access, registry, publisher } = deps
+    const snapshot = (): CacheStats => {
+      const lowerHits = c.lowerHits.reduce((a, b) => a + b, 0)
+      const requests = c.l1Hits + lowerHits + c.coalesced + c.misses
+      return {
+        requests,
+        l1Hits: c.l1Hits,
+        l2Hits: c.lowerHits[0] ?? 0,
+        tierHits: [...c.lowerHits],
+        coalesced: c.coalesced,
+        misses: c.misses,
+        hitRate: requests === 0 ? 0 : (c.l1Hits + lowerHits) / requests,
+        l1HitRate: requests === 0 ? 0 : c.l1Hits / requests,
+        promotions: c.promotions,
+        computations: c.computations,
+        computeErrors: c.computeErrors,
+        decodeErrors: c.decodeErrors,
+        tierErrors: Object.fromEntries(c.tierErrors),
+        writeFailures: c.writeFailures,
+        discardedWrites: c.discardedWrites,
+        staleServed: c.staleServed,
+        failSafeHits: c.failSafeHits,
+        timeouts: c.timeouts,
+        breakerRejections: c.breakerRejections,
+        breakers: Object.fromEntries(
+          (access.guards ?? []).map((tier, i) => [access.labels[i + 1]!, tier.state()] as const)
+        ),
+        inFlight: registry.size()
+      }
+    }
+    const busSnapshot = (): InvalidationStats => ({
+      enabled: publisher.enabled,
+      messagesSent: c.bus.sent,
+      publishFailures: c.bus.publishFailures,
+      publishesSkipped: c.bus.skipped,
+      breaker: publisher.breakerState(),
+      messagesReceived: c.bus.received,
+      ownMessagesIgnored: c.bus.own,
+      malformedMessages: c.bus.malformed,
+      messagesApplied: c.bus.applied,
+      resyncs: c.bus.resyncs
+    })
+
+    const flush = makeFlusher(deps.cacheName)
+    const flushMetrics = Effect.suspend(() => flush(snapshot(), busSnapshot()))
+    yield* Effect.forkScoped(Effect.repeat(flushMetrics, Schedule.spaced(deps.metricsInterval)))
+    yield* Effect.addFinalizer(() => flushMetrics)
+
+    const tiers = [access.l1, ...access.lower]
+    return {
+      stats: Effect.suspend(() => {
+        const s = snapshot()
+        return Effect.as(flush(s, busSnapshot()), s)
+      }),
+      invalidationStats: Effect.sync(busSnapshot),
+      health: Effect.map(
+        Effect.forEach(tiers, (tier) => tier.health, { concurrency: "unbounded" }),
+        (health) => ({
+          status: !health[0]!.healthy ? "unhealthy" : health.every((t) => t.healthy) ? "healthy" : "degraded",
+          tiers: health,
+          bus: publisher.enabled
+        })
+      )
+    }
+  })

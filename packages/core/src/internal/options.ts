@@ -1,0 +1,90 @@
+/**
+ * The cache's options, checked and resolved once when the cache is built.
+ */
+import { Effect } from "effect"
+import { CacheConfigError, CacheInputError } from "../CacheError.js"
+import * as CacheStrategy from "../CacheStrategy.js"
+import type * as CircuitBreaker from "../CircuitBreaker.js"
+import type { Options } from "../TieredCache.js"
+import { type ResolvedTimeouts, resolveTimeouts } from "./input.js"
+import { durationMillis, lifetimeError } from "./validate.js"
+
+/** The cache's options with every default applied, durations in milliseconds. */
+export interface Config {
+  readonly defaultTtl: number
+  readonly defaultGrace: number
+  readonly l1Scale: number
+  readonly staleWhileRevalidate: boolean
+  readonly failSafeThrottle: number
+  readonly defaultTimeouts: ResolvedTimeouts
+  readonly breaker: CircuitBreaker.Options | false
+  readonly tagRetention: number
+  readonly metricsInterval: number
+  readonly instanceId: string
+  readonly cacheName: string
+}
+
+const millis = (
+  input: unknown,
+  option: string,
+  fallback: number,
+  allowZero = false
+): Effect.Effect<number, CacheConfigError> => {
+  if (input === undefined) return Effect.succeed(fallback)
+  const ms = durationMillis(input, option, allowZero)
+  return typeof ms === "number"
+    ? Effect.succeed(ms)
+    : Effect.fail(new CacheConfigError({ option, reason: ms.reason }))
+}
+
+/** Checks the cache's options: a CacheConfigError names the first bad one. */
+export const resolve = (options: Options): Effect.Effect<Config, CacheConfigError> =>
+  Effect.gen(function* () {
+    const ttlInput = options.defaultTtl ?? CacheStrategy.Default
+    const defaultTtl = yield* millis(
+      CacheStrategy.isCacheStrategy(ttlInput) ? CacheStrategy.toDurationInput(ttlInput) : ttlInput,
+      "defaultTtl",
+      0
+    )
+    const defaultGrace = yield* millis(options.defaultGrace, "defaultGrace", 0, true)
+    const badLifetime = lifetimeError(defaultTtl, defaultGrace)
+    if (badLifetime)
+      return yield* new CacheConfigError({ option: "defaultGrace", reason: badLifetime.reason })
+    const l1Scale = options.l1TtlScale ?? 1
+    if (typeof l1Scale !== "number" || !(l1Scale > 0 && l1Scale <= 1)) {
+      return yield* new CacheConfigError({
+        option: "l1TtlScale",
+        reason: `must be in (0, 1], got ${l1Scale}`
+      })
+    }
+    const failSafeThrottle = yield* millis(options.failSafeThrottle, "failSafeThrottle", 5_000, true)
+    const defaultTimeouts = resolveTimeouts(options.timeouts)
+    if (defaultTimeouts instanceof CacheInputError) {
+      return yield* new CacheConfigError({ option: "timeouts", reason: defaultTimeouts.reason })
+    }
+    const breaker = options.breaker ?? {}
+    if (breaker !== false) {
+      yield* millis(breaker.timeout, "breaker.timeout", 1)
+      yield* millis(breaker.openFor, "breaker.openFor", 1)
+      const threshold = breaker.failureThreshold
+      if (threshold !== undefined && !(Number.isSafeInteger(threshold) && threshold > 0)) {
+        return yield* new CacheConfigError({
+          option: "breaker.failureThreshold",
+          reason: "must be a positive integer"
+        })
+      }
+    }
+    return {
+      defaultTtl,
+      defaultGrace,
+      l1Scale,
+      staleWhileRevalidate: options.staleWhileRevalidate ?? true,
+      failSafeThrottle,
+      defaultTimeouts,
+      breaker,
+      tagRetention: yield* millis(options.tagRetention, "tagRetention", 7 * 24 * 3600_000),
+      metricsInterval: yield* millis(options.metricsInterval, "metricsInterval", 10_000),
+      instanceId: options.instanceId ?? crypto.randomUUID(),
+      cacheName: options.name ?? "default"
+    }
+  })

@@ -1,0 +1,93 @@
+/**
+ * Promotion: a fresh entry found below L1 is written into every tier above it, with the
+ * entry's own remaining lifetime, unless its key changed since the read began (counted as a
+ * discarded write). A promotion that had to wait for a tier checks again once written, and
+ * takes back what it wrote if the key changed meanwhile, so an invalidation that overlapped it
+ * never leaves the old value behind.
+ */
+import { Effect } from "effect"
+import type * as Entry from "../Entry.js"
+import type { AnySchema } from "./codec.js"
+import type { Counters } from "./counters.js"
+import { memoizeTyped, type Slot } from "./fastPath.js"
+import type { Lookup } from "./lookup.js"
+import type { TierAccess } from "./tierAccess.js"
+
+/** Promotion of one cache. */
+export interface Promotion {
+  /**
+   * Promotes `entry`, found in tier `foundAt` (>= 1) by a read that began at `since`, into
+   * every tier above it; `decoded` is memoized in the L1 slot for `schema`.
+   */
+  readonly promote: (
+    key: string,
+    entry: Entry.Entry,
+    foundAt: number,
+    since: number,
+    schema: AnySchema | undefined,
+    decoded: unknown
+  ) => Effect.Effect<void>
+  /**
+   * The synchronous promotion of an entry found in the one lower tier into MemoryTier's L1:
+   * answers the new slot, or undefined when nothing was stored (key changed, entry gone).
+   */
+  readonly promoteNow: (key: string, entry: Entry.Entry, at: number, since: number) => Slot | undefined
+}
+
+/** What promotion needs. */
+export interface Deps {
+  readonly access: TierAccess
+  readonly lookup: Lookup
+  readonly counters: Counters
+  readonly now: () => number
+}
+
+/** Builds promotion. */
+export const make = ({ access, lookup, counters, now }: Deps): Promotion => {
+  const fast = access.fast
+  const promoteNow: Promotion["promoteNow"] = (key, entry, at, since) => {
+    if (!lookup.current(key, since)) {
+      counters.discardedWrites++
+      return undefined
+    }
+    counters.promotions++
+    return fast!.store(key, access.l1Entry(entry, at))
+  }
+
+  const promote: Promotion["promote"] = (key, entry, foundAt, since, schema, decoded) =>
+    Effect.suspend(() => {
+      if (!lookup.current(key, since)) {
+        counters.discardedWrites++
+        return Effect.void
+      }
+      counters.promotions++
+      // With the fast path and the entry found in the first lower tier, one synchronous step.
+      if (fast !== undefined && foundAt === 1) {
+        const slot = fast.store(key, access.l1Entry(entry, now()))
+        if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+        return Effect.void
+      }
+      const above = Array.from({ length: foundAt - 1 }, (_, i) => i + 1)
+      return Effect.gen(function* () {
+        const slot = yield* access
+          .storeL1(key, entry)
+          .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
+        if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+        yield* Effect.forEach(
+          above,
+          (i) => access.write(i, key, entry).pipe(Effect.catchAll((error) => access.recordError(i, error))),
+          { concurrency: "unbounded", discard: true }
+        )
+        if (lookup.current(key, since)) return
+        // The key changed while this promotion waited for a tier: take back what it wrote.
+        counters.discardedWrites++
+        yield* access.removeL1([key]).pipe(Effect.catchAll((error) => access.recordError(0, error)))
+        yield* Effect.forEach(above, (i) => access.removeFrom(i, [key]), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      })
+    })
+
+  return { promote, promoteNow }
+}

@@ -1,0 +1,120 @@
+/**
+ * What a flight does when its computation is slow or fails and a stale value exists: grace
+ * (stale-while-revalidate answers at once), the soft timeout (waiters get the stale value while
+ * the computation goes on), the hard timeout (a stale value or a CacheTimeoutError), and the
+ * fail-safe (a failed computation answers the stale value, kept in L1 for the throttle).
+ */
+import { Cause, Deferred, Effect, Exit } from "effect"
+import { CacheTimeoutError } from "../CacheError.js"
+import type * as Entry from "../Entry.js"
+import type { Counters } from "./counters.js"
+import { memoizeTyped } from "./fastPath.js"
+import type { Flight, FlightResult } from "./flight.js"
+import type { Lookup } from "./lookup.js"
+import type { TierAccess } from "./tierAccess.js"
+
+/** The resilience policies of one cache. */
+export interface Resilience {
+  /** Answers a flight's waiters now, once (while it is Running); answers whether this call did. */
+  readonly answer: (flight: Flight, result: FlightResult) => boolean
+  /** Answers a flight's waiters now with its stale value, if any (the computation goes on). */
+  readonly answerStale: (flight: Flight) => void
+  /** Waits for a flight's result; past `hardMs`, its stale value answers, or a CacheTimeoutError. */
+  readonly await: (key: string, flight: Flight, hardMs: number | undefined) => Effect.Effect<unknown, unknown>
+  /** After `softMs`, answers the waiters with the stale value (run in a fiber of the flight). */
+  readonly softTimeout: (flight: Flight, softMs: number) => Effect.Effect<void>
+  /** Whether a failed computation falls back on the flight's stale value. */
+  readonly failSafeApplies: (flight: Flight, cause: Cause.Cause<unknown>) => boolean
+  /**
+   * The computation failed and a stale value exists: answer with it, and keep it in L1 as
+   * fresh for the fail-safe throttle (unless the key changed since `since`).
+   */
+  readonly failSafe: (
+    key: string,
+    flight: Flight,
+    stale: FlightResult,
+    since: number,
+    cause: Cause.Cause<unknown>
+  ) => Effect.Effect<FlightResult>
+}
+
+/** What the policies need. */
+export interface Deps {
+  readonly access: TierAccess
+  readonly lookup: Lookup
+  readonly counters: Counters
+  readonly failSafeThrottle: number
+  readonly cacheName: string
+  readonly now: () => number
+}
+
+/** Builds the policies. */
+export const make = (deps: Deps): Resilience => {
+  const { access, lookup, counters, failSafeThrottle, cacheName, now } = deps
+
+  const answer: Resilience["answer"] = (flight, result) => {
+    if (flight.state._tag !== "Running") return false
+    Deferred.unsafeDone(flight.deferred, Exit.succeed(result))
+    return true
+  }
+  const answerStale: Resilience["answerStale"] = (flight) => {
+    if (flight.stale !== undefined && answer(flight, flight.stale)) {
+      flight.state = { _tag: "ServedStale" }
+      counters.staleServed++
+    }
+  }
+
+  const awaitFlight: Resilience["await"] = (key, flight, hardMs) => {
+    const result = Effect.map(Deferred.await(flight.deferred), (r) => r.value)
+    if (hardMs === undefined) return result
+    return Effect.timeoutFail(result, {
+      duration: hardMs,
+      onTimeout: () => new CacheTimeoutError({ key, timeoutMs: hardMs })
+    }).pipe(
+      Effect.catchIf(
+        (e): e is CacheTimeoutError => e instanceof CacheTimeoutError,
+        (e) =>
+          Effect.suspend(() => {
+            counters.timeouts++
+            if (flight.stale === undefined) return Effect.fail(e)
+            counters.failSafeHits++
+            counters.staleServed++
+            return Effect.succeed(flight.stale.value)
+          })
+      )
+    )
+  }
+
+  const failSafe: Resilience["failSafe"] = (key, flight, stale, since, cause) =>
+    Effect.gen(function* () {
+      counters.failSafeHits++
+      answerStale(flight)
+      yield* Effect.logWarning("tiercache: computation failed; serving the stale value", cause).pipe(
+        Effect.annotateLogs({ key, cache: cacheName })
+      )
+      if (!lookup.current(key, since)) return stale
+      const t = now()
+      const kept: Entry.Entry = {
+        value: stale.entry.value,
+        expiresAt: t + failSafeThrottle,
+        staleUntil: Math.max(stale.entry.staleUntil, t + failSafeThrottle),
+        tags: stale.entry.tags,
+        createdAt: stale.entry.createdAt
+      }
+      const slot = yield* access
+        .storeL1(key, kept)
+        .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
+      if (slot !== undefined && flight.schema !== undefined) memoizeTyped(slot, flight.schema, stale.value)
+      return stale
+    })
+
+  return {
+    answer,
+    answerStale,
+    await: awaitFlight,
+    softTimeout: (flight, softMs) => Effect.andThen(Effect.sleep(softMs), () => answerStale(flight)),
+    failSafeApplies: (flight, cause) =>
+      flight.stale !== undefined && failSafeThrottle > 0 && !Cause.isInterruptedOnly(cause),
+    failSafe
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Tags, invalidated lazily. invalidateTag stores the tag's invalidation time under a reserved
+ * key in the lower tiers and tells the other instances; an entry carrying a tag invalidated at
+ * or after its creation is not usable. Each instance keeps the times of the tags it has met; a
+ * tag it has not met is read from the lower tiers before an entry carrying it is used.
+ */
+import { Effect } from "effect"
+import type * as Entry from "../Entry.js"
+import type { TierAccess } from "./tierAccess.js"
+
+/** Where tag invalidation times live in the lower tiers (user keys may not start with it). */
+export const TAG_PREFIX = "__tiercache:tag:"
+
+/** The invalidation time of a tag never invalidated. */
+const NEVER = Number.NEGATIVE_INFINITY
+
+/** The tags an instance has met. */
+export interface Tags {
+  /** true: every tag of the entry known and valid; false: one invalidated; undefined: one unknown. */
+  readonly valid: (entry: Entry.Entry) => boolean | undefined
+  /**
+   * Reads the times of the tags not met yet from the lower tiers, in order, until one answers.
+   * A tag no tier could be asked about stays unknown.
+   */
+  readonly load: (tags: ReadonlyArray<string>) => Effect.Effect<void>
+  /** Notes that `tag` was invalidated at `at`. */
+  readonly invalidated: (tag: string, at: number) => void
+  /** Forgets every tag time (they are read again when met). */
+  readonly forget: () => void
+}
+
+/** Tag times of one instance, read through `access`. */
+export const make = (access: TierAccess): Tags => {
+  const times = new Map<string, number>()
+  const note = (tag: string, at: number) => times.set(tag, Math.max(times.get(tag) ?? NEVER, at))
+  const loadOne = (tag: string): Effect.Effect<void> =>
+    Effect.gen(function* () {
+      for (let i = 1; i <= access.lower.length; i++) {
+        const found = yield* access.tryRead(i, TAG_PREFIX + tag)
+        // A tier that did not answer leaves the tag unknown: stale data is worse than a miss.
+        if (found === undefined) return
+        if (found._tag === "Some") {
+          note(tag, typeof found.value.value === "number" ? found.value.value : NEVER)
+          return
+        }
+      }
+      if (!times.has(tag)) times.set(tag, NEVER)
+    })
+  return {
+    valid: (entry) => {
+      const tags = entry.tags
+      for (let i = 0; i < tags.length; i++) {
+        const t = times.get(tags[i]!)
+        if (t === undefined) return undefined
+        if (t >= entry.createdAt) return false
+      }
+      return true
+    },
+    load: (tags) =>
+      Effect.forEach(
+        tags.filter((tag) => !times.has(tag)),
+        loadOne,
+        { discard: true }
+      ),
+    invalidated: note,
+    forget: () => times.clear()
+  }
+}

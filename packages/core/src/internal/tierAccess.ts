@@ -1,0 +1,238 @@
+/**
+ * Every call to a tier goes through here: the breaker and timeout of each lower tier, error
+ * recording (counted, logged), L1 access chosen once (MemoryTier's synchronous fast path or
+ * any Tier), and the direct L2 read of the usual one-lower-tier shape. This is the one place
+ * where a span per lower-tier call can be added. Tier indices: 0 is L1, i >= 1 the i-th tier
+ * below it (`lower[i - 1]`).
+ */
+import { Effect, Option } from "effect"
+import type { TierError } from "../CacheError.js"
+import type * as CircuitBreaker from "../CircuitBreaker.js"
+import * as Entry from "../Entry.js"
+import { isMemoryTier } from "../MemoryTier.js"
+import type { Tier } from "../Tier.js"
+import * as Breaker from "./breaker.js"
+import type { Counters } from "./counters.js"
+import { type FastPath, FastPathTypeId, type Slot } from "./fastPath.js"
+
+/** What tierAccess needs. */
+export interface Deps {
+  readonly l1: Tier.Service
+  /** The tiers below L1, in order (unguarded). */
+  readonly lower: ReadonlyArray<Tier.Service>
+  readonly breaker: CircuitBreaker.Options | false
+  readonly counters: Counters
+  readonly cacheName: string
+  readonly l1Scale: number
+  readonly now: () => number
+}
+
+/** Access to the tiers. */
+export interface TierAccess {
+  /** L1's synchronous fast path when L1 is a MemoryTier. */
+  readonly fast: FastPath | undefined
+  /** The generic L1. */
+  readonly l1: Tier.Service
+  /** The tiers below L1 (guarded when the breaker is on). */
+  readonly lower: ReadonlyArray<Tier.Service>
+  /** Each lower tier's breaker (index i - 1 for tier i), when on. */
+  readonly guards: ReadonlyArray<CircuitBreaker.GuardedTier> | undefined
+  /** Each tier's label (index 0: L1). */
+  readonly labels: ReadonlyArray<string>
+  /** Counts and logs a tier's failure (a breaker's refusal is only counted). */
+  readonly recordError: (index: number, error: TierError) => Effect.Effect<void>
+  /** An entry of tier `index` >= 1; a failure is recorded and answers undefined. */
+  readonly tryRead: (index: number, key: string) => Effect.Effect<Option.Option<Entry.Entry> | undefined>
+  /** An entry of tier `index` >= 1; a failure is recorded and answers none. */
+  readonly read: (index: number, key: string) => Effect.Effect<Option.Option<Entry.Entry>>
+  /** Entries of tier `index` >= 1; a failure is recorded and answers none for each. */
+  readonly readMany: (
+    index: number,
+    keys: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<Entry.Entry>>>
+  /** Writes tier `index` >= 1. */
+  readonly write: (index: number, key: string, entry: Entry.Entry) => Effect.Effect<void, TierError>
+  /** Removes keys from tier `index` >= 1 (failures recorded). */
+  readonly removeFrom: (index: number, keys: ReadonlyArray<string>) => Effect.Effect<void>
+  /** An L1 entry through the generic Tier interface; a failure is recorded and answers none. */
+  readonly readL1: (key: string) => Effect.Effect<Option.Option<Entry.Entry>>
+  /** L1 entries through the generic Tier interface. */
+  readonly readManyL1: (
+    keys: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<Entry.Entry>>>
+  /** Stores into L1 (scaled by l1TtlScale); answers the slot with the fast path. */
+  readonly storeL1: (key: string, entry: Entry.Entry) => Effect.Effect<Slot | undefined, TierError>
+  /** The entry as L1 keeps it (scaled by l1TtlScale). */
+  readonly l1Entry: (entry: Entry.Entry, at: number) => Entry.Entry
+  /** Removes keys from L1. */
+  readonly removeL1: (keys: ReadonlyArray<string>) => Effect.Effect<void, TierError>
+  /** Removes from L1 the keys matching `matches` (`glob` for a generic L1). */
+  readonly removeL1Matching: (
+    glob: string,
+    matches: (key: string) => boolean
+  ) => Effect.Effect<void, TierError>
+  /** Removes from L1 the entries carrying `tag` (with the fast path; a generic L1 checks tags on read). */
+  readonly removeL1Tagged: (tag: string) => Effect.Effect<void, TierError>
+  /** Empties L1. */
+  readonly clearL1: Effect.Effect<void, TierError>
+  /**
+   * Runs an operation on L1 first, then (after `afterL1`) on every lower tier at once;
+   * answers the failures, each counted and logged.
+   */
+  readonly onEveryTier: (
+    l1Op: () => Effect.Effect<void, TierError>,
+    lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
+    afterL1?: () => void
+  ) => Effect.Effect<ReadonlyArray<TierError>>
+  /**
+   * The one lower tier of a MemoryTier L1, read with as few Effect steps as possible:
+   * `direct()` says whether its breaker is closed over a tier that bounds its own calls, in which
+   * case `get(true, key)` calls the tier itself and `settled(true, ...)` keeps the breaker's count.
+   */
+  readonly single:
+    | {
+        readonly direct: () => boolean
+        readonly get: (direct: boolean, key: string) => Effect.Effect<Option.Option<Entry.Entry>, TierError>
+        readonly failed: (direct: boolean, error: TierError) => Effect.Effect<void>
+        readonly succeeded: (direct: boolean) => void
+      }
+    | undefined
+}
+
+const labelTiers = (tiers: ReadonlyArray<Tier.Service>): ReadonlyArray<string> => {
+  const counts = new Map<string, number>()
+  for (const t of tiers) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
+  return tiers.map((t, i) => ((counts.get(t.name) ?? 0) > 1 ? `${t.name}#${i + 1}` : t.name))
+}
+
+/** Builds the tier access (guarding the lower tiers when the breaker is on). */
+export const make = (deps: Deps): Effect.Effect<TierAccess> =>
+  Effect.gen(function* () {
+    const { l1, counters, cacheName, l1Scale, now } = deps
+    const options = deps.breaker
+    const guards =
+      options === false
+        ? undefined
+        : yield* Effect.forEach(deps.lower, (tier) => Breaker.guard(tier, options))
+    const lower: ReadonlyArray<Tier.Service> = guards ?? deps.lower
+    const labels = labelTiers([l1, ...lower])
+    const fast = isMemoryTier(l1) ? l1[FastPathTypeId] : undefined
+
+    const recordError = (index: number, error: TierError): Effect.Effect<void> => {
+      if (Breaker.isRejection(error)) {
+        counters.breakerRejections++
+        return Effect.void
+      }
+      const label = labels[index]!
+      counters.tierErrors.set(label, (counters.tierErrors.get(label) ?? 0) + 1)
+      return Effect.logWarning(`tiercache: ${error.message}`).pipe(
+        Effect.annotateLogs({ tier: label, operation: error.operation, cache: cacheName })
+      )
+    }
+    const none = Option.none<Entry.Entry>()
+    const read = (index: number, key: string) =>
+      lower[index - 1]!.get(key).pipe(Effect.catchAll((error) => Effect.as(recordError(index, error), none)))
+    const tryRead = (index: number, key: string) =>
+      lower[index - 1]!.get(key).pipe(
+        Effect.catchAll((error) => Effect.as(recordError(index, error), undefined))
+      )
+    const readMany = (index: number, keys: ReadonlyArray<string>) =>
+      lower[index - 1]!.getMany(keys).pipe(
+        Effect.catchAll((error) =>
+          Effect.as(
+            recordError(index, error),
+            keys.map(() => none)
+          )
+        )
+      )
+    const l1Entry = (entry: Entry.Entry, at: number) =>
+      l1Scale === 1 ? entry : Entry.scale(entry, at, l1Scale)
+
+    const onEveryTier: TierAccess["onEveryTier"] = (l1Op, lowerOp, afterL1) =>
+      Effect.gen(function* () {
+        const failures: Array<TierError> = []
+        const first = yield* Effect.either(l1Op())
+        if (first._tag === "Left") {
+          yield* recordError(0, first.left)
+          failures.push(first.left)
+        }
+        afterL1?.()
+        const rest = yield* Effect.forEach(
+          lower,
+          (tier, i) =>
+            lowerOp(tier).pipe(
+              Effect.as(undefined),
+              Effect.catchAll((error) => Effect.as(recordError(i + 1, error), error))
+            ),
+          // One lower tier (the usual case) needs no fiber of its own.
+          { concurrency: lower.length > 1 ? "unbounded" : 1 }
+        )
+        for (const r of rest) if (r !== undefined) failures.push(r)
+        return failures
+      })
+
+    const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
+    const single: TierAccess["single"] =
+      fast !== undefined && lower.length === 1
+        ? {
+            direct: () => singleGuard?.selfBounded === true && singleGuard.state() === "closed",
+            get: (direct, key) => (direct ? singleGuard!.inner.get(key) : lower[0]!.get(key)),
+            failed: (direct, error) =>
+              direct
+                ? Effect.zipRight(singleGuard!.record(false), recordError(1, error))
+                : recordError(1, error),
+            // The breaker is closed: recording a success changes no state and logs nothing.
+            succeeded: (direct) => {
+              if (direct) singleGuard!.record(true)
+            }
+          }
+        : undefined
+
+    const access: TierAccess = {
+      fast,
+      l1,
+      lower,
+      guards,
+      labels,
+      recordError,
+      tryRead,
+      read,
+      readMany,
+      write: (index, key, entry) => lower[index - 1]!.set(key, entry),
+      removeFrom: (index, keys) =>
+        lower[index - 1]!.remove(keys).pipe(Effect.catchAll((error) => recordError(index, error))),
+      readL1: (key) => l1.get(key).pipe(Effect.catchAll((error) => Effect.as(recordError(0, error), none))),
+      readManyL1: (keys) =>
+        l1.getMany(keys).pipe(
+          Effect.catchAll((error) =>
+            Effect.as(
+              recordError(0, error),
+              keys.map(() => none)
+            )
+          )
+        ),
+      storeL1: (key, entry) =>
+        fast !== undefined
+          ? Effect.sync(() => fast.store(key, l1Entry(entry, now())))
+          : Effect.as(l1.set(key, l1Entry(entry, now())), undefined),
+      l1Entry,
+      removeL1: (keys) =>
+        fast !== undefined
+          ? Effect.sync(() => {
+              for (const key of keys) fast.remove(key)
+            })
+          : l1.remove(keys),
+      removeL1Matching: (glob, matches) =>
+        fast !== undefined
+          ? Effect.sync(() => void fast.removeWhere((key) => matches(key)))
+          : Effect.asVoid(l1.removeMatching(glob)),
+      removeL1Tagged: (tag) =>
+        fast !== undefined
+          ? Effect.sync(() => void fast.removeWhere((_, slot) => slot.entry.tags.includes(tag)))
+          : Effect.void,
+      clearL1: fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear,
+      onEveryTier,
+      single
+    }
+    return access
+  })

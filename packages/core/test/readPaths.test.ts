@@ -1,0 +1,406 @@
+/**
+ * Every read path accepts entries the same way (internal/lookup.ts): reads overlapping an
+ * invalidation leave no old value behind, a computed value is kept unless that key changed,
+ * getMany agrees with get, and an entry whose tag time cannot be read is a miss.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import {
+  type CacheError,
+  Entry,
+  MemoryTier,
+  Tier,
+  TieredCache,
+  type Tier as TierModule
+} from "@tiercache/core"
+import { MultiInstance, TestTier } from "@tiercache/testing"
+import { Clock, Deferred, Effect, Fiber, Option, Schema, TestClock } from "effect"
+import { expectTypeOf } from "vitest"
+
+type Cache = TieredCache.TieredCache.Service
+
+/** Lets the event loop run (a long synchronous test would starve the test runner). */
+const breathe = (i: number) =>
+  i % 500 === 0 ? Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))) : Effect.void
+
+const pause = (n: number): Effect.Effect<void> =>
+  n <= 0
+    ? Effect.void
+    : Effect.zipRight(
+        Effect.yieldNow(),
+        Effect.suspend(() => pause(n - 1))
+      )
+
+/** Yields to the other fibers before and after each call (reads and writes apart), as a network round trip would. */
+interface Plan {
+  readBefore: number
+  readAfter: number
+  writeBefore: number
+  writeAfter: number
+}
+
+const still: Plan = { readBefore: 0, readAfter: 0, writeBefore: 0, writeAfter: 0 }
+
+const yielding = (inner: TierModule.Tier.Service, plan: Plan): TierModule.Tier.Service => {
+  const around =
+    (read: boolean) =>
+    <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        const after = read ? plan.readAfter : plan.writeAfter
+        return pause(read ? plan.readBefore : plan.writeBefore).pipe(
+          Effect.zipRight(effect),
+          Effect.zipLeft(pause(after))
+        )
+      })
+  const r = around(true)
+  const w = around(false)
+  return {
+    name: inner.name,
+    get: (key) => r(inner.get(key)),
+    getMany: (keys) => r(inner.getMany(keys)),
+    set: (key, entry) => w(inner.set(key, entry)),
+    setMany: (entries) => w(inner.setMany(entries)),
+    remove: (keys) => w(inner.remove(keys)),
+    removeMatching: (glob) => w(inner.removeMatching(glob)),
+    clear: w(inner.clear),
+    health: inner.health
+  }
+}
+
+const build = (l2: TierModule.Tier.Service, options: TieredCache.Options = {}) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 100_000 })
+    const cache = yield* TieredCache.make(options).pipe(
+      Effect.provideService(Tier.L1, l1),
+      Effect.provideService(Tier.L2, l2)
+    )
+    return { l1, cache }
+  })
+
+const reads: ReadonlyArray<
+  readonly [string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]
+> = [
+  ["get", (c, k) => c.get(k)],
+  ["getTyped", (c, k) => c.getTyped(k, Schema.String)],
+  ["getMany", (c, k) => c.getMany([k])],
+  ["getOrCompute", (c, k) => c.getOrCompute(k, Effect.succeed("computed"))],
+  ["getOrComputeTyped", (c, k) => c.getOrComputeTyped(k, Schema.String, Effect.succeed("computed"))]
+]
+
+const invalidations: ReadonlyArray<
+  readonly [string, (cache: Cache, key: string) => Effect.Effect<void, CacheError.CacheError>]
+> = [
+  ["invalidate", (c, k) => c.invalidate(k)],
+  ["invalidateMany", (c, k) => c.invalidateMany([k, "unrelated"])],
+  ["invalidatePattern", (c, k) => c.invalidatePattern(`${k}*`)],
+  ["invalidateTag", (c) => c.invalidateTag("t")],
+  ["clear", (c) => c.clear]
+]
+
+describe("a read overlapping an invalidation of its key", () => {
+  for (const [readName, read] of reads) {
+    for (const [invName, invalidation] of invalidations) {
+      it.scoped(`${readName} + ${invName}: no tier keeps the old value (100 interleavings)`, () =>
+        Effect.gen(function* () {
+          const base = yield* TestTier.make()
+          const plan: Plan = { ...still }
+          const { cache, l1 } = yield* build(yielding(base, plan))
+          for (let i = 0; i < 100; i++) {
+            yield* breathe(i * 100)
+            const key = `k${i}`
+            yield* TestClock.adjust(1)
+            Object.assign(plan, still)
+            yield* cache.set(key, "old", { tags: ["t"] })
+            yield* l1.remove([key])
+            // 100 interleavings: read and write round trips of 0-4 yields each way, either side first.
+            plan.readBefore = i % 3
+            plan.readAfter = Math.floor(i / 3) % 3
+            plan.writeBefore = 1 + (Math.floor(i / 9) % 3)
+            plan.writeAfter = 1 + (Math.floor(i / 27) % 3)
+            const lead = pause(1 + (Math.floor(i / 2) % 2))
+            yield* Effect.all(
+              i % 2 === 0
+                ? [Effect.either(read(cache, key)), Effect.zipRight(lead, invalidation(cache, key))]
+                : [Effect.zipRight(lead, Effect.either(read(cache, key))), invalidation(cache, key)],
+              { concurrency: "unbounded" }
+            )
+            Object.assign(plan, still)
+            const inL1 = yield* l1.get(key)
+            expect([i, Option.map(inL1, (e) => e.value)]).not.toEqual([i, Option.some("old")])
+            // L2 holds no old value (after invalidateTag: only one its tag time invalidates).
+            const inL2 = (yield* base.snapshot).get(key)
+            const tagTime = (yield* base.snapshot).get("__tiercache:tag:t")?.value
+            const usable = inL2 !== undefined && !(typeof tagTime === "number" && tagTime >= inL2.createdAt)
+            expect([i, usable ? inL2.value : undefined]).not.toEqual([i, "old"])
+            expect([i, yield* cache.get(key)]).not.toEqual([i, Option.some("old")])
+          }
+        })
+      )
+    }
+  }
+})
+
+describe("computed values are kept unless that key changed", () => {
+  it.scoped(
+    "64 callers computing 16,000 distinct cold keys beside writes to other keys: none discarded",
+    () =>
+      Effect.gen(function* () {
+        const l2 = yield* TestTier.make()
+        const { cache } = yield* build(l2)
+        const n = 16_000
+        const writer = Effect.forEach(
+          Array.from({ length: n }, (_, i) => i),
+          (i) => cache.set(`other:${i}`, i),
+          { concurrency: 8, discard: true }
+        )
+        const computing = Effect.forEach(
+          Array.from({ length: n }, (_, i) => i),
+          (i) =>
+            Effect.zipRight(breathe(i), cache.getOrCompute(`cold:${i}`, Effect.as(Effect.yieldNow(), i))),
+          { concurrency: 64, discard: true }
+        )
+        yield* Effect.all([writer, computing], { concurrency: "unbounded", discard: true })
+        const stored = yield* l2.snapshot
+        let missing = 0
+        for (let i = 0; i < n; i++) if (stored.get(`cold:${i}`)?.value !== i) missing++
+        expect(missing).toBe(0)
+        expect((yield* cache.stats).discardedWrites).toBe(0)
+      }),
+    120_000
+  )
+
+  it.scoped(
+    "reads promoting 16,000 distinct keys beside writes to other keys: every one promoted",
+    () =>
+      Effect.gen(function* () {
+        const base = yield* TestTier.make()
+        const { cache, l1 } = yield* build(
+          yielding(base, { readBefore: 1, readAfter: 1, writeBefore: 1, writeAfter: 1 })
+        )
+        const n = 16_000
+        for (let i = 0; i < n; i++)
+          yield* base.plant(`l2:${i}`, Entry.make({ value: i, now: 0, ttlMs: 60_000 }))
+        yield* Effect.all(
+          [
+            Effect.forEach(
+              Array.from({ length: n }, (_, i) => i),
+              (i) => cache.set(`other:${i}`, i),
+              { concurrency: 8, discard: true }
+            ),
+            Effect.forEach(
+              Array.from({ length: n }, (_, i) => i),
+              (i) => Effect.zipRight(breathe(i), cache.get(`l2:${i}`)),
+              { concurrency: 64, discard: true }
+            )
+          ],
+          { concurrency: "unbounded", discard: true }
+        )
+        const s = yield* cache.stats
+        expect(s.discardedWrites).toBe(0)
+        expect(s.promotions).toBe(n)
+        let inL1 = 0
+        for (let i = 0; i < n; i++) if (Option.isSome(yield* l1.get(`l2:${i}`))) inL1++
+        expect(inL1).toBe(n)
+      }),
+    120_000
+  )
+
+  it.scoped(
+    "a write to the same key during the computation is a real conflict: counted, the write wins",
+    () =>
+      Effect.gen(function* () {
+        const { caches } = yield* MultiInstance.make(1)
+        const cache = caches[0]!
+        const gate = yield* Deferred.make<void>()
+        const started = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(
+          cache.getOrCompute(
+            "k",
+            Effect.zipRight(Deferred.succeed(started, undefined), Effect.as(Deferred.await(gate), "computed"))
+          )
+        )
+        yield* Deferred.await(started)
+        yield* cache.set("k", "written")
+        yield* Deferred.succeed(gate, undefined)
+        expect(yield* Fiber.join(fiber)).toBe("computed")
+        expect(yield* cache.get("k")).toEqual(Option.some("written"))
+        expect((yield* cache.stats).discardedWrites).toBe(1)
+      })
+  )
+})
+
+/** Two identical setups: one read with get / getTyped, the other with getMany. */
+const parity = (
+  name: string,
+  setup: (env: { cache: Cache; l2: TestTier.TestTier; now: number }) => Effect.Effect<void, unknown>,
+  schema?: Schema.Schema<string, string, never>
+) =>
+  it.scoped(`getMany agrees with get: ${name}`, () =>
+    Effect.gen(function* () {
+      yield* TestClock.adjust(10_000)
+      const outcome = (useMany: boolean) =>
+        Effect.gen(function* () {
+          const l2 = yield* TestTier.make()
+          const { cache, l1 } = yield* build(l2)
+          const now = yield* Clock.currentTimeMillis
+          yield* setup({ cache, l2, now })
+          const before = yield* cache.stats
+          const answer = useMany
+            ? (yield* schema === undefined ? cache.getMany(["k"]) : cache.getMany(["k"], schema))[0]
+            : yield* schema === undefined ? cache.get("k") : cache.getTyped("k", schema)
+          const after = yield* cache.stats
+          const inL1 = yield* l1.get("k")
+          const at = yield* Clock.currentTimeMillis
+          return {
+            answer,
+            inL1: Option.map(inL1, (e) => [e.value, e.expiresAt - at, e.staleUntil - at]),
+            l1Hits: after.l1Hits - before.l1Hits,
+            l2Hits: after.l2Hits - before.l2Hits,
+            misses: after.misses - before.misses,
+            promotions: after.promotions - before.promotions,
+            decodeErrors: after.decodeErrors - before.decodeErrors
+          }
+        })
+      const single = yield* outcome(false)
+      const many = yield* outcome(true)
+      expect({ many }).toEqual({ many: single })
+    })
+  )
+
+describe("getMany accepts and rejects exactly what get does", () => {
+  const entry = (now: number, options: Partial<Parameters<typeof Entry.make>[0]> = {}) =>
+    Entry.make({ value: "v", now, ttlMs: 60_000, ...options })
+  parity("a fresh L2 entry is answered and promoted with its remaining lifetime", ({ l2, now }) =>
+    l2.plant("k", entry(now - 1000))
+  )
+  parity("an L2 entry whose tag was invalidated is a miss, not promoted", ({ l2, now }) =>
+    Effect.zipRight(
+      l2.plant("k", entry(now - 1000, { tags: ["t"] })),
+      l2.plant("__tiercache:tag:t", Entry.make({ value: now - 500, now: now - 500, ttlMs: 60_000 }))
+    )
+  )
+  parity("an L1 entry whose tag this instance has not met yet, invalidated in L2", ({ cache, l2, now }) =>
+    Effect.zipRight(
+      cache.set("k", "v", { tags: ["t"] }),
+      l2.plant("__tiercache:tag:t", Entry.make({ value: now, now, ttlMs: 60_000 }))
+    )
+  )
+  parity("an L1 entry invalidated by tag here", ({ cache }) =>
+    Effect.zipRight(cache.set("k", "v", { tags: ["t"] }), cache.invalidateTag("t"))
+  )
+  parity("an expired L2 entry inside its grace window is a miss", ({ l2, now }) =>
+    l2.plant("k", entry(now - 2000, { ttlMs: 1000, graceMs: 60_000 }))
+  )
+  parity("an expired L1 entry inside its grace window, fresh in no tier", ({ cache }) =>
+    Effect.gen(function* () {
+      yield* cache.set("k", "v", { ttl: 1000, grace: 60_000 })
+      yield* TestClock.adjust(2000)
+    }).pipe(Effect.ensuring(TestClock.adjust(0)))
+  )
+  parity("an L2 entry past its grace window is a miss", ({ l2, now }) =>
+    l2.plant("k", { value: "v", expiresAt: now - 10, staleUntil: now + 1, tags: [], createdAt: now - 100 })
+  )
+  parity(
+    "an L2 value that does not decode is a miss, counted",
+    ({ l2, now }) => l2.plant("k", Entry.make({ value: 42, now, ttlMs: 60_000 })),
+    Schema.String
+  )
+  parity(
+    "an L1 value that does not decode is a miss, counted",
+    ({ cache }) => cache.set("k", 42),
+    Schema.String
+  )
+  parity(
+    "a typed fresh L2 entry is answered and promoted",
+    ({ l2, now }) => l2.plant("k", entry(now - 1000)),
+    Schema.String
+  )
+})
+
+describe("a tagged entry whose tag time cannot be read", () => {
+  const failingTags = (inner: TestTier.TestTier): TierModule.Tier.Service => ({
+    ...inner,
+    get: (key) =>
+      key.startsWith("__tiercache:tag:")
+        ? Effect.zipRight(inner.failOn(["get"]), Effect.ensuring(inner.get(key), inner.failOn("none")))
+        : inner.get(key)
+  })
+
+  for (const [readName, read] of reads) {
+    it.scoped(`${readName}: an L1 entry is a miss when every lower tier fails`, () =>
+      Effect.gen(function* () {
+        const l2 = yield* TestTier.make()
+        const { cache } = yield* build(l2)
+        yield* cache.set("k", "old", { tags: ["t"] })
+        yield* l2.failOn("all")
+        const fiber = yield* Effect.fork(Effect.either(read(cache, "k")))
+        yield* TestClock.adjust(1000)
+        const done = yield* Fiber.poll(fiber)
+        yield* Fiber.interrupt(fiber)
+        expect(Option.isSome(done)).toBe(true)
+        const result = Option.getOrThrow(done)
+        expect(result._tag).toBe("Success")
+        const answer = (result as { value: unknown }).value
+        expect(JSON.stringify(answer)).not.toContain("old")
+        expect((yield* l2.calls).get).toBeLessThan(5)
+      })
+    )
+  }
+
+  it.scoped("get with the breaker open: a miss at once, one breaker rejection per read", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const { cache } = yield* build(l2, { breaker: { failureThreshold: 2 } })
+      yield* cache.set("k", "old", { tags: ["t"] })
+      yield* l2.failOn("all")
+      yield* cache.get("a")
+      yield* cache.get("b")
+      expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+      const fiber = yield* Effect.fork(cache.get("k"))
+      yield* TestClock.adjust(1)
+      const done = yield* Fiber.poll(fiber)
+      yield* Fiber.interrupt(fiber)
+      expect(done).toEqual(Option.some(expect.objectContaining({ _tag: "Success", value: Option.none() })))
+      expect((yield* cache.stats).breakerRejections).toBeLessThan(3)
+    })
+  )
+
+  it.scoped("an L2 entry whose tag read fails is a miss, not promoted", () =>
+    Effect.gen(function* () {
+      const base = yield* TestTier.make()
+      const { cache, l1 } = yield* build(failingTags(base))
+      yield* base.plant("k", Entry.make({ value: "old", now: 0, ttlMs: 60_000, tags: ["t"] }))
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect(yield* cache.getMany(["k"])).toEqual([Option.none()])
+      expect(yield* l1.get("k")).toEqual(Option.none())
+    })
+  )
+})
+
+describe("declared errors", () => {
+  it("each operation declares only the errors it can produce", () => {
+    type Input = CacheError.CacheInputError
+    type Write = CacheError.CacheWriteError
+    type Timeout = CacheError.CacheTimeoutError
+    expectTypeOf<Effect.Effect.Error<ReturnType<Cache["get"]>>>().toEqualTypeOf<Input>()
+    expectTypeOf<Effect.Effect.Error<ReturnType<Cache["set"]>>>().toEqualTypeOf<Input | Write>()
+    expectTypeOf<Effect.Effect.Error<ReturnType<Cache["update"]>>>().toEqualTypeOf<Input | Write>()
+    expectTypeOf<Effect.Effect.Error<ReturnType<Cache["invalidate"]>>>().toEqualTypeOf<Input | Write>()
+    expectTypeOf<Effect.Effect.Error<ReturnType<Cache["invalidateMany"]>>>().toEqualTypeOf<Input | Write>()
+    expectTypeOf<Effect.Effect.Error<ReturnType<Cache["invalidatePattern"]>>>().toEqualTypeOf<Input | Write>()
+    expectTypeOf<Effect.Effect.Error<ReturnType<Cache["invalidateTag"]>>>().toEqualTypeOf<Input | Write>()
+    expectTypeOf<Effect.Effect.Error<Cache["clear"]>>().toEqualTypeOf<Write>()
+    const compute = (c: Cache) => c.getOrCompute("k", Effect.fail("boom" as const))
+    expectTypeOf<Effect.Effect.Error<ReturnType<typeof compute>>>().toEqualTypeOf<"boom" | Input | Timeout>()
+    const typed = (c: Cache) => c.getOrComputeTyped("k", Schema.Number, Effect.succeed(1))
+    expectTypeOf<Effect.Effect.Error<ReturnType<typeof typed>>>().toEqualTypeOf<Input | Timeout>()
+  })
+
+  it.scoped("getOrCompute never fails with CacheWriteError: every tier failing still answers the value", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const { cache } = yield* build(l2)
+      yield* l2.failOn("all")
+      expect(yield* cache.getOrCompute("k", Effect.succeed(1))).toBe(1)
+    })
+  )
+})
