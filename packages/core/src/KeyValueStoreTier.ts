@@ -20,12 +20,17 @@
  * @since 0.1.0
  */
 import { KeyValueStore } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
 import { TierError } from "./CacheError.js"
 import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
 import { fnv1a } from "./internal/hash.js"
 import { L2, type Tier } from "./Tier.js"
+
+/** Whether a store error says the key was not there (nothing to remove). */
+const isNotFound = (error: PlatformError): boolean =>
+  error._tag === "SystemError" && error.reason === "NotFound"
 
 /**
  * Options of a KeyValueStore tier.
@@ -140,12 +145,19 @@ export const make = (
           )
         : Effect.void
 
-    /** Removes stored keys, then drops them from the index. */
+    /**
+     * Removes stored keys, then drops them from the index. A key that is not stored is already
+     * removed: stores that report it (the file system's NotFound) are not failing.
+     */
     const removeStored = (operation: string, keys: ReadonlyArray<string>) =>
       Effect.tap(
         guard(
           operation,
-          Effect.forEach(keys, (key) => store.remove(prefix + key), { discard: true })
+          Effect.forEach(
+            keys,
+            (key) => store.remove(prefix + key).pipe(Effect.catchIf(isNotFound, () => Effect.void)),
+            { discard: true }
+          )
         ),
         () => untrack(keys)
       )

@@ -85,6 +85,31 @@ describe("KeyValueStoreTier", () => {
       }).pipe(Effect.provide(NodeEnv))
   )
 
+  it.scoped("on the file system, removing a key that was never stored is no tier error", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
+      const cache = yield* TieredCache.TieredCache.pipe(
+        Effect.provide(
+          TieredCache.layer().pipe(
+            Layer.provide(MemoryTier.layer({ maxEntries: 100 })),
+            Layer.provide(KeyValueStoreTier.layer()),
+            Layer.provide(KeyValueStore.layerFileSystem(directory)),
+            Layer.provide(NodeEnv)
+          )
+        )
+      )
+      yield* cache.invalidate("never-stored")
+      yield* cache.invalidateMany(["also-never", "nor-this"])
+      yield* cache.set("kept", 1)
+      yield* cache.invalidateMany(["kept", "absent"])
+      expect(yield* cache.get("kept")).toEqual(Option.none())
+      const stats = yield* cache.stats
+      expect(stats.tierErrors).toEqual({})
+      expect(stats.writeFailures).toBe(0)
+    }).pipe(Effect.provide(NodeEnv))
+  )
+
   it.scoped("a restarted cache answers from the file-system L2 what the old one computed", () =>
     Effect.gen(function* () {
       const fs = yield* FileSystem.FileSystem
