@@ -15,6 +15,24 @@ for (const pkg of readdirSync(root)) {
     const file = join(dir, name)
     const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true)
     for (const statement of source.statements) {
+      // `export { X } from "./internal/x.js"`: docgen reads each name's JSDoc inside the braces.
+      if (
+        ts.isExportDeclaration(statement) &&
+        statement.exportClause &&
+        ts.isNamedExports(statement.exportClause)
+      ) {
+        for (const element of statement.exportClause.elements) {
+          const tags = new Set(ts.getJSDocTags(element).map((tag) => tag.tagName.text))
+          const docs = ts.getJSDocCommentsAndTags(element).length > 0
+          for (const tag of ["since", "category"]) {
+            if (!docs || !tags.has(tag)) {
+              const line = source.getLineAndCharacterOfPosition(element.getStart(source)).line + 1
+              problems.push(`packages/${pkg}/src/${name}:${line} ${element.name.getText(source)}: no @${tag}`)
+            }
+          }
+        }
+        continue
+      }
       const exported = ts.canHaveModifiers(statement)
         ? ts.getModifiers(statement)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword)
         : false

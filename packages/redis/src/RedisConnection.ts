@@ -33,13 +33,15 @@ import { makeOpener } from "./internal/opener.js"
 const { CacheConfigError } = CacheError
 type CacheConfigError = CacheError.CacheConfigError
 
-/**
- * A connection could not be opened (unreachable server, wrong credentials, timeout).
- *
- * @category errors
- * @since 0.1.0
- */
-export { RedisConnectionError } from "./internal/connectionError.js"
+export {
+  /**
+   * A connection could not be opened (unreachable server, wrong credentials, timeout).
+   *
+   * @category errors
+   * @since 0.1.0
+   */
+  RedisConnectionError
+} from "./internal/connectionError.js"
 
 /**
  * How to reach Redis.
