@@ -23,9 +23,7 @@ const instance = (options: TieredCache.Options) =>
   })
 
 /** Each invalidation kind, covering `key` (tagged `t`, under the prefix before its colon). */
-const kinds: ReadonlyArray<
-  readonly [string, (cache: Cache, key: string) => Effect.Effect<void, unknown>]
-> = [
+const kinds: ReadonlyArray<readonly [string, (cache: Cache, key: string) => Effect.Effect<void, unknown>]> = [
   ["invalidate", (c, k) => c.invalidate(k)],
   ["invalidateMany", (c, k) => c.invalidateMany(["other", k])],
   ["invalidatePattern", (c, k) => c.invalidatePattern(`${k.slice(0, k.indexOf(":") + 1)}*`)],
