@@ -6,6 +6,7 @@
  * The L1 hit paths never come here.
  */
 import { Cause, Effect, type Tracer } from "effect"
+import type { Tier } from "../Tier.js"
 
 /** Effect's default Tracer (its spans are not exported anywhere). */
 const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
@@ -67,5 +68,63 @@ export const make = (mode: boolean | undefined, keys: boolean): Spans => {
         fiber.currentTracer === nativeTracer ? effect : open(effect, name, kind, attributes)
       ),
     keys
+  }
+}
+
+/**
+ * The tier with a `tiercache.tier.<operation>` span (kind client) around each call: this is the
+ * one layer of spans for tier calls (RedisTier opens none of its own).
+ */
+export const traceTier = (
+  tier: Tier.Service,
+  spans: Spans,
+  cache: string,
+  label: string,
+  system: string | undefined
+): Tier.Service => {
+  const attributes =
+    (operation: string, keys?: ReadonlyArray<string>, key?: string, pattern?: string) => () => {
+      const a: Record<string, unknown> = {
+        "tiercache.cache": cache,
+        "tiercache.tier": label,
+        "db.operation.name": operation
+      }
+      if (system !== undefined) a["db.system.name"] = system
+      if (keys !== undefined && keys.length >= 2) a["db.operation.batch.size"] = keys.length
+      if (spans.keys && key !== undefined) a["tiercache.key"] = key
+      if (spans.keys && pattern !== undefined) a["tiercache.pattern"] = pattern
+      return a
+    }
+  const span = <A, E>(effect: Effect.Effect<A, E>, operation: string, attrs: () => Record<string, unknown>) =>
+    spans.span(effect, `tiercache.tier.${operation}`, "client", attrs)
+  return {
+    ...tier,
+    get: (key) => span(tier.get(key), "get", attributes("get", undefined, key)),
+    getMany: (keys) =>
+      span(
+        tier.getMany(keys),
+        "getMany",
+        attributes("getMany", keys, keys.length === 1 ? keys[0] : undefined)
+      ),
+    set: (key, entry) => span(tier.set(key, entry), "set", attributes("set", undefined, key)),
+    setMany: (entries) =>
+      span(
+        tier.setMany(entries),
+        "setMany",
+        attributes(
+          "setMany",
+          entries.map(([key]) => key),
+          entries.length === 1 ? entries[0]![0] : undefined
+        )
+      ),
+    remove: (keys) =>
+      span(tier.remove(keys), "remove", attributes("remove", keys, keys.length === 1 ? keys[0] : undefined)),
+    removeMatching: (glob) =>
+      span(
+        tier.removeMatching(glob),
+        "removeMatching",
+        attributes("removeMatching", undefined, undefined, glob)
+      ),
+    clear: span(tier.clear, "clear", attributes("clear"))
   }
 }

@@ -1,9 +1,9 @@
 /**
  * Every call to a tier goes through here: the breaker and timeout of each lower tier, error
  * recording (counted, logged), L1 access chosen once (MemoryTier's synchronous fast path or
- * any Tier), and the direct L2 read of the usual one-lower-tier shape. This is the one place
- * where a span per lower-tier call can be added. Tier indices: 0 is L1, i >= 1 the i-th tier
- * below it (`lower[i - 1]`).
+ * any Tier), and the direct L2 read of the usual one-lower-tier shape. Each lower tier gets
+ * its `tiercache.tier.*` spans here, once, when spans are on (spans.ts). Tier indices: 0 is L1,
+ * i >= 1 the i-th tier below it (`lower[i - 1]`).
  */
 import { Effect, Option } from "effect"
 import type { TierError } from "../CacheError.js"
@@ -14,7 +14,7 @@ import type { Tier } from "../Tier.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
 import { type FastPath, FastPathTypeId, type Slot } from "./fastPath.js"
-import type { Spans } from "./spans.js"
+import { type Spans, traceTier } from "./spans.js"
 
 /** What tierAccess needs. */
 export interface Deps {
@@ -108,64 +108,6 @@ const labelTiers = (tiers: ReadonlyArray<Tier.Service>): ReadonlyArray<string> =
   return tiers.map((t, i) => ((counts.get(t.name) ?? 0) > 1 ? `${t.name}#${i + 1}` : t.name))
 }
 
-/**
- * The tier with a `tiercache.tier.<operation>` span (kind client) around each call: this is the
- * one layer of spans for tier calls (RedisTier opens none of its own).
- */
-const traced = (
-  tier: Tier.Service,
-  spans: Spans,
-  cache: string,
-  label: string,
-  system: string | undefined
-): Tier.Service => {
-  const attributes =
-    (operation: string, keys?: ReadonlyArray<string>, key?: string, pattern?: string) => () => {
-      const a: Record<string, unknown> = {
-        "tiercache.cache": cache,
-        "tiercache.tier": label,
-        "db.operation.name": operation
-      }
-      if (system !== undefined) a["db.system.name"] = system
-      if (keys !== undefined && keys.length >= 2) a["db.operation.batch.size"] = keys.length
-      if (spans.keys && key !== undefined) a["tiercache.key"] = key
-      if (spans.keys && pattern !== undefined) a["tiercache.pattern"] = pattern
-      return a
-    }
-  const span = <A, E>(effect: Effect.Effect<A, E>, operation: string, attrs: () => Record<string, unknown>) =>
-    spans.span(effect, `tiercache.tier.${operation}`, "client", attrs)
-  return {
-    ...tier,
-    get: (key) => span(tier.get(key), "get", attributes("get", undefined, key)),
-    getMany: (keys) =>
-      span(
-        tier.getMany(keys),
-        "getMany",
-        attributes("getMany", keys, keys.length === 1 ? keys[0] : undefined)
-      ),
-    set: (key, entry) => span(tier.set(key, entry), "set", attributes("set", undefined, key)),
-    setMany: (entries) =>
-      span(
-        tier.setMany(entries),
-        "setMany",
-        attributes(
-          "setMany",
-          entries.map(([key]) => key),
-          entries.length === 1 ? entries[0]![0] : undefined
-        )
-      ),
-    remove: (keys) =>
-      span(tier.remove(keys), "remove", attributes("remove", keys, keys.length === 1 ? keys[0] : undefined)),
-    removeMatching: (glob) =>
-      span(
-        tier.removeMatching(glob),
-        "removeMatching",
-        attributes("removeMatching", undefined, undefined, glob)
-      ),
-    clear: span(tier.clear, "clear", attributes("clear"))
-  }
-}
-
 /** Builds the tier access (guarding the lower tiers when the breaker is on). */
 export const make = (deps: Deps): Effect.Effect<TierAccess> =>
   Effect.gen(function* () {
@@ -181,7 +123,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const lower =
       spans === undefined
         ? guarded
-        : guarded.map((tier, i) => traced(tier, spans, cacheName, labels[i + 1]!, deps.lower[i]!.system))
+        : guarded.map((tier, i) => traceTier(tier, spans, cacheName, labels[i + 1]!, deps.lower[i]!.system))
     const fast = isMemoryTier(l1) ? l1[FastPathTypeId] : undefined
 
     const recordError = (index: number, error: TierError): Effect.Effect<void> => {
@@ -242,7 +184,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const directGet =
       singleGuard === undefined || spans === undefined
         ? undefined
-        : traced(singleGuard.inner, spans, cacheName, labels[1]!, deps.lower[0]!.system).get
+        : traceTier(singleGuard.inner, spans, cacheName, labels[1]!, deps.lower[0]!.system).get
     const single: TierAccess["single"] =
       fast !== undefined && lower.length === 1
         ? {
