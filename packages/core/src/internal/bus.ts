@@ -71,7 +71,7 @@ export const makePublisher = (
       const sent =
         spans === undefined
           ? guarded
-          : spans.span(guarded, "tiercache.bus.publish", "producer", () => publishAttributes(message))
+          : spans.span(guarded, "tiercache.bus.publish", "producer", publishAttributes, message)
       return sent.pipe(
         Effect.tap(() => {
           counters.bus.sent++

@@ -71,13 +71,13 @@ const writing = { _tag: "Writing" } as const
 /** Builds the flights. */
 export const make = (deps: Deps): Flights => {
   const { registry, reads, resilience, versions, counters, cacheName, spans, now } = deps
-  const spanAttributes = (key: string) => () =>
+  const spanAttributes = (key: string) =>
     spans?.keys === true
       ? { "tiercache.cache": cacheName, "tiercache.key": key }
       : { "tiercache.cache": cacheName }
   /** `effect` in the span `name` when spans are on. */
   const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, name: string, key: string) =>
-    spans === undefined ? effect : spans.span(effect, name, "internal", spanAttributes(key))
+    spans === undefined ? effect : spans.span(effect, name, "internal", spanAttributes, key)
   type Failure = CacheInputError | CacheTimeoutError
 
   const answerStale = (stale: Found, counted: boolean): unknown => {

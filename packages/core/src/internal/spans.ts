@@ -11,17 +11,21 @@ import type { Tier } from "../Tier.js"
 /** Effect's default Tracer (its spans are not exported anywhere). */
 const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
-/** Attributes of a span, computed only when the span is opened. */
-export type Attributes = () => Record<string, unknown>
+/** Attributes of a span, computed from `arg` only when the span is opened. */
+export type Attributes<T> = (arg: T) => Record<string, unknown>
 
 /** Opens the cache's spans. */
 export interface Spans {
-  /** Runs `effect` in the span `name` (with `error.type` on failure), when tracing is on. */
-  readonly span: <A, E, R>(
+  /**
+   * Runs `effect` in the span `name` (with `error.type` on failure), when tracing is on; the
+   * attributes are `attributes(arg)` (no closure is allocated per call).
+   */
+  readonly span: <A, E, R, T>(
     effect: Effect.Effect<A, E, R>,
     name: string,
     kind: Tracer.SpanKind,
-    attributes: Attributes
+    attributes: Attributes<T>,
+    arg: T
   ) => Effect.Effect<A, E, R>
   /** Whether keys, patterns and tags may be span attributes (the `keysInSpans` option). */
   readonly keys: boolean
@@ -50,22 +54,23 @@ const withErrorType = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 /** Builds the spans: `mode` is the cache's `spans` option (true or unset; false builds none). */
 export const make = (mode: boolean | undefined, keys: boolean): Spans => {
-  const open = <A, E, R>(
+  const open = <A, E, R, T>(
     effect: Effect.Effect<A, E, R>,
     name: string,
     kind: Tracer.SpanKind,
-    attributes: Attributes
+    attributes: Attributes<T>,
+    arg: T
   ) =>
     Effect.withSpan(withErrorType(effect), name, {
       kind,
-      attributes: attributes(),
+      attributes: attributes(arg),
       captureStackTrace: false
     })
   if (mode === true) return { span: open, keys }
   return {
-    span: (effect, name, kind, attributes) =>
+    span: (effect, name, kind, attributes, arg) =>
       Effect.withFiberRuntime((fiber) =>
-        fiber.currentTracer === nativeTracer ? effect : open(effect, name, kind, attributes)
+        fiber.currentTracer === nativeTracer ? effect : open(effect, name, kind, attributes, arg)
       ),
     keys
   }
@@ -82,49 +87,56 @@ export const traceTier = (
   label: string,
   system: string | undefined
 ): Tier.Service => {
-  const attributes =
-    (operation: string, keys?: ReadonlyArray<string>, key?: string, pattern?: string) => () => {
-      const a: Record<string, unknown> = {
-        "tiercache.cache": cache,
-        "tiercache.tier": label,
-        "db.operation.name": operation
-      }
-      if (system !== undefined) a["db.system.name"] = system
-      if (keys !== undefined && keys.length >= 2) a["db.operation.batch.size"] = keys.length
-      if (spans.keys && key !== undefined) a["tiercache.key"] = key
-      if (spans.keys && pattern !== undefined) a["tiercache.pattern"] = pattern
-      return a
+  const base = (operation: string) => {
+    const a: Record<string, unknown> = {
+      "tiercache.cache": cache,
+      "tiercache.tier": label,
+      "db.operation.name": operation
     }
-  const span = <A, E>(effect: Effect.Effect<A, E>, operation: string, attrs: () => Record<string, unknown>) =>
-    spans.span(effect, `tiercache.tier.${operation}`, "client", attrs)
+    if (system !== undefined) a["db.system.name"] = system
+    return a
+  }
+  const oneKey = (operation: string) => (key: string) => {
+    const a = base(operation)
+    if (spans.keys) a["tiercache.key"] = key
+    return a
+  }
+  const keyList = (operation: string) => (keys: ReadonlyArray<string>) => {
+    const a = base(operation)
+    if (keys.length >= 2) a["db.operation.batch.size"] = keys.length
+    else if (spans.keys && keys.length === 1) a["tiercache.key"] = keys[0]
+    return a
+  }
+  const getAttributes = oneKey("get")
+  const setAttributes = oneKey("set")
+  const getManyAttributes = keyList("getMany")
+  const removeAttributes = keyList("remove")
+  const setManyList = keyList("setMany")
+  const setManyAttributes = (entries: ReadonlyArray<readonly [string, unknown]>) =>
+    setManyList(entries.map(([key]) => key))
+  const removeMatchingAttributes = (glob: string) => {
+    const a = base("removeMatching")
+    if (spans.keys) a["tiercache.pattern"] = glob
+    return a
+  }
   return {
     ...tier,
-    get: (key) => span(tier.get(key), "get", attributes("get", undefined, key)),
+    get: (key) => spans.span(tier.get(key), "tiercache.tier.get", "client", getAttributes, key),
     getMany: (keys) =>
-      span(
-        tier.getMany(keys),
-        "getMany",
-        attributes("getMany", keys, keys.length === 1 ? keys[0] : undefined)
-      ),
-    set: (key, entry) => span(tier.set(key, entry), "set", attributes("set", undefined, key)),
+      spans.span(tier.getMany(keys), "tiercache.tier.getMany", "client", getManyAttributes, keys),
+    set: (key, entry) => spans.span(tier.set(key, entry), "tiercache.tier.set", "client", setAttributes, key),
     setMany: (entries) =>
-      span(
-        tier.setMany(entries),
-        "setMany",
-        attributes(
-          "setMany",
-          entries.map(([key]) => key),
-          entries.length === 1 ? entries[0]![0] : undefined
-        )
-      ),
+      spans.span(tier.setMany(entries), "tiercache.tier.setMany", "client", setManyAttributes, entries),
     remove: (keys) =>
-      span(tier.remove(keys), "remove", attributes("remove", keys, keys.length === 1 ? keys[0] : undefined)),
+      spans.span(tier.remove(keys), "tiercache.tier.remove", "client", removeAttributes, keys),
     removeMatching: (glob) =>
-      span(
+      spans.span(
         tier.removeMatching(glob),
-        "removeMatching",
-        attributes("removeMatching", undefined, undefined, glob)
+        "tiercache.tier.removeMatching",
+        "client",
+        removeMatchingAttributes,
+        glob
       ),
-    clear: span(tier.clear, "clear", attributes("clear"))
+    clear: spans.span(tier.clear, "tiercache.tier.clear", "client", base, "clear")
   }
 }
