@@ -1,6 +1,6 @@
 /**
  * The README's tracing claims for a cache wired as in `examples/otel.ts`: a computation opens
- * a span, an L1 hit none.
+ * its spans (the flight, the L2 read, the computation, the L2 write), an L1 hit none.
  */
 import { KeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
@@ -14,26 +14,34 @@ const CacheLive = TieredCache.layer({ name: "users" }).pipe(
 )
 
 describe("spans", () => {
-  it.effect("a computation opens tiercache.getOrCompute; L1 hits open no span", () =>
-    Effect.gen(function* () {
-      const native = yield* Effect.tracer
-      const names: Array<string> = []
-      const recording = Tracer.make({
-        context: native.context,
-        span: (name, parent, context, links, startTime, kind, options) => {
-          names.push(name)
-          return native.span(name, parent, context, links, startTime, kind, options)
-        }
-      })
-      const cache = yield* TieredCache.TieredCache
-      yield* Effect.gen(function* () {
-        yield* cache.getOrCompute("user:1", Effect.succeed({ id: 1 }))
-        expect(names).toEqual(["tiercache.getOrCompute"])
-        for (let i = 0; i < 100; i++) yield* cache.getOrCompute("user:1", Effect.succeed({ id: 1 }))
-        for (let i = 0; i < 100; i++) yield* cache.get("user:1")
-        expect(names).toEqual(["tiercache.getOrCompute"])
-        expect((yield* cache.stats).l1Hits).toBe(200)
-      }).pipe(Effect.withTracer(recording))
-    }).pipe(Effect.provide(CacheLive))
+  it.effect(
+    "a computation opens tiercache.getOrCompute and its tier and compute spans; L1 hits open no span",
+    () =>
+      Effect.gen(function* () {
+        const native = yield* Effect.tracer
+        const names: Array<string> = []
+        const recording = Tracer.make({
+          context: native.context,
+          span: (name, parent, context, links, startTime, kind, options) => {
+            names.push(name)
+            return native.span(name, parent, context, links, startTime, kind, options)
+          }
+        })
+        const cache = yield* TieredCache.TieredCache
+        yield* Effect.gen(function* () {
+          yield* cache.getOrCompute("user:1", Effect.succeed({ id: 1 }))
+          const computed = [
+            "tiercache.getOrCompute",
+            "tiercache.tier.get",
+            "tiercache.compute",
+            "tiercache.tier.set"
+          ]
+          expect(names).toEqual(computed)
+          for (let i = 0; i < 100; i++) yield* cache.getOrCompute("user:1", Effect.succeed({ id: 1 }))
+          for (let i = 0; i < 100; i++) yield* cache.get("user:1")
+          expect(names).toEqual(computed)
+          expect((yield* cache.stats).l1Hits).toBe(200)
+        }).pipe(Effect.withTracer(recording))
+      }).pipe(Effect.provide(CacheLive))
   )
 })

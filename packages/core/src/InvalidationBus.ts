@@ -69,5 +69,9 @@ export declare namespace InvalidationBus {
      * afterwards is missed); the subscription ends when the scope closes.
      */
     readonly subscribe: Effect.Effect<Stream.Stream<Event>, BusError, Scope.Scope>
+    /** Optional: the OpenTelemetry `messaging.system` (e.g. `redis`), set on publish spans. */
+    readonly system?: string | undefined
+    /** Optional: the channel, set on publish spans as `messaging.destination.name`. */
+    readonly channel?: string | undefined
   }
 }

@@ -70,6 +70,11 @@ export declare namespace Tier {
      * timeout). A circuit breaker whose timeout is not shorter adds no timer of its own.
      */
     readonly callTimeout?: Duration.Duration | undefined
+    /**
+     * Optional: the store's OpenTelemetry `db.system.name` (e.g. `redis`), set on the cache's
+     * spans of this tier's calls.
+     */
+    readonly system?: string | undefined
   }
 }
 

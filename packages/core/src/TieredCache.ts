@@ -76,6 +76,19 @@ export interface Options {
    * 1 second, open after 5 consecutive failures, for 10 seconds); `false` turns both off.
    */
   readonly breaker?: CircuitBreaker.Options | false | undefined
+  /**
+   * Spans on the slow paths (`tiercache.tier.*` per call to a tier below L1,
+   * `tiercache.getOrCompute` and `tiercache.compute` per computation, `tiercache.bus.publish`):
+   * `true` always, `false` never (no tracing code on those paths), unset (the default) only
+   * when the calling fiber's Tracer is not Effect's native one (one comparison per call, no
+   * span otherwise). L1 hits never open a span.
+   */
+  readonly spans?: boolean | undefined
+  /**
+   * Whether cache keys, patterns and tags may be span attributes (`tiercache.key`,
+   * `tiercache.pattern`, `tiercache.tag`); default false, since keys can hold personal data.
+   */
+  readonly keysInSpans?: boolean | undefined
 }
 
 /**

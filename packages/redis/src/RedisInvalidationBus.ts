@@ -264,7 +264,7 @@ export const make = (
       })
     )
 
-    return { publish, subscribe, stats }
+    return { publish, subscribe, stats, system: "redis", channel }
   })
 
 /**

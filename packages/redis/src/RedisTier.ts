@@ -323,6 +323,9 @@ export const make = (
 
     const tier: Tier.Tier.Service = {
       name,
+      // TieredCache's `tiercache.tier.*` spans carry it as `db.system.name`; RedisTier opens no
+      // spans of its own (one span per tier call, not two nested ones).
+      system: "redis",
       // ioredis fails every command past the connection's command timeout (and at once while
       // disconnected); batches are bounded here as well.
       callTimeout: timeout,
@@ -351,12 +354,7 @@ export const make = (
           )
           const reply = replies.flat()
           return yield* Effect.forEach(keys, (key, i) => decode(key, reply[2 * i], reply[2 * i + 1], now))
-        }).pipe(
-          Effect.withSpan("tiercache.redis.getMany", {
-            attributes: { "tiercache.tier": name },
-            captureStackTrace: false
-          })
-        ),
+        }),
 
       set: (key, entry) =>
         Effect.gen(function* () {
@@ -368,12 +366,7 @@ export const make = (
           }
           const value = yield* encode("set", entry)
           yield* write("set", full, value, px)
-        }).pipe(
-          Effect.withSpan("tiercache.redis.set", {
-            attributes: { "tiercache.tier": name },
-            captureStackTrace: false
-          })
-        ),
+        }),
 
       setMany: (entries) =>
         Effect.gen(function* () {
@@ -403,12 +396,7 @@ export const make = (
             ],
             { concurrency: "unbounded", discard: true }
           )
-        }).pipe(
-          Effect.withSpan("tiercache.redis.setMany", {
-            attributes: { "tiercache.tier": name },
-            captureStackTrace: false
-          })
-        ),
+        }),
 
       remove: (keys) =>
         Effect.gen(function* () {
@@ -424,28 +412,11 @@ export const make = (
               pipeline.unlink(...full.slice(i, i + REMOVE_CHUNK))
             return pipeline
           })
-        }).pipe(
-          Effect.withSpan("tiercache.redis.remove", {
-            attributes: { "tiercache.tier": name },
-            captureStackTrace: false
-          })
-        ),
+        }),
 
-      removeMatching: (glob) =>
-        removeMatching("removeMatching", glob).pipe(
-          Effect.withSpan("tiercache.redis.removeMatching", {
-            attributes: { "tiercache.tier": name, glob },
-            captureStackTrace: false
-          })
-        ),
+      removeMatching: (glob) => removeMatching("removeMatching", glob),
 
-      clear: removeMatching("clear", "*").pipe(
-        Effect.asVoid,
-        Effect.withSpan("tiercache.redis.clear", {
-          attributes: { "tiercache.tier": name },
-          captureStackTrace: false
-        })
-      ),
+      clear: removeMatching("clear", "*").pipe(Effect.asVoid),
 
       health: run("health", () => client.ping()).pipe(
         Effect.timed,

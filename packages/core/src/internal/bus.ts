@@ -11,6 +11,7 @@ import type { Event, InvalidationBus } from "../InvalidationBus.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
+import type { Spans } from "./spans.js"
 import type { Writes } from "./writes.js"
 
 /** The publishing side of one cache. */
@@ -27,7 +28,8 @@ export const makePublisher = (
   bus: Option.Option<InvalidationBus.Service>,
   breaker: CircuitBreaker.Options | false,
   counters: Counters,
-  cacheName: string
+  cacheName: string,
+  spans: Spans | undefined
 ): Effect.Effect<Publisher> =>
   Effect.gen(function* () {
     if (bus._tag === "None")
@@ -36,6 +38,22 @@ export const makePublisher = (
     // With Redis hung, a write would otherwise wait a full timeout on every publish even after
     // the tier's breaker has opened.
     const busBreaker = breaker === false ? undefined : yield* Breaker.make("bus", breaker)
+    const publishAttributes = (message: InvalidationMessage) => {
+      const a: Record<string, unknown> = {
+        "tiercache.cache": cacheName,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "tiercache.bus.message.type": message.type
+      }
+      if (service.system !== undefined) a["messaging.system"] = service.system
+      if (service.channel !== undefined) a["messaging.destination.name"] = service.channel
+      if (spans?.keys === true) {
+        if (message.type === "Remove" || message.type === "Update") a["tiercache.key"] = message.key
+        if (message.type === "RemovePattern") a["tiercache.pattern"] = message.pattern
+        if (message.type === "RemoveTag") a["tiercache.tag"] = message.tag
+      }
+      return a
+    }
     const publish = (message: InvalidationMessage): Effect.Effect<void> => {
       const send = service.publish(message)
       const guarded =
@@ -50,7 +68,11 @@ export const makePublisher = (
                   reason: `timed out after ${Duration.toMillis(busBreaker.timeout)} ms`
                 })
             )
-      return guarded.pipe(
+      const sent =
+        spans === undefined
+          ? guarded
+          : spans.span(guarded, "tiercache.bus.publish", "producer", publishAttributes, message)
+      return sent.pipe(
         Effect.tap(() => {
           counters.bus.sent++
         }),

@@ -15,6 +15,7 @@ import type { Flight, FlightResult, Registry } from "./flight.js"
 import { type Defaults, encodeValue, type ResolvedCompute, resolveCompute } from "./input.js"
 import type { Found, Reads } from "./reads.js"
 import type { Resilience } from "./resilience.js"
+import type { Spans } from "./spans.js"
 import { computeError } from "./validate.js"
 import type { Versions } from "./versions.js"
 
@@ -46,6 +47,8 @@ export interface Deps {
   readonly publishRemove: (key: string) => Effect.Effect<void>
   readonly flightScope: Scope.Scope
   readonly cacheName: string
+  /** The cache's spans (undefined: none). */
+  readonly spans: Spans | undefined
   readonly now: () => number
 }
 
@@ -67,7 +70,14 @@ const writing = { _tag: "Writing" } as const
 
 /** Builds the flights. */
 export const make = (deps: Deps): Flights => {
-  const { registry, reads, resilience, versions, counters, cacheName, now } = deps
+  const { registry, reads, resilience, versions, counters, cacheName, spans, now } = deps
+  const spanAttributes = (key: string) =>
+    spans?.keys === true
+      ? { "tiercache.cache": cacheName, "tiercache.key": key }
+      : { "tiercache.cache": cacheName }
+  /** `effect` in the span `name` when spans are on. */
+  const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, name: string, key: string) =>
+    spans === undefined ? effect : spans.span(effect, name, "internal", spanAttributes, key)
   type Failure = CacheInputError | CacheTimeoutError
 
   const answerStale = (stale: Found, counted: boolean): unknown => {
@@ -146,11 +156,15 @@ export const make = (deps: Deps): Flights => {
     })
 
   /** Runs the computation (the one place computations run), counting its failures. */
-  const computeIn = <A, E, R>(compute: Effect.Effect<A, E, R>) => {
+  const computeIn = <A, E, R>(key: string, compute: Effect.Effect<A, E, R>) => {
     counters.computations++
     return Effect.fork(
-      Effect.tapErrorCause(compute, (cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => counters.computeErrors++)
+      inSpan(
+        Effect.tapErrorCause(compute, (cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => counters.computeErrors++)
+        ),
+        "tiercache.compute",
+        key
       )
     )
   }
@@ -181,7 +195,7 @@ export const make = (deps: Deps): Flights => {
         flight.stale = found.stale
         if (deps.staleWhileRevalidate) resilience.answerStale(flight)
       }
-      const computing = yield* computeIn(compute)
+      const computing = yield* computeIn(key, compute)
       if (resolved.softMs !== undefined && flight.stale !== undefined) {
         yield* Effect.fork(resilience.softTimeout(flight, resolved.softMs))
       }
@@ -220,12 +234,7 @@ export const make = (deps: Deps): Flights => {
       }
       yield* deps.publishRemove(key)
       return result
-    }).pipe(
-      Effect.withSpan("tiercache.getOrCompute", {
-        attributes: { key, cache: cacheName },
-        captureStackTrace: false
-      })
-    )
+    }).pipe((flight) => inSpan(flight, "tiercache.getOrCompute", key))
 
   return { lead }
 }

@@ -22,6 +22,8 @@ export interface Config {
   readonly metricsInterval: number
   readonly instanceId: string
   readonly cacheName: string
+  readonly spans: boolean | undefined
+  readonly keysInSpans: boolean
 }
 
 const millis = (
@@ -85,6 +87,8 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
       tagRetention: yield* millis(options.tagRetention, "tagRetention", 7 * 24 * 3600_000),
       metricsInterval: yield* millis(options.metricsInterval, "metricsInterval", 10_000),
       instanceId: options.instanceId ?? crypto.randomUUID(),
-      cacheName: options.name ?? "default"
+      cacheName: options.name ?? "default",
+      spans: options.spans === undefined ? undefined : options.spans === true,
+      keysInSpans: options.keysInSpans === true
     }
   })

@@ -1,9 +1,9 @@
 /**
  * Every call to a tier goes through here: the breaker and timeout of each lower tier, error
  * recording (counted, logged), L1 access chosen once (MemoryTier's synchronous fast path or
- * any Tier), and the direct L2 read of the usual one-lower-tier shape. This is the one place
- * where a span per lower-tier call can be added. Tier indices: 0 is L1, i >= 1 the i-th tier
- * below it (`lower[i - 1]`).
+ * any Tier), and the direct L2 read of the usual one-lower-tier shape. Each lower tier gets
+ * its `tiercache.tier.*` spans here, once, when spans are on (spans.ts). Tier indices: 0 is L1,
+ * i >= 1 the i-th tier below it (`lower[i - 1]`).
  */
 import { Effect, Option } from "effect"
 import type { TierError } from "../CacheError.js"
@@ -14,6 +14,7 @@ import type { Tier } from "../Tier.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
 import { type FastPath, FastPathTypeId, type Slot } from "./fastPath.js"
+import { type Spans, traceTier } from "./spans.js"
 
 /** What tierAccess needs. */
 export interface Deps {
@@ -25,6 +26,8 @@ export interface Deps {
   readonly cacheName: string
   readonly l1Scale: number
   readonly now: () => number
+  /** The cache's spans (undefined: the `spans: false` option, no tracing code at all). */
+  readonly spans: Spans | undefined
 }
 
 /** Access to the tiers. */
@@ -114,8 +117,13 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       options === false
         ? undefined
         : yield* Effect.forEach(deps.lower, (tier) => Breaker.guard(tier, options))
-    const lower: ReadonlyArray<Tier.Service> = guards ?? deps.lower
-    const labels = labelTiers([l1, ...lower])
+    const guarded: ReadonlyArray<Tier.Service> = guards ?? deps.lower
+    const labels = labelTiers([l1, ...guarded])
+    const spans = deps.spans
+    const lower =
+      spans === undefined
+        ? guarded
+        : guarded.map((tier, i) => traceTier(tier, spans, cacheName, labels[i + 1]!, deps.lower[i]!.system))
     const fast = isMemoryTier(l1) ? l1[FastPathTypeId] : undefined
 
     const recordError = (index: number, error: TierError): Effect.Effect<void> => {
@@ -172,11 +180,21 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       })
 
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
+    // The direct read skips the breaker's wrapper, not the span.
+    const directGet =
+      singleGuard === undefined || spans === undefined
+        ? undefined
+        : traceTier(singleGuard.inner, spans, cacheName, labels[1]!, deps.lower[0]!.system).get
     const single: TierAccess["single"] =
       fast !== undefined && lower.length === 1
         ? {
             direct: () => singleGuard?.selfBounded === true && singleGuard.state() === "closed",
-            get: (direct, key) => (direct ? singleGuard!.inner.get(key) : lower[0]!.get(key)),
+            get: (direct, key) =>
+              direct
+                ? directGet === undefined
+                  ? singleGuard!.inner.get(key)
+                  : directGet(key)
+                : lower[0]!.get(key),
             failed: (direct, error) =>
               direct
                 ? Effect.zipRight(singleGuard!.record(false), recordError(1, error))

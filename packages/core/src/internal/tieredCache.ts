@@ -27,6 +27,7 @@ import * as OptionsModule from "./options.js"
 import * as Promotion from "./promotion.js"
 import * as Reads from "./reads.js"
 import * as Resilience from "./resilience.js"
+import * as Spans from "./spans.js"
 import * as Tags from "./tags.js"
 import * as TierAccess from "./tierAccess.js"
 import { isBadKey } from "./validate.js"
@@ -58,6 +59,8 @@ export const make = (
 
     const lowerTiers = [l2, ...Option.getOrElse(extra, () => [])]
     const counters = Counters.make(lowerTiers.length)
+    // Tracing is chosen once here: `spans: false` builds no tracing code at all.
+    const spans = config.spans === false ? undefined : Spans.make(config.spans, config.keysInSpans)
     const access = yield* TierAccess.make({
       l1,
       lower: lowerTiers,
@@ -65,7 +68,8 @@ export const make = (
       counters,
       cacheName,
       l1Scale: config.l1Scale,
-      now
+      now,
+      spans
     })
     const fast = access.fast
     const versions = Versions.make()
@@ -75,7 +79,7 @@ export const make = (
     const reads = Reads.make({ access, lookup, tags, promotion, versions, counters, now })
     const getMany = GetMany.make({ access, lookup, tags, promotion, versions, counters, now })
     const registry = Flight.makeRegistry()
-    const publisher = yield* Bus.makePublisher(busOption, config.breaker, counters, cacheName)
+    const publisher = yield* Bus.makePublisher(busOption, config.breaker, counters, cacheName, spans)
     const writes = Writes.make({
       access,
       versions,
@@ -110,6 +114,7 @@ export const make = (
       publishRemove: (key) => publisher.publish({ type: "Remove", key, origin: instanceId }),
       flightScope,
       cacheName,
+      spans,
       now
     })
     if (busOption._tag === "Some") {

@@ -24,6 +24,7 @@ import {
   encodeValue,
   resolveWrite
 } from "./input.js"
+import * as PendingStores from "./pendingStores.js"
 import { TAG_PREFIX, type Tags } from "./tags.js"
 import type { TierAccess } from "./tierAccess.js"
 import type { Versions } from "./versions.js"
@@ -48,6 +49,9 @@ type WriteError = CacheInputError | CacheWriteError
 export const make = (deps: Deps) => {
   const { access, versions, registry, tags, counters, instanceId, publish, now } = deps
   const allTiers = access.lower.length + 1
+  // An invalidation waits for the computed values being written below L1 (see pendingStores.ts),
+  // at most as long as the slowest tier's call may take.
+  const pending = PendingStores.make(PendingStores.boundOf(access.lower, "1 second"))
 
   const failIfAllFailed = (key: string, operation: string, failures: ReadonlyArray<TierError>) => {
     if (failures.length < allTiers) return Effect.void
@@ -135,17 +139,28 @@ export const make = (deps: Deps) => {
     since: number,
     afterL1: () => void
   ): Effect.Effect<ReadonlyArray<TierError> | "discarded"> =>
-    Effect.suspend(
-      (): Effect.Effect<ReadonlyArray<TierError> | "discarded"> =>
-        versions.current(key, since)
-          ? storeEverywhere(key, entry, schema, decoded, afterL1)
-          : Effect.succeed("discarded" as const)
-    )
+    Effect.suspend((): Effect.Effect<ReadonlyArray<TierError> | "discarded"> => {
+      if (!versions.current(key, since)) return Effect.succeed("discarded" as const)
+      const store = pending.begin(key, entry.tags)
+      return storeEverywhere(key, entry, schema, decoded, afterL1).pipe(
+        // An invalidation that stopped waiting for this write (a slow tier) left it behind.
+        Effect.tap(() =>
+          store.invalidated
+            ? access.onEveryTier(
+                () => access.removeL1([key]),
+                (tier) => tier.remove([key])
+              )
+            : Effect.void
+        ),
+        Effect.ensuring(Effect.sync(() => pending.finish(store)))
+      )
+    })
 
   const removeEverywhere = (
     label: string,
     operation: string,
     keys: ReadonlyArray<string> | undefined,
+    covers: (store: PendingStores.PendingStore) => boolean,
     forget: () => void,
     l1Op: () => Effect.Effect<void, TierError>,
     lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
@@ -153,10 +168,13 @@ export const make = (deps: Deps) => {
   ): Effect.Effect<void, CacheWriteError> =>
     changing(
       keys,
-      Effect.suspend(() => {
-        forget()
-        return access.onEveryTier(l1Op, lowerOp)
-      })
+      Effect.zipRight(
+        pending.settle(covers),
+        Effect.suspend(() => {
+          forget()
+          return access.onEveryTier(l1Op, lowerOp)
+        })
+      )
     ).pipe(
       Effect.flatMap((failures) => failIfAllFailed(label, operation, failures)),
       Effect.zipRight(publish(message))
@@ -217,6 +235,7 @@ export const make = (deps: Deps) => {
       single ? list[0]! : list.join(","),
       single ? "invalidate" : "invalidateMany",
       list,
+      (store) => list.includes(store.key),
       () => list.forEach(registry.forget),
       () => access.removeL1(list),
       (tier) => tier.remove(list),
@@ -250,6 +269,7 @@ export const make = (deps: Deps) => {
           glob,
           "invalidatePattern",
           undefined,
+          (store) => matches(store.key),
           () => registry.forgetMatching(matches),
           () => access.removeL1Matching(glob, matches),
           (tier) => tier.removeMatching(glob),
@@ -268,13 +288,16 @@ export const make = (deps: Deps) => {
         }
         return changing(
           undefined,
-          Effect.suspend(() => {
-            before()
-            return access.onEveryTier(
-              () => access.removeL1Tagged(tag),
-              (tier) => tier.set(TAG_PREFIX + tag, record)
-            )
-          })
+          Effect.zipRight(
+            pending.settle((store) => store.tags.includes(tag)),
+            Effect.suspend(() => {
+              before()
+              return access.onEveryTier(
+                () => access.removeL1Tagged(tag),
+                (tier) => tier.set(TAG_PREFIX + tag, record)
+              )
+            })
+          )
         ).pipe(
           Effect.tap(() => publish({ type: "RemoveTag", tag, at, origin: instanceId })),
           Effect.flatMap((failures) => {
@@ -289,6 +312,7 @@ export const make = (deps: Deps) => {
       "*",
       "clear",
       undefined,
+      () => true,
       () => registry.forgetMatching(() => true),
       () => access.clearL1,
       (tier) => tier.clear,

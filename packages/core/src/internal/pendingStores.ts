@@ -1,0 +1,72 @@
+/**
+ * The lower-tier writes of computed values still under way. A getOrCompute answers once L1
+ * holds its value and writes the lower tiers after; an invalidation that covers such a write
+ * waits for it to land (at most `bound`) before removing, so that once the invalidation has
+ * returned no tier holds the value. A write that outlives the wait (a hung tier) is marked, and
+ * removes what it wrote when it lands.
+ */
+import { Deferred, Duration, Effect, Exit, FiberId } from "effect"
+
+/** One computed value being written. */
+export interface PendingStore {
+  readonly key: string
+  readonly tags: ReadonlyArray<string>
+  readonly done: Deferred.Deferred<void>
+  /** Set by an invalidation that covered this write. */
+  invalidated: boolean
+}
+
+/** The pending stores of one cache. */
+export interface PendingStores {
+  /** Registers a store of `key` (call `finish` when it has landed or failed). */
+  readonly begin: (key: string, tags: ReadonlyArray<string>) => PendingStore
+  /** Ends a store's registration and wakes the invalidations waiting for it. */
+  readonly finish: (store: PendingStore) => void
+  /** Marks the stores that `covers` selects as invalidated and waits for them (at most `bound`). */
+  readonly settle: (covers: (store: PendingStore) => boolean) => Effect.Effect<void>
+}
+
+/** An empty set of pending stores; an invalidation waits at most `bound` for them. */
+export const make = (bound: Duration.Duration): PendingStores => {
+  const stores = new Set<PendingStore>()
+  return {
+    begin: (key, tags) => {
+      const store: PendingStore = { key, tags, done: Deferred.unsafeMake(FiberId.none), invalidated: false }
+      stores.add(store)
+      return store
+    },
+    finish: (store) => {
+      stores.delete(store)
+      Deferred.unsafeDone(store.done, Exit.void)
+    },
+    settle: (covers) =>
+      Effect.suspend(() => {
+        if (stores.size === 0) return Effect.void
+        const waits: Array<Effect.Effect<void>> = []
+        for (const store of stores) {
+          if (!covers(store)) continue
+          store.invalidated = true
+          waits.push(Deferred.await(store.done))
+        }
+        if (waits.length === 0) return Effect.void
+        return Effect.all(waits, { concurrency: "unbounded", discard: true }).pipe(
+          Effect.timeoutTo({ duration: bound, onSuccess: () => undefined, onTimeout: () => undefined })
+        )
+      })
+  }
+}
+
+/** The longest call of any of `tiers` (their `callTimeout`), or `fallback`. */
+export const boundOf = (
+  tiers: ReadonlyArray<{ readonly callTimeout?: Duration.Duration | undefined }>,
+  fallback: Duration.DurationInput
+): Duration.Duration => {
+  let bound = Duration.decode(fallback)
+  let found = false
+  for (const tier of tiers) {
+    if (tier.callTimeout === undefined) continue
+    bound = found ? Duration.max(bound, tier.callTimeout) : tier.callTimeout
+    found = true
+  }
+  return bound
+}

@@ -1,0 +1,69 @@
+/**
+ * A cache over RedisTier and RedisInvalidationBus on a real Redis: one span per Redis call (the
+ * cache's `tiercache.tier.*`, none nested from RedisTier) carrying `db.system.name` = `redis`,
+ * and bus publishes carrying `messaging.system` = `redis` and the channel.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { MemoryTier, TieredCache } from "@tiercache/core"
+import { MultiInstance, RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer, Tracer } from "effect"
+import { RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer } from "./utils.js"
+
+describe("spans on Redis", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("one tiercache.tier span per Redis call, with db.system.name and messaging.* attributes", () =>
+      Effect.gen(function* () {
+        const connection = connectionLayer()
+        const context = yield* Layer.build(
+          TieredCache.layer({ name: "spans" }).pipe(
+            Layer.provide(
+              Layer.mergeAll(
+                MemoryTier.layer({ maxEntries: 100 }),
+                RedisTier.layer({ prefix: "spans:" }),
+                RedisInvalidationBus.layer({ channel: "spans:bus" })
+              ).pipe(Layer.provide(connection))
+            )
+          )
+        )
+        const cache = Context.get(context, TieredCache.TieredCache)
+        const native = yield* Effect.tracer
+        const spans: Array<{ name: string; span: Tracer.Span }> = []
+        const tracer = Tracer.make({
+          context: native.context,
+          span: (name, parent, ctx, links, startTime, kind, options) => {
+            const span = native.span(name, parent, ctx, links, startTime, kind, options)
+            spans.push({ name, span })
+            return span
+          }
+        })
+        yield* Effect.gen(function* () {
+          yield* cache.getOrCompute("k", Effect.succeed(1))
+          yield* MultiInstance.settle([cache])
+          yield* cache.invalidatePattern("k*")
+        }).pipe(Effect.withTracer(tracer))
+        const names = spans.map((s) => s.name)
+        expect(names.filter((n) => n.startsWith("tiercache.redis."))).toEqual([])
+        expect(names.filter((n) => n.startsWith("tiercache.tier."))).toEqual([
+          "tiercache.tier.get",
+          "tiercache.tier.set",
+          "tiercache.tier.removeMatching"
+        ])
+        for (const s of spans.filter((s) => s.name.startsWith("tiercache.tier."))) {
+          expect(s.span.attributes.get("db.system.name")).toBe("redis")
+          expect(s.span.attributes.get("tiercache.tier")).toBe("redis")
+          // No span nested under a tier call.
+          expect(
+            spans.filter((child) => child.span.parent._tag === "Some" && child.span.parent.value === s.span)
+          ).toEqual([])
+        }
+        const published = spans.filter((s) => s.name === "tiercache.bus.publish")
+        expect(published.length).toBe(2)
+        for (const s of published) {
+          expect(s.span.attributes.get("messaging.system")).toBe("redis")
+          expect(s.span.attributes.get("messaging.destination.name")).toBe("spans:bus")
+        }
+      })
+    )
+  })
+})
