@@ -172,8 +172,9 @@ const matchAll = (p: string, s: string): boolean => {
   return matchBytes(p, 0, s, 0, 0)
 }
 
-/** `\xHH` for an ASCII character, so that it is literal in a regular expression. */
-const hex = (c: number): string => `\\x${c.toString(16).padStart(2, "0")}`
+/** `\xHH` (or `\uHHHH` past Latin-1) for a character, so that it is literal in a regular expression. */
+const hex = (c: number): string =>
+  c <= 0xff ? `\\x${c.toString(16).padStart(2, "0")}` : `\\u${c.toString(16).padStart(4, "0")}`
 
 /**
  * Compiles an ASCII glob into a regular expression that accepts exactly the ASCII keys Redis's
@@ -223,6 +224,18 @@ const asciiRegExp = (glob: string): RegExp => {
   }
   return new RegExp(`${out}$`)
 }
+
+/**
+ * Compiles a glob into an anchored regular expression with Redis's grammar, matching UTF-16
+ * code units. For ASCII keys it accepts exactly what Redis's `SCAN MATCH` accepts; Redis
+ * matches bytes of UTF-8, so `?` and `[...]` differ on other keys (`u:??` matches `u:é` in
+ * Redis, not here).
+ *
+ * @deprecated Use {@link matcher}, which matches every key as Redis does.
+ * @category utils
+ * @since 0.1.0
+ */
+export const toRegExp = (glob: string): RegExp => asciiRegExp(glob)
 
 /**
  * Above this many `*`, an ASCII glob is matched by the byte matcher too: a regular expression

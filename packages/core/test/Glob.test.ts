@@ -73,4 +73,14 @@ describe("Glob", () => {
     expect(Glob.matcher(glob)("app1:key")).toBe(false)
     expect(Glob.matcher(Glob.escape("app[1]:"))("app1:")).toBe(false)
   })
+  it("toRegExp (deprecated) agrees with matcher on ASCII keys and compiles non-ASCII patterns", () => {
+    const globs = ["u:*", "a[b-d]?", "a[^x]*z", "a\\*b", "[z-a]", "x?y", "*"]
+    const keys = ["u:1", "u:", "ab1", "ac", "aqqz", "a*b", "ab", "m", "xay", "x"]
+    for (const glob of globs) {
+      const re = Glob.toRegExp(glob)
+      for (const key of keys) expect([glob, key, re.test(key)]).toEqual([glob, key, Glob.matcher(glob)(key)])
+    }
+    expect(Glob.toRegExp("日*").test("日本")).toBe(true)
+    expect(Glob.toRegExp("日*").test("本日")).toBe(false)
+  })
 })
