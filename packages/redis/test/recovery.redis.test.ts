@@ -46,92 +46,101 @@ const key = (i: number) => `k${i}`
 /** The state every instance must answer after recovery: misses for 0..24, "new" for 25..49. */
 const expected = (i: number) => (i < KEYS / 2 ? Option.none() : Option.some(`new-${i}`))
 
-const scenario = Effect.gen(function* () {
-  const server = yield* RedisServer.RedisServer
-  const look = yield* observer
-  yield* Effect.promise(() => look.flushall())
-  const a = yield* instance("a")
-  const b = yield* instance("b")
-  for (let i = 0; i < KEYS; i++) yield* a.cache.set(key(i), `old-${i}`, { ttl: "1 hour" })
-  // Both hold every key in L1.
-  for (const c of [a, b]) for (let i = 0; i < KEYS; i++) yield* c.cache.get(key(i))
+const scenario = (label: string) =>
+  Effect.gen(function* () {
+    const server = yield* RedisServer.RedisServer
+    const look = yield* observer
+    yield* Effect.promise(() => look.flushall())
+    const a = yield* instance("a")
+    const b = yield* instance("b")
+    for (let i = 0; i < KEYS; i++) yield* a.cache.set(key(i), `old-${i}`, { ttl: "1 hour" })
+    // Both hold every key in L1.
+    for (const c of [a, b]) for (let i = 0; i < KEYS; i++) yield* c.cache.get(key(i))
 
-  yield* server.stop
-  const readyAgain = yield* Effect.fork(nextReady(a.client))
-  // During the outage: A's changes succeed (in L1), B keeps reading.
-  let reading = true
-  const reader = yield* Effect.fork(
-    Effect.gen(function* () {
-      while (reading) {
-        for (let i = 0; i < KEYS; i++) yield* Effect.ignore(b.cache.get(key(i)))
-        yield* Effect.sleep("20 millis")
-      }
-    })
-  )
-  for (let i = 0; i < KEYS / 2; i++) yield* a.cache.invalidate(key(i))
-  for (let i = KEYS / 2; i < KEYS; i++) yield* a.cache.update(key(i), `new-${i}`, { ttl: "1 hour" })
-  yield* Effect.sleep(OUTAGE)
-  yield* server.start
-  const readyAt = yield* readyAgain.await.pipe(Effect.flatten)
-  reading = false
-  yield* Fiber.interrupt(reader)
-  // From here on no breaker may open: sample every 10 ms until the end.
-  const opened: Array<string> = []
-  const sampler = yield* Effect.fork(
-    Effect.forever(
+    yield* server.stop
+    const readyAgain = yield* Effect.fork(nextReady(a.client))
+    // During the outage: A's changes succeed (in L1), B keeps reading.
+    let reading = true
+    const reader = yield* Effect.fork(
       Effect.gen(function* () {
-        for (const [name, c] of [
-          ["a", a],
-          ["b", b]
-        ] as const) {
-          const s = yield* c.cache.stats
-          const bus = yield* c.cache.invalidationStats
-          if (s.breakers.redis === "open") opened.push(`${name}: tier`)
-          if (bus.breaker === "open") opened.push(`${name}: bus`)
+        while (reading) {
+          for (let i = 0; i < KEYS; i++) yield* Effect.ignore(b.cache.get(key(i)))
+          yield* Effect.sleep("20 millis")
         }
-        yield* Effect.sleep("10 millis")
       })
     )
-  )
+    for (let i = 0; i < KEYS / 2; i++) yield* a.cache.invalidate(key(i))
+    for (let i = KEYS / 2; i < KEYS; i++) yield* a.cache.update(key(i), `new-${i}`, { ttl: "1 hour" })
+    yield* Effect.sleep(OUTAGE)
+    yield* server.start
+    const readyAt = yield* readyAgain.await.pipe(Effect.flatten)
+    reading = false
+    yield* Fiber.interrupt(reader)
+    // From here on no breaker may open: sample every 10 ms until the end. A's breakers opened
+    // during the outage (its writes failed) and may still be open at the first sample, until the
+    // probe the ready signal allows; what must not happen is a breaker going from closed (or
+    // half-open) to open, nor one still open at the end.
+    const opened: Array<string> = []
+    const last = new Map<string, string | undefined>()
+    const sample = Effect.gen(function* () {
+      for (const [name, c] of [
+        ["a", a],
+        ["b", b]
+      ] as const) {
+        const s = yield* c.cache.stats
+        const bus = yield* c.cache.invalidationStats
+        for (const [which, state] of [
+          [`${name}: tier`, s.breakers.redis],
+          [`${name}: bus`, bus.breaker]
+        ] as const) {
+          if (state === "open" && last.has(which) && last.get(which) !== "open") opened.push(which)
+          last.set(which, state)
+        }
+      }
+    })
+    const sampler = yield* Effect.fork(Effect.forever(Effect.zipRight(sample, Effect.sleep("10 millis"))))
 
-  // Within WITHIN_MS of A's connection being ready, both answer the new state for every key.
-  let worst = 0
-  for (const c of [a, b]) {
-    for (let i = 0; i < KEYS; i++) {
-      yield* eventually(
-        Effect.flatMap(c.cache.get(key(i)), (found) =>
-          Option.getEquivalence((x: unknown, y: unknown) => x === y)(found, expected(i))
-            ? Effect.void
-            : Effect.fail(found)
-        ),
-        Duration.millis(WITHIN_MS + 500)
-      )
-      worst = Math.max(worst, performance.now() - readyAt)
+    // Within WITHIN_MS of A's connection being ready, both answer the new state for every key.
+    let worst = 0
+    for (const c of [a, b]) {
+      for (let i = 0; i < KEYS; i++) {
+        yield* eventually(
+          Effect.flatMap(c.cache.get(key(i)), (found) =>
+            Option.getEquivalence((x: unknown, y: unknown) => x === y)(found, expected(i))
+              ? Effect.void
+              : Effect.fail(found)
+          ),
+          Duration.millis(WITHIN_MS + 500)
+        )
+        worst = Math.max(worst, performance.now() - readyAt)
+      }
     }
-  }
-  yield* Effect.log(`worst delay after A's connection was ready: ${worst.toFixed(0)} ms`)
-  yield* Fiber.interrupt(sampler)
-  expect(worst).toBeLessThan(WITHIN_MS)
-  expect(opened).toEqual([])
-})
+    // biome-ignore lint/suspicious/noConsole: the issue asks for the worst delay to be printed
+    console.log(`${label}: worst delay after A's connection was ready: ${worst.toFixed(0)} ms`)
+    yield* Fiber.interrupt(sampler)
+    yield* sample
+    expect(worst).toBeLessThan(WITHIN_MS)
+    expect(opened).toEqual([])
+    // Every breaker is closed again, and nothing is left to replay.
+    expect([...last.values()].every((state) => state === "closed")).toBe(true)
+    expect((yield* a.cache.stats).pendingChanges).toBe(0)
+    expect((yield* a.cache.stats).replayedChanges).toBeGreaterThanOrEqual(KEYS)
+  })
 
-// enabled by the auto-recovery change
-describe.skip("changes made during a Redis outage are neither lost nor undone", () => {
+describe("changes made during a Redis outage are neither lost nor undone", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })(
     "without persistence",
     (it) => {
-      it.scoped(
-        "A invalidates 25 and updates 25 during a 3 s outage; A and B answer the new state",
-        () => scenario
+      it.scoped("A invalidates 25 and updates 25 during a 3 s outage; A and B answer the new state", () =>
+        scenario("without persistence")
       )
     }
   )
   layer(RedisServer.layer({ appendonly: true }), { excludeTestServices: true, timeout: "60 seconds" })(
     "with AOF (Redis comes back with the old values)",
     (it) => {
-      it.scoped(
-        "A invalidates 25 and updates 25 during a 3 s outage; A and B answer the new state",
-        () => scenario
+      it.scoped("A invalidates 25 and updates 25 during a 3 s outage; A and B answer the new state", () =>
+        scenario("with AOF")
       )
     }
   )
