@@ -127,12 +127,48 @@ const scenario = (label: string) =>
     expect((yield* a.cache.stats).replayedChanges).toBeGreaterThanOrEqual(KEYS)
   })
 
+/**
+ * The subscriber reconnects long before the command connection (whose reconnection is held back
+ * here to 1.5 s): the bus's Reconnected, and so the resync that empties L1, must wait for the
+ * command connection, or the reads it sends to Redis fail and open the tier's breaker.
+ */
+const subscriberFirst = Effect.gen(function* () {
+  const server = yield* RedisServer.RedisServer
+  const look = yield* observer
+  yield* Effect.promise(() => look.flushall())
+  const b = yield* instance("b")
+  for (let i = 0; i < KEYS; i++) yield* b.cache.set(key(i), `v-${i}`, { ttl: "1 hour" })
+  for (let i = 0; i < KEYS; i++) yield* b.cache.get(key(i))
+  yield* server.stop
+  const retry = b.client.options.retryStrategy
+  b.client.options.retryStrategy = () => 1500
+  yield* Effect.sleep("500 millis")
+  yield* server.start
+  const states = new Set<string>()
+  const until = performance.now() + 3000
+  while (performance.now() < until) {
+    // Every key in L1 until the resync; misses in an empty Redis afterwards.
+    for (let i = 0; i < KEYS; i++) yield* b.cache.get(key(i))
+    states.add((yield* b.cache.stats).breakers.redis!)
+    yield* Effect.sleep("10 millis")
+  }
+  b.client.options.retryStrategy = retry
+  expect(b.client.status).toBe("ready")
+  expect((yield* b.cache.invalidationStats).resyncs).toBe(1)
+  expect([...states]).toEqual(["closed"])
+  expect((yield* b.cache.stats).tierErrors).toEqual({})
+})
+
 describe("changes made during a Redis outage are neither lost nor undone", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })(
     "without persistence",
     (it) => {
       it.scoped("A invalidates 25 and updates 25 during a 3 s outage; A and B answer the new state", () =>
         scenario("without persistence")
+      )
+      it.scoped(
+        "the subscriber reconnects first: the resync waits for the command connection",
+        () => subscriberFirst
       )
     }
   )
