@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks"
 import { describe, expect, layer } from "@effect/vitest"
-import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
 import type { Redis } from "ioredis"
@@ -159,6 +159,42 @@ const subscriberFirst = Effect.gen(function* () {
   expect((yield* b.cache.stats).tierErrors).toEqual({})
 })
 
+/** RedisTier's conditional write: the stored entry's createdAt decides, in one script per key. */
+const conditionalWrite = Effect.gen(function* () {
+  const look = yield* observer
+  yield* Effect.promise(() => look.flushall())
+  const context = yield* Layer.build(RedisTier.layer().pipe(Layer.provide(connectionLayer())))
+  const tier = Context.get(context, Tier.L2)
+  const now = Date.now()
+  const at = (value: string, createdAt: number) =>
+    Entry.make({ value, now: createdAt, ttlMs: 3_600_000 + (now - createdAt) })
+  yield* tier.set("k", at("stored", now))
+  yield* tier.set("j", at("stored", now))
+  yield* Effect.promise(() => look.set("tiercache:foreign", "not an entry"))
+  const applied = yield* tier.writeIfNewer!([
+    { key: "k", entry: at("older", now - 1), at: now - 1 },
+    { key: "j", entry: undefined, at: now - 1 },
+    { key: "foreign", entry: at("mine", now - 5), at: now - 5 },
+    { key: "absent", entry: at("new", now), at: now }
+  ])
+  expect(applied).toEqual([false, false, true, true])
+  expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("stored"))
+  expect(Option.isSome(yield* tier.get("j"))).toBe(true)
+  expect(Option.map(yield* tier.get("foreign"), (e) => e.value)).toEqual(Option.some("mine"))
+  expect(Option.map(yield* tier.get("absent"), (e) => e.value)).toEqual(Option.some("new"))
+  // Same time or later: applied (a removal and a write).
+  expect(
+    yield* tier.writeIfNewer!([
+      { key: "j", entry: undefined, at: now },
+      { key: "k", entry: at("newer", now + 1), at: now + 1 }
+    ])
+  ).toEqual([true, true])
+  expect(yield* tier.get("j")).toEqual(Option.none())
+  expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("newer"))
+  const pttl = yield* Effect.promise(() => look.pttl("tiercache:k"))
+  expect(pttl).toBeGreaterThan(3_500_000)
+})
+
 describe("changes made during a Redis outage are neither lost nor undone", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })(
     "without persistence",
@@ -170,6 +206,7 @@ describe("changes made during a Redis outage are neither lost nor undone", () =>
         "the subscriber reconnects first: the resync waits for the command connection",
         () => subscriberFirst
       )
+      it.scoped("RedisTier.writeIfNewer never replaces a newer entry", () => conditionalWrite)
     }
   )
   layer(RedisServer.layer({ appendonly: true }), { excludeTestServices: true, timeout: "60 seconds" })(
