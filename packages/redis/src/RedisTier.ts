@@ -451,6 +451,7 @@ export const make = (
       // Auto-recovery: a createdAt-guarded write (one Lua script), and word of a reconnection.
       writeIfNewer: Recovery.writeIfNewer(
         client,
+        large,
         prefix,
         () => clock.unsafeCurrentTimeMillis(),
         (cause) => fail("writeIfNewer", cause)

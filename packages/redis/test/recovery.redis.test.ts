@@ -5,7 +5,7 @@ import { RedisServer } from "@tiercache/testing"
 import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
 import type { Redis } from "ioredis"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, eventually, observer } from "./utils.js"
+import { clientNames, connectionLayer, eventually, observer } from "./utils.js"
 
 // Issue 12, item 4: a change reported as successful during a Redis outage is neither lost nor
 // undone. Redis is killed for 3 s and started again on the same port (once empty, once with
@@ -163,7 +163,10 @@ const subscriberFirst = Effect.gen(function* () {
 const conditionalWrite = Effect.gen(function* () {
   const look = yield* observer
   yield* Effect.promise(() => look.flushall())
-  const context = yield* Layer.build(RedisTier.layer().pipe(Layer.provide(connectionLayer())))
+  // Values of 1 KiB or more travel on the large-value connection: some changes below do.
+  const context = yield* Layer.build(
+    RedisTier.layer().pipe(Layer.provide(connectionLayer({ largeValueBytes: 1024 })))
+  )
   const tier = Context.get(context, Tier.L2)
   const now = Date.now()
   const at = (value: string, createdAt: number) =>
@@ -193,6 +196,25 @@ const conditionalWrite = Effect.gen(function* () {
   expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("newer"))
   const pttl = yield* Effect.promise(() => look.pttl("tiercache:k"))
   expect(pttl).toBeGreaterThan(3_500_000)
+  // Large values: the same guard, on their own connection, answers in order.
+  const big = (tag: string) => tag.repeat(4096)
+  yield* Effect.promise(() => look.set("tiercache:big", Entry.serialize(at(big("s"), now)), "PX", 3_600_000))
+  expect(yield* clientNames(look)).not.toContain("tiercache:bulk")
+  expect(
+    yield* tier.writeIfNewer!([
+      { key: "small", entry: at("s", now), at: now },
+      { key: "big", entry: at(big("o"), now - 1), at: now - 1 },
+      { key: "big2", entry: at(big("n"), now), at: now },
+      { key: "small2", entry: at("t", now - 1), at: now - 1 }
+    ])
+  ).toEqual([true, false, true, true])
+  expect(yield* clientNames(look)).toContain("tiercache:bulk")
+  expect(Option.map(yield* tier.get("big"), (e) => e.value)).toEqual(Option.some(big("s")))
+  expect(Option.map(yield* tier.get("big2"), (e) => e.value)).toEqual(Option.some(big("n")))
+  expect(yield* tier.writeIfNewer!([{ key: "big", entry: at(big("m"), now + 1), at: now + 1 }])).toEqual([
+    true
+  ])
+  expect(Option.map(yield* tier.get("big"), (e) => e.value)).toEqual(Option.some(big("m")))
 })
 
 describe("changes made during a Redis outage are neither lost nor undone", () => {

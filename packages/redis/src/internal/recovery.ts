@@ -8,6 +8,7 @@ import type { CacheError, Entry, Tier } from "@tiercache/core"
 import { Entry as EntryModule } from "@tiercache/core"
 import { Effect, Stream } from "effect"
 import type { Redis } from "ioredis"
+import type { LargeValues } from "./largeValues.js"
 
 /**
  * KEYS[i], ARGV[3i-2] the change's time, ARGV[3i-1] the envelope ('' removes), ARGV[3i] the PX.
@@ -41,9 +42,20 @@ interface Scripted {
   readonly tiercacheWriteIfNewer: (numKeys: number, ...args: Array<string>) => Promise<Array<number>>
 }
 
-/** The conditional write of a tier on `client`, keys under `prefix`. */
+/** One change as the script's arguments. */
+interface Prepared {
+  readonly full: string
+  readonly args: readonly [string, string, string]
+  readonly large: boolean
+}
+
+/**
+ * The conditional write of a tier on `client`, keys under `prefix`. A change carrying a large
+ * value goes alone to the large-value connection with a timeout for its size, as writes do.
+ */
 export const writeIfNewer = (
   client: Redis,
+  large: LargeValues,
   prefix: string,
   now: () => number,
   fail: (cause: unknown) => CacheError.TierError
@@ -52,33 +64,69 @@ export const writeIfNewer = (
 ) => Effect.Effect<ReadonlyArray<boolean>, CacheError.TierError>) => {
   if (!(COMMAND in client)) client.defineCommand(COMMAND, { lua: SCRIPT })
   const scripted = client as unknown as Scripted
-  const call = (chunk: ReadonlyArray<Tier.Tier.Change>) =>
+  const prepare = (change: Tier.Tier.Change, t: number): Prepared => {
+    const entry: Entry.Entry | undefined = change.entry
+    const px = entry === undefined ? 0 : Math.ceil(entry.staleUntil - t)
+    const value = px > 0 ? EntryModule.serialize(entry!) : ""
+    return {
+      full: prefix + change.key,
+      args: [String(change.at), value, String(Math.max(1, px))],
+      large: value !== "" && large.isLarge(value)
+    }
+  }
+  const small = (chunk: ReadonlyArray<Prepared>) =>
     Effect.tryPromise({
-      try: () => {
-        const t = now()
-        const keys: Array<string> = []
-        const args: Array<string> = []
-        for (const change of chunk) {
-          const entry: Entry.Entry | undefined = change.entry
-          const px = entry === undefined ? 0 : Math.ceil(entry.staleUntil - t)
-          keys.push(prefix + change.key)
-          args.push(String(change.at), px > 0 ? EntryModule.serialize(entry!) : "", String(Math.max(1, px)))
-        }
-        return scripted.tiercacheWriteIfNewer(keys.length, ...keys, ...args)
-      },
+      try: () =>
+        scripted.tiercacheWriteIfNewer(
+          chunk.length,
+          ...chunk.map((p) => p.full),
+          ...chunk.flatMap((p) => p.args)
+        ),
       catch: fail
     })
-  return (changes) =>
-    Effect.map(
-      Effect.forEach(
-        Array.from({ length: Math.ceil(changes.length / CHUNK) }, (_, i) =>
-          changes.slice(i * CHUNK, (i + 1) * CHUNK)
-        ),
-        call,
-        { concurrency: 4 }
-      ),
-      (replies) => replies.flat().map((applied) => applied === 1)
+  const alone = (p: Prepared) =>
+    Effect.mapError(
+      Effect.map(large.eval(SCRIPT, p.full, p.args, Buffer.byteLength(p.args[1])), (reply) => [
+        Array.isArray(reply) ? Number(reply[0]) : 0
+      ]),
+      fail
     )
+  return (changes) =>
+    Effect.suspend(() => {
+      const t = now()
+      const prepared = changes.map((change) => prepare(change, t))
+      const batches: Array<Effect.Effect<ReadonlyArray<number>, CacheError.TierError>> = []
+      const order: Array<ReadonlyArray<number>> = []
+      let chunk: Array<Prepared> = []
+      let indices: Array<number> = []
+      const flush = () => {
+        if (chunk.length === 0) return
+        batches.push(small(chunk))
+        order.push(indices)
+        chunk = []
+        indices = []
+      }
+      prepared.forEach((p, i) => {
+        if (p.large) {
+          batches.push(alone(p))
+          order.push([i])
+          return
+        }
+        chunk.push(p)
+        indices.push(i)
+        if (chunk.length >= CHUNK) flush()
+      })
+      flush()
+      return Effect.map(Effect.all(batches, { concurrency: 4 }), (replies) => {
+        const applied: Array<boolean> = new Array(changes.length).fill(false)
+        replies.forEach((reply, b) => {
+          order[b]!.forEach((index, j) => {
+            applied[index] = reply[j] === 1
+          })
+        })
+        return applied
+      })
+    })
 }
 
 /** Emits each time `client` is ready again (every "ready" after the first connection). */
