@@ -202,6 +202,31 @@ describe("auto-recovery", () => {
     })
   )
 
+  it.scoped("a change made while its key's older change is being replayed is not undone by it", () =>
+    Effect.gen(function* () {
+      const w = yield* world({ breaker: false })
+      yield* w.outage
+      yield* w.a.cache.update("k", "during the outage", { ttl: "1 hour" })
+      yield* w.l2.heal
+      yield* w.a.bus.heal
+      // The replay's read of k (TestTier has no writeIfNewer) takes a second.
+      yield* w.l2.delay("get", "1 second")
+      yield* w.a.bus.disconnect
+      yield* until(Effect.map(w.l2.calls, (c) => c.get > 0))
+      yield* TestClock.adjust("10 millis")
+      // Meanwhile the key is invalidated, everywhere, successfully.
+      yield* w.a.cache.invalidate("k")
+      expect(yield* w.stored("k")).toEqual(Option.none())
+      yield* w.l2.delay("get", 0)
+      yield* TestClock.adjust("1 second")
+      yield* until(Effect.map(w.a.cache.stats, (s) => s.pendingChanges === 0))
+      yield* w.settle
+      expect(yield* w.stored("k")).toEqual(Option.none())
+      expect(yield* w.a.cache.get("k")).toEqual(Option.none())
+      expect(yield* w.b.cache.get("k")).toEqual(Option.none())
+    })
+  )
+
   it.scoped("recovery: false keeps nothing", () =>
     Effect.gen(function* () {
       const w = yield* world({ recovery: false })

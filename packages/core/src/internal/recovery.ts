@@ -57,8 +57,12 @@ export interface Record {
   readonly covered: (key: string) => boolean
   /** Wraps a lower tier so that this instance's reads see the kept changes first. */
   readonly gate: (tier: Tier.Service) => Tier.Service
-  /** Runs `effect` with reads that go past the gate (the replay's own reads). */
-  readonly bypass: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Runs the replay `effect`: its reads go past the gate, and a change of a key whose earlier
+   * change is kept meanwhile is kept too (replayed after it, or the earlier one, landing last,
+   * could bring back what the later one removed).
+   */
+  readonly replaying: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
 const CLEAR_ID = "c"
@@ -76,6 +80,8 @@ export const makeRecord = (
   const changes = new Map<string, Change>()
   /** Patterns and clears still to reach the tiers: later changes of keys they cover are kept. */
   let barriers = 0
+  /** A replay is under way. */
+  let replaying = false
 
   const put = (id: string, change: Change) => {
     const previous = changes.get(id)
@@ -163,8 +169,8 @@ export const makeRecord = (
     },
     key: (change) => {
       // A pattern or clear still to be replayed would remove it: it must be replayed after.
-      if (!change.tiers && covered(change.key)) change.tiers = true
       const id = keyId(change.key)
+      if (!change.tiers && (covered(change.key) || (replaying && changes.has(id)))) change.tiers = true
       if (change.tiers || change.bus) put(id, change)
       else {
         const previous = changes.get(id)
@@ -172,7 +178,7 @@ export const makeRecord = (
       }
     },
     barrier: (change) => {
-      if (!change.tiers && barriers > 0) change.tiers = true
+      if (!change.tiers && (barriers > 0 || replaying)) change.tiers = true
       // It removes the keys it covers: their earlier changes are replaced by it.
       forgetMatching(change.glob)
       const id = barrierId(change.glob)
@@ -184,7 +190,21 @@ export const makeRecord = (
     },
     covered,
     gate,
-    bypass: (effect) => Effect.locally(effect, passing, true)
+    replaying: (effect) =>
+      Effect.locally(
+        Effect.acquireUseRelease(
+          Effect.sync(() => {
+            replaying = true
+          }),
+          () => effect,
+          () =>
+            Effect.sync(() => {
+              replaying = false
+            })
+        ),
+        passing,
+        true
+      )
   }
 }
 

@@ -236,23 +236,30 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
         return true
       })
 
-    const replayAll = Effect.gen(function* () {
+    /** One pass over the changes kept now; answers whether every one of them is done. */
+    const replayPass = Effect.gen(function* () {
       let keys: Array<KeyChange> = []
       for (const change of record.snapshot()) {
         if (change._tag === "Key") {
           keys.push(change)
           continue
         }
-        if (!(yield* replayKeys(keys))) return
+        if (!(yield* replayKeys(keys))) return false
         keys = []
-        if (!(yield* replayBarrier(change))) return
+        if (!(yield* replayBarrier(change))) return false
       }
-      yield* replayKeys(keys)
+      return yield* replayKeys(keys)
+    })
+    // Changes kept during a pass (later changes of the keys it replays) get passes of their own.
+    const replayAll = Effect.gen(function* () {
+      for (let pass = 0; pass < 5 && record.size() > 0; pass++) {
+        if (!(yield* replayPass)) return
+      }
     })
 
     const lock = yield* Effect.makeSemaphore(1)
     const replay = lock.withPermits(1)(
-      Effect.suspend(() => (record.size() === 0 ? Effect.void : record.bypass(replayAll)))
+      Effect.suspend(() => (record.size() === 0 ? Effect.void : record.replaying(replayAll)))
     )
     const onReady = Effect.zipRight(Effect.sync(probe), replay)
 
