@@ -227,6 +227,18 @@ describe("auto-recovery", () => {
     })
   )
 
+  it.scoped("a recovery bound that is not a positive integer is a CacheConfigError", () =>
+    Effect.gen(function* () {
+      for (const maxChanges of [0, -1, 1.5, Number.NaN]) {
+        const error = yield* Effect.flip(world({ recovery: { maxChanges } }))
+        expect(error._tag).toBe("CacheConfigError")
+        expect((error as { option?: string }).option).toBe("recovery.maxChanges")
+      }
+      const error = yield* Effect.flip(world({ recovery: { retryInterval: "-1 second" } }))
+      expect((error as { option?: string }).option).toBe("recovery.retryInterval")
+    })
+  )
+
   it.scoped("recovery: false keeps nothing", () =>
     Effect.gen(function* () {
       const w = yield* world({ recovery: false })
