@@ -59,6 +59,15 @@ export interface CacheStats {
   readonly breakers: Readonly<Record<string, "closed" | "open" | "half-open">>
   /** Computations under way now. */
   readonly inFlight: number
+  /**
+   * Changes (writes, invalidations, clears) that did not reach a lower tier or the bus and wait
+   * to be replayed (see the `recovery` option).
+   */
+  readonly pendingChanges: number
+  /** Kept changes replayed to the lower tiers and the bus so far. */
+  readonly replayedChanges: number
+  /** Times more than `recovery.maxChanges` changes were kept and one clear replaced them. */
+  readonly recoveryClears: number
 }
 
 /**

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Effect, Option } from "effect"
+import type { Duration, Effect, Option, Stream } from "effect"
 import { Context } from "effect"
 import type { TierError } from "./CacheError.js"
 import type { Entry } from "./Entry.js"
@@ -75,6 +75,38 @@ export declare namespace Tier {
      * spans of this tier's calls.
      */
     readonly system?: string | undefined
+    /**
+     * Optional: applies each change unless the tier holds an entry of its key created after
+     * it (`createdAt` greater than the change's `at`): a write stores `entry`, a removal
+     * (`entry` undefined) deletes the key; answers, in order, whether each was applied. The
+     * check and the change are one atomic step per key. The cache replays changes made during
+     * an outage with it (see its `recovery` option); a tier without it gets a read, a
+     * comparison and a write instead (not atomic).
+     */
+    readonly writeIfNewer?:
+      | ((changes: ReadonlyArray<Tier.Change>) => Effect.Effect<ReadonlyArray<boolean>, TierError>)
+      | undefined
+    /**
+     * Optional: emits each time the tier's connection is ready again after it was lost (not
+     * for the first connection). The cache then probes the tier's breaker and replays the
+     * changes it kept during the outage at once, instead of waiting out the breaker's window.
+     */
+    readonly ready?: Stream.Stream<void> | undefined
+  }
+
+  /**
+   * A change for {@link Tier.Service.writeIfNewer}: store `entry` under `key` (or remove the
+   * key when `entry` is undefined) unless the tier holds an entry of it created after `at`.
+   *
+   * @since 0.1.0
+   */
+  export interface Change {
+    /** The key. */
+    readonly key: string
+    /** The entry to store; undefined removes the key. */
+    readonly entry: Entry | undefined
+    /** When the change was made (epoch ms; a write's is its entry's `createdAt`). */
+    readonly at: number
   }
 }
 

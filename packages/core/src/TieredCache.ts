@@ -89,6 +89,26 @@ export interface Options {
    * `tiercache.pattern`, `tiercache.tag`); default false, since keys can hold personal data.
    */
   readonly keysInSpans?: boolean | undefined
+  /**
+   * Auto-recovery of changes made while a lower tier or the bus was unreachable (default on:
+   * `{ maxChanges: 10_000, retryInterval: "5 seconds" }`; `false` turns it off). Such a change
+   * is kept (the last per key) and replayed, in order, when the connection reports ready
+   * (or every `retryInterval`); past `maxChanges`, one clear of the namespace replaces them.
+   */
+  readonly recovery?: RecoveryOptions | false | undefined
+}
+
+/**
+ * Options of auto-recovery (see {@link Options.recovery}).
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface RecoveryOptions {
+  /** Most changes kept; past it one clear of the whole namespace replaces them (default 10,000). */
+  readonly maxChanges?: number | undefined
+  /** How often a replay is tried while changes are kept, through the breakers (default 5 seconds). */
+  readonly retryInterval?: Duration.DurationInput | undefined
 }
 
 /**

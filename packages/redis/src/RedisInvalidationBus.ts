@@ -201,6 +201,17 @@ export const make = (
       return Effect.succeed(Option.some({ _tag: "Message", message }))
     }
 
+    /** Waits until the command connection is ready (at once when it is). */
+    const commandReady = Effect.async<void>((resume) => {
+      const client = connection.client
+      if (client.status === "ready") return resume(Effect.void)
+      const onReady = () => resume(Effect.void)
+      client.once("ready", onReady)
+      return Effect.sync(() => {
+        client.off("ready", onReady)
+      })
+    })
+
     const subscribe = Effect.gen(function* () {
       const subscriber = yield* Effect.mapError(
         connection.subscriber,
@@ -215,8 +226,11 @@ export const make = (
         if (from === channel) arrivals.unsafeOffer(raw)
       }
       // After the first connection, every "ready" is a reconnection: subscribe again, and
-      // say so only once Redis confirmed the subscription.
+      // say so only once Redis confirmed the subscription and the command connection is
+      // ready too (the cache then replays what it kept, and reads go to Redis again: on a
+      // command connection still reconnecting they would fail and open the tier's breaker).
       const resubscribe = bounded("subscribe", () => subscriber.subscribe(channel)).pipe(
+        Effect.zipRight(commandReady),
         Effect.zipRight(Queue.offer(arrivals, InvalidationBus.reconnected)),
         Effect.zipRight(Effect.logDebug("redis bus subscription live again")),
         Effect.catchAll((error) =>

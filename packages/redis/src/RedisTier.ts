@@ -22,6 +22,7 @@ import { type ChainableCommander, Command } from "ioredis"
 import { READ_COMMAND } from "./internal/commands.js"
 import * as LargeValues from "./internal/largeValues.js"
 import { resolvePrefix } from "./internal/namespace.js"
+import * as Recovery from "./internal/recovery.js"
 import { sanitize } from "./internal/sanitize.js"
 import { RedisConnection } from "./RedisConnection.js"
 
@@ -417,6 +418,16 @@ export const make = (
       removeMatching: (glob) => removeMatching("removeMatching", glob),
 
       clear: removeMatching("clear", "*").pipe(Effect.asVoid),
+
+      // Auto-recovery: a createdAt-guarded write (one Lua script), and word of a reconnection.
+      writeIfNewer: Recovery.writeIfNewer(
+        client,
+        large,
+        prefix,
+        () => clock.unsafeCurrentTimeMillis(),
+        (cause) => fail("writeIfNewer", cause)
+      ),
+      ready: Recovery.ready(client),
 
       health: run("health", () => client.ping()).pipe(
         Effect.timed,

@@ -23,6 +23,8 @@ export const isRejection = (error: TierError): boolean => error.reason === OPEN_
 export interface Breaker extends PublicBreaker {
   /** Records the outcome of a call made without `run` while closed; a failure may open it (the answer logs that). */
   readonly record: (success: boolean) => Effect.Effect<void>
+  /** An open breaker lets its next call probe at once (the connection reported ready). */
+  readonly probeNow: () => void
 }
 
 /** A guarded tier, plus what a hot path needs to call the tier directly while the breaker is closed. */
@@ -36,6 +38,8 @@ export interface GuardedTier extends PublicGuardedTier {
    * caller's shortcut on a hot path); a failure may open the breaker: the answer logs that.
    */
   readonly record: (success: boolean) => Effect.Effect<void>
+  /** An open breaker lets its next call probe at once (the connection reported ready). */
+  readonly probeNow: () => void
 }
 
 /** Makes a breaker named `name` (for its logs). */
@@ -112,7 +116,11 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
         )
       })
 
-    return { timeout, state: () => state, rejected: () => rejected, record, run }
+    const probeNow = () => {
+      if (state === "open") openUntil = 0
+    }
+
+    return { timeout, state: () => state, rejected: () => rejected, record, run, probeNow }
   })
 
 /**
@@ -142,6 +150,7 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       inner: tier,
       selfBounded,
       record: breaker.record,
+      probeNow: breaker.probeNow,
       state: breaker.state,
       rejected: breaker.rejected,
       get: (key) => call("get", tier.get(key)),
@@ -151,6 +160,10 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       remove: (keys) => call("remove", tier.remove(keys)),
       removeMatching: (glob) => call("removeMatching", tier.removeMatching(glob)),
       clear: call("clear", tier.clear),
+      ...(tier.writeIfNewer === undefined
+        ? {}
+        : { writeIfNewer: (changes) => call("writeIfNewer", tier.writeIfNewer!(changes)) }),
+      ...(tier.ready === undefined ? {} : { ready: tier.ready }),
       health: Effect.map(
         tier.health.pipe(
           Effect.timeoutTo({

@@ -18,6 +18,10 @@ import type { Writes } from "./writes.js"
 export interface Publisher {
   /** Sends a message (failures counted and logged, never raised). */
   readonly publish: (message: InvalidationMessage) => Effect.Effect<void>
+  /** Sends a message as `publish` does; answers whether it was delivered (true without a bus). */
+  readonly send: (message: InvalidationMessage) => Effect.Effect<boolean>
+  /** Lets an open bus breaker probe with its next publish (the connection reported ready). */
+  readonly probeNow: () => void
   /** The bus breaker's state, when there is a bus and a breaker. */
   readonly breakerState: () => CircuitBreaker.State | undefined
   readonly enabled: boolean
@@ -33,7 +37,13 @@ export const makePublisher = (
 ): Effect.Effect<Publisher> =>
   Effect.gen(function* () {
     if (bus._tag === "None")
-      return { publish: () => Effect.void, breakerState: () => undefined, enabled: false }
+      return {
+        publish: () => Effect.void,
+        send: () => Effect.succeed(true),
+        probeNow: () => {},
+        breakerState: () => undefined,
+        enabled: false
+      }
     const service = bus.value
     // With Redis hung, a write would otherwise wait a full timeout on every publish even after
     // the tier's breaker has opened.
@@ -54,7 +64,7 @@ export const makePublisher = (
       }
       return a
     }
-    const publish = (message: InvalidationMessage): Effect.Effect<void> => {
+    const send = (message: InvalidationMessage): Effect.Effect<boolean> => {
       const send = service.publish(message)
       const guarded =
         busBreaker === undefined
@@ -73,22 +83,30 @@ export const makePublisher = (
           ? guarded
           : spans.span(guarded, "tiercache.bus.publish", "producer", publishAttributes, message)
       return sent.pipe(
-        Effect.tap(() => {
+        Effect.map(() => {
           counters.bus.sent++
+          return true
         }),
         Effect.catchAll((error) => {
           counters.bus.publishFailures++
           if (error.reason === Breaker.OPEN_REASON) {
             counters.bus.skipped++
-            return Effect.void
+            return Effect.succeed(false)
           }
-          return Effect.logWarning(`tiercache: ${error.message}`).pipe(
-            Effect.annotateLogs({ cache: cacheName })
+          return Effect.as(
+            Effect.logWarning(`tiercache: ${error.message}`).pipe(Effect.annotateLogs({ cache: cacheName })),
+            false
           )
         })
       )
     }
-    return { publish, breakerState: () => busBreaker?.state(), enabled: true }
+    return {
+      publish: (message) => Effect.asVoid(send(message)),
+      send,
+      probeNow: () => busBreaker?.probeNow(),
+      breakerState: () => busBreaker?.state(),
+      enabled: true
+    }
   })
 
 /** What the subscriber needs. */
@@ -100,6 +118,8 @@ export interface SubscriberDeps {
   readonly defaultTtl: number
   readonly now: () => number
   readonly recordL1Error: (error: TierError) => Effect.Effect<void>
+  /** Runs when the bus reports a reconnection, before L1 is cleared (recovery's replay). */
+  readonly beforeResync: Effect.Effect<void>
 }
 
 /** Applies a message from another instance to this instance's L1. */
@@ -141,7 +161,8 @@ export const subscribe = (
     switch (event._tag) {
       case "Reconnected":
         counters.bus.resyncs++
-        return deps.local.clear.pipe(
+        return deps.beforeResync.pipe(
+          Effect.zipRight(deps.local.clear),
           Effect.zipRight(Effect.logInfo("tiercache: bus reconnected; L1 cleared")),
           Effect.catchAll(deps.recordL1Error),
           Effect.annotateLogs({ cache: cacheName })

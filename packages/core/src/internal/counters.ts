@@ -32,6 +32,10 @@ export interface Counters {
   failSafeHits: number
   timeouts: number
   breakerRejections: number
+  /** Changes replayed after an outage (recovery). */
+  replayed: number
+  /** Times the recovery record overflowed and a clear replaced it. */
+  recoveryClears: number
   readonly tierErrors: Map<string, number>
   readonly bus: BusCounters
 }
@@ -52,6 +56,8 @@ export const make = (lowerTiers: number): Counters => ({
   failSafeHits: 0,
   timeouts: 0,
   breakerRejections: 0,
+  replayed: 0,
+  recoveryClears: 0,
   tierErrors: new Map(),
   bus: { sent: 0, publishFailures: 0, skipped: 0, received: 0, own: 0, malformed: 0, applied: 0, resyncs: 0 }
 })

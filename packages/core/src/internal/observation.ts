@@ -8,6 +8,7 @@ import type { Publisher } from "./bus.js"
 import type { Counters } from "./counters.js"
 import type { Registry } from "./flight.js"
 import { makeFlusher } from "./metrics.js"
+import type { Recovery } from "./replay.js"
 import type { TierAccess } from "./tierAccess.js"
 
 /** What observation needs. */
@@ -16,6 +17,7 @@ export interface Deps {
   readonly access: TierAccess
   readonly registry: Registry
   readonly publisher: Publisher
+  readonly recovery: Recovery
   readonly cacheName: string
   readonly metricsInterval: number
 }
@@ -57,7 +59,10 @@ export const make = (deps: Deps): Effect.Effect<Observation, never, Scope.Scope>
         breakers: Object.fromEntries(
           (access.guards ?? []).map((tier, i) => [access.labels[i + 1]!, tier.state()] as const)
         ),
-        inFlight: registry.size()
+        inFlight: registry.size(),
+        pendingChanges: deps.recovery.pending(),
+        replayedChanges: c.replayed,
+        recoveryClears: c.recoveryClears
       }
     }
     const busSnapshot = (): InvalidationStats => ({

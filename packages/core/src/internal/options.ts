@@ -24,6 +24,8 @@ export interface Config {
   readonly cacheName: string
   readonly spans: boolean | undefined
   readonly keysInSpans: boolean
+  /** The recovery record's bound and retry interval (ms), or false. */
+  readonly recovery: { readonly maxChanges: number; readonly retryInterval: number } | false
 }
 
 const millis = (
@@ -76,7 +78,21 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
         })
       }
     }
+    const recoveryInput = options.recovery ?? {}
+    let recovery: Config["recovery"] = false
+    if (recoveryInput !== false) {
+      const maxChanges = recoveryInput.maxChanges ?? 10_000
+      if (!(Number.isSafeInteger(maxChanges) && maxChanges > 0)) {
+        return yield* new CacheConfigError({
+          option: "recovery.maxChanges",
+          reason: "must be a positive integer"
+        })
+      }
+      const retryInterval = yield* millis(recoveryInput.retryInterval, "recovery.retryInterval", 5_000)
+      recovery = { maxChanges, retryInterval }
+    }
     return {
+      recovery,
       defaultTtl,
       defaultGrace,
       l1Scale,

@@ -26,6 +26,8 @@ import * as Observation from "./observation.js"
 import * as OptionsModule from "./options.js"
 import * as Promotion from "./promotion.js"
 import * as Reads from "./reads.js"
+import * as Recovery from "./recovery.js"
+import * as Replay from "./replay.js"
 import * as Resilience from "./resilience.js"
 import * as Spans from "./spans.js"
 import * as Tags from "./tags.js"
@@ -61,9 +63,17 @@ export const make = (
     const counters = Counters.make(lowerTiers.length)
     // Tracing is chosen once here: `spans: false` builds no tracing code at all.
     const spans = config.spans === false ? undefined : Spans.make(config.spans, config.keysInSpans)
+    // Changes that missed a lower tier or the bus, replayed when the connection is back; until
+    // then this instance's lower-tier reads see them first (recovery.ts, replay.ts).
+    const record =
+      config.recovery === false
+        ? undefined
+        : Recovery.makeRecord(config.recovery.maxChanges, now, () => {
+            counters.recoveryClears++
+          })
     const access = yield* TierAccess.make({
       l1,
-      lower: lowerTiers,
+      lower: record === undefined ? lowerTiers : lowerTiers.map(record.gate),
       breaker: config.breaker,
       counters,
       cacheName,
@@ -80,6 +90,16 @@ export const make = (
     const getMany = GetMany.make({ access, lookup, tags, promotion, versions, counters, now })
     const registry = Flight.makeRegistry()
     const publisher = yield* Bus.makePublisher(busOption, config.breaker, counters, cacheName, spans)
+    const recovery = yield* Replay.make({
+      record,
+      access,
+      publisher,
+      counters,
+      instanceId,
+      cacheName,
+      retryInterval: config.recovery === false ? 0 : config.recovery.retryInterval,
+      now
+    })
     const writes = Writes.make({
       access,
       versions,
@@ -89,7 +109,7 @@ export const make = (
       defaults: config,
       tagRetention: config.tagRetention,
       instanceId,
-      publish: publisher.publish,
+      recovery,
       now
     })
     const resilience = Resilience.make({
@@ -125,7 +145,8 @@ export const make = (
         cacheName,
         defaultTtl: config.defaultTtl,
         now,
-        recordL1Error: (error) => access.recordError(0, error)
+        recordL1Error: (error) => access.recordError(0, error),
+        beforeResync: recovery.onReady
       })
     }
     const observation = yield* Observation.make({
@@ -133,6 +154,7 @@ export const make = (
       access,
       registry,
       publisher,
+      recovery,
       cacheName,
       metricsInterval: config.metricsInterval
     })

@@ -8,7 +8,6 @@ import { Effect } from "effect"
 import { CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
-import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { Tier } from "../Tier.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
 import type { AnySchema } from "./codec.js"
@@ -25,6 +24,7 @@ import {
   resolveWrite
 } from "./input.js"
 import * as PendingStores from "./pendingStores.js"
+import type { Recovery } from "./replay.js"
 import { TAG_PREFIX, type Tags } from "./tags.js"
 import type { TierAccess } from "./tierAccess.js"
 import type { Versions } from "./versions.js"
@@ -39,7 +39,8 @@ export interface Deps {
   readonly defaults: Defaults
   readonly tagRetention: number
   readonly instanceId: string
-  readonly publish: (message: InvalidationMessage) => Effect.Effect<void>
+  /** Sends each change's bus message and keeps the changes that missed a lower tier or the bus. */
+  readonly recovery: Recovery
   readonly now: () => number
 }
 
@@ -47,7 +48,7 @@ type WriteError = CacheInputError | CacheWriteError
 
 /** Builds the writes. */
 export const make = (deps: Deps) => {
-  const { access, versions, registry, tags, counters, instanceId, publish, now } = deps
+  const { access, versions, registry, tags, counters, instanceId, recovery, now } = deps
   const allTiers = access.lower.length + 1
   // An invalidation waits for the computed values being written below L1 (see pendingStores.ts),
   // at most as long as the slowest tier's call may take.
@@ -110,21 +111,27 @@ export const make = (deps: Deps) => {
       // A write from outside supersedes the computation under way.
       registry.forget(key)
       return storeEverywhere(key, entry, schema, value).pipe(
-        Effect.flatMap((failures) => failIfAllFailed(key, "set", failures)),
-        Effect.zipRight(
-          publish(
-            broadcastValue
-              ? {
-                  type: "Update",
-                  key,
-                  value: entry.value,
-                  ttl_secs: Math.ceil(resolved.ttlMs / 1000),
-                  ttl_ms: resolved.ttlMs,
-                  grace_ms: resolved.graceMs,
-                  tags: resolved.tags,
-                  origin: instanceId
-                }
-              : { type: "Remove", key, origin: instanceId }
+        Effect.flatMap((failures) =>
+          Effect.zipRight(
+            failIfAllFailed(key, "set", failures),
+            recovery.settleKey(
+              key,
+              entry,
+              broadcastValue,
+              failures.length > 0,
+              broadcastValue
+                ? {
+                    type: "Update",
+                    key,
+                    value: entry.value,
+                    ttl_secs: Math.ceil(resolved.ttlMs / 1000),
+                    ttl_ms: resolved.ttlMs,
+                    grace_ms: resolved.graceMs,
+                    tags: resolved.tags,
+                    origin: instanceId
+                  }
+                : { type: "Remove", key, origin: instanceId }
+            )
           )
         )
       )
@@ -164,7 +171,7 @@ export const make = (deps: Deps) => {
     forget: () => void,
     l1Op: () => Effect.Effect<void, TierError>,
     lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
-    message: InvalidationMessage
+    settle: (lowerFailed: boolean) => Effect.Effect<void>
   ): Effect.Effect<void, CacheWriteError> =>
     changing(
       keys,
@@ -176,8 +183,9 @@ export const make = (deps: Deps) => {
         })
       )
     ).pipe(
-      Effect.flatMap((failures) => failIfAllFailed(label, operation, failures)),
-      Effect.zipRight(publish(message))
+      Effect.flatMap((failures) =>
+        Effect.zipRight(failIfAllFailed(label, operation, failures), settle(failures.length > 0))
+      )
     )
 
   const local = {
@@ -239,9 +247,14 @@ export const make = (deps: Deps) => {
       () => list.forEach(registry.forget),
       () => access.removeL1(list),
       (tier) => tier.remove(list),
-      single
-        ? { type: "Remove", key: list[0]!, origin: instanceId }
-        : { type: "RemoveBulk", keys: list, origin: instanceId }
+      (failed) =>
+        single
+          ? recovery.settleKey(list[0]!, undefined, false, failed, {
+              type: "Remove",
+              key: list[0]!,
+              origin: instanceId
+            })
+          : recovery.settleKeys(list, failed, { type: "RemoveBulk", keys: list, origin: instanceId })
     )
 
   return {
@@ -273,7 +286,8 @@ export const make = (deps: Deps) => {
           () => registry.forgetMatching(matches),
           () => access.removeL1Matching(glob, matches),
           (tier) => tier.removeMatching(glob),
-          { type: "RemovePattern", pattern: glob, origin: instanceId }
+          (failed) =>
+            recovery.settleBarrier(glob, failed, { type: "RemovePattern", pattern: glob, origin: instanceId })
         )
       }),
     invalidateTag: (tag: string): Effect.Effect<void, WriteError> =>
@@ -299,7 +313,14 @@ export const make = (deps: Deps) => {
             })
           )
         ).pipe(
-          Effect.tap(() => publish({ type: "RemoveTag", tag, at, origin: instanceId })),
+          Effect.tap((failures) =>
+            recovery.settleTag(tag, TAG_PREFIX + tag, record, failures.length > 0, {
+              type: "RemoveTag",
+              tag,
+              at,
+              origin: instanceId
+            })
+          ),
           Effect.flatMap((failures) => {
             // The time must reach a shared tier, or the tagged entries there would come back.
             if (failures.length < access.lower.length) return Effect.void
@@ -316,7 +337,7 @@ export const make = (deps: Deps) => {
       () => registry.forgetMatching(() => true),
       () => access.clearL1,
       (tier) => tier.clear,
-      { type: "Clear", origin: instanceId }
+      (failed) => recovery.settleBarrier(undefined, failed, { type: "Clear", origin: instanceId })
     )
   }
 }

@@ -19,6 +19,13 @@ export interface LargeValues {
   readonly write: (full: string, value: string, px: number) => Effect.Effect<void, unknown>
   /** The value (or null) and PTTL of a key, on the large-value connection. */
   readonly read: (full: string) => Effect.Effect<readonly [unknown, unknown], unknown>
+  /** EVAL of `script` on one key, carrying a large value, on the large-value connection. */
+  readonly eval: (
+    script: string,
+    full: string,
+    args: ReadonlyArray<string>,
+    bytes: number
+  ) => Effect.Effect<unknown, unknown>
 }
 
 const send = (client: Redis, name: string, args: Array<string>, timeoutMs: number): Promise<unknown> => {
@@ -56,6 +63,8 @@ export const make = (connection: RedisConnection.Service): LargeValues => {
           send(client, "set", [full, value, "PX", String(px)], timeoutFor(Buffer.byteLength(value)))
         )
       ),
+    eval: (script, full, args, bytes) =>
+      withBulk((client) => send(client, "eval", [script, "1", full, ...args], timeoutFor(bytes))),
     read: (full) =>
       withBulk(async (client) => {
         const length = Number(await send(client, "strlen", [full], timeoutFor(0)))

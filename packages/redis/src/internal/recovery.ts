@@ -1,0 +1,142 @@
+/**
+ * What RedisTier offers the cache's auto-recovery: a conditional write (`writeIfNewer`, one Lua
+ * script that compares the stored entry's `createdAt` with the change's time and writes or
+ * removes only when the stored entry is not newer), and the command connection's readiness
+ * after a reconnection (`ready`).
+ */
+import type { CacheError, Entry, Tier } from "@tiercache/core"
+import { Entry as EntryModule } from "@tiercache/core"
+import { Effect, Stream } from "effect"
+import type { Redis } from "ioredis"
+import type { LargeValues } from "./largeValues.js"
+
+/**
+ * KEYS[i], ARGV[3i-2] the change's time, ARGV[3i-1] the envelope ('' removes), ARGV[3i] the PX.
+ * The stored entry's createdAt is read from the envelope's tail (`"c":<ms>}` is its last field),
+ * so a large value is not copied into the script; a value that is no entry is replaced.
+ */
+const SCRIPT = `
+local out = {}
+for i = 1, #KEYS do
+  local at = tonumber(ARGV[3 * i - 2])
+  local value = ARGV[3 * i - 1]
+  local tail = redis.pcall('GETRANGE', KEYS[i], -48, -1)
+  local created = nil
+  if type(tail) == 'string' then created = tonumber(string.match(tail, '"c":(%-?[%d%.eE%+]+)}$')) end
+  if created ~= nil and created > at then
+    out[i] = 0
+  else
+    if value == '' then redis.call('UNLINK', KEYS[i]) else redis.call('SET', KEYS[i], value, 'PX', ARGV[3 * i]) end
+    out[i] = 1
+  end
+end
+return out
+`
+
+const COMMAND = "tiercacheWriteIfNewer"
+
+/** Changes per script call. */
+const CHUNK = 128
+
+interface Scripted {
+  readonly tiercacheWriteIfNewer: (numKeys: number, ...args: Array<string>) => Promise<Array<number>>
+}
+
+/** One change as the script's arguments. */
+interface Prepared {
+  readonly full: string
+  readonly args: readonly [string, string, string]
+  readonly large: boolean
+}
+
+/**
+ * The conditional write of a tier on `client`, keys under `prefix`. A change carrying a large
+ * value goes alone to the large-value connection with a timeout for its size, as writes do.
+ */
+export const writeIfNewer = (
+  client: Redis,
+  large: LargeValues,
+  prefix: string,
+  now: () => number,
+  fail: (cause: unknown) => CacheError.TierError
+): ((
+  changes: ReadonlyArray<Tier.Tier.Change>
+) => Effect.Effect<ReadonlyArray<boolean>, CacheError.TierError>) => {
+  if (!(COMMAND in client)) client.defineCommand(COMMAND, { lua: SCRIPT })
+  const scripted = client as unknown as Scripted
+  const prepare = (change: Tier.Tier.Change, t: number): Prepared => {
+    const entry: Entry.Entry | undefined = change.entry
+    const px = entry === undefined ? 0 : Math.ceil(entry.staleUntil - t)
+    const value = px > 0 ? EntryModule.serialize(entry!) : ""
+    return {
+      full: prefix + change.key,
+      args: [String(change.at), value, String(Math.max(1, px))],
+      large: value !== "" && large.isLarge(value)
+    }
+  }
+  const small = (chunk: ReadonlyArray<Prepared>) =>
+    Effect.tryPromise({
+      try: () =>
+        scripted.tiercacheWriteIfNewer(
+          chunk.length,
+          ...chunk.map((p) => p.full),
+          ...chunk.flatMap((p) => p.args)
+        ),
+      catch: fail
+    })
+  const alone = (p: Prepared) =>
+    Effect.mapError(
+      Effect.map(large.eval(SCRIPT, p.full, p.args, Buffer.byteLength(p.args[1])), (reply) => [
+        Array.isArray(reply) ? Number(reply[0]) : 0
+      ]),
+      fail
+    )
+  return (changes) =>
+    Effect.suspend(() => {
+      const t = now()
+      const prepared = changes.map((change) => prepare(change, t))
+      const batches: Array<Effect.Effect<ReadonlyArray<number>, CacheError.TierError>> = []
+      const order: Array<ReadonlyArray<number>> = []
+      let chunk: Array<Prepared> = []
+      let indices: Array<number> = []
+      const flush = () => {
+        if (chunk.length === 0) return
+        batches.push(small(chunk))
+        order.push(indices)
+        chunk = []
+        indices = []
+      }
+      prepared.forEach((p, i) => {
+        if (p.large) {
+          batches.push(alone(p))
+          order.push([i])
+          return
+        }
+        chunk.push(p)
+        indices.push(i)
+        if (chunk.length >= CHUNK) flush()
+      })
+      flush()
+      return Effect.map(Effect.all(batches, { concurrency: 4 }), (replies) => {
+        const applied: Array<boolean> = new Array(changes.length).fill(false)
+        replies.forEach((reply, b) => {
+          order[b]!.forEach((index, j) => {
+            applied[index] = reply[j] === 1
+          })
+        })
+        return applied
+      })
+    })
+}
+
+/** Emits each time `client` is ready again (every "ready" after the first connection). */
+export const ready = (client: Redis): Stream.Stream<void> =>
+  Stream.async<void>((emit) => {
+    const onReady = () => {
+      emit.single(undefined)
+    }
+    client.on("ready", onReady)
+    return Effect.sync(() => {
+      client.off("ready", onReady)
+    })
+  })
