@@ -184,11 +184,12 @@ describe("TieredCache on Redis", () => {
           expect(yield* a.l1.get(computedKey)).toEqual(Option.none())
 
           // The same instances work again: writes reach Redis, invalidations reach the other.
+          // (No settle here: messages published while the other instance was still
+          // reconnecting, such as the changes A replays, never reach it, by design.)
           const again = fresh("again")
           yield* eventually(
             Effect.gen(function* () {
               yield* a.cache.set(again, "back", { ttl: "1 minute" })
-              yield* settle(a, b)
               const viaB = yield* b.cache.get(again)
               if (Option.isNone(viaB)) return yield* Effect.fail("not yet")
             }),

@@ -160,9 +160,14 @@ export const subscribe = (
   const onEvent = (event: Event): Effect.Effect<void> => {
     switch (event._tag) {
       case "Reconnected":
-        counters.bus.resyncs++
+        // Counted once L1 is cleared: until then the resync has not happened.
         return deps.beforeResync.pipe(
           Effect.zipRight(deps.local.clear),
+          Effect.ensuring(
+            Effect.sync(() => {
+              counters.bus.resyncs++
+            })
+          ),
           Effect.zipRight(Effect.logInfo("tiercache: bus reconnected; L1 cleared")),
           Effect.catchAll(deps.recordL1Error),
           Effect.annotateLogs({ cache: cacheName })
