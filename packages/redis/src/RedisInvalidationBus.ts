@@ -169,15 +169,31 @@ export const make = (
         })
       )
 
+    /**
+     * One PUBLISH on the command connection, which ioredis bounds by the command timeout itself
+     * (and fails at once while disconnected): no timer of our own, which would fork two fibers
+     * per publish, i.e. per write of the cache.
+     */
     const publish = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
-      Effect.try({
-        try: () => InvalidationMessage.encode({ ...message, namespace }),
-        catch: (cause) =>
-          new BusError({ operation: "publish", reason: "message cannot be encoded", cause: sanitize(cause) })
-      }).pipe(
-        Effect.flatMap((payload) => bounded("publish", () => connection.client.publish(channel, payload))),
-        Effect.asVoid
-      )
+      Effect.suspend(() => {
+        let payload: string
+        try {
+          payload = InvalidationMessage.encode({ ...message, namespace })
+        } catch (cause) {
+          return Effect.fail(
+            new BusError({
+              operation: "publish",
+              reason: "message cannot be encoded",
+              cause: sanitize(cause)
+            })
+          )
+        }
+        return Effect.tryPromise({
+          try: () => connection.client.publish(channel, payload),
+          catch: (cause) =>
+            new BusError({ operation: "publish", reason: describe(cause), cause: sanitize(cause) })
+        })
+      }).pipe(Effect.asVoid)
 
     /** A payload as the cache should see it, or nothing when the bus drops it. */
     const admit = (raw: string): Effect.Effect<Option.Option<InvalidationBus.Event>> => {
@@ -264,7 +280,7 @@ export const make = (
       })
     )
 
-    return { publish, subscribe, stats }
+    return { publish, subscribe, stats, callTimeout: timeout }
   })
 
 /**

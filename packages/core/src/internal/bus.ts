@@ -36,6 +36,12 @@ export const makePublisher = (
     // With Redis hung, a write would otherwise wait a full timeout on every publish even after
     // the tier's breaker has opened.
     const busBreaker = breaker === false ? undefined : yield* Breaker.make("bus", breaker)
+    // A bus that bounds its own publishes at least as tightly needs no timer here (a timer
+    // forks two fibers per publish, i.e. per write).
+    const selfBounded =
+      busBreaker !== undefined &&
+      service.callTimeout !== undefined &&
+      Duration.lessThanOrEqualTo(service.callTimeout, busBreaker.timeout)
     const publish = (message: InvalidationMessage): Effect.Effect<void> => {
       const send = service.publish(message)
       const guarded =
@@ -48,7 +54,8 @@ export const makePublisher = (
                 new BusError({
                   operation: "publish",
                   reason: `timed out after ${Duration.toMillis(busBreaker.timeout)} ms`
-                })
+                }),
+              selfBounded
             )
       return guarded.pipe(
         Effect.tap(() => {
