@@ -16,6 +16,7 @@
  */
 import { CacheError, InvalidationBus, InvalidationMessage } from "@tiercache/core"
 import { Context, Duration, Effect, FiberSet, identity, Layer, Metric, Option, Queue, Stream } from "effect"
+import * as OwnEchoes from "./internal/ownEchoes.js"
 import { sanitize } from "./internal/sanitize.js"
 import * as ThrottledLog from "./internal/throttledLog.js"
 import { RedisConnection } from "./RedisConnection.js"
@@ -169,6 +170,7 @@ export const make = (
         })
       )
 
+    const ownEchoes = OwnEchoes.make()
     /**
      * One PUBLISH on the command connection, which ioredis bounds by the command timeout itself
      * (and fails at once while disconnected): no timer of our own, which would fork two fibers
@@ -177,8 +179,9 @@ export const make = (
     const publish = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
       Effect.suspend(() => {
         let payload: string
+        const stamped = { ...message, namespace }
         try {
-          payload = InvalidationMessage.encode({ ...message, namespace })
+          payload = InvalidationMessage.encode(stamped)
         } catch (cause) {
           return Effect.fail(
             new BusError({
@@ -189,7 +192,11 @@ export const make = (
           )
         }
         return Effect.tryPromise({
-          try: () => connection.client.publish(channel, payload),
+          try: () => {
+            const sent = connection.client.publish(channel, payload)
+            ownEchoes.remember(payload, stamped)
+            return sent
+          },
           catch: (cause) =>
             new BusError({ operation: "publish", reason: describe(cause), cause: sanitize(cause) })
         })
@@ -228,7 +235,7 @@ export const make = (
       const run = yield* FiberSet.makeRuntime<never>()
 
       const onMessage = (from: string, raw: string) => {
-        if (from === channel) arrivals.unsafeOffer(raw)
+        if (from === channel) arrivals.unsafeOffer(ownEchoes.take(raw) ?? raw)
       }
       // After the first connection, every "ready" is a reconnection: subscribe again, and
       // say so only once Redis confirmed the subscription.
@@ -259,6 +266,9 @@ export const make = (
           })
       )
       yield* bounded("subscribe", () => subscriber.subscribe(channel))
+      yield* Effect.acquireRelease(Effect.sync(ownEchoes.subscribed), () =>
+        Effect.sync(ownEchoes.unsubscribed)
+      )
       return Stream.fromQueue(arrivals).pipe(
         Stream.mapEffect((arrival) =>
           typeof arrival === "string"
