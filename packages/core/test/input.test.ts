@@ -222,4 +222,30 @@ describe("options resolved once per options object stay exact when the object ch
         expect(Option.isNone(yield* l1.get("k4")) && Option.isNone(yield* l1.get("k5"))).toBe(true)
       })
   )
+  it.scoped(
+    "a TTL string alone, a new object per call: each string keeps its own TTL, a bad one fails every time",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l1 } = yield* setup
+        const ttlOf = (key: string) =>
+          Effect.map(l1.get(key), (e) => Option.getOrThrow(e).expiresAt - Option.getOrThrow(e).createdAt)
+        for (const [i, ttl, ms] of [
+          [1, "1 hour", 3_600_000],
+          [2, "2 hours", 7_200_000],
+          [3, "1 hour", 3_600_000]
+        ] as const) {
+          yield* cache.set(`s${i}`, i, { ttl })
+          yield* cache.getOrCompute(`c${i}`, Effect.succeed(i), { ttl })
+          expect([yield* ttlOf(`s${i}`), yield* ttlOf(`c${i}`)]).toEqual([ms, ms])
+        }
+        for (let i = 0; i < 2; i++) {
+          const bad = yield* Effect.flip(cache.set("bad", 1, { ttl: "0 hours" }))
+          expectInputError(bad, "InvalidTtl", "ttl")
+          const badCompute = yield* Effect.flip(
+            cache.getOrCompute("bad", Effect.succeed(1), { ttl: "0 hours" })
+          )
+          expectInputError(badCompute, "InvalidTtl", "ttl")
+        }
+      })
+  )
 })

@@ -135,6 +135,12 @@ const resolvedDefaults = (defaults: Defaults): ResolvedCompute => {
 export const resolveWrite = (
   defaults: Defaults,
   opts: WriteOptions | undefined
+): ResolvedWrite | CacheInputError =>
+  (opts === undefined ? undefined : ttlOnly(defaults, opts)) ?? resolveWriteAnew(defaults, opts)
+
+const resolveWriteAnew = (
+  defaults: Defaults,
+  opts: WriteOptions | undefined
 ): ResolvedWrite | CacheInputError => {
   if (opts === undefined) return resolvedDefaults(defaults)
   if (opts.ttl !== undefined && opts.strategy !== undefined) {
@@ -171,6 +177,8 @@ export const resolveCompute = (
   opts: ComputeOptions | undefined
 ): ResolvedCompute | CacheInputError => {
   if (opts === undefined) return resolvedDefaults(defaults)
+  const onlyTtl = ttlOnly(defaults, opts)
+  if (onlyTtl !== undefined) return onlyTtl
   const known = byOptions.get(opts)
   if (known !== undefined && sameOptions(known, defaults, opts)) return known.resolved
   const write = resolveWrite(defaults, opts)
@@ -179,6 +187,42 @@ export const resolveCompute = (
   if (t instanceof CacheInputError) return t
   const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
   byOptions.set(opts, remember(defaults, opts, resolved))
+  return resolved
+}
+
+const byTtl = new WeakMap<Defaults, Map<string, ResolvedCompute>>()
+
+/**
+ * Options that give a TTL string and nothing else (`{ ttl: "1 hour" }`, often a new object per
+ * call): resolved once per string and cache; undefined for any other options.
+ */
+const ttlOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): ResolvedCompute | undefined => {
+  const ttl = opts.ttl
+  if (
+    typeof ttl !== "string" ||
+    opts.strategy !== undefined ||
+    opts.grace !== undefined ||
+    opts.tags !== undefined ||
+    opts.timeouts !== undefined
+  ) {
+    return undefined
+  }
+  let known = byTtl.get(defaults)
+  const hit = known?.get(ttl)
+  if (hit !== undefined) return hit
+  const write = resolveWriteAnew(defaults, opts)
+  if (write instanceof CacheInputError) return undefined
+  const resolved = {
+    ...write,
+    softMs: defaults.defaultTimeouts.softMs,
+    hardMs: defaults.defaultTimeouts.hardMs
+  }
+  if (known === undefined) {
+    known = new Map()
+    byTtl.set(defaults, known)
+  }
+  if (known.size >= 256) known.clear()
+  known.set(ttl, resolved)
   return resolved
 }
 
