@@ -15,7 +15,7 @@
  */
 import { readFileSync } from "node:fs"
 import { PerformanceObserver } from "node:perf_hooks"
-import { MemoryTier, TieredCache } from "@tiercache/core"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
@@ -112,12 +112,14 @@ const drive = Effect.gen(function* () {
   const lower = flag("--no-bus")
     ? RedisTier.layer({ prefix: "profile:" })
     : Layer.merge(RedisTier.layer({ prefix: "profile:" }), RedisInvalidationBus.layer())
+  const l1Context = yield* Layer.build(MemoryTier.layer({ maxEntries: 100_000 }))
+  const l1 = Context.get(l1Context, Tier.L1)
   const context = yield* Layer.build(
     TieredCache.layer({
       metricsInterval: "1 hour",
       ...(flag("--no-breaker") ? { breaker: false } : {})
     }).pipe(
-      Layer.provide(MemoryTier.layer({ maxEntries: 100_000 })),
+      Layer.provide(Layer.succeedContext(l1Context)),
       Layer.provide(lower),
       Layer.provide(RedisConnection.layer({ url: server.url }))
     )
@@ -172,6 +174,20 @@ const drive = Effect.gen(function* () {
           }),
           1000
         )
+      }
+      case "getMany": {
+        // getMany of 100 keys found only in Redis (L1 emptied before each call); an op is one key.
+        const keys = Array.from({ length: 100 }, (_, i) => `many:${i}`)
+        return Effect.gen(function* () {
+          if (generation++ === 0) {
+            for (const key of keys) yield* cache.set(key, payload(1), { ttl: "1 hour" })
+          }
+          for (let i = 0; i < n / 100; i++) {
+            yield* l1.clear
+            yield* cache.getMany(keys)
+          }
+          return n
+        })
       }
       default:
         return Effect.dieMessage(`unknown mode ${mode}`)

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import type { Effect, Scope, Stream } from "effect"
+import type { Duration, Effect, Scope, Stream } from "effect"
 import { Context } from "effect"
 import type { BusError } from "./CacheError.js"
 import * as InvalidationMessage from "./InvalidationMessage.js"
@@ -73,5 +73,10 @@ export declare namespace InvalidationBus {
     readonly system?: string | undefined
     /** Optional: the channel, set on publish spans as `messaging.destination.name`. */
     readonly channel?: string | undefined
+    /**
+     * Optional: the bound the bus itself puts on every publish (e.g. a driver's command
+     * timeout). A bus breaker whose timeout is not shorter adds no timer of its own.
+     */
+    readonly callTimeout?: Duration.Duration | undefined
   }
 }

@@ -188,3 +188,64 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     })
   )
 })
+
+describe("options resolved once per options object stay exact when the object changes", () => {
+  it.scoped(
+    "one options object, changed between getOrCompute calls: each call sees its fields of the moment",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l1 } = yield* setup
+        // biome-ignore lint/suspicious/noExplicitAny: options as plain JS changes them in place
+        const opts: any = {
+          ttl: "1 hour",
+          tags: ["a"]
+        }
+        // L1 holds a computed value before its caller gets it.
+        const entryOf = (key: string) => Effect.map(l1.get(key), Option.getOrThrow)
+        const ttlOf = (key: string) => Effect.map(entryOf(key), (entry) => entry.expiresAt - entry.createdAt)
+        yield* cache.getOrCompute("k1", Effect.succeed(1), opts)
+        expect(yield* ttlOf("k1")).toBe(3_600_000)
+        opts.ttl = "2 hours"
+        yield* cache.getOrCompute("k2", Effect.succeed(2), opts)
+        expect(yield* ttlOf("k2")).toBe(7_200_000)
+        opts.tags.push("b")
+        yield* cache.getOrCompute("k3", Effect.succeed(3), opts)
+        expect((yield* entryOf("k3")).tags).toEqual(["a", "b"])
+        // An element changed in place to something that is not a tag: refused, as on a first call.
+        opts.tags[1] = 42
+        const badTag = yield* Effect.flip(cache.getOrCompute("k4", Effect.succeed(4), opts))
+        expectInputError(badTag, "InvalidOption", "tag")
+        opts.tags = ["a"]
+        opts.timeouts = { hard: "a while" }
+        const badTimeout = yield* Effect.flip(cache.getOrCompute("k5", Effect.succeed(5), opts))
+        expectInputError(badTimeout, "InvalidTtl", "timeouts.hard")
+        expect(Option.isNone(yield* l1.get("k4")) && Option.isNone(yield* l1.get("k5"))).toBe(true)
+      })
+  )
+  it.scoped(
+    "a TTL string alone, a new object per call: each string keeps its own TTL, a bad one fails every time",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l1 } = yield* setup
+        const ttlOf = (key: string) =>
+          Effect.map(l1.get(key), (e) => Option.getOrThrow(e).expiresAt - Option.getOrThrow(e).createdAt)
+        for (const [i, ttl, ms] of [
+          [1, "1 hour", 3_600_000],
+          [2, "2 hours", 7_200_000],
+          [3, "1 hour", 3_600_000]
+        ] as const) {
+          yield* cache.set(`s${i}`, i, { ttl })
+          yield* cache.getOrCompute(`c${i}`, Effect.succeed(i), { ttl })
+          expect([yield* ttlOf(`s${i}`), yield* ttlOf(`c${i}`)]).toEqual([ms, ms])
+        }
+        for (let i = 0; i < 2; i++) {
+          const bad = yield* Effect.flip(cache.set("bad", 1, { ttl: "0 hours" }))
+          expectInputError(bad, "InvalidTtl", "ttl")
+          const badCompute = yield* Effect.flip(
+            cache.getOrCompute("bad", Effect.succeed(1), { ttl: "0 hours" })
+          )
+          expectInputError(badCompute, "InvalidTtl", "ttl")
+        }
+      })
+  )
+})

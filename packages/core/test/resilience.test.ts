@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { CacheError, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
 
@@ -366,6 +366,58 @@ describe("the bus's circuit breaker", () => {
         s = yield* cache.invalidationStats
         expect([s.breaker, s.messagesSent]).toEqual(["closed", 1])
         expect((yield* hub.published).length).toBe(1)
+      })
+  )
+
+  it.scoped(
+    "a bus that bounds its own publishes (callTimeout) gets no timer of its own; its failures still open the breaker",
+    () =>
+      Effect.gen(function* () {
+        const hub = yield* TestBus.makeHub
+        let mode: "hung" | "failing" = "hung"
+        const inner = TestBus.make(hub)
+        const busWith = (callTimeout: Duration.DurationInput): InvalidationBus.InvalidationBus.Service => ({
+          ...inner,
+          callTimeout: Duration.decode(callTimeout),
+          publish: () =>
+            mode === "hung"
+              ? Effect.never
+              : Effect.fail(
+                  new CacheError.BusError({ operation: "publish", reason: "no answer within 100ms" })
+                )
+        })
+        const cacheWith = (bus: InvalidationBus.InvalidationBus.Service) =>
+          Effect.gen(function* () {
+            const l1 = yield* MemoryTier.make({ maxEntries: 10 })
+            const l2 = yield* TestTier.make()
+            return yield* TieredCache.make({
+              breaker: { timeout: "200 millis", failureThreshold: 2, openFor: "10 seconds" }
+            }).pipe(
+              Effect.provideService(Tier.L1, l1),
+              Effect.provideService(Tier.L2, l2),
+              Effect.provideService(InvalidationBus.InvalidationBus, bus)
+            )
+          })
+        // Bounded by the bus itself (100 ms <= 200 ms): the cache trusts it and adds no timer.
+        const trusted = yield* cacheWith(busWith("100 millis"))
+        const hungWrite = yield* Effect.fork(trusted.set("a", 1))
+        yield* settle
+        yield* TestClock.adjust("1 second")
+        yield* settle
+        expect(hungWrite.unsafePoll()).toBeNull()
+        yield* Fiber.interrupt(hungWrite)
+        // A bound longer than the breaker's timeout: the breaker's timer still applies.
+        const untrusted = yield* cacheWith(busWith("1 second"))
+        const timedWrite = yield* Effect.fork(untrusted.set("a", 1))
+        yield* settle
+        yield* TestClock.adjust("200 millis")
+        yield* Fiber.join(timedWrite)
+        expect((yield* untrusted.invalidationStats).publishFailures).toBe(1)
+        // The bus's own failures count: two open the breaker, the third write skips the publish.
+        mode = "failing"
+        for (const key of ["b", "c", "d"]) yield* trusted.set(key, 1)
+        const s = yield* trusted.invalidationStats
+        expect([s.breaker, s.publishFailures, s.publishesSkipped]).toEqual(["open", 3, 1])
       })
   )
 })

@@ -16,6 +16,7 @@
  */
 import { CacheError, InvalidationBus, InvalidationMessage } from "@tiercache/core"
 import { Context, Duration, Effect, FiberSet, identity, Layer, Metric, Option, Queue, Stream } from "effect"
+import * as OwnEchoes from "./internal/ownEchoes.js"
 import { sanitize } from "./internal/sanitize.js"
 import * as ThrottledLog from "./internal/throttledLog.js"
 import { RedisConnection } from "./RedisConnection.js"
@@ -169,15 +170,37 @@ export const make = (
         })
       )
 
+    const ownEchoes = OwnEchoes.make()
+    /**
+     * One PUBLISH on the command connection, which ioredis bounds by the command timeout itself
+     * (and fails at once while disconnected): no timer of our own, which would fork two fibers
+     * per publish, i.e. per write of the cache.
+     */
     const publish = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
-      Effect.try({
-        try: () => InvalidationMessage.encode({ ...message, namespace }),
-        catch: (cause) =>
-          new BusError({ operation: "publish", reason: "message cannot be encoded", cause: sanitize(cause) })
-      }).pipe(
-        Effect.flatMap((payload) => bounded("publish", () => connection.client.publish(channel, payload))),
-        Effect.asVoid
-      )
+      Effect.suspend(() => {
+        let payload: string
+        const stamped = { ...message, namespace }
+        try {
+          payload = InvalidationMessage.encode(stamped)
+        } catch (cause) {
+          return Effect.fail(
+            new BusError({
+              operation: "publish",
+              reason: "message cannot be encoded",
+              cause: sanitize(cause)
+            })
+          )
+        }
+        return Effect.tryPromise({
+          try: () => {
+            const sent = connection.client.publish(channel, payload)
+            ownEchoes.remember(payload, stamped)
+            return sent
+          },
+          catch: (cause) =>
+            new BusError({ operation: "publish", reason: describe(cause), cause: sanitize(cause) })
+        })
+      }).pipe(Effect.asVoid)
 
     /** A payload as the cache should see it, or nothing when the bus drops it. */
     const admit = (raw: string): Effect.Effect<Option.Option<InvalidationBus.Event>> => {
@@ -223,7 +246,7 @@ export const make = (
       const run = yield* FiberSet.makeRuntime<never>()
 
       const onMessage = (from: string, raw: string) => {
-        if (from === channel) arrivals.unsafeOffer(raw)
+        if (from === channel) arrivals.unsafeOffer(ownEchoes.take(raw) ?? raw)
       }
       // After the first connection, every "ready" is a reconnection: subscribe again, and
       // say so only once Redis confirmed the subscription and the command connection is
@@ -257,6 +280,9 @@ export const make = (
           })
       )
       yield* bounded("subscribe", () => subscriber.subscribe(channel))
+      yield* Effect.acquireRelease(Effect.sync(ownEchoes.subscribed), () =>
+        Effect.sync(ownEchoes.unsubscribed)
+      )
       return Stream.fromQueue(arrivals).pipe(
         Stream.mapEffect((arrival) =>
           typeof arrival === "string"
@@ -278,7 +304,7 @@ export const make = (
       })
     )
 
-    return { publish, subscribe, stats, system: "redis", channel }
+    return { publish, subscribe, stats, system: "redis", channel, callTimeout: timeout }
   })
 
 /**

@@ -354,19 +354,32 @@ export const make = (
             )
           )
           const reply = replies.flat()
-          return yield* Effect.forEach(keys, (key, i) => decode(key, reply[2 * i], reply[2 * i + 1], now))
+          // Decoded synchronously; only a large value or a foreign one needs an Effect of its own.
+          const entries: Array<Option.Option<Entry.Entry>> = []
+          for (let i = 0; i < keys.length; i++) {
+            const raw = reply[2 * i]
+            const decoded = typeof raw === "number" ? BAD_VALUE : decodeReply(raw, reply[2 * i + 1], now)
+            if (decoded === BAD_VALUE) {
+              return yield* Effect.forEach(keys, (key, j) => decode(key, reply[2 * j], reply[2 * j + 1], now))
+            }
+            entries.push(decoded)
+          }
+          return entries
         }),
 
+      // No span on a write either: per write it cost more than the rest of this function.
       set: (key, entry) =>
-        Effect.gen(function* () {
+        Effect.suspend(() => {
           const full = prefix + key
           const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
-          if (!(px > 0)) {
-            yield* run("set", () => client.unlink(full))
-            return
+          if (!(px > 0)) return Effect.asVoid(run("set", () => client.unlink(full)))
+          let value: string
+          try {
+            value = Entry.serialize(entry)
+          } catch (cause) {
+            return Effect.fail(fail("set", cause))
           }
-          const value = yield* encode("set", entry)
-          yield* write("set", full, value, px)
+          return write("set", full, value, px)
         }),
 
       setMany: (entries) =>

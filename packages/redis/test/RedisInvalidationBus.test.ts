@@ -38,6 +38,23 @@ const isMessage = (event: Event, key: string) =>
 
 describe("RedisInvalidationBus", () => {
   layer(Env, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped(
+      "two subscriptions of one bus each receive its own publishes, and the same payload sent by another bus",
+      () =>
+        Effect.gen(function* () {
+          const bus = yield* InvalidationBus.InvalidationBus
+          const other = yield* RedisInvalidationBus.make()
+          const a = yield* listen(bus)
+          const b = yield* listen(bus)
+          const stamped = { ...remove("echo"), namespace: "tiercache:" }
+          for (const sender of [bus, bus, other]) {
+            yield* sender.publish(remove("echo"))
+            expect(yield* a.next).toEqual({ _tag: "Message", message: stamped })
+            expect(yield* b.next).toEqual({ _tag: "Message", message: stamped })
+          }
+        })
+    )
+
     it.scoped("every subscriber receives a publish, once live (subscribe returned)", () =>
       Effect.gen(function* () {
         const bus = yield* InvalidationBus.InvalidationBus

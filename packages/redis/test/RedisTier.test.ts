@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, Glob, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Effect, Either, Layer, Option } from "effect"
+import { Effect, Either, Layer, Option, Tracer } from "effect"
 import type { Redis } from "ioredis"
 import { RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer, timed } from "./utils.js"
@@ -27,6 +27,34 @@ const tierWith = (prefix: string) => RedisTier.make({ prefix })
 
 describe("RedisTier", () => {
   layer(Env, { excludeTestServices: true, timeout: "20 seconds" })((it) => {
+    it.scoped(
+      "RedisTier opens no span of its own: the cache opens one tiercache.tier.* span per call (README: Traces)",
+      () =>
+        Effect.gen(function* () {
+          const tier = yield* Tier.L2
+          const native = yield* Effect.tracer
+          const names: Array<string> = []
+          const recording = Tracer.make({
+            context: native.context,
+            span: (name, parent, context, links, startTime, kind, options) => {
+              names.push(name)
+              return native.span(name, parent, context, links, startTime, kind, options)
+            }
+          })
+          yield* Effect.gen(function* () {
+            yield* tier.set("span", entry(1, 10_000))
+            yield* tier.get("span")
+            expect(names).toEqual([])
+            yield* tier.setMany([["span2", entry(2, 10_000)]])
+            yield* tier.getMany(["span", "span2"])
+            yield* tier.remove(["span", "span2"])
+            yield* tier.removeMatching("span*")
+            yield* tier.clear
+            expect(names).toEqual([])
+          }).pipe(Effect.withTracer(recording))
+        })
+    )
+
     it.scoped(
       "round trip: value, tags, creation time and lifetimes (PX = staleUntil, read back with PTTL)",
       () =>

@@ -64,6 +64,12 @@ export const makePublisher = (
       }
       return a
     }
+    // A bus that bounds its own publishes at least as tightly needs no timer here (a timer
+    // forks two fibers per publish, i.e. per write).
+    const selfBounded =
+      busBreaker !== undefined &&
+      service.callTimeout !== undefined &&
+      Duration.lessThanOrEqualTo(service.callTimeout, busBreaker.timeout)
     const send = (message: InvalidationMessage): Effect.Effect<boolean> => {
       const send = service.publish(message)
       const guarded =
@@ -76,7 +82,8 @@ export const makePublisher = (
                 new BusError({
                   operation: "publish",
                   reason: `timed out after ${Duration.toMillis(busBreaker.timeout)} ms`
-                })
+                }),
+              selfBounded
             )
       const sent =
         spans === undefined

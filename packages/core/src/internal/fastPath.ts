@@ -4,45 +4,67 @@ import type { Entry } from "../Entry.js"
 /** @internal */
 export const FastPathTypeId: unique symbol = Symbol.for("@tiercache/core/MemoryTier/FastPath")
 
+/** A slot's answers decoded under one schema (allocated only once a typed read happened). */
+interface Typed {
+  readonly schema: unknown
+  readonly value: unknown
+  some: Exit.Exit<Option.Option<unknown>> | undefined
+  exit: Exit.Exit<unknown> | undefined
+}
+
 /**
- * What L1 keeps per key: the entry plus the answers a hit returns, built once when stored so
- * that a hit allocates nothing. `typed*` memoize the decoding under the last schema used.
+ * What L1 keeps per key: the entry plus the answers a hit returns, each built on the first hit
+ * that needs it and kept, so that every later hit allocates nothing and an entry never hit costs
+ * no more than its record. `typed*` memoize the decoding under the last schema used.
  *
  * @internal
  */
-export interface Slot {
-  readonly entry: Entry
+export class Slot {
+  private someExit: Exit.Exit<Option.Option<unknown>> | undefined = undefined
+  private plainExit: Exit.Exit<unknown> | undefined = undefined
+  /** @internal */
+  typed: Typed | undefined = undefined
+  constructor(readonly entry: Entry) {}
   /** `Exit.succeed(Option.some(entry.value))`, returned as is by an untyped hit. */
-  readonly some: Exit.Exit<Option.Option<unknown>>
-  /** The schema the typed answer was decoded with. */
-  typedSchema: unknown
-  /** `Exit.succeed(Option.some(decoded))` for `typedSchema`. */
-  typedSome: Exit.Exit<Option.Option<unknown>> | undefined
-  /** The decoded value for `typedSchema`. */
-  typedValue: unknown
-  /** `Exit.succeed(decoded)` for `typedSchema`, returned as is by a typed getOrCompute hit. */
-  typedExit: Exit.Exit<unknown> | undefined
+  get some(): Exit.Exit<Option.Option<unknown>> {
+    if (this.someExit === undefined) this.someExit = Exit.succeed(Option.some(this.entry.value))
+    return this.someExit
+  }
   /** `Exit.succeed(entry.value)`, returned as is by an untyped getOrCompute hit. */
-  readonly valueExit: Exit.Exit<unknown>
+  get valueExit(): Exit.Exit<unknown> {
+    if (this.plainExit === undefined) this.plainExit = Exit.succeed(this.entry.value)
+    return this.plainExit
+  }
+  /** The schema the typed answer was decoded with. */
+  get typedSchema(): unknown {
+    return this.typed?.schema
+  }
+  /** The decoded value for `typedSchema`. */
+  get typedValue(): unknown {
+    return this.typed?.value
+  }
+  /** `Exit.succeed(Option.some(decoded))` for `typedSchema`. */
+  get typedSome(): Exit.Exit<Option.Option<unknown>> | undefined {
+    const t = this.typed
+    if (t === undefined) return undefined
+    if (t.some === undefined) t.some = Exit.succeed(Option.some(t.value))
+    return t.some
+  }
+  /** `Exit.succeed(decoded)` for `typedSchema`, returned as is by a typed getOrCompute hit. */
+  get typedExit(): Exit.Exit<unknown> | undefined {
+    const t = this.typed
+    if (t === undefined) return undefined
+    if (t.exit === undefined) t.exit = Exit.succeed(t.value)
+    return t.exit
+  }
 }
 
 /** @internal */
-export const makeSlot = (entry: Entry): Slot => ({
-  entry,
-  some: Exit.succeed(Option.some(entry.value)),
-  valueExit: Exit.succeed(entry.value),
-  typedSchema: undefined,
-  typedSome: undefined,
-  typedValue: undefined,
-  typedExit: undefined
-})
+export const makeSlot = (entry: Entry): Slot => new Slot(entry)
 
 /** @internal */
 export const memoizeTyped = (slot: Slot, schema: unknown, value: unknown): void => {
-  slot.typedSchema = schema
-  slot.typedValue = value
-  slot.typedSome = Exit.succeed(Option.some(value))
-  slot.typedExit = Exit.succeed(value)
+  slot.typed = { schema, value, some: undefined, exit: undefined }
 }
 
 /**

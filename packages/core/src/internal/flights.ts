@@ -5,7 +5,7 @@
  * its own wait. With a stale L1 copy and stale-while-revalidate, the caller gets the stale value
  * at once and the flight refreshes it in the background.
  */
-import { Cause, Deferred, Effect, Exit, Fiber, FiberId, type Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, FiberId, type Scope } from "effect"
 import { CacheInputError, type CacheTimeoutError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { ComputeOptions } from "../TieredCache.js"
@@ -155,10 +155,13 @@ export const make = (deps: Deps): Flights => {
       })
     })
 
-  /** Runs the computation (the one place computations run), counting its failures. */
+  /**
+   * Runs the computation (the one place computations run) in the flight's own fiber, counting
+   * its failures; answers its exit.
+   */
   const computeIn = <A, E, R>(key: string, compute: Effect.Effect<A, E, R>) => {
     counters.computations++
-    return Effect.fork(
+    return Effect.exit(
       inSpan(
         Effect.tapErrorCause(compute, (cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => counters.computeErrors++)
@@ -195,11 +198,11 @@ export const make = (deps: Deps): Flights => {
         flight.stale = found.stale
         if (deps.staleWhileRevalidate) resilience.answerStale(flight)
       }
-      const computing = yield* computeIn(key, compute)
+      // The only racer a computation needs: with a soft timeout and a stale value.
       if (resolved.softMs !== undefined && flight.stale !== undefined) {
         yield* Effect.fork(resilience.softTimeout(flight, resolved.softMs))
       }
-      const exit = yield* Fiber.await(computing)
+      const exit = yield* computeIn(key, compute)
       if (Exit.isFailure(exit)) {
         if (!resilience.failSafeApplies(flight, exit.cause)) return yield* Effect.failCause(exit.cause)
         return yield* resilience.failSafe(key, flight, flight.stale!, since, exit.cause)

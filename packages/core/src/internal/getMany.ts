@@ -5,7 +5,7 @@ import { Effect, Option } from "effect"
 import type { CacheInputError } from "../CacheError.js"
 import type { AnySchema } from "./codec.js"
 import type { Counters } from "./counters.js"
-import type { Slot } from "./fastPath.js"
+import { memoizeTyped, type Slot } from "./fastPath.js"
 import { checkKeys } from "./input.js"
 import { FRESH, type Lookup, NEEDS_TAGS } from "./lookup.js"
 import type { Promotion } from "./promotion.js"
@@ -78,17 +78,33 @@ export const make = (deps: Deps) => {
           remaining.map(({ i }) => keys[i]!)
         )
         const still: Array<Pending> = []
+        const at = now()
         for (let j = 0; j < remaining.length; j++) {
           const { i } = remaining[j]!
           const entry = found[j]
-          const accepted = entry?._tag === "Some" ? yield* lookup.accept(entry.value, schema) : undefined
-          if (entry?._tag !== "Some" || accepted?.fresh !== true) {
+          if (entry?._tag !== "Some") {
+            still.push(remaining[j]!)
+            continue
+          }
+          // Judged synchronously unless the entry's tags must be read first.
+          const verdict = lookup.judge(entry.value, at, schema, false)
+          const accepted =
+            verdict === NEEDS_TAGS
+              ? yield* lookup.accept(entry.value, schema)
+              : verdict === FRESH
+                ? { fresh: true, value: lookup.decoded() }
+                : undefined
+          if (accepted?.fresh !== true) {
             still.push(remaining[j]!)
             continue
           }
           counters.lowerHits[t - 1]!++
           results[i] = Option.some(accepted.value)
-          yield* promotion.promote(keys[i]!, entry.value, t, since, schema, accepted.value)
+          // Into MemoryTier's L1 from the one lower tier: synchronously.
+          if (fast !== undefined && t === 1) {
+            const slot = promotion.promoteNow(keys[i]!, entry.value, at, since)
+            if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, accepted.value)
+          } else yield* promotion.promote(keys[i]!, entry.value, t, since, schema, accepted.value)
         }
         remaining = still
       }

@@ -38,14 +38,33 @@ export class Encoded {
   constructor(readonly value: unknown) {}
 }
 
+const parsed = new Map<string, number>()
+
+/**
+ * `durationMillis`, with the milliseconds of duration strings kept (a TTL string such as
+ * "1 hour" is parsed once, not on every call).
+ */
+const millisOf = (input: unknown, option: string, allowZero = false): number | CacheInputError => {
+  if (typeof input !== "string") return durationMillis(input, option, allowZero)
+  const known = parsed.get(input)
+  if (known !== undefined) return known
+  const ms = durationMillis(input, option, allowZero)
+  // Only positive durations are kept: they are valid wherever zero is or is not.
+  if (typeof ms === "number" && ms > 0) {
+    if (parsed.size >= 256) parsed.clear()
+    parsed.set(input, ms)
+  }
+  return ms
+}
+
 /** Resolves computation timeouts (soft must not exceed hard). */
 export const resolveTimeouts = (
   t: { readonly soft?: unknown; readonly hard?: unknown } | undefined
 ): ResolvedTimeouts | CacheInputError => {
   if (t === undefined) return { softMs: undefined, hardMs: undefined }
-  const softMs = t.soft === undefined ? undefined : durationMillis(t.soft, "timeouts.soft")
+  const softMs = t.soft === undefined ? undefined : millisOf(t.soft, "timeouts.soft")
   if (softMs instanceof CacheInputError) return softMs
-  const hardMs = t.hard === undefined ? undefined : durationMillis(t.hard, "timeouts.hard")
+  const hardMs = t.hard === undefined ? undefined : millisOf(t.hard, "timeouts.hard")
   if (hardMs instanceof CacheInputError) return hardMs
   if (softMs !== undefined && hardMs !== undefined && softMs > hardMs) {
     return new CacheInputError({
@@ -93,18 +112,43 @@ export interface Defaults {
   readonly defaultTimeouts: ResolvedTimeouts
 }
 
+const noTags: ReadonlyArray<string> = Object.freeze([])
+const byDefaults = new WeakMap<Defaults, ResolvedCompute>()
+
+/** The options of a call without any: the defaults (one record per cache). */
+const resolvedDefaults = (defaults: Defaults): ResolvedCompute => {
+  let r = byDefaults.get(defaults)
+  if (r === undefined) {
+    r = {
+      ttlMs: defaults.defaultTtl,
+      graceMs: defaults.defaultGrace,
+      tags: noTags,
+      softMs: defaults.defaultTimeouts.softMs,
+      hardMs: defaults.defaultTimeouts.hardMs
+    }
+    byDefaults.set(defaults, r)
+  }
+  return r
+}
+
 /** Resolves a write's options against the cache's defaults. */
 export const resolveWrite = (
   defaults: Defaults,
   opts: WriteOptions | undefined
+): ResolvedWrite | CacheInputError =>
+  (opts === undefined ? undefined : ttlOnly(defaults, opts)) ?? resolveWriteAnew(defaults, opts)
+
+const resolveWriteAnew = (
+  defaults: Defaults,
+  opts: WriteOptions | undefined
 ): ResolvedWrite | CacheInputError => {
-  if (opts === undefined) return { ttlMs: defaults.defaultTtl, graceMs: defaults.defaultGrace, tags: [] }
+  if (opts === undefined) return resolvedDefaults(defaults)
   if (opts.ttl !== undefined && opts.strategy !== undefined) {
     return new CacheInputError({ problem: "InvalidOption", reason: "give either ttl or strategy, not both" })
   }
   let ttlMs = defaults.defaultTtl
   if (opts.ttl !== undefined) {
-    const t = durationMillis(opts.ttl, "ttl")
+    const t = millisOf(opts.ttl, "ttl")
     if (typeof t !== "number") return t
     ttlMs = t
   } else if (opts.strategy !== undefined) {
@@ -117,7 +161,7 @@ export const resolveWrite = (
   }
   let graceMs = defaults.defaultGrace
   if (opts.grace !== undefined) {
-    const g = durationMillis(opts.grace, "grace", true)
+    const g = millisOf(opts.grace, "grace", true)
     if (typeof g !== "number") return g
     graceMs = g
   }
@@ -132,9 +176,101 @@ export const resolveCompute = (
   defaults: Defaults,
   opts: ComputeOptions | undefined
 ): ResolvedCompute | CacheInputError => {
+  if (opts === undefined) return resolvedDefaults(defaults)
+  const onlyTtl = ttlOnly(defaults, opts)
+  if (onlyTtl !== undefined) return onlyTtl
+  const known = byOptions.get(opts)
+  if (known !== undefined && sameOptions(known, defaults, opts)) return known.resolved
   const write = resolveWrite(defaults, opts)
   if (write instanceof CacheInputError) return write
   const t = opts?.timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(opts.timeouts)
   if (t instanceof CacheInputError) return t
-  return { ...write, softMs: t.softMs, hardMs: t.hardMs }
+  const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
+  byOptions.set(opts, remember(defaults, opts, resolved))
+  return resolved
+}
+
+const byTtl = new WeakMap<Defaults, Map<string, ResolvedCompute>>()
+
+/**
+ * Options that give a TTL string and nothing else (`{ ttl: "1 hour" }`, often a new object per
+ * call): resolved once per string and cache; undefined for any other options.
+ */
+const ttlOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): ResolvedCompute | undefined => {
+  const ttl = opts.ttl
+  if (
+    typeof ttl !== "string" ||
+    opts.strategy !== undefined ||
+    opts.grace !== undefined ||
+    opts.tags !== undefined ||
+    opts.timeouts !== undefined
+  ) {
+    return undefined
+  }
+  let known = byTtl.get(defaults)
+  const hit = known?.get(ttl)
+  if (hit !== undefined) return hit
+  const write = resolveWriteAnew(defaults, opts)
+  if (write instanceof CacheInputError) return undefined
+  const resolved = {
+    ...write,
+    softMs: defaults.defaultTimeouts.softMs,
+    hardMs: defaults.defaultTimeouts.hardMs
+  }
+  if (known === undefined) {
+    known = new Map()
+    byTtl.set(defaults, known)
+  }
+  if (known.size >= 256) known.clear()
+  known.set(ttl, resolved)
+  return resolved
+}
+
+/** An options object as it was resolved, field by field (it may be changed between calls). */
+interface Remembered {
+  readonly defaults: Defaults
+  readonly ttl: unknown
+  readonly strategy: unknown
+  readonly grace: unknown
+  readonly tags: unknown
+  readonly tagList: ReadonlyArray<unknown> | undefined
+  readonly timeouts: unknown
+  readonly soft: unknown
+  readonly hard: unknown
+  readonly resolved: ResolvedCompute
+}
+
+const byOptions = new WeakMap<object, Remembered>()
+
+const remember = (defaults: Defaults, opts: ComputeOptions, resolved: ResolvedCompute): Remembered => ({
+  defaults,
+  ttl: opts.ttl,
+  strategy: opts.strategy,
+  grace: opts.grace,
+  tags: opts.tags,
+  tagList: Array.isArray(opts.tags) ? [...opts.tags] : undefined,
+  timeouts: opts.timeouts,
+  soft: opts.timeouts?.soft,
+  hard: opts.timeouts?.hard,
+  resolved
+})
+
+const sameOptions = (r: Remembered, defaults: Defaults, opts: ComputeOptions): boolean => {
+  if (
+    r.defaults !== defaults ||
+    r.ttl !== opts.ttl ||
+    r.strategy !== opts.strategy ||
+    r.grace !== opts.grace ||
+    r.tags !== opts.tags ||
+    r.timeouts !== opts.timeouts ||
+    r.soft !== opts.timeouts?.soft ||
+    r.hard !== opts.timeouts?.hard
+  ) {
+    return false
+  }
+  const tags = opts.tags
+  if (r.tagList === undefined || tags === undefined) return r.tagList === undefined && tags === undefined
+  if (tags.length !== r.tagList.length) return false
+  for (let i = 0; i < tags.length; i++) if (tags[i] !== r.tagList[i]) return false
+  return true
 }

@@ -156,28 +156,53 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const l1Entry = (entry: Entry.Entry, at: number) =>
       l1Scale === 1 ? entry : Entry.scale(entry, at, l1Scale)
 
-    const onEveryTier: TierAccess["onEveryTier"] = (l1Op, lowerOp, afterL1) =>
-      Effect.gen(function* () {
-        const failures: Array<TierError> = []
-        const first = yield* Effect.either(l1Op())
-        if (first._tag === "Left") {
-          yield* recordError(0, first.left)
-          failures.push(first.left)
-        }
-        afterL1?.()
-        const rest = yield* Effect.forEach(
-          lower,
-          (tier, i) =>
-            lowerOp(tier).pipe(
-              Effect.as(undefined),
-              Effect.catchAll((error) => Effect.as(recordError(i + 1, error), error))
-            ),
-          // One lower tier (the usual case) needs no fiber of its own.
-          { concurrency: lower.length > 1 ? "unbounded" : 1 }
-        )
-        for (const r of rest) if (r !== undefined) failures.push(r)
-        return failures
-      })
+    const noFailures: ReadonlyArray<TierError> = []
+    /** The usual shape, one lower tier: chosen once here, a few Effect steps per write. */
+    const onL1AndOne = (only: Tier.Service): TierAccess["onEveryTier"] => {
+      const lowerAfter = (
+        lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
+        afterL1: (() => void) | undefined,
+        failures: ReadonlyArray<TierError>
+      ) =>
+        Effect.suspend(() => {
+          afterL1?.()
+          return Effect.matchEffect(lowerOp(only), {
+            onFailure: (error) => Effect.as(recordError(1, error), [...failures, error]),
+            onSuccess: () => Effect.succeed(failures)
+          })
+        })
+      return (l1Op, lowerOp, afterL1) =>
+        Effect.matchEffect(l1Op(), {
+          onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter(lowerOp, afterL1, [error])),
+          onSuccess: () => lowerAfter(lowerOp, afterL1, noFailures)
+        })
+    }
+
+    const onEveryTier: TierAccess["onEveryTier"] =
+      lower.length === 1
+        ? onL1AndOne(lower[0]!)
+        : (l1Op, lowerOp, afterL1) =>
+            Effect.gen(function* () {
+              const failures: Array<TierError> = []
+              const first = yield* Effect.either(l1Op())
+              if (first._tag === "Left") {
+                yield* recordError(0, first.left)
+                failures.push(first.left)
+              }
+              afterL1?.()
+              const rest = yield* Effect.forEach(
+                lower,
+                (tier, i) =>
+                  lowerOp(tier).pipe(
+                    Effect.as(undefined),
+                    Effect.catchAll((error) => Effect.as(recordError(i + 1, error), error))
+                  ),
+                // One lower tier (the usual case) needs no fiber of its own.
+                { concurrency: lower.length > 1 ? "unbounded" : 1 }
+              )
+              for (const r of rest) if (r !== undefined) failures.push(r)
+              return failures
+            })
 
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
     // The direct read skips the breaker's wrapper, not the span.
