@@ -66,9 +66,16 @@ const main = Effect.gen(function* () {
 
   let n = 0
   const next = () => keys[n++ % KEYS]!
+  // RedisTier stores `<keyPrefix><key>` (default prefix "tiercache:"): the raw read reads the
+  // same Redis keys, and must find them, or the baseline would time misses.
   const rawGet = async (key: string) => {
-    const s = await raw.get(key)
+    const s = await raw.get(`tiercache:${key}`)
     return s === null ? undefined : JSON.parse(s)
+  }
+  for (const key of keys) {
+    if ((yield* Effect.promise(() => rawGet(key))) === undefined) {
+      return yield* Effect.dieMessage(`raw read of ${key} found nothing: the baseline would time misses`)
+    }
   }
   const floorGet = (key: string) => Effect.promise(() => rawGet(key))
   const cacheGet = (key: string) => cache.get(key)
