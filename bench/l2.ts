@@ -16,7 +16,6 @@ import { MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisConnection, RedisTier } from "@tiercache/redis"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
-import { Redis } from "ioredis"
 import {
   type Case,
   count,
@@ -33,6 +32,7 @@ import {
   KEYS,
   PER_CALLER,
   payload,
+  rawClient,
   timedFiberReads,
   timedReads
 } from "./workload.js"
@@ -43,16 +43,7 @@ const keys = Array.from({ length: KEYS }, (_, i) => `bench:${i}`)
 
 const main = Effect.gen(function* () {
   const server = yield* RedisServer.RedisServer
-  const raw = new Redis({
-    host: server.host,
-    port: server.port,
-    enableAutoPipelining: true,
-    lazyConnect: true
-  })
-  yield* Effect.acquireRelease(
-    Effect.promise(() => raw.connect()),
-    () => Effect.promise(() => raw.quit())
-  )
+  const raw = yield* rawClient(server)
   // L1 holds one entry: with keys read round robin, every read misses L1 and hits Redis.
   const context = yield* Layer.build(
     TieredCache.layer({ metricsInterval: "1 hour" }).pipe(

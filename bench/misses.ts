@@ -13,13 +13,13 @@
  */
 import { RedisServer } from "@tiercache/testing"
 import { Deferred, Effect } from "effect"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import { type Contenders, contenders } from "./contenders.js"
 import { count, median, printMachineSpeed } from "./harness.js"
 import { callers, interleaveLoad, interleaveRounds, type Load, type LoadCase, pairedRatio } from "./load.js"
 import { rate, recordRows, type SummaryRow, time, verdict, x } from "./results.js"
-import { payload } from "./workload.js"
+import { payload, rawClient } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
 
 const TTL_MS = 3_600_000
@@ -291,16 +291,7 @@ const stampede = (raw: Redis, c: Contenders) => {
 
 const main = Effect.gen(function* () {
   const server = yield* RedisServer.RedisServer
-  const raw = new Redis({
-    host: server.host,
-    port: server.port,
-    enableAutoPipelining: true,
-    lazyConnect: true
-  })
-  yield* Effect.acquireRelease(
-    Effect.promise(() => raw.connect()),
-    () => Effect.promise(() => raw.quit())
-  )
+  const raw = yield* rawClient(server)
   const rows: Array<SummaryRow> = []
   const options = { rounds: ROUNDS, warmup: WARMUP }
 

@@ -23,7 +23,6 @@ import { redisDriver } from "bentocache/drivers/redis"
 import { createCache } from "cache-manager"
 import { Cacheable, CacheableMemory } from "cacheable"
 import { Context, Effect, Layer } from "effect"
-import { Redis } from "ioredis"
 import { Keyv } from "keyv"
 import { LRUCache } from "lru-cache"
 import {
@@ -44,6 +43,7 @@ import {
   KEYS,
   PER_CALLER,
   payload,
+  rawClient,
   timedFiberReads,
   timedReads
 } from "./workload.js"
@@ -160,16 +160,7 @@ const main = Effect.gen(function* () {
 
   // ---- L2 hit ----------------------------------------------------------------------------
   const { tiercache, bento, manager, cacheable, keys } = yield* caches(server, 1, "l2")
-  const raw = new Redis({
-    host: server.host,
-    port: server.port,
-    enableAutoPipelining: true,
-    lazyConnect: true
-  })
-  yield* Effect.acquireRelease(
-    Effect.promise(() => raw.connect()),
-    () => Effect.promise(() => raw.quit())
-  )
+  const raw = yield* rawClient(server)
   for (let i = 0; i < KEYS; i++)
     yield* Effect.promise(() => raw.set(`raw:${keys[i]!}`, JSON.stringify(payload(i))))
   const rawGet = async (key: string) => {

@@ -3,7 +3,9 @@
  * stay comparable: one caller reading keys one after another (each read timed), and 256
  * callers at once, each reading keys one after another. `next` hands out the key to read.
  */
-import { Effect } from "effect"
+import type { RedisServer } from "@tiercache/testing"
+import { Effect, type Scope } from "effect"
+import { Redis } from "ioredis"
 
 /** Keys written before measuring (read round robin). */
 export const KEYS = 4096
@@ -76,3 +78,21 @@ export const fiberCallers = (
       { concurrency: "unbounded", discard: true }
     )
   )
+
+/** A raw ioredis client on the bench's server (auto-pipelining), connected for the scope. */
+export const rawClient = (
+  server: RedisServer.RedisServer.Service
+): Effect.Effect<Redis, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const raw = new Redis({
+      host: server.host,
+      port: server.port,
+      enableAutoPipelining: true,
+      lazyConnect: true
+    })
+    yield* Effect.acquireRelease(
+      Effect.promise(() => raw.connect()),
+      () => Effect.promise(() => raw.quit())
+    )
+    return raw
+  })

@@ -10,12 +10,11 @@
  */
 import { RedisServer } from "@tiercache/testing"
 import { Effect } from "effect"
-import { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import { checkAnswers, contenders } from "./contenders.js"
 import { count, interleaveLatency, type LatencyCase, printMachineSpeed } from "./harness.js"
 import { recordRows, time, verdict, x } from "./results.js"
-import { KEYS, payload } from "./workload.js"
+import { KEYS, payload, rawClient } from "./workload.js"
 
 const ROUNDS = count(12, 3)
 const TTL_MS = 3_600_000
@@ -48,16 +47,7 @@ const timedFiber = (calls: number, op: () => Effect.Effect<unknown, unknown>, re
 
 const main = Effect.gen(function* () {
   const server = yield* RedisServer.RedisServer
-  const raw = new Redis({
-    host: server.host,
-    port: server.port,
-    enableAutoPipelining: true,
-    lazyConnect: true
-  })
-  yield* Effect.acquireRelease(
-    Effect.promise(() => raw.connect()),
-    () => Effect.promise(() => raw.quit())
-  )
+  const raw = yield* rawClient(server)
   const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`)
 
   // ---- set, one caller -------------------------------------------------------------------
