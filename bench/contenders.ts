@@ -33,21 +33,26 @@ export interface Contenders {
   readonly cacheable: Cacheable
 }
 
-/** Builds the four caches, each with a memory tier of `l1Entries`; closed with the scope. */
+/**
+ * Builds the four caches, each with a memory tier of `l1Entries`; closed with the scope. With
+ * `bus` (default true) tiercache and BentoCache also get their Redis invalidation bus, as their
+ * READMEs set them up for several instances; the read-only rows go without.
+ */
 export const contenders = (
   server: Server,
   l1Entries: number,
-  namespace: string
+  namespace: string,
+  { bus = true }: { readonly bus?: boolean } = {}
 ): Effect.Effect<Contenders, unknown, Scope.Scope> =>
   Effect.gen(function* () {
+    const tier = RedisTier.layer({ prefix: `tc:${namespace}:` })
     const context = yield* Layer.build(
       TieredCache.layer({ metricsInterval: "1 hour" }).pipe(
         Layer.provide(MemoryTier.layer({ maxEntries: l1Entries })),
         Layer.provide(
-          Layer.merge(
-            RedisTier.layer({ prefix: `tc:${namespace}:` }),
-            RedisInvalidationBus.layer({ channel: `tc:${namespace}:invalidate` })
-          )
+          bus
+            ? Layer.merge(tier, RedisInvalidationBus.layer({ channel: `tc:${namespace}:invalidate` }))
+            : tier
         ),
         Layer.provide(RedisConnection.layer({ url: server.url }))
       )
@@ -58,10 +63,14 @@ export const contenders = (
       default: "cache",
       prefix: `bento:${namespace}`,
       stores: {
-        cache: bentostore()
-          .useL1Layer(memoryDriver({ maxItems: l1Entries }))
-          .useL2Layer(redisDriver({ connection }))
-          .useBus(redisBusDriver({ connection }))
+        cache: bus
+          ? bentostore()
+              .useL1Layer(memoryDriver({ maxItems: l1Entries }))
+              .useL2Layer(redisDriver({ connection }))
+              .useBus(redisBusDriver({ connection }))
+          : bentostore()
+              .useL1Layer(memoryDriver({ maxItems: l1Entries }))
+              .useL2Layer(redisDriver({ connection }))
       }
     })
     const manager = createCache({

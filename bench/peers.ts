@@ -13,18 +13,10 @@
  * tiercache, async functions for the peers).
  * Run: pnpm --filter @tiercache/bench bench:peers
  */
-import KeyvRedis, { createKeyv } from "@keyv/redis"
-import { MemoryTier, TieredCache } from "@tiercache/core"
-import { RedisConnection, RedisTier } from "@tiercache/redis"
 import { RedisServer } from "@tiercache/testing"
-import { BentoCache, bentostore } from "bentocache"
-import { memoryDriver } from "bentocache/drivers/memory"
-import { redisDriver } from "bentocache/drivers/redis"
-import { createCache } from "cache-manager"
-import { Cacheable, CacheableMemory } from "cacheable"
-import { Context, Effect, Layer } from "effect"
-import { Keyv } from "keyv"
+import { Effect } from "effect"
 import { LRUCache } from "lru-cache"
+import { checkAnswers, contenders } from "./contenders.js"
 import {
   bench,
   type Case,
@@ -50,69 +42,20 @@ import {
 
 const ROUNDS = count(20, 3)
 
-/** The three caches, each with a memory tier of `l1Entries` in front of Redis. */
-const caches = (
-  server: { readonly host: string; readonly port: number; readonly url: string },
-  l1Entries: number,
-  namespace: string
-) =>
+/** The peer caches without a bus (reads only), each holding `KEYS` keys it answers correctly. */
+const caches = (server: RedisServer.RedisServer.Service, l1Entries: number, namespace: string) =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(
-      TieredCache.layer({ metricsInterval: "1 hour" }).pipe(
-        Layer.provide(MemoryTier.layer({ maxEntries: l1Entries })),
-        Layer.provide(RedisTier.layer({ prefix: `tc:${namespace}:` })),
-        Layer.provide(RedisConnection.layer({ url: server.url }))
-      )
-    )
-    const tiercache = Context.get(context, TieredCache.TieredCache)
-    const bento = new BentoCache({
-      default: "cache",
-      prefix: `bento:${namespace}`,
-      stores: {
-        cache: bentostore()
-          .useL1Layer(memoryDriver({ maxItems: l1Entries }))
-          .useL2Layer(
-            redisDriver({ connection: { host: server.host, port: server.port, enableAutoPipelining: true } })
-          )
-      }
-    })
-    const manager = createCache({
-      stores: [
-        new Keyv({ store: new CacheableMemory({ lruSize: l1Entries }) }),
-        new Keyv({ store: createKeyv(server.url).store, namespace: `cm:${namespace}` })
-      ]
-    })
-    const cacheable = new Cacheable({
-      primary: new Keyv({ store: new CacheableMemory({ lruSize: l1Entries }) }),
-      secondary: new KeyvRedis(server.url),
-      namespace: `ca:${namespace}`
-    })
-    yield* Effect.addFinalizer(() =>
-      Effect.promise(async () => {
-        await bento.disconnectAll()
-        await manager.disconnect()
-        await cacheable.disconnect()
-      })
-    )
+    const c = yield* contenders(server, l1Entries, namespace, { bus: false })
     const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`)
     for (let i = 0; i < KEYS; i++) {
-      yield* tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
-      yield* Effect.promise(() => bento.set({ key: keys[i]!, value: payload(i), ttl: "1h" }))
-      yield* Effect.promise(() => manager.set(keys[i]!, payload(i), 3_600_000))
-      yield* Effect.promise(() => cacheable.set(keys[i]!, payload(i), 3_600_000))
+      yield* c.tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
+      yield* Effect.promise(() => c.bento.set({ key: keys[i]!, value: payload(i), ttl: "1h" }))
+      yield* Effect.promise(() => c.manager.set(keys[i]!, payload(i), 3_600_000))
+      yield* Effect.promise(() => c.cacheable.set(keys[i]!, payload(i), 3_600_000))
     }
     // Each cache answers with what was written, so every row below reads real values.
-    const expected = JSON.stringify(payload(7))
-    const answers = [
-      yield* Effect.map(tiercache.get(keys[7]!), (o) => (o._tag === "Some" ? o.value : undefined)),
-      yield* Effect.promise(() => bento.get({ key: keys[7]! })),
-      yield* Effect.promise(() => manager.get(keys[7]!)),
-      yield* Effect.promise(() => cacheable.get(keys[7]!))
-    ]
-    for (const answer of answers) {
-      if (JSON.stringify(answer) !== expected) throw new Error(`a cache answered ${JSON.stringify(answer)}`)
-    }
-    return { tiercache, bento, manager, cacheable, keys }
+    yield* checkAnswers(c, keys[7]!, payload(7))
+    return { ...c, keys }
   })
 
 const main = Effect.gen(function* () {
