@@ -4,25 +4,13 @@
 import { Effect, Option } from "effect"
 import type { CacheInputError } from "../CacheError.js"
 import type { AnySchema } from "./codec.js"
-import type { Counters } from "./counters.js"
 import { memoizeTyped, type Slot } from "./fastPath.js"
 import { checkKeys } from "./input.js"
-import { FRESH, type Lookup, NEEDS_TAGS } from "./lookup.js"
-import type { Promotion } from "./promotion.js"
-import type { Tags } from "./tags.js"
-import type { TierAccess } from "./tierAccess.js"
-import type { Versions } from "./versions.js"
+import { FRESH, NEEDS_TAGS } from "./lookup.js"
+import type { Deps as ReadsDeps } from "./reads.js"
 
-/** What getMany needs. */
-export interface Deps {
-  readonly access: TierAccess
-  readonly lookup: Lookup
-  readonly tags: Tags
-  readonly promotion: Promotion
-  readonly versions: Versions
-  readonly counters: Counters
-  readonly now: () => number
-}
+/** What getMany needs: the same as the other reads below L1. */
+export type Deps = ReadsDeps
 
 /** A key still unanswered, and its L1 slot when that waits for its tags. */
 interface Pending {
