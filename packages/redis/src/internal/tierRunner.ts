@@ -1,0 +1,75 @@
+/**
+ * How RedisTier sends its commands: one command, or a transaction or pipeline, as an Effect
+ * whose every failure is a {@link CacheError.TierError} of the tier (with a reason for people
+ * and the driver's error, sanitized, as its cause).
+ */
+import { CacheError } from "@tiercache/core"
+import { Duration, Effect } from "effect"
+import type { ChainableCommander } from "ioredis"
+import { sanitize } from "./sanitize.js"
+
+type TierError = CacheError.TierError
+const { TierError } = CacheError
+
+/** The commands of one tier. */
+export interface Runner {
+  /** The error of `operation` failing with `cause`. */
+  readonly fail: (operation: string, cause: unknown) => TierError
+  /**
+   * One command. ioredis bounds it by the command timeout itself (and fails it at once while
+   * disconnected), so no timer of our own runs here: an Effect-level timeout forks a fiber
+   * per call, which cost more than the round trip on the L2 hit path.
+   */
+  readonly run: <A>(operation: string, send: () => Promise<A>) => Effect.Effect<A, TierError>
+  /** Runs a transaction or pipeline, bounded here as a whole; fails with the first command error. */
+  readonly exec: (
+    operation: string,
+    batch: () => ChainableCommander
+  ) => Effect.Effect<Array<unknown>, TierError>
+}
+
+const describe = (cause: unknown): string => {
+  const message = cause instanceof Error ? cause.message : String(cause)
+  if (message.includes("enableOfflineQueue")) return "not connected (reconnecting in the background)"
+  if (message === "Command timed out") return "no answer within the command timeout"
+  return message
+}
+
+/** The commands of the tier `name`, batches bounded by `timeout` (the connection's command timeout). */
+export const make = (name: string, timeout: Duration.Duration): Runner => {
+  const timeoutReason = `no answer within ${Duration.format(timeout)}`
+
+  const fail = (operation: string, cause: unknown) =>
+    new TierError({ tier: name, operation, reason: describe(cause), cause: sanitize(cause) })
+
+  const run = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
+    Effect.tryPromise({ try: send, catch: (cause) => fail(operation, cause) })
+
+  /** A transaction or pipeline, also bounded here as a whole. */
+  const runBatch = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
+    run(operation, send).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new TierError({ tier: name, operation, reason: timeoutReason })
+      })
+    )
+
+  const exec = (
+    operation: string,
+    batch: () => ChainableCommander
+  ): Effect.Effect<Array<unknown>, TierError> =>
+    Effect.flatMap(
+      runBatch(operation, () => batch().exec()),
+      (results) => {
+        if (results === null) return Effect.fail(fail(operation, "transaction aborted"))
+        const out: Array<unknown> = []
+        for (const [error, value] of results) {
+          if (error) return Effect.fail(fail(operation, error))
+          out.push(value)
+        }
+        return Effect.succeed(out)
+      }
+    )
+
+  return { fail, run, exec }
+}

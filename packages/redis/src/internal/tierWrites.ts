@@ -1,0 +1,145 @@
+/**
+ * RedisTier's writes and removals: SET PX at the entry's `staleUntil` (on the large-value
+ * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
+ * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern with SCAN (never KEYS) inside the
+ * prefix only.
+ */
+import { type CacheError, Entry, Glob, type Tier } from "@tiercache/core"
+import { type Clock, Effect } from "effect"
+import type { Redis } from "ioredis"
+import type { LargeValues } from "./largeValues.js"
+import type { Runner } from "./tierRunner.js"
+
+type TierError = CacheError.TierError
+
+const REMOVE_CHUNK = 1000
+
+interface Write {
+  readonly key: string
+  readonly value: string | undefined
+  readonly px: number
+}
+
+/** What the writes of one tier are built on. */
+export interface Deps {
+  /** The command connection's client. */
+  readonly client: Redis
+  readonly large: LargeValues
+  /** The tier's key prefix. */
+  readonly prefix: string
+  /** Keys asked for per SCAN step when removing by pattern. */
+  readonly scanCount: number
+  readonly clock: Clock.Clock
+  readonly runner: Runner
+}
+
+/** Milliseconds until the entry is gone; not positive means it must not be stored. */
+const pxOf = (entry: Entry.Entry, now: number): number => Math.ceil(entry.staleUntil - now)
+
+/** Builds the writes and removals of a tier. */
+export const make = ({
+  client,
+  large,
+  prefix,
+  scanCount,
+  clock,
+  runner
+}: Deps): Pick<Tier.Tier.Service, "set" | "setMany" | "remove" | "removeMatching" | "clear"> => {
+  const { fail, run, exec } = runner
+
+  /** SET PX: on the large-value connection when the value is large. */
+  const write = (
+    operation: string,
+    full: string,
+    value: string,
+    px: number
+  ): Effect.Effect<void, TierError> =>
+    large.isLarge(value)
+      ? Effect.mapError(large.write(full, value, px), (cause) => fail(operation, cause))
+      : Effect.asVoid(run(operation, () => client.set(full, value, "PX", px)))
+
+  const encode = (operation: string, entry: Entry.Entry): Effect.Effect<string, TierError> =>
+    Effect.try({ try: () => Entry.serialize(entry), catch: (cause) => fail(operation, cause) })
+
+  const removeMatching = (operation: string, glob: string): Effect.Effect<number, TierError> =>
+    Effect.gen(function* () {
+      const pattern = Glob.escape(prefix) + glob
+      let cursor = "0"
+      let removed = 0
+      do {
+        const [next, keys] = yield* run(operation, () =>
+          client.scanBuffer(cursor, "MATCH", pattern, "COUNT", scanCount)
+        )
+        if (keys.length > 0) removed += yield* run(operation, () => client.unlink(...keys))
+        cursor = next.toString()
+      } while (cursor !== "0")
+      return removed
+    })
+
+  return {
+    // No span on a write (nor on a read): per write it cost more than the rest of this function.
+    set: (key, entry) =>
+      Effect.suspend(() => {
+        const full = prefix + key
+        const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
+        if (!(px > 0)) return Effect.asVoid(run("set", () => client.unlink(full)))
+        let value: string
+        try {
+          value = Entry.serialize(entry)
+        } catch (cause) {
+          return Effect.fail(fail("set", cause))
+        }
+        return write("set", full, value, px)
+      }),
+
+    setMany: (entries) =>
+      Effect.gen(function* () {
+        if (entries.length === 0) return
+        const now = clock.unsafeCurrentTimeMillis()
+        const writes = yield* Effect.forEach(entries, ([key, entry]): Effect.Effect<Write, TierError> => {
+          const px = pxOf(entry, now)
+          return px > 0
+            ? Effect.map(encode("setMany", entry), (value) => ({ key: prefix + key, value, px }))
+            : Effect.succeed({ key: prefix + key, value: undefined, px })
+        })
+        const small = writes.filter((w) => w.value === undefined || !large.isLarge(w.value))
+        const big = writes.filter((w) => w.value !== undefined && large.isLarge(w.value))
+        yield* Effect.all(
+          [
+            small.length === 0
+              ? Effect.void
+              : exec("setMany", () => {
+                  const pipeline = client.pipeline()
+                  for (const w of small) {
+                    if (w.value === undefined) pipeline.unlink(w.key)
+                    else pipeline.set(w.key, w.value, "PX", w.px)
+                  }
+                  return pipeline
+                }),
+            Effect.forEach(big, (w) => write("setMany", w.key, w.value!, w.px), { discard: true })
+          ],
+          { concurrency: "unbounded", discard: true }
+        )
+      }),
+
+    remove: (keys) =>
+      Effect.gen(function* () {
+        if (keys.length === 0) return
+        const full = keys.map((key) => prefix + key)
+        if (full.length <= REMOVE_CHUNK) {
+          yield* run("remove", () => client.unlink(...full))
+          return
+        }
+        yield* exec("remove", () => {
+          const pipeline = client.pipeline()
+          for (let i = 0; i < full.length; i += REMOVE_CHUNK)
+            pipeline.unlink(...full.slice(i, i + REMOVE_CHUNK))
+          return pipeline
+        })
+      }),
+
+    removeMatching: (glob) => removeMatching("removeMatching", glob),
+
+    clear: removeMatching("clear", "*").pipe(Effect.asVoid)
+  }
+}
