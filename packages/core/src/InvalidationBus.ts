@@ -78,5 +78,10 @@ export declare namespace InvalidationBus {
      * timeout). A bus breaker whose timeout is not shorter adds no timer of its own.
      */
     readonly callTimeout?: Duration.Duration | undefined
+    /**
+     * Optional: names the ordered stream of calls publishes travel on; see `Tier.Service`'s
+     * `sequence`. Set it only when every publish goes on that stream.
+     */
+    readonly sequence?: unknown
   }
 }

@@ -92,6 +92,28 @@ export declare namespace Tier {
      * changes it kept during the outage at once, instead of waiting out the breaker's window.
      */
     readonly ready?: Stream.Stream<void> | undefined
+    /**
+     * Optional: names the ordered stream of calls this tier's writes travel on (e.g. one Redis
+     * connection). An `InvalidationBus` with the same `sequence` publishes on that stream,
+     * so a message published after a write was sent reaches its receivers only after the write
+     * took effect. With both set alike (and `setThen`), the cache sends a write and its bus
+     * message together instead of waiting for the write's reply in between.
+     */
+    readonly sequence?: unknown
+    /**
+     * Optional, with `sequence`: stores `entry` as `set` does and runs `then` as soon as the write
+     * is sent on the stream named by `sequence` (after its reply when the write goes elsewhere,
+     * e.g. a large value on another connection), without waiting for the reply in between.
+     * `then` runs exactly once, also when the write fails; answers the write's failure
+     * (undefined when it succeeded) and `then`'s result.
+     */
+    readonly setThen?:
+      | (<A>(
+          key: string,
+          entry: Entry,
+          then: Effect.Effect<A>
+        ) => Effect.Effect<readonly [TierError | undefined, A]>)
+      | undefined
   }
 
   /**

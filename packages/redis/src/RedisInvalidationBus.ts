@@ -304,7 +304,16 @@ export const make = (
       })
     )
 
-    return { publish, subscribe, stats, system: "redis", channel, callTimeout: timeout }
+    // Publishes go on the command connection, after the writes RedisTier sent on it before.
+    return {
+      publish,
+      subscribe,
+      stats,
+      system: "redis",
+      channel,
+      callTimeout: timeout,
+      sequence: connection.client
+    }
   })
 
 /**

@@ -85,6 +85,10 @@ export const make = (
       get: reads.get,
       getMany: reads.getMany,
       set: writes.set,
+      // The command connection: RedisInvalidationBus publishes on it too, so the cache sends a
+      // write and its bus message together (`setThen`), the message after the write.
+      sequence: client,
+      setThen: writes.setThen,
       setMany: writes.setMany,
       remove: writes.remove,
       removeMatching: writes.removeMatching,

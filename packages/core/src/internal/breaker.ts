@@ -11,6 +11,7 @@ import type {
   GuardedTier as PublicGuardedTier,
   State
 } from "../CircuitBreaker.js"
+import type { Entry } from "../Entry.js"
 import type { Tier, TierHealth } from "../Tier.js"
 
 /** The reason of the TierError a call gets while the breaker is open. */
@@ -144,6 +145,35 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
         selfBounded
       )
 
+    /**
+     * `setThen` through the breaker, only over a tier that bounds its own calls: no timer of ours
+     * may interrupt `then` (the bus message) half-way. A rejected or failed write still runs
+     * `then` once.
+     */
+    const setThen = (inner: NonNullable<Tier.Service["setThen"]>): Tier.Service["setThen"] =>
+      (<A>(key: string, entry: Entry, then: Effect.Effect<A>) =>
+        Effect.suspend(() => {
+          let ran: { readonly value: A } | undefined
+          const write = Effect.flatMap(
+            inner(
+              key,
+              entry,
+              Effect.map(then, (value) => {
+                ran = { value }
+                return value
+              })
+            ),
+            ([error, value]) => (error === undefined ? Effect.succeed(value) : Effect.fail(error))
+          )
+          return Effect.matchEffect(call("set", write), {
+            onSuccess: (value) => Effect.succeed([undefined, value] as const),
+            onFailure: (error) =>
+              ran !== undefined
+                ? Effect.succeed([error, ran.value] as const)
+                : Effect.map(then, (value) => [error, value] as const)
+          })
+        })) as Tier.Service["setThen"]
+
     const guarded: GuardedTier = {
       name: tier.name,
       callTimeout: selfBounded ? tier.callTimeout : timeout,
@@ -164,6 +194,9 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
         ? {}
         : { writeIfNewer: (changes) => call("writeIfNewer", tier.writeIfNewer!(changes)) }),
       ...(tier.ready === undefined ? {} : { ready: tier.ready }),
+      ...(tier.setThen === undefined || !selfBounded
+        ? {}
+        : { sequence: tier.sequence, setThen: setThen(tier.setThen) }),
       health: Effect.map(
         tier.health.pipe(
           Effect.timeoutTo({

@@ -25,6 +25,8 @@ export interface Publisher {
   /** The bus breaker's state, when there is a bus and a breaker. */
   readonly breakerState: () => CircuitBreaker.State | undefined
   readonly enabled: boolean
+  /** The ordered stream publishes travel on (the bus's `sequence`), if it names one. */
+  readonly sequence: unknown
 }
 
 /** Builds the publisher. */
@@ -42,7 +44,8 @@ export const makePublisher = (
         send: () => Effect.succeed(true),
         probeNow: () => {},
         breakerState: () => undefined,
-        enabled: false
+        enabled: false,
+        sequence: undefined
       }
     const service = bus.value
     // With Redis hung, a write would otherwise wait a full timeout on every publish even after
@@ -112,7 +115,8 @@ export const makePublisher = (
       send,
       probeNow: () => busBreaker?.probeNow(),
       breakerState: () => busBreaker?.state(),
-      enabled: true
+      enabled: true,
+      sequence: service.sequence
     }
   })
 

@@ -32,7 +32,8 @@ export interface Deps {
   readonly genericL1: boolean
   /**
    * Stores a computed entry in every tier unless `key` changed since `since` (answers
-   * "discarded" then); `afterL1` runs once L1 holds it. Answers the tiers' failures.
+   * "discarded" then) and tells the other instances; `afterL1` runs once L1 holds it. Answers
+   * the tiers' failures.
    */
   readonly storeComputed: (
     key: string,
@@ -44,7 +45,6 @@ export interface Deps {
   ) => Effect.Effect<ReadonlyArray<TierError> | "discarded">
   /** How many tiers there are (L1 included). */
   readonly tierCount: number
-  readonly publishRemove: (key: string) => Effect.Effect<void>
   readonly flightScope: Scope.Scope
   readonly cacheName: string
   /** The cache's spans (undefined: none). */
@@ -235,7 +235,6 @@ export const make = (deps: Deps): Flights => {
           Effect.annotateLogs({ key, cache: cacheName })
         )
       }
-      yield* deps.publishRemove(key)
       return result
     }).pipe((flight) => inSpan(flight, "tiercache.getOrCompute", key))
 

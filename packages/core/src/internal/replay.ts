@@ -41,6 +41,14 @@ export interface Recovery {
     lowerFailed: boolean,
     message: InvalidationMessage
   ) => Effect.Effect<void>
+  /** As `settleKey`, for a message already sent (`delivered`: whether it was). */
+  readonly keptKey: (
+    key: string,
+    entry: Entry.Entry | undefined,
+    update: boolean,
+    lowerFailed: boolean,
+    delivered: boolean
+  ) => Effect.Effect<void>
   /** After a removal of several keys. */
   readonly settleKeys: (
     keys: ReadonlyArray<string>,
@@ -81,6 +89,7 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
     if (record === undefined) {
       return {
         settleKey: (_k, _e, _u, _f, message) => publisher.publish(message),
+        keptKey: () => Effect.void,
         settleKeys: (_k, _f, message) => publisher.publish(message),
         settleTag: (_t, _k, _r, _f, message) => publisher.publish(message),
         settleBarrier: (_g, _f, message) => publisher.publish(message),
@@ -88,16 +97,17 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
         pending: () => 0
       }
     }
+    const kept = (keep: (delivered: boolean) => void, delivered: boolean): Effect.Effect<void> => {
+      const clears = counters.recoveryClears
+      keep(delivered)
+      return counters.recoveryClears === clears
+        ? Effect.void
+        : Effect.logWarning(
+            "tiercache: too many changes kept during an outage; one clear of the namespace replaces them"
+          ).pipe(Effect.annotateLogs({ cache: deps.cacheName }))
+    }
     const settle = (message: InvalidationMessage, keep: (delivered: boolean) => void) =>
-      Effect.flatMap(publisher.send(message), (delivered) => {
-        const clears = counters.recoveryClears
-        keep(delivered)
-        return counters.recoveryClears === clears
-          ? Effect.void
-          : Effect.logWarning(
-              "tiercache: too many changes kept during an outage; one clear of the namespace replaces them"
-            ).pipe(Effect.annotateLogs({ cache: deps.cacheName }))
-      })
+      Effect.flatMap(publisher.send(message), (delivered) => kept(keep, delivered))
 
     const tierFailed = (index: number) => (error: TierError) =>
       Effect.as(access.recordError(index, error), false as const)
@@ -281,14 +291,20 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
       bus: boolean
     ): KeyChange => ({ _tag: "Key", key, entry, at, update, tag, tiers, bus })
 
+    const keepKey =
+      (key: string, entry: Entry.Entry | undefined, update: boolean, lowerFailed: boolean) =>
+      (delivered: boolean) => {
+        if (!lowerFailed && delivered && record.size() === 0) return
+        record.key(
+          keyChange(key, entry, entry?.createdAt ?? now(), update, undefined, lowerFailed, !delivered)
+        )
+      }
+
     return {
       settleKey: (key, entry, update, lowerFailed, message) =>
-        settle(message, (delivered) => {
-          if (!lowerFailed && delivered && record.size() === 0) return
-          record.key(
-            keyChange(key, entry, entry?.createdAt ?? now(), update, undefined, lowerFailed, !delivered)
-          )
-        }),
+        settle(message, keepKey(key, entry, update, lowerFailed)),
+      keptKey: (key, entry, update, lowerFailed, delivered) =>
+        kept(keepKey(key, entry, update, lowerFailed), delivered),
       settleKeys: (keys, lowerFailed, message) =>
         settle(message, (delivered) => {
           if (!lowerFailed && delivered && record.size() === 0) return

@@ -5,7 +5,7 @@
  * Effect's native one (one fiber-field comparison per call, no span allocated otherwise).
  * The L1 hit paths never come here.
  */
-import { Cause, Effect, type Tracer } from "effect"
+import { Cause, Context, Effect, Tracer } from "effect"
 import type { Tier } from "../Tier.js"
 
 /** Effect's default Tracer (its spans are not exported anywhere). */
@@ -137,6 +137,27 @@ export const traceTier = (
         removeMatchingAttributes,
         glob
       ),
-    clear: spans.span(tier.clear, "tiercache.tier.clear", "client", base, "clear")
+    clear: spans.span(tier.clear, "tiercache.tier.clear", "client", base, "clear"),
+    ...(tier.setThen === undefined
+      ? {}
+      : {
+          // The message sent with the write gets its span beside the write's, not inside it.
+          setThen: (key, entry, then) =>
+            Effect.contextWithEffect((outer: Context.Context<never>) => {
+              const parent = Context.getOption(outer, Tracer.ParentSpan)
+              const beside = Effect.mapInputContext(then, (inner: Context.Context<never>) =>
+                parent._tag === "Some"
+                  ? Context.add(inner, Tracer.ParentSpan, parent.value)
+                  : Context.omit(Tracer.ParentSpan)(inner)
+              )
+              return spans.span(
+                tier.setThen!(key, entry, beside),
+                "tiercache.tier.set",
+                "client",
+                setAttributes,
+                key
+              )
+            })
+        })
   }
 }

@@ -88,6 +88,23 @@ export interface TierAccess {
     afterL1?: () => void
   ) => Effect.Effect<ReadonlyArray<TierError>>
   /**
+   * With one lower tier that sends a write and a bus message together (`setThen`): the ordered
+   * stream it names, and `onEveryTier` for a write of `entry` that runs `then` (the message) once
+   * the lower write is sent; answers the failures and `then`'s result.
+   */
+  readonly storeThen:
+    | {
+        readonly sequence: unknown
+        readonly run: <A>(
+          l1Op: () => Effect.Effect<void, TierError>,
+          key: string,
+          entry: Entry.Entry,
+          then: Effect.Effect<A>,
+          afterL1?: () => void
+        ) => Effect.Effect<readonly [ReadonlyArray<TierError>, A]>
+      }
+    | undefined
+  /**
    * The one lower tier of a MemoryTier L1, read with as few Effect steps as possible:
    * `direct()` says whether its breaker is closed over a tier that bounds its own calls, in which
    * case `get(true, key)` calls the tier itself and `settled(true, ...)` keeps the breaker's count.
@@ -204,6 +221,36 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
               return failures
             })
 
+    const only = lower.length === 1 ? lower[0]! : undefined
+    const setThen = only?.sequence === undefined ? undefined : only.setThen
+    const storeThen: TierAccess["storeThen"] =
+      setThen === undefined
+        ? undefined
+        : {
+            sequence: only!.sequence,
+            run: <A>(
+              l1Op: () => Effect.Effect<void, TierError>,
+              key: string,
+              entry: Entry.Entry,
+              then: Effect.Effect<A>,
+              afterL1?: () => void
+            ) => {
+              const lowerAfter = (failures: ReadonlyArray<TierError>) =>
+                Effect.suspend(() => {
+                  afterL1?.()
+                  return Effect.flatMap(setThen(key, entry, then), ([error, value]) =>
+                    error === undefined
+                      ? Effect.succeed([failures, value] as const)
+                      : Effect.as(recordError(1, error), [[...failures, error], value] as const)
+                  )
+                })
+              return Effect.matchEffect(l1Op(), {
+                onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter([error])),
+                onSuccess: () => lowerAfter(noFailures)
+              })
+            }
+          }
+
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
     // The direct read skips the breaker's wrapper, not the span.
     const directGet =
@@ -275,6 +322,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
           : Effect.void,
       clearL1: fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear,
       onEveryTier,
+      storeThen,
       single
     }
     return access

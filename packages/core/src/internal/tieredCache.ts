@@ -110,6 +110,8 @@ export const make = (
       tagRetention: config.tagRetention,
       instanceId,
       recovery,
+      send: publisher.send,
+      busSequence: publisher.sequence,
       now
     })
     const resilience = Resilience.make({
@@ -131,7 +133,6 @@ export const make = (
       genericL1: fast === undefined,
       storeComputed: writes.storeComputed,
       tierCount: access.lower.length + 1,
-      publishRemove: (key) => publisher.publish({ type: "Remove", key, origin: instanceId }),
       flightScope,
       cacheName,
       spans,

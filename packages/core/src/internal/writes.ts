@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import { CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
+import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { Tier } from "../Tier.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
 import type { AnySchema } from "./codec.js"
@@ -41,6 +42,10 @@ export interface Deps {
   readonly instanceId: string
   /** Sends each change's bus message and keeps the changes that missed a lower tier or the bus. */
   readonly recovery: Recovery
+  /** Publishes a bus message; answers whether it was delivered (true without a bus). */
+  readonly send: (message: InvalidationMessage) => Effect.Effect<boolean>
+  /** The ordered stream the bus publishes on (its `sequence`), if it names one. */
+  readonly busSequence: unknown
   readonly now: () => number
 }
 
@@ -53,6 +58,16 @@ export const make = (deps: Deps) => {
   // An invalidation waits for the computed values being written below L1 (see pendingStores.ts),
   // at most as long as the slowest tier's call may take.
   const pending = PendingStores.make(PendingStores.boundOf(access.lower, "1 second"))
+  // The one lower tier and the bus share an ordered stream (e.g. one Redis connection): a write
+  // and its bus message are sent together, the message after the write, and a receiver that
+  // re-reads the key still finds the new value.
+  const ordered =
+    access.storeThen !== undefined &&
+    deps.busSequence !== undefined &&
+    access.storeThen.sequence === deps.busSequence
+      ? access.storeThen
+      : undefined
+  const removed = (key: string): InvalidationMessage => ({ type: "Remove", key, origin: instanceId })
 
   const failIfAllFailed = (key: string, operation: string, failures: ReadonlyArray<TierError>) => {
     if (failures.length < allTiers) return Effect.void
@@ -74,6 +89,11 @@ export const make = (deps: Deps) => {
       )
     })
 
+  const storeL1 = (key: string, entry: Entry.Entry, schema: AnySchema | undefined, decoded: unknown) => () =>
+    Effect.map(access.storeL1(key, entry), (slot) => {
+      if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+    })
+
   const storeEverywhere = (
     key: string,
     entry: Entry.Entry,
@@ -83,14 +103,7 @@ export const make = (deps: Deps) => {
   ): Effect.Effect<ReadonlyArray<TierError>> =>
     changing(
       [key],
-      access.onEveryTier(
-        () =>
-          Effect.map(access.storeL1(key, entry), (slot) => {
-            if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
-          }),
-        (tier) => tier.set(key, entry),
-        afterL1
-      )
+      access.onEveryTier(storeL1(key, entry, schema, decoded), (tier) => tier.set(key, entry), afterL1)
     )
 
   const write = (
@@ -110,34 +123,45 @@ export const make = (deps: Deps) => {
       const entry = Entry.make({ value: encoded.value, now: now(), ...resolved })
       // A write from outside supersedes the computation under way.
       registry.forget(key)
+      const message: InvalidationMessage = broadcastValue
+        ? {
+            type: "Update",
+            key,
+            value: entry.value,
+            ttl_secs: Math.ceil(resolved.ttlMs / 1000),
+            ttl_ms: resolved.ttlMs,
+            grace_ms: resolved.graceMs,
+            tags: resolved.tags,
+            origin: instanceId
+          }
+        : removed(key)
+      if (ordered !== undefined) {
+        return changing(
+          [key],
+          ordered.run(storeL1(key, entry, schema, value), key, entry, deps.send(message))
+        ).pipe(
+          Effect.flatMap(([failures, delivered]) =>
+            Effect.zipRight(
+              failIfAllFailed(key, "set", failures),
+              recovery.keptKey(key, entry, broadcastValue, failures.length > 0, delivered)
+            )
+          )
+        )
+      }
       return storeEverywhere(key, entry, schema, value).pipe(
         Effect.flatMap((failures) =>
           Effect.zipRight(
             failIfAllFailed(key, "set", failures),
-            recovery.settleKey(
-              key,
-              entry,
-              broadcastValue,
-              failures.length > 0,
-              broadcastValue
-                ? {
-                    type: "Update",
-                    key,
-                    value: entry.value,
-                    ttl_secs: Math.ceil(resolved.ttlMs / 1000),
-                    ttl_ms: resolved.ttlMs,
-                    grace_ms: resolved.graceMs,
-                    tags: resolved.tags,
-                    origin: instanceId
-                  }
-                : { type: "Remove", key, origin: instanceId }
-            )
+            recovery.settleKey(key, entry, broadcastValue, failures.length > 0, message)
           )
         )
       )
     })
 
-  /** Stores a flight's computed entry unless `key` changed since `since`. */
+  /**
+   * Stores a flight's computed entry unless `key` changed since `since`, then tells the other
+   * instances (`Remove`: their L1 copy, if any, is older).
+   */
   const storeComputed = (
     key: string,
     entry: Entry.Entry,
@@ -149,7 +173,23 @@ export const make = (deps: Deps) => {
     Effect.suspend((): Effect.Effect<ReadonlyArray<TierError> | "discarded"> => {
       if (!versions.current(key, since)) return Effect.succeed("discarded" as const)
       const store = pending.begin(key, entry.tags)
-      return storeEverywhere(key, entry, schema, decoded, afterL1).pipe(
+      const stored =
+        ordered === undefined
+          ? storeEverywhere(key, entry, schema, decoded, afterL1)
+          : Effect.map(
+              changing(
+                [key],
+                ordered.run(
+                  storeL1(key, entry, schema, decoded),
+                  key,
+                  entry,
+                  deps.send(removed(key)),
+                  afterL1
+                )
+              ),
+              ([failures]) => failures
+            )
+      return stored.pipe(
         // An invalidation that stopped waiting for this write (a slow tier) left it behind.
         Effect.tap(() =>
           store.invalidated
@@ -159,7 +199,9 @@ export const make = (deps: Deps) => {
               )
             : Effect.void
         ),
-        Effect.ensuring(Effect.sync(() => pending.finish(store)))
+        Effect.ensuring(Effect.sync(() => pending.finish(store))),
+        // Sent with the write already, unless a removal followed it.
+        Effect.tap(() => (ordered === undefined || store.invalidated ? deps.send(removed(key)) : Effect.void))
       )
     })
 

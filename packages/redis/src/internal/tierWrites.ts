@@ -44,7 +44,9 @@ export const make = ({
   scanCount,
   clock,
   runner
-}: Deps): Pick<Tier.Tier.Service, "set" | "setMany" | "remove" | "removeMatching" | "clear"> => {
+}: Deps): Pick<Tier.Tier.Service, "set" | "setMany" | "remove" | "removeMatching" | "clear"> & {
+  readonly setThen: NonNullable<Tier.Tier.Service["setThen"]>
+} => {
   const { fail, run, exec } = runner
 
   /** SET PX: on the large-value connection when the value is large. */
@@ -90,6 +92,47 @@ export const make = ({
           return Effect.fail(fail("set", cause))
         }
         return write("set", full, value, px)
+      }),
+
+    /**
+     * `set`, then `then` without waiting for the reply in between: a SET (or the UNLINK of an
+     * entry already gone) is handed to the command connection first, so a PUBLISH that `then`
+     * sends on it follows the write (auto-pipelining puts both in one socket write). A large
+     * value goes over the large-value connection: `then` waits for its reply.
+     */
+    setThen: <A>(key: string, entry: Entry.Entry, then: Effect.Effect<A>) =>
+      Effect.suspend((): Effect.Effect<readonly [TierError | undefined, A]> => {
+        const full = prefix + key
+        const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
+        const after = (outcome: Effect.Effect<void, TierError>) =>
+          Effect.flatMap(then, (value) =>
+            Effect.match(outcome, {
+              onFailure: (error) => [error, value] as const,
+              onSuccess: () => [undefined, value] as const
+            })
+          )
+        let value = ""
+        if (px > 0) {
+          try {
+            value = Entry.serialize(entry)
+          } catch (cause) {
+            return after(Effect.fail(fail("set", cause)))
+          }
+          if (large.isLarge(value)) {
+            return Effect.flatMap(Effect.either(write("set", full, value, px)), (written) =>
+              Effect.map(then, (a) => [written._tag === "Left" ? written.left : undefined, a] as const)
+            )
+          }
+        }
+        let sent: Promise<unknown>
+        try {
+          sent = px > 0 ? client.set(full, value, "PX", px) : client.unlink(full)
+        } catch (cause) {
+          sent = Promise.reject(cause)
+        }
+        // Awaited after `then`; until then a failure must not count as unhandled.
+        sent.catch(() => {})
+        return after(Effect.asVoid(run("set", () => sent)))
       }),
 
     setMany: (entries) =>

@@ -1,0 +1,123 @@
+import { describe, expect, it } from "@effect/vitest"
+import { type Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { TestBus, TestTier } from "@tiercache/testing"
+import { Duration, Effect, Option } from "effect"
+
+// A lower tier and a bus that name the same ordered stream (`sequence`, as RedisTier and
+// RedisInvalidationBus on one connection do) get a write and its bus message sent together:
+// the message after the write was sent, before its reply. Everything else about a write stays
+// as it is without the shared stream: failures, the breaker, the changes kept for recovery.
+
+/** What the tier and the bus did, in order. */
+type Log = Array<string>
+
+const world = (options: { readonly busSequence?: unknown; readonly cache?: TieredCache.Options } = {}) =>
+  Effect.gen(function* () {
+    const log: Log = []
+    const stream = { name: "one connection" }
+    const store = yield* TestTier.make()
+    const l2: Tier.Tier.Service = {
+      ...store,
+      callTimeout: Duration.millis(100),
+      set: (key, entry) =>
+        Effect.zipRight(
+          store.set(key, entry),
+          Effect.sync(() => log.push(`set ${key}`))
+        ),
+      sequence: stream,
+      setThen: <A>(key: string, entry: Entry.Entry, then: Effect.Effect<A>) =>
+        Effect.gen(function* () {
+          log.push(`sent ${key}`)
+          const value = yield* then
+          const written = yield* Effect.either(store.set(key, entry))
+          log.push(`replied ${key}`)
+          return [written._tag === "Left" ? written.left : undefined, value] as const
+        })
+    }
+    const hub = yield* TestBus.makeHub
+    const testBus = TestBus.make(hub)
+    const bus: InvalidationBus.InvalidationBus.Service = {
+      ...testBus,
+      sequence: "busSequence" in options ? options.busSequence : stream,
+      publish: (message) =>
+        Effect.zipRight(
+          Effect.sync(() => log.push(`publish ${message.type} ${"key" in message ? message.key : ""}`)),
+          testBus.publish(message)
+        )
+    }
+    const cache = yield* TieredCache.make({ instanceId: "a", ...options.cache }).pipe(
+      Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
+      Effect.provideService(Tier.L2, l2),
+      Effect.provideService(InvalidationBus.InvalidationBus, bus)
+    )
+    return { cache, log, store, hub }
+  })
+
+describe("a write and its bus message on one ordered stream", () => {
+  it.scoped("set and update send the message after the write, without waiting for its reply", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      yield* w.cache.set("k", 1)
+      yield* w.cache.update("u", 2)
+      expect(w.log).toEqual([
+        "sent k",
+        "publish Remove k",
+        "replied k",
+        "sent u",
+        "publish Update u",
+        "replied u"
+      ])
+      expect(Option.map(yield* w.store.get("k"), (e) => e.value)).toEqual(Option.some(1))
+      const stats = yield* w.cache.invalidationStats
+      expect(stats.messagesSent).toBe(2)
+      expect((yield* w.cache.stats).pendingChanges).toBe(0)
+    })
+  )
+
+  it.scoped("a bus on another stream waits for the write's reply, as without setThen", () =>
+    Effect.gen(function* () {
+      for (const busSequence of [undefined, { name: "another connection" }]) {
+        const w = yield* world({ busSequence })
+        yield* w.cache.set("k", 1)
+        expect(w.log).toEqual(["set k", "publish Remove k"])
+      }
+    })
+  )
+
+  it.scoped("a computed value is written and announced together, once", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      expect(yield* w.cache.getOrCompute("c", Effect.succeed(3))).toBe(3)
+      // The lower write happens after the callers got their answer: wait for it.
+      while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
+      expect(w.log).toEqual(["sent c", "publish Remove c", "replied c"])
+    })
+  )
+
+  it.scoped("a failed write still sends its message once, and is kept for recovery", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      yield* w.store.failOn(["set"])
+      yield* w.cache.set("k", 1)
+      expect(w.log).toEqual(["sent k", "publish Remove k", "replied k"])
+      const stats = yield* w.cache.stats
+      expect(stats.pendingChanges).toBe(1)
+      expect([...Object.values(stats.tierErrors)].reduce((a, b) => a + b, 0)).toBe(1)
+      // L1 answers the value written.
+      expect(yield* w.cache.get("k")).toEqual(Option.some(1))
+    })
+  )
+
+  it.scoped("with the breaker open nothing is sent to the tier, and the message still goes once", () =>
+    Effect.gen(function* () {
+      const w = yield* world({ cache: { breaker: { failureThreshold: 1, openFor: "1 hour" } } })
+      yield* w.store.failOn(["set"])
+      yield* w.cache.set("k1", 1)
+      w.log.length = 0
+      yield* w.cache.set("k2", 2)
+      expect(w.log).toEqual(["publish Remove k2"])
+      expect((yield* w.cache.stats).breakerRejections).toBe(1)
+      expect((yield* w.cache.invalidationStats).messagesSent).toBe(2)
+    })
+  )
+})

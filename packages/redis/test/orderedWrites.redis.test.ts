@@ -1,0 +1,128 @@
+/**
+ * RedisTier and RedisInvalidationBus on one connection send a write and its bus message
+ * together: Redis must still run the write first, so that an instance that re-reads the key on
+ * the message finds the new value. Checked with MONITOR (the order Redis ran the commands in)
+ * and with a receiver that reads the key the moment the message arrives.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { MemoryTier, TieredCache } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer } from "effect"
+import { RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, observer } from "./utils.js"
+
+const CHANNEL = "ordered:invalidate"
+
+const instance = (largeValueBytes?: number) =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId: "writer" }).pipe(
+        Layer.provide(MemoryTier.layer({ maxEntries: 1000 })),
+        Layer.provide(
+          Layer.merge(
+            RedisTier.layer({ prefix: "ordered:" }),
+            RedisInvalidationBus.layer({ channel: CHANNEL })
+          )
+        ),
+        Layer.provide(connectionLayer(largeValueBytes === undefined ? {} : { largeValueBytes }))
+      )
+    )
+    return Context.get(context, TieredCache.TieredCache)
+  })
+
+/** The commands Redis runs from now on (MONITOR), as their arguments. */
+const monitor = Effect.gen(function* () {
+  const client = yield* observer
+  const commands: Array<ReadonlyArray<string>> = []
+  const monitoring = yield* Effect.promise(() => client.monitor())
+  monitoring.on("monitor", (_time: string, args: ReadonlyArray<string>) => {
+    commands.push(args)
+  })
+  yield* Effect.addFinalizer(() => Effect.sync(() => monitoring.disconnect()))
+  return commands
+})
+
+/** Index in `commands` of the first command matching. */
+const indexOf = (
+  commands: ReadonlyArray<ReadonlyArray<string>>,
+  match: (args: ReadonlyArray<string>) => boolean
+) => commands.findIndex(match)
+
+const settled = (cache: TieredCache.TieredCache.Service) =>
+  Effect.gen(function* () {
+    while ((yield* cache.stats).inFlight > 0) yield* Effect.sleep("1 millis")
+    // MONITOR's feed trails the commands a little.
+    yield* Effect.sleep("50 millis")
+  })
+
+describe("a write and its bus message on one Redis connection", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("Redis runs each SET before the PUBLISH announcing it (set, update, getOrCompute)", () =>
+      Effect.gen(function* () {
+        const commands = yield* monitor
+        const cache = yield* instance()
+        const keys: Array<string> = []
+        for (let i = 0; i < 30; i++) {
+          yield* cache.set(`s${i}`, i)
+          yield* cache.update(`u${i}`, i)
+          yield* cache.getOrCompute(`c${i}`, Effect.succeed(i))
+          keys.push(`s${i}`, `u${i}`, `c${i}`)
+        }
+        yield* settled(cache)
+        for (const key of keys) {
+          const set = indexOf(commands, (a) => a[0]?.toLowerCase() === "set" && a[1] === `ordered:${key}`)
+          const publish = indexOf(
+            commands,
+            (a) => a[0]?.toLowerCase() === "publish" && a[1] === CHANNEL && a[2]!.includes(`"key":"${key}"`)
+          )
+          expect(set, key).toBeGreaterThanOrEqual(0)
+          expect(publish, key).toBeGreaterThan(set)
+        }
+      })
+    )
+
+    it.scoped("a large value (written on its own connection) is announced after its SET too", () =>
+      Effect.gen(function* () {
+        const commands = yield* monitor
+        const cache = yield* instance(1024)
+        const big = "x".repeat(4096)
+        for (let i = 0; i < 5; i++) yield* cache.set(`big${i}`, big)
+        yield* settled(cache)
+        for (let i = 0; i < 5; i++) {
+          const key = `big${i}`
+          const set = indexOf(commands, (a) => a[0]?.toLowerCase() === "set" && a[1] === `ordered:${key}`)
+          const publish = indexOf(
+            commands,
+            (a) => a[0]?.toLowerCase() === "publish" && a[2]!.includes(`"key":"${key}"`)
+          )
+          expect(set, key).toBeGreaterThanOrEqual(0)
+          expect(publish, key).toBeGreaterThan(set)
+        }
+      })
+    )
+
+    it.scoped("a receiver that reads the key on each message finds the value just written", () =>
+      Effect.gen(function* () {
+        const subscriber = yield* observer
+        const reader = yield* observer
+        const seen: Array<Promise<readonly [string, string | null]>> = []
+        yield* Effect.promise(() => subscriber.subscribe(CHANNEL))
+        subscriber.on("message", (_channel: string, payload: string) => {
+          const { key } = JSON.parse(payload) as { key: string }
+          seen.push(reader.get(`ordered:${key}`).then((raw) => [key, raw] as const))
+        })
+        const cache = yield* instance()
+        for (let i = 0; i < 100; i++) yield* cache.set(`r${i % 10}`, i)
+        yield* Effect.sleep("100 millis")
+        const answers = yield* Effect.promise(() => Promise.all(seen))
+        expect(answers.length).toBe(100)
+        // The i-th message is about write i: its read finds value i or a later write of the key.
+        answers.forEach(([key, raw], i) => {
+          expect(key).toBe(`r${i % 10}`)
+          expect(raw).not.toBeNull()
+          expect(JSON.parse(raw!).v).toBeGreaterThanOrEqual(i)
+        })
+      })
+    )
+  })
+})
