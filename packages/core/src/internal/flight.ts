@@ -2,9 +2,10 @@
  * The single-flight registry: at most one flight (a lower-tier lookup, then a computation) per
  * key per instance; each flight's state is a tagged union.
  */
-import type { Deferred, Fiber } from "effect"
+import type { Fiber } from "effect"
 import type * as Entry from "../Entry.js"
 import type { AnySchema } from "./codec.js"
+import type { Signal } from "./signal.js"
 
 /** A flight's result: the entry as stored, and the value for the flight's schema. */
 export interface FlightResult {
@@ -25,7 +26,8 @@ export type FlightState =
 
 /** A flight under way for one key. */
 export interface Flight {
-  readonly deferred: Deferred.Deferred<FlightResult, unknown>
+  /** The flight's result, which its callers wait for. */
+  readonly result: Signal<FlightResult, unknown>
   /** The schema the flight decodes with (undefined: untyped). */
   readonly schema: AnySchema | undefined
   /** A stale value that may answer the waiters (grace window, soft timeout, fail-safe). */

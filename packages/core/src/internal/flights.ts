@@ -5,7 +5,7 @@
  * its own wait. With a stale L1 copy and stale-while-revalidate, the caller gets the stale value
  * at once and the flight refreshes it in the background.
  */
-import { Cause, Deferred, Effect, Exit, FiberId, type Scope } from "effect"
+import { Cause, Effect, Exit, type Scope } from "effect"
 import { CacheInputError, type CacheTimeoutError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { ComputeOptions } from "../TieredCache.js"
@@ -15,6 +15,7 @@ import type { Flight, FlightResult, Registry } from "./flight.js"
 import { type Defaults, encodeValue, type ResolvedCompute, resolveCompute } from "./input.js"
 import type { Found, Reads } from "./reads.js"
 import type { Resilience } from "./resilience.js"
+import * as Signal from "./signal.js"
 import type { Spans } from "./spans.js"
 import { computeError } from "./validate.js"
 import type { Versions } from "./versions.js"
@@ -108,24 +109,22 @@ export const make = (deps: Deps): Flights => {
           return restore(join(key, existing, schema, compute, opts, resolved))
         }
         const flight: Flight = {
-          deferred: Deferred.unsafeMake(FiberId.none),
+          result: Signal.make(),
           schema,
           stale: l1Stale,
           state: running,
           fiber: undefined
         }
         registry.set(key, flight)
-        const body = run(key, flight, compute, resolved, counted && !serveStale).pipe(
-          Effect.interruptible,
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              registry.done(key, flight)
-              Deferred.unsafeDone(flight.deferred, exit)
-            })
-          )
-        )
+        const body = Effect.interruptible(run(key, flight, compute, resolved, counted && !serveStale))
         const started = Effect.map(Effect.forkIn(body, deps.flightScope), (fiber) => {
           flight.fiber = fiber
+          // However the flight ends (the scope closing included): an observer of its fiber
+          // costs far less than an onExit step in it.
+          fiber.addObserver((exit) => {
+            registry.done(key, flight)
+            Signal.done(flight.result, exit)
+          })
         })
         if (serveStale) return Effect.as(started, answerStale(l1Stale, counted) as A)
         return Effect.zipRight(
@@ -146,7 +145,7 @@ export const make = (deps: Deps): Flights => {
   ): Effect.Effect<A, E | Failure, R> =>
     Effect.flatMap(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<unknown, E>, (value) => {
       if (schema === flight.schema) return Effect.succeed(value as A)
-      return Effect.flatMap(Deferred.await(flight.deferred) as Effect.Effect<FlightResult, E>, (result) => {
+      return Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) => {
         const decoded = decode(schema, result.entry.value)
         if (decoded === NOT_DECODED) counters.decodeErrors++
         return decoded !== NOT_DECODED

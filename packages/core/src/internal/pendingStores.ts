@@ -5,13 +5,14 @@
  * returned no tier holds the value. A write that outlives the wait (a hung tier) is marked, and
  * removes what it wrote when it lands.
  */
-import { Deferred, Duration, Effect, Exit, FiberId } from "effect"
+import { Duration, Effect, Exit } from "effect"
+import * as Signal from "./signal.js"
 
 /** One computed value being written. */
 export interface PendingStore {
   readonly key: string
   readonly tags: ReadonlyArray<string>
-  readonly done: Deferred.Deferred<void>
+  readonly done: Signal.Signal<void>
   /** Set by an invalidation that covered this write. */
   invalidated: boolean
 }
@@ -31,13 +32,13 @@ export const make = (bound: Duration.Duration): PendingStores => {
   const stores = new Set<PendingStore>()
   return {
     begin: (key, tags) => {
-      const store: PendingStore = { key, tags, done: Deferred.unsafeMake(FiberId.none), invalidated: false }
+      const store: PendingStore = { key, tags, done: Signal.make(), invalidated: false }
       stores.add(store)
       return store
     },
     finish: (store) => {
       stores.delete(store)
-      Deferred.unsafeDone(store.done, Exit.void)
+      Signal.done(store.done, Exit.void)
     },
     settle: (covers) =>
       Effect.suspend(() => {
@@ -46,7 +47,7 @@ export const make = (bound: Duration.Duration): PendingStores => {
         for (const store of stores) {
           if (!covers(store)) continue
           store.invalidated = true
-          waits.push(Deferred.await(store.done))
+          waits.push(Signal.wait(store.done))
         }
         if (waits.length === 0) return Effect.void
         return Effect.all(waits, { concurrency: "unbounded", discard: true }).pipe(

@@ -4,13 +4,14 @@
  * the computation goes on), the hard timeout (a stale value or a CacheTimeoutError), and the
  * fail-safe (a failed computation answers the stale value, kept in L1 for the throttle).
  */
-import { Cause, Deferred, Effect, Exit } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import { CacheTimeoutError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
 import type { Counters } from "./counters.js"
 import { memoizeTyped } from "./fastPath.js"
 import type { Flight, FlightResult } from "./flight.js"
 import type { Lookup } from "./lookup.js"
+import * as Signal from "./signal.js"
 import type { TierAccess } from "./tierAccess.js"
 
 /** The resilience policies of one cache. */
@@ -54,7 +55,7 @@ export const make = (deps: Deps): Resilience => {
 
   const answer: Resilience["answer"] = (flight, result) => {
     if (flight.state._tag !== "Running") return false
-    Deferred.unsafeDone(flight.deferred, Exit.succeed(result))
+    Signal.done(flight.result, Exit.succeed(result))
     return true
   }
   const answerStale: Resilience["answerStale"] = (flight) => {
@@ -65,7 +66,7 @@ export const make = (deps: Deps): Resilience => {
   }
 
   const awaitFlight: Resilience["await"] = (key, flight, hardMs) => {
-    const result = Effect.map(Deferred.await(flight.deferred), (r) => r.value)
+    const result = Effect.map(Signal.wait(flight.result), (r) => r.value)
     if (hardMs === undefined) return result
     return Effect.timeoutFail(result, {
       duration: hardMs,

@@ -173,22 +173,14 @@ export const make = (deps: Deps) => {
     Effect.suspend((): Effect.Effect<ReadonlyArray<TierError> | "discarded"> => {
       if (!versions.current(key, since)) return Effect.succeed("discarded" as const)
       const store = pending.begin(key, entry.tags)
+      // Marked changing until the write (and a removal after it) is done: one finalizer for
+      // both marks costs less than two.
+      versions.changing(key)
+      const l1 = storeL1(key, entry, schema, decoded)
       const stored =
         ordered === undefined
-          ? storeEverywhere(key, entry, schema, decoded, afterL1)
-          : Effect.map(
-              changing(
-                [key],
-                ordered.run(
-                  storeL1(key, entry, schema, decoded),
-                  key,
-                  entry,
-                  deps.send(removed(key)),
-                  afterL1
-                )
-              ),
-              ([failures]) => failures
-            )
+          ? access.onEveryTier(l1, (tier) => tier.set(key, entry), afterL1)
+          : Effect.map(ordered.run(l1, key, entry, deps.send(removed(key)), afterL1), ([failures]) => failures)
       return stored.pipe(
         // An invalidation that stopped waiting for this write (a slow tier) left it behind.
         Effect.tap(() =>
@@ -199,7 +191,12 @@ export const make = (deps: Deps) => {
               )
             : Effect.void
         ),
-        Effect.ensuring(Effect.sync(() => pending.finish(store))),
+        Effect.ensuring(
+          Effect.sync(() => {
+            versions.changed(key)
+            pending.finish(store)
+          })
+        ),
         // Sent with the write already, unless a removal followed it.
         Effect.tap(() => (ordered === undefined || store.invalidated ? deps.send(removed(key)) : Effect.void))
       )

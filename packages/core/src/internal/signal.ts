@@ -1,0 +1,42 @@
+/**
+ * A one-shot result that fibers wait for: what a flight's callers and an invalidation waiting
+ * for a pending store need of a Deferred. Effect 3's `Deferred.unsafeMake` copies the whole
+ * Effect prototype into each Deferred (about 5 us and a large object apiece, measured), and a
+ * cold miss needs two: a Signal is a plain record, and a waiter's callback is allocated only
+ * when someone waits before the result is there.
+ */
+import { Effect, type Exit } from "effect"
+
+/** A result to come: `exit` once done, and the callbacks of the fibers waiting for it. */
+export interface Signal<A, E = never> {
+  exit: Exit.Exit<A, E> | undefined
+  waiters: Array<(exit: Exit.Exit<A, E>) => void> | undefined
+}
+
+/** A signal not done yet. */
+export const make = <A, E = never>(): Signal<A, E> => ({ exit: undefined, waiters: undefined })
+
+/** Completes the signal with `exit` and wakes its waiters; a signal already done stays as it is. */
+export const done = <A, E>(signal: Signal<A, E>, exit: Exit.Exit<A, E>): void => {
+  if (signal.exit !== undefined) return
+  signal.exit = exit
+  const waiters = signal.waiters
+  signal.waiters = undefined
+  if (waiters !== undefined) for (const wake of waiters) wake(exit)
+}
+
+/** Waits for the signal's result; an interrupted wait leaves the other waiters in place. */
+export const wait = <A, E>(signal: Signal<A, E>): Effect.Effect<A, E> =>
+  signal.exit !== undefined
+    ? signal.exit
+    : Effect.async<A, E>((resume) => {
+        if (signal.exit !== undefined) return resume(signal.exit)
+        const wake = (exit: Exit.Exit<A, E>) => resume(exit)
+        const waiters = signal.waiters ?? []
+        signal.waiters = waiters
+        waiters.push(wake)
+        return Effect.sync(() => {
+          const at = signal.waiters?.indexOf(wake) ?? -1
+          if (at >= 0) signal.waiters!.splice(at, 1)
+        })
+      })
