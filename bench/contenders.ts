@@ -45,19 +45,7 @@ export const contenders = (
   { bus = true }: { readonly bus?: boolean } = {}
 ): Effect.Effect<Contenders, unknown, Scope.Scope> =>
   Effect.gen(function* () {
-    const tier = RedisTier.layer({ prefix: `tc:${namespace}:` })
-    const context = yield* Layer.build(
-      TieredCache.layer({ metricsInterval: "1 hour" }).pipe(
-        Layer.provide(MemoryTier.layer({ maxEntries: l1Entries })),
-        Layer.provide(
-          bus
-            ? Layer.merge(tier, RedisInvalidationBus.layer({ channel: `tc:${namespace}:invalidate` }))
-            : tier
-        ),
-        Layer.provide(RedisConnection.layer({ url: server.url }))
-      )
-    )
-    const tiercache = Context.get(context, TieredCache.TieredCache)
+    const tiercache = yield* tiercacheOf(server, l1Entries, namespace, { bus })
     const connection = { host: server.host, port: server.port, enableAutoPipelining: true }
     const bento = new BentoCache({
       default: "cache",
@@ -92,6 +80,32 @@ export const contenders = (
       })
     )
     return { tiercache, bento, manager, cacheable }
+  })
+
+/**
+ * One tiercache as the README sets it up (MemoryTier of `l1Entries`, RedisTier under
+ * `tc:<namespace>:`, with `bus` its RedisInvalidationBus), on its own connections.
+ */
+export const tiercacheOf = (
+  server: Server,
+  l1Entries: number,
+  namespace: string,
+  { bus = true }: { readonly bus?: boolean } = {}
+): Effect.Effect<TieredCache.TieredCache.Service, unknown, Scope.Scope> =>
+  Effect.gen(function* () {
+    const tier = RedisTier.layer({ prefix: `tc:${namespace}:` })
+    const context = yield* Layer.build(
+      TieredCache.layer({ metricsInterval: "1 hour" }).pipe(
+        Layer.provide(MemoryTier.layer({ maxEntries: l1Entries })),
+        Layer.provide(
+          bus
+            ? Layer.merge(tier, RedisInvalidationBus.layer({ channel: `tc:${namespace}:invalidate` }))
+            : tier
+        ),
+        Layer.provide(RedisConnection.layer({ url: server.url }))
+      )
+    )
+    return Context.get(context, TieredCache.TieredCache)
   })
 
 /** Fails unless every cache answers `expected` for `key` (each row reads real values). */

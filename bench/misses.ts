@@ -11,11 +11,13 @@
  * per call; the peers' callers are async functions. Cases alternate in rounds, ratios paired.
  * Run: pnpm bench (or pnpm --filter @tiercache/bench bench:misses)
  */
+
+import type { TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Exit, FiberId } from "effect"
 import type { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
-import { type Contenders, contenders } from "./contenders.js"
+import { type Contenders, contenders, tiercacheOf } from "./contenders.js"
 import { count, median, printMachineSpeed } from "./harness.js"
 import { callers, interleaveLoad, interleaveRounds, type Load, type LoadCase, pairedRatio } from "./load.js"
 import { rate, recordRows, type SummaryRow, time, verdict, x } from "./results.js"
@@ -67,6 +69,56 @@ const limitCache = (raw: Redis, max: number) => {
   return { getOrCompute, set }
 }
 
+/**
+ * The same cache in plain Effect, as an Effect program would write it: lru-cache, GET and SET
+ * through Effect.tryPromise, and one forked fiber per key being computed, its callers awaiting
+ * a Deferred. Run by fibers, it is the floor of what a cache built on Effect fibers pays (a
+ * fiber, a Deferred and a few suspensions per miss) beside the promise limit.
+ */
+const effectFloorCache = (raw: Redis, max: number) => {
+  const lru = new LRUCache<string, object>({ max })
+  const inflight = new Map<string, Deferred.Deferred<object>>()
+  const getOrCompute = (key: string, compute: Effect.Effect<object>): Effect.Effect<object> =>
+    Effect.suspend(() => {
+      const hit = lru.get(key)
+      if (hit !== undefined) return Effect.succeed(hit)
+      const pending = inflight.get(key)
+      if (pending !== undefined) return Deferred.await(pending)
+      const deferred = Deferred.unsafeMake<object>(FiberId.none)
+      inflight.set(key, deferred)
+      const answer = (value: object) =>
+        Effect.sync(() => {
+          lru.set(key, value)
+          Deferred.unsafeDone(deferred, Exit.succeed(value))
+        })
+      const flight = Effect.flatMap(
+        Effect.promise(() => raw.get(key)),
+        (stored) =>
+          stored !== null
+            ? Effect.ensuring(
+                answer(JSON.parse(stored) as object),
+                Effect.sync(() => inflight.delete(key))
+              )
+            : Effect.flatMap(compute, (value) =>
+                Effect.zipRight(
+                  answer(value),
+                  Effect.ensuring(
+                    Effect.promise(() => raw.set(key, JSON.stringify(value), "PX", TTL_MS)),
+                    Effect.sync(() => inflight.delete(key))
+                  )
+                )
+              )
+      )
+      return Effect.zipRight(Effect.forkDaemon(flight), Deferred.await(deferred))
+    })
+  const set = (key: string, value: object) =>
+    Effect.suspend(() => {
+      lru.set(key, value)
+      return Effect.promise(() => raw.set(key, JSON.stringify(value), "PX", TTL_MS))
+    })
+  return { getOrCompute, set }
+}
+
 /** `count` fibers at once, each running `perCaller` timed operations. */
 const fiberCallers = (
   n: number,
@@ -93,12 +145,16 @@ const fiberCallers = (
 interface Ops {
   readonly limit: (key: string, i: number) => Promise<unknown> | unknown
   readonly tiercache: (key: string, i: number) => Effect.Effect<unknown, unknown>
+  /** tiercache for the runPromise case, when it needs an instance of its own (a warm L1 would favour it). */
+  readonly tiercachePerCall?: (key: string, i: number) => Effect.Effect<unknown, unknown>
+  /** The plain-Effect floor (see effectFloorCache), run by fibers. */
+  readonly floor: (key: string, i: number) => Effect.Effect<unknown, unknown>
   readonly bento: (key: string, i: number) => Promise<unknown>
   readonly manager: (key: string, i: number) => Promise<unknown>
   readonly cacheable: (key: string, i: number) => Promise<unknown>
 }
 
-/** The six cases of a load row: `op(caller, i)` answers the key and payload index of each call. */
+/** The seven cases of a load row: `op(caller, i)` answers the key and payload index of each call. */
 const loadCases = (perCaller: number, ops: Ops, pick: (caller: number, i: number) => [string, number]) => {
   const asyncCase = (name: string, run: (key: string, i: number) => unknown): LoadCase => ({
     name,
@@ -128,16 +184,31 @@ const loadCases = (perCaller: number, ops: Ops, pick: (caller: number, i: number
           record
         )
     },
-    asyncCase("tiercache, runPromise per call", (key, n) => Effect.runPromise(ops.tiercache(key, n))),
+    asyncCase("tiercache, runPromise per call", (key, n) =>
+      Effect.runPromise((ops.tiercachePerCall ?? ops.tiercache)(key, n))
+    ),
     asyncCase("BentoCache", ops.bento),
     asyncCase("cache-manager", ops.manager),
-    asyncCase("cacheable", ops.cacheable)
+    asyncCase("cacheable", ops.cacheable),
+    {
+      name: "floor: plain Effect, fibers",
+      run: (record) =>
+        fiberCallers(
+          CALLERS,
+          perCaller,
+          (c, i) => {
+            const [key, n] = pick(c, i)
+            return ops.floor(key, n)
+          },
+          record
+        )
+    }
   ] satisfies ReadonlyArray<LoadCase>
 }
 
 /** Prints a load row and answers its summary row. */
 const loadRow = (row: string, limitName: string, results: ReadonlyArray<Load>): SummaryRow => {
-  const [limit, fiber, perCall, bento, manager, cacheable] = results
+  const [limit, fiber, perCall, bento, manager, cacheable, floor] = results
   const cell = (r: Load | undefined) =>
     `${rate(r!.opsPerSec)} (${x(r!.ratio)}), p50 ${time(r!.p50)}, p99 ${time(r!.p99)}`
   console.log(`\n${row} (ratio: throughput against the limit's, paired per round)`)
@@ -146,7 +217,7 @@ const loadRow = (row: string, limitName: string, results: ReadonlyArray<Load>): 
   const ok = fiber!.ratio >= 1.2 * best.ratio && fiber!.p99 <= best.p99
   return {
     row,
-    limit: `${limitName}: ${cell(limit)}`,
+    limit: `${limitName}: ${cell(limit)}; floor, the same in plain Effect run by fibers: ${cell(floor)}`,
     tiercache: `fibers ${cell(fiber)}; runPromise ${cell(perCall)}`,
     BentoCache: cell(bento),
     "cache-manager": cell(manager),
@@ -158,9 +229,11 @@ const loadRow = (row: string, limitName: string, results: ReadonlyArray<Load>): 
 const coldMisses = (raw: Redis, c: Contenders) => {
   let generation = 0
   const limit = limitCache(raw, 10_000)
+  const floor = effectFloorCache(raw, 10_000)
   const compute = (i: number) => () => sleep(1).then(() => payload(i))
   const ops: Ops = {
     limit: (key, i) => limit.getOrCompute(`raw:${key}`, compute(i)),
+    floor: (key, i) => floor.getOrCompute(`floor:${key}`, Effect.as(Effect.sleep(1), payload(i))),
     tiercache: (key, i) =>
       c.tiercache.getOrCompute(key, Effect.as(Effect.sleep(1), payload(i)), { ttl: "1 hour" }),
     bento: (key, i) => c.bento.getOrSet({ key, factory: compute(i), ttl: "1h" }),
@@ -173,21 +246,28 @@ const coldMisses = (raw: Redis, c: Contenders) => {
   })
 }
 
-const mixed = (raw: Redis, c: Contenders) => {
+const mixed = (raw: Redis, c: Contenders, perCall: TieredCache.TieredCache.Service) => {
   const perRound = CALLERS * MIXED_PER_CALLER
   const sequences = Array.from({ length: ROUNDS + WARMUP }, (_, r) =>
     zipfSequence(perRound, MIXED_KEYS, 1, r + 1)
   )
   const limit = limitCache(raw, MIXED_L1)
+  const floor = effectFloorCache(raw, MIXED_L1)
   const compute = (i: number) => () => sleep(1).then(() => payload(i))
   const isSet = (i: number) => i % 10 === 9
+  const tiercacheOp = (cache: TieredCache.TieredCache.Service) => (key: string, i: number) =>
+    isSet(i)
+      ? cache.set(key, payload(i), { ttl: "1 hour" })
+      : cache.getOrCompute(key, Effect.as(Effect.sleep(1), payload(i)), { ttl: "1 hour" })
   const ops: Ops = {
     limit: (key, i) =>
       isSet(i) ? limit.set(`raw:${key}`, payload(i)) : limit.getOrCompute(`raw:${key}`, compute(i)),
-    tiercache: (key, i) =>
+    floor: (key, i) =>
       isSet(i)
-        ? c.tiercache.set(key, payload(i), { ttl: "1 hour" })
-        : c.tiercache.getOrCompute(key, Effect.as(Effect.sleep(1), payload(i)), { ttl: "1 hour" }),
+        ? floor.set(`floor:${key}`, payload(i))
+        : floor.getOrCompute(`floor:${key}`, Effect.as(Effect.sleep(1), payload(i))),
+    tiercache: tiercacheOp(c.tiercache),
+    tiercachePerCall: tiercacheOp(perCall),
     bento: (key, i) =>
       isSet(i)
         ? c.bento.set({ key, value: payload(i), ttl: "1h" })
@@ -305,7 +385,10 @@ const main = Effect.gen(function* () {
     throw new Error("cold-miss rows found keys they had not written")
 
   const mix = yield* contenders(server, MIXED_L1, "mixed")
-  const mixResults = yield* Effect.promise(() => interleaveLoad(mixed(raw, mix), options))
+  // The runPromise case gets an instance of its own: the fibers case of the same round reads the
+  // same keys first, and would leave them in a shared L1.
+  const mixPerCall = yield* tiercacheOf(server, MIXED_L1, "mixed-per-call")
+  const mixResults = yield* Effect.promise(() => interleaveLoad(mixed(raw, mix, mixPerCall), options))
   rows.push(
     loadRow(
       `mixed: ${CALLERS} callers, Zipf s=1 over ${MIXED_KEYS.toLocaleString("en")} keys, 90% getOrCompute / 10% set, L1 of ${MIXED_L1.toLocaleString("en")}`,
