@@ -26,6 +26,9 @@ export interface Entry {
   readonly createdAt: number
 }
 
+/** The tags of an entry without any: one array for all of them (an L1 keeps many entries). */
+const noTags: ReadonlyArray<string> = Object.freeze([])
+
 /**
  * Builds an entry.
  *
@@ -44,7 +47,7 @@ export const make = (options: {
     value: options.value,
     expiresAt,
     staleUntil: expiresAt + (options.graceMs ?? 0),
-    tags: options.tags ?? [],
+    tags: options.tags === undefined || options.tags.length === 0 ? noTags : options.tags,
     createdAt: options.now
   }
 }
@@ -173,10 +176,10 @@ export const deserialize = (raw: string): Entry | undefined => {
   const { v, e, s, t, c } = env as Record<string, unknown>
   if (v === undefined || !isFiniteNumber(e) || !isFiniteNumber(s) || !isFiniteNumber(c) || s < e)
     return undefined
-  let tags: ReadonlyArray<string> = []
+  let tags = noTags
   if (t !== undefined) {
     if (!Array.isArray(t) || !t.every((x) => typeof x === "string")) return undefined
-    tags = t
+    if (t.length > 0) tags = t
   }
   return { value: v, expiresAt: e, staleUntil: s, tags, createdAt: c }
 }

@@ -165,7 +165,7 @@ const resolveWriteAnew = (
     if (typeof g !== "number") return g
     graceMs = g
   }
-  const tags = opts.tags ?? []
+  const tags = opts.tags ?? noTags
   const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
   if (bad) return bad
   return { ttlMs, graceMs, tags }
