@@ -1,7 +1,7 @@
 /**
- * Auto-recovery, the replay: writes.ts settles every change here (its bus message is sent, and
- * the change is kept in recovery.ts's record when a lower tier failed or skipped it, or the
- * message was not delivered); the kept changes are replayed to the lower tiers and the bus, in
+ * Auto-recovery, the replay: writes.ts and invalidations.ts settle every change here (its bus
+ * message is sent, and the change is kept in recovery.ts's record when a lower tier failed or
+ * skipped it, or the message was not delivered); the kept changes are replayed to the lower tiers and the bus, in
  * the order they were made, when a tier or the bus reports its connection ready again (the
  * breakers are then probed at once instead of waiting out their window), and every
  * `retryInterval` while changes are kept. A replayed write or removal of a key never replaces an
@@ -31,7 +31,7 @@ export interface Deps {
   readonly now: () => number
 }
 
-/** The recovery of one cache, as writes.ts and the bus subscriber use it. */
+/** The recovery of one cache, as writes.ts, invalidations.ts and the bus subscriber use it. */
 export interface Recovery {
   /** After a write of `key` (entry) or its removal: sends `message`, keeps the change if needed. */
   readonly settleKey: (

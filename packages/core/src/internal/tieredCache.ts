@@ -14,6 +14,7 @@ import { InvalidationBus } from "../InvalidationBus.js"
 import { L1, L2, Tiers } from "../Tier.js"
 import type { ComputeOptions, Options, ReadOptions, TieredCache, TypedWriteOptions } from "../TieredCache.js"
 import * as Bus from "./bus.js"
+import * as Changes from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import * as Counters from "./counters.js"
 import type { Slot } from "./fastPath.js"
@@ -21,6 +22,8 @@ import * as Flight from "./flight.js"
 import * as Flights from "./flights.js"
 import * as GetMany from "./getMany.js"
 import { checkKey } from "./input.js"
+import * as Invalidations from "./invalidations.js"
+import * as LocalWrites from "./localWrites.js"
 import * as Lookup from "./lookup.js"
 import * as Observation from "./observation.js"
 import * as OptionsModule from "./options.js"
@@ -100,7 +103,7 @@ export const make = (
       retryInterval: config.recovery === false ? 0 : config.recovery.retryInterval,
       now
     })
-    const writes = Writes.make({
+    const changeDeps: Changes.Deps = {
       access,
       versions,
       registry,
@@ -113,7 +116,10 @@ export const make = (
       send: publisher.send,
       busSequence: publisher.sequence,
       now
-    })
+    }
+    const changes = Changes.make(changeDeps)
+    const writes = Writes.make(changeDeps, changes)
+    const invalidations = Invalidations.make(changeDeps, changes)
     const resilience = Resilience.make({
       access,
       lookup,
@@ -140,7 +146,7 @@ export const make = (
     })
     if (busOption._tag === "Some") {
       yield* Bus.subscribe(busOption.value, {
-        local: writes.local,
+        local: LocalWrites.make(changeDeps, changes),
         counters,
         instanceId,
         cacheName,
@@ -303,11 +309,11 @@ export const make = (
         Effect.suspend(() => compute(key, undefined, computation, opts)),
       getOrComputeTyped: (key, schema, computation, opts) =>
         Effect.suspend(() => compute(key, schema as AnySchema, computation, opts)),
-      invalidate: writes.invalidate,
-      invalidateMany: writes.invalidateMany,
-      invalidatePattern: writes.invalidatePattern,
-      invalidateTag: writes.invalidateTag,
-      clear: writes.clear,
+      invalidate: invalidations.invalidate,
+      invalidateMany: invalidations.invalidateMany,
+      invalidatePattern: invalidations.invalidatePattern,
+      invalidateTag: invalidations.invalidateTag,
+      clear: invalidations.clear,
       stats: observation.stats,
       invalidationStats: observation.invalidationStats,
       health: observation.health
