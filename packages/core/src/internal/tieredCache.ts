@@ -4,11 +4,11 @@
  * here, where a hit costs one lookup, one `lookup.judgeSlot` and a counter: no Effect step, no
  * allocation. Everything past an L1 hit lives in its own module.
  *
- * Shutdown order (finalizers run in reverse): the bus subscriber stops; the lower-tier writes
- * of values already delivered are awaited (at most DRAIN_TIMEOUT), then running computations
- * are interrupted; the metrics are pushed a last time.
+ * Shutdown order (finalizers run in reverse): the lower-tier writes of values already
+ * delivered are awaited (at most DRAIN_TIMEOUT, drain.ts), then running computations are
+ * interrupted; the metrics are pushed a last time; the bus subscriber stops.
  */
-import { Effect, ExecutionStrategy, Exit, Fiber, Option, Scope } from "effect"
+import { Effect, ExecutionStrategy, type Exit, Option, Scope } from "effect"
 import type { BusError, CacheConfigError, CacheInputError, CacheTimeoutError } from "../CacheError.js"
 import { InvalidationBus } from "../InvalidationBus.js"
 import { L1, L2, Tiers } from "../Tier.js"
@@ -17,6 +17,7 @@ import * as Bus from "./bus.js"
 import * as Changes from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import * as Counters from "./counters.js"
+import * as Drain from "./drain.js"
 import type { Slot } from "./fastPath.js"
 import * as Flight from "./flight.js"
 import * as Flights from "./flights.js"
@@ -38,9 +39,6 @@ import * as TierAccess from "./tierAccess.js"
 import { isBadKey } from "./validate.js"
 import * as Versions from "./versions.js"
 import * as Writes from "./writes.js"
-
-/** Longest a closing cache waits for the lower-tier writes of values it already delivered. */
-const DRAIN_TIMEOUT = "5 seconds"
 
 const { FRESH, STALE, NEEDS_TAGS } = Lookup
 
@@ -165,6 +163,7 @@ export const make = (
       cacheName,
       metricsInterval: config.metricsInterval
     })
+    yield* Drain.onClose(registry, flightScope, cacheName)
 
     // ---- the L1 hit paths ------------------------------------------------------------------
     /** Reads the tags of an L1 slot, then judges it again (unknown tags are then a miss). */
@@ -268,29 +267,6 @@ export const make = (
           : undefined
       return flights.lead(key, schema, computation, opts, true, stale)
     }
-
-    // ---- shutdown --------------------------------------------------------------------------
-    // A getOrCompute answers as soon as L1 holds the value; its lower-tier writes and bus
-    // message follow. Closing the cache waits for those (each bounded by its tier's timeout;
-    // all together by DRAIN_TIMEOUT), so a value computed before a graceful shutdown is in L2
-    // for the next process. Computations still running are interrupted.
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        const writing = registry.writing()
-        if (writing.length === 0) return Effect.void
-        return Effect.forEach(writing, Fiber.await, { concurrency: "unbounded", discard: true }).pipe(
-          Effect.timeoutTo({
-            duration: DRAIN_TIMEOUT,
-            onSuccess: () => Effect.void,
-            onTimeout: () =>
-              Effect.logWarning(
-                "cache closed with lower-tier writes still in flight; they were interrupted"
-              ).pipe(Effect.annotateLogs({ cache: cacheName }))
-          }),
-          Effect.flatten
-        )
-      }).pipe(Effect.zipRight(Scope.close(flightScope, Exit.void)))
-    )
 
     const service: TieredCache.Service = {
       instanceId,
