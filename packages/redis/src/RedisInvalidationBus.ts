@@ -15,10 +15,12 @@
  * @since 0.1.0
  */
 import { CacheError, InvalidationBus, InvalidationMessage } from "@tiercache/core"
-import { Context, Duration, Effect, FiberSet, identity, Layer, Metric, Option, Queue, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Metric } from "effect"
+import * as BusAdmission from "./internal/busAdmission.js"
+import * as BusSubscription from "./internal/busSubscription.js"
+import { describe } from "./internal/describe.js"
 import * as OwnEchoes from "./internal/ownEchoes.js"
 import { sanitize } from "./internal/sanitize.js"
-import * as ThrottledLog from "./internal/throttledLog.js"
 import { RedisConnection } from "./RedisConnection.js"
 
 type BusError = CacheError.BusError
@@ -117,15 +119,6 @@ export const malformedMessages = Metric.counter("tiercache_bus_malformed_message
   incremental: true
 })
 
-const describe = (cause: unknown): string => {
-  const message = cause instanceof Error ? cause.message : String(cause)
-  if (message.includes("enableOfflineQueue")) return "not connected (reconnecting in the background)"
-  return message
-}
-
-/** What the Pub/Sub connection hands over: a payload, or word of a reconnection. */
-type Arrival = string | InvalidationBus.Event
-
 /**
  * Builds the bus on the connection in context.
  *
@@ -148,28 +141,12 @@ export const make = (
         new CacheError.CacheConfigError({ option: "malformedLogInterval", reason: "must be a duration" })
     })
     const timeout = connection.commandTimeout
-    const counts = {
-      foreign: 0,
-      malformed: { not_json: 0, unknown_type: 0, invalid_field: 0 } as Record<
-        InvalidationMessage.MalformedKind,
-        number
-      >
-    }
-    const throttled = ThrottledLog.make(logInterval)
-    const foreignMetric = foreignMessages.pipe(Metric.tagged("channel", channel))
-    const malformedMetric = malformedMessages.pipe(Metric.tagged("channel", channel))
-
-    const bounded = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, BusError> =>
-      Effect.tryPromise({
-        try: send,
-        catch: (cause) => new BusError({ operation, reason: describe(cause), cause: sanitize(cause) })
-      }).pipe(
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new BusError({ operation, reason: `no answer within ${Duration.format(timeout)}` })
-        })
-      )
-
+    const { admit, counts } = BusAdmission.make(
+      namespace,
+      logInterval,
+      foreignMessages.pipe(Metric.tagged("channel", channel)),
+      malformedMessages.pipe(Metric.tagged("channel", channel))
+    )
     const ownEchoes = OwnEchoes.make()
     /**
      * One PUBLISH on the command connection, which ioredis bounds by the command timeout itself
@@ -202,96 +179,7 @@ export const make = (
         })
       }).pipe(Effect.asVoid)
 
-    /** A payload as the cache should see it, or nothing when the bus drops it. */
-    const admit = (raw: string): Effect.Effect<Option.Option<InvalidationBus.Event>> => {
-      const decoded = InvalidationMessage.decodeDetailed(raw)
-      if (decoded._tag === "Left") {
-        const { kind, reason } = decoded.left
-        counts.malformed[kind]++
-        return Effect.as(
-          Effect.zipRight(
-            Metric.increment(Metric.tagged(malformedMetric, "kind", kind)),
-            throttled(kind, `tiercache: malformed bus message dropped: ${reason}`)
-          ),
-          Option.none()
-        )
-      }
-      const message = decoded.right
-      if (message.namespace !== undefined && message.namespace !== namespace) {
-        counts.foreign++
-        return Effect.as(Metric.increment(foreignMetric), Option.none())
-      }
-      return Effect.succeed(Option.some({ _tag: "Message", message }))
-    }
-
-    /** Waits until the command connection is ready (at once when it is). */
-    const commandReady = Effect.async<void>((resume) => {
-      const client = connection.client
-      if (client.status === "ready") return resume(Effect.void)
-      const onReady = () => resume(Effect.void)
-      client.once("ready", onReady)
-      return Effect.sync(() => {
-        client.off("ready", onReady)
-      })
-    })
-
-    const subscribe = Effect.gen(function* () {
-      const subscriber = yield* Effect.mapError(
-        connection.subscriber,
-        (error) => new BusError({ operation: "subscribe", reason: error.reason, cause: error })
-      )
-      const arrivals = yield* Effect.acquireRelease(Queue.unbounded<Arrival>(), (queue) =>
-        Queue.shutdown(queue)
-      )
-      const run = yield* FiberSet.makeRuntime<never>()
-
-      const onMessage = (from: string, raw: string) => {
-        if (from === channel) arrivals.unsafeOffer(ownEchoes.take(raw) ?? raw)
-      }
-      // After the first connection, every "ready" is a reconnection: subscribe again, and
-      // say so only once Redis confirmed the subscription and the command connection is
-      // ready too (the cache then replays what it kept, and reads go to Redis again: on a
-      // command connection still reconnecting they would fail and open the tier's breaker).
-      const resubscribe = bounded("subscribe", () => subscriber.subscribe(channel)).pipe(
-        Effect.zipRight(commandReady),
-        Effect.zipRight(Queue.offer(arrivals, InvalidationBus.reconnected)),
-        Effect.zipRight(Effect.logDebug("redis bus subscription live again")),
-        Effect.catchAll((error) =>
-          Effect.zipRight(
-            Effect.logWarning(`redis bus could not subscribe again: ${error.reason}; reconnecting`),
-            // A new connection cycle brings a new "ready", and with it another attempt.
-            Effect.sync(() => subscriber.disconnect(true))
-          )
-        ),
-        Effect.annotateLogs({ channel })
-      )
-      const onReady = () => {
-        run(resubscribe)
-      }
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          subscriber.on("message", onMessage)
-          subscriber.on("ready", onReady)
-        }),
-        () =>
-          Effect.sync(() => {
-            subscriber.off("message", onMessage)
-            subscriber.off("ready", onReady)
-          })
-      )
-      yield* bounded("subscribe", () => subscriber.subscribe(channel))
-      yield* Effect.acquireRelease(Effect.sync(ownEchoes.subscribed), () =>
-        Effect.sync(ownEchoes.unsubscribed)
-      )
-      return Stream.fromQueue(arrivals).pipe(
-        Stream.mapEffect((arrival) =>
-          typeof arrival === "string"
-            ? Effect.annotateLogs(admit(arrival), { channel })
-            : Effect.succeed(Option.some(arrival))
-        ),
-        Stream.filterMap(identity)
-      )
-    })
+    const subscribe = BusSubscription.make(connection, channel, ownEchoes, admit)
 
     const stats = Effect.sync(
       (): BusStats => ({

@@ -20,13 +20,15 @@
  * @since 0.1.0
  */
 import { CacheError, CacheStreams } from "@tiercache/core"
-import { Duration, Effect, Layer, Schedule, Stream } from "effect"
-import { type Redis, ReplyError } from "ioredis"
+import { Duration, Effect, Layer } from "effect"
 import { resolvePrefix } from "./internal/namespace.js"
-import { sanitize } from "./internal/sanitize.js"
+import * as StreamCommands from "./internal/streamCommands.js"
+import { call, fromRead, isPositiveInteger, type RawEntry, toEntry } from "./internal/streamCommands.js"
+import * as StreamConsumer from "./internal/streamConsumer.js"
+import * as StreamSpans from "./internal/streamSpans.js"
+import { countRead } from "./internal/streamSpans.js"
 import { RedisConnection } from "./RedisConnection.js"
 
-type StreamError = CacheError.StreamError
 const { StreamError } = CacheError
 
 /**
@@ -47,44 +49,6 @@ export interface Options {
   readonly streamNamesInSpans?: boolean | undefined
 }
 
-/** How an operation appears in traces. */
-interface SpanShape {
-  readonly command: string
-  readonly type?: "send" | "receive" | "settle" | undefined
-  readonly group?: string | undefined
-}
-
-const describe = (cause: unknown): string => {
-  const message = cause instanceof Error ? cause.message : String(cause)
-  if (message.includes("enableOfflineQueue")) return "not connected (reconnecting in the background)"
-  return message
-}
-
-type RawEntry = [id: string, fields: Array<string> | null]
-
-const toEntry = ([id, flat]: RawEntry): CacheStreams.StreamEntry => {
-  const fields: Array<readonly [string, string]> = []
-  // A pending entry that was deleted since comes back with no fields.
-  if (flat !== null) for (let i = 0; i + 1 < flat.length; i += 2) fields.push([flat[i]!, flat[i + 1]!])
-  return { id, fields }
-}
-
-/** XREAD / XREADGROUP on one stream: `null` or `[[key, entries]]`. */
-const fromRead = (reply: unknown): ReadonlyArray<CacheStreams.StreamEntry> => {
-  if (reply === null || reply === undefined) return []
-  const streams = reply as Array<[string, Array<RawEntry>]>
-  return (streams[0]?.[1] ?? []).map(toEntry)
-}
-
-/** An error answered by Redis itself (NOGROUP, WRONGTYPE...): asking again will not help. */
-const isReplyError = (error: CacheError.StreamError): boolean => error.cause instanceof ReplyError
-
-/** Between a consumer's attempts to read again after losing its connection: 50 ms doubling to 1 s. */
-const RECONNECT = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
-
-const isPositiveInteger = (n: unknown): n is number =>
-  typeof n === "number" && Number.isSafeInteger(n) && n > 0
-
 /**
  * Builds the streams on the connection in context.
  *
@@ -104,53 +68,10 @@ export const make = (
       connection.keyPrefix
     )
     const commandTimeout = connection.commandTimeout
-
-    const invalid = (operation: string, stream: string, reason: string) =>
-      Effect.fail(new StreamError({ operation, stream, reason }))
-
-    const send = <A>(
-      operation: string,
-      stream: string,
-      run: () => Promise<A>,
-      within: Duration.Duration = commandTimeout
-    ): Effect.Effect<A, StreamError> =>
-      Effect.tryPromise({
-        try: run,
-        catch: (cause) =>
-          new StreamError({ operation, stream, reason: describe(cause), cause: sanitize(cause) })
-      }).pipe(
-        Effect.timeoutFail({
-          duration: within,
-          onTimeout: () =>
-            new StreamError({ operation, stream, reason: `no answer within ${Duration.format(within)}` })
-        })
-      )
-
-    const namesInSpans = options.streamNamesInSpans === true
-    const traced =
-      (operation: string, stream: string, shape: SpanShape) =>
-      <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-        Effect.withSpan(effect, `tiercache.streams.${operation}`, {
-          kind: operation === "publish" ? "producer" : "client",
-          attributes: {
-            "messaging.system": "redis",
-            "messaging.operation.name": shape.command,
-            ...(shape.type === undefined ? {} : { "messaging.operation.type": shape.type }),
-            ...(shape.group === undefined ? {} : { "messaging.consumer.group.name": shape.group }),
-            ...(namesInSpans ? { "messaging.destination.name": stream } : {})
-          },
-          captureStackTrace: false
-        })
-    const countRead = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
-      Effect.annotateCurrentSpan("messaging.batch.message_count", entries.length)
-
-    const call = (conn: Redis, args: ReadonlyArray<string | number>) => () =>
-      conn.call(String(args[0]), ...args.slice(1)) as Promise<unknown>
-
-    const checkStream = (operation: string, stream: string) =>
-      typeof stream === "string" && stream.length > 0
-        ? Effect.void
-        : invalid(operation, String(stream), "the stream name must be a non-empty string")
+    const commands = StreamCommands.make(commandTimeout)
+    const { invalid, send, checkStream } = commands
+    const traced = StreamSpans.make(options.streamNamesInSpans === true)
+    const consume = StreamConsumer.make(connection, prefix, commands, traced)
 
     const publish = (stream: string, fields: CacheStreams.Fields, maxLen?: number) =>
       Effect.gen(function* () {
@@ -229,82 +150,6 @@ export const make = (
           )
         )
       }).pipe(traced("createGroup", stream, { command: "XGROUP CREATE", group }))
-
-    const consume = (
-      stream: string,
-      group: string,
-      consumer: string,
-      consumeOptions: CacheStreams.ConsumeOptions = {}
-    ): Stream.Stream<CacheStreams.StreamEntry, StreamError> =>
-      Stream.unwrapScoped(
-        Effect.gen(function* () {
-          yield* checkStream("consume", stream)
-          const count = consumeOptions.count ?? 10
-          const blockMs = consumeOptions.blockMs ?? 1000
-          if (!isPositiveInteger(count))
-            return yield* invalid("consume", stream, "count must be a positive integer")
-          if (!isPositiveInteger(blockMs))
-            return yield* invalid("consume", stream, "blockMs must be a positive integer")
-          const conn = yield* connection
-            .dedicated("consumer")
-            .pipe(
-              Effect.mapError(
-                (error) =>
-                  new StreamError({ operation: "consume", stream, reason: error.reason, cause: error })
-              )
-            )
-          const key = prefix + stream
-          const within = Duration.sum(Duration.millis(blockMs), commandTimeout)
-          // First this consumer's own pending entries (delivered before, never acknowledged:
-          // at-least-once after a restart), then new ones. A read that fails for want of a
-          // connection is made again once the connection is back, from the pending entries
-          // again (an answer lost with the connection was delivered all the same); an error
-          // answered by Redis (say NOGROUP) ends the stream.
-          let cursor = "0"
-          const next = Effect.gen(function* () {
-            const reply = yield* send(
-              "consume",
-              stream,
-              call(conn, [
-                "XREADGROUP",
-                "GROUP",
-                group,
-                consumer,
-                "COUNT",
-                count,
-                "BLOCK",
-                blockMs,
-                "STREAMS",
-                key,
-                cursor
-              ]),
-              within
-            )
-            const entries = fromRead(reply)
-            if (cursor !== ">") cursor = entries.length === 0 ? ">" : entries[entries.length - 1]!.id
-            return entries
-          }).pipe(
-            Effect.tap(countRead),
-            traced("consume", stream, { command: "XREADGROUP", type: "receive", group })
-          )
-          const reading = next.pipe(
-            Effect.tapError((error) =>
-              isReplyError(error)
-                ? Effect.void
-                : Effect.zipRight(
-                    Effect.sync(() => {
-                      cursor = "0"
-                    }),
-                    Effect.logWarning("stream consumer could not read; trying again").pipe(
-                      Effect.annotateLogs({ stream, group, consumer, reason: error.reason })
-                    )
-                  )
-            ),
-            Effect.retry({ schedule: RECONNECT, while: (error) => !isReplyError(error) })
-          )
-          return Stream.repeatEffect(reading).pipe(Stream.flattenIterables)
-        })
-      )
 
     const ack = (stream: string, group: string, ids: ReadonlyArray<string>) =>
       Effect.gen(function* () {

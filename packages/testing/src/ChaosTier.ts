@@ -6,7 +6,8 @@
  * @since 0.1.0
  */
 import { CacheError, Tier } from "@tiercache/core"
-import { Context, Duration, Effect, Layer, Option, Random } from "effect"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import * as ChaosControls from "./internal/chaosControls.js"
 import * as TestTier from "./TestTier.js"
 
 /**
@@ -145,40 +146,6 @@ export declare namespace ChaosTier {
   }
 }
 
-const injectedReason = "failure injected by ChaosTier"
-
-interface Failing {
-  readonly reason: string
-  /** Injected failures left; `undefined` = until healed. */
-  remaining: number | undefined
-}
-
-interface Flaky {
-  readonly probability: number
-  readonly next: Effect.Effect<number>
-}
-
-interface State {
-  failing: Failing | undefined
-  flaky: Flaky | undefined
-  delay: Duration.Duration
-  dropping: boolean
-}
-
-const counters = (): Record<Operation, number> => ({
-  get: 0,
-  getMany: 0,
-  set: 0,
-  setMany: 0,
-  remove: 0,
-  removeMatching: 0,
-  clear: 0,
-  health: 0
-})
-
-const select = (ops: Operations): ReadonlyArray<Operation> =>
-  ops === "all" ? operations : typeof ops === "string" ? [ops] : ops
-
 /**
  * Wraps a tier. It behaves as the wrapped tier until a control says otherwise.
  *
@@ -188,34 +155,7 @@ const select = (ops: Operations): ReadonlyArray<Operation> =>
 export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Effect<ChaosTier.Service> =>
   Effect.sync(() => {
     const name = options.name ?? tier.name
-    const state = {} as Record<Operation, State>
-    const reset = () => {
-      for (const op of operations) {
-        state[op] = { failing: undefined, flaky: undefined, delay: Duration.zero, dropping: false }
-      }
-    }
-    reset()
-    const calls = counters()
-    const injected = counters()
-
-    /** Decides whether this call fails by injection; answers the reason if so. */
-    const decide = (operation: Operation): Effect.Effect<string | undefined> =>
-      Effect.suspend(() => {
-        const s = state[operation]
-        const failing = s.failing
-        if (failing !== undefined) {
-          if (failing.remaining !== undefined && --failing.remaining <= 0) s.failing = undefined
-          injected[operation]++
-          return Effect.succeed(failing.reason)
-        }
-        const flaky = s.flaky
-        if (flaky === undefined) return Effect.succeed(undefined)
-        return Effect.map(flaky.next, (n) => {
-          if (n >= flaky.probability) return undefined
-          injected[operation]++
-          return `${injectedReason} (failRate ${flaky.probability})`
-        })
-      })
+    const { state, calls, decide, controls } = ChaosControls.make(operations)
 
     /** Counts the call, sleeps its delay, then fails, drops or runs it. */
     const run = <A>(
@@ -245,7 +185,7 @@ export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Eff
           return Effect.succeed({
             name,
             healthy: false,
-            detail: `${injectedReason} on ${failingOps.join(", ")}`
+            detail: `${ChaosControls.injectedReason} on ${failingOps.join(", ")}`
           })
         }
         return Effect.map(tier.health, (h) => ({ ...h, name }))
@@ -264,54 +204,7 @@ export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Eff
       removeMatching: (glob) => run("removeMatching", tier.removeMatching(glob), () => 0),
       clear: run("clear", tier.clear, () => undefined),
       health,
-      fail: (ops, failOptions = {}) =>
-        Effect.suspend(() => {
-          const times = failOptions.times
-          if (times !== undefined && !(Number.isInteger(times) && times > 0)) {
-            return Effect.fail(
-              new CacheError.CacheConfigError({
-                option: "times",
-                reason: `must be a positive integer, got ${times}`
-              })
-            )
-          }
-          const reason =
-            failOptions.reason === undefined ? injectedReason : `${injectedReason}: ${failOptions.reason}`
-          for (const op of select(ops)) state[op].failing = { reason, remaining: times }
-          return Effect.void
-        }),
-      delay: (ops, duration) =>
-        Effect.sync(() => {
-          const decoded = Duration.decode(duration)
-          for (const op of select(ops)) state[op].delay = decoded
-        }),
-      drop: (ops) =>
-        Effect.sync(() => {
-          for (const op of select(ops)) state[op].dropping = true
-        }),
-      failRate: (ops, probability, rateOptions = {}) =>
-        Effect.suspend(() => {
-          if (!(probability >= 0 && probability <= 1)) {
-            return Effect.fail(
-              new CacheError.CacheConfigError({
-                option: "probability",
-                reason: `must be in [0, 1], got ${probability}`
-              })
-            )
-          }
-          const flaky: Flaky | undefined =
-            probability === 0
-              ? undefined
-              : {
-                  probability,
-                  next: rateOptions.seed === undefined ? Random.next : Random.make(rateOptions.seed).next
-                }
-          for (const op of select(ops)) state[op].flaky = flaky
-          return Effect.void
-        }),
-      heal: Effect.sync(reset),
-      calls: Effect.sync(() => ({ ...calls })),
-      injected: Effect.sync(() => ({ ...injected }))
+      ...controls
     }
     return chaos
   })

@@ -1,7 +1,7 @@
 /**
  * The invalidation bus: publishing (the one place messages are sent, through a breaker of its
  * own) and applying received messages to this instance's L1 with the local primitives of
- * writes.ts.
+ * localWrites.ts.
  */
 import { Duration, Effect, type Option, Stream } from "effect"
 import { BusError, type TierError } from "../CacheError.js"
@@ -11,8 +11,8 @@ import type { Event, InvalidationBus } from "../InvalidationBus.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
+import type { LocalWrites } from "./localWrites.js"
 import type { Spans } from "./spans.js"
-import type { Writes } from "./writes.js"
 
 /** The publishing side of one cache. */
 export interface Publisher {
@@ -122,7 +122,7 @@ export const makePublisher = (
 
 /** What the subscriber needs. */
 export interface SubscriberDeps {
-  readonly local: Writes["local"]
+  readonly local: LocalWrites
   readonly counters: Counters
   readonly instanceId: string
   readonly cacheName: string

@@ -1,7 +1,7 @@
 /**
  * Auto-recovery, the record: the changes (set, update, invalidate*, clear) that did not reach a
- * lower tier or the bus, kept until they are replayed (recoveryReplay.ts). One change per key
- * (the last wins), patterns and clears in between, in the order they were made; past
+ * lower tier or the bus, kept until they are replayed (replay.ts, replayPasses.ts). One change
+ * per key (the last wins), patterns and clears in between, in the order they were made; past
  * `maxChanges`, one namespace-wide clear replaces the whole record. While a change waits, this
  * instance's reads of the lower tiers see the change instead of what those tiers hold (the
  * `gate`): an invalidated key is a miss, an updated key answers its new entry, so that a Redis

@@ -4,23 +4,27 @@
  * here, where a hit costs one lookup, one `lookup.judgeSlot` and a counter: no Effect step, no
  * allocation. Everything past an L1 hit lives in its own module.
  *
- * Shutdown order (finalizers run in reverse): the bus subscriber stops; the lower-tier writes
- * of values already delivered are awaited (at most DRAIN_TIMEOUT), then running computations
- * are interrupted; the metrics are pushed a last time.
+ * Shutdown order (finalizers run in reverse): the lower-tier writes of values already
+ * delivered are awaited (at most DRAIN_TIMEOUT, drain.ts), then running computations are
+ * interrupted; the metrics are pushed a last time; the bus subscriber stops.
  */
-import { Effect, ExecutionStrategy, Exit, Fiber, Option, Scope } from "effect"
+import { Effect, ExecutionStrategy, type Exit, Option, Scope } from "effect"
 import type { BusError, CacheConfigError, CacheInputError, CacheTimeoutError } from "../CacheError.js"
 import { InvalidationBus } from "../InvalidationBus.js"
 import { L1, L2, Tiers } from "../Tier.js"
 import type { ComputeOptions, Options, ReadOptions, TieredCache, TypedWriteOptions } from "../TieredCache.js"
 import * as Bus from "./bus.js"
+import * as Changes from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import * as Counters from "./counters.js"
+import * as Drain from "./drain.js"
 import type { Slot } from "./fastPath.js"
 import * as Flight from "./flight.js"
 import * as Flights from "./flights.js"
 import * as GetMany from "./getMany.js"
 import { checkKey } from "./input.js"
+import * as Invalidations from "./invalidations.js"
+import * as LocalWrites from "./localWrites.js"
 import * as Lookup from "./lookup.js"
 import * as Observation from "./observation.js"
 import * as OptionsModule from "./options.js"
@@ -35,9 +39,6 @@ import * as TierAccess from "./tierAccess.js"
 import { isBadKey } from "./validate.js"
 import * as Versions from "./versions.js"
 import * as Writes from "./writes.js"
-
-/** Longest a closing cache waits for the lower-tier writes of values it already delivered. */
-const DRAIN_TIMEOUT = "5 seconds"
 
 const { FRESH, STALE, NEEDS_TAGS } = Lookup
 
@@ -100,7 +101,7 @@ export const make = (
       retryInterval: config.recovery === false ? 0 : config.recovery.retryInterval,
       now
     })
-    const writes = Writes.make({
+    const changeDeps: Changes.Deps = {
       access,
       versions,
       registry,
@@ -113,7 +114,10 @@ export const make = (
       send: publisher.send,
       busSequence: publisher.sequence,
       now
-    })
+    }
+    const changes = Changes.make(changeDeps)
+    const writes = Writes.make(changeDeps, changes)
+    const invalidations = Invalidations.make(changeDeps, changes)
     const resilience = Resilience.make({
       access,
       lookup,
@@ -140,7 +144,7 @@ export const make = (
     })
     if (busOption._tag === "Some") {
       yield* Bus.subscribe(busOption.value, {
-        local: writes.local,
+        local: LocalWrites.make(changeDeps, changes),
         counters,
         instanceId,
         cacheName,
@@ -159,6 +163,7 @@ export const make = (
       cacheName,
       metricsInterval: config.metricsInterval
     })
+    yield* Drain.onClose(registry, flightScope, cacheName)
 
     // ---- the L1 hit paths ------------------------------------------------------------------
     /** Reads the tags of an L1 slot, then judges it again (unknown tags are then a miss). */
@@ -263,29 +268,6 @@ export const make = (
       return flights.lead(key, schema, computation, opts, true, stale)
     }
 
-    // ---- shutdown --------------------------------------------------------------------------
-    // A getOrCompute answers as soon as L1 holds the value; its lower-tier writes and bus
-    // message follow. Closing the cache waits for those (each bounded by its tier's timeout;
-    // all together by DRAIN_TIMEOUT), so a value computed before a graceful shutdown is in L2
-    // for the next process. Computations still running are interrupted.
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        const writing = registry.writing()
-        if (writing.length === 0) return Effect.void
-        return Effect.forEach(writing, Fiber.await, { concurrency: "unbounded", discard: true }).pipe(
-          Effect.timeoutTo({
-            duration: DRAIN_TIMEOUT,
-            onSuccess: () => Effect.void,
-            onTimeout: () =>
-              Effect.logWarning(
-                "cache closed with lower-tier writes still in flight; they were interrupted"
-              ).pipe(Effect.annotateLogs({ cache: cacheName }))
-          }),
-          Effect.flatten
-        )
-      }).pipe(Effect.zipRight(Scope.close(flightScope, Exit.void)))
-    )
-
     const service: TieredCache.Service = {
       instanceId,
       get: (key, opts) => Effect.suspend(() => read(key, undefined, opts)),
@@ -303,11 +285,11 @@ export const make = (
         Effect.suspend(() => compute(key, undefined, computation, opts)),
       getOrComputeTyped: (key, schema, computation, opts) =>
         Effect.suspend(() => compute(key, schema as AnySchema, computation, opts)),
-      invalidate: writes.invalidate,
-      invalidateMany: writes.invalidateMany,
-      invalidatePattern: writes.invalidatePattern,
-      invalidateTag: writes.invalidateTag,
-      clear: writes.clear,
+      invalidate: invalidations.invalidate,
+      invalidateMany: invalidations.invalidateMany,
+      invalidatePattern: invalidations.invalidatePattern,
+      invalidateTag: invalidations.invalidateTag,
+      clear: invalidations.clear,
       stats: observation.stats,
       invalidationStats: observation.invalidationStats,
       health: observation.health

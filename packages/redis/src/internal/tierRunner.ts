@@ -6,6 +6,7 @@
 import { CacheError } from "@tiercache/core"
 import { Duration, Effect } from "effect"
 import type { ChainableCommander } from "ioredis"
+import { describe } from "./describe.js"
 import { sanitize } from "./sanitize.js"
 
 type TierError = CacheError.TierError
@@ -28,11 +29,10 @@ export interface Runner {
   ) => Effect.Effect<Array<unknown>, TierError>
 }
 
-const describe = (cause: unknown): string => {
-  const message = cause instanceof Error ? cause.message : String(cause)
-  if (message.includes("enableOfflineQueue")) return "not connected (reconnecting in the background)"
-  if (message === "Command timed out") return "no answer within the command timeout"
-  return message
+/** As {@link describe}; ioredis's own command timeout is said in the tier's words. */
+const reasonOf = (cause: unknown): string => {
+  const reason = describe(cause)
+  return reason === "Command timed out" ? "no answer within the command timeout" : reason
 }
 
 /** The commands of the tier `name`, batches bounded by `timeout` (the connection's command timeout). */
@@ -40,7 +40,7 @@ export const make = (name: string, timeout: Duration.Duration): Runner => {
   const timeoutReason = `no answer within ${Duration.format(timeout)}`
 
   const fail = (operation: string, cause: unknown) =>
-    new TierError({ tier: name, operation, reason: describe(cause), cause: sanitize(cause) })
+    new TierError({ tier: name, operation, reason: reasonOf(cause), cause: sanitize(cause) })
 
   const run = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
     Effect.tryPromise({ try: send, catch: (cause) => fail(operation, cause) })

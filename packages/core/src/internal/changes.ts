@@ -1,0 +1,79 @@
+/**
+ * What every change of the cache shares (the writes of writes.ts, the invalidations of
+ * invalidations.ts, the local primitives of localWrites.ts): what they need, the marking of the
+ * keys a change is changing in versions.ts from its start to its end (so that no read
+ * overlapping it stores an older value above it), the rule that a change fails only when every
+ * tier failed it, and the lower-tier writes of computed values still under way
+ * (pendingStores.ts), which invalidations wait for. Built once per cache.
+ */
+import { Effect } from "effect"
+import { type CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
+import type { InvalidationMessage } from "../InvalidationMessage.js"
+import type { Counters } from "./counters.js"
+import type { Registry } from "./flight.js"
+import type { Defaults } from "./input.js"
+import * as PendingStores from "./pendingStores.js"
+import type { Recovery } from "./replay.js"
+import type { Tags } from "./tags.js"
+import type { TierAccess } from "./tierAccess.js"
+import type { Versions } from "./versions.js"
+
+/** What the changes need. */
+export interface Deps {
+  readonly access: TierAccess
+  readonly versions: Versions
+  readonly registry: Registry
+  readonly tags: Tags
+  readonly counters: Counters
+  readonly defaults: Defaults
+  readonly tagRetention: number
+  readonly instanceId: string
+  /** Sends each change's bus message and keeps the changes that missed a lower tier or the bus. */
+  readonly recovery: Recovery
+  /** Publishes a bus message; answers whether it was delivered (true without a bus). */
+  readonly send: (message: InvalidationMessage) => Effect.Effect<boolean>
+  /** The ordered stream the bus publishes on (its `sequence`), if it names one. */
+  readonly busSequence: unknown
+  readonly now: () => number
+}
+
+/** How a write or an invalidation fails. */
+export type WriteError = CacheInputError | CacheWriteError
+
+/** Builds what the changes of one cache share. */
+export const make = (deps: Deps) => {
+  const { access, versions, counters } = deps
+  const allTiers = access.lower.length + 1
+
+  /** Fails the change when every tier failed it (counted as a write failure). */
+  const failIfAllFailed = (key: string, operation: string, failures: ReadonlyArray<TierError>) => {
+    if (failures.length < allTiers) return Effect.void
+    counters.writeFailures++
+    return Effect.fail(new CacheWriteError({ key, operation, failures }))
+  }
+
+  /** Runs `body` while `keys` are marked changing (undefined: every key). */
+  const changing = <A, E>(keys: ReadonlyArray<string> | undefined, body: Effect.Effect<A, E>) =>
+    Effect.suspend(() => {
+      if (keys === undefined) versions.changingAll()
+      else for (const key of keys) versions.changing(key)
+      return Effect.ensuring(
+        body,
+        Effect.sync(() => {
+          if (keys === undefined) versions.changedAll()
+          else for (const key of keys) versions.changed(key)
+        })
+      )
+    })
+
+  return {
+    failIfAllFailed,
+    changing,
+    // An invalidation waits for the computed values being written below L1 (see pendingStores.ts),
+    // at most as long as the slowest tier's call may take.
+    pending: PendingStores.make(PendingStores.boundOf(access.lower, "1 second"))
+  }
+}
+
+/** What the changes of one cache share. */
+export type Changes = ReturnType<typeof make>

@@ -1,0 +1,147 @@
+/**
+ * The invalidations: `invalidate`, `invalidateMany`, `invalidatePattern`, `invalidateTag` and
+ * `clear`. Each marks what it removes changing (changes.ts), waits for the computed values
+ * still being written below L1 that it covers (pendingStores.ts), removes from every tier, then
+ * sends its bus message through recovery (replay.ts), which keeps it when a lower tier or the
+ * bus missed it.
+ */
+import { Effect } from "effect"
+import { CacheWriteError, type TierError } from "../CacheError.js"
+import * as Entry from "../Entry.js"
+import * as Glob from "../Glob.js"
+import type { Tier } from "../Tier.js"
+import type { Changes, Deps, WriteError } from "./changes.js"
+import { checkKey, checkKeys, checkPattern, checkTag } from "./input.js"
+import type * as PendingStores from "./pendingStores.js"
+import { TAG_PREFIX } from "./tags.js"
+
+/** Builds the invalidations. */
+export const make = (deps: Deps, changes: Changes) => {
+  const { access, registry, tags, counters, instanceId, recovery, now } = deps
+  const { changing, failIfAllFailed, pending } = changes
+
+  const removeEverywhere = (
+    label: string,
+    operation: string,
+    keys: ReadonlyArray<string> | undefined,
+    covers: (store: PendingStores.PendingStore) => boolean,
+    forget: () => void,
+    l1Op: () => Effect.Effect<void, TierError>,
+    lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
+    settle: (lowerFailed: boolean) => Effect.Effect<void>
+  ): Effect.Effect<void, CacheWriteError> =>
+    changing(
+      keys,
+      Effect.zipRight(
+        pending.settle(covers),
+        Effect.suspend(() => {
+          forget()
+          return access.onEveryTier(l1Op, lowerOp)
+        })
+      )
+    ).pipe(
+      Effect.flatMap((failures) =>
+        Effect.zipRight(failIfAllFailed(label, operation, failures), settle(failures.length > 0))
+      )
+    )
+
+  const removeKeys = (list: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> =>
+    removeEverywhere(
+      single ? list[0]! : list.join(","),
+      single ? "invalidate" : "invalidateMany",
+      list,
+      (store) => list.includes(store.key),
+      () => list.forEach(registry.forget),
+      () => access.removeL1(list),
+      (tier) => tier.remove(list),
+      (failed) =>
+        single
+          ? recovery.settleKey(list[0]!, undefined, false, failed, {
+              type: "Remove",
+              key: list[0]!,
+              origin: instanceId
+            })
+          : recovery.settleKeys(list, failed, { type: "RemoveBulk", keys: list, origin: instanceId })
+    )
+
+  return {
+    invalidate: (key: string): Effect.Effect<void, WriteError> => {
+      const bad = checkKey(key)
+      return bad ? Effect.fail(bad) : removeKeys([key], true)
+    },
+    invalidateMany: (keys: ReadonlyArray<string>): Effect.Effect<void, WriteError> => {
+      const bad = checkKeys(keys)
+      if (bad) return Effect.fail(bad)
+      return keys.length === 0 ? Effect.void : removeKeys([...keys], false)
+    },
+    invalidatePattern: (glob: string): Effect.Effect<void, WriteError> =>
+      Effect.suspend((): Effect.Effect<void, WriteError> => {
+        const bad = checkPattern(glob)
+        if (bad) return Effect.fail(bad)
+        const matches = Glob.matcher(glob)
+        return removeEverywhere(
+          glob,
+          "invalidatePattern",
+          undefined,
+          (store) => matches(store.key),
+          () => registry.forgetMatching(matches),
+          () => access.removeL1Matching(glob, matches),
+          (tier) => tier.removeMatching(glob),
+          (failed) =>
+            recovery.settleBarrier(glob, failed, { type: "RemovePattern", pattern: glob, origin: instanceId })
+        )
+      }),
+    invalidateTag: (tag: string): Effect.Effect<void, WriteError> =>
+      Effect.suspend((): Effect.Effect<void, WriteError> => {
+        const bad = checkTag(tag)
+        if (bad) return Effect.fail(bad)
+        const at = now()
+        const record = Entry.make({ value: at, now: at, ttlMs: deps.tagRetention })
+        const before = () => {
+          registry.forgetMatching(() => true)
+          tags.invalidated(tag, at)
+        }
+        return changing(
+          undefined,
+          Effect.zipRight(
+            pending.settle((store) => store.tags.includes(tag)),
+            Effect.suspend(() => {
+              before()
+              return access.onEveryTier(
+                () => access.removeL1Tagged(tag),
+                (tier) => tier.set(TAG_PREFIX + tag, record)
+              )
+            })
+          )
+        ).pipe(
+          Effect.tap((failures) =>
+            recovery.settleTag(tag, TAG_PREFIX + tag, record, failures.length > 0, {
+              type: "RemoveTag",
+              tag,
+              at,
+              origin: instanceId
+            })
+          ),
+          Effect.flatMap((failures) => {
+            // The time must reach a shared tier, or the tagged entries there would come back.
+            if (failures.length < access.lower.length) return Effect.void
+            counters.writeFailures++
+            return Effect.fail(new CacheWriteError({ key: tag, operation: "invalidateTag", failures }))
+          })
+        )
+      }),
+    clear: removeEverywhere(
+      "*",
+      "clear",
+      undefined,
+      () => true,
+      () => registry.forgetMatching(() => true),
+      () => access.clearL1,
+      (tier) => tier.clear,
+      (failed) => recovery.settleBarrier(undefined, failed, { type: "Clear", origin: instanceId })
+    )
+  }
+}
+
+/** The invalidations of one cache. */
+export type Invalidations = ReturnType<typeof make>

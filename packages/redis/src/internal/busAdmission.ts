@@ -1,0 +1,63 @@
+/**
+ * What RedisInvalidationBus lets through to the cache: a received payload is decoded, and
+ * dropped when it is malformed (counted by kind, and logged one short line at a time, at most
+ * once per interval per kind) or stamped with another namespace (counted). The counts are the
+ * bus's `stats`.
+ */
+import type { InvalidationBus } from "@tiercache/core"
+import { InvalidationMessage } from "@tiercache/core"
+import { type Duration, Effect, Metric, Option } from "effect"
+import * as ThrottledLog from "./throttledLog.js"
+
+/** What the bus dropped so far. */
+export interface Counts {
+  foreign: number
+  readonly malformed: Record<InvalidationMessage.MalformedKind, number>
+}
+
+/** The admission of one bus. */
+export interface Admission {
+  /** A payload as the cache should see it, or nothing when the bus drops it. */
+  readonly admit: (raw: string) => Effect.Effect<Option.Option<InvalidationBus.Event>>
+  readonly counts: Counts
+}
+
+/**
+ * Admits the messages of `namespace` (and those without one); counts the others in
+ * `foreignMetric` and the malformed ones in `malformedMetric` (tagged with their kind).
+ */
+export const make = (
+  namespace: string,
+  logInterval: Duration.Duration,
+  foreignMetric: Metric.Metric.Counter<number>,
+  malformedMetric: Metric.Metric.Counter<number>
+): Admission => {
+  const counts: Counts = {
+    foreign: 0,
+    malformed: { not_json: 0, unknown_type: 0, invalid_field: 0 }
+  }
+  const throttled = ThrottledLog.make(logInterval)
+
+  const admit = (raw: string): Effect.Effect<Option.Option<InvalidationBus.Event>> => {
+    const decoded = InvalidationMessage.decodeDetailed(raw)
+    if (decoded._tag === "Left") {
+      const { kind, reason } = decoded.left
+      counts.malformed[kind]++
+      return Effect.as(
+        Effect.zipRight(
+          Metric.increment(Metric.tagged(malformedMetric, "kind", kind)),
+          throttled(kind, `tiercache: malformed bus message dropped: ${reason}`)
+        ),
+        Option.none()
+      )
+    }
+    const message = decoded.right
+    if (message.namespace !== undefined && message.namespace !== namespace) {
+      counts.foreign++
+      return Effect.as(Metric.increment(foreignMetric), Option.none())
+    }
+    return Effect.succeed(Option.some({ _tag: "Message", message }))
+  }
+
+  return { admit, counts }
+}

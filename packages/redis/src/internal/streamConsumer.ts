@@ -1,0 +1,106 @@
+/**
+ * A consumer of RedisStreams (`consume`): a long-lived loop of XREADGROUP on a connection of its
+ * own, first this consumer's pending entries (delivered before, never acknowledged), then new
+ * ones. A read that fails for want of a connection is made again once the connection is back;
+ * an error answered by Redis ends the stream.
+ */
+import { CacheError, type CacheStreams } from "@tiercache/core"
+import { Duration, Effect, Schedule, Stream } from "effect"
+import { ReplyError } from "ioredis"
+import type { RedisConnection } from "../RedisConnection.js"
+import { type Commands, call, fromRead, isPositiveInteger } from "./streamCommands.js"
+import { countRead, type Traced } from "./streamSpans.js"
+
+type StreamError = CacheError.StreamError
+const { StreamError } = CacheError
+
+/** An error answered by Redis itself (NOGROUP, WRONGTYPE...): asking again will not help. */
+const isReplyError = (error: CacheError.StreamError): boolean => error.cause instanceof ReplyError
+
+/** Between a consumer's attempts to read again after losing its connection: 50 ms doubling to 1 s. */
+const RECONNECT = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
+
+/** The `consume` of a streams service on `connection`, stream keys under `prefix`. */
+export const make = (
+  connection: RedisConnection.Service,
+  prefix: string,
+  commands: Commands,
+  traced: Traced
+) => {
+  const { send, invalid, checkStream } = commands
+  const commandTimeout = connection.commandTimeout
+  return (
+    stream: string,
+    group: string,
+    consumer: string,
+    consumeOptions: CacheStreams.ConsumeOptions = {}
+  ): Stream.Stream<CacheStreams.StreamEntry, StreamError> =>
+    Stream.unwrapScoped(
+      Effect.gen(function* () {
+        yield* checkStream("consume", stream)
+        const count = consumeOptions.count ?? 10
+        const blockMs = consumeOptions.blockMs ?? 1000
+        if (!isPositiveInteger(count))
+          return yield* invalid("consume", stream, "count must be a positive integer")
+        if (!isPositiveInteger(blockMs))
+          return yield* invalid("consume", stream, "blockMs must be a positive integer")
+        const conn = yield* connection
+          .dedicated("consumer")
+          .pipe(
+            Effect.mapError(
+              (error) => new StreamError({ operation: "consume", stream, reason: error.reason, cause: error })
+            )
+          )
+        const key = prefix + stream
+        const within = Duration.sum(Duration.millis(blockMs), commandTimeout)
+        // First this consumer's own pending entries (delivered before, never acknowledged:
+        // at-least-once after a restart), then new ones. A read that fails for want of a
+        // connection is made again once the connection is back, from the pending entries
+        // again (an answer lost with the connection was delivered all the same); an error
+        // answered by Redis (say NOGROUP) ends the stream.
+        let cursor = "0"
+        const next = Effect.gen(function* () {
+          const reply = yield* send(
+            "consume",
+            stream,
+            call(conn, [
+              "XREADGROUP",
+              "GROUP",
+              group,
+              consumer,
+              "COUNT",
+              count,
+              "BLOCK",
+              blockMs,
+              "STREAMS",
+              key,
+              cursor
+            ]),
+            within
+          )
+          const entries = fromRead(reply)
+          if (cursor !== ">") cursor = entries.length === 0 ? ">" : entries[entries.length - 1]!.id
+          return entries
+        }).pipe(
+          Effect.tap(countRead),
+          traced("consume", stream, { command: "XREADGROUP", type: "receive", group })
+        )
+        const reading = next.pipe(
+          Effect.tapError((error) =>
+            isReplyError(error)
+              ? Effect.void
+              : Effect.zipRight(
+                  Effect.sync(() => {
+                    cursor = "0"
+                  }),
+                  Effect.logWarning("stream consumer could not read; trying again").pipe(
+                    Effect.annotateLogs({ stream, group, consumer, reason: error.reason })
+                  )
+                )
+          ),
+          Effect.retry({ schedule: RECONNECT, while: (error) => !isReplyError(error) })
+        )
+        return Stream.repeatEffect(reading).pipe(Stream.flattenIterables)
+      })
+    )
+}
