@@ -3,7 +3,7 @@
  * own) and applying received messages to this instance's L1 with the local primitives of
  * localWrites.ts.
  */
-import { Duration, Effect, type Option, Stream } from "effect"
+import { Chunk, Duration, Effect, type Option, Stream } from "effect"
 import { BusError, type TierError } from "../CacheError.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Entry from "../Entry.js"
@@ -162,6 +162,23 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
   }
 }
 
+/**
+ * Handles a chunk's events one after the other, each after the previous one's effect: an event
+ * that needs none (this instance's own echo: a count) costs no Effect step.
+ */
+const applyInOrder = (chunk: Chunk.Chunk<Event>, onEvent: (event: Event) => Effect.Effect<void>) => {
+  const events = Chunk.toReadonlyArray(chunk)
+  let next = 0
+  const rest = (): Effect.Effect<void> => {
+    while (next < events.length) {
+      const effect = onEvent(events[next++]!)
+      if (effect !== Effect.void) return Effect.flatMap(effect, rest)
+    }
+    return Effect.void
+  }
+  return Effect.suspend(rest)
+}
+
 /** Subscribes to the bus in a fiber of the current scope. */
 export const subscribe = (
   bus: InvalidationBus.Service,
@@ -200,6 +217,6 @@ export const subscribe = (
     }
   }
   return Effect.flatMap(bus.subscribe, (events) =>
-    Effect.asVoid(Effect.forkScoped(Stream.runForEach(events, onEvent)))
+    Effect.asVoid(Effect.forkScoped(Stream.runForEachChunk(events, (chunk) => applyInOrder(chunk, onEvent))))
   )
 }

@@ -120,7 +120,10 @@ export const make = (deps: Deps, changes: Changes) => {
       const stored =
         ordered === undefined
           ? access.onEveryTier(l1, (tier) => tier.set(key, entry), afterL1)
-          : Effect.map(ordered.run(l1, key, entry, deps.send(removed(key)), afterL1), ([failures]) => failures)
+          : Effect.map(
+              ordered.run(l1, key, entry, deps.send(removed(key)), afterL1),
+              ([failures]) => failures
+            )
       return stored.pipe(
         // An invalidation that stopped waiting for this write (a slow tier) left it behind.
         Effect.tap(() =>

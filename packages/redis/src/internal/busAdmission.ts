@@ -6,7 +6,7 @@
  */
 import type { InvalidationBus } from "@tiercache/core"
 import { InvalidationMessage } from "@tiercache/core"
-import { type Duration, Effect, Metric, Option } from "effect"
+import { type Duration, Effect, Metric } from "effect"
 import * as ThrottledLog from "./throttledLog.js"
 
 /** What the bus dropped so far. */
@@ -17,8 +17,11 @@ export interface Counts {
 
 /** The admission of one bus. */
 export interface Admission {
-  /** A payload as the cache should see it, or nothing when the bus drops it. */
-  readonly admit: (raw: string) => Effect.Effect<Option.Option<InvalidationBus.Event>>
+  /**
+   * A payload as the cache should see it, or, when the bus drops it, the effect that counts and
+   * logs the drop (an admitted payload costs no Effect).
+   */
+  readonly admit: (raw: string) => InvalidationBus.Event | Effect.Effect<void>
   readonly counts: Counts
 }
 
@@ -38,25 +41,22 @@ export const make = (
   }
   const throttled = ThrottledLog.make(logInterval)
 
-  const admit = (raw: string): Effect.Effect<Option.Option<InvalidationBus.Event>> => {
+  const admit = (raw: string): InvalidationBus.Event | Effect.Effect<void> => {
     const decoded = InvalidationMessage.decodeDetailed(raw)
     if (decoded._tag === "Left") {
       const { kind, reason } = decoded.left
       counts.malformed[kind]++
-      return Effect.as(
-        Effect.zipRight(
-          Metric.increment(Metric.tagged(malformedMetric, "kind", kind)),
-          throttled(kind, `tiercache: malformed bus message dropped: ${reason}`)
-        ),
-        Option.none()
+      return Effect.zipRight(
+        Metric.increment(Metric.tagged(malformedMetric, "kind", kind)),
+        throttled(kind, `tiercache: malformed bus message dropped: ${reason}`)
       )
     }
     const message = decoded.right
     if (message.namespace !== undefined && message.namespace !== namespace) {
       counts.foreign++
-      return Effect.as(Metric.increment(foreignMetric), Option.none())
+      return Metric.increment(foreignMetric)
     }
-    return Effect.succeed(Option.some({ _tag: "Message", message }))
+    return { _tag: "Message", message }
   }
 
   return { admit, counts }
