@@ -21,11 +21,12 @@
  */
 import { KeyValueStore } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
+import { Duration, Effect, Layer, Option, type Scope } from "effect"
 import { TierError } from "./CacheError.js"
 import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
-import { fnv1a } from "./internal/hash.js"
+import * as KvIndex from "./internal/kvIndex.js"
+import * as KvSweep from "./internal/kvSweep.js"
 import { L2, type Tier } from "./Tier.js"
 
 /** Whether a store error says the key was not there (nothing to remove). */
@@ -46,13 +47,6 @@ export interface Options {
   /** How often gone entries are removed from the store (default 1 minute). */
   readonly sweepInterval?: Duration.DurationInput | undefined
 }
-
-/** Where the index of the tier's keys lives, after the prefix. */
-const INDEX = "__tiercache:kv-index:"
-/** The index is kept in shards, so that a new key rewrites 1/16 of it. */
-const SHARDS = 16
-
-const shardOf = (key: string): number => fnv1a(key) % SHARDS
 
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
@@ -79,69 +73,18 @@ export const make = (
     const guard = <A, E>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, TierError> =>
       Effect.mapError(effect, fail(operation))
 
-    // ---- the index: the keys this tier wrote, per shard ----------------------------------
-    const shards: Array<Set<string>> = []
-    for (let s = 0; s < SHARDS; s++) {
-      const raw = yield* guard("open", store.get(`${prefix}${INDEX}${s}`))
-      const keys = Option.match(raw, {
-        onNone: () => [],
-        onSome: (text) => {
-          try {
-            const parsed: unknown = JSON.parse(text)
-            return Array.isArray(parsed) ? parsed.filter((k): k is string => typeof k === "string") : []
-          } catch {
-            return []
-          }
-        }
-      })
-      shards.push(new Set(keys))
-    }
-    /** Per shard: changes made, and changes written. */
-    const changed = new Array<number>(SHARDS).fill(0)
-    const written = new Array<number>(SHARDS).fill(0)
-    const locks = yield* Effect.forEach(shards, () => Effect.makeSemaphore(1))
-
-    /** Writes a shard of the index unless a write since the last change covered it. */
-    const persist = (shard: number): Effect.Effect<void, TierError> =>
-      locks[shard]!.withPermits(1)(
-        Effect.suspend(() => {
-          if (written[shard]! >= changed[shard]!) return Effect.void
-          const version = changed[shard]!
-          const text = JSON.stringify([...shards[shard]!])
-          return Effect.tap(guard("set", store.set(`${prefix}${INDEX}${shard}`, text)), () => {
-            written[shard] = Math.max(written[shard]!, version)
-          })
-        })
-      )
-
-    /** Writes every shard changed since its last write. */
-    const persistAll = Effect.forEach(shards, (_, shard) => persist(shard), { discard: true })
-
-    /** Records keys in the index (before their values are written). */
-    const track = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> => {
-      const touched = new Set<number>()
-      for (const key of keys) {
-        const shard = shardOf(key)
-        if (shards[shard]!.has(key)) continue
-        shards[shard]!.add(key)
-        changed[shard]!++
-        touched.add(shard)
-      }
-      return Effect.forEach(touched, persist, { discard: true })
-    }
-    /** Drops keys from the index; written with the next change (a stale index only names more). */
-    const untrack = (keys: Iterable<string>) => {
-      for (const key of keys) {
-        const shard = shardOf(key)
-        if (shards[shard]!.delete(key)) changed[shard]!++
-      }
-    }
-    const indexed = (): Array<string> => shards.flatMap((shard) => [...shard])
+    // ---- the index: the keys this tier wrote (kvIndex.ts) ----------------------------------
+    const index = yield* KvIndex.make(store, prefix, guard)
+    const { track, untrack, indexed, persistAll } = index
 
     const checkKey = (operation: string, key: string): Effect.Effect<void, TierError> =>
-      key.startsWith(INDEX)
+      key.startsWith(KvIndex.INDEX)
         ? Effect.fail(
-            new TierError({ tier: name, operation, reason: `keys starting with ${INDEX} are reserved` })
+            new TierError({
+              tier: name,
+              operation,
+              reason: `keys starting with ${KvIndex.INDEX} are reserved`
+            })
           )
         : Effect.void
 
@@ -161,6 +104,7 @@ export const make = (
         ),
         () => untrack(keys)
       )
+    const sweeper = KvSweep.make({ store, prefix, name, now, sweepInterval, guard, index, removeStored })
 
     // ---- reads -----------------------------------------------------------------------------
     const get = (key: string): Effect.Effect<Option.Option<Entry.Entry>, TierError> =>
@@ -180,33 +124,6 @@ export const make = (
       })
 
     // ---- writes ----------------------------------------------------------------------------
-    // Writes in flight, and keys written while a sweep ran: the sweep leaves them alone.
-    const writing = new Map<string, number>()
-    let sweeping = false
-    const writtenDuringSweep = new Set<string>()
-    const markWriting = <A, E>(
-      entries: ReadonlyArray<readonly [string, Entry.Entry]>,
-      write: Effect.Effect<A, E>
-    ): Effect.Effect<A, E> =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          for (const [key] of entries) {
-            writing.set(key, (writing.get(key) ?? 0) + 1)
-            if (sweeping) writtenDuringSweep.add(key)
-          }
-        }),
-        () => write,
-        () =>
-          Effect.sync(() => {
-            for (const [key] of entries) {
-              const n = (writing.get(key) ?? 1) - 1
-              if (n === 0) writing.delete(key)
-              else writing.set(key, n)
-              if (sweeping) writtenDuringSweep.add(key)
-            }
-          })
-      )
-
     const setMany = (
       entries: ReadonlyArray<readonly [string, Entry.Entry]>
     ): Effect.Effect<void, TierError> =>
@@ -225,7 +142,7 @@ export const make = (
           "set",
           Effect.forEach(values, ([key, text]) => store.set(prefix + key, text), { discard: true })
         )
-      }).pipe((write) => markWriting(entries, write))
+      }).pipe((write) => sweeper.markWriting(entries, write))
 
     const removeMatching = (operation: string, matches: (key: string) => boolean) =>
       Effect.gen(function* () {
@@ -239,51 +156,8 @@ export const make = (
         return removed
       })
 
-    // ---- the sweep -------------------------------------------------------------------------
-    const sweepOnce = Effect.gen(function* () {
-      const t = now()
-      const gone: Array<string> = []
-      const absent: Array<string> = []
-      for (const key of indexed()) {
-        const raw = yield* guard("sweep", store.get(prefix + key))
-        if (raw._tag === "None") absent.push(key)
-        else {
-          const entry = Entry.deserialize(raw.value)
-          if (entry === undefined || Entry.isGone(entry, t)) gone.push(key)
-        }
-      }
-      // A key written while the sweep ran may hold a new value the sweep did not see.
-      const untouched = (key: string) => !writing.has(key) && !writtenDuringSweep.has(key)
-      untrack(absent.filter(untouched))
-      const doomed = gone.filter(untouched)
-      yield* removeStored("sweep", doomed)
-      yield* persistAll
-      if (doomed.length > 0) {
-        yield* Effect.logDebug("swept gone entries").pipe(
-          Effect.annotateLogs({ tier: name, removed: doomed.length })
-        )
-      }
-    })
-    const sweep = Effect.suspend(() => {
-      sweeping = true
-      return sweepOnce
-    }).pipe(
-      Effect.ensuring(
-        Effect.sync(() => {
-          sweeping = false
-          writtenDuringSweep.clear()
-        })
-      )
-    )
-    yield* sweep.pipe(
-      Effect.catchAll((error) =>
-        Effect.logWarning("sweep failed").pipe(Effect.annotateLogs({ tier: name, reason: error.reason }))
-      ),
-      Effect.repeat(Schedule.spaced(sweepInterval)),
-      Effect.delay(sweepInterval),
-      Effect.interruptible,
-      Effect.forkScoped
-    )
+    // ---- the sweep (kvSweep.ts) ------------------------------------------------------------
+    yield* sweeper.start
 
     const tier: Tier.Service = {
       name,

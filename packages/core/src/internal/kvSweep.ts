@@ -1,0 +1,105 @@
+/**
+ * The sweep of a KeyValueStore tier: a KeyValueStore has no expiry, so every `sweepInterval`
+ * the sweep reads every indexed key, removes the gone entries and drops from the index the keys
+ * no longer stored. It leaves alone the keys being written, and those written while it ran
+ * (`markWriting` notes them): they may hold a new value it did not see.
+ */
+import type { KeyValueStore } from "@effect/platform"
+import { type Duration, Effect, Schedule, type Scope } from "effect"
+import type { TierError } from "../CacheError.js"
+import * as Entry from "../Entry.js"
+import type { Guard, KvIndex } from "./kvIndex.js"
+
+/** What the sweep needs. */
+export interface Deps {
+  readonly store: KeyValueStore.KeyValueStore
+  readonly prefix: string
+  readonly name: string
+  readonly now: () => number
+  readonly sweepInterval: Duration.Duration
+  readonly guard: Guard
+  readonly index: KvIndex
+  /** Removes stored keys, then drops them from the index. */
+  readonly removeStored: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void, TierError>
+}
+
+/** Builds the sweep of one tier. */
+export const make = (deps: Deps) => {
+  const { store, prefix, name, now, sweepInterval, guard, index, removeStored } = deps
+  const { untrack, indexed, persistAll } = index
+
+  // Writes in flight, and keys written while a sweep ran: the sweep leaves them alone.
+  const writing = new Map<string, number>()
+  let sweeping = false
+  const writtenDuringSweep = new Set<string>()
+  const markWriting = <A, E>(
+    entries: ReadonlyArray<readonly [string, Entry.Entry]>,
+    write: Effect.Effect<A, E>
+  ): Effect.Effect<A, E> =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        for (const [key] of entries) {
+          writing.set(key, (writing.get(key) ?? 0) + 1)
+          if (sweeping) writtenDuringSweep.add(key)
+        }
+      }),
+      () => write,
+      () =>
+        Effect.sync(() => {
+          for (const [key] of entries) {
+            const n = (writing.get(key) ?? 1) - 1
+            if (n === 0) writing.delete(key)
+            else writing.set(key, n)
+            if (sweeping) writtenDuringSweep.add(key)
+          }
+        })
+    )
+
+  const sweepOnce = Effect.gen(function* () {
+    const t = now()
+    const gone: Array<string> = []
+    const absent: Array<string> = []
+    for (const key of indexed()) {
+      const raw = yield* guard("sweep", store.get(prefix + key))
+      if (raw._tag === "None") absent.push(key)
+      else {
+        const entry = Entry.deserialize(raw.value)
+        if (entry === undefined || Entry.isGone(entry, t)) gone.push(key)
+      }
+    }
+    // A key written while the sweep ran may hold a new value the sweep did not see.
+    const untouched = (key: string) => !writing.has(key) && !writtenDuringSweep.has(key)
+    untrack(absent.filter(untouched))
+    const doomed = gone.filter(untouched)
+    yield* removeStored("sweep", doomed)
+    yield* persistAll
+    if (doomed.length > 0) {
+      yield* Effect.logDebug("swept gone entries").pipe(
+        Effect.annotateLogs({ tier: name, removed: doomed.length })
+      )
+    }
+  })
+  const sweep = Effect.suspend(() => {
+    sweeping = true
+    return sweepOnce
+  }).pipe(
+    Effect.ensuring(
+      Effect.sync(() => {
+        sweeping = false
+        writtenDuringSweep.clear()
+      })
+    )
+  )
+  /** Sweeps every `sweepInterval` (the first after one interval) in a fiber of the scope. */
+  const start: Effect.Effect<unknown, never, Scope.Scope> = sweep.pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning("sweep failed").pipe(Effect.annotateLogs({ tier: name, reason: error.reason }))
+    ),
+    Effect.repeat(Schedule.spaced(sweepInterval)),
+    Effect.delay(sweepInterval),
+    Effect.interruptible,
+    Effect.forkScoped
+  )
+
+  return { markWriting, start }
+}
