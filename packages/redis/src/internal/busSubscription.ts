@@ -155,8 +155,9 @@ export const make = (
             continue
           }
           const admitted = admit(arrival)
-          if (Effect.isEffect(admitted)) (drops ??= []).push(admitted)
-          else events.push(admitted)
+          if (!Effect.isEffect(admitted)) events.push(admitted)
+          else if (drops === undefined) drops = [admitted]
+          else drops.push(admitted)
         }
         const out = Chunk.unsafeFromArray(events)
         return drops === undefined
