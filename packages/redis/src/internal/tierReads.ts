@@ -47,6 +47,11 @@ interface ScriptedClient {
   readonly tiercacheRead: (numKeys: number, ...keysThenLimit: Array<string>) => Promise<Array<unknown>>
 }
 
+/** The client's buffer-reply GETRANGE (ioredis generates it; its types do not list it). */
+interface AutoPipelined {
+  readonly getrangeBuffer: (key: string, start: string, end: string) => Promise<Buffer>
+}
+
 /** A read waiting for the next batch. */
 interface PendingRead {
   readonly key: string
@@ -139,13 +144,23 @@ export const make = ({
    * many callers at once this costs Redis and the client one command per MAX_BATCH reads
    * instead of two per read; a lone read is one write of GET and PTTL. A caller that is
    * interrupted meanwhile simply ignores its answer.
+   * While earlier reads are still unanswered the connection is busy: the next reads wait for
+   * the end of the event-loop turn instead (setImmediate, as ioredis's auto-pipeline does), so
+   * that they go out in one socket write with the turn's other commands. Measured with 64
+   * callers of cold misses, a write system call per lone read cost a quarter of the throughput;
+   * waiting for the turn's end when nothing is unanswered would cost a lone caller about a
+   * fifth of its latency.
    */
   let pending: Array<PendingRead> = []
+  let unanswered = 0
   const flush = (): void => {
     if (pending.length === 0) return
     const batch = pending
     pending = []
+    const busy = unanswered > 0
+    unanswered += batch.length
     const answer = (reply: unknown) => {
+      unanswered -= batch.length
       if (!Array.isArray(reply) || reply.length !== 2 * batch.length) {
         return failAll(`unexpected answer to a read: ${String(reply).slice(0, 80)}`)
       }
@@ -155,10 +170,11 @@ export const make = ({
       }
     }
     const failAll = (cause: unknown) => {
+      unanswered -= batch.length
       const error = fail("get", cause)
       for (const r of batch) r.resume(Effect.fail(error))
     }
-    if (batch.length === 1) readAlone(prefix + batch[0]!.key).then(answer, failAll)
+    if (batch.length === 1) readAlone(prefix + batch[0]!.key, busy).then(answer, failAll)
     else
       scripted
         .tiercacheRead(batch.length, ...batch.map((r) => prefix + r.key), rangeEnd)
@@ -175,19 +191,29 @@ export const make = ({
    * like the script; were a write to land between them, the value would come with the new
    * lifetime: a value Redis just held, which that write's invalidation then removes.
    */
-  const readAlone = (full: string): Promise<[unknown, unknown]> => {
-    const get = new Command("getrange", [full, "0", rangeEnd])
-    const pttl = new Command("pttl", [full])
-    const corked = client.status === "ready"
-    if (corked) client.stream.cork()
-    try {
-      client.sendCommand(get)
-      client.sendCommand(pttl)
-    } finally {
-      if (corked) client.stream.uncork()
+  const readAlone = (full: string, busy: boolean): Promise<[unknown, unknown]> => {
+    let value: Promise<Buffer>
+    let pttl: Promise<unknown>
+    if (busy) {
+      // Auto-pipelined: in the turn's one write.
+      value = (client as unknown as AutoPipelined).getrangeBuffer(full, "0", rangeEnd)
+      pttl = client.pttl(full)
+    } else {
+      const get = new Command("getrange", [full, "0", rangeEnd])
+      const ttl = new Command("pttl", [full])
+      const corked = client.status === "ready"
+      if (corked) client.stream.cork()
+      try {
+        client.sendCommand(get)
+        client.sendCommand(ttl)
+      } finally {
+        if (corked) client.stream.uncork()
+      }
+      value = get.promise as Promise<Buffer>
+      pttl = ttl.promise as Promise<unknown>
     }
     return Promise.all([
-      (get.promise as Promise<Buffer>).then(
+      value.then(
         // GETRANGE answers "" for a missing key; entries are never empty.
         (bytes) =>
           bytes.length === 0 ? null : bytes.length >= large.limit ? bytes.length : bytes.toString("utf8"),
@@ -195,7 +221,7 @@ export const make = ({
         (error: unknown) =>
           error instanceof Error && error.message.startsWith("WRONGTYPE") ? null : Promise.reject(error)
       ),
-      pttl.promise as Promise<unknown>
+      pttl
     ])
   }
 
@@ -206,8 +232,10 @@ export const make = ({
         // The clock is read before asking: Redis counts PTTL down from a later moment, so the
         // rebased lifetime may end a round trip early, never late.
         pending.push({ key, now: clock.unsafeCurrentTimeMillis(), resume })
-        if (pending.length === 1) process.nextTick(flush)
-        else if (pending.length >= MAX_BATCH) flush()
+        if (pending.length === 1) {
+          if (unanswered === 0) process.nextTick(flush)
+          else setImmediate(flush)
+        } else if (pending.length >= MAX_BATCH) flush()
       }),
 
     getMany: (keys) =>
