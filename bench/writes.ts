@@ -10,6 +10,7 @@
  */
 import { RedisServer } from "@tiercache/testing"
 import { Effect } from "effect"
+import { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import { checkAnswers, contenders } from "./contenders.js"
 import { count, interleaveLatency, type LatencyCase, printMachineSpeed } from "./harness.js"
@@ -61,9 +62,30 @@ const main = Effect.gen(function* () {
       lru.set(keys[i]!, value)
       await raw.set(`raw:${keys[i]!}`, JSON.stringify(value), "PX", TTL_MS)
     }
+    // The floor of a write that tells other instances: the limit's SET and a PUBLISH sent
+    // together (one socket write), with a subscriber in this process that receives and parses
+    // its own message, as every instance on the bus does.
+    const subscriber = new Redis({ host: server.host, port: server.port, lazyConnect: true })
+    yield* Effect.acquireRelease(
+      Effect.promise(async () => {
+        await subscriber.connect()
+        await subscriber.subscribe("raw:invalidate")
+        subscriber.on("message", (_channel: string, message: string) => JSON.parse(message))
+      }),
+      () => Effect.promise(() => subscriber.quit())
+    )
+    const floorSet = async (i: number) => {
+      const value = payload(i)
+      lru.set(keys[i]!, value)
+      await Promise.all([
+        raw.set(`raw:${keys[i]!}`, JSON.stringify(value), "PX", TTL_MS),
+        raw.publish("raw:invalidate", JSON.stringify({ type: "Remove", key: keys[i]!, origin: "raw" }))
+      ])
+    }
     const tcSet = (i: number) => c.tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
     const cases: ReadonlyArray<LatencyCase> = [
       { name: "limit", run: (r) => timed(CALLS, () => limitSet(next()), r) },
+      { name: "floor: + PUBLISH in the same write", run: (r) => timed(CALLS, () => floorSet(next()), r) },
       { name: "tiercache fiber", run: (r) => timedFiber(CALLS, () => tcSet(next()), r) },
       { name: "tiercache runPromise", run: (r) => timed(CALLS, () => Effect.runPromise(tcSet(next())), r) },
       {
@@ -114,18 +136,18 @@ const main = Effect.gen(function* () {
         await set()
       })
     yield* checkAnswers(c, keys[7]!, payload(7))
-    const [limit, fiber, perCall, bento, manager, cacheable] = yield* Effect.promise(() =>
+    const [limit, floor, fiber, perCall, bento, manager, cacheable] = yield* Effect.promise(() =>
       interleaveLatency(cases, { rounds: ROUNDS, warmup: 2 })
     )
     const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
     const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
     console.log("\nset, L1 + Redis, one caller (median latency; ratio to the limit's)")
-    for (const r of [limit, fiber, perCall, bento, manager, cacheable])
+    for (const r of [limit, floor, fiber, perCall, bento, manager, cacheable])
       console.log(`  ${r!.name.padEnd(24)} ${cell(r)}`)
     recordRows([
       {
         row: "set, L1 + Redis, one caller (median latency)",
-        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}`,
+        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}; floor with a bus (SET and PUBLISH in one write, a subscriber in this process): ${cell(floor)}`,
         tiercache: `fiber ${cell(fiber)}; runPromise ${cell(perCall)}`,
         BentoCache: cell(bento),
         "cache-manager": cell(manager),
