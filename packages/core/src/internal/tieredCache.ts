@@ -194,6 +194,11 @@ export const make = (
       const t = now()
       const slot = fast.lookup(key, t)
       if (slot === undefined) return reads.readSlow(key, schema, allowStale, undefined)
+      // The usual hit (untyped, untagged, fresh) decided here; judgeSlot answers FRESH for it too.
+      if (schema === undefined && slot.entry.tags.length === 0 && t < slot.entry.expiresAt) {
+        counters.l1Hits++
+        return slot.some
+      }
       return fromSlot(key, slot, schema, allowStale, lookup.judgeSlot(key, slot, t, schema, false))
     }
     const fromSlot = (
@@ -237,6 +242,10 @@ export const make = (
       const t = now()
       const slot = fast.lookup(key, t)
       if (slot === undefined) return flights.lead(key, schema, computation, opts, true, undefined)
+      if (schema === undefined && slot.entry.tags.length === 0 && t < slot.entry.expiresAt) {
+        counters.l1Hits++
+        return slot.valueExit as Exit.Exit<A>
+      }
       return computeFromSlot(
         key,
         slot,

@@ -13,7 +13,9 @@ const loneSurrogate = /[\uD800-\uDFFF]/u
  * @internal
  */
 export const isWellFormed: (s: string) => boolean =
-  nativeWellFormed !== undefined ? (s) => nativeWellFormed.call(s) : (s) => !loneSurrogate.test(s)
+  nativeWellFormed !== undefined
+    ? (s) => (s as unknown as { isWellFormed: () => boolean }).isWellFormed()
+    : (s) => !loneSurrogate.test(s)
 
 /**
  * The read paths' cheap check: true when `key` is not a usable key (the caller then fails with
