@@ -1,8 +1,9 @@
 /**
  * A driver for profiling tiercache's write and compute paths (see PROFILE.md), on a
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
- * `--no-bus` leaves the bus out):
- *   node dist/profile.mjs <set|set64|cold|stampede|raw-set|idle> [--no-bus] [--no-breaker] [--ops N]
+ * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
+ * no bus and no breaker: what the cache's own code costs, without a socket):
+ *   node dist/profile.mjs <set|set64|cold|stampede|raw-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
  * prints the operations per second, the CPU time per operation (user + system, this process
  * only: on a shared machine it varies far less than the wall time) and the bytes allocated per
  * operation, measured as the heap
@@ -17,7 +18,7 @@ import { readFileSync } from "node:fs"
 import { PerformanceObserver } from "node:perf_hooks"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
-import { RedisServer } from "@tiercache/testing"
+import { RedisServer, TestTier } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { payload } from "./workload.js"
@@ -109,15 +110,18 @@ new PerformanceObserver((list) => {
 
 const drive = Effect.gen(function* () {
   const server = yield* RedisServer.RedisServer
-  const lower = flag("--no-bus")
-    ? RedisTier.layer({ prefix: "profile:" })
-    : Layer.merge(RedisTier.layer({ prefix: "profile:" }), RedisInvalidationBus.layer())
+  const memory = flag("--memory")
+  const lower = memory
+    ? Layer.effect(Tier.L2, TestTier.make())
+    : flag("--no-bus")
+      ? RedisTier.layer({ prefix: "profile:" })
+      : Layer.merge(RedisTier.layer({ prefix: "profile:" }), RedisInvalidationBus.layer())
   const l1Context = yield* Layer.build(MemoryTier.layer({ maxEntries: 100_000 }))
   const l1 = Context.get(l1Context, Tier.L1)
   const context = yield* Layer.build(
     TieredCache.layer({
       metricsInterval: "1 hour",
-      ...(flag("--no-breaker") ? { breaker: false } : {})
+      ...(flag("--no-breaker") || memory ? { breaker: false } : {})
     }).pipe(
       Layer.provide(Layer.succeedContext(l1Context)),
       Layer.provide(lower),
@@ -208,7 +212,7 @@ const drive = Effect.gen(function* () {
   const stats = yield* cache.stats
   const bus = yield* cache.invalidationStats
   console.log(
-    `${mode}${flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
+    `${mode}${memory ? " (in memory)" : flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
       `${(done / seconds).toFixed(0)} ops/s; ${cpuUs.toFixed(0)} us CPU per op; ` +
       `${(grown / done).toFixed(0)} B allocated per op ` +
       `(${collections} collections during the run${collections > 0 ? ": a lower bound" : ""})`
