@@ -7,16 +7,16 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, observer } from "./utils.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
 
 const CHANNEL = "ordered:invalidate"
 
-const instance = (largeValueBytes?: number) =>
+const instance = (largeValueBytes?: number, options: TieredCache.Options = {}) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(
-      TieredCache.layer({ instanceId: "writer" }).pipe(
+      TieredCache.layer({ instanceId: "writer", ...options }).pipe(
         Layer.provide(MemoryTier.layer({ maxEntries: 1000 })),
         Layer.provide(
           Layer.merge(
@@ -122,6 +122,36 @@ describe("a write and its bus message on one Redis connection", () => {
           expect(raw).not.toBeNull()
           expect(JSON.parse(raw!).v).toBeGreaterThanOrEqual(i)
         })
+      })
+    )
+
+    it.scoped("a SET that Redis refuses still sends its message once; the change is kept and replayed", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const cache = yield* instance(undefined, { recovery: { retryInterval: "200 millis" } })
+        // Redis refuses every write command (NOREPLICAS); PUBLISH is not one.
+        yield* Effect.promise(() => look.config("SET", "min-replicas-to-write", "1"))
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(() => look.config("SET", "min-replicas-to-write", "0")).pipe(Effect.ignore)
+        )
+        yield* cache.set("refused", "v")
+        const stats = yield* cache.stats
+        expect(Object.values(stats.tierErrors).reduce((a, b) => a + b, 0)).toBe(1)
+        expect(stats.pendingChanges).toBe(1)
+        expect((yield* cache.invalidationStats).messagesSent).toBe(1)
+        expect(yield* Effect.promise(() => look.get("ordered:refused"))).toBeNull()
+        // L1 answers the value written.
+        expect(yield* cache.get("refused")).toEqual(Option.some("v"))
+        yield* Effect.promise(() => look.config("SET", "min-replicas-to-write", "0"))
+        // The kept change reaches Redis at the next retry.
+        yield* eventually(
+          Effect.flatMap(
+            Effect.promise(() => look.get("ordered:refused")),
+            (raw) => (raw === null ? Effect.fail("not yet") : Effect.void)
+          ),
+          "10 seconds"
+        )
+        expect((yield* cache.stats).pendingChanges).toBe(0)
       })
     )
   })

@@ -130,9 +130,29 @@ export const make = ({
         } catch (cause) {
           sent = Promise.reject(cause)
         }
-        // Awaited after `then`; until then a failure must not count as unhandled.
-        sent.catch(() => {})
-        return after(Effect.asVoid(run("set", () => sent)))
+        // Noted as it settles (a failure is then handled, not unhandled). Its reply comes before
+        // the reply to anything `then` sent after it on this connection, so it is usually known
+        // by the time `then` is done: no second wait for it.
+        let settled: { readonly error: TierError | undefined } | undefined
+        sent.then(
+          () => {
+            settled = { error: undefined }
+          },
+          (cause: unknown) => {
+            settled = { error: fail("set", cause) }
+          }
+        )
+        return Effect.flatMap(then, (a) =>
+          settled !== undefined
+            ? Effect.succeed([settled.error, a] as const)
+            : Effect.match(
+                run("set", () => sent),
+                {
+                  onFailure: (error) => [error, a] as const,
+                  onSuccess: () => [undefined, a] as const
+                }
+              )
+        )
       }),
 
     setMany: (entries) =>
