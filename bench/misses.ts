@@ -169,40 +169,32 @@ const loadCases = (perCaller: number, ops: Ops, pick: (caller: number, i: number
         record
       )
   })
+  const fiberCase = (
+    name: string,
+    run: (key: string, i: number) => Effect.Effect<unknown, unknown>
+  ): LoadCase => ({
+    name,
+    run: (record) =>
+      fiberCallers(
+        CALLERS,
+        perCaller,
+        (c, i) => {
+          const [key, n] = pick(c, i)
+          return run(key, n)
+        },
+        record
+      )
+  })
   return [
     asyncCase("limit", ops.limit),
-    {
-      name: "tiercache, fibers",
-      run: (record) =>
-        fiberCallers(
-          CALLERS,
-          perCaller,
-          (c, i) => {
-            const [key, n] = pick(c, i)
-            return ops.tiercache(key, n)
-          },
-          record
-        )
-    },
+    fiberCase("tiercache, fibers", ops.tiercache),
     asyncCase("tiercache, runPromise per call", (key, n) =>
       Effect.runPromise((ops.tiercachePerCall ?? ops.tiercache)(key, n))
     ),
     asyncCase("BentoCache", ops.bento),
     asyncCase("cache-manager", ops.manager),
     asyncCase("cacheable", ops.cacheable),
-    {
-      name: "floor: plain Effect, fibers",
-      run: (record) =>
-        fiberCallers(
-          CALLERS,
-          perCaller,
-          (c, i) => {
-            const [key, n] = pick(c, i)
-            return ops.floor(key, n)
-          },
-          record
-        )
-    }
+    fiberCase("floor: plain Effect, fibers", ops.floor)
   ] satisfies ReadonlyArray<LoadCase>
 }
 
