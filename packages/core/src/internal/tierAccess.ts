@@ -1,7 +1,8 @@
 /**
  * Every call to a tier goes through here: the breaker and timeout of each lower tier, error
  * recording (counted, logged), L1 access chosen once (MemoryTier's synchronous fast path or
- * any Tier), and the direct L2 read of the usual one-lower-tier shape. Each lower tier gets
+ * any Tier), and the direct L2 read of the usual one-lower-tier shape; operations on every tier
+ * at once come from everyTier.ts. Each lower tier gets
  * its `tiercache.tier.*` spans here, once, when spans are on (spans.ts). Tier indices: 0 is L1,
  * i >= 1 the i-th tier below it (`lower[i - 1]`).
  */
@@ -13,6 +14,7 @@ import { isMemoryTier } from "../MemoryTier.js"
 import type { Tier } from "../Tier.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
+import * as EveryTier from "./everyTier.js"
 import { type FastPath, FastPathTypeId, type Slot } from "./fastPath.js"
 import { type Spans, traceTier } from "./spans.js"
 
@@ -30,8 +32,8 @@ export interface Deps {
   readonly spans: Spans | undefined
 }
 
-/** Access to the tiers. */
-export interface TierAccess {
+/** Access to the tiers (operations on every tier at once: everyTier.ts). */
+export interface TierAccess extends EveryTier.EveryTier {
   /** L1's synchronous fast path when L1 is a MemoryTier. */
   readonly fast: FastPath | undefined
   /** The generic L1. */
@@ -78,32 +80,6 @@ export interface TierAccess {
   readonly removeL1Tagged: (tag: string) => Effect.Effect<void, TierError>
   /** Empties L1. */
   readonly clearL1: Effect.Effect<void, TierError>
-  /**
-   * Runs an operation on L1 first, then (after `afterL1`) on every lower tier at once;
-   * answers the failures, each counted and logged.
-   */
-  readonly onEveryTier: (
-    l1Op: () => Effect.Effect<void, TierError>,
-    lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
-    afterL1?: () => void
-  ) => Effect.Effect<ReadonlyArray<TierError>>
-  /**
-   * With one lower tier that sends a write and a bus message together (`setThen`): the ordered
-   * stream it names, and `onEveryTier` for a write of `entry` that runs `then` (the message) once
-   * the lower write is sent; answers the failures and `then`'s result.
-   */
-  readonly storeThen:
-    | {
-        readonly sequence: unknown
-        readonly run: <A>(
-          l1Op: () => Effect.Effect<void, TierError>,
-          key: string,
-          entry: Entry.Entry,
-          then: Effect.Effect<A>,
-          afterL1?: () => void
-        ) => Effect.Effect<readonly [ReadonlyArray<TierError>, A]>
-      }
-    | undefined
   /**
    * The one lower tier of a MemoryTier L1, read with as few Effect steps as possible:
    * `direct()` says whether its breaker is closed over a tier that bounds its own calls, in which
@@ -173,83 +149,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const l1Entry = (entry: Entry.Entry, at: number) =>
       l1Scale === 1 ? entry : Entry.scale(entry, at, l1Scale)
 
-    const noFailures: ReadonlyArray<TierError> = []
-    /** The usual shape, one lower tier: chosen once here, a few Effect steps per write. */
-    const onL1AndOne = (only: Tier.Service): TierAccess["onEveryTier"] => {
-      const lowerAfter = (
-        lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
-        afterL1: (() => void) | undefined,
-        failures: ReadonlyArray<TierError>
-      ) =>
-        Effect.suspend(() => {
-          afterL1?.()
-          return Effect.matchEffect(lowerOp(only), {
-            onFailure: (error) => Effect.as(recordError(1, error), [...failures, error]),
-            onSuccess: () => Effect.succeed(failures)
-          })
-        })
-      return (l1Op, lowerOp, afterL1) =>
-        Effect.matchEffect(l1Op(), {
-          onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter(lowerOp, afterL1, [error])),
-          onSuccess: () => lowerAfter(lowerOp, afterL1, noFailures)
-        })
-    }
-
-    const onEveryTier: TierAccess["onEveryTier"] =
-      lower.length === 1
-        ? onL1AndOne(lower[0]!)
-        : (l1Op, lowerOp, afterL1) =>
-            Effect.gen(function* () {
-              const failures: Array<TierError> = []
-              const first = yield* Effect.either(l1Op())
-              if (first._tag === "Left") {
-                yield* recordError(0, first.left)
-                failures.push(first.left)
-              }
-              afterL1?.()
-              const rest = yield* Effect.forEach(
-                lower,
-                (tier, i) =>
-                  lowerOp(tier).pipe(
-                    Effect.as(undefined),
-                    Effect.catchAll((error) => Effect.as(recordError(i + 1, error), error))
-                  ),
-                // One lower tier (the usual case) needs no fiber of its own.
-                { concurrency: lower.length > 1 ? "unbounded" : 1 }
-              )
-              for (const r of rest) if (r !== undefined) failures.push(r)
-              return failures
-            })
-
-    const only = lower.length === 1 ? lower[0]! : undefined
-    const setThen = only?.sequence === undefined ? undefined : only.setThen
-    const storeThen: TierAccess["storeThen"] =
-      setThen === undefined
-        ? undefined
-        : {
-            sequence: only!.sequence,
-            run: <A>(
-              l1Op: () => Effect.Effect<void, TierError>,
-              key: string,
-              entry: Entry.Entry,
-              then: Effect.Effect<A>,
-              afterL1?: () => void
-            ) => {
-              const lowerAfter = (failures: ReadonlyArray<TierError>) =>
-                Effect.suspend(() => {
-                  afterL1?.()
-                  return Effect.flatMap(setThen(key, entry, then), ([error, value]) =>
-                    error === undefined
-                      ? Effect.succeed([failures, value] as const)
-                      : Effect.as(recordError(1, error), [[...failures, error], value] as const)
-                  )
-                })
-              return Effect.matchEffect(l1Op(), {
-                onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter([error])),
-                onSuccess: () => lowerAfter(noFailures)
-              })
-            }
-          }
+    const { onEveryTier, storeThen } = EveryTier.make(lower, recordError)
 
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
     // The direct read skips the breaker's wrapper, not the span.

@@ -1,8 +1,9 @@
 /**
  * The composition root: builds each part of the cache from an explicit record of what it
  * needs, and keeps the L1 hit paths (get, getTyped, getOrCompute, getOrComputeTyped) together
- * here, where a hit costs one lookup, one `lookup.judgeSlot` and a counter: no Effect step, no
- * allocation. Everything past an L1 hit lives in its own module.
+ * here, where a hit costs one lookup and a counter (and `lookup.judgeSlot` for an entry with
+ * tags, a schema, or past its TTL): no Effect step, no allocation. Everything past an L1 hit
+ * lives in its own module.
  *
  * Shutdown order (finalizers run in reverse): the lower-tier writes of values already
  * delivered are awaited (at most DRAIN_TIMEOUT, drain.ts), then running computations are

@@ -1,0 +1,125 @@
+/**
+ * Operations on every tier at once (writes and removals): L1 first, then the tiers below it,
+ * each failure counted and logged; the shape of one lower tier is chosen once, and so is the
+ * write that sends a bus message along with it (`setThen`, see Tier's `sequence`).
+ */
+import { Effect } from "effect"
+import type { TierError } from "../CacheError.js"
+import type * as Entry from "../Entry.js"
+import type { Tier } from "../Tier.js"
+
+/** The operations on every tier. */
+export interface EveryTier {
+  /**
+   * Runs an operation on L1 first, then (after `afterL1`) on every lower tier at once;
+   * answers the failures, each counted and logged.
+   */
+  readonly onEveryTier: (
+    l1Op: () => Effect.Effect<void, TierError>,
+    lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
+    afterL1?: () => void
+  ) => Effect.Effect<ReadonlyArray<TierError>>
+  /**
+   * With one lower tier that sends a write and a bus message together (`setThen`): the ordered
+   * stream it names, and `onEveryTier` for a write of `entry` that runs `then` (the message) once
+   * the lower write is sent; answers the failures and `then`'s result.
+   */
+  readonly storeThen:
+    | {
+        readonly sequence: unknown
+        readonly run: <A>(
+          l1Op: () => Effect.Effect<void, TierError>,
+          key: string,
+          entry: Entry.Entry,
+          then: Effect.Effect<A>,
+          afterL1?: () => void
+        ) => Effect.Effect<readonly [ReadonlyArray<TierError>, A]>
+      }
+    | undefined
+}
+
+/** Builds `onEveryTier` and `storeThen` over the lower tiers (guarded, traced). */
+export const make = (
+  lower: ReadonlyArray<Tier.Service>,
+  recordError: (index: number, error: TierError) => Effect.Effect<void>
+): EveryTier => {
+  const noFailures: ReadonlyArray<TierError> = []
+  /** The usual shape, one lower tier: chosen once here, a few Effect steps per write. */
+  const onL1AndOne = (only: Tier.Service): EveryTier["onEveryTier"] => {
+    const lowerAfter = (
+      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
+      afterL1: (() => void) | undefined,
+      failures: ReadonlyArray<TierError>
+    ) =>
+      Effect.suspend(() => {
+        afterL1?.()
+        return Effect.matchEffect(lowerOp(only), {
+          onFailure: (error) => Effect.as(recordError(1, error), [...failures, error]),
+          onSuccess: () => Effect.succeed(failures)
+        })
+      })
+    return (l1Op, lowerOp, afterL1) =>
+      Effect.matchEffect(l1Op(), {
+        onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter(lowerOp, afterL1, [error])),
+        onSuccess: () => lowerAfter(lowerOp, afterL1, noFailures)
+      })
+  }
+
+  const onEveryTier: EveryTier["onEveryTier"] =
+    lower.length === 1
+      ? onL1AndOne(lower[0]!)
+      : (l1Op, lowerOp, afterL1) =>
+          Effect.gen(function* () {
+            const failures: Array<TierError> = []
+            const first = yield* Effect.either(l1Op())
+            if (first._tag === "Left") {
+              yield* recordError(0, first.left)
+              failures.push(first.left)
+            }
+            afterL1?.()
+            const rest = yield* Effect.forEach(
+              lower,
+              (tier, i) =>
+                lowerOp(tier).pipe(
+                  Effect.as(undefined),
+                  Effect.catchAll((error) => Effect.as(recordError(i + 1, error), error))
+                ),
+              // One lower tier (the usual case) needs no fiber of its own.
+              { concurrency: lower.length > 1 ? "unbounded" : 1 }
+            )
+            for (const r of rest) if (r !== undefined) failures.push(r)
+            return failures
+          })
+
+  const only = lower.length === 1 ? lower[0]! : undefined
+  const setThen = only?.sequence === undefined ? undefined : only.setThen
+  const storeThen: EveryTier["storeThen"] =
+    setThen === undefined
+      ? undefined
+      : {
+          sequence: only!.sequence,
+          run: <A>(
+            l1Op: () => Effect.Effect<void, TierError>,
+            key: string,
+            entry: Entry.Entry,
+            then: Effect.Effect<A>,
+            afterL1?: () => void
+          ) => {
+            const lowerAfter = (failures: ReadonlyArray<TierError>) =>
+              Effect.suspend(() => {
+                afterL1?.()
+                return Effect.flatMap(setThen(key, entry, then), ([error, value]) =>
+                  error === undefined
+                    ? Effect.succeed([failures, value] as const)
+                    : Effect.as(recordError(1, error), [[...failures, error], value] as const)
+                )
+              })
+            return Effect.matchEffect(l1Op(), {
+              onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter([error])),
+              onSuccess: () => lowerAfter(noFailures)
+            })
+          }
+        }
+
+  return { onEveryTier, storeThen }
+}
