@@ -6,7 +6,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { MultiInstance, RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer, Tracer } from "effect"
+import { Context, Effect, Layer, Option, Tracer } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { connectionLayer } from "./utils.js"
 
@@ -64,6 +64,41 @@ describe("spans on Redis", () => {
           expect(s.span.attributes.get("messaging.destination.name")).toBe("spans:bus")
         }
       })
+    )
+
+    it.scoped(
+      "an L2 read on the direct path (breaker closed) opens its span under a tracer, and none without",
+      () =>
+        Effect.gen(function* () {
+          const context = yield* Layer.build(
+            TieredCache.layer({ name: "direct" }).pipe(
+              Layer.provide(
+                Layer.mergeAll(
+                  MemoryTier.layer({ maxEntries: 1 }),
+                  RedisTier.layer({ prefix: "direct:" })
+                ).pipe(Layer.provide(connectionLayer()))
+              )
+            )
+          )
+          const cache = Context.get(context, TieredCache.TieredCache)
+          yield* cache.set("a", 1)
+          yield* cache.set("b", 2) // L1 holds one entry: "a" is now in Redis only
+          const native = yield* Effect.tracer
+          const names: Array<string> = []
+          const tracer = Tracer.make({
+            context: native.context,
+            span: (name, parent, ctx, links, startTime, kind, options) => {
+              names.push(name)
+              return native.span(name, parent, ctx, links, startTime, kind, options)
+            }
+          })
+          expect(yield* cache.get("a").pipe(Effect.withTracer(tracer))).toEqual(Option.some(1))
+          expect(names).toEqual(["tiercache.tier.get"])
+          // Under Effect's own tracer (no tracing set up) the same read goes on without one.
+          yield* cache.set("b", 3)
+          expect(yield* cache.get("a")).toEqual(Option.some(1))
+          expect(names).toEqual(["tiercache.tier.get"])
+        })
     )
   })
 })

@@ -5,7 +5,7 @@
  * Effect's native one (one fiber-field comparison per call, no span allocated otherwise).
  * The L1 hit paths never come here.
  */
-import { Cause, Context, Effect, Tracer } from "effect"
+import { Cause, Context, Effect, Fiber, Tracer } from "effect"
 import type { Tier } from "../Tier.js"
 
 /** Effect's default Tracer (its spans are not exported anywhere). */
@@ -29,6 +29,11 @@ export interface Spans {
   ) => Effect.Effect<A, E, R>
   /** Whether keys, patterns and tags may be span attributes (the `keysInSpans` option). */
   readonly keys: boolean
+  /**
+   * Whether the fiber running now is known to open no span here (unset mode, Effect's native
+   * Tracer): a hot path built and run in that fiber may then skip `span` and its Effect step.
+   */
+  readonly untraced: () => boolean
 }
 
 /** The `error.type` of a failure: its `_tag` (TierError, BusError...), else its class name. */
@@ -66,13 +71,17 @@ export const make = (mode: boolean | undefined, keys: boolean): Spans => {
       attributes: attributes(arg),
       captureStackTrace: false
     })
-  if (mode === true) return { span: open, keys }
+  if (mode === true) return { span: open, keys, untraced: () => false }
   return {
     span: (effect, name, kind, attributes, arg) =>
       Effect.withFiberRuntime((fiber) =>
         fiber.currentTracer === nativeTracer ? effect : open(effect, name, kind, attributes, arg)
       ),
-    keys
+    keys,
+    untraced: () => {
+      const fiber = Fiber.getCurrentFiber()
+      return fiber._tag === "Some" && fiber.value.currentTracer === nativeTracer
+    }
   }
 }
 

@@ -163,7 +163,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
             direct: () => singleGuard?.selfBounded === true && singleGuard.state() === "closed",
             get: (direct, key) =>
               direct
-                ? directGet === undefined
+                ? directGet === undefined || spans!.untraced()
                   ? singleGuard!.inner.get(key)
                   : directGet(key)
                 : lower[0]!.get(key),
