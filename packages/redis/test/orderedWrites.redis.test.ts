@@ -151,7 +151,13 @@ describe("a write and its bus message on one Redis connection", () => {
           ),
           "10 seconds"
         )
-        expect((yield* cache.stats).pendingChanges).toBe(0)
+        // The replay is done once its message is sent too (after the value reached Redis).
+        yield* eventually(
+          Effect.flatMap(cache.stats, (st) =>
+            st.pendingChanges === 0 ? Effect.void : Effect.fail("not yet")
+          )
+        )
+        expect((yield* cache.stats).replayedChanges).toBe(1)
       })
     )
   })
