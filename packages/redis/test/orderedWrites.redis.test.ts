@@ -48,11 +48,12 @@ const indexOf = (
   match: (args: ReadonlyArray<string>) => boolean
 ) => commands.findIndex(match)
 
-const settled = (cache: TieredCache.TieredCache.Service) =>
+/** Waits (at most 5 s) until MONITOR has shown a PUBLISH about each of `keys`: its feed trails. */
+const settled = (commands: ReadonlyArray<ReadonlyArray<string>>, keys: ReadonlyArray<string>) =>
   Effect.gen(function* () {
-    while ((yield* cache.stats).inFlight > 0) yield* Effect.sleep("1 millis")
-    // MONITOR's feed trails the commands a little.
-    yield* Effect.sleep("50 millis")
+    const announced = (key: string) =>
+      commands.some((a) => a[0]?.toLowerCase() === "publish" && a[2]!.includes(`"key":"${key}"`))
+    for (let i = 0; i < 500 && !keys.every(announced); i++) yield* Effect.sleep("10 millis")
   })
 
 describe("a write and its bus message on one Redis connection", () => {
@@ -68,7 +69,7 @@ describe("a write and its bus message on one Redis connection", () => {
           yield* cache.getOrCompute(`c${i}`, Effect.succeed(i))
           keys.push(`s${i}`, `u${i}`, `c${i}`)
         }
-        yield* settled(cache)
+        yield* settled(commands, keys)
         for (const key of keys) {
           const set = indexOf(commands, (a) => a[0]?.toLowerCase() === "set" && a[1] === `ordered:${key}`)
           const publish = indexOf(
@@ -87,7 +88,10 @@ describe("a write and its bus message on one Redis connection", () => {
         const cache = yield* instance(1024)
         const big = "x".repeat(4096)
         for (let i = 0; i < 5; i++) yield* cache.set(`big${i}`, big)
-        yield* settled(cache)
+        yield* settled(
+          commands,
+          Array.from({ length: 5 }, (_, i) => `big${i}`)
+        )
         for (let i = 0; i < 5; i++) {
           const key = `big${i}`
           const set = indexOf(commands, (a) => a[0]?.toLowerCase() === "set" && a[1] === `ordered:${key}`)
