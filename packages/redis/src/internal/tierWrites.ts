@@ -4,7 +4,7 @@
  * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern with SCAN (never KEYS) inside the
  * prefix only.
  */
-import { type CacheError, Entry, Glob, type Tier } from "@tiercache/core"
+import { CacheError, Entry, Glob, type Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
 import type { LargeValues } from "./largeValues.js"
@@ -60,6 +60,28 @@ export const make = ({
       ? Effect.mapError(large.write(full, value, px), (cause) => fail(operation, cause))
       : Effect.asVoid(run(operation, () => client.set(full, value, "PX", px)))
 
+  /**
+   * What a `set` of `entry` sends: its full key, PX and encoded value (undefined when the entry
+   * is gone already: the key is unlinked instead), or the failure to encode it.
+   */
+  const prepare = (
+    key: string,
+    entry: Entry.Entry
+  ): { readonly full: string; readonly px: number; readonly value: string | undefined } | TierError => {
+    const full = prefix + key
+    const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
+    if (!(px > 0)) return { full, px, value: undefined }
+    try {
+      return { full, px, value: Entry.serialize(entry) }
+    } catch (cause) {
+      return fail("set", cause)
+    }
+  }
+
+  /** The failure of `effect`, or undefined once it succeeded. */
+  const failureOf = (effect: Effect.Effect<unknown, TierError>): Effect.Effect<TierError | undefined> =>
+    Effect.match(effect, { onFailure: (error) => error, onSuccess: () => undefined })
+
   const encode = (operation: string, entry: Entry.Entry): Effect.Effect<string, TierError> =>
     Effect.try({ try: () => Entry.serialize(entry), catch: (cause) => fail(operation, cause) })
 
@@ -82,16 +104,11 @@ export const make = ({
     // No span on a write (nor on a read): per write it cost more than the rest of this function.
     set: (key, entry) =>
       Effect.suspend(() => {
-        const full = prefix + key
-        const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
-        if (!(px > 0)) return Effect.asVoid(run("set", () => client.unlink(full)))
-        let value: string
-        try {
-          value = Entry.serialize(entry)
-        } catch (cause) {
-          return Effect.fail(fail("set", cause))
-        }
-        return write("set", full, value, px)
+        const w = prepare(key, entry)
+        if (w instanceof CacheError.TierError) return Effect.fail(w)
+        return w.value === undefined
+          ? Effect.asVoid(run("set", () => client.unlink(w.full)))
+          : write("set", w.full, w.value, w.px)
       }),
 
     /**
@@ -102,31 +119,16 @@ export const make = ({
      */
     setThen: <A>(key: string, entry: Entry.Entry, then: Effect.Effect<A>) =>
       Effect.suspend((): Effect.Effect<readonly [TierError | undefined, A]> => {
-        const full = prefix + key
-        const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
-        const after = (outcome: Effect.Effect<void, TierError>) =>
-          Effect.flatMap(then, (value) =>
-            Effect.match(outcome, {
-              onFailure: (error) => [error, value] as const,
-              onSuccess: () => [undefined, value] as const
-            })
+        const w = prepare(key, entry)
+        if (w instanceof CacheError.TierError) return Effect.map(then, (a) => [w, a] as const)
+        if (w.value !== undefined && large.isLarge(w.value)) {
+          return Effect.flatMap(failureOf(write("set", w.full, w.value, w.px)), (error) =>
+            Effect.map(then, (a) => [error, a] as const)
           )
-        let value = ""
-        if (px > 0) {
-          try {
-            value = Entry.serialize(entry)
-          } catch (cause) {
-            return after(Effect.fail(fail("set", cause)))
-          }
-          if (large.isLarge(value)) {
-            return Effect.flatMap(Effect.either(write("set", full, value, px)), (written) =>
-              Effect.map(then, (a) => [written._tag === "Left" ? written.left : undefined, a] as const)
-            )
-          }
         }
         let sent: Promise<unknown>
         try {
-          sent = px > 0 ? client.set(full, value, "PX", px) : client.unlink(full)
+          sent = w.value === undefined ? client.unlink(w.full) : client.set(w.full, w.value, "PX", w.px)
         } catch (cause) {
           sent = Promise.reject(cause)
         }
@@ -145,13 +147,7 @@ export const make = ({
         return Effect.flatMap(then, (a) =>
           settled !== undefined
             ? Effect.succeed([settled.error, a] as const)
-            : Effect.match(
-                run("set", () => sent),
-                {
-                  onFailure: (error) => [error, a] as const,
-                  onSuccess: () => [undefined, a] as const
-                }
-              )
+            : Effect.map(failureOf(run("set", () => sent)), (error) => [error, a] as const)
         )
       }),
 
