@@ -44,6 +44,15 @@ export const make = (
   recordError: (index: number, error: TierError) => Effect.Effect<void>
 ): EveryTier => {
   const noFailures: ReadonlyArray<TierError> = []
+  /** Runs `l1Op` (its failure counted and logged), then `rest` with the failures so far. */
+  const l1First = <B>(
+    l1Op: () => Effect.Effect<void, TierError>,
+    rest: (failures: ReadonlyArray<TierError>) => Effect.Effect<B>
+  ): Effect.Effect<B> =>
+    Effect.matchEffect(l1Op(), {
+      onFailure: (error) => Effect.zipRight(recordError(0, error), rest([error])),
+      onSuccess: () => rest(noFailures)
+    })
   /** The usual shape, one lower tier: chosen once here, a few Effect steps per write. */
   const onL1AndOne = (only: Tier.Service): EveryTier["onEveryTier"] => {
     const lowerAfter = (
@@ -58,13 +67,10 @@ export const make = (
           onSuccess: () => Effect.succeed(failures)
         })
       })
-    return (l1Op, lowerOp, afterL1) =>
-      Effect.matchEffect(l1Op(), {
-        onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter(lowerOp, afterL1, [error])),
-        onSuccess: () => lowerAfter(lowerOp, afterL1, noFailures)
-      })
+    return (l1Op, lowerOp, afterL1) => l1First(l1Op, (failures) => lowerAfter(lowerOp, afterL1, failures))
   }
 
+  // Several lower tiers are written at once.
   const onEveryTier: EveryTier["onEveryTier"] =
     lower.length === 1
       ? onL1AndOne(lower[0]!)
@@ -84,8 +90,7 @@ export const make = (
                   Effect.as(undefined),
                   Effect.catchAll((error) => Effect.as(recordError(i + 1, error), error))
                 ),
-              // One lower tier (the usual case) needs no fiber of its own.
-              { concurrency: lower.length > 1 ? "unbounded" : 1 }
+              { concurrency: "unbounded" }
             )
             for (const r of rest) if (r !== undefined) failures.push(r)
             return failures
@@ -114,10 +119,7 @@ export const make = (
                     : Effect.as(recordError(1, error), [[...failures, error], value] as const)
                 )
               })
-            return Effect.matchEffect(l1Op(), {
-              onFailure: (error) => Effect.zipRight(recordError(0, error), lowerAfter([error])),
-              onSuccess: () => lowerAfter(noFailures)
-            })
+            return l1First(l1Op, lowerAfter)
           }
         }
 
