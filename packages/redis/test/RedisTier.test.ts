@@ -1,10 +1,10 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, Glob, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Effect, Either, Layer, Option, Tracer } from "effect"
+import { Effect, Either, Layer, Option } from "effect"
 import type { Redis } from "ioredis"
 import { RedisTier } from "../src/index.js"
-import { connectionLayer, eventually, observer, timed } from "./utils.js"
+import { connectionLayer, eventually, observer, recordingTracer, timed } from "./utils.js"
 
 const Connection = connectionLayer()
 const Env = Layer.mergeAll(
@@ -32,25 +32,17 @@ describe("RedisTier", () => {
       () =>
         Effect.gen(function* () {
           const tier = yield* Tier.L2
-          const native = yield* Effect.tracer
-          const names: Array<string> = []
-          const recording = Tracer.make({
-            context: native.context,
-            span: (name, parent, context, links, startTime, kind, options) => {
-              names.push(name)
-              return native.span(name, parent, context, links, startTime, kind, options)
-            }
-          })
+          const { tracer: recording, names } = yield* recordingTracer
           yield* Effect.gen(function* () {
             yield* tier.set("span", entry(1, 10_000))
             yield* tier.get("span")
-            expect(names).toEqual([])
+            expect(names()).toEqual([])
             yield* tier.setMany([["span2", entry(2, 10_000)]])
             yield* tier.getMany(["span", "span2"])
             yield* tier.remove(["span", "span2"])
             yield* tier.removeMatching("span*")
             yield* tier.clear
-            expect(names).toEqual([])
+            expect(names()).toEqual([])
           }).pipe(Effect.withTracer(recording))
         })
     )

@@ -6,9 +6,9 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { MultiInstance, RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer, Option, Tracer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer } from "./utils.js"
+import { connectionLayer, recordingTracer } from "./utils.js"
 
 describe("spans on Redis", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
@@ -27,16 +27,7 @@ describe("spans on Redis", () => {
           )
         )
         const cache = Context.get(context, TieredCache.TieredCache)
-        const native = yield* Effect.tracer
-        const spans: Array<{ name: string; span: Tracer.Span }> = []
-        const tracer = Tracer.make({
-          context: native.context,
-          span: (name, parent, ctx, links, startTime, kind, options) => {
-            const span = native.span(name, parent, ctx, links, startTime, kind, options)
-            spans.push({ name, span })
-            return span
-          }
-        })
+        const { tracer, spans } = yield* recordingTracer
         yield* Effect.gen(function* () {
           yield* cache.getOrCompute("k", Effect.succeed(1))
           yield* MultiInstance.settle([cache])
@@ -83,21 +74,13 @@ describe("spans on Redis", () => {
           const cache = Context.get(context, TieredCache.TieredCache)
           yield* cache.set("a", 1)
           yield* cache.set("b", 2) // L1 holds one entry: "a" is now in Redis only
-          const native = yield* Effect.tracer
-          const names: Array<string> = []
-          const tracer = Tracer.make({
-            context: native.context,
-            span: (name, parent, ctx, links, startTime, kind, options) => {
-              names.push(name)
-              return native.span(name, parent, ctx, links, startTime, kind, options)
-            }
-          })
+          const { tracer, names } = yield* recordingTracer
           expect(yield* cache.get("a").pipe(Effect.withTracer(tracer))).toEqual(Option.some(1))
-          expect(names).toEqual(["tiercache.tier.get"])
+          expect(names()).toEqual(["tiercache.tier.get"])
           // Under Effect's own tracer (no tracing set up) the same read goes on without one.
           yield* cache.set("b", 3)
           expect(yield* cache.get("a")).toEqual(Option.some(1))
-          expect(names).toEqual(["tiercache.tier.get"])
+          expect(names()).toEqual(["tiercache.tier.get"])
         })
     )
   })

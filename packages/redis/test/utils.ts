@@ -1,6 +1,6 @@
 import { RedisServer } from "@tiercache/testing"
 import type { Scope } from "effect"
-import { Duration, Effect, Layer, Schedule } from "effect"
+import { Duration, Effect, Layer, Schedule, Tracer } from "effect"
 import { Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 
@@ -76,3 +76,20 @@ export const clientNames = (observer: Redis) =>
       .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? "")
       .filter((name) => name !== "observer")
   })
+
+/**
+ * A tracer that records every span it opens (in order) and otherwise is Effect's own, for
+ * `Effect.withTracer`.
+ */
+export const recordingTracer = Effect.map(Effect.tracer, (native) => {
+  const spans: Array<{ readonly name: string; readonly span: Tracer.Span }> = []
+  const tracer = Tracer.make({
+    context: native.context,
+    span: (name, parent, context, links, startTime, kind, options) => {
+      const span = native.span(name, parent, context, links, startTime, kind, options)
+      spans.push({ name, span })
+      return span
+    }
+  })
+  return { tracer, spans, names: () => spans.map((s) => s.name) }
+})
