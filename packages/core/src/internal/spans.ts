@@ -30,6 +30,15 @@ export interface Spans {
   /** Whether keys, patterns and tags may be span attributes (the `keysInSpans` option). */
   readonly keys: boolean
   /**
+   * `plain` when the running fiber opens no span here (unset mode, Effect's native Tracer),
+   * else `traced()`: for wrappers that cost something even when the span they open is not
+   * recorded (a context rewrite), decided when the effect runs.
+   */
+  readonly whenTraced: <A, E, R>(
+    plain: Effect.Effect<A, E, R>,
+    traced: () => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
+  /**
    * Whether the fiber running now is known to open no span here (unset mode, Effect's native
    * Tracer): a hot path built and run in that fiber may then skip `span` and its Effect step.
    */
@@ -71,12 +80,13 @@ export const make = (mode: boolean | undefined, keys: boolean): Spans => {
       attributes: attributes(arg),
       captureStackTrace: false
     })
-  if (mode === true) return { span: open, keys, untraced: () => false }
+  if (mode === true) return { span: open, whenTraced: (_, traced) => traced(), keys, untraced: () => false }
+  const whenTraced = <A, E, R>(plain: Effect.Effect<A, E, R>, traced: () => Effect.Effect<A, E, R>) =>
+    Effect.withFiberRuntime<A, E, R>((fiber) => (fiber.currentTracer === nativeTracer ? plain : traced()))
   return {
     span: (effect, name, kind, attributes, arg) =>
-      Effect.withFiberRuntime((fiber) =>
-        fiber.currentTracer === nativeTracer ? effect : open(effect, name, kind, attributes, arg)
-      ),
+      whenTraced(effect, () => open(effect, name, kind, attributes, arg)),
+    whenTraced,
     keys,
     untraced: () => {
       const fiber = Fiber.getCurrentFiber()
@@ -151,22 +161,25 @@ export const traceTier = (
       ? {}
       : {
           // The message sent with the write gets its span beside the write's, not inside it.
+          // Untraced, the context rewrite that puts it there is skipped too.
           setThen: (key, entry, then) =>
-            Effect.contextWithEffect((outer: Context.Context<never>) => {
-              const parent = Context.getOption(outer, Tracer.ParentSpan)
-              const beside = Effect.mapInputContext(then, (inner: Context.Context<never>) =>
-                parent._tag === "Some"
-                  ? Context.add(inner, Tracer.ParentSpan, parent.value)
-                  : Context.omit(Tracer.ParentSpan)(inner)
-              )
-              return spans.span(
-                tier.setThen!(key, entry, beside),
-                "tiercache.tier.set",
-                "client",
-                setAttributes,
-                key
-              )
-            })
+            spans.whenTraced(tier.setThen!(key, entry, then), () =>
+              Effect.contextWithEffect((outer: Context.Context<never>) => {
+                const parent = Context.getOption(outer, Tracer.ParentSpan)
+                const beside = Effect.mapInputContext(then, (inner: Context.Context<never>) =>
+                  parent._tag === "Some"
+                    ? Context.add(inner, Tracer.ParentSpan, parent.value)
+                    : Context.omit(Tracer.ParentSpan)(inner)
+                )
+                return spans.span(
+                  tier.setThen!(key, entry, beside),
+                  "tiercache.tier.set",
+                  "client",
+                  setAttributes,
+                  key
+                )
+              })
+            )
         })
   }
 }
