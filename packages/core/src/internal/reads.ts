@@ -83,6 +83,7 @@ export const make = (deps: Deps): Reads => {
     return Option.none()
   }
 
+  /** Any lower tiers, one after the other (the one-lower-tier shape: `lookupSingle`). */
   const lookupLower: Reads["lookupLower"] = (key, schema, since) =>
     Effect.gen(function* () {
       let stale: Found | undefined
@@ -192,8 +193,46 @@ export const make = (deps: Deps): Reads => {
     })
   }
 
+  /** `lookupLower` over the one lower tier: its answer judged and promoted synchronously. */
+  const settleLower = (
+    key: string,
+    entry: Entry.Entry,
+    verdict: Verdict,
+    t: number,
+    since: number,
+    schema: AnySchema | undefined
+  ): Outcome => {
+    if (verdict === MISS || verdict === NEEDS_TAGS) return nothing
+    const found: Found = { index: 1, entry, value: lookup.decoded() }
+    if (verdict === STALE) return { hit: undefined, stale: found }
+    const slot = promotion.promoteNow(key, entry, t, since)
+    if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, found.value)
+    return { hit: found, stale: undefined }
+  }
+  const lookupSingle: Reads["lookupLower"] = (key, schema, since) => {
+    const direct = single!.direct()
+    return Effect.matchEffect(single!.get(direct, key), {
+      onFailure: (error) => Effect.as(single!.failed(direct, error), nothing),
+      onSuccess: (found) => {
+        single!.succeeded(direct)
+        if (found._tag === "None") return Effect.succeed(nothing)
+        const entry = found.value
+        const t = now()
+        const verdict = lookup.judge(entry, t, schema, false)
+        if (verdict !== NEEDS_TAGS) return Effect.succeed(settleLower(key, entry, verdict, t, since, schema))
+        return Effect.zipRight(
+          deps.tags.load(entry.tags),
+          Effect.sync(() => {
+            const t2 = now()
+            return settleLower(key, entry, lookup.judge(entry, t2, schema, true), t2, since, schema)
+          })
+        )
+      }
+    })
+  }
+
   return {
-    lookupLower,
+    lookupLower: single !== undefined ? lookupSingle : lookupLower,
     genericL1,
     readSlow: single !== undefined ? readSingle : readGeneral
   }
