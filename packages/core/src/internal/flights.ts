@@ -13,7 +13,7 @@ import { type AnySchema, decode, NOT_DECODED } from "./codec.js"
 import { type Counters, countHit } from "./counters.js"
 import type { Flight, FlightResult, Registry } from "./flight.js"
 import { type Defaults, encodeValue, type ResolvedCompute, resolveCompute } from "./input.js"
-import type { Found, Reads } from "./reads.js"
+import type { Found, Outcome, Reads } from "./reads.js"
 import type { Resilience } from "./resilience.js"
 import * as Signal from "./signal.js"
 import type { Spans } from "./spans.js"
@@ -185,64 +185,89 @@ export const make = (deps: Deps): Flights => {
     resolved: ResolvedCompute,
     counted: boolean
   ): Effect.Effect<FlightResult, E | Failure, R> =>
-    Effect.gen(function* () {
+    // Written as plain steps, not Effect.gen: a flight runs for every miss, and a generator's
+    // steps allocate more than the rest of its bookkeeping.
+    Effect.suspend(() => {
       const since = versions.seq()
       // A computed value is as old as the data it read: it is dated from the flight's start,
       // so that a tag invalidated while it ran also invalidates it.
       const startedAt = now()
-      if (deps.genericL1 && flight.stale === undefined) {
-        const l1 = yield* reads.genericL1(key, flight.schema)
+      const looked = (found: Outcome): Effect.Effect<FlightResult, E | Failure, R> => {
+        if (found.hit !== undefined) {
+          if (counted) countHit(counters, found.hit.index)
+          return Effect.succeed(found.hit)
+        }
+        if (counted) counters.misses++
+        if (flight.stale === undefined && found.stale !== undefined) {
+          flight.stale = found.stale
+          if (deps.staleWhileRevalidate) resilience.answerStale(flight)
+        }
+        const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
+          computedExit(key, flight, exit, resolved, since, startedAt)
+        )
+        // The only racer a computation needs: with a soft timeout and a stale value.
+        return resolved.softMs !== undefined && flight.stale !== undefined
+          ? Effect.zipRight(Effect.fork(resilience.softTimeout(flight, resolved.softMs)), computed)
+          : computed
+      }
+      const lower = () => Effect.flatMap(reads.lookupLower(key, flight.schema, since), looked)
+      if (!deps.genericL1 || flight.stale !== undefined) return lower()
+      return Effect.flatMap(reads.genericL1(key, flight.schema), (l1) => {
         flight.stale = l1.stale
-      }
-      const found = yield* reads.lookupLower(key, flight.schema, since)
-      if (found.hit !== undefined) {
-        if (counted) countHit(counters, found.hit.index)
-        return found.hit
-      }
-      if (counted) counters.misses++
-      if (flight.stale === undefined && found.stale !== undefined) {
-        flight.stale = found.stale
-        if (deps.staleWhileRevalidate) resilience.answerStale(flight)
-      }
-      // The only racer a computation needs: with a soft timeout and a stale value.
-      if (resolved.softMs !== undefined && flight.stale !== undefined) {
-        yield* Effect.fork(resilience.softTimeout(flight, resolved.softMs))
-      }
-      const exit = yield* computeIn(key, compute)
-      if (Exit.isFailure(exit)) {
-        if (!resilience.failSafeApplies(flight, exit.cause)) return yield* Effect.failCause(exit.cause)
-        return yield* resilience.failSafe(key, flight, flight.stale!, since, exit.cause)
-      }
-      const value = exit.value
-      const encoded = encodeValue(value, flight.schema)
-      if (encoded instanceof CacheInputError) return yield* encoded
-      const entry: Entry.Entry = {
-        ...Entry.make({ value: encoded.value, now: now(), ...resolved }),
-        createdAt: startedAt
-      }
-      const result: FlightResult = { entry, value: flight.schema === undefined ? entry.value : value }
-      // The waiters are answered once L1 holds the value; the lower tiers are written after,
-      // while the flight stays registered (no caller computes again meanwhile), so that a slow
-      // or failing shared tier never delays the answer.
-      const stored = yield* deps.storeComputed(key, entry, flight.schema, value, since, () => {
-        resilience.answer(flight, result)
-        flight.state = writing
+        return lower()
       })
+    }).pipe((flight) => inSpan(flight, "tiercache.getOrCompute", key))
+
+  /** A flight's computation ended: its value stored (and answered), or fail-safe, or its failure. */
+  const computedExit = <A, E>(
+    key: string,
+    flight: Flight,
+    exit: Exit.Exit<A, E>,
+    resolved: ResolvedCompute,
+    since: number,
+    startedAt: number
+  ): Effect.Effect<FlightResult, E | Failure> => {
+    if (Exit.isFailure(exit)) {
+      if (!resilience.failSafeApplies(flight, exit.cause)) return Effect.failCause(exit.cause)
+      return resilience.failSafe(key, flight, flight.stale!, since, exit.cause)
+    }
+    const value = exit.value
+    const encoded = encodeValue(value, flight.schema)
+    if (encoded instanceof CacheInputError) return Effect.fail(encoded)
+    const entry: Entry.Entry = {
+      ...Entry.make({ value: encoded.value, now: now(), ...resolved }),
+      createdAt: startedAt
+    }
+    const result: FlightResult = { entry, value: flight.schema === undefined ? entry.value : value }
+    // The waiters are answered once L1 holds the value; the lower tiers are written after,
+    // while the flight stays registered (no caller computes again meanwhile), so that a slow
+    // or failing shared tier never delays the answer.
+    const stored = deps.storeComputed(key, entry, flight.schema, value, since, () => {
+      resilience.answer(flight, result)
+      flight.state = writing
+    })
+    return Effect.flatMap(stored, (stored): Effect.Effect<FlightResult> => {
       if (stored === "discarded") {
         counters.discardedWrites++
-        yield* Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
-          Effect.annotateLogs({ key, cache: cacheName })
+        return Effect.as(
+          Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
+            Effect.annotateLogs({ key, cache: cacheName })
+          ),
+          { entry, value }
         )
-        return { entry, value }
       }
       if (stored.length === deps.tierCount) {
         counters.writeFailures++
-        yield* Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
-          Effect.annotateLogs({ key, cache: cacheName })
+        return Effect.as(
+          Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
+            Effect.annotateLogs({ key, cache: cacheName })
+          ),
+          result
         )
       }
-      return result
-    }).pipe((flight) => inSpan(flight, "tiercache.getOrCompute", key))
+      return Effect.succeed(result)
+    })
+  }
 
   return { lead }
 }
