@@ -149,17 +149,20 @@ export const make = (deps: Deps): Flights => {
     compute: Effect.Effect<A, E, R>,
     opts: ComputeOptions | undefined,
     resolved: ResolvedCompute
-  ): Effect.Effect<A, E | Failure, R> =>
-    Effect.flatMap(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<unknown, E>, (value) => {
-      if (schema === flight.schema) return Effect.succeed(value as A)
-      return Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) => {
+  ): Effect.Effect<A, E | Failure, R> => {
+    const waited = resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E | Failure>
+    // The same schema (the usual case, a stampede's every caller): the flight's answer is theirs.
+    if (schema === flight.schema) return waited
+    return Effect.flatMap(waited, () =>
+      Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) => {
         const decoded = decode(schema, result.entry.value)
         if (decoded === NOT_DECODED) counters.decodeErrors++
         return decoded !== NOT_DECODED
           ? Effect.succeed(decoded as A)
           : lead(key, schema, compute, opts, false, undefined)
       })
-    })
+    )
+  }
 
   /**
    * Runs the computation (the one place computations run) in the flight's own fiber, counting
