@@ -1,7 +1,8 @@
 /**
  * Messages that arrive together reach the cache as one chunk (busSubscription.ts): they must
  * still be applied one after the other, in the order Redis delivered them, with malformed and
- * foreign ones counted and skipped in between.
+ * foreign ones counted and skipped in between. Echoes of the cache's own messages may wait a
+ * few milliseconds before they are handed over (only counted), but never past the next message.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
@@ -61,6 +62,43 @@ describe("a burst of bus messages", () => {
         expect(busStats.foreignMessages).toBe(rounds)
         // v1, Remove, v2 and the marker of every round; nothing else.
         expect((yield* cache.invalidationStats).messagesApplied).toBe(4 * rounds)
+      })
+    )
+
+    it.scoped("own echoes are all counted, and handed over no later than the message after them", () =>
+      Effect.gen(function* () {
+        const channel = "echoes:invalidate"
+        const context = yield* Layer.build(
+          TieredCache.layer({ instanceId: "self" }).pipe(
+            Layer.provideMerge(MemoryTier.layer({ maxEntries: 1000 })),
+            Layer.provideMerge(
+              Layer.merge(RedisTier.layer({ prefix: "echoes:" }), RedisInvalidationBus.layer({ channel }))
+            ),
+            Layer.provide(connectionLayer())
+          )
+        )
+        const cache = Context.get(context, TieredCache.TieredCache)
+        const sender = yield* observer
+        // Echoes alone: each set's Remove comes back, and is counted without any other message.
+        for (let i = 0; i < 20; i++) yield* cache.set(`own${i}`, i)
+        yield* eventually(
+          Effect.flatMap(cache.invalidationStats, (s) =>
+            s.ownMessagesIgnored === 20 ? Effect.void : Effect.fail(`own ${s.ownMessagesIgnored}`)
+          ),
+          "2 seconds"
+        )
+        // An echo, then at once another instance's Update: once the Update is applied, the echo
+        // before it has been counted too.
+        yield* cache.set("own-last", 1)
+        yield* Effect.promise(() => sender.publish(channel, update("theirs", "v")))
+        yield* eventually(
+          Effect.flatMap(cache.get("theirs"), (o) =>
+            Option.isSome(o) ? Effect.void : Effect.fail("not yet")
+          )
+        )
+        const stats = yield* cache.invalidationStats
+        expect([stats.ownMessagesIgnored, stats.messagesApplied]).toEqual([21, 1])
+        expect(stats.messagesReceived).toBe(22)
       })
     )
   })
