@@ -3,7 +3,9 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
  * no bus and no breaker: what the cache's own code costs, without a socket):
- *   node dist/profile.mjs <set|set64|cold|stampede|raw-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
+ *   node dist/profile.mjs <set|set64|cold|mixed|stampede|getMany|raw-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
+ * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
+ * an L1 of 1,000)
  * prints the operations per second, the CPU time per operation (user + system, this process
  * only: on a shared machine it varies far less than the wall time) and the bytes allocated per
  * operation, measured as the heap
@@ -22,6 +24,7 @@ import { RedisServer, TestTier } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { payload } from "./workload.js"
+import { zipfSequence } from "./zipf.js"
 
 const args = process.argv.slice(2)
 const mode = args[0] ?? "set"
@@ -116,7 +119,7 @@ const drive = Effect.gen(function* () {
     : flag("--no-bus")
       ? RedisTier.layer({ prefix: "profile:" })
       : Layer.merge(RedisTier.layer({ prefix: "profile:" }), RedisInvalidationBus.layer())
-  const l1Context = yield* Layer.build(MemoryTier.layer({ maxEntries: 100_000 }))
+  const l1Context = yield* Layer.build(MemoryTier.layer({ maxEntries: mode === "mixed" ? 1_000 : 100_000 }))
   const l1 = Context.get(l1Context, Tier.L1)
   const context = yield* Layer.build(
     TieredCache.layer({
@@ -169,6 +172,20 @@ const drive = Effect.gen(function* () {
           ),
           n
         )
+      case "mixed": {
+        const keys = zipfSequence(n, 10_000, 1, ++generation)
+        return Effect.as(
+          Effect.forEach(
+            Array.from({ length: n }, (_, i) => i),
+            (i) =>
+              i % 10 === 9
+                ? cache.set(`mixed:${keys[i]}`, payload(i), { ttl: "1 hour" })
+                : cache.getOrCompute(`mixed:${keys[i]}`, compute(1), { ttl: "1 hour" }),
+            { concurrency: 64, discard: true }
+          ),
+          n
+        )
+      }
       case "stampede": {
         const key = `stampede:${generation++}`
         return Effect.as(
