@@ -177,10 +177,10 @@ const drive = Effect.gen(function* () {
         return Effect.as(
           Effect.forEach(
             Array.from({ length: n }, (_, i) => i),
-            (i) =>
+            (i): Effect.Effect<void, unknown> =>
               i % 10 === 9
                 ? cache.set(`mixed:${keys[i]}`, payload(i), { ttl: "1 hour" })
-                : cache.getOrCompute(`mixed:${keys[i]}`, compute(1), { ttl: "1 hour" }),
+                : Effect.asVoid(cache.getOrCompute(`mixed:${keys[i]}`, compute(1), { ttl: "1 hour" })),
             { concurrency: 64, discard: true }
           ),
           n
