@@ -55,7 +55,10 @@ export interface Deps {
 
 /** The flights of one cache. */
 export interface Flights {
-  /** Joins or starts the flight of `key`; `counted`: this call counts as a request; `l1Stale`: L1's stale copy. */
+  /**
+   * Joins or starts the flight of `key`; `counted`: this call counts as a request; `l1Stale`:
+   * L1's stale copy. It reads the registry when called: call it only while an effect runs.
+   */
   readonly lead: <A, E, R>(
     key: string,
     schema: AnySchema | undefined,
@@ -94,52 +97,53 @@ export const make = (deps: Deps): Flights => {
     opts: ComputeOptions | undefined,
     counted: boolean,
     l1Stale: Found | undefined
-  ): Effect.Effect<A, E | Failure, R> =>
-    Effect.suspend((): Effect.Effect<A, E | Failure, R> => {
-      const badCompute = computeError(compute)
-      if (badCompute) return Effect.fail(badCompute)
-      const resolved = resolveCompute(deps.defaults, opts)
-      if (resolved instanceof CacheInputError) return Effect.fail(resolved)
-      const serveStale = l1Stale !== undefined && deps.staleWhileRevalidate
-      /** Joins the flight under way (only waits: no interruption mask needed). */
-      const joinExisting = (existing: Flight): Effect.Effect<A, E | Failure, R> => {
-        if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
-        if (counted) counters.coalesced++
-        return join(key, existing, schema, compute, opts, resolved)
-      }
-      const existing = registry.get(key)
-      if (existing !== undefined) return joinExisting(existing)
-      // Registering the flight and forking its fiber happen uninterrupted; only the wait can be.
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.suspend((): Effect.Effect<A, E | Failure, R> => {
-          const registered = registry.get(key)
-          if (registered !== undefined) return restore(joinExisting(registered))
-          const flight: Flight = {
-            result: Signal.make(),
-            schema,
-            stale: l1Stale,
-            state: running,
-            fiber: undefined
-          }
-          registry.set(key, flight)
-          const body = Effect.interruptible(run(key, flight, compute, resolved, counted && !serveStale))
-          const started = Effect.map(Effect.forkIn(body, deps.flightScope), (fiber) => {
-            flight.fiber = fiber
-            // However the flight ends (the scope closing included): an observer of its fiber
-            // costs far less than an onExit step in it.
-            fiber.addObserver((exit) => {
-              registry.done(key, flight)
-              Signal.done(flight.result, exit)
-            })
+  ): Effect.Effect<A, E | Failure, R> => {
+    // Called only while an effect runs (getOrCompute's suspend, a continuation), so it reads
+    // the registry now, with no suspend of its own: a stampede's every caller comes here.
+    const badCompute = computeError(compute)
+    if (badCompute) return Effect.fail(badCompute)
+    const resolved = resolveCompute(deps.defaults, opts)
+    if (resolved instanceof CacheInputError) return Effect.fail(resolved)
+    const serveStale = l1Stale !== undefined && deps.staleWhileRevalidate
+    /** Joins the flight under way (only waits: no interruption mask needed). */
+    const joinExisting = (existing: Flight): Effect.Effect<A, E | Failure, R> => {
+      if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
+      if (counted) counters.coalesced++
+      return join(key, existing, schema, compute, opts, resolved)
+    }
+    const existing = registry.get(key)
+    if (existing !== undefined) return joinExisting(existing)
+    // Registering the flight and forking its fiber happen uninterrupted; only the wait can be.
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend((): Effect.Effect<A, E | Failure, R> => {
+        const registered = registry.get(key)
+        if (registered !== undefined) return restore(joinExisting(registered))
+        const flight: Flight = {
+          result: Signal.make(),
+          schema,
+          stale: l1Stale,
+          state: running,
+          fiber: undefined
+        }
+        registry.set(key, flight)
+        const body = Effect.interruptible(run(key, flight, compute, resolved, counted && !serveStale))
+        const started = Effect.map(Effect.forkIn(body, deps.flightScope), (fiber) => {
+          flight.fiber = fiber
+          // However the flight ends (the scope closing included): an observer of its fiber
+          // costs far less than an onExit step in it.
+          fiber.addObserver((exit) => {
+            registry.done(key, flight)
+            Signal.done(flight.result, exit)
           })
-          if (serveStale) return Effect.as(started, answerStale(l1Stale, counted) as A)
-          return Effect.zipRight(
-            started,
-            restore(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>)
-          )
         })
-      )
-    })
+        if (serveStale) return Effect.as(started, answerStale(l1Stale, counted) as A)
+        return Effect.zipRight(
+          started,
+          restore(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>)
+        )
+      })
+    )
+  }
 
   /** Waits for another caller's flight; with another schema, decodes its entry (or computes anew). */
   const join = <A, E, R>(
