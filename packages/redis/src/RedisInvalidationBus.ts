@@ -3,6 +3,9 @@
  * each subscription has a Pub/Sub connection of its own. When that connection drops and comes
  * back, the subscription subscribes again itself and, once Redis confirmed it, yields
  * `Reconnected`: messages published in between were lost, and the cache clears its L1.
+ * Redis hands every message back to its sender's own subscription: such an echo reaches the
+ * cache within 5 ms (or with the next message, whichever comes first), so the cache's
+ * `ownMessagesIgnored` and `messagesReceived` may trail a publish by that long.
  *
  * Namespaces: the bus stamps every message it publishes with its namespace (by default the
  * connection's `keyPrefix`, the same namespace as RedisTier's keys) and drops every message
