@@ -1,7 +1,8 @@
 /**
  * Reads past the L1 fast path: the lower tiers in order (or the one lower tier, read with a
- * single Effect step), each entry judged by lookup.ts, a fresh hit promoted, stale entries
- * answered only where the caller allowed them.
+ * single Effect step: `readSingle` for get, `lookupSingle` for the flights of getOrCompute),
+ * each entry judged by lookup.ts, a fresh hit promoted, stale entries answered only where the
+ * caller allowed them.
  */
 import { Effect, Option } from "effect"
 import type * as Entry from "../Entry.js"
