@@ -164,6 +164,37 @@ export const make = (deps: Deps): Reads => {
     memoizeTyped(slot, schema, value)
     return slot.typedSome!
   }
+  /**
+   * The one lower tier's entry for `key`, judged (its tags read first when this instance has not
+   * met them): `settle` answers from the entry and its verdict; `none()` answers a failure of the
+   * tier (recorded) or no entry. Both one-lower-tier reads take it: get's and the flights'.
+   */
+  const readOne = <X>(
+    key: string,
+    schema: AnySchema | undefined,
+    none: () => X,
+    settle: (entry: Entry.Entry, verdict: Verdict, t: number) => Effect.Effect<X>
+  ): Effect.Effect<X> => {
+    const direct = single!.direct()
+    return Effect.matchEffect(single!.get(direct, key), {
+      onFailure: (error) => Effect.as(single!.failed(direct, error), none()),
+      onSuccess: (found) => {
+        single!.succeeded(direct)
+        if (found._tag === "None") return Effect.succeed(none())
+        const entry = found.value
+        const t = now()
+        const verdict = lookup.judge(entry, t, schema, false)
+        if (verdict !== NEEDS_TAGS) return settle(entry, verdict, t)
+        return Effect.zipRight(
+          deps.tags.load(entry.tags),
+          Effect.suspend(() => {
+            const t2 = now()
+            return settle(entry, lookup.judge(entry, t2, schema, true), t2)
+          })
+        )
+      }
+    })
+  }
   const readSingle = (
     key: string,
     schema: AnySchema | undefined,
@@ -171,27 +202,12 @@ export const make = (deps: Deps): Reads => {
     l1Stale: Found | undefined
   ): Effect.Effect<Option.Option<unknown>> => {
     const since = versions.seq()
-    const direct = single!.direct()
-    return Effect.matchEffect(single!.get(direct, key), {
-      onFailure: (error) => Effect.as(single!.failed(direct, error), answer(nothing, l1Stale, allowStale)),
-      onSuccess: (found) => {
-        single!.succeeded(direct)
-        if (found._tag === "None") return Effect.succeed(answer(nothing, l1Stale, allowStale))
-        const entry = found.value
-        const t = now()
-        const verdict = lookup.judge(entry, t, schema, false)
-        if (verdict !== NEEDS_TAGS)
-          return settleSingle(key, entry, verdict, t, since, schema, allowStale, l1Stale)
-        return Effect.zipRight(
-          deps.tags.load(entry.tags),
-          Effect.suspend(() => {
-            const t2 = now()
-            const again = lookup.judge(entry, t2, schema, true)
-            return settleSingle(key, entry, again, t2, since, schema, allowStale, l1Stale)
-          })
-        )
-      }
-    })
+    return readOne(
+      key,
+      schema,
+      () => answer(nothing, l1Stale, allowStale),
+      (entry, verdict, t) => settleSingle(key, entry, verdict, t, since, schema, allowStale, l1Stale)
+    )
   }
 
   /** `lookupLower` over the one lower tier: its answer judged and promoted synchronously. */
@@ -210,27 +226,13 @@ export const make = (deps: Deps): Reads => {
     if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, found.value)
     return { hit: found, stale: undefined }
   }
-  const lookupSingle: Reads["lookupLower"] = (key, schema, since) => {
-    const direct = single!.direct()
-    return Effect.matchEffect(single!.get(direct, key), {
-      onFailure: (error) => Effect.as(single!.failed(direct, error), nothing),
-      onSuccess: (found) => {
-        single!.succeeded(direct)
-        if (found._tag === "None") return Effect.succeed(nothing)
-        const entry = found.value
-        const t = now()
-        const verdict = lookup.judge(entry, t, schema, false)
-        if (verdict !== NEEDS_TAGS) return Effect.succeed(settleLower(key, entry, verdict, t, since, schema))
-        return Effect.zipRight(
-          deps.tags.load(entry.tags),
-          Effect.sync(() => {
-            const t2 = now()
-            return settleLower(key, entry, lookup.judge(entry, t2, schema, true), t2, since, schema)
-          })
-        )
-      }
-    })
-  }
+  const lookupSingle: Reads["lookupLower"] = (key, schema, since) =>
+    readOne(
+      key,
+      schema,
+      () => nothing,
+      (entry, verdict, t) => Effect.succeed(settleLower(key, entry, verdict, t, since, schema))
+    )
 
   return {
     lookupLower: single !== undefined ? lookupSingle : lookupLower,
