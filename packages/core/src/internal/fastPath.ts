@@ -62,6 +62,16 @@ export class Slot {
 /** @internal */
 export const makeSlot = (entry: Entry): Slot => new Slot(entry)
 
+/**
+ * Whether an untyped hit on `slot` at `t` may be answered without `lookup.judgeSlot`: the entry
+ * carries no tag and is before its TTL (judgeSlot answers FRESH for it too). The L1 hit paths'
+ * one shortcut.
+ *
+ * @internal
+ */
+export const isPlainFresh = (slot: Slot, t: number): boolean =>
+  slot.entry.tags.length === 0 && t < slot.entry.expiresAt
+
 /** @internal */
 export const memoizeTyped = (slot: Slot, schema: unknown, value: unknown): void => {
   slot.typed = { schema, value, some: undefined, exit: undefined }

@@ -19,7 +19,7 @@ import * as Changes from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import * as Counters from "./counters.js"
 import * as Drain from "./drain.js"
-import type { Slot } from "./fastPath.js"
+import { isPlainFresh, type Slot } from "./fastPath.js"
 import * as Flight from "./flight.js"
 import * as Flights from "./flights.js"
 import * as GetMany from "./getMany.js"
@@ -195,8 +195,8 @@ export const make = (
       const t = now()
       const slot = fast.lookup(key, t)
       if (slot === undefined) return reads.readSlow(key, schema, allowStale, undefined)
-      // The usual hit (untyped, untagged, fresh) decided here; judgeSlot answers FRESH for it too.
-      if (schema === undefined && slot.entry.tags.length === 0 && t < slot.entry.expiresAt) {
+      // The usual hit (untyped, untagged, fresh) decided here.
+      if (schema === undefined && isPlainFresh(slot, t)) {
         counters.l1Hits++
         return slot.some
       }
@@ -243,7 +243,7 @@ export const make = (
       const t = now()
       const slot = fast.lookup(key, t)
       if (slot === undefined) return flights.lead(key, schema, computation, opts, true, undefined)
-      if (schema === undefined && slot.entry.tags.length === 0 && t < slot.entry.expiresAt) {
+      if (schema === undefined && isPlainFresh(slot, t)) {
         counters.l1Hits++
         return slot.valueExit as Exit.Exit<A>
       }
