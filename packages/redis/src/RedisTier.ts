@@ -66,7 +66,7 @@ export const make = (
       options.allowEmptyPrefix,
       connection.keyPrefix
     )
-    const large = LargeValues.make(connection)
+    const large = LargeValues.make(connection, prefix)
     const scanCount = Math.max(1, Math.floor(options.scanCount ?? 500))
     const timeout = connection.commandTimeout
     const runner = TierRunner.make(name, timeout)

@@ -25,6 +25,12 @@ const commandCalls = (look: Redis) =>
 /** A tier on the suite's connection with another prefix. */
 const tierWith = (prefix: string) => RedisTier.make({ prefix })
 
+/** A tier with its own prefix on a connection of its own, whose values of `largeValueBytes` or more are large. */
+const tierWithLarge = (prefix: string, largeValueBytes: number) =>
+  Effect.flatMap(Layer.build(connectionLayer({ largeValueBytes })), (context) =>
+    Effect.provide(RedisTier.make({ prefix }), context)
+  )
+
 describe("RedisTier", () => {
   layer(Env, { excludeTestServices: true, timeout: "20 seconds" })((it) => {
     it.scoped(
@@ -78,18 +84,13 @@ describe("RedisTier", () => {
 
     it.scoped("concurrent reads of one tick go out as one command, each answered with its own key", () =>
       Effect.gen(function* () {
-        const tier = yield* Tier.L2
+        const tier = yield* tierWith("batch:")
         const look = yield* observer
-        for (let i = 0; i < 50; i++) yield* tier.set(`batch:${i}`, entry({ i }, 60_000))
-        yield* Effect.promise(() => look.set("t:batch:raw", "not an entry"))
-        yield* Effect.promise(() => look.lpush("t:batch:list", "x"))
+        for (let i = 0; i < 50; i++) yield* tier.set(`${i}`, entry({ i }, 60_000))
+        yield* Effect.promise(() => look.set("batch:raw", "not an entry"))
+        yield* Effect.promise(() => look.lpush("batch:list", "x"))
         yield* Effect.promise(() => look.config("RESETSTAT"))
-        const keys = [
-          ...Array.from({ length: 50 }, (_, i) => `batch:${i}`),
-          "batch:absent",
-          "batch:raw",
-          "batch:list"
-        ]
+        const keys = [...Array.from({ length: 50 }, (_, i) => `${i}`), "absent", "raw", "list"]
         const got = yield* Effect.all(
           keys.map((k) => tier.get(k)),
           { concurrency: "unbounded" }
@@ -99,8 +100,11 @@ describe("RedisTier", () => {
         const calls = yield* commandCalls(look)
         // One script call (EVAL the first time it meets this server, EVALSHA after) for 53 reads.
         expect(calls("evalsha") + calls("eval")).toBe(1)
-        // Redis counts the commands the script ran: one GETRANGE per key, one PTTL per string.
-        expect(calls("getrange")).toBe(53)
+        // Redis counts the commands the script ran: no large value was written in this
+        // namespace (no marker), so one MGET for all keys, and one PTTL per string.
+        expect(calls("exists")).toBe(1)
+        expect(calls("mget")).toBe(1)
+        expect(calls("getrange")).toBe(0)
         expect(calls("pttl")).toBe(51)
         expect(calls("get")).toBe(0)
       })
@@ -108,14 +112,12 @@ describe("RedisTier", () => {
 
     it.scoped("more reads in one tick than one call takes go out in calls of 64, each answered", () =>
       Effect.gen(function* () {
-        const tier = yield* Tier.L2
+        const tier = yield* tierWith("wide:")
         const look = yield* observer
-        yield* tier.setMany(
-          Array.from({ length: 200 }, (_, i) => [`wide:${i}`, entry({ i }, 60_000)] as const)
-        )
+        yield* tier.setMany(Array.from({ length: 200 }, (_, i) => [`${i}`, entry({ i }, 60_000)] as const))
         yield* Effect.promise(() => look.config("RESETSTAT"))
         const got = yield* Effect.all(
-          Array.from({ length: 200 }, (_, i) => tier.get(`wide:${i}`)),
+          Array.from({ length: 200 }, (_, i) => tier.get(`${i}`)),
           { concurrency: "unbounded" }
         )
         expect(got.map((found) => Option.map(found, (e) => e.value))).toEqual(
@@ -123,8 +125,57 @@ describe("RedisTier", () => {
         )
         const calls = yield* commandCalls(look)
         expect(calls("evalsha") + calls("eval")).toBe(4)
-        expect(calls("getrange")).toBe(200)
+        expect(calls("mget")).toBe(4)
+        expect(calls("pttl")).toBe(200)
       })
+    )
+
+    it.scoped(
+      "batched reads are one MGET until the tier writes a large value in the namespace, then a GETRANGE per key; clear keeps the marker",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const tier = yield* tierWithLarge("mark:", 4096)
+          const small = Array.from({ length: 10 }, (_, i) => `s:${i}`)
+          yield* tier.setMany(small.map((k, i) => [k, entry(i, 60_000)] as const))
+          const readAll = (keys: ReadonlyArray<string>) =>
+            Effect.map(
+              Effect.all(
+                keys.map((k) => tier.get(k)),
+                { concurrency: "unbounded" }
+              ),
+              (found) => found.map((o) => Option.map(o, (e) => e.value))
+            )
+          const smallValues = small.map((_, i) => Option.some(i))
+
+          // A value over the threshold written by another program (no marker): the MGET path
+          // answers its length, and it is fetched whole on the large-value connection.
+          const foreign = "f".repeat(10_000)
+          yield* Effect.promise(() =>
+            look.set("mark:foreign", Entry.serialize(entry(foreign, 60_000)), "PX", 60_000)
+          )
+          yield* Effect.promise(() => look.config("RESETSTAT"))
+          expect(yield* readAll([...small, "foreign"])).toEqual([...smallValues, Option.some(foreign)])
+          let calls = yield* commandCalls(look)
+          expect([calls("mget"), calls("getrange"), calls("strlen"), calls("get")]).toEqual([1, 0, 1, 1])
+
+          // The tier's own large value: the marker first (outliving the value), then a GETRANGE
+          // per key, so that Redis never copies a large value into the script.
+          const big = "b".repeat(10_000)
+          yield* tier.set("big", entry(big, 60_000))
+          expect(yield* Effect.promise(() => look.pttl("mark:__tiercache:large"))).toBeGreaterThan(60_000)
+          yield* Effect.promise(() => look.config("RESETSTAT"))
+          expect(yield* readAll([...small, "big"])).toEqual([...smallValues, Option.some(big)])
+          calls = yield* commandCalls(look)
+          expect([calls("mget"), calls("getrange"), calls("strlen"), calls("get")]).toEqual([0, 11, 1, 1])
+
+          // A pattern and clear remove every entry but leave the marker to its expiry.
+          expect(yield* tier.removeMatching("s:*")).toBe(10)
+          yield* tier.clear
+          expect(yield* Effect.promise(() => look.exists("mark:__tiercache:large"))).toBe(1)
+          expect(yield* Effect.promise(() => look.keys("mark:*"))).toEqual(["mark:__tiercache:large"])
+          expect(yield* readAll([...small, "big"])).toEqual(Array.from({ length: 11 }, () => Option.none()))
+        })
     )
 
     it.scoped("a lone read is GETRANGE (up to largeValueBytes) and PTTL, no script", () =>

@@ -86,9 +86,10 @@ export const writeIfNewer = (
     })
   const alone = (p: Prepared) =>
     Effect.mapError(
-      Effect.map(large.eval(SCRIPT, p.full, p.args, Buffer.byteLength(p.args[1])), (reply) => [
-        Array.isArray(reply) ? Number(reply[0]) : 0
-      ]),
+      Effect.map(
+        large.eval(SCRIPT, p.full, p.args, Buffer.byteLength(p.args[1]), Number(p.args[2])),
+        (reply) => [Array.isArray(reply) ? Number(reply[0]) : 0]
+      ),
       fail
     )
   return (changes) =>
