@@ -21,6 +21,7 @@ import { CacheError, InvalidationBus, InvalidationMessage } from "@tiercache/cor
 import { Context, Duration, Effect, Layer, Metric } from "effect"
 import * as BusAdmission from "./internal/busAdmission.js"
 import * as BusSubscription from "./internal/busSubscription.js"
+import { sender } from "./internal/corkedSend.js"
 import { describe } from "./internal/describe.js"
 import * as OwnEchoes from "./internal/ownEchoes.js"
 import { sanitize } from "./internal/sanitize.js"
@@ -151,6 +152,9 @@ export const make = (
       malformedMessages.pipe(Metric.tagged("channel", channel))
     )
     const ownEchoes = OwnEchoes.make()
+    const client = connection.client
+    // Corked with the writes RedisTier sends on this connection in the same tick.
+    const send = sender(client)
     /**
      * One PUBLISH on the command connection, which ioredis bounds by the command timeout itself
      * (and fails at once while disconnected): no timer of our own, which would fork two fibers
@@ -173,7 +177,7 @@ export const make = (
         }
         return Effect.tryPromise({
           try: () => {
-            const sent = connection.client.publish(channel, payload)
+            const sent = send("publish", [channel, payload], () => client.publish(channel, payload))
             ownEchoes.remember(payload, stamped)
             return sent
           },

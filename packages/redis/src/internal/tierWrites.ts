@@ -7,6 +7,7 @@
 import { CacheError, Entry, Glob, type Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
+import { sender } from "./corkedSend.js"
 import type { LargeValues } from "./largeValues.js"
 import type { Runner } from "./tierRunner.js"
 
@@ -48,6 +49,10 @@ export const make = ({
   readonly setThen: NonNullable<Tier.Tier.Service["setThen"]>
 } => {
   const { fail, run, exec } = runner
+  const send = sender(client)
+  const setPx = (full: string, value: string, px: number): Promise<unknown> =>
+    send("set", [full, value, "PX", String(px)], () => client.set(full, value, "PX", px))
+  const unlinkOne = (full: string): Promise<unknown> => send("unlink", [full], () => client.unlink(full))
 
   /** SET PX: on the large-value connection when the value is large. */
   const write = (
@@ -58,7 +63,7 @@ export const make = ({
   ): Effect.Effect<void, TierError> =>
     large.isLarge(value)
       ? Effect.mapError(large.write(full, value, px), (cause) => fail(operation, cause))
-      : Effect.asVoid(run(operation, () => client.set(full, value, "PX", px)))
+      : Effect.asVoid(run(operation, () => setPx(full, value, px)))
 
   /**
    * What a `set` of `entry` sends: its full key, PX and encoded value (undefined when the entry
@@ -111,15 +116,15 @@ export const make = ({
         const w = prepare(key, entry)
         if (w instanceof CacheError.TierError) return Effect.fail(w)
         return w.value === undefined
-          ? Effect.asVoid(run("set", () => client.unlink(w.full)))
+          ? Effect.asVoid(run("set", () => unlinkOne(w.full)))
           : write("set", w.full, w.value, w.px)
       }),
 
     /**
      * `set`, then `then` without waiting for the reply in between: a SET (or the UNLINK of an
      * entry already gone) is handed to the command connection first, so a PUBLISH that `then`
-     * sends on it follows the write (auto-pipelining puts both in one socket write). A large
-     * value goes over the large-value connection: `then` waits for its reply.
+     * sends on it follows the write (corked, both leave in one socket write: corkedSend.ts). A
+     * large value goes over the large-value connection: `then` waits for its reply.
      */
     setThen: <A>(key: string, entry: Entry.Entry, then: Effect.Effect<A>) =>
       Effect.suspend((): Effect.Effect<readonly [TierError | undefined, A]> => {
@@ -132,7 +137,7 @@ export const make = ({
         }
         let sent: Promise<unknown>
         try {
-          sent = w.value === undefined ? client.unlink(w.full) : client.set(w.full, w.value, "PX", w.px)
+          sent = w.value === undefined ? unlinkOne(w.full) : setPx(w.full, w.value, w.px)
         } catch (cause) {
           sent = Promise.reject(cause)
         }

@@ -1,0 +1,149 @@
+/**
+ * The write path's corked commands (internal/corkedSend.ts): they leave in the order they were
+ * issued, also among commands of the driver's auto-pipeline, leave together in one socket write,
+ * and fail at once, through the driver, while the connection is down.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer } from "effect"
+import { Command, type Redis } from "ioredis"
+import { RedisConnection } from "../src/index.js"
+import { sender } from "../src/internal/corkedSend.js"
+import { connectionLayer, observer } from "./utils.js"
+
+/** The command connection's client of a connection that lives as long as the test. */
+const commandClient = Effect.map(
+  Layer.build(connectionLayer()),
+  (context) => Context.get(context, RedisConnection.RedisConnection).client
+)
+
+/** Socket writes (system calls) the client makes from now on. */
+const countWrites = (client: Redis) => {
+  const socket = client.stream as unknown as {
+    _write: (...args: Array<unknown>) => unknown
+    _writev: (...args: Array<unknown>) => unknown
+  }
+  let writes = 0
+  const write = socket._write
+  const writev = socket._writev
+  socket._write = function (this: unknown, ...args: Array<unknown>) {
+    writes++
+    return write.apply(this, args)
+  }
+  socket._writev = function (this: unknown, ...args: Array<unknown>) {
+    writes++
+    return writev.apply(this, args)
+  }
+  return {
+    writes: () => writes,
+    restore: () => {
+      socket._write = write
+      socket._writev = writev
+    }
+  }
+}
+
+describe("corked sends", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("leave in the order issued, interleaved with the driver's auto-pipelined commands", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        const look = yield* observer
+        const send = sender(client)
+        for (const round of [0, 1, 2]) {
+          const list = `order:${round}`
+          const expected: Array<string> = []
+          const sent: Array<Promise<unknown>> = []
+          // One tick: auto-pipelined and corked commands, alternating in runs of varying length.
+          for (let i = 0; i < 300; i++) {
+            const item = `${i}`
+            expected.push(item)
+            const viaPipeline = Math.floor(i / (round + 1)) % 2 === 0
+            sent.push(
+              viaPipeline
+                ? client.rpush(list, item)
+                : send("rpush", [list, item], () => client.rpush(list, item))
+            )
+          }
+          yield* Effect.promise(() => Promise.all(sent))
+          expect(yield* Effect.promise(() => look.lrange(list, 0, -1))).toEqual(expected)
+        }
+        // Across ticks too: corked commands of one tick, then auto-pipelined ones, then corked.
+        const list = "order:ticks"
+        const sent: Array<Promise<unknown>> = []
+        sent.push(send("rpush", [list, "a"], () => client.rpush(list, "a")))
+        yield* Effect.promise(() => new Promise<void>((resolve) => process.nextTick(resolve)))
+        sent.push(client.rpush(list, "b"))
+        sent.push(send("rpush", [list, "c"], () => client.rpush(list, "c")))
+        yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        sent.push(send("rpush", [list, "d"], () => client.rpush(list, "d")))
+        yield* Effect.promise(() => Promise.all(sent))
+        expect(yield* Effect.promise(() => look.lrange(list, 0, -1))).toEqual(["a", "b", "c", "d"])
+      })
+    )
+
+    it.scoped("the commands of one tick on an idle connection leave in one socket write", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        const send = sender(client)
+        yield* Effect.promise(() => client.ping())
+        const counter = countWrites(client)
+        const replies = yield* Effect.promise(() =>
+          Promise.all([
+            send("set", ["one", "1", "PX", "60000"], () => client.set("one", "1", "PX", 60000)),
+            send("publish", ["channel", "m"], () => client.publish("channel", "m")),
+            send("unlink", ["two"], () => client.unlink("two"))
+          ])
+        )
+        counter.restore()
+        expect(replies.map(String)).toEqual(["OK", "0", "0"])
+        expect(counter.writes()).toBe(1)
+      })
+    )
+
+    it.scoped("while replies are still to come, the commands of the whole turn leave together", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        const send = sender(client)
+        yield* Effect.promise(() => client.ping())
+        // A command awaiting its reply (written at once, outside the auto-pipeline): busy.
+        const ping = new Command("ping", [])
+        client.sendCommand(ping)
+        const counter = countWrites(client)
+        const first = send("set", ["turn:a", "1"], () => client.set("turn:a", "1"))
+        // A later tick of the same event-loop turn.
+        yield* Effect.promise(() => new Promise<void>((resolve) => process.nextTick(resolve)))
+        const second = send("set", ["turn:b", "2"], () => client.set("turn:b", "2"))
+        yield* Effect.promise(() => Promise.all([ping.promise, first, second]))
+        counter.restore()
+        expect(counter.writes()).toBe(1)
+      })
+    )
+
+    it.scoped("fail at once, through the driver, while the connection is down", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        const client = yield* commandClient
+        const send = sender(client)
+        yield* server.stop
+        yield* Effect.promise(
+          () =>
+            new Promise<void>((resolve) => {
+              if (client.status !== "ready") resolve()
+              else client.once("close", () => resolve())
+            })
+        )
+        const started = Date.now()
+        const outcome = yield* Effect.promise(() =>
+          send("set", ["down", "1"], () => client.set("down", "1")).then(
+            () => "answered",
+            (error: Error) => error.message
+          )
+        )
+        expect(outcome).toMatch(/writeable|closed|Connection/i)
+        expect(Date.now() - started).toBeLessThan(100)
+        yield* server.start
+      })
+    )
+  })
+})
