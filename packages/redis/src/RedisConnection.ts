@@ -95,7 +95,9 @@ export interface Options {
   readonly timeoutPerMegabyte?: Duration.DurationInput | undefined
   /**
    * Batch the commands issued in one tick into one write (ioredis auto-pipelining; default
-   * true). RedisTier's reads batch themselves and are always sent at once.
+   * true). It applies to the commands the cache sends rarely (patterns, removals, streams):
+   * RedisTier's reads batch themselves, and its writes and the bus's messages are corked on
+   * the socket, so that those of one moment leave in one write either way.
    */
   readonly enableAutoPipelining?: boolean | undefined
   /** Longest wait between two reconnection attempts (default 1 second). */
