@@ -5,7 +5,9 @@
  * - mixed: 64 callers, Zipf (s = 1) keys over 10,000, 90% getOrCompute / 10% set, 1 ms
  *   computation, memory tiers of 1,000 entries;
  * - stampede: 1,000 callers at once on one cold key, a 20 ms computation; computations and the
- *   time to the last answer, beside plain Effect's floor (1,000 fibers awaiting one Deferred).
+ *   time to the last answer, beside plain Effect's floor (1,000 fibers awaiting one Deferred),
+ *   and that floor with the computation forked by the first of the fibers, as a cache's first
+ *   caller starts it (the first floor starts it before the fibers).
  * The limit is lru-cache + ioredis GET/SET + a map of one promise per key being computed.
  * tiercache's callers are fibers, and in a second row async functions with `Effect.runPromise`
  * per call; the peers' callers are async functions. Cases alternate in rounds, ratios paired.
@@ -357,6 +359,25 @@ const stampede = (raw: Redis, c: Contenders) => {
     {
       name: "cacheable",
       run: measure((key) => all(() => c.cacheable.getOrSet(key, compute, { ttl: TTL_MS })))
+    },
+    {
+      // The floor above forks the computation before the 1,000 fibers start; a cache cannot: its
+      // first caller starts it, after looking the key up, while the other fibers are starting.
+      name: "floor: the first fiber forks it (a leader)",
+      run: measure(() =>
+        Effect.runPromise(
+          Effect.gen(function* () {
+            const deferred = yield* Deferred.make<unknown>()
+            const lead = Effect.fork(Effect.flatMap(effectCompute, (v) => Deferred.succeed(deferred, v)))
+            yield* Effect.forEach(
+              Array.from({ length: STAMPEDE }),
+              (_, i) =>
+                i === 0 ? Effect.zipRight(lead, Deferred.await(deferred)) : Deferred.await(deferred),
+              { concurrency: "unbounded", discard: true }
+            )
+          })
+        )
+      )
     }
   ]
 }
@@ -402,8 +423,8 @@ const main = Effect.gen(function* () {
   const perCallToLimit = pairedRatio(ms[3]!, ms[0]!)
   rows.push({
     row: `stampede: ${STAMPEDE.toLocaleString("en")} callers, one cold key, 20 ms computation (time to the last answer)`,
-    limit: `promise map: ${cell(0)}; Effect floor (fibers awaiting one Deferred): ${cell(1)}`,
-    tiercache: `fibers ${cell(2, 1, "floor")}; runPromise ${cell(3)}`,
+    limit: `promise map: ${cell(0)}; Effect floor (fibers awaiting one Deferred): ${cell(1)}; that floor with the computation forked by the first fiber, as a cache's first caller does: ${cell(7, 1, "floor")}`,
+    tiercache: `fibers ${cell(2, 1, "floor")}, ${x(pairedRatio(ms[2]!, ms[7]!))} the first-fiber floor; runPromise ${cell(3)}`,
     BentoCache: cell(4),
     "cache-manager": cell(5),
     cacheable: cell(6),
