@@ -85,14 +85,14 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
             max: options.maxEntries,
             maxSize: maxBytes,
             maxEntrySize: maxBytes,
-            sizeCalculation: (slot, key) => estimateBytes(key, slot.entry)
+            sizeCalculation: (slot, key) => estimateBytes(key, slot)
           }
     )
 
     const lookup = (key: string, now: number): Slot | undefined => {
       const slot = lru.get(key)
       if (slot === undefined) return undefined
-      if (now >= slot.entry.staleUntil) {
+      if (now >= slot.staleUntil) {
         lru.delete(key)
         return undefined
       }
@@ -129,15 +129,12 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
       size: () => lru.size,
       get: (key) =>
         Effect.sync(() =>
-          Option.map(Option.fromNullable(lookup(key, clock.unsafeCurrentTimeMillis())), (slot) => slot.entry)
+          Option.fromNullable<Entry | undefined>(lookup(key, clock.unsafeCurrentTimeMillis()))
         ),
       getMany: (keys) =>
         Effect.sync(() =>
           keys.map((key) =>
-            Option.map(
-              Option.fromNullable(lookup(key, clock.unsafeCurrentTimeMillis())),
-              (slot) => slot.entry
-            )
+            Option.fromNullable<Entry | undefined>(lookup(key, clock.unsafeCurrentTimeMillis()))
           )
         ),
       set: (key, entry) =>

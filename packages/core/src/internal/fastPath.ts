@@ -38,10 +38,6 @@ export class Slot implements Entry {
     this.tags = entry.tags
     this.createdAt = entry.createdAt
   }
-  /** The entry the slot holds: the slot itself. */
-  get entry(): Entry {
-    return this
-  }
   /** `Exit.succeed(Option.some(entry.value))`, returned as is by an untyped hit. */
   get some(): Exit.Exit<Option.Option<unknown>> {
     if (this.#someExit === undefined) this.#someExit = Exit.succeed(Option.some(this.value))
@@ -90,13 +86,7 @@ export const makeSlot = (entry: Entry): Slot => new Slot(entry)
  *
  * @internal
  */
-export const isPlainFresh = (slot: Slot, t: number): boolean =>
-  slot.entry.tags.length === 0 && t < slot.entry.expiresAt
-
-/** @internal */
-export const memoizeTyped = (slot: Slot, schema: unknown, value: unknown): void => {
-  slot.memoizeTyped(schema, value)
-}
+export const isPlainFresh = (slot: Slot, t: number): boolean => slot.tags.length === 0 && t < slot.expiresAt
 
 /**
  * The synchronous access TieredCache uses for the L1 hit path.

@@ -4,7 +4,7 @@
 import { Effect, Option } from "effect"
 import type { CacheInputError } from "../CacheError.js"
 import type { AnySchema } from "./codec.js"
-import { memoizeTyped, type Slot } from "./fastPath.js"
+import type { Slot } from "./fastPath.js"
 import { checkKeys } from "./input.js"
 import { FRESH, NEEDS_TAGS } from "./lookup.js"
 import type { Deps as ReadsDeps } from "./reads.js"
@@ -23,7 +23,7 @@ export const make = (deps: Deps) => {
   const { access, lookup, tags, promotion, versions, counters, now } = deps
   const fast = access.fast
   const l1Answer = (slot: Slot, schema: AnySchema | undefined) =>
-    Option.some(schema !== undefined ? slot.typedValue : slot.entry.value)
+    Option.some(schema !== undefined ? slot.typedValue : slot.value)
 
   const below = (
     keys: ReadonlyArray<string>,
@@ -36,7 +36,7 @@ export const make = (deps: Deps) => {
       let remaining: ReadonlyArray<Pending> = pending
       const waiting = remaining.filter((p) => p.slot !== undefined)
       if (waiting.length > 0) {
-        yield* tags.load([...new Set(waiting.flatMap((p) => p.slot!.entry.tags))])
+        yield* tags.load([...new Set(waiting.flatMap((p) => p.slot!.tags))])
         const t = now()
         remaining = remaining.filter(({ i, slot }) => {
           if (slot === undefined || lookup.judgeSlot(keys[i]!, slot, t, schema, true) !== FRESH) return true
@@ -91,7 +91,7 @@ export const make = (deps: Deps) => {
           // Into MemoryTier's L1 from the one lower tier: synchronously.
           if (fast !== undefined && t === 1) {
             const slot = promotion.promoteNow(keys[i]!, entry.value, at, since)
-            if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, accepted.value)
+            if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, accepted.value)
           } else yield* promotion.promote(keys[i]!, entry.value, t, since, schema, accepted.value)
         }
         remaining = still

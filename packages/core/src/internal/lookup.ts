@@ -13,7 +13,7 @@ import { Effect } from "effect"
 import * as Entry from "../Entry.js"
 import { type AnySchema, decode, NOT_DECODED } from "./codec.js"
 import type { Counters } from "./counters.js"
-import { memoizeTyped, type Slot } from "./fastPath.js"
+import type { Slot } from "./fastPath.js"
 import type { Tags } from "./tags.js"
 import type { Versions } from "./versions.js"
 
@@ -103,22 +103,21 @@ export const make = (deps: Deps): Lookup => {
   }
 
   const judgeSlot: Lookup["judgeSlot"] = (key, slot, t, schema, tagsRead) => {
-    const entry = slot.entry
-    if (t >= entry.staleUntil) return MISS
-    if (entry.tags.length > 0) {
-      const byTags = tagVerdict(entry, tagsRead)
-      if (byTags === MISS && tags.valid(entry) === false) deps.dropL1(key)
+    if (t >= slot.staleUntil) return MISS
+    if (slot.tags.length > 0) {
+      const byTags = tagVerdict(slot, tagsRead)
+      if (byTags === MISS && tags.valid(slot) === false) deps.dropL1(key)
       if (byTags !== undefined) return byTags
     }
     if (schema !== undefined && slot.typedSchema !== schema) {
-      const value = decode(schema, entry.value)
+      const value = decode(schema, slot.value)
       if (value === NOT_DECODED) {
         counters.decodeErrors++
         return MISS
       }
-      memoizeTyped(slot, schema, value)
+      slot.memoizeTyped(schema, value)
     }
-    return t < entry.expiresAt ? FRESH : STALE
+    return t < slot.expiresAt ? FRESH : STALE
   }
 
   const accept: Lookup["accept"] = (entry, schema) =>

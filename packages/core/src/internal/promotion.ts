@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import type * as Entry from "../Entry.js"
 import type { AnySchema } from "./codec.js"
 import type { Counters } from "./counters.js"
-import { memoizeTyped, type Slot } from "./fastPath.js"
+import type { Slot } from "./fastPath.js"
 import type { Lookup } from "./lookup.js"
 import type { TierAccess } from "./tierAccess.js"
 
@@ -64,7 +64,7 @@ export const make = ({ access, lookup, counters, now }: Deps): Promotion => {
       // With the fast path and the entry found in the first lower tier, one synchronous step.
       if (fast !== undefined && foundAt === 1) {
         const slot = fast.store(key, access.l1Entry(entry, now()))
-        if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+        if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
         return Effect.void
       }
       const above = Array.from({ length: foundAt - 1 }, (_, i) => i + 1)
@@ -72,7 +72,7 @@ export const make = ({ access, lookup, counters, now }: Deps): Promotion => {
         const slot = yield* access
           .storeL1(key, entry)
           .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
-        if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+        if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
         yield* Effect.forEach(
           above,
           (i) => access.write(i, key, entry).pipe(Effect.catchAll((error) => access.recordError(i, error))),

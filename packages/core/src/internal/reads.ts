@@ -8,7 +8,6 @@ import { Effect, Option } from "effect"
 import type * as Entry from "../Entry.js"
 import type { AnySchema } from "./codec.js"
 import { type Counters, countHit } from "./counters.js"
-import { memoizeTyped } from "./fastPath.js"
 import { type Lookup, MISS, NEEDS_TAGS, STALE, type Verdict } from "./lookup.js"
 import type { Promotion } from "./promotion.js"
 import type { Tags } from "./tags.js"
@@ -161,7 +160,7 @@ export const make = (deps: Deps): Reads => {
     if (slot === undefined) return Effect.succeed(Option.some(value))
     // The answer the slot holds for hits is this caller's answer too.
     if (schema === undefined) return slot.some
-    memoizeTyped(slot, schema, value)
+    slot.memoizeTyped(schema, value)
     return slot.typedSome!
   }
   /**
@@ -223,7 +222,7 @@ export const make = (deps: Deps): Reads => {
     const found: Found = { index: 1, entry, value: lookup.decoded() }
     if (verdict === STALE) return { hit: undefined, stale: found }
     const slot = promotion.promoteNow(key, entry, t, since)
-    if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, found.value)
+    if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, found.value)
     return { hit: found, stale: undefined }
   }
   const lookupSingle: Reads["lookupLower"] = (key, schema, since) =>

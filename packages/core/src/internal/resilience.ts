@@ -8,7 +8,6 @@ import { Cause, Effect, Exit } from "effect"
 import { CacheTimeoutError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
 import type { Counters } from "./counters.js"
-import { memoizeTyped } from "./fastPath.js"
 import type { Flight, FlightResult } from "./flight.js"
 import type { Lookup } from "./lookup.js"
 import * as Signal from "./signal.js"
@@ -105,7 +104,7 @@ export const make = (deps: Deps): Resilience => {
       const slot = yield* access
         .storeL1(key, kept)
         .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
-      if (slot !== undefined && flight.schema !== undefined) memoizeTyped(slot, flight.schema, stale.value)
+      if (slot !== undefined && flight.schema !== undefined) slot.memoizeTyped(flight.schema, stale.value)
       return stale
     })
 

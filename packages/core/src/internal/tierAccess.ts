@@ -218,7 +218,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
           : Effect.asVoid(l1.removeMatching(glob)),
       removeL1Tagged: (tag) =>
         fast !== undefined
-          ? Effect.sync(() => void fast.removeWhere((_, slot) => slot.entry.tags.includes(tag)))
+          ? Effect.sync(() => void fast.removeWhere((_, slot) => slot.tags.includes(tag)))
           : Effect.void,
       clearL1: fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear,
       onEveryTier,

@@ -175,7 +175,7 @@ export const make = (
       then: (verdict: Lookup.Verdict, t: number) => Effect.Effect<A, E, R>
     ): Effect.Effect<A, E, R> =>
       Effect.zipRight(
-        tags.load(slot.entry.tags),
+        tags.load(slot.tags),
         Effect.suspend(() => {
           const t = now()
           return then(lookup.judgeSlot(key, slot, t, schema, true), t)
@@ -219,7 +219,7 @@ export const make = (
       }
       const stale =
         verdict === STALE
-          ? { index: 0, entry: slot.entry, value: schema === undefined ? slot.entry.value : slot.typedValue }
+          ? { index: 0, entry: slot, value: schema === undefined ? slot.value : slot.typedValue }
           : undefined
       return reads.readSlow(key, schema, allowStale, stale)
     }
@@ -273,7 +273,7 @@ export const make = (
       }
       const stale =
         verdict === STALE
-          ? { index: 0, entry: slot.entry, value: schema === undefined ? slot.entry.value : slot.typedValue }
+          ? { index: 0, entry: slot, value: schema === undefined ? slot.value : slot.typedValue }
           : undefined
       return flights.lead(key, schema, computation, opts, true, stale)
     }

@@ -11,7 +11,6 @@ import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
 import type { Changes, Deps, WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
-import { memoizeTyped } from "./fastPath.js"
 import { checkKey, encodeValue, resolveWrite } from "./input.js"
 
 /** Builds the writes. */
@@ -31,7 +30,7 @@ export const make = (deps: Deps, changes: Changes) => {
 
   const storeL1 = (key: string, entry: Entry.Entry, schema: AnySchema | undefined, decoded: unknown) => () =>
     Effect.map(access.storeL1(key, entry), (slot) => {
-      if (slot !== undefined && schema !== undefined) memoizeTyped(slot, schema, decoded)
+      if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
     })
 
   const storeEverywhere = (
