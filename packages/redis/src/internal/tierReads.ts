@@ -104,6 +104,9 @@ export const make = ({
   // GETRANGE 0 rangeEnd answers at most `large.limit` bytes: a value that fills them is large
   // (the script's MGET path answers the length of any value that long).
   const rangeEnd = String(large.limit - 1)
+  /** One call of the read script on `keys` (without the prefix): the marker, then the keys. */
+  const readScript = (keys: ReadonlyArray<string>): Promise<Array<unknown>> =>
+    scripted.tiercacheRead(keys.length + 1, large.marker, ...keys.map((key) => prefix + key), rangeEnd)
 
   /** A reply decoded: the entry, a miss, or BAD_VALUE for something that is not an entry. */
   const decodeReply = (
@@ -185,10 +188,7 @@ export const make = ({
       failEach(cause)
     }
     if (batch.length === 1) readAlone(prefix + batch[0]!.key, busy, answer, failAll)
-    else
-      scripted
-        .tiercacheRead(batch.length + 1, large.marker, ...batch.map((r) => prefix + r.key), rangeEnd)
-        .then(answer, failAll)
+    else readScript(batch.map((r) => r.key)).then(answer, failAll)
   }
 
   /**
@@ -276,16 +276,7 @@ export const make = ({
         // (it runs one at a time) and within JavaScript's argument limits.
         const chunks: Array<ReadonlyArray<string>> = []
         for (let i = 0; i < keys.length; i += MANY_CHUNK) chunks.push(keys.slice(i, i + MANY_CHUNK))
-        const replies = yield* Effect.forEach(chunks, (chunk) =>
-          run("getMany", () =>
-            scripted.tiercacheRead(
-              chunk.length + 1,
-              large.marker,
-              ...chunk.map((key) => prefix + key),
-              rangeEnd
-            )
-          )
-        )
+        const replies = yield* Effect.forEach(chunks, (chunk) => run("getMany", () => readScript(chunk)))
         const reply = replies.flat()
         // Decoded synchronously; only a large value or a foreign one needs an Effect of its own.
         const entries: Array<Option.Option<Entry.Entry>> = []
