@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
 
 type Cache = TieredCache.TieredCache.Service
@@ -165,6 +165,32 @@ describe("single flight and races", () => {
       expect(yield* Fiber.join(old)).toBe("computed")
       expect(yield* cache.get("k")).toEqual(Option.some("written"))
     })
+  )
+
+  it.scoped(
+    "a computed value's lower-tier write that outlives an invalidation's wait removes what it wrote",
+    () =>
+      Effect.gen(function* () {
+        // No breaker and a tier that does not bound its calls: an invalidation waits 1 second for
+        // the pending write, then removes; the write lands 5 seconds later.
+        const store = yield* TestTier.make()
+        const l2 = yield* ChaosTier.wrap(store)
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        const cache = yield* cacheOver(l1, l2, { breaker: false })
+        yield* l2.delay(["set"], "6 seconds")
+        expect(yield* cache.getOrCompute("k", Effect.succeed("v"))).toBe("v")
+        const invalidation = yield* Effect.fork(cache.invalidate("k"))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(invalidation)
+        expect(yield* cache.get("k")).toEqual(Option.none())
+        expect(yield* store.get("k")).toEqual(Option.none())
+        // The late write lands, sees the invalidation, and removes its value from every tier.
+        yield* TestClock.adjust("5 seconds")
+        yield* idle(cache)
+        expect(yield* store.get("k")).toEqual(Option.none())
+        expect(yield* cache.get("k")).toEqual(Option.none())
+        expect((yield* l2.calls).remove).toBe(2)
+      })
   )
 
   it.scoped("a computation that outlives every caller still stores its result", () =>

@@ -101,7 +101,11 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
         const limited = bounded ? effect : Effect.timeoutFail(effect, { duration: timeout, onTimeout })
         const settled = Effect.matchEffect(limited, {
           onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
-          onSuccess: (value) => Effect.as(record(true), value)
+          onSuccess: (value) => {
+            // The usual success, closed before and after: nothing to log, no step to run.
+            const recorded = record(true)
+            return recorded === Effect.void ? Effect.succeed(value) : Effect.as(recorded, value)
+          }
         })
         if (!probe) return settled
         probing = true
@@ -153,6 +157,14 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
     const setThen = (inner: NonNullable<Tier.Service["setThen"]>): Tier.Service["setThen"] =>
       (<A>(key: string, entry: Entry, then: Effect.Effect<A>) =>
         Effect.suspend(() => {
+          // Closed, the usual case: the write's outcome recorded as `run` records it (a tier
+          // that bounds itself gets no timer there either), without `run`'s steps.
+          if (breaker.state() === "closed") {
+            return Effect.flatMap(inner(key, entry, then), (result) => {
+              const recorded = breaker.record(result[0] === undefined)
+              return recorded === Effect.void ? Effect.succeed(result) : Effect.as(recorded, result)
+            })
+          }
           let ran: { readonly value: A } | undefined
           const write = Effect.flatMap(
             inner(

@@ -73,6 +73,8 @@ export const makePublisher = (
       busBreaker !== undefined &&
       service.callTimeout !== undefined &&
       Duration.lessThanOrEqualTo(service.callTimeout, busBreaker.timeout)
+    const delivered = Effect.succeed(true)
+    const notDelivered = Effect.succeed(false)
     const send = (message: InvalidationMessage): Effect.Effect<boolean> => {
       const send = service.publish(message)
       const guarded =
@@ -92,23 +94,23 @@ export const makePublisher = (
         spans === undefined
           ? guarded
           : spans.span(guarded, "tiercache.bus.publish", "producer", publishAttributes, message)
-      return sent.pipe(
-        Effect.map(() => {
+      return Effect.matchEffect(sent, {
+        onSuccess: () => {
           counters.bus.sent++
-          return true
-        }),
-        Effect.catchAll((error) => {
+          return delivered
+        },
+        onFailure: (error) => {
           counters.bus.publishFailures++
           if (error.reason === Breaker.OPEN_REASON) {
             counters.bus.skipped++
-            return Effect.succeed(false)
+            return notDelivered
           }
           return Effect.as(
             Effect.logWarning(`tiercache: ${error.message}`).pipe(Effect.annotateLogs({ cache: cacheName })),
             false
           )
-        })
-      )
+        }
+      })
     }
     return {
       publish: (message) => Effect.asVoid(send(message)),

@@ -8,6 +8,12 @@ import type { TierError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
 import type { Tier } from "../Tier.js"
 
+/**
+ * An operation on L1, called when the write runs: it answers the Effect that does it, or does
+ * it at once and answers undefined (a MemoryTier's fast path, which cannot fail: no Effect step).
+ */
+export type L1Op = () => Effect.Effect<void, TierError> | undefined
+
 /** The operations on every tier. */
 export interface EveryTier {
   /**
@@ -15,7 +21,7 @@ export interface EveryTier {
    * answers the failures, each counted and logged.
    */
   readonly onEveryTier: (
-    l1Op: () => Effect.Effect<void, TierError>,
+    l1Op: L1Op,
     lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
     afterL1?: () => void
   ) => Effect.Effect<ReadonlyArray<TierError>>
@@ -28,7 +34,7 @@ export interface EveryTier {
     | {
         readonly sequence: unknown
         readonly run: <A>(
-          l1Op: () => Effect.Effect<void, TierError>,
+          l1Op: L1Op,
           key: string,
           entry: Entry.Entry,
           then: Effect.Effect<A>,
@@ -44,14 +50,21 @@ export const make = (
   recordError: (index: number, error: TierError) => Effect.Effect<void>
 ): EveryTier => {
   const noFailures: ReadonlyArray<TierError> = []
-  /** Runs `l1Op` (its failure counted and logged), then `rest` with the failures so far. */
+  /**
+   * When run: `l1Op` (its failure counted and logged), then `rest` with the failures so far
+   * (`rest` is only ever called while the write runs).
+   */
   const l1First = <B>(
-    l1Op: () => Effect.Effect<void, TierError>,
+    l1Op: L1Op,
     rest: (failures: ReadonlyArray<TierError>) => Effect.Effect<B>
   ): Effect.Effect<B> =>
-    Effect.matchEffect(l1Op(), {
-      onFailure: (error) => Effect.zipRight(recordError(0, error), rest([error])),
-      onSuccess: () => rest(noFailures)
+    Effect.suspend(() => {
+      const op = l1Op()
+      if (op === undefined) return rest(noFailures)
+      return Effect.matchEffect(op, {
+        onFailure: (error) => Effect.zipRight(recordError(0, error), rest([error])),
+        onSuccess: () => rest(noFailures)
+      })
     })
   /** The usual shape, one lower tier: chosen once here, a few Effect steps per write. */
   const onL1AndOne = (only: Tier.Service): EveryTier["onEveryTier"] => {
@@ -59,14 +72,13 @@ export const make = (
       lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
       afterL1: (() => void) | undefined,
       failures: ReadonlyArray<TierError>
-    ) =>
-      Effect.suspend(() => {
-        afterL1?.()
-        return Effect.matchEffect(lowerOp(only), {
-          onFailure: (error) => Effect.as(recordError(1, error), [...failures, error]),
-          onSuccess: () => Effect.succeed(failures)
-        })
+    ) => {
+      afterL1?.()
+      return Effect.matchEffect(lowerOp(only), {
+        onFailure: (error) => Effect.as(recordError(1, error), [...failures, error]),
+        onSuccess: () => Effect.succeed(failures)
       })
+    }
     return (l1Op, lowerOp, afterL1) => l1First(l1Op, (failures) => lowerAfter(lowerOp, afterL1, failures))
   }
 
@@ -77,8 +89,9 @@ export const make = (
       : (l1Op, lowerOp, afterL1) =>
           Effect.gen(function* () {
             const failures: Array<TierError> = []
-            const first = yield* Effect.either(l1Op())
-            if (first._tag === "Left") {
+            const op = l1Op()
+            const first = op === undefined ? undefined : yield* Effect.either(op)
+            if (first?._tag === "Left") {
               yield* recordError(0, first.left)
               failures.push(first.left)
             }
@@ -104,21 +117,20 @@ export const make = (
       : {
           sequence: only!.sequence,
           run: <A>(
-            l1Op: () => Effect.Effect<void, TierError>,
+            l1Op: L1Op,
             key: string,
             entry: Entry.Entry,
             then: Effect.Effect<A>,
             afterL1?: () => void
           ) => {
-            const lowerAfter = (failures: ReadonlyArray<TierError>) =>
-              Effect.suspend(() => {
-                afterL1?.()
-                return Effect.flatMap(setThen(key, entry, then), ([error, value]) =>
-                  error === undefined
-                    ? Effect.succeed([failures, value] as const)
-                    : Effect.as(recordError(1, error), [[...failures, error], value] as const)
-                )
-              })
+            const lowerAfter = (failures: ReadonlyArray<TierError>) => {
+              afterL1?.()
+              return Effect.flatMap(setThen(key, entry, then), ([error, value]) =>
+                error === undefined
+                  ? Effect.succeed([failures, value] as const)
+                  : Effect.as(recordError(1, error), [[...failures, error], value] as const)
+              )
+            }
             return l1First(l1Op, lowerAfter)
           }
         }

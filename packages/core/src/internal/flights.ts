@@ -79,9 +79,15 @@ export const make = (deps: Deps): Flights => {
     spans?.keys === true
       ? { "tiercache.cache": cacheName, "tiercache.key": key }
       : { "tiercache.cache": cacheName }
-  /** `effect` in the span `name` when spans are on. */
+  /**
+   * `effect` in the span `name` when spans are on. Called only in the fiber that runs the
+   * effect (lead's caller, which the flight's fiber inherits its Tracer from, or the flight),
+   * so that fiber's Tracer decides it here, without an Effect step.
+   */
   const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, name: string, key: string) =>
-    spans === undefined ? effect : spans.span(effect, name, "internal", spanAttributes, key)
+    spans === undefined || spans.untraced()
+      ? effect
+      : spans.span(effect, name, "internal", spanAttributes, key)
   type Failure = CacheInputError | CacheTimeoutError
 
   const answerStale = (stale: Found, counted: boolean): unknown => {
@@ -127,7 +133,7 @@ export const make = (deps: Deps): Flights => {
         }
         registry.set(key, flight)
         const body = Effect.interruptible(run(key, flight, compute, resolved, counted && !serveStale))
-        const started = Effect.map(Effect.forkIn(body, deps.flightScope), (fiber) => {
+        return Effect.flatMap(Effect.forkIn(body, deps.flightScope), (fiber) => {
           flight.fiber = fiber
           // However the flight ends (the scope closing included): an observer of its fiber
           // costs far less than an onExit step in it.
@@ -135,12 +141,9 @@ export const make = (deps: Deps): Flights => {
             registry.done(key, flight)
             Signal.done(flight.result, exit)
           })
+          if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
+          return restore(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>)
         })
-        if (serveStale) return Effect.as(started, answerStale(l1Stale, counted) as A)
-        return Effect.zipRight(
-          started,
-          restore(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>)
-        )
       })
     )
   }
@@ -169,20 +172,12 @@ export const make = (deps: Deps): Flights => {
   }
 
   /**
-   * Runs the computation (the one place computations run) in the flight's own fiber, counting
-   * its failures; answers its exit.
+   * Runs the computation (the one place computations run) in the flight's own fiber; answers
+   * its exit (computedExit counts a failure).
    */
   const computeIn = <A, E, R>(key: string, compute: Effect.Effect<A, E, R>) => {
     counters.computations++
-    return Effect.exit(
-      inSpan(
-        Effect.tapErrorCause(compute, (cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => counters.computeErrors++)
-        ),
-        "tiercache.compute",
-        key
-      )
-    )
+    return Effect.exit(inSpan(compute, "tiercache.compute", key))
   }
 
   const run = <A, E, R>(
@@ -235,6 +230,7 @@ export const make = (deps: Deps): Flights => {
     startedAt: number
   ): Effect.Effect<FlightResult, E | Failure> => {
     if (Exit.isFailure(exit)) {
+      if (!Cause.isInterruptedOnly(exit.cause)) counters.computeErrors++
       if (!resilience.failSafeApplies(flight, exit.cause)) return Effect.failCause(exit.cause)
       return resilience.failSafe(key, flight, flight.stale!, since, exit.cause)
     }

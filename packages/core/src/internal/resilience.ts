@@ -65,7 +65,7 @@ export const make = (deps: Deps): Resilience => {
   }
 
   const awaitFlight: Resilience["await"] = (key, flight, hardMs) => {
-    const result = Effect.map(Signal.wait(flight.result), (r) => r.value)
+    const result = Signal.wait(flight.result, (r) => r.value)
     if (hardMs === undefined) return result
     return Effect.timeoutFail(result, {
       duration: hardMs,

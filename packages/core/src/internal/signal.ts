@@ -5,7 +5,7 @@
  * cold miss needs two: a Signal is a plain record, and a waiter's callback is allocated only
  * when someone waits before the result is there.
  */
-import { Effect, type Exit } from "effect"
+import { Effect, Exit } from "effect"
 
 /** A result to come: `exit` once done, and the callbacks of the fibers waiting for it. */
 export interface Signal<A, E = never> {
@@ -25,13 +25,21 @@ export const done = <A, E>(signal: Signal<A, E>, exit: Exit.Exit<A, E>): void =>
   if (waiters !== undefined) for (const wake of waiters) wake(exit)
 }
 
-/** Waits for the signal's result; an interrupted wait leaves the other waiters in place. */
-export const wait = <A, E>(signal: Signal<A, E>): Effect.Effect<A, E> =>
-  signal.exit !== undefined
-    ? signal.exit
-    : Effect.async<A, E>((resume) => {
-        if (signal.exit !== undefined) return resume(signal.exit)
-        const wake = (exit: Exit.Exit<A, E>) => resume(exit)
+/**
+ * Waits for the signal's result, mapped by `f` when it is a success (in the waiter's wake-up:
+ * no Effect step of its own); an interrupted wait leaves the other waiters in place.
+ */
+export const wait: {
+  <A, E>(signal: Signal<A, E>): Effect.Effect<A, E>
+  <A, E, B>(signal: Signal<A, E>, f: (a: A) => B): Effect.Effect<B, E>
+} = <A, E, B>(signal: Signal<A, E>, f?: (a: A) => B): Effect.Effect<A | B, E> => {
+  const settle = (exit: Exit.Exit<A, E>): Exit.Exit<A | B, E> =>
+    f === undefined || exit._tag === "Failure" ? exit : Exit.succeed(f(exit.value))
+  return signal.exit !== undefined
+    ? settle(signal.exit)
+    : Effect.async<A | B, E>((resume) => {
+        if (signal.exit !== undefined) return resume(settle(signal.exit))
+        const wake = (exit: Exit.Exit<A, E>) => resume(settle(exit))
         const waiters = signal.waiters ?? []
         signal.waiters = waiters
         waiters.push(wake)
@@ -40,3 +48,4 @@ export const wait = <A, E>(signal: Signal<A, E>): Effect.Effect<A, E> =>
           if (at >= 0) signal.waiters!.splice(at, 1)
         })
       })
+}

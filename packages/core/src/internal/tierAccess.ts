@@ -67,6 +67,8 @@ export interface TierAccess extends EveryTier.EveryTier {
   ) => Effect.Effect<ReadonlyArray<Option.Option<Entry.Entry>>>
   /** Stores into L1 (scaled by l1TtlScale); answers the slot with the fast path. */
   readonly storeL1: (key: string, entry: Entry.Entry) => Effect.Effect<Slot | undefined, TierError>
+  /** `storeL1` done at once, with the fast path (undefined without one). */
+  readonly storeL1Now: ((key: string, entry: Entry.Entry) => Slot | undefined) | undefined
   /** The entry as L1 keeps it (scaled by l1TtlScale). */
   readonly l1Entry: (entry: Entry.Entry, at: number) => Entry.Entry
   /** Removes keys from L1. */
@@ -149,6 +151,11 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const l1Entry = (entry: Entry.Entry, at: number) =>
       l1Scale === 1 ? entry : Entry.scale(entry, at, l1Scale)
 
+    const storeL1Now =
+      fast === undefined
+        ? undefined
+        : (key: string, entry: Entry.Entry) => fast.store(key, l1Entry(entry, now()))
+
     const { onEveryTier, storeThen } = EveryTier.make(lower, recordError)
 
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
@@ -202,9 +209,10 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
           )
         ),
       storeL1: (key, entry) =>
-        fast !== undefined
-          ? Effect.sync(() => fast.store(key, l1Entry(entry, now())))
+        storeL1Now !== undefined
+          ? Effect.sync(() => storeL1Now(key, entry))
           : Effect.as(l1.set(key, l1Entry(entry, now())), undefined),
+      storeL1Now,
       l1Entry,
       removeL1: (keys) =>
         fast !== undefined

@@ -11,6 +11,8 @@ import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
 import type { Changes, Deps, WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
+import type { L1Op } from "./everyTier.js"
+import type { Slot } from "./fastPath.js"
 import { checkKey, encodeValue, resolveWrite } from "./input.js"
 
 /** Builds the writes. */
@@ -28,10 +30,18 @@ export const make = (deps: Deps, changes: Changes) => {
       : undefined
   const removed = (key: string): InvalidationMessage => ({ type: "Remove", key, origin: instanceId })
 
-  const storeL1 = (key: string, entry: Entry.Entry, schema: AnySchema | undefined, decoded: unknown) => () =>
-    Effect.map(access.storeL1(key, entry), (slot) => {
-      if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
-    })
+  /** Stores the entry in L1 (at once with the fast path), keeping its decoded value for `schema`. */
+  const storeL1 =
+    (key: string, entry: Entry.Entry, schema: AnySchema | undefined, decoded: unknown): L1Op =>
+    () => {
+      const keep = (slot: Slot | undefined) => {
+        if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
+      }
+      const storeNow = access.storeL1Now
+      if (storeNow === undefined) return Effect.map(access.storeL1(key, entry), keep)
+      keep(storeNow(key, entry))
+      return undefined
+    }
 
   const storeEverywhere = (
     key: string,
@@ -116,31 +126,38 @@ export const make = (deps: Deps, changes: Changes) => {
       // both marks costs less than two.
       versions.changing(key)
       const l1 = storeL1(key, entry, schema, decoded)
-      const stored =
-        ordered === undefined
-          ? access.onEveryTier(l1, (tier) => tier.set(key, entry), afterL1)
-          : Effect.map(
-              ordered.run(l1, key, entry, deps.send(removed(key)), afterL1),
-              ([failures]) => failures
-            )
-      return stored.pipe(
-        // An invalidation that stopped waiting for this write (a slow tier) left it behind.
-        Effect.tap(() =>
-          store.invalidated
-            ? access.onEveryTier(
+      // An invalidation that stopped waiting for this write (a slow tier) left it behind.
+      const cleared = (failures: ReadonlyArray<TierError>) =>
+        store.invalidated
+          ? Effect.as(
+              access.onEveryTier(
                 () => access.removeL1([key]),
                 (tier) => tier.remove([key])
-              )
-            : Effect.void
-        ),
-        Effect.ensuring(
-          Effect.sync(() => {
-            versions.changed(key)
-            pending.finish(store)
-          })
-        ),
-        // Sent with the write already, unless a removal followed it.
-        Effect.tap(() => (ordered === undefined || store.invalidated ? deps.send(removed(key)) : Effect.void))
+              ),
+              failures
+            )
+          : Effect.succeed(failures)
+      const stored =
+        ordered === undefined
+          ? Effect.flatMap(
+              access.onEveryTier(l1, (tier) => tier.set(key, entry), afterL1),
+              cleared
+            )
+          : Effect.flatMap(ordered.run(l1, key, entry, deps.send(removed(key)), afterL1), ([failures]) =>
+              cleared(failures)
+            )
+      const done = Effect.ensuring(
+        stored,
+        Effect.sync(() => {
+          versions.changed(key)
+          pending.finish(store)
+        })
+      )
+      // Sent with the write already, unless a removal followed it (known once the write is done).
+      return Effect.flatMap(done, (failures) =>
+        ordered === undefined || store.invalidated
+          ? Effect.as(deps.send(removed(key)), failures)
+          : Effect.succeed(failures)
       )
     })
 
