@@ -19,7 +19,8 @@ await build({
     "misses.ts",
     "heap.ts",
     "summary.ts",
-    "profile.ts"
+    "profile.ts",
+    "steps.ts"
   ],
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
