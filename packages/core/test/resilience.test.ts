@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheError, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Logger, Option, Ref, TestClock } from "effect"
 
 const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
   Effect.gen(function* () {
@@ -287,6 +287,31 @@ describe("tier timeouts and the circuit breaker", () => {
         yield* cache.get("f4")
         expect((yield* cache.stats).breakers).toEqual({ test: "closed" })
       })
+  )
+
+  it.scoped("the breaker logs each change of state: opening as a warning, probing and closing as info", () =>
+    Effect.gen(function* () {
+      const logs: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        const text = (Array.isArray(message) ? message : [message]).join(" ")
+        if (text.includes("breaker")) logs.push(`${logLevel.label} ${text}`)
+      })
+      yield* Effect.gen(function* () {
+        const l2 = yield* TestTier.make()
+        const { cache } = yield* build({ breaker: { failureThreshold: 3, openFor: "10 seconds" } }, l2)
+        yield* l2.failOn("all")
+        for (let i = 0; i < 3; i++) yield* cache.get(`k${i}`)
+        yield* l2.failOn("none")
+        yield* TestClock.adjust("10 seconds")
+        yield* cache.get("probe")
+        yield* cache.get("after")
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(logs).toEqual([
+        "WARN tiercache: test breaker closed -> open (3 consecutive failures)",
+        "INFO tiercache: test breaker open -> half-open (probing)",
+        "INFO tiercache: test breaker half-open -> closed (probe succeeded)"
+      ])
+    })
   )
 
   it.scoped("after N consecutive failures the breaker opens, L2 is skipped, then a probe closes it", () =>
