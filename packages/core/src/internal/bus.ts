@@ -93,7 +93,7 @@ export const makePublisher = (
       const sent =
         spans === undefined
           ? guarded
-          : spans.span(guarded, "tiercache.bus.publish", "producer", publishAttributes, message)
+          : spans.spanHere(guarded, "tiercache.bus.publish", "producer", publishAttributes, message)
       return Effect.matchEffect(sent, {
         onSuccess: () => {
           counters.bus.sent++

@@ -85,9 +85,7 @@ export const make = (deps: Deps): Flights => {
    * so that fiber's Tracer decides it here, without an Effect step.
    */
   const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, name: string, key: string) =>
-    spans === undefined || spans.untraced()
-      ? effect
-      : spans.span(effect, name, "internal", spanAttributes, key)
+    spans === undefined ? effect : spans.spanHere(effect, name, "internal", spanAttributes, key)
   type Failure = CacheInputError | CacheTimeoutError
 
   const answerStale = (stale: Found, counted: boolean): unknown => {

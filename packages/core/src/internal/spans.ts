@@ -27,6 +27,17 @@ export interface Spans {
     attributes: Attributes<T>,
     arg: T
   ) => Effect.Effect<A, E, R>
+  /**
+   * `span`, decided when called by the running fiber's Tracer (no Effect step): only for an
+   * effect built in the fiber that runs it (or in one its runner is forked from).
+   */
+  readonly spanHere: <A, E, R, T>(
+    effect: Effect.Effect<A, E, R>,
+    name: string,
+    kind: Tracer.SpanKind,
+    attributes: Attributes<T>,
+    arg: T
+  ) => Effect.Effect<A, E, R>
   /** Whether keys, patterns and tags may be span attributes (the `keysInSpans` option). */
   readonly keys: boolean
   /**
@@ -80,18 +91,25 @@ export const make = (mode: boolean | undefined, keys: boolean): Spans => {
       attributes: attributes(arg),
       captureStackTrace: false
     })
-  if (mode === true) return { span: open, whenTraced: (_, traced) => traced(), keys, untraced: () => false }
+  if (mode === true) {
+    return { span: open, spanHere: open, whenTraced: (_, traced) => traced(), keys, untraced: () => false }
+  }
   const whenTraced = <A, E, R>(plain: Effect.Effect<A, E, R>, traced: () => Effect.Effect<A, E, R>) =>
     Effect.withFiberRuntime<A, E, R>((fiber) => (fiber.currentTracer === nativeTracer ? plain : traced()))
+  const untraced = () => {
+    const fiber = Fiber.getCurrentFiber()
+    return fiber._tag === "Some" && fiber.value.currentTracer === nativeTracer
+  }
+  const span: Spans["span"] = (effect, name, kind, attributes, arg) =>
+    whenTraced(effect, () => open(effect, name, kind, attributes, arg))
   return {
-    span: (effect, name, kind, attributes, arg) =>
-      whenTraced(effect, () => open(effect, name, kind, attributes, arg)),
+    span,
+    // Outside a fiber (no current fiber), decided when run, as `span`.
+    spanHere: (effect, name, kind, attributes, arg) =>
+      untraced() ? effect : span(effect, name, kind, attributes, arg),
     whenTraced,
     keys,
-    untraced: () => {
-      const fiber = Fiber.getCurrentFiber()
-      return fiber._tag === "Some" && fiber.value.currentTracer === nativeTracer
-    }
+    untraced
   }
 }
 
@@ -162,24 +180,28 @@ export const traceTier = (
       : {
           // The message sent with the write gets its span beside the write's, not inside it.
           // Untraced, the context rewrite that puts it there is skipped too.
+          // Called only while the write runs, in its fiber (everyTier's storeThen): the running
+          // fiber's Tracer decides at once when it is Effect's native one.
           setThen: (key, entry, then) =>
-            spans.whenTraced(tier.setThen!(key, entry, then), () =>
-              Effect.contextWithEffect((outer: Context.Context<never>) => {
-                const parent = Context.getOption(outer, Tracer.ParentSpan)
-                const beside = Effect.mapInputContext(then, (inner: Context.Context<never>) =>
-                  parent._tag === "Some"
-                    ? Context.add(inner, Tracer.ParentSpan, parent.value)
-                    : Context.omit(Tracer.ParentSpan)(inner)
+            spans.untraced()
+              ? tier.setThen!(key, entry, then)
+              : spans.whenTraced(tier.setThen!(key, entry, then), () =>
+                  Effect.contextWithEffect((outer: Context.Context<never>) => {
+                    const parent = Context.getOption(outer, Tracer.ParentSpan)
+                    const beside = Effect.mapInputContext(then, (inner: Context.Context<never>) =>
+                      parent._tag === "Some"
+                        ? Context.add(inner, Tracer.ParentSpan, parent.value)
+                        : Context.omit(Tracer.ParentSpan)(inner)
+                    )
+                    return spans.span(
+                      tier.setThen!(key, entry, beside),
+                      "tiercache.tier.set",
+                      "client",
+                      setAttributes,
+                      key
+                    )
+                  })
                 )
-                return spans.span(
-                  tier.setThen!(key, entry, beside),
-                  "tiercache.tier.set",
-                  "client",
-                  setAttributes,
-                  key
-                )
-              })
-            )
         })
   }
 }
