@@ -55,6 +55,12 @@ export const make = (deps: Deps, changes: Changes) => {
       access.onEveryTier(storeL1(key, entry, schema, decoded), (tier) => tier.set(key, entry), afterL1)
     )
 
+  /** The write's failure (when every tier failed), then its recovery step; no step for a success. */
+  const thenSettle = (
+    failed: Effect.Effect<void, WriteError>,
+    settle: Effect.Effect<void>
+  ): Effect.Effect<void, WriteError> => (failed === Effect.void ? settle : Effect.zipRight(failed, settle))
+
   const write = (
     key: string,
     value: unknown,
@@ -90,7 +96,7 @@ export const make = (deps: Deps, changes: Changes) => {
           ordered.run(storeL1(key, entry, schema, value), key, entry, deps.send(message))
         ).pipe(
           Effect.flatMap(([failures, delivered]) =>
-            Effect.zipRight(
+            thenSettle(
               failIfAllFailed(key, "set", failures),
               recovery.keptKey(key, entry, broadcastValue, failures.length > 0, delivered)
             )
@@ -99,7 +105,7 @@ export const make = (deps: Deps, changes: Changes) => {
       }
       return storeEverywhere(key, entry, schema, value).pipe(
         Effect.flatMap((failures) =>
-          Effect.zipRight(
+          thenSettle(
             failIfAllFailed(key, "set", failures),
             recovery.settleKey(key, entry, broadcastValue, failures.length > 0, message)
           )
