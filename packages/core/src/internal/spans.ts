@@ -14,30 +14,27 @@ const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 /** Attributes of a span, computed from `arg` only when the span is opened. */
 export type Attributes<T> = (arg: T) => Record<string, unknown>
 
+/** `effect` in the span `name` of kind `kind`, its attributes `attributes(arg)`. */
+export type OpenSpan = <A, E, R, T>(
+  effect: Effect.Effect<A, E, R>,
+  name: string,
+  kind: Tracer.SpanKind,
+  attributes: Attributes<T>,
+  arg: T
+) => Effect.Effect<A, E, R>
+
 /** Opens the cache's spans. */
 export interface Spans {
   /**
    * Runs `effect` in the span `name` (with `error.type` on failure), when tracing is on; the
    * attributes are `attributes(arg)` (no closure is allocated per call).
    */
-  readonly span: <A, E, R, T>(
-    effect: Effect.Effect<A, E, R>,
-    name: string,
-    kind: Tracer.SpanKind,
-    attributes: Attributes<T>,
-    arg: T
-  ) => Effect.Effect<A, E, R>
+  readonly span: OpenSpan
   /**
    * `span`, decided when called by the running fiber's Tracer (no Effect step): only for an
    * effect built in the fiber that runs it (or in one its runner is forked from).
    */
-  readonly spanHere: <A, E, R, T>(
-    effect: Effect.Effect<A, E, R>,
-    name: string,
-    kind: Tracer.SpanKind,
-    attributes: Attributes<T>,
-    arg: T
-  ) => Effect.Effect<A, E, R>
+  readonly spanHere: OpenSpan
   /** Whether keys, patterns and tags may be span attributes (the `keysInSpans` option). */
   readonly keys: boolean
   /**
@@ -79,13 +76,7 @@ const withErrorType = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 /** Builds the spans: `mode` is the cache's `spans` option (true or unset; false builds none). */
 export const make = (mode: boolean | undefined, keys: boolean): Spans => {
-  const open = <A, E, R, T>(
-    effect: Effect.Effect<A, E, R>,
-    name: string,
-    kind: Tracer.SpanKind,
-    attributes: Attributes<T>,
-    arg: T
-  ) =>
+  const open: OpenSpan = (effect, name, kind, attributes, arg) =>
     Effect.withSpan(withErrorType(effect), name, {
       kind,
       attributes: attributes(arg),
@@ -100,7 +91,7 @@ export const make = (mode: boolean | undefined, keys: boolean): Spans => {
     const fiber = Fiber.getCurrentFiber()
     return fiber._tag === "Some" && fiber.value.currentTracer === nativeTracer
   }
-  const span: Spans["span"] = (effect, name, kind, attributes, arg) =>
+  const span: OpenSpan = (effect, name, kind, attributes, arg) =>
     whenTraced(effect, () => open(effect, name, kind, attributes, arg))
   return {
     span,
