@@ -16,10 +16,11 @@
 
 import type { TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Deferred, Effect, Exit, FiberId } from "effect"
+import { Deferred, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import { type Contenders, contenders, tiercacheOf } from "./contenders.js"
+import { effectFloorCache } from "./floors.js"
 import { count, median, printMachineSpeed } from "./harness.js"
 import { callers, interleaveLoad, interleaveRounds, type Load, type LoadCase, pairedRatio } from "./load.js"
 import { rate, recordRows, type SummaryRow, time, verdict, x } from "./results.js"
@@ -68,56 +69,6 @@ const limitCache = (raw: Redis, max: number) => {
     lru.set(key, value)
     return raw.set(key, JSON.stringify(value), "PX", TTL_MS)
   }
-  return { getOrCompute, set }
-}
-
-/**
- * The same cache in plain Effect, as an Effect program would write it: lru-cache, GET and SET
- * through Effect.tryPromise, and one forked fiber per key being computed, its callers awaiting
- * a Deferred. Run by fibers, it is the floor of what a cache built on Effect fibers pays (a
- * fiber, a Deferred and a few suspensions per miss) beside the promise limit.
- */
-const effectFloorCache = (raw: Redis, max: number) => {
-  const lru = new LRUCache<string, object>({ max })
-  const inflight = new Map<string, Deferred.Deferred<object>>()
-  const getOrCompute = (key: string, compute: Effect.Effect<object>): Effect.Effect<object> =>
-    Effect.suspend(() => {
-      const hit = lru.get(key)
-      if (hit !== undefined) return Effect.succeed(hit)
-      const pending = inflight.get(key)
-      if (pending !== undefined) return Deferred.await(pending)
-      const deferred = Deferred.unsafeMake<object>(FiberId.none)
-      inflight.set(key, deferred)
-      const answer = (value: object) =>
-        Effect.sync(() => {
-          lru.set(key, value)
-          Deferred.unsafeDone(deferred, Exit.succeed(value))
-        })
-      const flight = Effect.flatMap(
-        Effect.promise(() => raw.get(key)),
-        (stored) =>
-          stored !== null
-            ? Effect.ensuring(
-                answer(JSON.parse(stored) as object),
-                Effect.sync(() => inflight.delete(key))
-              )
-            : Effect.flatMap(compute, (value) =>
-                Effect.zipRight(
-                  answer(value),
-                  Effect.ensuring(
-                    Effect.promise(() => raw.set(key, JSON.stringify(value), "PX", TTL_MS)),
-                    Effect.sync(() => inflight.delete(key))
-                  )
-                )
-              )
-      )
-      return Effect.zipRight(Effect.forkDaemon(flight), Deferred.await(deferred))
-    })
-  const set = (key: string, value: object) =>
-    Effect.suspend(() => {
-      lru.set(key, value)
-      return Effect.promise(() => raw.set(key, JSON.stringify(value), "PX", TTL_MS))
-    })
   return { getOrCompute, set }
 }
 

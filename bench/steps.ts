@@ -18,7 +18,8 @@ import { MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
-import { payload } from "./workload.js"
+import { effectFloorCache } from "./floors.js"
+import { payload, rawClient } from "./workload.js"
 
 const args = process.argv.slice(2)
 const showAt = args.indexOf("--show")
@@ -114,10 +115,18 @@ const main = Effect.gen(function* () {
       ),
       (context) => Context.get(context, TieredCache.TieredCache)
     )
+  const raw = yield* rawClient(server)
+  // The same operations on the plain-Effect floor of a cache (floors.ts): what Effect itself
+  // costs for them (ioredis's auto-pipeline instead of tiercache's own sends, no bus).
+  const floorBig = effectFloorCache(raw, 100_000)
+  const floorSmall = effectFloorCache(raw, 1)
   const big = yield* cacheWith(100_000, "big")
   // An L1 of one entry: keys read round robin always miss it and hit Redis.
   const small = yield* cacheWith(1, "small")
-  for (let i = 0; i < 64; i++) yield* small.set(`k${i}`, payload(i), { ttl: "1 hour" })
+  for (let i = 0; i < 64; i++) {
+    yield* small.set(`k${i}`, payload(i), { ttl: "1 hour" })
+    yield* floorSmall.set(`floor:k${i}`, payload(i))
+  }
   yield* big.set("hot", payload(0), { ttl: "1 hour" })
   let fresh = 0
   const paths: ReadonlyArray<readonly [string, (i: number) => Effect.Effect<unknown, unknown>]> = [
@@ -130,7 +139,13 @@ const main = Effect.gen(function* () {
     [
       "cold miss, getOrCompute",
       (i) => big.getOrCompute(`cold:${fresh++}`, Effect.succeed(payload(i)), { ttl: "1 hour" })
-    ]
+    ],
+    [
+      "floor: L2 hit, getOrCompute",
+      (i) => floorSmall.getOrCompute(`floor:k${i % 64}`, Effect.succeed(payload(i)))
+    ],
+    ["floor: set", (i) => floorBig.set(`floor:set:${i % 512}`, payload(i))],
+    ["floor: cold miss", (i) => floorBig.getOrCompute(`floor:cold:${fresh++}`, Effect.succeed(payload(i)))]
   ]
   installCounter()
   console.log(`Effect steps and bytes allocated per operation, one caller, ${OPS} operations after as many`)
