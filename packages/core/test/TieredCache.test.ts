@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Scope, TestClock } from "effect"
 
 type Cache = TieredCache.TieredCache.Service
 
@@ -190,6 +190,42 @@ describe("single flight and races", () => {
         expect(yield* store.get("k")).toEqual(Option.none())
         expect(yield* cache.get("k")).toEqual(Option.none())
         expect((yield* l2.calls).remove).toBe(2)
+      })
+  )
+
+  it.scoped(
+    "a caller with another schema joins a flight: it gets the value decoded its way, or computes anew",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        const l2 = yield* ChaosTier.wrap(store)
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        const cache = yield* cacheOver(l1, l2, { breaker: false })
+        // The flight's lower-tier write takes a second: it stays registered meanwhile.
+        yield* l2.delay(["set"], "1 second")
+        const Since = Schema.Struct({ since: Schema.DateFromString })
+        const gate = yield* Deferred.make<void>()
+        const started = yield* Deferred.make<void>()
+        const compute = Effect.zipRight(
+          Deferred.succeed(started, undefined),
+          Effect.as(Deferred.await(gate), { since: new Date(0) })
+        )
+        const typed = yield* Effect.fork(cache.getOrComputeTyped("k", Since, compute))
+        yield* Deferred.await(started)
+        const untyped = yield* Effect.fork(cache.getOrCompute("k", Effect.succeed("not computed")))
+        const numbers = yield* Effect.fork(cache.getOrComputeTyped("k", Schema.Number, Effect.succeed(7)))
+        yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        expect((yield* Fiber.join(typed)).since).toEqual(new Date(0))
+        // The untyped caller gets the stored (encoded) value, not the flight's decoded one.
+        expect(yield* Fiber.join(untyped)).toEqual({ since: "1970-01-01T00:00:00.000Z" })
+        // The stored value is not a number: that caller computes its own, once, without waiting
+        // for the flight's lower-tier write.
+        expect(yield* Fiber.join(numbers)).toBe(7)
+        const s = yield* cache.stats
+        expect([s.computations, s.decodeErrors]).toEqual([2, 1])
+        yield* TestClock.adjust("1 second")
+        yield* idle(cache)
       })
   )
 

@@ -94,13 +94,20 @@ export const make = (deps: Deps): Flights => {
     return stale.value
   }
 
-  const lead = <A, E, R>(
+  /**
+   * `lead`; `undecodable`: a flight this caller already waited for and whose value its schema
+   * did not decode. It is not joined again: the caller starts a flight of its own at once
+   * (joining it would only answer the same value, again and again until its lower-tier write
+   * ends).
+   */
+  const start = <A, E, R>(
     key: string,
     schema: AnySchema | undefined,
     compute: Effect.Effect<A, E, R>,
     opts: ComputeOptions | undefined,
     counted: boolean,
-    l1Stale: Found | undefined
+    l1Stale: Found | undefined,
+    undecodable: Flight | undefined
   ): Effect.Effect<A, E | Failure, R> => {
     // Called only while an effect runs (getOrCompute's suspend, a continuation), so it reads
     // the registry now, with no suspend of its own: a stampede's every caller comes here.
@@ -116,12 +123,12 @@ export const make = (deps: Deps): Flights => {
       return join(key, existing, schema, compute, opts, resolved)
     }
     const existing = registry.get(key)
-    if (existing !== undefined) return joinExisting(existing)
+    if (existing !== undefined && existing !== undecodable) return joinExisting(existing)
     // Registering the flight and forking its fiber happen uninterrupted; only the wait can be.
     return Effect.uninterruptibleMask((restore) =>
       Effect.suspend((): Effect.Effect<A, E | Failure, R> => {
         const registered = registry.get(key)
-        if (registered !== undefined) return restore(joinExisting(registered))
+        if (registered !== undefined && registered !== undecodable) return restore(joinExisting(registered))
         const flight: Flight = {
           result: Signal.make(),
           schema,
@@ -146,6 +153,9 @@ export const make = (deps: Deps): Flights => {
     )
   }
 
+  const lead: Flights["lead"] = (key, schema, compute, opts, counted, l1Stale) =>
+    start(key, schema, compute, opts, counted, l1Stale, undefined)
+
   /** Waits for another caller's flight; with another schema, decodes its entry (or computes anew). */
   const join = <A, E, R>(
     key: string,
@@ -164,7 +174,7 @@ export const make = (deps: Deps): Flights => {
         if (decoded === NOT_DECODED) counters.decodeErrors++
         return decoded !== NOT_DECODED
           ? Effect.succeed(decoded as A)
-          : lead(key, schema, compute, opts, false, undefined)
+          : start(key, schema, compute, opts, false, undefined, flight)
       })
     )
   }
