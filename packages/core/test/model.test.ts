@@ -1,6 +1,7 @@
 /**
  * Model check: random sequences of get, set, getOrCompute, invalidate, reads racing an
- * invalidation of their key on one instance, concurrent stampedes and
+ * invalidation of their key on one instance, concurrent stampedes (untyped callers, or untyped
+ * and typed callers mixed) and
  * clock steps against two or three instances sharing an L2 and a bus, every read checked
  * against a plain map of the last write. A write or invalidation counts as complete once its
  * bus messages have been delivered (the test waits for that after each one).
@@ -27,6 +28,8 @@ type Cmd =
       readonly k: number
       readonly v: number
       readonly n: number
+      /** Every other caller reads with Schema.Number (the flight is one, whoever leads it). */
+      readonly mixed: boolean
     }
   | { readonly op: "invalidate"; readonly i: number; readonly k: number }
   | { readonly op: "readDuringInvalidate"; readonly i: number; readonly k: number; readonly r: number }
@@ -42,7 +45,14 @@ const cmd = (instances: number): fc.Arbitrary<Cmd> => {
     fc.record({ op: fc.constant("get" as const), i, k }),
     fc.record({ op: fc.constant("set" as const), i, k, v, ttl }),
     fc.record({ op: fc.constant("compute" as const), i, k, v, ttl }),
-    fc.record({ op: fc.constant("stampede" as const), i, k, v, n: fc.integer({ min: 2, max: 20 }) }),
+    fc.record({
+      op: fc.constant("stampede" as const),
+      i,
+      k,
+      v,
+      n: fc.integer({ min: 2, max: 20 }),
+      mixed: fc.boolean()
+    }),
     fc.record({ op: fc.constant("invalidate" as const), i, k }),
     fc.record({ op: fc.constant("readDuringInvalidate" as const), i, k, r: fc.integer({ min: 0, max: 2 }) }),
     fc.record({ op: fc.constant("invalidateTag" as const), i, g: fc.integer({ min: 0, max: 1 }) }),
@@ -121,13 +131,14 @@ const run = (instances: number, cmds: ReadonlyArray<Cmd>) =>
         case "stampede": {
           reads[c.i]! += c.n
           const before = computations[c.i]!
+          const options = { ttl: STAMPEDE_TTL, tags }
           const got = yield* Effect.all(
-            Array.from({ length: c.n }, () =>
-              cache.getOrCompute(key, computeOn(c.i, c.v).pipe(Effect.delay("1 millis")), {
-                ttl: STAMPEDE_TTL,
-                tags
-              })
-            ),
+            Array.from({ length: c.n }, (_, j): Effect.Effect<unknown, unknown> => {
+              const computation = computeOn(c.i, c.v).pipe(Effect.delay("1 millis"))
+              return c.mixed && j % 2 === 1
+                ? cache.getOrComputeTyped(key, Schema.Number, computation, options)
+                : cache.getOrCompute(key, computation, options)
+            }),
             { concurrency: "unbounded" }
           ).pipe(
             Effect.fork,
