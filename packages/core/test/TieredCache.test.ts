@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Scope, TestClock } from "effect"
+import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, TestClock } from "effect"
 
 type Cache = TieredCache.TieredCache.Service
 
@@ -15,6 +15,20 @@ const memoryCache = (options?: TieredCache.Options) =>
     const l2 = yield* TestTier.make()
     const cache = yield* cacheOver(l1, l2, options)
     return { cache, l1, l2 }
+  })
+
+/**
+ * A cache with no breaker over an L2 whose writes take `delay` on the TestClock (a tier that
+ * does not bound its own calls): `store` is the L2 underneath the delays.
+ */
+const slowWrites = (delay: Duration.DurationInput) =>
+  Effect.gen(function* () {
+    const store = yield* TestTier.make()
+    const l2 = yield* ChaosTier.wrap(store)
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+    const cache = yield* cacheOver(l1, l2, { breaker: false })
+    yield* l2.delay(["set"], delay)
+    return { cache, store, l2 }
   })
 
 /** Waits until no cache is still writing a computed value to its lower tiers. */
@@ -173,11 +187,7 @@ describe("single flight and races", () => {
       Effect.gen(function* () {
         // No breaker and a tier that does not bound its calls: an invalidation waits 1 second for
         // the pending write, then removes; the write lands 5 seconds later.
-        const store = yield* TestTier.make()
-        const l2 = yield* ChaosTier.wrap(store)
-        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-        const cache = yield* cacheOver(l1, l2, { breaker: false })
-        yield* l2.delay(["set"], "6 seconds")
+        const { cache, store, l2 } = yield* slowWrites("6 seconds")
         expect(yield* cache.getOrCompute("k", Effect.succeed("v"))).toBe("v")
         const invalidation = yield* Effect.fork(cache.invalidate("k"))
         yield* TestClock.adjust("1 second")
@@ -197,12 +207,8 @@ describe("single flight and races", () => {
     "a caller with another schema joins a flight: it gets the value decoded its way, or computes anew",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const l2 = yield* ChaosTier.wrap(store)
-        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-        const cache = yield* cacheOver(l1, l2, { breaker: false })
         // The flight's lower-tier write takes a second: it stays registered meanwhile.
-        yield* l2.delay(["set"], "1 second")
+        const { cache } = yield* slowWrites("1 second")
         const Since = Schema.Struct({ since: Schema.DateFromString })
         const gate = yield* Deferred.make<void>()
         const started = yield* Deferred.make<void>()
