@@ -43,6 +43,13 @@ export interface GuardedTier extends PublicGuardedTier {
   readonly probeNow: () => void
 }
 
+/**
+ * `value` once what `record` answered has run: at once when it is `Effect.void` (the usual
+ * outcome, closed before and after: nothing to log, no step to run).
+ */
+const answerAfter = <A>(recorded: Effect.Effect<void>, value: A): Effect.Effect<A> =>
+  recorded === Effect.void ? Effect.succeed(value) : Effect.as(recorded, value)
+
 /** Makes a breaker named `name` (for its logs). */
 export const make = (name: string, options: Options = {}): Effect.Effect<Breaker> =>
   Effect.gen(function* () {
@@ -101,11 +108,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
         const limited = bounded ? effect : Effect.timeoutFail(effect, { duration: timeout, onTimeout })
         const settled = Effect.matchEffect(limited, {
           onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
-          onSuccess: (value) => {
-            // The usual success, closed before and after: nothing to log, no step to run.
-            const recorded = record(true)
-            return recorded === Effect.void ? Effect.succeed(value) : Effect.as(recorded, value)
-          }
+          onSuccess: (value) => answerAfter(record(true), value)
         })
         if (!probe) return settled
         probing = true
@@ -160,10 +163,9 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
           // Closed, the usual case: the write's outcome recorded as `run` records it (a tier
           // that bounds itself gets no timer there either), without `run`'s steps.
           if (breaker.state() === "closed") {
-            return Effect.flatMap(inner(key, entry, then), (result) => {
-              const recorded = breaker.record(result[0] === undefined)
-              return recorded === Effect.void ? Effect.succeed(result) : Effect.as(recorded, result)
-            })
+            return Effect.flatMap(inner(key, entry, then), (result) =>
+              answerAfter(breaker.record(result[0] === undefined), result)
+            )
           }
           let ran: { readonly value: A } | undefined
           const write = Effect.flatMap(
