@@ -39,11 +39,10 @@ export interface Deps {
   readonly access: TierAccess
   readonly lookup: Lookup
   readonly counters: Counters
-  readonly now: () => number
 }
 
 /** Builds promotion. */
-export const make = ({ access, lookup, counters, now }: Deps): Promotion => {
+export const make = ({ access, lookup, counters }: Deps): Promotion => {
   const fast = access.fast
   const promoteNow: Promotion["promoteNow"] = (key, entry, at, since) => {
     if (!lookup.current(key, since)) {
@@ -62,8 +61,9 @@ export const make = ({ access, lookup, counters, now }: Deps): Promotion => {
       }
       counters.promotions++
       // With the fast path and the entry found in the first lower tier, one synchronous step.
-      if (fast !== undefined && foundAt === 1) {
-        const slot = fast.store(key, access.l1Entry(entry, now()))
+      const storeNow = access.storeL1Now
+      if (storeNow !== undefined && foundAt === 1) {
+        const slot = storeNow(key, entry)
         if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
         return Effect.void
       }

@@ -87,7 +87,7 @@ export const make = (
     const versions = Versions.make()
     const tags = Tags.make(access)
     const lookup = Lookup.make({ tags, versions, counters, now, dropL1: (key) => fast?.remove(key) })
-    const promotion = Promotion.make({ access, lookup, counters, now })
+    const promotion = Promotion.make({ access, lookup, counters })
     const reads = Reads.make({ access, lookup, tags, promotion, versions, counters, now })
     const getMany = GetMany.make({ access, lookup, tags, promotion, versions, counters, now })
     const registry = Flight.makeRegistry()
