@@ -76,7 +76,7 @@ export const median = (xs: ReadonlyArray<number>): number => {
  * cache measured under two names, the name run right after the baseline came out 10-18% slower
  * with 256 callers.
  */
-const turn = (n: number, round: number): ReadonlyArray<number> => {
+export const turn = (n: number, round: number): ReadonlyArray<number> => {
   const first = [0]
   for (let k = 1; first.length < n; k++) {
     first.push(k)

@@ -3,7 +3,7 @@
  * round after round, as in harness.ts `interleave`, and each ratio is the median of per-round
  * ratios to the baseline (the first case) of the same round.
  */
-import { median } from "./harness.js"
+import { median, turn } from "./harness.js"
 
 /** A case run by many callers: `run` performs operations, passing each duration (ns), and answers how many. */
 export interface LoadCase {
@@ -29,7 +29,7 @@ export const percentile = (xs: ReadonlyArray<number>, q: number): number => {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!
 }
 
-/** Runs the cases in turn, `warmup` unmeasured rounds then `rounds` measured ones. */
+/** Runs the cases in the orders of harness.ts `turn`, `warmup` unmeasured rounds then `rounds` measured ones. */
 export const interleaveLoad = async (
   cases: ReadonlyArray<LoadCase>,
   options: { readonly rounds: number; readonly warmup: number }
@@ -37,7 +37,7 @@ export const interleaveLoad = async (
   const rates: Array<Array<number>> = cases.map(() => [])
   const latencies: Array<Array<number>> = cases.map(() => [])
   for (let round = 0; round < options.warmup + options.rounds; round++) {
-    for (let i = 0; i < cases.length; i++) {
+    for (const i of turn(cases.length, round)) {
       const samples: Array<number> = []
       const start = process.hrtime.bigint()
       const ops = await cases[i]!.run((ns) => samples.push(ns))
@@ -63,14 +63,14 @@ export interface RoundCase<M> {
   readonly run: () => Promise<M>
 }
 
-/** Runs the cases in turn, round after round; answers every measured round's figures per case. */
+/** Runs the cases round after round (orders as `interleaveLoad`); answers every measured round's figures per case. */
 export const interleaveRounds = async <M>(
   cases: ReadonlyArray<RoundCase<M>>,
   options: { readonly rounds: number; readonly warmup: number }
 ): Promise<ReadonlyArray<ReadonlyArray<M>>> => {
   const out: Array<Array<M>> = cases.map(() => [])
   for (let round = 0; round < options.warmup + options.rounds; round++) {
-    for (let i = 0; i < cases.length; i++) {
+    for (const i of turn(cases.length, round)) {
       const m = await cases[i]!.run()
       if (round >= options.warmup) out[i]!.push(m)
     }
