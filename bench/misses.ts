@@ -7,7 +7,8 @@
  * - stampede: 1,000 callers at once on one cold key, a 20 ms computation; computations and the
  *   time to the last answer, beside plain Effect's floor (1,000 fibers awaiting one Deferred),
  *   and that floor with the computation forked by the first of the fibers, as a cache's first
- *   caller starts it (the first floor starts it before the fibers).
+ *   caller starts it (the first floor starts it before the fibers), and the same for 1,000
+ *   `Effect.runPromise` callers (the floor of tiercache's runPromise row).
  * The limit is lru-cache + ioredis GET/SET + a map of one promise per key being computed.
  * tiercache's callers are fibers, and in a second row async functions with `Effect.runPromise`
  * per call; the peers' callers are async functions. Cases alternate in rounds, ratios paired.
@@ -267,7 +268,8 @@ const stampede = (raw: Redis, c: Contenders) => {
     await answerAll(key)
     return { ms: performance.now() - start, computations }
   }
-  const all = <A>(f: () => Promise<A> | A) => Promise.all(Array.from({ length: STAMPEDE }, f))
+  const all = <A>(f: (_: unknown, i: number) => Promise<A> | A) =>
+    Promise.all(Array.from({ length: STAMPEDE }, f))
   const fibers = (f: () => Effect.Effect<unknown, unknown>) =>
     Effect.runPromise(
       Effect.forEach(Array.from({ length: STAMPEDE }), f, { concurrency: "unbounded", discard: true })
@@ -329,6 +331,20 @@ const stampede = (raw: Redis, c: Contenders) => {
           })
         )
       )
+    },
+    {
+      // The floor of runPromise callers: each call a root fiber awaiting one Deferred, the first
+      // forking the computation, as a cache's first caller does.
+      name: "floor: 1,000 runPromise awaiting one Deferred",
+      run: measure(() => {
+        const deferred = Effect.runSync(Deferred.make<unknown>())
+        const lead = Effect.fork(Effect.flatMap(effectCompute, (v) => Deferred.succeed(deferred, v)))
+        return all((_, i) =>
+          Effect.runPromise(
+            i === 0 ? Effect.zipRight(lead, Deferred.await(deferred)) : Deferred.await(deferred)
+          )
+        )
+      })
     }
   ]
 }
@@ -374,8 +390,8 @@ const main = Effect.gen(function* () {
   const perCallToLimit = pairedRatio(ms[3]!, ms[0]!)
   rows.push({
     row: `stampede: ${STAMPEDE.toLocaleString("en")} callers, one cold key, 20 ms computation (time to the last answer)`,
-    limit: `promise map: ${cell(0)}; Effect floor (fibers awaiting one Deferred): ${cell(1)}; that floor with the computation forked by the first fiber, as a cache's first caller does: ${cell(7, 1, "floor")}`,
-    tiercache: `fibers ${cell(2, 1, "floor")}, ${x(pairedRatio(ms[2]!, ms[7]!))} the first-fiber floor; runPromise ${cell(3)}`,
+    limit: `promise map: ${cell(0)}; Effect floor (fibers awaiting one Deferred): ${cell(1)}; that floor with the computation forked by the first fiber, as a cache's first caller does: ${cell(7, 1, "floor")}; runPromise callers awaiting one Deferred, the first forking the computation: ${cell(8)}`,
+    tiercache: `fibers ${cell(2, 1, "floor")}, ${x(pairedRatio(ms[2]!, ms[7]!))} the first-fiber floor; runPromise ${cell(3)}, ${x(pairedRatio(ms[3]!, ms[8]!))} the runPromise floor`,
     BentoCache: cell(4),
     "cache-manager": cell(5),
     cacheable: cell(6),
