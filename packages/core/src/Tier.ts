@@ -67,7 +67,8 @@ export declare namespace Tier {
     readonly health: Effect.Effect<TierHealth>
     /**
      * Optional: the bound the tier itself puts on every call (e.g. a driver's command
-     * timeout). A circuit breaker whose timeout is not shorter adds no timer of its own.
+     * timeout). A circuit breaker whose timeout is not shorter adds no timer of its own; its
+     * timer costs each call a fiber, so declare the bound when the tier has one.
      */
     readonly callTimeout?: Duration.Duration | undefined
     /**

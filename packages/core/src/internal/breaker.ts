@@ -13,6 +13,7 @@ import type {
 } from "../CircuitBreaker.js"
 import type { Entry } from "../Entry.js"
 import type { Tier, TierHealth } from "../Tier.js"
+import { bounder } from "./timeout.js"
 
 /** The reason of the TierError a call gets while the breaker is open. */
 export const OPEN_REASON = "circuit breaker open"
@@ -55,6 +56,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
   Effect.gen(function* () {
     const clock = yield* Effect.clock
     const timeout = Duration.decode(options.timeout ?? "1 second")
+    const bound = bounder(clock, timeout)
     const threshold = options.failureThreshold ?? 5
     const openForMs = Duration.toMillis(Duration.decode(options.openFor ?? "10 seconds"))
     let state: State = "closed"
@@ -105,7 +107,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
           rejected++
           return Effect.fail(onOpen())
         }
-        const limited = bounded ? effect : Effect.timeoutFail(effect, { duration: timeout, onTimeout })
+        const limited = bounded ? effect : bound(effect, onTimeout)
         const settled = Effect.matchEffect(limited, {
           onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
           onSuccess: (value) => answerAfter(record(true), value)
@@ -140,8 +142,8 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
     const breaker = yield* make(tier.name, options)
     const timeout = breaker.timeout
     const timeoutMs = Duration.toMillis(timeout)
-    // A tier that bounds its own calls at least as tightly needs no timer here (a timer forks a
-    // fiber per call, which costs more than a Redis round trip).
+    // A tier that bounds its own calls at least as tightly needs no timer here (a timer runs the
+    // call in a fiber of its own, which costs more than a Redis round trip; see timeout.ts).
     const selfBounded =
       tier.callTimeout !== undefined && Duration.lessThanOrEqualTo(tier.callTimeout, timeout)
     const call = <A>(operation: string, effect: Effect.Effect<A, TierError>): Effect.Effect<A, TierError> =>
