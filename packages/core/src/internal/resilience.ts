@@ -4,7 +4,7 @@
  * the computation goes on), the hard timeout (a stale value or a CacheTimeoutError), and the
  * fail-safe (a failed computation answers the stale value, kept in L1 for the throttle).
  */
-import { Cause, Effect, Exit } from "effect"
+import { Cause, type Clock, Effect, Exit } from "effect"
 import { CacheTimeoutError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
 import type { Counters } from "./counters.js"
@@ -12,6 +12,7 @@ import type { Flight, FlightResult } from "./flight.js"
 import type { Lookup } from "./lookup.js"
 import * as Signal from "./signal.js"
 import type { TierAccess } from "./tierAccess.js"
+import { timerStandsIn } from "./timeout.js"
 
 /** The resilience policies of one cache. */
 export interface Resilience {
@@ -46,11 +47,13 @@ export interface Deps {
   readonly failSafeThrottle: number
   readonly cacheName: string
   readonly now: () => number
+  /** The clock of the fiber that built the cache: the hard timeout's. */
+  readonly clock: Clock.Clock
 }
 
 /** Builds the policies. */
 export const make = (deps: Deps): Resilience => {
-  const { access, lookup, counters, failSafeThrottle, cacheName, now } = deps
+  const { access, lookup, counters, failSafeThrottle, cacheName, now, clock } = deps
 
   const answer: Resilience["answer"] = (flight, result) => {
     if (flight.state._tag !== "Running") return false
@@ -64,23 +67,42 @@ export const make = (deps: Deps): Resilience => {
     }
   }
 
+  /** A wait past the hard timeout: the flight's stale value, or a CacheTimeoutError. */
+  const timedOut = (
+    key: string,
+    flight: Flight,
+    hardMs: number
+  ): Effect.Effect<unknown, CacheTimeoutError> => {
+    counters.timeouts++
+    if (flight.stale === undefined) return Effect.fail(new CacheTimeoutError({ key, timeoutMs: hardMs }))
+    counters.failSafeHits++
+    counters.staleServed++
+    return Effect.succeed(flight.stale.value)
+  }
+
   const awaitFlight: Resilience["await"] = (key, flight, hardMs) => {
-    const result = Signal.wait(flight.result, (r) => r.value)
-    if (hardMs === undefined) return result
-    return Effect.timeoutFail(result, {
-      duration: hardMs,
-      onTimeout: () => new CacheTimeoutError({ key, timeoutMs: hardMs })
-    }).pipe(
+    if (hardMs === undefined) return Signal.wait(flight.result, (r) => r.value)
+    // Every waiter of a stampede has its own timeout: with a timer in place of the clock, no
+    // fiber per waiter (Effect.timeoutFail forks two).
+    if (timerStandsIn(clock, hardMs)) {
+      return Signal.waitWithin(
+        flight.result,
+        (r) => r.value,
+        hardMs,
+        () => timedOut(key, flight, hardMs)
+      )
+    }
+    const expired = new CacheTimeoutError({ key, timeoutMs: hardMs })
+    return Effect.timeoutFail(
+      Signal.wait(flight.result, (r) => r.value),
+      {
+        duration: hardMs,
+        onTimeout: () => expired
+      }
+    ).pipe(
       Effect.catchIf(
-        (e): e is CacheTimeoutError => e instanceof CacheTimeoutError,
-        (e) =>
-          Effect.suspend(() => {
-            counters.timeouts++
-            if (flight.stale === undefined) return Effect.fail(e)
-            counters.failSafeHits++
-            counters.staleServed++
-            return Effect.succeed(flight.stale.value)
-          })
+        (e) => e === expired,
+        () => Effect.suspend(() => timedOut(key, flight, hardMs))
       )
     )
   }

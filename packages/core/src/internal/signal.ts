@@ -25,6 +25,19 @@ export const done = <A, E>(signal: Signal<A, E>, exit: Exit.Exit<A, E>): void =>
   if (waiters !== undefined) for (const wake of waiters) wake(exit)
 }
 
+/** Adds `wake` to the signal's waiters. */
+const addWaiter = <A, E>(signal: Signal<A, E>, wake: (exit: Exit.Exit<A, E>) => void): void => {
+  const waiters = signal.waiters ?? []
+  signal.waiters = waiters
+  waiters.push(wake)
+}
+
+/** Removes `wake` from the signal's waiters (an ended wait). */
+const removeWaiter = <A, E>(signal: Signal<A, E>, wake: (exit: Exit.Exit<A, E>) => void): void => {
+  const at = signal.waiters?.indexOf(wake) ?? -1
+  if (at >= 0) signal.waiters!.splice(at, 1)
+}
+
 /**
  * Waits for the signal's result, mapped by `f` when it is a success (in the waiter's wake-up:
  * no Effect step of its own); an interrupted wait leaves the other waiters in place.
@@ -40,12 +53,41 @@ export const wait: {
     : Effect.async<A | B, E>((resume) => {
         if (signal.exit !== undefined) return resume(settle(signal.exit))
         const wake = (exit: Exit.Exit<A, E>) => resume(settle(exit))
-        const waiters = signal.waiters ?? []
-        signal.waiters = waiters
-        waiters.push(wake)
+        addWaiter(signal, wake)
+        return Effect.sync(() => removeWaiter(signal, wake))
+      })
+}
+
+/**
+ * Like `wait` with `f`, for at most `ms` milliseconds of real time (a Node timer: only where
+ * that stands in for the fiber's clock, see timeout.ts `timerStandsIn`): past them the wait
+ * ends and `onTimeout()` answers instead. No fiber is forked, where `Effect.timeoutFail` forks
+ * two per waiter.
+ */
+export const waitWithin = <A, E, B, C, E2>(
+  signal: Signal<A, E>,
+  f: (a: A) => B,
+  ms: number,
+  onTimeout: () => Effect.Effect<C, E2>
+): Effect.Effect<B | C, E | E2> => {
+  const settle = (exit: Exit.Exit<A, E>): Exit.Exit<B, E> =>
+    exit._tag === "Failure" ? (exit as Exit.Exit<never, E>) : Exit.succeed(f(exit.value))
+  return signal.exit !== undefined
+    ? settle(signal.exit)
+    : Effect.async<B | C, E | E2>((resume) => {
+        if (signal.exit !== undefined) return resume(settle(signal.exit))
+        const wake = (exit: Exit.Exit<A, E>) => {
+          clearTimeout(timer)
+          resume(settle(exit))
+        }
+        const timer = setTimeout(() => {
+          removeWaiter(signal, wake)
+          resume(Effect.suspend(onTimeout))
+        }, ms)
+        addWaiter(signal, wake)
         return Effect.sync(() => {
-          const at = signal.waiters?.indexOf(wake) ?? -1
-          if (at >= 0) signal.waiters!.splice(at, 1)
+          clearTimeout(timer)
+          removeWaiter(signal, wake)
         })
       })
 }

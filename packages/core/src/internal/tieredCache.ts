@@ -125,7 +125,8 @@ export const make = (
       counters,
       failSafeThrottle: config.failSafeThrottle,
       cacheName,
-      now
+      now,
+      clock
     })
     const flights = Flights.make({
       registry,

@@ -16,13 +16,20 @@ const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 /** The longest delay a Node timer keeps (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
+/**
+ * Whether a Node timer of `ms` may stand in for `clock`: it is Effect's live clock (nothing but
+ * real time can move it) and the delay is one a timer keeps.
+ */
+export const timerStandsIn = (clock: Clock.Clock, ms: number): boolean =>
+  clock === liveClock && ms <= MAX_TIMER_MS
+
 /** Bounds calls by `timeout` on `clock` (the clock of the fiber that built the guard). */
 export const bounder = (
   clock: Clock.Clock,
   timeout: Duration.Duration
 ): (<A, E, R>(effect: Effect.Effect<A, E, R>, onTimeout: () => E) => Effect.Effect<A, E, R>) => {
   const ms = Duration.toMillis(timeout)
-  if (clock !== liveClock || !(ms <= MAX_TIMER_MS)) {
+  if (!timerStandsIn(clock, ms)) {
     return (effect, onTimeout) => Effect.timeoutFail(effect, { duration: timeout, onTimeout })
   }
   return <A, E, R>(effect: Effect.Effect<A, E, R>, onTimeout: () => E) =>
