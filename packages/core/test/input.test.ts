@@ -132,6 +132,30 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     })
   )
 
+  it.scoped("options that are not an object (null, a string, a number) from plain JS", () =>
+    Effect.gen(function* () {
+      const { cache, nothingWritten } = yield* setup
+      const js = untyped(cache)
+      const run = (effect: unknown) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
+      for (const [opts, mention] of [
+        [null, "null"],
+        ["1 hour", "1 hour"],
+        [42, "42"]
+      ] as const) {
+        const errors = [
+          yield* run(js.set("k", 1, opts)),
+          yield* run(js.update("k", 1, opts)),
+          yield* run(js.getOrCompute("k", Effect.succeed(1), opts)),
+          yield* run(js.getOrComputeTyped("k", Schema.Number, Effect.succeed(1), opts))
+        ]
+        for (const error of errors) expectInputError(error, "InvalidOption", `options must be an object, got`)
+        for (const error of errors) expectInputError(error, "InvalidOption", mention)
+      }
+      yield* nothingWritten
+      expect(yield* cache.get("k")).toEqual(Option.none())
+    })
+  )
+
   it.scoped("keys, patterns and tags that are not well-formed UTF-16 (lone surrogates)", () =>
     Effect.gen(function* () {
       const { cache, l1, nothingWritten } = yield* setup
@@ -223,7 +247,7 @@ describe("options resolved once per options object stay exact when the object ch
       })
   )
   it.scoped(
-    "a TTL string alone, a new object per call: each string keeps its own TTL, a bad one fails every time",
+    "durations as text, a new object per call: each text keeps its own figures, a bad one fails every time",
     () =>
       Effect.gen(function* () {
         const { cache, l1 } = yield* setup
@@ -238,6 +262,32 @@ describe("options resolved once per options object stay exact when the object ch
           yield* cache.getOrCompute(`c${i}`, Effect.succeed(i), { ttl })
           expect([yield* ttlOf(`s${i}`), yield* ttlOf(`c${i}`)]).toEqual([ms, ms])
         }
+        // With a grace and timeouts given as text too, still a new object per call: each
+        // combination resolves to its own figures.
+        const lifetimeOf = (key: string) =>
+          Effect.map(l1.get(key), (e) => {
+            const entry = Option.getOrThrow(e)
+            return [entry.expiresAt - entry.createdAt, entry.staleUntil - entry.expiresAt]
+          })
+        for (const [i, grace, graceMs] of [
+          [4, "1 minute", 60_000],
+          [5, 500, 500],
+          [6, "1 minute", 60_000]
+        ] as const) {
+          yield* cache.getOrCompute(`g${i}`, Effect.succeed(i), {
+            ttl: "1 hour",
+            grace,
+            timeouts: { hard: "1 minute" }
+          })
+          expect(yield* lifetimeOf(`g${i}`)).toEqual([3_600_000, graceMs])
+        }
+        const softOverHard = yield* Effect.flip(
+          cache.getOrCompute("t", Effect.succeed(1), {
+            ttl: "1 hour",
+            timeouts: { soft: "2 minutes", hard: "1 minute" }
+          })
+        )
+        expectInputError(softOverHard, "InvalidTtl", "timeouts.soft")
         for (let i = 0; i < 2; i++) {
           const bad = yield* Effect.flip(cache.set("bad", 1, { ttl: "0 hours" }))
           expectInputError(bad, "InvalidTtl", "ttl")

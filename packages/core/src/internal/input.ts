@@ -7,6 +7,7 @@ import * as CacheStrategy from "../CacheStrategy.js"
 import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
 import { type AnySchema, encoderOf } from "./codec.js"
 import {
+  describe,
   durationMillis,
   jsonError,
   keyError,
@@ -131,12 +132,23 @@ const resolvedDefaults = (defaults: Defaults): ResolvedCompute => {
   return r
 }
 
+/** Options that are not an object (null, a string... from plain JS): their error, else undefined. */
+const notAnObject = (opts: unknown): CacheInputError | undefined =>
+  typeof opts === "object" && opts !== null
+    ? undefined
+    : new CacheInputError({
+        problem: "InvalidOption",
+        reason: `options must be an object, got ${describe(opts)}`
+      })
+
 /** Resolves a write's options against the cache's defaults. */
 export const resolveWrite = (
   defaults: Defaults,
   opts: WriteOptions | undefined
 ): ResolvedWrite | CacheInputError =>
-  (opts === undefined ? undefined : ttlOnly(defaults, opts)) ?? resolveWriteAnew(defaults, opts)
+  opts === undefined
+    ? resolvedDefaults(defaults)
+    : (notAnObject(opts) ?? textOnly(defaults, opts) ?? resolveWriteAnew(defaults, opts))
 
 const resolveWriteAnew = (
   defaults: Defaults,
@@ -177,8 +189,10 @@ export const resolveCompute = (
   opts: ComputeOptions | undefined
 ): ResolvedCompute | CacheInputError => {
   if (opts === undefined) return resolvedDefaults(defaults)
-  const onlyTtl = ttlOnly(defaults, opts)
-  if (onlyTtl !== undefined) return onlyTtl
+  const bad = notAnObject(opts)
+  if (bad) return bad
+  const byItsText = textOnly(defaults, opts)
+  if (byItsText !== undefined) return byItsText
   const known = byOptions.get(opts)
   if (known !== undefined && sameOptions(known, defaults, opts)) return known.resolved
   const write = resolveWrite(defaults, opts)
@@ -190,39 +204,48 @@ export const resolveCompute = (
   return resolved
 }
 
-const byTtl = new WeakMap<Defaults, Map<string, ResolvedCompute>>()
+const byText = new WeakMap<Defaults, Map<string, ResolvedCompute>>()
+
+/** A duration given as a number or a string, as a part of a key; undefined for anything else. */
+const durationPart = (d: unknown): string | undefined =>
+  d === undefined
+    ? "-"
+    : typeof d === "number"
+      ? `n${d}`
+      : typeof d === "string" && !d.includes("\u0000")
+        ? `s${d}`
+        : undefined
 
 /**
- * Options that give a TTL string and nothing else (`{ ttl: "1 hour" }`, often a new object per
- * call): resolved once per string and cache; undefined for any other options.
+ * Options whose durations are all numbers or strings and that carry no tags or strategy
+ * (`{ ttl: "1 hour" }`, `{ ttl: "1 hour", timeouts: { hard: "2 seconds" } }`: often a new object
+ * per call): resolved once per cache and text of the options. Undefined for any other options,
+ * or for options that do not resolve (the full resolution then names the problem).
  */
-const ttlOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): ResolvedCompute | undefined => {
-  const ttl = opts.ttl
-  if (
-    typeof ttl !== "string" ||
-    opts.strategy !== undefined ||
-    opts.grace !== undefined ||
-    opts.tags !== undefined ||
-    opts.timeouts !== undefined
-  ) {
-    return undefined
-  }
-  let known = byTtl.get(defaults)
-  const hit = known?.get(ttl)
+const textOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): ResolvedCompute | undefined => {
+  if (opts.strategy !== undefined || opts.tags !== undefined) return undefined
+  const timeouts = opts.timeouts
+  if (timeouts !== undefined && (typeof timeouts !== "object" || timeouts === null)) return undefined
+  const ttl = durationPart(opts.ttl)
+  const grace = durationPart(opts.grace)
+  const soft = durationPart(timeouts?.soft)
+  const hard = durationPart(timeouts?.hard)
+  if (ttl === undefined || grace === undefined || soft === undefined || hard === undefined) return undefined
+  const text = `${ttl}\u0000${grace}\u0000${timeouts === undefined ? "" : `${soft}\u0000${hard}`}`
+  let known = byText.get(defaults)
+  const hit = known?.get(text)
   if (hit !== undefined) return hit
   const write = resolveWriteAnew(defaults, opts)
   if (write instanceof CacheInputError) return undefined
-  const resolved = {
-    ...write,
-    softMs: defaults.defaultTimeouts.softMs,
-    hardMs: defaults.defaultTimeouts.hardMs
-  }
+  const t = timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(timeouts)
+  if (t instanceof CacheInputError) return undefined
+  const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
   if (known === undefined) {
     known = new Map()
-    byTtl.set(defaults, known)
+    byText.set(defaults, known)
   }
   if (known.size >= 256) known.clear()
-  known.set(ttl, resolved)
+  known.set(text, resolved)
   return resolved
 }
 
