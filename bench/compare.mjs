@@ -4,6 +4,7 @@
 // bundled from their TypeScript sources by the same esbuild settings, the earlier commit's
 // packages importing each other, and share this checkout's dependencies (effect, ioredis, ...).
 import { execFileSync, spawnSync } from "node:child_process"
+import { rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -18,6 +19,9 @@ const here = fileURLToPath(new URL(".", import.meta.url))
 const git = (...args) => execFileSync("git", args, { cwd: here, encoding: "utf8" }).trim()
 const sha = git("rev-parse", "--verify", `${rev}^{commit}`)
 const tree = join(tmpdir(), `tiercache-compare-${sha.slice(0, 12)}`)
+// A worktree left by an interrupted run is replaced.
+rmSync(tree, { recursive: true, force: true })
+git("worktree", "prune")
 git("worktree", "add", "--detach", "--force", tree, sha)
 try {
   const source = (root, path) => {
