@@ -156,6 +156,77 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     })
   )
 
+  it.scoped(
+    "a schema that is not an Effect Schema (null, a string, an object, a function) from plain JS",
+    () =>
+      Effect.gen(function* () {
+        const { cache, nothingWritten } = yield* setup
+        const js = untyped(cache)
+        const run = (effect: unknown) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
+        for (const schema of [null, "number", { ast: 1 }, () => 1]) {
+          const errors = [
+            yield* run(js.getTyped("k", schema)),
+            yield* run(js.getMany(["k"], schema)),
+            yield* run(js.getOrComputeTyped("k", schema, Effect.succeed(1))),
+            yield* run(js.set("k", 1, { schema })),
+            yield* run(js.update("k", 1, { schema }))
+          ]
+          for (const error of errors)
+            expectInputError(error, "InvalidOption", "schema must be an Effect Schema")
+          // A real schema in between: a bad one after it is still refused.
+          expect(yield* cache.getTyped("other", Schema.Number)).toEqual(Option.none())
+        }
+        yield* nothingWritten
+        expect(yield* cache.getOrComputeTyped("k", Schema.Number, Effect.succeed(7))).toBe(7)
+      })
+  )
+
+  it.scoped(
+    "input that throws when inspected (a Proxy, a throwing getter) is a CacheInputError, not a throw",
+    () =>
+      Effect.gen(function* () {
+        const { cache, nothingWritten } = yield* setup
+        const js = untyped(cache)
+        const boom = () => {
+          throw new Error("boom")
+        }
+        const proxy = new Proxy({}, { get: boom, has: boom, ownKeys: boom, getPrototypeOf: boom })
+        const proxyArray = new Proxy(["a"], { get: boom })
+        const getter = {
+          get ttl() {
+            return boom()
+          }
+        }
+        // Each call returns an Effect (nothing is thrown at the call) that fails with the error.
+        const calls: ReadonlyArray<() => unknown> = [
+          () => js.get(proxy),
+          () => js.get("k", proxy),
+          () => js.getTyped("k", proxy),
+          () => js.getMany(proxyArray),
+          () => js.getMany(["k"], proxy),
+          () => js.set(proxy, 1),
+          () => js.set("k", 1, proxy),
+          () => js.set("k", 1, getter),
+          () => js.set("k", 1, { tags: proxyArray }),
+          () => js.set("k", 1, { schema: proxy }),
+          () => js.update("k", 1, getter),
+          () => js.getOrCompute("k", proxy),
+          () => js.getOrCompute("k", Effect.succeed(1), proxy),
+          () => js.getOrCompute("k", Effect.succeed(1), { timeouts: proxy }),
+          () => js.getOrComputeTyped("k", proxy, Effect.succeed(1)),
+          () => js.invalidate(proxy),
+          () => js.invalidateMany(proxyArray),
+          () => js.invalidatePattern(proxy),
+          () => js.invalidateTag(proxy)
+        ]
+        for (const call of calls) {
+          const error = yield* Effect.flip(call() as Effect.Effect<unknown, unknown>)
+          expect(error).toMatchObject({ _tag: "CacheInputError" })
+        }
+        yield* nothingWritten
+      })
+  )
+
   it.scoped("keys, patterns and tags that are not well-formed UTF-16 (lone surrogates)", () =>
     Effect.gen(function* () {
       const { cache, l1, nothingWritten } = yield* setup

@@ -8,6 +8,7 @@ import type { Slot } from "./fastPath.js"
 import { checkKeys } from "./input.js"
 import { FRESH, NEEDS_TAGS } from "./lookup.js"
 import type { Deps as ReadsDeps } from "./reads.js"
+import { checkSchema } from "./validate.js"
 
 /** What getMany needs: the same as the other reads below L1. */
 export type Deps = ReadsDeps
@@ -108,7 +109,7 @@ export const make = (deps: Deps) => {
     schema?: AnySchema
   ): Effect.Effect<ReadonlyArray<Option.Option<unknown>>, CacheInputError> =>
     Effect.suspend(() => {
-      const bad = checkKeys(keys)
+      const bad = checkKeys(keys) ?? (schema === undefined ? undefined : checkSchema(schema))
       if (bad) return Effect.fail(bad)
       const results: Array<Option.Option<unknown>> = new Array(keys.length)
       const pending: Array<Pending> = []

@@ -7,6 +7,7 @@ import * as CacheStrategy from "../CacheStrategy.js"
 import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
 import { type AnySchema, encoderOf } from "./codec.js"
 import {
+  checkSchema,
   describe,
   durationMillis,
   jsonError,
@@ -15,7 +16,8 @@ import {
   lifetimeError,
   patternError,
   tagError,
-  tagsError
+  tagsError,
+  unreadable
 } from "./validate.js"
 
 /** A write's options resolved: milliseconds and tags. */
@@ -82,7 +84,13 @@ const firstLine = (s: string): string => s.split("\n").slice(0, 3).join(" ")
 export const checkKey: (key: unknown) => CacheInputError | undefined = keyError
 
 /** The error of a bad list of keys, or undefined. */
-export const checkKeys: (keys: unknown) => CacheInputError | undefined = keysError
+export const checkKeys = (keys: unknown): CacheInputError | undefined => {
+  try {
+    return keysError(keys)
+  } catch (cause) {
+    return unreadable("keys", "InvalidKey", cause)
+  }
+}
 
 /** The error of a bad glob pattern, or undefined. */
 export const checkPattern: (glob: unknown) => CacheInputError | undefined = patternError
@@ -141,14 +149,36 @@ const notAnObject = (opts: unknown): CacheInputError | undefined =>
         reason: `options must be an object, got ${describe(opts)}`
       })
 
+/**
+ * A typed write's schema (undefined: none), or the error of one that is not a Schema or of
+ * options that cannot be read.
+ */
+export const schemaOf = (
+  opts: { readonly schema?: unknown } | undefined
+): AnySchema | undefined | CacheInputError => {
+  if (opts === undefined) return undefined
+  let schema: unknown
+  try {
+    schema = opts.schema
+  } catch (cause) {
+    return unreadable("options", "InvalidOption", cause)
+  }
+  if (schema === undefined) return undefined
+  return checkSchema(schema) ?? (schema as AnySchema)
+}
+
 /** Resolves a write's options against the cache's defaults. */
 export const resolveWrite = (
   defaults: Defaults,
   opts: WriteOptions | undefined
-): ResolvedWrite | CacheInputError =>
-  opts === undefined
-    ? resolvedDefaults(defaults)
-    : (notAnObject(opts) ?? textOnly(defaults, opts) ?? resolveWriteAnew(defaults, opts))
+): ResolvedWrite | CacheInputError => {
+  if (opts === undefined) return resolvedDefaults(defaults)
+  try {
+    return notAnObject(opts) ?? textOnly(defaults, opts) ?? resolveWriteAnew(defaults, opts)
+  } catch (cause) {
+    return unreadable("options", "InvalidOption", cause)
+  }
+}
 
 const resolveWriteAnew = (
   defaults: Defaults,
@@ -189,6 +219,15 @@ export const resolveCompute = (
   opts: ComputeOptions | undefined
 ): ResolvedCompute | CacheInputError => {
   if (opts === undefined) return resolvedDefaults(defaults)
+  try {
+    return resolveComputeOf(defaults, opts)
+  } catch (cause) {
+    return unreadable("options", "InvalidOption", cause)
+  }
+}
+
+/** `resolveCompute` of options that are there. */
+const resolveComputeOf = (defaults: Defaults, opts: ComputeOptions): ResolvedCompute | CacheInputError => {
   const bad = notAnObject(opts)
   if (bad) return bad
   const byItsText = textOnly(defaults, opts)

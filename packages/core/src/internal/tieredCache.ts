@@ -37,7 +37,7 @@ import * as Resilience from "./resilience.js"
 import * as Spans from "./spans.js"
 import * as Tags from "./tags.js"
 import * as TierAccess from "./tierAccess.js"
-import { isBadKey } from "./validate.js"
+import { allowStaleOf, checkSchema, isBadKey } from "./validate.js"
 import * as Versions from "./versions.js"
 import * as Writes from "./writes.js"
 
@@ -191,7 +191,12 @@ export const make = (
       opts: ReadOptions | undefined
     ): Effect.Effect<Option.Option<unknown>, CacheInputError> => {
       if (isBadKey(key)) return badKey(key)
-      const allowStale = opts?.allowStale === true
+      let allowStale = false
+      if (opts !== undefined) {
+        const given = allowStaleOf(opts)
+        if (typeof given !== "boolean") return Effect.fail(given)
+        allowStale = given
+      }
       if (fast === undefined) return reads.readSlow(key, schema, allowStale, undefined)
       const t = now()
       const slot = fast.lookup(key, t)
@@ -283,10 +288,10 @@ export const make = (
       instanceId,
       get: (key, opts) => Effect.suspend(() => read(key, undefined, opts)),
       getTyped: (key, schema, opts) =>
-        Effect.suspend(() => read(key, schema as AnySchema, opts)) as Effect.Effect<
-          Option.Option<never>,
-          CacheInputError
-        >,
+        Effect.suspend(() => {
+          const bad = checkSchema(schema)
+          return bad ? Effect.fail(bad) : read(key, schema as AnySchema, opts)
+        }) as Effect.Effect<Option.Option<never>, CacheInputError>,
       getMany: getMany as TieredCache.Service["getMany"],
       set: (key, value, opts) =>
         writes.set(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined),
@@ -295,7 +300,10 @@ export const make = (
       getOrCompute: (key, computation, opts) =>
         Effect.suspend(() => compute(key, undefined, computation, opts)),
       getOrComputeTyped: (key, schema, computation, opts) =>
-        Effect.suspend(() => compute(key, schema as AnySchema, computation, opts)),
+        Effect.suspend(() => {
+          const bad = checkSchema(schema)
+          return bad ? Effect.fail(bad) : compute(key, schema as AnySchema, computation, opts)
+        }),
       invalidate: invalidations.invalidate,
       invalidateMany: invalidations.invalidateMany,
       invalidatePattern: invalidations.invalidatePattern,

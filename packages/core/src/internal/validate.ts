@@ -1,4 +1,4 @@
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Schema } from "effect"
 import { CacheInputError } from "../CacheError.js"
 
 type WellFormed = (this: string) => boolean
@@ -107,7 +107,11 @@ export const tagsError = (tags: unknown): CacheInputError | undefined => {
  * @internal
  */
 export const computeError = (compute: unknown): CacheInputError | undefined => {
-  if (Effect.isEffect(compute)) return undefined
+  try {
+    if (Effect.isEffect(compute)) return undefined
+  } catch (cause) {
+    return unreadable("compute", "InvalidOption", cause)
+  }
   const got =
     typeof compute === "function"
       ? "a function (wrap it: Effect.sync(f), Effect.promise(f) or Effect.tryPromise(f))"
@@ -211,6 +215,83 @@ export const describe = (u: unknown): string => {
   if (typeof u === "bigint") return `${u}n`
   if (typeof u === "number") return String(u)
   if (u === null || u === undefined) return String(u)
-  if (Duration.isDuration(u)) return Duration.format(u)
+  try {
+    if (Duration.isDuration(u)) return Duration.format(u)
+  } catch {
+    // A Proxy whose traps throw: not inspected further.
+  }
   return typeof u
 }
+
+/**
+ * A read's `allowStale` option, or the error of options that cannot be read.
+ *
+ * @internal
+ */
+export const allowStaleOf = (opts: {
+  readonly allowStale?: boolean | undefined
+}): boolean | CacheInputError => {
+  try {
+    return opts.allowStale === true
+  } catch (cause) {
+    return unreadable("options", "InvalidOption", cause)
+  }
+}
+
+/**
+ * `check(input)` for input from plain JavaScript whose inspection may throw (a Proxy, a throwing
+ * getter): the throw becomes a CacheInputError saying that `what` could not be read.
+ *
+ * @internal
+ */
+export const readable = <A>(
+  what: string,
+  problem: "InvalidKey" | "InvalidOption",
+  check: () => A
+): A | CacheInputError => {
+  try {
+    return check()
+  } catch (cause) {
+    return unreadable(what, problem, cause)
+  }
+}
+
+/**
+ * The CacheInputError of input whose inspection threw `cause`.
+ *
+ * @internal
+ */
+export const unreadable = (
+  what: string,
+  problem: "InvalidKey" | "InvalidOption",
+  cause: unknown
+): CacheInputError =>
+  new CacheInputError({
+    problem,
+    reason: `${what} could not be read: ${cause instanceof Error ? cause.message : describe(cause)}`
+  })
+
+/** The last schema found to be one: a typed call with it is checked by identity alone. */
+let knownSchema: unknown
+
+/**
+ * The error of a schema that is not an Effect Schema (from plain JavaScript), or `undefined`.
+ *
+ * @internal
+ */
+export const checkSchema = (schema: unknown): CacheInputError | undefined => {
+  if (schema === knownSchema) return undefined
+  const bad = schemaError(schema)
+  if (bad === undefined) knownSchema = schema
+  return bad
+}
+
+const schemaError = (schema: unknown): CacheInputError | undefined =>
+  readable("schema", "InvalidOption", () =>
+    Schema.isSchema(schema)
+      ? undefined
+      : new CacheInputError({
+          problem: "InvalidOption",
+          reason: `schema must be an Effect Schema, got ${describe(schema)}`
+        })
+  )

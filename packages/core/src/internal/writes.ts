@@ -13,7 +13,7 @@ import type { Changes, Deps, WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import type { L1Op } from "./everyTier.js"
 import type { Slot } from "./fastPath.js"
-import { checkKey, encodeValue, resolveWrite } from "./input.js"
+import { checkKey, encodeValue, resolveWrite, schemaOf } from "./input.js"
 
 /** Builds the writes. */
 export const make = (deps: Deps, changes: Changes) => {
@@ -72,7 +72,8 @@ export const make = (deps: Deps, changes: Changes) => {
       if (badKey) return Effect.fail(badKey)
       const resolved = resolveWrite(deps.defaults, opts)
       if (resolved instanceof CacheInputError) return Effect.fail(resolved)
-      const schema = opts?.schema as AnySchema | undefined
+      const schema = schemaOf(opts)
+      if (schema instanceof CacheInputError) return Effect.fail(schema)
       const encoded = encodeValue(value, schema)
       if (encoded instanceof CacheInputError) return Effect.fail(encoded)
       const entry = Entry.make({ value: encoded.value, now: now(), ...resolved })
