@@ -69,6 +69,9 @@ const positiveInteger = (n: unknown): boolean => typeof n === "number" && Number
  */
 export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigError> =>
   Effect.gen(function* () {
+    if (typeof options !== "object" || options === null) {
+      return yield* new CacheConfigError({ option: "options", reason: "must be an object with maxEntries" })
+    }
     if (!positiveInteger(options.maxEntries)) {
       return yield* new CacheConfigError({ option: "maxEntries", reason: "must be a positive integer" })
     }

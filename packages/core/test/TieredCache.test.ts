@@ -450,6 +450,24 @@ describe("bad input", () => {
         )
       )
       expect(e3).toMatchObject({ _tag: "CacheConfigError", option: "defaultTtl" })
+      // From plain JS: options that are not an object, and timeouts that are not one.
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const js = (options: unknown): any => options
+      const build = (options: unknown) =>
+        Effect.flip(
+          Effect.scoped(
+            TieredCache.make(js(options)).pipe(
+              Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
+            )
+          )
+        )
+      expect(yield* build(null)).toMatchObject({ _tag: "CacheConfigError", option: "options" })
+      expect(yield* build("1 hour")).toMatchObject({ _tag: "CacheConfigError", option: "options" })
+      expect(yield* build({ timeouts: null })).toMatchObject({ _tag: "CacheConfigError", option: "timeouts" })
+      expect(yield* Effect.flip(MemoryTier.make(js(null)))).toMatchObject({
+        _tag: "CacheConfigError",
+        option: "options"
+      })
     })
   )
 })

@@ -65,6 +65,12 @@ export const resolveTimeouts = (
   t: { readonly soft?: unknown; readonly hard?: unknown } | undefined
 ): ResolvedTimeouts | CacheInputError => {
   if (t === undefined) return { softMs: undefined, hardMs: undefined }
+  if (typeof t !== "object" || t === null) {
+    return new CacheInputError({
+      problem: "InvalidOption",
+      reason: `timeouts must be an object, got ${describe(t)}`
+    })
+  }
   const softMs = t.soft === undefined ? undefined : millisOf(t.soft, "timeouts.soft")
   if (softMs instanceof CacheInputError) return softMs
   const hardMs = t.hard === undefined ? undefined : millisOf(t.hard, "timeouts.hard")
