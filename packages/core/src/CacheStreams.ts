@@ -22,7 +22,8 @@ export interface StreamEntry {
 }
 
 /**
- * Fields to publish: pairs in order, or a record.
+ * Fields to publish: pairs in order, or a record. (RedisStreams also takes finite numbers as
+ * values from plain JavaScript, stored as text, and refuses anything else with a StreamError.)
  *
  * @category models
  * @since 0.1.0

@@ -23,6 +23,7 @@ import * as BusAdmission from "./internal/busAdmission.js"
 import * as BusSubscription from "./internal/busSubscription.js"
 import { sender } from "./internal/corkedSend.js"
 import { describe } from "./internal/describe.js"
+import { notAnObject } from "./internal/optionsObject.js"
 import * as OwnEchoes from "./internal/ownEchoes.js"
 import { sanitize } from "./internal/sanitize.js"
 import { RedisConnection } from "./RedisConnection.js"
@@ -133,8 +134,16 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<RedisInvalidationBus.Service, CacheError.CacheConfigError, RedisConnection> =>
   Effect.gen(function* () {
+    const badOptions = notAnObject(options)
+    if (badOptions) return yield* badOptions
     const connection = yield* RedisConnection
     const channel = options.channel ?? defaultChannel
+    if (typeof channel !== "string" || channel.length === 0) {
+      return yield* new CacheError.CacheConfigError({
+        option: "channel",
+        reason: "must be a non-empty string"
+      })
+    }
     const namespace = options.namespace ?? connection.keyPrefix
     if (typeof namespace !== "string") {
       return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })

@@ -22,6 +22,7 @@
 import { CacheError, CacheStreams } from "@tiercache/core"
 import { Duration, Effect, Layer } from "effect"
 import { resolvePrefix } from "./internal/namespace.js"
+import { notAnObject } from "./internal/optionsObject.js"
 import * as StreamCommands from "./internal/streamCommands.js"
 import { call, fromRead, isPositiveInteger, type RawEntry, toEntry } from "./internal/streamCommands.js"
 import * as StreamConsumer from "./internal/streamConsumer.js"
@@ -59,6 +60,8 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<CacheStreams.CacheStreams.Service, CacheError.CacheConfigError, RedisConnection> =>
   Effect.gen(function* () {
+    const badOptions = notAnObject(options)
+    if (badOptions) return yield* badOptions
     const connection = yield* RedisConnection
     const client = connection.client
     const prefix = yield* resolvePrefix(
@@ -69,17 +72,18 @@ export const make = (
     )
     const commandTimeout = connection.commandTimeout
     const commands = StreamCommands.make(commandTimeout)
-    const { invalid, send, checkStream } = commands
+    const { invalid, send, checkStream, checkText, pairsOf, idsOf } = commands
     const traced = StreamSpans.make(options.streamNamesInSpans === true)
     const consume = StreamConsumer.make(connection, prefix, commands, traced)
 
     const publish = (stream: string, fields: CacheStreams.Fields, maxLen?: number) =>
       Effect.gen(function* () {
         yield* checkStream("publish", stream)
-        const pairs = CacheStreams.fieldPairs(fields)
+        const pairs = yield* pairsOf("publish", stream, fields)
         if (pairs.length === 0) return yield* invalid("publish", stream, "an entry needs at least one field")
         if (maxLen !== undefined && !(Number.isSafeInteger(maxLen) && maxLen >= 0)) {
-          return yield* invalid("publish", stream, `maxLen must be a non-negative integer, got ${maxLen}`)
+          const got = typeof maxLen === "number" ? String(maxLen) : typeof maxLen
+          return yield* invalid("publish", stream, `maxLen must be a non-negative integer, got ${got}`)
         }
         const args: Array<string | number> = ["XADD", prefix + stream]
         if (maxLen !== undefined) args.push("MAXLEN", "~", maxLen)
@@ -106,6 +110,7 @@ export const make = (
     const read = (stream: string, lastId: string, count: number, blockMs?: number) =>
       Effect.gen(function* () {
         yield* checkStream("read", stream)
+        yield* checkText("read", stream, "lastId", lastId)
         if (!isPositiveInteger(count))
           return yield* invalid("read", stream, "count must be a positive integer")
         if (blockMs !== undefined && !(Number.isFinite(blockMs) && blockMs >= 0)) {
@@ -139,6 +144,8 @@ export const make = (
     const createGroup = (stream: string, group: string, startId = "$") =>
       Effect.gen(function* () {
         yield* checkStream("createGroup", stream)
+        yield* checkText("createGroup", stream, "group", group)
+        yield* checkText("createGroup", stream, "startId", startId)
         yield* send(
           "createGroup",
           stream,
@@ -154,8 +161,10 @@ export const make = (
     const ack = (stream: string, group: string, ids: ReadonlyArray<string>) =>
       Effect.gen(function* () {
         yield* checkStream("ack", stream)
-        if (ids.length === 0) return 0
-        return Number(yield* send("ack", stream, call(client, ["XACK", prefix + stream, group, ...ids])))
+        yield* checkText("ack", stream, "group", group)
+        const given = yield* idsOf("ack", stream, ids)
+        if (given.length === 0) return 0
+        return Number(yield* send("ack", stream, call(client, ["XACK", prefix + stream, group, ...given])))
       }).pipe(traced("ack", stream, { command: "XACK", type: "settle", group }))
 
     return { publish, readLatest, read, createGroup, consume, ack }

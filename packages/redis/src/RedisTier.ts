@@ -20,6 +20,7 @@ import { type CacheError, Tier } from "@tiercache/core"
 import { Duration, Effect, Layer } from "effect"
 import * as LargeValues from "./internal/largeValues.js"
 import { resolvePrefix } from "./internal/namespace.js"
+import { notAnObject } from "./internal/optionsObject.js"
 import * as Recovery from "./internal/recovery.js"
 import * as TierReads from "./internal/tierReads.js"
 import * as TierRunner from "./internal/tierRunner.js"
@@ -56,6 +57,8 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<Tier.Tier.Service, CacheError.CacheConfigError, RedisConnection> =>
   Effect.gen(function* () {
+    const badOptions = notAnObject(options)
+    if (badOptions) return yield* badOptions
     const connection = yield* RedisConnection
     const clock = yield* Effect.clock
     const client = connection.client

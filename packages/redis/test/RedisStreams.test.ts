@@ -247,6 +247,46 @@ describe("RedisStreams", () => {
       })
     )
 
+    it.scoped(
+      "arguments from plain JS (null, a Proxy, a symbol, an object) are StreamErrors, never a defect",
+      () =>
+        Effect.gen(function* () {
+          const typed = yield* CacheStreams.CacheStreams
+          // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+          const streams: any = typed
+          const boom = () => {
+            throw new Error("boom")
+          }
+          const proxy = new Proxy({}, { get: boom, has: boom, ownKeys: boom, getPrototypeOf: boom })
+          const calls: ReadonlyArray<() => Effect.Effect<unknown, { readonly _tag: string }>> = [
+            () => streams.publish(proxy, { a: "b" }),
+            () => streams.publish("s", null),
+            () => streams.publish("s", "a=b"),
+            () => streams.publish("s", proxy),
+            () => streams.publish("s", [["a"]]),
+            () => streams.publish("s", { a: { nested: true } }),
+            () => streams.publish("s", { a: "b" }, Symbol("n")),
+            () => streams.read("s", 0, 1),
+            () => streams.read("s", proxy, 1),
+            () => streams.createGroup("s", null),
+            () => streams.createGroup("s", "g", {}),
+            () => streams.ack("s", "g", null),
+            () => streams.ack("s", "g", "1-0"),
+            () => streams.ack("s", "g", [1]),
+            () => streams.ack("s", "g", new Proxy(["1-0"], { get: boom })),
+            () => streams.ack("s", proxy, ["1-0"])
+          ]
+          for (const call of calls) {
+            const result = yield* Effect.either(call())
+            expect(Either.isLeft(result) && result.left._tag).toBe("StreamError")
+          }
+          // Numbers are fine as field values; the entry reads back as text.
+          const numeric = { n: 5 } as unknown as CacheStreams.Fields
+          const id = yield* typed.publish("plain-js", numeric)
+          expect(yield* typed.readLatest("plain-js", 1)).toEqual([{ id, fields: [["n", "5"]] }])
+        })
+    )
+
     it.scoped("spans: OpenTelemetry messaging attributes; stream names only when asked", () =>
       Effect.gen(function* () {
         const native = yield* Effect.tracer

@@ -148,6 +148,31 @@ describe("namespaces on a shared Redis", () => {
         })
     )
 
+    it.scoped(
+      "options from plain JS that are not an object, and a channel that is no name, are refused",
+      () =>
+        Effect.gen(function* () {
+          // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+          const js = (options: unknown): any => options
+          const refused = (make: Effect.Effect<unknown, unknown, RedisConnection.RedisConnection>) =>
+            Effect.flip(Effect.provide(make, connectionLayer()))
+          for (const options of [null, "tiercache:"]) {
+            for (const make of [RedisTier.make, RedisInvalidationBus.make, RedisStreams.make]) {
+              expect(yield* refused(make(js(options)))).toMatchObject({
+                _tag: "CacheConfigError",
+                option: "options"
+              })
+            }
+          }
+          for (const channel of ["", Symbol("c"), 42]) {
+            expect(yield* refused(RedisInvalidationBus.make({ channel: js(channel) }))).toMatchObject({
+              _tag: "CacheConfigError",
+              option: "channel"
+            })
+          }
+        })
+    )
+
     it.scoped("prefixes app[1]: and app1: on one channel: neither acts on the other's update or clear", () =>
       Effect.gen(function* () {
         const look = yield* observer

@@ -65,9 +65,65 @@ export const make = (commandTimeout: Duration.Duration) => {
   const checkStream = (operation: string, stream: string) =>
     typeof stream === "string" && stream.length > 0
       ? Effect.void
-      : invalid(operation, String(stream), "the stream name must be a non-empty string")
+      : invalid(operation, `(${typeof stream})`, "the stream name must be a non-empty string")
 
-  return { invalid, send, checkStream }
+  /** Fails unless `value` (an id, a group name) is a non-empty string. */
+  const checkText = (operation: string, stream: string, what: string, value: unknown) =>
+    typeof value === "string" && value.length > 0
+      ? Effect.void
+      : invalid(operation, stream, `${what} must be a non-empty string, got ${typeof value}`)
+
+  /**
+   * The fields of an entry to publish as pairs: names strings, values strings or finite numbers
+   * (from plain JavaScript anything else, or fields that throw when read, fail).
+   */
+  const pairsOf = (
+    operation: string,
+    stream: string,
+    fields: unknown
+  ): Effect.Effect<ReadonlyArray<readonly [string, string | number]>, StreamError> => {
+    const bad = (why: string) => invalid(operation, stream, why)
+    try {
+      if (typeof fields !== "object" || fields === null) {
+        return bad(`fields must be pairs or a record, got ${fields === null ? "null" : typeof fields}`)
+      }
+      const pairs: ReadonlyArray<unknown> = Array.isArray(fields) ? fields : Object.entries(fields)
+      for (const pair of pairs) {
+        if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string") {
+          return bad("each field must be a [name, value] pair with a string name")
+        }
+        const value: unknown = pair[1]
+        if (typeof value !== "string" && !(typeof value === "number" && Number.isFinite(value))) {
+          return bad(`the value of field ${JSON.stringify(pair[0])} must be a string or a finite number`)
+        }
+      }
+      return Effect.succeed(pairs as ReadonlyArray<readonly [string, string | number]>)
+    } catch (cause) {
+      return bad(`fields could not be read: ${cause instanceof Error ? cause.message : typeof cause}`)
+    }
+  }
+
+  /** Fails unless `ids` is an array of non-empty strings (read once, here). */
+  const idsOf = (
+    operation: string,
+    stream: string,
+    ids: unknown
+  ): Effect.Effect<ReadonlyArray<string>, StreamError> => {
+    try {
+      if (Array.isArray(ids) && ids.every((id) => typeof id === "string" && id.length > 0)) {
+        return Effect.succeed([...ids] as ReadonlyArray<string>)
+      }
+      return invalid(operation, stream, "ids must be an array of non-empty strings")
+    } catch (cause) {
+      return invalid(
+        operation,
+        stream,
+        `ids could not be read: ${cause instanceof Error ? cause.message : typeof cause}`
+      )
+    }
+  }
+
+  return { invalid, send, checkStream, checkText, pairsOf, idsOf }
 }
 
 /** The commands of one streams service. */
