@@ -31,6 +31,9 @@ const nested = (depth: number): unknown => {
 // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
 const untyped = (cache: TieredCache.TieredCache.Service): any => cache
 
+/** The error of an Effect a plain-JS call returned. */
+const run = (effect: unknown) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
+
 const expectInputError = (error: unknown, problem: string, mention: string) => {
   expect(error).toMatchObject({ _tag: "CacheInputError", problem })
   expect((error as Error).message).toContain(mention)
@@ -108,7 +111,6 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     Effect.gen(function* () {
       const { cache, nothingWritten } = yield* setup
       const js = untyped(cache)
-      const run = (effect: unknown) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
       const cases: ReadonlyArray<readonly [unknown, string]> = [
         [() => 1, "a function"],
         [async () => 1, "a function"],
@@ -136,7 +138,6 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     Effect.gen(function* () {
       const { cache, nothingWritten } = yield* setup
       const js = untyped(cache)
-      const run = (effect: unknown) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
       for (const [opts, mention] of [
         [null, "null"],
         ["1 hour", "1 hour"],
@@ -162,7 +163,6 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       Effect.gen(function* () {
         const { cache, nothingWritten } = yield* setup
         const js = untyped(cache)
-        const run = (effect: unknown) => Effect.flip(effect as Effect.Effect<unknown, unknown>)
         for (const schema of [null, "number", { ast: 1 }, () => 1]) {
           const errors = [
             yield* run(js.getTyped("k", schema)),
