@@ -359,6 +359,12 @@ describe("options resolved once per options object stay exact when the object ch
           })
         )
         expectInputError(softOverHard, "InvalidTtl", "timeouts.soft")
+        // Timeouts that are not an object stay refused after `{}` (no timeouts given) resolved.
+        yield* cache.getOrCompute("t", Effect.succeed(1), { ttl: "1 hour", timeouts: {} })
+        const notTimeouts = yield* run(
+          untyped(cache).getOrCompute("u", Effect.succeed(1), { ttl: "1 hour", timeouts: "x" })
+        )
+        expectInputError(notTimeouts, "InvalidOption", "timeouts must be an object")
         for (let i = 0; i < 2; i++) {
           const bad = yield* Effect.flip(cache.set("bad", 1, { ttl: "0 hours" }))
           expectInputError(bad, "InvalidTtl", "ttl")

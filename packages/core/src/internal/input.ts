@@ -173,6 +173,17 @@ export const schemaOf = (
   return checkSchema(schema) ?? (schema as AnySchema)
 }
 
+/** A read's `allowStale` option, or the error of options that cannot be read. */
+export const allowStaleOf = (opts: {
+  readonly allowStale?: boolean | undefined
+}): boolean | CacheInputError => {
+  try {
+    return opts.allowStale === true
+  } catch (cause) {
+    return unreadable("options", "InvalidOption", cause)
+  }
+}
+
 /** Resolves a write's options against the cache's defaults. */
 export const resolveWrite = (
   defaults: Defaults,
@@ -240,7 +251,8 @@ const resolveComputeOf = (defaults: Defaults, opts: ComputeOptions): ResolvedCom
   if (byItsText !== undefined) return byItsText
   const known = byOptions.get(opts)
   if (known !== undefined && sameOptions(known, defaults, opts)) return known.resolved
-  const write = resolveWrite(defaults, opts)
+  // Checked as an object and past textOnly already: the write's part resolved anew.
+  const write = resolveWriteAnew(defaults, opts)
   if (write instanceof CacheInputError) return write
   const t = opts?.timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(opts.timeouts)
   if (t instanceof CacheInputError) return t
@@ -270,6 +282,7 @@ const durationPart = (d: unknown): string | undefined =>
 const textOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): ResolvedCompute | undefined => {
   if (opts.strategy !== undefined || opts.tags !== undefined) return undefined
   const timeouts = opts.timeouts
+  // Not an object: not cached (it would share the text of `{}`); the full resolution refuses it.
   if (timeouts !== undefined && (typeof timeouts !== "object" || timeouts === null)) return undefined
   const ttl = durationPart(opts.ttl)
   const grace = durationPart(opts.grace)

@@ -224,39 +224,6 @@ export const describe = (u: unknown): string => {
 }
 
 /**
- * A read's `allowStale` option, or the error of options that cannot be read.
- *
- * @internal
- */
-export const allowStaleOf = (opts: {
-  readonly allowStale?: boolean | undefined
-}): boolean | CacheInputError => {
-  try {
-    return opts.allowStale === true
-  } catch (cause) {
-    return unreadable("options", "InvalidOption", cause)
-  }
-}
-
-/**
- * `check(input)` for input from plain JavaScript whose inspection may throw (a Proxy, a throwing
- * getter): the throw becomes a CacheInputError saying that `what` could not be read.
- *
- * @internal
- */
-export const readable = <A>(
-  what: string,
-  problem: "InvalidKey" | "InvalidOption",
-  check: () => A
-): A | CacheInputError => {
-  try {
-    return check()
-  } catch (cause) {
-    return unreadable(what, problem, cause)
-  }
-}
-
-/**
  * The CacheInputError of input whose inspection threw `cause`.
  *
  * @internal
@@ -286,12 +253,14 @@ export const checkSchema = (schema: unknown): CacheInputError | undefined => {
   return bad
 }
 
-const schemaError = (schema: unknown): CacheInputError | undefined =>
-  readable("schema", "InvalidOption", () =>
-    Schema.isSchema(schema)
-      ? undefined
-      : new CacheInputError({
-          problem: "InvalidOption",
-          reason: `schema must be an Effect Schema, got ${describe(schema)}`
-        })
-  )
+const schemaError = (schema: unknown): CacheInputError | undefined => {
+  try {
+    if (Schema.isSchema(schema)) return undefined
+  } catch (cause) {
+    return unreadable("schema", "InvalidOption", cause)
+  }
+  return new CacheInputError({
+    problem: "InvalidOption",
+    reason: `schema must be an Effect Schema, got ${describe(schema)}`
+  })
+}
