@@ -45,18 +45,8 @@ const removeWaiter = <A, E>(signal: Signal<A, E>, wake: (exit: Exit.Exit<A, E>) 
 export const wait: {
   <A, E>(signal: Signal<A, E>): Effect.Effect<A, E>
   <A, E, B>(signal: Signal<A, E>, f: (a: A) => B): Effect.Effect<B, E>
-} = <A, E, B>(signal: Signal<A, E>, f?: (a: A) => B): Effect.Effect<A | B, E> => {
-  const settle = (exit: Exit.Exit<A, E>): Exit.Exit<A | B, E> =>
-    f === undefined || exit._tag === "Failure" ? exit : Exit.succeed(f(exit.value))
-  return signal.exit !== undefined
-    ? settle(signal.exit)
-    : Effect.async<A | B, E>((resume) => {
-        if (signal.exit !== undefined) return resume(settle(signal.exit))
-        const wake = (exit: Exit.Exit<A, E>) => resume(settle(exit))
-        addWaiter(signal, wake)
-        return Effect.sync(() => removeWaiter(signal, wake))
-      })
-}
+} = <A, E, B>(signal: Signal<A, E>, f?: (a: A) => B): Effect.Effect<A | B, E> =>
+  waitFor<A, E, A | B, never, never>(signal, f, undefined, undefined)
 
 /**
  * Like `wait` with `f`, for at most `ms` milliseconds of real time (a Node timer: only where
@@ -69,24 +59,37 @@ export const waitWithin = <A, E, B, C, E2>(
   f: (a: A) => B,
   ms: number,
   onTimeout: () => Effect.Effect<C, E2>
+): Effect.Effect<B | C, E | E2> => waitFor(signal, f, ms, onTimeout)
+
+/** `wait`, and with `ms` given, `waitWithin`. */
+const waitFor = <A, E, B, C, E2>(
+  signal: Signal<A, E>,
+  f: ((a: A) => B) | undefined,
+  ms: number | undefined,
+  onTimeout: (() => Effect.Effect<C, E2>) | undefined
 ): Effect.Effect<B | C, E | E2> => {
   const settle = (exit: Exit.Exit<A, E>): Exit.Exit<B, E> =>
-    exit._tag === "Failure" ? (exit as Exit.Exit<never, E>) : Exit.succeed(f(exit.value))
+    f === undefined || exit._tag === "Failure"
+      ? (exit as unknown as Exit.Exit<B, E>)
+      : Exit.succeed(f(exit.value))
   return signal.exit !== undefined
     ? settle(signal.exit)
     : Effect.async<B | C, E | E2>((resume) => {
         if (signal.exit !== undefined) return resume(settle(signal.exit))
+        let timer: ReturnType<typeof setTimeout> | undefined
         const wake = (exit: Exit.Exit<A, E>) => {
-          clearTimeout(timer)
+          if (timer !== undefined) clearTimeout(timer)
           resume(settle(exit))
         }
-        const timer = setTimeout(() => {
-          removeWaiter(signal, wake)
-          resume(Effect.suspend(onTimeout))
-        }, ms)
+        if (ms !== undefined) {
+          timer = setTimeout(() => {
+            removeWaiter(signal, wake)
+            resume(Effect.suspend(onTimeout!))
+          }, ms)
+        }
         addWaiter(signal, wake)
         return Effect.sync(() => {
-          clearTimeout(timer)
+          if (timer !== undefined) clearTimeout(timer)
           removeWaiter(signal, wake)
         })
       })
