@@ -35,6 +35,13 @@ export const fromRead = (reply: unknown): ReadonlyArray<CacheStreams.StreamEntry
 export const isPositiveInteger = (n: unknown): n is number =>
   typeof n === "number" && Number.isSafeInteger(n) && n > 0
 
+/** Whether `value` is a non-empty string: a stream name, an id, a group. */
+const isName = (value: unknown): value is string => typeof value === "string" && value.length > 0
+
+/** The reason of an argument whose reading threw `cause` (a Proxy, a throwing getter). */
+const unreadable = (what: string, cause: unknown): string =>
+  `${what} could not be read: ${cause instanceof Error ? cause.message : typeof cause}`
+
 /** A command on `conn`, its name first in `args`. */
 export const call = (conn: Redis, args: ReadonlyArray<string | number>) => () =>
   conn.call(String(args[0]), ...args.slice(1)) as Promise<unknown>
@@ -63,19 +70,19 @@ export const make = (commandTimeout: Duration.Duration) => {
     )
 
   const checkStream = (operation: string, stream: string) =>
-    typeof stream === "string" && stream.length > 0
+    isName(stream)
       ? Effect.void
       : invalid(operation, `(${typeof stream})`, "the stream name must be a non-empty string")
 
   /** Fails unless `value` (an id, a group name) is a non-empty string. */
   const checkText = (operation: string, stream: string, what: string, value: unknown) =>
-    typeof value === "string" && value.length > 0
+    isName(value)
       ? Effect.void
       : invalid(operation, stream, `${what} must be a non-empty string, got ${typeof value}`)
 
   /**
-   * The fields of an entry to publish as pairs: names strings, values strings or finite numbers
-   * (from plain JavaScript anything else, or fields that throw when read, fail).
+   * The fields of an entry to publish as pairs, read once here: names strings, values strings
+   * or finite numbers (from plain JavaScript anything else, or fields that throw when read, fail).
    */
   const pairsOf = (
     operation: string,
@@ -87,39 +94,35 @@ export const make = (commandTimeout: Duration.Duration) => {
       if (typeof fields !== "object" || fields === null) {
         return bad(`fields must be pairs or a record, got ${fields === null ? "null" : typeof fields}`)
       }
-      const pairs: ReadonlyArray<unknown> = Array.isArray(fields) ? fields : Object.entries(fields)
-      for (const pair of pairs) {
+      const given: ReadonlyArray<unknown> = Array.isArray(fields) ? fields : Object.entries(fields)
+      const pairs: Array<readonly [string, string | number]> = []
+      for (const pair of given) {
         if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string") {
           return bad("each field must be a [name, value] pair with a string name")
         }
-        const value: unknown = pair[1]
+        const [name, value]: ReadonlyArray<unknown> = pair
         if (typeof value !== "string" && !(typeof value === "number" && Number.isFinite(value))) {
-          return bad(`the value of field ${JSON.stringify(pair[0])} must be a string or a finite number`)
+          return bad(`the value of field ${JSON.stringify(name)} must be a string or a finite number`)
         }
+        pairs.push([name as string, value])
       }
-      return Effect.succeed(pairs as ReadonlyArray<readonly [string, string | number]>)
+      return Effect.succeed(pairs)
     } catch (cause) {
-      return bad(`fields could not be read: ${cause instanceof Error ? cause.message : typeof cause}`)
+      return bad(unreadable("fields", cause))
     }
   }
 
-  /** Fails unless `ids` is an array of non-empty strings (read once, here). */
+  /** The ids to acknowledge, read once here: an array of non-empty strings. */
   const idsOf = (
     operation: string,
     stream: string,
     ids: unknown
   ): Effect.Effect<ReadonlyArray<string>, StreamError> => {
     try {
-      if (Array.isArray(ids) && ids.every((id) => typeof id === "string" && id.length > 0)) {
-        return Effect.succeed([...ids] as ReadonlyArray<string>)
-      }
+      if (Array.isArray(ids) && ids.every(isName)) return Effect.succeed([...ids] as ReadonlyArray<string>)
       return invalid(operation, stream, "ids must be an array of non-empty strings")
     } catch (cause) {
-      return invalid(
-        operation,
-        stream,
-        `ids could not be read: ${cause instanceof Error ? cause.message : typeof cause}`
-      )
+      return invalid(operation, stream, unreadable("ids", cause))
     }
   }
 
