@@ -73,7 +73,7 @@ export const median = (xs: ReadonlyArray<number>): number => {
  * Latin square), so that over every `n` rounds (`2n` for an odd `n`) each case runs in every
  * position and right after every other case equally often. In a fixed order the case that
  * always follows the baseline pays for what the baseline left behind: on the L2 bench, with one
- * cache measured under two names, the name run right after the baseline came out 10-18% slower
+ * cache measured under two names, the name run right after the baseline came out 12-18% slower
  * with 256 callers.
  */
 export const turn = (n: number, round: number): ReadonlyArray<number> => {

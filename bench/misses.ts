@@ -270,10 +270,22 @@ const stampede = (raw: Redis, c: Contenders) => {
   }
   const all = <A>(f: (_: unknown, i: number) => Promise<A> | A) =>
     Promise.all(Array.from({ length: STAMPEDE }, f))
-  const fibers = (f: () => Effect.Effect<unknown, unknown>) =>
-    Effect.runPromise(
-      Effect.forEach(Array.from({ length: STAMPEDE }), f, { concurrency: "unbounded", discard: true })
-    )
+  const everyCaller = { concurrency: "unbounded", discard: true } as const
+  const fibers = (f: (_: unknown, i: number) => Effect.Effect<unknown, unknown>) =>
+    Effect.runPromise(Effect.forEach(Array.from({ length: STAMPEDE }), f, everyCaller))
+  /**
+   * The plain-Effect floors' one Deferred: `computed` computes and fills it, `awaited` waits for
+   * it; `caller(_, i)` awaits it, caller 0 forking `computed` first, as a cache's first caller
+   * starts the computation.
+   */
+  const oneDeferred = () => {
+    const deferred = Effect.runSync(Deferred.make<unknown>())
+    const computed = Effect.flatMap(effectCompute, (v) => Deferred.succeed(deferred, v))
+    const awaited = Deferred.await(deferred)
+    const caller = (_: unknown, i: number) =>
+      i === 0 ? Effect.zipRight(Effect.fork(computed), awaited) : awaited
+    return { computed, awaited, caller }
+  }
   return [
     {
       name: "limit: promise map",
@@ -281,18 +293,15 @@ const stampede = (raw: Redis, c: Contenders) => {
     },
     {
       name: "floor: 1,000 fibers awaiting one Deferred",
-      run: measure(() =>
-        Effect.runPromise(
-          Effect.gen(function* () {
-            const deferred = yield* Deferred.make<unknown>()
-            yield* Effect.fork(Effect.flatMap(effectCompute, (v) => Deferred.succeed(deferred, v)))
-            yield* Effect.forEach(Array.from({ length: STAMPEDE }), () => Deferred.await(deferred), {
-              concurrency: "unbounded",
-              discard: true
-            })
-          })
+      run: measure(() => {
+        const { computed, awaited } = oneDeferred()
+        return Effect.runPromise(
+          Effect.zipRight(
+            Effect.fork(computed),
+            Effect.forEach(Array.from({ length: STAMPEDE }), () => awaited, everyCaller)
+          )
         )
-      )
+      })
     },
     {
       name: "tiercache, fibers",
@@ -317,33 +326,15 @@ const stampede = (raw: Redis, c: Contenders) => {
       // The floor above forks the computation before the 1,000 fibers start; a cache cannot: its
       // first caller starts it, after looking the key up, while the other fibers are starting.
       name: "floor: the first fiber forks it (a leader)",
-      run: measure(() =>
-        Effect.runPromise(
-          Effect.gen(function* () {
-            const deferred = yield* Deferred.make<unknown>()
-            const lead = Effect.fork(Effect.flatMap(effectCompute, (v) => Deferred.succeed(deferred, v)))
-            yield* Effect.forEach(
-              Array.from({ length: STAMPEDE }),
-              (_, i) =>
-                i === 0 ? Effect.zipRight(lead, Deferred.await(deferred)) : Deferred.await(deferred),
-              { concurrency: "unbounded", discard: true }
-            )
-          })
-        )
-      )
+      run: measure(() => fibers(oneDeferred().caller))
     },
     {
       // The floor of runPromise callers: each call a root fiber awaiting one Deferred, the first
       // forking the computation, as a cache's first caller does.
       name: "floor: 1,000 runPromise awaiting one Deferred",
       run: measure(() => {
-        const deferred = Effect.runSync(Deferred.make<unknown>())
-        const lead = Effect.fork(Effect.flatMap(effectCompute, (v) => Deferred.succeed(deferred, v)))
-        return all((_, i) =>
-          Effect.runPromise(
-            i === 0 ? Effect.zipRight(lead, Deferred.await(deferred)) : Deferred.await(deferred)
-          )
-        )
+        const { caller } = oneDeferred()
+        return all((_, i) => Effect.runPromise(caller(_, i)))
       })
     }
   ]
