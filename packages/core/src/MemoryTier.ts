@@ -13,6 +13,7 @@ import { CacheConfigError } from "./CacheError.js"
 import type { Entry } from "./Entry.js"
 import * as Glob from "./Glob.js"
 import { type FastPath, FastPathTypeId, makeSlot, type Slot } from "./internal/fastPath.js"
+import { optionsObjectError } from "./internal/validate.js"
 import { L1, type Tier } from "./Tier.js"
 
 /**
@@ -69,9 +70,8 @@ const positiveInteger = (n: unknown): boolean => typeof n === "number" && Number
  */
 export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigError> =>
   Effect.gen(function* () {
-    if (typeof options !== "object" || options === null) {
-      return yield* new CacheConfigError({ option: "options", reason: "must be an object with maxEntries" })
-    }
+    const notObject = optionsObjectError(options)
+    if (notObject) return yield* notObject
     if (!positiveInteger(options.maxEntries)) {
       return yield* new CacheConfigError({ option: "maxEntries", reason: "must be a positive integer" })
     }

@@ -7,7 +7,7 @@ import * as CacheStrategy from "../CacheStrategy.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type { Options } from "../TieredCache.js"
 import { type ResolvedTimeouts, resolveTimeouts } from "./input.js"
-import { describe, durationMillis, lifetimeError } from "./validate.js"
+import { durationMillis, lifetimeError, optionsObjectError } from "./validate.js"
 
 /** The cache's options with every default applied, durations in milliseconds. */
 export interface Config {
@@ -44,12 +44,8 @@ const millis = (
 /** Checks the cache's options: a CacheConfigError names the first bad one. */
 export const resolve = (options: Options): Effect.Effect<Config, CacheConfigError> =>
   Effect.gen(function* () {
-    if (typeof options !== "object" || options === null) {
-      return yield* new CacheConfigError({
-        option: "options",
-        reason: `must be an object, got ${describe(options)}`
-      })
-    }
+    const notObject = optionsObjectError(options)
+    if (notObject) return yield* notObject
     const ttlInput = options.defaultTtl ?? CacheStrategy.Default
     const defaultTtl = yield* millis(
       CacheStrategy.isCacheStrategy(ttlInput) ? CacheStrategy.toDurationInput(ttlInput) : ttlInput,

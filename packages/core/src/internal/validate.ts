@@ -1,5 +1,5 @@
 import { Duration, Effect, Schema } from "effect"
-import { CacheInputError } from "../CacheError.js"
+import { CacheConfigError, CacheInputError } from "../CacheError.js"
 
 type WellFormed = (this: string) => boolean
 const nativeWellFormed = (String.prototype as { isWellFormed?: WellFormed }).isWellFormed
@@ -264,3 +264,14 @@ const schemaError = (schema: unknown): CacheInputError | undefined => {
     reason: `schema must be an Effect Schema, got ${describe(schema)}`
   })
 }
+
+/**
+ * The error of a constructor's options from plain JavaScript that are not an object (`null`, a
+ * string), or `undefined`.
+ *
+ * @internal
+ */
+export const optionsObjectError = (options: unknown): CacheConfigError | undefined =>
+  typeof options === "object" && options !== null
+    ? undefined
+    : new CacheConfigError({ option: "options", reason: `must be an object, got ${describe(options)}` })
