@@ -79,7 +79,10 @@ export interface CacheStats {
 export interface InvalidationStats {
   /** Whether the cache has a bus at all. */
   readonly enabled: boolean
-  /** Messages this instance published. */
+  /**
+   * Messages this instance published. A bus may carry several in one message on the wire
+   * (RedisInvalidationBus sends the removes of one moment as one `RemoveBulk`).
+   */
   readonly messagesSent: number
   /** Messages this instance failed to publish. */
   readonly publishFailures: number
@@ -87,7 +90,7 @@ export interface InvalidationStats {
   readonly publishesSkipped: number
   /** The bus's circuit breaker (publishes go through one), when there is a bus and breakers are on. */
   readonly breaker: "closed" | "open" | "half-open" | undefined
-  /** Messages received (own ones and malformed ones included). */
+  /** Messages received as they arrived on the bus (own ones and malformed ones included). */
   readonly messagesReceived: number
   /** Received messages that were this instance's own (ignored). */
   readonly ownMessagesIgnored: number

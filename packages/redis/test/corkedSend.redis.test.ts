@@ -1,14 +1,15 @@
 /**
  * The write path's corked commands (internal/corkedSend.ts): they leave in the order they were
  * issued, also among commands of the driver's auto-pipeline, leave together in one socket write,
- * and fail at once, through the driver, while the connection is down.
+ * and fail at once, through the driver, while the connection is down; a hook registered to run
+ * before the uncork sends in that same write, after what was sent before.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Command, type Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
-import { sender } from "../src/internal/corkedSend.js"
+import { beforeUncork, sender } from "../src/internal/corkedSend.js"
 import { connectionLayer, observer } from "./utils.js"
 
 /** The command connection's client of a connection that lives as long as the test. */
@@ -117,6 +118,39 @@ describe("corked sends", () => {
         yield* Effect.promise(() => Promise.all([ping.promise, first, second]))
         counter.restore()
         expect(counter.writes()).toBe(1)
+      })
+    )
+
+    it.scoped("a hook before the uncork sends after what was sent before it, in the same write", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        const look = yield* observer
+        yield* Effect.promise(() => client.ping())
+        const counter = countWrites(client)
+        const send = sender(client)
+        const sent: Array<Promise<unknown>> = []
+        sent.push(send("rpush", ["hooked", "first"], () => client.rpush("hooked", "first")))
+        const order: Array<string> = []
+        // A hook that throws keeps neither the next hook nor the write from going out.
+        expect(
+          beforeUncork(client, () => {
+            order.push("throws")
+            throw new Error("boom")
+          })
+        ).toBe(true)
+        expect(
+          beforeUncork(client, () => {
+            order.push("hook")
+            sent.push(send("rpush", ["hooked", "hook"], () => client.rpush("hooked", "hook")))
+          })
+        ).toBe(true)
+        sent.push(send("rpush", ["hooked", "second"], () => client.rpush("hooked", "second")))
+        yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        yield* Effect.promise(() => Promise.all(sent))
+        counter.restore()
+        expect(counter.writes()).toBe(1)
+        expect(order).toEqual(["throws", "hook"])
+        expect(yield* Effect.promise(() => look.lrange("hooked", 0, -1))).toEqual(["first", "second", "hook"])
       })
     )
 

@@ -28,21 +28,42 @@ interface Internals {
 /** Sends one command corked, or `fallback()` (the driver's own method) to keep the order. */
 export type Send = (name: string, args: Array<string>, fallback: () => Promise<unknown>) => Promise<unknown>
 
-const senders = new WeakMap<Redis, Send>()
+/** The corked writing of one client, shared by everything that writes on it (tier and bus). */
+interface Corker {
+  readonly send: Send
+  readonly beforeUncork: (hook: () => void) => boolean
+}
 
-/** The corked sender of `client`, shared by everything that writes on it (tier and bus). */
-export const sender = (client: Redis): Send => {
-  const known = senders.get(client)
+const corkers = new WeakMap<Redis, Corker>()
+
+const corkerOf = (client: Redis): Corker => {
+  const known = corkers.get(client)
   if (known !== undefined) return known
   let corked: Redis["stream"] | undefined
+  let hooks: Array<() => void> = []
   const uncork = () => {
+    // The hooks run while the socket is still corked: what they send leaves in this write. A
+    // hook answers its own callers' failures; one that throws anyway must not keep the others
+    // (and their callers) from running, nor the socket corked.
+    while (hooks.length > 0) {
+      const run = hooks
+      hooks = []
+      for (const hook of run) {
+        try {
+          hook()
+        } catch {
+          // nothing to hand it to
+        }
+      }
+    }
     const stream = corked
     corked = undefined
     stream?.uncork()
   }
   const pipelines = client as unknown as Internals
-  const send: Send = (name, args, fallback) => {
-    if (client.status !== "ready" || (pipelines._autoPipelines?.size ?? 0) > 0) return fallback()
+  /** Corks the socket unless it is already; false when a command must take the driver's way. */
+  const corkNow = (): boolean => {
+    if (client.status !== "ready" || (pipelines._autoPipelines?.size ?? 0) > 0) return false
     if (corked === undefined) {
       corked = client.stream
       corked.cork()
@@ -51,10 +72,31 @@ export const sender = (client: Redis): Send => {
       if ((pipelines.commandQueue?.length ?? 0) === 0) process.nextTick(uncork)
       else setImmediate(uncork)
     }
+    return true
+  }
+  const send: Send = (name, args, fallback) => {
+    if (!corkNow()) return fallback()
     const command = new Command(name, args)
     client.sendCommand(command)
     return command.promise
   }
-  senders.set(client, send)
-  return send
+  const beforeUncork = (hook: () => void): boolean => {
+    if (!corkNow()) return false
+    hooks.push(hook)
+    return true
+  }
+  const corker = { send, beforeUncork }
+  corkers.set(client, corker)
+  return corker
 }
+
+/** The corked sender of `client`, shared by everything that writes on it (tier and bus). */
+export const sender = (client: Redis): Send => corkerOf(client).send
+
+/**
+ * Runs `hook` once, right before the socket of `client` is uncorked (corking it now if it is
+ * not), so that what `hook` sends leaves in the same write as the commands sent before it in
+ * this moment. Answers false, without keeping `hook`, when commands must take the driver's way
+ * instead (not ready, or auto-pipelined commands waiting): then send at once.
+ */
+export const beforeUncork = (client: Redis, hook: () => void): boolean => corkerOf(client).beforeUncork(hook)
