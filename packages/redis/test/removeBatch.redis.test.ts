@@ -2,12 +2,15 @@
  * The removes a bus publishes in one moment share one message (internal/removeBatch.ts): a
  * lone write still sends a plain `Remove`, writes at once send `RemoveBulk`s covering every key
  * exactly once, another instance drops every copy they announce, messages keep the order they
- * were published in, and removes of different caches on one bus keep their own origin.
+ * were published in, and removes of different caches on one bus keep their own origin. A
+ * model check runs random rounds of writes at once (set, update, invalidate) on one instance and
+ * compares another instance's every read with the last write.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { type InvalidationMessage, MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer, Option, Redacted } from "effect"
+import fc from "fast-check"
 import type { Redis } from "ioredis"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer } from "./utils.js"
@@ -110,6 +113,69 @@ describe("the removes of one moment", () => {
         const applied = (yield* reader.invalidationStats).messagesApplied - before
         expect(applied).toBeGreaterThan(0)
         expect(applied).toBeLessThan(100)
+      })
+    )
+
+    it.scoped("model: after rounds of writes at once, another instance reads every last write", () =>
+      Effect.gen(function* () {
+        const writer = yield* instance("model-writer")
+        const reader = yield* instance("model-reader")
+        let run = 0
+        type Op = { readonly op: "set" | "update" | "invalidate"; readonly v: number }
+        // A round: an operation (or none) per key of 8, all started at once.
+        const round = fc.array(
+          fc.option(
+            fc.record({
+              op: fc.constantFrom("set" as const, "update" as const, "invalidate" as const),
+              v: fc.nat()
+            })
+          ),
+          { minLength: 8, maxLength: 8 }
+        )
+        const check = (rounds: ReadonlyArray<ReadonlyArray<Op | null>>) =>
+          Effect.gen(function* () {
+            const ns = `m${run++}:`
+            const model = new Map<string, number>()
+            const key = (k: number) => `${ns}${k}`
+            let marker = 0
+            for (const ops of rounds) {
+              // The reader holds every key there is in its L1 (a copy a lost message would leave stale).
+              for (let k = 0; k < 8; k++) yield* reader.get(key(k))
+              yield* reader.get(`${ns}marker`)
+              yield* Effect.forEach(
+                ops.map((o, k) => [o, key(k)] as const),
+                ([o, id]) => {
+                  if (o === null) return Effect.void
+                  if (o.op === "invalidate") {
+                    model.delete(id)
+                    return writer.invalidate(id)
+                  }
+                  model.set(id, o.v)
+                  return o.op === "set" ? writer.set(id, o.v) : writer.update(id, o.v)
+                },
+                { concurrency: "unbounded", discard: true }
+              )
+              // Messages of one connection arrive in order: once the marker's shows, the round's did.
+              marker++
+              yield* writer.set(`${ns}marker`, marker)
+              yield* eventually(
+                Effect.flatMap(reader.get(`${ns}marker`), (m) =>
+                  Option.getOrUndefined(m) === marker ? Effect.void : Effect.fail("marker not yet")
+                )
+              )
+              for (let k = 0; k < 8; k++) {
+                expect(Option.getOrUndefined(yield* reader.get(key(k))), key(k)).toBe(model.get(key(k)))
+              }
+            }
+          })
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(fc.array(round, { minLength: 1, maxLength: 6 }), (rounds) =>
+              Effect.runPromise(check(rounds))
+            ),
+            { numRuns: 25 }
+          )
+        )
       })
     )
 
