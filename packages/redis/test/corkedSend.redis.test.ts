@@ -7,42 +7,16 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
-import { Command, type Redis } from "ioredis"
+import { Command } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { beforeUncork, sender } from "../src/internal/corkedSend.js"
-import { connectionLayer, observer } from "./utils.js"
+import { connectionLayer, countWrites, observer } from "./utils.js"
 
 /** The command connection's client of a connection that lives as long as the test. */
 const commandClient = Effect.map(
   Layer.build(connectionLayer()),
   (context) => Context.get(context, RedisConnection.RedisConnection).client
 )
-
-/** Socket writes (system calls) the client makes from now on. */
-const countWrites = (client: Redis) => {
-  const socket = client.stream as unknown as {
-    _write: (...args: Array<unknown>) => unknown
-    _writev: (...args: Array<unknown>) => unknown
-  }
-  let writes = 0
-  const write = socket._write
-  const writev = socket._writev
-  socket._write = function (this: unknown, ...args: Array<unknown>) {
-    writes++
-    return write.apply(this, args)
-  }
-  socket._writev = function (this: unknown, ...args: Array<unknown>) {
-    writes++
-    return writev.apply(this, args)
-  }
-  return {
-    writes: () => writes,
-    restore: () => {
-      socket._write = write
-      socket._writev = writev
-    }
-  }
-}
 
 describe("corked sends", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {

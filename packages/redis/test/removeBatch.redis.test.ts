@@ -12,13 +12,13 @@ import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer, Option, Redacted } from "effect"
 import fc from "fast-check"
 import type { Redis } from "ioredis"
-import { RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, eventually, observer } from "./utils.js"
+import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, countWrites, eventually, observer } from "./utils.js"
 
 const CHANNEL = "batch:invalidate"
 
 /** A cache with MemoryTier, RedisTier and the bus on CHANNEL, on a connection of its own. */
-const instance = (instanceId: string) =>
+const instanceWithClient = (instanceId: string) =>
   Effect.map(
     Layer.build(
       TieredCache.layer({ instanceId }).pipe(
@@ -26,11 +26,16 @@ const instance = (instanceId: string) =>
         Layer.provide(
           Layer.merge(RedisTier.layer({ prefix: "batch:" }), RedisInvalidationBus.layer({ channel: CHANNEL }))
         ),
-        Layer.provide(connectionLayer())
+        Layer.provideMerge(connectionLayer())
       )
     ),
-    (context) => Context.get(context, TieredCache.TieredCache)
+    (context) => ({
+      cache: Context.get(context, TieredCache.TieredCache),
+      client: Context.get(context, RedisConnection.RedisConnection).client
+    })
   )
+
+const instance = (instanceId: string) => Effect.map(instanceWithClient(instanceId), ({ cache }) => cache)
 
 /** Every message published on CHANNEL from now on, decoded, in the order Redis sent them. */
 const listen = Effect.gen(function* () {
@@ -86,6 +91,20 @@ describe("the removes of one moment", () => {
         const stats = yield* cache.invalidationStats
         expect(stats.messagesSent).toBe(601)
         expect(stats.publishFailures).toBe(0)
+      })
+    )
+
+    it.scoped("a lone write sends its SET and its PUBLISH in one socket write", () =>
+      Effect.gen(function* () {
+        const { cache, client } = yield* instanceWithClient("one-write")
+        yield* cache.set("warm", 0)
+        for (let i = 0; i < 5; i++) {
+          const counter = countWrites(client)
+          yield* cache.set(`one-write${i}`, i)
+          counter.restore()
+          expect(counter.writes()).toBe(1)
+        }
+        expect((yield* cache.invalidationStats).messagesSent).toBe(6)
       })
     )
 

@@ -93,3 +93,29 @@ export const recordingTracer = Effect.map(Effect.tracer, (native) => {
   })
   return { tracer, spans, names: () => spans.map((s) => s.name) }
 })
+
+/** Socket writes (system calls) the client makes from now on. */
+export const countWrites = (client: Redis) => {
+  const socket = client.stream as unknown as {
+    _write: (...args: Array<unknown>) => unknown
+    _writev: (...args: Array<unknown>) => unknown
+  }
+  let writes = 0
+  const write = socket._write
+  const writev = socket._writev
+  socket._write = function (this: unknown, ...args: Array<unknown>) {
+    writes++
+    return write.apply(this, args)
+  }
+  socket._writev = function (this: unknown, ...args: Array<unknown>) {
+    writes++
+    return writev.apply(this, args)
+  }
+  return {
+    writes: () => writes,
+    restore: () => {
+      socket._write = write
+      socket._writev = writev
+    }
+  }
+}
