@@ -1,7 +1,21 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, TestClock } from "effect"
+import {
+  Context,
+  Deferred,
+  type Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberRef,
+  HashMap,
+  Layer,
+  Option,
+  Schema,
+  Scope,
+  TestClock
+} from "effect"
 
 type Cache = TieredCache.TieredCache.Service
 
@@ -266,7 +280,72 @@ describe("single flight and races", () => {
       expect(yield* hub.subscribers).toBe(0)
       const exit = yield* Fiber.await(waiting)
       expect(Exit.isInterrupted(exit)).toBe(true)
+      // A computation asked for once the cache is closed never starts; its caller is interrupted.
+      let started = false
+      const late = yield* Effect.exit(
+        cache.getOrCompute(
+          "late",
+          Effect.sync(() => {
+            started = true
+            return 1
+          })
+        )
+      )
+      expect(Exit.isInterrupted(late)).toBe(true)
+      expect(started).toBe(false)
     })
+  )
+
+  it.effect(
+    "a computation started by a caller in an uninterruptible region is still interrupted when the cache closes",
+    () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provide(Layer.mergeAll(MemoryTier.layer({ maxEntries: 10 }), TestTier.layer())),
+          Scope.extend(scope)
+        )
+        const waiting = yield* Effect.fork(
+          Effect.uninterruptible(Effect.exit(cache.getOrCompute("k", Effect.never)))
+        )
+        yield* Effect.yieldNow().pipe(Effect.repeatN(5))
+        expect((yield* cache.stats).inFlight).toBe(1)
+        yield* Scope.close(scope, Exit.void)
+        const exit = yield* Fiber.join(waiting)
+        expect(Exit.isInterrupted(exit)).toBe(true)
+      })
+  )
+
+  it.effect(
+    "a computation runs with the caller's services and log annotations, and outlives the caller",
+    () =>
+      Effect.gen(function* () {
+        class Greeting extends Context.Tag("Greeting")<Greeting, string>() {}
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provide(Layer.mergeAll(MemoryTier.layer({ maxEntries: 10 }), TestTier.layer()))
+        )
+        const release = yield* Deferred.make<void>()
+        let annotation: unknown
+        const compute = Effect.gen(function* () {
+          const greeting = yield* Greeting
+          annotation = (yield* FiberRef.get(FiberRef.currentLogAnnotations)).pipe(HashMap.get("request"))
+          yield* Deferred.await(release)
+          return `${greeting}!`
+        })
+        const first = yield* Effect.fork(
+          cache
+            .getOrCompute("k", compute)
+            .pipe(Effect.provideService(Greeting, "hello"), Effect.annotateLogs("request", "r1"))
+        )
+        yield* Effect.yieldNow().pipe(Effect.repeatN(5))
+        const second = yield* Effect.fork(cache.getOrCompute("k", Effect.succeed("other")))
+        yield* Effect.yieldNow().pipe(Effect.repeatN(5))
+        yield* Fiber.interrupt(first)
+        yield* Deferred.succeed(release, undefined)
+        expect(yield* Fiber.join(second)).toBe("hello!")
+        expect(annotation).toEqual(Option.some("r1"))
+        expect((yield* cache.stats).computations).toBe(1)
+      }).pipe(Effect.scoped)
   )
 })
 

@@ -1,11 +1,13 @@
 /**
  * getOrCompute's flights: a caller joins the flight under way for its key or starts one; the
  * flight reads the lower tiers, then runs the computation (here, in one place) and stores its
- * value. A flight runs in a fiber of the cache's scope, so a caller's interruption only stops
- * its own wait. With a stale L1 copy and stale-while-revalidate, the caller gets the stale value
- * at once and the flight refreshes it in the background.
+ * value. A flight runs in a fiber the cache owns, started at once in the caller's step with the
+ * caller's context, and interrupted when the cache closes (`interruptAll`, on the flight scope),
+ * so a caller's interruption only stops its own wait. With a stale L1 copy and
+ * stale-while-revalidate, the caller gets the stale value at once and the flight refreshes it in
+ * the background.
  */
-import { Cause, Effect, Exit, type Scope } from "effect"
+import { Cause, type Context, Effect, Exit, Fiber, type FiberStatus, Runtime, RuntimeFlags } from "effect"
 import { CacheInputError, type CacheTimeoutError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { ComputeOptions } from "../TieredCache.js"
@@ -46,7 +48,6 @@ export interface Deps {
   ) => Effect.Effect<ReadonlyArray<TierError> | "discarded">
   /** How many tiers there are (L1 included). */
   readonly tierCount: number
-  readonly flightScope: Scope.Scope
   readonly cacheName: string
   /** The cache's spans (undefined: none). */
   readonly spans: Spans | undefined
@@ -67,6 +68,8 @@ export interface Flights {
     counted: boolean,
     l1Stale: Found | undefined
   ) => Effect.Effect<A, E | CacheInputError | CacheTimeoutError, R>
+  /** Interrupts every flight still running, and every one started later (the cache is closing). */
+  readonly interruptAll: Effect.Effect<void>
 }
 
 const running = { _tag: "Running" } as const
@@ -87,6 +90,34 @@ export const make = (deps: Deps): Flights => {
   const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, name: string, key: string) =>
     spans === undefined ? effect : spans.spanHere(effect, name, "internal", spanAttributes, key)
   type Failure = CacheInputError | CacheTimeoutError
+
+  /** The flights' fibers still running: the cache's close interrupts them (`interruptAll`). */
+  const live = new Set<Fiber.RuntimeFiber<any, any>>()
+  let closed = false
+  /**
+   * Starts `body` at once, in a fiber of its own with the caller's context and fiber refs
+   * (interruptible whatever the caller's region), owned by the cache rather than the caller:
+   * it outlives the caller and is interrupted when the cache closes. `done` runs however it ends.
+   */
+  const launch = <A, E, R>(
+    caller: Fiber.RuntimeFiber<unknown, unknown>,
+    status: FiberStatus.Running,
+    body: Effect.Effect<A, E, R>,
+    done: (exit: Exit.Exit<A, E>) => void
+  ): Fiber.RuntimeFiber<A, E> => {
+    const runtime = Runtime.make({
+      context: caller.currentContext as Context.Context<R>,
+      fiberRefs: caller.getFiberRefs(),
+      runtimeFlags: RuntimeFlags.enable(status.runtimeFlags, RuntimeFlags.Interruption)
+    })
+    const fiber = Runtime.runFork(runtime)(closed ? Effect.interrupt : body)
+    live.add(fiber)
+    fiber.addObserver((exit) => {
+      live.delete(fiber)
+      done(exit)
+    })
+    return fiber
+  }
 
   const answerStale = (stale: Found, counted: boolean): unknown => {
     if (counted) counters.l1Hits++
@@ -124,33 +155,32 @@ export const make = (deps: Deps): Flights => {
     }
     const existing = registry.get(key)
     if (existing !== undefined && existing !== undecodable) return joinExisting(existing)
-    // Registering the flight and forking its fiber happen uninterrupted; only the wait can be.
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.suspend((): Effect.Effect<A, E | Failure, R> => {
-        const registered = registry.get(key)
-        if (registered !== undefined && registered !== undecodable) return restore(joinExisting(registered))
-        const flight: Flight = {
-          result: Signal.make(),
-          schema,
-          stale: l1Stale,
-          state: running,
-          fiber: undefined
+    // Registering the flight and starting its fiber happen in one step (no interruption can
+    // come between them); only the wait can be interrupted.
+    return Effect.withFiberRuntime<A, E | Failure, R>((caller, status) => {
+      const registered = registry.get(key)
+      if (registered !== undefined && registered !== undecodable) return joinExisting(registered)
+      const flight: Flight = {
+        result: Signal.make(),
+        schema,
+        stale: l1Stale,
+        state: running,
+        fiber: undefined
+      }
+      registry.set(key, flight)
+      const fiber = launch(
+        caller,
+        status,
+        run(key, flight, compute, resolved, counted && !serveStale),
+        (exit) => {
+          registry.done(key, flight)
+          Signal.done(flight.result, exit)
         }
-        registry.set(key, flight)
-        const body = Effect.interruptible(run(key, flight, compute, resolved, counted && !serveStale))
-        return Effect.flatMap(Effect.forkIn(body, deps.flightScope), (fiber) => {
-          flight.fiber = fiber
-          // However the flight ends (the scope closing included): an observer of its fiber
-          // costs far less than an onExit step in it.
-          fiber.addObserver((exit) => {
-            registry.done(key, flight)
-            Signal.done(flight.result, exit)
-          })
-          if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
-          return restore(resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>)
-        })
-      })
-    )
+      )
+      flight.fiber = fiber
+      if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
+      return resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>
+    })
   }
 
   const lead: Flights["lead"] = (key, schema, compute, opts, counted, l1Stale) =>
@@ -280,5 +310,10 @@ export const make = (deps: Deps): Flights => {
     })
   }
 
-  return { lead }
+  const interruptAll = Effect.suspend(() => {
+    closed = true
+    return Effect.forEach([...live], (fiber) => Fiber.interrupt(fiber), { discard: true })
+  })
+
+  return { lead, interruptAll }
 }

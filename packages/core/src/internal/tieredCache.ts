@@ -139,11 +139,12 @@ export const make = (
       genericL1: fast === undefined,
       storeComputed: writes.storeComputed,
       tierCount: access.lower.length + 1,
-      flightScope,
       cacheName,
       spans,
       now
     })
+    // The flights' fibers belong to the cache: closing the flight scope interrupts them.
+    yield* Scope.addFinalizer(flightScope, flights.interruptAll)
     if (busOption._tag === "Some") {
       yield* Bus.subscribe(busOption.value, {
         local: LocalWrites.make(changeDeps, changes),
