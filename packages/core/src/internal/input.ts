@@ -1,87 +1,23 @@
 /**
- * Checks of each call's input (keys, patterns, tags, write and compute options, values to
- * store): every validator of a call runs here, before anything is written.
+ * Checks of each call's input (keys, patterns, tags, schemas, values to store, a read's
+ * options): every validator of a call runs here or in callOptions.ts (durations, tags and
+ * timeouts of write and compute options), before anything is written.
  */
 import { CacheInputError } from "../CacheError.js"
-import * as CacheStrategy from "../CacheStrategy.js"
-import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
 import { type AnySchema, encoderOf } from "./codec.js"
 import {
   checkSchema,
-  describe,
-  durationMillis,
   jsonError,
   keyError,
   keysError,
-  lifetimeError,
   patternError,
   tagError,
-  tagsError,
   unreadable
 } from "./validate.js"
-
-/** A write's options resolved: milliseconds and tags. */
-export interface ResolvedWrite {
-  readonly ttlMs: number
-  readonly graceMs: number
-  readonly tags: ReadonlyArray<string>
-}
-
-/** Computation timeouts in milliseconds (undefined: none). */
-export interface ResolvedTimeouts {
-  readonly softMs: number | undefined
-  readonly hardMs: number | undefined
-}
-
-/** A getOrCompute's options resolved. */
-export interface ResolvedCompute extends ResolvedWrite, ResolvedTimeouts {}
 
 /** A successfully encoded value (a class, so that it cannot be confused with a user's value). */
 export class Encoded {
   constructor(readonly value: unknown) {}
-}
-
-const parsed = new Map<string, number>()
-
-/**
- * `durationMillis`, with the milliseconds of duration strings kept (a TTL string such as
- * "1 hour" is parsed once, not on every call).
- */
-const millisOf = (input: unknown, option: string, allowZero = false): number | CacheInputError => {
-  if (typeof input !== "string") return durationMillis(input, option, allowZero)
-  const known = parsed.get(input)
-  if (known !== undefined) return known
-  const ms = durationMillis(input, option, allowZero)
-  // Only positive durations are kept: they are valid wherever zero is or is not.
-  if (typeof ms === "number" && ms > 0) {
-    if (parsed.size >= 256) parsed.clear()
-    parsed.set(input, ms)
-  }
-  return ms
-}
-
-/** Resolves computation timeouts (soft must not exceed hard). */
-export const resolveTimeouts = (
-  t: { readonly soft?: unknown; readonly hard?: unknown } | undefined
-): ResolvedTimeouts | CacheInputError => {
-  if (t === undefined) return { softMs: undefined, hardMs: undefined }
-  if (typeof t !== "object" || t === null) {
-    return new CacheInputError({
-      problem: "InvalidOption",
-      reason: `timeouts must be an object, got ${describe(t)}`
-    })
-  }
-  const softMs = t.soft === undefined ? undefined : millisOf(t.soft, "timeouts.soft")
-  if (softMs instanceof CacheInputError) return softMs
-  const hardMs = t.hard === undefined ? undefined : millisOf(t.hard, "timeouts.hard")
-  if (hardMs instanceof CacheInputError) return hardMs
-  if (softMs !== undefined && hardMs !== undefined && softMs > hardMs) {
-    return new CacheInputError({
-      problem: "InvalidTtl",
-      reason: "timeouts.soft must not exceed timeouts.hard"
-    })
-  }
-  return { softMs, hardMs }
 }
 
 const firstLine = (s: string): string => s.split("\n").slice(0, 3).join(" ")
@@ -120,41 +56,6 @@ export const encodeValue = (value: unknown, schema: AnySchema | undefined): Enco
   return jsonError(encoded) ?? new Encoded(encoded)
 }
 
-/** The defaults a call's options fall back on. */
-export interface Defaults {
-  readonly defaultTtl: number
-  readonly defaultGrace: number
-  readonly defaultTimeouts: ResolvedTimeouts
-}
-
-const noTags: ReadonlyArray<string> = Object.freeze([])
-const byDefaults = new WeakMap<Defaults, ResolvedCompute>()
-
-/** The options of a call without any: the defaults (one record per cache). */
-const resolvedDefaults = (defaults: Defaults): ResolvedCompute => {
-  let r = byDefaults.get(defaults)
-  if (r === undefined) {
-    r = {
-      ttlMs: defaults.defaultTtl,
-      graceMs: defaults.defaultGrace,
-      tags: noTags,
-      softMs: defaults.defaultTimeouts.softMs,
-      hardMs: defaults.defaultTimeouts.hardMs
-    }
-    byDefaults.set(defaults, r)
-  }
-  return r
-}
-
-/** Options that are not an object (null, a string... from plain JS): their error, else undefined. */
-const notAnObject = (opts: unknown): CacheInputError | undefined =>
-  typeof opts === "object" && opts !== null
-    ? undefined
-    : new CacheInputError({
-        problem: "InvalidOption",
-        reason: `options must be an object, got ${describe(opts)}`
-      })
-
 /**
  * A typed write's schema (undefined: none), or the error of one that is not a Schema or of
  * options that cannot be read.
@@ -182,176 +83,4 @@ export const allowStaleOf = (opts: {
   } catch (cause) {
     return unreadable("options", "InvalidOption", cause)
   }
-}
-
-/** Resolves a write's options against the cache's defaults. */
-export const resolveWrite = (
-  defaults: Defaults,
-  opts: WriteOptions | undefined
-): ResolvedWrite | CacheInputError => {
-  if (opts === undefined) return resolvedDefaults(defaults)
-  try {
-    return notAnObject(opts) ?? textOnly(defaults, opts) ?? resolveWriteAnew(defaults, opts)
-  } catch (cause) {
-    return unreadable("options", "InvalidOption", cause)
-  }
-}
-
-const resolveWriteAnew = (
-  defaults: Defaults,
-  opts: WriteOptions | undefined
-): ResolvedWrite | CacheInputError => {
-  if (opts === undefined) return resolvedDefaults(defaults)
-  if (opts.ttl !== undefined && opts.strategy !== undefined) {
-    return new CacheInputError({ problem: "InvalidOption", reason: "give either ttl or strategy, not both" })
-  }
-  let ttlMs = defaults.defaultTtl
-  if (opts.ttl !== undefined) {
-    const t = millisOf(opts.ttl, "ttl")
-    if (typeof t !== "number") return t
-    ttlMs = t
-  } else if (opts.strategy !== undefined) {
-    if (!CacheStrategy.isCacheStrategy(opts.strategy)) {
-      return new CacheInputError({ problem: "InvalidOption", reason: "strategy must be a CacheStrategy" })
-    }
-    const t = durationMillis(CacheStrategy.toDurationInput(opts.strategy), "strategy TTL")
-    if (typeof t !== "number") return t
-    ttlMs = t
-  }
-  let graceMs = defaults.defaultGrace
-  if (opts.grace !== undefined) {
-    const g = millisOf(opts.grace, "grace", true)
-    if (typeof g !== "number") return g
-    graceMs = g
-  }
-  const tags = opts.tags ?? noTags
-  const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
-  if (bad) return bad
-  return { ttlMs, graceMs, tags }
-}
-
-/** Resolves a getOrCompute's options against the cache's defaults. */
-export const resolveCompute = (
-  defaults: Defaults,
-  opts: ComputeOptions | undefined
-): ResolvedCompute | CacheInputError => {
-  if (opts === undefined) return resolvedDefaults(defaults)
-  try {
-    return resolveComputeOf(defaults, opts)
-  } catch (cause) {
-    return unreadable("options", "InvalidOption", cause)
-  }
-}
-
-/** `resolveCompute` of options that are there. */
-const resolveComputeOf = (defaults: Defaults, opts: ComputeOptions): ResolvedCompute | CacheInputError => {
-  const bad = notAnObject(opts)
-  if (bad) return bad
-  const byItsText = textOnly(defaults, opts)
-  if (byItsText !== undefined) return byItsText
-  const known = byOptions.get(opts)
-  if (known !== undefined && sameOptions(known, defaults, opts)) return known.resolved
-  // Checked as an object and past textOnly already: the write's part resolved anew.
-  const write = resolveWriteAnew(defaults, opts)
-  if (write instanceof CacheInputError) return write
-  const t = opts?.timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(opts.timeouts)
-  if (t instanceof CacheInputError) return t
-  const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
-  byOptions.set(opts, remember(defaults, opts, resolved))
-  return resolved
-}
-
-const byText = new WeakMap<Defaults, Map<string, ResolvedCompute>>()
-
-/** A duration given as a number or a string, as a part of a key; undefined for anything else. */
-const durationPart = (d: unknown): string | undefined =>
-  d === undefined
-    ? "-"
-    : typeof d === "number"
-      ? `n${d}`
-      : typeof d === "string" && !d.includes("\u0000")
-        ? `s${d}`
-        : undefined
-
-/**
- * Options whose durations are all numbers or strings and that carry no tags or strategy
- * (`{ ttl: "1 hour" }`, `{ ttl: "1 hour", timeouts: { hard: "2 seconds" } }`: often a new object
- * per call): resolved once per cache and text of the options. Undefined for any other options,
- * or for options that do not resolve (the full resolution then names the problem).
- */
-const textOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): ResolvedCompute | undefined => {
-  if (opts.strategy !== undefined || opts.tags !== undefined) return undefined
-  const timeouts = opts.timeouts
-  // Not an object: not cached (it would share the text of `{}`); the full resolution refuses it.
-  if (timeouts !== undefined && (typeof timeouts !== "object" || timeouts === null)) return undefined
-  const ttl = durationPart(opts.ttl)
-  const grace = durationPart(opts.grace)
-  const soft = durationPart(timeouts?.soft)
-  const hard = durationPart(timeouts?.hard)
-  if (ttl === undefined || grace === undefined || soft === undefined || hard === undefined) return undefined
-  const text = `${ttl}\u0000${grace}\u0000${timeouts === undefined ? "" : `${soft}\u0000${hard}`}`
-  let known = byText.get(defaults)
-  const hit = known?.get(text)
-  if (hit !== undefined) return hit
-  const write = resolveWriteAnew(defaults, opts)
-  if (write instanceof CacheInputError) return undefined
-  const t = timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(timeouts)
-  if (t instanceof CacheInputError) return undefined
-  const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
-  if (known === undefined) {
-    known = new Map()
-    byText.set(defaults, known)
-  }
-  if (known.size >= 256) known.clear()
-  known.set(text, resolved)
-  return resolved
-}
-
-/** An options object as it was resolved, field by field (it may be changed between calls). */
-interface Remembered {
-  readonly defaults: Defaults
-  readonly ttl: unknown
-  readonly strategy: unknown
-  readonly grace: unknown
-  readonly tags: unknown
-  readonly tagList: ReadonlyArray<unknown> | undefined
-  readonly timeouts: unknown
-  readonly soft: unknown
-  readonly hard: unknown
-  readonly resolved: ResolvedCompute
-}
-
-const byOptions = new WeakMap<object, Remembered>()
-
-const remember = (defaults: Defaults, opts: ComputeOptions, resolved: ResolvedCompute): Remembered => ({
-  defaults,
-  ttl: opts.ttl,
-  strategy: opts.strategy,
-  grace: opts.grace,
-  tags: opts.tags,
-  tagList: Array.isArray(opts.tags) ? [...opts.tags] : undefined,
-  timeouts: opts.timeouts,
-  soft: opts.timeouts?.soft,
-  hard: opts.timeouts?.hard,
-  resolved
-})
-
-const sameOptions = (r: Remembered, defaults: Defaults, opts: ComputeOptions): boolean => {
-  if (
-    r.defaults !== defaults ||
-    r.ttl !== opts.ttl ||
-    r.strategy !== opts.strategy ||
-    r.grace !== opts.grace ||
-    r.tags !== opts.tags ||
-    r.timeouts !== opts.timeouts ||
-    r.soft !== opts.timeouts?.soft ||
-    r.hard !== opts.timeouts?.hard
-  ) {
-    return false
-  }
-  const tags = opts.tags
-  if (r.tagList === undefined || tags === undefined) return r.tagList === undefined && tags === undefined
-  if (tags.length !== r.tagList.length) return false
-  for (let i = 0; i < tags.length; i++) if (tags[i] !== r.tagList[i]) return false
-  return true
 }

@@ -6,7 +6,7 @@ import { CacheConfigError, CacheInputError } from "../CacheError.js"
 import * as CacheStrategy from "../CacheStrategy.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type { Options } from "../TieredCache.js"
-import { type ResolvedTimeouts, resolveTimeouts } from "./input.js"
+import { type ResolvedTimeouts, resolveTimeouts } from "./callOptions.js"
 import { durationMillis, lifetimeError, optionsObjectError } from "./validate.js"
 
 /** The cache's options with every default applied, durations in milliseconds. */

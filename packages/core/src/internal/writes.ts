@@ -9,11 +9,12 @@ import { CacheInputError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
+import { resolveWrite } from "./callOptions.js"
 import type { Changes, Deps, WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import type { L1Op } from "./everyTier.js"
 import type { Slot } from "./fastPath.js"
-import { checkKey, encodeValue, resolveWrite, schemaOf } from "./input.js"
+import { checkKey, encodeValue, schemaOf } from "./input.js"
 
 /** Builds the writes. */
 export const make = (deps: Deps, changes: Changes) => {

@@ -1,0 +1,269 @@
+/**
+ * A call's write and compute options (ttl or strategy, grace, tags, timeouts) resolved against
+ * the cache's defaults, in milliseconds. Options met before are not resolved again: options
+ * whose durations are all text or numbers are remembered by their text (a new object per call,
+ * such as `{ ttl: "1 hour" }`), any other options object by identity, as long as its fields are
+ * unchanged.
+ */
+import { CacheInputError } from "../CacheError.js"
+import * as CacheStrategy from "../CacheStrategy.js"
+import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
+import { describe, durationMillis, lifetimeError, tagsError, unreadable } from "./validate.js"
+
+/** A write's options resolved: milliseconds and tags. */
+export interface ResolvedWrite {
+  readonly ttlMs: number
+  readonly graceMs: number
+  readonly tags: ReadonlyArray<string>
+}
+
+/** Computation timeouts in milliseconds (undefined: none). */
+export interface ResolvedTimeouts {
+  readonly softMs: number | undefined
+  readonly hardMs: number | undefined
+}
+
+/** A getOrCompute's options resolved. */
+export interface ResolvedCompute extends ResolvedWrite, ResolvedTimeouts {}
+
+const parsed = new Map<string, number>()
+
+/**
+ * `durationMillis`, with the milliseconds of duration strings kept (a TTL string such as
+ * "1 hour" is parsed once, not on every call).
+ */
+const millisOf = (input: unknown, option: string, allowZero = false): number | CacheInputError => {
+  if (typeof input !== "string") return durationMillis(input, option, allowZero)
+  const known = parsed.get(input)
+  if (known !== undefined) return known
+  const ms = durationMillis(input, option, allowZero)
+  // Only positive durations are kept: they are valid wherever zero is or is not.
+  if (typeof ms === "number" && ms > 0) {
+    if (parsed.size >= 256) parsed.clear()
+    parsed.set(input, ms)
+  }
+  return ms
+}
+
+/** Resolves computation timeouts (soft must not exceed hard). */
+export const resolveTimeouts = (
+  t: { readonly soft?: unknown; readonly hard?: unknown } | undefined
+): ResolvedTimeouts | CacheInputError => {
+  if (t === undefined) return { softMs: undefined, hardMs: undefined }
+  const bad = notAnObject(t, "timeouts")
+  if (bad) return bad
+  const softMs = t.soft === undefined ? undefined : millisOf(t.soft, "timeouts.soft")
+  if (softMs instanceof CacheInputError) return softMs
+  const hardMs = t.hard === undefined ? undefined : millisOf(t.hard, "timeouts.hard")
+  if (hardMs instanceof CacheInputError) return hardMs
+  if (softMs !== undefined && hardMs !== undefined && softMs > hardMs) {
+    return new CacheInputError({
+      problem: "InvalidTtl",
+      reason: "timeouts.soft must not exceed timeouts.hard"
+    })
+  }
+  return { softMs, hardMs }
+}
+
+/** A part of the options that is not an object (null, a string... from plain JS): its error. */
+const notAnObject = (value: unknown, what: string): CacheInputError | undefined =>
+  typeof value === "object" && value !== null
+    ? undefined
+    : new CacheInputError({
+        problem: "InvalidOption",
+        reason: `${what} must be an object, got ${describe(value)}`
+      })
+
+/** The defaults a call's options fall back on. */
+export interface Defaults {
+  readonly defaultTtl: number
+  readonly defaultGrace: number
+  readonly defaultTimeouts: ResolvedTimeouts
+}
+
+const noTags: ReadonlyArray<string> = Object.freeze([])
+const byDefaults = new WeakMap<Defaults, ResolvedCompute>()
+
+/** The options of a call without any: the defaults (one record per cache). */
+const resolvedDefaults = (defaults: Defaults): ResolvedCompute => {
+  let r = byDefaults.get(defaults)
+  if (r === undefined) {
+    r = {
+      ttlMs: defaults.defaultTtl,
+      graceMs: defaults.defaultGrace,
+      tags: noTags,
+      softMs: defaults.defaultTimeouts.softMs,
+      hardMs: defaults.defaultTimeouts.hardMs
+    }
+    byDefaults.set(defaults, r)
+  }
+  return r
+}
+
+/** Resolves a write's options against the cache's defaults. */
+export const resolveWrite = (
+  defaults: Defaults,
+  opts: WriteOptions | undefined
+): ResolvedWrite | CacheInputError => {
+  if (opts === undefined) return resolvedDefaults(defaults)
+  try {
+    return notAnObject(opts, "options") ?? textOnly(defaults, opts) ?? resolveWriteAnew(defaults, opts)
+  } catch (cause) {
+    return unreadable("options", "InvalidOption", cause)
+  }
+}
+
+const resolveWriteAnew = (defaults: Defaults, opts: WriteOptions): ResolvedWrite | CacheInputError => {
+  if (opts.ttl !== undefined && opts.strategy !== undefined) {
+    return new CacheInputError({ problem: "InvalidOption", reason: "give either ttl or strategy, not both" })
+  }
+  let ttlMs = defaults.defaultTtl
+  if (opts.ttl !== undefined) {
+    const t = millisOf(opts.ttl, "ttl")
+    if (typeof t !== "number") return t
+    ttlMs = t
+  } else if (opts.strategy !== undefined) {
+    if (!CacheStrategy.isCacheStrategy(opts.strategy)) {
+      return new CacheInputError({ problem: "InvalidOption", reason: "strategy must be a CacheStrategy" })
+    }
+    const t = durationMillis(CacheStrategy.toDurationInput(opts.strategy), "strategy TTL")
+    if (typeof t !== "number") return t
+    ttlMs = t
+  }
+  let graceMs = defaults.defaultGrace
+  if (opts.grace !== undefined) {
+    const g = millisOf(opts.grace, "grace", true)
+    if (typeof g !== "number") return g
+    graceMs = g
+  }
+  const tags = opts.tags ?? noTags
+  const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
+  if (bad) return bad
+  return { ttlMs, graceMs, tags }
+}
+
+/** Resolves a getOrCompute's options against the cache's defaults. */
+export const resolveCompute = (
+  defaults: Defaults,
+  opts: ComputeOptions | undefined
+): ResolvedCompute | CacheInputError => {
+  if (opts === undefined) return resolvedDefaults(defaults)
+  try {
+    return resolveComputeOf(defaults, opts)
+  } catch (cause) {
+    return unreadable("options", "InvalidOption", cause)
+  }
+}
+
+/** `resolveCompute` of options that are there. */
+const resolveComputeOf = (defaults: Defaults, opts: ComputeOptions): ResolvedCompute | CacheInputError => {
+  const bad = notAnObject(opts, "options")
+  if (bad) return bad
+  const byItsText = textOnly(defaults, opts)
+  if (byItsText !== undefined) return byItsText
+  const known = byOptions.get(opts)
+  if (known !== undefined && sameOptions(known, defaults, opts)) return known.resolved
+  // Checked as an object and past textOnly already: the write's part resolved anew.
+  const write = resolveWriteAnew(defaults, opts)
+  if (write instanceof CacheInputError) return write
+  const t = opts?.timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(opts.timeouts)
+  if (t instanceof CacheInputError) return t
+  const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
+  byOptions.set(opts, remember(defaults, opts, resolved))
+  return resolved
+}
+
+const byText = new WeakMap<Defaults, Map<string, ResolvedCompute>>()
+
+/** A duration given as a number or a string, as a part of a key; undefined for anything else. */
+const durationPart = (d: unknown): string | undefined =>
+  d === undefined
+    ? "-"
+    : typeof d === "number"
+      ? `n${d}`
+      : typeof d === "string" && !d.includes("\u0000")
+        ? `s${d}`
+        : undefined
+
+/**
+ * Options whose durations are all numbers or strings and that carry no tags or strategy
+ * (`{ ttl: "1 hour" }`, `{ ttl: "1 hour", timeouts: { hard: "2 seconds" } }`: often a new object
+ * per call): resolved once per cache and text of the options. Undefined for any other options,
+ * or for options that do not resolve (the full resolution then names the problem).
+ */
+const textOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): ResolvedCompute | undefined => {
+  if (opts.strategy !== undefined || opts.tags !== undefined) return undefined
+  const timeouts = opts.timeouts
+  // Not an object: not cached (it would share the text of `{}`); the full resolution refuses it.
+  if (timeouts !== undefined && (typeof timeouts !== "object" || timeouts === null)) return undefined
+  const ttl = durationPart(opts.ttl)
+  const grace = durationPart(opts.grace)
+  const soft = durationPart(timeouts?.soft)
+  const hard = durationPart(timeouts?.hard)
+  if (ttl === undefined || grace === undefined || soft === undefined || hard === undefined) return undefined
+  const text = `${ttl}\u0000${grace}\u0000${timeouts === undefined ? "" : `${soft}\u0000${hard}`}`
+  let known = byText.get(defaults)
+  const hit = known?.get(text)
+  if (hit !== undefined) return hit
+  const write = resolveWriteAnew(defaults, opts)
+  if (write instanceof CacheInputError) return undefined
+  const t = timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(timeouts)
+  if (t instanceof CacheInputError) return undefined
+  const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
+  if (known === undefined) {
+    known = new Map()
+    byText.set(defaults, known)
+  }
+  if (known.size >= 256) known.clear()
+  known.set(text, resolved)
+  return resolved
+}
+
+/** An options object as it was resolved, field by field (it may be changed between calls). */
+interface Remembered {
+  readonly defaults: Defaults
+  readonly ttl: unknown
+  readonly strategy: unknown
+  readonly grace: unknown
+  readonly tags: unknown
+  readonly tagList: ReadonlyArray<unknown> | undefined
+  readonly timeouts: unknown
+  readonly soft: unknown
+  readonly hard: unknown
+  readonly resolved: ResolvedCompute
+}
+
+const byOptions = new WeakMap<object, Remembered>()
+
+const remember = (defaults: Defaults, opts: ComputeOptions, resolved: ResolvedCompute): Remembered => ({
+  defaults,
+  ttl: opts.ttl,
+  strategy: opts.strategy,
+  grace: opts.grace,
+  tags: opts.tags,
+  tagList: Array.isArray(opts.tags) ? [...opts.tags] : undefined,
+  timeouts: opts.timeouts,
+  soft: opts.timeouts?.soft,
+  hard: opts.timeouts?.hard,
+  resolved
+})
+
+const sameOptions = (r: Remembered, defaults: Defaults, opts: ComputeOptions): boolean => {
+  if (
+    r.defaults !== defaults ||
+    r.ttl !== opts.ttl ||
+    r.strategy !== opts.strategy ||
+    r.grace !== opts.grace ||
+    r.tags !== opts.tags ||
+    r.timeouts !== opts.timeouts ||
+    r.soft !== opts.timeouts?.soft ||
+    r.hard !== opts.timeouts?.hard
+  ) {
+    return false
+  }
+  const tags = opts.tags
+  if (r.tagList === undefined || tags === undefined) return r.tagList === undefined && tags === undefined
+  if (tags.length !== r.tagList.length) return false
+  for (let i = 0; i < tags.length; i++) if (tags[i] !== r.tagList[i]) return false
+  return true
+}
