@@ -170,20 +170,19 @@ export const make = (
     const client = connection.client
     // Corked with the writes RedisTier sends on this connection in the same tick.
     const send = sender(client)
-    /** Sends a stamped message as `payload`, remembering its echo. */
-    const sendEncoded = (
-      stamped: InvalidationMessage.InvalidationMessage,
-      payload: string
-    ): Promise<unknown> => {
+    /** The message stamped with this bus's namespace, and its payload; throws when it cannot be encoded. */
+    const encoded = (message: InvalidationMessage.InvalidationMessage) => {
+      const stamped = { ...message, namespace }
+      return { stamped, payload: InvalidationMessage.encode(stamped) }
+    }
+    /** Sends an encoded message, remembering its echo. */
+    const sendEncoded = ({ payload, stamped }: ReturnType<typeof encoded>): Promise<unknown> => {
       const sent = send("publish", [channel, payload], () => client.publish(channel, payload))
       ownEchoes.remember(payload, stamped)
       return sent
     }
     const removes = RemoveBatch.make({
-      publish: (message) => {
-        const stamped = { ...message, namespace }
-        return sendEncoded(stamped, InvalidationMessage.encode(stamped))
-      },
+      publish: (message) => sendEncoded(encoded(message)),
       atEnd: (flush) => beforeUncork(client, flush)
     })
     const failed = (cause: unknown) =>
@@ -191,10 +190,9 @@ export const make = (
     /** One message sent at once. */
     const direct = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
       Effect.suspend(() => {
-        const stamped = { ...message, namespace }
-        let payload: string
+        let out: ReturnType<typeof encoded>
         try {
-          payload = InvalidationMessage.encode(stamped)
+          out = encoded(message)
         } catch (cause) {
           return Effect.fail(
             new BusError({
@@ -204,7 +202,7 @@ export const make = (
             })
           )
         }
-        return Effect.asVoid(Effect.tryPromise({ try: () => sendEncoded(stamped, payload), catch: failed }))
+        return Effect.asVoid(Effect.tryPromise({ try: () => sendEncoded(out), catch: failed }))
       })
     /**
      * One PUBLISH on the command connection, which ioredis bounds by the command timeout itself

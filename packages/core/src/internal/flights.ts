@@ -93,7 +93,7 @@ export const make = (deps: Deps): Flights => {
   type Failure = CacheInputError | CacheTimeoutError
 
   /** The flights' fibers still running: the cache's close interrupts them (`interruptAll`). */
-  const live = new Set<Fiber.RuntimeFiber<any, any>>()
+  const live = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
   let closed = false
   /**
    * Starts `body` at once, in a fiber of its own with the caller's context and fiber refs
