@@ -95,7 +95,8 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
     const lookup = (key: string, now: number): Slot | undefined => {
       const slot = lru.get(key)
       if (slot === undefined) return undefined
-      if (now >= slot.staleUntil) {
+      // A fresh slot (the usual hit) is not asked for its staleUntil, which is computed.
+      if (now >= slot.expiresAt && now >= slot.staleUntil) {
         lru.delete(key)
         return undefined
       }
@@ -132,12 +133,12 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
       size: () => lru.size,
       get: (key) =>
         Effect.sync(() =>
-          Option.fromNullable<Entry | undefined>(lookup(key, clock.unsafeCurrentTimeMillis()))
+          Option.fromNullable<Entry | undefined>(lookup(key, clock.unsafeCurrentTimeMillis())?.toEntry())
         ),
       getMany: (keys) =>
         Effect.sync(() =>
           keys.map((key) =>
-            Option.fromNullable<Entry | undefined>(lookup(key, clock.unsafeCurrentTimeMillis()))
+            Option.fromNullable<Entry | undefined>(lookup(key, clock.unsafeCurrentTimeMillis())?.toEntry())
           )
         ),
       set: (key, entry) =>

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, MemoryTier } from "@tiercache/core"
 import { Effect, Option, TestClock } from "effect"
+import fc from "fast-check"
+import { makeSlot } from "../src/internal/fastPath.js"
 
 const entry = (value: unknown, ttlMs = 60_000, graceMs = 0) => Entry.make({ value, now: 0, ttlMs, graceMs })
 
@@ -56,4 +58,37 @@ describe("MemoryTier", () => {
       expect((yield* tier.health).healthy).toBe(true)
     })
   )
+
+  it.effect("get answers the entry as written, as a plain record (spread and JSON keep every field)", () =>
+    Effect.gen(function* () {
+      const tier = yield* MemoryTier.make({ maxEntries: 10 })
+      const written = Entry.make({ value: { id: 1 }, now: 0, ttlMs: 60_000, graceMs: 5_000, tags: ["t"] })
+      yield* tier.set("k", written)
+      const [read] = yield* tier.getMany(["k"])
+      for (const got of [Option.getOrThrow(yield* tier.get("k")), Option.getOrThrow(read!)]) {
+        expect(got).toStrictEqual(written)
+        expect({ ...got }).toStrictEqual(written)
+        expect(JSON.parse(JSON.stringify(got))).toStrictEqual(written)
+      }
+    })
+  )
+
+  it("a slot gives back every time of its entry exactly, whatever the numbers", () => {
+    // Times are kept as distances from expiresAt when that is exact: fractions, huge and tiny
+    // numbers, infinities, -0 and NaN (plain JS ignores our types) come back unchanged.
+    const time = fc.oneof(
+      fc.double(),
+      fc.integer({ min: 0, max: 4_102_444_800_000 }),
+      fc.constantFrom(0, -0, Infinity, -Infinity, Number.NaN, Number.MAX_VALUE, 2 ** 31, 2 ** 53 + 2)
+    )
+    fc.assert(
+      fc.property(time, time, time, (expiresAt, staleUntil, createdAt) => {
+        const slot = makeSlot({ value: 1, expiresAt, staleUntil, createdAt, tags: [] })
+        expect(Object.is(slot.expiresAt, expiresAt)).toBe(true)
+        expect(Object.is(slot.staleUntil, staleUntil)).toBe(true)
+        expect(Object.is(slot.createdAt, createdAt)).toBe(true)
+      }),
+      { numRuns: 2000 }
+    )
+  })
 })

@@ -13,30 +13,67 @@ interface Typed {
 }
 
 /**
+ * A time of an entry kept as its distance from `expiresAt` when adding it back gives the time
+ * exactly, else the time itself in a box. Distances are small integers (a grace, a TTL), which V8
+ * keeps in the field itself; a time (epoch ms, beyond 2^31) in a field costs a 16-byte boxed
+ * number per field.
+ */
+type Offset = number | { readonly at: number }
+
+const offsetOf = (at: number, from: number): Offset => {
+  const d = at - from
+  return Object.is(from + d, at) ? d : { at }
+}
+
+const timeOf = (offset: Offset, from: number): number =>
+  typeof offset === "number" ? from + offset : offset.at
+
+/**
  * What L1 keeps per key: the entry itself (its fields copied, so that L1 holds one object per
  * key instead of an entry and a record pointing to it: 32 B less per key on Node's 8-byte
  * fields) plus the answers a hit returns, each built on the first hit that needs it and kept,
  * so that every later hit allocates nothing. `typed*` memoize the decoding under the last
- * schema used. The memos are private fields: a slot read back as an entry (MemoryTier's `get`)
- * shows the entry's five fields only.
+ * schema used. `staleUntil` and `createdAt` are kept as their distance from `expiresAt` (see
+ * Offset: 32 B less per key). The memos are private fields and the two times are accessors: a
+ * slot is read through the Entry interface (field by field), never copied as a record; MemoryTier's
+ * `get` answers a plain entry (`toEntry`).
  *
  * @internal
  */
 export class Slot implements Entry {
   readonly value: unknown
   readonly expiresAt: number
-  readonly staleUntil: number
   readonly tags: ReadonlyArray<string>
-  readonly createdAt: number
+  readonly #stale: Offset
+  readonly #created: Offset
   #someExit: Exit.Exit<Option.Option<unknown>> | undefined = undefined
   #plainExit: Exit.Exit<unknown> | undefined = undefined
   #typed: Typed | undefined = undefined
   constructor(entry: Entry) {
+    const expiresAt = entry.expiresAt
     this.value = entry.value
-    this.expiresAt = entry.expiresAt
-    this.staleUntil = entry.staleUntil
+    this.expiresAt = expiresAt
     this.tags = entry.tags
-    this.createdAt = entry.createdAt
+    this.#stale = offsetOf(entry.staleUntil, expiresAt)
+    this.#created = offsetOf(entry.createdAt, expiresAt)
+  }
+  /** Epoch ms at which the entry is gone for good. */
+  get staleUntil(): number {
+    return timeOf(this.#stale, this.expiresAt)
+  }
+  /** Epoch ms at which the value was written. */
+  get createdAt(): number {
+    return timeOf(this.#created, this.expiresAt)
+  }
+  /** The entry as a plain record (for callers that may copy or serialize it). */
+  toEntry(): Entry {
+    return {
+      value: this.value,
+      expiresAt: this.expiresAt,
+      staleUntil: this.staleUntil,
+      tags: this.tags,
+      createdAt: this.createdAt
+    }
   }
   /** `Exit.succeed(Option.some(entry.value))`, returned as is by an untyped hit. */
   get some(): Exit.Exit<Option.Option<unknown>> {
