@@ -177,6 +177,42 @@ describe("single flight and races", () => {
     })
   )
 
+  it.scoped(
+    "a computation kept across 12,000 writes of other keys stores its value; one of its key discards it",
+    () =>
+      Effect.gen(function* () {
+        // Far more writes than the change times a plain read is judged by (two generations of
+        // 4,096 keys): a flight keeps the change times since it began until it ends.
+        const { cache } = yield* memoryCache()
+        const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+        const started = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+        const compute = (i: number) =>
+          Effect.zipRight(
+            Deferred.succeed(started[i]!, undefined),
+            Effect.as(Deferred.await(gates[i]!), `computed${i}`)
+          )
+        const flights = [
+          yield* Effect.fork(cache.getOrCompute("kept", compute(0))),
+          yield* Effect.fork(cache.getOrCompute("rewritten", compute(1)))
+        ]
+        yield* Deferred.await(started[0]!)
+        yield* Deferred.await(started[1]!)
+        yield* cache.set("rewritten", "written")
+        for (let i = 0; i < 12_000; i++) yield* cache.set(`other:${i}`, i)
+        yield* Deferred.succeed(gates[0]!, undefined)
+        yield* Deferred.succeed(gates[1]!, undefined)
+        expect(yield* Fiber.join(flights[0]!)).toBe("computed0")
+        expect(yield* Fiber.join(flights[1]!)).toBe("computed1")
+        yield* idle(cache)
+        // The kept value is in L1 (the 12,000 writes pushed the rewritten key out of its 1,000 entries).
+        const before = yield* cache.stats
+        expect(yield* cache.get("kept")).toEqual(Option.some("computed0"))
+        expect((yield* cache.stats).l1Hits - before.l1Hits).toBe(1)
+        expect(yield* cache.get("rewritten")).toEqual(Option.some("written"))
+        expect((yield* cache.stats).discardedWrites).toBe(1)
+      })
+  )
+
   it.scoped("a set during a computation wins over the computed value", () =>
     Effect.gen(function* () {
       const { cache } = yield* memoryCache()

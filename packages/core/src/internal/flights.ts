@@ -169,11 +169,14 @@ export const make = (deps: Deps): Flights => {
         fiber: undefined
       }
       registry.set(key, flight)
+      // The change times since the flight began are kept until it ends (versions.ts).
+      const since = versions.begin()
       const fiber = launch(
         caller,
         status,
-        run(key, flight, compute, resolved, counted && !serveStale),
+        run(key, flight, compute, resolved, counted && !serveStale, since),
         (exit) => {
+          versions.end(since)
           registry.done(key, flight)
           Signal.done(flight.result, exit)
         }
@@ -224,12 +227,12 @@ export const make = (deps: Deps): Flights => {
     flight: Flight,
     compute: Effect.Effect<A, E, R>,
     resolved: ResolvedCompute,
-    counted: boolean
+    counted: boolean,
+    since: number
   ): Effect.Effect<FlightResult, E | Failure, R> =>
     // Written as plain steps, not Effect.gen: a flight runs for every miss, and a generator's
     // steps allocate more than the rest of its bookkeeping.
     Effect.suspend(() => {
-      const since = versions.seq()
       // A computed value is as old as the data it read: it is dated from the flight's start,
       // so that a tag invalidated while it ran also invalidates it.
       const startedAt = now()
