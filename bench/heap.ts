@@ -108,10 +108,10 @@ const parent = () => {
       BentoCache: cell(bento),
       "cache-manager": cell(manager),
       cacheable: cell(cacheable),
-      target: verdict(
-        "<= 400 B, below every peer",
-        tiercache <= 400 && tiercache < Math.min(bento, manager, cacheable)
-      )
+      target: `${verdict("<= 400 B", tiercache <= 400)}; ${verdict(
+        "below every peer",
+        tiercache < Math.min(bento, manager, cacheable)
+      )}`
     }
   ])
 }
