@@ -213,6 +213,58 @@ describe("single flight and races", () => {
       })
   )
 
+  it.scoped(
+    "a read of a lower tier across writes of more than 4,096 other keys answers, but is not promoted",
+    () =>
+      Effect.gen(function* () {
+        // A plain read is judged by the change times of the last two generations of 4,096 keys
+        // (a computation keeps its own, above): past them, its value is not stored above.
+        const store = yield* TestTier.make()
+        let hold = { gate: yield* Deferred.make<void>(), reading: yield* Deferred.make<void>() }
+        const l2: Tier.Tier.Service = {
+          ...store,
+          get: (key) =>
+            key.startsWith("slow")
+              ? Effect.suspend(() =>
+                  Effect.zipRight(
+                    Effect.zipRight(Deferred.succeed(hold.reading, undefined), Deferred.await(hold.gate)),
+                    store.get(key)
+                  )
+                )
+              : store.get(key)
+        }
+        const cache = yield* cacheOver(yield* MemoryTier.make({ maxEntries: 100 }), l2)
+        /** Reads `key` while `writes` other keys are written; answers whether it was promoted. */
+        const promotedAcross = (writes: number, key: string) =>
+          Effect.gen(function* () {
+            hold = { gate: yield* Deferred.make<void>(), reading: yield* Deferred.make<void>() }
+            yield* store.set(key, Entry.make({ value: "v", now: 0, ttlMs: 3_600_000 }))
+            const read = yield* Effect.fork(cache.get(key))
+            yield* Deferred.await(hold.reading)
+            for (let i = 0; i < writes; i++) yield* cache.set(`${key}:other:${i}`, i)
+            const s0 = yield* cache.stats
+            yield* Deferred.succeed(hold.gate, undefined)
+            expect(yield* Fiber.join(read)).toEqual(Option.some("v"))
+            const s1 = yield* cache.stats
+            expect(s1.promotions - s0.promotions + s1.discardedWrites - s0.discardedWrites).toBe(1)
+            return s1.promotions > s0.promotions
+          })
+        /** Whether the next read of `key` is an L1 hit. */
+        const inL1 = (key: string) =>
+          Effect.gen(function* () {
+            const before = (yield* cache.stats).l1Hits
+            hold = { gate: yield* Deferred.make<void>(), reading: yield* Deferred.make<void>() }
+            yield* Deferred.succeed(hold.gate, undefined)
+            expect(yield* cache.get(key)).toEqual(Option.some("v"))
+            return (yield* cache.stats).l1Hits === before + 1
+          })
+        expect(yield* promotedAcross(3_000, "slow:a")).toBe(true)
+        expect(yield* inL1("slow:a")).toBe(true)
+        expect(yield* promotedAcross(10_000, "slow:b")).toBe(false)
+        expect(yield* inL1("slow:b")).toBe(false)
+      })
+  )
+
   it.scoped("a set during a computation wins over the computed value", () =>
     Effect.gen(function* () {
       const { cache } = yield* memoryCache()
