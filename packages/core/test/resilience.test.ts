@@ -53,6 +53,57 @@ describe("grace: stale-while-revalidate", () => {
       })
   )
 
+  it.scoped(
+    "an L1 entry keeps its times to the millisecond on an epoch clock, with a TTL and grace past 2^31 ms",
+    () =>
+      Effect.gen(function* () {
+        // L1 keeps staleUntil and createdAt as distances from expiresAt (small integers when they
+        // fit 31 bits, the time itself otherwise): here 40 days, a day and 7 days, on 2026's clock.
+        yield* TestClock.setTime(Date.UTC(2026, 11, 2, 12))
+        // No metrics flush or recovery retry meanwhile (each would run every few seconds of the
+        // days the clock jumps).
+        const { cache } = yield* build({
+          metricsInterval: "3650 days",
+          recovery: { retryInterval: "3650 days" }
+        })
+        const day = 86_400_000
+        for (const [key, ttl, grace] of [
+          ["long", 40 * day, 30 * day],
+          ["short", day, 7 * day]
+        ] as const) {
+          yield* cache.set(key, key, { ttl: Duration.millis(ttl), grace: Duration.millis(grace) })
+        }
+        const l1Hits = () => Effect.map(cache.stats, (s) => s.l1Hits)
+        const at = (key: string) =>
+          Effect.gen(function* () {
+            const before = yield* l1Hits()
+            const fresh = yield* cache.get(key)
+            const stale = yield* cache.get(key, { allowStale: true })
+            return {
+              fresh: Option.isSome(fresh),
+              stale: Option.isSome(stale),
+              l1: (yield* l1Hits()) - before
+            }
+          })
+        yield* TestClock.adjust(day - 1)
+        expect(yield* at("short")).toEqual({ fresh: true, stale: true, l1: 2 })
+        yield* TestClock.adjust(1)
+        expect(yield* at("short")).toEqual({ fresh: false, stale: true, l1: 1 })
+        yield* TestClock.adjust(7 * day - 1)
+        expect(yield* at("short")).toEqual({ fresh: false, stale: true, l1: 1 })
+        yield* TestClock.adjust(1)
+        expect(yield* at("short")).toEqual({ fresh: false, stale: false, l1: 0 })
+        yield* TestClock.adjust(32 * day - 1)
+        expect(yield* at("long")).toEqual({ fresh: true, stale: true, l1: 2 })
+        yield* TestClock.adjust(1)
+        expect(yield* at("long")).toEqual({ fresh: false, stale: true, l1: 1 })
+        yield* TestClock.adjust(30 * day - 1)
+        expect(yield* at("long")).toEqual({ fresh: false, stale: true, l1: 1 })
+        yield* TestClock.adjust(1)
+        expect(yield* at("long")).toEqual({ fresh: false, stale: false, l1: 0 })
+      })
+  )
+
   it.scoped("past the grace window the entry is gone and callers wait for the computation", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()
