@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Effect } from "effect"
-import type { TierError } from "./CacheError.js"
+import { type Duration, Effect } from "effect"
+import type { CacheConfigError, TierError } from "./CacheError.js"
 import * as internal from "./internal/breaker.js"
 import type { Tier } from "./Tier.js"
 
@@ -91,18 +91,29 @@ export interface Breaker {
 }
 
 /**
- * Makes a breaker named `name` (for its logs).
+ * Makes a breaker named `name` (for its logs). Bad options (durations that are not positive, a
+ * failure threshold that is not a positive integer, options that are not an object) fail with a
+ * `CacheConfigError` naming the option.
  *
  * @category constructors
  * @since 0.1.0
  */
-export const make: (name: string, options?: Options) => Effect.Effect<Breaker> = internal.make
+export const make = (name: string, options?: Options): Effect.Effect<Breaker, CacheConfigError> =>
+  Effect.suspend(() => {
+    const bad = internal.optionsError(options, "")
+    return bad ? Effect.fail(bad) : internal.make(name, options)
+  })
 
 /**
  * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock. A tier
  * whose own `callTimeout` is not longer than the guard's timeout is trusted to bound itself.
+ * Bad options fail with a `CacheConfigError`, as `make`'s do.
  *
  * @category constructors
  * @since 0.1.0
  */
-export const guard: (tier: Tier.Service, options?: Options) => Effect.Effect<GuardedTier> = internal.guard
+export const guard = (tier: Tier.Service, options?: Options): Effect.Effect<GuardedTier, CacheConfigError> =>
+  Effect.suspend(() => {
+    const bad = internal.optionsError(options, "")
+    return bad ? Effect.fail(bad) : internal.guard(tier, options)
+  })

@@ -4,7 +4,7 @@
  * a way to record the outcome of a call made on it directly.
  */
 import { Duration, Effect } from "effect"
-import { TierError } from "../CacheError.js"
+import { CacheConfigError, TierError } from "../CacheError.js"
 import type {
   Options,
   Breaker as PublicBreaker,
@@ -14,6 +14,7 @@ import type {
 import type { Entry } from "../Entry.js"
 import type { Tier, TierHealth } from "../Tier.js"
 import { bounder } from "./timeout.js"
+import { describe, durationMillis } from "./validate.js"
 
 /** The reason of the TierError a call gets while the breaker is open. */
 export const OPEN_REASON = "circuit breaker open"
@@ -51,7 +52,41 @@ export interface GuardedTier extends PublicGuardedTier {
 const answerAfter = <A>(recorded: Effect.Effect<void>, value: A): Effect.Effect<A> =>
   recorded === Effect.void ? Effect.succeed(value) : Effect.as(recorded, value)
 
-/** Makes a breaker named `name` (for its logs). */
+/**
+ * The first bad option of a breaker, named `<prefix><option>` (`breaker.timeout` in a cache's
+ * options), or undefined: options that are not an object, durations that are not positive,
+ * a failure threshold that is not a positive integer. From plain JS, anything goes in.
+ */
+export const optionsError = (options: unknown, prefix: string): CacheConfigError | undefined => {
+  if (options === undefined) return undefined
+  if (typeof options !== "object" || options === null) {
+    return new CacheConfigError({
+      option: prefix === "" ? "options" : prefix.slice(0, -1),
+      reason: `must be an object, got ${describe(options)}`
+    })
+  }
+  const { timeout, openFor, failureThreshold } = options as Record<string, unknown>
+  for (const [name, input] of [
+    ["timeout", timeout],
+    ["openFor", openFor]
+  ] as const) {
+    if (input === undefined) continue
+    const ms = durationMillis(input, `${prefix}${name}`)
+    if (typeof ms !== "number") return new CacheConfigError({ option: `${prefix}${name}`, reason: ms.reason })
+  }
+  if (
+    failureThreshold !== undefined &&
+    !(typeof failureThreshold === "number" && Number.isSafeInteger(failureThreshold) && failureThreshold > 0)
+  ) {
+    return new CacheConfigError({
+      option: `${prefix}failureThreshold`,
+      reason: `must be a positive integer, got ${describe(failureThreshold)}`
+    })
+  }
+  return undefined
+}
+
+/** Makes a breaker named `name` (for its logs), from options already checked (`optionsError`). */
 export const make = (name: string, options: Options = {}): Effect.Effect<Breaker> =>
   Effect.gen(function* () {
     const clock = yield* Effect.clock
@@ -134,8 +169,9 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
   })
 
 /**
- * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock. A tier
- * whose own `callTimeout` is not longer than the guard's timeout is trusted to bound itself.
+ * Guards a tier with a timeout per call and a circuit breaker, on the Effect Clock, from options
+ * already checked (`optionsError`). A tier whose own `callTimeout` is not longer than the
+ * guard's timeout is trusted to bound itself.
  */
 export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>
   Effect.gen(function* () {

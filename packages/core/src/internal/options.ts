@@ -6,6 +6,7 @@ import { CacheConfigError, CacheInputError } from "../CacheError.js"
 import * as CacheStrategy from "../CacheStrategy.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type { Options } from "../TieredCache.js"
+import * as Breaker from "./breaker.js"
 import { type ResolvedTimeouts, resolveTimeouts } from "./callOptions.js"
 import { durationMillis, lifetimeError, optionsObjectError } from "./validate.js"
 
@@ -69,17 +70,8 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
       return yield* new CacheConfigError({ option: "timeouts", reason: defaultTimeouts.reason })
     }
     const breaker = options.breaker ?? {}
-    if (breaker !== false) {
-      yield* millis(breaker.timeout, "breaker.timeout", 1)
-      yield* millis(breaker.openFor, "breaker.openFor", 1)
-      const threshold = breaker.failureThreshold
-      if (threshold !== undefined && !(Number.isSafeInteger(threshold) && threshold > 0)) {
-        return yield* new CacheConfigError({
-          option: "breaker.failureThreshold",
-          reason: "must be a positive integer"
-        })
-      }
-    }
+    const badBreaker = breaker === false ? undefined : Breaker.optionsError(breaker, "breaker.")
+    if (badBreaker) return yield* badBreaker
     const recoveryInput = options.recovery ?? {}
     let recovery: Config["recovery"] = false
     if (recoveryInput !== false) {

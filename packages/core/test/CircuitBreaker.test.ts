@@ -1,0 +1,144 @@
+import { describe, expect, it } from "@effect/vitest"
+import { CacheError, CircuitBreaker, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { TestTier } from "@tiercache/testing"
+import { Effect, Fiber, Layer, Option, TestClock } from "effect"
+
+// The public breaker and guard (CircuitBreaker.ts), as a user builds them by hand.
+
+const failure = () => "failed" as const
+const open = () => "open" as const
+const late = () => "timed out" as const
+
+describe("CircuitBreaker", () => {
+  it.effect(
+    "opens after failureThreshold failures in a row, refuses calls, then lets one probe through",
+    () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make("test", { failureThreshold: 3, openFor: "10 seconds" })
+        const call = (ok: boolean) =>
+          Effect.either(breaker.run(ok ? Effect.succeed("ok") : Effect.fail(failure()), open, late))
+        // A success in between resets the count.
+        yield* call(false)
+        yield* call(false)
+        yield* call(true)
+        yield* call(false)
+        yield* call(false)
+        expect(breaker.state()).toBe("closed")
+        yield* call(false)
+        expect(breaker.state()).toBe("open")
+        // Refused without running the call.
+        let ran = 0
+        const counted = Effect.sync(() => ++ran)
+        expect(yield* Effect.either(breaker.run(counted, open, late))).toMatchObject({ left: "open" })
+        expect([ran, breaker.rejected()]).toEqual([0, 1])
+        // After openFor, one probe: a failure opens it again for another openFor.
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* call(false)).toMatchObject({ left: "failed" })
+        expect(breaker.state()).toBe("open")
+        expect(yield* call(true)).toMatchObject({ left: "open" })
+        // The next probe succeeds: closed.
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* call(true)).toMatchObject({ right: "ok" })
+        expect(breaker.state()).toBe("closed")
+      })
+  )
+
+  it.effect(
+    "while its one probe runs it is half-open and refuses others; an interrupted probe proves nothing",
+    () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make("test", { failureThreshold: 1, openFor: "10 seconds" })
+        yield* Effect.either(breaker.run(Effect.fail(failure()), open, late))
+        yield* TestClock.adjust("10 seconds")
+        const probe = yield* Effect.fork(breaker.run(Effect.never, open, late, true))
+        yield* Effect.yieldNow()
+        expect(breaker.state()).toBe("half-open")
+        expect(yield* Effect.either(breaker.run(Effect.succeed("ok"), open, late))).toMatchObject({
+          left: "open"
+        })
+        yield* Fiber.interrupt(probe)
+        expect(breaker.state()).toBe("open")
+        // The next call probes at once, and its success closes the breaker.
+        expect(yield* Effect.either(breaker.run(Effect.succeed("ok"), open, late))).toMatchObject({
+          right: "ok"
+        })
+        expect(breaker.state()).toBe("closed")
+      })
+  )
+
+  it.effect("bounds a call by its timeout unless the call bounds itself", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make("test", { timeout: "1 second" })
+      const slow = Effect.as(Effect.sleep("5 seconds"), "done")
+      const bounded = yield* Effect.fork(Effect.either(breaker.run(slow, open, late)))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(bounded)).toMatchObject({ left: "timed out" })
+      const selfBounded = yield* Effect.fork(Effect.either(breaker.run(slow, open, late, true)))
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* Fiber.join(selfBounded)).toMatchObject({ right: "done" })
+    })
+  )
+
+  it.effect("a guarded tier refuses calls with a TierError while open", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make()
+      const tier = yield* CircuitBreaker.guard(inner, { failureThreshold: 1, openFor: "1 minute" })
+      yield* inner.failOn(["get"])
+      const failed = yield* Effect.flip(tier.get("k"))
+      expect(CircuitBreaker.isRejection(failed)).toBe(false)
+      expect(tier.state()).toBe("open")
+      yield* inner.failOn("none")
+      const refused = yield* Effect.flip(tier.get("k"))
+      expect(refused).toBeInstanceOf(CacheError.TierError)
+      expect(CircuitBreaker.isRejection(refused)).toBe(true)
+      yield* TestClock.adjust("1 minute")
+      yield* tier.set("k", Entry.make({ value: 1, now: 0, ttlMs: 3_600_000 }))
+      expect(tier.state()).toBe("closed")
+      expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some(1))
+    })
+  )
+
+  it.effect("bad options from plain JS are a CacheConfigError naming the option", () =>
+    Effect.gen(function* () {
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const js = (options: unknown): any => options
+      const inner = yield* TestTier.make()
+      const cases: ReadonlyArray<readonly [unknown, string]> = [
+        ["fast", "options"],
+        [null, "options"],
+        [{ timeout: "bogus" }, "timeout"],
+        [{ timeout: null }, "timeout"],
+        [{ timeout: 0 }, "timeout"],
+        [{ openFor: -5 }, "openFor"],
+        [{ openFor: Number.NaN }, "openFor"],
+        [{ failureThreshold: 0 }, "failureThreshold"],
+        [{ failureThreshold: 1.5 }, "failureThreshold"],
+        [{ failureThreshold: "3" }, "failureThreshold"]
+      ]
+      for (const [options, option] of cases) {
+        const builds: ReadonlyArray<Effect.Effect<unknown, CacheError.CacheConfigError>> = [
+          CircuitBreaker.make("test", js(options)),
+          CircuitBreaker.guard(inner, js(options))
+        ]
+        for (const built of builds) {
+          const error = yield* Effect.flip(built)
+          expect(error).toBeInstanceOf(CacheError.CacheConfigError)
+          expect(error).toMatchObject({ option })
+        }
+      }
+      // The same checks for a cache's `breaker` option, named within it.
+      const build = (breaker: unknown) =>
+        Effect.flip(
+          Effect.scoped(
+            TieredCache.make({ breaker: js(breaker) }).pipe(
+              Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), Layer.succeed(Tier.L2, inner)))
+            )
+          )
+        )
+      expect(yield* build("on")).toMatchObject({ _tag: "CacheConfigError", option: "breaker" })
+      expect(yield* build({ openFor: 0 })).toMatchObject({ option: "breaker.openFor" })
+      expect(yield* build({ failureThreshold: -1 })).toMatchObject({ option: "breaker.failureThreshold" })
+      expect(yield* build({ timeout: "soon" })).toMatchObject({ option: "breaker.timeout" })
+    })
+  )
+})
