@@ -85,22 +85,21 @@ describe("grace: stale-while-revalidate", () => {
               l1: (yield* l1Hits()) - before
             }
           })
-        yield* TestClock.adjust(day - 1)
-        expect(yield* at("short")).toEqual({ fresh: true, stale: true, l1: 2 })
-        yield* TestClock.adjust(1)
-        expect(yield* at("short")).toEqual({ fresh: false, stale: true, l1: 1 })
-        yield* TestClock.adjust(7 * day - 1)
-        expect(yield* at("short")).toEqual({ fresh: false, stale: true, l1: 1 })
-        yield* TestClock.adjust(1)
-        expect(yield* at("short")).toEqual({ fresh: false, stale: false, l1: 0 })
-        yield* TestClock.adjust(32 * day - 1)
-        expect(yield* at("long")).toEqual({ fresh: true, stale: true, l1: 2 })
-        yield* TestClock.adjust(1)
-        expect(yield* at("long")).toEqual({ fresh: false, stale: true, l1: 1 })
-        yield* TestClock.adjust(30 * day - 1)
-        expect(yield* at("long")).toEqual({ fresh: false, stale: true, l1: 1 })
-        yield* TestClock.adjust(1)
-        expect(yield* at("long")).toEqual({ fresh: false, stale: false, l1: 0 })
+        /** Walks `key` through its four boundaries, `untilExpiry` ms from now. */
+        const walk = (key: string, untilExpiry: number, grace: number) =>
+          Effect.gen(function* () {
+            yield* TestClock.adjust(untilExpiry - 1)
+            expect(yield* at(key)).toEqual({ fresh: true, stale: true, l1: 2 })
+            yield* TestClock.adjust(1)
+            expect(yield* at(key)).toEqual({ fresh: false, stale: true, l1: 1 })
+            yield* TestClock.adjust(grace - 1)
+            expect(yield* at(key)).toEqual({ fresh: false, stale: true, l1: 1 })
+            yield* TestClock.adjust(1)
+            expect(yield* at(key)).toEqual({ fresh: false, stale: false, l1: 0 })
+          })
+        yield* walk("short", day, 7 * day)
+        // 8 days have passed: "long" expires 32 days from now.
+        yield* walk("long", 32 * day, 30 * day)
       })
   )
 
