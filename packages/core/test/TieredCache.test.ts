@@ -477,6 +477,40 @@ describe("the invalidation bus", () => {
     })
   )
 
+  it.scoped(
+    "a computation on one instance outlasts 10,000 writes on another: stored, unless its own key was written",
+    () =>
+      Effect.gen(function* () {
+        // Each write on b reaches a as a removal, a change a tracks: a's flights keep those
+        // change times while they run (versions.ts), however many keys the bus changed meanwhile.
+        const { caches, hub } = yield* three
+        const [a, b] = caches as [Cache, Cache]
+        const gate = yield* Deferred.make<void>()
+        const started = yield* Deferred.make<void>()
+        const slow = (value: string) =>
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.as(Deferred.await(gate), value))
+        const kept = yield* Effect.fork(a.getOrCompute("kept", slow("computed")))
+        const rewritten = yield* Effect.fork(a.getOrCompute("rewritten", slow("computed")))
+        yield* Deferred.await(started)
+        yield* b.set("rewritten", "written on b")
+        for (let i = 0; i < 10_000; i++) yield* b.set(`other:${i}`, i)
+        // Every message delivered to a (settle would also wait for a's computations, held here).
+        const published = (yield* hub!.published).length
+        for (let i = 0; i < 10_000 && (yield* a.invalidationStats).messagesReceived < published; i++)
+          yield* Effect.yieldNow()
+        expect((yield* a.invalidationStats).messagesApplied).toBeGreaterThanOrEqual(10_001)
+        yield* Deferred.succeed(gate, undefined)
+        expect(yield* Fiber.join(kept)).toBe("computed")
+        expect(yield* Fiber.join(rewritten)).toBe("computed")
+        yield* settle(hub!, caches)
+        const before = (yield* a.stats).l1Hits
+        expect(yield* a.get("kept")).toEqual(Option.some("computed"))
+        expect((yield* a.stats).l1Hits).toBe(before + 1)
+        expect(yield* a.get("rewritten")).toEqual(Option.some("written on b"))
+        expect((yield* a.stats).discardedWrites).toBe(1)
+      })
+  )
+
   it.scoped("an instance ignores its own messages", () =>
     Effect.gen(function* () {
       const { caches, hub } = yield* three
