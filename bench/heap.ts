@@ -15,22 +15,12 @@ import { LRUCache } from "lru-cache"
 import { contenders } from "./contenders.js"
 import { count } from "./harness.js"
 import { recordRows, verdict, x } from "./results.js"
+import { entryValue } from "./workload.js"
 
 const ENTRIES = count(100_000, 2_000)
 const CHUNK = 64
 const CASES = ["keys and values alone", "lru-cache", "tiercache", "BentoCache", "cache-manager", "cacheable"]
 
-/** About 200 bytes of JSON. */
-const value = (i: number) => ({
-  id: i,
-  name: `user ${i}`,
-  email: `user${i}@example.com`,
-  roles: ["reader", "writer"],
-  score: i * 1.5,
-  active: true,
-  createdAt: "2026-01-01T00:00:00.000Z",
-  bio: "x".repeat(30)
-})
 const key = (i: number) => `user:${i}`
 
 const heapAfterGc = (): number => {
@@ -57,19 +47,19 @@ const child = (name: string) =>
   Effect.gen(function* () {
     if (name === "keys and values alone") {
       const held: Array<unknown> = []
-      return yield* Effect.promise(() => perEntry((i) => held.push(key(i), value(i)), held))
+      return yield* Effect.promise(() => perEntry((i) => held.push(key(i), entryValue(i)), held))
     }
     if (name === "lru-cache") {
       const lru = new LRUCache<string, object>({ max: ENTRIES + 1000 })
-      return yield* Effect.promise(() => perEntry((i) => lru.set(key(i), value(i)), lru))
+      return yield* Effect.promise(() => perEntry((i) => lru.set(key(i), entryValue(i)), lru))
     }
     const server = yield* RedisServer.RedisServer
     const c = yield* contenders(server, ENTRIES + 1000, "heap")
     const write: Record<string, (i: number) => unknown> = {
-      tiercache: (i) => Effect.runPromise(c.tiercache.set(key(i), value(i), { ttl: "1 hour" })),
-      BentoCache: (i) => c.bento.set({ key: key(i), value: value(i), ttl: "1h" }),
-      "cache-manager": (i) => c.manager.set(key(i), value(i), 3_600_000),
-      cacheable: (i) => c.cacheable.set(key(i), value(i), 3_600_000)
+      tiercache: (i) => Effect.runPromise(c.tiercache.set(key(i), entryValue(i), { ttl: "1 hour" })),
+      BentoCache: (i) => c.bento.set({ key: key(i), value: entryValue(i), ttl: "1h" }),
+      "cache-manager": (i) => c.manager.set(key(i), entryValue(i), 3_600_000),
+      cacheable: (i) => c.cacheable.set(key(i), entryValue(i), 3_600_000)
     }
     const bytes = yield* Effect.promise(() => perEntry(write[name]!))
     if (name === "tiercache") {

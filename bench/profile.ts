@@ -3,9 +3,11 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
  * no bus and no breaker: what the cache's own code costs, without a socket):
- *   node dist/profile.mjs <set|set64|cold|mixed|stampede|getMany|raw-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
+ *   node dist/profile.mjs <set|set64|cold|mixed|stampede|getMany|fill|raw-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
  * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
- * an L1 of 1,000)
+ * an L1 of 1,000; `fill` is heap.ts's: distinct keys of ~200-byte values, 64 `runPromise` sets at a
+ * time, and it also prints what the heap grew by per entry, by kind of object, from two heap
+ * snapshots taken around the measured operations, see heapDiff.ts: run it with --expose-gc)
  * prints the operations per second, the CPU time per operation (user + system, this process
  * only: on a shared machine it varies far less than the wall time) and the bytes allocated per
  * operation, measured as the heap
@@ -16,14 +18,18 @@
  * prints the functions with the most self time (or the most bytes allocated) with their share;
  * `--inclusive` counts a function's callees too (its share of the samples whose stack holds it).
  */
-import { readFileSync } from "node:fs"
+import { readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { PerformanceObserver } from "node:perf_hooks"
+import { writeHeapSnapshot } from "node:v8"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
 import { RedisServer, TestTier } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
-import { payload } from "./workload.js"
+import { diffSnapshots } from "./heapDiff.js"
+import { entryValue, payload } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
 
 const args = process.argv.slice(2)
@@ -119,7 +125,9 @@ const drive = Effect.gen(function* () {
     : flag("--no-bus")
       ? RedisTier.layer({ prefix: "profile:" })
       : Layer.merge(RedisTier.layer({ prefix: "profile:" }), RedisInvalidationBus.layer())
-  const l1Context = yield* Layer.build(MemoryTier.layer({ maxEntries: mode === "mixed" ? 1_000 : 100_000 }))
+  // fill keeps every entry it writes; mixed has the bench's small L1.
+  const maxEntries = mode === "mixed" ? 1_000 : mode === "fill" ? option("--ops", 2000) + 2_000 : 100_000
+  const l1Context = yield* Layer.build(MemoryTier.layer({ maxEntries }))
   const l1 = Context.get(l1Context, Tier.L1)
   const context = yield* Layer.build(
     TieredCache.layer({
@@ -135,6 +143,7 @@ const drive = Effect.gen(function* () {
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
   yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
   let generation = 0
+  let filled = 0
   const compute = (ms: number) => Effect.as(Effect.sleep(ms), payload(1))
   /** One batch of `n` operations of the mode; answers how many operations it made. */
   const batch = (n: number): Effect.Effect<number, unknown> => {
@@ -196,6 +205,20 @@ const drive = Effect.gen(function* () {
           1000
         )
       }
+      case "fill": {
+        // Distinct keys, 64 writes at a time, each through its own runPromise: heap.ts's fill.
+        const from = filled
+        filled += n
+        return Effect.promise(async () => {
+          for (let i = from; i < from + n; i += 64) {
+            const chunk: Array<Promise<void>> = []
+            for (let j = i; j < Math.min(from + n, i + 64); j++)
+              chunk.push(Effect.runPromise(cache.set(`fill:${j}`, entryValue(j), { ttl: "1 hour" })))
+            await Promise.all(chunk)
+          }
+          return n
+        })
+      }
       case "getMany": {
         // getMany of 100 keys found only in Redis (L1 emptied before each call); an op is one key.
         const keys = Array.from({ length: 100 }, (_, i) => `many:${i}`)
@@ -217,6 +240,8 @@ const drive = Effect.gen(function* () {
   const ops = option("--ops", mode === "stampede" ? 1000 : 2000)
   yield* batch(Math.min(ops, 1000))
   const before = heap()
+  const snapshots = mode === "fill" ? [join(tmpdir(), "fill-before.heapsnapshot")] : []
+  if (snapshots.length > 0) writeHeapSnapshot(snapshots[0])
   collections = 0
   const cpu = process.cpuUsage()
   const start = performance.now()
@@ -226,6 +251,13 @@ const drive = Effect.gen(function* () {
   const used = process.cpuUsage(cpu)
   const cpuUs = (used.user + used.system) / done
   const grown = process.memoryUsage().heapUsed - before
+  if (snapshots.length > 0) {
+    heap()
+    snapshots.push(join(tmpdir(), "fill-after.heapsnapshot"))
+    writeHeapSnapshot(snapshots[1])
+    diffSnapshots(snapshots[0]!, snapshots[1]!, done)
+    for (const file of snapshots) rmSync(file, { force: true })
+  }
   const stats = yield* cache.stats
   const bus = yield* cache.invalidationStats
   console.log(

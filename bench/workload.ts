@@ -24,6 +24,20 @@ export const payload = (i: number) => ({
   score: i * 1.5
 })
 
+/**
+ * About 200 bytes of JSON: the value heap.ts fills the caches with (and `profile.mjs fill`).
+ */
+export const entryValue = (i: number) => ({
+  id: i,
+  name: `user ${i}`,
+  email: `user${i}@example.com`,
+  roles: ["reader", "writer"],
+  score: i * 1.5,
+  active: true,
+  createdAt: "2026-01-01T00:00:00.000Z",
+  bio: "x".repeat(30)
+})
+
 type Next = () => string
 
 /** SEQUENTIAL reads one after another, each timed (ns). */
