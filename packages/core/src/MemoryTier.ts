@@ -13,7 +13,7 @@ import { CacheConfigError } from "./CacheError.js"
 import type { Entry } from "./Entry.js"
 import * as Glob from "./Glob.js"
 import { type FastPath, FastPathTypeId, makeSlot, type Slot } from "./internal/fastPath.js"
-import { optionsObjectError } from "./internal/validate.js"
+import { isPositiveInteger, optionsObjectError } from "./internal/validate.js"
 import { L1, type Tier } from "./Tier.js"
 
 /**
@@ -60,8 +60,6 @@ const estimateBytes = (key: string, entry: Entry): number => {
   return ENTRY_OVERHEAD_BYTES + 2 * (key.length + valueLength)
 }
 
-const positiveInteger = (n: unknown): boolean => typeof n === "number" && Number.isSafeInteger(n) && n > 0
-
 /**
  * Builds a memory tier.
  *
@@ -72,10 +70,10 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
   Effect.gen(function* () {
     const notObject = optionsObjectError(options)
     if (notObject) return yield* notObject
-    if (!positiveInteger(options.maxEntries)) {
+    if (!isPositiveInteger(options.maxEntries)) {
       return yield* new CacheConfigError({ option: "maxEntries", reason: "must be a positive integer" })
     }
-    if (options.maxBytes !== undefined && !positiveInteger(options.maxBytes)) {
+    if (options.maxBytes !== undefined && !isPositiveInteger(options.maxBytes)) {
       return yield* new CacheConfigError({ option: "maxBytes", reason: "must be a positive integer" })
     }
     const clock = yield* Effect.clock

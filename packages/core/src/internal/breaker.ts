@@ -14,7 +14,7 @@ import type {
 import type { Entry } from "../Entry.js"
 import type { Tier, TierHealth } from "../Tier.js"
 import { bounder } from "./timeout.js"
-import { describe, durationMillis } from "./validate.js"
+import { configMillis, describe, isPositiveInteger, optionsObjectError } from "./validate.js"
 
 /** The reason of the TierError a call gets while the breaker is open. */
 export const OPEN_REASON = "circuit breaker open"
@@ -59,25 +59,18 @@ const answerAfter = <A>(recorded: Effect.Effect<void>, value: A): Effect.Effect<
  */
 export const optionsError = (options: unknown, prefix: string): CacheConfigError | undefined => {
   if (options === undefined) return undefined
-  if (typeof options !== "object" || options === null) {
-    return new CacheConfigError({
-      option: prefix === "" ? "options" : prefix.slice(0, -1),
-      reason: `must be an object, got ${describe(options)}`
-    })
-  }
+  const notObject = optionsObjectError(options, prefix === "" ? "options" : prefix.slice(0, -1))
+  if (notObject) return notObject
   const { timeout, openFor, failureThreshold } = options as Record<string, unknown>
   for (const [name, input] of [
     ["timeout", timeout],
     ["openFor", openFor]
   ] as const) {
     if (input === undefined) continue
-    const ms = durationMillis(input, `${prefix}${name}`)
-    if (typeof ms !== "number") return new CacheConfigError({ option: `${prefix}${name}`, reason: ms.reason })
+    const ms = configMillis(input, `${prefix}${name}`)
+    if (typeof ms !== "number") return ms
   }
-  if (
-    failureThreshold !== undefined &&
-    !(typeof failureThreshold === "number" && Number.isSafeInteger(failureThreshold) && failureThreshold > 0)
-  ) {
+  if (failureThreshold !== undefined && !isPositiveInteger(failureThreshold)) {
     return new CacheConfigError({
       option: `${prefix}failureThreshold`,
       reason: `must be a positive integer, got ${describe(failureThreshold)}`

@@ -100,18 +100,32 @@ const resolvedDefaults = (defaults: Defaults): ResolvedCompute => {
   return r
 }
 
-/** Resolves a write's options against the cache's defaults. */
-export const resolveWrite = (
+/**
+ * A call's options resolved by `resolve`, or the defaults without any; options whose getters
+ * throw (plain JS) are an InvalidOption.
+ */
+const resolving = <O, A>(
   defaults: Defaults,
-  opts: WriteOptions | undefined
-): ResolvedWrite | CacheInputError => {
+  opts: O | undefined,
+  resolve: (defaults: Defaults, opts: O) => A | CacheInputError
+): A | ResolvedCompute | CacheInputError => {
   if (opts === undefined) return resolvedDefaults(defaults)
   try {
-    return notAnObject(opts, "options") ?? textOnly(defaults, opts) ?? resolveWriteAnew(defaults, opts)
+    return resolve(defaults, opts)
   } catch (cause) {
     return unreadable("options", "InvalidOption", cause)
   }
 }
+
+/** Resolves a write's options against the cache's defaults. */
+export const resolveWrite = (
+  defaults: Defaults,
+  opts: WriteOptions | undefined
+): ResolvedWrite | CacheInputError => resolving(defaults, opts, resolveWriteOf)
+
+/** `resolveWrite` of options that are there. */
+const resolveWriteOf = (defaults: Defaults, opts: WriteOptions): ResolvedWrite | CacheInputError =>
+  notAnObject(opts, "options") ?? textOnly(defaults, opts) ?? resolveWriteAnew(defaults, opts)
 
 const resolveWriteAnew = (defaults: Defaults, opts: WriteOptions): ResolvedWrite | CacheInputError => {
   if (opts.ttl !== undefined && opts.strategy !== undefined) {
@@ -146,14 +160,7 @@ const resolveWriteAnew = (defaults: Defaults, opts: WriteOptions): ResolvedWrite
 export const resolveCompute = (
   defaults: Defaults,
   opts: ComputeOptions | undefined
-): ResolvedCompute | CacheInputError => {
-  if (opts === undefined) return resolvedDefaults(defaults)
-  try {
-    return resolveComputeOf(defaults, opts)
-  } catch (cause) {
-    return unreadable("options", "InvalidOption", cause)
-  }
-}
+): ResolvedCompute | CacheInputError => resolving(defaults, opts, resolveComputeOf)
 
 /** `resolveCompute` of options that are there. */
 const resolveComputeOf = (defaults: Defaults, opts: ComputeOptions): ResolvedCompute | CacheInputError => {

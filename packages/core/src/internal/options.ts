@@ -8,7 +8,7 @@ import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type { Options } from "../TieredCache.js"
 import * as Breaker from "./breaker.js"
 import { type ResolvedTimeouts, resolveTimeouts } from "./callOptions.js"
-import { durationMillis, lifetimeError, optionsObjectError } from "./validate.js"
+import { configMillis, isPositiveInteger, lifetimeError, optionsObjectError } from "./validate.js"
 
 /** The cache's options with every default applied, durations in milliseconds. */
 export interface Config {
@@ -36,10 +36,8 @@ const millis = (
   allowZero = false
 ): Effect.Effect<number, CacheConfigError> => {
   if (input === undefined) return Effect.succeed(fallback)
-  const ms = durationMillis(input, option, allowZero)
-  return typeof ms === "number"
-    ? Effect.succeed(ms)
-    : Effect.fail(new CacheConfigError({ option, reason: ms.reason }))
+  const ms = configMillis(input, option, allowZero)
+  return typeof ms === "number" ? Effect.succeed(ms) : Effect.fail(ms)
 }
 
 /** Checks the cache's options: a CacheConfigError names the first bad one. */
@@ -76,7 +74,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     let recovery: Config["recovery"] = false
     if (recoveryInput !== false) {
       const maxChanges = recoveryInput.maxChanges ?? 10_000
-      if (!(Number.isSafeInteger(maxChanges) && maxChanges > 0)) {
+      if (!isPositiveInteger(maxChanges)) {
         return yield* new CacheConfigError({
           option: "recovery.maxChanges",
           reason: "must be a positive integer"

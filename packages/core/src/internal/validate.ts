@@ -267,11 +267,33 @@ const schemaError = (schema: unknown): CacheInputError | undefined => {
 
 /**
  * The error of a constructor's options from plain JavaScript that are not an object (`null`, a
- * string), or `undefined`.
+ * string), or `undefined`; `option` names them (a nested group such as `breaker`).
  *
  * @internal
  */
-export const optionsObjectError = (options: unknown): CacheConfigError | undefined =>
+export const optionsObjectError = (options: unknown, option = "options"): CacheConfigError | undefined =>
   typeof options === "object" && options !== null
     ? undefined
-    : new CacheConfigError({ option: "options", reason: `must be an object, got ${describe(options)}` })
+    : new CacheConfigError({ option, reason: `must be an object, got ${describe(options)}` })
+
+/**
+ * `durationMillis` of a constructor's option: the milliseconds, or a CacheConfigError naming it.
+ *
+ * @internal
+ */
+export const configMillis = (
+  input: unknown,
+  option: string,
+  allowZero = false
+): number | CacheConfigError => {
+  const ms = durationMillis(input, option, allowZero)
+  return typeof ms === "number" ? ms : new CacheConfigError({ option, reason: ms.reason })
+}
+
+/**
+ * Whether a count from plain JavaScript is a positive safe integer.
+ *
+ * @internal
+ */
+export const isPositiveInteger = (n: unknown): boolean =>
+  typeof n === "number" && Number.isSafeInteger(n) && n > 0
