@@ -17,8 +17,11 @@ import { connectionLayer, countWrites, eventually, observer } from "./utils.js"
 
 const CHANNEL = "batch:invalidate"
 
-/** A cache with MemoryTier, RedisTier and the bus on CHANNEL, on a connection of its own. */
-const instanceWithClient = (instanceId: string) =>
+/**
+ * A cache with MemoryTier, RedisTier and the bus on CHANNEL, on a connection of its own (with
+ * `connection`'s options).
+ */
+const instanceWithClient = (instanceId: string, connection: RedisConnection.Options = {}) =>
   Effect.map(
     Layer.build(
       TieredCache.layer({ instanceId }).pipe(
@@ -26,7 +29,7 @@ const instanceWithClient = (instanceId: string) =>
         Layer.provide(
           Layer.merge(RedisTier.layer({ prefix: "batch:" }), RedisInvalidationBus.layer({ channel: CHANNEL }))
         ),
-        Layer.provideMerge(connectionLayer())
+        Layer.provideMerge(connectionLayer(connection))
       )
     ),
     (context) => ({
@@ -35,7 +38,8 @@ const instanceWithClient = (instanceId: string) =>
     })
   )
 
-const instance = (instanceId: string) => Effect.map(instanceWithClient(instanceId), ({ cache }) => cache)
+const instance = (instanceId: string, connection: RedisConnection.Options = {}) =>
+  Effect.map(instanceWithClient(instanceId, connection), ({ cache }) => cache)
 
 /** Every message published on CHANNEL from now on, decoded, in the order Redis sent them. */
 const listen = Effect.gen(function* () {
@@ -270,21 +274,10 @@ describe("the removes of one moment", () => {
         yield* Effect.promise(() =>
           look.acl("SETUSER", "nopublish", "on", ">pw", "~*", "&*", "+@all", "-publish")
         )
-        const context = yield* Layer.build(
-          TieredCache.layer({ instanceId: "refused" }).pipe(
-            Layer.provide(MemoryTier.layer({ maxEntries: 1000 })),
-            Layer.provide(
-              Layer.merge(
-                RedisTier.layer({ prefix: "batch:" }),
-                RedisInvalidationBus.layer({ channel: CHANNEL })
-              )
-            ),
-            Layer.provide(
-              connectionLayer({ username: Redacted.make("nopublish"), password: Redacted.make("pw") })
-            )
-          )
-        )
-        const cache = Context.get(context, TieredCache.TieredCache)
+        const cache = yield* instance("refused", {
+          username: Redacted.make("nopublish"),
+          password: Redacted.make("pw")
+        })
         yield* Effect.forEach(keysOf("refused", 20), (key, i) => cache.set(key, i), {
           concurrency: "unbounded",
           discard: true
