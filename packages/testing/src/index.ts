@@ -17,6 +17,13 @@ export * as ChaosBus from "./ChaosBus.js"
 export * as ChaosTier from "./ChaosTier.js"
 
 /**
+ * Interrupts an effect at each step of its run and checks what it leaves behind.
+ *
+ * @since 0.1.0
+ */
+export * as Interruptions from "./Interruptions.js"
+
+/**
  * Several cache instances sharing an L2 and a bus.
  *
  * @since 0.1.0

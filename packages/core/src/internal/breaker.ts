@@ -3,7 +3,7 @@
  * shortcut needs and users do not: the guarded tier itself, whether it bounds its own calls, and
  * a way to record the outcome of a call made on it directly.
  */
-import { Duration, Effect } from "effect"
+import { Cause, Duration, Effect } from "effect"
 import { CacheConfigError, TierError } from "../CacheError.js"
 import type {
   Options,
@@ -13,6 +13,7 @@ import type {
 } from "../CircuitBreaker.js"
 import type { Entry } from "../Entry.js"
 import type { Tier, TierHealth } from "../Tier.js"
+import { bracketSync } from "./bracket.js"
 import { bounder } from "./timeout.js"
 import { configMillis, describe, isPositiveInteger, optionsObjectError } from "./validate.js"
 
@@ -124,35 +125,55 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
       bounded = false
     ): Effect.Effect<A, E> =>
       Effect.suspend(() => {
-        let probe = false
         if (state === "open") {
           if (clock.unsafeCurrentTimeMillis() < openUntil || probing) {
             rejected++
             return Effect.fail(onOpen())
           }
-          probe = true
+          return probe(effect, onOpen, onTimeout, bounded)
         } else if (state === "half-open") {
           rejected++
           return Effect.fail(onOpen())
         }
-        const limited = bounded ? effect : bound(effect, onTimeout)
-        const settled = Effect.matchEffect(limited, {
-          onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
-          onSuccess: (value) => answerAfter(record(true), value)
-        })
-        if (!probe) return settled
-        probing = true
-        // An interrupted probe proves nothing: back to open, and the next call probes again.
-        return Effect.zipRight(transition("half-open", "probing"), settled).pipe(
-          Effect.onInterrupt(() =>
-            Effect.sync(() => {
-              probing = false
-              state = "open"
-              openUntil = 0
-            })
-          )
-        )
+        return settled(effect, onTimeout, bounded)
       })
+
+    const settled = <A, E>(effect: Effect.Effect<A, E>, onTimeout: () => E, bounded: boolean) =>
+      Effect.matchEffect(bounded ? effect : bound(effect, onTimeout), {
+        onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
+        onSuccess: (value) => answerAfter(record(true), value)
+      })
+
+    /**
+     * The one call let through an open breaker. It is marked probing in the step that decides
+     * it (bracket.ts: no interruption in between, and no other call may have begun probing since
+     * `run` looked); an interrupted probe proves nothing: back to open, and the next call
+     * probes again.
+     */
+    const probe = <A, E>(
+      effect: Effect.Effect<A, E>,
+      onOpen: () => E,
+      onTimeout: () => E,
+      bounded: boolean
+    ): Effect.Effect<A, E> =>
+      bracketSync(
+        () => {
+          if (state !== "open" || probing || clock.unsafeCurrentTimeMillis() < openUntil) return false
+          probing = true
+          return true
+        },
+        (probes) =>
+          probes
+            ? Effect.zipRight(transition("half-open", "probing"), settled(effect, onTimeout, bounded))
+            : run(effect, onOpen, onTimeout, bounded),
+        (probes, cause) => {
+          if (probes && cause !== undefined && Cause.isInterruptedOnly(cause)) {
+            probing = false
+            state = "open"
+            openUntil = 0
+          }
+        }
+      )
 
     const probeNow = () => {
       if (state === "open") openUntil = 0

@@ -9,6 +9,7 @@
 import { Effect } from "effect"
 import { type CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
+import { bracketSync } from "./bracket.js"
 import type { Defaults } from "./callOptions.js"
 import type { Counters } from "./counters.js"
 import type { Registry } from "./flight.js"
@@ -52,19 +53,19 @@ export const make = (deps: Deps) => {
     return Effect.fail(new CacheWriteError({ key, operation, failures }))
   }
 
-  /** Runs `body` while `keys` are marked changing (undefined: every key). */
+  /** Runs `body` while `keys` are marked changing (undefined: every key), however it ends. */
   const changing = <A, E>(keys: ReadonlyArray<string> | undefined, body: Effect.Effect<A, E>) =>
-    Effect.suspend(() => {
-      if (keys === undefined) versions.changingAll()
-      else for (const key of keys) versions.changing(key)
-      return Effect.ensuring(
-        body,
-        Effect.sync(() => {
-          if (keys === undefined) versions.changedAll()
-          else for (const key of keys) versions.changed(key)
-        })
-      )
-    })
+    bracketSync(
+      () => {
+        if (keys === undefined) versions.changingAll()
+        else for (const key of keys) versions.changing(key)
+      },
+      () => body,
+      () => {
+        if (keys === undefined) versions.changedAll()
+        else for (const key of keys) versions.changed(key)
+      }
+    )
 
   return {
     failIfAllFailed,

@@ -9,12 +9,16 @@ import { CacheInputError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
+import { bracketSync } from "./bracket.js"
 import { resolveWrite } from "./callOptions.js"
 import type { Changes, Deps, WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import type { L1Op } from "./everyTier.js"
 import type { Slot } from "./fastPath.js"
 import { checkKey, encodeValue, schemaOf } from "./input.js"
+import type { PendingStore } from "./pendingStores.js"
+
+const discarded: Effect.Effect<"discarded"> = Effect.succeed("discarded")
 
 /** Builds the writes. */
 export const make = (deps: Deps, changes: Changes) => {
@@ -128,15 +132,11 @@ export const make = (deps: Deps, changes: Changes) => {
     afterL1: () => void
   ): Effect.Effect<ReadonlyArray<TierError> | "discarded"> =>
     Effect.suspend((): Effect.Effect<ReadonlyArray<TierError> | "discarded"> => {
-      if (!versions.current(key, since)) return Effect.succeed("discarded" as const)
-      const store = pending.begin(key, entry.tags)
-      // Marked changing until the write (and a removal after it) is done: one finalizer for
-      // both marks costs less than two.
-      versions.changing(key)
+      let store: PendingStore | undefined
       const l1 = storeL1(key, entry, schema, decoded)
       // An invalidation that stopped waiting for this write (a slow tier) left it behind.
       const cleared = (failures: ReadonlyArray<TierError>) =>
-        store.invalidated
+        store!.invalidated
           ? Effect.as(
               access.onEveryTier(
                 () => access.removeL1([key]),
@@ -154,18 +154,27 @@ export const make = (deps: Deps, changes: Changes) => {
           : Effect.flatMap(ordered.run(l1, key, entry, deps.send(removed(key)), afterL1), ([failures]) =>
               cleared(failures)
             )
-      const done = Effect.ensuring(
-        stored,
-        Effect.sync(() => {
+      // Checked and marked in one step (no change of the key can begin in between), and marked
+      // changing until the write (and a removal after it) is done.
+      const done = bracketSync(
+        () => {
+          if (!versions.current(key, since)) return false
+          store = pending.begin(key, entry.tags)
+          versions.changing(key)
+          return true
+        },
+        (current): Effect.Effect<ReadonlyArray<TierError> | "discarded"> => (current ? stored : discarded),
+        (current) => {
+          if (!current) return
           versions.changed(key)
-          pending.finish(store)
-        })
+          pending.finish(store!)
+        }
       )
       // Sent with the write already, unless a removal followed it (known once the write is done).
       return Effect.flatMap(done, (failures) =>
-        ordered === undefined || store.invalidated
-          ? Effect.as(deps.send(removed(key)), failures)
-          : Effect.succeed(failures)
+        failures === "discarded" || (ordered !== undefined && !store!.invalidated)
+          ? Effect.succeed(failures)
+          : Effect.as(deps.send(removed(key)), failures)
       )
     })
 

@@ -1,0 +1,123 @@
+import { describe, expect, it } from "@effect/vitest"
+import { CircuitBreaker, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Interruptions, TestTier } from "@tiercache/testing"
+import { Effect, Option } from "effect"
+
+// A change or a breaker probe interrupted at any step of its run, as a caller's timeout or a
+// race does to it under load: the fiber yields every few steps (Effect yields every 2,048) and
+// the interruption lands while it waits to resume. Nothing it marked may stay marked.
+
+const memoryCache = Effect.gen(function* () {
+  const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+  const l2 = yield* TestTier.make()
+  return yield* TieredCache.make({ breaker: false }).pipe(
+    Effect.provideService(Tier.L1, l1),
+    Effect.provideService(Tier.L2, l2)
+  )
+})
+
+type Cache = TieredCache.TieredCache.Service
+
+/** Whether `key` is cached again: a computed value is stored, and found next in L1. */
+const cachesAgain = (cache: Cache, key: string) =>
+  Effect.gen(function* () {
+    yield* cache.invalidate(key)
+    let computed = 0
+    const compute = Effect.sync(() => ++computed)
+    yield* cache.getOrCompute(key, compute)
+    yield* cache.getOrCompute(key, compute)
+    return computed === 1 && Option.isSome(yield* cache.get(key))
+  })
+
+describe("a change interrupted at any step", () => {
+  const changes: ReadonlyArray<[string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]> = [
+    ["set", (cache, key) => cache.set(key, 1)],
+    ["update", (cache, key) => cache.update(key, 1)],
+    ["invalidate", (cache, key) => cache.invalidate(key)],
+    ["invalidateMany", (cache, key) => cache.invalidateMany([key, `${key}:other`])]
+  ]
+  for (const [name, change] of changes) {
+    it.scopedLive(`${name}: its key is cached again afterwards`, () =>
+      Effect.gen(function* () {
+        const cache = yield* memoryCache
+        const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
+          (run, padding) => Effect.zipRight(padding, change(cache, `k${run}`)),
+          (run) => cachesAgain(cache, `k${run}`)
+        )
+        expect(failed).toEqual([])
+        // The runs were interrupted at many points, and some completed.
+        expect(interrupted).toBeGreaterThan(100)
+        expect(completed).toBeGreaterThan(0)
+      })
+    )
+  }
+
+  // A change of many keys at once marks every key: left marked, no key would be cached again.
+  const changesOfAll: ReadonlyArray<[string, (cache: Cache) => Effect.Effect<unknown, unknown>]> = [
+    ["invalidatePattern", (cache) => cache.invalidatePattern("p:*")],
+    ["invalidateTag", (cache) => cache.invalidateTag("t")],
+    ["clear", (cache) => cache.clear]
+  ]
+  for (const [name, change] of changesOfAll) {
+    it.scopedLive(`${name}: every key is cached again afterwards`, () =>
+      Effect.gen(function* () {
+        const cache = yield* memoryCache
+        const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
+          (_, padding) => Effect.zipRight(padding, change(cache)),
+          (run) => cachesAgain(cache, `k${run}`)
+        )
+        expect(failed).toEqual([])
+        expect(interrupted).toBeGreaterThan(100)
+        expect(completed).toBeGreaterThan(0)
+      })
+    )
+  }
+})
+
+describe("a breaker's probe interrupted at any step", () => {
+  it.scopedLive("the next call after it probes, and a good probe closes the breaker", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make("test", { failureThreshold: 1, openFor: "1 millis" })
+      const open = () => "open"
+      const late = () => "late"
+      let probed = 0
+      const { failed, interrupted } = yield* Interruptions.atEachStep(
+        // The probe: it outlasts the interruption when it gets that far.
+        (_, padding) =>
+          Effect.zipRight(
+            padding,
+            breaker.run(
+              Effect.suspend(() => {
+                probed++
+                return Effect.never
+              }),
+              open,
+              late,
+              true
+            )
+          ),
+        () =>
+          Effect.gen(function* () {
+            yield* Effect.sleep("2 millis")
+            const probe = yield* Effect.either(breaker.run(Effect.succeed("ok"), open, late, true))
+            return probe._tag === "Right" && breaker.state() === "closed"
+          }),
+        {
+          // Opened by a failure, and open for long enough that the next call probes.
+          prepare: Effect.gen(function* () {
+            yield* Effect.either(breaker.run(Effect.fail("failed"), open, late, true))
+            expect(breaker.state()).toBe("open")
+            yield* Effect.sleep("2 millis")
+          }),
+          pads: 13,
+          waits: 48
+        }
+      )
+      expect(failed).toEqual([])
+      expect(interrupted).toBe(13 * 48)
+      // Most runs were interrupted while the probe ran, the others before it began.
+      expect(probed).toBeGreaterThan(150)
+      expect(probed).toBeLessThan(13 * 48)
+    })
+  )
+})

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Interruptions } from "@tiercache/testing"
+import { Effect, Exit } from "effect"
+
+// A mark set in one step and cleared by a region entered in the next (the mistake the helper is
+// for), against the same mark set inside the region.
+
+const marks = () => {
+  const held = new Set<string>()
+  return {
+    held,
+    // The gap: an interruption after the suspend and before ensuring's region leaves the mark.
+    gapped: (run: string) =>
+      Effect.suspend(() => {
+        held.add(run)
+        return Effect.ensuring(
+          Effect.yieldNow(),
+          Effect.sync(() => held.delete(run))
+        )
+      }),
+    // No gap: the mark is set inside the region that clears it.
+    whole: (run: string) =>
+      Effect.uninterruptibleMask((restore) => {
+        held.add(run)
+        return Effect.ensuring(
+          restore(Effect.yieldNow()),
+          Effect.sync(() => held.delete(run))
+        )
+      })
+  }
+}
+
+describe("Interruptions.atEachStep", () => {
+  it.effect("finds a mark left by an interruption between two steps", () =>
+    Effect.gen(function* () {
+      const { held, gapped } = marks()
+      const result = yield* Interruptions.atEachStep(
+        (run, padding) => Effect.zipRight(padding, gapped(run)),
+        (run) => Effect.succeed(!held.has(run))
+      )
+      expect(result.failed.length).toBeGreaterThan(0)
+      expect(result.interrupted + result.completed).toBe(24 * 16)
+      expect(result.interrupted).toBeGreaterThan(0)
+      expect(result.completed).toBeGreaterThan(0)
+    })
+  )
+
+  it.effect("passes the same mark set inside its region, and runs prepare before each run", () =>
+    Effect.gen(function* () {
+      const { held, whole } = marks()
+      let prepared = 0
+      const result = yield* Interruptions.atEachStep(
+        (run, padding) => Effect.zipRight(padding, whole(run)),
+        (run) => Effect.succeed(!held.has(run)),
+        { pads: 13, waits: 8, prepare: Effect.sync(() => prepared++) }
+      )
+      expect(result.failed).toEqual([])
+      expect(prepared).toBe(13 * 8)
+      expect(result.interrupted + result.completed).toBe(13 * 8)
+      expect(result.interrupted).toBeGreaterThan(0)
+      expect(result.completed).toBeGreaterThan(0)
+    })
+  )
+
+  it.effect("refuses options that would test nothing or never advance", () =>
+    Effect.gen(function* () {
+      const run = () => Effect.void
+      const ok = () => Effect.succeed(true)
+      for (const options of [
+        { pads: 0 },
+        { waits: -1 },
+        { yieldEvery: 9 },
+        { pads: 1.5 },
+        { waits: "3" as unknown as number }
+      ]) {
+        const exit = yield* Effect.exit(Interruptions.atEachStep(run, ok, options))
+        expect(Exit.isFailure(exit) && exit.toString()).toContain("Interruptions.atEachStep")
+      }
+    })
+  )
+})
