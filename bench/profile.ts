@@ -3,7 +3,7 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
  * no bus and no breaker: what the cache's own code costs, without a socket):
- *   node dist/profile.mjs <set|set64|cold|mixed|stampede|getMany|fill|raw-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
+ *   node dist/profile.mjs <set|set64|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
  * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
  * an L1 of 1,000; `fill` is heap.ts's: distinct keys of ~200-byte values, 64 `runPromise` sets at a
  * time, and it also prints what the heap grew by per entry, by kind of object, from two heap
@@ -142,6 +142,8 @@ const drive = Effect.gen(function* () {
   const cache = Context.get(context, TieredCache.TieredCache)
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
   yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
+  let subscriber: Redis | undefined
+  yield* Effect.addFinalizer(() => Effect.promise(async () => void (await subscriber?.quit())))
   let generation = 0
   let filled = 0
   const compute = (ms: number) => Effect.as(Effect.sleep(ms), payload(1))
@@ -160,6 +162,24 @@ const drive = Effect.gen(function* () {
         return Effect.promise(async () => {
           for (let i = 0; i < n; i++) {
             await raw.set(`raw:set:${i % 4096}`, JSON.stringify(payload(i)), "PX", 3_600_000)
+          }
+          return n
+        })
+      case "bus-floor-set":
+        // writes.ts's bus floor: raw-set's SET and a PUBLISH in one write, a subscriber in this
+        // process parsing each message.
+        return Effect.promise(async () => {
+          if (subscriber === undefined) {
+            subscriber = new Redis({ host: server.host, port: server.port })
+            await subscriber.subscribe("raw:invalidate")
+            subscriber.on("message", (_channel: string, message: string) => JSON.parse(message))
+          }
+          for (let i = 0; i < n; i++) {
+            const key = `raw:set:${i % 4096}`
+            await Promise.all([
+              raw.set(key, JSON.stringify(payload(i)), "PX", 3_600_000),
+              raw.publish("raw:invalidate", JSON.stringify({ type: "Remove", key, origin: "raw" }))
+            ])
           }
           return n
         })
