@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CircuitBreaker, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { Interruptions, TestTier } from "@tiercache/testing"
+import { Interruptions, MultiInstance, TestTier } from "@tiercache/testing"
 import { Effect, Option } from "effect"
 
 // A change or a breaker probe interrupted at any step of its run, as a caller's timeout or a
@@ -74,6 +74,80 @@ describe("a change interrupted at any step", () => {
   }
 })
 
+describe("a read interrupted at any step", () => {
+  it.scopedLive("getOrCompute: its computation goes on, is stored once, and is not run again", () =>
+    Effect.gen(function* () {
+      const cache = yield* memoryCache
+      const started = new Map<string, number>()
+      let runningAfter = 0
+      const ended = new Map<string, number>()
+      const bump = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1)
+      // A computation of many steps, so that most interruptions land while it runs.
+      const compute = (key: string) =>
+        Effect.suspend(() => {
+          bump(started, key)
+          return Effect.zipRight(
+            Effect.repeatN(Effect.yieldNow(), 24),
+            Effect.sync(() => {
+              bump(ended, key)
+              return key
+            })
+          )
+        })
+      const { failed, interrupted } = yield* Interruptions.atEachStep(
+        (run, padding) => Effect.zipRight(padding, cache.getOrCompute(`c${run}`, compute(`c${run}`))),
+        (run) =>
+          Effect.gen(function* () {
+            const key = `c${run}`
+            if (started.has(key) && !ended.has(key)) runningAfter++
+            yield* MultiInstance.settle([cache])
+            const answer = yield* cache.getOrCompute(key, compute(key))
+            // Run once, by the interrupted caller's flight or else by this call, and never cut off.
+            return (
+              answer === key &&
+              started.get(key) === 1 &&
+              ended.get(key) === 1 &&
+              Option.isSome(yield* cache.get(key))
+            )
+          })
+      )
+      expect(failed).toEqual([])
+      // Many computations were still running when their caller's interruption was done.
+      // Every caller was interrupted, many while their computation ran on (it outlasts them).
+      expect(interrupted).toBe(24 * 16)
+      expect(runningAfter).toBeGreaterThan(60)
+    })
+  )
+
+  const reads: ReadonlyArray<[string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]> = [
+    ["get", (cache, key) => cache.get(key)],
+    ["getMany", (cache, key) => cache.getMany([key, `${key}:absent`])]
+  ]
+  for (const [name, read] of reads) {
+    it.scopedLive(`${name} of a value found in L2: the key is cached afterwards`, () =>
+      Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+        const l2 = yield* TestTier.make()
+        const cache = yield* TieredCache.make({ breaker: false }).pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2)
+        )
+        const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
+          (run, padding) => Effect.zipRight(padding, read(cache, `r${run}`)),
+          (run) => cachesAgain(cache, `r${run}`),
+          {
+            // Each run's key is in L2 only.
+            prepare: (run) => Effect.zipRight(cache.set(`r${run}`, "stored"), l1.remove([`r${run}`]))
+          }
+        )
+        expect(failed).toEqual([])
+        expect(interrupted).toBeGreaterThan(100)
+        expect(completed).toBeGreaterThan(0)
+      })
+    )
+  }
+})
+
 describe("a breaker's probe interrupted at any step", () => {
   it.scopedLive("the next call after it probes, and a good probe closes the breaker", () =>
     Effect.gen(function* () {
@@ -104,11 +178,12 @@ describe("a breaker's probe interrupted at any step", () => {
           }),
         {
           // Opened by a failure, and open for long enough that the next call probes.
-          prepare: Effect.gen(function* () {
-            yield* Effect.either(breaker.run(Effect.fail("failed"), open, late, true))
-            expect(breaker.state()).toBe("open")
-            yield* Effect.sleep("2 millis")
-          }),
+          prepare: () =>
+            Effect.gen(function* () {
+              yield* Effect.either(breaker.run(Effect.fail("failed"), open, late, true))
+              expect(breaker.state()).toBe("open")
+              yield* Effect.sleep("2 millis")
+            }),
           pads: 13,
           waits: 48
         }

@@ -36,8 +36,8 @@ export interface Options<E = never, R = never> {
   readonly waits?: number | undefined
   /** The fiber under test yields after this many steps (default 12; at least 10). */
   readonly yieldEvery?: number | undefined
-  /** Runs before each run, in the interrupting fiber (to set up what the run needs). */
-  readonly prepare?: Effect.Effect<void, E, R> | undefined
+  /** Runs before each run (given its name), in the interrupting fiber: sets up what it needs. */
+  readonly prepare?: ((run: string) => Effect.Effect<void, E, R>) | undefined
 }
 
 /**
@@ -69,13 +69,13 @@ export interface Result {
  * @category testing
  * @since 0.1.0
  */
-export const atEachStep = <E = never, R = never>(
+export const atEachStep = <E = never, R = never, E2 = never, R2 = never>(
   effect: (run: string, padding: Effect.Effect<void>) => Effect.Effect<unknown, unknown, R>,
   check: (run: string) => Effect.Effect<boolean, E, R>,
-  options: Options<E, R> = {}
-): Effect.Effect<Result, E, R> =>
+  options: Options<E2, R2> = {}
+): Effect.Effect<Result, E | E2, R | R2> =>
   Effect.gen(function* () {
-    const { pads = 24, waits = 16, yieldEvery = 12, prepare = Effect.void } = options
+    const { pads = 24, waits = 16, yieldEvery = 12, prepare } = options
     for (const [name, value, least] of [
       ["pads", pads, 1],
       ["waits", waits, 1],
@@ -93,7 +93,7 @@ export const atEachStep = <E = never, R = never>(
     for (let pad = 0; pad < pads; pad++) {
       for (let wait = 0; wait < waits; wait++) {
         const run = `${pad}:${wait}`
-        yield* prepare
+        if (prepare !== undefined) yield* prepare(run)
         const fiber = yield* Effect.fork(
           Effect.locally(effect(run, noOps(pad)), FiberRef.currentMaxOpsBeforeYield, yieldEvery)
         )

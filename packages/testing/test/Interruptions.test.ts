@@ -52,7 +52,7 @@ describe("Interruptions.atEachStep", () => {
       const result = yield* Interruptions.atEachStep(
         (run, padding) => Effect.zipRight(padding, whole(run)),
         (run) => Effect.succeed(!held.has(run)),
-        { pads: 13, waits: 8, prepare: Effect.sync(() => prepared++) }
+        { pads: 13, waits: 8, prepare: () => Effect.sync(() => prepared++) }
       )
       expect(result.failed).toEqual([])
       expect(prepared).toBe(13 * 8)
