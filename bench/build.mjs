@@ -20,7 +20,8 @@ await build({
     "heap.ts",
     "summary.ts",
     "profile.ts",
-    "steps.ts"
+    "steps.ts",
+    "setTrace.ts"
   ],
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
