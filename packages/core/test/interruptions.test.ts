@@ -10,65 +10,55 @@ import { Effect, Option } from "effect"
 const memoryCache = Effect.gen(function* () {
   const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
   const l2 = yield* TestTier.make()
-  return yield* TieredCache.make({ breaker: false }).pipe(
+  const cache = yield* TieredCache.make({ breaker: false }).pipe(
     Effect.provideService(Tier.L1, l1),
     Effect.provideService(Tier.L2, l2)
   )
+  return { cache, l1 }
 })
 
 type Cache = TieredCache.TieredCache.Service
 
-/** Whether `key` is cached again: a computed value is stored, and found next in L1. */
-const cachesAgain = (cache: Cache, key: string) =>
+/**
+ * Runs `op` (on each run's key) interrupted at each step, `prepare` first; afterwards each
+ * run's key must be cached again, and the runs must have been interrupted at many points with
+ * some completed.
+ */
+const leavesNothing = (
+  cache: Cache,
+  op: (key: string) => Effect.Effect<unknown, unknown>,
+  prepare?: (key: string) => Effect.Effect<void, unknown>
+) =>
   Effect.gen(function* () {
-    yield* cache.invalidate(key)
-    let computed = 0
-    const compute = Effect.sync(() => ++computed)
-    yield* cache.getOrCompute(key, compute)
-    yield* cache.getOrCompute(key, compute)
-    return computed === 1 && Option.isSome(yield* cache.get(key))
+    const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
+      (run, padding) => Effect.zipRight(padding, op(`k${run}`)),
+      (run) => Interruptions.cachesAgain(cache, `k${run}`),
+      prepare === undefined ? {} : { prepare: (run) => prepare(`k${run}`) }
+    )
+    expect(failed).toEqual([])
+    expect(interrupted).toBeGreaterThan(100)
+    expect(completed).toBeGreaterThan(0)
   })
 
 describe("a change interrupted at any step", () => {
-  const changes: ReadonlyArray<[string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]> = [
-    ["set", (cache, key) => cache.set(key, 1)],
-    ["update", (cache, key) => cache.update(key, 1)],
-    ["invalidate", (cache, key) => cache.invalidate(key)],
-    ["invalidateMany", (cache, key) => cache.invalidateMany([key, `${key}:other`])]
+  // A change of many keys at once (pattern, tag, clear) marks every key: left marked, no key
+  // would be cached again.
+  const changes: ReadonlyArray<
+    [string, "its key" | "every key", (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]
+  > = [
+    ["set", "its key", (cache, key) => cache.set(key, 1)],
+    ["update", "its key", (cache, key) => cache.update(key, 1)],
+    ["invalidate", "its key", (cache, key) => cache.invalidate(key)],
+    ["invalidateMany", "its key", (cache, key) => cache.invalidateMany([key, `${key}:other`])],
+    ["invalidatePattern", "every key", (cache) => cache.invalidatePattern("p:*")],
+    ["invalidateTag", "every key", (cache) => cache.invalidateTag("t")],
+    ["clear", "every key", (cache) => cache.clear]
   ]
-  for (const [name, change] of changes) {
-    it.scopedLive(`${name}: its key is cached again afterwards`, () =>
+  for (const [name, which, change] of changes) {
+    it.scopedLive(`${name}: ${which} is cached again afterwards`, () =>
       Effect.gen(function* () {
-        const cache = yield* memoryCache
-        const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
-          (run, padding) => Effect.zipRight(padding, change(cache, `k${run}`)),
-          (run) => cachesAgain(cache, `k${run}`)
-        )
-        expect(failed).toEqual([])
-        // The runs were interrupted at many points, and some completed.
-        expect(interrupted).toBeGreaterThan(100)
-        expect(completed).toBeGreaterThan(0)
-      })
-    )
-  }
-
-  // A change of many keys at once marks every key: left marked, no key would be cached again.
-  const changesOfAll: ReadonlyArray<[string, (cache: Cache) => Effect.Effect<unknown, unknown>]> = [
-    ["invalidatePattern", (cache) => cache.invalidatePattern("p:*")],
-    ["invalidateTag", (cache) => cache.invalidateTag("t")],
-    ["clear", (cache) => cache.clear]
-  ]
-  for (const [name, change] of changesOfAll) {
-    it.scopedLive(`${name}: every key is cached again afterwards`, () =>
-      Effect.gen(function* () {
-        const cache = yield* memoryCache
-        const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
-          (_, padding) => Effect.zipRight(padding, change(cache)),
-          (run) => cachesAgain(cache, `k${run}`)
-        )
-        expect(failed).toEqual([])
-        expect(interrupted).toBeGreaterThan(100)
-        expect(completed).toBeGreaterThan(0)
+        const { cache } = yield* memoryCache
+        yield* leavesNothing(cache, (key) => change(cache, key))
       })
     )
   }
@@ -77,7 +67,7 @@ describe("a change interrupted at any step", () => {
 describe("a read interrupted at any step", () => {
   it.scopedLive("getOrCompute: its computation goes on, is stored once, and is not run again", () =>
     Effect.gen(function* () {
-      const cache = yield* memoryCache
+      const { cache } = yield* memoryCache
       const started = new Map<string, number>()
       let runningAfter = 0
       const ended = new Map<string, number>()
@@ -126,23 +116,13 @@ describe("a read interrupted at any step", () => {
   for (const [name, read] of reads) {
     it.scopedLive(`${name} of a value found in L2: the key is cached afterwards`, () =>
       Effect.gen(function* () {
-        const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
-        const l2 = yield* TestTier.make()
-        const cache = yield* TieredCache.make({ breaker: false }).pipe(
-          Effect.provideService(Tier.L1, l1),
-          Effect.provideService(Tier.L2, l2)
+        const { cache, l1 } = yield* memoryCache
+        // Each run's key is in L2 only.
+        yield* leavesNothing(
+          cache,
+          (key) => read(cache, key),
+          (key) => Effect.zipRight(cache.set(key, "stored"), l1.remove([key]))
         )
-        const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
-          (run, padding) => Effect.zipRight(padding, read(cache, `r${run}`)),
-          (run) => cachesAgain(cache, `r${run}`),
-          {
-            // Each run's key is in L2 only.
-            prepare: (run) => Effect.zipRight(cache.set(`r${run}`, "stored"), l1.remove([`r${run}`]))
-          }
-        )
-        expect(failed).toEqual([])
-        expect(interrupted).toBeGreaterThan(100)
-        expect(completed).toBeGreaterThan(0)
       })
     )
   }

@@ -6,7 +6,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { Interruptions, RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { connectionLayer } from "./utils.js"
 
@@ -29,17 +29,6 @@ const instance = (instanceId: string) =>
 
 type Cache = TieredCache.TieredCache.Service
 
-/** Whether `key` is cached again on `cache`: computed once, then found in L1. */
-const cachesAgain = (cache: Cache, key: string) =>
-  Effect.gen(function* () {
-    yield* cache.invalidate(key)
-    let computed = 0
-    const compute = Effect.sync(() => ++computed)
-    yield* cache.getOrCompute(key, compute)
-    yield* cache.getOrCompute(key, compute)
-    return computed === 1 && Option.isSome(yield* cache.get(key))
-  })
-
 describe("a write interrupted at any step on Redis", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
     for (const [name, write] of [
@@ -55,7 +44,11 @@ describe("a write interrupted at any step on Redis", () => {
           const { failed, interrupted } = yield* Interruptions.atEachStep(
             (run, padding) => Effect.zipRight(padding, write(a, key(run))),
             (run) =>
-              Effect.zipWith(cachesAgain(a, key(run)), cachesAgain(b, `${key(run)}:b`), (x, y) => x && y),
+              Effect.zipWith(
+                Interruptions.cachesAgain(a, key(run)),
+                Interruptions.cachesAgain(b, `${key(run)}:b`),
+                (x, y) => x && y
+              ),
             { pads: 13 }
           )
           expect(failed).toEqual([])

@@ -10,14 +10,15 @@
  * ```ts
  * const { failed } = yield* Interruptions.atEachStep(
  *   (run, padding) => Effect.zipRight(padding, cache.set(`k${run}`, 1)),
- *   (run) => isCachedAgain(`k${run}`)
+ *   (run) => Interruptions.cachesAgain(cache, `k${run}`)
  * )
  * expect(failed).toEqual([])
  * ```
  *
  * @since 0.1.0
  */
-import { Effect, Fiber, FiberRef } from "effect"
+import type { TieredCache } from "@tiercache/core"
+import { Effect, Fiber, FiberRef, Option } from "effect"
 
 /**
  * How `atEachStep` varies the point of interruption.
@@ -105,6 +106,27 @@ export const atEachStep = <E = never, R = never, E2 = never, R2 = never>(
       }
     }
     return { failed, interrupted, completed }
+  })
+
+/**
+ * A check for `atEachStep`: whether `cache` caches `key` again, i.e. whether nothing an
+ * interrupted call left behind keeps it from it. It invalidates `key` and computes it twice with
+ * getOrCompute: true when the computation ran once (it was stored) and `get` finds the value.
+ *
+ * @category testing
+ * @since 0.1.0
+ */
+export const cachesAgain = (
+  cache: TieredCache.TieredCache.Service,
+  key: string
+): Effect.Effect<boolean, unknown> =>
+  Effect.gen(function* () {
+    yield* cache.invalidate(key)
+    let computed = 0
+    const compute = Effect.sync(() => ++computed)
+    yield* cache.getOrCompute(key, compute)
+    yield* cache.getOrCompute(key, compute)
+    return computed === 1 && Option.isSome(yield* cache.get(key))
   })
 
 /** `n` no-op steps. */

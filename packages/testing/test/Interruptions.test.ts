@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Interruptions } from "@tiercache/testing"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Interruptions, TestTier } from "@tiercache/testing"
 import { Effect, Exit } from "effect"
 
 // A mark set in one step and cleared by a region entered in the next (the mistake the helper is
@@ -59,6 +60,25 @@ describe("Interruptions.atEachStep", () => {
       expect(result.interrupted + result.completed).toBe(13 * 8)
       expect(result.interrupted).toBeGreaterThan(0)
       expect(result.completed).toBeGreaterThan(0)
+    })
+  )
+
+  it.scoped("cachesAgain: true for a key the cache stores, false when no tier keeps it", () =>
+    Effect.gen(function* () {
+      const make = (l1: Tier.Tier.Service, l2: Tier.Tier.Service) =>
+        TieredCache.make({ breaker: false }).pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2)
+        )
+      const cache = yield* make(yield* MemoryTier.make({ maxEntries: 10 }), yield* TestTier.make())
+      yield* cache.set("k", "old")
+      expect(yield* Interruptions.cachesAgain(cache, "k")).toBe(true)
+      // Every write fails: each getOrCompute computes anew.
+      const l1 = yield* TestTier.make()
+      const l2 = yield* TestTier.make()
+      yield* l1.failOn(["set"])
+      yield* l2.failOn(["set"])
+      expect(yield* Interruptions.cachesAgain(yield* make(l1, l2), "k")).toBe(false)
     })
   )
 
