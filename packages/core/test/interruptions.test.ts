@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CircuitBreaker, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { Interruptions, MultiInstance, TestTier } from "@tiercache/testing"
-import { Effect, Option } from "effect"
+import { ChaosTier, Interruptions, MultiInstance, TestTier } from "@tiercache/testing"
+import { Effect, Equal, Fiber, Option, Schedule } from "effect"
 
 // A change or a breaker probe interrupted at any step of its run, as a caller's timeout or a
 // race does to it under load: the fiber yields every few steps (Effect yields every 2,048) and
@@ -62,6 +62,123 @@ describe("a change interrupted at any step", () => {
       })
     )
   }
+})
+
+describe("a change interrupted at any step, across instances", () => {
+  // A change runs to its end once called: interrupted half-way, this instance's L1 would hold
+  // the new value and the shared tier and the other instance the old one (or the other way).
+  const changes: ReadonlyArray<[string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]> = [
+    ["set", (cache, key) => cache.set(key, "new")],
+    ["update", (cache, key) => cache.update(key, "new")],
+    ["invalidate", (cache, key) => cache.invalidate(key)],
+    ["invalidatePattern", (cache, key) => cache.invalidatePattern(`${key}*`)]
+  ]
+  for (const [name, change] of changes) {
+    it.scopedLive(`${name}: both instances and the shared tier agree afterwards`, () =>
+      Effect.gen(function* () {
+        const { caches, hub, l2 } = yield* MultiInstance.make(2)
+        const [a, b] = caches as [Cache, Cache]
+        const disagreements: Array<string> = []
+        const { interrupted } = yield* Interruptions.atEachStep(
+          (run, padding) => Effect.zipRight(padding, change(a, `k${run}`)),
+          (run) =>
+            Effect.gen(function* () {
+              const key = `k${run}`
+              yield* MultiInstance.settle([a, b], { hub: hub! })
+              const answers = [
+                yield* a.get(key),
+                yield* b.get(key),
+                Option.map(yield* l2!.get(key), (e) => e.value)
+              ]
+              const agree = answers.every((answer) => Equal.equals(answer, answers[0]))
+              if (!agree) disagreements.push(`${run}: ${answers.map((answer) => String(answer)).join(" / ")}`)
+              return agree
+            }),
+          // Each run's key holds "old" everywhere: in the shared tier and in both L1s.
+          {
+            prepare: (run) => Effect.zipRight(a.set(`k${run}`, "old"), b.get(`k${run}`)),
+            pads: 13,
+            waits: 24
+          }
+        )
+        expect(disagreements.slice(0, 3)).toEqual([])
+        expect(interrupted).toBeGreaterThan(100)
+      })
+    )
+  }
+})
+
+describe("interrupting a change", () => {
+  it.scopedLive(
+    "waits for its end: once the interruption returns, the slow lower tier holds the write (disconnected, it goes on alone)",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        const l2 = yield* ChaosTier.wrap(store)
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2)
+        )
+        yield* l2.delay(["set"], "100 millis")
+        const write = yield* Effect.fork(cache.set("k", "v"))
+        yield* Effect.sleep("10 millis")
+        expect(Option.isNone(yield* store.get("k"))).toBe(true)
+        yield* Fiber.interrupt(write)
+        expect(Option.map(yield* store.get("k"), (entry) => entry.value)).toEqual(Option.some("v"))
+        // Disconnected, the caller's interruption returns at once and the write goes on.
+        const disconnected = yield* Effect.fork(Effect.disconnect(cache.set("d", "v")))
+        yield* Effect.sleep("10 millis")
+        yield* Fiber.interrupt(disconnected)
+        expect(Option.isNone(yield* store.get("d"))).toBe(true)
+        yield* Effect.repeat(store.get("d"), {
+          until: Option.isSome,
+          schedule: Schedule.spaced("10 millis")
+        }).pipe(Effect.timeout("5 seconds"))
+        expect(Option.map(yield* store.get("d"), (entry) => entry.value)).toEqual(Option.some("v"))
+      })
+  )
+
+  it.scopedLive("still ends a hung tier's call at the breaker's timeout", () =>
+    Effect.gen(function* () {
+      const store = yield* TestTier.make()
+      const l2 = yield* ChaosTier.wrap(store)
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const cache = yield* TieredCache.make({ breaker: { timeout: "100 millis" } }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2)
+      )
+      yield* l2.delay(["set"], "1 hour")
+      const write = yield* Effect.fork(cache.set("k", "v"))
+      yield* Effect.sleep("10 millis")
+      // The write is uninterruptible; its L2 call still ends at 100 ms (a counted failure).
+      const ended = yield* Fiber.interrupt(write).pipe(Effect.timeout("5 seconds"), Effect.either)
+      expect(ended._tag).toBe("Right")
+      expect(Object.values((yield* cache.stats).tierErrors)).toEqual([1])
+    })
+  )
+})
+
+describe("interrupting an invalidation that waits for a computed value's write", () => {
+  it.scopedLive("still removes the value once the wait is over", () =>
+    Effect.gen(function* () {
+      const store = yield* TestTier.make()
+      const l2 = yield* ChaosTier.wrap(store)
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const cache = yield* TieredCache.make({ breaker: { timeout: "200 millis" } }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2)
+      )
+      yield* l2.delay(["set"], "1 hour")
+      // Answered from L1; its write below L1 hangs until the breaker's timeout.
+      expect(yield* cache.getOrCompute("k", Effect.succeed("computed"))).toBe("computed")
+      const invalidation = yield* Effect.fork(cache.invalidate("k"))
+      yield* Effect.sleep("10 millis")
+      yield* Fiber.interrupt(invalidation)
+      expect(yield* l1.get("k")).toEqual(Option.none())
+      expect(yield* cache.get("k")).toEqual(Option.none())
+    })
+  )
 })
 
 describe("a read interrupted at any step", () => {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CacheError, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import {
+  CacheError,
+  InvalidationBus,
+  type InvalidationMessage,
+  MemoryTier,
+  Tier,
+  TieredCache
+} from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Deferred, Duration, Effect, Exit, Fiber, Logger, Option, Ref, TestClock } from "effect"
 
@@ -450,13 +457,18 @@ describe("the bus's circuit breaker", () => {
       Effect.gen(function* () {
         const hub = yield* TestBus.makeHub
         let mode: "hung" | "failing" = "hung"
+        // Hung until released (a write runs to its end: interrupting it would wait for it).
+        const release = yield* Deferred.make<void>()
         const inner = TestBus.make(hub)
-        const busWith = (callTimeout: Duration.DurationInput): InvalidationBus.InvalidationBus.Service => ({
+        const busWith = (
+          callTimeout: Duration.DurationInput,
+          hung: (message: InvalidationMessage.InvalidationMessage) => Effect.Effect<void, CacheError.BusError>
+        ): InvalidationBus.InvalidationBus.Service => ({
           ...inner,
           callTimeout: Duration.decode(callTimeout),
-          publish: () =>
+          publish: (message) =>
             mode === "hung"
-              ? Effect.never
+              ? hung(message)
               : Effect.fail(
                   new CacheError.BusError({ operation: "publish", reason: "no answer within 100ms" })
                 )
@@ -474,15 +486,18 @@ describe("the bus's circuit breaker", () => {
             )
           })
         // Bounded by the bus itself (100 ms <= 200 ms): the cache trusts it and adds no timer.
-        const trusted = yield* cacheWith(busWith("100 millis"))
+        const trusted = yield* cacheWith(
+          busWith("100 millis", (message) => Effect.zipRight(Deferred.await(release), inner.publish(message)))
+        )
         const hungWrite = yield* Effect.fork(trusted.set("a", 1))
         yield* settle
         yield* TestClock.adjust("1 second")
         yield* settle
         expect(hungWrite.unsafePoll()).toBeNull()
-        yield* Fiber.interrupt(hungWrite)
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(hungWrite)
         // A bound longer than the breaker's timeout: the breaker's timer still applies.
-        const untrusted = yield* cacheWith(busWith("1 second"))
+        const untrusted = yield* cacheWith(busWith("1 second", () => Effect.never))
         const timedWrite = yield* Effect.fork(untrusted.set("a", 1))
         yield* settle
         yield* TestClock.adjust("200 millis")

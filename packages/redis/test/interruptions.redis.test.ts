@@ -6,9 +6,9 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { Interruptions, RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Equal, Layer } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer } from "./utils.js"
+import { connectionLayer, eventually } from "./utils.js"
 
 const instance = (instanceId: string) =>
   Effect.map(
@@ -31,12 +31,14 @@ type Cache = TieredCache.TieredCache.Service
 
 describe("a write interrupted at any step on Redis", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
-    for (const [name, write] of [
-      ["set", (cache: Cache, key: string) => cache.set(key, "v")],
-      ["update", (cache: Cache, key: string) => cache.update(key, "v")],
-      ["invalidateTag", (cache: Cache) => cache.invalidateTag("t")]
-    ] as const) {
-      it.scoped(`${name}: the key is cached again on both instances`, () =>
+    const writes: ReadonlyArray<[string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]> = [
+      ["set", (cache, key) => cache.set(key, "new")],
+      ["update", (cache, key) => cache.update(key, "new")],
+      ["invalidate", (cache, key) => cache.invalidate(key)],
+      ["invalidateTag", (cache) => cache.invalidateTag("t")]
+    ]
+    for (const [name, write] of writes) {
+      it.scoped(`${name}: both instances agree afterwards, and cache the key again`, () =>
         Effect.gen(function* () {
           const a = yield* instance(`a-${name}`)
           const b = yield* instance(`b-${name}`)
@@ -44,15 +46,27 @@ describe("a write interrupted at any step on Redis", () => {
           const { failed, interrupted } = yield* Interruptions.atEachStep(
             (run, padding) => Effect.zipRight(padding, write(a, key(run))),
             (run) =>
-              Effect.zipWith(
-                Interruptions.cachesAgain(a, key(run)),
-                Interruptions.cachesAgain(b, `${key(run)}:b`),
-                (x, y) => x && y
-              ),
-            { pads: 13 }
+              Effect.gen(function* () {
+                // B hears of A's write over the bus: give it the time to.
+                const agree = yield* eventually(
+                  Effect.flatMap(Effect.zip(a.get(key(run)), b.get(key(run))), ([x, y]) =>
+                    Equal.equals(x, y) ? Effect.void : Effect.fail("disagree")
+                  ),
+                  "2 seconds"
+                ).pipe(Effect.isSuccess)
+                return (
+                  agree &&
+                  (yield* Interruptions.cachesAgain(a, key(run))) &&
+                  (yield* Interruptions.cachesAgain(b, `${key(run)}:b`))
+                )
+              }),
+            // Each run's key holds "old" in Redis and in both L1s.
+            {
+              prepare: (run) => Effect.zipRight(a.set(key(run), "old", { tags: ["t"] }), b.get(key(run))),
+              pads: 13
+            }
           )
           expect(failed).toEqual([])
-          // Every run is interrupted: at the latest while it waits for Redis.
           expect(interrupted).toBe(13 * 16)
         })
       )

@@ -7,6 +7,7 @@
  */
 import { Duration, Effect, Exit } from "effect"
 import * as Signal from "./signal.js"
+import { startTimer } from "./timeout.js"
 
 /** One computed value being written. */
 export interface PendingStore {
@@ -30,6 +31,7 @@ export interface PendingStores {
 /** An empty set of pending stores; an invalidation waits at most `bound` for them. */
 export const make = (bound: Duration.Duration): PendingStores => {
   const stores = new Set<PendingStore>()
+  const boundMs = Duration.toMillis(bound)
   return {
     begin: (key, tags) => {
       const store: PendingStore = { key, tags, done: Signal.make(), invalidated: false }
@@ -43,15 +45,40 @@ export const make = (bound: Duration.Duration): PendingStores => {
     settle: (covers) =>
       Effect.suspend(() => {
         if (stores.size === 0) return Effect.void
-        const waits: Array<Effect.Effect<void>> = []
+        const waits: Array<Signal.Signal<void>> = []
         for (const store of stores) {
           if (!covers(store)) continue
           store.invalidated = true
-          waits.push(Signal.wait(store.done))
+          waits.push(store.done)
         }
         if (waits.length === 0) return Effect.void
-        return Effect.all(waits, { concurrency: "unbounded", discard: true }).pipe(
-          Effect.timeoutTo({ duration: bound, onSuccess: () => undefined, onTimeout: () => undefined })
+        // One wait for all, ended by the last store or by the bound, with no fiber of the
+        // caller's: an invalidation runs uninterruptible to its end, and a race's fiber would
+        // inherit that, so that its timeout could not end it.
+        return Effect.clockWith((clock) =>
+          Effect.async<void>((resume) => {
+            let left = waits.length
+            let ended = false
+            const cancels: Array<() => void> = []
+            const end = () => {
+              if (ended) return
+              ended = true
+              for (const cancel of cancels) cancel()
+              resume(Effect.void)
+            }
+            cancels.push(startTimer(clock, boundMs, end))
+            for (const signal of waits) {
+              if (ended) break
+              cancels.push(
+                Signal.onDone(signal, () => {
+                  if (--left === 0) end()
+                })
+              )
+            }
+            return Effect.sync(() => {
+              for (const cancel of cancels) cancel()
+            })
+          })
         )
       })
   }

@@ -32,6 +32,18 @@ const addWaiter = <A, E>(signal: Signal<A, E>, wake: (exit: Exit.Exit<A, E>) => 
   waiters.push(wake)
 }
 
+/**
+ * Calls `wake` once the signal is done (at once when it is); answers the cancel of that call.
+ */
+export const onDone = <A, E>(signal: Signal<A, E>, wake: (exit: Exit.Exit<A, E>) => void): (() => void) => {
+  if (signal.exit !== undefined) {
+    wake(signal.exit)
+    return () => {}
+  }
+  addWaiter(signal, wake)
+  return () => removeWaiter(signal, wake)
+}
+
 /** Removes `wake` from the signal's waiters (an ended wait). */
 const removeWaiter = <A, E>(signal: Signal<A, E>, wake: (exit: Exit.Exit<A, E>) => void): void => {
   const at = signal.waiters?.indexOf(wake) ?? -1

@@ -294,10 +294,17 @@ export const make = (
           return bad ? Effect.fail(bad) : read(key, schema as AnySchema, opts)
         }) as Effect.Effect<Option.Option<never>, CacheInputError>,
       getMany: getMany as TieredCache.Service["getMany"],
+      // A change, once called, runs to its end (each tier's and the bus's calls are bounded by
+      // their timeouts, which run apart from the caller: timeout.ts): interrupted half-way, it
+      // would leave this instance's L1, the lower tiers and the other instances disagreeing.
       set: (key, value, opts) =>
-        writes.set(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined),
+        Effect.uninterruptible(
+          writes.set(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined)
+        ),
       update: (key, value, opts) =>
-        writes.update(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined),
+        Effect.uninterruptible(
+          writes.update(key, value, opts as TypedWriteOptions<unknown, unknown> | undefined)
+        ),
       getOrCompute: (key, computation, opts) =>
         Effect.suspend(() => compute(key, undefined, computation, opts)),
       getOrComputeTyped: (key, schema, computation, opts) =>
@@ -305,11 +312,11 @@ export const make = (
           const bad = checkSchema(schema)
           return bad ? Effect.fail(bad) : compute(key, schema as AnySchema, computation, opts)
         }),
-      invalidate: invalidations.invalidate,
-      invalidateMany: invalidations.invalidateMany,
-      invalidatePattern: invalidations.invalidatePattern,
-      invalidateTag: invalidations.invalidateTag,
-      clear: invalidations.clear,
+      invalidate: (key) => Effect.uninterruptible(invalidations.invalidate(key)),
+      invalidateMany: (keys) => Effect.uninterruptible(invalidations.invalidateMany(keys)),
+      invalidatePattern: (glob) => Effect.uninterruptible(invalidations.invalidatePattern(glob)),
+      invalidateTag: (tag) => Effect.uninterruptible(invalidations.invalidateTag(tag)),
+      clear: Effect.uninterruptible(invalidations.clear),
       stats: observation.stats,
       invalidationStats: observation.invalidationStats,
       health: observation.health

@@ -38,6 +38,7 @@ const reasonOf = (cause: unknown): string => {
 /** The commands of the tier `name`, batches bounded by `timeout` (the connection's command timeout). */
 export const make = (name: string, timeout: Duration.Duration): Runner => {
   const timeoutReason = `no answer within ${Duration.format(timeout)}`
+  const timeoutMs = Duration.toMillis(timeout)
 
   const fail = (operation: string, cause: unknown) =>
     new TierError({ tier: name, operation, reason: reasonOf(cause), cause: sanitize(cause) })
@@ -45,14 +46,35 @@ export const make = (name: string, timeout: Duration.Duration): Runner => {
   const run = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
     Effect.tryPromise({ try: send, catch: (cause) => fail(operation, cause) })
 
-  /** A transaction or pipeline, also bounded here as a whole. */
+  /**
+   * A transaction or pipeline, also bounded here as a whole, by a Node timer on its promise: no
+   * fiber of the caller's (a write runs uninterruptible to its end, and a race's fiber would
+   * inherit that, so that its timeout could not end it).
+   */
   const runBatch = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
-    run(operation, send).pipe(
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () => new TierError({ tier: name, operation, reason: timeoutReason })
-      })
-    )
+    Effect.async<A, TierError>((resume) => {
+      const timer = setTimeout(
+        () => resume(Effect.fail(new TierError({ tier: name, operation, reason: timeoutReason }))),
+        timeoutMs
+      )
+      let sent: Promise<A>
+      try {
+        sent = send()
+      } catch (cause) {
+        sent = Promise.reject(cause)
+      }
+      sent.then(
+        (value) => {
+          clearTimeout(timer)
+          resume(Effect.succeed(value))
+        },
+        (cause: unknown) => {
+          clearTimeout(timer)
+          resume(Effect.fail(fail(operation, cause)))
+        }
+      )
+      return Effect.sync(() => clearTimeout(timer))
+    })
 
   const exec = (
     operation: string,
