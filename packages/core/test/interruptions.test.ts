@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CircuitBreaker, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosTier, Interruptions, MultiInstance, TestTier } from "@tiercache/testing"
-import { Effect, Equal, Fiber, Option, Schedule } from "effect"
+import { type Duration, Effect, Equal, Fiber, Option, Schedule } from "effect"
 
 // A change or a breaker probe interrupted at any step of its run, as a caller's timeout or a
 // race does to it under load: the fiber yields every few steps (Effect yields every 2,048) and
@@ -108,19 +108,26 @@ describe("a change interrupted at any step, across instances", () => {
   }
 })
 
+/** A cache over an L2 whose writes take `delay` (real time): `store` is the L2 beneath. */
+const slowWrites = (delay: Duration.DurationInput, options?: TieredCache.Options) =>
+  Effect.gen(function* () {
+    const store = yield* TestTier.make()
+    const l2 = yield* ChaosTier.wrap(store)
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+    const cache = yield* TieredCache.make(options).pipe(
+      Effect.provideService(Tier.L1, l1),
+      Effect.provideService(Tier.L2, l2)
+    )
+    yield* l2.delay(["set"], delay)
+    return { store, l1, cache }
+  })
+
 describe("interrupting a change", () => {
   it.scopedLive(
     "waits for its end: once the interruption returns, the slow lower tier holds the write (disconnected, it goes on alone)",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const l2 = yield* ChaosTier.wrap(store)
-        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-        const cache = yield* TieredCache.make().pipe(
-          Effect.provideService(Tier.L1, l1),
-          Effect.provideService(Tier.L2, l2)
-        )
-        yield* l2.delay(["set"], "100 millis")
+        const { store, cache } = yield* slowWrites("100 millis")
         const write = yield* Effect.fork(cache.set("k", "v"))
         yield* Effect.sleep("10 millis")
         expect(Option.isNone(yield* store.get("k"))).toBe(true)
@@ -141,14 +148,7 @@ describe("interrupting a change", () => {
 
   it.scopedLive("still ends a hung tier's call at the breaker's timeout", () =>
     Effect.gen(function* () {
-      const store = yield* TestTier.make()
-      const l2 = yield* ChaosTier.wrap(store)
-      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-      const cache = yield* TieredCache.make({ breaker: { timeout: "100 millis" } }).pipe(
-        Effect.provideService(Tier.L1, l1),
-        Effect.provideService(Tier.L2, l2)
-      )
-      yield* l2.delay(["set"], "1 hour")
+      const { cache } = yield* slowWrites("1 hour", { breaker: { timeout: "100 millis" } })
       const write = yield* Effect.fork(cache.set("k", "v"))
       yield* Effect.sleep("10 millis")
       // The write is uninterruptible; its L2 call still ends at 100 ms (a counted failure).
@@ -162,14 +162,7 @@ describe("interrupting a change", () => {
 describe("interrupting an invalidation that waits for a computed value's write", () => {
   it.scopedLive("still removes the value once the wait is over", () =>
     Effect.gen(function* () {
-      const store = yield* TestTier.make()
-      const l2 = yield* ChaosTier.wrap(store)
-      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-      const cache = yield* TieredCache.make({ breaker: { timeout: "200 millis" } }).pipe(
-        Effect.provideService(Tier.L1, l1),
-        Effect.provideService(Tier.L2, l2)
-      )
-      yield* l2.delay(["set"], "1 hour")
+      const { l1, cache } = yield* slowWrites("1 hour", { breaker: { timeout: "200 millis" } })
       // Answered from L1; its write below L1 hangs until the breaker's timeout.
       expect(yield* cache.getOrCompute("k", Effect.succeed("computed"))).toBe("computed")
       const invalidation = yield* Effect.fork(cache.invalidate("k"))
