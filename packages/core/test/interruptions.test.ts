@@ -123,28 +123,33 @@ const slowWrites = (delay: Duration.DurationInput, options?: TieredCache.Options
   })
 
 describe("interrupting a change", () => {
-  it.scopedLive(
-    "waits for its end: once the interruption returns, the slow lower tier holds the write (disconnected, it goes on alone)",
-    () =>
-      Effect.gen(function* () {
-        const { store, cache } = yield* slowWrites("100 millis")
-        const write = yield* Effect.fork(cache.set("k", "v"))
-        yield* Effect.sleep("10 millis")
-        expect(Option.isNone(yield* store.get("k"))).toBe(true)
-        yield* Fiber.interrupt(write)
-        expect(Option.map(yield* store.get("k"), (entry) => entry.value)).toEqual(Option.some("v"))
-        // Disconnected, the caller's interruption returns at once and the write goes on.
-        const disconnected = yield* Effect.fork(Effect.disconnect(cache.set("d", "v")))
-        yield* Effect.sleep("10 millis")
-        yield* Fiber.interrupt(disconnected)
-        expect(Option.isNone(yield* store.get("d"))).toBe(true)
-        yield* Effect.repeat(store.get("d"), {
-          until: Option.isSome,
-          schedule: Schedule.spaced("10 millis")
-        }).pipe(Effect.timeout("5 seconds"))
-        expect(Option.map(yield* store.get("d"), (entry) => entry.value)).toEqual(Option.some("v"))
-      })
-  )
+  for (const [label, options] of [
+    ["with the breaker", undefined],
+    ["without a breaker (no bound of the cache's own)", { breaker: false }]
+  ] as const) {
+    it.scopedLive(
+      `waits for its end ${label}: once the interruption returns, the slow lower tier holds the write (disconnected, it goes on alone)`,
+      () =>
+        Effect.gen(function* () {
+          const { store, cache } = yield* slowWrites("100 millis", options)
+          const write = yield* Effect.fork(cache.set("k", "v"))
+          yield* Effect.sleep("10 millis")
+          expect(Option.isNone(yield* store.get("k"))).toBe(true)
+          yield* Fiber.interrupt(write)
+          expect(Option.map(yield* store.get("k"), (entry) => entry.value)).toEqual(Option.some("v"))
+          // Disconnected, the caller's interruption returns at once and the write goes on.
+          const disconnected = yield* Effect.fork(Effect.disconnect(cache.set("d", "v")))
+          yield* Effect.sleep("10 millis")
+          yield* Fiber.interrupt(disconnected)
+          expect(Option.isNone(yield* store.get("d"))).toBe(true)
+          yield* Effect.repeat(store.get("d"), {
+            until: Option.isSome,
+            schedule: Schedule.spaced("10 millis")
+          }).pipe(Effect.timeout("5 seconds"))
+          expect(Option.map(yield* store.get("d"), (entry) => entry.value)).toEqual(Option.some("v"))
+        })
+    )
+  }
 
   it.scopedLive("still ends a hung tier's call at the breaker's timeout", () =>
     Effect.gen(function* () {
