@@ -255,9 +255,8 @@ export declare namespace TieredCache {
     }
     /**
      * Writes every tier and tells the other instances to drop their L1 copy. Fails only when
-     * every tier failed, or on bad input (before anything is written). Like every write and
-     * invalidation it is uninterruptible: once called it runs to its end (each tier's call
-     * bounded by its timeout), so that no instance or tier is left disagreeing.
+     * every tier failed, or on bad input (before anything is written). Uninterruptible, as every
+     * write and invalidation: it runs to its end, each tier's call bounded by its timeout.
      */
     readonly set: <A, I = A>(
       key: string,

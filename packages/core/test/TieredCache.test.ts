@@ -1,10 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import {
   Context,
   Deferred,
-  type Duration,
   Effect,
   Exit,
   Fiber,
@@ -16,6 +15,8 @@ import {
   Scope,
   TestClock
 } from "effect"
+
+import { slowWrites } from "./slowWrites.js"
 
 type Cache = TieredCache.TieredCache.Service
 
@@ -29,20 +30,6 @@ const memoryCache = (options?: TieredCache.Options) =>
     const l2 = yield* TestTier.make()
     const cache = yield* cacheOver(l1, l2, options)
     return { cache, l1, l2 }
-  })
-
-/**
- * A cache with no breaker over an L2 whose writes take `delay` on the TestClock (a tier that
- * does not bound its own calls): `store` is the L2 underneath the delays.
- */
-const slowWrites = (delay: Duration.DurationInput) =>
-  Effect.gen(function* () {
-    const store = yield* TestTier.make()
-    const l2 = yield* ChaosTier.wrap(store)
-    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-    const cache = yield* cacheOver(l1, l2, { breaker: false })
-    yield* l2.delay(["set"], delay)
-    return { cache, store, l2 }
   })
 
 /** Waits until no cache is still writing a computed value to its lower tiers. */
@@ -289,7 +276,7 @@ describe("single flight and races", () => {
       Effect.gen(function* () {
         // No breaker and a tier that does not bound its calls: an invalidation waits 1 second for
         // the pending write, then removes; the write lands 5 seconds later.
-        const { cache, store, l2 } = yield* slowWrites("6 seconds")
+        const { cache, store, l2 } = yield* slowWrites("6 seconds", { breaker: false })
         expect(yield* cache.getOrCompute("k", Effect.succeed("v"))).toBe("v")
         const invalidation = yield* Effect.fork(cache.invalidate("k"))
         yield* TestClock.adjust("1 second")
@@ -310,7 +297,7 @@ describe("single flight and races", () => {
     () =>
       Effect.gen(function* () {
         // The flight's lower-tier write takes a second: it stays registered meanwhile.
-        const { cache } = yield* slowWrites("1 second")
+        const { cache } = yield* slowWrites("1 second", { breaker: false })
         const Since = Schema.Struct({ since: Schema.DateFromString })
         const gate = yield* Deferred.make<void>()
         const started = yield* Deferred.make<void>()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CircuitBreaker, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { ChaosTier, Interruptions, MultiInstance, TestTier } from "@tiercache/testing"
-import { type Duration, Effect, Equal, Fiber, Option, Schedule } from "effect"
+import { Interruptions, MultiInstance, TestTier } from "@tiercache/testing"
+import { Effect, Equal, Fiber, Option, Schedule } from "effect"
 
 // A change or a breaker probe interrupted at any step of its run, as a caller's timeout or a
 // race does to it under load: the fiber yields every few steps (Effect yields every 2,048) and
@@ -16,6 +16,8 @@ const memoryCache = Effect.gen(function* () {
   )
   return { cache, l1 }
 })
+
+import { slowWrites } from "./slowWrites.js"
 
 type Cache = TieredCache.TieredCache.Service
 
@@ -108,23 +110,9 @@ describe("a change interrupted at any step, across instances", () => {
   }
 })
 
-/** A cache over an L2 whose writes take `delay` (real time): `store` is the L2 beneath. */
-const slowWrites = (delay: Duration.DurationInput, options?: TieredCache.Options) =>
-  Effect.gen(function* () {
-    const store = yield* TestTier.make()
-    const l2 = yield* ChaosTier.wrap(store)
-    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-    const cache = yield* TieredCache.make(options).pipe(
-      Effect.provideService(Tier.L1, l1),
-      Effect.provideService(Tier.L2, l2)
-    )
-    yield* l2.delay(["set"], delay)
-    return { store, l1, cache }
-  })
-
 describe("interrupting a change", () => {
   for (const [label, options] of [
-    ["with the breaker", undefined],
+    ["with the breaker", {}],
     ["without a breaker (no bound of the cache's own)", { breaker: false }]
   ] as const) {
     it.scopedLive(
