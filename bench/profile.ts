@@ -29,7 +29,7 @@ import { RedisServer, TestTier } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { diffSnapshots } from "./heapDiff.js"
-import { entryValue, payload } from "./workload.js"
+import { busFloor, entryValue, payload } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
 
 const args = process.argv.slice(2)
@@ -142,8 +142,7 @@ const drive = Effect.gen(function* () {
   const cache = Context.get(context, TieredCache.TieredCache)
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
   yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
-  let subscriber: Redis | undefined
-  yield* Effect.addFinalizer(() => Effect.promise(async () => void (await subscriber?.quit())))
+  const floorWrite = mode === "bus-floor-set" ? yield* busFloor(server, raw) : undefined
   let generation = 0
   let filled = 0
   const compute = (ms: number) => Effect.as(Effect.sleep(ms), payload(1))
@@ -166,21 +165,9 @@ const drive = Effect.gen(function* () {
           return n
         })
       case "bus-floor-set":
-        // writes.ts's bus floor: raw-set's SET and a PUBLISH in one write, a subscriber in this
-        // process parsing each message.
+        // writes.ts's bus floor (see busFloor in workload.ts).
         return Effect.promise(async () => {
-          if (subscriber === undefined) {
-            subscriber = new Redis({ host: server.host, port: server.port })
-            await subscriber.subscribe("raw:invalidate")
-            subscriber.on("message", (_channel: string, message: string) => JSON.parse(message))
-          }
-          for (let i = 0; i < n; i++) {
-            const key = `raw:set:${i % 4096}`
-            await Promise.all([
-              raw.set(key, JSON.stringify(payload(i)), "PX", 3_600_000),
-              raw.publish("raw:invalidate", JSON.stringify({ type: "Remove", key, origin: "raw" }))
-            ])
-          }
+          for (let i = 0; i < n; i++) await floorWrite!(`raw:set:${i % 4096}`, payload(i))
           return n
         })
       case "set64":

@@ -14,7 +14,7 @@ import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { median } from "./harness.js"
-import { payload } from "./workload.js"
+import { busFloor, payload } from "./workload.js"
 
 const SETS = 3_000
 const ROUNDS = 3
@@ -66,10 +66,8 @@ const main = Effect.gen(function* () {
   )
   const cache = Context.get(context, TieredCache.TieredCache)
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
-  const subscriber = new Redis({ host: server.host, port: server.port })
-  yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all([raw.quit(), subscriber.quit()])))
-  yield* Effect.promise(() => subscriber.subscribe("raw:invalidate"))
-  subscriber.on("message", (_channel: string, message: string) => JSON.parse(message))
+  yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
+  const floorWrite = yield* busFloor(server, raw)
 
   const tiercache = (rows: Array<Row>) =>
     Effect.gen(function* () {
@@ -86,11 +84,7 @@ const main = Effect.gen(function* () {
       for (let i = 0; i < SETS; i++) {
         reset()
         const start = performance.now()
-        const key = `raw:${i % 4096}`
-        await Promise.all([
-          raw.set(key, JSON.stringify(payload(i)), "PX", 3_600_000),
-          raw.publish("raw:invalidate", JSON.stringify({ type: "Remove", key, origin: "raw" }))
-        ])
+        await floorWrite(`raw:${i % 4096}`, payload(i))
         const row = timeOne(start, performance.now())
         if (row !== undefined) rows.push(row)
       }

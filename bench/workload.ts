@@ -2,6 +2,7 @@
  * The L2 read workloads that bench/l2.ts and bench/peers.ts both measure, so that their figures
  * stay comparable: one caller reading keys one after another (each read timed), and 256
  * callers at once, each reading keys one after another. `next` hands out the key to read.
+ * Also what several benchmarks share: the values written, the raw client, the bus floor.
  */
 import type { RedisServer } from "@tiercache/testing"
 import { Effect, type Scope } from "effect"
@@ -109,4 +110,35 @@ export const rawClient = (
       () => Effect.promise(() => raw.quit())
     )
     return raw
+  })
+
+/** The channel of the bus floor's messages. */
+const FLOOR_CHANNEL = "raw:invalidate"
+
+/**
+ * The floor of a write that tells other instances (writes.ts's set row, profile.mjs
+ * `bus-floor-set`, setTrace.mjs): answers a write of `value` under `key` that sends a SET PX and
+ * a PUBLISH of a `Remove` of the key together (one socket write, auto-pipelined on `raw`). A
+ * subscriber in this process receives and parses each message, as every instance on a bus
+ * does; it closes with the scope.
+ */
+export const busFloor = (
+  server: RedisServer.RedisServer.Service,
+  raw: Redis
+): Effect.Effect<(key: string, value: object) => Promise<unknown>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const subscriber = new Redis({ host: server.host, port: server.port, lazyConnect: true })
+    yield* Effect.acquireRelease(
+      Effect.promise(async () => {
+        await subscriber.connect()
+        await subscriber.subscribe(FLOOR_CHANNEL)
+        subscriber.on("message", (_channel: string, message: string) => JSON.parse(message))
+      }),
+      () => Effect.promise(() => subscriber.quit())
+    )
+    return (key, value) =>
+      Promise.all([
+        raw.set(key, JSON.stringify(value), "PX", 3_600_000),
+        raw.publish(FLOOR_CHANNEL, JSON.stringify({ type: "Remove", key, origin: "raw" }))
+      ])
   })

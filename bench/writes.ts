@@ -10,12 +10,11 @@
  */
 import { RedisServer } from "@tiercache/testing"
 import { Effect } from "effect"
-import { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import { checkAnswers, contenders } from "./contenders.js"
 import { count, interleaveLatency, type LatencyCase, printMachineSpeed } from "./harness.js"
 import { recordRows, time, verdict, x } from "./results.js"
-import { KEYS, payload, rawClient } from "./workload.js"
+import { busFloor, KEYS, payload, rawClient } from "./workload.js"
 
 const ROUNDS = count(12, 3)
 const TTL_MS = 3_600_000
@@ -69,25 +68,12 @@ const main = Effect.gen(function* () {
       lru.set(keys[i]!, value)
       await raw.set(`raw:${keys[i]!}`, JSON.stringify(value), "PX", TTL_MS)
     }
-    // The floor of a write that tells other instances: the limit's SET and a PUBLISH sent
-    // together (one socket write), with a subscriber in this process that receives and parses
-    // its own message, as every instance on the bus does.
-    const subscriber = new Redis({ host: server.host, port: server.port, lazyConnect: true })
-    yield* Effect.acquireRelease(
-      Effect.promise(async () => {
-        await subscriber.connect()
-        await subscriber.subscribe("raw:invalidate")
-        subscriber.on("message", (_channel: string, message: string) => JSON.parse(message))
-      }),
-      () => Effect.promise(() => subscriber.quit())
-    )
+    // The floor of a write that tells other instances (see busFloor).
+    const floorWrite = yield* busFloor(server, raw)
     const floorSet = async (i: number) => {
       const value = payload(i)
       lru.set(keys[i]!, value)
-      await Promise.all([
-        raw.set(`raw:${keys[i]!}`, JSON.stringify(value), "PX", TTL_MS),
-        raw.publish("raw:invalidate", JSON.stringify({ type: "Remove", key: keys[i]!, origin: "raw" }))
-      ])
+      await floorWrite(`raw:${keys[i]!}`, value)
     }
     const tcSet = (i: number) => c.tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
     const cases: ReadonlyArray<LatencyCase> = [
