@@ -3,11 +3,12 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
  * no bus and no breaker: what the cache's own code costs, without a socket):
- *   node dist/profile.mjs <set|set64|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--ops N]
+ *   node dist/profile.mjs <set|set64|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--ops N]
  * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
  * an L1 of 1,000; `fill` is heap.ts's: distinct keys of ~200-byte values, 64 `runPromise` sets at a
  * time, and it also prints what the heap grew by per entry, by kind of object, from two heap
- * snapshots taken around the measured operations, see heapDiff.ts: run it with --expose-gc)
+ * snapshots taken around the measured operations, see heapDiff.ts: run it with --expose-gc;
+ * `--floor` runs cold and mixed on misses.ts's plain-Effect floor instead of tiercache)
  * prints the operations per second, the CPU time per operation (user + system, this process
  * only: on a shared machine it varies far less than the wall time) and the bytes allocated per
  * operation, measured as the heap
@@ -28,6 +29,7 @@ import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/red
 import { RedisServer, TestTier } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
+import { effectFloorCache } from "./floors.js"
 import { diffSnapshots } from "./heapDiff.js"
 import { busFloor, entryValue, payload } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
@@ -126,7 +128,8 @@ const drive = Effect.gen(function* () {
       ? RedisTier.layer({ prefix: "profile:" })
       : Layer.merge(RedisTier.layer({ prefix: "profile:" }), RedisInvalidationBus.layer())
   // fill keeps every entry it writes; mixed has the bench's small L1.
-  const maxEntries = mode === "mixed" ? 1_000 : mode === "fill" ? option("--ops", 2000) + 2_000 : 100_000
+  const maxEntries =
+    mode === "get" ? 1 : mode === "mixed" ? 1_000 : mode === "fill" ? option("--ops", 2000) + 2_000 : 100_000
   const l1Context = yield* Layer.build(MemoryTier.layer({ maxEntries }))
   const l1 = Context.get(l1Context, Tier.L1)
   const context = yield* Layer.build(
@@ -143,6 +146,12 @@ const drive = Effect.gen(function* () {
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
   yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
   const floorWrite = mode === "bus-floor-set" ? yield* busFloor(server, raw) : undefined
+  // --floor: misses.ts's plain-Effect floor in tiercache's place (cold and mixed).
+  const floor = flag("--floor") ? effectFloorCache(raw, maxEntries) : undefined
+  const getOrCompute = (key: string, computation: Effect.Effect<object>): Effect.Effect<unknown, unknown> =>
+    floor !== undefined
+      ? floor.getOrCompute(`floor:${key}`, computation)
+      : cache.getOrCompute(key, computation, { ttl: "1 hour" })
   let generation = 0
   let filled = 0
   const compute = (ms: number) => Effect.as(Effect.sleep(ms), payload(1))
@@ -152,6 +161,27 @@ const drive = Effect.gen(function* () {
       case "set":
         return Effect.gen(function* () {
           for (let i = 0; i < n; i++) yield* cache.set(`set:${i % 4096}`, payload(i), { ttl: "1 hour" })
+          return n
+        })
+      case "get":
+        // l2.ts's one caller: L2 hits one after another (an L1 of one entry, keys round robin).
+        return Effect.gen(function* () {
+          if (generation++ === 0) {
+            for (let i = 0; i < 1024; i++) yield* cache.set(`get:${i}`, payload(i), { ttl: "1 hour" })
+          }
+          for (let i = 0; i < n; i++) yield* cache.get(`get:${i % 1024}`)
+          return n
+        })
+      case "floor-get":
+        // peers.ts's floor of that read: GET and PTTL auto-pipelined into one write, JSON.parse.
+        return Effect.promise(async () => {
+          if (generation++ === 0) {
+            for (let i = 0; i < 1024; i++) await raw.set(`raw:get:${i}`, JSON.stringify(payload(i)), "PX", 3_600_000)
+          }
+          for (let i = 0; i < n; i++) {
+            const [stored] = await Promise.all([raw.get(`raw:get:${i % 1024}`), raw.pttl(`raw:get:${i % 1024}`)])
+            if (stored !== null) JSON.parse(stored)
+          }
           return n
         })
       case "idle":
@@ -183,7 +213,7 @@ const drive = Effect.gen(function* () {
         return Effect.as(
           Effect.forEach(
             Array.from({ length: n }, (_, i) => i),
-            () => cache.getOrCompute(`cold:${generation++}`, compute(1), { ttl: "1 hour" }),
+            () => getOrCompute(`cold:${generation++}`, compute(1)),
             { concurrency: 64, discard: true }
           ),
           n
@@ -195,8 +225,10 @@ const drive = Effect.gen(function* () {
             Array.from({ length: n }, (_, i) => i),
             (i): Effect.Effect<void, unknown> =>
               i % 10 === 9
-                ? cache.set(`mixed:${keys[i]}`, payload(i), { ttl: "1 hour" })
-                : Effect.asVoid(cache.getOrCompute(`mixed:${keys[i]}`, compute(1), { ttl: "1 hour" })),
+                ? floor !== undefined
+                  ? floor.set(`floor:mixed:${keys[i]}`, payload(i))
+                  : cache.set(`mixed:${keys[i]}`, payload(i), { ttl: "1 hour" })
+                : Effect.asVoid(getOrCompute(`mixed:${keys[i]}`, compute(1))),
             { concurrency: 64, discard: true }
           ),
           n
@@ -268,7 +300,7 @@ const drive = Effect.gen(function* () {
   const stats = yield* cache.stats
   const bus = yield* cache.invalidationStats
   console.log(
-    `${mode}${memory ? " (in memory)" : flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
+    `${mode}${floor !== undefined ? " (plain-Effect floor)" : memory ? " (in memory)" : flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
       `${(done / seconds).toFixed(0)} ops/s; ${cpuUs.toFixed(0)} us CPU per op; ` +
       `${(grown / done).toFixed(0)} B allocated per op ` +
       `(${collections} collections during the run${collections > 0 ? ": a lower bound" : ""})`
