@@ -176,10 +176,14 @@ const drive = Effect.gen(function* () {
         // peers.ts's floor of that read: GET and PTTL auto-pipelined into one write, JSON.parse.
         return Effect.promise(async () => {
           if (generation++ === 0) {
-            for (let i = 0; i < 1024; i++) await raw.set(`raw:get:${i}`, JSON.stringify(payload(i)), "PX", 3_600_000)
+            for (let i = 0; i < 1024; i++)
+              await raw.set(`raw:get:${i}`, JSON.stringify(payload(i)), "PX", 3_600_000)
           }
           for (let i = 0; i < n; i++) {
-            const [stored] = await Promise.all([raw.get(`raw:get:${i % 1024}`), raw.pttl(`raw:get:${i % 1024}`)])
+            const [stored] = await Promise.all([
+              raw.get(`raw:get:${i % 1024}`),
+              raw.pttl(`raw:get:${i % 1024}`)
+            ])
             if (stored !== null) JSON.parse(stored)
           }
           return n
