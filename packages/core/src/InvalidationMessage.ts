@@ -21,7 +21,8 @@ const namespace = Schema.optional(Schema.String)
 export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schema.String, origin, namespace })
 
 /**
- * Replace one key's value in every L1. `ttl_secs` is the seed's field (seconds, rounded up
+ * Replace one key's value in every L1. `value` is required (JSON has no `undefined`: a message
+ * without one is malformed, not a value). `ttl_secs` is the seed's field (seconds, rounded up
  * when we send it); `ttl_ms`, when present, is exact and wins. `grace_ms` and `tags` are ours.
  *
  * @category schemas
@@ -30,7 +31,9 @@ export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schem
 export const Update = Schema.Struct({
   type: Schema.Literal("Update"),
   key: Schema.String,
-  value: Schema.Unknown,
+  value: Schema.Unknown.pipe(
+    Schema.filter((value): boolean => value !== undefined, { message: () => "no value" })
+  ),
   ttl_secs: Schema.optional(Schema.NullOr(Schema.Number)),
   ttl_ms: Schema.optional(Schema.Number),
   grace_ms: Schema.optional(Schema.Number),

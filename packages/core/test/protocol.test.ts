@@ -8,6 +8,7 @@ describe("bus messages", () => {
       '{"type":"Remove","key":"user:1"}',
       '{"type":"Update","key":"user:1","value":{"name":"a"},"ttl_secs":300}',
       '{"type":"Update","key":"user:1","value":1,"ttl_secs":null}',
+      '{"type":"Update","key":"user:1","value":null,"ttl_secs":300}',
       '{"type":"RemovePattern","pattern":"user:*"}',
       '{"type":"RemoveBulk","keys":["a","b"]}'
     ]
@@ -47,6 +48,10 @@ describe("bus messages", () => {
       expect(Either.isLeft(decoded)).toBe(true)
       if (Either.isLeft(decoded)) expect(decoded.left.length).toBeGreaterThan(0)
     }
+    // An Update without a value (JSON has no undefined) is malformed, not an undefined value.
+    expect(InvalidationMessage.decodeDetailed('{"type":"Update","key":"k","ttl_secs":300}')).toEqual(
+      Either.left({ kind: "invalid_field", reason: expect.stringContaining('"value" is missing') })
+    )
   })
 })
 

@@ -113,13 +113,17 @@ describe("RedisInvalidationBus", () => {
         yield* Effect.promise(() => look.publish("cache:invalidate", "not json"))
         yield* Effect.promise(() => look.publish("cache:invalidate", '{"type":"Explode","key":1}'))
         yield* Effect.promise(() => look.publish("cache:invalidate", '{"type":"Remove","key":1}'))
+        // An Update without a value: JSON has no undefined, so it is malformed, not a value.
+        yield* Effect.promise(() =>
+          look.publish("cache:invalidate", '{"type":"Update","key":"k","ttl_secs":60}')
+        )
         yield* bus.publish(remove("after"))
         // Nothing reaches the cache before the good message.
         expect(isMessage(yield* events.next, "after")).toBe(true)
         expect(yield* events.pending).toBe(0)
         const stats = yield* bus.stats
-        expect(stats.malformedMessages).toBe(3)
-        expect(stats.malformedByKind).toEqual({ not_json: 1, unknown_type: 1, invalid_field: 1 })
+        expect(stats.malformedMessages).toBe(4)
+        expect(stats.malformedByKind).toEqual({ not_json: 1, unknown_type: 1, invalid_field: 2 })
       })
     )
 
