@@ -27,7 +27,7 @@ import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
 import * as KvIndex from "./internal/kvIndex.js"
 import * as KvSweep from "./internal/kvSweep.js"
-import { L2, type Tier } from "./Tier.js"
+import { isReservedKey, L2, type Tier } from "./Tier.js"
 
 /** Whether a store error says the key was not there (nothing to remove). */
 const isNotFound = (error: PlatformError): boolean =>
@@ -166,7 +166,10 @@ export const make = (
       set: (key, entry) => setMany([[key, entry]]),
       setMany,
       remove: (keys) => (keys.length === 0 ? Effect.void : removeStored("remove", keys)),
-      removeMatching: (glob) => removeMatching("removeMatching", Glob.matcher(glob)),
+      removeMatching: (glob) => {
+        const matches = Glob.matcher(glob)
+        return removeMatching("removeMatching", (key) => matches(key) && !isReservedKey(key))
+      },
       clear: Effect.asVoid(removeMatching("clear", () => true)),
       health: store.size.pipe(
         Effect.map((size) => ({ name, healthy: true, detail: `${size} keys in the store` })),

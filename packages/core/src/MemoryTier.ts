@@ -14,7 +14,7 @@ import type { Entry } from "./Entry.js"
 import * as Glob from "./Glob.js"
 import { type FastPath, FastPathTypeId, makeSlot, type Slot } from "./internal/fastPath.js"
 import { isPositiveInteger, optionsObjectError } from "./internal/validate.js"
-import { L1, type Tier } from "./Tier.js"
+import { isReservedKey, L1, type Tier } from "./Tier.js"
 
 /**
  * Options of a memory tier.
@@ -154,7 +154,7 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
       removeMatching: (glob) =>
         Effect.sync(() => {
           const matches = Glob.matcher(glob)
-          return removeWhere((key) => matches(key))
+          return removeWhere((key) => matches(key) && !isReservedKey(key))
         }),
       clear: Effect.sync(() => lru.clear()),
       health: Effect.sync(() => ({ name, healthy: true, detail: `${lru.size} entries` }))

@@ -59,7 +59,11 @@ export declare namespace Tier {
     readonly setMany: (entries: ReadonlyArray<readonly [string, Entry]>) => Effect.Effect<void, TierError>
     /** Removes the given keys (absent keys are no error). */
     readonly remove: (keys: ReadonlyArray<string>) => Effect.Effect<void, TierError>
-    /** Removes every key matching a Redis-style glob; answers how many were removed. */
+    /**
+     * Removes every key matching a Redis-style glob, except the cache's own keys (see
+     * {@link isReservedKey}: a tag's invalidation time must outlive a pattern that happens to
+     * match it); answers how many were removed.
+     */
     readonly removeMatching: (glob: string) => Effect.Effect<number, TierError>
     /** Removes every key of this tier (of its namespace only, for shared stores). */
     readonly clear: Effect.Effect<void, TierError>
@@ -157,3 +161,22 @@ export class L2 extends Context.Tag("@tiercache/core/L2")<L2, Tier.Service>() {}
  * @since 0.1.0
  */
 export class Tiers extends Context.Tag("@tiercache/core/Tiers")<Tiers, ReadonlyArray<Tier.Service>>() {}
+
+/**
+ * The start of the keys the cache keeps for itself in its tiers, such as a tag's invalidation
+ * time (`__tiercache:tag:<tag>`). Callers' keys never start with it: every operation refuses
+ * such a key with a `CacheInputError`.
+ *
+ * @category reserved keys
+ * @since 0.1.0
+ */
+export const reservedPrefix = "__tiercache:"
+
+/**
+ * Whether `key` is one of the cache's own keys (it starts with {@link reservedPrefix}). A tier's
+ * `removeMatching` leaves such keys in place whatever the glob; `clear` removes them too.
+ *
+ * @category reserved keys
+ * @since 0.1.0
+ */
+export const isReservedKey = (key: string): boolean => key.startsWith(reservedPrefix)

@@ -49,10 +49,14 @@ describe("MemoryTier", () => {
       yield* tier.setMany([
         ["user:1", entry(1)],
         ["user:2", entry(2)],
-        ["order:1", entry(3)]
+        ["order:1", entry(3)],
+        ["__tiercache:tag:user:1", entry(4)]
       ])
       expect(yield* tier.removeMatching("user:*")).toBe(2)
       expect((yield* tier.getMany(["user:1", "order:1"])).map(Option.isSome)).toEqual([false, true])
+      // The cache's own keys stay, whatever the glob; clear removes them.
+      expect(yield* tier.removeMatching("*:1")).toBe(1)
+      expect(Option.isSome(yield* tier.get("__tiercache:tag:user:1"))).toBe(true)
       yield* tier.clear
       expect(tier.size()).toBe(0)
       expect((yield* tier.health).healthy).toBe(true)

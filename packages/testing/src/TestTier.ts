@@ -110,7 +110,7 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
           const matches = Glob.matcher(glob)
           let n = 0
           for (const key of [...store.keys()]) {
-            if (matches(key)) {
+            if (matches(key) && !Tier.isReservedKey(key)) {
               store.delete(key)
               n++
             }

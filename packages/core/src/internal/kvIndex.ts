@@ -7,10 +7,11 @@
 import type { KeyValueStore } from "@effect/platform"
 import { Effect, Option } from "effect"
 import type { TierError } from "../CacheError.js"
+import { reservedPrefix } from "../Tier.js"
 import { fnv1a } from "./hash.js"
 
 /** Where the index of the tier's keys lives, after the prefix. */
-export const INDEX = "__tiercache:kv-index:"
+export const INDEX = `${reservedPrefix}kv-index:`
 /** The index is kept in shards, so that a new key rewrites 1/16 of it. */
 const SHARDS = 16
 

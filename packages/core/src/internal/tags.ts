@@ -6,10 +6,11 @@
  */
 import { Effect } from "effect"
 import type * as Entry from "../Entry.js"
+import { reservedPrefix } from "../Tier.js"
 import type { TierAccess } from "./tierAccess.js"
 
 /** Where tag invalidation times live in the lower tiers (user keys may not start with it). */
-export const TAG_PREFIX = "__tiercache:tag:"
+export const TAG_PREFIX = `${reservedPrefix}tag:`
 
 /** The invalidation time of a tag never invalidated. */
 const NEVER = Number.NEGATIVE_INFINITY

@@ -11,6 +11,7 @@
  * MGET copies a whole value into the script (a 20 MB one took Redis 200 ms), GETRANGE per key
  * costs a batch of small values about a fifth more Redis time.
  */
+import { Tier } from "@tiercache/core"
 import { Effect } from "effect"
 import { Command, type Redis } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
@@ -20,7 +21,7 @@ import type { RedisConnection } from "../RedisConnection.js"
  * written since) before a large value is written; never removed by `clear` or a pattern (see
  * tierWrites.ts), only by its expiry. Reserved: the cache refuses user keys under `__tiercache:`.
  */
-export const MARKER = "__tiercache:large"
+export const MARKER = `${Tier.reservedPrefix}large`
 
 /** How much longer than the large value the marker lives: its transfer and any clock drift. */
 const MARKER_MARGIN_MS = 60_000

@@ -2,9 +2,10 @@
  * RedisTier's writes and removals: SET PX at the entry's `staleUntil` (on the large-value
  * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
  * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern with SCAN (never KEYS) inside the
- * prefix only (the large-value marker excepted).
+ * prefix only: a pattern leaves the cache's own keys (`Tier.reservedPrefix`: a tag's time, the
+ * large-value marker) in place, `clear` the large-value marker.
  */
-import { CacheError, Entry, Glob, type Tier } from "@tiercache/core"
+import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { sender } from "./corkedSend.js"
@@ -93,7 +94,16 @@ export const make = ({
   // The large-value marker is left to its expiry: were a `clear` racing a large write to remove
   // it and miss the value, reads would copy that value into the read script (see largeValues.ts).
   const marker = Buffer.from(large.marker)
-  const removeMatching = (operation: string, glob: string): Effect.Effect<number, TierError> =>
+  // A pattern leaves every key of the cache's own in place (a tag's time above all); `clear`
+  // removes them, the marker excepted.
+  const reserved = Buffer.from(prefix + Tier.reservedPrefix)
+  const isReserved = (key: Buffer) =>
+    key.length >= reserved.length && key.compare(reserved, 0, reserved.length, 0, reserved.length) === 0
+  const removeMatching = (
+    operation: string,
+    glob: string,
+    keep: (key: Buffer) => boolean
+  ): Effect.Effect<number, TierError> =>
     Effect.gen(function* () {
       const pattern = Glob.escape(prefix) + glob
       let cursor = "0"
@@ -102,7 +112,7 @@ export const make = ({
         const [next, found] = yield* run(operation, () =>
           client.scanBuffer(cursor, "MATCH", pattern, "COUNT", scanCount)
         )
-        const keys = found.filter((key) => !key.equals(marker))
+        const keys = found.filter((key) => !keep(key))
         if (keys.length > 0) removed += yield* run(operation, () => client.unlink(...keys))
         cursor = next.toString()
       } while (cursor !== "0")
@@ -206,8 +216,8 @@ export const make = ({
         })
       }),
 
-    removeMatching: (glob) => removeMatching("removeMatching", glob),
+    removeMatching: (glob) => removeMatching("removeMatching", glob, isReserved),
 
-    clear: removeMatching("clear", "*").pipe(Effect.asVoid)
+    clear: removeMatching("clear", "*", (key) => key.equals(marker)).pipe(Effect.asVoid)
   }
 }

@@ -5,8 +5,8 @@
  * @internal
  */
 import { expect, type Vitest } from "@effect/vitest"
-import type { TieredCache } from "@tiercache/core"
-import { Effect, Option, TestClock } from "effect"
+import { Entry, Tier, type TieredCache } from "@tiercache/core"
+import { Clock, Effect, Option, TestClock } from "effect"
 import { registerComputeTests } from "./semanticsCompute.js"
 import { type Context, freshKey } from "./suiteContext.js"
 
@@ -90,6 +90,36 @@ export const register = <R>(it: Vitest.MethodsNonLive<R, boolean>, { instances, 
       const stored = yield* l2.get(key)
       expect(Option.map(stored, (e) => [e.value, e.tags])).toEqual(Option.some([[1, 2, 3], ["t"]]))
       expect((yield* caches[0]!.get(key))._tag).toBe("Some")
+    })
+  )
+
+  it.scoped("a pattern leaves the cache's own keys (a tag's time); clear removes them", () =>
+    Effect.gen(function* () {
+      const { caches, l2, settle } = yield* instances()
+      const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+      const id = freshKey("owner")
+      const tag = `user:${id}`
+      const entryKey = `profile:${id}:avatar`
+      yield* a.set(entryKey, "old avatar", { ttl: "1 minute", tags: [tag] })
+      yield* live ? Effect.sleep("2 millis") : TestClock.adjust("1 millis")
+      yield* a.invalidateTag(tag)
+      yield* settle
+      // A pattern for "every key of this id" matches the tag's record, not the entry's key.
+      yield* a.invalidatePattern(`*:${id}`)
+      yield* settle
+      const record = `${Tier.reservedPrefix}tag:${tag}`
+      expect(Option.isSome(yield* l2.get(record))).toBe(true)
+      expect(Option.isSome(yield* l2.get(entryKey))).toBe(true)
+      expect(yield* a.get(entryKey)).toEqual(Option.none())
+      expect(yield* b.get(entryKey)).toEqual(Option.none())
+      // The tier itself, whatever the glob; `clear` removes the cache's own keys too.
+      const now = yield* Clock.currentTimeMillis
+      const own = `${Tier.reservedPrefix}tag:${freshKey("own")}`
+      yield* l2.set(own, Entry.make({ value: now, now, ttlMs: 60_000 }))
+      yield* l2.removeMatching("*")
+      expect(Option.isSome(yield* l2.get(own))).toBe(true)
+      yield* l2.clear
+      expect(Option.isNone(yield* l2.get(own))).toBe(true)
     })
   )
 
