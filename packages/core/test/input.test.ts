@@ -227,6 +227,86 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       })
   )
 
+  it.scoped(
+    "values JSON would encode as something else (a toJSON method, an array subclass) are refused",
+    () =>
+      Effect.gen(function* () {
+        const { cache, nothingWritten } = yield* setup
+        class Ids extends Array<number> {
+          toJSON() {
+            return { ids: "secret" }
+          }
+        }
+        class Plain extends Array<number> {}
+        const cases: ReadonlyArray<readonly [unknown, string]> = [
+          // An own toJSON on an array, inherited from a subclass, non-enumerable on an object, nested.
+          [Object.assign([1, 2, 3], { toJSON: () => "not the array" }), "value has a toJSON method"],
+          [Ids.from([1, 2]), "value is a Ids, not a plain array"],
+          [Plain.from([1, 2]), "value is a Plain, not a plain array"],
+          [
+            Object.defineProperty({ price: 10 }, "toJSON", { value: () => ({ price: 0 }) }),
+            "value has a toJSON"
+          ],
+          [{ a: [{ toJSON: () => 1 }] }, "value.a[0] has a toJSON method"],
+          [Object.create({ toJSON: () => 1 }), "not a plain object"]
+        ]
+        for (const [value, mention] of cases) {
+          for (const effect of [
+            cache.set("k", value),
+            cache.update("k", value),
+            cache.getOrCompute("k", Effect.succeed(value))
+          ]) {
+            expectInputError(
+              yield* Effect.flip(effect as Effect.Effect<unknown, unknown>),
+              "UnencodableValue",
+              mention
+            )
+          }
+        }
+        yield* nothingWritten
+        expect(yield* cache.get("k")).toEqual(Option.none())
+        // Plain arrays and objects with a property merely named like it in data are fine.
+        yield* cache.set("k", { list: [1, 2], note: "toJSON" })
+        expect(yield* cache.get("k")).toEqual(Option.some({ list: [1, 2], note: "toJSON" }))
+      })
+  )
+
+  it.scoped("reserved keys (__tiercache:) are refused by every operation, reads included", () =>
+    Effect.gen(function* () {
+      const { cache, l2 } = yield* setup
+      yield* cache.invalidateTag("t")
+      const record = yield* l2.get("__tiercache:tag:t")
+      expect(Option.isSome(record)).toBe(true)
+      for (const key of ["__tiercache:tag:t", "__tiercache:x"]) {
+        for (const effect of [
+          cache.get(key),
+          cache.getTyped(key, Schema.Number),
+          cache.getMany(["ok", key]),
+          cache.getOrCompute(key, Effect.succeed("mine")),
+          cache.getOrComputeTyped(key, Schema.String, Effect.succeed("mine")),
+          cache.set(key, 1),
+          cache.update(key, 1),
+          cache.invalidate(key),
+          cache.invalidateMany([key])
+        ]) {
+          expectInputError(
+            yield* Effect.flip(effect as Effect.Effect<unknown, unknown>),
+            "InvalidKey",
+            "reserved"
+          )
+        }
+      }
+      // Nothing computed or stored: the tag's record is as it was.
+      expect((yield* cache.stats).computations).toBe(0)
+      expect(yield* l2.get("__tiercache:tag:t")).toEqual(record)
+      // Keys that merely start with "_" are ordinary.
+      yield* cache.set("__tiercache", 1)
+      yield* cache.set("_tiercache:x", 2)
+      expect(yield* cache.getMany(["__tiercache", "_tiercache:x"])).toEqual([Option.some(1), Option.some(2)])
+      expect(yield* cache.getOrCompute("_k", Effect.succeed(3))).toBe(3)
+    })
+  )
+
   it.scoped("keys, patterns and tags that are not well-formed UTF-16 (lone surrogates)", () =>
     Effect.gen(function* () {
       const { cache, l1, nothingWritten } = yield* setup

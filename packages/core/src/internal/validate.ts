@@ -1,5 +1,6 @@
 import { Duration, Effect, Schema } from "effect"
 import { CacheConfigError, CacheInputError } from "../CacheError.js"
+import { isReservedKey, reservedPrefix } from "../Tier.js"
 
 type WellFormed = (this: string) => boolean
 const nativeWellFormed = (String.prototype as { isWellFormed?: WellFormed }).isWellFormed
@@ -19,12 +20,17 @@ export const isWellFormed: (s: string) => boolean =
 
 /**
  * The read paths' cheap check: true when `key` is not a usable key (the caller then fails with
- * {@link keyError}). Reserved keys are checked by writes only.
+ * {@link keyError}). A reserved key is one: `get` would answer a tag's record, and
+ * `getOrCompute` would overwrite it.
  *
  * @internal
  */
 export const isBadKey = (key: unknown): boolean =>
-  typeof key !== "string" || key.length === 0 || !isWellFormed(key)
+  typeof key !== "string" ||
+  key.length === 0 ||
+  // "_": the reserved prefix's first character, so that other keys pay one comparison.
+  (key.charCodeAt(0) === 95 && isReservedKey(key)) ||
+  !isWellFormed(key)
 
 const surrogateError = (what: string, s: string): CacheInputError =>
   new CacheInputError({
@@ -41,10 +47,10 @@ export const keyError = (key: unknown): CacheInputError | undefined => {
     })
   }
   if (key.length === 0) return new CacheInputError({ problem: "EmptyKey", reason: "a key must not be empty" })
-  if (key.startsWith("__tiercache:")) {
+  if (isReservedKey(key)) {
     return new CacheInputError({
       problem: "InvalidKey",
-      reason: `keys starting with "__tiercache:" are reserved, got ${describe(key)}`
+      reason: `keys starting with "${reservedPrefix}" are reserved, got ${describe(key)}`
     })
   }
   if (!isWellFormed(key)) return surrogateError("a key", key)

@@ -9,8 +9,9 @@ import { CacheInputError } from "../CacheError.js"
 export const MAX_DEPTH = 1000
 
 /**
- * Checks that a value survives JSON encoding unchanged in meaning: plain objects, arrays,
- * strings, finite numbers, booleans and null, nested at most {@link MAX_DEPTH} deep. Answers
+ * Checks that a value survives JSON encoding unchanged in meaning: plain objects, plain arrays
+ * (no subclass), strings, finite numbers, booleans and null, nested at most {@link MAX_DEPTH}
+ * deep, none of them with a `toJSON` method (JSON.stringify would encode its answer). Answers
  * the error naming the first offending path (a property whose getter throws is one), or
  * `undefined`. The walk is iterative, so no input overflows the stack.
  *
@@ -88,16 +89,17 @@ const jsonProblem = (root: unknown): string | undefined => {
     if (problem === CONTAINER) {
       const container = value as object
       if (frames.length === MAX_DEPTH) return depthProblem(frames, container)
-      if (Array.isArray(container)) {
-        frames.push({ container, keys: undefined, next: 0 })
-      } else {
-        const proto = Object.getPrototypeOf(container)
-        if (proto !== Object.prototype && proto !== null) {
-          const name = container.constructor?.name ?? "object"
-          return `${path()} is a ${name}, not a plain object (encode it with a Schema, e.g. Schema.Date)`
-        }
-        frames.push({ container, keys: Object.keys(container), next: 0 })
+      const proto = Object.getPrototypeOf(container)
+      const isArray = Array.isArray(container)
+      if (isArray ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) {
+        const name = container.constructor?.name ?? "object"
+        return `${path()} is a ${name}, not a plain ${isArray ? "array" : "object"} (encode it with a Schema, e.g. Schema.Date)`
       }
+      // JSON.stringify would encode what toJSON answers instead (own or not, enumerable or not).
+      if ("toJSON" in container) {
+        return `${path()} has a toJSON method, which JSON would encode in its place (encode the value with a Schema instead)`
+      }
+      frames.push({ container, keys: isArray ? undefined : Object.keys(container), next: 0 })
     } else if (problem !== undefined) {
       return problem
     }
