@@ -10,8 +10,11 @@ import { connectionLayer, observer } from "./utils.js"
 
 const MB = 1024 * 1024
 
-/** One instance with default settings (command timeout 500 ms) on a connection of its own. */
-const instance = (instanceId: string) =>
+/**
+ * One instance with default settings (command timeout 500 ms) on a connection of its own, values
+ * of `largeValueBytes` or more (default 1 MB) written on the large-value connection.
+ */
+const instance = (instanceId: string, largeValueBytes?: number) =>
   Effect.gen(function* () {
     const l1 = yield* MemoryTier.make({ maxEntries: 100 })
     const context = yield* Layer.build(
@@ -19,7 +22,7 @@ const instance = (instanceId: string) =>
         Layer.provide(
           Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
         ),
-        Layer.provide(connectionLayer())
+        Layer.provide(connectionLayer(largeValueBytes === undefined ? {} : { largeValueBytes }))
       )
     )
     return Context.get(context, TieredCache.TieredCache)
@@ -67,6 +70,30 @@ describe("large values", () => {
             expect(yield* tierErrors(cache)).toBe(0)
             expect((yield* cache.stats).breakers.redis).toBe("closed")
           }
+        })
+    )
+
+    it.scoped(
+      "a small set right after a large computed value: the set, which returned last, stays in Redis",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const a = yield* instance("a", 1024)
+          const b = yield* instance("b", 1024)
+          const stored: Array<string> = []
+          for (let i = 0; i < 20; i++) {
+            const key = `after-large:${i}`
+            // The computed value is large: its write goes over the large-value connection, after
+            // its marker's round trip, while the small SET of the set would go at once.
+            const computed = `computed:${"x".repeat(4096)}`
+            expect(yield* a.getOrCompute(key, Effect.succeed(computed))).toBe(computed)
+            yield* a.set(key, "written")
+            yield* Effect.sleep("20 millis")
+            const raw = yield* Effect.promise(() => look.get(`tiercache:${key}`))
+            stored.push(raw === null ? "nothing" : raw.slice(0, 15))
+          }
+          expect(stored).toEqual(Array.from({ length: 20 }, () => '{"v":"written",'))
+          expect(yield* b.get("after-large:0")).toEqual(Option.some("written"))
         })
     )
   })

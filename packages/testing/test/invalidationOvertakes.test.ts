@@ -1,7 +1,8 @@
 /**
  * An invalidation that overlaps the background lower-tier write of a computed value:
  * getOrCompute answers once L1 holds the value and writes L2 after; an invalidation covering
- * the key that returns while that write is under way must still leave the value in no tier.
+ * the key that returns while that write is under way must still leave the value in no tier,
+ * and a `set` or `update` of the key must not be overwritten by it.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
@@ -119,5 +120,65 @@ describe("an invalidation overtaking a computed value's lower-tier write", () =>
         )
       )
     }
+  }
+
+  /** The writes from outside, each of `value` under `key`. */
+  const writes: ReadonlyArray<
+    readonly [string, (cache: Cache, key: string, value: string) => Effect.Effect<void, unknown>]
+  > = [
+    ["set", (c, k, v) => c.set(k, v, { ttl: "1 minute" })],
+    ["update", (c, k, v) => c.update(k, v, { ttl: "1 minute" })]
+  ]
+  for (const [name, write] of writes) {
+    it.live(
+      `${name} after getOrCompute, 100 times with random delays: the written value stays in every tier`,
+      () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { cache, l1, chaos } = yield* instance({ breaker: false })
+            for (let i = 0; i < 100; i++) {
+              const key = `${name}${i}:k`
+              // Only the computed value's write is slow: the write from outside would land first.
+              const delay = yield* Random.nextIntBetween(0, 12)
+              yield* chaos.delay("set", Duration.millis(delay))
+              yield* cache.getOrCompute(key, Effect.succeed(`computed${i}`), { ttl: "1 minute" })
+              yield* chaos.heal
+              yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(0, 4)))
+              yield* write(cache, key, `written${i}`)
+              const check = Effect.gen(function* () {
+                const inL2 = yield* chaos.wrapped.get(key)
+                expect([i, Option.map(inL2, (e) => e.value)]).toEqual([i, Option.some(`written${i}`)])
+                expect([i, yield* cache.get(key)]).toEqual([i, Option.some(`written${i}`)])
+              })
+              yield* check
+              // Later too: the computed value must not land over the written one.
+              yield* Effect.sleep(Duration.millis(delay + 5))
+              yield* check
+              yield* l1.remove([key])
+              yield* check
+            }
+          })
+        )
+    )
+
+    it.live(`${name} stays bounded when the computed value's write hangs (breaker timeout 200 ms)`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const { cache, chaos } = yield* instance({ breaker: { timeout: "200 millis" } })
+          yield* chaos.delay("set", "1 hour")
+          yield* cache.getOrCompute(`${name}:k`, Effect.succeed("computed"))
+          yield* chaos.heal
+          const done = yield* write(cache, `${name}:k`, "written").pipe(
+            Effect.either,
+            Effect.as(true),
+            Effect.timeoutTo({ duration: "20 seconds", onSuccess: (ok) => ok, onTimeout: () => false })
+          )
+          expect(done).toBe(true)
+          expect(Option.map(yield* chaos.wrapped.get(`${name}:k`), (e) => e.value)).toEqual(
+            Option.some("written")
+          )
+        })
+      )
+    )
   }
 })

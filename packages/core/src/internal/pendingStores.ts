@@ -2,8 +2,9 @@
  * The lower-tier writes of computed values still under way. A getOrCompute answers once L1
  * holds its value and writes the lower tiers after; an invalidation that covers such a write
  * waits for it to land (at most `bound`) before removing, so that once the invalidation has
- * returned no tier holds the value. A write that outlives the wait (a hung tier) is marked, and
- * removes what it wrote when it lands.
+ * returned no tier holds the value, and so does a `set` or `update` of its key before writing,
+ * so that the computed value cannot land over the newer one. A write that outlives the wait (a
+ * hung tier) is marked, and removes what it wrote when it lands.
  */
 import { Duration, Effect, Exit } from "effect"
 import * as Signal from "./signal.js"
@@ -24,6 +25,8 @@ export interface PendingStores {
   readonly begin: (key: string, tags: ReadonlyArray<string>) => PendingStore
   /** Ends a store's registration and wakes the invalidations waiting for it. */
   readonly finish: (store: PendingStore) => void
+  /** Whether a store of `key` is under way (synchronous: a write pays no step when none is). */
+  readonly has: (key: string) => boolean
   /** Marks the stores that `covers` selects as invalidated and waits for them (at most `bound`). */
   readonly settle: (covers: (store: PendingStore) => boolean) => Effect.Effect<void>
 }
@@ -31,17 +34,25 @@ export interface PendingStores {
 /** An empty set of pending stores; an invalidation waits at most `bound` for them. */
 export const make = (bound: Duration.Duration): PendingStores => {
   const stores = new Set<PendingStore>()
+  /** How many stores of each key are under way. */
+  const perKey = new Map<string, number>()
   const boundMs = Duration.toMillis(bound)
   return {
     begin: (key, tags) => {
       const store: PendingStore = { key, tags, done: Signal.make(), invalidated: false }
       stores.add(store)
+      perKey.set(key, (perKey.get(key) ?? 0) + 1)
       return store
     },
     finish: (store) => {
-      stores.delete(store)
+      if (stores.delete(store)) {
+        const left = perKey.get(store.key)! - 1
+        if (left === 0) perKey.delete(store.key)
+        else perKey.set(store.key, left)
+      }
       Signal.done(store.done, Exit.void)
     },
+    has: (key) => perKey.has(key),
     settle: (covers) =>
       Effect.suspend(() => {
         if (stores.size === 0) return Effect.void

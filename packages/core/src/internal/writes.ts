@@ -2,7 +2,8 @@
  * The writes: `set` and `update` from outside, and the store of a flight's computed value
  * (`storeComputed`). Each writes every tier, then sends a bus message, with its key marked
  * changing (changes.ts); when the one lower tier and the bus share an ordered stream, the write
- * and its message go together.
+ * and its message go together. A write from outside first waits for a computed value of its key
+ * still being written below L1 (pendingStores.ts).
  */
 import { Effect } from "effect"
 import { CacheInputError, type TierError } from "../CacheError.js"
@@ -53,11 +54,11 @@ export const make = (deps: Deps, changes: Changes) => {
     entry: Entry.Entry,
     schema: AnySchema | undefined,
     decoded: unknown,
-    afterL1?: () => void
+    settled: (body: Effect.Effect<ReadonlyArray<TierError>>) => Effect.Effect<ReadonlyArray<TierError>>
   ): Effect.Effect<ReadonlyArray<TierError>> =>
     changing(
       [key],
-      access.onEveryTier(storeL1(key, entry, schema, decoded), (tier) => tier.set(key, entry), afterL1)
+      settled(access.onEveryTier(storeL1(key, entry, schema, decoded), (tier) => tier.set(key, entry)))
     )
 
   /** The write's failure (when every tier failed), then its recovery step; no step for a success. */
@@ -82,8 +83,16 @@ export const make = (deps: Deps, changes: Changes) => {
       const encoded = encodeValue(value, schema)
       if (encoded instanceof CacheInputError) return Effect.fail(encoded)
       const entry = Entry.make({ value: encoded.value, now: now(), ...resolved })
-      // A write from outside supersedes the computation under way.
+      // A write from outside supersedes the computation under way, and waits for a computed
+      // value's lower-tier write still under way (then removed again), or it could land after.
       registry.forget(key)
+      const settled = <A, E>(body: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+        pending.has(key)
+          ? Effect.zipRight(
+              pending.settle((store) => store.key === key),
+              body
+            )
+          : body
       const message: InvalidationMessage = broadcastValue
         ? {
             type: "Update",
@@ -99,7 +108,7 @@ export const make = (deps: Deps, changes: Changes) => {
       if (ordered !== undefined) {
         return changing(
           [key],
-          ordered.run(storeL1(key, entry, schema, value), key, entry, deps.send(message))
+          settled(ordered.run(storeL1(key, entry, schema, value), key, entry, deps.send(message)))
         ).pipe(
           Effect.flatMap(([failures, delivered]) =>
             thenSettle(
@@ -109,7 +118,7 @@ export const make = (deps: Deps, changes: Changes) => {
           )
         )
       }
-      return storeEverywhere(key, entry, schema, value).pipe(
+      return storeEverywhere(key, entry, schema, value, settled).pipe(
         Effect.flatMap((failures) =>
           thenSettle(
             failIfAllFailed(key, "set", failures),
