@@ -23,7 +23,11 @@ export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schem
 /**
  * Replace one key's value in every L1. `value` is required (JSON has no `undefined`: a message
  * without one is malformed, not a value). `ttl_secs` is the seed's field (seconds, rounded up
- * when we send it); `ttl_ms`, when present, is exact and wins. `grace_ms` and `tags` are ours.
+ * when we send it); `ttl_ms`, when present, is exact and wins. `grace_ms`, `tags` and
+ * `created_ms` are ours: `created_ms` is when the sender created the entry (epoch ms), so that
+ * a receiver dates its copy from then (a tag invalidated after it refuses the copy, however
+ * late the message) and keeps a copy of its own created later; without it the copy is dated
+ * from its arrival.
  *
  * @category schemas
  * @since 0.1.0
@@ -38,6 +42,7 @@ export const Update = Schema.Struct({
   ttl_ms: Schema.optional(Schema.Number),
   grace_ms: Schema.optional(Schema.Number),
   tags: Schema.optional(Schema.Array(Schema.String)),
+  created_ms: Schema.optional(Schema.Number),
   origin,
   namespace
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CacheStrategy, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { CacheStrategy, Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { ChaosBus, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import {
   Context,
   Deferred,
@@ -495,6 +495,52 @@ describe("the invalidation bus", () => {
         expect((yield* a.stats).l1Hits).toBe(before + 1)
         expect(yield* a.get("rewritten")).toEqual(Option.some("written on b"))
         expect((yield* a.stats).discardedWrites).toBe(1)
+      })
+  )
+
+  it.scoped(
+    "a late Update is dated from its sender's write: a tag invalidated since refuses it, a newer value stays",
+    () =>
+      Effect.gen(function* () {
+        // a and b share an L2; b receives every message 100 ms late.
+        const hub = yield* TestBus.makeHub
+        const l2 = yield* TestTier.make()
+        const slowBus = yield* ChaosBus.wrap(TestBus.make(hub))
+        const instance = (id: string, bus: InvalidationBus.InvalidationBus.Service) =>
+          Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
+            TieredCache.make({ instanceId: id }).pipe(
+              Effect.provideService(Tier.L1, l1),
+              Effect.provideService(Tier.L2, l2),
+              Effect.provideService(InvalidationBus.InvalidationBus, bus)
+            )
+          )
+        const a = yield* instance("a", TestBus.make(hub))
+        const b = yield* instance("b", slowBus)
+        yield* TestClock.adjust(1000)
+        yield* slowBus.delay("100 millis")
+
+        // a updates a tagged key; a millisecond later b invalidates the tag.
+        yield* a.update("tagged", "old", { tags: ["t"], ttl: "1 hour" })
+        // a updates another key; a millisecond later b writes it.
+        yield* a.update("plain", "from a", { ttl: "1 hour" })
+        yield* TestClock.adjust(1)
+        yield* b.invalidateTag("t")
+        yield* b.set("plain", "from b", { ttl: "1 hour" })
+        // a's Updates reach b now, after both.
+        yield* TestClock.adjust(200)
+        yield* MultiInstance.settle([a, b], { hub })
+        expect((yield* b.invalidationStats).messagesApplied).toBe(2)
+        for (const cache of [a, b]) {
+          expect(yield* cache.get("tagged")).toEqual(Option.none())
+          expect(yield* cache.get("plain")).toEqual(Option.some("from b"))
+        }
+        expect(Option.map(yield* l2.get("plain"), (e) => e.value)).toEqual(Option.some("from b"))
+        // An Update created later than b's value does replace it.
+        yield* a.update("plain", "from a, later", { ttl: "1 hour" })
+        yield* TestClock.adjust(200)
+        yield* MultiInstance.settle([a, b], { hub })
+        expect(yield* b.get("plain")).toEqual(Option.some("from a, later"))
+        expect((yield* b.stats).l2Hits).toBe(0)
       })
   )
 

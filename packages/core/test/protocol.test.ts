@@ -31,6 +31,7 @@ describe("bus messages", () => {
         ttl_ms: 1500,
         grace_ms: 0,
         tags: ["t"],
+        created_ms: 1_700_000_000_000,
         origin: "i2"
       }
     ]

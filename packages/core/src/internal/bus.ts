@@ -146,14 +146,17 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
     case "Update": {
       const ttlMs = message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : deps.defaultTtl)
       if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) return local.remove([message.key])
-      const entry = Entry.make({
+      const made = Entry.make({
         value: message.value,
         now: deps.now(),
         ttlMs,
         graceMs: message.grace_ms,
         tags: message.tags
       })
-      return local.store(message.key, entry)
+      // Dated from the sender's creation when the message says it, not from its arrival.
+      const created = message.created_ms
+      if (created === undefined || !Number.isFinite(created)) return local.store(message.key, made)
+      return local.storeUnlessNewer(message.key, { ...made, createdAt: created })
     }
     case "RemovePattern":
       return local.removeMatching(message.pattern)

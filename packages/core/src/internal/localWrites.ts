@@ -51,6 +51,22 @@ export const make = (deps: Deps, changes: Changes) => {
           return Effect.asVoid(access.storeL1(key, entry))
         })
       ),
+    /**
+     * Stores an entry in this instance's L1 unless L1 holds one of its key created later (a
+     * message that arrived late must not replace this instance's newer value).
+     */
+    storeUnlessNewer: (key: string, entry: Entry.Entry): Effect.Effect<void, TierError> =>
+      changing(
+        [key],
+        Effect.suspend(() => {
+          registry.forget(key)
+          return Effect.flatMap(access.readL1(key), (held) =>
+            held._tag === "Some" && held.value.createdAt > entry.createdAt
+              ? Effect.void
+              : Effect.asVoid(access.storeL1(key, entry))
+          )
+        })
+      ),
     /** Empties this instance's L1 and forgets every tag time. */
     clear: changing(
       undefined,

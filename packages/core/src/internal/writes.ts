@@ -102,6 +102,7 @@ export const make = (deps: Deps, changes: Changes) => {
             ttl_ms: resolved.ttlMs,
             grace_ms: resolved.graceMs,
             tags: resolved.tags,
+            created_ms: entry.createdAt,
             origin: instanceId
           }
         : removed(key)
