@@ -1,18 +1,20 @@
 /**
  * Every read path accepts entries the same way (internal/lookup.ts): reads overlapping an
- * invalidation leave no old value behind, a computed value is kept unless that key changed,
+ * invalidation leave no old value behind (a promotion into a second shared tier too), a
+ * computed value is kept unless that key changed,
  * getMany agrees with get, and an entry whose tag time cannot be read is a miss.
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
   type CacheError,
   Entry,
+  InvalidationBus,
   MemoryTier,
   Tier,
   TieredCache,
   type Tier as TierModule
 } from "@tiercache/core"
-import { MultiInstance, TestTier } from "@tiercache/testing"
+import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Clock, Deferred, Effect, Fiber, Option, Schema, TestClock } from "effect"
 import { expectTypeOf } from "vitest"
 
@@ -137,6 +139,94 @@ describe("a read overlapping an invalidation of its key", () => {
       )
     }
   }
+})
+
+/**
+ * a and b over L1s, a shared L2 and L3 and a bus; L2's writes of "old" (a promotion's) take
+ * `writeMs`, and its removals 50 ms once `slow.removes` is set.
+ */
+const promotingSetup = (writeMs: number) =>
+  Effect.gen(function* () {
+    const l2store = yield* TestTier.make({ name: "l2" })
+    const l3 = yield* TestTier.make({ name: "l3" })
+    const slow = { removes: false }
+    const l2: TierModule.Tier.Service = {
+      ...l2store,
+      set: (key, entry) =>
+        entry.value === "old"
+          ? Effect.zipRight(Effect.sleep(writeMs), l2store.set(key, entry))
+          : l2store.set(key, entry),
+      remove: (keys) =>
+        Effect.suspend(() =>
+          slow.removes ? Effect.zipRight(Effect.sleep(50), l2store.remove(keys)) : l2store.remove(keys)
+        )
+    }
+    const hub = yield* TestBus.makeHub
+    const instance = Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
+      TieredCache.make({ breaker: false }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2),
+        Effect.provideService(Tier.Tiers, [l3]),
+        Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub))
+      )
+    )
+    const [a, b] = [yield* instance, yield* instance]
+    yield* TestClock.adjust(1000)
+    // Only L3 holds k (L2 lost it: an eviction, a restart).
+    yield* l3.set("k", Entry.make({ value: "old", now: 1000, ttlMs: 3_600_000 }))
+    return { a, b, l2store, l3, hub, slow }
+  })
+
+describe("a promotion into a shared tier (an entry found in a third) overlapping an invalidation", () => {
+  for (const [readName, read] of reads) {
+    it.scoped(`${readName}: once invalidate returned, no tier holds the value, nor another instance`, () =>
+      Effect.gen(function* () {
+        const { a, b, l2store, l3, hub, slow } = yield* promotingSetup(50)
+        // a reads k from L3 and promotes it into L2 (50 ms); meanwhile a invalidates k.
+        const reading = yield* Effect.fork(read(a, "k"))
+        yield* TestClock.adjust(1)
+        const invalidating = yield* Effect.fork(a.invalidate("k"))
+        // The clock moves a millisecond at a time until the invalidation has returned; from then
+        // on L2's removals are slow, so a take-back after that would come late.
+        while (Option.isNone(yield* Fiber.poll(invalidating))) yield* TestClock.adjust(1)
+        slow.removes = true
+        yield* TestClock.adjust(60)
+        // Had the promotion's write landed after the invalidation, b would read it from L2 now.
+        expect(Option.isNone(yield* l2store.get("k"))).toBe(true)
+        expect(Option.isNone(yield* l3.get("k"))).toBe(true)
+        expect(yield* b.get("k")).toEqual(Option.none())
+        yield* TestClock.adjust(200)
+        yield* Fiber.join(reading)
+        yield* MultiInstance.settle([a, b], { hub })
+        expect(Option.isNone(yield* l2store.get("k"))).toBe(true)
+        for (const cache of [a, b]) expect(yield* cache.get("k")).toEqual(Option.none())
+      })
+    )
+  }
+
+  it.scoped(
+    "a promotion that outlives the invalidation's wait takes back what it wrote, and tells the others",
+    () =>
+      Effect.gen(function* () {
+        // The promotion's write takes 3 s; the invalidation waits 1 s for it (nothing bounds the calls).
+        const { a, b, l2store, hub, slow } = yield* promotingSetup(3000)
+        const reading = yield* Effect.fork(a.get("k"))
+        yield* TestClock.adjust(1)
+        const invalidating = yield* Effect.fork(a.invalidate("k"))
+        yield* TestClock.adjust(1000)
+        yield* Fiber.join(invalidating)
+        slow.removes = true
+        // The write lands at 3 s; its take-back's removal takes 50 ms, and b reads it meanwhile.
+        yield* TestClock.adjust(2010)
+        expect(Option.map(yield* l2store.get("k"), (e) => e.value)).toEqual(Option.some("old"))
+        expect(yield* b.get("k")).toEqual(Option.some("old"))
+        yield* TestClock.adjust(100)
+        yield* Fiber.join(reading)
+        yield* MultiInstance.settle([a, b], { hub })
+        expect(Option.isNone(yield* l2store.get("k"))).toBe(true)
+        for (const cache of [a, b]) expect(yield* cache.get("k")).toEqual(Option.none())
+      })
+  )
 })
 
 describe("computed values are kept unless that key changed", () => {

@@ -13,7 +13,7 @@ import { bracketSync } from "./bracket.js"
 import type { Defaults } from "./callOptions.js"
 import type { Counters } from "./counters.js"
 import type { Registry } from "./flight.js"
-import * as PendingStores from "./pendingStores.js"
+import type * as PendingStores from "./pendingStores.js"
 import type { Recovery } from "./replay.js"
 import type { Tags } from "./tags.js"
 import type { TierAccess } from "./tierAccess.js"
@@ -33,6 +33,8 @@ export interface Deps {
   readonly recovery: Recovery
   /** Publishes a bus message; answers whether it was delivered (true without a bus). */
   readonly send: (message: InvalidationMessage) => Effect.Effect<boolean>
+  /** The lower-tier writes of computed and promoted values under way (pendingStores.ts). */
+  readonly pending: PendingStores.PendingStores
   /** The ordered stream the bus publishes on (its `sequence`), if it names one. */
   readonly busSequence: unknown
   readonly now: () => number
@@ -72,7 +74,7 @@ export const make = (deps: Deps) => {
     changing,
     // An invalidation waits for the computed values being written below L1 (see pendingStores.ts),
     // at most as long as the slowest tier's call may take.
-    pending: PendingStores.make(PendingStores.boundOf(access.lower, "1 second"))
+    pending: deps.pending
   }
 }
 

@@ -1,16 +1,21 @@
 /**
  * Promotion: a fresh entry found below L1 is written into every tier above it, with the
  * entry's own remaining lifetime, unless its key changed since the read began (counted as a
- * discarded write). A promotion that had to wait for a tier checks again once written, and
- * takes back what it wrote if the key changed meanwhile, so an invalidation that overlapped it
- * never leaves the old value behind.
+ * discarded write). A promotion that writes a tier below L1 (found in a third tier or lower) is
+ * a pending store (pendingStores.ts) while it writes, so an invalidation that covers it waits
+ * for it; it checks again once written, and takes back what it wrote if the key changed
+ * meanwhile, telling the other instances (which may have read it from the shared tier), so an
+ * invalidation that overlapped it never leaves the old value behind.
  */
 import { Effect } from "effect"
 import type * as Entry from "../Entry.js"
+import type { InvalidationMessage } from "../InvalidationMessage.js"
+import { bracketSync } from "./bracket.js"
 import type { AnySchema } from "./codec.js"
 import type { Counters } from "./counters.js"
 import type { Slot } from "./fastPath.js"
 import type { Lookup } from "./lookup.js"
+import type { PendingStore, PendingStores } from "./pendingStores.js"
 import type { TierAccess } from "./tierAccess.js"
 
 /** Promotion of one cache. */
@@ -39,10 +44,13 @@ export interface Deps {
   readonly access: TierAccess
   readonly lookup: Lookup
   readonly counters: Counters
+  readonly pending: PendingStores
+  readonly send: (message: InvalidationMessage) => Effect.Effect<boolean>
+  readonly instanceId: string
 }
 
 /** Builds promotion. */
-export const make = ({ access, lookup, counters }: Deps): Promotion => {
+export const make = ({ access, lookup, counters, pending, send, instanceId }: Deps): Promotion => {
   const fast = access.fast
   const promoteNow: Promotion["promoteNow"] = (key, entry, at, since) => {
     if (!lookup.current(key, since)) {
@@ -68,25 +76,34 @@ export const make = ({ access, lookup, counters }: Deps): Promotion => {
         return Effect.void
       }
       const above = Array.from({ length: foundAt - 1 }, (_, i) => i + 1)
-      return Effect.gen(function* () {
-        const slot = yield* access
-          .storeL1(key, entry)
-          .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
-        if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
-        yield* Effect.forEach(
-          above,
-          (i) => access.write(i, key, entry).pipe(Effect.catchAll((error) => access.recordError(i, error))),
-          { concurrency: "unbounded", discard: true }
-        )
-        if (lookup.current(key, since)) return
-        // The key changed while this promotion waited for a tier: take back what it wrote.
-        counters.discardedWrites++
-        yield* access.removeL1([key]).pipe(Effect.catchAll((error) => access.recordError(0, error)))
-        yield* Effect.forEach(above, (i) => access.removeFrom(i, [key]), {
-          concurrency: "unbounded",
-          discard: true
+      const promoted = (store: PendingStore | undefined) =>
+        Effect.gen(function* () {
+          const slot = yield* access
+            .storeL1(key, entry)
+            .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
+          if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
+          yield* Effect.forEach(
+            above,
+            (i) => access.write(i, key, entry).pipe(Effect.catchAll((error) => access.recordError(i, error))),
+            { concurrency: "unbounded", discard: true }
+          )
+          if (lookup.current(key, since) && !store?.invalidated) return
+          // The key changed while this promotion waited for a tier: take back what it wrote, and
+          // tell the instances that may have read it from a shared tier meanwhile.
+          counters.discardedWrites++
+          yield* access.removeL1([key]).pipe(Effect.catchAll((error) => access.recordError(0, error)))
+          yield* Effect.forEach(above, (i) => access.removeFrom(i, [key]), {
+            concurrency: "unbounded",
+            discard: true
+          })
+          if (above.length > 0) yield* send({ type: "Remove", key, origin: instanceId })
         })
-      })
+      if (above.length === 0) return promoted(undefined)
+      return bracketSync(
+        () => pending.begin(key, entry.tags),
+        promoted,
+        (store) => pending.finish(store)
+      )
     })
 
   return { promote, promoteNow }

@@ -29,6 +29,7 @@ import * as LocalWrites from "./localWrites.js"
 import * as Lookup from "./lookup.js"
 import * as Observation from "./observation.js"
 import * as OptionsModule from "./options.js"
+import * as PendingStores from "./pendingStores.js"
 import * as Promotion from "./promotion.js"
 import * as Reads from "./reads.js"
 import * as Recovery from "./recovery.js"
@@ -87,11 +88,13 @@ export const make = (
     const versions = Versions.make()
     const tags = Tags.make(access)
     const lookup = Lookup.make({ tags, versions, counters, now, dropL1: (key) => fast?.remove(key) })
-    const promotion = Promotion.make({ access, lookup, counters })
+    const publisher = yield* Bus.makePublisher(busOption, config.breaker, counters, cacheName, spans)
+    // The lower-tier writes of computed and promoted values under way, which changes wait for.
+    const pending = PendingStores.make(PendingStores.boundOf(access.lower, "1 second"))
+    const promotion = Promotion.make({ access, lookup, counters, pending, send: publisher.send, instanceId })
     const reads = Reads.make({ access, lookup, tags, promotion, versions, counters, now })
     const getMany = GetMany.make({ access, lookup, tags, promotion, versions, counters, now })
     const registry = Flight.makeRegistry()
-    const publisher = yield* Bus.makePublisher(busOption, config.breaker, counters, cacheName, spans)
     const recovery = yield* Replay.make({
       record,
       access,
@@ -114,6 +117,7 @@ export const make = (
       recovery,
       send: publisher.send,
       busSequence: publisher.sequence,
+      pending,
       now
     }
     const changes = Changes.make(changeDeps)
