@@ -49,17 +49,17 @@ export const make = (deps: Deps, changes: Changes) => {
       return undefined
     }
 
-  const storeEverywhere = (
-    key: string,
-    entry: Entry.Entry,
-    schema: AnySchema | undefined,
-    decoded: unknown,
-    settled: (body: Effect.Effect<ReadonlyArray<TierError>>) => Effect.Effect<ReadonlyArray<TierError>>
-  ): Effect.Effect<ReadonlyArray<TierError>> =>
-    changing(
-      [key],
-      settled(access.onEveryTier(storeL1(key, entry, schema, decoded), (tier) => tier.set(key, entry)))
-    )
+  /**
+   * `body`, after the computed values of `key` still being written below L1 (marked, so that
+   * they are removed again once landed): a write from outside must land after them.
+   */
+  const afterPending = <A, E>(key: string, body: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    pending.has(key)
+      ? Effect.zipRight(
+          pending.settle((store) => store.key === key),
+          body
+        )
+      : body
 
   /** The write's failure (when every tier failed), then its recovery step; no step for a success. */
   const thenSettle = (
@@ -83,16 +83,8 @@ export const make = (deps: Deps, changes: Changes) => {
       const encoded = encodeValue(value, schema)
       if (encoded instanceof CacheInputError) return Effect.fail(encoded)
       const entry = Entry.make({ value: encoded.value, now: now(), ...resolved })
-      // A write from outside supersedes the computation under way, and waits for a computed
-      // value's lower-tier write still under way (then removed again), or it could land after.
+      // A write from outside supersedes the computation under way.
       registry.forget(key)
-      const settled = <A, E>(body: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-        pending.has(key)
-          ? Effect.zipRight(
-              pending.settle((store) => store.key === key),
-              body
-            )
-          : body
       const message: InvalidationMessage = broadcastValue
         ? {
             type: "Update",
@@ -109,7 +101,7 @@ export const make = (deps: Deps, changes: Changes) => {
       if (ordered !== undefined) {
         return changing(
           [key],
-          settled(ordered.run(storeL1(key, entry, schema, value), key, entry, deps.send(message)))
+          afterPending(key, ordered.run(storeL1(key, entry, schema, value), key, entry, deps.send(message)))
         ).pipe(
           Effect.flatMap(([failures, delivered]) =>
             thenSettle(
@@ -119,7 +111,13 @@ export const make = (deps: Deps, changes: Changes) => {
           )
         )
       }
-      return storeEverywhere(key, entry, schema, value, settled).pipe(
+      return changing(
+        [key],
+        afterPending(
+          key,
+          access.onEveryTier(storeL1(key, entry, schema, value), (tier) => tier.set(key, entry))
+        )
+      ).pipe(
         Effect.flatMap((failures) =>
           thenSettle(
             failIfAllFailed(key, "set", failures),
