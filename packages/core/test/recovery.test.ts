@@ -136,6 +136,28 @@ describe("auto-recovery", () => {
     })
   )
 
+  it.scoped("a tag invalidated in an outage stays invalidated after a pattern that matches its record", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      // "dashboard" depends on user 1 through its tag; its key does not name the user.
+      yield* w.a.cache.set("dashboard", "old", { ttl: "1 hour", tags: ["user:1"] })
+      yield* w.a.cache.set("profile:user:1", "old", { ttl: "1 hour" })
+      yield* TestClock.adjust(1)
+      yield* w.outage
+      yield* Effect.either(w.a.cache.invalidateTag("user:1"))
+      // Matches the tag's record (__tiercache:tag:user:1), which patterns leave in every tier.
+      yield* Effect.either(w.a.cache.invalidatePattern("*user:1*"))
+      expect((yield* w.a.cache.stats).pendingChanges).toBe(2)
+      yield* w.recover
+      expect(Option.isSome(yield* w.store.get("__tiercache:tag:user:1"))).toBe(true)
+      expect(yield* w.stored("profile:user:1")).toEqual(Option.none())
+      for (const cache of [w.a.cache, w.b.cache]) {
+        expect(yield* cache.get("dashboard")).toEqual(Option.none())
+        expect(yield* cache.get("profile:user:1")).toEqual(Option.none())
+      }
+    })
+  )
+
   it.scoped("past maxChanges one clear replaces the record; the retry interval replays it", () =>
     Effect.gen(function* () {
       const w = yield* world({ recovery: { maxChanges: 3, retryInterval: "2 seconds" } })

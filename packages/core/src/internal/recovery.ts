@@ -10,7 +10,7 @@
 import { Effect, FiberRef, Option } from "effect"
 import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
-import type { Tier } from "../Tier.js"
+import { isReservedKey, type Tier } from "../Tier.js"
 import { TAG_PREFIX } from "./tags.js"
 
 /** A kept change of one key: a write (`entry`) or a removal; a tag's time is a write of its record. */
@@ -106,9 +106,10 @@ export const makeRecord = (
       barriers = 0
       return
     }
+    // A pattern leaves the cache's own keys (a tag's time) in every tier: their changes stay.
     const matches = Glob.matcher(glob)
     for (const [id, change] of changes) {
-      if (change._tag === "Key" && matches(change.key)) forget(id, change)
+      if (change._tag === "Key" && !isReservedKey(change.key) && matches(change.key)) forget(id, change)
     }
   }
   const covered = (key: string): boolean => {
@@ -117,7 +118,7 @@ export const makeRecord = (
       if (
         change._tag === "Barrier" &&
         change.tiers &&
-        (change.glob === undefined || Glob.matcher(change.glob)(key))
+        (change.glob === undefined || (!isReservedKey(key) && Glob.matcher(change.glob)(key)))
       )
         return true
     }
