@@ -13,17 +13,7 @@
 import type { ConnectionOptions } from "node:tls"
 import { CacheError } from "@tiercache/core"
 import type { ConfigError } from "effect"
-import {
-  Config,
-  Context,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  type Redacted,
-  Scope,
-  SynchronizedRef
-} from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Redacted, Scope, SynchronizedRef } from "effect"
 import type { Redis } from "ioredis"
 import { makeBlocking } from "./internal/blocking.js"
 import type { RedisConnectionError } from "./internal/connectionError.js"
@@ -51,8 +41,10 @@ export {
  */
 export interface Options {
   /**
-   * A `redis://` or `rediss://` URL. Fields present in the URL win over the separate options;
-   * give it as `Redacted` when it carries a password.
+   * A `redis://` or `rediss://` URL with a host. Fields present in the URL win over the separate
+   * options; give it as `Redacted` when it carries a password. Anything else (another scheme, no
+   * host, a URL that does not parse) is a `CacheConfigError` for `url` before any connection,
+   * whose reason never quotes the URL.
    */
   readonly url?: string | Redacted.Redacted<string> | undefined
   /** The host (default `localhost`), when no URL is given. */
@@ -183,6 +175,34 @@ const decodeDuration = (
   )
 
 /**
+ * What is wrong with a `url` option, or undefined. Checked before the driver sees it: ioredis
+ * throws on some malformed URLs (with the whole URL in the error) and reads others as a socket
+ * path (whose connection error then repeats it), so a password in it would reach an error. The
+ * reason never quotes the URL.
+ */
+const urlProblem = (given: unknown): string | undefined => {
+  const text = Redacted.isRedacted(given) ? Redacted.value(given as Redacted.Redacted<unknown>) : given
+  if (typeof text !== "string") return "must be a string (or a Redacted string)"
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return "must be a redis:// or rediss:// URL: it does not parse as a URL"
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    return "must be a redis:// or rediss:// URL: it has another scheme"
+  }
+  if (url.host === "") return "must be a redis:// or rediss:// URL with a host (redis://host:port)"
+  try {
+    decodeURIComponent(url.username)
+    decodeURIComponent(url.password)
+  } catch {
+    return "has a user name or password with a percent-escape that does not decode"
+  }
+  return undefined
+}
+
+/**
  * Opens the command connection (connect + PING under `connectTimeout`) for the life of the scope.
  *
  * @category constructors
@@ -208,6 +228,8 @@ export const make = (
     if (options.db !== undefined && !(Number.isInteger(options.db) && options.db >= 0)) {
       return yield* new CacheConfigError({ option: "db", reason: "must be a non-negative integer" })
     }
+    const badUrl = options.url === undefined ? undefined : urlProblem(options.url)
+    if (badUrl !== undefined) return yield* new CacheConfigError({ option: "url", reason: badUrl })
     const keyPrefix = yield* resolvePrefix(
       "keyPrefix",
       options.keyPrefix,

@@ -1,5 +1,5 @@
 import * as Util from "node:util"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Cause, Effect, Exit, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
@@ -104,6 +104,38 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
   return failure.value
 }
+
+describe("a url that is not a redis:// URL", () => {
+  const build = (url: unknown) =>
+    Effect.scoped(
+      Layer.build(RedisConnection.layer({ url: Redacted.make(url as string), connectTimeout: "300 millis" }))
+    ).pipe(Effect.exit)
+  it.live(
+    "is a CacheConfigError naming the option, before any connection; no rendering holds the password",
+    () =>
+      Effect.gen(function* () {
+        const urls: ReadonlyArray<unknown> = [
+          `redis://:${WRONG_PASSWORD}@[not-a-host`, // does not parse (ioredis threw it, URL and all)
+          `redis://:${WRONG_PASSWORD}%ZZ@127.0.0.1:1`, // a percent-escape that does not decode
+          `redis:/:${WRONG_PASSWORD}@127.0.0.1:6390`, // no host: ioredis read it as a socket path
+          `redis//:${WRONG_PASSWORD}@127.0.0.1:6390`,
+          `http://:${WRONG_PASSWORD}@127.0.0.1:6390`,
+          42
+        ]
+        for (const url of urls) {
+          const exit = yield* build(url)
+          expect(Exit.isFailure(exit)).toBe(true)
+          if (Exit.isFailure(exit)) {
+            const failure = Cause.failureOption(exit.cause)
+            expect(
+              Option.map(failure, (e) => [(e as { _tag: string })._tag, (e as { option?: string }).option])
+            ).toEqual(Option.some(["CacheConfigError", "url"]))
+            expectClean([Cause.pretty(exit.cause), ...renderings(Option.getOrThrow(failure))])
+          }
+        }
+      })
+  )
+})
 
 describe("secrets and console output", () => {
   layer(
