@@ -274,12 +274,24 @@ describe("RedisStreams", () => {
             () => streams.ack("s", "g", "1-0"),
             () => streams.ack("s", "g", [1]),
             () => streams.ack("s", "g", new Proxy(["1-0"], { get: boom })),
-            () => streams.ack("s", proxy, ["1-0"])
+            () => streams.ack("s", proxy, ["1-0"]),
+            // A consumer with no group or consumer name, or options that are not an object.
+            () => Stream.runDrain(streams.consume("s", "g", "c", null)),
+            () => Stream.runDrain(streams.consume("s", "g", "c", "fast")),
+            () => Stream.runDrain(streams.consume("s", "g", undefined)),
+            () => Stream.runDrain(streams.consume("s", "g", "")),
+            () => Stream.runDrain(streams.consume("s", null, "c")),
+            () => Stream.runDrain(streams.consume("s", proxy, "c"))
           ]
+          yield* typed.publish("s", { a: "b" })
+          yield* typed.createGroup("s", "g")
           for (const call of calls) {
             const result = yield* Effect.either(call())
             expect(Either.isLeft(result) && result.left._tag).toBe("StreamError")
           }
+          // Nothing was read for a consumer with no name: Redis knows no consumer of g.
+          const look = yield* observer
+          expect(yield* Effect.promise(() => look.xinfo("CONSUMERS", "s:s", "g"))).toEqual([])
           // Numbers are fine as field values; the entry reads back as text.
           const numeric = { n: 5 } as unknown as CacheStreams.Fields
           const id = yield* typed.publish("plain-js", numeric)

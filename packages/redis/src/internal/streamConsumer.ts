@@ -27,7 +27,7 @@ export const make = (
   commands: Commands,
   traced: Traced
 ) => {
-  const { send, invalid, checkStream } = commands
+  const { send, invalid, checkStream, checkText } = commands
   const commandTimeout = connection.commandTimeout
   return (
     stream: string,
@@ -38,6 +38,10 @@ export const make = (
     Stream.unwrapScoped(
       Effect.gen(function* () {
         yield* checkStream("consume", stream)
+        yield* checkText("consume", stream, "group", group)
+        yield* checkText("consume", stream, "consumer", consumer)
+        if (typeof consumeOptions !== "object" || consumeOptions === null)
+          return yield* invalid("consume", stream, "options must be an object")
         const count = consumeOptions.count ?? 10
         const blockMs = consumeOptions.blockMs ?? 1000
         if (!isPositiveInteger(count))
