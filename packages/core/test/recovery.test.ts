@@ -158,6 +158,32 @@ describe("auto-recovery", () => {
     })
   )
 
+  it.scoped(
+    "a replayed Update is dated from its write: a newer value, or a tag invalidated since, wins",
+    () =>
+      Effect.gen(function* () {
+        const w = yield* world()
+        // a's updates reach L2 but not the bus: kept for the bus only.
+        yield* w.a.bus.failPublish(true)
+        yield* w.a.cache.update("k", "from a (older)", { ttl: "1 hour" })
+        yield* w.a.cache.update("tagged", "old", { ttl: "1 hour", tags: ["t"] })
+        expect((yield* w.a.cache.stats).pendingChanges).toBe(2)
+        yield* TestClock.adjust("1 second")
+        // b then writes k, and invalidates the tag.
+        yield* w.b.cache.update("k", "from b (newer)", { ttl: "1 hour" })
+        yield* w.b.cache.invalidateTag("t")
+        yield* w.settle
+        // a's bus comes back: a replays its kept Updates, which reach b after b's own changes.
+        yield* w.a.bus.heal
+        yield* w.a.bus.disconnect
+        yield* until(Effect.map(w.a.cache.stats, (s) => s.pendingChanges === 0))
+        yield* w.settle
+        expect(yield* w.stored("k")).toEqual(Option.some("from b (newer)"))
+        expect(yield* w.b.cache.get("k")).toEqual(Option.some("from b (newer)"))
+        expect(yield* w.b.cache.get("tagged")).toEqual(Option.none())
+      })
+  )
+
   it.scoped("past maxChanges one clear replaces the record; the retry interval replays it", () =>
     Effect.gen(function* () {
       const w = yield* world({ recovery: { maxChanges: 3, retryInterval: "2 seconds" } })

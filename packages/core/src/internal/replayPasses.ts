@@ -89,6 +89,7 @@ export const make = (deps: Deps): Effect.Effect<void> => {
           ttl_ms: ttlMs,
           grace_ms: entry.staleUntil - entry.expiresAt,
           tags: entry.tags,
+          created_ms: entry.createdAt,
           origin: instanceId
         })
       } else removed.push(c.key)
