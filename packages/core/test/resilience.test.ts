@@ -169,6 +169,55 @@ describe("fail-safe", () => {
       })
   )
 
+  it.scoped("a stale value whose grace window ended while the computation ran is not brought back", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build()
+      yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "5 seconds" })
+      yield* TestClock.adjust("14 seconds") // stale, 1 s of grace left
+      // Stale-while-revalidate answers at once; the refresh fails at 17 s, after the grace window.
+      const failing = Effect.zipRight(Effect.sleep("3 seconds"), Effect.fail("source down" as const))
+      expect(yield* cache.getOrCompute("k", failing)).toBe("v1")
+      yield* TestClock.adjust("3 seconds")
+      yield* settle
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect(yield* cache.get("k", { allowStale: true })).toEqual(Option.none())
+      // A hard timeout past the grace window: no stale value any more, a CacheTimeoutError.
+      yield* cache.set("h", "v1", { ttl: "10 seconds", grace: "1 second" })
+      yield* TestClock.adjust("10500 millis")
+      const slow = Effect.as(Effect.sleep("5 seconds"), "v2")
+      // Stale-while-revalidate answers the first caller at once and starts the computation.
+      expect(yield* cache.getOrCompute("h", slow, { timeouts: { hard: "1 second" } })).toBe("v1")
+      // Past the grace window a second caller joins the computation; its hard timeout ends at 12.2 s.
+      yield* TestClock.adjust("700 millis")
+      const late = yield* Effect.fork(
+        Effect.flip(cache.getOrCompute("h", slow, { timeouts: { hard: "1 second" } }))
+      )
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(late))._tag).toBe("CacheTimeoutError")
+    })
+  )
+
+  it.scoped("a computation counts once in failSafeHits and staleServed, however many waiters", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({ staleWhileRevalidate: false })
+      yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
+      yield* TestClock.adjust("10 seconds")
+      // Three waiters pass the hard timeout, then the computation fails (the fail-safe).
+      const slow = Effect.zipRight(Effect.sleep("10 seconds"), Effect.fail("source down" as const))
+      const fibers = yield* Effect.forEach([1, 2, 3], () =>
+        Effect.fork(cache.getOrCompute("k", slow, { timeouts: { hard: "1 second" } }))
+      )
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      for (const fiber of fibers) expect(yield* Fiber.join(fiber)).toBe("v1")
+      yield* TestClock.adjust("9 seconds")
+      yield* settle
+      const s = yield* cache.stats
+      expect([s.computations, s.timeouts, s.failSafeHits, s.staleServed]).toEqual([1, 3, 1, 1])
+    })
+  )
+
   it.scoped("without a stale value the computation's error reaches the caller, typed", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()

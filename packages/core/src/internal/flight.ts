@@ -33,6 +33,10 @@ export interface Flight {
   /** A stale value that may answer the waiters (grace window, soft timeout, fail-safe). */
   stale: FlightResult | undefined
   state: FlightState
+  /** Whether this flight was counted in `staleServed` (once per flight). */
+  staleCounted: boolean
+  /** Whether this flight was counted in `failSafeHits` (once per flight). */
+  failSafeCounted: boolean
   /** The fiber running the flight. */
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
 }

@@ -166,6 +166,8 @@ export const make = (deps: Deps): Flights => {
         schema,
         stale: l1Stale,
         state: running,
+        staleCounted: false,
+        failSafeCounted: false,
         fiber: undefined
       }
       registry.set(key, flight)

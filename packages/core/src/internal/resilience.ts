@@ -60,10 +60,31 @@ export const make = (deps: Deps): Resilience => {
     Signal.done(flight.result, Exit.succeed(result))
     return true
   }
+  /**
+   * The flight's stale value while it may still answer: until its grace window ends (past
+   * `staleUntil` an entry is gone, however long ago the flight found it).
+   */
+  const usableStale = (flight: Flight): FlightResult | undefined => {
+    const stale = flight.stale
+    return stale !== undefined && now() < stale.entry.staleUntil ? stale : undefined
+  }
+  /** Counts the flight's computation as answered stale, once however many waiters. */
+  const countStale = (flight: Flight) => {
+    if (flight.staleCounted) return
+    flight.staleCounted = true
+    counters.staleServed++
+  }
+  /** Counts the flight's computation as failed or timed out and answered stale, once. */
+  const countFailSafe = (flight: Flight) => {
+    if (flight.failSafeCounted) return
+    flight.failSafeCounted = true
+    counters.failSafeHits++
+  }
   const answerStale: Resilience["answerStale"] = (flight) => {
-    if (flight.stale !== undefined && answer(flight, flight.stale)) {
+    const stale = usableStale(flight)
+    if (stale !== undefined && answer(flight, stale)) {
       flight.state = { _tag: "ServedStale" }
-      counters.staleServed++
+      countStale(flight)
     }
   }
 
@@ -74,10 +95,11 @@ export const make = (deps: Deps): Resilience => {
     hardMs: number
   ): Effect.Effect<unknown, CacheTimeoutError> => {
     counters.timeouts++
-    if (flight.stale === undefined) return Effect.fail(new CacheTimeoutError({ key, timeoutMs: hardMs }))
-    counters.failSafeHits++
-    counters.staleServed++
-    return Effect.succeed(flight.stale.value)
+    const stale = usableStale(flight)
+    if (stale === undefined) return Effect.fail(new CacheTimeoutError({ key, timeoutMs: hardMs }))
+    countStale(flight)
+    countFailSafe(flight)
+    return Effect.succeed(stale.value)
   }
 
   const awaitFlight: Resilience["await"] = (key, flight, hardMs) => {
@@ -109,7 +131,7 @@ export const make = (deps: Deps): Resilience => {
 
   const failSafe: Resilience["failSafe"] = (key, flight, stale, since, cause) =>
     Effect.gen(function* () {
-      counters.failSafeHits++
+      countFailSafe(flight)
       answerStale(flight)
       yield* Effect.logWarning("tiercache: computation failed; serving the stale value", cause).pipe(
         Effect.annotateLogs({ key, cache: cacheName })
@@ -136,7 +158,7 @@ export const make = (deps: Deps): Resilience => {
     await: awaitFlight,
     softTimeout: (flight, softMs) => Effect.andThen(Effect.sleep(softMs), () => answerStale(flight)),
     failSafeApplies: (flight, cause) =>
-      flight.stale !== undefined && failSafeThrottle > 0 && !Cause.isInterruptedOnly(cause),
+      usableStale(flight) !== undefined && failSafeThrottle > 0 && !Cause.isInterruptedOnly(cause),
     failSafe
   }
 }
