@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheError, CircuitBreaker, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
-import { Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 
 // The public breaker and guard (CircuitBreaker.ts), as a user builds them by hand.
 
@@ -64,6 +64,80 @@ describe("CircuitBreaker", () => {
         })
         expect(breaker.state()).toBe("closed")
       })
+  )
+
+  it.effect("a probe that dies (a defect) counts as a failure: the breaker opens again, then probes", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make("test", { failureThreshold: 1, openFor: "10 seconds" })
+      yield* Effect.either(breaker.run(Effect.fail(failure()), open, late))
+      expect(breaker.state()).toBe("open")
+      yield* TestClock.adjust("10 seconds")
+      const exit = yield* Effect.exit(breaker.run(Effect.dieMessage("boom"), open, late))
+      expect(Exit.isFailure(exit) && Option.isSome(Exit.causeOption(exit))).toBe(true)
+      expect(breaker.state()).toBe("open")
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* breaker.run(Effect.succeed("ok"), open, late)).toBe("ok")
+      expect(breaker.state()).toBe("closed")
+    })
+  )
+
+  it.effect("an interrupted probe leaves closed a breaker that another call closed meanwhile", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make("test", { failureThreshold: 1, openFor: "10 seconds" })
+      // A call made while closed, still running when the breaker opens.
+      const gate = yield* Deferred.make<void>()
+      const straggler = yield* Effect.fork(
+        breaker.run(Effect.as(Deferred.await(gate), "late ok"), open, late, true)
+      )
+      yield* Effect.yieldNow()
+      yield* Effect.either(breaker.run(Effect.fail(failure()), open, late))
+      expect(breaker.state()).toBe("open")
+      yield* TestClock.adjust("10 seconds")
+      const probe = yield* Effect.fork(breaker.run(Effect.never, open, late, true))
+      yield* Effect.yieldNow()
+      expect(breaker.state()).toBe("half-open")
+      // The straggler succeeds: the tier answers, the breaker closes.
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(straggler)).toBe("late ok")
+      expect(breaker.state()).toBe("closed")
+      // Interrupting the hung probe proves nothing about the tier.
+      yield* Fiber.interrupt(probe)
+      expect(breaker.state()).toBe("closed")
+      expect(yield* breaker.run(Effect.succeed("ok"), open, late)).toBe("ok")
+    })
+  )
+
+  it.scoped("through a cache: an L2 read that dies while probing does not keep L2 refused", () =>
+    Effect.gen(function* () {
+      const store = yield* TestTier.make()
+      let mode: "fail" | "die" | "ok" = "fail"
+      const l2: Tier.Tier.Service = {
+        ...store,
+        get: (key) =>
+          Effect.suspend(() =>
+            mode === "die"
+              ? Effect.dieMessage("driver bug")
+              : mode === "fail"
+                ? Effect.fail(new CacheError.TierError({ tier: "test", operation: "get", reason: "down" }))
+                : store.get(key)
+          )
+      }
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const cache = yield* TieredCache.make({ breaker: { failureThreshold: 1, openFor: "1 second" } }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2)
+      )
+      yield* cache.get("x")
+      expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+      yield* TestClock.adjust("1 second")
+      mode = "die"
+      yield* Effect.exit(cache.get("x"))
+      mode = "ok"
+      yield* store.plant("k", Entry.make({ value: "in L2", now: 1000, ttlMs: 3_600_000 }))
+      yield* TestClock.adjust("1 second")
+      expect(yield* cache.get("k")).toEqual(Option.some("in L2"))
+      expect((yield* cache.stats).breakers).toEqual({ test: "closed" })
+    })
   )
 
   it.effect("bounds a call by its timeout unless the call bounds itself", () =>

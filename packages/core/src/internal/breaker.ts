@@ -138,17 +138,21 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
         return settled(effect, onTimeout, bounded)
       })
 
+    // A failure or a defect of the call counts against the tier; an interruption proves nothing.
     const settled = <A, E>(effect: Effect.Effect<A, E>, onTimeout: () => E, bounded: boolean) =>
-      Effect.matchEffect(bounded ? effect : bound(effect, onTimeout), {
-        onFailure: (error) => Effect.zipRight(record(false), Effect.fail(error)),
+      Effect.matchCauseEffect(bounded ? effect : bound(effect, onTimeout), {
+        onFailure: (cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.zipRight(record(false), Effect.failCause(cause)),
         onSuccess: (value) => answerAfter(record(true), value)
       })
 
     /**
      * The one call let through an open breaker. It is marked probing in the step that decides
      * it (bracket.ts: no interruption in between, and no other call may have begun probing since
-     * `run` looked); an interrupted probe proves nothing: back to open, and the next call
-     * probes again.
+     * `run` looked); an interrupted probe proves nothing: back to open (unless another call
+     * closed the breaker meanwhile), and the next call probes again.
      */
     const probe = <A, E>(
       effect: Effect.Effect<A, E>,
@@ -167,10 +171,13 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
             ? Effect.zipRight(transition("half-open", "probing"), settled(effect, onTimeout, bounded))
             : run(effect, onOpen, onTimeout, bounded),
         (probes, cause) => {
-          if (probes && cause !== undefined && Cause.isInterruptedOnly(cause)) {
+          // Still probing: the probe ended without a verdict (interrupted).
+          if (probes && cause !== undefined && probing) {
             probing = false
-            state = "open"
-            openUntil = 0
+            if (state === "half-open") {
+              state = "open"
+              openUntil = 0
+            }
           }
         }
       )
