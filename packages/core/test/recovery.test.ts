@@ -21,7 +21,7 @@ const world = (options: TieredCache.Options = {}) =>
           Effect.provideService(Tier.L2, l2),
           Effect.provideService(InvalidationBus.InvalidationBus, bus)
         )
-        return { cache, bus }
+        return { cache, bus, l1 }
       })
     const a = yield* instance("a")
     const b = yield* instance("b")
@@ -173,6 +173,8 @@ describe("auto-recovery", () => {
         yield* w.b.cache.update("k", "from b (newer)", { ttl: "1 hour" })
         yield* w.b.cache.invalidateTag("t")
         yield* w.settle
+        // b's own copy of k goes (an eviction): only L2 knows the newer value.
+        yield* w.b.l1.remove(["k"])
         // a's bus comes back: a replays its kept Updates, which reach b after b's own changes.
         yield* w.a.bus.heal
         yield* w.a.bus.disconnect

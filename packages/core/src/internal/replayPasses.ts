@@ -127,10 +127,12 @@ export const make = (deps: Deps): Effect.Effect<void> => {
       }
       const told = changes.filter((c) => c.bus || c.tiers)
       for (const c of toTiers) c.tiers = false
+      // A change that only missed the bus is told as a removal: the shared tier may hold a
+      // newer value by now, and a receiver without a copy of its own would keep the older one.
       const delivered = yield* sendAll(
         keyMessages(
           told,
-          told.map((c) => applied.get(c) ?? true)
+          told.map((c) => applied.get(c) ?? false)
         )
       )
       if (!delivered) {
