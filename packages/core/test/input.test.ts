@@ -1,3 +1,4 @@
+import { runInNewContext } from "node:vm"
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
@@ -231,7 +232,7 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     "values JSON would encode as something else (a toJSON method, an array subclass) are refused",
     () =>
       Effect.gen(function* () {
-        const { cache, nothingWritten } = yield* setup
+        const { cache, l2, nothingWritten } = yield* setup
         class Ids extends Array<number> {
           toJSON() {
             return { ids: "secret" }
@@ -248,7 +249,15 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
             "value has a toJSON"
           ],
           [{ a: [{ toJSON: () => 1 }] }, "value.a[0] has a toJSON method"],
-          [Object.create({ toJSON: () => 1 }), "not a plain object"]
+          [Object.create({ toJSON: () => 1 }), "not a plain object"],
+          // A Proxy hiding toJSON from `in` but answering it to a read, as JSON.stringify reads it.
+          [
+            new Proxy(
+              { a: 1 },
+              { get: (t, p) => (p === "toJSON" ? () => ({ evil: true }) : Reflect.get(t, p)) }
+            ),
+            "value has a toJSON method"
+          ]
         ]
         for (const [value, mention] of cases) {
           for (const effect of [
@@ -265,9 +274,15 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
         }
         yield* nothingWritten
         expect(yield* cache.get("k")).toEqual(Option.none())
-        // Plain arrays and objects with a property merely named like it in data are fine.
-        yield* cache.set("k", { list: [1, 2], note: "toJSON" })
-        expect(yield* cache.get("k")).toEqual(Option.some({ list: [1, 2], note: "toJSON" }))
+        // Plain arrays and objects with data merely named like it are fine, and so is an array
+        // made in another realm (node:vm), which JSON encodes as any other.
+        const data = { list: [1, 2], note: "toJSON", toJSON: "a field" }
+        yield* cache.set("k", data)
+        expect(Option.map(yield* l2.get("k"), (e) => e.value)).toEqual(Option.some(data))
+        yield* cache.set("realm", runInNewContext("[1, [2, 3], { a: 4 }]"))
+        expect(Option.map(yield* l2.get("realm"), (e) => JSON.stringify(e.value))).toEqual(
+          Option.some('[1,[2,3],{"a":4}]')
+        )
       })
   )
 

@@ -70,6 +70,16 @@ const scalarProblem = (value: unknown, path: () => string): string | undefined =
   }
 }
 
+/**
+ * Whether `proto` is the Object.prototype of some realm (node:vm, another frame): the end of its
+ * chain, holding Object.prototype's own methods.
+ */
+const isObjectPrototype = (proto: object): boolean =>
+  Object.getPrototypeOf(proto) === null &&
+  Object.hasOwn(proto, "hasOwnProperty") &&
+  Object.hasOwn(proto, "isPrototypeOf") &&
+  Object.hasOwn(proto, "propertyIsEnumerable")
+
 /** At the depth limit: a cycle (a container repeated on the path) or a value too deep. */
 const depthProblem = (frames: ReadonlyArray<Frame>, value: object): string => {
   const path = frames.map((f) => f.container)
@@ -91,12 +101,19 @@ const jsonProblem = (root: unknown): string | undefined => {
       if (frames.length === MAX_DEPTH) return depthProblem(frames, container)
       const proto = Object.getPrototypeOf(container)
       const isArray = Array.isArray(container)
-      if (isArray ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) {
+      // A plain array's prototype is an Array.prototype (this realm's, or another's, which is an
+      // array itself); a plain object's is an Object.prototype (or null). A subclass's is not.
+      if (
+        isArray
+          ? proto !== Array.prototype && !Array.isArray(proto)
+          : proto !== Object.prototype && proto !== null && !isObjectPrototype(proto)
+      ) {
         const name = container.constructor?.name ?? "object"
         return `${path()} is a ${name}, not a plain ${isArray ? "array" : "object"} (encode it with a Schema, e.g. Schema.Date)`
       }
-      // JSON.stringify would encode what toJSON answers instead (own or not, enumerable or not).
-      if ("toJSON" in container) {
+      // JSON.stringify would encode what a toJSON method answers instead (own or inherited,
+      // enumerable or not), read as it reads it; a toJSON that is data is encoded as such.
+      if (typeof (container as { readonly toJSON?: unknown }).toJSON === "function") {
         return `${path()} has a toJSON method, which JSON would encode in its place (encode the value with a Schema instead)`
       }
       frames.push({ container, keys: isArray ? undefined : Object.keys(container), next: 0 })
