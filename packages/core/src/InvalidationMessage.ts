@@ -42,7 +42,7 @@ export const Update = Schema.Struct({
   ttl_ms: Schema.optional(Schema.Number),
   grace_ms: Schema.optional(Schema.Number),
   tags: Schema.optional(Schema.Array(Schema.String)),
-  created_ms: Schema.optional(Schema.Number),
+  created_ms: Schema.optional(Schema.NullOr(Schema.Number)),
   origin,
   namespace
 })

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosBus, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import {
+  Clock,
   Context,
   Deferred,
   Effect,
@@ -542,6 +543,48 @@ describe("the invalidation bus", () => {
         expect(yield* b.get("plain")).toEqual(Option.some("from a, later"))
         expect((yield* b.stats).l2Hits).toBe(0)
       })
+  )
+
+  it.scoped("an Update's created_ms is never taken as later than its arrival; null counts as absent", () =>
+    Effect.gen(function* () {
+      const { caches, hub, l2 } = yield* three
+      const [a, b] = caches as [Cache, Cache]
+      yield* TestClock.adjust(1_000_000)
+      const now = yield* Clock.currentTimeMillis
+      // An instance whose clock runs 5 s ahead updates k (and wrote L2: planted here).
+      yield* hub!.publishRaw(
+        JSON.stringify({
+          type: "Update",
+          key: "k",
+          value: "ahead",
+          ttl_ms: 3_600_000,
+          created_ms: now + 5000,
+          origin: "c"
+        })
+      )
+      yield* settle(hub!, caches)
+      expect(yield* b.get("k")).toEqual(Option.some("ahead"))
+      // A second later a updates k: its value replaces the one dated in the future.
+      yield* TestClock.adjust(1000)
+      yield* a.update("k", "from a, later", { ttl: "1 hour" })
+      yield* settle(hub!, caches)
+      expect(Option.map(yield* l2!.get("k"), (e) => e.value)).toEqual(Option.some("from a, later"))
+      expect(yield* b.get("k")).toEqual(Option.some("from a, later"))
+      // A plain-JS sender's NaN is written as null: the Update applies, dated from its arrival.
+      yield* hub!.publishRaw(
+        JSON.stringify({
+          type: "Update",
+          key: "k",
+          value: "nan",
+          ttl_secs: 60,
+          created_ms: Number.NaN,
+          origin: "c"
+        })
+      )
+      yield* settle(hub!, caches)
+      expect(yield* b.get("k")).toEqual(Option.some("nan"))
+      expect((yield* b.invalidationStats).malformedMessages).toBe(0)
+    })
   )
 
   it.scoped("an instance ignores its own messages", () =>

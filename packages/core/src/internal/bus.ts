@@ -153,10 +153,11 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
         graceMs: message.grace_ms,
         tags: message.tags
       })
-      // Dated from the sender's creation when the message says it, not from its arrival.
+      // Dated from the sender's creation when the message says it, not from its arrival; never
+      // later than now (a sender whose clock runs ahead must not date it into the future).
       const created = message.created_ms
-      if (created === undefined || !Number.isFinite(created)) return local.store(message.key, made)
-      return local.storeUnlessNewer(message.key, { ...made, createdAt: created })
+      if (typeof created !== "number" || !Number.isFinite(created)) return local.store(message.key, made)
+      return local.storeUnlessNewer(message.key, { ...made, createdAt: Math.min(created, made.createdAt) })
     }
     case "RemovePattern":
       return local.removeMatching(message.pattern)
