@@ -142,8 +142,9 @@ describe("a read overlapping an invalidation of its key", () => {
 })
 
 /**
- * a and b over L1s, a shared L2 and L3 and a bus; L2's writes of "old" (a promotion's) take
- * `writeMs`, and its removals 50 ms once `slow.removes` is set.
+ * a and b over L1s, a shared L2 and L3 and a bus; L2's writes of "old" (a promotion's) land
+ * `writeMs` after they are sent, even when their caller stops waiting (as a network client's
+ * command, once sent, runs), and its removals take 50 ms once `slow.removes` is set.
  */
 const promotingSetup = (writeMs: number) =>
   Effect.gen(function* () {
@@ -154,7 +155,10 @@ const promotingSetup = (writeMs: number) =>
       ...l2store,
       set: (key, entry) =>
         entry.value === "old"
-          ? Effect.zipRight(Effect.sleep(writeMs), l2store.set(key, entry))
+          ? Effect.flatMap(
+              Effect.forkDaemon(Effect.zipRight(Effect.sleep(writeMs), l2store.set(key, entry))),
+              Fiber.join
+            )
           : l2store.set(key, entry),
       remove: (keys) =>
         Effect.suspend(() =>
@@ -201,6 +205,34 @@ describe("a promotion into a shared tier (an entry found in a third) overlapping
         expect(Option.isNone(yield* l2store.get("k"))).toBe(true)
         for (const cache of [a, b]) expect(yield* cache.get("k")).toEqual(Option.none())
       })
+    )
+  }
+
+  const changes: ReadonlyArray<readonly [string, (cache: Cache) => Effect.Effect<void, unknown>, unknown]> = [
+    ["invalidate", (c) => c.invalidate("k"), undefined],
+    ["set", (c) => c.set("k", "new", { ttl: "1 hour" }), "new"]
+  ]
+  for (const [name, change, after] of changes) {
+    it.scoped(
+      `${name} waiting for a promotion whose reader is interrupted: the promotion still ends first`,
+      () =>
+        Effect.gen(function* () {
+          const { a, b, l2store, hub } = yield* promotingSetup(50)
+          const reading = yield* Effect.fork(a.get("k"))
+          yield* TestClock.adjust(1)
+          const changing = yield* Effect.fork(change(a))
+          yield* TestClock.adjust(1)
+          expect(Option.isNone(yield* Fiber.poll(changing))).toBe(true) // it waits for the promotion
+          // The reader gives up (a request timeout): the promotion's write is on the wire.
+          yield* Effect.fork(Fiber.interrupt(reading))
+          yield* TestClock.adjust(100)
+          yield* Fiber.join(changing)
+          yield* MultiInstance.settle([a, b], { hub })
+          const expected = after === undefined ? Option.none() : Option.some(after)
+          expect(Option.map(yield* l2store.get("k"), (e) => e.value)).toEqual(expected)
+          expect(yield* b.get("k")).toEqual(expected)
+          expect(yield* a.get("k")).toEqual(expected)
+        })
     )
   }
 

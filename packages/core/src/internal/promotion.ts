@@ -99,10 +99,14 @@ export const make = ({ access, lookup, counters, pending, send, instanceId }: De
           if (above.length > 0) yield* send({ type: "Remove", key, origin: instanceId })
         })
       if (above.length === 0) return promoted(undefined)
-      return bracketSync(
-        () => pending.begin(key, entry.tags),
-        promoted,
-        (store) => pending.finish(store)
+      // Uninterruptible, as a write is: a reader interrupted half-way would end the pending store
+      // while its write may still land, after an invalidation that waited for it.
+      return Effect.uninterruptible(
+        bracketSync(
+          () => pending.begin(key, entry.tags),
+          promoted,
+          (store) => pending.finish(store)
+        )
       )
     })
 
