@@ -780,4 +780,34 @@ describe("closing the cache", () => {
         expect(Exit.isInterrupted(yield* Fiber.await(never))).toBe(true)
       })
   )
+
+  it.scoped(
+    "a computation that answers while the close waits for other writes has its own write awaited",
+    () =>
+      Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 10 })
+        const l2 = yield* TestTier.make()
+        // L2 writes take 800 ms.
+        const slowL2: Tier.Tier.Service = {
+          ...l2,
+          set: (key, entry) => Effect.zipRight(Effect.sleep("800 millis"), l2.set(key, entry))
+        }
+        const scope = yield* Scope.make()
+        const cache = yield* cacheOver(l1, slowL2, { breaker: false }).pipe(Scope.extend(scope))
+        // "a" is answered; its L2 write is under way when the close begins.
+        expect(yield* cache.getOrCompute("a", Effect.succeed("A"))).toBe("A")
+        // "b" answers 500 ms into the close, while the close waits for a's write.
+        const b = yield* Effect.fork(cache.getOrCompute("b", Effect.as(Effect.sleep("500 millis"), "B")))
+        yield* Effect.yieldNow().pipe(Effect.repeatN(10))
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        for (let i = 0; i < 20; i++) {
+          yield* TestClock.adjust("100 millis")
+          yield* Effect.yieldNow().pipe(Effect.repeatN(10))
+        }
+        yield* Fiber.join(closing)
+        expect(yield* Fiber.join(b)).toBe("B")
+        const stored = yield* l2.snapshot
+        expect([stored.get("a")?.value, stored.get("b")?.value]).toEqual(["A", "B"])
+      })
+  )
 })
