@@ -57,7 +57,10 @@ export interface CacheStats {
   readonly breakerRejections: number
   /** Each lower tier's circuit breaker state, by tier name. */
   readonly breakers: Readonly<Record<string, "closed" | "open" | "half-open">>
-  /** Computations under way now. */
+  /**
+   * Computations under way now, until their lower-tier writes are done, including one that a
+   * write or invalidation of its key detached (its result then goes to its callers only).
+   */
   readonly inFlight: number
   /**
    * Changes (writes, invalidations, clears) that did not reach a lower tier or the bus and wait

@@ -141,6 +141,24 @@ describe("writes and tier failures", () => {
 })
 
 describe("single flight and races", () => {
+  it.scoped("stats.inFlight counts a computation an invalidation detached until it ends", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* memoryCache()
+      const slow = (value: string) => Effect.as(Effect.sleep("1 second"), value)
+      const first = yield* Effect.fork(cache.getOrCompute("k", slow("first")))
+      yield* Effect.yieldNow().pipe(Effect.repeatN(10))
+      // Detached: its result goes to its callers, not to the cache; the next caller computes anew.
+      yield* cache.invalidate("k")
+      const second = yield* Effect.fork(cache.getOrCompute("k", slow("second")))
+      yield* Effect.yieldNow().pipe(Effect.repeatN(10))
+      expect((yield* cache.stats).inFlight).toBe(2)
+      yield* TestClock.adjust("1 second")
+      expect([yield* Fiber.join(first), yield* Fiber.join(second)]).toEqual(["first", "second"])
+      yield* Effect.yieldNow().pipe(Effect.repeatN(10))
+      expect((yield* cache.stats).inFlight).toBe(0)
+    })
+  )
+
   it.scoped("an invalidate during a computation discards its result; later callers compute anew", () =>
     Effect.gen(function* () {
       const { cache, l2 } = yield* memoryCache()

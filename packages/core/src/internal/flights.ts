@@ -71,6 +71,11 @@ export interface Flights {
   ) => Effect.Effect<A, E | CacheInputError | CacheTimeoutError, R>
   /** Interrupts every flight still running, and every one started later (the cache is closing). */
   readonly interruptAll: Effect.Effect<void>
+  /**
+   * The flights under way (computing or writing), a detached one included (a write of its key
+   * made the next caller start another, but it still runs).
+   */
+  readonly underWay: () => number
 }
 
 const running = { _tag: "Running" } as const
@@ -321,5 +326,5 @@ export const make = (deps: Deps): Flights => {
     return Effect.forEach([...live], (fiber) => Fiber.interrupt(fiber), { discard: true })
   })
 
-  return { lead, interruptAll }
+  return { lead, interruptAll, underWay: () => live.size }
 }

@@ -6,7 +6,6 @@ import { Effect, Schedule, type Scope } from "effect"
 import type { CacheHealth, CacheStats, InvalidationStats } from "../CacheStats.js"
 import type { Publisher } from "./bus.js"
 import type { Counters } from "./counters.js"
-import type { Registry } from "./flight.js"
 import { makeFlusher } from "./metrics.js"
 import type { Recovery } from "./replay.js"
 import type { TierAccess } from "./tierAccess.js"
@@ -15,7 +14,8 @@ import type { TierAccess } from "./tierAccess.js"
 export interface Deps {
   readonly counters: Counters
   readonly access: TierAccess
-  readonly registry: Registry
+  /** How many flights are under way (Flights.underWay). */
+  readonly underWay: () => number
   readonly publisher: Publisher
   readonly recovery: Recovery
   readonly cacheName: string
@@ -32,7 +32,7 @@ export interface Observation {
 /** Builds the observation; pushes the metrics in a fiber of the scope and on close. */
 export const make = (deps: Deps): Effect.Effect<Observation, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const { counters: c, access, registry, publisher } = deps
+    const { counters: c, access, underWay, publisher } = deps
     const snapshot = (): CacheStats => {
       const lowerHits = c.lowerHits.reduce((a, b) => a + b, 0)
       const requests = c.l1Hits + lowerHits + c.coalesced + c.misses
@@ -59,7 +59,7 @@ export const make = (deps: Deps): Effect.Effect<Observation, never, Scope.Scope>
         breakers: Object.fromEntries(
           (access.guards ?? []).map((tier, i) => [access.labels[i + 1]!, tier.state()] as const)
         ),
-        inFlight: registry.size(),
+        inFlight: underWay(),
         pendingChanges: deps.recovery.pending(),
         replayedChanges: c.replayed,
         recoveryClears: c.recoveryClears

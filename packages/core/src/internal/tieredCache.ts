@@ -164,7 +164,7 @@ export const make = (
     const observation = yield* Observation.make({
       counters,
       access,
-      registry,
+      underWay: flights.underWay,
       publisher,
       recovery,
       cacheName,
