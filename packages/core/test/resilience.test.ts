@@ -198,6 +198,48 @@ describe("fail-safe", () => {
     })
   )
 
+  it.scoped("a fail-safe copy is fresh for the throttle period, never past the entry's grace window", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({ staleWhileRevalidate: false }) // failSafeThrottle 5 s
+      yield* cache.set("k", "old", { ttl: "10 seconds", grace: "2 seconds" })
+      yield* TestClock.adjust("11 seconds") // stale, 1 s of grace left
+      const failing = Effect.fail("source down" as const)
+      expect(yield* cache.getOrCompute("k", failing)).toBe("old")
+      expect(yield* cache.get("k")).toEqual(Option.some("old")) // kept as fresh
+      yield* TestClock.adjust("1 second") // 12 s: the grace window ends, the entry is gone
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect((yield* Effect.either(cache.getOrCompute("k", failing)))._tag).toBe("Left")
+    })
+  )
+
+  it.scoped(
+    "with l1TtlScale, a failed computation answers the lower tier's copy still in its grace window",
+    () =>
+      Effect.gen(function* () {
+        const { cache } = yield* build({ l1TtlScale: 0.5, staleWhileRevalidate: false })
+        yield* cache.set("k", "old", { ttl: "10 seconds", grace: "30 seconds" })
+        // L1's copy: fresh until 5 s, stale until 20 s; L2's: fresh until 10 s, stale until 40 s.
+        yield* TestClock.adjust("12 seconds")
+        const slowFailure = Effect.zipRight(Effect.sleep("10 seconds"), Effect.fail("down" as const))
+        const fiber = yield* Effect.fork(cache.getOrCompute("k", slowFailure))
+        yield* settle
+        yield* TestClock.adjust("10 seconds") // 22 s: L1's grace window is over, L2's is not
+        expect(yield* Fiber.join(fiber)).toBe("old")
+      })
+  )
+
+  it.scoped("stale-while-revalidate whose refresh fails: one request served stale, one fail-safe", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build()
+      yield* cache.set("k", "old", { ttl: "10 seconds", grace: "1 minute" })
+      yield* TestClock.adjust("11 seconds")
+      expect(yield* cache.getOrCompute("k", Effect.fail("down" as const))).toBe("old")
+      yield* settle
+      const s = yield* cache.stats
+      expect([s.computations, s.failSafeHits, s.staleServed]).toEqual([1, 1, 1])
+    })
+  )
+
   it.scoped("a computation counts once in failSafeHits and staleServed, however many waiters", () =>
     Effect.gen(function* () {
       const { cache } = yield* build({ staleWhileRevalidate: false })

@@ -171,7 +171,8 @@ export const make = (deps: Deps): Flights => {
         schema,
         stale: l1Stale,
         state: running,
-        staleCounted: false,
+        // Answered stale at once (stale-while-revalidate): the caller was counted already.
+        staleCounted: serveStale,
         failSafeCounted: false,
         fiber: undefined
       }
@@ -249,9 +250,14 @@ export const make = (deps: Deps): Flights => {
           return Effect.succeed(found.hit)
         }
         if (counted) counters.misses++
-        if (flight.stale === undefined && found.stale !== undefined) {
+        // The stale copy that lasts longest: a lower tier's outlasts L1's scaled one (l1TtlScale).
+        if (
+          found.stale !== undefined &&
+          (flight.stale === undefined || found.stale.entry.staleUntil > flight.stale.entry.staleUntil)
+        ) {
+          const first = flight.stale === undefined
           flight.stale = found.stale
-          if (deps.staleWhileRevalidate) resilience.answerStale(flight)
+          if (first && deps.staleWhileRevalidate) resilience.answerStale(flight)
         }
         const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
           computedExit(key, flight, exit, resolved, since, startedAt)

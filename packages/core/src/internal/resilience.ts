@@ -138,10 +138,11 @@ export const make = (deps: Deps): Resilience => {
       )
       if (!lookup.current(key, since)) return stale
       const t = now()
+      // Fresh for the throttle period, never past the end of the entry's grace window.
       const kept: Entry.Entry = {
         value: stale.entry.value,
-        expiresAt: t + failSafeThrottle,
-        staleUntil: Math.max(stale.entry.staleUntil, t + failSafeThrottle),
+        expiresAt: Math.min(t + failSafeThrottle, stale.entry.staleUntil),
+        staleUntil: stale.entry.staleUntil,
         tags: stale.entry.tags,
         createdAt: stale.entry.createdAt
       }
