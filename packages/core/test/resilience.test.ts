@@ -228,6 +228,28 @@ describe("fail-safe", () => {
       })
   )
 
+  it.scoped("the failing source is left alone for failSafeThrottle, whatever l1TtlScale", () =>
+    Effect.gen(function* () {
+      for (const l1TtlScale of [1, 0.5]) {
+        const { cache } = yield* build({ l1TtlScale, failSafeThrottle: "10 seconds" })
+        yield* cache.set("k", "old", { ttl: "10 seconds", grace: "1 hour" })
+        yield* TestClock.adjust("20 seconds")
+        const calls = yield* Ref.make(0)
+        const failing = Effect.zipRight(
+          Ref.update(calls, (n) => n + 1),
+          Effect.fail("down" as const)
+        )
+        expect(yield* cache.getOrCompute("k", failing)).toBe("old")
+        yield* settle
+        // 6 s later, inside the 10 s throttle: the source is not asked again.
+        yield* TestClock.adjust("6 seconds")
+        expect(yield* cache.getOrCompute("k", failing)).toBe("old")
+        yield* settle
+        expect([l1TtlScale, yield* Ref.get(calls)]).toEqual([l1TtlScale, 1])
+      }
+    })
+  )
+
   it.scoped("stale-while-revalidate whose refresh fails: one request served stale, one fail-safe", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()

@@ -138,7 +138,8 @@ export const make = (deps: Deps): Resilience => {
       )
       if (!lookup.current(key, since)) return stale
       const t = now()
-      // Fresh for the throttle period, never past the end of the entry's grace window.
+      // Fresh for the throttle period (a duration of its own: not scaled by l1TtlScale), never
+      // past the end of the entry's grace window.
       const kept: Entry.Entry = {
         value: stale.entry.value,
         expiresAt: Math.min(t + failSafeThrottle, stale.entry.staleUntil),
@@ -147,7 +148,7 @@ export const make = (deps: Deps): Resilience => {
         createdAt: stale.entry.createdAt
       }
       const slot = yield* access
-        .storeL1(key, kept)
+        .storeL1Exact(key, kept)
         .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
       if (slot !== undefined && flight.schema !== undefined) slot.memoizeTyped(flight.schema, stale.value)
       return stale

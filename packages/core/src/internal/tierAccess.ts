@@ -69,6 +69,8 @@ export interface TierAccess extends EveryTier.EveryTier {
   readonly storeL1: (key: string, entry: Entry.Entry) => Effect.Effect<Slot | undefined, TierError>
   /** `storeL1` done at once, with the fast path (undefined without one). */
   readonly storeL1Now: ((key: string, entry: Entry.Entry) => Slot | undefined) | undefined
+  /** Stores into L1 as given, not scaled: for lifetimes that are durations of their own. */
+  readonly storeL1Exact: (key: string, entry: Entry.Entry) => Effect.Effect<Slot | undefined, TierError>
   /** The entry as L1 keeps it (scaled by l1TtlScale). */
   readonly l1Entry: (entry: Entry.Entry, at: number) => Entry.Entry
   /** Removes keys from L1. */
@@ -212,6 +214,10 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
         storeL1Now !== undefined
           ? Effect.sync(() => storeL1Now(key, entry))
           : Effect.as(l1.set(key, l1Entry(entry, now())), undefined),
+      storeL1Exact: (key, entry) =>
+        fast !== undefined
+          ? Effect.sync(() => fast.store(key, entry))
+          : Effect.as(l1.set(key, entry), undefined),
       storeL1Now,
       l1Entry,
       removeL1: (keys) =>
