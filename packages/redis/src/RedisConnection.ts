@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import type { ConnectionOptions } from "node:tls"
+import { parse as legacyParse } from "node:url"
 import { CacheError } from "@tiercache/core"
 import type { ConfigError } from "effect"
 import { Config, Context, Duration, Effect, Layer, Option, Redacted, Scope, SynchronizedRef } from "effect"
@@ -193,6 +194,13 @@ const urlProblem = (given: unknown): string | undefined => {
     return "must be a redis:// or rediss:// URL: it has another scheme"
   }
   if (url.host === "") return "must be a redis:// or rediss:// URL with a host (redis://host:port)"
+  // ioredis reads the URL with Node's legacy parser, which refuses some that WHATWG accepts (a
+  // host that is not valid punycode), throwing an error that holds the whole URL.
+  try {
+    legacyParse(text)
+  } catch {
+    return "must be a redis:// or rediss:// URL: its host does not parse"
+  }
   try {
     decodeURIComponent(url.username)
     decodeURIComponent(url.password)

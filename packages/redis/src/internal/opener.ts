@@ -74,6 +74,19 @@ export const makeOpener = (settings: {
       return url === undefined ? new Redis(driver) : new Redis(url, driver)
     }
 
+    /**
+     * The client, or a typed error when the driver throws at construction: its error is not
+     * kept (ioredis puts the whole URL, password included, in it).
+     */
+    const created = (role: Role, label: string): Effect.Effect<Redis, RedisConnectionError> =>
+      Effect.try({
+        try: () => create(role, label),
+        catch: (cause) =>
+          new RedisConnectionError({
+            reason: `${label} connection: the driver refused its options (${cause instanceof Error ? cause.name : "an error"})`
+          })
+      })
+
     const close = (client: Redis, graceful: boolean) =>
       Effect.gen(function* () {
         if (graceful && client.status === "ready") {
@@ -91,8 +104,7 @@ export const makeOpener = (settings: {
         let live = false
         let closing = false
         const client = yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            const client = create(role, label)
+          Effect.map(created(role, label), (client) => {
             const where = `${client.options.host}:${client.options.port}`
             const annotate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
               Effect.annotateLogs(effect, { redis: where, connection: label })
