@@ -120,7 +120,7 @@ describe("a url that is not a redis:// URL", () => {
           `redis:/:${WRONG_PASSWORD}@127.0.0.1:6390`, // no host: ioredis read it as a socket path
           `redis//:${WRONG_PASSWORD}@127.0.0.1:6390`,
           `http://:${WRONG_PASSWORD}@127.0.0.1:6390`,
-        `redis://:${WRONG_PASSWORD}@xn--a:6379`, // WHATWG accepts it; ioredis's parser threw, URL and all
+          `redis://:${WRONG_PASSWORD}@xn--a:6379`, // WHATWG accepts it; ioredis's parser threw, URL and all
           42
         ]
         for (const url of urls) {
