@@ -250,6 +250,18 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
           ],
           [{ a: [{ toJSON: () => 1 }] }, "value.a[0] has a toJSON method"],
           [Object.create({ toJSON: () => 1 }), "not a plain object"],
+          // Inheriting data from a null-prototype object that names Object.prototype's methods.
+          [
+            Object.create(
+              Object.assign(Object.create(null), {
+                hasOwnProperty: 1,
+                isPrototypeOf: 2,
+                propertyIsEnumerable: 3,
+                role: "admin"
+              })
+            ),
+            "not a plain object"
+          ],
           // A Proxy hiding toJSON from `in` but answering it to a read, as JSON.stringify reads it.
           [
             new Proxy(

@@ -70,15 +70,25 @@ const scalarProblem = (value: unknown, path: () => string): string | undefined =
   }
 }
 
+/** Whether `value` is a function of the engine's own (`[native code]`), not one of a script's. */
+const isNative = (value: unknown): boolean =>
+  typeof value === "function" && Function.prototype.toString.call(value).endsWith("{ [native code] }")
+
 /**
  * Whether `proto` is the Object.prototype of some realm (node:vm, another frame): the end of its
- * chain, holding Object.prototype's own methods.
+ * chain, holding Object.prototype's own native methods (a null-prototype object of a script's
+ * that merely names them is not: JSON would drop what it passes on).
  */
-const isObjectPrototype = (proto: object): boolean =>
-  Object.getPrototypeOf(proto) === null &&
-  Object.hasOwn(proto, "hasOwnProperty") &&
-  Object.hasOwn(proto, "isPrototypeOf") &&
-  Object.hasOwn(proto, "propertyIsEnumerable")
+const isObjectPrototype = (proto: object): boolean => {
+  if (Object.getPrototypeOf(proto) !== null) return false
+  const own = proto as Record<string, unknown>
+  return (
+    Object.hasOwn(proto, "hasOwnProperty") &&
+    isNative(own.hasOwnProperty) &&
+    isNative(own.isPrototypeOf) &&
+    isNative(own.propertyIsEnumerable)
+  )
+}
 
 /** At the depth limit: a cycle (a container repeated on the path) or a value too deep. */
 const depthProblem = (frames: ReadonlyArray<Frame>, value: object): string => {
