@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheError, CircuitBreaker, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import { Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
 
 // The public breaker and guard (CircuitBreaker.ts), as a user builds them by hand.
 
@@ -106,6 +106,63 @@ describe("CircuitBreaker", () => {
       expect(yield* breaker.run(Effect.succeed("ok"), open, late)).toBe("ok")
     })
   )
+
+  it.effect("an interrupted probe of an earlier open period leaves the current probe alone", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make("test", { failureThreshold: 1, openFor: "1 second" })
+      const fail = Effect.either(breaker.run(Effect.fail(failure()), open, late, true))
+      // A call started while closed, still running.
+      const gate = yield* Deferred.make<string>()
+      const straggler = yield* Effect.fork(breaker.run(Deferred.await(gate), open, late, true))
+      yield* Effect.yieldNow()
+      yield* fail
+      yield* TestClock.adjust("1 second")
+      const first = yield* Effect.fork(breaker.run(Effect.never, open, late, true))
+      yield* Effect.yieldNow()
+      // The straggler succeeds (closed), then the breaker opens again and a second probe runs.
+      yield* Deferred.succeed(gate, "ok")
+      yield* Fiber.join(straggler)
+      yield* fail
+      yield* TestClock.adjust("1 second")
+      const second = yield* Effect.fork(breaker.run(Effect.never, open, late, true))
+      yield* Effect.yieldNow()
+      expect(breaker.state()).toBe("half-open")
+      yield* Fiber.interrupt(first)
+      // The second probe is still the only one: other calls are refused.
+      expect(breaker.state()).toBe("half-open")
+      expect(yield* Effect.either(breaker.run(Effect.succeed("third"), open, late, true))).toEqual(
+        Either.left("open")
+      )
+      yield* Fiber.interrupt(second)
+      expect(breaker.state()).toBe("open")
+    })
+  )
+
+  for (const selfBounded of [false, true]) {
+    it.scoped(
+      `reads of a tier ${selfBounded ? "that bounds its own calls " : ""}that die open its breaker`,
+      () =>
+        Effect.gen(function* () {
+          const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+          const inner = yield* TestTier.make()
+          const dying: Tier.Tier.Service = {
+            ...inner,
+            name: "dying",
+            ...(selfBounded ? { callTimeout: Duration.millis(500) } : {}),
+            get: () => Effect.die(new Error("driver bug"))
+          }
+          const cache = yield* TieredCache.make({ breaker: { failureThreshold: 3 } }).pipe(
+            Effect.provideService(Tier.L1, l1),
+            Effect.provideService(Tier.L2, dying)
+          )
+          for (let i = 0; i < 3; i++)
+            expect(Exit.isFailure(yield* Effect.exit(cache.get(`k${i}`)))).toBe(true)
+          expect((yield* cache.stats).breakers).toEqual({ dying: "open" })
+          // Open: reads go on as misses without calling the tier.
+          expect(yield* cache.get("k")).toEqual(Option.none())
+        })
+    )
+  }
 
   it.scoped("through a cache: an L2 read that dies while probing does not keep L2 refused", () =>
     Effect.gen(function* () {

@@ -92,6 +92,8 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
     let failures = 0
     let openUntil = 0
     let probing = false
+    /** Which probe is the current one: a probe of an earlier open period must not end it. */
+    let probeId = 0
     let rejected = 0
 
     const transition = (next: State, why: string): Effect.Effect<void> => {
@@ -162,17 +164,17 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
     ): Effect.Effect<A, E> =>
       bracketSync(
         () => {
-          if (state !== "open" || probing || clock.unsafeCurrentTimeMillis() < openUntil) return false
+          if (state !== "open" || probing || clock.unsafeCurrentTimeMillis() < openUntil) return 0
           probing = true
-          return true
+          return ++probeId
         },
-        (probes) =>
-          probes
+        (probe) =>
+          probe !== 0
             ? Effect.zipRight(transition("half-open", "probing"), settled(effect, onTimeout, bounded))
             : run(effect, onOpen, onTimeout, bounded),
-        (probes, cause) => {
-          // Still probing: the probe ended without a verdict (interrupted).
-          if (probes && cause !== undefined && probing) {
+        (probe, cause) => {
+          // Still the current probe, and still probing: it ended without a verdict (interrupted).
+          if (probe !== 0 && cause !== undefined && probing && probe === probeId) {
             probing = false
             if (state === "half-open") {
               state = "open"
@@ -222,9 +224,13 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
           // Closed, the usual case: the write's outcome recorded as `run` records it (a tier
           // that bounds itself gets no timer there either), without `run`'s steps.
           if (breaker.state() === "closed") {
-            return Effect.flatMap(inner(key, entry, then), (result) =>
-              answerAfter(breaker.record(result[0] === undefined), result)
-            )
+            return Effect.matchCauseEffect(inner(key, entry, then), {
+              onFailure: (cause) =>
+                Cause.isInterruptedOnly(cause)
+                  ? Effect.failCause(cause)
+                  : Effect.zipRight(breaker.record(false), Effect.failCause(cause)),
+              onSuccess: (result) => answerAfter(breaker.record(result[0] === undefined), result)
+            })
           }
           let ran: { readonly value: A } | undefined
           const write = Effect.flatMap(

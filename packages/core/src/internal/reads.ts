@@ -4,7 +4,7 @@
  * each entry judged by lookup.ts, a fresh hit promoted, stale entries answered only where the
  * caller allowed them.
  */
-import { Effect, Option } from "effect"
+import { Cause, Effect, Option } from "effect"
 import type * as Entry from "../Entry.js"
 import type { AnySchema } from "./codec.js"
 import { type Counters, countHit } from "./counters.js"
@@ -175,8 +175,17 @@ export const make = (deps: Deps): Reads => {
     settle: (entry: Entry.Entry, verdict: Verdict, t: number) => Effect.Effect<X>
   ): Effect.Effect<X> => {
     const direct = single!.direct()
-    return Effect.matchEffect(single!.get(direct, key), {
-      onFailure: (error) => Effect.as(single!.failed(direct, error), none()),
+    return Effect.matchCauseEffect(single!.get(direct, key), {
+      onFailure: (cause) => {
+        const failure = Cause.failureOption(cause)
+        if (failure._tag === "Some") return Effect.as(single!.failed(direct, failure.value), none())
+        // A defect counts against the tier, and reaches the caller; an interruption is the
+        // caller's. Neither holds a failure.
+        const unexpected = cause as Cause.Cause<never>
+        return Cause.isInterruptedOnly(unexpected)
+          ? Effect.failCause(unexpected)
+          : Effect.zipRight(single!.died(direct), Effect.failCause(unexpected))
+      },
       onSuccess: (found) => {
         single!.succeeded(direct)
         if (found._tag === "None") return Effect.succeed(none())

@@ -94,6 +94,8 @@ export interface TierAccess extends EveryTier.EveryTier {
         readonly direct: () => boolean
         readonly get: (direct: boolean, key: string) => Effect.Effect<Option.Option<Entry.Entry>, TierError>
         readonly failed: (direct: boolean, error: TierError) => Effect.Effect<void>
+        /** A read that died (a defect): counted against the tier's breaker as a failure. */
+        readonly died: (direct: boolean) => Effect.Effect<void>
         readonly succeeded: (direct: boolean) => void
       }
     | undefined
@@ -180,6 +182,8 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
               direct
                 ? Effect.zipRight(singleGuard!.record(false), recordError(1, error))
                 : recordError(1, error),
+            // The guarded read records its own (breaker.ts `settled`).
+            died: (direct) => (direct ? singleGuard!.record(false) : Effect.void),
             // The breaker is closed: recording a success changes no state and logs nothing.
             succeeded: (direct) => {
               if (direct) singleGuard!.record(true)
