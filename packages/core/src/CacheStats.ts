@@ -13,7 +13,10 @@ import type { TierHealth } from "./Tier.js"
  * @since 0.1.0
  */
 export interface CacheStats {
-  /** Reads (get, getTyped, getMany keys, getOrCompute...): the sum of the four outcomes below. */
+  /**
+   * Reads (get, getTyped, getMany keys, getOrCompute...): `l1Hits` + the sum of `tierHits` (L2's
+   * is `l2Hits`) + `coalesced` + `misses`.
+   */
   readonly requests: number
   /** Answered by L1. */
   readonly l1Hits: number

@@ -36,6 +36,22 @@ describe("invalidateTag", () => {
     })
   )
 
+  it.scoped("clear forgets the tags' times on every instance alike, the one that cleared included", () =>
+    Effect.gen(function* () {
+      const { caches, hub } = yield* MultiInstance.make(2)
+      const [a, b] = caches as [Cache, Cache]
+      yield* a.invalidateTag("t")
+      yield* MultiInstance.settle(caches, { hub })
+      // clear removes the tag's record from the tiers; in the same millisecond a tagged write.
+      yield* a.clear
+      yield* MultiInstance.settle(caches, { hub })
+      yield* a.set("k", "v", { tags: ["t"] })
+      yield* MultiInstance.settle(caches, { hub })
+      expect(yield* a.get("k")).toEqual(Option.some("v"))
+      expect(yield* b.get("k")).toEqual(Option.some("v"))
+    })
+  )
+
   it.scoped("a new instance that never saw the message reads the tag's time from L2", () =>
     Effect.gen(function* () {
       const l2 = yield* TestTier.make()

@@ -146,18 +146,24 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
     case "Update": {
       const ttlMs = message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : deps.defaultTtl)
       if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) return local.remove([message.key])
-      const made = Entry.make({
+      // Dated, and its lifetime counted, from the sender's creation when the message says it,
+      // not from its arrival (a late message must not extend it); never later than the arrival
+      // (a sender whose clock runs ahead must not date it into the future).
+      const arrival = deps.now()
+      const created = message.created_ms
+      const dated =
+        typeof created === "number" && Number.isFinite(created) ? Math.min(created, arrival) : undefined
+      const entry = Entry.make({
         value: message.value,
-        now: deps.now(),
+        now: dated ?? arrival,
         ttlMs,
         graceMs: message.grace_ms,
         tags: message.tags
       })
-      // Dated from the sender's creation when the message says it, not from its arrival; never
-      // later than now (a sender whose clock runs ahead must not date it into the future).
-      const created = message.created_ms
-      if (typeof created !== "number" || !Number.isFinite(created)) return local.store(message.key, made)
-      return local.storeUnlessNewer(message.key, { ...made, createdAt: Math.min(created, made.createdAt) })
+      if (dated === undefined) return local.store(message.key, entry)
+      // Gone already: this instance's copy is older still.
+      if (Entry.isGone(entry, arrival)) return local.remove([message.key])
+      return local.storeUnlessNewer(message.key, entry)
     }
     case "RemovePattern":
       return local.removeMatching(message.pattern)

@@ -135,7 +135,12 @@ export const make = (deps: Deps, changes: Changes) => {
       "clear",
       undefined,
       () => true,
-      () => registry.forgetMatching(() => true),
+      // The tiers lose the tags' records with everything else: the tag times go too, as on the
+      // instances that receive the clear (localWrites.ts), so that all of them agree.
+      () => {
+        registry.forgetMatching(() => true)
+        tags.forget()
+      },
       () => access.clearL1,
       (tier) => tier.clear,
       (failed) => recovery.settleBarrier(undefined, failed, { type: "Clear", origin: instanceId })
