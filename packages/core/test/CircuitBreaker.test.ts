@@ -1,7 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheError, CircuitBreaker, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
-import { Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import {
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  TestClock
+} from "effect"
 
 // The public breaker and guard (CircuitBreaker.ts), as a user builds them by hand.
 
@@ -160,6 +172,52 @@ describe("CircuitBreaker", () => {
           expect((yield* cache.stats).breakers).toEqual({ dying: "open" })
           // Open: reads go on as misses without calling the tier.
           expect(yield* cache.get("k")).toEqual(Option.none())
+        })
+    )
+  }
+
+  for (const selfBounded of [false, true]) {
+    it.scoped(
+      `a read begun while closed that succeeds after the breaker opened: each change is logged${selfBounded ? " (direct read)" : ""}`,
+      () =>
+        Effect.gen(function* () {
+          const lines: Array<string> = []
+          const logger = Logger.make(({ message }) => {
+            lines.push(String(Array.isArray(message) ? message.join(" ") : message))
+          })
+          yield* Effect.gen(function* () {
+            const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+            const inner = yield* TestTier.make()
+            const gate = yield* Deferred.make<void>()
+            const tier: Tier.Tier.Service = {
+              ...inner,
+              name: "l2",
+              ...(selfBounded ? { callTimeout: Duration.millis(500) } : {}),
+              get: (key) =>
+                key === "slow"
+                  ? Effect.as(Deferred.await(gate), Option.none<Entry.Entry>())
+                  : Effect.fail(new CacheError.TierError({ tier: "l2", operation: "get", reason: "down" }))
+            }
+            const cache = yield* TieredCache.make({ breaker: { failureThreshold: 1 } }).pipe(
+              Effect.provideService(Tier.L1, l1),
+              Effect.provideService(Tier.L2, tier)
+            )
+            const slow = yield* Effect.fork(cache.get("slow"))
+            yield* Effect.yieldNow()
+            yield* cache.get("bad") // opens the breaker
+            expect((yield* cache.stats).breakers).toEqual({ l2: "open" })
+            yield* Deferred.succeed(gate, undefined)
+            yield* Fiber.join(slow)
+            // The read that began before the breaker opened succeeded: closed, and logged.
+            expect((yield* cache.stats).breakers).toEqual({ l2: "closed" })
+            expect(lines.filter((l) => l.includes("breaker"))).toEqual([
+              expect.stringContaining("closed -> open"),
+              expect.stringContaining("open -> closed")
+            ])
+          }).pipe(
+            Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+            Logger.withMinimumLogLevel(LogLevel.All)
+          )
         })
     )
   }

@@ -175,6 +175,20 @@ export const make = (deps: Deps): Reads => {
     settle: (entry: Entry.Entry, verdict: Verdict, t: number) => Effect.Effect<X>
   ): Effect.Effect<X> => {
     const direct = single!.direct()
+    const settleFound = (found: Option.Option<Entry.Entry>): Effect.Effect<X> => {
+      if (found._tag === "None") return Effect.succeed(none())
+      const entry = found.value
+      const t = now()
+      const verdict = lookup.judge(entry, t, schema, false)
+      if (verdict !== NEEDS_TAGS) return settle(entry, verdict, t)
+      return Effect.zipRight(
+        deps.tags.load(entry.tags),
+        Effect.suspend(() => {
+          const t2 = now()
+          return settle(entry, lookup.judge(entry, t2, schema, true), t2)
+        })
+      )
+    }
     return Effect.matchCauseEffect(single!.get(direct, key), {
       onFailure: (cause) => {
         const failure = Cause.failureOption(cause)
@@ -187,19 +201,9 @@ export const make = (deps: Deps): Reads => {
           : Effect.zipRight(single!.died(direct), Effect.failCause(unexpected))
       },
       onSuccess: (found) => {
-        single!.succeeded(direct)
-        if (found._tag === "None") return Effect.succeed(none())
-        const entry = found.value
-        const t = now()
-        const verdict = lookup.judge(entry, t, schema, false)
-        if (verdict !== NEEDS_TAGS) return settle(entry, verdict, t)
-        return Effect.zipRight(
-          deps.tags.load(entry.tags),
-          Effect.suspend(() => {
-            const t2 = now()
-            return settle(entry, lookup.judge(entry, t2, schema, true), t2)
-          })
-        )
+        // Effect.void unless the breaker changes state (a read that began before it opened).
+        const recorded = single!.succeeded(direct)
+        return recorded === Effect.void ? settleFound(found) : Effect.zipRight(recorded, settleFound(found))
       }
     })
   }

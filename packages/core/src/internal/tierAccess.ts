@@ -96,7 +96,8 @@ export interface TierAccess extends EveryTier.EveryTier {
         readonly failed: (direct: boolean, error: TierError) => Effect.Effect<void>
         /** A read that died (a defect): counted against the tier's breaker as a failure. */
         readonly died: (direct: boolean) => Effect.Effect<void>
-        readonly succeeded: (direct: boolean) => void
+        /** Records a success: `Effect.void` unless the breaker changes state (its log line). */
+        readonly succeeded: (direct: boolean) => Effect.Effect<void>
       }
     | undefined
 }
@@ -184,10 +185,9 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
                 : recordError(1, error),
             // The guarded read records its own (breaker.ts `settled`).
             died: (direct) => (direct ? singleGuard!.record(false) : Effect.void),
-            // The breaker is closed: recording a success changes no state and logs nothing.
-            succeeded: (direct) => {
-              if (direct) singleGuard!.record(true)
-            }
+            // Usually the breaker is still closed, and recording changes nothing (Effect.void); a
+            // read that began before the breaker opened closes it, with its log line.
+            succeeded: (direct) => (direct ? singleGuard!.record(true) : Effect.void)
           }
         : undefined
 
