@@ -8,7 +8,7 @@ import {
   TieredCache
 } from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, Duration, Effect, Exit, Fiber, Logger, Option, Ref, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Logger, Option, Ref, Schema, TestClock } from "effect"
 
 const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
   Effect.gen(function* () {
@@ -353,6 +353,35 @@ describe("computation timeouts", () => {
       expect(yield* Fiber.join(fiber)).toBe("v1")
       const s = yield* cache.stats
       expect([s.timeouts, s.failSafeHits]).toEqual([1, 1])
+    })
+  )
+
+  it.scoped("hard timeout: a caller of another schema than the computation's gets the stale value too", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({ staleWhileRevalidate: false })
+      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("1 second")
+      const slow = Effect.as(Effect.sleep("10 seconds"), "v2")
+      // An untyped caller leads the computation; a typed one joins it with a hard timeout.
+      const leader = yield* Effect.fork(cache.getOrCompute("k", slow))
+      yield* settle
+      const typed = yield* Effect.fork(
+        cache.getOrComputeTyped("k", Schema.String, slow, { timeouts: { hard: "300 millis" } })
+      )
+      const numeric = yield* Effect.fork(
+        Effect.flip(
+          cache.getOrComputeTyped("k", Schema.Number, Effect.as(Effect.sleep("10 seconds"), 2), {
+            timeouts: { hard: "300 millis" }
+          })
+        )
+      )
+      yield* settle
+      yield* TestClock.adjust("300 millis")
+      expect(yield* Fiber.join(typed)).toBe("v1")
+      // A stale value its schema does not decode is no answer: a CacheTimeoutError.
+      expect((yield* Fiber.join(numeric))._tag).toBe("CacheTimeoutError")
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Fiber.join(leader)).toBe("v2")
     })
   )
 

@@ -8,7 +8,7 @@
  * the background.
  */
 import { Cause, type Context, Effect, Exit, Fiber, type FiberStatus, Runtime, RuntimeFlags } from "effect"
-import { CacheInputError, type CacheTimeoutError, type TierError } from "../CacheError.js"
+import { CacheInputError, CacheTimeoutError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { ComputeOptions } from "../TieredCache.js"
 import { type Defaults, type ResolvedCompute, resolveCompute } from "./callOptions.js"
@@ -210,15 +210,23 @@ export const make = (deps: Deps): Flights => {
     const waited = resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E | Failure>
     // The same schema (the usual case, a stampede's every caller): the flight's answer is theirs.
     if (schema === flight.schema) return waited
-    return Effect.flatMap(waited, () =>
-      Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) => {
+    return Effect.flatMap(waited, () => {
+      if (flight.result.exit === undefined) {
+        // Answered at this caller's hard timeout with the flight's stale value, the computation
+        // still running: that stale value, decoded for this caller's schema.
+        const decoded = flight.stale === undefined ? NOT_DECODED : decode(schema, flight.stale.entry.value)
+        return decoded !== NOT_DECODED
+          ? Effect.succeed(decoded as A)
+          : Effect.fail(new CacheTimeoutError({ key, timeoutMs: resolved.hardMs ?? 0 }))
+      }
+      return Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) => {
         const decoded = decode(schema, result.entry.value)
         if (decoded === NOT_DECODED) counters.decodeErrors++
         return decoded !== NOT_DECODED
           ? Effect.succeed(decoded as A)
           : start(key, schema, compute, opts, false, undefined, flight)
       })
-    )
+    })
   }
 
   /**
