@@ -262,6 +262,18 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
             ),
             "not a plain object"
           ],
+          // The same with Object.prototype's own methods copied onto it.
+          [
+            Object.create(
+              Object.assign(Object.create(null), {
+                hasOwnProperty: Object.prototype.hasOwnProperty,
+                isPrototypeOf: Object.prototype.isPrototypeOf,
+                propertyIsEnumerable: Object.prototype.propertyIsEnumerable,
+                role: "admin"
+              })
+            ),
+            "not a plain object"
+          ],
           // A Proxy hiding toJSON from `in` but answering it to a read, as JSON.stringify reads it.
           [
             new Proxy(

@@ -76,14 +76,20 @@ const isNative = (value: unknown): boolean =>
 
 /**
  * Whether `proto` is the Object.prototype of some realm (node:vm, another frame): the end of its
- * chain, holding Object.prototype's own native methods (a null-prototype object of a script's
- * that merely names them is not: JSON would drop what it passes on).
+ * chain, with no enumerable data, whose native `Object` constructor names it as its prototype,
+ * holding Object.prototype's native methods (a null-prototype object of a script's that merely
+ * names or copies them is not: JSON would drop what it passes on).
  */
 const isObjectPrototype = (proto: object): boolean => {
-  if (Object.getPrototypeOf(proto) !== null) return false
+  if (Object.getPrototypeOf(proto) !== null || Object.keys(proto).length > 0) return false
   const own = proto as Record<string, unknown>
+  const maker = Object.getOwnPropertyDescriptor(proto, "constructor")?.value as
+    | { readonly name?: unknown; readonly prototype?: unknown }
+    | undefined
   return (
-    Object.hasOwn(proto, "hasOwnProperty") &&
+    isNative(maker) &&
+    maker!.name === "Object" &&
+    maker!.prototype === proto &&
     isNative(own.hasOwnProperty) &&
     isNative(own.isPrototypeOf) &&
     isNative(own.propertyIsEnumerable)
