@@ -11,15 +11,25 @@
  * @since 0.1.0
  */
 import type { ConnectionOptions } from "node:tls"
-import { parse as legacyParse } from "node:url"
 import { CacheError } from "@tiercache/core"
 import type { ConfigError } from "effect"
-import { Config, Context, Duration, Effect, Layer, Option, Redacted, Scope, SynchronizedRef } from "effect"
+import {
+  Config,
+  Context,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  type Redacted,
+  Scope,
+  SynchronizedRef
+} from "effect"
 import type { Redis } from "ioredis"
 import { makeBlocking } from "./internal/blocking.js"
 import type { RedisConnectionError } from "./internal/connectionError.js"
 import { DEFAULT_PREFIX, resolvePrefix } from "./internal/namespace.js"
 import { makeOpener } from "./internal/opener.js"
+import { urlProblem } from "./internal/redisUrl.js"
 
 const { CacheConfigError } = CacheError
 type CacheConfigError = CacheError.CacheConfigError
@@ -42,10 +52,11 @@ export {
  */
 export interface Options {
   /**
-   * A `redis://` or `rediss://` URL with a host. Fields present in the URL win over the separate
-   * options; give it as `Redacted` when it carries a password. Anything else (another scheme, no
-   * host, a URL that does not parse) is a `CacheConfigError` for `url` before any connection,
-   * whose reason never quotes the URL.
+   * A `redis://` or `rediss://` URL with a host, and optionally a port, a user name and
+   * password (percent-encoded) and a database number (`/2`); `rediss://` turns TLS on. Fields
+   * present in the URL win over the separate options; give it as `Redacted` when it carries a
+   * password. Anything else (another scheme, no host, query options, a URL that does not parse)
+   * is a `CacheConfigError` for `url` before any connection, whose reason never quotes the URL.
    */
   readonly url?: string | Redacted.Redacted<string> | undefined
   /** The host (default `localhost`), when no URL is given. */
@@ -174,41 +185,6 @@ const decodeDuration = (
       () => new CacheConfigError({ option, reason: "must be a positive, finite duration" })
     )
   )
-
-/**
- * What is wrong with a `url` option, or undefined. Checked before the driver sees it: ioredis
- * throws on some malformed URLs (with the whole URL in the error) and reads others as a socket
- * path (whose connection error then repeats it), so a password in it would reach an error. The
- * reason never quotes the URL.
- */
-const urlProblem = (given: unknown): string | undefined => {
-  const text = Redacted.isRedacted(given) ? Redacted.value(given as Redacted.Redacted<unknown>) : given
-  if (typeof text !== "string") return "must be a string (or a Redacted string)"
-  let url: URL
-  try {
-    url = new URL(text)
-  } catch {
-    return "must be a redis:// or rediss:// URL: it does not parse as a URL"
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    return "must be a redis:// or rediss:// URL: it has another scheme"
-  }
-  if (url.host === "") return "must be a redis:// or rediss:// URL with a host (redis://host:port)"
-  // ioredis reads the URL with Node's legacy parser, which refuses some that WHATWG accepts (a
-  // host that is not valid punycode), throwing an error that holds the whole URL.
-  try {
-    legacyParse(text)
-  } catch {
-    return "must be a redis:// or rediss:// URL: its host does not parse"
-  }
-  try {
-    decodeURIComponent(url.username)
-    decodeURIComponent(url.password)
-  } catch {
-    return "has a user name or password with a percent-escape that does not decode"
-  }
-  return undefined
-}
 
 /**
  * Opens the command connection (connect + PING under `connectTimeout`) for the life of the scope.

@@ -120,7 +120,8 @@ describe("a url that is not a redis:// URL", () => {
           `redis:/:${WRONG_PASSWORD}@127.0.0.1:6390`, // no host: ioredis read it as a socket path
           `redis//:${WRONG_PASSWORD}@127.0.0.1:6390`,
           `http://:${WRONG_PASSWORD}@127.0.0.1:6390`,
-          `redis://:${WRONG_PASSWORD}@xn--a:6379`, // WHATWG accepts it; ioredis's parser threw, URL and all
+          `redis://:${WRONG_PASSWORD}@127.0.0.1:1/?family=6`, // query options are not read
+          `redis://:${WRONG_PASSWORD}@127.0.0.1:1/zero`,
           42
         ]
         for (const url of urls) {
@@ -135,6 +136,34 @@ describe("a url that is not a redis:// URL", () => {
           }
         }
       })
+  )
+
+  it.live("is read by this package, never by ioredis's legacy parser: no warning, the host it names", () =>
+    Effect.gen(function* () {
+      // The legacy parser took "user" for the host of the first, printing a deprecation warning
+      // that quoted the URL, password included, and threw on the second with the URL in its error.
+      const warnings: Array<string> = []
+      const onWarning = (warning: Error) => warnings.push(String(warning))
+      process.on("warning", onWarning)
+      const results = [
+        [yield* build(`redis://user:${WRONG_PASSWORD}\\x@127.0.0.1:1`), "127.0.0.1:1"],
+        [yield* build(`redis://:${WRONG_PASSWORD}@xn--a:1`), "xn--a"]
+      ] as const
+      yield* Effect.sleep("50 millis")
+      process.off("warning", onWarning)
+      expect(warnings).toEqual([])
+      for (const [exit, where] of results) {
+        const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+        expect(Option.map(failure, (e) => (e as { _tag: string })._tag)).toEqual(
+          Option.some("RedisConnectionError")
+        )
+        expect(String((Option.getOrThrow(failure) as { reason: string }).reason)).toContain(where)
+        expectClean([
+          Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause),
+          ...renderings(Option.getOrThrow(failure))
+        ])
+      }
+    })
   )
 })
 

@@ -9,6 +9,7 @@ import type { Options } from "../RedisConnection.js"
 import { READ_COMMAND } from "./commands.js"
 import { RedisConnectionError } from "./connectionError.js"
 import { quiet } from "./quiet.js"
+import { urlFields, urlWantsTls } from "./redisUrl.js"
 import { sanitize } from "./sanitize.js"
 
 /** What a connection is for: its driver options follow from it. */
@@ -65,13 +66,11 @@ export const makeOpener = (settings: {
 
     const create = (role: Role, label: string): Redis => {
       const driver = driverOptions(role, label)
-      const url =
-        options.url === undefined
-          ? undefined
-          : Redacted.isRedacted(options.url)
-            ? Redacted.value(options.url)
-            : options.url
-      return url === undefined ? new Redis(driver) : new Redis(url, driver)
+      if (options.url === undefined) return new Redis(driver)
+      // Read here (redisUrl.ts), never handed to ioredis as text; its fields win.
+      const fromUrl: RedisOptions = { ...driver, ...urlFields(options.url) }
+      if (fromUrl.tls === undefined && urlWantsTls(options.url)) fromUrl.tls = {}
+      return new Redis(fromUrl)
     }
 
     /**
