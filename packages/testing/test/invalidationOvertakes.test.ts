@@ -32,17 +32,30 @@ const kinds: ReadonlyArray<readonly [string, (cache: Cache, key: string) => Effe
   ["clear", (c) => c.clear]
 ]
 
+/** A getOrCompute of `key` whose lower-tier write is slowed by 0-11 ms at random; answers the delay. */
+const computeSlowly = (
+  { cache, chaos }: { readonly cache: Cache; readonly chaos: ChaosTier.ChaosTier.Service },
+  key: string,
+  value: string,
+  options: TieredCache.ComputeOptions
+) =>
+  Effect.gen(function* () {
+    const delay = yield* Random.nextIntBetween(0, 12)
+    yield* chaos.delay("set", Duration.millis(delay))
+    yield* cache.getOrCompute(key, Effect.succeed(value), options)
+    return delay
+  })
+
 describe("an invalidation overtaking a computed value's lower-tier write", () => {
   for (const [name, invalidate] of kinds) {
     it.live(`${name}, 100 times with random delays: once it returned, no tier holds the value`, () =>
       Effect.scoped(
         Effect.gen(function* () {
-          const { cache, l1, chaos } = yield* instance({ breaker: false })
+          const built = yield* instance({ breaker: false })
+          const { cache, l1, chaos } = built
           for (let i = 0; i < 100; i++) {
             const key = `${name}${i}:k`
-            const delay = yield* Random.nextIntBetween(0, 12)
-            yield* chaos.delay("set", Duration.millis(delay))
-            yield* cache.getOrCompute(key, Effect.succeed(`v${i}`), { ttl: "1 minute", tags: ["t"] })
+            const delay = yield* computeSlowly(built, key, `v${i}`, { ttl: "1 minute", tags: ["t"] })
             yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(0, 4)))
             yield* invalidate(cache, key)
             const check = Effect.gen(function* () {
@@ -135,13 +148,12 @@ describe("an invalidation overtaking a computed value's lower-tier write", () =>
       () =>
         Effect.scoped(
           Effect.gen(function* () {
-            const { cache, l1, chaos } = yield* instance({ breaker: false })
+            const built = yield* instance({ breaker: false })
+            const { cache, l1, chaos } = built
             for (let i = 0; i < 100; i++) {
               const key = `${name}${i}:k`
               // Only the computed value's write is slow: the write from outside would land first.
-              const delay = yield* Random.nextIntBetween(0, 12)
-              yield* chaos.delay("set", Duration.millis(delay))
-              yield* cache.getOrCompute(key, Effect.succeed(`computed${i}`), { ttl: "1 minute" })
+              const delay = yield* computeSlowly(built, key, `computed${i}`, { ttl: "1 minute" })
               yield* chaos.heal
               yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(0, 4)))
               yield* write(cache, key, `written${i}`)
