@@ -110,6 +110,31 @@ describe("grace: stale-while-revalidate", () => {
       })
   )
 
+  it.scoped(
+    "a computation answered stale that outlasts the grace window: later callers do not get that value",
+    () =>
+      Effect.gen(function* () {
+        const { cache } = yield* build({ staleWhileRevalidate: false })
+        const runs = yield* Ref.make(0)
+        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "2 seconds" })
+        yield* TestClock.adjust("11 seconds") // stale, 1 s of grace left
+        // The soft timeout answers the stale value at 11.1 s; the computation takes 5 s, past 12 s.
+        const first = yield* Effect.fork(
+          cache.getOrCompute("k", counted(runs, "v2", 5000), { timeouts: { soft: "100 millis" } })
+        )
+        yield* settle
+        yield* TestClock.adjust("100 millis")
+        expect(yield* Fiber.join(first)).toBe("v1")
+        yield* TestClock.adjust("2400 millis") // 13.5 s: the entry is gone, the computation runs on
+        const late = yield* Effect.fork(cache.getOrCompute("k", counted(runs, "v3", 1000)))
+        yield* settle
+        expect(late.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(late)).toBe("v3")
+        expect(yield* Ref.get(runs)).toBe(2)
+      })
+  )
+
   it.scoped("past the grace window the entry is gone and callers wait for the computation", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()

@@ -156,6 +156,11 @@ export const make = (deps: Deps): Flights => {
     /** Joins the flight under way (only waits: no interruption mask needed). */
     const joinExisting = (existing: Flight): Effect.Effect<A, E | Failure, R> => {
       if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
+      // Its waiters were answered with its stale value, whose grace window has ended since (the
+      // refresh outlasted it): that value is gone, so this caller computes instead of taking it.
+      if (existing.state._tag === "ServedStale" && !resilience.staleUsable(existing)) {
+        return start(key, schema, compute, opts, counted, undefined, existing)
+      }
       if (counted) counters.coalesced++
       return join(key, existing, schema, compute, opts, resolved)
     }

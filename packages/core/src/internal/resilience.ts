@@ -20,6 +20,8 @@ export interface Resilience {
   readonly answer: (flight: Flight, result: FlightResult) => boolean
   /** Answers a flight's waiters now with its stale value, if any (the computation goes on). */
   readonly answerStale: (flight: Flight) => void
+  /** Whether the flight's stale value may still answer (its grace window has not ended). */
+  readonly staleUsable: (flight: Flight) => boolean
   /** Waits for a flight's result; past `hardMs`, its stale value answers, or a CacheTimeoutError. */
   readonly await: (key: string, flight: Flight, hardMs: number | undefined) => Effect.Effect<unknown, unknown>
   /** After `softMs`, answers the waiters with the stale value (run in a fiber of the flight). */
@@ -157,6 +159,7 @@ export const make = (deps: Deps): Resilience => {
   return {
     answer,
     answerStale,
+    staleUsable: (flight) => usableStale(flight) !== undefined,
     await: awaitFlight,
     softTimeout: (flight, softMs) => Effect.andThen(Effect.sleep(softMs), () => answerStale(flight)),
     failSafeApplies: (flight, cause) =>
