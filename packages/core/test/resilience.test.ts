@@ -126,12 +126,17 @@ describe("grace: stale-while-revalidate", () => {
         yield* TestClock.adjust("100 millis")
         expect(yield* Fiber.join(first)).toBe("v1")
         yield* TestClock.adjust("2400 millis") // 13.5 s: the entry is gone, the computation runs on
-        const late = yield* Effect.fork(cache.getOrCompute("k", counted(runs, "v3", 1000)))
+        const late = yield* Effect.fork(cache.getOrCompute("k", counted(runs, "v3", 3000)))
         yield* settle
         expect(late.unsafePoll()).toBeNull()
-        yield* TestClock.adjust("1 second")
+        // 16 s: the superseded computation ends first; 16.5 s: this one. v2 must not stay.
+        yield* TestClock.adjust("3 seconds")
         expect(yield* Fiber.join(late)).toBe("v3")
         expect(yield* Ref.get(runs)).toBe(2)
+        yield* settle
+        expect(yield* cache.get("k")).toEqual(Option.some("v3"))
+        const s = yield* cache.stats
+        expect(s.requests).toBe(s.l1Hits + s.tierHits.reduce((a, b) => a + b, 0) + s.coalesced + s.misses)
       })
   )
 
@@ -405,8 +410,33 @@ describe("computation timeouts", () => {
       expect(yield* Fiber.join(typed)).toBe("v1")
       // A stale value its schema does not decode is no answer: a CacheTimeoutError.
       expect((yield* Fiber.join(numeric))._tag).toBe("CacheTimeoutError")
+
       yield* TestClock.adjust("10 seconds")
       expect(yield* Fiber.join(leader)).toBe("v2")
+    })
+  )
+
+  it.scoped("hard timeout: a stale value a caller's schema does not decode is not counted as served", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({ staleWhileRevalidate: false })
+      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("1 second")
+      const leader = yield* Effect.fork(cache.getOrCompute("k", Effect.as(Effect.sleep("10 seconds"), "v2")))
+      yield* settle
+      const numeric = yield* Effect.fork(
+        Effect.flip(
+          cache.getOrComputeTyped("k", Schema.Number, Effect.as(Effect.sleep("10 seconds"), 2), {
+            timeouts: { hard: "300 millis" }
+          })
+        )
+      )
+      yield* settle
+      yield* TestClock.adjust("300 millis")
+      expect((yield* Fiber.join(numeric))._tag).toBe("CacheTimeoutError")
+      const s = yield* cache.stats
+      expect([s.timeouts, s.staleServed, s.failSafeHits]).toEqual([1, 0, 0])
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(leader)
     })
   )
 

@@ -159,6 +159,9 @@ export const make = (deps: Deps): Flights => {
       // Its waiters were answered with its stale value, whose grace window has ended since (the
       // refresh outlasted it): that value is gone, so this caller computes instead of taking it.
       if (existing.state._tag === "ServedStale" && !resilience.staleUsable(existing)) {
+        // The superseded computation began earlier: its value must not land over this one's.
+        versions.changing(key)
+        versions.changed(key)
         return start(key, schema, compute, opts, counted, undefined, existing)
       }
       if (counted) counters.coalesced++
@@ -212,17 +215,20 @@ export const make = (deps: Deps): Flights => {
     opts: ComputeOptions | undefined,
     resolved: ResolvedCompute
   ): Effect.Effect<A, E | Failure, R> => {
-    const waited = resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E | Failure>
     // The same schema (the usual case, a stampede's every caller): the flight's answer is theirs.
-    if (schema === flight.schema) return waited
+    if (schema === flight.schema)
+      return resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E | Failure>
+    // Another schema: a stale answer counts only once it decodes for this caller (below).
+    const waited = resilience.await(key, flight, resolved.hardMs, false) as Effect.Effect<A, E | Failure>
     return Effect.flatMap(waited, () => {
       if (flight.result.exit === undefined) {
         // Answered at this caller's hard timeout with the flight's stale value, the computation
         // still running: that stale value, decoded for this caller's schema.
         const decoded = flight.stale === undefined ? NOT_DECODED : decode(schema, flight.stale.entry.value)
-        return decoded !== NOT_DECODED
-          ? Effect.succeed(decoded as A)
-          : Effect.fail(new CacheTimeoutError({ key, timeoutMs: resolved.hardMs ?? 0 }))
+        if (decoded === NOT_DECODED)
+          return Effect.fail(new CacheTimeoutError({ key, timeoutMs: resolved.hardMs ?? 0 }))
+        resilience.countTimedOutStale(flight)
+        return Effect.succeed(decoded as A)
       }
       return Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) => {
         const decoded = decode(schema, result.entry.value)

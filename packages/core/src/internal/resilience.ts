@@ -22,8 +22,19 @@ export interface Resilience {
   readonly answerStale: (flight: Flight) => void
   /** Whether the flight's stale value may still answer (its grace window has not ended). */
   readonly staleUsable: (flight: Flight) => boolean
-  /** Waits for a flight's result; past `hardMs`, its stale value answers, or a CacheTimeoutError. */
-  readonly await: (key: string, flight: Flight, hardMs: number | undefined) => Effect.Effect<unknown, unknown>
+  /**
+   * Waits for a flight's result; past `hardMs`, its stale value answers, or a CacheTimeoutError.
+   * `count` false: a stale answer is not counted (the caller counts it with
+   * `countTimedOutStale` once it has decoded it for its own schema).
+   */
+  readonly await: (
+    key: string,
+    flight: Flight,
+    hardMs: number | undefined,
+    count?: boolean
+  ) => Effect.Effect<unknown, unknown>
+  /** Counts a hard timeout answered with the flight's stale value (once per flight). */
+  readonly countTimedOutStale: (flight: Flight) => void
   /** After `softMs`, answers the waiters with the stale value (run in a fiber of the flight). */
   readonly softTimeout: (flight: Flight, softMs: number) => Effect.Effect<void>
   /** Whether a failed computation falls back on the flight's stale value. */
@@ -91,20 +102,24 @@ export const make = (deps: Deps): Resilience => {
   }
 
   /** A wait past the hard timeout: the flight's stale value, or a CacheTimeoutError. */
+  const countTimedOutStale = (flight: Flight) => {
+    countStale(flight)
+    countFailSafe(flight)
+  }
   const timedOut = (
     key: string,
     flight: Flight,
-    hardMs: number
+    hardMs: number,
+    count: boolean
   ): Effect.Effect<unknown, CacheTimeoutError> => {
     counters.timeouts++
     const stale = usableStale(flight)
     if (stale === undefined) return Effect.fail(new CacheTimeoutError({ key, timeoutMs: hardMs }))
-    countStale(flight)
-    countFailSafe(flight)
+    if (count) countTimedOutStale(flight)
     return Effect.succeed(stale.value)
   }
 
-  const awaitFlight: Resilience["await"] = (key, flight, hardMs) => {
+  const awaitFlight: Resilience["await"] = (key, flight, hardMs, count = true) => {
     if (hardMs === undefined) return Signal.wait(flight.result, (r) => r.value)
     // Every waiter of a stampede has its own timeout: with a timer in place of the clock, no
     // fiber per waiter (Effect.timeoutFail forks two).
@@ -113,7 +128,7 @@ export const make = (deps: Deps): Resilience => {
         flight.result,
         (r) => r.value,
         hardMs,
-        () => timedOut(key, flight, hardMs)
+        () => timedOut(key, flight, hardMs, count)
       )
     }
     const expired = new CacheTimeoutError({ key, timeoutMs: hardMs })
@@ -126,7 +141,7 @@ export const make = (deps: Deps): Resilience => {
     ).pipe(
       Effect.catchIf(
         (e) => e === expired,
-        () => Effect.suspend(() => timedOut(key, flight, hardMs))
+        () => Effect.suspend(() => timedOut(key, flight, hardMs, count))
       )
     )
   }
@@ -160,6 +175,7 @@ export const make = (deps: Deps): Resilience => {
     answer,
     answerStale,
     staleUsable: (flight) => usableStale(flight) !== undefined,
+    countTimedOutStale,
     await: awaitFlight,
     softTimeout: (flight, softMs) => Effect.andThen(Effect.sleep(softMs), () => answerStale(flight)),
     failSafeApplies: (flight, cause) =>
