@@ -170,12 +170,38 @@ describe("RedisConnection", () => {
       expect(error.message).toMatch(/commandTimeout/)
       const [, portExit] = yield* build({ port: 70000 })
       expect(failureOf(portExit)._tag).toBe("CacheConfigError")
+      // In a url too: port 0, and a database number past the safe integers.
+      for (const url of ["redis://127.0.0.1:0", "redis://127.0.0.1:6379/99999999999999999999"]) {
+        const [, urlExit] = yield* build({ url })
+        expect(failureOf(urlExit)).toMatchObject({ _tag: "CacheConfigError", option: "url" })
+      }
     })
   )
 
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "20 seconds" })(
     "without a password",
     (it) => {
+      it.effect("a database the server does not have is a typed error at build, never database 0", () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          for (const options of [{ url: `${server.url}/16` }, { url: server.url, db: 16 }]) {
+            const [, exit] = yield* build(options)
+            const error = failureOf(exit)
+            expect(error._tag).toBe("RedisConnectionError")
+            expect(error.message).toMatch(/out of range/i)
+          }
+          // One it has: selected.
+          const db = yield* Effect.scoped(
+            Effect.gen(function* () {
+              const connection = yield* RedisConnection.make({ url: `${server.url}/3` })
+              const info = yield* Effect.promise(() => connection.client.client("INFO") as Promise<string>)
+              return / db=(\d+)/.exec(info)?.[1]
+            })
+          )
+          expect(db).toBe("3")
+        })
+      )
+
       it.effect("closing the scope quits the command, subscriber, blocking and dedicated connections", () =>
         Effect.gen(function* () {
           const look = yield* observer

@@ -137,6 +137,13 @@ export const makeOpener = (settings: {
           catch: (cause) => lastError ?? cause
         }).pipe(
           Effect.zipRight(Effect.tryPromise({ try: () => client.ping(), catch: (cause) => cause })),
+          // ioredis selects the database itself but goes on in database 0 when the server refuses
+          // it (an index out of range): selected again here, so that a refusal fails the open.
+          Effect.zipRight(
+            client.options.db
+              ? Effect.tryPromise({ try: () => client.select(client.options.db!), catch: (cause) => cause })
+              : Effect.void
+          ),
           Effect.mapError(
             (cause) =>
               new RedisConnectionError({

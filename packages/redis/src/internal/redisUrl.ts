@@ -29,7 +29,10 @@ export const urlProblem = (given: unknown): string | undefined => {
   if (url.search !== "" || url.hash !== "") {
     return "must not carry query options or a fragment: give them as options of the layer"
   }
-  if (!/^\/?(\d+)?$/.test(url.pathname)) return "may name a database only as a number (redis://host:port/2)"
+  if (!/^\/?(\d+)?$/.test(url.pathname) || !Number.isSafeInteger(Number(url.pathname.slice(1) || "0"))) {
+    return "may name a database only as a number (redis://host:port/2)"
+  }
+  if (url.port === "0") return "must name a port in 1..65535"
   try {
     decodeURIComponent(url.username)
     decodeURIComponent(url.password)
