@@ -59,9 +59,9 @@ export interface Options {
    * is a `CacheConfigError` for `url` before any connection, whose reason never quotes the URL.
    */
   readonly url?: string | Redacted.Redacted<string> | undefined
-  /** The host (default `localhost`), when no URL is given. */
+  /** The host (default `localhost`), when no URL is given (a URL always gives one). */
   readonly host?: string | undefined
-  /** The port (default 6379), when no URL is given. */
+  /** The port (default 6379), unless the URL gives one. */
   readonly port?: number | undefined
   /** The ACL user name. */
   readonly username?: Redacted.Redacted<string> | undefined
