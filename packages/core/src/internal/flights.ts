@@ -7,7 +7,7 @@
  * stale-while-revalidate, the caller gets the stale value at once and the flight refreshes it in
  * the background.
  */
-import { Cause, type Context, Effect, Exit, Fiber, type FiberStatus, Runtime, RuntimeFlags } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import { CacheInputError, CacheTimeoutError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { ComputeOptions } from "../TieredCache.js"
@@ -15,6 +15,7 @@ import { type Defaults, type ResolvedCompute, resolveCompute } from "./callOptio
 import { type AnySchema, decode, NOT_DECODED } from "./codec.js"
 import { type Counters, countHit } from "./counters.js"
 import type { Flight, FlightResult, Registry } from "./flight.js"
+import * as FlightFibers from "./flightFibers.js"
 import { encodeValue } from "./input.js"
 import type { Found, Outcome, Reads } from "./reads.js"
 import type { Resilience } from "./resilience.js"
@@ -97,33 +98,9 @@ export const make = (deps: Deps): Flights => {
     spans === undefined ? effect : spans.spanHere(effect, name, "internal", spanAttributes, key)
   type Failure = CacheInputError | CacheTimeoutError
 
-  /** The flights' fibers still running: the cache's close interrupts them (`interruptAll`). */
-  const live = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
-  let closed = false
-  /**
-   * Starts `body` at once, in a fiber of its own with the caller's context and fiber refs
-   * (interruptible whatever the caller's region), owned by the cache rather than the caller:
-   * it outlives the caller and is interrupted when the cache closes. `done` runs however it ends.
-   */
-  const launch = <A, E, R>(
-    caller: Fiber.RuntimeFiber<unknown, unknown>,
-    status: FiberStatus.Running,
-    body: Effect.Effect<A, E, R>,
-    done: (exit: Exit.Exit<A, E>) => void
-  ): Fiber.RuntimeFiber<A, E> => {
-    const runtime = Runtime.make({
-      context: caller.currentContext as Context.Context<R>,
-      fiberRefs: caller.getFiberRefs(),
-      runtimeFlags: RuntimeFlags.enable(status.runtimeFlags, RuntimeFlags.Interruption)
-    })
-    const fiber = Runtime.runFork(runtime)(closed ? Effect.interrupt : body)
-    live.add(fiber)
-    fiber.addObserver((exit) => {
-      live.delete(fiber)
-      done(exit)
-    })
-    return fiber
-  }
+  /** The flights' fibers (flightFibers.ts): the cache's close interrupts them. */
+  const fibers = FlightFibers.make()
+  const launch = fibers.launch
 
   const answerStale = (stale: Found, counted: boolean): unknown => {
     if (counted) counters.l1Hits++
@@ -346,10 +323,5 @@ export const make = (deps: Deps): Flights => {
     })
   }
 
-  const interruptAll = Effect.suspend(() => {
-    closed = true
-    return Effect.forEach([...live], (fiber) => Fiber.interrupt(fiber), { discard: true })
-  })
-
-  return { lead, interruptAll, underWay: () => live.size }
+  return { lead, interruptAll: fibers.interruptAll, underWay: fibers.underWay }
 }
