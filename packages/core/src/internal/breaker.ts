@@ -80,6 +80,18 @@ export const optionsError = (options: unknown, prefix: string): CacheConfigError
   return undefined
 }
 
+/**
+ * A call's end in `cause`, recorded: a failure or a defect counts against the tier (`record`
+ * false); an interruption proves nothing.
+ */
+const failedWith = <E>(
+  record: (success: boolean) => Effect.Effect<void>,
+  cause: Cause.Cause<E>
+): Effect.Effect<never, E> =>
+  Cause.isInterruptedOnly(cause)
+    ? Effect.failCause(cause)
+    : Effect.zipRight(record(false), Effect.failCause(cause))
+
 /** Makes a breaker named `name` (for its logs), from options already checked (`optionsError`). */
 export const make = (name: string, options: Options = {}): Effect.Effect<Breaker> =>
   Effect.gen(function* () {
@@ -140,13 +152,9 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
         return settled(effect, onTimeout, bounded)
       })
 
-    // A failure or a defect of the call counts against the tier; an interruption proves nothing.
     const settled = <A, E>(effect: Effect.Effect<A, E>, onTimeout: () => E, bounded: boolean) =>
       Effect.matchCauseEffect(bounded ? effect : bound(effect, onTimeout), {
-        onFailure: (cause) =>
-          Cause.isInterruptedOnly(cause)
-            ? Effect.failCause(cause)
-            : Effect.zipRight(record(false), Effect.failCause(cause)),
+        onFailure: (cause) => failedWith(record, cause),
         onSuccess: (value) => answerAfter(record(true), value)
       })
 
@@ -225,10 +233,7 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
           // that bounds itself gets no timer there either), without `run`'s steps.
           if (breaker.state() === "closed") {
             return Effect.matchCauseEffect(inner(key, entry, then), {
-              onFailure: (cause) =>
-                Cause.isInterruptedOnly(cause)
-                  ? Effect.failCause(cause)
-                  : Effect.zipRight(breaker.record(false), Effect.failCause(cause)),
+              onFailure: (cause) => failedWith(breaker.record, cause),
               onSuccess: (result) => answerAfter(breaker.record(result[0] === undefined), result)
             })
           }

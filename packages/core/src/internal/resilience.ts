@@ -101,11 +101,12 @@ export const make = (deps: Deps): Resilience => {
     }
   }
 
-  /** A wait past the hard timeout: the flight's stale value, or a CacheTimeoutError. */
+  /** Counts a hard timeout answered with the flight's stale value. */
   const countTimedOutStale = (flight: Flight) => {
     countStale(flight)
     countFailSafe(flight)
   }
+  /** A wait past the hard timeout: the flight's stale value, or a CacheTimeoutError. */
   const timedOut = (
     key: string,
     flight: Flight,
