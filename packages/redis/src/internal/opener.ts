@@ -9,7 +9,7 @@ import type { Options } from "../RedisConnection.js"
 import { READ_COMMAND } from "./commands.js"
 import { RedisConnectionError } from "./connectionError.js"
 import { quiet } from "./quiet.js"
-import { urlFields, urlWantsTls } from "./redisUrl.js"
+import { urlFields } from "./redisUrl.js"
 import { sanitize } from "./sanitize.js"
 
 /** What a connection is for: its driver options follow from it. */
@@ -68,23 +68,8 @@ export const makeOpener = (settings: {
       const driver = driverOptions(role, label)
       if (options.url === undefined) return new Redis(driver)
       // Read here (redisUrl.ts), never handed to ioredis as text; its fields win.
-      const fromUrl: RedisOptions = { ...driver, ...urlFields(options.url) }
-      if (fromUrl.tls === undefined && urlWantsTls(options.url)) fromUrl.tls = {}
-      return new Redis(fromUrl)
+      return new Redis({ ...driver, ...urlFields(options.url, driver.tls) })
     }
-
-    /**
-     * The client, or a typed error when the driver throws at construction: its error is not
-     * kept (ioredis puts the whole URL, password included, in it).
-     */
-    const created = (role: Role, label: string): Effect.Effect<Redis, RedisConnectionError> =>
-      Effect.try({
-        try: () => create(role, label),
-        catch: (cause) =>
-          new RedisConnectionError({
-            reason: `${label} connection: the driver refused its options (${cause instanceof Error ? cause.name : "an error"})`
-          })
-      })
 
     const close = (client: Redis, graceful: boolean) =>
       Effect.gen(function* () {
@@ -103,7 +88,8 @@ export const makeOpener = (settings: {
         let live = false
         let closing = false
         const client = yield* Effect.acquireRelease(
-          Effect.map(created(role, label), (client) => {
+          Effect.sync(() => {
+            const client = create(role, label)
             const where = `${client.options.host}:${client.options.port}`
             const annotate = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
               Effect.annotateLogs(effect, { redis: where, connection: label })

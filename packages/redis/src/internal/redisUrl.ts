@@ -44,19 +44,16 @@ export const urlProblem = (given: unknown): string | undefined => {
 
 /**
  * The driver's fields that a URL checked by {@link urlProblem} gives: host, and port, user name,
- * password, database and TLS where it says them. They win over the separate options, as
- * ioredis's own reading of a URL would.
+ * password and database where it says them. They win over the separate options, as ioredis's own
+ * reading of a URL would. `rediss://` turns TLS on: with `tls` (the separate option) when given.
  */
-export const urlFields = (given: unknown): RedisOptions => {
+export const urlFields = (given: unknown, tls: RedisOptions["tls"]): RedisOptions => {
   const url = new URL(textOf(given) as string)
   const fields: RedisOptions = { host: url.hostname.replace(/^\[(.*)\]$/, "$1") }
+  if (url.protocol === "rediss:") fields.tls = tls ?? {}
   if (url.port !== "") fields.port = Number(url.port)
   if (url.username !== "") fields.username = decodeURIComponent(url.username)
   if (url.password !== "") fields.password = decodeURIComponent(url.password)
   if (url.pathname.length > 1) fields.db = Number(url.pathname.slice(1))
   return fields
 }
-
-/** Whether the URL asks for TLS (`rediss://`). */
-export const urlWantsTls = (given: unknown): boolean =>
-  new URL(textOf(given) as string).protocol === "rediss:"
