@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { type Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
-import { Duration, Effect, Option } from "effect"
+import { Cause, Duration, Effect, Option } from "effect"
 
 // A lower tier and a bus that name the same ordered stream (`sequence`, as RedisTier and
 // RedisInvalidationBus on one connection do) get a write and its bus message sent together:
@@ -14,6 +14,8 @@ type Log = Array<string>
 const world = (options: { readonly busSequence?: unknown; readonly cache?: TieredCache.Options } = {}) =>
   Effect.gen(function* () {
     const log: Log = []
+    /** The number of `setThen` calls still to die (a defect of the tier's own, e.g. a driver bug). */
+    const dying = { calls: 0 }
     const stream = { name: "one connection" }
     const store = yield* TestTier.make()
     const l2: Tier.Tier.Service = {
@@ -27,6 +29,10 @@ const world = (options: { readonly busSequence?: unknown; readonly cache?: Tiere
       sequence: stream,
       setThen: <A>(key: string, entry: Entry.Entry, then: Effect.Effect<A>) =>
         Effect.gen(function* () {
+          if (dying.calls > 0) {
+            dying.calls--
+            return yield* Effect.dieMessage("driver bug")
+          }
           log.push(`sent ${key}`)
           const value = yield* then
           const written = yield* Effect.either(store.set(key, entry))
@@ -50,7 +56,7 @@ const world = (options: { readonly busSequence?: unknown; readonly cache?: Tiere
       Effect.provideService(Tier.L2, l2),
       Effect.provideService(InvalidationBus.InvalidationBus, bus)
     )
-    return { cache, log, store, hub }
+    return { cache, log, store, hub, dying }
   })
 
 describe("a write and its bus message on one ordered stream", () => {
@@ -105,6 +111,21 @@ describe("a write and its bus message on one ordered stream", () => {
       expect([...Object.values(stats.tierErrors)].reduce((a, b) => a + b, 0)).toBe(1)
       // L1 answers the value written.
       expect(yield* w.cache.get("k")).toEqual(Option.some(1))
+    })
+  )
+
+  it.scoped("a write that dies in the tier counts against the breaker, as a failed one does", () =>
+    Effect.gen(function* () {
+      const w = yield* world({ cache: { breaker: { failureThreshold: 1, openFor: "1 hour" } } })
+      w.dying.calls = 1
+      // The tier's defect reaches the caller (a defect is never swallowed)...
+      const exit = yield* Effect.exit(w.cache.set("k1", 1))
+      expect(exit._tag === "Failure" && Cause.isDie(exit.cause)).toBe(true)
+      // ...and opened the breaker: the next write is not sent to the tier.
+      w.log.length = 0
+      yield* w.cache.set("k2", 2)
+      expect(w.log).toEqual(["publish Remove k2"])
+      expect((yield* w.cache.stats).breakerRejections).toBe(1)
     })
   )
 
