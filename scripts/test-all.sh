@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command; .ci/run calls it. On a fresh machine it installs what the tests
-# need (redis-server and chromium through apt-get when missing, saying so before any sudo), then
+# need (redis-server, openssl and chromium through apt-get when missing, saying so before any sudo), then
 # runs, in order: install, lint, typecheck, build (and a dry run of the publish), API docs,
 # tests, the consumer check (scripts/consumer-check.sh). pnpm runs at the version pinned in
 # package.json through npx: a pnpm installed globally is neither used nor replaced.
@@ -30,6 +30,10 @@ apt_install() { # apt_install <what it is for> <packages...>
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "installing redis-server (the Redis tests start their own servers; brew install redis on macOS)"
   apt_install "the Redis tests start their own servers" redis-server
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "installing openssl (the TLS test makes its server's certificate)"
+  apt_install "the TLS test makes its server's certificate" openssl
 fi
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (the browser test drives it)"
