@@ -1,7 +1,9 @@
 /**
  * Writes and batched reads against the hand-written limits and the peer caches (see
  * contenders.ts), on a redis-server the bench starts:
- * - set, one caller (L1 + Redis): median latency against `lru.set` + `SET PX`;
+ * - set, one caller (L1 + Redis): median latency against `lru.set` + `SET PX`, beside the floor of
+ *   a write that tells other instances (SET and PUBLISH in one write), awaited as a promise and
+ *   in one fiber;
  * - getMany of 100 keys found only in Redis (memory tiers of one entry): median latency against
  *   one `MGET` + `JSON.parse` of each value.
  * tiercache runs in one fiber (a loop of calls) and with `Effect.runPromise` per call; the peers
@@ -79,6 +81,12 @@ const main = Effect.gen(function* () {
     const cases: ReadonlyArray<LatencyCase> = [
       { name: "limit", run: (r) => timed(CALLS, () => limitSet(next()), r) },
       { name: "floor: + PUBLISH in the same write", run: (r) => timed(CALLS, () => floorSet(next()), r) },
+      {
+        // The same floor awaited by a fiber, as an Effect program's write is: what Effect itself
+        // adds (the promise's resumption of the fiber), with none of a cache's work.
+        name: "floor, in one fiber",
+        run: (r) => timedFiber(CALLS, () => Effect.promise(() => floorSet(next())), r)
+      },
       { name: "tiercache fiber", run: (r) => timedFiber(CALLS, () => tcSet(next()), r) },
       { name: "tiercache runPromise", run: (r) => timed(CALLS, () => Effect.runPromise(tcSet(next())), r) },
       {
@@ -129,18 +137,18 @@ const main = Effect.gen(function* () {
         await set()
       })
     yield* checkAnswers(c, keys[7]!, payload(7))
-    const [limit, floor, fiber, perCall, bento, manager, cacheable] = yield* Effect.promise(() =>
+    const [limit, floor, fiberFloor, fiber, perCall, bento, manager, cacheable] = yield* Effect.promise(() =>
       interleaveLatency(cases, { rounds: ROUNDS, warmup: SET_WARMUP })
     )
     const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
     const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
     console.log("\nset, L1 + Redis, one caller (median latency; ratio to the limit's)")
-    for (const r of [limit, floor, fiber, perCall, bento, manager, cacheable])
+    for (const r of [limit, floor, fiberFloor, fiber, perCall, bento, manager, cacheable])
       console.log(`  ${r!.name.padEnd(24)} ${cell(r)}`)
     recordRows([
       {
         row: "set, L1 + Redis, one caller (median latency)",
-        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}; floor with a bus (SET and PUBLISH in one write, a subscriber in this process): ${cell(floor)}`,
+        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}; floor with a bus (SET and PUBLISH in one write, a subscriber in this process): ${cell(floor)}; that floor awaited in one fiber: ${cell(fiberFloor)}`,
         tiercache: `fiber ${cell(fiber)}; runPromise ${cell(perCall)}`,
         BentoCache: cell(bento),
         "cache-manager": cell(manager),
