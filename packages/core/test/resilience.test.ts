@@ -171,6 +171,33 @@ describe("grace: stale-while-revalidate", () => {
       expect(yield* b.get("k")).toEqual(Option.some("v2"))
     })
   )
+
+  it.scoped(
+    "with l1TtlScale, a caller whose L1 copy is gone gets the lower tier's stale copy at once while the refresh runs",
+    () =>
+      Effect.gen(function* () {
+        const { cache } = yield* build({ l1TtlScale: 0.5 })
+        const runs = yield* Ref.make(0)
+        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "30 seconds" })
+        // L1's copy: fresh until 5 s, stale until 20 s; L2's: fresh until 10 s, stale until 40 s.
+        yield* TestClock.adjust("12 seconds")
+        // L1's stale copy answers, and the refresh (10 s) starts.
+        expect(yield* cache.getOrCompute("k", counted(runs, "v2", 10_000))).toBe("v1")
+        yield* settle
+        yield* TestClock.adjust("9 seconds") // 21 s: L1's copy is gone, L2's still in its window
+        const late = yield* Effect.fork(cache.getOrCompute("k", counted(runs, "v2", 10_000)))
+        yield* settle
+        // Stale-while-revalidate: the stale value at once, not the refresh's value a second later.
+        expect(late.unsafePoll()).toEqual(Exit.succeed("v1"))
+        expect(yield* Ref.get(runs)).toBe(1)
+        yield* TestClock.adjust("1 second")
+        yield* settle
+        expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+        const s = yield* cache.stats
+        expect(s.computations).toBe(1)
+        expect(s.requests).toBe(s.l1Hits + s.l2Hits + s.coalesced + s.misses)
+      })
+  )
 })
 
 describe("fail-safe", () => {

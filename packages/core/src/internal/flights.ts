@@ -247,13 +247,15 @@ export const make = (deps: Deps): Flights => {
         }
         if (counted) counters.misses++
         // The stale copy that lasts longest: a lower tier's outlasts L1's scaled one (l1TtlScale).
+        // With stale-while-revalidate it answers the flight's waiters now: callers that came
+        // with an L1 copy were answered with theirs already, and a caller whose L1 copy has
+        // ended since (scaled by l1TtlScale) gets the lower tier's, as it would without L1.
         if (
           found.stale !== undefined &&
           (flight.stale === undefined || found.stale.entry.staleUntil > flight.stale.entry.staleUntil)
         ) {
-          const first = flight.stale === undefined
           flight.stale = found.stale
-          if (first && deps.staleWhileRevalidate) resilience.answerStale(flight)
+          if (deps.staleWhileRevalidate) resilience.answerStale(flight)
         }
         const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
           computedExit(key, flight, exit, resolved, since, startedAt)
