@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { ChaosBus, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { ChaosBus, ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import {
   Clock,
   Context,
@@ -664,6 +664,51 @@ describe("the invalidation bus", () => {
       for (let i = 0; i < 100 && (yield* b.invalidationStats).resyncs === 0; i++) yield* Effect.yieldNow()
       expect((yield* b.invalidationStats).resyncs).toBe(1)
       expect(yield* b.get("k")).toEqual(Option.some("v2"))
+    })
+  )
+
+  /** Two instances on one hub and one L2; b's L1 is a ChaosTier, so applying bus events to it can fail. */
+  const chaoticL1 = Effect.gen(function* () {
+    const hub = yield* TestBus.makeHub
+    const l2 = yield* TestTier.make({ name: "remote" })
+    const make = (id: string, l1: Tier.Tier.Service) =>
+      TieredCache.make({ instanceId: id }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2),
+        Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub))
+      )
+    const a = yield* make("a", yield* MemoryTier.make({ maxEntries: 100 }))
+    const bL1 = yield* ChaosTier.wrap(yield* MemoryTier.make({ maxEntries: 100 }), { name: "l1" })
+    const b = yield* make("b", bL1)
+    return { hub, a, b, bL1 }
+  })
+
+  it.scoped("a reconnect whose L1 clear failed is a tier error, not a resync", () =>
+    Effect.gen(function* () {
+      const { hub, a, b, bL1 } = yield* chaoticL1
+      yield* bL1.fail("clear")
+      yield* hub.reconnect
+      for (let i = 0; i < 1000 && (yield* b.stats).tierErrors.l1 === undefined; i++) yield* Effect.yieldNow()
+      yield* MultiInstance.settle([a, b])
+      expect((yield* b.stats).tierErrors).toEqual({ l1: 1 })
+      // L1 was not cleared (it may hold entries the lost messages were about): no resync.
+      expect((yield* b.invalidationStats).resyncs).toBe(0)
+    })
+  )
+
+  it.scoped("a message L1 failed to apply is a tier error, not an applied message", () =>
+    Effect.gen(function* () {
+      const { a, b, bL1 } = yield* chaoticL1
+      yield* bL1.fail("remove")
+      yield* a.set("k", 1)
+      yield* MultiInstance.settle([a, b])
+      const s = yield* b.invalidationStats
+      expect((yield* b.stats).tierErrors).toEqual({ l1: 1 })
+      expect([s.messagesReceived, s.messagesApplied]).toEqual([1, 0])
+      yield* bL1.heal
+      yield* a.set("k", 2)
+      yield* MultiInstance.settle([a, b])
+      expect((yield* b.invalidationStats).messagesApplied).toBe(1)
     })
   )
 

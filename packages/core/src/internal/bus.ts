@@ -200,10 +200,11 @@ export const subscribe = (
   const onEvent = (event: Event): Effect.Effect<void> => {
     switch (event._tag) {
       case "Reconnected":
-        // Counted once L1 is cleared: until then the resync has not happened.
+        // Counted once L1 is cleared: until then (or when the clear failed) the resync has not
+        // happened.
         return deps.beforeResync.pipe(
           Effect.zipRight(deps.local.clear),
-          Effect.ensuring(
+          Effect.zipRight(
             Effect.sync(() => {
               counters.bus.resyncs++
             })
@@ -224,8 +225,15 @@ export const subscribe = (
           counters.bus.own++
           return Effect.void
         }
-        counters.bus.applied++
-        return applyRemote(deps, event.message).pipe(Effect.catchAll(deps.recordL1Error))
+        // Counted once applied: a message L1 failed to apply is a tier error, not an application.
+        return applyRemote(deps, event.message).pipe(
+          Effect.zipRight(
+            Effect.sync(() => {
+              counters.bus.applied++
+            })
+          ),
+          Effect.catchAll(deps.recordL1Error)
+        )
     }
   }
   return Effect.flatMap(bus.subscribe, (events) =>
