@@ -107,6 +107,8 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
       }
       const slot = makeSlot(entry)
       lru.set(key, slot)
+      // With maxBytes, an entry larger than it is refused (and the key's older copy dropped).
+      if (maxBytes !== undefined && lru.peek(key) !== slot) return undefined
       return slot
     }
     const removeWhere = (predicate: (key: string, slot: Slot) => boolean): number => {

@@ -105,6 +105,23 @@ describe("writes and tier failures", () => {
     })
   )
 
+  it.scoped(
+    "an entry L1 refuses (larger than its maxBytes) is read from L2 and not counted as promoted",
+    () =>
+      Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 100, maxBytes: 1000 })
+        const l2 = yield* TestTier.make()
+        const cache = yield* cacheOver(l1, l2)
+        yield* l2.plant("big", Entry.make({ value: "x".repeat(5000), now: 0, ttlMs: 600_000 }))
+        yield* l2.plant("small", Entry.make({ value: "x", now: 0, ttlMs: 600_000 }))
+        for (const key of ["big", "big", "small", "small"]) yield* cache.get(key)
+        for (const key of ["big", "big"]) yield* cache.getTyped(key, Schema.String)
+        expect(Option.isNone(yield* l1.get("big"))).toBe(true)
+        const s = yield* cache.stats
+        expect([s.l1Hits, s.l2Hits, s.promotions]).toEqual([1, 5, 1])
+      })
+  )
+
   it.scoped("strategies set the TTL (RealTime: 10 s)", () =>
     Effect.gen(function* () {
       const { cache, l2 } = yield* memoryCache()

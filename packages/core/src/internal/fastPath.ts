@@ -133,7 +133,7 @@ export const isPlainFresh = (slot: Slot, t: number): boolean => slot.tags.length
 export interface FastPath {
   /** The slot if present and not gone at `now` (gone ones are dropped). */
   readonly lookup: (key: string, now: number) => Slot | undefined
-  /** Stores an entry; answers its slot (undefined when the entry is already gone). */
+  /** Stores an entry; answers its slot (undefined when it was not kept: already gone, or larger than maxBytes). */
   readonly store: (key: string, entry: Entry) => Slot | undefined
   readonly remove: (key: string) => void
   readonly removeWhere: (predicate: (key: string, slot: Slot) => boolean) => number

@@ -57,8 +57,10 @@ export const make = ({ access, lookup, counters, pending, send, instanceId }: De
       counters.discardedWrites++
       return undefined
     }
-    counters.promotions++
-    return fast!.store(key, access.l1Entry(entry, at))
+    const slot = fast!.store(key, access.l1Entry(entry, at))
+    // Counted once L1 holds it: L1 may refuse it (larger than its maxBytes, or gone already).
+    if (slot !== undefined) counters.promotions++
+    return slot
   }
 
   const promote: Promotion["promote"] = (key, entry, foundAt, since, schema, decoded) =>
@@ -67,14 +69,16 @@ export const make = ({ access, lookup, counters, pending, send, instanceId }: De
         counters.discardedWrites++
         return Effect.void
       }
-      counters.promotions++
       // With the fast path and the entry found in the first lower tier, one synchronous step.
       const storeNow = access.storeL1Now
       if (storeNow !== undefined && foundAt === 1) {
         const slot = storeNow(key, entry)
-        if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
+        if (slot === undefined) return Effect.void
+        counters.promotions++
+        if (schema !== undefined) slot.memoizeTyped(schema, decoded)
         return Effect.void
       }
+      counters.promotions++
       const above = Array.from({ length: foundAt - 1 }, (_, i) => i + 1)
       const promoted = (store: PendingStore | undefined) =>
         Effect.gen(function* () {
