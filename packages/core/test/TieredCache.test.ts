@@ -619,6 +619,20 @@ describe("the invalidation bus", () => {
       yield* settle(hub!, caches)
       expect(yield* b.get("k")).toEqual(Option.some("nan"))
       expect((yield* b.invalidationStats).malformedMessages).toBe(0)
+      // A grace that is no duration (JSON's 1e400 reads as Infinity: a copy stale for good;
+      // negative: gone before it expires) removes the receiver's copy instead of storing one.
+      for (const grace of ["1e400", "-1000"]) {
+        yield* b.get("k", { allowStale: true })
+        yield* hub!.publishRaw(
+          `{"type":"Update","key":"k","value":"bad grace","ttl_ms":1000,"grace_ms":${grace},"origin":"c"}`
+        )
+        yield* settle(hub!, caches)
+        yield* TestClock.adjust(2000)
+        expect([grace, yield* b.get("k", { allowStale: true })]).toEqual([
+          grace,
+          Option.some("from a, later")
+        ])
+      }
     })
   )
 

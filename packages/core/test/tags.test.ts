@@ -79,6 +79,31 @@ describe("invalidateTag", () => {
     })
   )
 
+  it.scoped("a tag record whose time is not a finite number counts from the record's creation", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const cache = yield* TieredCache.make().pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2)
+      )
+      yield* TestClock.adjust(1000)
+      // Foreign data: a record of Infinity (JSON's 1e400), created at 500.
+      yield* l2.plant("__tiercache:tag:t", {
+        ...Entry.make({ value: 0, now: 500, ttlMs: 60_000 }),
+        value: Infinity
+      })
+      yield* l2.plant("old", Entry.make({ value: "old", now: 400, ttlMs: 60_000, tags: ["t"] }))
+      yield* l2.plant("new", Entry.make({ value: "new", now: 600, ttlMs: 60_000, tags: ["t"] }))
+      // Not refused for good: an entry created after the record is valid, one before it is not.
+      expect(yield* cache.get("old")).toEqual(Option.none())
+      expect(yield* cache.get("new")).toEqual(Option.some("new"))
+      yield* TestClock.adjust(1)
+      yield* cache.set("k", "v", { tags: ["t"] })
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+    })
+  )
+
   it.scoped("a computation that started before the invalidation is not stored as valid", () =>
     Effect.gen(function* () {
       const { caches } = yield* MultiInstance.make(1)

@@ -1,7 +1,8 @@
 /**
  * A tier wrapper for fault tests: it makes any tier fail, slow down (on the Effect Clock, so
  * `TestClock` drives it), lose data or fail at random, on chosen operations, until healed, and
- * counts every call.
+ * counts every call. The wrapped tier's `writeIfNewer`, when it has one, is kept and steered as
+ * `set`.
  *
  * @since 0.1.0
  */
@@ -204,6 +205,13 @@ export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Eff
       removeMatching: (glob) => run("removeMatching", tier.removeMatching(glob), () => 0),
       clear: run("clear", tier.clear, () => undefined),
       health,
+      // The wrapped tier's conditional write (recovery's replay, a tag's time), steered as a set.
+      ...(tier.writeIfNewer === undefined
+        ? {}
+        : {
+            writeIfNewer: (changes: ReadonlyArray<Tier.Tier.Change>) =>
+              run("set", tier.writeIfNewer!(changes), () => changes.map(() => true))
+          }),
       ...controls
     }
     return chaos

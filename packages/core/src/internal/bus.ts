@@ -146,6 +146,11 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
     case "Update": {
       const ttlMs = message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : deps.defaultTtl)
       if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) return local.remove([message.key])
+      // A grace that is no duration (negative, or JSON's 1e400: Infinity, a copy stale forever).
+      const graceMs = message.grace_ms
+      if (graceMs !== undefined && !(graceMs >= 0 && Number.isFinite(graceMs))) {
+        return local.remove([message.key])
+      }
       // Dated, and its lifetime counted, from the sender's creation when the message says it,
       // not from its arrival (a late message must not extend it); never later than the arrival
       // (a sender whose clock runs ahead must not date it into the future).
@@ -157,7 +162,7 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
         value: message.value,
         now: dated ?? arrival,
         ttlMs,
-        graceMs: message.grace_ms,
+        graceMs,
         tags: message.tags
       })
       if (dated === undefined) return local.store(message.key, entry)
@@ -167,8 +172,16 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
     }
     case "RemovePattern":
       return local.removeMatching(message.pattern)
-    case "RemoveTag":
-      return local.removeTag(message.tag, message.at ?? deps.now())
+    case "RemoveTag": {
+      // Never later than the arrival, as an Update's date: a time in the future (a sender's
+      // clock ahead, or JSON's 1e400: Infinity) would refuse the tag's entries until then.
+      const arrival = deps.now()
+      const at = message.at
+      return local.removeTag(
+        message.tag,
+        at !== undefined && Number.isFinite(at) && at < arrival ? at : arrival
+      )
+    }
     case "Clear":
       return local.clear
   }

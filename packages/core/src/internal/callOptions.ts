@@ -150,10 +150,13 @@ const resolveWriteAnew = (defaults: Defaults, opts: WriteOptions): ResolvedWrite
     if (typeof g !== "number") return g
     graceMs = g
   }
-  const tags = opts.tags ?? noTags
+  // A copy, checked and kept: the entry (its L1 copy, its bus message) must keep the tags it was
+  // written with when the caller reuses and changes its array for the next call.
+  const given = opts.tags
+  const tags = given === undefined ? noTags : Array.isArray(given) ? Object.freeze([...given]) : given
   const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
   if (bad) return bad
-  return { ttlMs, graceMs, tags }
+  return { ttlMs, graceMs, tags: tags.length === 0 ? noTags : tags }
 }
 
 /** Resolves a getOrCompute's options against the cache's defaults. */

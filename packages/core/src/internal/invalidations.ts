@@ -11,6 +11,7 @@ import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
 import type { Tier } from "../Tier.js"
 import type { Changes, Deps, WriteError } from "./changes.js"
+import { writeIfNewer } from "./ifNewer.js"
 import { checkKey, checkKeys, checkPattern, checkTag } from "./input.js"
 import type * as PendingStores from "./pendingStores.js"
 import { TAG_PREFIX } from "./tags.js"
@@ -109,7 +110,9 @@ export const make = (deps: Deps, changes: Changes) => {
               before()
               return access.onEveryTier(
                 () => access.removeL1Tagged(tag),
-                (tier) => tier.set(TAG_PREFIX + tag, record)
+                // Unless the tier holds a later time: an earlier invalidation of the tag whose
+                // write lands after this one's must not take the time back.
+                (tier) => writeIfNewer(tier, [{ key: TAG_PREFIX + tag, entry: record, at }])
               )
             })
           )

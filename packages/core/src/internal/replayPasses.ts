@@ -1,8 +1,8 @@
 /**
  * The replay passes: one replay goes over the changes kept in recovery.ts's record, in the
  * order they were made, until none is left (at most five passes). Consecutive key changes are
- * applied to each lower tier (Tier `writeIfNewer`, or a read, a comparison and a write for tiers
- * without it: a replayed write or removal never replaces an entry created after it), then told
+ * applied to each lower tier (ifNewer.ts: a replayed write or removal never replaces an entry
+ * created after it), then told
  * to the other instances; a pattern or clear (a barrier) removes what it matches from each lower
  * tier, then is told. A pass stops at the first tier or message that fails, the change kept.
  */
@@ -13,6 +13,7 @@ import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { Tier } from "../Tier.js"
 import type { Publisher } from "./bus.js"
 import type { Counters } from "./counters.js"
+import { writeIfNewer } from "./ifNewer.js"
 import type { Barrier, KeyChange, Record } from "./recovery.js"
 import type { TierAccess } from "./tierAccess.js"
 
@@ -50,21 +51,7 @@ export const make = (deps: Deps): Effect.Effect<void> => {
         at: c.at
       })
     )
-    const applied: Effect.Effect<ReadonlyArray<boolean>, TierError> = tier.writeIfNewer !== undefined
-      ? tier.writeIfNewer(asked)
-      : Effect.forEach(
-          asked,
-          (change) =>
-            Effect.flatMap(tier.get(change.key), (found) => {
-              if (found._tag === "Some" && found.value.createdAt > change.at) return Effect.succeed(false)
-              return Effect.as(
-                change.entry === undefined ? tier.remove([change.key]) : tier.set(change.key, change.entry),
-                true
-              )
-            }),
-          { concurrency: 16 }
-        )
-    return Effect.catchAll(applied, tierFailed(index))
+    return Effect.catchAll(writeIfNewer(tier, asked), tierFailed(index))
   }
 
   /** The messages that tell the other instances about replayed key changes. */

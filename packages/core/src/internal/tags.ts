@@ -41,7 +41,11 @@ export const make = (access: TierAccess): Tags => {
         // A tier that did not answer leaves the tag unknown: stale data is worse than a miss.
         if (found === undefined) return
         if (found._tag === "Some") {
-          note(tag, typeof found.value.value === "number" ? found.value.value : NEVER)
+          // A record whose value is not a time (foreign data; JSON's 1e400 reads as Infinity,
+          // which would refuse the tag's entries for good) counts from the record's creation.
+          const v = found.value.value
+          const created = found.value.createdAt
+          note(tag, Number.isFinite(v) ? (v as number) : Number.isFinite(created) ? created : NEVER)
           return
         }
       }
