@@ -38,7 +38,11 @@ export interface CacheStats {
   readonly computations: number
   /** Computations that failed. */
   readonly computeErrors: number
-  /** Stored values that did not decode under the requested schema (each a miss). */
+  /**
+   * Stored copies that did not decode under the requested schema, one per tier's copy: each is
+   * skipped as a miss of its tier and the read goes on to the next tier, so a read finding the
+   * same undecodable value in L1 and in L2 counts two (and, as a request, one miss).
+   */
   readonly decodeErrors: number
   /** Failed tier operations, by tier name. */
   readonly tierErrors: Readonly<Record<string, number>>

@@ -122,6 +122,17 @@ describe("writes and tier failures", () => {
       })
   )
 
+  it.scoped("a value that does not decode counts a decode error per tier's copy and one miss", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* memoryCache()
+      yield* cache.set("k", "text")
+      expect(yield* cache.getTyped("k", Schema.Number)).toEqual(Option.none())
+      const s = yield* cache.stats
+      // L1's copy, then L2's (the read goes on to the next tier): two copies, one request.
+      expect([s.requests, s.misses, s.decodeErrors]).toEqual([1, 1, 2])
+    })
+  )
+
   it.scoped("strategies set the TTL (RealTime: 10 s)", () =>
     Effect.gen(function* () {
       const { cache, l2 } = yield* memoryCache()
