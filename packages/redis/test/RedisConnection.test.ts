@@ -2,7 +2,6 @@ import * as Net from "node:net"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import {
-  Cause,
   Config,
   ConfigProvider,
   Context,
@@ -11,12 +10,11 @@ import {
   Layer,
   Logger,
   LogLevel,
-  Option,
   Redacted,
   Scope
 } from "effect"
 import { RedisConnection } from "../src/index.js"
-import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
+import { clientNames, connectionLayer, eventually, failureOf, observer, timed } from "./utils.js"
 
 const PASSWORD = "hunter2-s3cret"
 
@@ -37,13 +35,6 @@ const captureLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     )
     return [result, lines] as const
   })
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
-  return failure.value
-}
 
 describe("RedisConnection", () => {
   layer(RedisServer.layer({ password: PASSWORD }), { excludeTestServices: true, timeout: "20 seconds" })(

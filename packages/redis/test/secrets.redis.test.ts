@@ -3,7 +3,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Cause, Effect, Exit, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { observer } from "./utils.js"
+import { failureOf, observer } from "./utils.js"
 
 // Issue 12, items 3 and 6: no secret reachable from an error or a log line; nothing on the
 // console from the driver.
@@ -97,13 +97,6 @@ const connect = (options: RedisConnection.Options) =>
       return yield* tier.get("k")
     })
   ).pipe(Effect.exit)
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
-  return failure.value
-}
 
 describe("a url that is not a redis:// URL", () => {
   const build = (url: unknown) =>

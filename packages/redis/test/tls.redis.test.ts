@@ -6,8 +6,9 @@ import * as Path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Cause, Context, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Context, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { RedisConnection, RedisTier } from "../src/index.js"
+import { failureOf } from "./utils.js"
 
 // `rediss://` turns TLS on (RedisConnection's `url`), with the `tls` option's settings when given.
 // The server here speaks TLS only on its TLS port, with a certificate made for this suite
@@ -88,13 +89,6 @@ const open = (options: RedisConnection.Options) =>
     })
   ).pipe(Effect.exit)
 
-const typedFailure = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
-  return failure.value
-}
-
 describe("RedisConnection over TLS (rediss://)", () => {
   it.live("rediss:// with the tls option's certificate authority connects over TLS", () =>
     Effect.gen(function* () {
@@ -110,7 +104,7 @@ describe("RedisConnection over TLS (rediss://)", () => {
       const port = yield* tlsServer
       const url = Redacted.make(`redis://:${PASSWORD}@127.0.0.1:${port}`)
       const exit = yield* open({ url, connectTimeout: "500 millis", commandTimeout: "500 millis" })
-      const error = typedFailure(exit)
+      const error = failureOf(exit)
       expect(error._tag).toBe("RedisConnectionError")
       expect(JSON.stringify(error)).not.toContain(PASSWORD)
       expect(String(error)).not.toContain(PASSWORD)
@@ -123,7 +117,7 @@ describe("RedisConnection over TLS (rediss://)", () => {
       const url = Redacted.make(`rediss://:${PASSWORD}@127.0.0.1:${port}`)
       // Node's default authorities do not trust the suite's self-signed certificate.
       const exit = yield* open({ url, connectTimeout: "1 second", commandTimeout: "500 millis" })
-      const error = typedFailure(exit)
+      const error = failureOf(exit)
       expect(error._tag).toBe("RedisConnectionError")
       // TLS was on (the handshake judged the certificate) though no `tls` option was given.
       expect(error.message).toMatch(/certificate/)

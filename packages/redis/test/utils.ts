@@ -1,6 +1,6 @@
 import { RedisServer } from "@tiercache/testing"
 import type { Scope } from "effect"
-import { Duration, Effect, Layer, Schedule, Tracer } from "effect"
+import { Cause, Duration, Effect, Exit, Layer, Option, Schedule, Tracer } from "effect"
 import { Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 
@@ -118,4 +118,12 @@ export const countWrites = (client: Redis) => {
       socket._writev = writev
     }
   }
+}
+
+/** The typed failure of `exit`; throws when it succeeded or ended otherwise (a defect, an interruption). */
+export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
+  return failure.value
 }
