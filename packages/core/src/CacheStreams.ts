@@ -23,7 +23,8 @@ export interface StreamEntry {
 
 /**
  * Fields to publish: pairs in order, or a record. (RedisStreams also takes finite numbers as
- * values from plain JavaScript, stored as text, and refuses anything else with a StreamError.)
+ * values from plain JavaScript, stored as text, and refuses anything else with a StreamError,
+ * text with a lone surrogate too: Redis would store U+FFFD in its place.)
  *
  * @category models
  * @since 0.1.0

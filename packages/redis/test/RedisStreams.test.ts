@@ -299,6 +299,52 @@ describe("RedisStreams", () => {
         })
     )
 
+    // Redis holds text as UTF-8, where a lone surrogate becomes U+FFFD: "u-\uD800" and
+    // "u-\uDBFF" would be one Redis stream, and a reader of one would get the other's entries
+    // (the README suggests a stream per user). Such names are refused, as the cache's keys are.
+    it.scoped("stream names with lone surrogates are refused, never merged into one Redis stream", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const published = yield* Effect.either(streams.publish("u-\uD800", { secret: "for user A" }))
+        const readByOther = yield* Effect.either(streams.readLatest("u-\uDBFF", 10))
+        const leaked =
+          readByOther._tag === "Right" &&
+          readByOther.right.some((e) => e.fields.some(([, v]) => v === "for user A"))
+        expect({ publishRefused: published._tag === "Left", leaked }).toEqual({
+          publishRefused: true,
+          leaked: false
+        })
+        // Nothing reached Redis, and every other name or text of an operation is held to the same rule.
+        const look = yield* observer
+        expect(yield* Effect.promise(() => look.exists("s:u-\uFFFD"))).toBe(0)
+        yield* streams.publish("u", { a: "b" })
+        yield* streams.createGroup("u", "g")
+        const refused = [
+          streams.readLatest("u-\uDBFF", 10),
+          streams.read("u-\uDC00", "0", 10),
+          streams.read("u-\uDC00", "0", 10, 50),
+          streams.read("u", "0-\uD800", 10),
+          streams.createGroup("u", "g-\uD800"),
+          streams.ack("u", "g-\uD800", ["0-1"]),
+          streams.ack("u", "g", ["0-1\uD800"]),
+          streams.publish("u", { "f\uD800": "v" }),
+          streams.publish("u", { f: "v\uDFFF" }),
+          Stream.runDrain(streams.consume("u", "g", "c-\uD800", { blockMs: 50 }))
+        ]
+        for (const failing of refused) {
+          const result = yield* Effect.either(failing as Effect.Effect<unknown, { readonly _tag: string }>)
+          expect(Either.isLeft(result) && result.left._tag).toBe("StreamError")
+        }
+        expect(yield* Effect.promise(() => look.xinfo("CONSUMERS", "s:u", "g"))).toEqual([])
+        expect(yield* Effect.promise(() => look.xlen("s:u"))).toBe(1)
+        // Well-formed text outside the BMP (a surrogate pair) is fine.
+        const id = yield* streams.publish("u-\u{1F600}", { "\u{1F600}": "\u{1F601}" })
+        expect(yield* streams.readLatest("u-\u{1F600}", 1)).toEqual([
+          { id, fields: [["\u{1F600}", "\u{1F601}"]] }
+        ])
+      })
+    )
+
     it.scoped("spans: OpenTelemetry messaging attributes; stream names only when asked", () =>
       Effect.gen(function* () {
         const native = yield* Effect.tracer

@@ -1,7 +1,8 @@
 /**
  * How RedisStreams sends its commands and reads their replies: each command bounded by a
  * timeout (the connection's command timeout unless given), every failure a
- * {@link CacheError.StreamError} of the stream; stream names and counts checked before sending;
+ * {@link CacheError.StreamError} of the stream; stream, group and consumer names, ids, fields
+ * (well-formed UTF-16 text) and counts checked before sending;
  * XREAD / XREADGROUP / XREVRANGE entries decoded.
  */
 import { CacheError, type CacheStreams } from "@tiercache/core"
@@ -35,8 +36,23 @@ export const fromRead = (reply: unknown): ReadonlyArray<CacheStreams.StreamEntry
 export const isPositiveInteger = (n: unknown): n is number =>
   typeof n === "number" && Number.isSafeInteger(n) && n > 0
 
-/** Whether `value` is a non-empty string: a stream name, an id, a group. */
-const isName = (value: unknown): value is string => typeof value === "string" && value.length > 0
+/**
+ * Whether a string is well-formed UTF-16 (no lone surrogate). Redis holds text as UTF-8, where
+ * a lone surrogate has no form: the driver sends U+FFFD for it, so `"u-\uD800"` and
+ * `"u-\uDBFF"` would name one stream, and a field would read back altered. (Node 20.19, the
+ * oldest supported, has `String.prototype.isWellFormed`; ES2022's types do not name it.)
+ */
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed: () => boolean }).isWellFormed()
+
+/** Whether `value` is a non-empty, well-formed string: a stream name, an id, a group, a consumer. */
+const isName = (value: unknown): value is string =>
+  typeof value === "string" && value.length > 0 && isWellFormed(value)
+
+/** Why `value` is not a name (see {@link isName}). */
+const notAName = (what: string, value: unknown): string =>
+  typeof value === "string" && value.length > 0
+    ? `${what} must be well-formed UTF-16, got ${JSON.stringify(value)} with a lone surrogate, which Redis cannot hold apart from U+FFFD`
+    : `${what} must be a non-empty string, got ${typeof value}`
 
 /** The reason of an argument whose reading threw `cause` (a Proxy, a throwing getter). */
 const unreadable = (what: string, cause: unknown): string =>
@@ -69,16 +85,19 @@ export const make = (commandTimeout: Duration.Duration) => {
       })
     )
 
+  /** Fails unless `stream` is a name (see {@link isName}); the error names it escaped. */
   const checkStream = (operation: string, stream: string) =>
     isName(stream)
       ? Effect.void
-      : invalid(operation, `(${typeof stream})`, "the stream name must be a non-empty string")
+      : invalid(
+          operation,
+          typeof stream === "string" ? JSON.stringify(stream) : `(${typeof stream})`,
+          notAName("the stream name", stream)
+        )
 
-  /** Fails unless `value` (an id, a group name) is a non-empty string. */
+  /** Fails unless `value` (an id, a group or consumer name) is a name (see {@link isName}). */
   const checkText = (operation: string, stream: string, what: string, value: unknown) =>
-    isName(value)
-      ? Effect.void
-      : invalid(operation, stream, `${what} must be a non-empty string, got ${typeof value}`)
+    isName(value) ? Effect.void : invalid(operation, stream, notAName(what, value))
 
   /**
    * The fields of an entry to publish as pairs, read once here: names strings, values strings
@@ -104,6 +123,13 @@ export const make = (commandTimeout: Duration.Duration) => {
         if (typeof value !== "string" && !(typeof value === "number" && Number.isFinite(value))) {
           return bad(`the value of field ${JSON.stringify(name)} must be a string or a finite number`)
         }
+        // Redis would store U+FFFD for a lone surrogate: the entry would read back altered, and
+        // two field names could become one.
+        if (!isWellFormed(name as string) || (typeof value === "string" && !isWellFormed(value))) {
+          return bad(
+            `field ${JSON.stringify(name)} must be well-formed UTF-16 (no lone surrogate), name and value`
+          )
+        }
         pairs.push([name as string, value])
       }
       return Effect.succeed(pairs)
@@ -112,7 +138,7 @@ export const make = (commandTimeout: Duration.Duration) => {
     }
   }
 
-  /** The ids to acknowledge, read once here: an array of non-empty strings. */
+  /** The ids to acknowledge, read once here: an array of names (see {@link isName}). */
   const idsOf = (
     operation: string,
     stream: string,
@@ -120,7 +146,7 @@ export const make = (commandTimeout: Duration.Duration) => {
   ): Effect.Effect<ReadonlyArray<string>, StreamError> => {
     try {
       if (Array.isArray(ids) && ids.every(isName)) return Effect.succeed([...ids] as ReadonlyArray<string>)
-      return invalid(operation, stream, "ids must be an array of non-empty strings")
+      return invalid(operation, stream, "ids must be an array of non-empty, well-formed strings")
     } catch (cause) {
       return invalid(operation, stream, unreadable("ids", cause))
     }
