@@ -5,8 +5,12 @@
  * Connections: `publish`, `readLatest`, `ack`, `createGroup` and non-blocking `read`s use the
  * command connection. A `read` with `blockMs` runs on the shared blocking connection, so a
  * blocked read never delays a cache command; blocking reads take turns on it (a semaphore),
- * each one bounded by its own `blockMs`, and one that is interrupted or times out is woken with
- * CLIENT UNBLOCK so the next does not wait behind it. Each `consume` stream, a long-lived
+ * each one bounded as a whole, its wait for its turn included, by its own `blockMs` (one whose
+ * turn does not come in time answers then the entries there are, read without blocking on the
+ * command connection), and one that is interrupted or times out is woken with CLIENT UNBLOCK
+ * so the next does not wait behind it. A blocking read's `"$"` means
+ * the entries published after the call (it is resolved then, with an XREVRANGE on the command
+ * connection), however long the read waits for its turn. Each `consume` stream, a long-lived
  * loop, opens a connection of its own for its lifetime.
  *
  * Tracing: every operation runs in a span named `tiercache.streams.<operation>` (`publish`,
@@ -19,8 +23,9 @@
  *
  * @since 0.1.0
  */
-import { CacheError, CacheStreams } from "@tiercache/core"
-import { Duration, Effect, Layer } from "effect"
+import { type CacheError, CacheStreams } from "@tiercache/core"
+import { Effect, Layer } from "effect"
+import * as BlockingRead from "./internal/blockingRead.js"
 import { resolvePrefix } from "./internal/namespace.js"
 import { notAnObject } from "./internal/optionsObject.js"
 import * as StreamCommands from "./internal/streamCommands.js"
@@ -29,8 +34,6 @@ import * as StreamConsumer from "./internal/streamConsumer.js"
 import * as StreamSpans from "./internal/streamSpans.js"
 import { countRead } from "./internal/streamSpans.js"
 import { RedisConnection } from "./RedisConnection.js"
-
-const { StreamError } = CacheError
 
 /**
  * Options of the Redis streams.
@@ -75,6 +78,7 @@ export const make = (
     const { invalid, send, checkStream, checkText, pairsOf, idsOf } = commands
     const traced = StreamSpans.make(options.streamNamesInSpans === true)
     const consume = StreamConsumer.make(connection, prefix, commands, traced)
+    const blockingRead = BlockingRead.make(connection, commands)
 
     const publish = (stream: string, fields: CacheStreams.Fields, maxLen?: number) =>
       Effect.gen(function* () {
@@ -123,22 +127,7 @@ export const make = (
             yield* send("read", stream, call(client, ["XREAD", "COUNT", count, "STREAMS", key, lastId]))
           )
         }
-        const block = Math.floor(blockMs)
-        const reply = yield* connection
-          .blocking((conn) =>
-            send(
-              "read",
-              stream,
-              call(conn, ["XREAD", "COUNT", count, "BLOCK", block, "STREAMS", key, lastId]),
-              Duration.sum(Duration.millis(block), commandTimeout)
-            )
-          )
-          .pipe(
-            Effect.catchTag("RedisConnectionError", (error) =>
-              Effect.fail(new StreamError({ operation: "read", stream, reason: error.reason, cause: error }))
-            )
-          )
-        return fromRead(reply)
+        return yield* blockingRead(stream, key, lastId, count, Math.floor(blockMs))
       }).pipe(Effect.tap(countRead), traced("read", stream, { command: "XREAD", type: "receive" }))
 
     const createGroup = (stream: string, group: string, startId = "$") =>

@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Chunk, Effect, Either, Fiber, Layer, Option, Queue, Stream, Tracer } from "effect"
+import { Chunk, Context, Effect, Either, Fiber, Layer, Option, Queue, Stream, Tracer } from "effect"
 import { RedisStreams, RedisTier } from "../src/index.js"
 import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
 
@@ -128,6 +128,81 @@ describe("RedisStreams", () => {
         expect(entries).toEqual([])
         expect(elapsed).toBeLessThan(500)
       })
+    )
+
+    // Blocking reads take turns on one connection. A read waiting for its turn must not have
+    // "$" resolved late (losing entries published while it waited), nor wait past its blockMs.
+    it.scoped(
+      'a blocking read of "$" queued behind another read still sees an entry published after the call, within its blockMs',
+      () =>
+        Effect.gen(function* () {
+          const streams = yield* CacheStreams.CacheStreams
+          const other = yield* Effect.fork(streams.read("queued-other", "$", 10, 3_000))
+          yield* Effect.sleep("50 millis")
+          const reader = yield* Effect.fork(timed(streams.read("queued-mine", "$", 10, 200)))
+          yield* Effect.sleep("50 millis")
+          const id = yield* streams.publish("queued-mine", { n: "1" })
+          const [elapsed, entries] = yield* Fiber.join(reader)
+          yield* Fiber.interrupt(other)
+          expect({ tookUnder1s: elapsed < 1_000, ids: entries.map((e) => e.id) }).toEqual({
+            tookUnder1s: true,
+            ids: [id]
+          })
+        })
+    )
+
+    it.scoped("a blocking read whose turn comes late blocks only for the time left of its blockMs", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const other = yield* Effect.fork(streams.read("late-other", "$", 10, 300))
+        yield* Effect.sleep("20 millis")
+        // Its turn comes after about 300 ms: it then blocks for about 200 ms, not 500.
+        const [elapsed, entries] = yield* timed(streams.read("late-mine", "$", 10, 500))
+        expect(entries).toEqual([])
+        expect(elapsed).toBeGreaterThanOrEqual(450)
+        expect(elapsed).toBeLessThan(700)
+        yield* Fiber.join(other)
+        // And one woken in that time answers what was published after the call.
+        const waiting = yield* Effect.fork(streams.read("late-other", "$", 10, 300))
+        yield* Effect.sleep("20 millis")
+        const reader = yield* Effect.fork(timed(streams.read("late-mine", "$", 10, 1_000)))
+        yield* Effect.sleep("400 millis")
+        const id = yield* streams.publish("late-mine", { n: "1" })
+        const [wokenAfter, woken] = yield* Fiber.join(reader)
+        expect(ids(woken)).toEqual([id])
+        expect(wokenAfter).toBeLessThan(900)
+        yield* Fiber.join(waiting)
+      })
+    )
+
+    it.scoped(
+      "blocking reads that give up while the blocking connection opens leave one connection, kept",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const context = yield* Layer.build(
+            RedisStreams.layer().pipe(
+              Layer.provide(connectionLayer({ keyPrefix: "s:", connectionName: "fresh" }))
+            )
+          )
+          const streams = Context.get(context, CacheStreams.CacheStreams)
+          // Each gives up after 1 ms, most likely before the connection is open.
+          const answers = yield* Effect.all(
+            Array.from({ length: 10 }, () => streams.read("opening", "$", 10, 1)),
+            { concurrency: "unbounded" }
+          )
+          expect(answers.flat()).toEqual([])
+          const blockingConnections = clientNames(look).pipe(
+            Effect.map((names) => names.filter((name) => name === "fresh:blocking").length)
+          )
+          yield* eventually(Effect.filterOrFail(blockingConnections, (n) => n === 1))
+          // The next read uses it (no other is opened) and is woken by a publish.
+          const reader = yield* Effect.fork(streams.read("opening", "$", 10, 2_000))
+          yield* Effect.sleep("100 millis")
+          const id = yield* streams.publish("opening", { n: "1" })
+          expect(ids(yield* Fiber.join(reader))).toEqual([id])
+          expect(yield* blockingConnections).toBe(1)
+        })
     )
 
     it.scoped("consumer groups: delivery, ack, pending count; an existing group is no error", () =>

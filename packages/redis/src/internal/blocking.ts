@@ -1,10 +1,13 @@
 /**
  * The shared connection for blocking reads: opened on first use, used by one caller at a time,
- * and woken with CLIENT UNBLOCK when a use ends early.
+ * and woken with CLIENT UNBLOCK when a use ends early. The open runs to its end in the layer's
+ * scope even when the use that started it gives up (is interrupted, or its read's time runs
+ * out), and the connection is kept for the next use: never one left open beside it.
  */
-import { type Duration, Effect, Exit, Option, Scope, SynchronizedRef } from "effect"
+import { Deferred, type Duration, Effect, Exit, Option, Scope, SynchronizedRef } from "effect"
 import type { Redis } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
+import type { RedisConnectionError } from "./connectionError.js"
 import type { Opener } from "./opener.js"
 
 interface BlockingConnection {
@@ -12,6 +15,9 @@ interface BlockingConnection {
   /** The server-side id of the connection now (it changes on reconnect). */
   id: string | undefined
 }
+
+/** The connection once open (or its open failed). */
+type Opening = Deferred.Deferred<BlockingConnection, RedisConnectionError>
 
 /** The `blocking` of one RedisConnection. */
 export const makeBlocking = (
@@ -22,7 +28,7 @@ export const makeBlocking = (
   Effect.gen(function* () {
     const scope = yield* Effect.scope
     const lock = yield* Effect.makeSemaphore(1)
-    const ref = yield* SynchronizedRef.make(Option.none<BlockingConnection>())
+    const ref = yield* SynchronizedRef.make(Option.none<Opening>())
     const readId = (conn: BlockingConnection) =>
       conn.client.client("ID").then(
         (id) => {
@@ -32,19 +38,37 @@ export const makeBlocking = (
           conn.id = undefined
         }
       )
+    const open = (opening: Opening) =>
+      Effect.gen(function* () {
+        const client = yield* Scope.extend(opener.open("blocking"), scope)
+        const conn: BlockingConnection = { client, id: undefined }
+        client.on("ready", () => void readId(conn))
+        yield* Effect.promise(() => readId(conn)).pipe(Effect.timeout(commandTimeout), Effect.ignore)
+        return conn
+      }).pipe(
+        // A failed open is not kept: the next use tries again.
+        Effect.tapError(() =>
+          SynchronizedRef.update(ref, (current) =>
+            Option.isSome(current) && current.value === opening ? Option.none() : current
+          )
+        ),
+        // Interrupted only when the layer closes: its waiters are woken as interrupted.
+        Effect.onExit((exit) => Deferred.done(opening, exit))
+      )
+    // The connection, opened by the first use that needs it in a fiber of the layer's scope
+    // (interruptible, as a forked fiber would not be here), which the uses await. Uninterruptible
+    // between the fork and the storing of its Deferred, so that no open goes unrecorded.
     const get = SynchronizedRef.modifyEffect(ref, (current) =>
       Option.match(current, {
-        onSome: (conn) => Effect.succeed([conn, current] as const),
+        onSome: (opening) => Effect.succeed([opening, current] as const),
         onNone: () =>
           Effect.gen(function* () {
-            const client = yield* Scope.extend(opener.open("blocking"), scope)
-            const conn: BlockingConnection = { client, id: undefined }
-            client.on("ready", () => void readId(conn))
-            yield* Effect.promise(() => readId(conn))
-            return [conn, Option.some(conn)] as const
+            const opening: Opening = yield* Deferred.make<BlockingConnection, RedisConnectionError>()
+            yield* Effect.forkIn(Effect.interruptible(open(opening)), scope)
+            return [opening, Option.some(opening)] as const
           })
       })
-    )
+    ).pipe(Effect.uninterruptible, Effect.flatMap(Deferred.await))
     const unblock = (conn: BlockingConnection) =>
       conn.id === undefined
         ? Effect.void
