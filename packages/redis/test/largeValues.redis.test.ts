@@ -1,5 +1,5 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer, Option } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
@@ -27,6 +27,19 @@ const instance = (instanceId: string, largeValueBytes?: number) =>
     )
     return Context.get(context, TieredCache.TieredCache)
   })
+
+/** A RedisTier alone, keys under `lot:`, values of 1 KiB or more large. */
+const tierAlone = Effect.map(
+  Layer.build(
+    RedisTier.layer().pipe(Layer.provide(connectionLayer({ keyPrefix: "lot:", largeValueBytes: 1024 })))
+  ),
+  (context) => Context.get(context, Tier.L2)
+)
+
+/** The first characters of a value: enough to tell the large one ("xxxxx") from the others. */
+const head = (value: unknown) => String(value).slice(0, 5)
+
+const largeValue = "x".repeat(5_000)
 
 const tierErrors = (cache: TieredCache.TieredCache.Service) =>
   Effect.map(cache.stats, (s) => Object.values(s.tierErrors).reduce((x, y) => x + y, 0))
@@ -95,6 +108,22 @@ describe("large values", () => {
           expect(stored).toEqual(Array.from({ length: 20 }, () => '{"v":"written",'))
           expect(yield* b.get("after-large:0")).toEqual(Option.some("written"))
         })
+    )
+
+    // `Tier.setMany` stores the entries in order (as MemoryTier's setMany and MSET do): a key
+    // given twice keeps its later entry, though the large one goes over another connection.
+    it.scoped("RedisTier.setMany with one key twice (large, then small) keeps the later entry", () =>
+      Effect.gen(function* () {
+        const tier = yield* tierAlone
+        const now = Date.now()
+        const large = Entry.make({ value: largeValue, now, ttlMs: 60_000 })
+        const small = Entry.make({ value: "small", now, ttlMs: 60_000 })
+        yield* tier.setMany([
+          ["dup", large],
+          ["dup", small]
+        ])
+        expect(Option.map(yield* tier.get("dup"), (e) => head(e.value))).toEqual(Option.some("small"))
+      })
     )
   })
 })

@@ -3,7 +3,8 @@
  * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
  * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern with SCAN (never KEYS) inside the
  * prefix only: a pattern leaves the cache's own keys (`Tier.reservedPrefix`: a tag's time, the
- * large-value marker) in place, `clear` the large-value marker.
+ * large-value marker) in place, `clear` the large-value marker. Within one `setMany`, a key
+ * given twice keeps its last entry (as `MSET` does).
  */
 import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
@@ -33,6 +34,13 @@ export interface Deps {
   readonly scanCount: number
   readonly clock: Clock.Clock
   readonly runner: Runner
+}
+
+/** The writes of a batch with only the last one of each key kept. */
+const lastPerKey = (writes: ReadonlyArray<Write>): ReadonlyArray<Write> => {
+  const last = new Map<string, Write>()
+  for (const w of writes) last.set(w.key, w)
+  return [...last.values()]
 }
 
 /** Milliseconds until the entry is gone; not positive means it must not be stored. */
@@ -174,12 +182,17 @@ export const make = ({
       Effect.gen(function* () {
         if (entries.length === 0) return
         const now = clock.unsafeCurrentTimeMillis()
-        const writes = yield* Effect.forEach(entries, ([key, entry]): Effect.Effect<Write, TierError> => {
+        const encoded = yield* Effect.forEach(entries, ([key, entry]): Effect.Effect<Write, TierError> => {
           const px = pxOf(entry, now)
           return px > 0
             ? Effect.map(encode("setMany", entry), (value) => ({ key: prefix + key, value, px }))
             : Effect.succeed({ key: prefix + key, value: undefined, px })
         })
+        // The small writes and the large ones go out at once on two connections: were a key
+        // both, the earlier could land last. Only its last entry is written, as MSET would.
+        const writes = encoded.some((w) => w.value !== undefined && large.isLarge(w.value))
+          ? lastPerKey(encoded)
+          : encoded
         const small = writes.filter((w) => w.value === undefined || !large.isLarge(w.value))
         const big = writes.filter((w) => w.value !== undefined && large.isLarge(w.value))
         yield* Effect.all(
