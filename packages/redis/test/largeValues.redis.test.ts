@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Fiber, Layer, Option } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { connectionLayer, observer } from "./utils.js"
 
@@ -26,6 +26,24 @@ const instance = (instanceId: string, largeValueBytes?: number) =>
       )
     )
     return Context.get(context, TieredCache.TieredCache)
+  })
+
+/**
+ * An instance with its L1 at hand (MemoryTier L1, RedisTier L2, Redis bus), keys under `lo:`,
+ * values of 1 KiB or more large.
+ */
+const instanceWithL1 = (instanceId: string) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId }).pipe(
+        Layer.provide(
+          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
+        ),
+        Layer.provide(connectionLayer({ keyPrefix: "lo:", largeValueBytes: 1024 }))
+      )
+    )
+    return { cache: Context.get(context, TieredCache.TieredCache), l1 }
   })
 
 /** A RedisTier alone, keys under `lot:`, values of 1 KiB or more large. */
@@ -108,6 +126,115 @@ describe("large values", () => {
           expect(stored).toEqual(Array.from({ length: 20 }, () => '{"v":"written",'))
           expect(yield* b.get("after-large:0")).toEqual(Option.some("written"))
         })
+    )
+    // README "A write runs to its end": afterwards every instance and tier agree. A large value
+    // goes over the large-value connection after its marker's round trip; a small `set` of the
+    // key called after it must not land first (L1 keeps the call order, and the instance ignores
+    // its own Remove: it would serve the small value while Redis and the others had the large).
+    it.scoped("concurrent sets of one key (a large one first): L1, Redis and another instance agree", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const a = yield* instanceWithL1("a")
+        const b = yield* instanceWithL1("b")
+        const disagreements: Array<unknown> = []
+        for (let i = 0; i < 5; i++) {
+          const key = `both:${i}`
+          yield* Effect.all(
+            [
+              a.cache.set(key, largeValue, { ttl: "1 minute" }),
+              a.cache.set(key, "small", { ttl: "1 minute" })
+            ],
+            { concurrency: "unbounded", discard: true }
+          )
+          const inL1 = Option.getOrNull(Option.map(yield* a.l1.get(key), (e) => head(e.value)))
+          const raw = yield* Effect.promise(() => look.get(`lo:${key}`))
+          const inRedis = raw === null ? null : head((JSON.parse(raw) as { v: unknown }).v)
+          const atA = Option.getOrNull(Option.map(yield* a.cache.get(key), head))
+          const atB = Option.getOrNull(Option.map(yield* b.cache.get(key), head))
+          if (!(inL1 === inRedis && atA === atB)) disagreements.push({ i, inL1, inRedis, atA, atB })
+        }
+        expect(disagreements).toEqual([])
+      })
+    )
+
+    // An invalidate called while a large `set` of its key is still on its way: once both have
+    // returned, no tier and no instance keeps the value (the large SET must not land after the
+    // UNLINK and bring it back).
+    it.scoped("an invalidate right after a large set of its key: no tier nor instance keeps the value", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const a = yield* instanceWithL1("a")
+        const b = yield* instanceWithL1("b")
+        const kept: Array<unknown> = []
+        for (let i = 0; i < 5; i++) {
+          const key = `gone:${i}`
+          yield* Effect.all([a.cache.set(key, largeValue, { ttl: "1 minute" }), a.cache.invalidate(key)], {
+            concurrency: "unbounded",
+            discard: true
+          })
+          const inL1 = Option.isSome(yield* a.l1.get(key))
+          const inRedis = (yield* Effect.promise(() => look.exists(`lo:${key}`))) === 1
+          const atA = Option.isSome(yield* a.cache.get(key))
+          const atB = Option.isSome(yield* b.cache.get(key))
+          if (inL1 || inRedis || atA || atB) kept.push({ i, inL1, inRedis, atA, atB })
+        }
+        expect(kept).toEqual([])
+      })
+    )
+
+    // The same on RedisTier alone, for each way a key is written or removed while its large
+    // write is in flight: what was called last is what Redis holds.
+    it.scoped("RedisTier: a write or removal called during a large write of its key lands after it", () =>
+      Effect.gen(function* () {
+        const tier = yield* tierAlone
+        const now = Date.now()
+        const large = Entry.make({ value: largeValue, now, ttlMs: 60_000 })
+        const small = Entry.make({ value: "small", now, ttlMs: 60_000 })
+        const after: ReadonlyArray<readonly [string, Effect.Effect<void, unknown>, string | null]> = [
+          ["set", tier.set("k", small), "small"],
+          ["setThen", Effect.asVoid(tier.setThen!("k", small, Effect.void)), "small"],
+          [
+            "setMany",
+            tier.setMany([
+              ["other", small],
+              ["k", small]
+            ]),
+            "small"
+          ],
+          ["remove", tier.remove(["other", "k"]), null],
+          ["removeMatching", Effect.asVoid(tier.removeMatching("k*")), null],
+          ["clear", tier.clear, null]
+        ]
+        const found: Record<string, string | null> = {}
+        for (const [name, then] of after) {
+          yield* Effect.all([tier.set("k", large), then], { concurrency: "unbounded", discard: true })
+          found[name] = Option.getOrNull(Option.map(yield* tier.get("k"), (e) => head(e.value)))
+        }
+        expect(found).toEqual(Object.fromEntries(after.map(([name, , expected]) => [name, expected])))
+      })
+    )
+
+    // A large write whose caller is interrupted (a timeout, a race) once its SET is on its way
+    // still lands: a write of its key called after the interruption must land after it.
+    it.scoped("RedisTier: a write called after a large write was interrupted on its way lands after it", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const tier = yield* tierAlone
+        const now = Date.now()
+        const large = Entry.make({ value: "x".repeat(50 * MB), now, ttlMs: 60_000 })
+        const small = Entry.make({ value: "small", now, ttlMs: 60_000 })
+        const received = Effect.promise(async () =>
+          Number(/total_net_input_bytes:(\d+)/.exec(await look.info("stats"))![1])
+        )
+        const before = yield* received
+        const write = yield* Effect.fork(tier.set("cut", large))
+        // Interrupted once Redis has begun to receive the SET (its 50 MB take it a while).
+        while ((yield* received) - before < MB) yield* Effect.sleep("1 millis")
+        yield* Fiber.interrupt(write)
+        yield* tier.set("cut", small)
+        yield* Effect.sleep("300 millis")
+        expect(Option.map(yield* tier.get("cut"), (e) => head(e.value))).toEqual(Option.some("small"))
+      })
     )
 
     // `Tier.setMany` stores the entries in order (as MemoryTier's setMany and MSET do): a key

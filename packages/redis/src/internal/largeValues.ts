@@ -48,8 +48,16 @@ export interface LargeValues {
   readonly isLarge: (value: string) => boolean
   /** The marker's full key: present while a large value written by the cache may be. */
   readonly marker: string
-  /** SET with PX on the large-value connection (after the marker). */
-  readonly write: (full: string, value: string, px: number) => Effect.Effect<void, unknown>
+  /**
+   * SET with PX on the large-value connection (after the marker); `sent`, when given, is handed
+   * the SET's reply as soon as the SET is sent (it lands then even if this effect is interrupted).
+   */
+  readonly write: (
+    full: string,
+    value: string,
+    px: number,
+    sent?: (reply: Promise<unknown>) => void
+  ) => Effect.Effect<void, unknown>
   /** The value (or null) and PTTL of a key, on the large-value connection. */
   readonly read: (full: string) => Effect.Effect<readonly [unknown, unknown], unknown>
   /**
@@ -109,11 +117,18 @@ export const make = (connection: RedisConnection.Service, prefix: string): Large
     marker,
     // A UTF-16 code unit is at most 3 bytes of UTF-8: shorter strings are small for sure.
     isLarge: (value) => value.length * 3 >= limit && Buffer.byteLength(value) >= limit,
-    write: (full, value, px) =>
+    write: (full, value, px, sent) =>
       Effect.asVoid(
-        writeBulk(px, (client) =>
-          send(client, "set", [full, value, "PX", String(px)], timeoutFor(Buffer.byteLength(value)))
-        )
+        writeBulk(px, (client) => {
+          const reply = send(
+            client,
+            "set",
+            [full, value, "PX", String(px)],
+            timeoutFor(Buffer.byteLength(value))
+          )
+          sent?.(reply)
+          return reply
+        })
       ),
     eval: (script, full, args, bytes, px) =>
       writeBulk(px, (client) => send(client, "eval", [script, "1", full, ...args], timeoutFor(bytes))),

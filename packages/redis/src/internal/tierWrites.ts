@@ -3,13 +3,21 @@
  * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
  * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern with SCAN (never KEYS) inside the
  * prefix only: a pattern leaves the cache's own keys (`Tier.reservedPrefix`: a tag's time, the
- * large-value marker) in place, `clear` the large-value marker. Within one `setMany`, a key
- * given twice keeps its last entry (as `MSET` does).
+ * large-value marker) in place, `clear` the large-value marker.
+ *
+ * Order: the writes and removals of a key land in the order they were called, whichever
+ * connection they take. A write or removal of a key whose large write is still in flight waits
+ * for it to land before it is sent (keyOrder.ts), so a small `set` or a `remove` is never
+ * overwritten by a large value written before it; a removal by pattern or `clear` first waits
+ * for every large write in flight. Within one `setMany`, a key given twice keeps its last entry
+ * (as `MSET` does).
  */
 import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { sender } from "./corkedSend.js"
+import type { Landing } from "./keyOrder.js"
+import * as KeyOrder from "./keyOrder.js"
 import type { LargeValues } from "./largeValues.js"
 import type { Runner } from "./tierRunner.js"
 
@@ -43,6 +51,9 @@ const lastPerKey = (writes: ReadonlyArray<Write>): ReadonlyArray<Write> => {
   return [...last.values()]
 }
 
+/** For writes that need not tell when their commands land. */
+const noLanding: Landing = () => {}
+
 /** Milliseconds until the entry is gone; not positive means it must not be stored. */
 const pxOf = (entry: Entry.Entry, now: number): number => Math.ceil(entry.staleUntil - now)
 
@@ -59,20 +70,24 @@ export const make = ({
 } => {
   const { fail, run, exec } = runner
   const send = sender(client)
+  const order = KeyOrder.make()
   const setPx = (full: string, value: string, px: number): Promise<unknown> =>
     send("set", [full, value, "PX", String(px)], () => client.set(full, value, "PX", px))
   const unlinkOne = (full: string): Promise<unknown> => send("unlink", [full], () => client.unlink(full))
 
-  /** SET PX: on the large-value connection when the value is large. */
-  const write = (
+  /** SET PX of a large value on the large-value connection, its reply told to `landing`. */
+  const writeLarge = (
     operation: string,
     full: string,
     value: string,
-    px: number
+    px: number,
+    landing: Landing
   ): Effect.Effect<void, TierError> =>
-    large.isLarge(value)
-      ? Effect.mapError(large.write(full, value, px), (cause) => fail(operation, cause))
-      : Effect.asVoid(run(operation, () => setPx(full, value, px)))
+    Effect.mapError(large.write(full, value, px, landing), (cause) => fail(operation, cause))
+
+  /** SET PX of a small value, or UNLINK when `value` is undefined (the entry is gone already). */
+  const sendSmall = (full: string, value: string | undefined, px: number): Promise<unknown> =>
+    value === undefined ? unlinkOne(full) : setPx(full, value, px)
 
   /**
    * What a `set` of `entry` sends: its full key, PX and encoded value (undefined when the entry
@@ -91,6 +106,55 @@ export const make = ({
       return fail("set", cause)
     }
   }
+
+  /**
+   * A small SET PX (an UNLINK when `value` is undefined) on the command connection, then `then`
+   * at once: its PUBLISH follows the write on the connection (see `setThen`).
+   */
+  const sendThen = <A>(
+    full: string,
+    value: string | undefined,
+    px: number,
+    then: Effect.Effect<A>
+  ): Effect.Effect<readonly [TierError | undefined, A]> =>
+    Effect.suspend(() => {
+      let sent: Promise<unknown>
+      try {
+        sent = sendSmall(full, value, px)
+      } catch (cause) {
+        sent = Promise.reject(cause)
+      }
+      // Noted as it settles (a failure is then handled, not unhandled). Its reply comes before
+      // the reply to anything `then` sent after it on this connection, so it is usually known
+      // by the time `then` is done: no second wait for it.
+      let settled: { readonly error: TierError | undefined } | undefined
+      sent.then(
+        () => {
+          settled = { error: undefined }
+        },
+        (cause: unknown) => {
+          settled = { error: fail("set", cause) }
+        }
+      )
+      return Effect.flatMap(then, (a) =>
+        settled !== undefined
+          ? Effect.succeed([settled.error, a] as const)
+          : Effect.map(failureOf(run("set", () => sent)), (error) => [error, a] as const)
+      )
+    })
+
+  /** UNLINK of `full`, in commands of at most REMOVE_CHUNK keys. */
+  const unlink = (full: ReadonlyArray<string>): Effect.Effect<void, TierError> =>
+    full.length <= REMOVE_CHUNK
+      ? Effect.asVoid(run("remove", () => client.unlink(...full)))
+      : Effect.asVoid(
+          exec("remove", () => {
+            const pipeline = client.pipeline()
+            for (let i = 0; i < full.length; i += REMOVE_CHUNK)
+              pipeline.unlink(...full.slice(i, i + REMOVE_CHUNK))
+            return pipeline
+          })
+        )
 
   /** The failure of `effect`, or undefined once it succeeded. */
   const failureOf = (effect: Effect.Effect<unknown, TierError>): Effect.Effect<TierError | undefined> =>
@@ -133,49 +197,36 @@ export const make = ({
       Effect.suspend(() => {
         const w = prepare(key, entry)
         if (w instanceof CacheError.TierError) return Effect.fail(w)
-        return w.value === undefined
-          ? Effect.asVoid(run("set", () => unlinkOne(w.full)))
-          : write("set", w.full, w.value, w.px)
+        const { full, px, value } = w
+        if (value !== undefined && large.isLarge(value)) {
+          return order.after([full], (landing) => writeLarge("set", full, value, px, landing))
+        }
+        const small = Effect.asVoid(run("set", () => sendSmall(full, value, px)))
+        return order.waits(full) ? order.after([full], () => small) : small
       }),
 
     /**
      * `set`, then `then` without waiting for the reply in between: a SET (or the UNLINK of an
      * entry already gone) is handed to the command connection first, so a PUBLISH that `then`
      * sends on it follows the write (corked, both leave in one socket write: corkedSend.ts). A
-     * large value goes over the large-value connection: `then` waits for its reply.
+     * large value goes over the large-value connection: `then` waits for its reply. A write that
+     * must wait for an earlier large write of its key (keyOrder.ts) sends, and then runs `then`,
+     * once that one has landed.
      */
     setThen: <A>(key: string, entry: Entry.Entry, then: Effect.Effect<A>) =>
       Effect.suspend((): Effect.Effect<readonly [TierError | undefined, A]> => {
         const w = prepare(key, entry)
         if (w instanceof CacheError.TierError) return Effect.map(then, (a) => [w, a] as const)
-        if (w.value !== undefined && large.isLarge(w.value)) {
-          return Effect.flatMap(failureOf(write("set", w.full, w.value, w.px)), (error) =>
-            Effect.map(then, (a) => [error, a] as const)
+        const { full, px, value } = w
+        if (value !== undefined && large.isLarge(value)) {
+          return Effect.flatMap(
+            failureOf(order.after([full], (landing) => writeLarge("set", full, value, px, landing))),
+            (error) => Effect.map(then, (a) => [error, a] as const)
           )
         }
-        let sent: Promise<unknown>
-        try {
-          sent = w.value === undefined ? unlinkOne(w.full) : setPx(w.full, w.value, w.px)
-        } catch (cause) {
-          sent = Promise.reject(cause)
-        }
-        // Noted as it settles (a failure is then handled, not unhandled). Its reply comes before
-        // the reply to anything `then` sent after it on this connection, so it is usually known
-        // by the time `then` is done: no second wait for it.
-        let settled: { readonly error: TierError | undefined } | undefined
-        sent.then(
-          () => {
-            settled = { error: undefined }
-          },
-          (cause: unknown) => {
-            settled = { error: fail("set", cause) }
-          }
-        )
-        return Effect.flatMap(then, (a) =>
-          settled !== undefined
-            ? Effect.succeed([settled.error, a] as const)
-            : Effect.map(failureOf(run("set", () => sent)), (error) => [error, a] as const)
-        )
+        return order.waits(full)
+          ? order.after([full], () => sendThen(full, value, px, then))
+          : sendThen(full, value, px, then)
       }),
 
     setMany: (entries) =>
@@ -195,42 +246,57 @@ export const make = ({
           : encoded
         const small = writes.filter((w) => w.value === undefined || !large.isLarge(w.value))
         const big = writes.filter((w) => w.value !== undefined && large.isLarge(w.value))
-        yield* Effect.all(
-          [
-            small.length === 0
-              ? Effect.void
-              : exec("setMany", () => {
-                  const pipeline = client.pipeline()
-                  for (const w of small) {
-                    if (w.value === undefined) pipeline.unlink(w.key)
-                    else pipeline.set(w.key, w.value, "PX", w.px)
-                  }
-                  return pipeline
-                }),
-            Effect.forEach(big, (w) => write("setMany", w.key, w.value!, w.px), { discard: true })
-          ],
-          { concurrency: "unbounded", discard: true }
-        )
+        const all = (landing: Landing) =>
+          Effect.all(
+            [
+              small.length === 0
+                ? Effect.void
+                : exec("setMany", () => {
+                    const pipeline = client.pipeline()
+                    for (const w of small) {
+                      if (w.value === undefined) pipeline.unlink(w.key)
+                      else pipeline.set(w.key, w.value, "PX", w.px)
+                    }
+                    return pipeline
+                  }),
+              Effect.forEach(big, (w) => writeLarge("setMany", w.key, w.value!, w.px, landing), {
+                discard: true
+              })
+            ],
+            { concurrency: "unbounded", discard: true }
+          )
+        // Every key waits when one must (the pipeline is one); else only the large writes are
+        // registered, for the writes issued after this one.
+        if (writes.some((w) => order.waits(w.key))) {
+          return yield* order.after(
+            writes.map((w) => w.key),
+            all
+          )
+        }
+        if (big.length > 0) {
+          return yield* order.after(
+            big.map((w) => w.key),
+            all
+          )
+        }
+        yield* all(noLanding)
       }),
 
     remove: (keys) =>
-      Effect.gen(function* () {
-        if (keys.length === 0) return
+      Effect.suspend(() => {
+        if (keys.length === 0) return Effect.void
         const full = keys.map((key) => prefix + key)
-        if (full.length <= REMOVE_CHUNK) {
-          yield* run("remove", () => client.unlink(...full))
-          return
-        }
-        yield* exec("remove", () => {
-          const pipeline = client.pipeline()
-          for (let i = 0; i < full.length; i += REMOVE_CHUNK)
-            pipeline.unlink(...full.slice(i, i + REMOVE_CHUNK))
-          return pipeline
-        })
+        return order.waitsAny(full) ? order.after(full, () => unlink(full)) : unlink(full)
       }),
 
-    removeMatching: (glob) => removeMatching("removeMatching", glob, isReserved),
+    // A removal by pattern waits for the large writes in flight (of any key: it is rare), so
+    // that none lands after it.
+    removeMatching: (glob) =>
+      Effect.zipRight(order.settled, removeMatching("removeMatching", glob, isReserved)),
 
-    clear: removeMatching("clear", "*", (key) => key.equals(marker)).pipe(Effect.asVoid)
+    clear: Effect.zipRight(
+      order.settled,
+      removeMatching("clear", "*", (key) => key.equals(marker))
+    ).pipe(Effect.asVoid)
   }
 }
