@@ -23,7 +23,13 @@ import { isReservedKey, L1, type Tier } from "./Tier.js"
  * @since 0.1.0
  */
 export interface Options {
-  /** The most entries kept (required, a positive integer); the least recently used go first. */
+  /**
+   * The most entries kept (required, a positive integer of at most 2^24 = 16,777,216); the
+   * least recently used go first. lru-cache reserves its slots when the tier is built, about
+   * 36 bytes each (600 MB at the bound), so give the count you mean to hold: to bound a tier by
+   * `maxBytes` alone, give a count it cannot reach, not `Number.MAX_SAFE_INTEGER` (refused with
+   * a CacheConfigError).
+   */
   readonly maxEntries: number
   /**
    * An optional bound on the estimated size in bytes of all entries (UTF-16 length of the
@@ -47,6 +53,13 @@ export interface MemoryTier extends Tier.Service {
   /** Entries held now (expired ones not yet dropped included). */
   readonly size: () => number
 }
+
+/**
+ * The largest `maxEntries` a memory tier accepts (2^24 = 16,777,216). lru-cache allocates arrays
+ * of `maxEntries` slots at construction: from 2^32 it throws a RangeError, and well below that it
+ * reserves hundreds of megabytes before holding anything.
+ */
+const MAX_ENTRIES = 16_777_216
 
 const ENTRY_OVERHEAD_BYTES = 96
 
@@ -72,6 +85,12 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
     if (notObject) return yield* notObject
     if (!isPositiveInteger(options.maxEntries)) {
       return yield* new CacheConfigError({ option: "maxEntries", reason: "must be a positive integer" })
+    }
+    if (options.maxEntries > MAX_ENTRIES) {
+      return yield* new CacheConfigError({
+        option: "maxEntries",
+        reason: `must be at most ${MAX_ENTRIES} (2^24; lru-cache reserves its slots up front), got ${options.maxEntries}`
+      })
     }
     if (options.maxBytes !== undefined && !isPositiveInteger(options.maxBytes)) {
       return yield* new CacheConfigError({ option: "maxBytes", reason: "must be a positive integer" })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, MemoryTier } from "@tiercache/core"
-import { Effect, Option, TestClock } from "effect"
+import { Effect, Exit, Option, TestClock } from "effect"
 import fc from "fast-check"
 import { makeSlot } from "../src/internal/fastPath.js"
 
@@ -95,4 +95,25 @@ describe("MemoryTier", () => {
       { numRuns: 2000 }
     )
   })
+
+  // A count bound of Number.MAX_SAFE_INTEGER (meant as "bound by maxBytes only") passed the
+  // positive-integer check, then lru-cache threw RangeError("Invalid array length") preallocating
+  // its slots: a defect out of make/layer. DESIGN "Bad input": a typed error naming the option.
+  it.effect("refuses a maxEntries above 2^24 with a CacheConfigError naming the option and the bound", () =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(
+        MemoryTier.make({ maxEntries: Number.MAX_SAFE_INTEGER, maxBytes: 1_000_000 })
+      )
+      const outcome = Exit.match(exit, {
+        onSuccess: () => "tier",
+        onFailure: (cause) =>
+          cause._tag === "Fail" ? cause.error._tag : `defect: ${String(cause).split("\n")[0]}`
+      })
+      expect(["tier", "CacheConfigError"]).toContain(outcome)
+      const error = yield* Effect.flip(MemoryTier.make({ maxEntries: 2 ** 24 + 1 }))
+      expect(error._tag).toBe("CacheConfigError")
+      expect(error.option).toBe("maxEntries")
+      expect(error.reason).toContain("16777216")
+    })
+  )
 })
