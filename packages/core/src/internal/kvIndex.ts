@@ -44,16 +44,25 @@ export const make = (store: KeyValueStore.KeyValueStore, prefix: string, guard: 
     const written = new Array<number>(SHARDS).fill(0)
     const locks = yield* Effect.forEach(shards, () => Effect.makeSemaphore(1))
 
-    /** Writes a shard of the index unless a write since the last change covered it. */
+    /**
+     * Writes a shard of the index unless a write since the last change covered it. The write
+     * is uninterruptible: a store may replace a record in steps (the file system's `set`
+     * truncates the file, then writes it), and a write cut short between them would leave an
+     * empty shard, which reads as no keys: the entries it named would be out of reach of
+     * `clear` after a restart. Tier calls are interrupted in normal use (the breaker's timeout,
+     * a caller's timeout, the scope closing on a sweep), which then waits for the write.
+     */
     const persist = (shard: number): Effect.Effect<void, TierError> =>
       locks[shard]!.withPermits(1)(
         Effect.suspend(() => {
           if (written[shard]! >= changed[shard]!) return Effect.void
           const version = changed[shard]!
           const text = JSON.stringify([...shards[shard]!])
-          return Effect.tap(guard("set", store.set(`${prefix}${INDEX}${shard}`, text)), () => {
-            written[shard] = Math.max(written[shard]!, version)
-          })
+          return Effect.uninterruptible(
+            Effect.tap(guard("set", store.set(`${prefix}${INDEX}${shard}`, text)), () => {
+              written[shard] = Math.max(written[shard]!, version)
+            })
+          )
         })
       )
 
