@@ -11,7 +11,9 @@
  *   `<prefix>__tiercache:kv-index:<shard>`), for `removeMatching`, `clear` and the sweep. The
  *   index is written before a new key's value, so after a crash it may name keys that are no
  *   longer there (harmless), never miss one that is: a pattern invalidation or a clear after a
- *   restart still reaches every entry.
+ *   restart still reaches every entry. A key's value and its place in the index change under a
+ *   lock of the key, so however a set, a remove, a clear and the sweep of one key overlap, a
+ *   key whose value is stored is in the index.
  *
  * One process should own a prefix of a store: two processes writing the same prefix each keep
  * their own index and would overwrite each other's. Every failure of the store is a
@@ -25,6 +27,7 @@ import { Duration, Effect, Layer, Option, type Scope } from "effect"
 import { TierError } from "./CacheError.js"
 import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
+import * as KeyedLock from "./internal/keyedLock.js"
 import * as KvIndex from "./internal/kvIndex.js"
 import * as KvSweep from "./internal/kvSweep.js"
 import { isReservedKey, L2, type Tier } from "./Tier.js"
@@ -88,22 +91,47 @@ export const make = (
           )
         : Effect.void
 
+    // ---- one key at a time: a value and its place in the index change together ----------
+    // A key's value is written, and removed, under the key's lock, with its index step: a set
+    // records the key again if a remove dropped it meanwhile, a remove drops it after deleting
+    // the value. So a key whose value is in the store is in the index, however a set and a
+    // remove (or a clear, or the sweep) of it overlap.
+    const keyLock = KeyedLock.make()
+
     /**
-     * Removes stored keys, then drops them from the index. A key that is not stored is already
-     * removed: stores that report it (the file system's NotFound) are not failing.
+     * Removes stored keys, then drops them from the index, one key at a time under its lock;
+     * `keep` (asked under the lock) spares a key. A key that is not stored is already removed:
+     * stores that report it (the file system's NotFound) are not failing.
      */
-    const removeStored = (operation: string, keys: ReadonlyArray<string>) =>
-      Effect.tap(
-        guard(
-          operation,
-          Effect.forEach(
-            keys,
-            (key) => store.remove(prefix + key).pipe(Effect.catchIf(isNotFound, () => Effect.void)),
-            { discard: true }
-          )
-        ),
-        () => untrack(keys)
+    const removeStored = (
+      operation: string,
+      keys: ReadonlyArray<string>,
+      keep?: (key: string) => boolean
+    ): Effect.Effect<void, TierError> =>
+      Effect.forEach(
+        keys,
+        (key) =>
+          keyLock.withLock(
+            key,
+            Effect.suspend(() =>
+              keep?.(key)
+                ? Effect.void
+                : guard(
+                    operation,
+                    store.remove(prefix + key).pipe(Effect.catchIf(isNotFound, () => Effect.void))
+                  ).pipe(Effect.tap(() => untrack([key])))
+            )
+          ),
+        { discard: true }
       )
+
+    /**
+     * Writes the value of a key under its lock, recording the key in the index first if a
+     * remove dropped it since `setMany` recorded it (`track` is then a write of its shard;
+     * otherwise nothing).
+     */
+    const writeValue = (key: string, text: string): Effect.Effect<void, TierError> =>
+      keyLock.withLock(key, Effect.zipRight(track([key]), guard("set", store.set(prefix + key, text))))
     const sweeper = KvSweep.make({ store, prefix, name, now, sweepInterval, guard, index, removeStored })
 
     // ---- reads -----------------------------------------------------------------------------
@@ -134,14 +162,12 @@ export const make = (
         const live = entries.filter(([, entry]) => !Entry.isGone(entry, t))
         if (gone.length > 0) yield* removeStored("set", gone)
         if (live.length === 0) return
-        yield* track(live.map(([key]) => key))
         const values = yield* Effect.forEach(live, ([key, entry]) =>
           Effect.try({ try: () => [key, Entry.serialize(entry)] as const, catch: fail("set") })
         )
-        yield* guard(
-          "set",
-          Effect.forEach(values, ([key, text]) => store.set(prefix + key, text), { discard: true })
-        )
+        // The new keys in one write per shard, before any value (writeValue checks again).
+        yield* track(live.map(([key]) => key))
+        yield* Effect.forEach(values, ([key, text]) => writeValue(key, text), { discard: true })
       }).pipe((write) => sweeper.markWriting(entries, write))
 
     const removeMatching = (operation: string, matches: (key: string) => boolean) =>

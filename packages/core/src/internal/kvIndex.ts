@@ -69,17 +69,22 @@ export const make = (store: KeyValueStore.KeyValueStore, prefix: string, guard: 
     /** Writes every shard changed since its last write. */
     const persistAll = Effect.forEach(shards, (_, shard) => persist(shard), { discard: true })
 
-    /** Records keys in the index (before their values are written). */
+    /**
+     * Records keys in the index (before their values are written); done once each key's shard
+     * is written with it. A key already there whose shard has changes not yet written may be
+     * one of them (another fiber's write of it in flight): it waits for that shard too.
+     */
     const track = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> => {
       const touched = new Set<number>()
       for (const key of keys) {
         const shard = shardOf(key)
-        if (shards[shard]!.has(key)) continue
-        shards[shard]!.add(key)
-        changed[shard]!++
-        touched.add(shard)
+        if (!shards[shard]!.has(key)) {
+          shards[shard]!.add(key)
+          changed[shard]!++
+        }
+        if (written[shard]! < changed[shard]!) touched.add(shard)
       }
-      return Effect.forEach(touched, persist, { discard: true })
+      return touched.size === 0 ? Effect.void : Effect.forEach(touched, persist, { discard: true })
     }
     /** Drops keys from the index; written with the next change (a stale index only names more). */
     const untrack = (keys: Iterable<string>) => {

@@ -2,7 +2,9 @@
  * The sweep of a KeyValueStore tier: a KeyValueStore has no expiry, so every `sweepInterval`
  * the sweep reads every indexed key, removes the gone entries and drops from the index the keys
  * no longer stored. It leaves alone the keys being written, and those written while it ran
- * (`markWriting` notes them): they may hold a new value it did not see.
+ * (`markWriting` notes them): they may hold a new value it did not see. It asks so again under
+ * each key's lock just before removing it, so a write that ends while it removes other keys is
+ * not lost, and one that begins then waits for the removal.
  */
 import type { KeyValueStore } from "@effect/platform"
 import { type Duration, Effect, Schedule, type Scope } from "effect"
@@ -19,8 +21,15 @@ export interface Deps {
   readonly sweepInterval: Duration.Duration
   readonly guard: Guard
   readonly index: KvIndex
-  /** Removes stored keys, then drops them from the index. */
-  readonly removeStored: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void, TierError>
+  /**
+   * Removes stored keys, then drops them from the index, each under its key's lock, sparing
+   * those `keep` (asked under the lock) answers true for.
+   */
+  readonly removeStored: (
+    operation: string,
+    keys: ReadonlyArray<string>,
+    keep: (key: string) => boolean
+  ) => Effect.Effect<void, TierError>
 }
 
 /** Builds the sweep of one tier. */
@@ -67,16 +76,21 @@ export const make = (deps: Deps) => {
         if (entry === undefined || Entry.isGone(entry, t)) gone.push(key)
       }
     }
-    // A key written while the sweep ran may hold a new value the sweep did not see.
-    const untouched = (key: string) => !writing.has(key) && !writtenDuringSweep.has(key)
-    untrack(absent.filter(untouched))
-    const doomed = gone.filter(untouched)
-    yield* removeStored("sweep", doomed)
+    // A key written while the sweep ran may hold a new value the sweep did not see. Asked
+    // again under each key's lock, just before its removal: a write that began or ended while
+    // the sweep removed other keys spares the key (and one that begins later waits for the
+    // removal, then writes).
+    const touched = (key: string) => writing.has(key) || writtenDuringSweep.has(key)
+    untrack(absent.filter((key) => !touched(key)))
+    let removed = 0
+    yield* removeStored("sweep", gone, (key) => {
+      if (touched(key)) return true
+      removed++
+      return false
+    })
     yield* persistAll
-    if (doomed.length > 0) {
-      yield* Effect.logDebug("swept gone entries").pipe(
-        Effect.annotateLogs({ tier: name, removed: doomed.length })
-      )
+    if (removed > 0) {
+      yield* Effect.logDebug("swept gone entries").pipe(Effect.annotateLogs({ tier: name, removed }))
     }
   })
   const sweep = Effect.suspend(() => {
