@@ -3,7 +3,11 @@
  * an embedded, persistent L2 without Redis (entries survive a restart), with
  * `KeyValueStore.layerMemory` an in-process one.
  *
- * Each key is stored as `<prefix><key>` holding the entry's wire envelope (as in Redis).
+ * Each key is stored as `<prefix><key>` holding the entry's wire envelope (as in Redis). A key
+ * that would make a long store key (`encodeURIComponent(<prefix><key>)` over 200 bytes; the
+ * file-system store names a file so, and a file name ends at 255 bytes) is stored as
+ * `<prefix>__tiercache:kv-hash:<SHA-256 hex>`, its envelope starting with a `"k"` field naming
+ * the key, so that a record under the same hash for another key reads as a miss.
  * A KeyValueStore has no expiry and cannot list its keys, so the tier:
  * - checks lifetimes on the Effect Clock when reading (a gone entry is a miss and is removed),
  *   and sweeps gone entries every `sweepInterval`;
@@ -29,6 +33,7 @@ import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
 import * as KeyedLock from "./internal/keyedLock.js"
 import * as KvIndex from "./internal/kvIndex.js"
+import * as KvKeys from "./internal/kvKeys.js"
 import * as KvSweep from "./internal/kvSweep.js"
 import { isReservedKey, L2, type Tier } from "./Tier.js"
 
@@ -77,6 +82,8 @@ export const make = (
       Effect.mapError(effect, fail(operation))
 
     // ---- the index: the keys this tier wrote (kvIndex.ts) ----------------------------------
+    const kvKeys = KvKeys.make(prefix)
+    const { storeKey, owns } = kvKeys
     const index = yield* KvIndex.make(store, prefix, guard)
     const { track, untrack, indexed, persistAll } = index
 
@@ -118,7 +125,7 @@ export const make = (
                 ? Effect.void
                 : guard(
                     operation,
-                    store.remove(prefix + key).pipe(Effect.catchIf(isNotFound, () => Effect.void))
+                    store.remove(storeKey(key)).pipe(Effect.catchIf(isNotFound, () => Effect.void))
                   ).pipe(Effect.tap(() => untrack([key])))
             )
           ),
@@ -130,14 +137,26 @@ export const make = (
      * remove dropped it since `setMany` recorded it (`track` is then a write of its shard;
      * otherwise nothing).
      */
-    const writeValue = (key: string, text: string): Effect.Effect<void, TierError> =>
-      keyLock.withLock(key, Effect.zipRight(track([key]), guard("set", store.set(prefix + key, text))))
-    const sweeper = KvSweep.make({ store, prefix, name, now, sweepInterval, guard, index, removeStored })
+    const writeValue = (key: string, envelope: string): Effect.Effect<void, TierError> => {
+      const [at, text] = kvKeys.record(key, envelope)
+      return keyLock.withLock(key, Effect.zipRight(track([key]), guard("set", store.set(at, text))))
+    }
+    const sweeper = KvSweep.make({
+      store,
+      keys: kvKeys,
+      name,
+      now,
+      sweepInterval,
+      guard,
+      index,
+      removeStored
+    })
 
     // ---- reads -----------------------------------------------------------------------------
     const get = (key: string): Effect.Effect<Option.Option<Entry.Entry>, TierError> =>
-      Effect.flatMap(guard("get", store.get(prefix + key)), (raw) => {
-        if (raw._tag === "None") return Effect.succeed(Option.none())
+      Effect.flatMap(guard("get", store.get(storeKey(key))), (raw) => {
+        // Another key's record under the same hash is not this key's (kvKeys.ts).
+        if (raw._tag === "None" || !owns(key, raw.value)) return Effect.succeed(Option.none())
         const entry = Entry.deserialize(raw.value)
         if (entry === undefined) {
           return Effect.as(
@@ -175,7 +194,7 @@ export const make = (
         const doomed = indexed().filter(matches)
         let removed = 0
         for (const key of doomed) {
-          if (yield* guard(operation, store.has(prefix + key))) removed++
+          if (yield* guard(operation, store.has(storeKey(key)))) removed++
         }
         yield* removeStored(operation, doomed)
         yield* persistAll

@@ -5,6 +5,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheError, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { Clock, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
+import fc from "fast-check"
+import * as KvKeys from "../src/internal/kvKeys.js"
 
 const NodeEnv = Layer.merge(NodeFileSystem.layer, NodePath.layer)
 
@@ -425,4 +427,83 @@ describe("KeyValueStoreTier", () => {
       ).toEqual(Option.some("new"))
     }).pipe(Effect.provide(KeyValueStore.layerMemory))
   )
+
+  // README: with `KeyValueStore.layerFileSystem(dir)` the tier is "a persistent L2 without
+  // Redis"; DESIGN "Bad input" lists what a key may not be (empty, non-string...): a 30-character
+  // Japanese key is a valid key. The tier stores `<prefix><key>` as a file named
+  // encodeURIComponent(prefix + key): 9 bytes per CJK character, so about 28 such characters
+  // exceed the 255-byte file-name limit and every get/set of the key failed (ENAMETOOLONG) as a
+  // TierError. A read of such a key (even one never written) was then a tier failure, not a
+  // miss, and five of them opened the L2's breaker: ordinary keys that are in L2 stopped being
+  // answered from it. Expected: instance b answers `short` from the shared L2, and the long key
+  // too (stored under its hash, kvKeys.ts).
+  it.scoped(
+    "long unicode keys on the file-system store are stored and read; reads of absent ones are misses, not tier errors",
+    () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
+        const cacheLayer = TieredCache.layer().pipe(
+          Layer.provide(MemoryTier.layer({ maxEntries: 100 })),
+          Layer.provide(KeyValueStoreTier.layer()),
+          Layer.provide(KeyValueStore.layerFileSystem(directory)),
+          Layer.provide(NodeEnv)
+        )
+        const a = yield* TieredCache.TieredCache.pipe(Effect.provide(cacheLayer))
+        const b = yield* TieredCache.TieredCache.pipe(Effect.provide(cacheLayer))
+        const longKey = `商品:${"ノートパソコン".repeat(5)}` // 38 characters
+        yield* a.set("short", "kept", { ttl: "1 hour" })
+        yield* a.set(longKey, "long", { ttl: "1 hour" })
+        // b looks up a few product names nobody cached yet: misses, nothing more.
+        for (let i = 0; i < 6; i++) yield* b.get(`${longKey}:${i}`)
+        expect(yield* b.get("short"), "a value in L2 is not answered").toEqual(Option.some("kept"))
+        expect(yield* b.get(longKey)).toEqual(Option.some("long"))
+        expect((yield* b.stats).tierErrors).toEqual({})
+      }).pipe(Effect.provide(NodeEnv))
+  )
+
+  it.scoped(
+    "a long key lives under its hash: removeMatching and clear reach it, another key's record there is a miss",
+    () =>
+      Effect.gen(function* () {
+        const inner = yield* KeyValueStore.KeyValueStore
+        const { tier } = yield* open(inner, { prefix: "p:" })
+        const stored = KvKeys.make("p:")
+        const now = yield* Clock.currentTimeMillis
+        const long = `user:${"é".repeat(40)}`
+        const other = `user:${"è".repeat(40)}`
+        const surrogate = `lone:\uD800:${"x".repeat(300)}`
+        yield* tier.setMany([
+          [long, entryAt(now, "long", 60_000)],
+          [surrogate, entryAt(now, "lone", 60_000)]
+        ])
+        expect(yield* inner.has(`p:${long}`)).toBe(false)
+        expect(yield* inner.has(stored.storeKey(long))).toBe(true)
+        expect(Option.map(yield* tier.get(long), (e) => e.value)).toEqual(Option.some("long"))
+        expect(Option.map(yield* tier.get(surrogate), (e) => e.value)).toEqual(Option.some("lone"))
+        // A record of `long` found where `other` is stored (a hash collision) is not other's.
+        const record = Option.getOrThrow(yield* inner.get(stored.storeKey(long)))
+        yield* inner.set(stored.storeKey(other), record)
+        expect(yield* tier.get(other)).toEqual(Option.none())
+        // A key shaped like a hashed name is hashed too: it cannot land on another key's record.
+        yield* tier.set("__tiercache:kv-hash:x", entryAt(now, "plain", 60_000))
+        expect(yield* inner.has("p:__tiercache:kv-hash:x")).toBe(false)
+        expect(yield* tier.removeMatching("user:*")).toBe(1)
+        expect(yield* tier.get(long)).toEqual(Option.none())
+        yield* tier.clear
+        expect(yield* tier.get(surrogate)).toEqual(Option.none())
+        expect(yield* tier.get("__tiercache:kv-hash:x")).toEqual(Option.none())
+      }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it("counts a store key's encoded length as encodeURIComponent does", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", maxLength: 40 }), (s) => {
+        expect(KvKeys.encodedLength(s, Number.POSITIVE_INFINITY)).toBe(encodeURIComponent(s).length)
+      }),
+      { numRuns: 2000 }
+    )
+    expect(KvKeys.encodedLength("a\uD800", Number.POSITIVE_INFINITY)).toBe(Number.POSITIVE_INFINITY)
+    expect(KvKeys.encodedLength("\uDC00a", Number.POSITIVE_INFINITY)).toBe(Number.POSITIVE_INFINITY)
+  })
 })

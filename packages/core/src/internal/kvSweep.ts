@@ -11,11 +11,12 @@ import { type Duration, Effect, Schedule, type Scope } from "effect"
 import type { TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { Guard, KvIndex } from "./kvIndex.js"
+import type { KvKeys } from "./kvKeys.js"
 
 /** What the sweep needs. */
 export interface Deps {
   readonly store: KeyValueStore.KeyValueStore
-  readonly prefix: string
+  readonly keys: KvKeys
   readonly name: string
   readonly now: () => number
   readonly sweepInterval: Duration.Duration
@@ -34,7 +35,7 @@ export interface Deps {
 
 /** Builds the sweep of one tier. */
 export const make = (deps: Deps) => {
-  const { store, prefix, name, now, sweepInterval, guard, index, removeStored } = deps
+  const { store, keys, name, now, sweepInterval, guard, index, removeStored } = deps
   const { untrack, indexed, persistAll } = index
 
   // Writes in flight, and keys written while a sweep ran: the sweep leaves them alone.
@@ -69,8 +70,8 @@ export const make = (deps: Deps) => {
     const gone: Array<string> = []
     const absent: Array<string> = []
     for (const key of indexed()) {
-      const raw = yield* guard("sweep", store.get(prefix + key))
-      if (raw._tag === "None") absent.push(key)
+      const raw = yield* guard("sweep", store.get(keys.storeKey(key)))
+      if (raw._tag === "None" || !keys.owns(key, raw.value)) absent.push(key)
       else {
         const entry = Entry.deserialize(raw.value)
         if (entry === undefined || Entry.isGone(entry, t)) gone.push(key)
