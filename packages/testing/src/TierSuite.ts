@@ -53,7 +53,8 @@ export interface Target<R> {
 
 /**
  * Registers the suite (a vitest `describe` block named `TieredCache semantics on <name>`):
- * reads, promotion with the entry's remaining lifetime, writes to every tier, single-flight
+ * reads, the tier giving back each time of an entry as written (expiry, end of grace,
+ * creation), promotion with the entry's remaining lifetime, writes to every tier, single-flight
  * computation (1,000 concurrent callers), failures and interruption, Schema-typed reads with
  * bad data planted in the tier, and exact statistics.
  *

@@ -82,6 +82,50 @@ export const register = <R>(it: Vitest.MethodsNonLive<R, boolean>, { instances, 
     )
   }
 
+  // The cache relies on both: staleUntil for the grace window (stale-while-revalidate, a
+  // promoted copy's lifetime), createdAt for tag invalidations (an entry made before its tag's
+  // invalidation is gone). A live tier may re-base an entry's end on its own countdown (Redis's
+  // PTTL, against clock skew): its end may then move by about a round trip (within 1 s here),
+  // while the grace window and createdAt stay exact.
+  it.scoped("a tier gives back an entry's grace window, creation time and end as written", () =>
+    Effect.gen(function* () {
+      const { l2 } = yield* instances(1)
+      const now = yield* Clock.currentTimeMillis
+      const exact = (e: Entry.Entry) => ({
+        value: e.value,
+        grace: e.staleUntil - e.expiresAt,
+        createdAt: e.createdAt,
+        tags: e.tags
+      })
+      // Made 5 s ago (createdAt apart from now), 61 s to live, then 30.5 s of grace.
+      const one = Entry.make({
+        value: { n: 1 },
+        now: now - 5_000,
+        ttlMs: 66_000,
+        graceMs: 30_500,
+        tags: ["t"]
+      })
+      const two = Entry.make({ value: "two", now: now - 1, ttlMs: 60_001, graceMs: 7 })
+      const [k1, k2] = [freshKey("times"), freshKey("times")]
+      yield* l2.set(k1, one)
+      yield* l2.setMany([[k2, two]])
+      const read = [
+        Option.getOrThrow(yield* l2.get(k1)),
+        ...(yield* l2.getMany([k1, k2])).map(Option.getOrThrow)
+      ]
+      const written = [one, one, two]
+      expect(read.map(exact)).toEqual(written.map(exact))
+      read.forEach((got, i) => {
+        const end = written[i]!.expiresAt
+        if (live) {
+          expect(Math.abs(got.expiresAt - end)).toBeLessThan(1_000)
+        } else {
+          expect(got.expiresAt).toBe(end)
+        }
+      })
+    })
+  )
+
   it.scoped("set writes every tier", () =>
     Effect.gen(function* () {
       const { caches, l2 } = yield* instances(1)
