@@ -3,7 +3,9 @@
  * entry's wire envelope, with a Redis expiry (PX) at the entry's `staleUntil`; reads take the
  * remaining lifetime from Redis's own countdown (PTTL), read in the same transaction as the
  * value, so clock skew between machines cannot stretch or shorten an entry (a copy read from
- * Redis ends at most one round trip early, never late).
+ * Redis ends at most one round trip before Redis's expiry, never after it; that expiry is
+ * counted from when Redis received the write, so it can end later than the writer's `staleUntil`
+ * by the write's way to Redis: a few milliseconds).
  *
  * Every command is bounded by the connection's command timeout, and every failure is a
  * {@link CacheError.TierError}. Patterns are matched with SCAN (never KEYS), inside the prefix
