@@ -1,6 +1,9 @@
 /**
  * What a cache counts, and its health. Every request counts exactly once, as an L1 hit, a hit
- * of a lower tier, a coalesced wait or a miss, so `requests` is always the sum of those.
+ * of a lower tier, a coalesced wait or a miss, so `requests` is always the sum of those. A read
+ * that dies of a tier's defect (a tier breaking its contract, whose failures are `TierError`s) is
+ * none of them and is not counted: the defect reaches the caller, and counts against the tier's
+ * circuit breaker.
  *
  * @since 0.1.0
  */
