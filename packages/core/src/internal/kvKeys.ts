@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto"
 import { reservedPrefix } from "../Tier.js"
+import { isWellFormed } from "./validate.js"
 
 /** Where hashed keys live, after the prefix. */
 export const HASHED = `${reservedPrefix}kv-hash:`
@@ -68,8 +69,10 @@ export const make = (prefix: string) => {
   const budget = MAX_NAME_BYTES - prefixBytes
   /** Whether `key` is stored under its hash. */
   const isHashed = (key: string): boolean =>
-    // Short keys (the usual ones) need no count: no unit encodes to more than 9 bytes.
-    (key.length * MAX_UNIT_BYTES > budget && encodedLength(key, budget) > budget) || key.startsWith(HASHED)
+    // Short keys (the usual ones) need no count (no unit encodes to more than 9 bytes), only
+    // the check for a lone surrogate, which has no encoding at any length.
+    (key.length * MAX_UNIT_BYTES > budget ? encodedLength(key, budget) > budget : !isWellFormed(key)) ||
+    key.startsWith(HASHED)
   const hashed = (key: string): string =>
     `${prefix}${HASHED}${createHash("sha256").update(JSON.stringify(key)).digest("hex")}`
 
