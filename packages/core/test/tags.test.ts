@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { MultiInstance, TestTier } from "@tiercache/testing"
-import { Deferred, Effect, Fiber, Option, TestClock } from "effect"
+import { Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { Clock, Deferred, Effect, Fiber, Option, TestClock } from "effect"
 
 type Cache = TieredCache.TieredCache.Service
 
@@ -101,6 +101,59 @@ describe("invalidateTag", () => {
       yield* TestClock.adjust(1)
       yield* cache.set("k", "v", { tags: ["t"] })
       expect(yield* cache.get("k")).toEqual(Option.some("v"))
+    })
+  )
+
+  it.scoped("a RemoveTag's time counts as it says, up to a minute ahead of the receiver's clock", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(1_000_000)
+      const base = yield* Effect.clock
+      /** The clock `ms` ahead of the TestClock (an instance whose clock runs fast). */
+      const ahead = (ms: number): Clock.Clock => ({
+        [Clock.ClockTypeId]: Clock.ClockTypeId,
+        unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + ms,
+        currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + ms),
+        unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(ms) * 1_000_000n,
+        currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(ms) * 1_000_000n),
+        sleep: (d) => base.sleep(d)
+      })
+      const l2 = yield* TestTier.make()
+      const hub = yield* TestBus.makeHub
+      const build = (clock: Clock.Clock, withBus: boolean) =>
+        Effect.gen(function* () {
+          const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+          const make = TieredCache.make().pipe(
+            Effect.provideService(Tier.L1, l1),
+            Effect.provideService(Tier.L2, l2)
+          )
+          return yield* (
+            withBus
+              ? make.pipe(Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub)))
+              : make
+          ).pipe(Effect.withClock(clock))
+        })
+      // The writer's clock runs 5 ms ahead: it writes k, then invalidates its tag 1 ms later.
+      const writer = yield* build(ahead(5), true)
+      const receiver = yield* build(base, true)
+      yield* writer.set("k", "v", { tags: ["t"] })
+      yield* TestClock.adjust(1)
+      yield* writer.invalidateTag("t")
+      yield* MultiInstance.settle([writer, receiver], { hub })
+      // Every instance refuses k, the one whose clock is behind included.
+      expect(yield* writer.get("k")).toEqual(Option.none())
+      expect(yield* receiver.get("k")).toEqual(Option.none())
+      expect(yield* (yield* build(base, false)).get("k")).toEqual(Option.none())
+      // A time an hour ahead (a broken clock, foreign data) counts as a minute ahead: not for good.
+      yield* hub.publishRaw(
+        JSON.stringify({ type: "RemoveTag", tag: "u", at: (yield* Clock.currentTimeMillis) + 3_600_000 })
+      )
+      yield* MultiInstance.settle([writer, receiver], { hub })
+      yield* TestClock.adjust("59 seconds")
+      yield* receiver.set("a", "refused", { tags: ["u"] })
+      expect(yield* receiver.get("a")).toEqual(Option.none())
+      yield* TestClock.adjust("2 seconds")
+      yield* receiver.set("b", "kept", { tags: ["u"] })
+      expect(yield* receiver.get("b")).toEqual(Option.some("kept"))
     })
   )
 

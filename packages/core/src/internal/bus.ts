@@ -13,6 +13,7 @@ import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
 import type { LocalWrites } from "./localWrites.js"
 import type { Spans } from "./spans.js"
+import * as Tags from "./tags.js"
 
 /** The publishing side of one cache. */
 export interface Publisher {
@@ -173,13 +174,14 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
     case "RemovePattern":
       return local.removeMatching(message.pattern)
     case "RemoveTag": {
-      // Never later than the arrival, as an Update's date: a time in the future (a sender's
-      // clock ahead, or JSON's 1e400: Infinity) would refuse the tag's entries until then.
+      // A time that is not a number (JSON's 1e400: Infinity) counts as the arrival, and one
+      // further ahead of this instance's clock than another's may run (tags.ts) as that far
+      // ahead: either would refuse the tag's entries until then.
       const arrival = deps.now()
       const at = message.at
       return local.removeTag(
         message.tag,
-        at !== undefined && Number.isFinite(at) && at < arrival ? at : arrival
+        at !== undefined && Number.isFinite(at) ? Tags.bounded(at, arrival) : arrival
       )
     }
     case "Clear":

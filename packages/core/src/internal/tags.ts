@@ -30,8 +30,18 @@ export interface Tags {
   readonly forget: () => void
 }
 
+/**
+ * How far ahead of this instance's clock a tag's time may be: another instance's clock may run
+ * ahead (its time is then kept, so that the entries it dated are refused), but a time further
+ * ahead (a broken clock, foreign data) would refuse the tag's entries until then.
+ */
+export const MAX_AHEAD_MS = 60_000
+
+/** A tag's time as this instance keeps it: at most {@link MAX_AHEAD_MS} past `now`. */
+export const bounded = (at: number, now: number): number => Math.min(at, now + MAX_AHEAD_MS)
+
 /** Tag times of one instance, read through `access`. */
-export const make = (access: TierAccess): Tags => {
+export const make = (access: TierAccess, now: () => number): Tags => {
   const times = new Map<string, number>()
   const note = (tag: string, at: number) => times.set(tag, Math.max(times.get(tag) ?? NEVER, at))
   const loadOne = (tag: string): Effect.Effect<void> =>
@@ -45,7 +55,8 @@ export const make = (access: TierAccess): Tags => {
           // which would refuse the tag's entries for good) counts from the record's creation.
           const v = found.value.value
           const created = found.value.createdAt
-          note(tag, Number.isFinite(v) ? (v as number) : Number.isFinite(created) ? created : NEVER)
+          const at = Number.isFinite(v) ? (v as number) : Number.isFinite(created) ? created : undefined
+          note(tag, at === undefined ? NEVER : bounded(at, now()))
           return
         }
       }

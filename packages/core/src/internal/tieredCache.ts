@@ -86,7 +86,7 @@ export const make = (
     })
     const fast = access.fast
     const versions = Versions.make()
-    const tags = Tags.make(access)
+    const tags = Tags.make(access, now)
     const lookup = Lookup.make({ tags, versions, counters, now, dropL1: (key) => fast?.remove(key) })
     const publisher = yield* Bus.makePublisher(busOption, config.breaker, counters, cacheName, spans)
     // The lower-tier writes of computed and promoted values under way, which changes wait for.
