@@ -1,13 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   CacheError,
+  Entry,
   InvalidationBus,
   type InvalidationMessage,
   MemoryTier,
   Tier,
   TieredCache
 } from "@tiercache/core"
-import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Deferred, Duration, Effect, Exit, Fiber, Logger, Option, Ref, Schema, TestClock } from "effect"
 
 const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
@@ -196,6 +197,36 @@ describe("grace: stale-while-revalidate", () => {
         const s = yield* cache.stats
         expect(s.computations).toBe(1)
         expect(s.requests).toBe(s.l1Hits + s.l2Hits + s.coalesced + s.misses)
+      })
+  )
+
+  it.scoped(
+    "a caller joining a flight that answered stale, during its lower-tier write, gets the computed value",
+    () =>
+      Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 1 })
+        const l2 = yield* ChaosTier.wrap(yield* TestTier.make())
+        const cache = yield* TieredCache.make({ l1TtlScale: 0.5 }).pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2)
+        )
+        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "30 seconds" })
+        // L1: fresh until 5 s, stale until 20 s; L2: fresh until 10 s, stale until 40 s.
+        yield* TestClock.adjust("12 seconds")
+        expect(yield* cache.getOrCompute("k", Effect.as(Effect.sleep("30 seconds"), "v2"))).toBe("v1")
+        yield* settle
+        // The refresh ends at 42 s (v1 gone since 40 s); its L2 write takes 900 ms.
+        yield* l2.delay("set", "900 millis")
+        yield* TestClock.adjust("30 seconds")
+        yield* settle
+        yield* l2.delay("set", 0)
+        // Another key evicts k's new L1 copy (maxEntries 1) while the flight still writes L2.
+        yield* l1.set("other", Entry.make({ value: 1, now: 42_000, ttlMs: 60_000 }))
+        yield* TestClock.adjust("100 millis")
+        const late = yield* Effect.fork(cache.getOrCompute("k", Effect.succeed("v3")))
+        yield* settle
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(late)).toBe("v2")
       })
   )
 })

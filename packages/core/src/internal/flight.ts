@@ -16,13 +16,14 @@ export interface FlightResult {
 
 /**
  * Where a flight is: `Running` (waiters not answered yet), `ServedStale` (waiters answered with
- * the stale value; the computation goes on), `Writing` (the computed value is in L1 and the
- * waiters have it; the lower tiers are being written).
+ * the stale value; the computation goes on), `Writing` (the computed value, `result`, is in L1
+ * and the waiters have it, or the stale value when they were answered stale; the lower tiers
+ * are being written).
  */
 export type FlightState =
   | { readonly _tag: "Running" }
   | { readonly _tag: "ServedStale" }
-  | { readonly _tag: "Writing" }
+  | { readonly _tag: "Writing"; readonly result: FlightResult }
 
 /** A flight under way for one key. */
 export interface Flight {

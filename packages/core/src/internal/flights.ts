@@ -80,7 +80,6 @@ export interface Flights {
 }
 
 const running = { _tag: "Running" } as const
-const writing = { _tag: "Writing" } as const
 
 /** Builds the flights. */
 export const make = (deps: Deps): Flights => {
@@ -142,6 +141,11 @@ export const make = (deps: Deps): Flights => {
         return start(key, schema, compute, opts, counted, undefined, existing)
       }
       if (counted) counters.coalesced++
+      // Computed and in L1 (this caller missed it there: evicted), its lower tiers being
+      // written: the computed value, not what the waiters were answered with (it may have been
+      // a stale value, gone by now).
+      if (existing.state._tag === "Writing")
+        return fromComputed(key, existing, existing.state.result, schema, compute, opts)
       return join(key, existing, schema, compute, opts, resolved)
     }
     const existing = registry.get(key)
@@ -183,6 +187,22 @@ export const make = (deps: Deps): Flights => {
   const lead: Flights["lead"] = (key, schema, compute, opts, counted, l1Stale) =>
     start(key, schema, compute, opts, counted, l1Stale, undefined)
 
+  /** A flight's computed result for a caller with `schema`: decoded for it, or computed anew. */
+  const fromComputed = <A, E, R>(
+    key: string,
+    flight: Flight,
+    result: FlightResult,
+    schema: AnySchema | undefined,
+    compute: Effect.Effect<A, E, R>,
+    opts: ComputeOptions | undefined
+  ): Effect.Effect<A, E | Failure, R> => {
+    if (schema === flight.schema) return Effect.succeed(result.value as A)
+    const decoded = decode(schema, result.entry.value)
+    if (decoded !== NOT_DECODED) return Effect.succeed(decoded as A)
+    counters.decodeErrors++
+    return start(key, schema, compute, opts, false, undefined, flight)
+  }
+
   /** Waits for another caller's flight; with another schema, decodes its entry (or computes anew). */
   const join = <A, E, R>(
     key: string,
@@ -207,13 +227,9 @@ export const make = (deps: Deps): Flights => {
         resilience.countTimedOutStale(flight)
         return Effect.succeed(decoded as A)
       }
-      return Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) => {
-        const decoded = decode(schema, result.entry.value)
-        if (decoded === NOT_DECODED) counters.decodeErrors++
-        return decoded !== NOT_DECODED
-          ? Effect.succeed(decoded as A)
-          : start(key, schema, compute, opts, false, undefined, flight)
-      })
+      return Effect.flatMap(Signal.wait(flight.result) as Effect.Effect<FlightResult, E>, (result) =>
+        fromComputed(key, flight, result, schema, compute, opts)
+      )
     })
   }
 
@@ -300,7 +316,7 @@ export const make = (deps: Deps): Flights => {
     // or failing shared tier never delays the answer.
     const stored = deps.storeComputed(key, entry, flight.schema, value, since, () => {
       resilience.answer(flight, result)
-      flight.state = writing
+      flight.state = { _tag: "Writing", result }
     })
     return Effect.flatMap(stored, (stored): Effect.Effect<FlightResult> => {
       if (stored === "discarded") {
