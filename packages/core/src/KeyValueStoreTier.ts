@@ -120,16 +120,14 @@ export const make = (
         (key) =>
           keyLock.withLock(
             key,
-            Effect.suspend(() =>
-              keep?.(key)
-                ? Effect.void
-                : guard(
-                    operation,
-                    store.remove(storeKey(key)).pipe(Effect.catchIf(isNotFound, () => Effect.void))
-                  ).pipe(Effect.tap(() => untrack([key])))
-            )
+            Effect.suspend(() => (keep?.(key) ? Effect.void : removeHeld(operation, key)))
           ),
         { discard: true }
+      )
+    /** Removes a key's value, then drops it from the index; the key's lock is held. */
+    const removeHeld = (operation: string, key: string): Effect.Effect<void, TierError> =>
+      guard(operation, store.remove(storeKey(key)).pipe(Effect.catchIf(isNotFound, () => Effect.void))).pipe(
+        Effect.tap(() => untrack([key]))
       )
 
     /**
@@ -137,9 +135,12 @@ export const make = (
      * remove dropped it since `setMany` recorded it (`track` is then a write of its shard;
      * otherwise nothing).
      */
-    const writeValue = (key: string, envelope: string): Effect.Effect<void, TierError> => {
+    const writeValue = (key: string, envelope: string): Effect.Effect<void, TierError> =>
+      keyLock.withLock(key, writeHeld("set", key, envelope))
+    /** `writeValue` with the key's lock held. */
+    const writeHeld = (operation: string, key: string, envelope: string): Effect.Effect<void, TierError> => {
       const [at, text] = kvKeys.record(key, envelope)
-      return keyLock.withLock(key, Effect.zipRight(track([key]), guard("set", store.set(at, text))))
+      return Effect.zipRight(track([key]), guard(operation, store.set(at, text)))
     }
     const sweeper = KvSweep.make({
       store,
@@ -189,6 +190,36 @@ export const make = (
         yield* Effect.forEach(values, ([key, text]) => writeValue(key, text), { discard: true })
       }).pipe((write) => sweeper.markWriting(entries, write))
 
+    /**
+     * Tier `writeIfNewer`: each change under its key's lock, read, compared and applied there,
+     * so that two conditional writes of a key (two invalidations of a tag: the later time must
+     * stay) never land in the other order in this process. Two processes on one store are not
+     * ordered: the store has no transaction.
+     */
+    const writeIfNewer = (
+      changes: ReadonlyArray<Tier.Change>
+    ): Effect.Effect<ReadonlyArray<boolean>, TierError> =>
+      Effect.forEach(changes, (change) =>
+        Effect.zipRight(
+          checkKey("writeIfNewer", change.key),
+          keyLock.withLock(
+            change.key,
+            Effect.flatMap(get(change.key), (found): Effect.Effect<boolean, TierError> => {
+              if (found._tag === "Some" && found.value.createdAt > change.at) return Effect.succeed(false)
+              const entry = change.entry
+              if (entry === undefined || Entry.isGone(entry, now())) {
+                return Effect.as(removeHeld("writeIfNewer", change.key), true)
+              }
+              return Effect.try({ try: () => Entry.serialize(entry), catch: fail("writeIfNewer") }).pipe(
+                Effect.flatMap((text) => writeHeld("writeIfNewer", change.key, text)),
+                (write) => sweeper.markWriting([[change.key, entry]], write),
+                Effect.as(true)
+              )
+            })
+          )
+        )
+      )
+
     const removeMatching = (operation: string, matches: (key: string) => boolean) =>
       Effect.gen(function* () {
         const doomed = indexed().filter(matches)
@@ -216,6 +247,7 @@ export const make = (
         return removeMatching("removeMatching", (key) => matches(key) && !isReservedKey(key))
       },
       clear: Effect.asVoid(removeMatching("clear", () => true)),
+      writeIfNewer,
       health: store.size.pipe(
         Effect.map((size) => ({ name, healthy: true, detail: `${size} keys in the store` })),
         Effect.catchAll((error) => Effect.succeed({ name, healthy: false, detail: describe(error) }))

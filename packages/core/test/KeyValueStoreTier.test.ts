@@ -4,6 +4,7 @@ import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { CacheError, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
+import { ChaosTier } from "@tiercache/testing"
 import { Clock, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
 import fc from "fast-check"
 import * as KvKeys from "../src/internal/kvKeys.js"
@@ -514,6 +515,63 @@ describe("KeyValueStoreTier", () => {
         expect(yield* tier.get(surrogate)).toEqual(Option.none())
         expect(yield* tier.get("__tiercache:kv-hash:x")).toEqual(Option.none())
       }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it.scoped("writeIfNewer writes or removes unless the stored entry is newer, one key at a time", () =>
+    Effect.gen(function* () {
+      const inner = yield* KeyValueStore.KeyValueStore
+      const { tier } = yield* open(inner)
+      yield* TestClock.setTime(1_000)
+      const at = (t: number, value: string) => Entry.make({ value, now: t, ttlMs: 60_000 })
+      yield* tier.set("k", at(500, "stored"))
+      expect(
+        yield* tier.writeIfNewer!([
+          { key: "k", entry: at(400, "older"), at: 400 },
+          { key: "n", entry: at(400, "new key"), at: 400 },
+          { key: "gone", entry: Entry.make({ value: "x", now: 0, ttlMs: 10 }), at: 10 }
+        ])
+      ).toEqual([false, true, true])
+      expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("stored"))
+      expect(Option.map(yield* tier.get("n"), (e) => e.value)).toEqual(Option.some("new key"))
+      expect(yield* tier.writeIfNewer!([{ key: "k", entry: undefined, at: 600 }])).toEqual([true])
+      expect(yield* tier.get("k")).toEqual(Option.none())
+      // Indexed as it is stored: clear reaches what it wrote.
+      yield* tier.clear
+      expect(yield* tier.get("n")).toEqual(Option.none())
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  // README (Tags): two invalidations of one tag whose writes land in the other order keep the
+  // later time; without writeIfNewer the tier's get, compare and set let the earlier one land
+  // last, and a restarted cache served an entry the later invalidation covered.
+  it.scoped("two invalidateTag of one tag whose writes land in the other order: the later time stays", () =>
+    Effect.gen(function* () {
+      const kv = yield* KeyValueStoreTier.make().pipe(Effect.provide(KeyValueStore.layerMemory))
+      const l2 = yield* ChaosTier.wrap(kv)
+      const cacheOn = Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        return yield* TieredCache.make().pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2)
+        )
+      })
+      const a = yield* cacheOn
+      yield* TestClock.adjust(10)
+      // The first invalidation's store write is slow (I/O latency), the second's is not.
+      yield* l2.delay("set", "100 millis")
+      const first = yield* Effect.fork(a.invalidateTag("t"))
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+      yield* l2.delay("set", 0)
+      yield* TestClock.adjust(10)
+      yield* a.set("k", "old", { tags: ["t"] }) // created at 20
+      yield* TestClock.adjust(10)
+      yield* a.invalidateTag("t") // at 30: covers "k"
+      yield* TestClock.adjust(200)
+      yield* Fiber.join(first)
+      expect(Option.map(yield* kv.get("__tiercache:tag:t"), (e) => e.value)).toEqual(Option.some(30))
+      // A restart: a new instance over the same store reads the tag's time from it.
+      expect(yield* (yield* cacheOn).get("k")).toEqual(Option.none())
+    })
   )
 
   it("counts a store key's encoded length as encodeURIComponent does", () => {
