@@ -78,6 +78,13 @@ export const make = (
     const { fail, run } = runner
     const reads = TierReads.make({ client, large, prefix, name, clock, runner })
     const writes = TierWrites.make({ client, large, prefix, scanCount, clock, runner })
+    const conditional = Recovery.writeIfNewer(
+      client,
+      large,
+      prefix,
+      () => clock.unsafeCurrentTimeMillis(),
+      (cause) => fail("writeIfNewer", cause)
+    )
 
     const tier: Tier.Tier.Service = {
       name,
@@ -99,14 +106,14 @@ export const make = (
       removeMatching: writes.removeMatching,
       clear: writes.clear,
 
-      // Auto-recovery: a createdAt-guarded write (one Lua script), and word of a reconnection.
-      writeIfNewer: Recovery.writeIfNewer(
-        client,
-        large,
-        prefix,
-        () => clock.unsafeCurrentTimeMillis(),
-        (cause) => fail("writeIfNewer", cause)
-      ),
+      // Auto-recovery: a createdAt-guarded write (one Lua script), in its keys' order with the
+      // other writes (a large change travels on the large-value connection), and word of a
+      // reconnection.
+      writeIfNewer: (changes) =>
+        writes.inOrder(
+          changes.map((change) => prefix + change.key),
+          (landing) => conditional(changes, landing)
+        ),
       ready: Recovery.ready(client),
 
       health: run("health", () => client.ping()).pipe(

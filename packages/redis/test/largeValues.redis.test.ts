@@ -239,6 +239,36 @@ describe("large values", () => {
 
     // `Tier.setMany` stores the entries in order (as MemoryTier's setMany and MSET do): a key
     // given twice keeps its later entry, though the large one goes over another connection.
+    // Recovery's conditional write (writeIfNewer) keeps the order of a key's writes too: a
+    // large change goes over the large-value connection, and a remove called after it (sent at
+    // once on the command connection) landed first, the replayed value then landing on the
+    // empty key; the other way round, a replayed removal ran before a large set called earlier.
+    it.scoped("RedisTier: writeIfNewer lands in call order with the other writes of its key", () =>
+      Effect.gen(function* () {
+        const tier = yield* tierAlone
+        const found: Array<string | null> = []
+        for (let i = 0; i < 5; i++) {
+          const key = `win-then-remove:${i}`
+          const large = Entry.make({ value: largeValue, now: Date.now(), ttlMs: 60_000 })
+          yield* Effect.all(
+            [tier.writeIfNewer!([{ key, entry: large, at: large.createdAt }]), tier.remove([key])],
+            { concurrency: "unbounded", discard: true }
+          )
+          found.push(Option.getOrNull(Option.map(yield* tier.get(key), (e) => head(e.value))))
+        }
+        for (let i = 0; i < 5; i++) {
+          const key = `set-then-win:${i}`
+          const large = Entry.make({ value: largeValue, now: Date.now() - 10, ttlMs: 60_000 })
+          yield* Effect.all(
+            [tier.set(key, large), tier.writeIfNewer!([{ key, entry: undefined, at: Date.now() }])],
+            { concurrency: "unbounded", discard: true }
+          )
+          found.push(Option.getOrNull(Option.map(yield* tier.get(key), (e) => head(e.value))))
+        }
+        expect(found).toEqual(Array.from({ length: 10 }, () => null))
+      })
+    )
+
     it.scoped("RedisTier.setMany with one key twice (large, then small) keeps the later entry", () =>
       Effect.gen(function* () {
         const tier = yield* tierAlone

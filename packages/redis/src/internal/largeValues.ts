@@ -62,14 +62,16 @@ export interface LargeValues {
   readonly read: (full: string) => Effect.Effect<readonly [unknown, unknown], unknown>
   /**
    * EVAL of `script` on one key, carrying a large value that may be written for `px` ms, on
-   * the large-value connection (after the marker).
+   * the large-value connection (after the marker); `sent`, when given, is handed the reply as
+   * soon as the EVAL is sent (as `write`'s).
    */
   readonly eval: (
     script: string,
     full: string,
     args: ReadonlyArray<string>,
     bytes: number,
-    px: number
+    px: number,
+    sent?: (reply: Promise<unknown>) => void
   ) => Effect.Effect<unknown, unknown>
 }
 
@@ -130,8 +132,12 @@ export const make = (connection: RedisConnection.Service, prefix: string): Large
           return reply
         })
       ),
-    eval: (script, full, args, bytes, px) =>
-      writeBulk(px, (client) => send(client, "eval", [script, "1", full, ...args], timeoutFor(bytes))),
+    eval: (script, full, args, bytes, px, sent) =>
+      writeBulk(px, (client) => {
+        const reply = send(client, "eval", [script, "1", full, ...args], timeoutFor(bytes))
+        sent?.(reply)
+        return reply
+      }),
     read: (full) =>
       withBulk(async (client) => {
         const length = Number(await send(client, "strlen", [full], timeoutFor(0)))

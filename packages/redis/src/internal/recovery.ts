@@ -52,6 +52,8 @@ interface Prepared {
 /**
  * The conditional write of a tier on `client`, keys under `prefix`. A change carrying a large
  * value goes alone to the large-value connection with a timeout for its size, as writes do.
+ * `landing`, when given, is handed each command's reply as it is sent (RedisTier runs the
+ * write in its keys' order: keyOrder.ts).
  */
 export const writeIfNewer = (
   client: Redis,
@@ -60,7 +62,8 @@ export const writeIfNewer = (
   now: () => number,
   fail: (cause: unknown) => CacheError.TierError
 ): ((
-  changes: ReadonlyArray<Tier.Tier.Change>
+  changes: ReadonlyArray<Tier.Tier.Change>,
+  landing?: (reply: Promise<unknown>) => void
 ) => Effect.Effect<ReadonlyArray<boolean>, CacheError.TierError>) => {
   if (!(COMMAND in client)) client.defineCommand(COMMAND, { lua: SCRIPT })
   const scripted = client as unknown as Scripted
@@ -74,25 +77,28 @@ export const writeIfNewer = (
       large: value !== "" && large.isLarge(value)
     }
   }
-  const small = (chunk: ReadonlyArray<Prepared>) =>
+  const small = (chunk: ReadonlyArray<Prepared>, landing: ((reply: Promise<unknown>) => void) | undefined) =>
     Effect.tryPromise({
-      try: () =>
-        scripted.tiercacheWriteIfNewer(
+      try: () => {
+        const reply = scripted.tiercacheWriteIfNewer(
           chunk.length,
           ...chunk.map((p) => p.full),
           ...chunk.flatMap((p) => p.args)
-        ),
+        )
+        landing?.(reply)
+        return reply
+      },
       catch: fail
     })
-  const alone = (p: Prepared) =>
+  const alone = (p: Prepared, landing: ((reply: Promise<unknown>) => void) | undefined) =>
     Effect.mapError(
       Effect.map(
-        large.eval(SCRIPT, p.full, p.args, Buffer.byteLength(p.args[1]), Number(p.args[2])),
+        large.eval(SCRIPT, p.full, p.args, Buffer.byteLength(p.args[1]), Number(p.args[2]), landing),
         (reply) => [Array.isArray(reply) ? Number(reply[0]) : 0]
       ),
       fail
     )
-  return (changes) =>
+  return (changes, landing) =>
     Effect.suspend(() => {
       const t = now()
       const prepared = changes.map((change) => prepare(change, t))
@@ -102,14 +108,14 @@ export const writeIfNewer = (
       let indices: Array<number> = []
       const flush = () => {
         if (chunk.length === 0) return
-        batches.push(small(chunk))
+        batches.push(small(chunk, landing))
         order.push(indices)
         chunk = []
         indices = []
       }
       prepared.forEach((p, i) => {
         if (p.large) {
-          batches.push(alone(p))
+          batches.push(alone(p, landing))
           order.push([i])
           return
         }

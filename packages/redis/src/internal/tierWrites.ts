@@ -67,6 +67,8 @@ export const make = ({
   runner
 }: Deps): Pick<Tier.Tier.Service, "set" | "setMany" | "remove" | "removeMatching" | "clear"> & {
   readonly setThen: NonNullable<Tier.Tier.Service["setThen"]>
+  /** Runs another write of `fulls` (recovery's conditional write) in the keys' order (keyOrder.ts). */
+  readonly inOrder: KeyOrder.KeyOrder["after"]
 } => {
   const { fail, run, exec } = runner
   const send = sender(client)
@@ -192,6 +194,7 @@ export const make = ({
     })
 
   return {
+    inOrder: order.after,
     // No span on a write (nor on a read): per write it cost more than the rest of this function.
     set: (key, entry) =>
       Effect.suspend(() => {
