@@ -13,22 +13,13 @@
 import type { ConnectionOptions } from "node:tls"
 import { CacheError } from "@tiercache/core"
 import type { ConfigError } from "effect"
-import {
-  Config,
-  Context,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  type Redacted,
-  Scope,
-  SynchronizedRef
-} from "effect"
+import { Config, Context, Duration, Effect, Layer, type Redacted, Scope } from "effect"
 import type { Redis } from "ioredis"
 import { makeBlocking } from "./internal/blocking.js"
 import type { RedisConnectionError } from "./internal/connectionError.js"
 import { DEFAULT_PREFIX, resolvePrefix } from "./internal/namespace.js"
 import { makeOpener } from "./internal/opener.js"
+import { openOnce } from "./internal/openOnce.js"
 import { urlProblem } from "./internal/redisUrl.js"
 
 const { CacheConfigError } = CacheError
@@ -238,15 +229,9 @@ export const make = (
     const client = yield* opener.open("command")
     const blocking = yield* makeBlocking(opener, client, commandTimeout)
     const scope = yield* Effect.scope
-    // Opened on first use; a failed attempt is not kept (the next large value tries again).
-    const bulkRef = yield* SynchronizedRef.make(Option.none<Redis>())
-    const bulk = SynchronizedRef.modifyEffect(bulkRef, (current) =>
-      Option.match(current, {
-        onSome: (conn) => Effect.succeed([conn, current] as const),
-        onNone: () =>
-          Effect.map(Scope.extend(opener.open("bulk"), scope), (conn) => [conn, Option.some(conn)] as const)
-      })
-    )
+    // Opened on first use and kept, even when the large value that opened it gave up meanwhile
+    // (openOnce.ts); a failed attempt is not kept (the next large value tries again).
+    const bulk = yield* openOnce(Scope.extend(opener.open("bulk"), scope), scope)
     return {
       client,
       subscriber: opener.open("subscriber"),

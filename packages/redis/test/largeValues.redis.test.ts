@@ -1,9 +1,10 @@
+import * as net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Fiber, Layer, Option } from "effect"
-import { RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, observer } from "./utils.js"
+import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { clientNames, connectionLayer, eventually, observer } from "./utils.js"
 
 // Issue 12, item 5: a 20 MB value is written and read back without a tier error (so without
 // counting toward the breaker), and a small key read in the same tick is not held up by it.
@@ -61,6 +62,44 @@ const largeValue = "x".repeat(5_000)
 
 const tierErrors = (cache: TieredCache.TieredCache.Service) =>
   Effect.map(cache.stats, (s) => Object.values(s.tierErrors).reduce((x, y) => x + y, 0))
+
+/**
+ * A TCP proxy in front of the suite's server: the first connection (the command connection,
+ * opened by the layer) is forwarded at once, every later one only after `delayMs`, so that the
+ * open of a connection opened on demand (the large-value connection) takes that long.
+ */
+const delayingProxy = (delayMs: number) =>
+  Effect.gen(function* () {
+    const server = yield* RedisServer.RedisServer
+    const sockets = new Set<net.Socket>()
+    let accepted = 0
+    const proxy = yield* Effect.acquireRelease(
+      Effect.async<net.Server>((resume) => {
+        const srv = net.createServer((socket) => {
+          sockets.add(socket)
+          socket.on("error", () => {})
+          const delay = accepted++ === 0 ? 0 : delayMs
+          setTimeout(() => {
+            if (socket.destroyed) return
+            const up = net.connect(server.port, server.host)
+            sockets.add(up)
+            up.on("error", () => socket.destroy())
+            socket.on("close", () => up.destroy())
+            up.on("close", () => socket.destroy())
+            socket.pipe(up)
+            up.pipe(socket)
+          }, delay)
+        })
+        srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
+      }),
+      (srv) =>
+        Effect.sync(() => {
+          for (const s of sockets) s.destroy()
+          srv.close()
+        })
+    )
+    return (proxy.address() as net.AddressInfo).port
+  })
 
 describe("large values", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
@@ -266,6 +305,49 @@ describe("large values", () => {
           found.push(Option.getOrNull(Option.map(yield* tier.get(key), (e) => head(e.value))))
         }
         expect(found).toEqual(Array.from({ length: 10 }, () => null))
+      })
+    )
+
+    // The large-value connection is opened on first use, by the large write that needs it; one
+    // given up while the open was under way (a caller's timeout) left that connection open, never
+    // stored, and the next large write opened another (openOnce.ts).
+    it.scoped("large writes that give up while the large-value connection opens leave one connection", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const port = yield* delayingProxy(400)
+        const context = yield* Layer.build(
+          RedisTier.layer().pipe(
+            Layer.provide(
+              RedisConnection.layer({
+                host: "127.0.0.1",
+                port,
+                commandTimeout: "500 millis",
+                connectTimeout: "2 seconds",
+                keyPrefix: "rev1b:",
+                largeValueBytes: 1024,
+                connectionName: "bulkleak"
+              })
+            )
+          )
+        )
+        const tier = Context.get(context, Tier.L2)
+        const large = () => Entry.make({ value: largeValue, now: Date.now(), ttlMs: 60_000 })
+        // Three writes given up after 100 ms, while the large-value connection (400 ms) opens.
+        for (let i = 0; i < 3; i++) {
+          const given = yield* Effect.timeout(tier.set(`gave-up:${i}`, large()), "100 millis").pipe(
+            Effect.either
+          )
+          expect(given._tag).toBe("Left")
+        }
+        // Then one that waits for the connection.
+        yield* tier.set("kept", large())
+        const bulk = clientNames(look).pipe(
+          Effect.map((names) => names.filter((name) => name === "bulkleak:bulk").length)
+        )
+        // Let every open under way end.
+        yield* Effect.sleep("1500 millis")
+        yield* eventually(Effect.filterOrFail(bulk, (n) => n >= 1))
+        expect(yield* bulk).toBe(1)
       })
     )
 

@@ -4,20 +4,17 @@
  * scope even when the use that started it gives up (is interrupted, or its read's time runs
  * out), and the connection is kept for the next use: never one left open beside it.
  */
-import { Deferred, type Duration, Effect, Exit, Option, Scope, SynchronizedRef } from "effect"
+import { type Duration, Effect, Exit, Scope } from "effect"
 import type { Redis } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
-import type { RedisConnectionError } from "./connectionError.js"
 import type { Opener } from "./opener.js"
+import { openOnce } from "./openOnce.js"
 
 interface BlockingConnection {
   readonly client: Redis
   /** The server-side id of the connection now (it changes on reconnect). */
   id: string | undefined
 }
-
-/** The connection once open (or its open failed). */
-type Opening = Deferred.Deferred<BlockingConnection, RedisConnectionError>
 
 /** The `blocking` of one RedisConnection. */
 export const makeBlocking = (
@@ -28,7 +25,6 @@ export const makeBlocking = (
   Effect.gen(function* () {
     const scope = yield* Effect.scope
     const lock = yield* Effect.makeSemaphore(1)
-    const ref = yield* SynchronizedRef.make(Option.none<Opening>())
     const readId = (conn: BlockingConnection) =>
       conn.client.client("ID").then(
         (id) => {
@@ -38,37 +34,16 @@ export const makeBlocking = (
           conn.id = undefined
         }
       )
-    const open = (opening: Opening) =>
+    const get = yield* openOnce(
       Effect.gen(function* () {
         const client = yield* Scope.extend(opener.open("blocking"), scope)
         const conn: BlockingConnection = { client, id: undefined }
         client.on("ready", () => void readId(conn))
         yield* Effect.promise(() => readId(conn)).pipe(Effect.timeout(commandTimeout), Effect.ignore)
         return conn
-      }).pipe(
-        // A failed open is not kept: the next use tries again.
-        Effect.tapError(() =>
-          SynchronizedRef.update(ref, (current) =>
-            Option.isSome(current) && current.value === opening ? Option.none() : current
-          )
-        ),
-        // Interrupted only when the layer closes: its waiters are woken as interrupted.
-        Effect.onExit((exit) => Deferred.done(opening, exit))
-      )
-    // The connection, opened by the first use that needs it in a fiber of the layer's scope
-    // (interruptible, as a forked fiber would not be here), which the uses await. Uninterruptible
-    // between the fork and the storing of its Deferred, so that no open goes unrecorded.
-    const get = SynchronizedRef.modifyEffect(ref, (current) =>
-      Option.match(current, {
-        onSome: (opening) => Effect.succeed([opening, current] as const),
-        onNone: () =>
-          Effect.gen(function* () {
-            const opening: Opening = yield* Deferred.make<BlockingConnection, RedisConnectionError>()
-            yield* Effect.forkIn(Effect.interruptible(open(opening)), scope)
-            return [opening, Option.some(opening)] as const
-          })
-      })
-    ).pipe(Effect.uninterruptible, Effect.flatMap(Deferred.await))
+      }),
+      scope
+    )
     const unblock = (conn: BlockingConnection) =>
       conn.id === undefined
         ? Effect.void
