@@ -2,7 +2,7 @@ import * as net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Fiber, Layer, Option } from "effect"
+import { Context, Effect, Either, Fiber, Layer, Option } from "effect"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { clientNames, connectionLayer, eventually, observer } from "./utils.js"
 
@@ -56,6 +56,17 @@ const tierAlone = Effect.map(
 )
 
 /** The first characters of a value: enough to tell the large one ("xxxxx") from the others. */
+/** A RedisTier alone with connection options of its own, keys under `lot2:`, values of 1 KiB or more large. */
+const tierWith = (options: Parameters<typeof connectionLayer>[0]) =>
+  Effect.map(
+    Layer.build(
+      RedisTier.layer().pipe(
+        Layer.provide(connectionLayer({ keyPrefix: "lot2:", largeValueBytes: 1024, ...options }))
+      )
+    ),
+    (context) => Context.get(context, Tier.L2)
+  )
+
 const head = (value: unknown) => String(value).slice(0, 5)
 
 const largeValue = "x".repeat(5_000)
@@ -323,7 +334,7 @@ describe("large values", () => {
                 port,
                 commandTimeout: "500 millis",
                 connectTimeout: "2 seconds",
-                keyPrefix: "rev1b:",
+                keyPrefix: "lot3:",
                 largeValueBytes: 1024,
                 connectionName: "bulkleak"
               })
@@ -349,6 +360,55 @@ describe("large values", () => {
         yield* eventually(Effect.filterOrFail(bulk, (n) => n >= 1))
         expect(yield* bulk).toBe(1)
       })
+    )
+
+    // A large write that fails by its client-side timeout has not "landed": the SET may still be
+    // on its way to Redis (ioredis only stops waiting; the bytes keep flowing on the large-value
+    // connection). keyOrder treats its failure as its landing ("A command's failure is its landing
+    // too", keyOrder.ts end()), so a small set of the key called after the failure is sent at once
+    // and the failed large value lands after it: the later, successful write is lost for good
+    // (until the large value's TTL). Here Redis is made busy for a while (a Lua loop) once it has
+    // begun to receive a 100 MB SET, so that the SET times out client-side (timeoutFor: 2 s plus
+    // 1 us per MiB) while most of it is still in the socket; the small set is then sent and
+    // succeeds within its own timeout. Expected: the small value (the last write, the one that
+    // succeeded). Found: the large value.
+    it.scoped(
+      "RedisTier: a write called after a large write timed out lands after it (the timed-out SET may still land)",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const tier = yield* tierWith({ commandTimeout: "2 seconds", timeoutPerMegabyte: "1 micros" })
+          const now = Date.now()
+          const large = Entry.make({ value: "x".repeat(100 * MB), now, ttlMs: 60_000 })
+          const small = Entry.make({ value: "small", now, ttlMs: 60_000 })
+          const received = Effect.promise(async () =>
+            Number(/total_net_input_bytes:(\d+)/.exec(await look.info("stats"))![1])
+          )
+          const before = yield* received
+          const write = yield* Effect.fork(Effect.either(tier.set("timed-out", large)))
+          while ((yield* received) - before < MB) yield* Effect.sleep("1 millis")
+          // Redis busy for 2.5 s (no client is served meanwhile): the large SET's 2 s timeout
+          // (counted from its send, shortly before) passes while most of its bytes are unread,
+          // and the small set sent then is answered once Redis is free, within its own 2 s.
+          const busy = Effect.promise(() =>
+            look.eval(
+              "local t = redis.call('TIME'); local s = t[1] * 1000 + t[2] / 1000; " +
+                "while true do local n = redis.call('TIME'); if n[1] * 1000 + n[2] / 1000 - s > 2500 then break end end; return 1",
+              0
+            )
+          )
+          const busyFiber = yield* Effect.fork(busy)
+          const largeResult = yield* Fiber.join(write)
+          // The large write failed (timed out); the small one is called after it.
+          expect(largeResult._tag).toBe("Left")
+          const smallResult = yield* Effect.either(tier.set("timed-out", small))
+          expect(smallResult).toEqual(Either.right(undefined))
+          yield* Fiber.join(busyFiber)
+          // Give the rest of the 100 MB time to arrive.
+          yield* Effect.sleep("1500 millis")
+          const stored = yield* Effect.promise(() => look.strlen("lot2:timed-out"))
+          expect(stored).toBeLessThan(1024)
+        })
     )
 
     it.scoped("RedisTier.setMany with one key twice (large, then small) keeps the later entry", () =>

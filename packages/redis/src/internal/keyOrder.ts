@@ -94,7 +94,8 @@ export const make = (): KeyOrder => {
       release()
       return
     }
-    // A command's failure is its landing too (a tail never fails).
+    // A command's failure is its landing too (a tail never fails): a large write hands over a
+    // landing that a timeout does not settle early (largeValues.ts landedOf).
     Promise.allSettled([...before, ...(landed ?? [])]).then(release)
   }
 

@@ -13,7 +13,7 @@
  */
 import { Tier } from "@tiercache/core"
 import { Effect } from "effect"
-import { Command, type Redis } from "ioredis"
+import { Command, type Redis, ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
 
 /**
@@ -50,7 +50,8 @@ export interface LargeValues {
   readonly marker: string
   /**
    * SET with PX on the large-value connection (after the marker); `sent`, when given, is handed
-   * the SET's reply as soon as the SET is sent (it lands then even if this effect is interrupted).
+   * a promise of the SET's landing as soon as the SET is sent (it lands then even if this effect
+   * is interrupted, or times out: see `landedOf`).
    */
   readonly write: (
     full: string,
@@ -62,8 +63,8 @@ export interface LargeValues {
   readonly read: (full: string) => Effect.Effect<readonly [unknown, unknown], unknown>
   /**
    * EVAL of `script` on one key, carrying a large value that may be written for `px` ms, on
-   * the large-value connection (after the marker); `sent`, when given, is handed the reply as
-   * soon as the EVAL is sent (as `write`'s).
+   * the large-value connection (after the marker); `sent`, when given, is handed a promise of its
+   * landing as soon as the EVAL is sent (as `write`'s).
    */
   readonly eval: (
     script: string,
@@ -81,6 +82,25 @@ const send = (client: Redis, name: string, args: Array<string>, timeoutMs: numbe
   command.setTimeout(timeoutMs)
   client.sendCommand(command)
   return command.promise as Promise<unknown>
+}
+
+/**
+ * When a write sent on `client` has landed, given its reply: once Redis answered it (its reply,
+ * or an error reply). A reply that failed otherwise (its timeout: the command may still be on its
+ * way, to run later) lands once a PING sent behind it on the same connection is answered (Redis
+ * runs a connection's commands in order), tried again while the connection stays up; a closed
+ * connection sends nothing more.
+ */
+const landedOf = (client: Redis, reply: Promise<unknown>): Promise<unknown> => {
+  const drained = (): Promise<unknown> =>
+    client.ping().then(
+      () => undefined,
+      () => (client.status === "ready" ? drained() : undefined)
+    )
+  return reply.then(
+    () => undefined,
+    (error: unknown) => (error instanceof ReplyError || client.status !== "ready" ? undefined : drained())
+  )
 }
 
 /** A value that is not a string (WRONGTYPE) is not an entry: a miss. */
@@ -128,14 +148,14 @@ export const make = (connection: RedisConnection.Service, prefix: string): Large
             [full, value, "PX", String(px)],
             timeoutFor(Buffer.byteLength(value))
           )
-          sent?.(reply)
+          sent?.(landedOf(client, reply))
           return reply
         })
       ),
     eval: (script, full, args, bytes, px, sent) =>
       writeBulk(px, (client) => {
         const reply = send(client, "eval", [script, "1", full, ...args], timeoutFor(bytes))
-        sent?.(reply)
+        sent?.(landedOf(client, reply))
         return reply
       }),
     read: (full) =>
