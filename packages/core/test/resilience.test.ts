@@ -231,6 +231,34 @@ describe("grace: stale-while-revalidate", () => {
   )
 })
 
+describe("a flight writing its lower tiers", () => {
+  it.scoped("a caller that comes once its computed value has expired computes anew", () =>
+    Effect.gen(function* () {
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const l2 = yield* ChaosTier.wrap(yield* TestTier.make())
+      const cache = yield* TieredCache.make().pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2)
+      )
+      // The lower tier is slow to write: 900 ms (under the 1 s tier timeout).
+      yield* l2.delay("set", "900 millis")
+      expect(yield* cache.getOrCompute("k", Effect.succeed("v1"), { ttl: "200 millis" })).toBe("v1")
+      yield* TestClock.adjust("500 millis")
+      yield* settle
+      // v1's TTL ended 300 ms ago (no grace): L1 misses, the flight still writes L2.
+      const late = yield* Effect.fork(cache.getOrCompute("k", Effect.succeed("v2"), { ttl: "200 millis" }))
+      yield* settle
+      yield* TestClock.adjust("1 millis")
+      const got = yield* Fiber.join(late)
+      yield* TestClock.adjust("20 seconds")
+      yield* settle
+      expect(got).toBe("v2")
+      const s = yield* cache.stats
+      expect([s.computations, s.requests]).toEqual([2, s.l1Hits + s.l2Hits + s.coalesced + s.misses])
+    })
+  )
+})
+
 describe("fail-safe", () => {
   it.scoped(
     "a failing computation with a stale value answers the stale value, kept for the throttle period",

@@ -132,9 +132,14 @@ export const make = (deps: Deps): Flights => {
     /** Joins the flight under way (only waits: no interruption mask needed). */
     const joinExisting = (existing: Flight): Effect.Effect<A, E | Failure, R> => {
       if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
-      // Its waiters were answered with its stale value, whose grace window has ended since (the
-      // refresh outlasted it): that value is gone, so this caller computes instead of taking it.
-      if (existing.state._tag === "ServedStale" && !resilience.staleUsable(existing)) {
+      // What the flight would answer has expired since: its waiters' stale value past its grace
+      // window (the refresh outlasted it), or its computed value past its TTL (its lower-tier
+      // write outlasted it). This caller computes instead of taking it.
+      const state = existing.state
+      if (
+        (state._tag === "ServedStale" && !resilience.staleUsable(existing)) ||
+        (state._tag === "Writing" && now() >= state.result.entry.expiresAt)
+      ) {
         // The superseded computation began earlier: its value must not land over this one's.
         versions.changing(key)
         versions.changed(key)
@@ -144,8 +149,7 @@ export const make = (deps: Deps): Flights => {
       // Computed and in L1 (this caller missed it there: evicted), its lower tiers being
       // written: the computed value, not what the waiters were answered with (it may have been
       // a stale value, gone by now).
-      if (existing.state._tag === "Writing")
-        return fromComputed(key, existing, existing.state.result, schema, compute, opts)
+      if (state._tag === "Writing") return fromComputed(key, existing, state.result, schema, compute, opts)
       return join(key, existing, schema, compute, opts, resolved)
     }
     const existing = registry.get(key)
