@@ -84,18 +84,25 @@ const send = (client: Redis, name: string, args: Array<string>, timeoutMs: numbe
   return command.promise as Promise<unknown>
 }
 
+/** How long a PING that failed without any reply waits before it is sent again. */
+const PING_AGAIN_MS = 100
+
 /**
  * When a write sent on `client` has landed, given its reply: once Redis answered it (its reply,
  * or an error reply). A reply that failed otherwise (its timeout: the command may still be on its
- * way, to run later) lands once a PING sent behind it on the same connection is answered (Redis
- * runs a connection's commands in order), tried again while the connection stays up; a closed
- * connection sends nothing more.
+ * way, to run later) lands once a PING sent behind it on the same connection is answered: any
+ * reply, an error reply (BUSY, NOPERM) included, since Redis runs a connection's commands in
+ * order. A PING that fails without a reply is sent again after PING_AGAIN_MS while the
+ * connection stays up; a closed connection sends nothing more.
  */
 const landedOf = (client: Redis, reply: Promise<unknown>): Promise<unknown> => {
   const drained = (): Promise<unknown> =>
     client.ping().then(
       () => undefined,
-      () => (client.status === "ready" ? drained() : undefined)
+      (error: unknown) =>
+        error instanceof ReplyError || client.status !== "ready"
+          ? undefined
+          : new Promise((resolve) => setTimeout(resolve, PING_AGAIN_MS)).then(drained)
     )
   return reply.then(
     () => undefined,
