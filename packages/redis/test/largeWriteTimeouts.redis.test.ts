@@ -62,6 +62,40 @@ const stallingProxy = Effect.gen(function* () {
   }
 })
 
+/**
+ * A RedisTier (keys under `<name>:`) behind `proxy`, whose large-value connection is open, and a
+ * large write of `k` that then timed out (the proxy holds the large-value connection's bytes).
+ */
+const timedOutWrite = (proxy: Effect.Effect.Success<typeof stallingProxy>, name: string) =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(
+      RedisTier.layer().pipe(
+        Layer.provide(
+          RedisConnection.layer({
+            host: "127.0.0.1",
+            port: proxy.port,
+            commandTimeout: "300 millis",
+            timeoutPerMegabyte: "1 micros",
+            connectTimeout: "2 seconds",
+            keyPrefix: `${name}:`,
+            largeValueBytes: 1024,
+            connectionName: name
+          })
+        )
+      )
+    )
+    const tier = Context.get(context, Tier.L2)
+    const large = () => Entry.make({ value: "x".repeat(5_000), now: Date.now(), ttlMs: 60_000 })
+    // Opens the large-value connection (the proxy's second connection).
+    yield* tier.set("warm", large())
+    expect(proxy.count()).toBe(2)
+    // The large-value connection's bytes are held back: the next large SET times out.
+    proxy.stall(1)
+    const timedOut = yield* Effect.either(tier.set("k", large()))
+    expect(timedOut._tag).toBe("Left")
+    return tier
+  })
+
 describe("a large write that timed out (largeValues.ts landedOf)", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
     // An error reply to that PING (here BUSY: another client's script runs past
@@ -72,31 +106,7 @@ describe("a large write that timed out (largeValues.ts landedOf)", () => {
         const look = yield* observer
         const busyClient = yield* observer
         const proxy = yield* stallingProxy
-        const context = yield* Layer.build(
-          RedisTier.layer().pipe(
-            Layer.provide(
-              RedisConnection.layer({
-                host: "127.0.0.1",
-                port: proxy.port,
-                commandTimeout: "300 millis",
-                timeoutPerMegabyte: "1 micros",
-                connectTimeout: "2 seconds",
-                keyPrefix: "rev3busy:",
-                largeValueBytes: 1024,
-                connectionName: "rev3busy"
-              })
-            )
-          )
-        )
-        const tier = Context.get(context, Tier.L2)
-        const large = () => Entry.make({ value: "x".repeat(5_000), now: Date.now(), ttlMs: 60_000 })
-        // Opens the large-value connection (the proxy's second connection).
-        yield* tier.set("warm", large())
-        expect(proxy.count()).toBe(2)
-        // The large-value connection's bytes are held back: the next large SET times out.
-        proxy.stall(1)
-        const timedOut = yield* Effect.either(tier.set("k", large()))
-        expect(timedOut._tag).toBe("Left")
+        yield* timedOutWrite(proxy, "busy")
         yield* Effect.promise(() => look.config("SET", "busy-reply-threshold", "100"))
         // Redis busy for 2 s (a script on another connection); BUSY replies after 100 ms.
         const busy = yield* Effect.fork(
@@ -128,28 +138,7 @@ describe("a large write that timed out (largeValues.ts landedOf)", () => {
       Effect.gen(function* () {
         const look = yield* observer
         const proxy = yield* stallingProxy
-        const context = yield* Layer.build(
-          RedisTier.layer().pipe(
-            Layer.provide(
-              RedisConnection.layer({
-                host: "127.0.0.1",
-                port: proxy.port,
-                commandTimeout: "300 millis",
-                timeoutPerMegabyte: "1 micros",
-                connectTimeout: "2 seconds",
-                keyPrefix: "rev3noperm:",
-                largeValueBytes: 1024,
-                connectionName: "rev3noperm"
-              })
-            )
-          )
-        )
-        const tier = Context.get(context, Tier.L2)
-        const large = () => Entry.make({ value: "x".repeat(5_000), now: Date.now(), ttlMs: 60_000 })
-        yield* tier.set("warm", large())
-        proxy.stall(1)
-        const timedOut = yield* Effect.either(tier.set("k", large()))
-        expect(timedOut._tag).toBe("Left")
+        const tier = yield* timedOutWrite(proxy, "noperm")
         yield* Effect.promise(() => look.acl("SETUSER", "default", "-ping"))
         yield* Effect.addFinalizer(() =>
           Effect.promise(() => look.acl("SETUSER", "default", "+ping")).pipe(Effect.ignore)
@@ -160,7 +149,7 @@ describe("a large write that timed out (largeValues.ts landedOf)", () => {
         const later = yield* Effect.either(Effect.timeout(tier.set("k", small), "3 seconds"))
         yield* Effect.promise(() => look.acl("SETUSER", "default", "+ping"))
         expect(later).toEqual(Either.right(undefined))
-        expect(yield* Effect.promise(() => look.get("rev3noperm:k"))).toContain("small")
+        expect(yield* Effect.promise(() => look.get("noperm:k"))).toContain("small")
       })
     )
   })
