@@ -65,18 +65,25 @@ export const register = <R>(it: Vitest.MethodsNonLive<R, boolean>, { instances, 
       })
     )
   } else {
+    // Each read is timed from the write (not from the read before it), so that a slow host
+    // delays no read into the next one's window: the copy promoted at about 300 ms must still
+    // be there at 600 (400 ms before the end) and gone at 1,150, 150 ms after the L2 copy's end
+    // and before the end of a copy given the whole TTL again when promoted (1,300 or later).
     it.scoped("a promoted copy keeps the L2 copy's remaining lifetime", () =>
       Effect.gen(function* () {
         const { caches, settle } = yield* instances()
         const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
         const key = freshKey("lifetime")
-        yield* a.set(key, "v", { ttl: "600 millis" })
+        const written = yield* Clock.currentTimeMillis
+        const at = (ms: number) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(Math.max(0, written + ms - now)))
+        yield* a.set(key, "v", { ttl: "1 second" })
         yield* settle
-        yield* Effect.sleep("300 millis")
+        yield* at(300)
         expect(yield* b.get(key)).toEqual(Option.some("v"))
-        yield* Effect.sleep("200 millis")
+        yield* at(600)
         expect(yield* b.get(key)).toEqual(Option.some("v"))
-        yield* Effect.sleep("200 millis")
+        yield* at(1_150)
         expect(yield* b.get(key)).toEqual(Option.none())
       })
     )
