@@ -42,6 +42,17 @@ export interface ConsumeOptions {
   readonly count?: number | undefined
   /** How long one read blocks waiting for entries, in ms (default 1000). */
   readonly blockMs?: number | undefined
+  /**
+   * Takes over the entries that other consumers of the group received and have not
+   * acknowledged for this long, in ms (a consumer that crashed, or whose machine is gone), and
+   * delivers them here: without it they stay pending until their own consumer, by its name,
+   * consumes again. Checked at most once every `claimIdleMs`, between reads of new entries;
+   * this consumer's own unacknowledged entries are never delivered to it twice this way. Each
+   * entry is claimed by one consumer only; an entry a consumer has not acknowledged within
+   * `claimIdleMs` counts as abandoned, and another consumer claiming entries takes it over too.
+   * Off by default; a positive integer; needs Redis 6.2 or later (XPENDING with IDLE, XCLAIM).
+   */
+  readonly claimIdleMs?: number | undefined
 }
 
 /**

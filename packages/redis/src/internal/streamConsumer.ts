@@ -1,13 +1,14 @@
 /**
  * A consumer of RedisStreams (`consume`): a long-lived loop of XREADGROUP on a connection of its
  * own, first this consumer's pending entries (delivered before, never acknowledged), then new
- * ones. A read that fails for want of a connection is made again once the connection is back;
+ * ones, and with `claimIdleMs` the entries other consumers left unacknowledged that long. A read that fails for want of a connection is made again once the connection is back;
  * an error answered by Redis ends the stream.
  */
 import { CacheError, type CacheStreams } from "@tiercache/core"
 import { Duration, Effect, Schedule, Stream } from "effect"
 import { ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
+import * as StreamClaim from "./streamClaim.js"
 import { type Commands, call, fromRead, isPositiveInteger } from "./streamCommands.js"
 import { countRead, type Traced } from "./streamSpans.js"
 
@@ -48,6 +49,9 @@ export const make = (
           return yield* invalid("consume", stream, "count must be a positive integer")
         if (!isPositiveInteger(blockMs))
           return yield* invalid("consume", stream, "blockMs must be a positive integer")
+        const claimIdleMs = consumeOptions.claimIdleMs
+        if (claimIdleMs !== undefined && !isPositiveInteger(claimIdleMs))
+          return yield* invalid("consume", stream, "claimIdleMs must be a positive integer")
         const conn = yield* connection
           .dedicated("consumer")
           .pipe(
@@ -63,7 +67,7 @@ export const make = (
         // again (an answer lost with the connection was delivered all the same); an error
         // answered by Redis (say NOGROUP) ends the stream.
         let cursor = "0"
-        const next = Effect.gen(function* () {
+        const read = Effect.gen(function* () {
           const reply = yield* send(
             "consume",
             stream,
@@ -89,6 +93,38 @@ export const make = (
           Effect.tap(countRead),
           traced("consume", stream, { command: "XREADGROUP", type: "receive", group })
         )
+        // With claimIdleMs, the entries other consumers left unacknowledged that long are
+        // claimed between reads of new ones (streamClaim.ts), once this consumer's own pending
+        // entries were delivered.
+        const claimer =
+          claimIdleMs === undefined
+            ? undefined
+            : StreamClaim.make({
+                conn,
+                key,
+                group,
+                consumer,
+                idleMs: claimIdleMs,
+                count,
+                send: (run) => send("consume", stream, run)
+              })
+        const claimed =
+          claimer === undefined
+            ? undefined
+            : claimer.next.pipe(
+                Effect.tap((entries) => (entries === undefined ? Effect.void : countRead(entries))),
+                traced("consume", stream, { command: "XCLAIM", type: "receive", group })
+              )
+        const next =
+          claimed === undefined
+            ? read
+            : Effect.suspend(() =>
+                cursor !== ">"
+                  ? read
+                  : Effect.flatMap(claimed, (entries) =>
+                      entries === undefined ? read : Effect.succeed(entries)
+                    )
+              )
         const reading = next.pipe(
           Effect.tapError((error) =>
             isReplyError(error)
@@ -96,6 +132,7 @@ export const make = (
               : Effect.zipRight(
                   Effect.sync(() => {
                     cursor = "0"
+                    claimer?.reset()
                   }),
                   Effect.logWarning("stream consumer could not read; trying again").pipe(
                     Effect.annotateLogs({ stream, group, consumer, reason: error.reason })

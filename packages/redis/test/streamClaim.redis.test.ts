@@ -1,0 +1,172 @@
+/**
+ * `consume` with `claimIdleMs`: a consumer takes over the entries other consumers of its group
+ * left unacknowledged that long (streamClaim.ts), on a real redis-server.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { CacheError, CacheStreams } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Chunk, Effect, Fiber, Layer, Queue, Stream } from "effect"
+import { RedisStreams } from "../src/index.js"
+import { connectionLayer, failureOf, observer, timed } from "./utils.js"
+
+const Connection = connectionLayer({ keyPrefix: "c:" })
+const Env = Layer.mergeAll(Connection, RedisStreams.layer().pipe(Layer.provide(Connection))).pipe(
+  Layer.provideMerge(RedisServer.layer())
+)
+
+const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e) => e.id)
+
+/** Publishes `n` entries to `stream`; answers their ids. */
+const publishMany = (stream: string, n: number) =>
+  Effect.flatMap(CacheStreams.CacheStreams, (streams) =>
+    Effect.forEach(
+      Array.from({ length: n }, (_, i) => i),
+      (i) => streams.publish(stream, { n: String(i) })
+    )
+  )
+
+/** `consumer` takes `n` entries of `stream` in `group` and stops, acknowledging none (it "crashes"). */
+const receiveAndDrop = (stream: string, group: string, consumer: string, n: number) =>
+  Effect.flatMap(CacheStreams.CacheStreams, (streams) =>
+    streams
+      .consume(stream, group, consumer, { count: 100, blockMs: 100 })
+      .pipe(Stream.take(n), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+  )
+
+/** Each pending entry of `group` with its consumer (XPENDING's extended form). */
+const pendingOwners = (stream: string, group: string) =>
+  Effect.flatMap(observer, (look) =>
+    Effect.promise(
+      () =>
+        look.xpending(`c:${stream}`, group, "-", "+", 1000) as Promise<
+          Array<[string, string, number, number]>
+        >
+    )
+  ).pipe(Effect.map((rows) => rows.map(([id, consumer]) => [id, consumer] as const)))
+
+describe("RedisStreams consume claimIdleMs", () => {
+  layer(Env, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("takes over the entries another consumer left unacknowledged that long, then holds them", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("orphans", "g")
+        const published = yield* publishMany("orphans", 3)
+        expect(ids(yield* receiveAndDrop("orphans", "g", "gone", 3))).toEqual(published)
+        const [elapsed, claimed] = yield* timed(
+          streams
+            .consume("orphans", "g", "alive", { claimIdleMs: 300, blockMs: 50 })
+            .pipe(Stream.take(3), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        )
+        expect(ids(claimed)).toEqual(published)
+        expect(claimed.map((e) => Object.fromEntries(e.fields).n)).toEqual(["0", "1", "2"])
+        // Not before they were idle for claimIdleMs (less the time "gone" took to stop).
+        expect(elapsed).toBeGreaterThanOrEqual(250)
+        expect(yield* pendingOwners("orphans", "g")).toEqual(published.map((id) => [id, "alive"]))
+        expect(yield* streams.ack("orphans", "g", published)).toBe(3)
+        expect(yield* pendingOwners("orphans", "g")).toEqual([])
+      })
+    )
+
+    it.scoped("a consumer's own unacknowledged entries are not delivered to it again", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("own", "g")
+        const got = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(
+          streams
+            .consume("own", "g", "solo", { claimIdleMs: 100, blockMs: 50 })
+            .pipe(Stream.runForEach((entry) => Queue.offer(got, entry.id)))
+        )
+        const [first] = yield* publishMany("own", 1)
+        expect(yield* Queue.take(got)).toBe(first)
+        // Several passes go by while the entry is idle well past claimIdleMs.
+        yield* Effect.sleep("700 millis")
+        expect(yield* Queue.size(got)).toBe(0)
+        const [second] = yield* publishMany("own", 1)
+        expect(yield* Queue.take(got)).toBe(second)
+        expect(yield* Queue.size(got)).toBe(0)
+        expect(yield* pendingOwners("own", "g")).toEqual([
+          [first, "solo"],
+          [second, "solo"]
+        ])
+      })
+    )
+
+    it.scoped("without claimIdleMs another consumer's entries stay with it", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("kept", "g")
+        const published = yield* publishMany("kept", 2)
+        yield* receiveAndDrop("kept", "g", "gone", 2)
+        const other = yield* Effect.fork(
+          streams.consume("kept", "g", "other", { blockMs: 50 }).pipe(Stream.take(1), Stream.runCollect)
+        )
+        yield* Effect.sleep("600 millis")
+        expect(other.unsafePoll()).toBeNull()
+        yield* Fiber.interrupt(other)
+        expect(yield* pendingOwners("kept", "g")).toEqual(published.map((id) => [id, "gone"]))
+      })
+    )
+
+    it.scoped("consumers claiming at once: every entry is delivered to exactly one of them", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("shared", "g")
+        const published = yield* publishMany("shared", 200)
+        yield* receiveAndDrop("shared", "g", "gone", 200)
+        const got = yield* Queue.unbounded<readonly [string, string]>()
+        for (const name of ["c1", "c2", "c3", "c4"]) {
+          yield* Effect.forkScoped(
+            streams
+              .consume("shared", "g", name, { claimIdleMs: 150, blockMs: 20, count: 10 })
+              .pipe(
+                Stream.runForEach((entry) =>
+                  Effect.zipRight(Queue.offer(got, entry.id), streams.ack("shared", "g", [entry.id]))
+                )
+              )
+          )
+        }
+        const delivered: Array<string> = []
+        while (delivered.length < published.length) delivered.push(yield* Queue.take(got))
+        // Every consumer acknowledges what it gets at once: no entry may come twice.
+        yield* Effect.sleep("500 millis")
+        delivered.push(...Chunk.toReadonlyArray(yield* Queue.takeAll(got)))
+        expect(delivered.sort()).toEqual([...published].sort())
+        expect(yield* pendingOwners("shared", "g")).toEqual([])
+      })
+    )
+
+    it.scoped("an entry deleted while it was pending is not delivered", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const look = yield* observer
+        yield* streams.createGroup("deleted", "g")
+        const [first, second] = yield* publishMany("deleted", 2)
+        yield* receiveAndDrop("deleted", "g", "gone", 2)
+        yield* Effect.promise(() => look.xdel("c:deleted", first!))
+        const claimed = yield* streams
+          .consume("deleted", "g", "alive", { claimIdleMs: 100, blockMs: 50 })
+          .pipe(Stream.take(1), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(claimed).toEqual([{ id: second, fields: [["n", "1"]] }])
+        expect(yield* pendingOwners("deleted", "g")).toEqual([[second, "alive"]])
+      })
+    )
+
+    it.scoped("claimIdleMs must be a positive integer (plain JavaScript included)", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("bad", "g")
+        for (const claimIdleMs of [0, -5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "100", null]) {
+          const exit = yield* Effect.exit(
+            streams
+              .consume("bad", "g", "c", { claimIdleMs: claimIdleMs as unknown as number })
+              .pipe(Stream.take(1), Stream.runDrain)
+          )
+          const error = failureOf(exit)
+          expect(error).toBeInstanceOf(CacheError.StreamError)
+          expect(error.reason).toBe("claimIdleMs must be a positive integer")
+        }
+      })
+    )
+  })
+})
