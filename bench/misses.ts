@@ -281,7 +281,9 @@ const stampede = (raw: Redis, c: Contenders) => {
    */
   const oneDeferred = (before: Effect.Effect<unknown> = Effect.void) => {
     const deferred = Effect.runSync(Deferred.make<unknown>())
-    const computed = Effect.flatMap(Effect.zipRight(before, effectCompute), (v) => Deferred.succeed(deferred, v))
+    const computed = Effect.flatMap(Effect.zipRight(before, effectCompute), (v) =>
+      Deferred.succeed(deferred, v)
+    )
     const awaited = Deferred.await(deferred)
     const caller = (_: unknown, i: number) =>
       i === 0 ? Effect.zipRight(Effect.fork(computed), awaited) : awaited
