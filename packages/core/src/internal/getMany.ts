@@ -13,9 +13,13 @@ import { checkSchema } from "./validate.js"
 /** What getMany needs: the same as the other reads below L1. */
 export type Deps = ReadsDeps
 
-/** A key still unanswered, and its L1 slot when that waits for its tags. */
+/**
+ * A key still unanswered (at index `i`, as the call read it: the caller's array may change
+ * while the tiers are read), and its L1 slot when that waits for its tags.
+ */
 interface Pending {
   readonly i: number
+  readonly key: string
   readonly slot: Slot | undefined
 }
 
@@ -27,7 +31,6 @@ export const make = (deps: Deps) => {
     Option.some(schema !== undefined ? slot.typedValue : slot.value)
 
   const below = (
-    keys: ReadonlyArray<string>,
     schema: AnySchema | undefined,
     results: Array<Option.Option<unknown>>,
     pending: ReadonlyArray<Pending>
@@ -39,15 +42,15 @@ export const make = (deps: Deps) => {
       if (waiting.length > 0) {
         yield* tags.load([...new Set(waiting.flatMap((p) => p.slot!.tags))])
         const t = now()
-        remaining = remaining.filter(({ i, slot }) => {
-          if (slot === undefined || lookup.judgeSlot(keys[i]!, slot, t, schema, true) !== FRESH) return true
+        remaining = remaining.filter(({ i, key, slot }) => {
+          if (slot === undefined || lookup.judgeSlot(key, slot, t, schema, true) !== FRESH) return true
           counters.l1Hits++
           results[i] = l1Answer(slot, schema)
           return false
         })
       }
       if (fast === undefined) {
-        const found = yield* access.readManyL1(remaining.map(({ i }) => keys[i]!))
+        const found = yield* access.readManyL1(remaining.map(({ key }) => key))
         const still: Array<Pending> = []
         for (let j = 0; j < remaining.length; j++) {
           const entry = found[j]
@@ -64,12 +67,12 @@ export const make = (deps: Deps) => {
       for (let t = 1; t <= access.lower.length && remaining.length > 0; t++) {
         const found = yield* access.readMany(
           t,
-          remaining.map(({ i }) => keys[i]!)
+          remaining.map(({ key }) => key)
         )
         const still: Array<Pending> = []
         const at = now()
         for (let j = 0; j < remaining.length; j++) {
-          const { i } = remaining[j]!
+          const { i, key } = remaining[j]!
           const entry = found[j]
           if (entry?._tag !== "Some") {
             still.push(remaining[j]!)
@@ -91,9 +94,9 @@ export const make = (deps: Deps) => {
           results[i] = Option.some(accepted.value)
           // Into MemoryTier's L1 from the one lower tier: synchronously.
           if (fast !== undefined && t === 1) {
-            const slot = promotion.promoteNow(keys[i]!, entry.value, at, since)
+            const slot = promotion.promoteNow(key, entry.value, at, since)
             if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, accepted.value)
-          } else yield* promotion.promote(keys[i]!, entry.value, t, since, schema, accepted.value)
+          } else yield* promotion.promote(key, entry.value, t, since, schema, accepted.value)
         }
         remaining = still
       }
@@ -115,14 +118,15 @@ export const make = (deps: Deps) => {
       const pending: Array<Pending> = []
       const t = now()
       for (let i = 0; i < keys.length; i++) {
-        const slot = fast?.lookup(keys[i]!, t)
-        const verdict = slot === undefined ? undefined : lookup.judgeSlot(keys[i]!, slot, t, schema, false)
+        const key = keys[i]!
+        const slot = fast?.lookup(key, t)
+        const verdict = slot === undefined ? undefined : lookup.judgeSlot(key, slot, t, schema, false)
         if (verdict === FRESH) {
           counters.l1Hits++
           results[i] = l1Answer(slot!, schema)
-        } else pending.push({ i, slot: verdict === NEEDS_TAGS ? slot : undefined })
+        } else pending.push({ i, key, slot: verdict === NEEDS_TAGS ? slot : undefined })
       }
       if (pending.length === 0) return Effect.succeed(results)
-      return below(keys, schema, results, pending)
+      return below(schema, results, pending)
     })
 }
