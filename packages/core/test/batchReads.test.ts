@@ -48,3 +48,26 @@ describe("getMany reads the keys it was given", () => {
     })
   )
 })
+
+describe("getMany judges each entry at the time it decides, as get does", () => {
+  it.scoped("an entry that expires while an earlier key's tags are read is a miss, not promoted", () =>
+    Effect.gen(function* () {
+      const { cache, l1, l2, chaos, now } = yield* setup
+      // a carries a tag this instance has not met: its time is read (a get of L2, 10 ms).
+      yield* l2.plant("a", Entry.make({ value: "A", now, ttlMs: 60_000, tags: ["t"] }))
+      // b is fresh for 5 ms, then stale for a minute.
+      yield* l2.plant("b", Entry.make({ value: "B", now, ttlMs: 5, graceMs: 60_000 }))
+      yield* chaos.delay("get", "10 millis")
+      const fiber = yield* Effect.fork(cache.getMany(["a", "b"]))
+      yield* walk(20)
+      const answers = yield* Fiber.join(fiber)
+      yield* chaos.heal
+      // b expired at now + 5, before getMany decided on it: get says so, and so must getMany.
+      expect(yield* cache.get("b")).toEqual(Option.none())
+      expect(answers).toEqual([Option.some("A"), Option.none()])
+      expect(yield* l1.get("b")).toEqual(Option.none())
+      const stats = yield* cache.stats
+      expect({ l2Hits: stats.l2Hits, promotions: stats.promotions }).toEqual({ l2Hits: 1, promotions: 1 })
+    })
+  )
+})

@@ -70,7 +70,6 @@ export const make = (deps: Deps) => {
           remaining.map(({ key }) => key)
         )
         const still: Array<Pending> = []
-        const at = now()
         for (let j = 0; j < remaining.length; j++) {
           const { i, key } = remaining[j]!
           const entry = found[j]
@@ -78,7 +77,9 @@ export const make = (deps: Deps) => {
             still.push(remaining[j]!)
             continue
           }
-          // Judged synchronously unless the entry's tags must be read first.
+          // Judged synchronously unless the entry's tags must be read first; on the clock of
+          // this moment, as get judges: an earlier key's tags or promotion may have taken time.
+          const at = now()
           const verdict = lookup.judge(entry.value, at, schema, false)
           const accepted =
             verdict === NEEDS_TAGS
