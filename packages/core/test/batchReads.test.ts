@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosTier, TestTier } from "@tiercache/testing"
-import { Clock, Effect, Fiber, Option, TestClock } from "effect"
+import { Clock, Effect, Exit, Fiber, Option, TestClock } from "effect"
 
 /** A cache over a ChaosTier around a TestTier, the clock 10 s past the epoch. */
 const setup = Effect.gen(function* () {
@@ -69,5 +69,36 @@ describe("getMany judges each entry at the time it decides, as get does", () => 
       const stats = yield* cache.stats
       expect({ l2Hits: stats.l2Hits, promotions: stats.promotions }).toEqual({ l2Hits: 1, promotions: 1 })
     })
+  )
+})
+
+describe("getMany reads the tags of a batch once, as its L1 entries' tags", () => {
+  it.scoped(
+    "entries whose tag cannot be read (a hung read) are misses within one tier timeout, as with get",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l1, l2, chaos, now } = yield* setup
+        for (const key of ["a", "b", "c"]) {
+          yield* l2.plant(key, Entry.make({ value: key, now, ttlMs: 60_000, tags: ["t"] }))
+        }
+        // The tag's time is read with a get, which hangs; the breaker's timeout (1 s) ends it.
+        yield* chaos.delay("get", "1 minute")
+        const answered = (read: Effect.Effect<unknown, unknown>) =>
+          Effect.gen(function* () {
+            const fiber = yield* Effect.fork(read)
+            yield* walk(5)
+            yield* TestClock.adjust(1000)
+            yield* walk(5)
+            const done = yield* Fiber.poll(fiber)
+            yield* Fiber.interrupt(fiber)
+            return done
+          })
+        const none = Option.none()
+        expect(yield* answered(cache.get("a"))).toEqual(Option.some(Exit.succeed(none)))
+        expect(yield* answered(cache.getMany(["a", "b", "c"]))).toEqual(
+          Option.some(Exit.succeed([none, none, none]))
+        )
+        expect(yield* l1.get("a")).toEqual(none)
+      })
   )
 })

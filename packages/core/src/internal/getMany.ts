@@ -3,6 +3,7 @@
  */
 import { Effect, Option } from "effect"
 import type { CacheInputError } from "../CacheError.js"
+import * as Entry from "../Entry.js"
 import type { AnySchema } from "./codec.js"
 import type { Slot } from "./fastPath.js"
 import { checkKeys } from "./input.js"
@@ -30,6 +31,24 @@ export const make = (deps: Deps) => {
   const l1Answer = (slot: Slot, schema: AnySchema | undefined) =>
     Option.some(schema !== undefined ? slot.typedValue : slot.value)
 
+  /**
+   * The tags not met yet of the usable entries a tier answered, read once for the batch (as
+   * the L1 slots' are): an entry is then judged with its tags read, so a tag whose time cannot
+   * be read costs the batch one tier timeout, not one per entry carrying it.
+   */
+  const readTags = (found: ReadonlyArray<Option.Option<Entry.Entry>>): Effect.Effect<void> => {
+    const t = now()
+    let unmet: Set<string> | undefined
+    for (const option of found) {
+      if (option?._tag !== "Some") continue
+      const entry = option.value
+      if (entry.tags.length === 0 || Entry.isGone(entry, t) || tags.valid(entry) !== undefined) continue
+      unmet ??= new Set()
+      for (const tag of entry.tags) unmet.add(tag)
+    }
+    return unmet === undefined ? Effect.void : tags.load([...unmet])
+  }
+
   const below = (
     schema: AnySchema | undefined,
     results: Array<Option.Option<unknown>>,
@@ -51,16 +70,17 @@ export const make = (deps: Deps) => {
       }
       if (fast === undefined) {
         const found = yield* access.readManyL1(remaining.map(({ key }) => key))
+        yield* readTags(found)
         const still: Array<Pending> = []
+        const at = now()
         for (let j = 0; j < remaining.length; j++) {
           const entry = found[j]
-          const accepted = entry?._tag === "Some" ? yield* lookup.accept(entry.value, schema) : undefined
-          if (accepted?.fresh !== true) {
+          if (entry?._tag !== "Some" || lookup.judge(entry.value, at, schema, true) !== FRESH) {
             still.push(remaining[j]!)
             continue
           }
           counters.l1Hits++
-          results[remaining[j]!.i] = Option.some(accepted.value)
+          results[remaining[j]!.i] = Option.some(lookup.decoded())
         }
         remaining = still
       }
@@ -69,6 +89,7 @@ export const make = (deps: Deps) => {
           t,
           remaining.map(({ key }) => key)
         )
+        yield* readTags(found)
         const still: Array<Pending> = []
         for (let j = 0; j < remaining.length; j++) {
           const { i, key } = remaining[j]!
@@ -77,27 +98,21 @@ export const make = (deps: Deps) => {
             still.push(remaining[j]!)
             continue
           }
-          // Judged synchronously unless the entry's tags must be read first; on the clock of
-          // this moment, as get judges: an earlier key's tags or promotion may have taken time.
+          // Judged synchronously, its tags read; on the clock of this moment, as get judges: an
+          // earlier key's promotion may have taken time.
           const at = now()
-          const verdict = lookup.judge(entry.value, at, schema, false)
-          const accepted =
-            verdict === NEEDS_TAGS
-              ? yield* lookup.accept(entry.value, schema)
-              : verdict === FRESH
-                ? { fresh: true, value: lookup.decoded() }
-                : undefined
-          if (accepted?.fresh !== true) {
+          if (lookup.judge(entry.value, at, schema, true) !== FRESH) {
             still.push(remaining[j]!)
             continue
           }
+          const value = lookup.decoded()
           counters.lowerHits[t - 1]!++
-          results[i] = Option.some(accepted.value)
+          results[i] = Option.some(value)
           // Into MemoryTier's L1 from the one lower tier: synchronously.
           if (fast !== undefined && t === 1) {
             const slot = promotion.promoteNow(key, entry.value, at, since)
-            if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, accepted.value)
-          } else yield* promotion.promote(key, entry.value, t, since, schema, accepted.value)
+            if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, value)
+          } else yield* promotion.promote(key, entry.value, t, since, schema, value)
         }
         remaining = still
       }
