@@ -102,3 +102,34 @@ describe("getMany reads the tags of a batch once, as its L1 entries' tags", () =
       })
   )
 })
+
+describe("tags not met yet are read at once, not one after the other", () => {
+  it.scoped(
+    "several unknown tags whose reads hang: a miss within one tier timeout, for get and getMany",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l2, chaos, now } = yield* setup
+        // m carries three tags; a, b and c one each, all different.
+        yield* l2.plant("m", Entry.make({ value: "m", now, ttlMs: 60_000, tags: ["t1", "t2", "t3"] }))
+        for (const key of ["a", "b", "c"]) {
+          yield* l2.plant(key, Entry.make({ value: key, now, ttlMs: 60_000, tags: [`t${key}`] }))
+        }
+        yield* chaos.delay("get", "1 minute")
+        const answered = (read: Effect.Effect<unknown, unknown>) =>
+          Effect.gen(function* () {
+            const fiber = yield* Effect.fork(read)
+            yield* walk(5)
+            yield* TestClock.adjust(1000)
+            yield* walk(5)
+            const done = yield* Fiber.poll(fiber)
+            yield* Fiber.interrupt(fiber)
+            return done
+          })
+        const none = Option.none()
+        expect(yield* answered(cache.get("m"))).toEqual(Option.some(Exit.succeed(none)))
+        expect(yield* answered(cache.getMany(["a", "b", "c"]))).toEqual(
+          Option.some(Exit.succeed([none, none, none]))
+        )
+      })
+  )
+})

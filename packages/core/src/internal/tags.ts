@@ -20,8 +20,8 @@ export interface Tags {
   /** true: every tag of the entry known and valid; false: one invalidated; undefined: one unknown. */
   readonly valid: (entry: Entry.Entry) => boolean | undefined
   /**
-   * Reads the times of the tags not met yet from the lower tiers, in order, until one answers.
-   * A tag no tier could be asked about stays unknown.
+   * Reads the times of the tags not met yet (all at once) from the lower tiers, in order, until
+   * one answers. A tag no tier could be asked about stays unknown.
    */
   readonly load: (tags: ReadonlyArray<string>) => Effect.Effect<void>
   /** Notes that `tag` was invalidated at `at`. */
@@ -72,11 +72,13 @@ export const make = (access: TierAccess, now: () => number): Tags => {
       }
       return true
     },
+    // All at once: an entry (or a batch) with several tags not met yet waits for one read, not
+    // one after the other (a hung tier would cost a timeout per tag).
     load: (tags) =>
       Effect.forEach(
         tags.filter((tag) => !times.has(tag)),
         loadOne,
-        { discard: true }
+        { discard: true, concurrency: "unbounded" }
       ),
     invalidated: note,
     forget: () => times.clear()
