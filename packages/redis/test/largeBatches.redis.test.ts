@@ -4,12 +4,12 @@
  * fails a large batch for its size.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Entry, Tier } from "@tiercache/core"
+import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Duration, Effect, Either, Layer } from "effect"
+import { Context, Duration, Effect, Either, Layer, Option } from "effect"
 import type { Redis } from "ioredis"
-import { RedisTier } from "../src/index.js"
-import { connectionLayer, observer } from "./utils.js"
+import { RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
 
 /** A short command timeout: a batch bounded as a whole by it fails on size alone. */
 const COMMAND_TIMEOUT = Duration.millis(100)
@@ -18,6 +18,19 @@ const Env = Layer.mergeAll(
   Connection,
   RedisTier.layer({ prefix: "lb:" }).pipe(Layer.provide(Connection))
 ).pipe(Layer.provideMerge(RedisServer.layer()))
+
+/** One cache instance on connections of its own (default timeouts), with its MemoryTier L1. */
+const instance = (instanceId: string) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 100_000 })
+    const shared = Layer.merge(RedisTier.layer({ prefix: "lb:" }), RedisInvalidationBus.layer()).pipe(
+      Layer.provide(connectionLayer())
+    )
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId }).pipe(Layer.provide(Layer.merge(Layer.succeed(Tier.L1, l1), shared)))
+    )
+    return { cache: Context.get(context, TieredCache.TieredCache), l1 }
+  })
 
 /** Writes `keys` (under the prefix) straight into Redis, 10,000 per pipeline. */
 const plant = (look: Redis, keys: ReadonlyArray<string>) =>
@@ -43,6 +56,38 @@ describe("RedisTier batches far larger than one command", () => {
           yield* plant(look, keys)
           const removed = yield* Effect.either(tier.remove(keys))
           expect(Either.isRight(removed) ? "removed" : removed.left.reason).toBe("removed")
+          expect(yield* Effect.promise(() => look.dbsize())).toBe(0)
+        })
+    )
+
+    it.scoped(
+      "invalidateMany of many keys tells the other instances in messages of bounded size: no subscriber is dropped",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          yield* Effect.promise(() => look.flushall())
+          // Redis drops a Pub/Sub subscriber whose pending output passes its limit (32 MB by
+          // default: a RemoveBulk of some 300,000 keys); here the limit is 256 kB, for 20,000 keys.
+          yield* Effect.acquireRelease(
+            Effect.promise(() => look.config("SET", "client-output-buffer-limit", "pubsub 256kb 0 0")),
+            () => Effect.promise(() => look.config("SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"))
+          )
+          const a = yield* instance("a")
+          const b = yield* instance("b")
+          const keys = Array.from({ length: 20_000 }, (_, i) => `user:${i}:profile:settings`)
+          yield* plant(look, keys)
+          // b holds every key in its L1.
+          expect((yield* b.cache.getMany(keys)).every(Option.isSome)).toBe(true)
+          yield* a.cache.invalidateMany(keys)
+          // b's L1 lets go of every key (by the messages, or by the resync of a dropped subscriber).
+          yield* eventually(
+            Effect.flatMap(b.l1.getMany(keys), (found) =>
+              found.some(Option.isSome) ? Effect.fail("still held") : Effect.void
+            )
+          )
+          yield* Effect.sleep("200 millis")
+          expect((yield* b.cache.invalidationStats).resyncs).toBe(0)
+          expect((yield* a.cache.invalidationStats).resyncs).toBe(0)
           expect(yield* Effect.promise(() => look.dbsize())).toBe(0)
         })
     )

@@ -14,6 +14,7 @@ import type { Changes, Deps, WriteError } from "./changes.js"
 import { writeIfNewer } from "./ifNewer.js"
 import { checkKey, checkKeys, checkPattern, checkTag } from "./input.js"
 import type * as PendingStores from "./pendingStores.js"
+import { removals } from "./removals.js"
 import { TAG_PREFIX } from "./tags.js"
 
 /** Builds the invalidations. */
@@ -62,7 +63,7 @@ export const make = (deps: Deps, changes: Changes) => {
               key: list[0]!,
               origin: instanceId
             })
-          : recovery.settleKeys(list, failed, { type: "RemoveBulk", keys: list, origin: instanceId })
+          : recovery.settleKeys(list, failed, removals(list, instanceId))
     )
 
   return {

@@ -46,11 +46,11 @@ export interface Recovery {
     lowerFailed: boolean,
     delivered: boolean
   ) => Effect.Effect<void>
-  /** After a removal of several keys. */
+  /** After a removal of several keys, told by `messages` (removals.ts). */
   readonly settleKeys: (
     keys: ReadonlyArray<string>,
     lowerFailed: boolean,
-    message: InvalidationMessage
+    messages: ReadonlyArray<InvalidationMessage>
   ) => Effect.Effect<void>
   /** After a tag's invalidation (its time stored as `record` under the tag's reserved key). */
   readonly settleTag: (
@@ -84,7 +84,10 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
       return {
         settleKey: (_k, _e, _u, _f, message) => publisher.publish(message),
         keptKey: () => Effect.void,
-        settleKeys: (_k, _f, message) => publisher.publish(message),
+        settleKeys: (_k, _f, messages) =>
+          messages.length === 1
+            ? publisher.publish(messages[0]!)
+            : Effect.forEach(messages, publisher.publish, { concurrency: 16, discard: true }),
         settleTag: (_t, _k, _r, _f, message) => publisher.publish(message),
         settleBarrier: (_g, _f, message) => publisher.publish(message),
         onReady: Effect.sync(probe),
@@ -102,6 +105,16 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
     }
     const settle = (message: InvalidationMessage, keep: (delivered: boolean) => void) =>
       Effect.flatMap(publisher.send(message), (delivered) => kept(keep, delivered))
+    /** As `settle`, for several messages: delivered when every one was. */
+    const settleAll = (messages: ReadonlyArray<InvalidationMessage>, keep: (delivered: boolean) => void) =>
+      messages.length === 1
+        ? settle(messages[0]!, keep)
+        : Effect.flatMap(Effect.forEach(messages, publisher.send, { concurrency: 16 }), (sent) =>
+            kept(
+              keep,
+              sent.every((ok) => ok)
+            )
+          )
 
     const replayAll = ReplayPasses.make({ ...deps, record })
     const lock = yield* Effect.makeSemaphore(1)
@@ -142,8 +155,8 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
         settle(message, keepKey(key, entry, update, lowerFailed)),
       keptKey: (key, entry, update, lowerFailed, delivered) =>
         kept(keepKey(key, entry, update, lowerFailed), delivered),
-      settleKeys: (keys, lowerFailed, message) =>
-        settle(message, (delivered) => {
+      settleKeys: (keys, lowerFailed, messages) =>
+        settleAll(messages, (delivered) => {
           if (!lowerFailed && delivered && record.size() === 0) return
           const at = now()
           for (const key of keys)

@@ -15,6 +15,7 @@ import type { Publisher } from "./bus.js"
 import type { Counters } from "./counters.js"
 import { writeIfNewer } from "./ifNewer.js"
 import type { Barrier, KeyChange, Record } from "./recovery.js"
+import { removals } from "./removals.js"
 import type { TierAccess } from "./tierAccess.js"
 
 /** What the replay passes need. */
@@ -26,9 +27,6 @@ export interface Deps {
   readonly instanceId: string
   readonly now: () => number
 }
-
-/** Keys per RemoveBulk message of a replay. */
-const BULK = 1000
 
 /** Builds one replay of the kept changes (run it under recovery's lock, `record.replaying`). */
 export const make = (deps: Deps): Effect.Effect<void> => {
@@ -81,14 +79,7 @@ export const make = (deps: Deps): Effect.Effect<void> => {
         })
       } else removed.push(c.key)
     })
-    for (let i = 0; i < removed.length; i += BULK) {
-      const keys = removed.slice(i, i + BULK)
-      messages.push(
-        keys.length === 1
-          ? { type: "Remove", key: keys[0]!, origin: instanceId }
-          : { type: "RemoveBulk", keys, origin: instanceId }
-      )
-    }
+    if (removed.length > 0) messages.push(...removals(removed, instanceId))
     return messages
   }
 
