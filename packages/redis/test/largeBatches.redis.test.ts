@@ -94,5 +94,25 @@ describe("RedisTier batches far larger than one command", () => {
           expect(yield* Effect.promise(() => look.dbsize())).toBe(0)
         })
     )
+
+    it.scoped(
+      "setMany of 200,000 entries succeeds within a 300 ms command timeout (each chunk bounded alone)",
+      () =>
+        Effect.gen(function* () {
+          const tier = yield* Tier.L2
+          const look = yield* observer
+          yield* Effect.promise(() => look.flushall())
+          const now = Date.now()
+          const entries = Array.from(
+            { length: 200_000 },
+            (_, i) => [`set:${i}`, Entry.make({ value: i, now, ttlMs: 600_000 })] as const
+          )
+          const written = yield* Effect.either(tier.setMany(entries))
+          expect(Either.isRight(written) ? "written" : written.left.reason).toBe("written")
+          expect(yield* Effect.promise(() => look.dbsize())).toBe(200_000)
+          const last = yield* tier.get("set:199999")
+          expect(Option.map(last, (e) => e.value)).toEqual(Option.some(199_999))
+        })
+    )
   })
 })

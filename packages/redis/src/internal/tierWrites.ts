@@ -25,6 +25,9 @@ type TierError = CacheError.TierError
 
 const REMOVE_CHUNK = 1000
 
+/** Most writes in one pipeline of `setMany`. */
+const WRITE_CHUNK = 1000
+
 interface Write {
   readonly key: string
   readonly value: string | undefined
@@ -161,6 +164,27 @@ export const make = ({
           }
         })
 
+  /**
+   * The small writes of a `setMany`, in pipelines of at most WRITE_CHUNK writes, one after the
+   * other: each is bounded by the command timeout (as the chunks of `remove` and getMany are),
+   * so that a batch never fails on its size alone (one pipeline of 200,000 writes, bounded as a
+   * whole, failed on a healthy Redis while its writes went on landing).
+   */
+  const writeSmall = (small: ReadonlyArray<Write>): Effect.Effect<void, TierError> =>
+    Effect.gen(function* () {
+      for (let i = 0; i < small.length; i += WRITE_CHUNK) {
+        const chunk = small.slice(i, i + WRITE_CHUNK)
+        yield* exec("setMany", () => {
+          const pipeline = client.pipeline()
+          for (const w of chunk) {
+            if (w.value === undefined) pipeline.unlink(w.key)
+            else pipeline.set(w.key, w.value, "PX", w.px)
+          }
+          return pipeline
+        })
+      }
+    })
+
   /** The failure of `effect`, or undefined once it succeeded. */
   const failureOf = (effect: Effect.Effect<unknown, TierError>): Effect.Effect<TierError | undefined> =>
     Effect.match(effect, { onFailure: (error) => error, onSuccess: () => undefined })
@@ -255,16 +279,7 @@ export const make = ({
         const all = (landing: Landing) =>
           Effect.all(
             [
-              small.length === 0
-                ? Effect.void
-                : exec("setMany", () => {
-                    const pipeline = client.pipeline()
-                    for (const w of small) {
-                      if (w.value === undefined) pipeline.unlink(w.key)
-                      else pipeline.set(w.key, w.value, "PX", w.px)
-                    }
-                    return pipeline
-                  }),
+              writeSmall(small),
               Effect.forEach(big, (w) => writeLarge("setMany", w.key, w.value!, w.px, landing), {
                 discard: true
               })
