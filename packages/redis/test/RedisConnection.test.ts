@@ -36,6 +36,19 @@ const captureLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     return [result, lines] as const
   })
 
+/** Node timers pending now (a pending timer keeps the process alive). */
+const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === "Timeout").length
+
+/**
+ * Waits until no more timers are pending than `before`, for at most 500 ms: a closed or failed
+ * connection leaves none behind, so a program that used it exits at once.
+ */
+const noTimerLeft = (before: number) =>
+  Effect.gen(function* () {
+    for (let waited = 0; timers() > before && waited < 500; waited += 25) yield* Effect.sleep("25 millis")
+    expect(timers()).toBeLessThanOrEqual(before)
+  })
+
 describe("RedisConnection", () => {
   layer(RedisServer.layer({ password: PASSWORD }), { excludeTestServices: true, timeout: "20 seconds" })(
     "against a server with a password",
@@ -127,6 +140,44 @@ describe("RedisConnection", () => {
       expect(failureOf(exit)._tag).toBe("RedisConnectionError")
       expect(elapsed).toBeLessThan(1000)
     })
+  )
+
+  it.live("a failed open leaves no timer behind (the process exits at once, not 2 s later)", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.async<number>((resume) => {
+        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+          const address = probe.address() as Net.AddressInfo
+          probe.close(() => resume(Effect.succeed(address.port)))
+        })
+      })
+      const before = timers()
+      const [, exit] = yield* build({ host: "127.0.0.1", port, connectTimeout: "300 millis" })
+      expect(failureOf(exit)._tag).toBe("RedisConnectionError")
+      yield* noTimerLeft(before)
+    })
+  )
+
+  it.live("closing the connections while Redis is down leaves no timer behind", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const before = timers()
+      const scope = yield* Scope.make()
+      const connection = yield* RedisConnection.make({
+        host: server.host,
+        port: server.port,
+        reconnectMaxDelay: "50 millis"
+      }).pipe(Scope.extend(scope))
+      yield* Scope.extend(connection.subscriber, scope)
+      yield* connection.bulk
+      yield* connection.blocking((client) => Effect.promise(() => client.ping()))
+      yield* server.stop
+      yield* eventually(
+        Effect.suspend(() => (connection.client.status === "ready" ? Effect.fail("ready") : Effect.void))
+      )
+      yield* Effect.sleep("100 millis")
+      yield* Scope.close(scope, Exit.void)
+      yield* noTimerLeft(before)
+    }).pipe(Effect.scoped)
   )
 
   it.live("a server that accepts but never answers is a typed error at the connect timeout, not a hang", () =>

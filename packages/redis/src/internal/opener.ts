@@ -52,7 +52,13 @@ export const makeOpener = (settings: {
         connectionName: `${settings.connectionName}:${label}`,
         enableAutoPipelining: role === "command" && (options.enableAutoPipelining ?? true),
         autoPipeliningIgnoredCommands: [READ_COMMAND],
-        autoResubscribe: false
+        autoResubscribe: false,
+        // How long a closed connection's socket may take to end before ioredis destroys it.
+        // Its timer is only cleared by the socket's "close", which a socket that had already
+        // closed (Redis down, a failed open) never emits again: with ioredis's 2 s, a program
+        // whose connection was down kept running 2 s after it had finished. Nothing is left to
+        // send when a connection is closed (a graceful close has its QUIT answered first).
+        disconnectTimeout: 0
       }
       if (role === "command" || role === "subscriber") base.commandTimeout = commandMs
       if (options.host !== undefined) base.host = options.host
