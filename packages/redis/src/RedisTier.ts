@@ -112,7 +112,8 @@ export const make = (
       writeIfNewer: (changes) =>
         writes.inOrder(
           changes.map((change) => prefix + change.key),
-          (landing) => conditional(changes, landing)
+          (landing) => conditional(changes, landing),
+          Effect.fail(fail("writeIfNewer", "an earlier large write of the key has not landed"))
         ),
       ready: Recovery.ready(client),
 

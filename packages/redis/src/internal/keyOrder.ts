@@ -7,14 +7,24 @@
  * itself while it waits, so that what comes after it waits too): the writes of a key land in the
  * order they were issued.
  *
+ * A wait is bounded: a write waits for those before it while they run (each bounded by its own
+ * timeouts), then for their landing at most a command's timeout more (the PING behind a
+ * timed-out large write, largeValues.ts). A write whose earlier writes have not landed by then
+ * runs `stuck` instead (a failure, as a timed-out command does), never sent, so it cannot land
+ * before them. With Redis paused, or its host gone and the connection still up, that PING is
+ * never answered: the writes of the key (uninterruptible in a cache) waited for good.
+ *
  * Cost: while no large write is in flight nothing is registered, and a small write pays only
  * `waits`: one `Map.size` check. While one is, a write of another key pays one `Map.has`; a
  * large write pays a promise and a registration (nothing beside its own transfer).
  */
 import { Effect } from "effect"
 
-/** Tells the write under way that a command it sent lands when `sent` settles. */
-export type Landing = (sent: Promise<unknown>) => void
+/**
+ * Tells the write under way that a command it sent lands when `sent` settles, and Redis answers
+ * it within `withinMs` (its own timeout, when longer than the command timeout) if it answers.
+ */
+export type Landing = (sent: Promise<unknown>, withinMs?: number) => void
 
 /** The order of the writes of one tier. */
 export interface KeyOrder {
@@ -26,21 +36,37 @@ export interface KeyOrder {
    * Runs `write` once every earlier registered write of `fulls` has landed, keeping `fulls`
    * registered until `write` has ended and every command it told `landing` of has settled
    * (a command still on its way when `write` is interrupted lands later all the same). The
-   * registration is one atomic step, made when the effect starts.
+   * registration is one atomic step, made when the effect starts. Runs `stuck` instead when the
+   * earlier writes have not landed in time (see above).
    */
   readonly after: <A, E>(
     fulls: ReadonlyArray<string>,
-    write: (landing: Landing) => Effect.Effect<A, E>
+    write: (landing: Landing) => Effect.Effect<A, E>,
+    stuck: Effect.Effect<A, E>
   ) => Effect.Effect<A, E>
-  /** Waits until every write registered now has landed (before removing by pattern). */
-  readonly settled: Effect.Effect<void>
+  /**
+   * Waits until every write registered now has landed (before removing by pattern), or runs
+   * `stuck` when they have not in time.
+   */
+  readonly settled: <E>(stuck: Effect.Effect<void, E>) => Effect.Effect<void, E>
 }
 
 /** The writes of one key in flight: settles once the last one registered has landed, never fails. */
-type Tail = Promise<void>
+interface Tail {
+  readonly landed: Promise<void>
+  /** Landed (released). */
+  done: boolean
+  /** By when (epoch ms) it should have landed: Infinity while its write runs. */
+  deadline: number
+  /** A write that ended without sending anything lands with these, by their deadlines. */
+  forward: ReadonlyArray<Tail> | undefined
+}
 
-/** Builds the order of one tier's writes. */
-export const make = (): KeyOrder => {
+/**
+ * Builds the order of one tier's writes; `commandMs`: the command timeout, how long a write's
+ * commands may take to land once the write has ended.
+ */
+export const make = (commandMs: number): KeyOrder => {
   const tails = new Map<string, Tail>()
 
   const waits = (full: string): boolean => tails.size > 0 && tails.has(full)
@@ -51,25 +77,63 @@ export const make = (): KeyOrder => {
     return false
   }
 
-  const waitFor = (before: ReadonlyArray<Tail>): Effect.Effect<void> =>
-    before.length === 0
-      ? Effect.void
-      : before.length === 1
-        ? Effect.promise(() => before[0]!)
-        : Effect.asVoid(Effect.promise(() => Promise.all(before)))
+  const deadlineOf = (tails: ReadonlyArray<Tail>): number => {
+    let deadline = 0
+    for (const tail of tails) {
+      if (tail.done) continue
+      deadline = Math.max(deadline, tail.deadline)
+      if (tail.forward !== undefined) deadline = Math.max(deadline, deadlineOf(tail.forward))
+    }
+    return deadline
+  }
+
+  /**
+   * Waits for `before` to land: true once they have, false once their deadline has passed
+   * (looked at again every command timeout while one of them still runs).
+   */
+  const waitFor = (before: ReadonlyArray<Tail>): Effect.Effect<boolean> => {
+    if (before.length === 0) return Effect.succeed(true)
+    return Effect.async<boolean>((resume) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let answered = false
+      const answer = (landed: boolean) => {
+        if (answered) return
+        answered = true
+        clearTimeout(timer)
+        resume(Effect.succeed(landed))
+      }
+      const arm = () => {
+        const left = deadlineOf(before) - Date.now()
+        if (left <= 0) return answer(false)
+        timer = setTimeout(arm, Math.min(left, commandMs))
+      }
+      arm()
+      const landed = before.length === 1 ? before[0]!.landed : Promise.all(before.map((t) => t.landed))
+      landed.then(() => answer(true))
+      return Effect.sync(() => clearTimeout(timer))
+    })
+  }
 
   interface Registration {
+    readonly tail: Tail
     readonly before: ReadonlyArray<Tail>
     readonly release: () => void
     landed: Array<Promise<unknown>> | undefined
+    /** By when (epoch ms) the commands it sent should have landed. */
+    landedBy: number
   }
 
   const register = (fulls: ReadonlyArray<string>): Registration => {
     const earlier = new Set<Tail>()
     let resolve!: () => void
-    const tail: Tail = new Promise<void>((r) => {
-      resolve = r
-    })
+    const tail: Tail = {
+      landed: new Promise<void>((r) => {
+        resolve = r
+      }),
+      done: false,
+      deadline: Number.POSITIVE_INFINITY,
+      forward: undefined
+    }
     for (const full of fulls) {
       const last = tails.get(full)
       if (last !== undefined) earlier.add(last)
@@ -78,9 +142,11 @@ export const make = (): KeyOrder => {
     const before = [...earlier]
     const release = () => {
       for (const full of fulls) if (tails.get(full) === tail) tails.delete(full)
+      tail.done = true
+      tail.forward = undefined
       resolve()
     }
-    return { before, release, landed: undefined }
+    return { tail, before, release, landed: undefined, landedBy: 0 }
   }
 
   /**
@@ -89,38 +155,51 @@ export const make = (): KeyOrder => {
    * when this one never sent anything).
    */
   const end = (registration: Registration): void => {
-    const { before, landed, release } = registration
+    const { tail, before, landed, release } = registration
     if (landed === undefined && before.length === 0) {
       release()
       return
     }
+    // Sent (after those before it had landed): by the time its commands were given, and a
+    // command's timeout from now at the latest (a PING behind a command that timed out). Not
+    // sent (stuck, or interrupted while it waited): with those before it.
+    if (landed === undefined) {
+      tail.deadline = Date.now()
+      tail.forward = before
+    } else {
+      tail.deadline = Math.max(Date.now() + commandMs, registration.landedBy)
+    }
     // A command's failure is its landing too (a tail never fails): a large write hands over a
     // landing that a timeout does not settle early (largeValues.ts landedOf).
-    Promise.allSettled([...before, ...(landed ?? [])]).then(release)
+    Promise.allSettled([...before.map((t) => t.landed), ...(landed ?? [])]).then(release)
   }
 
   const after = <A, E>(
     fulls: ReadonlyArray<string>,
-    write: (landing: Landing) => Effect.Effect<A, E>
+    write: (landing: Landing) => Effect.Effect<A, E>,
+    stuck: Effect.Effect<A, E>
   ): Effect.Effect<A, E> =>
     Effect.acquireUseRelease(
       Effect.sync(() => register(fulls)),
       (registration) =>
-        Effect.zipRight(
-          waitFor(registration.before),
-          Effect.suspend(() =>
-            write((sent) => {
-              if (registration.landed === undefined) registration.landed = [sent]
-              else registration.landed.push(sent)
-            })
-          )
+        Effect.flatMap(waitFor(registration.before), (landed) =>
+          landed
+            ? write((sent, withinMs = 0) => {
+                if (registration.landed === undefined) registration.landed = [sent]
+                else registration.landed.push(sent)
+                registration.landedBy = Math.max(registration.landedBy, Date.now() + withinMs + commandMs)
+              })
+            : stuck
         ),
       (registration) => Effect.sync(() => end(registration))
     )
 
-  const settled: Effect.Effect<void> = Effect.suspend(() =>
-    tails.size === 0 ? Effect.void : waitFor([...new Set(tails.values())])
-  )
+  const settled = <E>(stuck: Effect.Effect<void, E>): Effect.Effect<void, E> =>
+    Effect.suspend(() =>
+      tails.size === 0
+        ? Effect.void
+        : Effect.flatMap(waitFor([...new Set(tails.values())]), (landed) => (landed ? Effect.void : stuck))
+    )
 
   return { waits, waitsAny, after, settled }
 }

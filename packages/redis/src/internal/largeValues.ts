@@ -51,13 +51,13 @@ export interface LargeValues {
   /**
    * SET with PX on the large-value connection (after the marker); `sent`, when given, is handed
    * a promise of the SET's landing as soon as the SET is sent (it lands then even if this effect
-   * is interrupted, or times out: see `landedOf`).
+   * is interrupted, or times out: see `landedOf`), with the SET's timeout (ms).
    */
   readonly write: (
     full: string,
     value: string,
     px: number,
-    sent?: (reply: Promise<unknown>) => void
+    sent?: (reply: Promise<unknown>, withinMs: number) => void
   ) => Effect.Effect<void, unknown>
   /** The value (or null) and PTTL of a key, on the large-value connection. */
   readonly read: (full: string) => Effect.Effect<readonly [unknown, unknown], unknown>
@@ -72,7 +72,7 @@ export interface LargeValues {
     args: ReadonlyArray<string>,
     bytes: number,
     px: number,
-    sent?: (reply: Promise<unknown>) => void
+    sent?: (reply: Promise<unknown>, withinMs: number) => void
   ) => Effect.Effect<unknown, unknown>
 }
 
@@ -149,20 +149,17 @@ export const make = (connection: RedisConnection.Service, prefix: string): Large
     write: (full, value, px, sent) =>
       Effect.asVoid(
         writeBulk(px, (client) => {
-          const reply = send(
-            client,
-            "set",
-            [full, value, "PX", String(px)],
-            timeoutFor(Buffer.byteLength(value))
-          )
-          sent?.(landedOf(client, reply))
+          const within = timeoutFor(Buffer.byteLength(value))
+          const reply = send(client, "set", [full, value, "PX", String(px)], within)
+          sent?.(landedOf(client, reply), within)
           return reply
         })
       ),
     eval: (script, full, args, bytes, px, sent) =>
       writeBulk(px, (client) => {
-        const reply = send(client, "eval", [script, "1", full, ...args], timeoutFor(bytes))
-        sent?.(landedOf(client, reply))
+        const within = timeoutFor(bytes)
+        const reply = send(client, "eval", [script, "1", full, ...args], within)
+        sent?.(landedOf(client, reply), within)
         return reply
       }),
     read: (full) =>

@@ -16,6 +16,8 @@ const { TierError } = CacheError
 export interface Runner {
   /** The error of `operation` failing with `cause`. */
   readonly fail: (operation: string, cause: unknown) => TierError
+  /** The command timeout (ms). */
+  readonly timeoutMs: number
   /**
    * One command. ioredis bounds it by the command timeout itself (and fails it at once while
    * disconnected), so no timer of our own runs here: an Effect-level timeout forks a fiber
@@ -93,5 +95,5 @@ export const make = (name: string, timeout: Duration.Duration): Runner => {
       }
     )
 
-  return { fail, run, exec }
+  return { fail, timeoutMs, run, exec }
 }

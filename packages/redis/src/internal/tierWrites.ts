@@ -9,7 +9,7 @@
  * connection they take. A write or removal of a key whose large write is still in flight waits
  * for it to land before it is sent (keyOrder.ts), so a small `set` or a `remove` is never
  * overwritten by a large value written before it; a removal by pattern or `clear` first waits
- * for every large write in flight. Within one `setMany`, a key given twice keeps its last entry
+ * for every large write in flight. A wait that outlasts the large write's bounds fails unsent. Within one `setMany`, a key given twice keeps its last entry
  * (as `MSET` does).
  */
 import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
@@ -75,7 +75,10 @@ export const make = ({
 } => {
   const { fail, run, exec } = runner
   const send = sender(client)
-  const order = KeyOrder.make()
+  const order = KeyOrder.make(runner.timeoutMs)
+  /** A write not sent: an earlier large write of its key has not landed in time (keyOrder.ts). */
+  const notLanded = (operation: string) =>
+    Effect.fail(fail(operation, "an earlier large write of the key has not landed"))
   const setPx = (full: string, value: string, px: number): Promise<unknown> =>
     send("set", [full, value, "PX", String(px)], () => client.set(full, value, "PX", px))
   const unlinkOne = (full: string): Promise<unknown> => send("unlink", [full], () => client.unlink(full))
@@ -229,10 +232,14 @@ export const make = ({
         if (w instanceof CacheError.TierError) return Effect.fail(w)
         const { full, px, value } = w
         if (value !== undefined && large.isLarge(value)) {
-          return order.after([full], (landing) => writeLarge("set", full, value, px, landing))
+          return order.after(
+            [full],
+            (landing) => writeLarge("set", full, value, px, landing),
+            notLanded("set")
+          )
         }
         const small = Effect.asVoid(run("set", () => sendSmall(full, value, px)))
-        return order.waits(full) ? order.after([full], () => small) : small
+        return order.waits(full) ? order.after([full], () => small, notLanded("set")) : small
       }),
 
     /**
@@ -250,12 +257,21 @@ export const make = ({
         const { full, px, value } = w
         if (value !== undefined && large.isLarge(value)) {
           return Effect.flatMap(
-            failureOf(order.after([full], (landing) => writeLarge("set", full, value, px, landing))),
+            failureOf(
+              order.after([full], (landing) => writeLarge("set", full, value, px, landing), notLanded("set"))
+            ),
             (error) => Effect.map(then, (a) => [error, a] as const)
           )
         }
         return order.waits(full)
-          ? order.after([full], () => sendThen(full, value, px, then))
+          ? order.after(
+              [full],
+              () => sendThen(full, value, px, then),
+              Effect.suspend(() => {
+                const error = fail("set", "an earlier large write of the key has not landed")
+                return Effect.map(then, (a) => [error, a] as const)
+              })
+            )
           : sendThen(full, value, px, then)
       }),
 
@@ -291,13 +307,15 @@ export const make = ({
         if (writes.some((w) => order.waits(w.key))) {
           return yield* order.after(
             writes.map((w) => w.key),
-            all
+            all,
+            notLanded("setMany")
           )
         }
         if (big.length > 0) {
           return yield* order.after(
             big.map((w) => w.key),
-            all
+            all,
+            notLanded("setMany")
           )
         }
         yield* all(noLanding)
@@ -307,16 +325,21 @@ export const make = ({
       Effect.suspend(() => {
         if (keys.length === 0) return Effect.void
         const full = keys.map((key) => prefix + key)
-        return order.waitsAny(full) ? order.after(full, () => unlink(full)) : unlink(full)
+        return order.waitsAny(full)
+          ? order.after(full, () => unlink(full), notLanded("remove"))
+          : unlink(full)
       }),
 
     // A removal by pattern waits for the large writes in flight (of any key: it is rare), so
     // that none lands after it.
     removeMatching: (glob) =>
-      Effect.zipRight(order.settled, removeMatching("removeMatching", glob, isReserved)),
+      Effect.zipRight(
+        order.settled(notLanded("removeMatching")),
+        removeMatching("removeMatching", glob, isReserved)
+      ),
 
     clear: Effect.zipRight(
-      order.settled,
+      order.settled(notLanded("clear")),
       removeMatching("clear", "*", (key) => key.equals(marker))
     ).pipe(Effect.asVoid)
   }
