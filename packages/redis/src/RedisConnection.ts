@@ -16,7 +16,7 @@ import type { ConfigError } from "effect"
 import { Config, Context, Duration, Effect, Layer, type Redacted, Scope } from "effect"
 import type { Redis } from "ioredis"
 import { makeBlocking } from "./internal/blocking.js"
-import type { RedisConnectionError } from "./internal/connectionError.js"
+import { RedisConnectionError } from "./internal/connectionError.js"
 import { DEFAULT_PREFIX, resolvePrefix } from "./internal/namespace.js"
 import { makeOpener } from "./internal/opener.js"
 import { openOnce } from "./internal/openOnce.js"
@@ -135,6 +135,7 @@ export declare namespace RedisConnection {
      * Runs `use` with exclusive use of the shared connection for blocking reads (opened on
      * first use, closed with the layer). Uses are serialized; a use that is interrupted or
      * fails has its command woken with `CLIENT UNBLOCK`, so the next one does not wait behind it.
+     * Once the layer has closed, a `RedisConnectionError`.
      */
     readonly blocking: <A, E, R>(
       use: (client: Redis) => Effect.Effect<A, E, R>
@@ -147,6 +148,7 @@ export declare namespace RedisConnection {
     /**
      * The connection for large values (see `largeValueBytes`), opened on first use and closed
      * with the layer; its commands have no timeout of their own: bound them with `timeoutFor`.
+     * Once the layer has closed, a `RedisConnectionError`.
      */
     readonly bulk: Effect.Effect<Redis, RedisConnectionError>
     /** The threshold (bytes) from which a value is large. */
@@ -161,6 +163,10 @@ export declare namespace RedisConnection {
     readonly connectTimeout: Duration.Duration
   }
 }
+
+/** What a connection opened on first use answers once the layer has closed. */
+const closedError = (role: string) =>
+  new RedisConnectionError({ reason: `${role} connection: the connection layer is closed` })
 
 const decodeDuration = (
   input: Duration.DurationInput | undefined,
@@ -227,11 +233,11 @@ export const make = (
       connectionName: options.connectionName ?? "tiercache"
     })
     const client = yield* opener.open("command")
-    const blocking = yield* makeBlocking(opener, client, commandTimeout)
+    const blocking = yield* makeBlocking(opener, client, commandTimeout, () => closedError("blocking"))
     const scope = yield* Effect.scope
     // Opened on first use and kept, even when the large value that opened it gave up meanwhile
     // (openOnce.ts); a failed attempt is not kept (the next large value tries again).
-    const bulk = yield* openOnce(Scope.extend(opener.open("bulk"), scope), scope)
+    const bulk = yield* openOnce(Scope.extend(opener.open("bulk"), scope), scope, () => closedError("bulk"))
     return {
       client,
       subscriber: opener.open("subscriber"),

@@ -273,6 +273,24 @@ describe("RedisConnection", () => {
         }).pipe(Effect.scoped)
       )
 
+      // Opened on first use in the layer's scope: a first use after the close forked its open into
+      // a closed scope, which interrupted it before it ran, and the use waited for good.
+      it.effect("after the close, a first use of the large-value or blocking connection fails typed", () =>
+        Effect.gen(function* () {
+          const scope = yield* Scope.make()
+          const connection = yield* Layer.buildWithScope(connectionLayer(), scope).pipe(
+            Effect.map(Context.get(RedisConnection.RedisConnection))
+          )
+          yield* Scope.close(scope, Exit.void)
+          const bulk = yield* connection.bulk.pipe(Effect.timeout("2 seconds"), Effect.exit)
+          expect(failureOf(bulk)._tag).toBe("RedisConnectionError")
+          const blocking = yield* connection
+            .blocking((client) => Effect.promise(() => client.ping()))
+            .pipe(Effect.timeout("2 seconds"), Effect.exit)
+          expect(failureOf(blocking)._tag).toBe("RedisConnectionError")
+        })
+      )
+
       it.effect(
         "a blocking read is interrupted with CLIENT UNBLOCK, so the next one does not wait behind it",
         () =>

@@ -7,6 +7,7 @@
 import { type Duration, Effect, Exit, Scope } from "effect"
 import type { Redis } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
+import type { RedisConnectionError } from "./connectionError.js"
 import type { Opener } from "./opener.js"
 import { openOnce } from "./openOnce.js"
 
@@ -20,7 +21,8 @@ interface BlockingConnection {
 export const makeBlocking = (
   opener: Opener,
   commands: Redis,
-  commandTimeout: Duration.Duration
+  commandTimeout: Duration.Duration,
+  closed: () => RedisConnectionError
 ): Effect.Effect<RedisConnection.Service["blocking"], never, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Effect.scope
@@ -42,7 +44,8 @@ export const makeBlocking = (
         yield* Effect.promise(() => readId(conn)).pipe(Effect.timeout(commandTimeout), Effect.ignore)
         return conn
       }),
-      scope
+      scope,
+      closed
     )
     const unblock = (conn: BlockingConnection) =>
       conn.id === undefined
