@@ -673,6 +673,40 @@ describe("tier timeouts and the circuit breaker", () => {
   )
 })
 
+describe("health after an outage", () => {
+  // CacheHealth says degraded when a lower tier does not answer. A breaker stays open until a
+  // call probes it, so with no traffic after the outage the cache said degraded (breaker open)
+  // for good, its tier answering every health check.
+  it.scoped("past the breaker's window, health is the probe: a tier that answers again is healthy", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const { cache } = yield* build({ breaker: { failureThreshold: 3, openFor: "10 seconds" } }, l2)
+      yield* l2.failOn("all")
+      for (let i = 0; i < 3; i++) yield* cache.get(`k${i}`)
+      yield* l2.failOn("none")
+      // Inside the window: open, reported as such, and the check does not close it.
+      let health = yield* cache.health
+      expect(health.status).toBe("degraded")
+      expect(health.tiers[1]!.detail).toContain("breaker open")
+      expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+      // Past it, no call made: the health check probes, and the tier answers.
+      yield* TestClock.adjust("10 seconds")
+      health = yield* cache.health
+      expect(health.status).toBe("healthy")
+      expect((yield* cache.stats).breakers).toEqual({ test: "closed" })
+      expect((yield* cache.stats).breakerRejections).toBe(0)
+      // A tier still failing when health probes: open again, for another window.
+      yield* l2.failOn("all")
+      for (let i = 0; i < 3; i++) yield* cache.get(`j${i}`)
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* cache.health).status).toBe("degraded")
+      yield* l2.failOn("none")
+      expect((yield* cache.health).tiers[1]!.detail).toContain("breaker open")
+      expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+    })
+  )
+})
+
 describe("the bus's circuit breaker", () => {
   it.scoped(
     "a hung bus costs a write one timeout, then publishes are skipped until a probe gets through",

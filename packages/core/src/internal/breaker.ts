@@ -29,6 +29,8 @@ export interface Breaker extends PublicBreaker {
   readonly record: (success: boolean) => Effect.Effect<void>
   /** An open breaker lets its next call probe at once (the connection reported ready). */
   readonly probeNow: () => void
+  /** Whether the next call would be the probe (open, its window over, no probe under way). */
+  readonly mayProbe: () => boolean
 }
 
 /** A guarded tier, plus what a hot path needs to call the tier directly while the breaker is closed. */
@@ -196,7 +198,9 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
       if (state === "open") openUntil = 0
     }
 
-    return { timeout, state: () => state, rejected: () => rejected, record, run, probeNow }
+    const mayProbe = () => state === "open" && !probing && clock.unsafeCurrentTimeMillis() >= openUntil
+
+    return { timeout, state: () => state, rejected: () => rejected, record, run, probeNow, mayProbe }
   })
 
 /**
@@ -281,23 +285,37 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       ...(tier.setThen === undefined || !selfBounded
         ? {}
         : { sequence: tier.sequence, setThen: setThen(tier.setThen) }),
-      health: Effect.map(
-        tier.health.pipe(
-          Effect.timeoutTo({
-            duration: timeout,
-            onSuccess: (h): TierHealth => h,
-            onTimeout: (): TierHealth => ({
-              name: tier.name,
-              healthy: false,
-              detail: "health check timed out"
-            })
-          })
-        ),
-        (h): TierHealth =>
+      health: Effect.suspend(() => {
+        const withState = (h: TierHealth): TierHealth =>
           breaker.state() === "closed"
             ? h
             : { name: h.name, healthy: false, detail: `breaker ${breaker.state()}; ${h.detail ?? ""}` }
-      )
+        // Open past its window (or its tier reported ready again): the check is the probe a
+        // call would be, so that a tier that answers again is not reported down until traffic
+        // comes (an unhealthy answer opens the breaker again, as a failed call does).
+        if (breaker.mayProbe()) {
+          const probe = breaker.run(
+            Effect.flatMap(tier.health, (h) => (h.healthy ? Effect.succeed(h) : Effect.fail(h))),
+            (): TierHealth => ({ name: tier.name, healthy: false, detail: "probe under way" }),
+            (): TierHealth => ({ name: tier.name, healthy: false, detail: "health check timed out" })
+          )
+          return Effect.map(Effect.merge(probe), withState)
+        }
+        return Effect.map(
+          tier.health.pipe(
+            Effect.timeoutTo({
+              duration: timeout,
+              onSuccess: (h): TierHealth => h,
+              onTimeout: (): TierHealth => ({
+                name: tier.name,
+                healthy: false,
+                detail: "health check timed out"
+              })
+            })
+          ),
+          withState
+        )
+      })
     }
     return guarded
   })
