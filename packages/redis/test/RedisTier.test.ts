@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, Glob, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Effect, Either, Layer, Option } from "effect"
+import { Effect, Either, Fiber, Layer, Option } from "effect"
 import type { Redis } from "ioredis"
 import { RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer, recordingTracer, timed } from "./utils.js"
@@ -499,6 +499,32 @@ describe("RedisTier", () => {
           expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("again"))
           expect((yield* tier.health).healthy).toBe(true)
         })
+    )
+
+    // ioredis fails the commands a lost connection leaves unanswered with "Reached the max retries
+    // per request limit (which is 0). Refer to "maxRetriesPerRequest" option for details.": an
+    // option of the driver's that the tier sets, which the user can do nothing with.
+    it.scoped("a call in flight when Redis dies fails with a reason that says so", () =>
+      Effect.gen(function* () {
+        const tier = yield* Tier.L2
+        const server = yield* RedisServer.RedisServer
+        const look = yield* observer
+        yield* Effect.fork(Effect.promise(() => look.debug("SLEEP", "1").catch(() => undefined)))
+        yield* Effect.sleep("50 millis")
+        const call = yield* Effect.fork(Effect.either(tier.get("in-flight")))
+        yield* Effect.sleep("50 millis")
+        yield* server.stop
+        const result = yield* Fiber.join(call)
+        yield* server.start
+        expect(Either.isLeft(result)).toBe(true)
+        if (Either.isLeft(result)) {
+          expect(result.left.reason).toBe(
+            "connection lost before Redis answered (reconnecting in the background)"
+          )
+          expect(result.left.message).not.toMatch(/maxRetriesPerRequest/)
+        }
+        yield* eventually(tier.set("k", entry("again", 10_000)), "3 seconds")
+      })
     )
   })
 })
