@@ -77,12 +77,17 @@ export const make = (commandMs: number): KeyOrder => {
     return false
   }
 
+  /** The last deadline of `tails`, and of the tails those that sent nothing stand for. */
   const deadlineOf = (tails: ReadonlyArray<Tail>): number => {
     let deadline = 0
-    for (const tail of tails) {
-      if (tail.done) continue
+    const stack = [...tails]
+    const seen = new Set<Tail>()
+    while (stack.length > 0) {
+      const tail = stack.pop()!
+      if (tail.done || seen.has(tail)) continue
+      seen.add(tail)
       deadline = Math.max(deadline, tail.deadline)
-      if (tail.forward !== undefined) deadline = Math.max(deadline, deadlineOf(tail.forward))
+      if (tail.forward !== undefined) stack.push(...tail.forward)
     }
     return deadline
   }
@@ -165,7 +170,8 @@ export const make = (commandMs: number): KeyOrder => {
     // sent (stuck, or interrupted while it waited): with those before it.
     if (landed === undefined) {
       tail.deadline = Date.now()
-      tail.forward = before
+      // The tails those before it stand for, not a chain of every write that gave up since.
+      tail.forward = before.flatMap((t) => t.forward ?? [t]).filter((t) => !t.done)
     } else {
       tail.deadline = Math.max(Date.now() + commandMs, registration.landedBy)
     }
