@@ -31,4 +31,29 @@ describe("keyOrder", () => {
       expect(yield* order.after(["j"], () => Effect.succeed("sent"), Effect.succeed("stuck"))).toBe("sent")
     })
   )
+
+  // A write that waited for a large write and was then sent lands with its own reply: the next
+  // write of the key, made right after it returned, is sent too (not taken for one stuck
+  // behind it because the first one's registration ends a moment later).
+  it.live("a write made right after a write that waited for a large one is sent", () =>
+    Effect.gen(function* () {
+      const order = KeyOrder.make(50)
+      const large = yield* Effect.fork(
+        order.after(
+          ["k"],
+          (landing) =>
+            Effect.sync(() => {
+              landing(new Promise((resolve) => setTimeout(resolve, 20)), 0)
+            }),
+          Effect.void
+        )
+      )
+      yield* Effect.yieldNow()
+      const send = order.after(["k"], () => Effect.succeed("sent"), Effect.succeed("stuck"))
+      expect(yield* send).toBe("sent")
+      expect(yield* send).toBe("sent")
+      expect(yield* send).toBe("sent")
+      yield* large.await
+    })
+  )
 })

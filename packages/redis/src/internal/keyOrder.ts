@@ -100,22 +100,29 @@ export const make = (commandMs: number): KeyOrder => {
     if (before.length === 0) return Effect.succeed(true)
     return Effect.async<boolean>((resume) => {
       let timer: ReturnType<typeof setTimeout> | undefined
+      let last: ReturnType<typeof setImmediate> | undefined
       let answered = false
+      const stop = () => {
+        clearTimeout(timer)
+        if (last !== undefined) clearImmediate(last)
+      }
       const answer = (landed: boolean) => {
         if (answered) return
         answered = true
-        clearTimeout(timer)
+        stop()
         resume(Effect.succeed(landed))
       }
       const arm = () => {
         const left = deadlineOf(before) - Date.now()
-        if (left <= 0) return answer(false)
-        timer = setTimeout(arm, Math.min(left, commandMs))
+        // Past the deadline: once the landings already settled have been told (a registration
+        // ends a few promise steps after its write did).
+        if (left <= 0) last = setImmediate(() => answer(false))
+        else timer = setTimeout(arm, Math.min(left, commandMs))
       }
       arm()
       const landed = before.length === 1 ? before[0]!.landed : Promise.all(before.map((t) => t.landed))
       landed.then(() => answer(true))
-      return Effect.sync(() => clearTimeout(timer))
+      return Effect.sync(stop)
     })
   }
 
@@ -126,6 +133,8 @@ export const make = (commandMs: number): KeyOrder => {
     landed: Array<Promise<unknown>> | undefined
     /** By when (epoch ms) the commands it sent should have landed. */
     landedBy: number
+    /** Whether its write ran (those before it had landed), rather than `stuck`. */
+    ran: boolean
   }
 
   const register = (fulls: ReadonlyArray<string>): Registration => {
@@ -151,7 +160,7 @@ export const make = (commandMs: number): KeyOrder => {
       tail.forward = undefined
       resolve()
     }
-    return { tail, before, release, landed: undefined, landedBy: 0 }
+    return { tail, before, release, landed: undefined, landedBy: 0, ran: false }
   }
 
   /**
@@ -165,10 +174,10 @@ export const make = (commandMs: number): KeyOrder => {
       release()
       return
     }
-    // Sent (after those before it had landed): by the time its commands were given, and a
+    // Ran (after those before it had landed): by the time its commands were given, and a
     // command's timeout from now at the latest (a PING behind a command that timed out). Not
-    // sent (stuck, or interrupted while it waited): with those before it.
-    if (landed === undefined) {
+    // run (stuck, or interrupted while it waited): with those before it.
+    if (!registration.ran) {
       tail.deadline = Date.now()
       // The tails those before it stand for, not a chain of every write that gave up since.
       tail.forward = before.flatMap((t) => t.forward ?? [t]).filter((t) => !t.done)
@@ -188,15 +197,15 @@ export const make = (commandMs: number): KeyOrder => {
     Effect.acquireUseRelease(
       Effect.sync(() => register(fulls)),
       (registration) =>
-        Effect.flatMap(waitFor(registration.before), (landed) =>
-          landed
-            ? write((sent, withinMs = 0) => {
-                if (registration.landed === undefined) registration.landed = [sent]
-                else registration.landed.push(sent)
-                registration.landedBy = Math.max(registration.landedBy, Date.now() + withinMs + commandMs)
-              })
-            : stuck
-        ),
+        Effect.flatMap(waitFor(registration.before), (landed) => {
+          if (!landed) return stuck
+          registration.ran = true
+          return write((sent, withinMs = 0) => {
+            if (registration.landed === undefined) registration.landed = [sent]
+            else registration.landed.push(sent)
+            registration.landedBy = Math.max(registration.landedBy, Date.now() + withinMs + commandMs)
+          })
+        }),
       (registration) => Effect.sync(() => end(registration))
     )
 
