@@ -2,7 +2,9 @@
  * The invalidation bus over Redis Pub/Sub. Messages are published on the command connection;
  * each subscription has a Pub/Sub connection of its own. When that connection drops and comes
  * back, the subscription subscribes again itself and, once Redis confirmed it, yields
- * `Reconnected`: messages published in between were lost, and the cache clears its L1.
+ * `Reconnected`: messages published in between were lost, and the cache clears its L1. A PING
+ * every second that goes unanswered past the command timeout ends the connection (a peer gone
+ * without a word would otherwise leave it up, and deaf, for hours), so it reconnects the same way.
  * Redis hands every message back to its sender's own subscription: such an echo reaches the
  * cache within 5 ms (or with the next message, whichever comes first), so the cache's
  * `ownMessagesIgnored` and `messagesReceived` may trail a publish by that long.

@@ -6,7 +6,7 @@
  * other payload goes through the admission (busAdmission.ts) and is handed over at once.
  */
 import { CacheError, InvalidationBus } from "@tiercache/core"
-import { Chunk, Duration, Effect, FiberSet, Option, type Scope, Stream } from "effect"
+import { Chunk, Duration, Effect, FiberSet, Option, Schedule, type Scope, Stream } from "effect"
 import type { RedisConnection } from "../RedisConnection.js"
 import type { Admission } from "./busAdmission.js"
 import { describe } from "./describe.js"
@@ -28,6 +28,15 @@ type Arrival = string | InvalidationBus.Event
  * the next other arrival at the latest; the cache counts them then.
  */
 const ECHO_DELAY_MS = 5
+
+/**
+ * How often the Pub/Sub connection is asked a PING. One left unanswered past the command timeout
+ * ends the connection, which then reconnects (and the cache resyncs): a connection whose peer
+ * is gone without a word (its host down, or a NAT or load balancer that forgot an idle flow)
+ * otherwise stays up for as long as TCP keepalive takes (hours), every message lost meanwhile
+ * and nothing cleared.
+ */
+const HEARTBEAT = "1 second"
 
 /**
  * What arrived on the connection and was not pulled yet. One consumer pulls everything there is
@@ -172,6 +181,23 @@ export const make = (
     )
     yield* bounded("subscribe", () => subscriber.subscribe(channel))
     yield* Effect.acquireRelease(Effect.sync(ownEchoes.subscribed), () => Effect.sync(ownEchoes.unsubscribed))
+    // Only while the connection is up: a PING refused while it reconnects proves nothing.
+    const heartbeat = Effect.suspend(() =>
+      subscriber.status !== "ready"
+        ? Effect.void
+        : bounded("ping", () => subscriber.ping()).pipe(
+            Effect.catchAll((error) =>
+              subscriber.status !== "ready"
+                ? Effect.void
+                : Effect.zipRight(
+                    Effect.logWarning(`redis bus connection does not answer: ${error.reason}; reconnecting`),
+                    Effect.sync(() => subscriber.disconnect(true))
+                  )
+            ),
+            Effect.annotateLogs({ channel })
+          )
+    )
+    yield* Effect.forkScoped(Effect.repeat(heartbeat, Schedule.spaced(HEARTBEAT)))
     // Whatever arrived since the last pull is one chunk: admitted without an Effect per payload
     // (only a dropped payload's count and log are effects).
     return Stream.repeatEffectChunkOption(arrivals.pull).pipe(

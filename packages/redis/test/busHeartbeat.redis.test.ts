@@ -1,0 +1,109 @@
+import * as net from "node:net"
+import { describe, expect, layer } from "@effect/vitest"
+import { MemoryTier, TieredCache } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer, Option } from "effect"
+import { type RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, eventually } from "./utils.js"
+
+/**
+ * A TCP proxy in front of the suite's server; `blackhole(i)` makes the i-th connection it
+ * accepted (0: the command connection, 1: the Pub/Sub connection) drop whatever either side
+ * sends, without closing anything: a peer gone without a word (its host down, or a NAT or load
+ * balancer that forgot an idle flow).
+ */
+const proxy = Effect.gen(function* () {
+  const server = yield* RedisServer.RedisServer
+  const sockets = new Set<net.Socket>()
+  const conns: Array<{ dropped: boolean }> = []
+  const srv = yield* Effect.acquireRelease(
+    Effect.async<net.Server>((resume) => {
+      const srv = net.createServer((socket) => {
+        const conn = { dropped: false }
+        conns.push(conn)
+        const up = net.connect(server.port, server.host)
+        for (const s of [socket, up]) {
+          sockets.add(s)
+          s.on("error", () => {})
+        }
+        socket.on("close", () => up.destroy())
+        up.on("close", () => socket.destroy())
+        socket.on("data", (chunk: Buffer) => {
+          if (!conn.dropped) up.write(chunk)
+        })
+        up.on("data", (chunk: Buffer) => {
+          if (!conn.dropped) socket.write(chunk)
+        })
+      })
+      srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
+    }),
+    (srv) =>
+      Effect.sync(() => {
+        for (const s of sockets) s.destroy()
+        srv.close()
+      })
+  )
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    blackhole: (i: number) => {
+      conns[i]!.dropped = true
+    },
+    /** How many connections it accepted. */
+    count: () => conns.length
+  }
+})
+
+/** A cache over RedisTier and RedisInvalidationBus on `connection`. */
+const instance = (
+  id: string,
+  connection: Layer.Layer<RedisConnection.RedisConnection, unknown, RedisServer.RedisServer>
+) =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId: id }).pipe(
+        Layer.provide(
+          Layer.mergeAll(
+            MemoryTier.layer({ maxEntries: 100 }),
+            RedisTier.layer({ prefix: "hb:" }),
+            RedisInvalidationBus.layer({ channel: "hb" })
+          ).pipe(Layer.provide(connection))
+        )
+      )
+    )
+    return Context.get(context, TieredCache.TieredCache)
+  })
+
+describe("the bus's Pub/Sub connection", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    // Its peer gone without a word, the connection stayed up for hours (TCP keepalive), the
+    // instance heard no message and cleared nothing: it served its L1 copies of keys changed
+    // elsewhere for their whole TTL. A PING unanswered within the command timeout now ends the
+    // connection, which reconnects, and the resync clears L1 as after any lost connection.
+    it.scoped("a Pub/Sub connection that stops answering is reconnected, and L1 resynced", () =>
+      Effect.gen(function* () {
+        const middle = yield* proxy
+        const a = yield* instance("A", connectionLayer({ commandTimeout: "200 millis" }))
+        const b = yield* instance(
+          "B",
+          connectionLayer({ port: middle.port, commandTimeout: "200 millis", connectTimeout: "1 second" })
+        )
+        yield* a.set("k", "v1", { ttl: "1 hour" })
+        // A's Remove has reached B: B's copy of k, read now, stays until a message or a resync.
+        yield* eventually(
+          Effect.flatMap(b.invalidationStats, (s) => (s.messagesReceived >= 1 ? Effect.void : Effect.fail(s)))
+        )
+        expect(yield* b.get("k")).toEqual(Option.some("v1"))
+        expect(middle.count()).toBe(2)
+        middle.blackhole(1)
+        yield* a.update("k", "v2", { ttl: "1 hour" })
+        yield* eventually(
+          Effect.flatMap(b.get("k"), (v) =>
+            Option.getOrUndefined(v) === "v2" ? Effect.void : Effect.fail(v)
+          ),
+          "4 seconds"
+        )
+        expect((yield* b.invalidationStats).resyncs).toBeGreaterThanOrEqual(1)
+      })
+    )
+  })
+})
