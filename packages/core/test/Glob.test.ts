@@ -66,6 +66,19 @@ describe("Glob", () => {
     expect(Glob.matcher("*a".repeat(1001))("a".repeat(1001))).toBe(false)
   })
 
+  it("several stars against a long key answer at once (no backtracking through every split)", () => {
+    // As a regular expression, each of these cost the square or the cube of the key's length:
+    // `*a*a*ab` against 20,000 "a" would run for hours on the event loop.
+    const long = "a".repeat(20_000)
+    const started = performance.now()
+    for (const glob of ["*a*ab", "*a*a*ab", "*a*[a]*a?b", "a*a*a*b"]) {
+      for (const key of [long, `${long}é`, `é${long}`])
+        expect([glob, Glob.matcher(glob)(key)]).toEqual([glob, false])
+      expect([glob, Glob.matcher(glob)(`${long}ab`)]).toEqual([glob, true])
+    }
+    expect(performance.now() - started).toBeLessThan(1_000)
+  })
+
   it("escapes literals so they match only themselves", () => {
     const literal = "app[1]:*?\\"
     const glob = `${Glob.escape(literal)}*`
