@@ -34,6 +34,7 @@ import { notAnObject } from "./internal/optionsObject.js"
 import * as OwnEchoes from "./internal/ownEchoes.js"
 import * as RemoveBatch from "./internal/removeBatch.js"
 import { sanitize } from "./internal/sanitize.js"
+import { isWellFormed } from "./internal/wellFormed.js"
 import { RedisConnection } from "./RedisConnection.js"
 
 type BusError = CacheError.BusError
@@ -150,6 +151,13 @@ export const make = (
       return yield* new CacheError.CacheConfigError({
         option: "channel",
         reason: "must be a non-empty string"
+      })
+    }
+    // Redis would subscribe to its U+FFFD form, and no message would match the name again.
+    if (!isWellFormed(channel)) {
+      return yield* new CacheError.CacheConfigError({
+        option: "channel",
+        reason: "must be well-formed UTF-16 (a lone surrogate reaches Redis as U+FFFD)"
       })
     }
     const namespace = options.namespace ?? connection.keyPrefix

@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { type CacheError, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Either, Layer, Option } from "effect"
+import { Context, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
 import type { Redis } from "ioredis"
 import { RedisConnection, RedisInvalidationBus, RedisStreams, RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer } from "./utils.js"
@@ -170,6 +170,37 @@ describe("namespaces on a shared Redis", () => {
               option: "channel"
             })
           }
+        })
+    )
+
+    it.scoped(
+      "a channel with a lone surrogate is refused: Redis names it with U+FFFD, and no message came through",
+      () =>
+        Effect.gen(function* () {
+          // Before: the bus subscribed to "inv\uFFFD", each message came back on that name, and
+          // every one (the own echoes included) was dropped as another channel's: another
+          // instance's set left this one's L1 stale until the TTL.
+          for (const channel of ["inv\uD800", "\uDC00inv", "a\uDBFFb"]) {
+            const built = yield* Effect.either(
+              Effect.provide(RedisInvalidationBus.make({ channel }), connectionLayer())
+            )
+            const error = Either.isLeft(built) ? (built.left as CacheError.CacheConfigError) : undefined
+            expect(error === undefined ? "built" : [error._tag, error.option]).toEqual([
+              "CacheConfigError",
+              "channel"
+            ])
+            expect(error?.message).toContain("UTF-16")
+          }
+          // A well-formed non-ASCII channel still works.
+          const channel = "inv:日本\u{1F600}"
+          const bus = yield* Effect.provide(RedisInvalidationBus.make({ channel }), connectionLayer())
+          const events = yield* bus.subscribe
+          const look = yield* observer
+          const got = yield* Effect.fork(Stream.runHead(events))
+          yield* Effect.promise(() => look.publish(channel, '{"type":"Remove","key":"k"}'))
+          expect(yield* Fiber.join(got)).toMatchObject(
+            Option.some({ _tag: "Message", message: { type: "Remove", key: "k" } })
+          )
         })
     )
 

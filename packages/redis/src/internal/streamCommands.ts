@@ -10,6 +10,7 @@ import { Duration, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { describe } from "./describe.js"
 import { sanitize } from "./sanitize.js"
+import { isWellFormed } from "./wellFormed.js"
 
 type StreamError = CacheError.StreamError
 const { StreamError } = CacheError
@@ -35,14 +36,6 @@ export const fromRead = (reply: unknown): ReadonlyArray<CacheStreams.StreamEntry
 /** Whether `n` is a positive integer (a count, a block time). */
 export const isPositiveInteger = (n: unknown): n is number =>
   typeof n === "number" && Number.isSafeInteger(n) && n > 0
-
-/**
- * Whether a string is well-formed UTF-16 (no lone surrogate). Redis holds text as UTF-8, where
- * a lone surrogate has no form: the driver sends U+FFFD for it, so `"u-\uD800"` and
- * `"u-\uDBFF"` would name one stream, and a field would read back altered. (Node 20.19, the
- * oldest supported, has `String.prototype.isWellFormed`; ES2022's types do not name it.)
- */
-const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed: () => boolean }).isWellFormed()
 
 /** Whether `value` is a non-empty, well-formed string: a stream name, an id, a group, a consumer. */
 const isName = (value: unknown): value is string =>
