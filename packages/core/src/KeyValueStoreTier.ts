@@ -28,13 +28,14 @@
 import { KeyValueStore } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Layer, Option, type Scope } from "effect"
-import { TierError } from "./CacheError.js"
+import { CacheConfigError, TierError } from "./CacheError.js"
 import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
 import * as KeyedLock from "./internal/keyedLock.js"
 import * as KvIndex from "./internal/kvIndex.js"
 import * as KvKeys from "./internal/kvKeys.js"
 import * as KvSweep from "./internal/kvSweep.js"
+import { configMillis, isWellFormed, optionsObjectError } from "./internal/validate.js"
 import { isReservedKey, L2, type Tier } from "./Tier.js"
 
 /** Whether a store error says the key was not there (nothing to remove). */
@@ -67,13 +68,26 @@ const describe = (cause: unknown): string =>
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<Tier.Service, TierError, KeyValueStore.KeyValueStore | Scope.Scope> =>
+): Effect.Effect<Tier.Service, TierError | CacheConfigError, KeyValueStore.KeyValueStore | Scope.Scope> =>
   Effect.gen(function* () {
+    const badOptions = optionsObjectError(options)
+    if (badOptions) return yield* badOptions
     const store = yield* KeyValueStore.KeyValueStore
     const clock = yield* Effect.clock
     const name = options.name ?? "kv"
-    const prefix = options.prefix ?? "tiercache:"
-    const sweepInterval = Duration.decode(options.sweepInterval ?? "1 minute")
+    const prefix: unknown = options.prefix === undefined ? "tiercache:" : options.prefix
+    // A prefix that is no string would be stored as its text ("null", "5"); one with a lone
+    // surrogate has no encoding (the file-system store died of a URIError on every key).
+    if (typeof prefix !== "string" || !isWellFormed(prefix)) {
+      return yield* new CacheConfigError({
+        option: "prefix",
+        reason: "must be a string of well-formed UTF-16"
+      })
+    }
+    // Zero or less would sweep without pause, for good.
+    const sweepMs = configMillis(options.sweepInterval ?? "1 minute", "sweepInterval")
+    if (typeof sweepMs !== "number") return yield* sweepMs
+    const sweepInterval = Duration.millis(sweepMs)
     const now = () => clock.unsafeCurrentTimeMillis()
 
     const fail = (operation: string) => (cause: unknown) =>
@@ -262,5 +276,7 @@ export const make = (
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<L2, TierError, KeyValueStore.KeyValueStore> =>
+export const layer = (
+  options?: Options
+): Layer.Layer<L2, TierError | CacheConfigError, KeyValueStore.KeyValueStore> =>
   Layer.scoped(L2, make(options))

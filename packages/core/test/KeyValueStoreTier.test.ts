@@ -225,7 +225,7 @@ describe("KeyValueStoreTier", () => {
       )
       expect(Exit.isFailure(build)).toBe(true)
       if (Exit.isFailure(build)) {
-        const error = build.cause._tag === "Fail" ? build.cause.error : undefined
+        const error = build.cause._tag === "Fail" ? (build.cause.error as CacheError.TierError) : undefined
         expect(error).toBeInstanceOf(CacheError.TierError)
         expect(error?.tier).toBe("disk")
         expect(error?.reason).toContain("PermissionDenied")
@@ -480,6 +480,53 @@ describe("KeyValueStoreTier", () => {
       yield* Effect.suspend(() => tier.set(key, Entry.make({ value: "v", now: Date.now(), ttlMs: 60_000 })))
       const back = yield* Effect.suspend(() => tier.get(key))
       expect(Option.map(back, (e) => e.value)).toEqual(Option.some("v"))
+    }).pipe(Effect.provide(NodeEnv))
+  )
+
+  it.scoped("options from plain JS that cannot work are a CacheConfigError naming the option, at build", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
+      const store = yield* KeyValueStore.KeyValueStore.pipe(
+        Effect.provide(KeyValueStore.layerFileSystem(directory))
+      )
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const js = (options: unknown): any => options
+      // Before: null was a TypeError (a defect), a sweepInterval of "abc" a defect, one of 0 or
+      // less swept without pause for good, a prefix with a lone surrogate died of a URIError on
+      // the file system at build, and a prefix of 5 or null was stored as "5" or "null".
+      const cases: ReadonlyArray<readonly [unknown, string]> = [
+        [null, "options"],
+        ["tiercache:", "options"],
+        [{ prefix: 5 }, "prefix"],
+        [{ prefix: null }, "prefix"],
+        [{ prefix: "p\uD800:" }, "prefix"],
+        [{ sweepInterval: "abc" }, "sweepInterval"],
+        [{ sweepInterval: 0 }, "sweepInterval"],
+        [{ sweepInterval: -1 }, "sweepInterval"],
+        [{ sweepInterval: Number.NaN }, "sweepInterval"],
+        [{ sweepInterval: Number.POSITIVE_INFINITY }, "sweepInterval"]
+      ]
+      for (const [options, option] of cases) {
+        const built = yield* Effect.exit(
+          Effect.scoped(KeyValueStoreTier.make(js(options))).pipe(
+            Effect.provideService(KeyValueStore.KeyValueStore, store),
+            Effect.timeout("5 seconds")
+          )
+        )
+        const error = Exit.isFailure(built) && built.cause._tag === "Fail" ? built.cause.error : undefined
+        expect([options, error?._tag, (error as CacheError.CacheConfigError | undefined)?.option]).toEqual([
+          options,
+          "CacheConfigError",
+          option
+        ])
+      }
+      // What the types allow still builds: a duration, and a well-formed non-ASCII prefix.
+      const tier = yield* KeyValueStoreTier.make({ prefix: "日本\u{1F600}:", sweepInterval: 50 }).pipe(
+        Effect.provideService(KeyValueStore.KeyValueStore, store)
+      )
+      yield* tier.set("k", Entry.make({ value: "v", now: Date.now(), ttlMs: 60_000 }))
+      expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("v"))
     }).pipe(Effect.provide(NodeEnv))
   )
 
