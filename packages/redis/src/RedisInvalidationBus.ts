@@ -164,6 +164,12 @@ export const make = (
     if (typeof namespace !== "string") {
       return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })
     }
+    if (!isWellFormed(namespace)) {
+      return yield* new CacheError.CacheConfigError({
+        option: "namespace",
+        reason: "must be well-formed UTF-16, as the key prefix it names"
+      })
+    }
     const logInterval = yield* Effect.try({
       try: () => Duration.decode(options.malformedLogInterval ?? "1 minute"),
       catch: () =>

@@ -204,6 +204,47 @@ describe("namespaces on a shared Redis", () => {
         })
     )
 
+    it.scoped(
+      "a prefix or namespace with a lone surrogate is refused: Redis would merge it with others",
+      () =>
+        Effect.gen(function* () {
+          // Before: "app\uD800:" and "app\uDBFF:" both reached Redis as "app\uFFFD:": two caches
+          // shared every key (one's clear removed the other's entries), while their buses, which
+          // compare the namespaces as given, dropped each other's messages as foreign.
+          const option = (built: Either.Either<unknown, unknown>) => {
+            const error = Either.isLeft(built) ? (built.left as CacheError.CacheConfigError) : undefined
+            return error === undefined
+              ? "built"
+              : [error._tag, error.option, error.message.includes("UTF-16")]
+          }
+          for (const prefix of ["app\uD800:", "app\uDBFF:", "\uDC00"]) {
+            expect(option(yield* Effect.either(Layer.build(connectionLayer({ keyPrefix: prefix }))))).toEqual(
+              ["CacheConfigError", "keyPrefix", true]
+            )
+            expect(
+              option(yield* Effect.either(Effect.provide(RedisTier.make({ prefix }), connectionLayer())))
+            ).toEqual(["CacheConfigError", "prefix", true])
+            expect(
+              option(yield* Effect.either(Effect.provide(RedisStreams.make({ prefix }), connectionLayer())))
+            ).toEqual(["CacheConfigError", "prefix", true])
+            expect(
+              option(
+                yield* Effect.either(
+                  Effect.provide(RedisInvalidationBus.make({ namespace: prefix }), connectionLayer())
+                )
+              )
+            ).toEqual(["CacheConfigError", "namespace", true])
+          }
+          // A well-formed non-ASCII prefix is kept apart from its neighbours.
+          const look = yield* observer
+          const { cache } = yield* instance("a", { keyPrefix: "app\u{1F600}:" })
+          yield* Effect.promise(() => look.set("app\uFFFD:k", "foreign"))
+          yield* cache.set("k", 1, { ttl: "1 minute" })
+          yield* cache.clear
+          expect(yield* Effect.promise(() => look.get("app\uFFFD:k"))).toBe("foreign")
+        })
+    )
+
     it.scoped("prefixes app[1]: and app1: on one channel: neither acts on the other's update or clear", () =>
       Effect.gen(function* () {
         const look = yield* observer

@@ -5,6 +5,7 @@
  */
 import { CacheError } from "@tiercache/core"
 import { Effect } from "effect"
+import { isWellFormed } from "./wellFormed.js"
 
 /** The namespace used when none is given. */
 export const DEFAULT_PREFIX = "tiercache:"
@@ -22,6 +23,16 @@ export const resolvePrefix = (
   if (given === undefined) return Effect.succeed(fallback)
   if (typeof given !== "string") {
     return Effect.fail(new CacheError.CacheConfigError({ option, reason: "must be a string" }))
+  }
+  // Redis would hold its U+FFFD form: "app\uD800:" and "app\uDBFF:" would share every key (one
+  // clear removing the other's) while their bus namespaces, compared as given, stay apart.
+  if (!isWellFormed(given)) {
+    return Effect.fail(
+      new CacheError.CacheConfigError({
+        option,
+        reason: "must be well-formed UTF-16 (a lone surrogate reaches Redis as U+FFFD)"
+      })
+    )
   }
   if (given.length === 0 && allowEmpty !== true) {
     return Effect.fail(
