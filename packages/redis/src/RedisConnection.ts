@@ -71,7 +71,7 @@ export interface Options {
   readonly keyPrefix?: string | undefined
   /**
    * Allow `keyPrefix: ""`: the cache's keys are then bare, and `clear` and
-   * `invalidatePattern("*")` delete every key of the database (give the cache a database of
+   * `invalidatePattern("*")` delete every string key of the database (give the cache a database of
    * its own, `db`). Default false.
    */
   readonly allowEmptyPrefix?: boolean | undefined

@@ -43,7 +43,7 @@ export interface Options {
    * `tiercache:` by default). If you set it, give RedisInvalidationBus the same `namespace`.
    */
   readonly prefix?: string | undefined
-  /** Allow `prefix: ""`: `clear` then deletes every key of the database. Default false. */
+  /** Allow `prefix: ""`: `clear` then deletes every string key of the database. Default false. */
   readonly allowEmptyPrefix?: boolean | undefined
   /** Keys asked for per SCAN step when removing by pattern (default 500). */
   readonly scanCount?: number | undefined

@@ -116,6 +116,55 @@ describe("namespaces on a shared Redis", () => {
     )
 
     it.scoped(
+      "clear and pattern invalidations leave RedisStreams' streams in the namespace (any non-string key)",
+      () =>
+        Effect.gen(function* () {
+          // Before: RedisStreams keeps its streams under the same prefix, and the cache's SCAN took
+          // every key there: cache.clear (or invalidatePattern("*"), or "o*") deleted the
+          // application's event streams, consumer groups and all.
+          const look = yield* observer
+          yield* Effect.promise(() => look.flushall())
+          const { cache } = yield* instance("a")
+          const streams = yield* Effect.provide(RedisStreams.make(), yield* Layer.build(connectionLayer()))
+          yield* streams.publish("orders", { id: "1" })
+          yield* streams.createGroup("orders", "billing")
+          yield* Effect.promise(() => look.hset("tiercache:session:1", { user: "ada" }))
+          yield* Effect.promise(() => look.rpush("tiercache:queue", "job"))
+          const kept = Effect.promise(async () => ({
+            orders: await look.xlen("tiercache:orders"),
+            groups: await look.xinfo("GROUPS", "tiercache:orders").then(
+              (groups) => (groups as Array<unknown>).length,
+              () => 0
+            ),
+            session: await look.hgetall("tiercache:session:1"),
+            queue: await look.lrange("tiercache:queue", 0, -1)
+          }))
+          const before = yield* kept
+          expect(before).toEqual({ orders: 1, groups: 1, session: { user: "ada" }, queue: ["job"] })
+          for (const [name, run] of [
+            ["clear", cache.clear],
+            ["invalidatePattern *", cache.invalidatePattern("*")],
+            ["invalidatePattern o*", cache.invalidatePattern("o*")],
+            ["invalidatePattern [oqs]*", cache.invalidatePattern("[oqs]*")]
+          ] as const) {
+            yield* cache.set("orders-cached", 1, { ttl: "1 minute" })
+            yield* cache.set("session:2", 2, { ttl: "1 minute" })
+            yield* run
+            expect({ name, data: yield* kept }).toEqual({ name, data: before })
+            // Not vacuous: the cache's own keys the glob covers are gone.
+            expect({
+              name,
+              left: yield* Effect.promise(() => look.exists("tiercache:orders-cached"))
+            }).toEqual({
+              name,
+              left: 0
+            })
+          }
+          expect(yield* Effect.promise(() => look.exists("tiercache:session:2"))).toBe(0)
+        })
+    )
+
+    it.scoped(
       "an empty prefix must be asked for (allowEmptyPrefix), on the connection and on each layer",
       () =>
         Effect.gen(function* () {

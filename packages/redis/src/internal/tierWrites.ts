@@ -3,7 +3,9 @@
  * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
  * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern with SCAN (never KEYS) inside the
  * prefix only: a pattern leaves the cache's own keys (`Tier.reservedPrefix`: a tag's time, the
- * large-value marker) in place, `clear` the large-value marker.
+ * large-value marker) in place, `clear` the large-value marker. Both take only string keys
+ * (`SCAN ... TYPE string`, Redis 6.0): the cache writes nothing else, and RedisStreams keeps its
+ * streams under the same prefix.
  *
  * Order: the writes and removals of a key land in the order they were called, whichever
  * connection they take. A write or removal of a key whose large write is still in flight waits
@@ -214,7 +216,7 @@ export const make = ({
       let removed = 0
       do {
         const [next, found] = yield* run(operation, () =>
-          client.scanBuffer(cursor, "MATCH", pattern, "COUNT", scanCount)
+          client.scanBuffer(cursor, "MATCH", pattern, "COUNT", scanCount, "TYPE", "string")
         )
         const keys = found.filter((key) => !keep(key))
         if (keys.length > 0) removed += yield* run(operation, () => client.unlink(...keys))
