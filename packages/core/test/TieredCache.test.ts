@@ -6,6 +6,7 @@ import {
   Context,
   Deferred,
   Effect,
+  Either,
   Exit,
   Fiber,
   FiberRef,
@@ -850,6 +851,35 @@ describe("bad input", () => {
         _tag: "CacheConfigError",
         option: "options"
       })
+    })
+  )
+})
+
+describe("instanceId", () => {
+  it.effect("one that is not a non-empty string is a CacheConfigError at build", () =>
+    Effect.gen(function* () {
+      // Before: instanceId 42 (say process.pid, from plain JS) was stamped on every message as
+      // its origin; receivers decode the origin as a string, so every message of this instance
+      // was malformed there and dropped: their L1s kept the values it had changed.
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const js = (options: unknown): any => options
+      const build = (options: unknown) =>
+        Effect.either(
+          Effect.scoped(
+            TieredCache.make(js(options)).pipe(
+              Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
+            )
+          )
+        )
+      for (const instanceId of [42, {}, "", true]) {
+        const built = yield* build({ instanceId })
+        expect(Either.isLeft(built) ? built.left : "built").toMatchObject({
+          _tag: "CacheConfigError",
+          option: "instanceId"
+        })
+      }
+      expect(Either.isRight(yield* build({ instanceId: "web-1" }))).toBe(true)
+      expect(Either.isRight(yield* build({ instanceId: undefined }))).toBe(true)
     })
   )
 })

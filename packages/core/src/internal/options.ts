@@ -8,7 +8,7 @@ import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type { Options } from "../TieredCache.js"
 import * as Breaker from "./breaker.js"
 import { type ResolvedTimeouts, resolveTimeouts } from "./callOptions.js"
-import { configMillis, isPositiveInteger, lifetimeError, optionsObjectError } from "./validate.js"
+import { configMillis, describe, isPositiveInteger, lifetimeError, optionsObjectError } from "./validate.js"
 
 /** The cache's options with every default applied, durations in milliseconds. */
 export interface Config {
@@ -83,6 +83,15 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
       const retryInterval = yield* millis(recoveryInput.retryInterval, "recovery.retryInterval", 5_000)
       recovery = { maxChanges, retryInterval }
     }
+    // Stamped on every message as its origin, which receivers decode as a string: an id of
+    // another type (process.pid) made each of this instance's messages malformed elsewhere.
+    const instanceId = options.instanceId ?? crypto.randomUUID()
+    if (typeof instanceId !== "string" || instanceId.length === 0) {
+      return yield* new CacheConfigError({
+        option: "instanceId",
+        reason: `must be a non-empty string, got ${describe(instanceId)}`
+      })
+    }
     return {
       recovery,
       defaultTtl,
@@ -94,7 +103,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
       breaker,
       tagRetention: yield* millis(options.tagRetention, "tagRetention", 7 * 24 * 3600_000),
       metricsInterval: yield* millis(options.metricsInterval, "metricsInterval", 10_000),
-      instanceId: options.instanceId ?? crypto.randomUUID(),
+      instanceId,
       cacheName: options.name ?? "default",
       spans: options.spans === undefined ? undefined : options.spans === true,
       keysInSpans: options.keysInSpans === true
