@@ -18,7 +18,7 @@
  *
  * @since 0.1.0
  */
-import { type CacheError, Tier } from "@tiercache/core"
+import { CacheError, Tier } from "@tiercache/core"
 import { Duration, Effect, Layer } from "effect"
 import * as LargeValues from "./internal/largeValues.js"
 import { resolvePrefix } from "./internal/namespace.js"
@@ -72,7 +72,15 @@ export const make = (
       connection.keyPrefix
     )
     const large = LargeValues.make(connection, prefix)
-    const scanCount = Math.max(1, Math.floor(options.scanCount ?? 500))
+    // SCAN's COUNT: Redis refuses anything but an integer (NaN, Infinity, 1e30), and would then
+    // fail every clear and pattern invalidation rather than the build.
+    const scanCount: unknown = options.scanCount === undefined ? 500 : options.scanCount
+    if (!(typeof scanCount === "number" && Number.isSafeInteger(scanCount) && scanCount > 0)) {
+      return yield* new CacheError.CacheConfigError({
+        option: "scanCount",
+        reason: "must be a positive integer"
+      })
+    }
     const timeout = connection.commandTimeout
     const runner = TierRunner.make(name, timeout)
     const { fail, run } = runner

@@ -222,6 +222,31 @@ describe("namespaces on a shared Redis", () => {
         })
     )
 
+    it.scoped("a scanCount that is no positive integer is refused at build, not by each clear", () =>
+      Effect.gen(function* () {
+        // Before: NaN, Infinity or 1e30 went to SCAN as its COUNT, which Redis refused: the tier
+        // built, then every clear and invalidatePattern failed (a TierError, counted against the
+        // breaker, and a clear kept for a replay that failed the same way).
+        // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+        const js = (options: unknown): any => options
+        for (const scanCount of [Number.NaN, Number.POSITIVE_INFINITY, 1e30, 0, -1, 2.5, "100", null]) {
+          const built = yield* Effect.either(
+            Effect.provide(RedisTier.make(js({ scanCount })), connectionLayer())
+          )
+          const error = Either.isLeft(built) ? (built.left as CacheError.CacheConfigError) : undefined
+          expect([scanCount, error === undefined ? "built" : [error._tag, error.option]]).toEqual([
+            scanCount,
+            ["CacheConfigError", "scanCount"]
+          ])
+        }
+        const tier = yield* Effect.provide(
+          RedisTier.make({ scanCount: 1 }),
+          yield* Layer.build(connectionLayer())
+        )
+        yield* tier.clear
+      })
+    )
+
     it.scoped(
       "a channel with a lone surrogate is refused: Redis names it with U+FFFD, and no message came through",
       () =>
