@@ -114,7 +114,7 @@ describe("RedisStreams consume claimIdleMs", () => {
         yield* streams.createGroup("shared", "g")
         const published = yield* publishMany("shared", 200)
         yield* receiveAndDrop("shared", "g", "gone", 200)
-        const got = yield* Queue.unbounded<readonly [string, string]>()
+        const got = yield* Queue.unbounded<string>()
         for (const name of ["c1", "c2", "c3", "c4"]) {
           yield* Effect.forkScoped(
             streams
