@@ -592,6 +592,100 @@ describe("the invalidation bus", () => {
       })
   )
 
+  it.scoped(
+    "a late Update created before this instance removed its key (its own invalidation, or a removal it applied) is not stored",
+    () =>
+      Effect.gen(function* () {
+        // a and b share an L2; b receives every message 100 ms late.
+        const hub = yield* TestBus.makeHub
+        const l2 = yield* TestTier.make()
+        const slowBus = yield* ChaosBus.wrap(TestBus.make(hub))
+        const instance = (id: string, bus: InvalidationBus.InvalidationBus.Service) =>
+          Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
+            TieredCache.make({ instanceId: id }).pipe(
+              Effect.provideService(Tier.L1, l1),
+              Effect.provideService(Tier.L2, l2),
+              Effect.provideService(InvalidationBus.InvalidationBus, bus)
+            )
+          )
+        const a = yield* instance("a", TestBus.make(hub))
+        const b = yield* instance("b", slowBus)
+        yield* TestClock.adjust(1000)
+        yield* slowBus.delay("100 millis")
+        const removals: ReadonlyArray<readonly [string, (key: string) => Effect.Effect<void, unknown>]> = [
+          ["invalidate", (k) => b.invalidate(k)],
+          ["invalidateMany", (k) => b.invalidateMany(["other", k])],
+          ["invalidatePattern", (k) => b.invalidatePattern(`${k}*`)],
+          ["clear", () => b.clear],
+          // Another instance's removal, applied by b before a's Update arrives.
+          [
+            "an applied Remove",
+            (k) =>
+              Effect.zipRight(
+                l2.remove([k]),
+                hub.publishRaw(JSON.stringify({ type: "Remove", key: k, origin: "c" }))
+              )
+          ]
+        ]
+        for (const [name, remove] of removals) {
+          const key = `late-${name.replaceAll(" ", "-")}`
+          // a updates the key; in the same millisecond (or one later) the key is removed: a's
+          // write landed first, so the lower tier holds nothing. a's Update reaches b after.
+          yield* a.update(key, "from a", { ttl: "1 hour" })
+          yield* remove(key)
+          yield* TestClock.adjust(1)
+          yield* TestClock.adjust(200)
+          yield* MultiInstance.settle([a, b], { hub })
+          expect(yield* l2.get(key), name).toEqual(Option.none())
+          expect(yield* b.get(key), name).toEqual(Option.none())
+          // An Update created after the removal is stored, as before.
+          yield* a.update(key, "from a, later", { ttl: "1 hour" })
+          yield* TestClock.adjust(200)
+          yield* MultiInstance.settle([a, b], { hub })
+          const hits = (yield* b.stats).l1Hits
+          expect(yield* b.get(key), name).toEqual(Option.some("from a, later"))
+          expect((yield* b.stats).l1Hits, name).toBe(hits + 1)
+        }
+      })
+  )
+
+  it.scoped(
+    "an Update arriving while this instance's invalidation of its key is under way is not stored",
+    () =>
+      Effect.gen(function* () {
+        // a and b share an L2; b's removals from it are slow (ChaosTier).
+        const hub = yield* TestBus.makeHub
+        const l2 = yield* TestTier.make()
+        const slowL2 = yield* ChaosTier.wrap(l2)
+        const instance = (id: string, tier: Tier.Tier.Service) =>
+          Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
+            TieredCache.make({ instanceId: id }).pipe(
+              Effect.provideService(Tier.L1, l1),
+              Effect.provideService(Tier.L2, tier),
+              Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub))
+            )
+          )
+        const a = yield* instance("a", l2)
+        const b = yield* instance("b", slowL2)
+        yield* TestClock.adjust(1000)
+        yield* b.set("k", "old", { ttl: "1 hour" })
+        yield* MultiInstance.settle([a, b], { hub })
+        yield* slowL2.delay("remove", "500 millis")
+        const invalidating = yield* Effect.fork(b.invalidate("k"))
+        yield* TestClock.adjust(10)
+        // b's copy is gone, its removal from L2 still to come; a's update lands in L2 before it,
+        // and its Update reaches b while b's invalidation is under way.
+        yield* a.update("k", "from a", { ttl: "1 hour" })
+        yield* MultiInstance.settle([a, b], { hub })
+        yield* TestClock.adjust(600)
+        yield* Fiber.join(invalidating)
+        yield* MultiInstance.settle([a, b], { hub })
+        expect(yield* l2.get("k")).toEqual(Option.none())
+        expect(yield* b.get("k")).toEqual(Option.none())
+        expect(yield* a.get("k")).toEqual(Option.none())
+      })
+  )
+
   it.scoped("an Update's created_ms is never taken as later than its arrival; null counts as absent", () =>
     Effect.gen(function* () {
       const { caches, hub, l2 } = yield* three

@@ -136,14 +136,22 @@ export interface SubscriberDeps {
   readonly beforeResync: Effect.Effect<void>
 }
 
+/**
+ * The sender of a message that names none (a foreign or older sender), as lateUpdates.ts keeps
+ * it: two such messages are never taken as one sender's, whose order the bus would keep.
+ */
+const UNKNOWN_REMOVER = "\u0000a remover that named no origin"
+const UNKNOWN_UPDATER = "\u0000an updater that named no origin"
+const removerOf = (origin: string | undefined) => origin ?? UNKNOWN_REMOVER
+
 /** Applies a message from another instance to this instance's L1. */
 const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect.Effect<void, TierError> => {
   const { local } = deps
   switch (message.type) {
     case "Remove":
-      return local.remove([message.key])
+      return local.remove([message.key], removerOf(message.origin))
     case "RemoveBulk":
-      return local.remove(message.keys)
+      return local.remove(message.keys, removerOf(message.origin))
     case "Update": {
       const ttlMs = message.ttl_ms ?? (message.ttl_secs != null ? message.ttl_secs * 1000 : deps.defaultTtl)
       if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) return local.remove([message.key])
@@ -169,10 +177,10 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
       if (dated === undefined) return local.store(message.key, entry)
       // Gone already: this instance's copy is older still.
       if (Entry.isGone(entry, arrival)) return local.remove([message.key])
-      return local.storeUnlessNewer(message.key, entry)
+      return local.storeUnlessNewer(message.key, entry, message.origin ?? UNKNOWN_UPDATER)
     }
     case "RemovePattern":
-      return local.removeMatching(message.pattern)
+      return local.removeMatching(message.pattern, removerOf(message.origin))
     case "RemoveTag": {
       // A time that is not a number (JSON's 1e400: Infinity) counts as the arrival, and one
       // further ahead of this instance's clock than another's may run (tags.ts) as that far
@@ -185,7 +193,7 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
       )
     }
     case "Clear":
-      return local.clear
+      return local.clear(removerOf(message.origin))
   }
 }
 
@@ -218,7 +226,7 @@ export const subscribe = (
         // Counted once L1 is cleared: until then (or when the clear failed) the resync has not
         // happened.
         return deps.beforeResync.pipe(
-          Effect.zipRight(deps.local.clear),
+          Effect.zipRight(deps.local.clear()),
           Effect.zipRight(
             Effect.sync(() => {
               counters.bus.resyncs++

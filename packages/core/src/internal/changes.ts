@@ -13,6 +13,7 @@ import { bracketSync } from "./bracket.js"
 import type { Defaults } from "./callOptions.js"
 import type { Counters } from "./counters.js"
 import type { Registry } from "./flight.js"
+import type { LateUpdates } from "./lateUpdates.js"
 import type * as PendingStores from "./pendingStores.js"
 import type { Recovery } from "./replay.js"
 import type { Tags } from "./tags.js"
@@ -38,6 +39,8 @@ export interface Deps {
   /** The ordered stream the bus publishes on (its `sequence`), if it names one. */
   readonly busSequence: unknown
   readonly now: () => number
+  /** When this instance last removed each key: what a late Update must not undo. */
+  readonly lateUpdates: LateUpdates
 }
 
 /** How a write or an invalidation fails. */

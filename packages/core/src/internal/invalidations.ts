@@ -19,7 +19,7 @@ import { TAG_PREFIX } from "./tags.js"
 
 /** Builds the invalidations. */
 export const make = (deps: Deps, changes: Changes) => {
-  const { access, registry, tags, counters, instanceId, recovery, now } = deps
+  const { access, registry, tags, counters, instanceId, recovery, now, lateUpdates } = deps
   const { changing, failIfAllFailed, pending } = changes
 
   const removeEverywhere = (
@@ -30,7 +30,8 @@ export const make = (deps: Deps, changes: Changes) => {
     forget: () => void,
     l1Op: () => Effect.Effect<void, TierError>,
     lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
-    settle: (lowerFailed: boolean) => Effect.Effect<void>
+    settle: (lowerFailed: boolean) => Effect.Effect<void>,
+    noteRemoved: (at: number) => void
   ): Effect.Effect<void, CacheWriteError> =>
     changing(
       keys,
@@ -40,6 +41,10 @@ export const make = (deps: Deps, changes: Changes) => {
           forget()
           return access.onEveryTier(l1Op, lowerOp)
         })
+      ).pipe(
+        // Noted at its end, while the keys are still marked changing: an Update created before
+        // then that arrives later is not stored (lateUpdates.ts).
+        Effect.ensuring(Effect.sync(() => noteRemoved(now())))
       )
     ).pipe(
       Effect.flatMap((failures) =>
@@ -63,7 +68,8 @@ export const make = (deps: Deps, changes: Changes) => {
               key: list[0]!,
               origin: instanceId
             })
-          : recovery.settleKeys(list, failed, removals(list, instanceId))
+          : recovery.settleKeys(list, failed, removals(list, instanceId)),
+      (at) => lateUpdates.removed(list, at, instanceId)
     )
 
   return {
@@ -90,7 +96,12 @@ export const make = (deps: Deps, changes: Changes) => {
           () => access.removeL1Matching(glob, matches),
           (tier) => tier.removeMatching(glob),
           (failed) =>
-            recovery.settleBarrier(glob, failed, { type: "RemovePattern", pattern: glob, origin: instanceId })
+            recovery.settleBarrier(glob, failed, {
+              type: "RemovePattern",
+              pattern: glob,
+              origin: instanceId
+            }),
+          (at) => lateUpdates.removedMatching(matches, at, instanceId)
         )
       }),
     invalidateTag: (tag: string): Effect.Effect<void, WriteError> =>
@@ -147,7 +158,8 @@ export const make = (deps: Deps, changes: Changes) => {
       },
       () => access.clearL1,
       (tier) => tier.clear,
-      (failed) => recovery.settleBarrier(undefined, failed, { type: "Clear", origin: instanceId })
+      (failed) => recovery.settleBarrier(undefined, failed, { type: "Clear", origin: instanceId }),
+      (at) => lateUpdates.removedAll(at, instanceId)
     )
   }
 }

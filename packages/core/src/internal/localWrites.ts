@@ -10,25 +10,41 @@ import type { Changes, Deps } from "./changes.js"
 
 /** Builds the local primitives. */
 export const make = (deps: Deps, changes: Changes) => {
-  const { access, registry, tags } = deps
+  const { access, registry, tags, lateUpdates, now, versions } = deps
   const { changing } = changes
+  /** Drops `key` from L1 unless L1 holds a copy created after `created`. */
+  const dropUnlessNewer = (key: string, created: number): Effect.Effect<void, TierError> =>
+    changing(
+      [key],
+      Effect.suspend(() => {
+        registry.forget(key)
+        return Effect.flatMap(access.readL1(key), (held) =>
+          held._tag === "Some" && held.value.createdAt > created ? Effect.void : access.removeL1([key])
+        )
+      })
+    )
   return {
-    /** Drops keys from this instance's L1 (and their flights). */
-    remove: (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> =>
+    /**
+     * Drops keys from this instance's L1 (and their flights); with the `origin` of the removal
+     * (a message applied), a late Update will not undo it.
+     */
+    remove: (keys: ReadonlyArray<string>, origin?: string): Effect.Effect<void, TierError> =>
       changing(
         keys,
         Effect.suspend(() => {
           for (const key of keys) registry.forget(key)
+          if (origin !== undefined) lateUpdates.removed(keys, now(), origin)
           return access.removeL1(keys)
         })
       ),
-    /** Drops the keys matching a glob from this instance's L1. */
-    removeMatching: (glob: string): Effect.Effect<void, TierError> =>
+    /** Drops the keys matching a glob from this instance's L1; a late Update will not undo it. */
+    removeMatching: (glob: string, origin: string): Effect.Effect<void, TierError> =>
       changing(
         undefined,
         Effect.suspend(() => {
           const matches = Glob.matcher(glob)
           registry.forgetMatching(matches)
+          lateUpdates.removedMatching(matches, now(), origin)
           return access.removeL1Matching(glob, matches)
         })
       ),
@@ -53,29 +69,41 @@ export const make = (deps: Deps, changes: Changes) => {
       ),
     /**
      * Stores an entry in this instance's L1 unless L1 holds one of its key created later (a
-     * message that arrived late must not replace this instance's newer value).
+     * message that arrived late must not replace this instance's newer value), or the key was
+     * removed here since the entry was created (then only an older copy is dropped).
      */
-    storeUnlessNewer: (key: string, entry: Entry.Entry): Effect.Effect<void, TierError> =>
-      changing(
-        [key],
-        Effect.suspend(() => {
-          registry.forget(key)
-          return Effect.flatMap(access.readL1(key), (held) =>
-            held._tag === "Some" && held.value.createdAt > entry.createdAt
-              ? Effect.void
-              : Effect.asVoid(access.storeL1(key, entry))
-          )
-        })
+    storeUnlessNewer: (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
+      Effect.suspend(() =>
+        // Created before this instance's last removal of the key, or while a change of it is
+        // under way here: the lower tiers may no longer hold it (lateUpdates.ts).
+        lateUpdates.refuses(key, entry.createdAt, origin) || !versions.current(key, versions.seq())
+          ? dropUnlessNewer(key, entry.createdAt)
+          : changing(
+              [key],
+              Effect.suspend(() => {
+                registry.forget(key)
+                return Effect.flatMap(access.readL1(key), (held) =>
+                  held._tag === "Some" && held.value.createdAt > entry.createdAt
+                    ? Effect.void
+                    : Effect.asVoid(access.storeL1(key, entry))
+                )
+              })
+            )
       ),
-    /** Empties this instance's L1 and forgets every tag time. */
-    clear: changing(
-      undefined,
-      Effect.suspend(() => {
-        registry.forgetMatching(() => true)
-        tags.forget()
-        return access.clearL1
-      })
-    )
+    /**
+     * Empties this instance's L1 and forgets every tag time; with the `origin` of the clear (a
+     * message applied), a late Update will not undo it.
+     */
+    clear: (origin?: string): Effect.Effect<void, TierError> =>
+      changing(
+        undefined,
+        Effect.suspend(() => {
+          registry.forgetMatching(() => true)
+          tags.forget()
+          if (origin !== undefined) lateUpdates.removedAll(now(), origin)
+          return access.clearL1
+        })
+      )
   }
 }
 

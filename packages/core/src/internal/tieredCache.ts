@@ -25,6 +25,7 @@ import * as Flights from "./flights.js"
 import * as GetMany from "./getMany.js"
 import { allowStaleOf, checkKey } from "./input.js"
 import * as Invalidations from "./invalidations.js"
+import * as LateUpdates from "./lateUpdates.js"
 import * as LocalWrites from "./localWrites.js"
 import * as Lookup from "./lookup.js"
 import * as Observation from "./observation.js"
@@ -118,7 +119,8 @@ export const make = (
       send: publisher.send,
       busSequence: publisher.sequence,
       pending,
-      now
+      now,
+      lateUpdates: LateUpdates.make()
     }
     const changes = Changes.make(changeDeps)
     const writes = Writes.make(changeDeps, changes)

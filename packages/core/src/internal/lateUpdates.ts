@@ -1,0 +1,95 @@
+/**
+ * The removals an `Update` from another instance must not undo. An Update is dated from its
+ * sender's write (`created_ms`), and the bus orders it only after its sender's earlier messages,
+ * not after this instance's own invalidations nor other instances' messages: one created before
+ * this instance removed its key (or at the same moment), arriving after, is a value the lower
+ * tiers may no longer hold, and storing it would serve it here, on this instance only, until its
+ * TTL. So this instance keeps when it last removed each key, pattern and everything (its own
+ * invalidations, at their end; removals it applied, at their arrival), with the instance the
+ * removal came from, and such an Update from another instance only drops the copy L1 holds (a
+ * miss: the next read goes to the lower tiers, which hold what the last change left). A removal
+ * from the Update's own sender came before it on the bus: it does not count.
+ * Times are this instance's clock, compared with the sender's: a sender whose clock runs behind
+ * has more of its Updates refused (misses); one ahead by `d` may still have an Update made up to
+ * `d` before a removal stored (README, clock skew). Bounded: past KEYS keys, PATTERNS patterns or
+ * ORIGINS instances' clears the oldest is forgotten and its time becomes a floor before which
+ * every Update is refused.
+ */
+
+/** Keys whose last removal is kept. */
+export const KEYS = 8192
+
+/** Patterns whose last removal is kept. */
+export const PATTERNS = 64
+
+/** Instances whose last clear is kept. */
+export const ORIGINS = 64
+
+/** A removal: when (this instance's clock), and which instance made it. */
+interface Removal {
+  readonly at: number
+  readonly origin: string
+}
+
+/** The removal times of one cache. */
+export interface LateUpdates {
+  /** `keys` were removed at `at` by instance `origin`. */
+  readonly removed: (keys: ReadonlyArray<string>, at: number, origin: string) => void
+  /** The keys matching a pattern were removed at `at` by instance `origin`. */
+  readonly removedMatching: (matches: (key: string) => boolean, at: number, origin: string) => void
+  /** Every key was removed at `at` by instance `origin` (a clear). */
+  readonly removedAll: (at: number, origin: string) => void
+  /**
+   * Whether `key` was removed at or after `created` by an instance other than `origin` (an
+   * Update `origin` created then is refused), or its removal was forgotten (see the bounds).
+   */
+  readonly refuses: (key: string, created: number, origin: string) => boolean
+}
+
+/** No removal yet. */
+export const make = (): LateUpdates => {
+  /** Oldest first (a key removed again moves to the end). */
+  const keys = new Map<string, Removal>()
+  const patterns: Array<Removal & { readonly matches: (key: string) => boolean }> = []
+  /** Each instance's last clear, oldest first. */
+  const clears = new Map<string, number>()
+  let floor = Number.NEGATIVE_INFINITY
+  const raise = (at: number) => {
+    if (at > floor) floor = at
+  }
+  const covers = (removal: Removal | undefined, created: number, origin: string) =>
+    removal !== undefined && removal.at >= created && removal.origin !== origin
+  return {
+    removed: (removedKeys, at, origin) => {
+      for (const key of removedKeys) {
+        keys.delete(key)
+        keys.set(key, { at, origin })
+      }
+      while (keys.size > KEYS) {
+        const [oldest, removal] = keys.entries().next().value!
+        keys.delete(oldest)
+        raise(removal.at)
+      }
+    },
+    removedMatching: (matches, at, origin) => {
+      patterns.push({ matches, at, origin })
+      while (patterns.length > PATTERNS) raise(patterns.shift()!.at)
+    },
+    removedAll: (at, origin) => {
+      clears.delete(origin)
+      clears.set(origin, at)
+      while (clears.size > ORIGINS) {
+        const [oldest, time] = clears.entries().next().value!
+        clears.delete(oldest)
+        raise(time)
+      }
+    },
+    refuses: (key, created, origin) => {
+      if (created <= floor) return true
+      if (covers(keys.get(key), created, origin)) return true
+      for (const [by, at] of clears) if (by !== origin && at >= created) return true
+      for (const p of patterns) if (covers(p, created, origin) && p.matches(key)) return true
+      return false
+    }
+  }
+}
