@@ -4,7 +4,7 @@ import { MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer, Option } from "effect"
 import { type RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, eventually } from "./utils.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
 
 /**
  * A TCP proxy in front of the suite's server; `blackhole(i)` makes the i-th connection it
@@ -103,6 +103,30 @@ describe("the bus's Pub/Sub connection", () => {
           "4 seconds"
         )
         expect((yield* b.invalidationStats).resyncs).toBeGreaterThanOrEqual(1)
+      })
+    )
+
+    // An error reply is an answer: Redis busy (a script past busy-reply-threshold answers BUSY to
+    // everything) has a live connection, which is not cut (nor L1 cleared) for it.
+    it.scoped("a PING answered with an error (BUSY) keeps the connection", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const busy = yield* observer
+        const b = yield* instance("busy", connectionLayer({ commandTimeout: "200 millis" }))
+        yield* Effect.promise(() => look.config("SET", "busy-reply-threshold", "50"))
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(() => look.config("SET", "busy-reply-threshold", "5000")).pipe(Effect.ignore)
+        )
+        // Redis busy for 2.5 s: more than two heartbeats.
+        yield* Effect.promise(() =>
+          busy.eval(
+            "local t = redis.call('TIME'); local s = t[1] * 1000 + t[2] / 1000; " +
+              "while true do local n = redis.call('TIME'); if n[1] * 1000 + n[2] / 1000 - s > 2500 then break end end; return 1",
+            0
+          )
+        )
+        yield* Effect.sleep("1500 millis")
+        expect((yield* b.invalidationStats).resyncs).toBe(0)
       })
     )
   })

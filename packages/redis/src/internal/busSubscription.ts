@@ -7,6 +7,7 @@
  */
 import { CacheError, InvalidationBus } from "@tiercache/core"
 import { Chunk, Duration, Effect, FiberSet, Option, Schedule, type Scope, Stream } from "effect"
+import { ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
 import type { Admission } from "./busAdmission.js"
 import { describe } from "./describe.js"
@@ -181,11 +182,17 @@ export const make = (
     )
     yield* bounded("subscribe", () => subscriber.subscribe(channel))
     yield* Effect.acquireRelease(Effect.sync(ownEchoes.subscribed), () => Effect.sync(ownEchoes.unsubscribed))
-    // Only while the connection is up: a PING refused while it reconnects proves nothing.
+    // Only while the connection is up: a PING refused while it reconnects proves nothing. An
+    // error reply (BUSY while a script runs) is an answer: the connection is alive.
     const heartbeat = Effect.suspend(() =>
       subscriber.status !== "ready"
         ? Effect.void
-        : bounded("ping", () => subscriber.ping()).pipe(
+        : bounded("ping", () =>
+            subscriber.ping().catch((error: unknown) => {
+              if (error instanceof ReplyError) return "answered"
+              throw error
+            })
+          ).pipe(
             Effect.catchAll((error) =>
               subscriber.status !== "ready"
                 ? Effect.void
