@@ -51,7 +51,8 @@ export interface Options {
   readonly channel?: string | undefined
   /**
    * The namespace stamped on outgoing messages and required of incoming ones (default: the
-   * connection's `keyPrefix`, which is also RedisTier's default prefix). Give it when RedisTier
+   * connection's `keyPrefix`, which is also RedisTier's default prefix, followed by `@<db>` when
+   * the connection's database is not 0, since Pub/Sub ignores databases). Give it when RedisTier
    * has a `prefix` of its own: the same string.
    */
   readonly namespace?: string | undefined
@@ -160,7 +161,10 @@ export const make = (
         reason: "must be well-formed UTF-16 (a lone surrogate reaches Redis as U+FFFD)"
       })
     }
-    const namespace = options.namespace ?? connection.keyPrefix
+    // Pub/Sub channels are shared by every database of a server: the database is part of the
+    // key space the namespace names (db 0 keeps the prefix alone).
+    const db = connection.client.options.db ?? 0
+    const namespace = options.namespace ?? (db === 0 ? connection.keyPrefix : `${connection.keyPrefix}@${db}`)
     if (typeof namespace !== "string") {
       return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })
     }

@@ -363,6 +363,37 @@ describe("namespaces on a shared Redis", () => {
       })
     )
 
+    it.scoped(
+      "caches on two databases of one server, same prefix and channel: neither applies the other's messages",
+      () =>
+        Effect.gen(function* () {
+          // Before: Pub/Sub ignores the database, and both buses stamped "tiercache:": an update on
+          // db 0 put its value into the L1 of the cache on db 1, which served it for that key.
+          const zero = yield* instance("zero", { db: 0 })
+          const one = yield* instance("one", { db: 1 })
+          const oneToo = yield* instance("one-too", { db: 1 })
+          yield* one.cache.set("k", "db1-value", { ttl: "1 minute" })
+          yield* zero.cache.update("k", "db0-value", { ttl: "1 minute" })
+          // A message of db 1's own namespace, sent after those: once it has arrived, db 0's have.
+          yield* oneToo.cache.update("sentinel", 1, { ttl: "1 minute" })
+          yield* eventually(
+            Effect.flatMap(one.l1.get("sentinel"), (found) =>
+              Option.isSome(found) ? Effect.void : Effect.fail(0)
+            )
+          )
+          expect(yield* one.cache.get("k")).toEqual(Option.some("db1-value"))
+          expect((yield* one.bus.stats).foreignMessages).toBe(
+            (yield* zero.cache.invalidationStats).messagesSent
+          )
+          expect((yield* one.bus.stats).namespace).not.toBe((yield* zero.bus.stats).namespace)
+          // A url's database counts the same.
+          const server = yield* RedisServer.RedisServer
+          const byUrl = yield* instance("by-url", { url: `redis://${server.host}:${server.port}/1` })
+          expect((yield* byUrl.bus.stats).namespace).toBe((yield* one.bus.stats).namespace)
+          expect((yield* zero.bus.stats).namespace).toBe("tiercache:")
+        })
+    )
+
     it.scoped("a message without a namespace (the Rust crate's) applies to a cache on its channel", () =>
       Effect.gen(function* () {
         const look = yield* observer
