@@ -35,7 +35,12 @@ import * as KeyedLock from "./internal/keyedLock.js"
 import * as KvIndex from "./internal/kvIndex.js"
 import * as KvKeys from "./internal/kvKeys.js"
 import * as KvSweep from "./internal/kvSweep.js"
-import { configMillis, isWellFormed, optionsObjectError } from "./internal/validate.js"
+import {
+  configMillis,
+  describe as describeInput,
+  isWellFormed,
+  optionsObjectError
+} from "./internal/validate.js"
 import { isReservedKey, L2, type Tier } from "./Tier.js"
 
 /** Whether a store error says the key was not there (nothing to remove). */
@@ -255,7 +260,19 @@ export const make = (
       getMany: (keys) => Effect.forEach(keys, get),
       set: (key, entry) => setMany([[key, entry]]),
       setMany,
-      remove: (keys) => (keys.length === 0 ? Effect.void : removeStored("remove", keys)),
+      // From plain JS a string would be iterated, removing the keys of its characters.
+      remove: (keys) =>
+        !Array.isArray(keys)
+          ? Effect.fail(
+              new TierError({
+                tier: name,
+                operation: "remove",
+                reason: `keys must be an array, got ${describeInput(keys)}`
+              })
+            )
+          : keys.length === 0
+            ? Effect.void
+            : removeStored("remove", keys),
       removeMatching: (glob) => {
         const matches = Glob.matcher(glob)
         return removeMatching("removeMatching", (key) => matches(key) && !isReservedKey(key))

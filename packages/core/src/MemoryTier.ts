@@ -9,11 +9,11 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { LRUCache } from "lru-cache"
-import { CacheConfigError } from "./CacheError.js"
+import { CacheConfigError, TierError } from "./CacheError.js"
 import type { Entry } from "./Entry.js"
 import * as Glob from "./Glob.js"
 import { type FastPath, FastPathTypeId, makeSlot, type Slot } from "./internal/fastPath.js"
-import { isPositiveInteger, optionsObjectError } from "./internal/validate.js"
+import { describe, isPositiveInteger, optionsObjectError } from "./internal/validate.js"
 import { isReservedKey, L1, type Tier } from "./Tier.js"
 
 /**
@@ -72,6 +72,10 @@ const estimateBytes = (key: string, entry: Entry): number => {
   }
   return ENTRY_OVERHEAD_BYTES + 2 * (key.length + valueLength)
 }
+
+/** The failure of a `remove` given keys that are not an array (from plain JavaScript). */
+const notKeys = (tier: string, keys: unknown): TierError =>
+  new TierError({ tier, operation: "remove", reason: `keys must be an array, got ${describe(keys)}` })
 
 /**
  * Builds a memory tier.
@@ -168,10 +172,13 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
         Effect.sync(() => {
           for (const [key, entry] of entries) store(key, entry)
         }),
+      // From plain JS a string would be iterated, removing the keys of its characters.
       remove: (keys) =>
-        Effect.sync(() => {
-          for (const key of keys) lru.delete(key)
-        }),
+        Array.isArray(keys)
+          ? Effect.sync(() => {
+              for (const key of keys) lru.delete(key)
+            })
+          : Effect.fail(notKeys(name, keys)),
       removeMatching: (glob) =>
         Effect.sync(() => {
           const matches = Glob.matcher(glob)

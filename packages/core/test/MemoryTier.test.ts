@@ -1,5 +1,7 @@
+import { KeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, MemoryTier } from "@tiercache/core"
+import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { Effect, Exit, Option, TestClock } from "effect"
 import fc from "fast-check"
 import { makeSlot } from "../src/internal/fastPath.js"
@@ -7,6 +9,35 @@ import { makeSlot } from "../src/internal/fastPath.js"
 const entry = (value: unknown, ttlMs = 60_000, graceMs = 0) => Entry.make({ value, now: 0, ttlMs, graceMs })
 
 describe("MemoryTier", () => {
+  it.effect("remove given keys that are not an array (plain JS) is a TierError; nothing is removed", () =>
+    Effect.gen(function* () {
+      // Before: a string was iterated, and remove("abc") removed the keys "a", "b" and "c";
+      // null was a defect. KeyValueStoreTier did the same.
+      const memory = yield* MemoryTier.make({ maxEntries: 10 })
+      const kv = yield* KeyValueStoreTier.make().pipe(Effect.provide(KeyValueStore.layerMemory))
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const js = (keys: unknown): any => keys
+      for (const tier of [memory, kv]) {
+        yield* tier.setMany([
+          ["abc", entry(0)],
+          ["a", entry(1)],
+          ["b", entry(2)]
+        ])
+        for (const keys of ["abc", null, undefined, 5]) {
+          const exit = yield* Effect.exit(tier.remove(js(keys)))
+          const error = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+          expect([tier.name, keys, error?._tag, error?.operation]).toEqual([
+            tier.name,
+            keys,
+            "TierError",
+            "remove"
+          ])
+        }
+        expect((yield* tier.getMany(["abc", "a", "b"])).map(Option.isSome)).toEqual([true, true, true])
+      }
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("is bounded by entry count, least recently used first", () =>
     Effect.gen(function* () {
       const tier = yield* MemoryTier.make({ maxEntries: 2 })

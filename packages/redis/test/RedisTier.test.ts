@@ -53,6 +53,25 @@ describe("RedisTier", () => {
         })
     )
 
+    it.scoped("remove given keys that are not an array (plain JS) is a TierError; nothing is removed", () =>
+      Effect.gen(function* () {
+        // Before: a string reached keys.map and null keys.length: a defect out of the tier.
+        const tier = yield* Tier.L2
+        yield* tier.setMany([
+          ["abc", entry(0, 60_000)],
+          ["a", entry(1, 60_000)]
+        ])
+        // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+        const js = (keys: unknown): any => keys
+        for (const keys of ["abc", null, undefined, 5]) {
+          const exit = yield* Effect.exit(tier.remove(js(keys)))
+          const error = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+          expect([keys, error?._tag, error?.operation]).toEqual([keys, "TierError", "remove"])
+        }
+        expect((yield* tier.getMany(["abc", "a"])).map(Option.isSome)).toEqual([true, true])
+      })
+    )
+
     it.scoped(
       "round trip: value, tags, creation time and lifetimes (PX = staleUntil, read back with PTTL)",
       () =>
