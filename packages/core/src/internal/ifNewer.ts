@@ -8,6 +8,7 @@
 import { Effect } from "effect"
 import type { TierError } from "../CacheError.js"
 import type { Tier } from "../Tier.js"
+import { forEachProbingFirst } from "./probeFirst.js"
 
 /** Applies `changes` to `tier` unless it holds newer entries; answers which were applied. */
 export const writeIfNewer = (
@@ -26,5 +27,6 @@ export const writeIfNewer = (
   // One change (a tag's time): no fiber of its own.
   return changes.length === 1
     ? Effect.map(one(changes[0]!), (applied) => [applied])
-    : Effect.forEach(changes, one, { concurrency: 16 })
+    : // The first alone: after an outage its call probes the tier's breaker (probeFirst.ts).
+      forEachProbingFirst(changes, one, 16)
 }

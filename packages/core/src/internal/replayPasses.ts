@@ -14,6 +14,7 @@ import type { Tier } from "../Tier.js"
 import type { Publisher } from "./bus.js"
 import type { Counters } from "./counters.js"
 import { writeIfNewer } from "./ifNewer.js"
+import { forEachProbingFirst } from "./probeFirst.js"
 import type { Barrier, KeyChange, Record } from "./recovery.js"
 import { removals } from "./removals.js"
 import type { TierAccess } from "./tierAccess.js"
@@ -83,10 +84,10 @@ export const make = (deps: Deps): Effect.Effect<void> => {
     return messages
   }
 
+  // The first message alone: it probes the bus's breaker, probed at once on reconnection
+  // (probeFirst.ts).
   const sendAll = (messages: ReadonlyArray<InvalidationMessage>) =>
-    Effect.map(Effect.forEach(messages, publisher.send, { concurrency: 16 }), (sent) =>
-      sent.every((ok) => ok)
-    )
+    Effect.map(forEachProbingFirst(messages, publisher.send, 16), (sent) => sent.every((ok) => ok))
 
   /** Replays consecutive key changes; answers whether all of them are done. */
   const replayKeys = (changes: ReadonlyArray<KeyChange>): Effect.Effect<boolean> =>
