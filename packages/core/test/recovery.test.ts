@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosBus, ChaosTier, TestBus, TestTier } from "@tiercache/testing"
-import { Effect, Option, TestClock } from "effect"
+import { Effect, Either, Option, TestClock } from "effect"
 
 // Auto-recovery: changes that missed L2 or the bus are kept and replayed in order, guarded by
 // creation times, once the connection is back (here: the bus reports a reconnection, or the
@@ -144,7 +144,9 @@ describe("auto-recovery", () => {
       yield* w.a.cache.set("profile:user:1", "old", { ttl: "1 hour" })
       yield* TestClock.adjust(1)
       yield* w.outage
-      yield* Effect.either(w.a.cache.invalidateTag("user:1"))
+      // No lower tier took the tag's time: it fails (README, auto-recovery), and is kept.
+      const tagged = yield* Effect.either(w.a.cache.invalidateTag("user:1"))
+      expect(Either.isLeft(tagged) && tagged.left._tag).toBe("CacheWriteError")
       // Matches the tag's record (__tiercache:tag:user:1), which patterns leave in every tier.
       yield* Effect.either(w.a.cache.invalidatePattern("*user:1*"))
       expect((yield* w.a.cache.stats).pendingChanges).toBe(2)

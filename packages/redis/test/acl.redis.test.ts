@@ -95,6 +95,14 @@ describe("the documented ACL", () => {
           .pipe(Stream.take(1), Stream.runCollect)
         expect(Chunk.toReadonlyArray(got).map((e) => e.id)).toEqual([id])
         expect(yield* streams.ack("events", "g", [id])).toBe(1)
+        // claimIdleMs: c2 takes over what c1 left unacknowledged (XPENDING, XCLAIM).
+        const left = yield* streams.publish("events", { kind: "logout" }, 100)
+        yield* streams.consume("events", "g", "c1", { blockMs: 100 }).pipe(Stream.take(1), Stream.runDrain)
+        const claimed = yield* streams
+          .consume("events", "g", "c2", { blockMs: 100, claimIdleMs: 100 })
+          .pipe(Stream.take(1), Stream.runCollect)
+        expect(Chunk.toReadonlyArray(claimed).map((e) => e.id)).toEqual([left])
+        expect(yield* streams.ack("events", "g", [left])).toBe(1)
 
         for (const i of [a, b]) {
           const stats = yield* i.cache.stats
