@@ -546,26 +546,37 @@ describe("the invalidation bus", () => {
       })
   )
 
+  /**
+   * Instances a and b over one TestTier L2 and one hub, the clock at 1 s. With `late`, b hears
+   * every message 100 ms late (ChaosBus); without, b reaches L2 through a ChaosTier (`bL2`).
+   */
+  const pairOnOneL2 = ({ late }: { readonly late: boolean }) =>
+    Effect.gen(function* () {
+      const hub = yield* TestBus.makeHub
+      const l2 = yield* TestTier.make()
+      const slowBus = yield* ChaosBus.wrap(TestBus.make(hub))
+      const bL2 = late ? undefined : yield* ChaosTier.wrap(l2)
+      const instance = (id: string, bus: InvalidationBus.InvalidationBus.Service, tier: Tier.Tier.Service) =>
+        Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
+          TieredCache.make({ instanceId: id }).pipe(
+            Effect.provideService(Tier.L1, l1),
+            Effect.provideService(Tier.L2, tier),
+            Effect.provideService(InvalidationBus.InvalidationBus, bus)
+          )
+        )
+      const a = yield* instance("a", TestBus.make(hub), l2)
+      const b = yield* instance("b", late ? slowBus : TestBus.make(hub), bL2 ?? l2)
+      yield* TestClock.adjust(1000)
+      if (late) yield* slowBus.delay("100 millis")
+      return { hub, l2, a, b, bL2 }
+    })
+
   it.scoped(
     "a late Update is dated from its sender's write: a tag invalidated since refuses it, a newer value stays",
     () =>
       Effect.gen(function* () {
         // a and b share an L2; b receives every message 100 ms late.
-        const hub = yield* TestBus.makeHub
-        const l2 = yield* TestTier.make()
-        const slowBus = yield* ChaosBus.wrap(TestBus.make(hub))
-        const instance = (id: string, bus: InvalidationBus.InvalidationBus.Service) =>
-          Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
-            TieredCache.make({ instanceId: id }).pipe(
-              Effect.provideService(Tier.L1, l1),
-              Effect.provideService(Tier.L2, l2),
-              Effect.provideService(InvalidationBus.InvalidationBus, bus)
-            )
-          )
-        const a = yield* instance("a", TestBus.make(hub))
-        const b = yield* instance("b", slowBus)
-        yield* TestClock.adjust(1000)
-        yield* slowBus.delay("100 millis")
+        const { hub, l2, a, b } = yield* pairOnOneL2({ late: true })
 
         // a updates a tagged key; a millisecond later b invalidates the tag.
         yield* a.update("tagged", "old", { tags: ["t"], ttl: "1 hour" })
@@ -597,21 +608,7 @@ describe("the invalidation bus", () => {
     () =>
       Effect.gen(function* () {
         // a and b share an L2; b receives every message 100 ms late.
-        const hub = yield* TestBus.makeHub
-        const l2 = yield* TestTier.make()
-        const slowBus = yield* ChaosBus.wrap(TestBus.make(hub))
-        const instance = (id: string, bus: InvalidationBus.InvalidationBus.Service) =>
-          Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
-            TieredCache.make({ instanceId: id }).pipe(
-              Effect.provideService(Tier.L1, l1),
-              Effect.provideService(Tier.L2, l2),
-              Effect.provideService(InvalidationBus.InvalidationBus, bus)
-            )
-          )
-        const a = yield* instance("a", TestBus.make(hub))
-        const b = yield* instance("b", slowBus)
-        yield* TestClock.adjust(1000)
-        yield* slowBus.delay("100 millis")
+        const { hub, l2, a, b } = yield* pairOnOneL2({ late: true })
         const removals: ReadonlyArray<readonly [string, (key: string) => Effect.Effect<void, unknown>]> = [
           ["invalidate", (k) => b.invalidate(k)],
           ["invalidateMany", (k) => b.invalidateMany(["other", k])],
@@ -653,21 +650,9 @@ describe("the invalidation bus", () => {
     "an Update arriving while this instance's invalidation of its key is under way is not stored",
     () =>
       Effect.gen(function* () {
-        // a and b share an L2; b's removals from it are slow (ChaosTier).
-        const hub = yield* TestBus.makeHub
-        const l2 = yield* TestTier.make()
-        const slowL2 = yield* ChaosTier.wrap(l2)
-        const instance = (id: string, tier: Tier.Tier.Service) =>
-          Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
-            TieredCache.make({ instanceId: id }).pipe(
-              Effect.provideService(Tier.L1, l1),
-              Effect.provideService(Tier.L2, tier),
-              Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub))
-            )
-          )
-        const a = yield* instance("a", l2)
-        const b = yield* instance("b", slowL2)
-        yield* TestClock.adjust(1000)
+        // a and b share an L2; b's removals from it will be slow (ChaosTier).
+        const { hub, l2, a, b, bL2 } = yield* pairOnOneL2({ late: false })
+        const slowL2 = bL2!
         yield* b.set("k", "old", { ttl: "1 hour" })
         yield* MultiInstance.settle([a, b], { hub })
         yield* slowL2.delay("remove", "500 millis")
