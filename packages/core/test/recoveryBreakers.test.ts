@@ -8,21 +8,28 @@ import { Effect, Option, TestClock } from "effect"
 // connection reports ready (...the bus's reconnect), before the resync lets reads through to L2
 // (...) the tier and bus breakers are then probed at once instead of waiting out their window".
 
+/** Lets the replay and resync that a reconnection starts run to their end. */
+const settle = Effect.forEach(Array.from({ length: 200 }), () => Effect.yieldNow(), { discard: true })
+
+/** One instance over a TestTier L2 behind a ChaosTier (without writeIfNewer) and a ChaosBus. */
+const withBus = Effect.gen(function* () {
+  const store = yield* TestTier.make()
+  const l2 = yield* ChaosTier.wrap(store)
+  const bus = yield* ChaosBus.wrap(TestBus.make(yield* TestBus.makeHub))
+  const cache = yield* TieredCache.make({ instanceId: "a" }).pipe(
+    Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
+    Effect.provideService(Tier.L2, l2),
+    Effect.provideService(InvalidationBus.InvalidationBus, bus)
+  )
+  return { store, l2, bus, cache }
+})
+
 describe("recovery through breakers an outage opened", () => {
   it.scoped(
     "two changes kept while the outage opened L2's breaker are replayed at the bus's reconnect (L2 without writeIfNewer)",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const l2 = yield* ChaosTier.wrap(store)
-        const hub = yield* TestBus.makeHub
-        const bus = yield* ChaosBus.wrap(TestBus.make(hub))
-        const cache = yield* TieredCache.make({ instanceId: "a" }).pipe(
-          Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
-          Effect.provideService(Tier.L2, l2),
-          Effect.provideService(InvalidationBus.InvalidationBus, bus)
-        )
-        const settle = Effect.forEach(Array.from({ length: 200 }), () => Effect.yieldNow(), { discard: true })
+        const { store, l2, bus, cache } = yield* withBus
         // Redis down: L2 and the bus fail; five failed calls open L2's breaker.
         yield* l2.fail("all")
         yield* bus.failPublish(true)
@@ -51,16 +58,7 @@ describe("recovery through breakers an outage opened", () => {
     "changes kept while the outage opened the bus's breaker are replayed at the bus's reconnect (two messages or more)",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const l2 = yield* ChaosTier.wrap(store)
-        const hub = yield* TestBus.makeHub
-        const bus = yield* ChaosBus.wrap(TestBus.make(hub))
-        const cache = yield* TieredCache.make({ instanceId: "a" }).pipe(
-          Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
-          Effect.provideService(Tier.L2, l2),
-          Effect.provideService(InvalidationBus.InvalidationBus, bus)
-        )
-        const settle = Effect.forEach(Array.from({ length: 200 }), () => Effect.yieldNow(), { discard: true })
+        const { store, l2, bus, cache } = yield* withBus
         // Two updates miss L2 and the bus; three invalidations miss the bus: five failed
         // publishes open the bus's breaker (L2's stays closed: two failures).
         yield* l2.fail("set", { times: 2 })
@@ -92,7 +90,6 @@ describe("recovery through breakers an outage opened", () => {
         Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
         Effect.provideService(Tier.L2, l2)
       )
-      const settle = Effect.forEach(Array.from({ length: 200 }), () => Effect.yieldNow(), { discard: true })
       yield* l2.fail("all")
       yield* cache.set("x", 1, { ttl: "1 hour" })
       yield* cache.set("y", 2, { ttl: "1 hour" })
