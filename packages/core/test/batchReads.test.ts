@@ -72,6 +72,18 @@ describe("getMany judges each entry at the time it decides, as get does", () => 
   )
 })
 
+/** What `read` answered within one tier timeout (1 s on the TestClock), if it answered. */
+const answered = (read: Effect.Effect<unknown, unknown>) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.fork(read)
+    yield* walk(5)
+    yield* TestClock.adjust(1000)
+    yield* walk(5)
+    const done = yield* Fiber.poll(fiber)
+    yield* Fiber.interrupt(fiber)
+    return done
+  })
+
 describe("getMany reads the tags of a batch once, as its L1 entries' tags", () => {
   it.scoped(
     "entries whose tag cannot be read (a hung read) are misses within one tier timeout, as with get",
@@ -83,16 +95,6 @@ describe("getMany reads the tags of a batch once, as its L1 entries' tags", () =
         }
         // The tag's time is read with a get, which hangs; the breaker's timeout (1 s) ends it.
         yield* chaos.delay("get", "1 minute")
-        const answered = (read: Effect.Effect<unknown, unknown>) =>
-          Effect.gen(function* () {
-            const fiber = yield* Effect.fork(read)
-            yield* walk(5)
-            yield* TestClock.adjust(1000)
-            yield* walk(5)
-            const done = yield* Fiber.poll(fiber)
-            yield* Fiber.interrupt(fiber)
-            return done
-          })
         const none = Option.none()
         expect(yield* answered(cache.get("a"))).toEqual(Option.some(Exit.succeed(none)))
         expect(yield* answered(cache.getMany(["a", "b", "c"]))).toEqual(
@@ -115,16 +117,6 @@ describe("tags not met yet are read at once, not one after the other", () => {
           yield* l2.plant(key, Entry.make({ value: key, now, ttlMs: 60_000, tags: [`t${key}`] }))
         }
         yield* chaos.delay("get", "1 minute")
-        const answered = (read: Effect.Effect<unknown, unknown>) =>
-          Effect.gen(function* () {
-            const fiber = yield* Effect.fork(read)
-            yield* walk(5)
-            yield* TestClock.adjust(1000)
-            yield* walk(5)
-            const done = yield* Fiber.poll(fiber)
-            yield* Fiber.interrupt(fiber)
-            return done
-          })
         const none = Option.none()
         expect(yield* answered(cache.get("m"))).toEqual(Option.some(Exit.succeed(none)))
         expect(yield* answered(cache.getMany(["a", "b", "c"]))).toEqual(
