@@ -671,6 +671,34 @@ describe("the invalidation bus", () => {
       })
   )
 
+  it.scoped("a late Update is not stored when its sender removed the key after another instance did", () =>
+    Effect.gen(function* () {
+      // L2 saw: a removes k (995), a updates k (997), c removes k (1000): it holds nothing.
+      // b hears c's Remove first, then a's Remove and a's Update (a's messages come late).
+      const { caches, hub, l2 } = yield* three
+      const b = caches[1]!
+      yield* TestClock.adjust(1000)
+      const now = yield* Clock.currentTimeMillis
+      yield* hub!.publishRaw(JSON.stringify({ type: "Remove", key: "k", origin: "c" }))
+      yield* settle(hub!, caches)
+      yield* TestClock.adjust(5)
+      yield* hub!.publishRaw(JSON.stringify({ type: "Remove", key: "k", origin: "a" }))
+      yield* hub!.publishRaw(
+        JSON.stringify({
+          type: "Update",
+          key: "k",
+          value: "from a, before c's removal",
+          ttl_ms: 3_600_000,
+          created_ms: now - 3,
+          origin: "a"
+        })
+      )
+      yield* settle(hub!, caches)
+      expect(yield* l2!.get("k")).toEqual(Option.none())
+      expect(yield* b.get("k")).toEqual(Option.none())
+    })
+  )
+
   it.scoped("an Update's created_ms is never taken as later than its arrival; null counts as absent", () =>
     Effect.gen(function* () {
       const { caches, hub, l2 } = yield* three

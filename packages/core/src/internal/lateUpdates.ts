@@ -8,7 +8,8 @@
  * invalidations, at their end; removals it applied, at their arrival), with the instance the
  * removal came from, and such an Update from another instance only drops the copy L1 holds (a
  * miss: the next read goes to the lower tiers, which hold what the last change left). A removal
- * from the Update's own sender came before it on the bus: it does not count.
+ * from the Update's own sender came before it on the bus: it does not count, but an earlier one
+ * of the key by another instance still does (a key keeps its last removal by another too).
  * Times are this instance's clock, compared with the sender's: a sender whose clock runs behind
  * has more of its Updates refused (misses); one ahead by `d` may still have an Update made up to
  * `d` before a removal stored (README, clock skew). Bounded: past KEYS keys, PATTERNS patterns or
@@ -31,6 +32,14 @@ interface Removal {
   readonly origin: string
 }
 
+/**
+ * A key's last removal, and the last one by any other instance (`byOthers`): an Update from the
+ * last remover may still be refused by an earlier removal of another's (times only grow).
+ */
+interface KeyRemoval extends Removal {
+  readonly byOthers: number
+}
+
 /** The removal times of one cache. */
 export interface LateUpdates {
   /** `keys` were removed at `at` by instance `origin`. */
@@ -49,7 +58,7 @@ export interface LateUpdates {
 /** No removal yet. */
 export const make = (): LateUpdates => {
   /** Oldest first (a key removed again moves to the end). */
-  const keys = new Map<string, Removal>()
+  const keys = new Map<string, KeyRemoval>()
   const patterns: Array<Removal & { readonly matches: (key: string) => boolean }> = []
   /** Each instance's last clear, oldest first. */
   const clears = new Map<string, number>()
@@ -62,8 +71,15 @@ export const make = (): LateUpdates => {
   return {
     removed: (removedKeys, at, origin) => {
       for (const key of removedKeys) {
+        const last = keys.get(key)
+        const byOthers =
+          last === undefined
+            ? Number.NEGATIVE_INFINITY
+            : last.origin === origin
+              ? last.byOthers
+              : Math.max(last.at, last.byOthers)
         keys.delete(key)
-        keys.set(key, { at, origin })
+        keys.set(key, { at, origin, byOthers })
       }
       while (keys.size > KEYS) {
         const [oldest, removal] = keys.entries().next().value!
@@ -86,7 +102,8 @@ export const make = (): LateUpdates => {
     },
     refuses: (key, created, origin) => {
       if (created <= floor) return true
-      if (covers(keys.get(key), created, origin)) return true
+      const last = keys.get(key)
+      if (covers(last, created, origin) || (last !== undefined && last.byOthers >= created)) return true
       for (const [by, at] of clears) if (by !== origin && at >= created) return true
       for (const p of patterns) if (covers(p, created, origin) && p.matches(key)) return true
       return false
