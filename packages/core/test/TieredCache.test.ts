@@ -671,6 +671,40 @@ describe("the invalidation bus", () => {
       })
   )
 
+  it.scoped(
+    "an Update without created_ms arriving while this instance's invalidation of its key is under way is not stored",
+    () =>
+      Effect.gen(function* () {
+        // b's removals from the shared L2 are slow (ChaosTier); a sender that dates nothing
+        // (another implementation: ttl_secs, no created_ms) writes L2 before b's removal lands.
+        const hub = yield* TestBus.makeHub
+        const l2 = yield* TestTier.make()
+        const slowL2 = yield* ChaosTier.wrap(l2)
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        const b = yield* cacheOver(l1, slowL2, { instanceId: "b" }).pipe(
+          Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub))
+        )
+        yield* TestClock.adjust(1000)
+        yield* b.set("k", "old", { ttl: "1 hour" })
+        yield* slowL2.delay("remove", "500 millis")
+        const invalidating = yield* Effect.fork(b.invalidate("k"))
+        yield* TestClock.adjust(10)
+        yield* l2.set(
+          "k",
+          Entry.make({ value: "foreign", now: yield* Clock.currentTimeMillis, ttlMs: 60_000 })
+        )
+        yield* hub.publishRaw(
+          JSON.stringify({ type: "Update", key: "k", value: "foreign", ttl_secs: 60, origin: "c" })
+        )
+        yield* MultiInstance.settle([b], { hub })
+        yield* TestClock.adjust(600)
+        yield* Fiber.join(invalidating)
+        yield* MultiInstance.settle([b], { hub })
+        expect(yield* l2.get("k")).toEqual(Option.none())
+        expect(yield* b.get("k")).toEqual(Option.none())
+      })
+  )
+
   it.scoped("a late Update is not stored when its sender removed the key after another instance did", () =>
     Effect.gen(function* () {
       // L2 saw: a removes k (995), a updates k (997), c removes k (1000): it holds nothing.

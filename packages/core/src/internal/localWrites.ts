@@ -58,14 +58,22 @@ export const make = (deps: Deps, changes: Changes) => {
           return access.removeL1Tagged(tag)
         })
       ),
-    /** Stores an entry in this instance's L1. */
+    /**
+     * Stores an entry in this instance's L1, unless a change of its key is under way here (then
+     * only an older copy is dropped, as storeUnlessNewer does: the lower tiers may no longer hold
+     * it once that change lands).
+     */
     store: (key: string, entry: Entry.Entry): Effect.Effect<void, TierError> =>
-      changing(
-        [key],
-        Effect.suspend(() => {
-          registry.forget(key)
-          return Effect.asVoid(access.storeL1(key, entry))
-        })
+      Effect.suspend(() =>
+        !versions.current(key, versions.seq())
+          ? dropUnlessNewer(key, entry.createdAt)
+          : changing(
+              [key],
+              Effect.suspend(() => {
+                registry.forget(key)
+                return Effect.asVoid(access.storeL1(key, entry))
+              })
+            )
       ),
     /**
      * Stores an entry in this instance's L1 unless L1 holds one of its key created later (a
