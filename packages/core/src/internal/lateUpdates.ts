@@ -81,8 +81,11 @@ export const make = (): LateUpdates => {
         keys.delete(key)
         keys.set(key, { at, origin, byOthers })
       }
-      while (keys.size > KEYS) {
-        const [oldest, removal] = keys.entries().next().value!
+      // One walk from the oldest: a Map's first entry is found past the ones deleted before it,
+      // so asking for it anew after each deletion costs the square of a large batch.
+      let excess = keys.size - KEYS
+      for (const [oldest, removal] of keys) {
+        if (excess-- <= 0) break
         keys.delete(oldest)
         raise(removal.at)
       }
