@@ -671,6 +671,37 @@ describe("the invalidation bus", () => {
       })
   )
 
+  it.scoped("an Update created before this instance's resync, arriving after it, is not stored", () =>
+    Effect.gen(function* () {
+      // L2 saw: a updates k (997), c removes k (1000): it holds nothing. c's Remove was lost
+      // while b's bus connection was down (b resyncs at 1002); a's Update reaches b after.
+      const hub = yield* TestBus.makeHub
+      const l2 = yield* TestTier.make()
+      const bus = yield* ChaosBus.wrap(TestBus.make(hub))
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const b = yield* cacheOver(l1, l2, { instanceId: "b" }).pipe(
+        Effect.provideService(InvalidationBus.InvalidationBus, bus)
+      )
+      yield* TestClock.adjust(1002)
+      yield* bus.disconnect
+      for (let i = 0; i < 100 && (yield* b.invalidationStats).resyncs === 0; i++) yield* Effect.yieldNow()
+      expect((yield* b.invalidationStats).resyncs).toBe(1)
+      yield* hub.publishRaw(
+        JSON.stringify({
+          type: "Update",
+          key: "k",
+          value: "from a, before c's removal",
+          ttl_ms: 3_600_000,
+          created_ms: 997,
+          origin: "a"
+        })
+      )
+      yield* MultiInstance.settle([b], { hub })
+      expect(yield* l2.get("k")).toEqual(Option.none())
+      expect(yield* b.get("k")).toEqual(Option.none())
+    })
+  )
+
   it.scopedLive("invalidateMany of 200,000 keys remembers their removal in linear time", () =>
     Effect.gen(function* () {
       // The removals a late Update must not undo are kept for the last 8,192 keys: a larger

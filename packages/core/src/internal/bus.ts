@@ -143,6 +143,11 @@ export interface SubscriberDeps {
 const UNKNOWN_REMOVER = "\u0000a remover that named no origin"
 const UNKNOWN_UPDATER = "\u0000an updater that named no origin"
 const removerOf = (origin: string | undefined) => origin ?? UNKNOWN_REMOVER
+/**
+ * A resync as lateUpdates.ts keeps it: the messages lost while the connection was down may
+ * have removed any key, by any instance, so an Update created before it is refused.
+ */
+const RESYNC = "\u0000a resync (messages lost)"
 
 /** Applies a message from another instance to this instance's L1. */
 const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect.Effect<void, TierError> => {
@@ -226,7 +231,7 @@ export const subscribe = (
         // Counted once L1 is cleared: until then (or when the clear failed) the resync has not
         // happened.
         return deps.beforeResync.pipe(
-          Effect.zipRight(deps.local.clear()),
+          Effect.zipRight(deps.local.clear(RESYNC)),
           Effect.zipRight(
             Effect.sync(() => {
               counters.bus.resyncs++

@@ -100,7 +100,7 @@ export const make = (deps: Deps, changes: Changes) => {
       ),
     /**
      * Empties this instance's L1 and forgets every tag time; with the `origin` of the clear (a
-     * message applied), a late Update will not undo it.
+     * message applied, or a resync's stand-in), a late Update will not undo it.
      */
     clear: (origin?: string): Effect.Effect<void, TierError> =>
       changing(
