@@ -15,11 +15,11 @@ import { connectionLayer, eventually, observer } from "./utils.js"
 const proxy = Effect.gen(function* () {
   const server = yield* RedisServer.RedisServer
   const sockets = new Set<net.Socket>()
-  const conns: Array<{ dropped: boolean }> = []
+  const conns: Array<{ dropped: boolean; stallMs: number; stalled: boolean }> = []
   const srv = yield* Effect.acquireRelease(
     Effect.async<net.Server>((resume) => {
       const srv = net.createServer((socket) => {
-        const conn = { dropped: false }
+        const conn = { dropped: false, stallMs: 0, stalled: false }
         conns.push(conn)
         const up = net.connect(server.port, server.host)
         for (const s of [socket, up]) {
@@ -32,7 +32,16 @@ const proxy = Effect.gen(function* () {
           if (!conn.dropped) up.write(chunk)
         })
         up.on("data", (chunk: Buffer) => {
-          if (!conn.dropped) socket.write(chunk)
+          if (conn.dropped) return
+          socket.write(chunk)
+          // The answer to a PING is with the client; the event loop is then busy before the
+          // client reads it (a slow event loop, the process's own work).
+          if (conn.stallMs > 0 && chunk.toString("latin1").toLowerCase().includes("pong")) {
+            const until = Date.now() + conn.stallMs
+            conn.stallMs = 0
+            while (Date.now() < until) {}
+            conn.stalled = true
+          }
         })
       })
       srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
@@ -48,6 +57,15 @@ const proxy = Effect.gen(function* () {
     blackhole: (i: number) => {
       conns[i]!.dropped = true
     },
+    /**
+     * Makes the i-th connection's next PING answer reach the client, then keeps the event loop
+     * busy for `ms` before the client can read it.
+     */
+    stallAfterPong: (i: number, ms: number) => {
+      conns[i]!.stallMs = ms
+    },
+    /** Whether the i-th connection's stall happened. */
+    stalled: (i: number) => conns[i]!.stalled,
     /** How many connections it accepted. */
     count: () => conns.length
   }
@@ -126,6 +144,28 @@ describe("the bus's Pub/Sub connection", () => {
           )
         )
         yield* Effect.sleep("1500 millis")
+        expect((yield* b.invalidationStats).resyncs).toBe(0)
+      })
+    )
+
+    // The event loop busy past the command timeout (a long synchronous task, a GC pause) while a
+    // PING's answer waits in the socket: the answer came, the connection is alive, and it is
+    // not cut (nor L1 cleared) for it.
+    it.scoped("a PING answered while the event loop was busy keeps the connection", () =>
+      Effect.gen(function* () {
+        const middle = yield* proxy
+        const b = yield* instance(
+          "slow",
+          connectionLayer({ port: middle.port, commandTimeout: "200 millis", connectTimeout: "1 second" })
+        )
+        expect(middle.count()).toBe(2)
+        middle.stallAfterPong(1, 500)
+        yield* eventually(
+          Effect.suspend(() => (middle.stalled(1) ? Effect.void : Effect.fail("not yet"))),
+          "3 seconds"
+        )
+        yield* Effect.sleep("300 millis")
+        expect(middle.count()).toBe(2)
         expect((yield* b.invalidationStats).resyncs).toBe(0)
       })
     )

@@ -40,6 +40,15 @@ const ECHO_DELAY_MS = 5
 const HEARTBEAT = "1 second"
 
 /**
+ * Waits for the event loop's next check phase, which comes after its poll phase: whatever
+ * already waited in a socket has been read by then.
+ */
+const afterPendingIo = Effect.async<void>((resume) => {
+  const immediate = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(immediate))
+})
+
+/**
  * What arrived on the connection and was not pulled yet. One consumer pulls everything there is
  * at once (or waits for the next arrival): no Queue, whose every take on an empty queue makes a
  * Deferred (about 5 us in Effect 3), i.e. one per message published by this very instance.
@@ -183,27 +192,36 @@ export const make = (
     yield* bounded("subscribe", () => subscriber.subscribe(channel))
     yield* Effect.acquireRelease(Effect.sync(ownEchoes.subscribed), () => Effect.sync(ownEchoes.unsubscribed))
     // Only while the connection is up: a PING refused while it reconnects proves nothing. An
-    // error reply (BUSY while a script runs) is an answer: the connection is alive.
-    const heartbeat = Effect.suspend(() =>
-      subscriber.status !== "ready"
-        ? Effect.void
-        : bounded("ping", () =>
-            subscriber.ping().catch((error: unknown) => {
-              if (error instanceof ReplyError) return "answered"
-              throw error
-            })
-          ).pipe(
-            Effect.catchAll((error) =>
-              subscriber.status !== "ready"
+    // error reply (BUSY while a script runs) is an answer: the connection is alive. So is
+    // anything read from it since the PING (its answer, messages ahead of it), judged once the
+    // socket was read (afterPendingIo): with the event loop busy past the timeout, the timers
+    // run before the answer already there is read.
+    const heartbeat = Effect.suspend(() => {
+      if (subscriber.status !== "ready") return Effect.void
+      const socket = subscriber.stream
+      const before = socket.bytesRead
+      return bounded("ping", () =>
+        subscriber.ping().catch((error: unknown) => {
+          if (error instanceof ReplyError) return "answered"
+          throw error
+        })
+      ).pipe(
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            afterPendingIo,
+            Effect.suspend(() =>
+              subscriber.status !== "ready" || subscriber.stream !== socket || socket.bytesRead > before
                 ? Effect.void
                 : Effect.zipRight(
                     Effect.logWarning(`redis bus connection does not answer: ${error.reason}; reconnecting`),
                     Effect.sync(() => subscriber.disconnect(true))
                   )
-            ),
-            Effect.annotateLogs({ channel })
+            )
           )
-    )
+        ),
+        Effect.annotateLogs({ channel })
+      )
+    })
     yield* Effect.forkScoped(Effect.repeat(heartbeat, Schedule.spaced(HEARTBEAT)))
     // Whatever arrived since the last pull is one chunk: admitted without an Effect per payload
     // (only a dropped payload's count and log are effects).
