@@ -7,7 +7,7 @@ import { CacheError, CacheStreams } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Chunk, Effect, Fiber, Layer, Queue, Stream } from "effect"
 import { RedisStreams } from "../src/index.js"
-import { connectionLayer, failureOf, observer, timed } from "./utils.js"
+import { connectionLayer, failureOf, observer, recordingTracer, timed } from "./utils.js"
 
 const Connection = connectionLayer({ keyPrefix: "c:" })
 const Env = Layer.mergeAll(Connection, RedisStreams.layer().pipe(Layer.provide(Connection))).pipe(
@@ -166,6 +166,35 @@ describe("RedisStreams consume claimIdleMs", () => {
           expect(error).toBeInstanceOf(CacheError.StreamError)
           expect(error.reason).toBe("claimIdleMs must be a positive integer")
         }
+      })
+    )
+
+    // Spans: one per XREADGROUP, and one per page of a claim pass; none for a read between
+    // passes, where no pass is due and nothing is claimed (an empty XCLAIM span per read, that
+    // sent no command, doubled a consumer's spans).
+    it.scoped("no XCLAIM span when no pass is due", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("traced", "g")
+        const { tracer, spans } = yield* recordingTracer
+        const published = yield* publishMany("traced", 1)
+        const taken = yield* Effect.fork(
+          streams
+            .consume("traced", "g", "t", { claimIdleMs: 60_000, blockMs: 20 })
+            .pipe(Stream.take(5), Stream.runCollect, Effect.withTracer(tracer))
+        )
+        yield* Effect.sleep("100 millis")
+        for (let i = 0; i < 4; i++) {
+          published.push(...(yield* publishMany("traced", 1)))
+          yield* Effect.sleep("60 millis")
+        }
+        expect(ids(Chunk.toReadonlyArray(yield* Fiber.join(taken)))).toEqual(published)
+        const operations = spans
+          .filter((s) => s.name === "tiercache.streams.consume")
+          .map((s) => s.span.attributes.get("messaging.operation.name"))
+        expect(operations.filter((o) => o === "XREADGROUP").length).toBeGreaterThanOrEqual(5)
+        // The first pass only (due at once); the next is a minute away.
+        expect(operations.filter((o) => o === "XCLAIM")).toEqual(["XCLAIM"])
       })
     )
   })

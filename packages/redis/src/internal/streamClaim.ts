@@ -37,6 +37,8 @@ export interface Claimer {
    * more pages to come); undefined when no pass is due (read new entries then).
    */
   readonly next: Effect.Effect<ReadonlyArray<CacheStreams.StreamEntry> | undefined, CacheError.StreamError>
+  /** Whether `next` would send anything: a pass is under way or due. */
+  readonly due: Effect.Effect<boolean>
   /** Drops the pass under way; the next `next` starts one (after a lost connection). */
   readonly reset: () => void
 }
@@ -68,8 +70,14 @@ export const make = ({ conn, key, group, consumer, idleMs, count, send }: Deps):
       return page("-")
     })
   })
+  const due = Effect.suspend(() =>
+    from !== undefined
+      ? Effect.succeed(true)
+      : Effect.map(Clock.currentTimeMillis, (now) => now - lastPass >= idleMs)
+  )
   return {
     next,
+    due,
     reset: () => {
       from = undefined
       lastPass = Number.NEGATIVE_INFINITY

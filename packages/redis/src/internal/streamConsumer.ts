@@ -115,14 +115,19 @@ export const make = (
                 Effect.tap((entries) => (entries === undefined ? Effect.void : countRead(entries))),
                 traced("consume", stream, { command: "XCLAIM", type: "receive", group })
               )
+        // The claim's span only when a pass sends something (not one per read between passes).
         const next =
-          claimed === undefined
+          claimer === undefined || claimed === undefined
             ? read
             : Effect.suspend(() =>
                 cursor !== ">"
                   ? read
-                  : Effect.flatMap(claimed, (entries) =>
-                      entries === undefined ? read : Effect.succeed(entries)
+                  : Effect.flatMap(claimer.due, (due) =>
+                      due
+                        ? Effect.flatMap(claimed, (entries) =>
+                            entries === undefined ? read : Effect.succeed(entries)
+                          )
+                        : read
                     )
               )
         const reading = next.pipe(
