@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { vi } from "vitest"
 import * as KeyOrder from "../src/internal/keyOrder.js"
 
 describe("keyOrder", () => {
@@ -54,6 +55,52 @@ describe("keyOrder", () => {
       expect(yield* send).toBe("sent")
       expect(yield* send).toBe("sent")
       yield* large.await
+    })
+  )
+
+  // The wall clock stepped back (NTP, a VM restored) while a write waits behind a large write
+  // that does not land: the wait stays a command's timeout, not the step's length (an hour
+  // here), nor does a step forward make a healthy write give up.
+  it.live("a wall clock step does not stretch or cut the wait for a large write", () =>
+    Effect.gen(function* () {
+      const order = KeyOrder.make(50)
+      yield* order.after(
+        ["k"],
+        (landing) =>
+          Effect.sync(() => {
+            landing(new Promise(() => {}), 0)
+          }),
+        Effect.void
+      )
+      const now = Date.now.bind(Date)
+      const back = vi.spyOn(Date, "now").mockImplementation(() => now() - 3_600_000)
+      const outcome = yield* order
+        .after(["k"], () => Effect.succeed("sent"), Effect.succeed("stuck"))
+        .pipe(Effect.timeout("1 second"), Effect.ensuring(Effect.sync(() => back.mockRestore())))
+      expect(outcome).toBe("stuck")
+      // Forward: a write right after a large one that landed is sent.
+      const forward = vi.spyOn(Date, "now")
+      let step = 0
+      forward.mockImplementation(() => now() + step)
+      const sent = yield* order
+        .after(
+          ["j"],
+          (landing) =>
+            Effect.sync(() => {
+              landing(new Promise((resolve) => setTimeout(resolve, 20)), 0)
+            }),
+          Effect.void
+        )
+        .pipe(
+          Effect.zipRight(
+            Effect.sync(() => {
+              step = 3_600_000
+            })
+          ),
+          Effect.zipRight(order.after(["j"], () => Effect.succeed("sent"), Effect.succeed("stuck"))),
+          Effect.ensuring(Effect.sync(() => forward.mockRestore()))
+        )
+      expect(sent).toBe("sent")
     })
   )
 })

@@ -21,6 +21,13 @@
 import { Effect } from "effect"
 
 /**
+ * Milliseconds on a clock that only goes forward: the wall clock (Date.now) steps with NTP or a
+ * restored VM, and a step back of an hour made a write wait an hour behind a large write that
+ * did not land (a step forward gave up a healthy one).
+ */
+const monotonic = (): number => performance.now()
+
+/**
  * Tells the write under way that a command it sent lands when `sent` settles, and Redis answers
  * it within `withinMs` (its own timeout, when longer than the command timeout) if it answers.
  */
@@ -56,7 +63,7 @@ interface Tail {
   readonly landed: Promise<void>
   /** Landed (released). */
   done: boolean
-  /** By when (epoch ms) it should have landed: Infinity while its write runs. */
+  /** By when (monotonic ms) it should have landed: Infinity while its write runs. */
   deadline: number
   /** A write that ended without sending anything lands with these, by their deadlines. */
   forward: ReadonlyArray<Tail> | undefined
@@ -113,7 +120,7 @@ export const make = (commandMs: number): KeyOrder => {
         resume(Effect.succeed(landed))
       }
       const arm = () => {
-        const left = deadlineOf(before) - Date.now()
+        const left = deadlineOf(before) - monotonic()
         // Past the deadline: once the landings already settled have been told (a registration
         // ends a few promise steps after its write did).
         if (left <= 0) last = setImmediate(() => answer(false))
@@ -131,7 +138,7 @@ export const make = (commandMs: number): KeyOrder => {
     readonly before: ReadonlyArray<Tail>
     readonly release: () => void
     landed: Array<Promise<unknown>> | undefined
-    /** By when (epoch ms) the commands it sent should have landed. */
+    /** By when (monotonic ms) the commands it sent should have landed. */
     landedBy: number
     /** Whether its write ran (those before it had landed), rather than `stuck`. */
     ran: boolean
@@ -178,11 +185,11 @@ export const make = (commandMs: number): KeyOrder => {
     // command's timeout from now at the latest (a PING behind a command that timed out). Not
     // run (stuck, or interrupted while it waited): with those before it.
     if (!registration.ran) {
-      tail.deadline = Date.now()
+      tail.deadline = monotonic()
       // The tails those before it stand for, not a chain of every write that gave up since.
       tail.forward = before.flatMap((t) => t.forward ?? [t]).filter((t) => !t.done)
     } else {
-      tail.deadline = Math.max(Date.now() + commandMs, registration.landedBy)
+      tail.deadline = Math.max(monotonic() + commandMs, registration.landedBy)
     }
     // A command's failure is its landing too (a tail never fails): a large write hands over a
     // landing that a timeout does not settle early (largeValues.ts landedOf).
@@ -203,7 +210,7 @@ export const make = (commandMs: number): KeyOrder => {
           return write((sent, withinMs = 0) => {
             if (registration.landed === undefined) registration.landed = [sent]
             else registration.landed.push(sent)
-            registration.landedBy = Math.max(registration.landedBy, Date.now() + withinMs + commandMs)
+            registration.landedBy = Math.max(registration.landedBy, monotonic() + withinMs + commandMs)
           })
         }),
       (registration) => Effect.sync(() => end(registration))
