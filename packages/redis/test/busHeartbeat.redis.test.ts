@@ -169,5 +169,38 @@ describe("the bus's Pub/Sub connection", () => {
         expect((yield* b.invalidationStats).resyncs).toBe(0)
       })
     )
+
+    // Redis busy with a long command (or a script below busy-reply-threshold) answers nobody, not
+    // even BUSY, and loses no message meanwhile: every instance cut its Pub/Sub connection and
+    // cleared its L1 for it. The command connection not answering either, the connection is kept.
+    it.scoped("Redis busy with a long command (no answer on any connection) keeps the connection", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const b = yield* instance("stalled", connectionLayer({ commandTimeout: "200 millis" }))
+        yield* Effect.sleep("100 millis")
+        yield* Effect.promise(() => look.call("DEBUG", "SLEEP", "1.5"))
+        yield* Effect.sleep("1200 millis")
+        expect((yield* b.invalidationStats).resyncs).toBe(0)
+      })
+    )
+
+    // Both flows gone without a word (a NAT that lost them, a host gone): the Pub/Sub connection
+    // is still cut, after 10 command timeouts.
+    it.scoped("no connection answering for 10 command timeouts: the Pub/Sub connection is cut", () =>
+      Effect.gen(function* () {
+        const middle = yield* proxy
+        const b = yield* instance(
+          "silent",
+          connectionLayer({ port: middle.port, commandTimeout: "200 millis", connectTimeout: "1 second" })
+        )
+        expect(middle.count()).toBe(2)
+        middle.blackhole(0)
+        middle.blackhole(1)
+        yield* eventually(
+          Effect.flatMap(b.invalidationStats, (s) => (s.resyncs >= 1 ? Effect.void : Effect.fail(s))),
+          "5 seconds"
+        )
+      })
+    )
   })
 })

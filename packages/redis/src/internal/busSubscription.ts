@@ -40,6 +40,13 @@ const ECHO_DELAY_MS = 5
 const HEARTBEAT = "1 second"
 
 /**
+ * How many command timeouts the Pub/Sub connection is kept while neither it nor the command
+ * connection answers (Redis busy with a long command, or a script below busy-reply-threshold,
+ * 5 s by default: 10 of the default 500 ms).
+ */
+const STALL_LIMIT = 10
+
+/**
  * Waits for the event loop's next check phase, which comes after its poll phase: whatever
  * already waited in a socket has been read by then.
  */
@@ -196,27 +203,57 @@ export const make = (
     // anything read from it since the PING (its answer, messages ahead of it), judged once the
     // socket was read (afterPendingIo): with the event loop busy past the timeout, the timers
     // run before the answer already there is read.
+    //
+    // Redis itself busy (a command or a script below busy-reply-threshold, which answers
+    // nobody: no BUSY) loses no message, and cutting the connection would: when the command
+    // connection does not answer either, the connection is kept, for STALL_LIMIT command
+    // timeouts at most (a NAT or host that lost both flows is still noticed).
+    const pingOn = (client: typeof subscriber) =>
+      bounded("ping", () =>
+        client.ping().catch((error: unknown) => {
+          if (error instanceof ReplyError) return "answered"
+          throw error
+        })
+      )
+    const stallLimitMs = STALL_LIMIT * Duration.toMillis(timeout)
+    let silentSince: number | undefined
     const heartbeat = Effect.suspend(() => {
       if (subscriber.status !== "ready") return Effect.void
       const socket = subscriber.stream
       const before = socket.bytesRead
-      return bounded("ping", () =>
-        subscriber.ping().catch((error: unknown) => {
-          if (error instanceof ReplyError) return "answered"
-          throw error
-        })
-      ).pipe(
+      return pingOn(subscriber).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            silentSince = undefined
+          })
+        ),
         Effect.catchAll((error) =>
           Effect.zipRight(
             afterPendingIo,
-            Effect.suspend(() =>
-              subscriber.status !== "ready" || subscriber.stream !== socket || socket.bytesRead > before
-                ? Effect.void
-                : Effect.zipRight(
-                    Effect.logWarning(`redis bus connection does not answer: ${error.reason}; reconnecting`),
-                    Effect.sync(() => subscriber.disconnect(true))
-                  )
-            )
+            Effect.suspend(() => {
+              if (
+                subscriber.status !== "ready" ||
+                subscriber.stream !== socket ||
+                socket.bytesRead > before
+              ) {
+                silentSince = undefined
+                return Effect.void
+              }
+              const now = performance.now()
+              silentSince ??= now
+              const cut = Effect.zipRight(
+                Effect.logWarning(`redis bus connection does not answer: ${error.reason}; reconnecting`),
+                Effect.sync(() => {
+                  silentSince = undefined
+                  subscriber.disconnect(true)
+                })
+              )
+              if (now - silentSince >= stallLimitMs) return cut
+              return Effect.matchEffect(pingOn(connection.client), {
+                onSuccess: () => cut,
+                onFailure: () => Effect.logDebug("redis answers no connection; the bus connection is kept")
+              })
+            })
           )
         ),
         Effect.annotateLogs({ channel })
