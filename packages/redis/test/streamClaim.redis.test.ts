@@ -6,6 +6,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { CacheError, CacheStreams } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Chunk, Effect, Fiber, Layer, Queue, Stream } from "effect"
+import { vi } from "vitest"
 import { RedisStreams } from "../src/index.js"
 import { connectionLayer, failureOf, observer, recordingTracer, timed } from "./utils.js"
 
@@ -195,6 +196,37 @@ describe("RedisStreams consume claimIdleMs", () => {
         expect(operations.filter((o) => o === "XREADGROUP").length).toBeGreaterThanOrEqual(5)
         // The first pass only (due at once); the next is a minute away.
         expect(operations.filter((o) => o === "XCLAIM")).toEqual(["XCLAIM"])
+      })
+    )
+
+    // The wall clock stepped back (NTP, a VM restored) after a pass: the next pass is still due
+    // claimIdleMs later, not once the clock has caught up (an hour here, while the entries of a
+    // consumer that is gone stayed pending).
+    it.scoped("a wall clock stepped back does not put off the next pass", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("stepped", "g")
+        // Entries another consumer took and dropped.
+        const published = yield* publishMany("stepped", 2)
+        yield* receiveAndDrop("stepped", "g", "gone", 2)
+        const got = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(
+          streams
+            .consume("stepped", "g", "alive", { claimIdleMs: 200, blockMs: 20 })
+            .pipe(Stream.runForEach((entry) => Queue.offer(got, entry.id)))
+        )
+        // The first pass (due at once) is made, before the entries are idle 200 ms.
+        yield* Effect.sleep("50 millis")
+        expect(yield* Queue.size(got)).toBe(0)
+        const now = Date.now.bind(Date)
+        const back = vi.spyOn(Date, "now").mockImplementation(() => now() - 3_600_000)
+        yield* Effect.addFinalizer(() => Effect.sync(() => back.mockRestore()))
+        const claimed: Array<string> = []
+        while (claimed.length < 2) {
+          const id = yield* Queue.take(got).pipe(Effect.timeout("2 seconds"))
+          if (published.includes(id)) claimed.push(id)
+        }
+        expect(claimed.sort()).toEqual([...published].sort())
       })
     )
   })

@@ -13,6 +13,13 @@ import { Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { call, type RawEntry, toEntry } from "./streamCommands.js"
 
+/**
+ * Milliseconds on a clock that only goes forward (Clock's nanoseconds): on the wall clock
+ * (currentTimeMillis, Date.now) a step back of an hour (NTP, a VM restored) put the next pass off
+ * by that hour, the entries of a consumer that is gone left pending meanwhile.
+ */
+const monotonicMillis = Effect.map(Clock.currentTimeNanos, (nanos) => Number(nanos / 1_000_000n))
+
 /** One row of XPENDING's extended form: id, consumer, idle ms, deliveries. */
 type PendingRow = [id: string, consumer: string, idle: number, deliveries: number]
 
@@ -64,16 +71,14 @@ export const make = ({ conn, key, group, consumer, idleMs, count, send }: Deps):
     })
   const next = Effect.suspend(() => {
     if (from !== undefined) return page(from)
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    return Effect.flatMap(monotonicMillis, (now) => {
       if (now - lastPass < idleMs) return Effect.succeed(undefined)
       lastPass = now
       return page("-")
     })
   })
   const due = Effect.suspend(() =>
-    from !== undefined
-      ? Effect.succeed(true)
-      : Effect.map(Clock.currentTimeMillis, (now) => now - lastPass >= idleMs)
+    from !== undefined ? Effect.succeed(true) : Effect.map(monotonicMillis, (now) => now - lastPass >= idleMs)
   )
   return {
     next,
