@@ -3,6 +3,17 @@ import { Effect } from "effect"
 import { vi } from "vitest"
 import * as KeyOrder from "../src/internal/keyOrder.js"
 
+/** A large write of "k" sent, whose landing never comes (Redis paused, or its host gone). */
+const neverLands = (order: ReturnType<typeof KeyOrder.make>) =>
+  order.after(
+    ["k"],
+    (landing) =>
+      Effect.sync(() => {
+        landing(new Promise(() => {}), 0)
+      }),
+    Effect.void
+  )
+
 describe("keyOrder", () => {
   // Redis paused (or its host gone) with a large write of a hot key that never lands: every later
   // write of the key gives up unsent (stuck), each one waiting for the ones before it, so each
@@ -10,15 +21,7 @@ describe("keyOrder", () => {
   it.live("writes of a key that give up behind a large write that never lands stay cheap", () =>
     Effect.gen(function* () {
       const order = KeyOrder.make(5)
-      // A large write sent, whose landing never comes.
-      yield* order.after(
-        ["k"],
-        (landing) =>
-          Effect.sync(() => {
-            landing(new Promise(() => {}), 0)
-          }),
-        Effect.void
-      )
+      yield* neverLands(order)
       yield* Effect.sleep("10 millis")
       const started = Date.now()
       let stuck = 0
@@ -64,14 +67,7 @@ describe("keyOrder", () => {
   it.live("a wall clock step does not stretch or cut the wait for a large write", () =>
     Effect.gen(function* () {
       const order = KeyOrder.make(50)
-      yield* order.after(
-        ["k"],
-        (landing) =>
-          Effect.sync(() => {
-            landing(new Promise(() => {}), 0)
-          }),
-        Effect.void
-      )
+      yield* neverLands(order)
       const now = Date.now.bind(Date)
       const back = vi.spyOn(Date, "now").mockImplementation(() => now() - 3_600_000)
       const outcome = yield* order
