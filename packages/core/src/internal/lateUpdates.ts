@@ -66,6 +66,19 @@ export const make = (): LateUpdates => {
   const raise = (at: number) => {
     if (at > floor) floor = at
   }
+  /**
+   * Forgets the oldest entries of `map` past `bound`, raising the floor to their times. One walk
+   * from the oldest: a Map's first entry is found past the ones deleted before it, so asking for
+   * it anew after each deletion costs the square of a large batch.
+   */
+  const forgetBeyond = <V>(map: Map<string, V>, bound: number, timeOf: (value: V) => number) => {
+    let excess = map.size - bound
+    for (const [oldest, value] of map) {
+      if (excess-- <= 0) break
+      map.delete(oldest)
+      raise(timeOf(value))
+    }
+  }
   const covers = (removal: Removal | undefined, created: number, origin: string) =>
     removal !== undefined && removal.at >= created && removal.origin !== origin
   return {
@@ -81,14 +94,7 @@ export const make = (): LateUpdates => {
         keys.delete(key)
         keys.set(key, { at, origin, byOthers })
       }
-      // One walk from the oldest: a Map's first entry is found past the ones deleted before it,
-      // so asking for it anew after each deletion costs the square of a large batch.
-      let excess = keys.size - KEYS
-      for (const [oldest, removal] of keys) {
-        if (excess-- <= 0) break
-        keys.delete(oldest)
-        raise(removal.at)
-      }
+      forgetBeyond(keys, KEYS, (removal) => removal.at)
     },
     removedMatching: (matches, at, origin) => {
       patterns.push({ matches, at, origin })
@@ -97,11 +103,7 @@ export const make = (): LateUpdates => {
     removedAll: (at, origin) => {
       clears.delete(origin)
       clears.set(origin, at)
-      while (clears.size > ORIGINS) {
-        const [oldest, time] = clears.entries().next().value!
-        clears.delete(oldest)
-        raise(time)
-      }
+      forgetBeyond(clears, ORIGINS, (time) => time)
     },
     refuses: (key, created, origin) => {
       if (created <= floor) return true

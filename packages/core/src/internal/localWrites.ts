@@ -12,17 +12,26 @@ import type { Changes, Deps } from "./changes.js"
 export const make = (deps: Deps, changes: Changes) => {
   const { access, registry, tags, lateUpdates, now, versions } = deps
   const { changing } = changes
-  /** Drops `key` from L1 unless L1 holds a copy created after `created`. */
-  const dropUnlessNewer = (key: string, created: number): Effect.Effect<void, TierError> =>
+  /**
+   * Stores `entry` in L1 (with `store`), or drops the copy L1 holds (without), unless that copy
+   * was created after `entry`.
+   */
+  const unlessNewer = (key: string, entry: Entry.Entry, store: boolean): Effect.Effect<void, TierError> =>
     changing(
       [key],
       Effect.suspend(() => {
         registry.forget(key)
         return Effect.flatMap(access.readL1(key), (held) =>
-          held._tag === "Some" && held.value.createdAt > created ? Effect.void : access.removeL1([key])
+          held._tag === "Some" && held.value.createdAt > entry.createdAt
+            ? Effect.void
+            : store
+              ? Effect.asVoid(access.storeL1(key, entry))
+              : access.removeL1([key])
         )
       })
     )
+  /** Whether a change of `key` is under way on this instance. */
+  const changeUnderWay = (key: string): boolean => !versions.current(key, versions.seq())
   return {
     /**
      * Drops keys from this instance's L1 (and their flights); with the `origin` of the removal
@@ -65,8 +74,8 @@ export const make = (deps: Deps, changes: Changes) => {
      */
     store: (key: string, entry: Entry.Entry): Effect.Effect<void, TierError> =>
       Effect.suspend(() =>
-        !versions.current(key, versions.seq())
-          ? dropUnlessNewer(key, entry.createdAt)
+        changeUnderWay(key)
+          ? unlessNewer(key, entry, false)
           : changing(
               [key],
               Effect.suspend(() => {
@@ -84,19 +93,7 @@ export const make = (deps: Deps, changes: Changes) => {
       Effect.suspend(() =>
         // Created before this instance's last removal of the key, or while a change of it is
         // under way here: the lower tiers may no longer hold it (lateUpdates.ts).
-        lateUpdates.refuses(key, entry.createdAt, origin) || !versions.current(key, versions.seq())
-          ? dropUnlessNewer(key, entry.createdAt)
-          : changing(
-              [key],
-              Effect.suspend(() => {
-                registry.forget(key)
-                return Effect.flatMap(access.readL1(key), (held) =>
-                  held._tag === "Some" && held.value.createdAt > entry.createdAt
-                    ? Effect.void
-                    : Effect.asVoid(access.storeL1(key, entry))
-                )
-              })
-            )
+        unlessNewer(key, entry, !(lateUpdates.refuses(key, entry.createdAt, origin) || changeUnderWay(key)))
       ),
     /**
      * Empties this instance's L1 and forgets every tag time; with the `origin` of the clear (a
