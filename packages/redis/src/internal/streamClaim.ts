@@ -39,18 +39,18 @@ export interface Deps {
 
 /** The claiming of one consumer. */
 export interface Claimer {
-  /**
-   * One page of a pass when one is under way or due: the entries claimed by it (maybe none, with
-   * more pages to come); undefined when no pass is due (read new entries then).
-   */
-  readonly next: Effect.Effect<ReadonlyArray<CacheStreams.StreamEntry> | undefined, CacheError.StreamError>
-  /** Whether `next` would send anything: a pass is under way or due. */
+  /** Whether a pass is under way or due (else read new entries). */
   readonly due: Effect.Effect<boolean>
+  /**
+   * One page of the pass under way, starting one if none is: the entries claimed by it (maybe
+   * none, with more pages to come). Called when `due`.
+   */
+  readonly next: Effect.Effect<ReadonlyArray<CacheStreams.StreamEntry>, CacheError.StreamError>
   /** Drops the pass under way; the next `next` starts one (after a lost connection). */
   readonly reset: () => void
 }
 
-/** A claimer with no pass made yet: the first `next` starts one. */
+/** A claimer with no pass made yet: it is `due` at once. */
 export const make = ({ conn, key, group, consumer, idleMs, count, send }: Deps): Claimer => {
   /** Where the next page of the pass under way starts ("-" for its first); undefined: none. */
   let from: string | undefined
@@ -72,7 +72,6 @@ export const make = ({ conn, key, group, consumer, idleMs, count, send }: Deps):
   const next = Effect.suspend(() => {
     if (from !== undefined) return page(from)
     return Effect.flatMap(monotonicMillis, (now) => {
-      if (now - lastPass < idleMs) return Effect.succeed(undefined)
       lastPass = now
       return page("-")
     })

@@ -108,24 +108,18 @@ export const make = (
                 count,
                 send: (run) => send("consume", stream, run)
               })
-        const claimed =
-          claimer === undefined
-            ? undefined
-            : claimer.next.pipe(
-                Effect.tap((entries) => (entries === undefined ? Effect.void : countRead(entries))),
-                traced("consume", stream, { command: "XCLAIM", type: "receive", group })
-              )
         // The claim's span only when a pass sends something (not one per read between passes).
         const next =
-          claimer === undefined || claimed === undefined
+          claimer === undefined
             ? read
             : Effect.suspend(() =>
                 cursor !== ">"
                   ? read
                   : Effect.flatMap(claimer.due, (due) =>
                       due
-                        ? Effect.flatMap(claimed, (entries) =>
-                            entries === undefined ? read : Effect.succeed(entries)
+                        ? claimer.next.pipe(
+                            Effect.tap(countRead),
+                            traced("consume", stream, { command: "XCLAIM", type: "receive", group })
                           )
                         : read
                     )
