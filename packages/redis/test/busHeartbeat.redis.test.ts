@@ -1,10 +1,9 @@
-import * as net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer, Option } from "effect"
 import { type RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, eventually, observer } from "./utils.js"
+import { connectionLayer, eventually, observer, tcpProxy } from "./utils.js"
 
 /**
  * A TCP proxy in front of the suite's server; `blackhole(i)` makes the i-th connection it
@@ -13,47 +12,29 @@ import { connectionLayer, eventually, observer } from "./utils.js"
  * balancer that forgot an idle flow).
  */
 const proxy = Effect.gen(function* () {
-  const server = yield* RedisServer.RedisServer
-  const sockets = new Set<net.Socket>()
   const conns: Array<{ dropped: boolean; stallMs: number; stalled: boolean }> = []
-  const srv = yield* Effect.acquireRelease(
-    Effect.async<net.Server>((resume) => {
-      const srv = net.createServer((socket) => {
-        const conn = { dropped: false, stallMs: 0, stalled: false }
-        conns.push(conn)
-        const up = net.connect(server.port, server.host)
-        for (const s of [socket, up]) {
-          sockets.add(s)
-          s.on("error", () => {})
-        }
-        socket.on("close", () => up.destroy())
-        up.on("close", () => socket.destroy())
-        socket.on("data", (chunk: Buffer) => {
-          if (!conn.dropped) up.write(chunk)
-        })
-        up.on("data", (chunk: Buffer) => {
-          if (conn.dropped) return
-          socket.write(chunk)
-          // The answer to a PING is with the client; the event loop is then busy before the
-          // client reads it (a slow event loop, the process's own work).
-          if (conn.stallMs > 0 && chunk.toString("latin1").toLowerCase().includes("pong")) {
-            const until = Date.now() + conn.stallMs
-            conn.stallMs = 0
-            while (Date.now() < until) {}
-            conn.stalled = true
-          }
-        })
-      })
-      srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
-    }),
-    (srv) =>
-      Effect.sync(() => {
-        for (const s of sockets) s.destroy()
-        srv.close()
-      })
-  )
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const conn = { dropped: false, stallMs: 0, stalled: false }
+    conns.push(conn)
+    const up = connectUp()
+    socket.on("data", (chunk: Buffer) => {
+      if (!conn.dropped) up.write(chunk)
+    })
+    up.on("data", (chunk: Buffer) => {
+      if (conn.dropped) return
+      socket.write(chunk)
+      // The answer to a PING is with the client; the event loop is then busy before the
+      // client reads it (a slow event loop, the process's own work).
+      if (conn.stallMs > 0 && chunk.toString("latin1").toLowerCase().includes("pong")) {
+        const until = Date.now() + conn.stallMs
+        conn.stallMs = 0
+        while (Date.now() < until) {}
+        conn.stalled = true
+      }
+    })
+  })
   return {
-    port: (srv.address() as net.AddressInfo).port,
+    port,
     blackhole: (i: number) => {
       conns[i]!.dropped = true
     },

@@ -1,10 +1,9 @@
-import * as net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Either, Fiber, Layer, Option } from "effect"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { clientNames, connectionLayer, eventually, observer } from "./utils.js"
+import { clientNames, connectionLayer, eventually, observer, tcpProxy } from "./utils.js"
 
 // Issue 12, item 5: a 20 MB value is written and read back without a tier error (so without
 // counting toward the breaker), and a small key read in the same tick is not held up by it.
@@ -80,36 +79,17 @@ const tierErrors = (cache: TieredCache.TieredCache.Service) =>
  * open of a connection opened on demand (the large-value connection) takes that long.
  */
 const delayingProxy = (delayMs: number) =>
-  Effect.gen(function* () {
-    const server = yield* RedisServer.RedisServer
-    const sockets = new Set<net.Socket>()
+  Effect.suspend(() => {
     let accepted = 0
-    const proxy = yield* Effect.acquireRelease(
-      Effect.async<net.Server>((resume) => {
-        const srv = net.createServer((socket) => {
-          sockets.add(socket)
-          socket.on("error", () => {})
-          const delay = accepted++ === 0 ? 0 : delayMs
-          setTimeout(() => {
-            if (socket.destroyed) return
-            const up = net.connect(server.port, server.host)
-            sockets.add(up)
-            up.on("error", () => socket.destroy())
-            socket.on("close", () => up.destroy())
-            up.on("close", () => socket.destroy())
-            socket.pipe(up)
-            up.pipe(socket)
-          }, delay)
-        })
-        srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
-      }),
-      (srv) =>
-        Effect.sync(() => {
-          for (const s of sockets) s.destroy()
-          srv.close()
-        })
-    )
-    return (proxy.address() as net.AddressInfo).port
+    return tcpProxy((socket, connectUp) => {
+      const delay = accepted++ === 0 ? 0 : delayMs
+      setTimeout(() => {
+        if (socket.destroyed) return
+        const up = connectUp()
+        socket.pipe(up)
+        up.pipe(socket)
+      }, delay)
+    })
   })
 
 describe("large values", () => {

@@ -1,10 +1,10 @@
-import * as net from "node:net"
+import type * as net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Either, Fiber, Layer } from "effect"
 import { RedisConnection, RedisTier } from "../src/index.js"
-import { observer, timed } from "./utils.js"
+import { observer, tcpProxy, timed } from "./utils.js"
 
 // A large write that timed out client-side may still be on its way: the writes of its key wait
 // until a PING sent behind it on its connection is answered (largeValues.ts landedOf). Any answer
@@ -16,38 +16,20 @@ import { observer, timed } from "./utils.js"
  * `release(i)`; `pings(i)` counts the PINGs the i-th connection sent through it.
  */
 const stallingProxy = Effect.gen(function* () {
-  const server = yield* RedisServer.RedisServer
-  const sockets = new Set<net.Socket>()
   const conns: Array<{ stalled: boolean; held: Array<Buffer>; up: net.Socket; pings: number }> = []
-  const proxy = yield* Effect.acquireRelease(
-    Effect.async<net.Server>((resume) => {
-      const srv = net.createServer((socket) => {
-        sockets.add(socket)
-        socket.on("error", () => {})
-        const up = net.connect(server.port, server.host)
-        sockets.add(up)
-        const conn = { stalled: false, held: [] as Array<Buffer>, up, pings: 0 }
-        conns.push(conn)
-        up.on("error", () => socket.destroy())
-        socket.on("close", () => up.destroy())
-        up.on("close", () => socket.destroy())
-        socket.on("data", (chunk: Buffer) => {
-          conn.pings += chunk.toString("latin1").split(/\$4\r\nping\r\n/i).length - 1
-          if (conn.stalled) conn.held.push(chunk)
-          else up.write(chunk)
-        })
-        up.pipe(socket)
-      })
-      srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
-    }),
-    (srv) =>
-      Effect.sync(() => {
-        for (const s of sockets) s.destroy()
-        srv.close()
-      })
-  )
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const up = connectUp()
+    const conn = { stalled: false, held: [] as Array<Buffer>, up, pings: 0 }
+    conns.push(conn)
+    socket.on("data", (chunk: Buffer) => {
+      conn.pings += chunk.toString("latin1").split(/\$4\r\nping\r\n/i).length - 1
+      if (conn.stalled) conn.held.push(chunk)
+      else up.write(chunk)
+    })
+    up.pipe(socket)
+  })
   return {
-    port: (proxy.address() as net.AddressInfo).port,
+    port,
     stall: (i: number) => {
       conns[i]!.stalled = true
     },

@@ -1,3 +1,4 @@
+import * as net from "node:net"
 import { RedisServer } from "@tiercache/testing"
 import type { Scope } from "effect"
 import { Cause, Duration, Effect, Exit, Layer, Option, Schedule, Tracer } from "effect"
@@ -127,3 +128,40 @@ export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
   return failure.value
 }
+
+/**
+ * A TCP proxy in front of the suite's server on a free loopback port (answered), closed with the
+ * scope. Each client it accepts is handed to `onClient` with `connectUp`, which opens that
+ * client's connection to the server (each side closed with the other, errors ignored): the
+ * caller forwards the bytes as its test needs (at once, later, held back, dropped).
+ */
+export const tcpProxy = (
+  onClient: (client: net.Socket, connectUp: () => net.Socket) => void
+): Effect.Effect<number, never, RedisServer.RedisServer | Scope.Scope> =>
+  Effect.gen(function* () {
+    const server = yield* RedisServer.RedisServer
+    const sockets = new Set<net.Socket>()
+    const proxy = yield* Effect.acquireRelease(
+      Effect.async<net.Server>((resume) => {
+        const srv = net.createServer((client) => {
+          sockets.add(client)
+          client.on("error", () => {})
+          onClient(client, () => {
+            const up = net.connect(server.port, server.host)
+            sockets.add(up)
+            up.on("error", () => client.destroy())
+            client.on("close", () => up.destroy())
+            up.on("close", () => client.destroy())
+            return up
+          })
+        })
+        srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
+      }),
+      (srv) =>
+        Effect.sync(() => {
+          for (const s of sockets) s.destroy()
+          srv.close()
+        })
+    )
+    return (proxy.address() as net.AddressInfo).port
+  })
