@@ -1,22 +1,11 @@
 import { Duration, Effect, Schema } from "effect"
 import { CacheConfigError, CacheInputError } from "../CacheError.js"
 import { isReservedKey, reservedPrefix } from "../Tier.js"
+import { describe } from "./describe.js"
+import { isWellFormed, loneSurrogate } from "./wellFormed.js"
 
-type WellFormed = (this: string) => boolean
-const nativeWellFormed = (String.prototype as { isWellFormed?: WellFormed }).isWellFormed
-const loneSurrogate = /[\uD800-\uDFFF]/u
-
-/**
- * Whether a string is well-formed UTF-16 (no lone surrogate). A lone surrogate has no UTF-8
- * encoding: Redis (and any byte store) would receive U+FFFD instead, so `"k\uD800"` and
- * `"k\uDBFF"` would share one entry.
- *
- * @internal
- */
-export const isWellFormed: (s: string) => boolean =
-  nativeWellFormed !== undefined
-    ? (s) => (s as unknown as { isWellFormed: () => boolean }).isWellFormed()
-    : (s) => !loneSurrogate.test(s)
+export { describe } from "./describe.js"
+export { isWellFormed } from "./wellFormed.js"
 
 /**
  * The read paths' cheap check: true when `key` is not a usable key (the caller then fails with
@@ -214,20 +203,6 @@ export const durationMillis = (
 }
 
 export { jsonError, MAX_DEPTH } from "./validateValue.js"
-
-/** @internal */
-export const describe = (u: unknown): string => {
-  if (typeof u === "string") return JSON.stringify(u)
-  if (typeof u === "bigint") return `${u}n`
-  if (typeof u === "number") return String(u)
-  if (u === null || u === undefined) return String(u)
-  try {
-    if (Duration.isDuration(u)) return Duration.format(u)
-  } catch {
-    // A Proxy whose traps throw: not inspected further.
-  }
-  return typeof u
-}
 
 /**
  * The CacheInputError of input whose inspection threw `cause`.
