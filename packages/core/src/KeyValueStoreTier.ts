@@ -35,12 +35,8 @@ import * as KeyedLock from "./internal/keyedLock.js"
 import * as KvIndex from "./internal/kvIndex.js"
 import * as KvKeys from "./internal/kvKeys.js"
 import * as KvSweep from "./internal/kvSweep.js"
-import {
-  configMillis,
-  describe as describeInput,
-  isWellFormed,
-  optionsObjectError
-} from "./internal/validate.js"
+import { withInputChecks } from "./internal/tierInput.js"
+import { configMillis, isWellFormed, optionsObjectError } from "./internal/validate.js"
 import { isReservedKey, L2, type Tier } from "./Tier.js"
 
 /** Whether a store error says the key was not there (nothing to remove). */
@@ -260,19 +256,7 @@ export const make = (
       getMany: (keys) => Effect.forEach(keys, get),
       set: (key, entry) => setMany([[key, entry]]),
       setMany,
-      // From plain JS a string would be iterated, removing the keys of its characters.
-      remove: (keys) =>
-        !Array.isArray(keys)
-          ? Effect.fail(
-              new TierError({
-                tier: name,
-                operation: "remove",
-                reason: `keys must be an array, got ${describeInput(keys)}`
-              })
-            )
-          : keys.length === 0
-            ? Effect.void
-            : removeStored("remove", keys),
+      remove: (keys) => (keys.length === 0 ? Effect.void : removeStored("remove", keys)),
       removeMatching: (glob) => {
         const matches = Glob.matcher(glob)
         return removeMatching("removeMatching", (key) => matches(key) && !isReservedKey(key))
@@ -284,7 +268,9 @@ export const make = (
         Effect.catchAll((error) => Effect.succeed({ name, healthy: false, detail: describe(error) }))
       )
     }
-    return tier
+    // Arguments from plain JavaScript are checked before the tier runs (Tier.withInputChecks);
+    // keys with a lone surrogate are kept apart (stored under their hash: kvKeys.ts).
+    return withInputChecks(tier)
   })
 
 /**

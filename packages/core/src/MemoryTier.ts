@@ -9,11 +9,12 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { LRUCache } from "lru-cache"
-import { CacheConfigError, TierError } from "./CacheError.js"
+import { CacheConfigError } from "./CacheError.js"
 import type { Entry } from "./Entry.js"
 import * as Glob from "./Glob.js"
 import { type FastPath, FastPathTypeId, makeSlot, type Slot } from "./internal/fastPath.js"
-import { describe, isPositiveInteger, optionsObjectError } from "./internal/validate.js"
+import { withInputChecks } from "./internal/tierInput.js"
+import { isPositiveInteger, optionsObjectError } from "./internal/validate.js"
 import { isReservedKey, L1, type Tier } from "./Tier.js"
 
 /**
@@ -72,10 +73,6 @@ const estimateBytes = (key: string, entry: Entry): number => {
   }
   return ENTRY_OVERHEAD_BYTES + 2 * (key.length + valueLength)
 }
-
-/** The failure of a `remove` given keys that are not an array (from plain JavaScript). */
-const notKeys = (tier: string, keys: unknown): TierError =>
-  new TierError({ tier, operation: "remove", reason: `keys must be an array, got ${describe(keys)}` })
 
 /**
  * Builds a memory tier.
@@ -172,13 +169,10 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
         Effect.sync(() => {
           for (const [key, entry] of entries) store(key, entry)
         }),
-      // From plain JS a string would be iterated, removing the keys of its characters.
       remove: (keys) =>
-        Array.isArray(keys)
-          ? Effect.sync(() => {
-              for (const key of keys) lru.delete(key)
-            })
-          : Effect.fail(notKeys(name, keys)),
+        Effect.sync(() => {
+          for (const key of keys) lru.delete(key)
+        }),
       removeMatching: (glob) =>
         Effect.sync(() => {
           const matches = Glob.matcher(glob)
@@ -187,7 +181,8 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
       clear: Effect.sync(() => lru.clear()),
       health: Effect.sync(() => ({ name, healthy: true, detail: `${lru.size} entries` }))
     }
-    return tier
+    // Arguments from plain JavaScript are checked before the tier runs (Tier.withInputChecks).
+    return withInputChecks(tier)
   })
 
 /**

@@ -7,6 +7,7 @@ import type { Duration, Effect, Option, Stream } from "effect"
 import { Context } from "effect"
 import type { TierError } from "./CacheError.js"
 import type { Entry } from "./Entry.js"
+import * as TierInput from "./internal/tierInput.js"
 
 /**
  * What a tier says of its own health.
@@ -41,6 +42,18 @@ export class Tier extends Context.Tag("@tiercache/core/Tier")<Tier, Tier.Service
 export declare namespace Tier {
   /**
    * The operations of a tier.
+   *
+   * Called directly (outside `TieredCache`, which checks its callers' input itself), every tier
+   * of tiercache checks its arguments before it runs, for callers that ignore the types (plain
+   * JavaScript): a key that is not a string (on a tier that stores UTF-8 text, as RedisTier, one
+   * with a lone surrogate too), keys or entries that are not an array or hold a bad member, an
+   * entry that is not a well-formed {@link Entry} (`expiresAt`, `staleUntil` and `createdAt`
+   * finite numbers, `staleUntil` not before `expiresAt`, `tags` an array of strings, a `value`
+   * JSON can hold), a glob that is not a string, a change of `writeIfNewer` that is not
+   * `{ key, entry, at }` with a finite `at`. Such a call fails with a `TierError` of its
+   * operation whose `reason` names the argument (`keys[1] must be a string, got 1`), and the
+   * tier does nothing: nothing is written or removed, no batch in part (`setThen` answers the
+   * error and runs `then`, once). {@link withInputChecks} gives a tier of your own the same checks.
    *
    * @since 0.1.0
    */
@@ -180,3 +193,32 @@ export const reservedPrefix = "__tiercache:"
  * @since 0.1.0
  */
 export const isReservedKey = (key: string): boolean => key.startsWith(reservedPrefix)
+
+/**
+ * Options of {@link withInputChecks}.
+ *
+ * @category input
+ * @since 0.1.0
+ */
+export type InputCheckOptions = TierInput.Options
+
+/**
+ * Wraps a tier so that every call checks its arguments first, for callers that ignore the types
+ * (plain JavaScript): a bad argument fails the call with a `TierError` of the operation naming
+ * it, and the tier is not called (see {@link Tier.Service}). Every tier of tiercache is built
+ * with it; a tier of your own can be too. Other fields of the tier are kept as they are.
+ *
+ * @example
+ * ```ts
+ * import { Tier } from "@tiercache/core"
+ *
+ * declare const myTier: Tier.Tier.Service
+ * // Keys stored as UTF-8 text: refuse lone surrogates too.
+ * const checked = Tier.withInputChecks(myTier, { wellFormedKeys: true })
+ * ```
+ *
+ * @category input
+ * @since 0.1.0
+ */
+export const withInputChecks: <T extends Tier.Service>(tier: T, options?: InputCheckOptions) => T =
+  TierInput.withInputChecks

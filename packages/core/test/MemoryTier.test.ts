@@ -38,6 +38,49 @@ describe("MemoryTier", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("bad arguments from plain JS are a TierError naming them; nothing is written or removed", () =>
+    Effect.gen(function* () {
+      // Before: set(42, e) and set(undefined, e) stored keys 42 and undefined, set(k, null) and
+      // setMany([["k"]]) were defects (a TypeError reading staleUntil) after the batch's first
+      // entries were stored, an entry with NaN times was kept for good, get(42) answered a miss,
+      // getMany(null) was a defect. The checks are Tier.withInputChecks (tierInput.ts).
+      const tier = yield* MemoryTier.make({ maxEntries: 10 })
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const js = (u: unknown): any => u
+      yield* tier.set("k", entry("kept"))
+      const calls: ReadonlyArray<readonly [string, string, Effect.Effect<unknown, unknown>]> = [
+        ["get", "key must be a string, got 42", tier.get(js(42))],
+        ["getMany", "keys must be an array", tier.getMany(js(null))],
+        ["getMany", "keys[1] must be a string", tier.getMany(js(["k", 1]))],
+        ["set", "key must be a string, got undefined", tier.set(js(undefined), entry(1))],
+        ["set", "entry must be an Entry", tier.set("k", js(null))],
+        [
+          "set",
+          "entry.staleUntil must be a finite number",
+          tier.set("k", js({ ...entry(1), staleUntil: Number.NaN }))
+        ],
+        ["set", "entry.value is a function", tier.set("k", js({ ...entry(1), value: () => 1 }))],
+        ["setMany", "entries[1][1] must be an Entry", tier.setMany(js([["fresh", entry(1)], ["k"]]))],
+        ["setMany", "entries must be an array", tier.setMany(js("ab"))],
+        ["remove", "keys[1] must be a string", tier.remove(js(["k", {}]))],
+        ["removeMatching", "glob must be a string", tier.removeMatching(js(undefined))]
+      ]
+      for (const [operation, reason, call] of calls) {
+        const exit = yield* Effect.exit(call)
+        const error = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        const seen = error as { _tag?: string; operation?: string; reason?: string } | undefined
+        expect([reason, seen?._tag, seen?.operation, seen?.reason?.includes(reason)]).toEqual([
+          reason,
+          "TierError",
+          operation,
+          true
+        ])
+      }
+      expect(tier.size()).toBe(1)
+      expect(Option.map(yield* tier.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
+    })
+  )
+
   it.effect("is bounded by entry count, least recently used first", () =>
     Effect.gen(function* () {
       const tier = yield* MemoryTier.make({ maxEntries: 2 })
