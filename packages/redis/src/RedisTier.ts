@@ -135,7 +135,9 @@ export const make = (
         Effect.catchAll((error) => Effect.succeed({ name, healthy: false, detail: error.reason }))
       )
     }
-    return tier
+    // Arguments from plain JavaScript are checked before the tier runs; a key with a lone
+    // surrogate too, which Redis would store as U+FFFD (one key for "k\uD800" and "k\uDBFF").
+    return Tier.withInputChecks(tier, { wellFormedKeys: true })
   })
 
 /**

@@ -73,6 +73,101 @@ describe("RedisTier", () => {
     )
 
     it.scoped(
+      "bad arguments from plain JS are a TierError, lone surrogates too; Redis holds no stray key",
+      () =>
+        Effect.gen(function* () {
+          // Before: set(42, e), set(undefined, e) and set({}, e) wrote "x:42", "x:undefined" and
+          // "x:[object Object]"; a key with a lone surrogate was written as U+FFFD (one key for
+          // "k\uD800" and "k\uDBFF"); writeIfNewer without `at` or with a key of 1 wrote; an
+          // entry without createdAt was written as a record no read decodes; set(k, null),
+          // setMany([["k"]]), getMany(null) and writeIfNewer(null) were defects.
+          const look = yield* observer
+          const prefix = `input:${Date.now().toString(36)}:`
+          const tier = yield* tierWith(prefix)
+          // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+          const js = (u: unknown): any => u
+          const good = entry("other", 60_000)
+          yield* tier.set("kept", entry("kept", 60_000))
+          const calls: ReadonlyArray<readonly [string, string, Effect.Effect<unknown, unknown>]> = [
+            ["set", "key must be a string, got 42", tier.set(js(42), good)],
+            ["set", "key must be a string, got undefined", tier.set(js(undefined), good)],
+            ["set", "key must be a string, got object", tier.set(js({}), good)],
+            ["set", "key must be well-formed UTF-16", tier.set("k\uD800", good)],
+            ["get", "key must be well-formed UTF-16", tier.get("k\uDBFF")],
+            ["getMany", "keys[1] must be well-formed UTF-16", tier.getMany(["kept", "k\uD800"])],
+            [
+              "setMany",
+              "entries[1][0] must be well-formed UTF-16",
+              tier.setMany([
+                ["fresh", good],
+                ["k\uDC00", good]
+              ])
+            ],
+            ["remove", "keys[1] must be well-formed UTF-16", tier.remove(["kept", "k\uD800"])],
+            ["removeMatching", "glob must be well-formed UTF-16", tier.removeMatching("k\uD800*")],
+            ["removeMatching", "glob must be a string, got undefined", tier.removeMatching(js(undefined))],
+            [
+              "set",
+              "entry.createdAt must be a finite number",
+              tier.set("kept", js({ ...good, createdAt: undefined }))
+            ],
+            ["setMany", "entries[1][1] must be an Entry", tier.setMany(js([["fresh", good], ["kept"]]))],
+            [
+              "writeIfNewer",
+              "changes[0].at must be a finite number",
+              tier.writeIfNewer!(js([{ key: "fresh", entry: good }]))
+            ],
+            [
+              "writeIfNewer",
+              "changes[1].key must be a string",
+              tier.writeIfNewer!(
+                js([
+                  { key: "fresh", entry: good, at: 1 },
+                  { key: 1, entry: good, at: 1 }
+                ])
+              )
+            ],
+            [
+              "writeIfNewer",
+              "changes[0].key must be well-formed UTF-16",
+              tier.writeIfNewer!([{ key: "k\uD800", entry: good, at: 1 }])
+            ]
+          ]
+          for (const [operation, reason, call] of calls) {
+            const exit = yield* Effect.exit(call)
+            const error = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+            const seen = error as { _tag?: string; operation?: string; reason?: string } | undefined
+            expect([reason, seen?._tag, seen?.operation, seen?.reason?.includes(reason)]).toEqual([
+              reason,
+              "TierError",
+              operation,
+              true
+            ])
+          }
+          let ran = 0
+          const [error, answer] = yield* tier.setThen!(
+            js(42),
+            good,
+            Effect.sync(() => ++ran)
+          )
+          expect([error?._tag, error?.reason, answer, ran]).toEqual([
+            "TierError",
+            "key must be a string, got 42",
+            1,
+            1
+          ])
+          // Only the key written first, under the prefix; nowhere a key a bad one reads as.
+          const keys = yield* Effect.promise(() => look.keys(`${Glob.escape(prefix)}*`))
+          expect(keys).toEqual([`${prefix}kept`])
+          const stray = yield* Effect.promise(() =>
+            Promise.all(["*undefined*", "*\\[object Object\\]*", "*42", "*\uFFFD*"].map((p) => look.keys(p)))
+          )
+          expect(stray).toEqual([[], [], [], []])
+          expect(Option.map(yield* tier.get("kept"), (e) => e.value)).toEqual(Option.some("kept"))
+        })
+    )
+
+    it.scoped(
       "round trip: value, tags, creation time and lifetimes (PX = staleUntil, read back with PTTL)",
       () =>
         Effect.gen(function* () {

@@ -325,8 +325,6 @@ export const make = ({
 
     remove: (keys) =>
       Effect.suspend(() => {
-        // From plain JS: a string would reach `map` (a defect), null its `length`.
-        if (!Array.isArray(keys)) return Effect.fail(fail("remove", new TypeError("keys must be an array")))
         if (keys.length === 0) return Effect.void
         const full = keys.map((key) => prefix + key)
         return order.waitsAny(full)
