@@ -214,7 +214,9 @@ export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Eff
           }),
       ...controls
     }
-    return chaos
+    // Arguments from plain JavaScript are checked before any control applies (a dropped call
+    // too), as the wrapped tier checks them.
+    return Tier.withInputChecks(chaos)
   })
 
 /**

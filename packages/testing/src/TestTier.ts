@@ -143,7 +143,8 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
         }),
       calls: Effect.sync(() => ({ ...calls }))
     }
-    return tier
+    // Arguments from plain JavaScript are checked before the tier runs (`plant` is not checked).
+    return Tier.withInputChecks(tier)
   })
 
 /**

@@ -56,7 +56,9 @@ export interface Target<R> {
  * reads, the tier giving back each time of an entry as written (expiry, end of grace,
  * creation), promotion with the entry's remaining lifetime, writes to every tier, single-flight
  * computation (1,000 concurrent callers), failures and interruption, Schema-typed reads with
- * bad data planted in the tier, and exact statistics.
+ * bad data planted in the tier, exact statistics, and the tier called directly with bad
+ * arguments (as from plain JavaScript: a TierError each, nothing written; see
+ * `Tier.withInputChecks`).
  *
  * @category suites
  * @since 0.1.0

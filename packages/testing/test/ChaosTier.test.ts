@@ -230,6 +230,36 @@ describe("ChaosTier", () => {
     })
   )
 
+  it.effect(
+    "bad arguments from plain JS are a TierError, also while dropping; nothing reaches the wrapped tier",
+    () =>
+      Effect.gen(function* () {
+        // Before: a dropped getMany(null) was a defect (keys.map), and a dropped set(k, null)
+        // succeeded; TestTier alone stored set(42, e) under the key 42 and died of set(k, null).
+        const { inner, chaos } = yield* chaosTier()
+        // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+        const js = (u: unknown): any => u
+        for (const dropping of [false, true]) {
+          if (dropping) yield* chaos.drop("all")
+          for (const [operation, call] of [
+            ["getMany", chaos.getMany(js(null))],
+            ["set", chaos.set(js(42), entry(1))],
+            ["set", chaos.set("k", js(null))],
+            ["setMany", chaos.setMany(js([["k", entry(1)], ["j"]]))],
+            ["remove", chaos.remove(js([null]))],
+            ["removeMatching", chaos.removeMatching(js(undefined))]
+          ] as const) {
+            const exit = yield* Effect.exit(call as Effect.Effect<unknown, unknown>)
+            const error = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+            const seen = error as { _tag?: string; operation?: string } | undefined
+            expect([dropping, seen?._tag, seen?.operation]).toEqual([dropping, "TierError", operation])
+          }
+        }
+        expect((yield* inner.snapshot).size).toBe(0)
+        expect((yield* inner.calls).set + (yield* inner.calls).setMany).toBe(0)
+      })
+  )
+
   it.effect("drop on reads only: writes still land", () =>
     Effect.gen(function* () {
       const { inner, chaos } = yield* chaosTier()

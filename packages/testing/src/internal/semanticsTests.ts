@@ -7,6 +7,7 @@
 import { expect, type Vitest } from "@effect/vitest"
 import { Entry, Tier, type TieredCache } from "@tiercache/core"
 import { Clock, Effect, Option, TestClock } from "effect"
+import { registerInputTests } from "./inputTests.js"
 import { registerComputeTests } from "./semanticsCompute.js"
 import { type Context, freshKey } from "./suiteContext.js"
 
@@ -175,4 +176,5 @@ export const register = <R>(it: Vitest.MethodsNonLive<R, boolean>, { instances, 
   )
 
   registerComputeTests(it, { instances, live })
+  registerInputTests(it, { instances, live })
 }
