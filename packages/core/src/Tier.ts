@@ -207,6 +207,8 @@ export type InputCheckOptions = TierInput.Options
  * (plain JavaScript): a bad argument fails the call with a `TierError` of the operation naming
  * it, and the tier is not called (see {@link Tier.Service}). Every tier of tiercache is built
  * with it; a tier of your own can be too. Other fields of the tier are kept as they are.
+ * `TieredCache` calls the tier inside, unchecked: it checks its own callers' input first, so its
+ * writes do not pay for a second walk of each value.
  *
  * @example
  * ```ts

@@ -32,6 +32,23 @@ export interface Options {
   readonly wellFormedKeys?: boolean | undefined
 }
 
+/**
+ * Where a checked tier keeps the tier it wraps (a property that is not enumerable): `TieredCache`
+ * calls that one (see {@link unchecked}).
+ */
+const UncheckedTypeId: unique symbol = Symbol.for("@tiercache/core/Tier/unchecked")
+
+/**
+ * The tier that `tier` checks the arguments of, or `tier` itself when it is not a checked one.
+ * `TieredCache` calls its tiers through this: it checks its own callers' input before any tier
+ * call, and its calls carry only keys and entries it made or decoded, so checking them again
+ * would cost every write a second walk of its value (about 1 us for a 200-byte object).
+ *
+ * @internal
+ */
+export const unchecked = (tier: Tier.Service): Tier.Service =>
+  (tier as { readonly [UncheckedTypeId]?: Tier.Service })[UncheckedTypeId] ?? tier
+
 /** What a check answers: the tail of the reason, or undefined when the argument is good. */
 type Problem = string | undefined
 
@@ -213,5 +230,8 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
           }
         })
   }
+  // Not enumerable: a tier made from this one by spreading it (`{ ...checked, get }`, as wrappers
+  // do) has methods of its own, which the cache must call; it is not the checked tier.
+  Object.defineProperty(checked, UncheckedTypeId, { value: tier, enumerable: false })
   return checked as T
 }

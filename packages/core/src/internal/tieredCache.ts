@@ -39,6 +39,7 @@ import * as Resilience from "./resilience.js"
 import * as Spans from "./spans.js"
 import * as Tags from "./tags.js"
 import * as TierAccess from "./tierAccess.js"
+import { unchecked } from "./tierInput.js"
 import { checkSchema, isBadKey } from "./validate.js"
 import * as Versions from "./versions.js"
 import * as Writes from "./writes.js"
@@ -51,9 +52,11 @@ export const make = (
 ): Effect.Effect<TieredCache.Service, CacheConfigError | BusError, L1 | L2 | Scope.Scope> =>
   Effect.gen(function* () {
     const config = yield* OptionsModule.resolve(options)
-    const l1 = yield* L1
-    const l2 = yield* L2
-    const extra = yield* Effect.serviceOption(Tiers)
+    // The tiers as they are, without the checks of direct calls (tierInput.ts): the cache checks
+    // its callers' input itself.
+    const l1 = unchecked(yield* L1)
+    const l2 = unchecked(yield* L2)
+    const extra = Option.map(yield* Effect.serviceOption(Tiers), (tiers) => tiers.map(unchecked))
     const busOption = yield* Effect.serviceOption(InvalidationBus)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock

@@ -1,0 +1,91 @@
+import { describe, expect, it } from "@effect/vitest"
+import { type Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Effect, Layer, Option } from "effect"
+
+/** A lower tier of a Map, with no checks of its own. */
+const mapTier = (): Tier.Tier.Service => {
+  const map = new Map<string, Entry.Entry>()
+  return {
+    name: "map",
+    get: (key) => Effect.sync(() => Option.fromNullable(map.get(key))),
+    getMany: (keys) => Effect.sync(() => keys.map((key) => Option.fromNullable(map.get(key)))),
+    set: (key, entry) => Effect.sync(() => void map.set(key, entry)),
+    setMany: (entries) =>
+      Effect.sync(() => {
+        for (const [key, entry] of entries) map.set(key, entry)
+      }),
+    remove: (keys) =>
+      Effect.sync(() => {
+        for (const key of keys) map.delete(key)
+      }),
+    removeMatching: () => Effect.succeed(0),
+    clear: Effect.sync(() => map.clear()),
+    health: Effect.succeed({ name: "map", healthy: true })
+  }
+}
+
+/** A cache of an L1 of one entry over `l2`. */
+const cacheOver = (l2: Tier.Tier.Service) =>
+  TieredCache.make().pipe(
+    Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), Layer.succeed(Tier.L2, l2)))
+  )
+
+describe("checks of direct tier calls (Tier.withInputChecks)", () => {
+  it.scoped(
+    "TieredCache calls the tier inside a checked one: its writes walk each value once, not twice",
+    () =>
+      Effect.gen(function* () {
+        // Each read of the value's field is counted: the cache's own check walks it once; the
+        // checked tier's would walk it again on the L2 write.
+        let reads = 0
+        const value = () => ({
+          get n() {
+            reads++
+            return 1
+          }
+        })
+        const readsOfOneSet = (cache: TieredCache.TieredCache.Service) =>
+          Effect.gen(function* () {
+            const before = reads
+            yield* cache.set("a", value())
+            return reads - before
+          })
+        const bare = yield* readsOfOneSet(yield* cacheOver(mapTier()))
+        const checked = yield* readsOfOneSet(yield* cacheOver(Tier.withInputChecks(mapTier())))
+        expect(bare).toBeGreaterThan(0)
+        expect(checked).toBe(bare)
+      })
+  )
+
+  it.scoped("a tier made by spreading a checked one is called as it is (its own methods)", () =>
+    Effect.gen(function* () {
+      const inner = yield* MemoryTier.make({ maxEntries: 100 })
+      const calls: Array<string> = []
+      const l2: Tier.Tier.Service = {
+        ...inner,
+        set: (key, entry) => {
+          calls.push(`set ${key}`)
+          return inner.set(key, entry)
+        },
+        get: (key) => {
+          calls.push(`get ${key}`)
+          return inner.get(key)
+        }
+      }
+      const cache = yield* cacheOver(l2)
+      yield* cache.set("a", 1)
+      yield* cache.set("b", 2)
+      // L1 holds one entry: "a" is read from L2.
+      expect(yield* cache.get("a")).toEqual(Option.some(1))
+      expect(calls).toEqual(["set a", "set b", "get a"])
+    })
+  )
+
+  it.effect("called directly, a checked tier refuses a bad argument", () =>
+    Effect.gen(function* () {
+      const checked = Tier.withInputChecks(mapTier())
+      const refused = yield* Effect.flip(checked.get(1 as unknown as string))
+      expect([refused._tag, refused.operation]).toEqual(["TierError", "get"])
+    })
+  )
+})
