@@ -85,6 +85,26 @@ describe("RedisStreams", () => {
       })
     )
 
+    // A command's arguments went to ioredis spread as a function's arguments: past V8's limit
+    // (some 120,000), "Maximum call stack size exceeded" instead of Redis's answer.
+    it.scoped("an entry of 70,000 fields is published and read back; 200,000 ids are acknowledged", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const fields = Array.from({ length: 70_000 }, (_, i) => [`f${i}`, String(i)] as const)
+        const id = yield* streams.publish("wide", fields)
+        const [entry] = yield* streams.readLatest("wide", 1)
+        expect(entry!.id).toBe(id)
+        expect(entry!.fields).toEqual(fields)
+        yield* streams.createGroup("wide", "g", "0")
+        const [delivered] = yield* streams
+          .consume("wide", "g", "c", { blockMs: 100 })
+          .pipe(Stream.take(1), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(delivered!.fields).toHaveLength(70_000)
+        const unknown = Array.from({ length: 200_000 }, (_, i) => `1-${i}`)
+        expect(yield* streams.ack("wide", "g", [...unknown, id])).toBe(1)
+      })
+    )
+
     it.scoped("a blocking read is woken by a publish, while cache commands still answer fast", () =>
       Effect.gen(function* () {
         const streams = yield* CacheStreams.CacheStreams

@@ -51,9 +51,13 @@ const notAName = (what: string, value: unknown): string =>
 const unreadable = (what: string, cause: unknown): string =>
   `${what} could not be read: ${cause instanceof Error ? cause.message : typeof cause}`
 
-/** A command on `conn`, its name first in `args`. */
+/**
+ * A command on `conn`, its name first in `args`. The arguments go to ioredis as one array,
+ * never spread as a function's arguments: an entry of many fields, or an ack of many ids, would
+ * pass V8's limit on those (some 120,000) and fail with "Maximum call stack size exceeded".
+ */
 export const call = (conn: Redis, args: ReadonlyArray<string | number>) => () =>
-  conn.call(String(args[0]), ...args.slice(1)) as Promise<unknown>
+  conn.call(String(args[0]), args.slice(1)) as Promise<unknown>
 
 /** The commands of one streams service, bounded by `commandTimeout` unless told otherwise. */
 export const make = (commandTimeout: Duration.Duration) => {
