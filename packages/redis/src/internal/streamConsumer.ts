@@ -87,8 +87,15 @@ export const make = (
             within
           )
           const entries = fromRead(reply)
-          if (cursor !== ">") cursor = entries.length === 0 ? ">" : entries[entries.length - 1]!.id
-          return entries
+          if (cursor === ">") return entries
+          cursor = entries.length === 0 ? ">" : entries[entries.length - 1]!.id
+          // A pending entry deleted from the stream since (XDEL, a trim) comes back with no
+          // fields (an entry always has one): nothing to deliver. It is acknowledged, leaving the
+          // group as a claimed one does (XCLAIM drops it), instead of coming back on every start.
+          const gone = entries.filter((entry) => entry.fields.length === 0).map((entry) => entry.id)
+          if (gone.length === 0) return entries
+          yield* send("consume", stream, call(conn, ["XACK", key, group, ...gone]))
+          return entries.filter((entry) => entry.fields.length > 0)
         }).pipe(
           Effect.tap(countRead),
           traced("consume", stream, { command: "XREADGROUP", type: "receive", group })
