@@ -13,7 +13,7 @@
 import type { ConnectionOptions } from "node:tls"
 import { CacheError } from "@tiercache/core"
 import type { ConfigError } from "effect"
-import { Config, Context, Duration, Effect, Layer, type Redacted, Scope } from "effect"
+import { Config, Context, Duration, Effect, ExecutionStrategy, Layer, type Redacted, Scope } from "effect"
 import type { Redis } from "ioredis"
 import { makeBlocking } from "./internal/blocking.js"
 import { RedisConnectionError } from "./internal/connectionError.js"
@@ -142,7 +142,8 @@ export declare namespace RedisConnection {
     ) => Effect.Effect<A, E | RedisConnectionError, R>
     /**
      * Opens a new connection without a command timeout, for a long-lived blocking loop (a
-     * consumer group reader), closed with the scope.
+     * consumer group reader), closed with the scope or with the layer, whichever closes first.
+     * Once the layer has closed, a `RedisConnectionError`.
      */
     readonly dedicated: (role: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
     /**
@@ -238,11 +239,26 @@ export const make = (
     // Opened on first use and kept, even when the large value that opened it gave up meanwhile
     // (openOnce.ts); a failed attempt is not kept (the next large value tries again).
     const bulk = yield* openOnce(Scope.extend(opener.open("bulk"), scope), scope, () => closedError("bulk"))
+    // A dedicated connection lives in a scope of the layer's, closed with the caller's scope:
+    // closing the layer closes it too (a consumer then ends), and none is opened afterwards.
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+      })
+    )
+    const dedicated = (role: string) =>
+      Effect.gen(function* () {
+        if (closed) return yield* closedError(role)
+        const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+        yield* Effect.addFinalizer((exit) => Scope.close(own, exit))
+        return yield* Scope.extend(opener.open("dedicated", role), own)
+      })
     return {
       client,
       subscriber: opener.open("subscriber"),
       blocking,
-      dedicated: (role) => opener.open("dedicated", role),
+      dedicated,
       bulk,
       largeValueBytes,
       timeoutFor,

@@ -1,9 +1,22 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Chunk, Context, Effect, Either, Fiber, Layer, Option, Queue, Stream, Tracer } from "effect"
+import {
+  Chunk,
+  Context,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Scope,
+  Stream,
+  Tracer
+} from "effect"
 import { RedisStreams, RedisTier } from "../src/index.js"
-import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
+import { clientNames, connectionLayer, eventually, failureOf, observer, timed } from "./utils.js"
 
 const Connection = connectionLayer({ keyPrefix: "s:" })
 const Env = Layer.mergeAll(
@@ -317,6 +330,60 @@ describe("RedisStreams", () => {
           "2 seconds"
         )
       })
+    )
+
+    // The connection layer closed its own connections only: a consumer's went on, delivering
+    // entries after the layer (and the application using it) had closed, and a consume called
+    // afterwards opened a new connection, where a blocking read fails.
+    it.scoped(
+      "closing the connection layer ends its consumers with a StreamError and closes their connections",
+      () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const look = yield* observer
+          const consumers = Effect.map(clientNames(look), (names) =>
+            names.filter((n) => n === "closing:consumer")
+          )
+          const scope = yield* Scope.make()
+          const context = yield* Layer.buildWithScope(
+            RedisStreams.layer().pipe(
+              Layer.provide(connectionLayer({ keyPrefix: "s:", connectionName: "closing" })),
+              Layer.provide(Layer.succeed(RedisServer.RedisServer, server))
+            ),
+            scope
+          )
+          const streams = Context.get(context, CacheStreams.CacheStreams)
+          yield* streams.createGroup("closing", "g")
+          const got = yield* Queue.unbounded<string>()
+          const consumer = yield* Effect.fork(
+            streams
+              .consume("closing", "g", "c", { blockMs: 100 })
+              .pipe(Stream.runForEach((entry) => Queue.offer(got, entry.id)))
+          )
+          const first = yield* streams.publish("closing", { n: "1" })
+          expect(yield* Queue.take(got)).toBe(first)
+          yield* Scope.close(scope, Exit.void)
+          const ended = yield* Fiber.await(consumer).pipe(
+            Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the consumer goes on") })
+          )
+          expect(Exit.isFailure(ended) && failureOf(ended)).toMatchObject({
+            _tag: "StreamError",
+            operation: "consume",
+            reason: expect.stringContaining("the connection layer is closed")
+          })
+          expect(yield* consumers).toEqual([])
+          yield* Effect.promise(() => look.xadd("s:closing", "*", "n", "2"))
+          // A consume called afterwards fails the same way, with no connection opened.
+          const late = yield* Effect.exit(
+            Stream.runDrain(streams.consume("closing", "g", "c2", { blockMs: 100 }))
+          )
+          expect(failureOf(late)).toMatchObject({
+            _tag: "StreamError",
+            reason: expect.stringContaining("the connection layer is closed")
+          })
+          expect(yield* consumers).toEqual([])
+          expect(Chunk.toReadonlyArray(yield* Queue.takeAll(got))).toEqual([])
+        })
     )
 
     it.scoped(

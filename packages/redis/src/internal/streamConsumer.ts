@@ -2,7 +2,8 @@
  * A consumer of RedisStreams (`consume`): a long-lived loop of XREADGROUP on a connection of its
  * own, first this consumer's pending entries (delivered before, never acknowledged), then new
  * ones, and with `claimIdleMs` the entries other consumers left unacknowledged that long. A read that fails for want of a connection is made again once the connection is back;
- * an error answered by Redis ends the stream.
+ * an error answered by Redis ends the stream, and so does the connection layer closing (it closes
+ * the consumer's connection).
  */
 import { CacheError, type CacheStreams } from "@tiercache/core"
 import { Duration, Effect, Schedule, Stream } from "effect"
@@ -131,9 +132,22 @@ export const make = (
                         : read
                     )
               )
+        // Ended (status "end") only when closed: with the connection layer, the consumer with it.
+        const ended = () => conn.status === "end"
         const reading = next.pipe(
+          Effect.catchIf(
+            () => ended(),
+            () =>
+              Effect.fail(
+                new StreamError({
+                  operation: "consume",
+                  stream,
+                  reason: "consumer connection: the connection layer is closed"
+                })
+              )
+          ),
           Effect.tapError((error) =>
-            isReplyError(error)
+            isReplyError(error) || ended()
               ? Effect.void
               : Effect.zipRight(
                   Effect.sync(() => {
@@ -145,7 +159,7 @@ export const make = (
                   )
                 )
           ),
-          Effect.retry({ schedule: RECONNECT, while: (error) => !isReplyError(error) })
+          Effect.retry({ schedule: RECONNECT, while: (error) => !isReplyError(error) && !ended() })
         )
         return Stream.repeatEffect(reading).pipe(Stream.flattenIterables)
       })
