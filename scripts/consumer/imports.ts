@@ -8,7 +8,7 @@ import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import * as Tier from "@tiercache/core/Tier"
 import { RedisConnection, RedisTier } from "@tiercache/redis"
 import * as RedisStreams from "@tiercache/redis/RedisStreams"
-import { TestBus, TestTier } from "@tiercache/testing"
+import { TestBus, TestStreams, TestTier } from "@tiercache/testing"
 import * as ChaosTier from "@tiercache/testing/ChaosTier"
 import { Effect, Layer, type Option, Schema } from "effect"
 
@@ -36,5 +36,6 @@ export const layers: ReadonlyArray<unknown> = [
   RedisTier.layer,
   RedisConnection.layerConfig,
   RedisStreams.layer,
+  TestStreams.layer,
   ChaosTier.layer
 ]

@@ -45,6 +45,13 @@ export * as RedisServer from "./RedisServer.js"
 export * as TestBus from "./TestBus.js"
 
 /**
+ * In-memory event streams (CacheStreams) on the Effect Clock.
+ *
+ * @since 0.1.0
+ */
+export * as TestStreams from "./TestStreams.js"
+
+/**
  * An in-memory tier on the Effect Clock.
  *
  * @since 0.1.0

@@ -39,7 +39,7 @@ describe("TierSuite", () => {
       )
       expect(main).toEqual({
         code: 0,
-        output: "ChaosBus,ChaosTier,Interruptions,MultiInstance,RedisServer,TestBus,TestTier\n"
+        output: "ChaosBus,ChaosTier,Interruptions,MultiInstance,RedisServer,TestBus,TestStreams,TestTier\n"
       })
       // The same guard catches the subpath, which does import @effect/vitest.
       expect(suite.code).not.toBe(0)

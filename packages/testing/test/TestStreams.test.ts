@@ -1,0 +1,187 @@
+/**
+ * TestStreams: the in-memory CacheStreams behaves as RedisStreams does (the same behaviours as
+ * packages/redis/test/RedisStreams.test.ts and streamClaim.redis.test.ts), on the TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { CacheStreams } from "@tiercache/core"
+import { Chunk, Effect, Either, Fiber, Queue, Stream, TestClock } from "effect"
+import { TestStreams } from "../src/index.js"
+
+const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e) => e.id)
+const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
+  entries.map((e) => Object.fromEntries(e.fields).n)
+const take = (stream: Stream.Stream<CacheStreams.StreamEntry, unknown>, n: number) =>
+  stream.pipe(Stream.take(n), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+
+describe("TestStreams", () => {
+  it.effect(
+    "publish keeps order and fields; readLatest is newest first; read is oldest first after an id",
+    () =>
+      Effect.gen(function* () {
+        const streams = yield* TestStreams.make
+        const published: Array<string> = []
+        for (let i = 0; i < 5; i++) published.push(yield* streams.publish("order", [["n", String(i)]]))
+        yield* TestClock.adjust("1 millis")
+        published.push(yield* streams.publish("order", { n: "5", extra: "record form" }))
+        // As Redis: ids grow past 0-0 within a millisecond of the Clock, then start at <ms>-0.
+        expect(published.slice(0, 2)).toEqual(["0-1", "0-2"])
+        expect(published[5]).toBe("1-0")
+        expect(values(yield* streams.readLatest("order", 3))).toEqual(["5", "4", "3"])
+        expect((yield* streams.readLatest("order", 1))[0]!.fields).toEqual([
+          ["n", "5"],
+          ["extra", "record form"]
+        ])
+        expect(ids(yield* streams.read("order", "0", 100))).toEqual(published)
+        expect(values(yield* streams.read("order", published[1]!, 2))).toEqual(["2", "3"])
+        expect(yield* streams.read("order", "$", 10)).toEqual([])
+        expect(yield* streams.readLatest("none", 10)).toEqual([])
+        expect(yield* streams.read("none", "0", 10)).toEqual([])
+        // Numbers from plain JavaScript read back as text.
+        yield* streams.publish("plain", { n: 5 } as unknown as CacheStreams.Fields)
+        expect((yield* streams.readLatest("plain", 1))[0]!.fields).toEqual([["n", "5"]])
+      })
+  )
+
+  it.effect("maxLen keeps the newest entries", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      for (let i = 0; i < 30; i++) yield* streams.publish("trim", { n: String(i) }, 10)
+      const all = yield* streams.read("trim", "0", 100)
+      expect(values(all)).toEqual(Array.from({ length: 10 }, (_, i) => String(20 + i)))
+    })
+  )
+
+  it.effect("a blocking read waits on the Clock: woken by a publish, or empty after blockMs", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.publish("wait", { n: "old" })
+      const woken = yield* Effect.fork(streams.read("wait", "$", 10, 5_000))
+      yield* TestClock.adjust("1 second")
+      const id = yield* streams.publish("wait", { n: "1" })
+      expect(ids(yield* Fiber.join(woken))).toEqual([id])
+      const idle = yield* Effect.fork(streams.read("wait", "$", 10, 2_000))
+      yield* TestClock.adjust("1999 millis")
+      expect(idle.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(idle)).toEqual([])
+    })
+  )
+
+  it.effect(
+    "consumer groups: delivery, ack, pending; a consumer starting again gets its pending entries first",
+    () =>
+      Effect.gen(function* () {
+        const streams = yield* TestStreams.make
+        yield* streams.createGroup("jobs", "workers")
+        yield* streams.createGroup("jobs", "workers")
+        const published: Array<string> = []
+        for (let i = 0; i < 5; i++) published.push(yield* streams.publish("jobs", { n: String(i) }))
+        const delivered = yield* take(streams.consume("jobs", "workers", "w1", { count: 2 }), 5)
+        expect(ids(delivered)).toEqual(published)
+        expect(yield* streams.ack("jobs", "workers", published.slice(0, 3))).toBe(3)
+        expect(yield* streams.ack("jobs", "workers", published.slice(0, 3))).toBe(0)
+        const later = yield* streams.publish("jobs", { n: "5" })
+        expect(ids(yield* take(streams.consume("jobs", "workers", "w2"), 1))).toEqual([later])
+        const again = yield* take(streams.consume("jobs", "workers", "w1"), 2)
+        expect(ids(again)).toEqual(published.slice(3))
+        expect(yield* streams.ack("jobs", "workers", [...ids(again), later])).toBe(3)
+      })
+  )
+
+  it.effect("a consumer waits for entries published later", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.createGroup("later", "g")
+      const consumer = yield* Effect.fork(take(streams.consume("later", "g", "c", { blockMs: 5_000 }), 1))
+      yield* TestClock.adjust("10 seconds")
+      expect(consumer.unsafePoll()).toBeNull()
+      const id = yield* streams.publish("later", { n: "1" })
+      expect(ids(yield* Fiber.join(consumer))).toEqual([id])
+    })
+  )
+
+  it.effect("claimIdleMs takes over entries other consumers left unacknowledged that long, each to one", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.createGroup("claim", "g")
+      const published: Array<string> = []
+      for (let i = 0; i < 6; i++) published.push(yield* streams.publish("claim", { n: String(i) }))
+      yield* take(streams.consume("claim", "g", "gone", { count: 100 }), 6)
+      // Not idle long enough yet: nothing to claim.
+      const early = yield* Effect.fork(
+        take(streams.consume("claim", "g", "early", { claimIdleMs: 60_000, blockMs: 100 }), 1)
+      )
+      yield* TestClock.adjust("1 second")
+      expect(early.unsafePoll()).toBeNull()
+      yield* Fiber.interrupt(early)
+      yield* TestClock.adjust("1 minute")
+      const got = yield* Queue.unbounded<string>()
+      for (const name of ["c1", "c2"]) {
+        yield* Effect.fork(
+          streams
+            .consume("claim", "g", name, { claimIdleMs: 60_000, blockMs: 100 })
+            .pipe(Stream.runForEach((entry) => Queue.offer(got, entry.id)))
+        )
+      }
+      const delivered: Array<string> = []
+      while (delivered.length < published.length) delivered.push(yield* Queue.take(got))
+      yield* TestClock.adjust("1 second")
+      delivered.push(...Chunk.toReadonlyArray(yield* Queue.takeAll(got)))
+      expect(delivered.sort()).toEqual([...published].sort())
+    })
+  )
+
+  it.effect("a pending entry trimmed away (maxLen) is delivered to nobody, and leaves the group", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.createGroup("gone", "g")
+      const first = yield* streams.publish("gone", { n: "1" })
+      const second = yield* streams.publish("gone", { n: "2" })
+      yield* take(streams.consume("gone", "g", "c"), 2)
+      const third = yield* streams.publish("gone", { n: "3" }, 2)
+      const again = yield* take(streams.consume("gone", "g", "c"), 2)
+      expect(ids(again)).toEqual([second, third])
+      expect(yield* streams.ack("gone", "g", [first])).toBe(0)
+    })
+  )
+
+  it.effect("bad arguments and a missing group are StreamErrors", () =>
+    Effect.gen(function* () {
+      const typed = yield* TestStreams.make
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const streams: any = typed
+      yield* typed.publish("s", { a: "b" })
+      yield* typed.createGroup("s", "g")
+      const calls: ReadonlyArray<() => Effect.Effect<unknown, { readonly _tag: string }>> = [
+        () => streams.publish("s", {}),
+        () => streams.publish("", { a: "b" }),
+        () => streams.publish("s", { a: "b" }, -1),
+        () => streams.publish("s", { a: "b" }, Number.NaN),
+        () => streams.publish("s", { a: { nested: true } }),
+        () => streams.publish("s", null),
+        () => streams.publish("u-\uD800", { a: "b" }),
+        () => streams.readLatest("s", 0),
+        () => streams.read("s", "0", 1.5),
+        () => streams.read("s", "bad", 1),
+        () => streams.read("s", "0", 1, -1),
+        () => streams.createGroup("s", null),
+        () => streams.ack("s", "g", "1-0"),
+        () => Stream.runDrain(streams.consume("s", "g", "c", { blockMs: 0 })),
+        () => Stream.runDrain(streams.consume("s", "g", "c", { claimIdleMs: 1.5 })),
+        () => Stream.runDrain(streams.consume("s", "g", "")),
+        () => Stream.runDrain(streams.consume("s", "nope", "c"))
+      ]
+      for (const call of calls) {
+        const result = yield* Effect.either(call())
+        expect(Either.isLeft(result) && result.left._tag).toBe("StreamError")
+      }
+    })
+  )
+
+  it.effect("TestStreams.layer provides CacheStreams", () =>
+    Effect.gen(function* () {
+      const streams = yield* CacheStreams.CacheStreams
+      expect(yield* streams.publish("s", { a: "b" })).toBe("0-1")
+    }).pipe(Effect.provide(TestStreams.layer()))
+  )
+})
