@@ -19,7 +19,8 @@
  * `messaging.operation.type` (`send`, `receive`, `settle`), `messaging.operation.name` (the
  * Redis command), `messaging.consumer.group.name`, `messaging.message.id` (of a published entry)
  * and `messaging.batch.message_count` (entries read). Stream names can hold personal data (a
- * stream per user), so `messaging.destination.name` is set only with `streamNamesInSpans`.
+ * stream per user), so `messaging.destination.name` is set, and a failed operation's span ends
+ * with an error naming the stream, only with `streamNamesInSpans`.
  *
  * @since 0.1.0
  */

@@ -2,6 +2,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import {
+  Cause,
   Chunk,
   Context,
   Effect,
@@ -16,7 +17,15 @@ import {
   Tracer
 } from "effect"
 import { RedisStreams, RedisTier } from "../src/index.js"
-import { clientNames, connectionLayer, eventually, failureOf, observer, timed } from "./utils.js"
+import {
+  clientNames,
+  connectionLayer,
+  eventually,
+  failureOf,
+  observer,
+  recordingTracer,
+  timed
+} from "./utils.js"
 
 const Connection = connectionLayer({ keyPrefix: "s:" })
 const Env = Layer.mergeAll(
@@ -534,6 +543,47 @@ describe("RedisStreams", () => {
         expect(yield* streams.readLatest("u-\u{1F600}", 1)).toEqual([
           { id, fields: [["\u{1F600}", "\u{1F601}"]] }
         ])
+      })
+    )
+
+    // A failed operation's span ends with its error, which an OpenTelemetry exporter records as
+    // the span's status message and an exception event: the StreamError's message named the
+    // stream ("stream user:7:events: publish failed: ..."), personal data the spans keep out
+    // unless streamNamesInSpans.
+    it.scoped("a failed operation's span holds no stream name; the caller's error still names it", () =>
+      Effect.gen(function* () {
+        const { tracer, spans } = yield* recordingTracer
+        const streams = yield* CacheStreams.CacheStreams
+        const look = yield* observer
+        yield* Effect.promise(() => look.set("s:user:7:events", "not a stream"))
+        const failures = [
+          streams.publish("user:7:events", { n: "1" }),
+          streams.readLatest("user:7:events", 1),
+          streams.read("user:7:events", "0", 1),
+          streams.read("user:7:events", "$", 1, 100),
+          streams.createGroup("user:7:events", "g"),
+          streams.ack("user:7:events", "g", ["1-0"]),
+          Stream.runDrain(streams.consume("user:7:events", "g", "c", { blockMs: 100 }))
+        ]
+        for (const failing of failures) {
+          const exit = yield* Effect.exit(failing.pipe(Effect.withTracer(tracer)))
+          expect(failureOf(exit)).toMatchObject({ _tag: "StreamError", stream: "user:7:events" })
+          expect(String(failureOf(exit))).toContain("user:7:events")
+        }
+        expect(spans.length).toBeGreaterThanOrEqual(failures.length)
+        for (const { span } of spans) {
+          expect(span.status._tag).toBe("Ended")
+          if (span.status._tag !== "Ended" || Exit.isSuccess(span.status.exit)) continue
+          const cause = span.status.exit.cause
+          const recorded = [
+            Cause.pretty(cause, { renderErrorCause: true }),
+            ...Cause.prettyErrors(cause).map((e) => `${e.message} ${e.stack}`)
+          ]
+          for (const text of recorded) {
+            expect(text).toContain("WRONGTYPE")
+            expect(text).not.toContain("user:7")
+          }
+        }
       })
     )
 
