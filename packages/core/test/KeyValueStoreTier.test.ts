@@ -5,7 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheError, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { ChaosTier } from "@tiercache/testing"
-import { Clock, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
+import { Cause, Clock, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
 import fc from "fast-check"
 import * as KvKeys from "../src/internal/kvKeys.js"
 
@@ -110,6 +110,42 @@ describe("KeyValueStoreTier", () => {
       const stats = yield* cache.stats
       expect(stats.tierErrors).toEqual({})
       expect(stats.writeFailures).toBe(0)
+    }).pipe(Effect.provide(NodeEnv))
+  )
+
+  // A file-system store's errors quote the file's path, the key in it ("tiercache%3Auser%3A42"):
+  // the TierError's reason and cause carried it into the cache's tier spans, which keep keys out
+  // unless keysInSpans (and its logs, its stats' errors).
+  it.scoped("a failing file-system store: the TierError names neither the key nor its file", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
+      const store = yield* KeyValueStore.KeyValueStore.pipe(
+        Effect.provide(KeyValueStore.layerFileSystem(directory))
+      )
+      const { tier } = yield* open(store)
+      yield* tier.set("user:42", entryAt(yield* Clock.currentTimeMillis, 1, 60_000))
+      // The value's file becomes a directory: reading and writing it fail (EISDIR).
+      const [file] = (yield* fs.readDirectory(directory)).filter((name) => name.includes("user"))
+      yield* fs.remove(`${directory}/${file}`)
+      yield* fs.makeDirectory(`${directory}/${file}/inside`, { recursive: true })
+      const failures = [
+        yield* Effect.flip(tier.get("user:42")),
+        yield* Effect.flip(tier.set("user:42", entryAt(yield* Clock.currentTimeMillis, 2, 60_000)))
+      ]
+      for (const error of failures) {
+        expect(error).toBeInstanceOf(CacheError.TierError)
+        expect(error.reason).toMatch(/EISDIR|BadResource|Unknown/)
+        for (const text of [
+          error.message,
+          error.reason,
+          Cause.pretty(Cause.fail(error), { renderErrorCause: true }),
+          JSON.stringify(error)
+        ]) {
+          expect(text).not.toContain("user")
+          expect(text).not.toContain(directory)
+        }
+      }
     }).pipe(Effect.provide(NodeEnv))
   )
 
