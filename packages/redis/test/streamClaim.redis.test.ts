@@ -116,10 +116,12 @@ describe("RedisStreams consume claimIdleMs", () => {
         const published = yield* publishMany("shared", 200)
         yield* receiveAndDrop("shared", "g", "gone", 200)
         const got = yield* Queue.unbounded<string>()
+        // Each consumer acknowledges what it claimed well within claimIdleMs: a page of 10 taking
+        // longer (150 ms did, on a loaded 2-core host) would be claimed again, as documented.
         for (const name of ["c1", "c2", "c3", "c4"]) {
           yield* Effect.forkScoped(
             streams
-              .consume("shared", "g", name, { claimIdleMs: 150, blockMs: 20, count: 10 })
+              .consume("shared", "g", name, { claimIdleMs: 1_500, blockMs: 20, count: 10 })
               .pipe(
                 Stream.runForEach((entry) =>
                   Effect.zipRight(Queue.offer(got, entry.id), streams.ack("shared", "g", [entry.id]))
