@@ -10,9 +10,11 @@ import {
   Layer,
   Logger,
   LogLevel,
+  Option,
   Redacted,
   Scope
 } from "effect"
+import type { Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { clientNames, connectionLayer, eventually, failureOf, observer, timed } from "./utils.js"
 
@@ -289,6 +291,50 @@ describe("RedisConnection", () => {
             .pipe(Effect.timeout("2 seconds"), Effect.exit)
           expect(failureOf(blocking)._tag).toBe("RedisConnectionError")
         })
+      )
+
+      it.effect(
+        "a blocking use that fails while its connection is lost sends no CLIENT UNBLOCK of the lost id",
+        () =>
+          Effect.gen(function* () {
+            // After a restart the server gives ids out again from the start: the lost connection's
+            // id may name another application's client, whose blocked command an UNBLOCK would end.
+            const server = yield* RedisServer.RedisServer
+            const connection = yield* RedisConnection.make({ host: server.host, port: server.port })
+            const look = yield* observer
+            /** CLIENT UNBLOCK commands the server has run. */
+            const unblocks = Effect.promise(() => look.info("commandstats")).pipe(
+              Effect.map((info) => Number(/cmdstat_client\|unblock:calls=(\d+)/.exec(info)?.[1] ?? 0))
+            )
+            const read = (client: Redis) =>
+              Effect.promise(() => client.xread("BLOCK", 5000, "STREAMS", "lost-test", "$"))
+            const [client, lostId] = yield* connection.blocking((client) =>
+              Effect.map(
+                Effect.promise(() => client.client("ID")),
+                (id) => [client, String(id)] as const
+              )
+            )
+            const closed = new Promise((resolve) => client.once("close", resolve))
+            yield* Effect.promise(() => look.client("KILL", "ID", lostId))
+            yield* Effect.promise(() => closed)
+            const before = yield* unblocks
+            // Reconnecting: the read fails at once (no offline queue), and the use ends early.
+            const failed = yield* connection.blocking(read).pipe(Effect.exit)
+            expect(failed._tag).toBe("Failure")
+            expect(yield* unblocks).toBe(before)
+            // Back up: an interrupted read is woken, with the new id.
+            yield* eventually(
+              Effect.filterOrFail(
+                Effect.sync(() => client.status),
+                (s) => s === "ready"
+              )
+            )
+            const woken = yield* connection.blocking(read).pipe(Effect.timeout("100 millis"), Effect.option)
+            expect(Option.isNone(woken)).toBe(true)
+            expect(yield* unblocks).toBe(before + 1)
+            const next = yield* connection.blocking((client) => Effect.promise(() => client.ping()))
+            expect(next).toBe("PONG")
+          }).pipe(Effect.scoped)
       )
 
       it.effect(

@@ -40,6 +40,11 @@ export const makeBlocking = (
       Effect.gen(function* () {
         const client = yield* Scope.extend(opener.open("blocking"), scope)
         const conn: BlockingConnection = { client, id: undefined }
+        // The id names this connection only while it is up: once it is lost, the server may give
+        // the id to another client (ids start again after a restart), which an UNBLOCK would wake.
+        client.on("close", () => {
+          conn.id = undefined
+        })
         client.on("ready", () => void readId(conn))
         yield* Effect.promise(() => readId(conn)).pipe(Effect.timeout(commandTimeout), Effect.ignore)
         return conn
