@@ -21,6 +21,8 @@
  * @since 0.1.0
  */
 
+import { globWork } from "./internal/globWork.js"
+
 const special = /[*?[\]\\]/g
 
 /**
@@ -96,12 +98,16 @@ const byteAt = (p: string, i: number): number => (i < p.length ? p.charCodeAt(i)
 /** Whether the byte at `i` of the pattern must equal the key's byte (no wildcard, class or escape). */
 const isLiteral = (c: number): boolean => c !== STAR && c !== QUESTION && c !== OPEN && c !== BACKSLASH
 
-/** Redis's matcher over two strings of bytes (one character per byte). */
+/**
+ * Redis's matcher over two strings of bytes (one character per byte). Each byte of the pattern
+ * or key it looks at is a step of `globWork` (counted for tests).
+ */
 const matchBytes = (p: string, pi: number, s: string, si: number, nesting: number): boolean => {
   if (nesting > MAX_NESTING) return false
   const pEnd = p.length
   const sEnd = s.length
   while (pi < pEnd && si < sEnd) {
+    globWork.steps++
     const c = p.charCodeAt(pi)
     if (c === STAR) {
       while (pi < pEnd && byteAt(p, pi + 1) === STAR) pi++
@@ -111,6 +117,7 @@ const matchBytes = (p: string, pi: number, s: string, si: number, nesting: numbe
       const next = p.charCodeAt(pi + 1)
       const literal = isLiteral(next)
       while (si < sEnd) {
+        globWork.steps++
         if (!literal || s.charCodeAt(si) === next) {
           if (matchBytes(p, pi + 1, s, si, nesting + 1)) return true
           if (skipLonger) return false
@@ -128,6 +135,7 @@ const matchBytes = (p: string, pi: number, s: string, si: number, nesting: numbe
       let match = false
       const b = s.charCodeAt(si)
       for (;;) {
+        globWork.steps++
         const left = pEnd - pi
         const pc = byteAt(p, pi)
         if (pc === BACKSLASH && left >= 2) {
@@ -256,11 +264,25 @@ export const matcher = (glob: string): ((key: string) => boolean) => {
   const asciiGlob = !nonAscii.test(glob)
   if (!/[*?[\\]/.test(glob) && asciiGlob) return (key) => key === glob
   const globBytes = asciiGlob ? glob : utf8(glob)
-  const regExp = asciiGlob && glob.split("*").length - 1 <= MAX_REGEXP_STARS ? asciiRegExp(glob) : undefined
+  const stars = glob.split("*").length - 1
+  const regExp = asciiGlob && stars <= MAX_REGEXP_STARS ? asciiRegExp(glob) : undefined
   if (regExp === undefined) return (key) => matchAll(globBytes, nonAscii.test(key) ? utf8(key) : key)
+  const re = globWork.counting ? charged(regExp, stars, glob.length) : regExp
   // A key of zero bytes matches no pattern but the empty one, which took the first branch.
   // Without `?` or a class, only ASCII literals and `*` remain: a non-ASCII character matches
   // them exactly when its bytes do, so the key need not be looked at first.
-  if (!/[?[]/.test(glob)) return (key) => key.length > 0 && regExp.test(key)
-  return (key) => (nonAscii.test(key) ? matchAll(globBytes, utf8(key)) : key.length > 0 && regExp.test(key))
+  if (!/[?[]/.test(glob)) return (key) => key.length > 0 && re.test(key)
+  return (key) => (nonAscii.test(key) ? matchAll(globBytes, utf8(key)) : key.length > 0 && re.test(key))
 }
+
+/**
+ * A regular expression's test, charged to `globWork` (tests that count). V8 does not report a
+ * match's steps, so each test is charged its worst case: every split of the key between the
+ * expression's `stars` (the key's length plus one, to the power of the stars), and the pattern.
+ */
+const charged = (regExp: RegExp, stars: number, patternLength: number): Pick<RegExp, "test"> => ({
+  test: (key) => {
+    globWork.steps += (key.length + 1) ** Math.max(stars, 1) + patternLength
+    return regExp.test(key)
+  }
+})
