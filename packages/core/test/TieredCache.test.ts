@@ -755,6 +755,80 @@ describe("the invalidation bus", () => {
       })
   )
 
+  it.scoped(
+    "an Update without created_ms is not stored once another instance's removal of its key is remembered; otherwise it is",
+    () =>
+      Effect.gen(function* () {
+        // a and b share L2 and the bus; "rust" is another implementation's instance, whose
+        // Updates carry ttl_secs and no created_ms (nor origin). It writes k to L2, a removes k
+        // (the key, a pattern, everything) and b applies that, then rust's Update of k reaches b:
+        // undated, it may be older than a's removal (it is here: L2 holds nothing), so b only
+        // drops its copy. Stored, b would serve rust's value alone for its minute.
+        const { hub, l2, a, b } = yield* pairOnOneL2({ late: false })
+        const rustWrites = (
+          { hub, l2 }: { readonly hub: TestBus.Hub; readonly l2: TestTier.TestTier },
+          key: string,
+          value: string,
+          origin?: string
+        ) =>
+          Effect.gen(function* () {
+            yield* l2.set(key, Entry.make({ value, now: yield* Clock.currentTimeMillis, ttlMs: 60_000 }))
+            yield* hub.publishRaw(JSON.stringify({ type: "Update", key, value, ttl_secs: 60, origin }))
+          })
+        // No removal of the key by another instance remembered: stored (an L1 hit), for
+        // ttl_secs. A removal of another key does not count, nor one by the Update's own sender
+        // (the bus delivered it before the Update). (A pair of its own: a's clear below counts
+        // for every key.)
+        const fresh = yield* pairOnOneL2({ late: false })
+        yield* fresh.a.invalidate("other key")
+        yield* rustWrites(fresh, "fresh", "rust's")
+        yield* fresh.hub.publishRaw(JSON.stringify({ type: "Remove", key: "own", origin: "c" }))
+        yield* rustWrites(fresh, "own", "c's", "c")
+        yield* MultiInstance.settle([fresh.a, fresh.b], { hub: fresh.hub })
+        const before = (yield* fresh.b.stats).l1Hits
+        expect(yield* fresh.b.get("fresh")).toEqual(Option.some("rust's"))
+        expect(yield* fresh.b.get("own")).toEqual(Option.some("c's"))
+        expect((yield* fresh.b.stats).l1Hits).toBe(before + 2)
+        yield* TestClock.adjust("59999 millis")
+        expect(yield* fresh.b.get("fresh")).toEqual(Option.some("rust's"))
+        // Once b has forgotten a removal (past the last 8,192 keys), any key's may be among them.
+        yield* fresh.a.invalidateMany(Array.from({ length: 8193 }, (_, i) => `forgotten ${i}`))
+        yield* rustWrites(fresh, "after forgetting", "rust's")
+        yield* MultiInstance.settle([fresh.a, fresh.b], { hub: fresh.hub })
+        const hitsBefore = (yield* fresh.b.stats).l1Hits
+        expect(yield* fresh.b.get("after forgetting")).toEqual(Option.some("rust's"))
+        expect((yield* fresh.b.stats).l1Hits).toBe(hitsBefore)
+        // Removed by a, then rust's Update: only b's copy is dropped.
+        const removals: ReadonlyArray<readonly [string, (key: string) => Effect.Effect<void, unknown>]> = [
+          ["invalidate", (k) => a.invalidate(k)],
+          ["invalidatePattern", (k) => a.invalidatePattern(`${k}*`)],
+          ["clear", () => a.clear]
+        ]
+        for (const [name, remove] of removals) {
+          const k = `removed by ${name}`
+          yield* l2.set(
+            k,
+            Entry.make({ value: "rust's", now: yield* Clock.currentTimeMillis, ttlMs: 60_000 })
+          )
+          yield* remove(k)
+          yield* MultiInstance.settle([a, b], { hub })
+          yield* hub.publishRaw(JSON.stringify({ type: "Update", key: k, value: "rust's", ttl_secs: 60 }))
+          yield* MultiInstance.settle([a, b], { hub })
+          expect([name, yield* l2.get(k)]).toEqual([name, Option.none()])
+          expect([name, yield* b.get(k)]).toEqual([name, Option.none()])
+        }
+        // A copy b held (a's) is dropped too, and the next read answers what L2 holds (a miss).
+        yield* a.set("held", "from a", { ttl: "1 hour" })
+        yield* MultiInstance.settle([a, b], { hub })
+        expect(yield* b.get("held")).toEqual(Option.some("from a"))
+        yield* rustWrites({ hub, l2 }, "held", "rust's")
+        yield* MultiInstance.settle([a, b], { hub })
+        const hits = (yield* b.stats).l1Hits
+        expect(yield* b.get("held")).toEqual(Option.some("rust's"))
+        expect((yield* b.stats).l1Hits).toBe(hits)
+      })
+  )
+
   it.scoped("a late Update is not stored when its sender removed the key after another instance did", () =>
     Effect.gen(function* () {
       // L2 saw: a removes k (995), a updates k (997), c removes k (1000): it holds nothing.
@@ -869,18 +943,25 @@ describe("the invalidation bus", () => {
       yield* settle(hub!, caches)
       expect(yield* b.get("k")).toEqual(Option.some("v"))
       expect((yield* b.invalidationStats).malformedMessages).toBe(3)
-      // The Rust crate's serde format, without origin.
+      // The Rust crate's serde format, without origin (nor created_ms). Of a key b remembers
+      // another instance removing (a's set sent a Remove), it only drops b's copy: undated, it
+      // may be older than that removal. Of a key no removal of which is remembered, it is stored.
       yield* hub!.publishRaw(
         JSON.stringify({ type: "Update", key: "k", value: { from: "rust" }, ttl_secs: 60 })
       )
+      yield* hub!.publishRaw(
+        JSON.stringify({ type: "Update", key: "fresh", value: { from: "rust" }, ttl_secs: 60 })
+      )
       yield* settle(hub!, caches)
-      expect(yield* b.get("k")).toEqual(Option.some({ from: "rust" }))
-      yield* TestClock.adjust("59999 millis")
-      expect(yield* b.get("k")).toEqual(Option.some({ from: "rust" }))
-      yield* hub!.publishRaw(JSON.stringify({ type: "RemoveBulk", keys: ["k"] }))
-      yield* settle(hub!, caches)
-      // b's L1 dropped it; L2 still has a's "v" (messages only touch L1).
       expect(yield* b.get("k")).toEqual(Option.some("v"))
+      expect(yield* b.get("fresh")).toEqual(Option.some({ from: "rust" }))
+      yield* TestClock.adjust("59999 millis")
+      expect(yield* b.get("fresh")).toEqual(Option.some({ from: "rust" }))
+      yield* hub!.publishRaw(JSON.stringify({ type: "RemoveBulk", keys: ["k", "fresh"] }))
+      yield* settle(hub!, caches)
+      // b's L1 dropped them; L2 still has a's "v" (messages only touch L1), and nothing of fresh.
+      expect(yield* b.get("k")).toEqual(Option.some("v"))
+      expect(yield* b.get("fresh")).toEqual(Option.none())
     })
   )
 

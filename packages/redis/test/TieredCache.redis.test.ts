@@ -110,6 +110,45 @@ describe("TieredCache on Redis", () => {
       })
     )
 
+    it.scoped(
+      "an Update without created_ms is not stored once another instance's removal of its key is remembered; otherwise it is",
+      () =>
+        Effect.gen(function* () {
+          // "rust" is another implementation's instance on the same Redis and channel: its
+          // Updates carry ttl_secs and no created_ms (nor origin).
+          const a = yield* instance("a")
+          const b = yield* instance("b")
+          const rust = yield* observer
+          const applied = Effect.map(b.cache.invalidationStats, (s) => s.messagesApplied)
+          const rustUpdate = (key: string, value: string) =>
+            Effect.gen(function* () {
+              const before = yield* applied
+              const message = JSON.stringify({ type: "Update", key, value, ttl_secs: 60 })
+              yield* Effect.promise(() => rust.publish("cache:invalidate", message))
+              yield* within(
+                2000,
+                Effect.map(applied, (n) => n > before)
+              )
+            })
+          // No removal of the key remembered: b stores it (in its L1, for ttl_secs).
+          const stored = fresh("undated")
+          yield* rustUpdate(stored, "rust's")
+          expect(Option.map(yield* b.l1.get(stored), (e) => e.value)).toEqual(Option.some("rust's"))
+          expect(yield* b.cache.get(stored)).toEqual(Option.some("rust's"))
+          // rust writes k; a removes it, and b applies a's Remove; rust's Update of k reaches b
+          // after that. Undated, it may be older than a's removal (it is: Redis holds nothing), so
+          // b only drops its copy; stored, b would serve rust's value alone for its minute.
+          const k = fresh("undated")
+          yield* Effect.promise(() => rust.set(`tc:${k}`, "rust's own encoding", "PX", 60_000))
+          yield* a.cache.invalidate(k)
+          yield* settle(a, b)
+          yield* rustUpdate(k, "rust's")
+          expect(yield* Effect.promise(() => rust.exists(`tc:${k}`))).toBe(0)
+          expect(yield* b.l1.get(k)).toEqual(Option.none())
+          expect(yield* b.cache.get(k)).toEqual(Option.none())
+        })
+    )
+
     it.scoped("a value promoted from Redis keeps Redis's remaining lifetime (PTTL) within a few ms", () =>
       Effect.gen(function* () {
         const a = yield* instance("a")

@@ -179,10 +179,11 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
         graceMs,
         tags: message.tags
       })
-      if (dated === undefined) return local.store(message.key, entry)
+      const updater = message.origin ?? UNKNOWN_UPDATER
+      if (dated === undefined) return local.store(message.key, entry, updater)
       // Gone already: this instance's copy is older still.
       if (Entry.isGone(entry, arrival)) return local.remove([message.key])
-      return local.storeUnlessNewer(message.key, entry, message.origin ?? UNKNOWN_UPDATER)
+      return local.storeUnlessNewer(message.key, entry, updater)
     }
     case "RemovePattern":
       return local.removeMatching(message.pattern, removerOf(message.origin))

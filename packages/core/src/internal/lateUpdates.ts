@@ -10,6 +10,9 @@
  * miss: the next read goes to the lower tiers, which hold what the last change left). A removal
  * from the Update's own sender came before it on the bus: it does not count, but an earlier one
  * of the key by another instance still does (a key keeps its last removal by another too).
+ * An Update without a date (another implementation's: `ttl_secs`, no `created_ms`) may be older
+ * than any removal: it is refused while any removal of its key by an instance other than its
+ * sender is remembered, or once any removal was forgotten (a miss each; never an old value).
  * Times are this instance's clock, compared with the sender's: a sender whose clock runs behind
  * has more of its Updates refused (misses); one ahead by `d` may still have an Update made up to
  * `d` before a removal stored (README, clock skew). Bounded: past KEYS keys, PATTERNS patterns or
@@ -51,8 +54,12 @@ export interface LateUpdates {
   /**
    * Whether `key` was removed at or after `created` by an instance other than `origin` (an
    * Update `origin` created then is refused), or its removal was forgotten (see the bounds).
+   * An undated Update (`created` undefined: another implementation's, `ttl_secs` and no
+   * `created_ms`) may be older than any removal: it is refused when any removal of its key by
+   * another instance is remembered (of the key, by a pattern, a clear, a resync), or any was
+   * forgotten.
    */
-  readonly refuses: (key: string, created: number, origin: string) => boolean
+  readonly refuses: (key: string, created: number | undefined, origin: string) => boolean
 }
 
 /**
@@ -112,11 +119,14 @@ export const make = (): LateUpdates => {
       forgetBeyond(clears, ORIGINS, (time) => time)
     },
     refuses: (key, created, origin) => {
-      if (created <= floor) return true
+      if (floor > Number.NEGATIVE_INFINITY && (created === undefined || created <= floor)) return true
+      const since = created ?? Number.NEGATIVE_INFINITY
       const last = keys.get(key)
-      if (covers(last, created, origin) || (last !== undefined && last.byOthers >= created)) return true
-      for (const [by, at] of clears) if (by !== origin && at >= created) return true
-      for (const p of patterns) if (covers(p, created, origin) && p.matches(key)) return true
+      if (covers(last, since, origin)) return true
+      if (last !== undefined && last.byOthers > Number.NEGATIVE_INFINITY && last.byOthers >= since)
+        return true
+      for (const [by, at] of clears) if (by !== origin && at >= since) return true
+      for (const p of patterns) if (covers(p, since, origin) && p.matches(key)) return true
       return false
     }
   }

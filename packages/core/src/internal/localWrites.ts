@@ -68,13 +68,15 @@ export const make = (deps: Deps, changes: Changes) => {
         })
       ),
     /**
-     * Stores an entry in this instance's L1, unless a change of its key is under way here (then
-     * only an older copy is dropped, as storeUnlessNewer does: the lower tiers may no longer hold
-     * it once that change lands).
+     * Stores an undated entry (an Update without `created_ms`, from `origin`) in this instance's
+     * L1, unless a change of its key is under way here, or a removal of it by another instance
+     * than `origin` is remembered (or was forgotten): it may have been created before either, and
+     * the lower tiers may no longer hold it, so only an older copy is dropped, as
+     * storeUnlessNewer does (lateUpdates.ts).
      */
-    store: (key: string, entry: Entry.Entry): Effect.Effect<void, TierError> =>
+    store: (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
       Effect.suspend(() =>
-        changeUnderWay(key)
+        changeUnderWay(key) || lateUpdates.refuses(key, undefined, origin)
           ? unlessNewer(key, entry, false)
           : changing(
               [key],
