@@ -1,6 +1,9 @@
 /**
  * Event streams on Redis Streams. Stream keys get the connection's key prefix (or this
- * module's `prefix` option), like cache keys.
+ * module's `prefix` option), like cache keys, and share their key space: a cache key named like a
+ * stream under the same prefix replaces the stream when the cache writes it (SET replaces a key
+ * of any type), and a publish to a stream named like a cache key fails. Keep them apart, e.g.
+ * with a `prefix` of their own that neither starts with the cache's nor is the start of it.
  *
  * Connections: `publish`, `readLatest`, `ack`, `createGroup` and non-blocking `read`s use the
  * command connection. A `read` with `blockMs` runs on the shared blocking connection, so a

@@ -97,6 +97,77 @@ describe("namespaces on a shared Redis", () => {
       })
     )
 
+    it.scoped(
+      "nested prefixes (nest: and nest:b:) are not kept apart: the outer one's keys, clear and patterns reach the inner one's",
+      () =>
+        Effect.gen(function* () {
+          // The README's Prefix bullet: no prefix may start with another application's.
+          const look = yield* observer
+          const outer = yield* instance("outer", { keyPrefix: "nest:" })
+          const inner = yield* instance("inner", { keyPrefix: "nest:b:" })
+          const exists = (key: string) => Effect.promise(() => look.exists(key))
+          // The outer cache's key b:k is the inner cache's k.
+          yield* inner.cache.set("k", "inner's", { ttl: "1 minute" })
+          expect(yield* outer.cache.get("b:k")).toEqual(Option.some("inner's"))
+          // Its patterns reach the inner cache's keys.
+          yield* outer.cache.invalidatePattern("b:*")
+          expect(yield* exists("nest:b:k")).toBe(0)
+          // Its clear (SCAN nest:*) deletes them, tag records included; the inner cache's
+          // instances are not told (another bus namespace) and serve their L1 copy meanwhile.
+          yield* inner.cache.set("k", "inner's", { ttl: "1 minute" })
+          yield* inner.cache.invalidateTag("t")
+          expect(yield* exists("nest:b:__tiercache:tag:t")).toBe(1)
+          yield* outer.cache.clear
+          expect(yield* exists("nest:b:k")).toBe(0)
+          expect(yield* exists("nest:b:__tiercache:tag:t")).toBe(0)
+          expect(yield* inner.cache.get("k")).toEqual(Option.some("inner's"))
+          expect((yield* inner.bus.stats).foreignMessages).toBeGreaterThan(0)
+          // The inner cache's clear stays within nest:b:.
+          yield* outer.cache.set("x", "outer's", { ttl: "1 minute" })
+          yield* inner.cache.clear
+          expect(yield* exists("nest:x")).toBe(1)
+        })
+    )
+
+    it.scoped(
+      "a cache key named like a stream under the same prefix replaces the stream; a prefix of their own keeps them apart",
+      () =>
+        Effect.gen(function* () {
+          // The README's Prefix bullet and RedisStreams' doc: SET replaces a key of any type.
+          const look = yield* observer
+          const { cache } = yield* instance("a", { keyPrefix: "clash:" })
+          const connection = yield* Layer.build(connectionLayer({ keyPrefix: "clash:" }))
+          const streams = yield* Effect.provide(RedisStreams.make(), connection)
+          const type = (key: string) => Effect.promise(() => look.type(key))
+          for (const [name, write] of [
+            ["set", cache.set("events", "cached", { ttl: "1 minute" })],
+            ["update", cache.update("events", "cached", { ttl: "1 minute" })],
+            ["getOrCompute", Effect.asVoid(cache.getOrCompute("events", Effect.succeed("cached")))]
+          ] as const) {
+            yield* cache.invalidate("events")
+            yield* streams.publish("events", { id: "1" })
+            expect([name, yield* type("clash:events")]).toEqual([name, "stream"])
+            yield* write
+            // (getOrCompute writes the tiers after it answers.)
+            yield* eventually(
+              Effect.flatMap(type("clash:events"), (t) => (t === "string" ? Effect.void : Effect.fail(t)))
+            ).pipe(Effect.orElse(() => Effect.void))
+            expect([name, yield* type("clash:events")]).toEqual([name, "string"])
+          }
+          // The other way round, a publish to a stream named like a cache key fails; the value stays.
+          const refused = yield* Effect.either(streams.publish("events", { id: "2" }))
+          expect(Either.isLeft(refused) && refused.left._tag).toBe("StreamError")
+          expect(yield* cache.get("events")).toEqual(Option.some("cached"))
+          // RedisStreams with a prefix of its own (neither prefix starting with the other): both stay.
+          const apart = yield* Effect.provide(RedisStreams.make({ prefix: "clash-streams:" }), connection)
+          yield* apart.publish("events", { id: "3" })
+          yield* cache.set("events", "cached again", { ttl: "1 minute" })
+          expect(yield* type("clash-streams:events")).toBe("stream")
+          expect((yield* apart.readLatest("events", 1)).map((e) => e.fields)).toEqual([[["id", "3"]]])
+          expect(yield* cache.get("events")).toEqual(Option.some("cached again"))
+        })
+    )
+
     it.scoped("tag records and streams live in the namespace too", () =>
       Effect.gen(function* () {
         const look = yield* observer
