@@ -9,7 +9,21 @@ import {
   TieredCache
 } from "@tiercache/core"
 import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, Duration, Effect, Exit, Fiber, Logger, Option, Ref, Schema, TestClock } from "effect"
+import {
+  Clock,
+  Context,
+  DefaultServices,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Logger,
+  Option,
+  Ref,
+  Schema,
+  TestClock
+} from "effect"
 
 const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
   Effect.gen(function* () {
@@ -509,6 +523,46 @@ describe("computation timeouts", () => {
       })
   )
 
+  // README: "Timeouts run on the clock the cache was built with: under TestClock, adjusting it
+  // drives them." The flight's fiber runs with its first caller's fiber refs (its Clock too), and
+  // a waiter's hard timeout ran on the waiter's: a caller under another clock (here the live one,
+  // as code run with Effect.withClock, or a test's TestClock beside a cache built live) had its
+  // soft timeout fire on its own clock, not on the cache's, and its hard timeout likewise.
+  it.scoped("soft and hard timeouts run on the cache's clock, whatever clock the caller runs on", () =>
+    Effect.gen(function* () {
+      // No metrics flush or recovery retry meanwhile (each would run every few seconds of the hour).
+      const { cache } = yield* build({
+        staleWhileRevalidate: false,
+        metricsInterval: "3650 days",
+        recovery: { retryInterval: "3650 days" }
+      })
+      const live = Context.get(DefaultServices.liveServices, Clock.Clock)
+      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 day" })
+      yield* TestClock.adjust("1 second")
+      // An hour of the caller's (live) clock will not pass during this test; an hour of the cache's
+      // TestClock passes when the test says so.
+      const soft = yield* Effect.fork(
+        Effect.withClock(cache.getOrCompute("k", Effect.never, { timeouts: { soft: "1 hour" } }), live)
+      )
+      const hard = yield* Effect.fork(
+        Effect.withClock(
+          Effect.flip(cache.getOrCompute("other", Effect.never, { timeouts: { hard: "1 hour" } })),
+          live
+        )
+      )
+      yield* settle
+      yield* TestClock.adjust("59 minutes")
+      yield* settle
+      expect([soft.unsafePoll(), hard.unsafePoll()]).toEqual([null, null])
+      yield* TestClock.adjust("1 minute")
+      yield* settle
+      expect(soft.unsafePoll()).toEqual(Exit.succeed("v1"))
+      expect(yield* Fiber.join(hard)).toEqual(
+        new CacheError.CacheTimeoutError({ key: "other", timeoutMs: 3_600_000 })
+      )
+    })
+  )
+
   it.scoped("soft timeout greater than hard is refused", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()
@@ -703,6 +757,31 @@ describe("health after an outage", () => {
       yield* l2.failOn("none")
       expect((yield* cache.health).tiers[1]!.detail).toContain("breaker open")
       expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+    })
+  )
+})
+
+describe("a health check that hangs", () => {
+  // The health check of a tier below L1 is bounded by the breaker's timeout, which ran on the
+  // caller's clock rather than the cache's (README: "Timeouts run on the clock the cache was built
+  // with"): called under another clock, a hung tier's check never ended on the cache's.
+  it.scoped("ends at the breaker's timeout on the cache's clock, whatever clock the caller runs on", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make()
+      const { cache } = yield* build({}, { ...inner, health: Effect.never })
+      const live = Context.get(DefaultServices.liveServices, Clock.Clock)
+      const health = yield* Effect.fork(Effect.withClock(cache.health, live))
+      yield* settle
+      yield* TestClock.adjust("999 millis")
+      yield* settle
+      expect(health.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      const answered = health.unsafePoll()
+      expect(answered !== null && Exit.isSuccess(answered) && answered.value.tiers[1]).toMatchObject({
+        healthy: false,
+        detail: "health check timed out"
+      })
     })
   )
 })

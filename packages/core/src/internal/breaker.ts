@@ -211,6 +211,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
 export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<GuardedTier> =>
   Effect.gen(function* () {
     const breaker = yield* make(tier.name, options)
+    const clock = yield* Effect.clock
     const timeout = breaker.timeout
     const timeoutMs = Duration.toMillis(timeout)
     // A tier that bounds its own calls at least as tightly needs no timer here (a timer runs the
@@ -301,17 +302,21 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
           )
           return Effect.map(Effect.merge(probe), withState)
         }
+        // On the breaker's clock (the cache's), not the caller's, as every tier timeout.
         return Effect.map(
-          tier.health.pipe(
-            Effect.timeoutTo({
-              duration: timeout,
-              onSuccess: (h): TierHealth => h,
-              onTimeout: (): TierHealth => ({
-                name: tier.name,
-                healthy: false,
-                detail: "health check timed out"
+          Effect.withClock(
+            tier.health.pipe(
+              Effect.timeoutTo({
+                duration: timeout,
+                onSuccess: (h): TierHealth => h,
+                onTimeout: (): TierHealth => ({
+                  name: tier.name,
+                  healthy: false,
+                  detail: "health check timed out"
+                })
               })
-            })
+            ),
+            clock
           ),
           withState
         )

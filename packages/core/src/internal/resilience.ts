@@ -4,7 +4,7 @@
  * the computation goes on), the hard timeout (a stale value or a CacheTimeoutError), and the
  * fail-safe (a failed computation answers the stale value, kept in L1 for the throttle).
  */
-import { Cause, type Clock, Effect, Exit } from "effect"
+import { Cause, type Clock, Duration, Effect, Exit } from "effect"
 import { CacheTimeoutError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
 import type { Counters } from "./counters.js"
@@ -133,12 +133,17 @@ export const make = (deps: Deps): Resilience => {
       )
     }
     const expired = new CacheTimeoutError({ key, timeoutMs: hardMs })
-    return Effect.timeoutFail(
-      Signal.wait(flight.result, (r) => r.value),
-      {
-        duration: hardMs,
-        onTimeout: () => expired
-      }
+    // On the cache's clock, not the caller's (a caller may run under another: a test's
+    // TestClock beside a cache built live, or the other way round).
+    return Effect.withClock(
+      Effect.timeoutFail(
+        Signal.wait(flight.result, (r) => r.value),
+        {
+          duration: hardMs,
+          onTimeout: () => expired
+        }
+      ),
+      clock
     ).pipe(
       Effect.catchIf(
         (e) => e === expired,
@@ -178,7 +183,9 @@ export const make = (deps: Deps): Resilience => {
     staleUsable: (flight) => usableStale(flight) !== undefined,
     countTimedOutStale,
     await: awaitFlight,
-    softTimeout: (flight, softMs) => Effect.andThen(Effect.sleep(softMs), () => answerStale(flight)),
+    // On the cache's clock: the flight's fiber runs with its first caller's, which may be another.
+    softTimeout: (flight, softMs) =>
+      Effect.andThen(clock.sleep(Duration.millis(softMs)), () => answerStale(flight)),
     failSafeApplies: (flight, cause) =>
       usableStale(flight) !== undefined && failSafeThrottle > 0 && !Cause.isInterruptedOnly(cause),
     failSafe
