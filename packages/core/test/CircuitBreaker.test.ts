@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheError, CircuitBreaker, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
 import {
+  Clock,
   Deferred,
   Duration,
   Effect,
@@ -53,6 +54,44 @@ describe("CircuitBreaker", () => {
         expect(yield* call(true)).toMatchObject({ right: "ok" })
         expect(breaker.state()).toBe("closed")
       })
+  )
+
+  // A breaker's window is a duration of this process (openFor), not a time shared with other
+  // machines: it was measured on the wall clock (Clock millis), so a wall clock stepped back
+  // while the breaker was open (NTP correcting a clock that ran ahead, a VM resumed) kept the
+  // tier refused for openFor plus the step: here an hour, every read skipping L2 meanwhile.
+  // Expected: openFor of the clock's monotonic time (Clock nanos, which a wall step leaves alone
+  // on the live clock, and which a TestClock moves with its millis).
+  it.effect("its window is monotonic time: a wall clock stepped back does not keep it open", () =>
+    Effect.gen(function* () {
+      let step = 0
+      const test = yield* Effect.clock
+      // The live clock's shape: wall time (millis) that can step back, monotonic time (nanos) that cannot.
+      const stepped: Clock.Clock = {
+        [Clock.ClockTypeId]: Clock.ClockTypeId,
+        unsafeCurrentTimeMillis: () => test.unsafeCurrentTimeMillis() - step,
+        currentTimeMillis: Effect.sync(() => test.unsafeCurrentTimeMillis() - step),
+        unsafeCurrentTimeNanos: () => test.unsafeCurrentTimeNanos(),
+        currentTimeNanos: Effect.sync(() => test.unsafeCurrentTimeNanos()),
+        sleep: (duration) => test.sleep(duration)
+      }
+      const breaker = yield* Effect.withClock(
+        CircuitBreaker.make("test", { failureThreshold: 1, openFor: "10 seconds" }),
+        stepped
+      )
+      yield* Effect.either(breaker.run(Effect.fail(failure()), open, late))
+      expect(breaker.state()).toBe("open")
+      step = 3_600_000
+      yield* TestClock.adjust("9999 millis")
+      expect(yield* Effect.either(breaker.run(Effect.succeed("ok"), open, late))).toMatchObject({
+        left: "open"
+      })
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Effect.either(breaker.run(Effect.succeed("ok"), open, late))).toMatchObject({
+        right: "ok"
+      })
+      expect(breaker.state()).toBe("closed")
+    })
   )
 
   it.effect(

@@ -98,6 +98,9 @@ const failedWith = <E>(
 export const make = (name: string, options: Options = {}): Effect.Effect<Breaker> =>
   Effect.gen(function* () {
     const clock = yield* Effect.clock
+    // The window is a duration of this process, on the clock's monotonic time (nanos: the live
+    // clock's does not step back with the wall clock, a TestClock's moves with its millis).
+    const elapsedMs = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
     const timeout = Duration.decode(options.timeout ?? "1 second")
     const bound = bounder(clock, timeout)
     const threshold = options.failureThreshold ?? 5
@@ -128,7 +131,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
       }
       failures++
       if (state === "half-open" || failures >= threshold) {
-        openUntil = clock.unsafeCurrentTimeMillis() + openForMs
+        openUntil = elapsedMs() + openForMs
         return transition("open", `${failures} consecutive failures`)
       }
       return Effect.void
@@ -142,7 +145,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
     ): Effect.Effect<A, E> =>
       Effect.suspend(() => {
         if (state === "open") {
-          if (clock.unsafeCurrentTimeMillis() < openUntil || probing) {
+          if (elapsedMs() < openUntil || probing) {
             rejected++
             return Effect.fail(onOpen())
           }
@@ -174,7 +177,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
     ): Effect.Effect<A, E> =>
       bracketSync(
         () => {
-          if (state !== "open" || probing || clock.unsafeCurrentTimeMillis() < openUntil) return 0
+          if (state !== "open" || probing || elapsedMs() < openUntil) return 0
           probing = true
           return ++probeId
         },
@@ -198,7 +201,7 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
       if (state === "open") openUntil = 0
     }
 
-    const mayProbe = () => state === "open" && !probing && clock.unsafeCurrentTimeMillis() >= openUntil
+    const mayProbe = () => state === "open" && !probing && elapsedMs() >= openUntil
 
     return { timeout, state: () => state, rejected: () => rejected, record, run, probeNow, mayProbe }
   })
