@@ -3,6 +3,9 @@ import { Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercach
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Clock, Deferred, Effect, Fiber, Option, TestClock } from "effect"
 
+import * as TagTimes from "../src/internal/tags.js"
+import type { TierAccess } from "../src/internal/tierAccess.js"
+
 type Cache = TieredCache.TieredCache.Service
 
 describe("invalidateTag", () => {
@@ -186,6 +189,62 @@ describe("invalidateTag", () => {
         _tag: "CacheInputError",
         problem: "InvalidKey"
       })
+    })
+  )
+})
+
+// The tag times an instance keeps (internal/tags.ts) were a Map that only a clear or a resync
+// emptied: every distinct tag met stayed, so a process caching entries tagged per user or per
+// product (README: `tags: ["user:1"]`) grew by one record per tag it ever met. They are bounded
+// now: the last `half` to `2 * half` tags used are kept, and a tag forgotten is read from the
+// lower tiers again when met, as after a resync. Small bounds here.
+describe("tag times (internal)", () => {
+  /** A lower tier holding tag records: `records` maps a tag to its time; `reads` counts reads. */
+  const lowerTier = () => {
+    const records = new Map<string, number>()
+    const reads: Array<string> = []
+    const access = {
+      lower: [undefined],
+      tryRead: (_index: number, key: string) =>
+        Effect.sync(() => {
+          const tag = key.slice(TagTimes.TAG_PREFIX.length)
+          reads.push(tag)
+          const at = records.get(tag)
+          return at === undefined
+            ? Option.none()
+            : Option.some(Entry.make({ value: at, now: at, ttlMs: 1e9 }))
+        })
+    } as unknown as TierAccess
+    return { records, reads, access }
+  }
+  const tagged = (tag: string, createdAt: number): Entry.Entry => ({
+    ...Entry.make({ value: 1, now: createdAt, ttlMs: 1e9, tags: [tag] })
+  })
+
+  it.effect("are bounded: a tag not met for a while is forgotten, then read again when met", () =>
+    Effect.gen(function* () {
+      const { records, reads, access } = lowerTier()
+      const tags = TagTimes.make(access, () => 1000, { half: 4 })
+      // t0 invalidated at 500 (its record in the lower tier, as invalidateTag writes it).
+      records.set("t0", 500)
+      tags.invalidated("t0", 500)
+      expect(tags.valid(tagged("t0", 400))).toBe(false)
+      // A hot tag, met between the others, is kept; 20 others met once each.
+      for (let i = 1; i <= 20; i++) {
+        yield* tags.load([`u${i}`])
+        expect(tags.valid(tagged("hot", 1))).not.toBe(false)
+        if (i === 1) yield* tags.load(["hot"])
+      }
+      expect(tags.size()).toBeLessThanOrEqual(8)
+      expect(reads.filter((t) => t === "hot")).toEqual(["hot"])
+      // t0 was forgotten: unknown, then read from the lower tier again, and still invalidated.
+      expect(tags.valid(tagged("t0", 400))).toBeUndefined()
+      yield* tags.load(["t0"])
+      expect(tags.valid(tagged("t0", 400))).toBe(false)
+      expect(tags.valid(tagged("t0", 600))).toBe(true)
+      // A later invalidation of a forgotten tag is not lowered by its older record.
+      tags.invalidated("u1", 700)
+      expect(tags.valid(tagged("u1", 650))).toBe(false)
     })
   )
 })

@@ -1,8 +1,11 @@
 /**
  * Tags, invalidated lazily. invalidateTag stores the tag's invalidation time under a reserved
  * key in the lower tiers and tells the other instances; an entry carrying a tag invalidated at
- * or after its creation is not usable. Each instance keeps the times of the tags it has met; a
- * tag it has not met is read from the lower tiers before an entry carrying it is used.
+ * or after its creation is not usable. Each instance keeps the times of the tags it has met
+ * recently (the last HALF to 2 * HALF used: a process tagging entries per user or per product
+ * meets tags without end); a tag it has not met, or has forgotten, is read from the lower tiers
+ * before an entry carrying it is used. Forgetting a tag is what a resync does to every tag: the
+ * lower tiers keep its time (the latest, `writeIfNewer`) for `tagRetention`.
  */
 import { Effect } from "effect"
 import type * as Entry from "../Entry.js"
@@ -28,7 +31,12 @@ export interface Tags {
   readonly invalidated: (tag: string, at: number) => void
   /** Forgets every tag time (they are read again when met). */
   readonly forget: () => void
+  /** The tag times held (for tests of the bound). */
+  readonly size: () => number
 }
+
+/** Tags per generation of kept times: between HALF and 2 * HALF tags are kept. */
+export const HALF = 65_536
 
 /**
  * How far ahead of this instance's clock a tag's time may be: another instance's clock may run
@@ -41,9 +49,33 @@ export const MAX_AHEAD_MS = 60_000
 export const bounded = (at: number, now: number): number => Math.min(at, now + MAX_AHEAD_MS)
 
 /** Tag times of one instance, read through `access`. */
-export const make = (access: TierAccess, now: () => number): Tags => {
-  const times = new Map<string, number>()
-  const note = (tag: string, at: number) => times.set(tag, Math.max(times.get(tag) ?? NEVER, at))
+export const make = (
+  access: TierAccess,
+  now: () => number,
+  sizes: { readonly half: number } = { half: HALF }
+): Tags => {
+  // Two generations: tags used lately, and those used in the generation before, moved back into
+  // the recent one when used again. Once the recent one holds `half` tags it becomes the older
+  // one, and the older one's tags (not used since) are forgotten.
+  let recent = new Map<string, number>()
+  let older = new Map<string, number>()
+  const put = (tag: string, at: number) => {
+    recent.set(tag, at)
+    if (recent.size >= sizes.half) {
+      older = recent
+      recent = new Map()
+    }
+  }
+  const timeOf = (tag: string): number | undefined => {
+    const t = recent.get(tag)
+    if (t !== undefined || older.size === 0) return t
+    const before = older.get(tag)
+    if (before === undefined) return undefined
+    older.delete(tag)
+    put(tag, before)
+    return before
+  }
+  const note = (tag: string, at: number) => put(tag, Math.max(timeOf(tag) ?? NEVER, at))
   const loadOne = (tag: string): Effect.Effect<void> =>
     Effect.gen(function* () {
       for (let i = 1; i <= access.lower.length; i++) {
@@ -60,13 +92,13 @@ export const make = (access: TierAccess, now: () => number): Tags => {
           return
         }
       }
-      if (!times.has(tag)) times.set(tag, NEVER)
+      if (timeOf(tag) === undefined) put(tag, NEVER)
     })
   return {
     valid: (entry) => {
       const tags = entry.tags
       for (let i = 0; i < tags.length; i++) {
-        const t = times.get(tags[i]!)
+        const t = timeOf(tags[i]!)
         if (t === undefined) return undefined
         if (t >= entry.createdAt) return false
       }
@@ -76,11 +108,15 @@ export const make = (access: TierAccess, now: () => number): Tags => {
     // one after the other (a hung tier would cost a timeout per tag).
     load: (tags) =>
       Effect.forEach(
-        tags.filter((tag) => !times.has(tag)),
+        tags.filter((tag) => timeOf(tag) === undefined),
         loadOne,
         { discard: true, concurrency: "unbounded" }
       ),
     invalidated: note,
-    forget: () => times.clear()
+    forget: () => {
+      recent = new Map()
+      older = new Map()
+    },
+    size: () => recent.size + older.size
   }
 }
