@@ -135,6 +135,35 @@ describe("writes and tier failures", () => {
     })
   )
 
+  // DESIGN: "getTyped(key, schema) ... bad data = miss"; README: "a stored value that does not
+  // decode is a miss, never an error", recomputed and overwritten by getOrComputeTyped. A schema
+  // whose transformation throws on data it does not expect (JSON.parse of text another
+  // application wrote under the key) made Schema's decoder throw: the read died with a defect,
+  // every getOrComputeTyped of the key died before computing (its flight judged the stored copy
+  // first), and nothing could replace that copy until it expired.
+  it.scoped("stored data the schema's decoder throws on is a miss: counted, recomputed and overwritten", () =>
+    Effect.gen(function* () {
+      const Json = Schema.transform(Schema.String, Schema.Unknown, {
+        decode: (text) => JSON.parse(text) as unknown,
+        encode: (value) => JSON.stringify(value)
+      })
+      const { cache, l2 } = yield* memoryCache()
+      yield* l2.plant("k", Entry.make({ value: "{not json", now: 0, ttlMs: 600_000 }))
+      yield* l2.plant("j", Entry.make({ value: "{not json", now: 0, ttlMs: 600_000 }))
+      expect(yield* cache.getTyped("k", Json)).toEqual(Option.none())
+      expect(yield* cache.getMany(["k", "j"], Json)).toEqual([Option.none(), Option.none()])
+      // Untyped readers still read the text (in L1 now, judged there too).
+      expect(yield* cache.get("k")).toEqual(Option.some("{not json"))
+      expect(yield* cache.getTyped("k", Json)).toEqual(Option.none())
+      expect(yield* cache.getOrComputeTyped("k", Json, Effect.succeed({ a: 1 }))).toEqual({ a: 1 })
+      yield* idle(cache)
+      expect(yield* cache.getTyped("k", Json)).toEqual(Option.some({ a: 1 }))
+      expect(Option.map(yield* l2.get("k"), (e) => e.value)).toEqual(Option.some('{"a":1}'))
+      // A copy per tier judged: getTyped 1 (L2), getMany 2, getTyped 2 (L1, L2), getOrComputeTyped 2.
+      expect((yield* cache.stats).decodeErrors).toBe(7)
+    })
+  )
+
   it.scoped("strategies set the TTL (RealTime: 10 s)", () =>
     Effect.gen(function* () {
       const { cache, l2 } = yield* memoryCache()

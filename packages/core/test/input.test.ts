@@ -79,6 +79,30 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     })
   )
 
+  // DESIGN, Bad input: "values that cannot be encoded: a typed error naming the problem, before
+  // anything is written". A schema whose transformation throws on the value (JSON.stringify of a
+  // bigint) made Schema's encoder throw: set, update and getOrComputeTyped died with a defect.
+  it.scoped("a value the schema's encoder throws on", () =>
+    Effect.gen(function* () {
+      const { cache, nothingWritten } = yield* setup
+      const Json = Schema.transform(Schema.String, Schema.Unknown, {
+        decode: (text) => JSON.parse(text) as unknown,
+        encode: (value) => JSON.stringify(value)
+      })
+      const value = { n: 1n }
+      const effects: ReadonlyArray<Effect.Effect<unknown, unknown>> = [
+        cache.set("k", value, { schema: Json }),
+        cache.update("k", value, { schema: Json }),
+        cache.getOrComputeTyped("k", Json, Effect.succeed(value))
+      ]
+      for (const effect of effects) {
+        expectInputError(yield* Effect.flip(effect), "UnencodableValue", "BigInt")
+      }
+      yield* nothingWritten
+      expect(yield* cache.get("k")).toEqual(Option.none())
+    })
+  )
+
   it.scoped("an array nested 100,000 deep is refused without a stack overflow; 1,000 levels are stored", () =>
     Effect.gen(function* () {
       const { cache, l2, nothingWritten } = yield* setup
