@@ -342,6 +342,36 @@ describe("fail-safe", () => {
     })
   )
 
+  // README: "once an invalidation has returned, no tier holds the value it removed". The
+  // fail-safe keeps the stale value in L1 as fresh; it checked that the key had not changed, then
+  // wrote L1. An L1 that is not a MemoryTier (the Tier contract; here one whose writes take
+  // 100 ms) took the write after an invalidate of the key had removed it and returned: the
+  // invalidated value was then served as fresh for failSafeThrottle. Expected: the invalidation
+  // waits for that write (as for a computed value's), and the value is gone once it returns.
+  it.scoped("a fail-safe copy being written to a slow L1 does not outlive an invalidate of its key", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make({ name: "l1" })
+      const l1 = yield* ChaosTier.wrap(inner)
+      const l2 = yield* TestTier.make()
+      const cache = yield* TieredCache.make({ staleWhileRevalidate: false }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2)
+      )
+      yield* cache.set("k", "old", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("1 second")
+      yield* l1.delay("set", "100 millis")
+      // The computation fails: the caller gets the stale value, and L1 is being written (100 ms).
+      expect(yield* cache.getOrCompute("k", Effect.fail("source down" as const))).toBe("old")
+      const invalidate = yield* Effect.fork(cache.invalidate("k"))
+      yield* settle
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(invalidate)
+      yield* settle
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect(yield* inner.snapshot).toEqual(new Map())
+    })
+  )
+
   it.scoped(
     "with l1TtlScale, a failed computation answers the lower tier's copy still in its grace window",
     () =>

@@ -5,11 +5,14 @@
  * fail-safe (a failed computation answers the stale value, kept in L1 for the throttle).
  */
 import { Cause, type Clock, Duration, Effect, Exit } from "effect"
-import { CacheTimeoutError } from "../CacheError.js"
+import { CacheTimeoutError, type TierError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
+import { bracketSync } from "./bracket.js"
 import type { Counters } from "./counters.js"
+import type { Slot } from "./fastPath.js"
 import type { Flight, FlightResult } from "./flight.js"
 import type { Lookup } from "./lookup.js"
+import type { PendingStores } from "./pendingStores.js"
 import * as Signal from "./signal.js"
 import type { TierAccess } from "./tierAccess.js"
 import { timerStandsIn } from "./timeout.js"
@@ -57,6 +60,8 @@ export interface Deps {
   readonly access: TierAccess
   readonly lookup: Lookup
   readonly counters: Counters
+  /** The stores an invalidation waits for (a fail-safe copy written to an L1 that takes time). */
+  readonly pending: PendingStores
   readonly failSafeThrottle: number
   readonly cacheName: string
   readonly now: () => number
@@ -66,7 +71,7 @@ export interface Deps {
 
 /** Builds the policies. */
 export const make = (deps: Deps): Resilience => {
-  const { access, lookup, counters, failSafeThrottle, cacheName, now, clock } = deps
+  const { access, lookup, counters, pending, failSafeThrottle, cacheName, now, clock } = deps
 
   const answer: Resilience["answer"] = (flight, result) => {
     if (flight.state._tag !== "Running") return false
@@ -159,23 +164,50 @@ export const make = (deps: Deps): Resilience => {
       yield* Effect.logWarning("tiercache: computation failed; serving the stale value", cause).pipe(
         Effect.annotateLogs({ key, cache: cacheName })
       )
-      if (!lookup.current(key, since)) return stale
-      const t = now()
-      // Fresh for the throttle period (a duration of its own: not scaled by l1TtlScale), never
-      // past the end of the entry's grace window.
-      const kept: Entry.Entry = {
-        value: stale.entry.value,
-        expiresAt: Math.min(t + failSafeThrottle, stale.entry.staleUntil),
-        staleUntil: stale.entry.staleUntil,
-        tags: stale.entry.tags,
-        createdAt: stale.entry.createdAt
-      }
-      const slot = yield* access
-        .storeL1Exact(key, kept)
-        .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
+      const slot = yield* keepInL1(key, stale.entry, since)
       if (slot !== undefined && flight.schema !== undefined) slot.memoizeTyped(flight.schema, stale.value)
       return stale
     })
+
+  /**
+   * Keeps a stale entry in L1 as fresh for the throttle period (a duration of its own: not
+   * scaled by l1TtlScale), never past the end of its grace window, unless `key` changed since
+   * `since`. The check and the write are one step with MemoryTier's L1. Another L1 may take
+   * time to write: the write is then a pending store (pendingStores.ts), which an invalidation
+   * of the key waits for before removing, and it takes back what it wrote if the key changed
+   * meanwhile, as a promotion does: once an invalidation has returned, L1 does not hold it.
+   */
+  const keepInL1 = (key: string, entry: Entry.Entry, since: number): Effect.Effect<Slot | undefined> => {
+    const kept = (): Entry.Entry => ({
+      value: entry.value,
+      expiresAt: Math.min(now() + failSafeThrottle, entry.staleUntil),
+      staleUntil: entry.staleUntil,
+      tags: entry.tags,
+      createdAt: entry.createdAt
+    })
+    const fast = access.fast
+    if (fast !== undefined)
+      return Effect.sync(() => (lookup.current(key, since) ? fast.store(key, kept()) : undefined))
+    const recorded = (error: TierError) => Effect.as(access.recordError(0, error), undefined)
+    // Uninterruptible, as a promotion's: interrupted half-way, the pending store would end while
+    // its write may still land, after an invalidation that waited for it.
+    return Effect.uninterruptible(
+      bracketSync(
+        () => (lookup.current(key, since) ? pending.begin(key, entry.tags) : undefined),
+        (store) =>
+          store === undefined
+            ? Effect.succeed(undefined)
+            : Effect.flatMap(access.storeL1Exact(key, kept()).pipe(Effect.catchAll(recorded)), (slot) =>
+                lookup.current(key, since) && !store.invalidated
+                  ? Effect.succeed(slot)
+                  : Effect.as(access.removeL1([key]).pipe(Effect.catchAll(recorded)), undefined)
+              ),
+        (store) => {
+          if (store !== undefined) pending.finish(store)
+        }
+      )
+    )
+  }
 
   return {
     answer,

@@ -132,6 +132,7 @@ export const make = (
       access,
       lookup,
       counters,
+      pending,
       failSafeThrottle: config.failSafeThrottle,
       cacheName,
       now,
