@@ -107,6 +107,41 @@ describe("writes and tier failures", () => {
     })
   )
 
+  // README: "once an invalidation has returned, no tier holds the value it removed". An L1 that
+  // is not a MemoryTier may be a store whose write lands before it is acknowledged (here 50 ms
+  // after the call, acknowledged 50 ms later). A read promoting an L2 entry into it took back its
+  // write when the key had changed, but only once acknowledged: an invalidate that ran while the
+  // write was on its way returned at once, and for the 50 ms between landing and acknowledgement
+  // a get served the value it had removed. Expected: the invalidation waits for the promotion's
+  // write, as it waits for a computed value's, then removes.
+  it.scoped("a promotion into an L1 that is not a MemoryTier does not outlive an invalidate", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make({ name: "l1" })
+      const l1: Tier.Tier.Service = {
+        ...inner,
+        set: (key, entry) =>
+          Effect.sleep("50 millis").pipe(
+            Effect.zipRight(inner.set(key, entry)),
+            Effect.zipRight(Effect.sleep("50 millis"))
+          )
+      }
+      const l2 = yield* TestTier.make({ name: "l2" })
+      const cache = yield* cacheOver(l1, l2)
+      yield* l2.plant("k", Entry.make({ value: "old", now: 0, ttlMs: 600_000 }))
+      const reader = yield* Effect.fork(cache.get("k"))
+      yield* TestClock.adjust("10 millis")
+      const invalidate = yield* Effect.fork(cache.invalidate("k"))
+      yield* TestClock.adjust("65 millis") // the promotion's write has landed, not been acknowledged
+      // Either the invalidation is still waiting, or what it removed is gone.
+      if (invalidate.unsafePoll() !== null) expect(yield* cache.get("k")).toEqual(Option.none())
+      yield* TestClock.adjust("25 millis")
+      yield* Fiber.join(invalidate)
+      expect(yield* Fiber.join(reader)).toEqual(Option.some("old"))
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect(yield* inner.snapshot).toEqual(new Map())
+    })
+  )
+
   it.scoped(
     "an entry L1 refuses (larger than its maxBytes) is read from L2 and not counted as promoted",
     () =>

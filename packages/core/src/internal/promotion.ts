@@ -1,11 +1,12 @@
 /**
  * Promotion: a fresh entry found below L1 is written into every tier above it, with the
  * entry's own remaining lifetime, unless its key changed since the read began (counted as a
- * discarded write). A promotion that writes a tier below L1 (found in a third tier or lower) is
- * a pending store (pendingStores.ts) while it writes, so an invalidation that covers it waits
- * for it; it checks again once written, and takes back what it wrote if the key changed
- * meanwhile, telling the other instances (which may have read it from the shared tier), so an
- * invalidation that overlapped it never leaves the old value behind.
+ * discarded write). Into MemoryTier's L1 that is one synchronous step. Any other write (a tier
+ * below L1, found in a third tier or lower; an L1 that is not a MemoryTier, whose write may land
+ * before it is acknowledged) is a pending store (pendingStores.ts) while it writes, so an
+ * invalidation that covers it waits for it; it checks again once written, and takes back what
+ * it wrote if the key changed meanwhile, telling the other instances (which may have read it
+ * from the shared tier), so an invalidation that overlapped it never leaves the old value behind.
  */
 import { Effect } from "effect"
 import type * as Entry from "../Entry.js"
@@ -102,7 +103,6 @@ export const make = ({ access, lookup, counters, pending, send, instanceId }: De
           })
           if (above.length > 0) yield* send({ type: "Remove", key, origin: instanceId })
         })
-      if (above.length === 0) return promoted(undefined)
       // Uninterruptible, as a write is: a reader interrupted half-way would end the pending store
       // while its write may still land, after an invalidation that waited for it.
       return Effect.uninterruptible(
