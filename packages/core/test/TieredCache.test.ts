@@ -4,6 +4,7 @@ import { ChaosBus, ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercach
 import {
   Clock,
   Context,
+  DefaultServices,
   Deferred,
   Effect,
   Either,
@@ -402,6 +403,39 @@ describe("single flight and races", () => {
         expect(yield* store.get("k")).toEqual(Option.none())
         expect(yield* cache.get("k")).toEqual(Option.none())
         expect((yield* l2.calls).remove).toBe(2)
+      })
+  )
+
+  // README: the wait of an invalidation for a computed value still being written below L1 "lasts
+  // at most as long as the slowest lower tier's call may take" (1 s here), and "Timeouts run on
+  // the clock the cache was built with". That bound ran on the invalidating caller's clock: an
+  // invalidate called under another clock (here the live one) did not end at the cache's second.
+  it.scoped(
+    "an invalidation's wait for a pending write is bounded on the cache's clock, not the caller's",
+    () =>
+      Effect.gen(function* () {
+        const { cache, store } = yield* slowWrites("1 hour", {
+          breaker: false,
+          metricsInterval: "3650 days",
+          recovery: { retryInterval: "3650 days" }
+        })
+        const live = Context.get(DefaultServices.liveServices, Clock.Clock)
+        expect(yield* cache.getOrCompute("k", Effect.succeed("v"))).toBe("v")
+        const invalidation = yield* Effect.fork(Effect.withClock(cache.invalidate("k"), live))
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+        yield* TestClock.adjust("999 millis")
+        expect(invalidation.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 millis")
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+        const ended = invalidation.unsafePoll() !== null
+        // The write lands an hour later (and removes what it wrote); the invalidation (on the
+        // live clock, without the fix) is joined: the cache can close.
+        yield* TestClock.adjust("1 hour")
+        yield* idle(cache)
+        yield* Fiber.join(invalidation)
+        expect(ended).toBe(true)
+        expect(yield* cache.get("k")).toEqual(Option.none())
+        expect(yield* store.get("k")).toEqual(Option.none())
       })
   )
 

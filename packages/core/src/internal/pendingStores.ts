@@ -6,7 +6,7 @@
  * so that the computed value cannot land over the newer one. A write that outlives the wait (a
  * hung tier) is marked, and removes what it wrote when it lands.
  */
-import { Duration, Effect, Exit } from "effect"
+import { type Clock, Duration, Effect, Exit } from "effect"
 import * as Signal from "./signal.js"
 import { startTimer } from "./timeout.js"
 
@@ -31,8 +31,11 @@ export interface PendingStores {
   readonly settle: (covers: (store: PendingStore) => boolean) => Effect.Effect<void>
 }
 
-/** An empty set of pending stores; an invalidation waits at most `bound` for them. */
-export const make = (bound: Duration.Duration): PendingStores => {
+/**
+ * An empty set of pending stores; an invalidation waits at most `bound` for them, on `clock`
+ * (the cache's: not the invalidating caller's, which may run under another).
+ */
+export const make = (bound: Duration.Duration, clock: Clock.Clock): PendingStores => {
   const stores = new Set<PendingStore>()
   /** How many stores of each key are under way. */
   const perKey = new Map<string, number>()
@@ -66,31 +69,29 @@ export const make = (bound: Duration.Duration): PendingStores => {
         // One wait for all, ended by the last store or by the bound, with no fiber of the
         // caller's: an invalidation runs uninterruptible to its end, and a race's fiber would
         // inherit that, so that its timeout could not end it.
-        return Effect.clockWith((clock) =>
-          Effect.async<void>((resume) => {
-            let left = waits.length
-            let ended = false
-            const cancels: Array<() => void> = []
-            const end = () => {
-              if (ended) return
-              ended = true
-              for (const cancel of cancels) cancel()
-              resume(Effect.void)
-            }
-            cancels.push(startTimer(clock, boundMs, end))
-            for (const signal of waits) {
-              if (ended) break
-              cancels.push(
-                Signal.onDone(signal, () => {
-                  if (--left === 0) end()
-                })
-              )
-            }
-            return Effect.sync(() => {
-              for (const cancel of cancels) cancel()
-            })
+        return Effect.async<void>((resume) => {
+          let left = waits.length
+          let ended = false
+          const cancels: Array<() => void> = []
+          const end = () => {
+            if (ended) return
+            ended = true
+            for (const cancel of cancels) cancel()
+            resume(Effect.void)
+          }
+          cancels.push(startTimer(clock, boundMs, end))
+          for (const signal of waits) {
+            if (ended) break
+            cancels.push(
+              Signal.onDone(signal, () => {
+                if (--left === 0) end()
+              })
+            )
+          }
+          return Effect.sync(() => {
+            for (const cancel of cancels) cancel()
           })
-        )
+        })
       })
   }
 }

@@ -94,7 +94,7 @@ export const make = (
     const lookup = Lookup.make({ tags, versions, counters, now, dropL1: (key) => fast?.remove(key) })
     const publisher = yield* Bus.makePublisher(busOption, config.breaker, counters, cacheName, spans)
     // The lower-tier writes of computed and promoted values under way, which changes wait for.
-    const pending = PendingStores.make(PendingStores.boundOf(access.lower, "1 second"))
+    const pending = PendingStores.make(PendingStores.boundOf(access.lower, "1 second"), clock)
     const promotion = Promotion.make({ access, lookup, counters, pending, send: publisher.send, instanceId })
     const reads = Reads.make({ access, lookup, tags, promotion, versions, counters, now })
     const getMany = GetMany.make({ access, lookup, tags, promotion, versions, counters, now })
