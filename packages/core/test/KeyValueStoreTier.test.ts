@@ -388,6 +388,76 @@ describe("KeyValueStoreTier", () => {
       }).pipe(Effect.provide(KeyValueStore.layerMemory))
   )
 
+  // The other order of the same overlap: set's index write is done before the remove ends. Set
+  // records the key and writes its index, and comes to write the value while a remove of the key
+  // holds the key's lock (its store delete is slow); the remove then drops the key from the
+  // index, and set writes the value once the lock is free. README: `clear` reaches everything
+  // the tier stored. Expected: set records the key again under the lock, so after clear the key
+  // is a miss. It used to record the key when it began to wait for the lock (the key was still
+  // in the index then), so the remove's drop stood and the value stayed, unindexed, out of
+  // reach of clear, of pattern removals and of the sweep, also after a restart.
+  it.scoped(
+    "a set that waits for a remove of its key to write its value leaves the key indexed: clear reaches it",
+    () =>
+      Effect.gen(function* () {
+        const inner = yield* KeyValueStore.KeyValueStore
+        const indexWriteStarted = yield* Deferred.make<void>()
+        const releaseIndexWrite = yield* Deferred.make<void>()
+        const indexWritten = yield* Deferred.make<void>()
+        const removeStarted = yield* Deferred.make<void>()
+        const releaseRemove = yield* Deferred.make<void>()
+        let holdIndex = false
+        let holdRemove = false
+        // The index write of set("a") and the store delete of remove(["a"]) wait until released
+        // (a slow disk); the index write reports when it is done.
+        const store = KeyValueStore.make({
+          ...inner,
+          set: (key, value) => {
+            if (!holdIndex || !key.startsWith("p:__tiercache:kv-index:")) return inner.set(key, value)
+            holdIndex = false
+            return Effect.zipRight(
+              Effect.zipRight(
+                Deferred.succeed(indexWriteStarted, undefined),
+                Deferred.await(releaseIndexWrite)
+              ),
+              Effect.zipRight(inner.set(key, value), Deferred.succeed(indexWritten, undefined))
+            )
+          },
+          remove: (key) => {
+            if (!holdRemove) return inner.remove(key)
+            holdRemove = false
+            return Effect.zipRight(
+              Effect.zipRight(Deferred.succeed(removeStarted, undefined), Deferred.await(releaseRemove)),
+              inner.remove(key)
+            )
+          }
+        })
+        const { tier } = yield* open(store, { prefix: "p:" })
+        const now = yield* Clock.currentTimeMillis
+        holdIndex = true
+        const setting = yield* Effect.fork(tier.set("a", entryAt(now, "old", 60_000)))
+        yield* Deferred.await(indexWriteStarted)
+        // The remove takes the key's lock and waits in its store delete.
+        holdRemove = true
+        const removing = yield* Effect.fork(tier.remove(["a"]))
+        yield* Deferred.await(removeStarted)
+        // Set's index write ends; set comes to write the value and waits for the key's lock.
+        yield* Deferred.succeed(releaseIndexWrite, undefined)
+        yield* Deferred.await(indexWritten)
+        yield* Effect.yieldNow().pipe(Effect.repeatN(16))
+        expect(setting.unsafePoll(), "set waits for the remove's lock").toBeNull()
+        // The remove deletes (nothing yet) and drops the key from the index; then set writes.
+        yield* Deferred.succeed(releaseRemove, undefined)
+        yield* Fiber.join(removing)
+        yield* Fiber.join(setting)
+        expect(yield* inner.has("p:a"), "set's value is stored").toBe(true)
+
+        yield* tier.clear
+        expect(yield* inner.has("p:a"), "clear left p:a in the store").toBe(false)
+        expect(yield* tier.get("a")).toEqual(Option.none())
+      }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
   // The same race through TieredCache on the file-system store of the README, with no hooks:
   // `set` and `invalidate` of one key from two fibers, then `clear`. README: `clear` reaches
   // everything the tier stored. Expected: after clear, get answers none (the value was left

@@ -72,20 +72,26 @@ export const make = (store: KeyValueStore.KeyValueStore, prefix: string, guard: 
     /**
      * Records keys in the index (before their values are written); done once each key's shard
      * is written with it. A key already there whose shard has changes not yet written may be
-     * one of them (another fiber's write of it in flight): it waits for that shard too.
+     * one of them (another fiber's write of it in flight): it waits for that shard too. The keys
+     * are recorded when the effect runs, not when it is built: a set builds its step "record the
+     * key, then write the value" before it waits for the key's lock, and a remove holding the
+     * lock meanwhile drops the key from the index; recorded at the build, the key would stay
+     * dropped while its value was written (out of reach of `clear`, pattern removals and the
+     * sweep).
      */
-    const track = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> => {
-      const touched = new Set<number>()
-      for (const key of keys) {
-        const shard = shardOf(key)
-        if (!shards[shard]!.has(key)) {
-          shards[shard]!.add(key)
-          changed[shard]!++
+    const track = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> =>
+      Effect.suspend(() => {
+        const touched = new Set<number>()
+        for (const key of keys) {
+          const shard = shardOf(key)
+          if (!shards[shard]!.has(key)) {
+            shards[shard]!.add(key)
+            changed[shard]!++
+          }
+          if (written[shard]! < changed[shard]!) touched.add(shard)
         }
-        if (written[shard]! < changed[shard]!) touched.add(shard)
-      }
-      return touched.size === 0 ? Effect.void : Effect.forEach(touched, persist, { discard: true })
-    }
+        return touched.size === 0 ? Effect.void : Effect.forEach(touched, persist, { discard: true })
+      })
     /** Drops keys from the index; written with the next change (a stale index only names more). */
     const untrack = (keys: Iterable<string>) => {
       for (const key of keys) {
