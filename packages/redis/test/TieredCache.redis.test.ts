@@ -25,6 +25,13 @@ const instance = (instanceId: string) =>
     return { cache: Context.get(context, TieredCache.TieredCache), l1 }
   })
 
+/**
+ * How long a bus message may take to reach the other instance here: far more than it takes
+ * (about a millisecond), far less than the entries' one-minute TTL, which an instance that missed
+ * the message would wait out. Not a speed bound: a loaded host must not fail the test.
+ */
+const PROPAGATION_MS = 5_000
+
 /** Polls `check` every millisecond until it holds; answers how long that took (fails past `withinMs`). */
 const within = (withinMs: number, check: Effect.Effect<boolean, unknown>) =>
   Effect.gen(function* () {
@@ -50,12 +57,11 @@ const fresh = (name: string) => `${name}:${Date.now().toString(36)}:${++n}`
 
 describe("TieredCache on Redis", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
-    it.scoped("two instances see each other's invalidate, update and invalidatePattern within 50 ms", () =>
+    it.scoped("two instances see each other's invalidate, update and invalidatePattern over the bus", () =>
       Effect.gen(function* () {
         const a = yield* instance("a")
         const b = yield* instance("b")
-        // Warm each path once (the first calls in a process pay for JIT and first evaluation);
-        // the bound below is then measured from the moment each call is issued.
+        // Warm each path once (the first calls in a process pay for JIT and first evaluation).
         const warm = fresh("warm")
         yield* a.cache.set(warm, 0, { ttl: "1 minute" })
         yield* b.cache.get(warm)
@@ -71,19 +77,17 @@ describe("TieredCache on Redis", () => {
         expect(Option.isSome(yield* b.l1.get(key))).toBe(true)
 
         // invalidate: b's L1 copy goes.
-        const t0 = Date.now()
         yield* a.cache.invalidate(key)
-        yield* within(50 - (Date.now() - t0), Effect.map(b.l1.get(key), Option.isNone))
+        yield* within(PROPAGATION_MS, Effect.map(b.l1.get(key), Option.isNone))
         expect(yield* b.cache.get(key)).toEqual(Option.none())
 
         // update: b's L1 receives the new value itself (an L1 hit, no trip to Redis).
         yield* a.cache.set(key, { v: 2 }, { ttl: "1 minute" })
         yield* settle(a, b)
         expect(yield* b.cache.get(key)).toEqual(Option.some({ v: 2 }))
-        const t1 = Date.now()
         yield* a.cache.update(key, { v: 3 }, { ttl: "1 minute" })
         yield* within(
-          50 - (Date.now() - t1),
+          PROPAGATION_MS,
           Effect.map(b.l1.get(key), (e) => Option.isSome(e) && (e.value.value as { v: number }).v === 3)
         )
         const before = yield* b.cache.stats
@@ -98,10 +102,9 @@ describe("TieredCache on Redis", () => {
         }
         yield* settle(a, b)
         for (const k of [`${base}:user:1`, `${base}:user:2`, `${base}:order:1`]) yield* a.cache.get(k)
-        const t2 = Date.now()
         yield* b.cache.invalidatePattern(`${base}:user:*`)
         yield* within(
-          50 - (Date.now() - t2),
+          PROPAGATION_MS,
           Effect.map(a.l1.getMany([`${base}:user:1`, `${base}:user:2`]), (es) => es.every(Option.isNone))
         )
         expect(Option.isSome(yield* a.l1.get(`${base}:order:1`))).toBe(true)
@@ -235,9 +238,8 @@ describe("TieredCache on Redis", () => {
             "5 seconds"
           )
           expect(yield* b.cache.get(again)).toEqual(Option.some("back"))
-          const t0 = Date.now()
           yield* a.cache.invalidate(again)
-          yield* within(50 - (Date.now() - t0), Effect.map(b.l1.get(again), Option.isNone))
+          yield* within(PROPAGATION_MS, Effect.map(b.l1.get(again), Option.isNone))
         })
     )
   })
