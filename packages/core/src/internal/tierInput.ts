@@ -33,10 +33,17 @@ export interface Options {
 }
 
 /**
- * Where a checked tier keeps the tier it wraps (a property that is not enumerable): `TieredCache`
- * calls that one (see {@link unchecked}).
+ * Where a checked tier keeps the tier it wraps (a property that is not enumerable), with itself:
+ * `TieredCache` calls that one (see {@link unchecked}), only when it was given the checked tier
+ * itself. A tier that inherits the property (`Object.create(checked)`, a Proxy of it) has methods
+ * of its own, which the cache must call.
  */
 const UncheckedTypeId: unique symbol = Symbol.for("@tiercache/core/Tier/unchecked")
+
+interface Unchecked {
+  readonly checked: Tier.Service
+  readonly tier: Tier.Service
+}
 
 /**
  * The tier that `tier` checks the arguments of, or `tier` itself when it is not a checked one.
@@ -46,8 +53,10 @@ const UncheckedTypeId: unique symbol = Symbol.for("@tiercache/core/Tier/unchecke
  *
  * @internal
  */
-export const unchecked = (tier: Tier.Service): Tier.Service =>
-  (tier as { readonly [UncheckedTypeId]?: Tier.Service })[UncheckedTypeId] ?? tier
+export const unchecked = (tier: Tier.Service): Tier.Service => {
+  const inside = (tier as { readonly [UncheckedTypeId]?: Unchecked })[UncheckedTypeId]
+  return inside !== undefined && inside.checked === tier ? inside.tier : tier
+}
 
 /** What a check answers: the tail of the reason, or undefined when the argument is good. */
 type Problem = string | undefined
@@ -174,7 +183,9 @@ const guarded = (what: string, check: () => Problem): string | undefined => {
 export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Options): T => {
   const wellFormed = options?.wellFormedKeys === true
   const name = tier.name
-  const { get, getMany, set, setMany, remove, removeMatching, writeIfNewer, setThen } = tier
+  // Methods are called on `tier` (a class's use `this`); its writeIfNewer and setThen are read
+  // once, as the checked tier has them or not.
+  const { setThen, writeIfNewer } = tier
   const refusal = (operation: string, reason: string) => new TierError({ tier: name, operation, reason })
   const refuse = (operation: string, reason: string) => Effect.fail(refusal(operation, reason))
   /** A key's problem, read once: the hot path of `get` is one `typeof` (and the UTF-16 check). */
@@ -187,36 +198,44 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
 
   const checked: Tier.Service = {
     ...tier,
+    // Fields a class-based tier may hold on its prototype (a spread copies own fields only).
+    name,
+    clear: tier.clear,
+    health: tier.health,
+    ...(tier.callTimeout === undefined ? {} : { callTimeout: tier.callTimeout }),
+    ...(tier.system === undefined ? {} : { system: tier.system }),
+    ...(tier.ready === undefined ? {} : { ready: tier.ready }),
+    ...(tier.sequence === undefined ? {} : { sequence: tier.sequence }),
     get: (key) => {
       const bad = badKey(key)
-      return bad === undefined ? get(key) : refuse("get", bad)
+      return bad === undefined ? tier.get(key) : refuse("get", bad)
     },
     getMany: (keys) => {
       const bad = guarded("keys", () => keysProblem(keys, wellFormed))
-      return bad === undefined ? getMany(keys) : refuse("getMany", bad)
+      return bad === undefined ? tier.getMany(keys) : refuse("getMany", bad)
     },
     set: (key, entry) => {
       const bad = badKeyAndEntry(key, entry)
-      return bad === undefined ? set(key, entry) : refuse("set", bad)
+      return bad === undefined ? tier.set(key, entry) : refuse("set", bad)
     },
     setMany: (entries) => {
       const bad = guarded("entries", () => entriesProblem(entries, wellFormed))
-      return bad === undefined ? setMany(entries) : refuse("setMany", bad)
+      return bad === undefined ? tier.setMany(entries) : refuse("setMany", bad)
     },
     remove: (keys) => {
       const bad = guarded("keys", () => keysProblem(keys, wellFormed))
-      return bad === undefined ? remove(keys) : refuse("remove", bad)
+      return bad === undefined ? tier.remove(keys) : refuse("remove", bad)
     },
     removeMatching: (glob) => {
       const p = keyProblem(glob, wellFormed)
-      return p === undefined ? removeMatching(glob) : refuse("removeMatching", `glob${p}`)
+      return p === undefined ? tier.removeMatching(glob) : refuse("removeMatching", `glob${p}`)
     },
     ...(writeIfNewer === undefined
       ? {}
       : {
           writeIfNewer: (changes: ReadonlyArray<Tier.Change>) => {
             const bad = guarded("changes", () => changesProblem(changes, wellFormed))
-            return bad === undefined ? writeIfNewer(changes) : refuse("writeIfNewer", bad)
+            return bad === undefined ? writeIfNewer.call(tier, changes) : refuse("writeIfNewer", bad)
           }
         }),
     ...(setThen === undefined
@@ -224,7 +243,7 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
       : {
           setThen: <A>(key: string, entry: Entry, then: Effect.Effect<A>) => {
             const bad = badKeyAndEntry(key, entry)
-            if (bad === undefined) return setThen(key, entry, then)
+            if (bad === undefined) return setThen.call(tier, key, entry, then)
             const error = refusal("set", bad)
             return Effect.map(then, (a) => [error, a] as const)
           }
@@ -232,6 +251,9 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
   }
   // Not enumerable: a tier made from this one by spreading it (`{ ...checked, get }`, as wrappers
   // do) has methods of its own, which the cache must call; it is not the checked tier.
-  Object.defineProperty(checked, UncheckedTypeId, { value: tier, enumerable: false })
+  // It names this checked tier too: one inheriting the property is not it. A tier checked twice
+  // is called by the cache as the innermost one.
+  const inside: Unchecked = { checked, tier: unchecked(tier) }
+  Object.defineProperty(checked, UncheckedTypeId, { value: inside, enumerable: false })
   return checked as T
 }
