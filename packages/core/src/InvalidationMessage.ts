@@ -28,8 +28,9 @@ export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schem
  * a receiver dates its copy from then (a tag invalidated after it refuses the copy, however
  * late the message) and keeps a copy of its own created later; without it the copy is dated
  * from its arrival, and stored only while the receiver remembers no removal of the key by
- * another instance than the sender (nor has forgotten one): otherwise it only drops the
- * receiver's copy (the value may be older than that removal).
+ * another instance than the sender (nor has forgotten one) and, carrying tags, while each is
+ * known to the receiver as never invalidated: otherwise it only drops the receiver's copy (the
+ * value may be older than that removal or tag invalidation).
  *
  * @category schemas
  * @since 0.1.0

@@ -70,13 +70,16 @@ export const make = (deps: Deps, changes: Changes) => {
     /**
      * Stores an undated entry (an Update without `created_ms`, from `origin`) in this instance's
      * L1, unless a change of its key is under way here, or a removal of it by another instance
-     * than `origin` is remembered (or was forgotten): it may have been created before either, and
-     * the lower tiers may no longer hold it, so only an older copy is dropped, as
-     * storeUnlessNewer does (lateUpdates.ts).
+     * than `origin` is remembered (or was forgotten), or it carries a tag not known here as never
+     * invalidated: it may have been created before either (dated from its arrival, it would pass
+     * the tag's time), and the lower tiers may no longer hold it, so only an older copy is
+     * dropped, as storeUnlessNewer does (lateUpdates.ts).
      */
     store: (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
       Effect.suspend(() =>
-        changeUnderWay(key) || lateUpdates.refuses(key, undefined, origin)
+        changeUnderWay(key) ||
+        lateUpdates.refuses(key, undefined, origin) ||
+        (entry.tags.length > 0 && !tags.neverInvalidated(entry.tags))
           ? unlessNewer(key, entry, false)
           : changing(
               [key],

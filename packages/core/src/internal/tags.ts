@@ -29,6 +29,11 @@ export interface Tags {
   readonly load: (tags: ReadonlyArray<string>) => Effect.Effect<void>
   /** Notes that `tag` was invalidated at `at`. */
   readonly invalidated: (tag: string, at: number) => void
+  /**
+   * Whether every one of `tags` is known here as never invalidated (an undated Update carrying a
+   * tag not known so, one invalidated or not met or forgotten, may be older than its invalidation).
+   */
+  readonly neverInvalidated: (tags: ReadonlyArray<string>) => boolean
   /** Forgets every tag time (they are read again when met). */
   readonly forget: () => void
   /** The tag times held (for tests of the bound). */
@@ -112,6 +117,10 @@ export const make = (
         loadOne,
         { discard: true, concurrency: "unbounded" }
       ),
+    neverInvalidated: (tags) => {
+      for (let i = 0; i < tags.length; i++) if (timeOf(tags[i]!) !== NEVER) return false
+      return true
+    },
     invalidated: note,
     forget: () => {
       recent = new Map()
