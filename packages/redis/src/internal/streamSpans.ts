@@ -21,11 +21,32 @@ export interface SpanShape {
  */
 class Unnamed extends Error {
   constructor(readonly original: CacheError.StreamError) {
-    super(`${original.operation} failed: ${original.reason}`)
+    super(`${original.operation} failed: ${withoutName(original.reason, original.stream)}`)
     this.name = "StreamError"
     this.stack = `${this.name}: ${this.message}`
-    if (original.cause !== undefined) Object.defineProperty(this, "cause", { value: original.cause })
+    if (original.cause !== undefined)
+      Object.defineProperty(this, "cause", { value: causeWithoutName(original.cause, original.stream) })
   }
+}
+
+/**
+ * `text` without the stream's name: Redis's own answers may quote the stream's key (NOGROUP:
+ * "No such key 'prefix:user:7:events' or consumer group ..."), which holds the name.
+ */
+const withoutName = (text: string, stream: string): string =>
+  stream === "" ? text : text.split(stream).join("<stream>")
+
+/**
+ * A cause whose message names the stream, as an Error of its name and that message without it
+ * (not the original: its stack repeats the message, an ioredis ReplyError holds the command's
+ * arguments, the key among them).
+ */
+const causeWithoutName = (cause: unknown, stream: string): unknown => {
+  if (!(cause instanceof Error) || !`${cause.message}${cause.stack ?? ""}`.includes(stream)) return cause
+  const copy = new Error(withoutName(cause.message, stream))
+  copy.name = cause.name
+  copy.stack = `${copy.name}: ${copy.message}`
+  return copy
 }
 
 const unnamed = (error: unknown): unknown =>
