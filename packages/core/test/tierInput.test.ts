@@ -24,6 +24,42 @@ const mapTier = (): Tier.Tier.Service => {
   }
 }
 
+/** A tier written as a class: its methods live on the prototype and use `this`. */
+class MapTier implements Tier.Tier.Service {
+  readonly name = "class-map"
+  readonly map = new Map<string, Entry.Entry>()
+  get(key: string) {
+    return Effect.sync(() => Option.fromNullable(this.map.get(key)))
+  }
+  getMany(keys: ReadonlyArray<string>) {
+    return Effect.sync(() => keys.map((key) => Option.fromNullable(this.map.get(key))))
+  }
+  set(key: string, entry: Entry.Entry) {
+    return Effect.sync(() => void this.map.set(key, entry))
+  }
+  setMany(entries: ReadonlyArray<readonly [string, Entry.Entry]>) {
+    return Effect.sync(() => {
+      for (const [key, entry] of entries) this.map.set(key, entry)
+    })
+  }
+  remove(keys: ReadonlyArray<string>) {
+    return Effect.sync(() => {
+      for (const key of keys) this.map.delete(key)
+    })
+  }
+  removeMatching(_glob: string) {
+    return Effect.succeed(0)
+  }
+  get clear() {
+    return Effect.sync(() => this.map.clear())
+  }
+  get health() {
+    return Effect.succeed({ name: this.name, healthy: true })
+  }
+}
+
+const entry: Entry.Entry = { value: 1, expiresAt: 1e15, staleUntil: 1e15, createdAt: 0, tags: [] }
+
 /** A cache of an L1 of one entry over `l2`. */
 const cacheOver = (l2: Tier.Tier.Service) =>
   TieredCache.make().pipe(
@@ -86,6 +122,73 @@ describe("checks of direct tier calls (Tier.withInputChecks)", () => {
       const checked = Tier.withInputChecks(mapTier())
       const refused = yield* Effect.flip(checked.get(1 as unknown as string))
       expect([refused._tag, refused.operation]).toEqual(["TierError", "get"])
+    })
+  )
+})
+
+describe("tiers checked by Tier.withInputChecks, and tiers made from them", () => {
+  it.effect("a class-based tier, checked, is called with itself as `this`, clear and health kept", () =>
+    Effect.gen(function* () {
+      const inner = new MapTier()
+      const checked = Tier.withInputChecks<Tier.Tier.Service>(inner)
+      yield* checked.set("k", entry)
+      expect(yield* checked.get("k")).toEqual(Option.some(entry))
+      expect(yield* checked.getMany(["k", "x"])).toEqual([Option.some(entry), Option.none()])
+      yield* checked.setMany([["j", entry]])
+      yield* checked.remove(["k"])
+      expect(inner.map.has("k")).toBe(false)
+      expect(yield* checked.removeMatching("*")).toBe(0)
+      expect((yield* checked.health).healthy).toBe(true)
+      yield* checked.clear
+      expect(inner.map.size).toBe(0)
+      // A bad argument is still refused.
+      const refused = yield* Effect.flip(checked.get(1 as unknown as string))
+      expect(refused.operation).toBe("get")
+    })
+  )
+
+  it.scoped("a Proxy of a checked tier, with a method of its own, is called as it is", () =>
+    Effect.gen(function* () {
+      const inner = yield* MemoryTier.make({ maxEntries: 100 })
+      const calls: Array<string> = []
+      // The proxy answers the checked tier's hidden field too: it is still not that tier.
+      const proxied = new Proxy(inner, {
+        get: (target, property, receiver) =>
+          property === "get"
+            ? (key: string) => {
+                calls.push(`get ${key}`)
+                return target.get(key)
+              }
+            : Reflect.get(target, property, receiver)
+      })
+      const cache = yield* cacheOver(proxied)
+      yield* cache.set("a", 1)
+      yield* cache.set("b", 2)
+      // L1 holds one entry: "a" is read from L2, through the proxy's own get.
+      expect(yield* cache.get("a")).toEqual(Option.some(1))
+      expect(calls).toEqual(["get a"])
+    })
+  )
+
+  it.scoped("a tier checked twice is called unchecked by the cache (its writes walk each value once)", () =>
+    Effect.gen(function* () {
+      let reads = 0
+      const value = () => ({
+        get n() {
+          reads++
+          return 1
+        }
+      })
+      const readsOfOneSet = (l2: Tier.Tier.Service) =>
+        Effect.gen(function* () {
+          const cache = yield* cacheOver(l2)
+          const before = reads
+          yield* cache.set("a", value())
+          return reads - before
+        })
+      const once = yield* readsOfOneSet(Tier.withInputChecks(mapTier()))
+      const twice = yield* readsOfOneSet(Tier.withInputChecks(Tier.withInputChecks(mapTier())))
+      expect(twice).toBe(once)
     })
   )
 })
