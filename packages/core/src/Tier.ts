@@ -212,11 +212,29 @@ export type InputCheckOptions = TierInput.Options
  *
  * @example
  * ```ts
- * import { Tier } from "@tiercache/core"
+ * import { type Entry, Tier } from "@tiercache/core"
+ * import { Effect, Option } from "effect"
  *
- * declare const myTier: Tier.Tier.Service
- * // Keys stored as UTF-8 text: refuse lone surrogates too.
+ * // A tier of your own, over a Map.
+ * const map = new Map<string, Entry.Entry>()
+ * const myTier: Tier.Tier.Service = {
+ *   name: "map",
+ *   get: (key) => Effect.sync(() => Option.fromNullable(map.get(key))),
+ *   getMany: (keys) => Effect.sync(() => keys.map((key) => Option.fromNullable(map.get(key)))),
+ *   set: (key, entry) => Effect.sync(() => void map.set(key, entry)),
+ *   setMany: (entries) => Effect.sync(() => entries.forEach(([key, entry]) => map.set(key, entry))),
+ *   remove: (keys) => Effect.sync(() => keys.forEach((key) => map.delete(key))),
+ *   removeMatching: () => Effect.succeed(0),
+ *   clear: Effect.sync(() => map.clear()),
+ *   health: Effect.succeed({ name: "map", healthy: true })
+ * }
+ * // Keys stored as UTF-8 text elsewhere: refuse lone surrogates too.
  * const checked = Tier.withInputChecks(myTier, { wellFormedKeys: true })
+ *
+ * // Called from plain JavaScript with a key that is not a string: a TierError, map untouched.
+ * Effect.runPromise(Effect.flip(checked.get(42 as unknown as string))).then((error) =>
+ *   console.log(error.reason) // "key must be a string, got 42"
+ * )
  * ```
  *
  * @category input
