@@ -192,3 +192,40 @@ describe("tiers checked by Tier.withInputChecks, and tiers made from them", () =
     })
   )
 })
+
+describe("a tier written as a class", () => {
+  it.scoped(
+    "works as a cache's L2 and third tier, traced and with recovery on (its methods use `this`)",
+    () =>
+      Effect.gen(function* () {
+        // Before: the cache's wrappers (spans, recovery's gate) spread each tier, which drops a
+        // class's prototype methods: every call failed with "tier.set is not a function".
+        const l2 = new MapTier()
+        const l3 = new MapTier()
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provide(
+            Layer.mergeAll(
+              MemoryTier.layer({ maxEntries: 1 }),
+              Layer.succeed(Tier.L2, l2),
+              Layer.succeed(Tier.Tiers, [l3])
+            )
+          )
+        )
+        yield* cache.set("a", 1)
+        yield* cache.set("b", 2)
+        expect([l2.map.has("a"), l3.map.has("a")]).toEqual([true, true])
+        // L1 holds one entry: "a" is read from L2.
+        expect(yield* cache.get("a")).toEqual(Option.some(1))
+        expect(yield* cache.getMany(["a", "b"])).toEqual([Option.some(1), Option.some(2)])
+        yield* cache.invalidate("a")
+        expect([l2.map.has("a"), l3.map.has("a")]).toEqual([false, false])
+        yield* cache.clear
+        expect([l2.map.size, l3.map.size]).toEqual([0, 0])
+        const health = yield* cache.health
+        expect([health.status, health.tiers.map((t) => t.name)]).toEqual([
+          "healthy",
+          ["memory", "class-map", "class-map"]
+        ])
+      })
+  )
+})

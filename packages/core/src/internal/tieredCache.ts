@@ -31,6 +31,7 @@ import * as Lookup from "./lookup.js"
 import * as Observation from "./observation.js"
 import * as OptionsModule from "./options.js"
 import * as PendingStores from "./pendingStores.js"
+import { plainTier } from "./plainTier.js"
 import * as Promotion from "./promotion.js"
 import * as Reads from "./reads.js"
 import * as Recovery from "./recovery.js"
@@ -54,9 +55,13 @@ export const make = (
     const config = yield* OptionsModule.resolve(options)
     // The tiers as they are, without the checks of direct calls (tierInput.ts): the cache checks
     // its callers' input itself.
-    const l1 = unchecked(yield* L1)
-    const l2 = unchecked(yield* L2)
-    const extra = Option.map(yield* Effect.serviceOption(Tiers), (tiers) => tiers.map(unchecked))
+    // A tier written as a class is made an object of its own fields (plainTier.ts): the cache's
+    // wrappers spread it.
+    const l1 = plainTier(unchecked(yield* L1))
+    const l2 = plainTier(unchecked(yield* L2))
+    const extra = Option.map(yield* Effect.serviceOption(Tiers), (tiers) =>
+      tiers.map((tier) => plainTier(unchecked(tier)))
+    )
     const busOption = yield* Effect.serviceOption(InvalidationBus)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
