@@ -1,6 +1,6 @@
 /**
  * A tier as an object of its own fields, which the cache's wrappers (spans.ts, recovery.ts's
- * gate, the breaker's guard) copy by spreading it: a tier written as a class keeps its methods
+ * gate, the breaker's guard) and Tier.withInputChecks (tierInput.ts) copy by spreading it: a tier written as a class keeps its methods
  * on its prototype, where a spread does not reach, and they use `this`.
  */
 import type { Tier } from "../Tier.js"
@@ -13,7 +13,7 @@ import type { Tier } from "../Tier.js"
 export const plainTier = (tier: Tier.Service): Tier.Service => {
   const proto: unknown = Object.getPrototypeOf(tier)
   if (proto === Object.prototype || proto === null) return tier
-  const { setThen, writeIfNewer, callTimeout, system, ready, sequence } = tier
+  const { callTimeout, system, ready, sequence } = tier
   return {
     name: tier.name,
     get: (key) => tier.get(key),
@@ -28,9 +28,7 @@ export const plainTier = (tier: Tier.Service): Tier.Service => {
     ...(system === undefined ? {} : { system }),
     ...(ready === undefined ? {} : { ready }),
     ...(sequence === undefined ? {} : { sequence }),
-    ...(writeIfNewer === undefined
-      ? {}
-      : { writeIfNewer: (changes: ReadonlyArray<Tier.Change>) => writeIfNewer.call(tier, changes) }),
-    ...(setThen === undefined ? {} : { setThen: setThen.bind(tier) as typeof setThen })
+    ...(tier.writeIfNewer === undefined ? {} : { writeIfNewer: (changes) => tier.writeIfNewer!(changes) }),
+    ...(tier.setThen === undefined ? {} : { setThen: (key, entry, then) => tier.setThen!(key, entry, then) })
   }
 }

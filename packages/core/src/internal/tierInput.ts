@@ -15,6 +15,7 @@ import { TierError } from "../CacheError.js"
 import type { Entry } from "../Entry.js"
 import type { Tier } from "../Tier.js"
 import { describe } from "./describe.js"
+import { plainTier } from "./plainTier.js"
 import { jsonError } from "./validateValue.js"
 import { isWellFormed } from "./wellFormed.js"
 
@@ -182,10 +183,9 @@ const guarded = (what: string, check: () => Problem): string | undefined => {
  */
 export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Options): T => {
   const wellFormed = options?.wellFormedKeys === true
-  const name = tier.name
-  // Methods are called on `tier` (a class's use `this`); its writeIfNewer and setThen are read
-  // once, as the checked tier has them or not.
-  const { setThen, writeIfNewer } = tier
+  // Every member as a field of its own, a class's methods bound to it (plainTier.ts).
+  const inner = plainTier(tier)
+  const name = inner.name
   const refusal = (operation: string, reason: string) => new TierError({ tier: name, operation, reason })
   const refuse = (operation: string, reason: string) => Effect.fail(refusal(operation, reason))
   /** A key's problem, read once: the hot path of `get` is one `typeof` (and the UTF-16 check). */
@@ -197,53 +197,47 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
     badKey(key) ?? guarded("entry", () => entryProblem(entry))
 
   const checked: Tier.Service = {
+    // The tier's own fields (a memory tier's fast path, a test tier's controls), then its members.
     ...tier,
-    // Fields a class-based tier may hold on its prototype (a spread copies own fields only).
-    name,
-    clear: tier.clear,
-    health: tier.health,
-    ...(tier.callTimeout === undefined ? {} : { callTimeout: tier.callTimeout }),
-    ...(tier.system === undefined ? {} : { system: tier.system }),
-    ...(tier.ready === undefined ? {} : { ready: tier.ready }),
-    ...(tier.sequence === undefined ? {} : { sequence: tier.sequence }),
+    ...inner,
     get: (key) => {
       const bad = badKey(key)
-      return bad === undefined ? tier.get(key) : refuse("get", bad)
+      return bad === undefined ? inner.get(key) : refuse("get", bad)
     },
     getMany: (keys) => {
       const bad = guarded("keys", () => keysProblem(keys, wellFormed))
-      return bad === undefined ? tier.getMany(keys) : refuse("getMany", bad)
+      return bad === undefined ? inner.getMany(keys) : refuse("getMany", bad)
     },
     set: (key, entry) => {
       const bad = badKeyAndEntry(key, entry)
-      return bad === undefined ? tier.set(key, entry) : refuse("set", bad)
+      return bad === undefined ? inner.set(key, entry) : refuse("set", bad)
     },
     setMany: (entries) => {
       const bad = guarded("entries", () => entriesProblem(entries, wellFormed))
-      return bad === undefined ? tier.setMany(entries) : refuse("setMany", bad)
+      return bad === undefined ? inner.setMany(entries) : refuse("setMany", bad)
     },
     remove: (keys) => {
       const bad = guarded("keys", () => keysProblem(keys, wellFormed))
-      return bad === undefined ? tier.remove(keys) : refuse("remove", bad)
+      return bad === undefined ? inner.remove(keys) : refuse("remove", bad)
     },
     removeMatching: (glob) => {
       const p = keyProblem(glob, wellFormed)
-      return p === undefined ? tier.removeMatching(glob) : refuse("removeMatching", `glob${p}`)
+      return p === undefined ? inner.removeMatching(glob) : refuse("removeMatching", `glob${p}`)
     },
-    ...(writeIfNewer === undefined
+    ...(inner.writeIfNewer === undefined
       ? {}
       : {
           writeIfNewer: (changes: ReadonlyArray<Tier.Change>) => {
             const bad = guarded("changes", () => changesProblem(changes, wellFormed))
-            return bad === undefined ? writeIfNewer.call(tier, changes) : refuse("writeIfNewer", bad)
+            return bad === undefined ? inner.writeIfNewer!(changes) : refuse("writeIfNewer", bad)
           }
         }),
-    ...(setThen === undefined
+    ...(inner.setThen === undefined
       ? {}
       : {
           setThen: <A>(key: string, entry: Entry, then: Effect.Effect<A>) => {
             const bad = badKeyAndEntry(key, entry)
-            if (bad === undefined) return setThen.call(tier, key, entry, then)
+            if (bad === undefined) return inner.setThen!(key, entry, then)
             const error = refusal("set", bad)
             return Effect.map(then, (a) => [error, a] as const)
           }
