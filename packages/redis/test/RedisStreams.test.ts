@@ -2,7 +2,6 @@ import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import {
-  Cause,
   Chunk,
   Context,
   Effect,
@@ -24,6 +23,7 @@ import {
   eventually,
   failureOf,
   observer,
+  recordedFailure,
   recordingTracer,
   timed
 } from "./utils.js"
@@ -591,13 +591,7 @@ describe("RedisStreams", () => {
         expect(spans.length).toBeGreaterThanOrEqual(failures.length)
         for (const { span } of spans) {
           expect(span.status._tag).toBe("Ended")
-          if (span.status._tag !== "Ended" || Exit.isSuccess(span.status.exit)) continue
-          const cause = span.status.exit.cause
-          const recorded = [
-            Cause.pretty(cause, { renderErrorCause: true }),
-            ...Cause.prettyErrors(cause).map((e) => `${e.message} ${e.stack}`)
-          ]
-          for (const text of recorded) {
+          for (const text of recordedFailure(span.status)) {
             expect(text).toContain("WRONGTYPE")
             expect(text).not.toContain("user:7")
           }

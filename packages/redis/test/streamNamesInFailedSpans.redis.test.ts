@@ -1,9 +1,9 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Cause, Effect, Exit, Layer, Stream } from "effect"
+import { Effect, Exit, Layer, Stream } from "effect"
 import { RedisStreams } from "../src/index.js"
-import { connectionLayer, failureOf, recordingTracer } from "./utils.js"
+import { connectionLayer, failureOf, recordedFailure, recordingTracer } from "./utils.js"
 
 const Connection = connectionLayer({ keyPrefix: "s:" })
 const Env = Layer.mergeAll(Connection, RedisStreams.layer().pipe(Layer.provide(Connection))).pipe(
@@ -34,13 +34,7 @@ describe("RedisStreams spans without streamNamesInSpans", () => {
         )
         expect(failed.length).toBeGreaterThanOrEqual(failures.length)
         for (const { span } of failed) {
-          if (span.status._tag !== "Ended" || Exit.isSuccess(span.status.exit)) continue
-          const cause = span.status.exit.cause
-          const recorded = [
-            Cause.pretty(cause, { renderErrorCause: true }),
-            ...Cause.prettyErrors(cause).map((e) => `${e.message} ${e.stack}`)
-          ]
-          for (const text of recorded) {
+          for (const text of recordedFailure(span.status)) {
             expect(text).toContain("NOGROUP")
             expect(text).not.toContain("user:7")
           }

@@ -165,3 +165,16 @@ export const tcpProxy = (
     )
     return (proxy.address() as net.AddressInfo).port
   })
+
+/**
+ * What a tracing exporter records of a span's failure: the cause rendered with its causes, and
+ * each error's message and stack; nothing for a span still open or that succeeded.
+ */
+export const recordedFailure = (status: Tracer.SpanStatus): ReadonlyArray<string> => {
+  if (status._tag !== "Ended" || Exit.isSuccess(status.exit)) return []
+  const cause = status.exit.cause
+  return [
+    Cause.pretty(cause, { renderErrorCause: true }),
+    ...Cause.prettyErrors(cause).map((e) => `${e.message} ${e.stack}`)
+  ]
+}
