@@ -123,7 +123,10 @@ export declare namespace RedisConnection {
   export interface Service {
     /**
      * The command connection (auto-pipelined, bounded by `commandTimeout`, failing at once
-     * while disconnected).
+     * while disconnected). Every command sent on it, your own too, fails with "Command timed
+     * out" when it has no reply within `commandTimeout`; the connection keeps that bound itself,
+     * with one timer, so the driver's own `options.commandTimeout` is not set (and a
+     * `duplicate()` of the client has no timeout).
      */
     readonly client: Redis
     /**

@@ -8,6 +8,7 @@ import { Redis, type RedisOptions } from "ioredis"
 import type { Options } from "../RedisConnection.js"
 import { READ_COMMAND } from "./commands.js"
 import { RedisConnectionError } from "./connectionError.js"
+import { keepDeadlines } from "./deadlines.js"
 import { quiet } from "./quiet.js"
 import { urlFields } from "./redisUrl.js"
 import { sanitize } from "./sanitize.js"
@@ -60,7 +61,8 @@ export const makeOpener = (settings: {
         // send when a connection is closed (a graceful close has its QUIT answered first).
         disconnectTimeout: 0
       }
-      if (role === "command" || role === "subscriber") base.commandTimeout = commandMs
+      // The command connection keeps its commands' deadlines itself, with one timer (deadlines.ts).
+      if (role === "subscriber") base.commandTimeout = commandMs
       if (options.host !== undefined) base.host = options.host
       if (options.port !== undefined) base.port = options.port
       if (options.db !== undefined) base.db = options.db
@@ -72,9 +74,13 @@ export const makeOpener = (settings: {
 
     const create = (role: Role, label: string): Redis => {
       const driver = driverOptions(role, label)
-      if (options.url === undefined) return new Redis(driver)
-      // Read here (redisUrl.ts), never handed to ioredis as text; its fields win.
-      return new Redis({ ...driver, ...urlFields(options.url, driver.tls) })
+      // The URL is read here (redisUrl.ts), never handed to ioredis as text; its fields win.
+      const client =
+        options.url === undefined
+          ? new Redis(driver)
+          : new Redis({ ...driver, ...urlFields(options.url, driver.tls) })
+      if (role === "command") keepDeadlines(client, commandMs)
+      return client
     }
 
     const close = (client: Redis, graceful: boolean) =>

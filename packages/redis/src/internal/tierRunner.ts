@@ -6,6 +6,7 @@
 import { CacheError } from "@tiercache/core"
 import { Duration, Effect } from "effect"
 import type { ChainableCommander } from "ioredis"
+import { TIMED_OUT } from "./deadlines.js"
 import { describe } from "./describe.js"
 import { sanitize } from "./sanitize.js"
 
@@ -19,8 +20,8 @@ export interface Runner {
   /** The command timeout (ms). */
   readonly timeoutMs: number
   /**
-   * One command. ioredis bounds it by the command timeout itself (and fails it at once while
-   * disconnected), so no timer of our own runs here: an Effect-level timeout forks a fiber
+   * One command. The connection bounds it by the command timeout itself (deadlines.ts; ioredis
+   * fails it at once while disconnected), so no timer of our own runs here: an Effect-level timeout forks a fiber
    * per call, which cost more than the round trip on the L2 hit path.
    */
   readonly run: <A>(operation: string, send: () => Promise<A>) => Effect.Effect<A, TierError>
@@ -34,7 +35,7 @@ export interface Runner {
 /** As {@link describe}; ioredis's own command timeout is said in the tier's words. */
 const reasonOf = (cause: unknown): string => {
   const reason = describe(cause)
-  return reason === "Command timed out" ? "no answer within the command timeout" : reason
+  return reason === TIMED_OUT ? "no answer within the command timeout" : reason
 }
 
 /** The commands of the tier `name`, batches bounded by `timeout` (the connection's command timeout). */

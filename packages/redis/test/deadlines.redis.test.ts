@@ -1,0 +1,175 @@
+/**
+ * The command connection's command timeout (internal/deadlines.ts): one timer for the whole
+ * connection, yet every command without a reply fails at its own deadline (the command timeout
+ * after it was sent), with ioredis's error, and a command answered in time never fails, also
+ * after many commands and after the connection was idle.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Fiber, Layer } from "effect"
+import { Command, type Redis } from "ioredis"
+import { RedisConnection } from "../src/index.js"
+import { TIMED_OUT } from "../src/internal/deadlines.js"
+import { connectionLayer, observer } from "./utils.js"
+
+const TIMEOUT_MS = 200
+
+/** The command connection's client, with a command timeout of TIMEOUT_MS. */
+const commandClient = Effect.map(
+  Layer.build(connectionLayer({ commandTimeout: `${TIMEOUT_MS} millis` })),
+  (context) => Context.get(context, RedisConnection.RedisConnection).client
+)
+
+/** A command's outcome as it settles, and when (performance.now()). */
+interface Watched {
+  outcome: "pending" | "answered" | "failed"
+  error: unknown
+  at: number
+  readonly sentAt: number
+  readonly settled: Promise<void>
+}
+
+const watch = (reply: Promise<unknown>): Watched => {
+  const watched: Watched = {
+    outcome: "pending",
+    error: undefined,
+    at: 0,
+    sentAt: performance.now(),
+    settled: Promise.resolve()
+  }
+  const settled = reply.then(
+    () => {
+      watched.outcome = "answered"
+      watched.at = performance.now()
+    },
+    (error: unknown) => {
+      watched.outcome = "failed"
+      watched.error = error
+      watched.at = performance.now()
+    }
+  )
+  return Object.assign(watched, { settled })
+}
+
+/** One command sent on its own (not through the driver's auto-pipeline). */
+const send = (client: Redis, name: string, args: Array<string>): Promise<unknown> => {
+  const command = new Command(name, args)
+  client.sendCommand(command)
+  return command.promise
+}
+
+/** Holds the server busy (DEBUG SLEEP) for `seconds`, on the observer's connection. */
+const holdServer = (look: Redis, seconds: number) =>
+  Effect.gen(function* () {
+    const sleeping = yield* Effect.fork(Effect.promise(() => look.call("DEBUG", "SLEEP", String(seconds))))
+    // The observer's command has reached the server once a PING from another client waits.
+    yield* Effect.sleep("30 millis")
+    return sleeping
+  })
+
+describe("command deadlines", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("each command without a reply fails at its own deadline, with ioredis's error", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        const look = yield* observer
+        const sleeping = yield* holdServer(look, 2)
+        const first = watch(client.get("a"))
+        yield* Effect.sleep("100 millis")
+        const second = watch(client.get("b"))
+        yield* Effect.promise(() => first.settled)
+        // The second was sent 100 ms later: its deadline has not come when the first fails.
+        expect(first.outcome).toBe("failed")
+        expect((first.error as Error).message).toBe(TIMED_OUT)
+        expect(second.outcome).toBe("pending")
+        yield* Effect.promise(() => second.settled)
+        expect(second.outcome).toBe("failed")
+        expect((second.error as Error).message).toBe(TIMED_OUT)
+        // Never before the deadline (timers may fire up to a millisecond early by the clock).
+        expect(first.at - first.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
+        expect(second.at - second.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
+        // Both failed while the server still slept: by the timeout, not by the late replies.
+        expect(sleeping.unsafePoll()).toBeNull()
+        yield* Fiber.join(sleeping)
+      })
+    )
+
+    it.scoped("a command sent after the connection was idle past the timeout still gets its deadline", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        const look = yield* observer
+        expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+        // Idle for longer than the timeout: the timer of the answered PING has fired and found
+        // nothing left.
+        yield* Effect.sleep(`${TIMEOUT_MS * 2} millis`)
+        const sleeping = yield* holdServer(look, 2)
+        const late = watch(client.get("c"))
+        yield* Effect.promise(() => late.settled)
+        expect(late.outcome).toBe("failed")
+        expect((late.error as Error).message).toBe(TIMED_OUT)
+        expect(sleeping.unsafePoll()).toBeNull()
+        yield* Fiber.join(sleeping)
+      })
+    )
+
+    it.scoped("commands answered in time never fail, and later ones keep their deadlines", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        const look = yield* observer
+        // Many commands, in bursts and one by one: the queue drops answered ones and compacts.
+        const replies: Array<Watched> = []
+        for (let burst = 0; burst < 10; burst++) {
+          for (let i = 0; i < 600; i++) replies.push(watch(client.set(`k:${burst}:${i}`, String(i))))
+          yield* Effect.promise(() => client.get(`k:${burst}:0`))
+        }
+        for (let i = 0; i < 50; i++) replies.push(watch(client.incr("counter")))
+        yield* Effect.promise(() => Promise.all(replies.map((r) => r.settled)))
+        // Past every deadline of them: answered stays answered.
+        yield* Effect.sleep(`${TIMEOUT_MS * 2} millis`)
+        expect(replies.filter((r) => r.outcome !== "answered")).toEqual([])
+        expect(yield* Effect.promise(() => look.get("counter"))).toBe("50")
+        // A command held now fails at its own deadline, not at one of an earlier command.
+        const sleeping = yield* holdServer(look, 2)
+        const held = watch(client.get("k:0:0"))
+        yield* Effect.promise(() => held.settled)
+        expect(held.outcome).toBe("failed")
+        expect(held.at - held.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
+        expect(sleeping.unsafePoll()).toBeNull()
+        yield* Fiber.join(sleeping)
+        // And once the server answers again, so do the commands.
+        expect(yield* Effect.promise(() => client.get("k:0:0"))).toBe("0")
+      })
+    )
+
+    it.scoped(
+      "a command sent while a thousand answered ones sit ahead of unanswered ones keeps its own deadline",
+      () =>
+        Effect.gen(function* () {
+          const client = yield* commandClient
+          // 1,100 SETs, then a BLPOP that holds this connection (not the server, which answers
+          // the SETs) for 2 s, so that the SETs are answered and what follows them is not. Sent
+          // as single commands: the driver's auto-pipeline answers a pipeline's commands together.
+          const answered = Array.from({ length: 1100 }, (_, i) =>
+            watch(send(client, "set", [`c:${i}`, String(i)]))
+          )
+          const blocked = watch(send(client, "blpop", ["c:nothing", "2"]))
+          yield* Effect.promise(() => Promise.all(answered.map((r) => r.settled)))
+          expect(blocked.outcome).toBe("pending")
+          yield* Effect.sleep("100 millis")
+          // Sent now, behind the answered SETs and the BLPOP.
+          const held = watch(send(client, "get", ["c:0"]))
+          yield* Effect.promise(() => blocked.settled)
+          expect(blocked.outcome).toBe("failed")
+          expect(held.outcome).toBe("pending")
+          yield* Effect.promise(() => held.settled)
+          expect(held.outcome).toBe("failed")
+          expect((held.error as Error).message).toBe(TIMED_OUT)
+          expect(held.at - held.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
+          expect(answered.filter((r) => r.outcome !== "answered")).toEqual([])
+          // Once the BLPOP has ended, the connection answers again.
+          yield* Effect.sleep("2 seconds")
+          expect(yield* Effect.promise(() => client.get("c:1099"))).toBe("1099")
+        })
+    )
+  })
+})
