@@ -7,7 +7,9 @@
  * tiercache; the ratios are the others' time against it (above 1.00x: slower than tiercache).
  * The raw baselines (lru-cache get, ioredis GET) come last and feed the summary table; one
  * caller's L2 reads have a floor after them too: GET and PTTL in one write, the value with its
- * remaining lifetime, which tiercache reads (RedisTier: a lifetime from Redis's countdown).
+ * remaining lifetime, which tiercache reads (RedisTier: a lifetime from Redis's countdown), and
+ * that floor awaited in one fiber (`Effect.promise`), what Effect itself adds to a read that
+ * tiercache's fibers make (as the set row's floor in one fiber, writes.ts).
  *
  * L1 hit: one call after another (`Effect.runPromise` per call for tiercache, since the peers'
  * reads return promises; a loop in one fiber is shown too). L2 hit: a memory tier of one entry
@@ -134,7 +136,11 @@ const main = Effect.gen(function* () {
     { name: "cache-manager get", run: (record) => timedReads(next, managerGet, record) },
     { name: "cacheable get", run: (record) => timedReads(next, cacheableGet, record) },
     { name: "raw ioredis GET + JSON.parse", run: (record) => timedReads(next, rawGet, record) },
-    { name: "floor: GET and PTTL + JSON.parse", run: (record) => timedReads(next, floorGet, record) }
+    { name: "floor: GET and PTTL + JSON.parse", run: (record) => timedReads(next, floorGet, record) },
+    {
+      name: "floor, awaited in one fiber",
+      run: (record) => timedFiberReads(next, (key) => Effect.promise(() => floorGet(key)), record)
+    }
   ]
   const total = CONCURRENCY * PER_CALLER
   const many: ReadonlyArray<Case> = [
@@ -179,7 +185,7 @@ const main = Effect.gen(function* () {
   )
   // Summary rows: ratios against raw ioredis (the sixth case), from the medians.
   const l2Row = (row: string, limit: string, rs: ReadonlyArray<{ readonly nsPerOp: number }>): SummaryRow => {
-    const [fiber, perCall, b, m, c, r, floor] = rs
+    const [fiber, perCall, b, m, c, r, floor, fiberFloor] = rs
     const cell = (v: { readonly nsPerOp: number } | undefined) =>
       `${time(v!.nsPerOp)} (${x(v!.nsPerOp / r!.nsPerOp)})`
     return {
@@ -188,7 +194,7 @@ const main = Effect.gen(function* () {
         floor === undefined
           ? ""
           : `; floor, the value with its remaining lifetime (GET and PTTL in one write + JSON.parse): ${cell(floor)}`
-      }`,
+      }${fiberFloor === undefined ? "" : `; that floor awaited in one fiber: ${cell(fiberFloor)}`}`,
       tiercache: `in fibers ${cell(fiber)}; runPromise per read ${cell(perCall)}`,
       BentoCache: cell(b),
       "cache-manager": cell(m),
