@@ -9,14 +9,20 @@ import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Fiber, Layer } from "effect"
 import { Command, type Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
-import { TIMED_OUT } from "../src/internal/deadlines.js"
-import { connectionLayer, observer } from "./utils.js"
+import { held, TIMED_OUT } from "../src/internal/deadlines.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
 
 const TIMEOUT_MS = 200
 
 /** The command connection's client, with a command timeout of TIMEOUT_MS. */
 const commandClient = Effect.map(
   Layer.build(connectionLayer({ commandTimeout: `${TIMEOUT_MS} millis` })),
+  (context) => Context.get(context, RedisConnection.RedisConnection).client
+)
+
+/** The command connection's client with a command timeout long enough that no deadline passes in a test. */
+const patientClient = Effect.map(
+  Layer.build(connectionLayer({ commandTimeout: "20 seconds" })),
   (context) => Context.get(context, RedisConnection.RedisConnection).client
 )
 
@@ -138,6 +144,57 @@ describe("command deadlines", () => {
         yield* Fiber.join(sleeping)
         // And once the server answers again, so do the commands.
         expect(yield* Effect.promise(() => client.get("k:0:0"))).toBe("0")
+      })
+    )
+
+    it.scoped("commands failed at once while the connection is down are not held until their deadlines", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        const client = yield* patientClient
+        // The server is started again however the test ends (the suite's next tests need it).
+        const down = Effect.acquireRelease(server.stop, () => Effect.orDie(server.start))
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* down
+            yield* eventually(
+              Effect.filterOrFail(
+                Effect.sync(() => client.status),
+                (status) => status !== "ready"
+              )
+            )
+            // An outage: every command fails at once (no offline queue), none is written.
+            const failed = Array.from({ length: 20_000 }, (_, i) =>
+              watch(send(client, "set", [`o:${i}`, "x"]))
+            )
+            yield* Effect.promise(() => Promise.all(failed.map((r) => r.settled)))
+            expect(failed.filter((r) => r.outcome !== "failed")).toEqual([])
+            // Nothing to wait for: the queue holds none of them (nor what they carry) for 20 s,
+            // and makes no error for each of them at their deadline.
+            expect(held(client)).toBe(0)
+          })
+        )
+        yield* eventually(Effect.tryPromise(() => client.ping()))
+        expect(held(client)).toBeLessThanOrEqual(1)
+      })
+    )
+
+    it.scoped("a command answered with an error reply does not keep the commands after it held", () =>
+      Effect.gen(function* () {
+        const client = yield* patientClient
+        expect(yield* Effect.promise(() => client.set("text", "not a number"))).toBe("OK")
+        // ERR: the driver rejects the command (and never marks it resolved).
+        const refused = watch(send(client, "incr", ["text"]))
+        const answered = Array.from({ length: 1100 }, (_, i) =>
+          watch(send(client, "set", [`e:${i}`, String(i)]))
+        )
+        yield* Effect.promise(() => Promise.all([refused, ...answered].map((r) => r.settled)))
+        expect(refused.outcome).toBe("failed")
+        expect(answered.filter((r) => r.outcome !== "answered")).toEqual([])
+        // Every one of them is answered: sending the next one drops them all.
+        const next = watch(send(client, "get", ["e:0"]))
+        expect(held(client)).toBe(1)
+        yield* Effect.promise(() => next.settled)
+        expect(next.outcome).toBe("answered")
       })
     )
 

@@ -15,11 +15,18 @@
  * and one timer, set for the oldest command still unanswered, serves them all: when it fires,
  * the answered commands at the head are dropped, the overdue ones failed, and it is set again
  * for the next. Answered commands are also dropped from the head as new ones are sent, so the
- * queue holds about the commands in flight. A command the driver failed without sending it (a
- * closed connection) stays until its deadline; failing it again then changes nothing (a promise
- * settles once).
+ * queue holds the commands in flight and no more.
+ * Which are answered is read from the driver's own queue of the commands it wrote and has no
+ * reply for yet (ioredis 5's `commandQueue`, in the order they were written, as here): the
+ * commands held here beyond its length have left it, with their reply, an error reply, or
+ * failed when the socket closed. `isResolved` alone does not tell: ioredis sets it on a reply
+ * only, never when it rejects a command. A command the driver failed without writing it (a
+ * connection down or closed, the offline queue off) never enters either queue: with 100,000 of
+ * them failing at once in an outage, the queue held all of them and what they carry until their
+ * deadlines, and the timer then made an error for each, blocking the event loop for a quarter
+ * of a second.
  * The timer does not keep the process alive: a command waiting for its reply has the socket for
- * that.
+ * that (while the driver holds a command, its socket is open; a close fails them all).
  */
 import type { Command, Redis } from "ioredis"
 
@@ -29,6 +36,17 @@ export const TIMED_OUT = "Command timed out"
 /** Below this many dropped entries the queue's arrays are not compacted. */
 const COMPACT_AT = 1024
 
+/** What the driver keeps of a client (ioredis 5): the commands written and not yet answered, in order. */
+interface Internals {
+  readonly commandQueue: { readonly length: number }
+}
+
+/** How many commands each client's queue holds (for tests: nothing answered or unsent stays). */
+const holders = new WeakMap<Redis, () => number>()
+
+/** How many commands the deadlines of `client` hold now. */
+export const held = (client: Redis): number => holders.get(client)?.() ?? 0
+
 /** Fails every command sent on `client` that has no reply `timeoutMs` after it was sent. */
 export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
   // The queue: parallel arrays from `head` on (no object per command).
@@ -36,15 +54,22 @@ export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
   let deadlines: Array<number> = []
   let head = 0
   let timer: ReturnType<typeof setTimeout> | undefined
+  const driver = client as unknown as Internals
 
   const arm = (delayMs: number) => {
     timer = setTimeout(expire, delayMs)
     timer.unref()
   }
 
-  /** Drops answered commands from the head; compacts the arrays once enough were dropped. */
+  /**
+   * Drops answered commands from the head (those beyond the driver's unanswered ones, which are
+   * the last written); compacts the arrays once enough were dropped.
+   */
   const dropAnswered = () => {
-    while (head < commands.length && commands[head]!.isResolved) commands[head++] = undefined
+    const unanswered = driver.commandQueue.length
+    while (head < commands.length && (commands.length - head > unanswered || commands[head]!.isResolved)) {
+      commands[head++] = undefined
+    }
     if (head === commands.length) {
       commands = []
       deadlines = []
@@ -58,13 +83,11 @@ export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
 
   const expire = () => {
     timer = undefined
+    dropAnswered()
     const now = performance.now()
-    while (head < commands.length) {
-      const command = commands[head]!
-      if (!command.isResolved) {
-        if (deadlines[head]! > now) break
-        command.reject(new Error(TIMED_OUT))
-      }
+    // Every command from the head on is unanswered now: fail the overdue ones.
+    while (head < commands.length && deadlines[head]! <= now) {
+      commands[head]!.reject(new Error(TIMED_OUT))
       commands[head++] = undefined
     }
     dropAnswered()
@@ -74,10 +97,15 @@ export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
   const send = client.sendCommand
   client.sendCommand = function (this: Redis, command, stream) {
     dropAnswered()
+    const written = driver.commandQueue.length
+    const reply = send.call(this, command, stream)
+    // Not written: failed at once (the connection down or closed); no reply to wait for.
+    if (driver.commandQueue.length === written) return reply
     commands.push(command)
     deadlines.push(performance.now() + timeoutMs)
     // Set while anything is queued; with an empty queue before this command, for this one.
     if (timer === undefined) arm(timeoutMs)
-    return send.call(this, command, stream)
+    return reply
   } as Redis["sendCommand"]
+  holders.set(client, () => commands.length - head)
 }
