@@ -172,6 +172,14 @@ export declare namespace RedisConnection {
 const closedError = (role: string) =>
   new RedisConnectionError({ reason: `${role} connection: the connection layer is closed` })
 
+/**
+ * The longest delay (ms) a Node timer keeps: a longer one fires after 1 ms instead, with a
+ * TimeoutOverflowWarning on stderr. With a command timeout of 30 days every command timed out
+ * at once, and the command connection's deadline timer (deadlines.ts) fired every millisecond
+ * while a command waited, with a warning each time.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 const decodeDuration = (
   input: Duration.DurationInput | undefined,
   fallback: Duration.DurationInput,
@@ -182,8 +190,12 @@ const decodeDuration = (
     catch: () => new CacheConfigError({ option, reason: 'must be a duration such as "500 millis"' })
   }).pipe(
     Effect.filterOrFail(
-      (d) => Duration.isFinite(d) && Duration.toMillis(d) > 0,
-      () => new CacheConfigError({ option, reason: "must be a positive, finite duration" })
+      (d) => Duration.isFinite(d) && Duration.toMillis(d) > 0 && Duration.toMillis(d) <= MAX_TIMER_MS,
+      () =>
+        new CacheConfigError({
+          option,
+          reason: `must be a positive, finite duration of at most ${MAX_TIMER_MS} millis (about 24.8 days, the longest timer Node keeps)`
+        })
     )
   )
 
@@ -228,7 +240,8 @@ export const make = (
     const perMegabyte = yield* decodeDuration(options.timeoutPerMegabyte, "100 millis", "timeoutPerMegabyte")
     const commandMs = Duration.toMillis(commandTimeout)
     const perMegabyteMs = Duration.toMillis(perMegabyte)
-    const timeoutFor = (bytes: number) => Math.ceil(commandMs + (perMegabyteMs * bytes) / (1024 * 1024))
+    const timeoutFor = (bytes: number) =>
+      Math.min(MAX_TIMER_MS, Math.ceil(commandMs + (perMegabyteMs * bytes) / (1024 * 1024)))
     const opener = yield* makeOpener({
       options,
       connectTimeout,

@@ -238,9 +238,29 @@ describe("RedisConnection", () => {
     })
   )
 
+  it.live("a timeout longer than a Node timer keeps is a configuration error", () =>
+    Effect.gen(function* () {
+      // Node fires a timer of more than 2^31-1 ms after 1 ms: every command timed out at once.
+      for (const option of ["commandTimeout", "connectTimeout", "reconnectMaxDelay", "timeoutPerMegabyte"]) {
+        const [, exit] = yield* build({ port: 6379, [option]: "30 days" })
+        expect(failureOf(exit)).toMatchObject({ _tag: "CacheConfigError", option })
+      }
+    })
+  )
+
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "20 seconds" })(
     "without a password",
     (it) => {
+      it.scoped("the bound of a command carrying a large value stays within what a Node timer keeps", () =>
+        Effect.gen(function* () {
+          const context = yield* Layer.build(connectionLayer({ timeoutPerMegabyte: "20 days" }))
+          const connection = Context.get(context, RedisConnection.RedisConnection)
+          // 500 ms plus 20 days per MiB: 40 days for 2 MiB, which a timer would cut to 1 ms.
+          expect(connection.timeoutFor(1024 * 1024)).toBe(500 + 20 * 24 * 3600 * 1000)
+          expect(connection.timeoutFor(2 * 1024 * 1024)).toBe(2 ** 31 - 1)
+        })
+      )
+
       it.effect("a database the server does not have is a typed error at build, never database 0", () =>
         Effect.gen(function* () {
           const server = yield* RedisServer.RedisServer
