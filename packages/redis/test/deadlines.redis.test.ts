@@ -147,6 +147,32 @@ describe("command deadlines", () => {
       })
     )
 
+    it.scoped("a reply that came while the event loop was held past the deadline answers its command", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient
+        expect(yield* Effect.promise(() => client.set("held", "v"))).toBe("OK")
+        // Several rounds: the event loop is held from wherever it is in its turn.
+        for (let round = 0; round < 6; round++) {
+          const reply = watch(send(client, "get", ["held"]))
+          // Redis answers at once; the event loop, held twice the timeout, reads the reply only
+          // after the command's deadline has passed.
+          const until = performance.now() + 2 * TIMEOUT_MS
+          while (performance.now() < until) {
+            // held
+          }
+          yield* Effect.promise(() => reply.settled)
+          expect({ round, outcome: reply.outcome }).toEqual({ round, outcome: "answered" })
+        }
+        // A command with no reply still fails.
+        const look = yield* observer
+        const sleeping = yield* holdServer(look, 1)
+        const late = watch(client.get("held"))
+        yield* Effect.promise(() => late.settled)
+        expect(late.outcome).toBe("failed")
+        yield* Fiber.join(sleeping)
+      })
+    )
+
     it.scoped("commands failed at once while the connection is down are not held until their deadlines", () =>
       Effect.gen(function* () {
         const server = yield* RedisServer.RedisServer

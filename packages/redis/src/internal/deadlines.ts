@@ -25,6 +25,11 @@
  * them failing at once in an outage, the queue held all of them and what they carry until their
  * deadlines, and the timer then made an error for each, blocking the event loop for a quarter
  * of a second.
+ * The overdue commands are failed after the event loop has read what came in meanwhile (in the
+ * same turn, `setImmediate`: Node runs timers before it reads sockets): a reply that came before
+ * the deadline while the event loop was busy (a long computation, a pause of the collector)
+ * answers its command. With ioredis's timers, and this timer failing at once, a GET answered in
+ * under a millisecond failed when the event loop was held for longer than the command timeout.
  * The timer does not keep the process alive: a command waiting for its reply has the socket for
  * that (while the driver holds a command, its socket is open; a close fails them all).
  */
@@ -53,7 +58,8 @@ export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
   let commands: Array<Command | undefined> = []
   let deadlines: Array<number> = []
   let head = 0
-  let timer: ReturnType<typeof setTimeout> | undefined
+  /** The timer, or the failing of overdue commands it scheduled: set while anything is queued. */
+  let timer: ReturnType<typeof setTimeout> | ReturnType<typeof setImmediate> | undefined
   const driver = client as unknown as Internals
 
   const arm = (delayMs: number) => {
@@ -81,17 +87,32 @@ export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
     }
   }
 
-  const expire = () => {
+  /** Fails the commands overdue when the timer fired that no reply read since has answered. */
+  const failOverdue = (firedAt: number) => {
     timer = undefined
     dropAnswered()
-    const now = performance.now()
-    // Every command from the head on is unanswered now: fail the overdue ones.
-    while (head < commands.length && deadlines[head]! <= now) {
+    // Every command from the head on is unanswered now.
+    while (head < commands.length && deadlines[head]! <= firedAt) {
       commands[head]!.reject(new Error(TIMED_OUT))
       commands[head++] = undefined
     }
     dropAnswered()
-    if (head < commands.length) arm(Math.max(1, Math.ceil(deadlines[head]! - now)))
+    if (head < commands.length) arm(Math.max(1, Math.ceil(deadlines[head]! - performance.now())))
+  }
+
+  const expire = () => {
+    timer = undefined
+    dropAnswered()
+    if (head === commands.length) return
+    const now = performance.now()
+    if (deadlines[head]! > now) {
+      arm(Math.max(1, Math.ceil(deadlines[head]! - now)))
+      return
+    }
+    // After this turn's I/O: replies already received answer their commands first. Not unref'd:
+    // Node then polls without waiting only for the immediates that keep the loop alive (an
+    // unref'd one waited for the next socket event, the late reply itself).
+    timer = setImmediate(failOverdue, now)
   }
 
   const send = client.sendCommand
