@@ -52,14 +52,24 @@ export const make = (name: string, timeout: Duration.Duration): Runner => {
   /**
    * A transaction or pipeline, also bounded here as a whole, by a Node timer on its promise: no
    * fiber of the caller's (a write runs uninterruptible to its end, and a race's fiber would
-   * inherit that, so that its timeout could not end it).
+   * inherit that, so that its timeout could not end it). The timer fails it after the I/O of the
+   * turn it fires in (`setImmediate`; Node runs timers before it reads sockets), as the
+   * connection does its commands (deadlines.ts): replies that came while the event loop was
+   * busy past the bound settle it first. Failed in the timer's callback, a pipeline Redis had
+   * answered at once failed when the event loop was held for longer than the bound.
    */
   const runBatch = <A>(operation: string, send: () => Promise<A>): Effect.Effect<A, TierError> =>
     Effect.async<A, TierError>((resume) => {
-      const timer = setTimeout(
-        () => resume(Effect.fail(new TierError({ tier: name, operation, reason: timeoutReason }))),
-        timeoutMs
-      )
+      let late: ReturnType<typeof setImmediate> | undefined
+      const timer = setTimeout(() => {
+        late = setImmediate(() =>
+          resume(Effect.fail(new TierError({ tier: name, operation, reason: timeoutReason })))
+        )
+      }, timeoutMs)
+      const stop = () => {
+        clearTimeout(timer)
+        if (late !== undefined) clearImmediate(late)
+      }
       let sent: Promise<A>
       try {
         sent = send()
@@ -68,15 +78,15 @@ export const make = (name: string, timeout: Duration.Duration): Runner => {
       }
       sent.then(
         (value) => {
-          clearTimeout(timer)
+          stop()
           resume(Effect.succeed(value))
         },
         (cause: unknown) => {
-          clearTimeout(timer)
+          stop()
           resume(Effect.fail(fail(operation, cause)))
         }
       )
-      return Effect.sync(() => clearTimeout(timer))
+      return Effect.sync(stop)
     })
 
   const exec = (
