@@ -19,7 +19,9 @@
  * Which are answered is read from the driver's own queue of the commands it wrote and has no
  * reply for yet (ioredis 5's `commandQueue`, in the order they were written, as here): the
  * commands held here beyond its length have left it, with their reply, an error reply, or
- * failed when the socket closed. `isResolved` alone does not tell: ioredis sets it on a reply
+ * failed when the socket closed (the command connection retries nothing and has no offline
+ * queue, opener.ts: a close fails every command the driver holds, and empties its queue, before
+ * anything else is sent). `isResolved` alone does not tell: ioredis sets it on a reply
  * only, never when it rejects a command. A command the driver failed without writing it (a
  * connection down or closed, the offline queue off) never enters either queue: with 100,000 of
  * them failing at once in an outage, the queue held all of them and what they carry until their
