@@ -1315,4 +1315,64 @@ describe("closing the cache", () => {
         expect([stored.get("a")?.value, stored.get("b")?.value]).toEqual(["A", "B"])
       })
   )
+
+  // README: closing waits for those writes "all together" at most 5 s, on "the clock the cache
+  // was built with". The bound never ended the wait: a finalizer runs uninterruptible, and the
+  // timeout could not interrupt the wait it raced (it waited for it instead), so a write that
+  // hung kept the close from ending, on any clock.
+  describe("the wait for lower-tier writes is bounded by 5 s of the cache's clock", () => {
+    const live = Context.get(DefaultServices.liveServices, Clock.Clock)
+    /** A cache in a scope of its own whose L2 writes take an hour (of the writing fiber's clock). */
+    const hungWrites = (build: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const { cache, store } = yield* build(
+          slowWrites("1 hour", { breaker: false, metricsInterval: "3650 days" }).pipe(Scope.extend(scope))
+        )
+        // Answered from L1; its L2 write is under way when the close begins.
+        expect(yield* cache.getOrCompute("k", Effect.succeed("v"))).toBe("v")
+        expect((yield* cache.stats).inFlight).toBe(1)
+        return { scope, store }
+      })
+    /** Runs the scheduled work, and what a clock's timers woke. */
+    const yieldMany = Effect.yieldNow().pipe(Effect.repeatN(20))
+
+    it.scoped("a cache on a TestClock, closed from a fiber on the live clock: the TestClock ends it", () =>
+      Effect.gen(function* () {
+        const { scope, store } = yield* hungWrites((effect) => effect)
+        const closing = yield* Effect.fork(Effect.withClock(Scope.close(scope, Exit.void), live))
+        yield* yieldMany
+        yield* TestClock.adjust("4999 millis")
+        yield* yieldMany
+        expect(closing.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 millis")
+        yield* yieldMany
+        const ended = closing.unsafePoll() !== null
+        // Without the fix the close ends with the write, an hour later.
+        yield* TestClock.adjust("1 hour")
+        yield* Fiber.join(closing)
+        expect(ended).toBe(true)
+        // The close gave up on the write and interrupted it.
+        expect(yield* store.get("k")).toEqual(Option.none())
+      })
+    )
+
+    // Takes the bound's 5 s of real time.
+    it.scoped("a cache on the live clock, closed from a fiber whose TestClock nobody adjusts: it ends", () =>
+      Effect.gen(function* () {
+        // Built on the live clock; the caller (whose clock the write's delay sleeps on, so that
+        // the write never ends) and the closing fiber are on the test's TestClock.
+        const { scope, store } = yield* hungWrites((effect) => Effect.withClock(effect, live))
+        // A daemon: a close that never ends must not keep the test's own end waiting.
+        const closing = yield* Effect.forkDaemon(Scope.close(scope, Exit.void))
+        // Looks every 100 ms of real time, for at most 20 s (so that a close that never ends
+        // fails the test rather than hangs it).
+        for (let i = 0; i < 200 && closing.unsafePoll() === null; i++) {
+          yield* Effect.withClock(Effect.sleep("100 millis"), live)
+        }
+        expect(closing.unsafePoll()).not.toBeNull()
+        expect(yield* store.get("k")).toEqual(Option.none())
+      })
+    )
+  })
 })

@@ -5,43 +5,50 @@
  * L2 for the next process, and so for a computation that answers while the close waits.
  * Computations still running after that are interrupted.
  */
-import { Effect, Exit, Fiber, Scope } from "effect"
+import { type Clock, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import type { Registry } from "./flight.js"
+import { bounder } from "./timeout.js"
 
 /** Longest a closing cache waits for the lower-tier writes of values it already delivered. */
-const DRAIN_TIMEOUT = "5 seconds"
+const DRAIN_TIMEOUT = Duration.seconds(5)
+
+/** What the bounded wait fails with when DRAIN_TIMEOUT has passed. */
+const timedOut = { _tag: "DrainTimedOut" } as const
 
 /**
- * Adds the finalizer that awaits the flights writing the lower tiers (at most DRAIN_TIMEOUT),
- * then closes `flightScope`, interrupting the computations still running.
+ * Adds the finalizer that awaits the flights writing the lower tiers (at most DRAIN_TIMEOUT on
+ * `clock`, the cache's), then closes `flightScope`, interrupting the computations still running.
  */
 export const onClose = (
   registry: Registry,
   flightScope: Scope.CloseableScope,
-  cacheName: string
-): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.addFinalizer(() => {
-    // Until no flight writes: one that answered meanwhile has begun its writes.
-    const drain: Effect.Effect<void> = Effect.suspend(() => {
-      const writing = registry.writing()
-      if (writing.length === 0) return Effect.void
-      return Effect.zipRight(
-        Effect.forEach(writing, Fiber.await, { concurrency: "unbounded", discard: true }),
-        drain
-      )
-    })
-    return Effect.suspend(() => {
+  cacheName: string,
+  clock: Clock.Clock
+): Effect.Effect<void, never, Scope.Scope> => {
+  // A finalizer runs uninterruptible: `Effect.timeoutTo` there could not interrupt the wait it
+  // races (it waited for it instead, so a hung write kept the close from ending). The bounder
+  // runs the wait in a fiber of its own, interruptible, and times it on `clock` itself (a Node
+  // timer on the live clock, a fiber sleeping on any other), not on a fiber's Clock service.
+  const bound = bounder(clock, DRAIN_TIMEOUT)
+  // Until no flight writes: one that answered meanwhile has begun its writes.
+  const drain: Effect.Effect<void> = Effect.suspend(() => {
+    const writing = registry.writing()
+    if (writing.length === 0) return Effect.void
+    return Effect.zipRight(
+      Effect.forEach(writing, Fiber.await, { concurrency: "unbounded", discard: true }),
+      drain
+    )
+  })
+  return Effect.addFinalizer(() =>
+    Effect.suspend(() => {
       if (registry.writing().length === 0) return Effect.void
-      return drain.pipe(
-        Effect.timeoutTo({
-          duration: DRAIN_TIMEOUT,
-          onSuccess: () => Effect.void,
-          onTimeout: () =>
-            Effect.logWarning(
-              "cache closed with lower-tier writes still in flight; they were interrupted"
-            ).pipe(Effect.annotateLogs({ cache: cacheName }))
-        }),
-        Effect.flatten
+      return bound<void, typeof timedOut, never>(drain, () => timedOut).pipe(
+        Effect.catchAll(() =>
+          Effect.logWarning(
+            "cache closed with lower-tier writes still in flight; they were interrupted"
+          ).pipe(Effect.annotateLogs({ cache: cacheName }))
+        )
       )
     }).pipe(Effect.zipRight(Scope.close(flightScope, Exit.void)))
-  })
+  )
+}

@@ -181,7 +181,7 @@ export const make = (
       cacheName,
       metricsInterval: config.metricsInterval
     })
-    yield* Drain.onClose(registry, flightScope, cacheName)
+    yield* Drain.onClose(registry, flightScope, cacheName, clock)
 
     // ---- the L1 hit paths ------------------------------------------------------------------
     /** Reads the tags of an L1 slot, then judges it again (unknown tags are then a miss). */
