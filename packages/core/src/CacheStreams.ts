@@ -46,7 +46,8 @@ export interface ConsumeOptions {
    * Takes over the entries that other consumers of the group received and have not
    * acknowledged for this long, in ms (a consumer that crashed, or whose machine is gone), and
    * delivers them here: without it they stay pending until their own consumer, by its name,
-   * consumes again. Checked at most once every `claimIdleMs`, between reads of new entries;
+   * consumes again. Checked at most once every `claimIdleMs`, between reads of new entries,
+   * `count` pending entries a read (one page of the group's, until every page was seen);
    * this consumer's own unacknowledged entries are never delivered to it twice this way. Each
    * entry is claimed by one consumer only; an entry a consumer has not acknowledged within
    * `claimIdleMs` counts as abandoned, and another consumer claiming entries takes it over too.

@@ -139,6 +139,60 @@ describe("RedisStreams consume claimIdleMs", () => {
       })
     )
 
+    // A pass pages through the pending entries `count` at a time (XPENDING ... count), one page
+    // a pull: a claimer that stops after a page leaves the rest to their consumer. TestStreams
+    // (packages/testing) mirrors this; its TestStreams.test.ts has the same two tests.
+    it.scoped("a claim pass takes over count entries a pull: a claimer that stops leaves the rest", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("paged", "g")
+        const published = yield* publishMany("paged", 5)
+        yield* receiveAndDrop("paged", "g", "gone", 5)
+        const alive = streams.consume("paged", "g", "alive", { claimIdleMs: 300, count: 2, blockMs: 50 })
+        const claimed = yield* alive.pipe(
+          Stream.take(2),
+          Stream.runCollect,
+          Effect.map(Chunk.toReadonlyArray)
+        )
+        expect(ids(claimed)).toEqual(published.slice(0, 2))
+        expect(yield* pendingOwners("paged", "g")).toEqual([
+          ...published.slice(0, 2).map((id) => [id, "alive"]),
+          ...published.slice(2).map((id) => [id, "gone"])
+        ])
+        // The three it did not claim come back to gone first when it consumes again.
+        const [later] = yield* publishMany("paged", 1)
+        expect(ids(yield* receiveAndDrop("paged", "g", "gone", 1))).toEqual([published[2]])
+        expect(ids(yield* receiveAndDrop("paged", "g", "gone", 4))).toEqual([...published.slice(2), later])
+        // And a claimer that goes on takes them over a page at a time, in id order.
+        const rest = yield* alive.pipe(Stream.take(6), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(ids(rest)).toEqual([...published, later])
+        expect(yield* pendingOwners("paged", "g")).toEqual([...published, later].map((id) => [id, "alive"]))
+      })
+    )
+
+    it.scoped("a claim page counts the claimer's own idle entries among its count", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("ownpage", "g")
+        const [first] = yield* publishMany("ownpage", 1)
+        yield* receiveAndDrop("ownpage", "g", "alive", 1)
+        const theirs = yield* publishMany("ownpage", 2)
+        yield* receiveAndDrop("ownpage", "g", "gone", 2)
+        // "alive" gets its own entry again, then holds it unacknowledged. Its first pass (at once)
+        // finds nothing idle a second yet; its second (a second later) finds its entry and gone's
+        // idle, the first page [its own, gone's first].
+        const got = yield* streams
+          .consume("ownpage", "g", "alive", { claimIdleMs: 1_000, count: 2, blockMs: 50 })
+          .pipe(Stream.take(2), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(ids(got)).toEqual([first, theirs[0]])
+        expect(yield* pendingOwners("ownpage", "g")).toEqual([
+          [first, "alive"],
+          [theirs[0], "alive"],
+          [theirs[1], "gone"]
+        ])
+      })
+    )
+
     it.scoped("an entry deleted while it was pending is not delivered", () =>
       Effect.gen(function* () {
         const streams = yield* CacheStreams.CacheStreams

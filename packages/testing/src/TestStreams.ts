@@ -5,8 +5,9 @@
  * entries in order with ids `<ms>-<seq>`, `readLatest` newest first, `read` after an id (`"$"`:
  * only entries published after the call), consumer groups whose consumers get their own pending
  * entries first, then new ones (at least once), `claimIdleMs` taking over the entries other
- * consumers left unacknowledged that long (each to one consumer, never its own again), and a
- * pending entry trimmed away by `maxLen` delivered to nobody. `maxLen` trims exactly (Redis's
+ * consumers left unacknowledged that long (each to one consumer, never its own again; a pass
+ * looks at `count` pending entries a pull, as RedisStreams's pages, until it has seen them
+ * all), and a pending entry trimmed away by `maxLen` delivered to nobody. `maxLen` trims exactly (Redis's
  * `MAXLEN ~` may keep a few more). Bad arguments and a consumer of a group that does not exist
  * are `StreamError`s, as with Redis.
  *
@@ -242,6 +243,35 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
         // First this consumer's own pending entries (from an earlier run), then new ones.
         let cursor: Id | undefined = ZERO
         let lastPass = Number.NEGATIVE_INFINITY
+        /**
+         * With `claimIdleMs`, where the next page of the claim pass under way starts (after
+         * this id); undefined: no pass under way. As RedisStreams's (its streamClaim.ts): a
+         * pass pages through the group's pending entries idle `claimIdleMs`, in id order,
+         * `count` a page (XPENDING ... IDLE), this consumer's own counted but skipped, and
+         * claims the others (XCLAIM); one page a pull, whatever it claimed (maybe nothing),
+         * until a page comes back short.
+         */
+        let pass: Id | undefined
+        const claimPage = (g: Group, now: number): Array<StreamEntry> => {
+          const start = pass!
+          const rows = [...g.pending.entries()]
+            .filter(([id, p]) => now - p.deliveredAt >= claimIdleMs! && compare(parseId(id)!, start) > 0)
+            .sort(([a], [b]) => compare(parseId(a)!, parseId(b)!))
+            .slice(0, count)
+          pass = rows.length < count ? undefined : parseId(rows[rows.length - 1]![0])!
+          const out: Array<StreamEntry> = []
+          for (const [id, p] of rows) {
+            if (p.consumer === consumer) continue
+            const entry = entryOf(id)
+            // Trimmed away since: it leaves the group (as XCLAIM drops it), delivered to nobody.
+            if (entry === undefined) g.pending.delete(id)
+            else {
+              g.pending.set(id, { consumer, deliveredAt: now })
+              out.push(plain(entry))
+            }
+          }
+          return out
+        }
         const next: Effect.Effect<ReadonlyArray<StreamEntry>, StreamError> = Effect.gen(function* () {
           const signal = changed
           const g = yield* groupOf
@@ -264,19 +294,12 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
             }
             return out
           }
-          if (claimIdleMs !== undefined && now - lastPass >= claimIdleMs) {
-            lastPass = now
-            const out: Array<StreamEntry> = []
-            for (const [id, p] of g.pending) {
-              if (p.consumer === consumer || now - p.deliveredAt < claimIdleMs) continue
-              const entry = entryOf(id)
-              if (entry === undefined) g.pending.delete(id)
-              else {
-                g.pending.set(id, { consumer, deliveredAt: now })
-                out.push(plain(entry))
-              }
+          if (claimIdleMs !== undefined && (pass !== undefined || now - lastPass >= claimIdleMs)) {
+            if (pass === undefined) {
+              lastPass = now
+              pass = ZERO
             }
-            if (out.length > 0) return out
+            return claimPage(g, now)
           }
           const fresh = after(streams.get(stream), g.lastDelivered, count)
           if (fresh.length === 0) {

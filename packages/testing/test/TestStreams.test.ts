@@ -131,6 +131,58 @@ describe("TestStreams", () => {
     })
   )
 
+  // As RedisStreams's pass (streamClaim.ts: XPENDING ... IDLE idleMs start + count, one page a
+  // pull): a claimer takes over `count` entries at a time, not every idle entry at once, so that
+  // one stopping after a few leaves the rest to their consumer (streamClaim.redis.test.ts).
+  it.effect("a claim pass takes over count entries a pull: a claimer that stops leaves the rest", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.createGroup("paged", "g")
+      const published: Array<string> = []
+      for (let i = 0; i < 5; i++) published.push(yield* streams.publish("paged", { n: String(i) }))
+      yield* take(streams.consume("paged", "g", "gone", { count: 100 }), 5)
+      yield* TestClock.adjust("1 minute")
+      const claimed = yield* take(
+        streams.consume("paged", "g", "alive", { claimIdleMs: 60_000, count: 2 }),
+        2
+      )
+      expect(ids(claimed)).toEqual(published.slice(0, 2))
+      // The three it did not claim are still gone's: they come back to it first when it
+      // consumes again, before a newer entry.
+      const later = yield* streams.publish("paged", { n: "5" })
+      const gone = streams.consume("paged", "g", "gone", { count: 100 })
+      expect(ids(yield* take(gone, 1))).toEqual([published[2]])
+      expect(ids(yield* take(gone, 4))).toEqual([...published.slice(2), later])
+      // And a claimer that goes on takes them over a page at a time, in id order.
+      yield* TestClock.adjust("1 minute")
+      const rest = yield* take(streams.consume("paged", "g", "alive", { claimIdleMs: 60_000, count: 2 }), 6)
+      expect(ids(rest)).toEqual([...published, later])
+    })
+  )
+
+  // XPENDING's page counts the claimer's own idle entries too (it skips them after): a page of
+  // two holding one of its own claims one entry of another consumer.
+  it.effect("a claim page counts the claimer's own idle entries among its count", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.createGroup("own", "g")
+      const first = yield* streams.publish("own", { n: "0" })
+      yield* take(streams.consume("own", "g", "alive", { count: 1 }), 1)
+      const theirs = [yield* streams.publish("own", { n: "1" }), yield* streams.publish("own", { n: "2" })]
+      yield* take(streams.consume("own", "g", "gone", { count: 100 }), 2)
+      // "alive" gets its own entry again, then holds it unacknowledged while its entry and gone's
+      // grow idle; its next pass's first page is [its own, gone's first].
+      const alive = yield* Effect.fork(
+        take(streams.consume("own", "g", "alive", { claimIdleMs: 60_000, count: 2, blockMs: 100 }), 2)
+      )
+      yield* TestClock.adjust("1 minute")
+      expect(ids(yield* Fiber.join(alive))).toEqual([first, theirs[0]])
+      // gone's second entry was not claimed: it comes back to gone, before a newer entry.
+      yield* streams.publish("own", { n: "3" })
+      expect(ids(yield* take(streams.consume("own", "g", "gone", { count: 100 }), 1))).toEqual([theirs[1]])
+    })
+  )
+
   it.effect("a pending entry trimmed away (maxLen) is delivered to nobody, and leaves the group", () =>
     Effect.gen(function* () {
       const streams = yield* TestStreams.make
