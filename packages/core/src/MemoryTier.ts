@@ -34,8 +34,8 @@ export interface Options {
   readonly maxEntries: number
   /**
    * An optional bound on the estimated size in bytes of all entries (UTF-16 length of the
-   * key and of the value's JSON, plus a fixed overhead). An entry larger than the bound is
-   * not kept.
+   * key, of the value's JSON and of the tags, plus a fixed overhead). An entry larger than the
+   * bound is not kept.
    */
   readonly maxBytes?: number | undefined
   /** The tier's name in logs and metrics (default `memory`). */
@@ -64,6 +64,10 @@ const MAX_ENTRIES = 16_777_216
 
 const ENTRY_OVERHEAD_BYTES = 96
 
+/**
+ * An entry's estimated size: the UTF-16 length of its key, of its value's JSON and of each of its
+ * tags (an entry may carry many: a tag per user, per product), plus a fixed overhead.
+ */
 const estimateBytes = (key: string, entry: Entry): number => {
   let valueLength = 0
   try {
@@ -71,7 +75,9 @@ const estimateBytes = (key: string, entry: Entry): number => {
   } catch {
     valueLength = 0
   }
-  return ENTRY_OVERHEAD_BYTES + 2 * (key.length + valueLength)
+  let tagsLength = 0
+  for (const tag of entry.tags) tagsLength += tag.length
+  return ENTRY_OVERHEAD_BYTES + 2 * (key.length + valueLength + tagsLength)
 }
 
 /**

@@ -105,6 +105,28 @@ describe("MemoryTier", () => {
     })
   )
 
+  // Before: the estimate counted the key and the value's JSON, not the tags, so an entry with a
+  // small value and kilobytes of tags (a tag per user, per product...) passed any maxBytes, and a
+  // tier bounded to 4 KiB held 100 such entries (hundreds of KiB of tag strings).
+  it.effect("maxBytes counts an entry's tags: entries whose tags pass the bound are not kept", () =>
+    Effect.gen(function* () {
+      const tier = yield* MemoryTier.make({ maxEntries: 1000, maxBytes: 4096 })
+      const tagged = (n: number) =>
+        Entry.make({
+          value: 1,
+          now: 0,
+          ttlMs: 60_000,
+          tags: Array.from({ length: n }, (_, i) => `tag-${i}-${"t".repeat(40)}`)
+        })
+      for (let i = 0; i < 100; i++) yield* tier.set(`k${i}`, tagged(10))
+      // About 500 UTF-16 characters of tags each: a handful fit in 4 KiB, as values of that size do.
+      expect(tier.size()).toBeLessThan(10)
+      expect(tier.size()).toBeGreaterThan(0)
+      yield* tier.set("huge", tagged(100))
+      expect(Option.isNone(yield* tier.get("huge"))).toBe(true)
+    })
+  )
+
   it.effect("keeps an entry until its grace window ends, on the Effect clock", () =>
     Effect.gen(function* () {
       const tier = yield* MemoryTier.make({ maxEntries: 10 })
