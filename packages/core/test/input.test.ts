@@ -252,6 +252,48 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       })
   )
 
+  // Before: the key list was checked through its iterator (for...of) and then read by index, so
+  // an array whose iterator or index getters answer other keys than its elements (plain JS that
+  // reuses a buffer behind a getter, a wrapper over another list) passed the check and a number
+  // key reached the tiers; now the list is read once, each key by index, and that copy is checked
+  // and read.
+  it.scoped("getMany reads its key list once: the keys checked are the keys read", () =>
+    Effect.gen(function* () {
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const l2 = yield* TestTier.make()
+      const asked: Array<unknown> = []
+      const spy: Tier.Tier.Service = {
+        ...l2,
+        getMany: (keys) => {
+          asked.push(...keys)
+          return l2.getMany(keys)
+        }
+      }
+      const cache = yield* TieredCache.make().pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, spy)
+      )
+      const js = untyped(cache)
+      yield* cache.set("ok", 1)
+      yield* l1.clear
+      // An iterator that answers other keys than the elements.
+      const iterated: Array<unknown> = [5, "b"]
+      Object.defineProperty(iterated, Symbol.iterator, {
+        value: function* () {
+          yield "x"
+          yield "y"
+        }
+      })
+      expectInputError(yield* run(js.getMany(iterated)), "InvalidKey", "key must be a string")
+      // An element whose getter answers a key once, then something else.
+      let reads = 0
+      const changing: Array<unknown> = ["placeholder"]
+      Object.defineProperty(changing, 0, { get: () => (reads++ === 0 ? "ok" : 5), enumerable: true })
+      expect(yield* js.getMany(changing) as Effect.Effect<unknown>).toEqual([Option.some(1)])
+      expect(asked.every((key) => typeof key === "string")).toBe(true)
+    })
+  )
+
   it.scoped(
     "values JSON would encode as something else (a toJSON method, an array subclass) are refused",
     () =>

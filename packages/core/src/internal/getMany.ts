@@ -2,11 +2,11 @@
  * getMany: the same decisions as get (lookup.ts), key by key, with the tiers read in batches.
  */
 import { Effect, Option } from "effect"
-import type { CacheInputError } from "../CacheError.js"
+import { CacheInputError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { AnySchema } from "./codec.js"
 import type { Slot } from "./fastPath.js"
-import { checkKeys } from "./input.js"
+import { keyList } from "./input.js"
 import { FRESH, NEEDS_TAGS } from "./lookup.js"
 import type { Deps as ReadsDeps } from "./reads.js"
 import { checkSchema } from "./validate.js"
@@ -128,13 +128,17 @@ export const make = (deps: Deps) => {
     schema?: AnySchema
   ): Effect.Effect<ReadonlyArray<Option.Option<unknown>>, CacheInputError> =>
     Effect.suspend(() => {
-      const bad = checkKeys(keys) ?? (schema === undefined ? undefined : checkSchema(schema))
+      // The keys as checked: read once from the caller's list (plain JS may hand an array whose
+      // iterator or getters answer other keys on another read).
+      const list = keyList(keys)
+      if (list instanceof CacheInputError) return Effect.fail(list)
+      const bad = schema === undefined ? undefined : checkSchema(schema)
       if (bad) return Effect.fail(bad)
-      const results: Array<Option.Option<unknown>> = new Array(keys.length)
+      const results: Array<Option.Option<unknown>> = new Array(list.length)
       const pending: Array<Pending> = []
       const t = now()
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i]!
+      for (let i = 0; i < list.length; i++) {
+        const key = list[i]!
         const slot = fast?.lookup(key, t)
         const verdict = slot === undefined ? undefined : lookup.judgeSlot(key, slot, t, schema, false)
         if (verdict === FRESH) {

@@ -34,6 +34,23 @@ export const checkKeys = (keys: unknown): CacheInputError | undefined => {
   }
 }
 
+/**
+ * A list of keys read once, each element by index (`length` read once too), checked as read: the
+ * keys a batch read uses are the keys checked, whatever the caller's iterator or an element's
+ * getter would answer on a second read. Or the error of a bad list.
+ */
+export const keyList = (keys: unknown): ReadonlyArray<string> | CacheInputError => {
+  try {
+    if (!Array.isArray(keys)) return keysError(keys)!
+    const n = keys.length
+    const list = new Array<string>(n)
+    for (let i = 0; i < n; i++) list[i] = keys[i]
+    return keysError(list) ?? list
+  } catch (cause) {
+    return unreadable("keys", "InvalidKey", cause)
+  }
+}
+
 /** The error of a bad glob pattern, or undefined. */
 export const checkPattern: (glob: unknown) => CacheInputError | undefined = patternError
 
