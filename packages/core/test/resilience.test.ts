@@ -187,6 +187,46 @@ describe("grace: stale-while-revalidate", () => {
     })
   )
 
+  // Before: a stale L2 copy answered at once counted as a miss (it was counted before the copy
+  // was found to answer), while an L1 copy answered the same way counted as an L1 hit, and get
+  // with allowStale counted the same L2 copy as an L2 hit: hitRate fell with every stale answer
+  // that came from L2.
+  it.scoped(
+    "a stale copy answered at once counts as a hit of the tier that held it, as with allowStale",
+    () =>
+      Effect.gen(function* () {
+        const outcomes = (
+          read: (cache: TieredCache.TieredCache.Service) => Effect.Effect<unknown, unknown>
+        ) =>
+          Effect.gen(function* () {
+            const { caches } = yield* MultiInstance.make(2)
+            const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+            yield* a.set("k", "v1", { ttl: "1 second", grace: "1 minute" })
+            yield* TestClock.adjust("2 seconds")
+            // a holds its stale copy in L1; b only in L2.
+            const answers = [yield* read(a), yield* read(b)]
+            yield* settle
+            const stats = yield* Effect.forEach([a, b], (cache) => cache.stats)
+            return {
+              answers,
+              counts: stats.map((s) => [s.requests, s.l1Hits, s.l2Hits, s.misses, s.staleServed])
+            }
+          })
+        const computed = yield* outcomes((cache) => cache.getOrCompute("k", Effect.never))
+        const allowed = yield* outcomes((cache) =>
+          Effect.map(cache.get("k", { allowStale: true }), Option.getOrUndefined)
+        )
+        expect(computed).toEqual({
+          answers: ["v1", "v1"],
+          counts: [
+            [1, 1, 0, 0, 1],
+            [1, 0, 1, 0, 1]
+          ]
+        })
+        expect(computed).toEqual(allowed)
+      })
+  )
+
   it.scoped(
     "with l1TtlScale, a caller whose L1 copy is gone gets the lower tier's stale copy at once while the refresh runs",
     () =>

@@ -265,17 +265,26 @@ export const make = (deps: Deps): Flights => {
           if (counted) countHit(counters, found.hit.index)
           return Effect.succeed(found.hit)
         }
-        if (counted) counters.misses++
         // The stale copy that lasts longest: a lower tier's outlasts L1's scaled one (l1TtlScale).
         // With stale-while-revalidate it answers the flight's waiters now: callers that came
         // with an L1 copy were answered with theirs already, and a caller whose L1 copy has
         // ended since (scaled by l1TtlScale) gets the lower tier's, as it would without L1.
+        let servedFrom: number | undefined
         if (
           found.stale !== undefined &&
           (flight.stale === undefined || found.stale.entry.staleUntil > flight.stale.entry.staleUntil)
         ) {
           flight.stale = found.stale
-          if (deps.staleWhileRevalidate) resilience.answerStale(flight)
+          if (deps.staleWhileRevalidate) {
+            resilience.answerStale(flight)
+            if (flight.state._tag === "ServedStale") servedFrom = found.stale.index
+          }
+        }
+        // Answered at once with a lower tier's stale copy: a hit of that tier, as a caller
+        // answered with L1's stale copy is an L1 hit, and as get with allowStale counts it.
+        if (counted) {
+          if (servedFrom !== undefined) countHit(counters, servedFrom)
+          else counters.misses++
         }
         const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
           computedExit(key, flight, exit, resolved, since, startedAt)
