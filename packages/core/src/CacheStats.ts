@@ -39,7 +39,7 @@ export interface CacheStats {
   readonly promotions: number
   /** Computations run (by getOrCompute on a miss). */
   readonly computations: number
-  /** Computations that failed. */
+  /** Computations that failed, or answered a value that cannot be stored (a CacheInputError to their callers). */
   readonly computeErrors: number
   /**
    * Stored copies that did not decode under the requested schema, one per tier's copy: each is

@@ -200,6 +200,30 @@ describe("writes and tier failures", () => {
     })
   )
 
+  // Before: a computed value that could not be stored (a bigint, from a computation that
+  // answered it) failed every waiter with a CacheInputError and counted nowhere but in
+  // `computations`: no compute error, no metric, though each caller got an error.
+  it.scoped("a computed value that does not encode fails its callers and counts as a compute error", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* memoryCache()
+      const gate = yield* Deferred.make<void>()
+      const computation = Effect.as(Deferred.await(gate), 5n)
+      const callers = yield* Effect.forEach([1, 2], () =>
+        Effect.fork(Effect.flip(cache.getOrCompute("k", computation)))
+      )
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(gate, undefined)
+      for (const caller of callers) {
+        expect(yield* Fiber.join(caller)).toMatchObject({
+          _tag: "CacheInputError",
+          problem: "UnencodableValue"
+        })
+      }
+      const s = yield* cache.stats
+      expect([s.requests, s.misses, s.coalesced, s.computations, s.computeErrors]).toEqual([2, 1, 1, 1, 1])
+    })
+  )
+
   it.scoped("strategies set the TTL (RealTime: 10 s)", () =>
     Effect.gen(function* () {
       const { cache, l2 } = yield* memoryCache()

@@ -318,7 +318,11 @@ export const make = (deps: Deps): Flights => {
     }
     const value = exit.value
     const encoded = encodeValue(value, flight.schema)
-    if (encoded instanceof CacheInputError) return Effect.fail(encoded)
+    // A value that cannot be stored fails every waiter, as a failed computation does.
+    if (encoded instanceof CacheInputError) {
+      counters.computeErrors++
+      return Effect.fail(encoded)
+    }
     const entry: Entry.Entry = {
       ...Entry.make({ value: encoded.value, now: now(), ...resolved }),
       createdAt: startedAt
