@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Clock, Deferred, Effect, Fiber, Option, TestClock } from "effect"
+import { Clock, Deferred, Effect, Fiber, FiberRef, Option, TestClock } from "effect"
 
 import * as TagTimes from "../src/internal/tags.js"
 import type { TierAccess } from "../src/internal/tierAccess.js"
@@ -245,6 +245,54 @@ describe("tag times (internal)", () => {
       // A later invalidation of a forgotten tag is not lowered by its older record.
       tags.invalidated("u1", 700)
       expect(tags.valid(tagged("u1", 650))).toBe(false)
+    })
+  )
+})
+
+// Before: the tags not met yet were read with Effect.forEach(..., { concurrency: "unbounded" })
+// in the reader's own fiber. Effect 3.22's concurrent forEach hangs for good when its fiber is
+// interrupted while it yields inside forEach's own uninterruptible steps (it yields every 2,048
+// steps by default; here every 12, so that each step is reached), so a get or getMany of an entry
+// with two tags not met yet, cut by a timeout at that moment, never returned, and the timeout
+// around it waited for ever. The reads of several tags now run in a fiber of their own.
+describe("a read waiting for tag times, interrupted at any step, ends", () => {
+  it.scoped("get and getMany of entries with two tags not met yet", () =>
+    Effect.gen(function* () {
+      yield* TestClock.adjust(10_000)
+      const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+      const l2 = yield* TestTier.make()
+      const cache = yield* TieredCache.make().pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2)
+      )
+      const now = yield* Clock.currentTimeMillis
+      const hung: Array<string> = []
+      let ended = 0
+      for (const many of [false, true]) {
+        for (let pad = 0; pad < 8; pad++) {
+          for (let wait = 0; wait < 24; wait++) {
+            const run = `${many}:${pad}:${wait}`
+            // Tags this instance has not met: each run reads them.
+            const entry = Entry.make({ value: 1, now, ttlMs: 60_000, tags: [`a${run}`, `b${run}`] })
+            yield* l2.plant(`k${run}`, entry)
+            let padding: Effect.Effect<void> = Effect.void
+            for (let i = 0; i < pad; i++) padding = Effect.zipRight(padding, Effect.void)
+            const read: Effect.Effect<unknown, unknown> = many
+              ? cache.getMany([`k${run}`])
+              : cache.get(`k${run}`)
+            // A daemon: a fiber that hangs must not hold up the test's end.
+            const fiber = yield* Effect.forkDaemon(
+              Effect.locally(Effect.zipRight(padding, read), FiberRef.currentMaxOpsBeforeYield, 12)
+            )
+            for (let i = 0; i < wait; i++) yield* Effect.yieldNow()
+            yield* Fiber.interruptFork(fiber)
+            for (let i = 0; i < 500 && Option.isNone(yield* Fiber.poll(fiber)); i++) yield* Effect.yieldNow()
+            if (Option.isNone(yield* Fiber.poll(fiber))) hung.push(run)
+            else ended++
+          }
+        }
+      }
+      expect({ hung, ended }).toEqual({ hung: [], ended: 2 * 8 * 24 })
     })
   )
 })

@@ -7,7 +7,7 @@
  * before an entry carrying it is used. Forgetting a tag is what a resync does to every tag: the
  * lower tiers keep its time (the latest, `writeIfNewer`) for `tagRetention`.
  */
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import type * as Entry from "../Entry.js"
 import { reservedPrefix } from "../Tier.js"
 import type { TierAccess } from "./tierAccess.js"
@@ -110,13 +110,20 @@ export const make = (
       return true
     },
     // All at once: an entry (or a batch) with several tags not met yet waits for one read, not
-    // one after the other (a hung tier would cost a timeout per tag).
-    load: (tags) =>
-      Effect.forEach(
-        tags.filter((tag) => timeOf(tag) === undefined),
-        loadOne,
-        { discard: true, concurrency: "unbounded" }
-      ),
+    // one after the other (a hung tier would cost a timeout per tag). The reads run in a fiber of
+    // their own, which the reader only waits for: Effect's concurrent forEach never ends when the
+    // fiber running it is interrupted while it yields inside forEach's own steps, so a read cut by
+    // a timeout there would hang for good. An interrupted reader stops waiting; the reads end at
+    // their tier's timeout and keep what they read.
+    load: (tags) => {
+      const unmet = tags.filter((tag) => timeOf(tag) === undefined)
+      if (unmet.length === 0) return Effect.void
+      if (unmet.length === 1) return loadOne(unmet[0]!)
+      return Effect.flatMap(
+        Effect.forkDaemon(Effect.forEach(unmet, loadOne, { discard: true, concurrency: "unbounded" })),
+        Fiber.join
+      )
+    },
     neverInvalidated: (tags) => {
       for (let i = 0; i < tags.length; i++) if (timeOf(tags[i]!) !== NEVER) return false
       return true
