@@ -30,14 +30,14 @@ export const onClose = (
   // runs the wait in a fiber of its own, interruptible, and times it on `clock` itself (a Node
   // timer on the live clock, a fiber sleeping on any other), not on a fiber's Clock service.
   const bound = bounder(clock, DRAIN_TIMEOUT)
-  // Until no flight writes: one that answered meanwhile has begun its writes.
+  // Until no flight writes: one that answered meanwhile has begun its writes. The flights run
+  // on their own, so awaiting them one after another ends when the last ends, and it takes no
+  // concurrent forEach, which never ends when interrupted at one of its own steps (allAtOnce.ts):
+  // the bound interrupts this wait.
   const drain: Effect.Effect<void> = Effect.suspend(() => {
     const writing = registry.writing()
     if (writing.length === 0) return Effect.void
-    return Effect.zipRight(
-      Effect.forEach(writing, Fiber.await, { concurrency: "unbounded", discard: true }),
-      drain
-    )
+    return Effect.zipRight(Effect.forEach(writing, Fiber.await, { discard: true }), drain)
   })
   return Effect.addFinalizer(() =>
     Effect.suspend(() => {

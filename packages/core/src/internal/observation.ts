@@ -4,6 +4,7 @@
  */
 import { Effect, Schedule, type Scope } from "effect"
 import type { CacheHealth, CacheStats, InvalidationStats } from "../CacheStats.js"
+import { allAtOnce } from "./allAtOnce.js"
 import type { Publisher } from "./bus.js"
 import type { Counters } from "./counters.js"
 import { makeFlusher } from "./metrics.js"
@@ -91,7 +92,7 @@ export const make = (deps: Deps): Effect.Effect<Observation, never, Scope.Scope>
       }),
       invalidationStats: Effect.sync(busSnapshot),
       health: Effect.map(
-        Effect.forEach(tiers, (tier) => tier.health, { concurrency: "unbounded" }),
+        allAtOnce(tiers, (tier) => tier.health),
         (health) => ({
           status: !health[0]!.healthy ? "unhealthy" : health.every((t) => t.healthy) ? "healthy" : "degraded",
           tiers: health,
