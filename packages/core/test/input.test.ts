@@ -294,6 +294,39 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
     })
   )
 
+  it.scoped("invalidateMany reads its key list once: the keys checked are the keys removed", () =>
+    Effect.gen(function* () {
+      const { cache, l2, hub } = yield* setup
+      const js = untyped(cache)
+      yield* cache.set("ok", 1)
+      const before = (yield* hub.published).length
+      // An iterator that answers other keys than the elements.
+      const iterated: Array<unknown> = [5, "b"]
+      Object.defineProperty(iterated, Symbol.iterator, {
+        value: function* () {
+          yield "x"
+          yield "y"
+        }
+      })
+      expectInputError(yield* run(js.invalidateMany(iterated)), "InvalidKey", "key must be a string")
+      // An element whose getter answers a key once, then something else.
+      let reads = 0
+      const changing: Array<unknown> = ["placeholder"]
+      Object.defineProperty(changing, 0, { get: () => (reads++ === 0 ? "ok" : 5), enumerable: true })
+      yield* js.invalidateMany(changing) as Effect.Effect<unknown>
+      expect(yield* cache.get("ok")).toEqual(Option.none())
+      expect((yield* l2.snapshot).has("ok")).toBe(false)
+      // The one message sent names the key removed, not the number a second read of it answers.
+      const messages = (yield* hub.published)
+        .slice(before)
+        .map((payload) => JSON.parse(payload) as Record<string, unknown>)
+      const removed = messages.flatMap((m) =>
+        m.type === "Remove" ? [m.key] : m.type === "RemoveBulk" ? m.keys : []
+      )
+      expect(removed.flat()).toEqual(["ok"])
+    })
+  )
+
   it.scoped(
     "values JSON would encode as something else (a toJSON method, an array subclass) are refused",
     () =>

@@ -6,13 +6,13 @@
  * bus missed it.
  */
 import { Effect } from "effect"
-import { CacheWriteError, type TierError } from "../CacheError.js"
+import { CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
 import type { Tier } from "../Tier.js"
 import type { Changes, Deps, WriteError } from "./changes.js"
 import { writeIfNewer } from "./ifNewer.js"
-import { checkKey, checkKeys, checkPattern, checkTag } from "./input.js"
+import { checkKey, checkPattern, checkTag, keyList } from "./input.js"
 import type * as PendingStores from "./pendingStores.js"
 import { removals } from "./removals.js"
 import { TAG_PREFIX } from "./tags.js"
@@ -78,9 +78,11 @@ export const make = (deps: Deps, changes: Changes) => {
       return bad ? Effect.fail(bad) : removeKeys([key], true)
     },
     invalidateMany: (keys: ReadonlyArray<string>): Effect.Effect<void, WriteError> => {
-      const bad = checkKeys(keys)
-      if (bad) return Effect.fail(bad)
-      return keys.length === 0 ? Effect.void : removeKeys([...keys], false)
+      // The keys as checked: read once from the caller's list (plain JS may hand an array whose
+      // iterator or getters answer other keys on another read).
+      const list = keyList(keys)
+      if (list instanceof CacheInputError) return Effect.fail(list)
+      return list.length === 0 ? Effect.void : removeKeys([...list], false)
     },
     invalidatePattern: (glob: string): Effect.Effect<void, WriteError> =>
       Effect.suspend((): Effect.Effect<void, WriteError> => {
