@@ -21,6 +21,26 @@ const setup = Effect.gen(function* () {
   return { cache, l1, l2, hub, nothingWritten }
 })
 
+/** A key list `[5, "b"]` whose iterator answers "x" and "y": checked through it, it passes. */
+const lyingIterator = (): Array<unknown> => {
+  const list: Array<unknown> = [5, "b"]
+  Object.defineProperty(list, Symbol.iterator, {
+    value: function* () {
+      yield "x"
+      yield "y"
+    }
+  })
+  return list
+}
+
+/** A key list of one element whose getter answers `key` on its first read and 5 after. */
+const changingKey = (key: string): Array<unknown> => {
+  let reads = 0
+  const list: Array<unknown> = ["placeholder"]
+  Object.defineProperty(list, 0, { get: () => (reads++ === 0 ? key : 5), enumerable: true })
+  return list
+}
+
 /** Nested arrays, `depth` levels deep, built without recursion. */
 const nested = (depth: number): unknown => {
   let value: unknown = "leaf"
@@ -276,19 +296,9 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       const js = untyped(cache)
       yield* cache.set("ok", 1)
       yield* l1.clear
-      // An iterator that answers other keys than the elements.
-      const iterated: Array<unknown> = [5, "b"]
-      Object.defineProperty(iterated, Symbol.iterator, {
-        value: function* () {
-          yield "x"
-          yield "y"
-        }
-      })
+      const iterated = lyingIterator()
       expectInputError(yield* run(js.getMany(iterated)), "InvalidKey", "key must be a string")
-      // An element whose getter answers a key once, then something else.
-      let reads = 0
-      const changing: Array<unknown> = ["placeholder"]
-      Object.defineProperty(changing, 0, { get: () => (reads++ === 0 ? "ok" : 5), enumerable: true })
+      const changing = changingKey("ok")
       expect(yield* js.getMany(changing) as Effect.Effect<unknown>).toEqual([Option.some(1)])
       expect(asked.every((key) => typeof key === "string")).toBe(true)
     })
@@ -300,19 +310,9 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       const js = untyped(cache)
       yield* cache.set("ok", 1)
       const before = (yield* hub.published).length
-      // An iterator that answers other keys than the elements.
-      const iterated: Array<unknown> = [5, "b"]
-      Object.defineProperty(iterated, Symbol.iterator, {
-        value: function* () {
-          yield "x"
-          yield "y"
-        }
-      })
+      const iterated = lyingIterator()
       expectInputError(yield* run(js.invalidateMany(iterated)), "InvalidKey", "key must be a string")
-      // An element whose getter answers a key once, then something else.
-      let reads = 0
-      const changing: Array<unknown> = ["placeholder"]
-      Object.defineProperty(changing, 0, { get: () => (reads++ === 0 ? "ok" : 5), enumerable: true })
+      const changing = changingKey("ok")
       yield* js.invalidateMany(changing) as Effect.Effect<unknown>
       expect(yield* cache.get("ok")).toEqual(Option.none())
       expect((yield* l2.snapshot).has("ok")).toBe(false)

@@ -10,19 +10,13 @@ import { Context, Effect, Layer } from "effect"
 import { Command } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { beforeUncork, sender } from "../src/internal/corkedSend.js"
-import { connectionLayer, countWrites, observer } from "./utils.js"
-
-/** The command connection's client of a connection that lives as long as the test. */
-const commandClient = Effect.map(
-  Layer.build(connectionLayer()),
-  (context) => Context.get(context, RedisConnection.RedisConnection).client
-)
+import { commandClient, connectionLayer, countWrites, observer } from "./utils.js"
 
 describe("corked sends", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.scoped("leave in the order issued, interleaved with the driver's auto-pipelined commands", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* commandClient()
         const look = yield* observer
         const send = sender(client)
         for (const round of [0, 1, 2]) {
@@ -59,7 +53,7 @@ describe("corked sends", () => {
 
     it.scoped("the commands of one tick on an idle connection leave in one socket write", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* commandClient()
         const send = sender(client)
         yield* Effect.promise(() => client.ping())
         const counter = countWrites(client)
@@ -78,7 +72,7 @@ describe("corked sends", () => {
 
     it.scoped("while replies are still to come, the commands of the whole turn leave together", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* commandClient()
         const send = sender(client)
         yield* Effect.promise(() => client.ping())
         // A command awaiting its reply (written at once, outside the auto-pipeline): busy.
@@ -97,7 +91,7 @@ describe("corked sends", () => {
 
     it.scoped("a hook before the uncork sends after what was sent before it, in the same write", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* commandClient()
         const look = yield* observer
         yield* Effect.promise(() => client.ping())
         const counter = countWrites(client)

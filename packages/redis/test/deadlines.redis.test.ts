@@ -10,15 +10,9 @@ import { Context, Effect, Fiber, Layer } from "effect"
 import { Command, type Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { held, TIMED_OUT } from "../src/internal/deadlines.js"
-import { connectionLayer, eventually, observer } from "./utils.js"
+import { commandClient, connectionLayer, eventually, observer } from "./utils.js"
 
 const TIMEOUT_MS = 200
-
-/** The command connection's client, with a command timeout of TIMEOUT_MS. */
-const commandClient = Effect.map(
-  Layer.build(connectionLayer({ commandTimeout: `${TIMEOUT_MS} millis` })),
-  (context) => Context.get(context, RedisConnection.RedisConnection).client
-)
 
 /** The command connection's client with a command timeout long enough that no deadline passes in a test. */
 const patientClient = Effect.map(
@@ -73,11 +67,14 @@ const holdServer = (look: Redis, seconds: number) =>
     return sleeping
   })
 
+/** The command connection's client, with a command timeout of TIMEOUT_MS, for the test. */
+const timedClient = commandClient({ commandTimeout: `${TIMEOUT_MS} millis` })
+
 describe("command deadlines", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.scoped("each command without a reply fails at its own deadline, with ioredis's error", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* timedClient
         const look = yield* observer
         const sleeping = yield* holdServer(look, 2)
         const first = watch(client.get("a"))
@@ -102,7 +99,7 @@ describe("command deadlines", () => {
 
     it.scoped("a command sent after the connection was idle past the timeout still gets its deadline", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* timedClient
         const look = yield* observer
         expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
         // Idle for longer than the timeout: the timer of the answered PING has fired and found
@@ -120,7 +117,7 @@ describe("command deadlines", () => {
 
     it.scoped("commands answered in time never fail, and later ones keep their deadlines", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* timedClient
         const look = yield* observer
         // Many commands, in bursts and one by one: the queue drops answered ones and compacts.
         const replies: Array<Watched> = []
@@ -149,7 +146,7 @@ describe("command deadlines", () => {
 
     it.scoped("a reply that came while the event loop was held past the deadline answers its command", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* timedClient
         expect(yield* Effect.promise(() => client.set("held", "v"))).toBe("OK")
         // Several rounds: the event loop is held from wherever it is in its turn.
         for (let round = 0; round < 6; round++) {
@@ -228,7 +225,7 @@ describe("command deadlines", () => {
       "a command sent while a thousand answered ones sit ahead of unanswered ones keeps its own deadline",
       () =>
         Effect.gen(function* () {
-          const client = yield* commandClient
+          const client = yield* timedClient
           // 1,100 SETs, then a BLPOP that holds this connection (not the server, which answers
           // the SETs) for 2 s, so that the SETs are answered and what follows them is not. Sent
           // as single commands: the driver's auto-pipeline answers a pipeline's commands together.

@@ -5,23 +5,20 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Duration, Effect, Exit, Fiber, Layer } from "effect"
-import { RedisConnection } from "../src/index.js"
+import { Duration, Effect, Exit, Fiber } from "effect"
 import * as TierRunner from "../src/internal/tierRunner.js"
-import { connectionLayer, observer } from "./utils.js"
+import { commandClient, observer } from "./utils.js"
 
 const TIMEOUT_MS = 200
 
-const commandClient = Effect.map(
-  Layer.build(connectionLayer({ commandTimeout: `${TIMEOUT_MS} millis` })),
-  (context) => Context.get(context, RedisConnection.RedisConnection).client
-)
+/** The command connection's client, with a command timeout of TIMEOUT_MS, for the test. */
+const timedClient = commandClient({ commandTimeout: `${TIMEOUT_MS} millis` })
 
 describe("RedisTier's batches", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.scoped("a batch answered while the event loop was held past its bound succeeds", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* timedClient
         const runner = TierRunner.make("L2", Duration.millis(TIMEOUT_MS))
         for (let round = 0; round < 4; round++) {
           // Started at once, so that the pipeline is written before the event loop is held.
@@ -46,7 +43,7 @@ describe("RedisTier's batches", () => {
 
     it.scoped("a batch without a reply fails with the tier's error", () =>
       Effect.gen(function* () {
-        const client = yield* commandClient
+        const client = yield* timedClient
         const look = yield* observer
         const runner = TierRunner.make("L2", Duration.millis(TIMEOUT_MS))
         const sleeping = yield* Effect.fork(Effect.promise(() => look.call("DEBUG", "SLEEP", "1")))

@@ -1,7 +1,7 @@
 import * as net from "node:net"
 import { RedisServer } from "@tiercache/testing"
 import type { Scope } from "effect"
-import { Cause, Duration, Effect, Exit, Layer, Option, Schedule, Tracer } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schedule, Tracer } from "effect"
 import { Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 
@@ -28,6 +28,18 @@ export const connectionLayer = (
  * A plain ioredis client on the suite's server, to look at what the code under test did.
  * It waits for the connection itself (offline queue on), unlike the clients under test.
  */
+/**
+ * The command connection's client of a connection that lives as long as the test (the scope),
+ * built with `options` on top of connectionLayer's.
+ */
+export const commandClient = (
+  options: RedisConnection.Options = {}
+): Effect.Effect<Redis, unknown, RedisServer.RedisServer | Scope.Scope> =>
+  Effect.map(
+    Layer.build(connectionLayer(options)),
+    (context) => Context.get(context, RedisConnection.RedisConnection).client
+  )
+
 export const observer: Effect.Effect<Redis, unknown, RedisServer.RedisServer | Scope.Scope> = Effect.gen(
   function* () {
     const server = yield* RedisServer.RedisServer
