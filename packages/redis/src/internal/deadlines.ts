@@ -54,8 +54,11 @@ const holders = new WeakMap<Redis, () => number>()
 /** How many commands the deadlines of `client` hold now. */
 export const held = (client: Redis): number => holders.get(client)?.() ?? 0
 
-/** Fails every command sent on `client` that has no reply `timeoutMs` after it was sent. */
-export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
+/**
+ * Fails every command sent on `client` that has no reply `timeoutMs` after it was sent, and then
+ * calls `timedOut` (stalls.ts watches for a connection that answers nothing).
+ */
+export const keepDeadlines = (client: Redis, timeoutMs: number, timedOut: () => void = () => {}): void => {
   // The queue: parallel arrays from `head` on (no object per command).
   let commands: Array<Command | undefined> = []
   let deadlines: Array<number> = []
@@ -94,11 +97,14 @@ export const keepDeadlines = (client: Redis, timeoutMs: number): void => {
     timer = undefined
     dropAnswered()
     // Every command from the head on is unanswered now.
+    let failed = false
     while (head < commands.length && deadlines[head]! <= firedAt) {
       commands[head]!.reject(new Error(TIMED_OUT))
       commands[head++] = undefined
+      failed = true
     }
     dropAnswered()
+    if (failed) timedOut()
     if (head < commands.length) arm(Math.max(1, Math.ceil(deadlines[head]! - performance.now())))
   }
 

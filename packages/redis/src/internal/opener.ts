@@ -12,6 +12,7 @@ import { keepDeadlines } from "./deadlines.js"
 import { quiet } from "./quiet.js"
 import { urlFields } from "./redisUrl.js"
 import { sanitize } from "./sanitize.js"
+import { STALL_LIMIT, watchStalls } from "./stalls.js"
 
 /** What a connection is for: its driver options follow from it. */
 export type Role = "command" | "subscriber" | "blocking" | "dedicated" | "bulk"
@@ -74,13 +75,9 @@ export const makeOpener = (settings: {
 
     const create = (role: Role, label: string): Redis => {
       const driver = driverOptions(role, label)
-      // The URL is read here (redisUrl.ts), never handed to ioredis as text; its fields win.
-      const client =
-        options.url === undefined
-          ? new Redis(driver)
-          : new Redis({ ...driver, ...urlFields(options.url, driver.tls) })
-      if (role === "command") keepDeadlines(client, commandMs)
-      return client
+      if (options.url === undefined) return new Redis(driver)
+      // Read here (redisUrl.ts), never handed to ioredis as text; its fields win.
+      return new Redis({ ...driver, ...urlFields(options.url, driver.tls) })
     }
 
     const close = (client: Redis, graceful: boolean) =>
@@ -116,6 +113,18 @@ export const makeOpener = (settings: {
               if (closing) return
               runFork(annotate(Effect.logWarning("redis connection lost; reconnecting in the background")))
             })
+            if (role === "command") {
+              const stalled = watchStalls(client, commandMs, () =>
+                runFork(
+                  annotate(
+                    Effect.logWarning(
+                      `redis command connection read nothing for ${STALL_LIMIT} command timeouts while its commands timed out; reconnecting`
+                    )
+                  )
+                )
+              )
+              keepDeadlines(client, commandMs, stalled)
+            }
             client.on("ready", () => {
               if (live) return
               live = true

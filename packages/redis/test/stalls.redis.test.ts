@@ -1,0 +1,115 @@
+/**
+ * A command connection that answers nothing (internal/stalls.ts): once its commands have timed
+ * out with nothing read from it for STALL_LIMIT command timeouts, it is cut and made again, so
+ * a peer gone without a word (a host down, a NAT that forgot the flow) is not kept until TCP
+ * gives up; a server busy for fewer timeouts keeps its connection.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { RedisServer } from "@tiercache/testing"
+import { Effect, Fiber } from "effect"
+import { STALL_LIMIT } from "../src/internal/stalls.js"
+import { commandClient, observer, tcpProxy } from "./utils.js"
+
+const TIMEOUT_MS = 100
+
+/**
+ * A TCP proxy in front of the suite's server; `blackhole()` makes every connection it accepted
+ * so far drop whatever either side sends, without closing anything. Connections accepted later
+ * forward as usual.
+ */
+const proxy = Effect.gen(function* () {
+  const conns: Array<{ dropped: boolean }> = []
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const conn = { dropped: false }
+    conns.push(conn)
+    const up = connectUp()
+    socket.on("data", (chunk: Buffer) => {
+      if (!conn.dropped) up.write(chunk)
+    })
+    up.on("data", (chunk: Buffer) => {
+      if (!conn.dropped) socket.write(chunk)
+    })
+  })
+  return {
+    port,
+    accepted: () => conns.length,
+    blackhole: () => {
+      for (const conn of conns) conn.dropped = true
+    }
+  }
+})
+
+/** Sends a PING every TIMEOUT_MS / 2 until one is answered or `limitMs` passed; answers whether one was. */
+const pingUntilAnswered = (client: { readonly ping: () => Promise<string> }, limitMs: number) =>
+  Effect.promise(async () => {
+    const until = Date.now() + limitMs
+    while (Date.now() < until) {
+      const answered = await client.ping().then(
+        () => true,
+        () => false
+      )
+      if (answered) return true
+      await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS / 2))
+    }
+    return false
+  })
+
+describe("a command connection that answers nothing", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
+    it.scoped(
+      "is cut once its commands timed out with nothing read for STALL_LIMIT timeouts, and made again",
+      () =>
+        Effect.gen(function* () {
+          const { port, accepted, blackhole } = yield* proxy
+          const client = yield* commandClient({
+            host: "127.0.0.1",
+            port,
+            commandTimeout: `${TIMEOUT_MS} millis`,
+            reconnectMaxDelay: "50 millis"
+          })
+          expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+          const first = accepted()
+          blackhole()
+          const failure = yield* Effect.promise(() =>
+            client.ping().then(String, (error: Error) => error.message)
+          )
+          expect(failure).toBe("Command timed out")
+          // Commands keep timing out until the connection is cut; a new one then answers. The
+          // bound only guards against a hang: the cut comes after STALL_LIMIT timeouts (1 s here).
+          expect(yield* pingUntilAnswered(client, 20 * STALL_LIMIT * TIMEOUT_MS)).toBe(true)
+          expect(accepted()).toBeGreaterThan(first)
+        })
+    )
+
+    it.scoped("a server busy for fewer timeouts keeps the connection", () =>
+      Effect.gen(function* () {
+        const { port, accepted } = yield* proxy
+        const look = yield* observer
+        const client = yield* commandClient({
+          host: "127.0.0.1",
+          port,
+          commandTimeout: `${TIMEOUT_MS} millis`
+        })
+        expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+        const connections = accepted()
+        // Busy for half the stall limit: commands time out, nothing is read, and the connection
+        // stays.
+        const seconds = (STALL_LIMIT * TIMEOUT_MS) / 2 / 1000
+        const sleeping = yield* Effect.fork(
+          Effect.promise(() => look.call("DEBUG", "SLEEP", String(seconds)))
+        )
+        yield* Effect.sleep("30 millis")
+        const timedOut: Array<string> = []
+        for (let i = 0; i < STALL_LIMIT / 2 - 1; i++) {
+          timedOut.push(
+            yield* Effect.promise(() => client.ping().then(String, (error: Error) => error.message))
+          )
+        }
+        yield* Fiber.join(sleeping)
+        expect(timedOut.every((answer) => answer === "Command timed out")).toBe(true)
+        expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+        expect(accepted()).toBe(connections)
+      })
+    )
+  })
+})
