@@ -25,15 +25,6 @@ const firstLine = (s: string): string => s.split("\n").slice(0, 3).join(" ")
 /** The error of a bad key, or undefined. */
 export const checkKey: (key: unknown) => CacheInputError | undefined = keyError
 
-/** The error of a bad list of keys, or undefined. */
-export const checkKeys = (keys: unknown): CacheInputError | undefined => {
-  try {
-    return keysError(keys)
-  } catch (cause) {
-    return unreadable("keys", "InvalidKey", cause)
-  }
-}
-
 /**
  * A list of keys read once, each element by index (`length` read once too), checked as read: the
  * keys a batch read uses are the keys checked, whatever the caller's iterator or an element's
