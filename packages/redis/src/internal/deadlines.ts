@@ -73,18 +73,19 @@ export const keepDeadlines = (client: Redis, timeoutMs: number, timedOut: () => 
   }
 
   /**
-   * Drops answered commands from the head (those beyond the driver's unanswered ones, which are
-   * the last written); compacts the arrays once enough were dropped.
+   * Drops answered commands from the head: those beyond the driver's unanswered ones, since the
+   * commands held here are the last ones the driver wrote, in its order. Empties the arrays in
+   * place once nothing is held; compacts them once enough were dropped.
    */
   const dropAnswered = () => {
     const unanswered = driver.commandQueue.length
-    while (head < commands.length && (commands.length - head > unanswered || commands[head]!.isResolved)) {
-      commands[head++] = undefined
-    }
+    while (commands.length - head > unanswered) commands[head++] = undefined
     if (head === commands.length) {
-      commands = []
-      deadlines = []
-      head = 0
+      if (head > 0) {
+        commands.length = 0
+        deadlines.length = 0
+        head = 0
+      }
     } else if (head >= COMPACT_AT && head * 2 >= commands.length) {
       commands = commands.slice(head)
       deadlines = deadlines.slice(head)
