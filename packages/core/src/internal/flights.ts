@@ -1,59 +1,38 @@
 /**
  * getOrCompute's flights: a caller joins the flight under way for its key or starts one; the
  * flight reads the lower tiers, then runs the computation (here, in one place) and stores its
- * value. A flight runs in a fiber the cache owns, started at once in the caller's step with the
+ * value (computed.ts). A flight runs in a fiber the cache owns, started at once in the caller's step with the
  * caller's context, and interrupted when the cache closes (`interruptAll`, on the flight scope),
  * so a caller's interruption only stops its own wait. With a stale L1 copy and
  * stale-while-revalidate, the caller gets the stale value at once and the flight refreshes it in
  * the background.
  */
-import { Cause, Effect, Exit } from "effect"
-import { CacheInputError, CacheTimeoutError, type TierError } from "../CacheError.js"
-import * as Entry from "../Entry.js"
+import { Effect } from "effect"
+import { CacheInputError, CacheTimeoutError } from "../CacheError.js"
 import type { ComputeOptions } from "../TieredCache.js"
 import { type Defaults, type ResolvedCompute, resolveCompute } from "./callOptions.js"
 import { type AnySchema, decode, NOT_DECODED } from "./codec.js"
-import { type Counters, countHit } from "./counters.js"
+import * as Computed from "./computed.js"
+import { countHit } from "./counters.js"
 import type { Flight, FlightResult, Registry } from "./flight.js"
 import * as FlightFibers from "./flightFibers.js"
-import { encodeValue } from "./input.js"
 import type { Found, Outcome, Reads } from "./reads.js"
-import type { Resilience } from "./resilience.js"
 import * as Signal from "./signal.js"
 import type { Spans } from "./spans.js"
 import { computeError } from "./validate.js"
 import type { Versions } from "./versions.js"
 
-/** What the flights need. */
-export interface Deps {
+/** What the flights need (what storing a computed value needs too, computed.ts). */
+export interface Deps extends Computed.Deps {
   readonly registry: Registry
   readonly reads: Reads
-  readonly resilience: Resilience
   readonly versions: Versions
-  readonly counters: Counters
   readonly defaults: Defaults
   readonly staleWhileRevalidate: boolean
   /** Whether L1 is read through the generic Tier interface (no fast path). */
   readonly genericL1: boolean
-  /**
-   * Stores a computed entry in every tier unless `key` changed since `since` (answers
-   * "discarded" then) and tells the other instances; `afterL1` runs once L1 holds it. Answers
-   * the tiers' failures.
-   */
-  readonly storeComputed: (
-    key: string,
-    entry: Entry.Entry,
-    schema: AnySchema | undefined,
-    decoded: unknown,
-    since: number,
-    afterL1: () => void
-  ) => Effect.Effect<ReadonlyArray<TierError> | "discarded">
-  /** How many tiers there are (L1 included). */
-  readonly tierCount: number
-  readonly cacheName: string
   /** The cache's spans (undefined: none). */
   readonly spans: Spans | undefined
-  readonly now: () => number
 }
 
 /** The flights of one cache. */
@@ -98,6 +77,7 @@ export const make = (deps: Deps): Flights => {
   type Failure = CacheInputError | CacheTimeoutError
 
   /** The flights' fibers (flightFibers.ts): the cache's close interrupts them. */
+  const computedExit = Computed.make(deps)
   const fibers = FlightFibers.make()
   const launch = fibers.launch
 
@@ -301,62 +281,6 @@ export const make = (deps: Deps): Flights => {
         return lower()
       })
     }).pipe((flight) => inSpan(flight, "tiercache.getOrCompute", key))
-
-  /** A flight's computation ended: its value stored (and answered), or fail-safe, or its failure. */
-  const computedExit = <A, E>(
-    key: string,
-    flight: Flight,
-    exit: Exit.Exit<A, E>,
-    resolved: ResolvedCompute,
-    since: number,
-    startedAt: number
-  ): Effect.Effect<FlightResult, E | Failure> => {
-    if (Exit.isFailure(exit)) {
-      if (!Cause.isInterruptedOnly(exit.cause)) counters.computeErrors++
-      if (!resilience.failSafeApplies(flight, exit.cause)) return Effect.failCause(exit.cause)
-      return resilience.failSafe(key, flight, flight.stale!, since, exit.cause)
-    }
-    const value = exit.value
-    const encoded = encodeValue(value, flight.schema)
-    // A value that cannot be stored fails every waiter, as a failed computation does.
-    if (encoded instanceof CacheInputError) {
-      counters.computeErrors++
-      return Effect.fail(encoded)
-    }
-    const entry: Entry.Entry = {
-      ...Entry.make({ value: encoded.value, now: now(), ...resolved }),
-      createdAt: startedAt
-    }
-    const result: FlightResult = { entry, value: flight.schema === undefined ? entry.value : value }
-    // The waiters are answered once L1 holds the value; the lower tiers are written after,
-    // while the flight stays registered (no caller computes again meanwhile), so that a slow
-    // or failing shared tier never delays the answer.
-    const stored = deps.storeComputed(key, entry, flight.schema, value, since, () => {
-      resilience.answer(flight, result)
-      flight.state = { _tag: "Writing", result }
-    })
-    return Effect.flatMap(stored, (stored): Effect.Effect<FlightResult> => {
-      if (stored === "discarded") {
-        counters.discardedWrites++
-        return Effect.as(
-          Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
-            Effect.annotateLogs({ key, cache: cacheName })
-          ),
-          { entry, value }
-        )
-      }
-      if (stored.length === deps.tierCount) {
-        counters.writeFailures++
-        return Effect.as(
-          Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
-            Effect.annotateLogs({ key, cache: cacheName })
-          ),
-          result
-        )
-      }
-      return Effect.succeed(result)
-    })
-  }
 
   return { lead, interruptAll: fibers.interruptAll, underWay: fibers.underWay }
 }
