@@ -83,5 +83,17 @@ export declare namespace InvalidationBus {
      * `sequence`. Set it only when every publish goes on that stream.
      */
     readonly sequence?: unknown
+    /**
+     * Optional: `publish` started at once, outside Effect, for the cache's hot path. The
+     * message is sent (or queued to leave with the messages of the moment, in order) before it
+     * returns, and `done` is called exactly once, after `publishNow` has returned, with the
+     * failure (undefined once sent). Never throws.
+     */
+    readonly publishNow?:
+      | ((
+          message: InvalidationMessage.InvalidationMessage,
+          done: (error: BusError | undefined) => void
+        ) => void)
+      | undefined
   }
 }

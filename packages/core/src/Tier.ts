@@ -132,6 +132,18 @@ export declare namespace Tier {
           then: Effect.Effect<A>
         ) => Effect.Effect<readonly [TierError | undefined, A]>)
       | undefined
+    /**
+     * Optional, with `setThen`: the same write started at once, outside Effect, for the cache's
+     * hot path (a set then takes one Effect step in all). Answers false, having done nothing,
+     * when the write cannot start that way (e.g. a large value, or one that must wait for an
+     * earlier write of its key): the cache then calls `setThen`. Answering true, the write has
+     * been sent on `sequence` (anything sent on it afterwards follows the write), and `done` is
+     * called exactly once, after `setNow` has returned, with the write's failure (undefined
+     * when it succeeded). Never throws. The cache calls it only with keys and entries it made.
+     */
+    readonly setNow?:
+      | ((key: string, entry: Entry, done: (error: TierError | undefined) => void) => boolean)
+      | undefined
   }
 
   /**

@@ -6,7 +6,9 @@
  * instances sharing their lower tiers (an L2, or an L2 and an L3 that can lose entries on its
  * own, as an evicting Redis does) and a bus, every read checked against a plain map of the last
  * write. One configuration bounds L1 to fewer entries than there are keys, so reads also go
- * below an L1 that evicted; in another, one instance hears the bus late (ChaosBus). A write or
+ * below an L1 that evicted; in another, one instance hears the bus late (ChaosBus); in another,
+ * the L2 and the buses share one ordered stream and start writes and publishes at once, as
+ * RedisTier and RedisInvalidationBus do, so sets and updates take the one-step write. A write or
  * invalidation counts as complete once its bus messages have been delivered (the test waits
  * for that after each one, moving the clock when a delivery is late).
  *
@@ -50,15 +52,18 @@ import { describe, expect, it } from "@effect/vitest"
 import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosBus, ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import {
+  Cause,
   Context,
   Data,
   Deferred,
+  Duration,
   Effect,
   Equal,
   Exit,
   Fiber,
   Layer,
   Option,
+  Runtime,
   Schema,
   TestClock,
   TestContext
@@ -249,6 +254,53 @@ interface Config {
   readonly grace?: { readonly l1TtlScale: number; readonly swr: boolean } | undefined
   /** Outages run (see Outage). */
   readonly outage?: boolean | undefined
+  /**
+   * The L2 and every bus name one ordered stream and start writes and publishes at once
+   * (`sequence`, `setThen`, `setNow`, `publishNow`, as RedisTier and RedisInvalidationBus on one
+   * connection): sets and updates take the one-step write (oneStepWrite.ts).
+   */
+  readonly ordered?: boolean | undefined
+}
+
+/**
+ * `tier` and `buses` on one ordered stream, writing and publishing at once through `runtime`
+ * (the test's, with its clock): the shape of RedisTier and RedisInvalidationBus on one
+ * connection, over the in-memory doubles.
+ */
+const onOneStream = (
+  tier: Tier.Tier.Service,
+  buses: ReadonlyArray<InvalidationBus.InvalidationBus.Service>,
+  runtime: Runtime.Runtime<never>
+) => {
+  const stream = { name: "one stream" }
+  const run = Runtime.runCallback(runtime)
+  /** A call's failure as the one-step write expects it (a typed error; a defect is a failure too). */
+  const failureOf = <E>(exit: Exit.Exit<unknown, E>): E | undefined =>
+    Exit.isSuccess(exit)
+      ? undefined
+      : Option.getOrElse(Cause.failureOption(exit.cause), () => Cause.squash(exit.cause) as E)
+  const ordered: Tier.Tier.Service = {
+    ...tier,
+    callTimeout: Duration.millis(500),
+    sequence: stream,
+    setThen: (key, entry, then) =>
+      Effect.flatMap(Effect.either(tier.set(key, entry)), (written) =>
+        Effect.map(then, (value) => [written._tag === "Left" ? written.left : undefined, value] as const)
+      ),
+    setNow: (key, entry, done) => {
+      run(tier.set(key, entry), { onExit: (exit) => done(failureOf(exit)) })
+      return true
+    }
+  }
+  const busesNow = buses.map(
+    (bus): InvalidationBus.InvalidationBus.Service => ({
+      ...bus,
+      callTimeout: Duration.millis(500),
+      sequence: stream,
+      publishNow: (message, done) => run(bus.publish(message), { onExit: (exit) => done(failureOf(exit)) })
+    })
+  )
+  return { tier: ordered, buses: busesNow }
 }
 
 const cmd = (config: Config): fc.Arbitrary<Cmd> => {
@@ -480,11 +532,14 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
       ChaosBus.wrap(TestBus.make(hub))
     )
     yield* buses[config.instances - 1]!.delay(config.lateMs)
+    const stream = config.ordered ? onOneStream(l2, buses, yield* Effect.runtime<never>()) : undefined
+    const busServices: ReadonlyArray<InvalidationBus.InvalidationBus.Service> = stream?.buses ?? buses
     let built = 0
-    const bus = Layer.sync(InvalidationBus.InvalidationBus, () => buses[built++]!)
+    const bus = Layer.sync(InvalidationBus.InvalidationBus, () => busServices[built++]!)
+    const l2Shared = stream?.tier ?? l2
     const shared = config.l3
-      ? Layer.mergeAll(Layer.succeed(Tier.L2, l2), Layer.succeed(Tier.Tiers, [l3]), bus)
-      : Layer.merge(Layer.succeed(Tier.L2, l2), bus)
+      ? Layer.mergeAll(Layer.succeed(Tier.L2, l2Shared), Layer.succeed(Tier.Tiers, [l3]), bus)
+      : Layer.merge(Layer.succeed(Tier.L2, l2Shared), bus)
     // As MultiInstance.make builds them, each with its own L1, kept here (graceRace drops a key
     // from one, as an LRU eviction would).
     const l1s = yield* Effect.forEach(Array.from({ length: config.instances }), () =>
@@ -1354,7 +1409,8 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
 
 /**
  * The groups checked: two and three instances over one shared L2 (as before), two over an L2
- * and an L3 with an L1 of 3 entries for 10 keys, three over an L2 and an L3, and three over an
+ * and an L3 with an L1 of 3 entries for 10 keys, three over an L2 and an L3, three over an L2
+ * and buses on one ordered stream (the one-step write), and three over an
  * L2 whose last instance hears the bus 200 ms late; then the grace groups (longer sequences,
  * fewer runs).
  */
@@ -1363,6 +1419,8 @@ const CONFIGS: ReadonlyArray<Config> = [
   { instances: 3, l3: false, l1Entries: 10_000, lateMs: 0, runs: 100, outage: true },
   { instances: 2, l3: true, l1Entries: 3, lateMs: 0, runs: 100 },
   { instances: 3, l3: true, l1Entries: 10_000, lateMs: 0, runs: 100, outage: true },
+  // An L2 and buses on one ordered stream, writing at once: sets and updates in one step.
+  { instances: 3, l3: false, l1Entries: 10_000, lateMs: 0, runs: 60, outage: true, ordered: true },
   // Every change moves the clock 200 ms here (the late delivery): slower, so fewer runs.
   { instances: 3, l3: false, l1Entries: 10_000, lateMs: 200, runs: 60 },
   // Grace windows, L1 copies kept half their lifetime, stale-while-revalidate (the default).

@@ -207,41 +207,53 @@ export const make = (
     })
     const failed = (cause: unknown) =>
       new BusError({ operation: "publish", reason: describe(cause), cause: sanitize(cause) })
-    /** One message sent at once. */
-    const direct = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
-      Effect.suspend(() => {
-        let out: ReturnType<typeof encoded>
+    /** One message sent at once; `done` is told how it went, after this returns. */
+    const direct = (
+      message: InvalidationMessage.InvalidationMessage,
+      done: (error: BusError | undefined) => void
+    ) => {
+      let sent: Promise<unknown>
+      try {
+        const out = encoded(message)
         try {
-          out = encoded(message)
+          sent = sendEncoded(out)
         } catch (cause) {
-          return Effect.fail(
-            new BusError({
-              operation: "publish",
-              reason: "message cannot be encoded",
-              cause: sanitize(cause)
-            })
-          )
+          sent = Promise.reject(failed(cause))
         }
-        return Effect.asVoid(Effect.tryPromise({ try: () => sendEncoded(out), catch: failed }))
-      })
+      } catch (cause) {
+        sent = Promise.reject(
+          new BusError({ operation: "publish", reason: "message cannot be encoded", cause: sanitize(cause) })
+        )
+      }
+      sent.then(
+        () => done(undefined),
+        (cause: unknown) => done(cause instanceof CacheError.BusError ? cause : failed(cause))
+      )
+    }
     /**
      * One PUBLISH on the command connection, which ioredis bounds by the command timeout itself
      * (and fails at once while disconnected): no timer of our own, which would fork two fibers
      * per publish, i.e. per write of the cache. The removes of one moment share one message
      * (removeBatch.ts); any other message first sends the removes published before it.
      */
+    const publishNow = (
+      message: InvalidationMessage.InvalidationMessage,
+      done: (error: BusError | undefined) => void
+    ): void => {
+      if (message.type === "Remove") {
+        const waits = removes.add(message, (failure) =>
+          done(failure === undefined ? undefined : failed(failure.cause))
+        )
+        if (waits) return
+      } else {
+        removes.flush()
+      }
+      direct(message, done)
+    }
     const publish = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
-      message.type === "Remove"
-        ? Effect.async<void, BusError>((resume) => {
-            const waits = removes.add(message, (failure) =>
-              resume(failure === undefined ? Effect.void : Effect.fail(failed(failure.cause)))
-            )
-            if (!waits) resume(direct(message))
-          })
-        : Effect.suspend(() => {
-            removes.flush()
-            return direct(message)
-          })
+      Effect.async<void, BusError>((resume) =>
+        publishNow(message, (error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+      )
 
     const subscribe = BusSubscription.make(connection, channel, ownEchoes, admit)
 
@@ -259,6 +271,7 @@ export const make = (
     // Publishes go on the command connection, after the writes RedisTier sent on it before.
     return {
       publish,
+      publishNow,
       subscribe,
       stats,
       system: "redis",

@@ -109,6 +109,7 @@ export const make = (
       // write and its bus message together (`setThen`), the message after the write.
       sequence: client,
       setThen: writes.setThen,
+      setNow: writes.setNow,
       setMany: writes.setMany,
       remove: writes.remove,
       removeMatching: writes.removeMatching,

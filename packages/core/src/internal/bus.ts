@@ -11,6 +11,7 @@ import type { Event, InvalidationBus } from "../InvalidationBus.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
+import { describe } from "./describe.js"
 import type { LocalWrites } from "./localWrites.js"
 import type { Spans } from "./spans.js"
 import * as Tags from "./tags.js"
@@ -28,6 +29,23 @@ export interface Publisher {
   readonly enabled: boolean
   /** The ordered stream publishes travel on (the bus's `sequence`), if it names one. */
   readonly sequence: unknown
+  /**
+   * `send` started at once (the bus's `publishNow`, oneStepWrite.ts), when the bus has it:
+   * `ready()` says whether it may be now (no breaker, or one closed over a bus that bounds its own
+   * publishes; no span to open in the running fiber); `send` publishes and calls `done` once,
+   * after it returned, with whether the message was delivered and what is left to run (a
+   * breaker's log line, a failure's warning; `Effect.void` when nothing is), as `send` would have
+   * counted and logged it.
+   */
+  readonly now:
+    | {
+        readonly ready: () => boolean
+        readonly send: (
+          message: InvalidationMessage,
+          done: (delivered: boolean, after: Effect.Effect<void>) => void
+        ) => void
+      }
+    | undefined
 }
 
 /** Builds the publisher. */
@@ -46,7 +64,8 @@ export const makePublisher = (
         probeNow: () => {},
         breakerState: () => undefined,
         enabled: false,
-        sequence: undefined
+        sequence: undefined,
+        now: undefined
       }
     const service = bus.value
     // With Redis hung, a write would otherwise wait a full timeout on every publish even after
@@ -95,31 +114,64 @@ export const makePublisher = (
         spans === undefined
           ? guarded
           : spans.spanHere(guarded, "tiercache.bus.publish", "producer", publishAttributes, message)
-      return Effect.matchEffect(sent, {
-        onSuccess: () => {
-          counters.bus.sent++
-          return delivered
-        },
-        onFailure: (error) => {
-          counters.bus.publishFailures++
-          if (error.reason === Breaker.OPEN_REASON) {
-            counters.bus.skipped++
-            return notDelivered
-          }
-          return Effect.as(
-            Effect.logWarning(`tiercache: ${error.message}`).pipe(Effect.annotateLogs({ cache: cacheName })),
-            false
-          )
-        }
-      })
+      return Effect.matchEffect(sent, { onSuccess: succeeded, onFailure: failed })
     }
+    /** A publish that succeeded, counted. */
+    const succeeded = () => {
+      counters.bus.sent++
+      return delivered
+    }
+    /** A publish that failed, counted (and logged unless the breaker refused it). */
+    const failed = (error: BusError): Effect.Effect<boolean> => {
+      counters.bus.publishFailures++
+      if (error.reason === Breaker.OPEN_REASON) {
+        counters.bus.skipped++
+        return notDelivered
+      }
+      return Effect.as(
+        Effect.logWarning(`tiercache: ${error.message}`).pipe(Effect.annotateLogs({ cache: cacheName })),
+        false
+      )
+    }
+    const publishNow = service.publishNow
+    const now: Publisher["now"] =
+      publishNow === undefined || (busBreaker !== undefined && !selfBounded)
+        ? undefined
+        : {
+            ready: () =>
+              (busBreaker === undefined || busBreaker.state() === "closed") &&
+              (spans === undefined || spans.untraced()),
+            send: (message, done) => {
+              const ended = (error: BusError | undefined) => {
+                const recorded =
+                  busBreaker === undefined ? Effect.void : busBreaker.record(error === undefined)
+                if (error === undefined) {
+                  succeeded()
+                  done(true, recorded)
+                } else {
+                  const logged = Effect.asVoid(failed(error))
+                  done(false, recorded === Effect.void ? logged : Effect.zipRight(recorded, logged))
+                }
+              }
+              try {
+                publishNow(message, ended)
+              } catch (cause) {
+                const error = new BusError({
+                  operation: "publish",
+                  reason: `publishNow threw: ${describe(cause)}`
+                })
+                void Promise.resolve().then(() => ended(error))
+              }
+            }
+          }
     return {
       publish: (message) => Effect.asVoid(send(message)),
       send,
       probeNow: () => busBreaker?.probeNow(),
       breakerState: () => busBreaker?.state(),
       enabled: true,
-      sequence: service.sequence
+      sequence: service.sequence,
+      now
     }
   })
 

@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import { type CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import { bracketSync } from "./bracket.js"
+import type { Publisher } from "./bus.js"
 import type { Defaults } from "./callOptions.js"
 import type { Counters } from "./counters.js"
 import type { Registry } from "./flight.js"
@@ -38,6 +39,8 @@ export interface Deps {
   readonly pending: PendingStores.PendingStores
   /** The ordered stream the bus publishes on (its `sequence`), if it names one. */
   readonly busSequence: unknown
+  /** The bus's publish started at once, when it has one (oneStepWrite.ts). */
+  readonly sendNow: Publisher["now"]
   readonly now: () => number
   /** When this instance last removed each key: what a late Update must not undo. */
   readonly lateUpdates: LateUpdates
@@ -45,6 +48,12 @@ export interface Deps {
 
 /** How a write or an invalidation fails. */
 export type WriteError = CacheInputError | CacheWriteError
+
+/** A change's failure (when every tier failed), then its recovery step; no step for a success. */
+export const thenSettle = (
+  failed: Effect.Effect<void, WriteError>,
+  settle: Effect.Effect<void>
+): Effect.Effect<void, WriteError> => (failed === Effect.void ? settle : Effect.zipRight(failed, settle))
 
 /** Builds what the changes of one cache share. */
 export const make = (deps: Deps) => {

@@ -29,6 +29,7 @@ export const plainTier = (tier: Tier.Service): Tier.Service => {
     ...(ready === undefined ? {} : { ready }),
     ...(sequence === undefined ? {} : { sequence }),
     ...(tier.writeIfNewer === undefined ? {} : { writeIfNewer: (changes) => tier.writeIfNewer!(changes) }),
-    ...(tier.setThen === undefined ? {} : { setThen: (key, entry, then) => tier.setThen!(key, entry, then) })
+    ...(tier.setThen === undefined ? {} : { setThen: (key, entry, then) => tier.setThen!(key, entry, then) }),
+    ...(tier.setNow === undefined ? {} : { setNow: (key, entry, done) => tier.setNow!(key, entry, done) })
   }
 }

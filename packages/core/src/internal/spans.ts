@@ -149,6 +149,8 @@ export const traceTier = (
   }
   return {
     ...tier,
+    // A write started outside Effect opens no span: the cache starts it on the untraced tier only.
+    setNow: undefined,
     get: (key) => spans.span(tier.get(key), "tiercache.tier.get", "client", getAttributes, key),
     getMany: (keys) =>
       spans.span(tier.getMany(keys), "tiercache.tier.getMany", "client", getManyAttributes, keys),

@@ -7,13 +7,14 @@
  * i >= 1 the i-th tier below it (`lower[i - 1]`).
  */
 import { Effect, Option } from "effect"
-import type { TierError } from "../CacheError.js"
+import { TierError } from "../CacheError.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Entry from "../Entry.js"
 import { isMemoryTier } from "../MemoryTier.js"
 import type { Tier } from "../Tier.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
+import { describe } from "./describe.js"
 import * as EveryTier from "./everyTier.js"
 import { type FastPath, FastPathTypeId, type Slot } from "./fastPath.js"
 import { type Spans, traceTier } from "./spans.js"
@@ -84,6 +85,24 @@ export interface TierAccess extends EveryTier.EveryTier {
   readonly removeL1Tagged: (tag: string) => Effect.Effect<void, TierError>
   /** Empties L1. */
   readonly clearL1: Effect.Effect<void, TierError>
+  /**
+   * The one lower tier of a MemoryTier L1, written at once (its `setNow`, oneStepWrite.ts) when
+   * it has one: `ready()` says whether it may be now (its breaker closed over a tier that bounds
+   * its own calls, or no breaker; no span to open in the running fiber); `start` is the tier's
+   * `setNow` (a throw is the write's failure); `ended` records a started write's outcome as the
+   * guarded call would have (the breaker's count; a failure counted and logged).
+   */
+  readonly writeNow:
+    | {
+        readonly ready: () => boolean
+        readonly start: (
+          key: string,
+          entry: Entry.Entry,
+          done: (error: TierError | undefined) => void
+        ) => boolean
+        readonly ended: (error: TierError | undefined) => Effect.Effect<void>
+      }
+    | undefined
   /**
    * The one lower tier of a MemoryTier L1, read with as few Effect steps as possible:
    * `direct()` says whether its breaker is closed over a tier that bounds its own calls, in which
@@ -191,6 +210,41 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
           }
         : undefined
 
+    const only = deps.lower.length === 1 ? deps.lower[0]! : undefined
+    const setNow =
+      fast !== undefined && only?.sequence !== undefined && only.setThen !== undefined
+        ? only.setNow
+        : undefined
+    const writeNow: TierAccess["writeNow"] =
+      setNow === undefined || (singleGuard !== undefined && !singleGuard.selfBounded)
+        ? undefined
+        : {
+            ready: () =>
+              (singleGuard === undefined || singleGuard.state() === "closed") &&
+              (spans === undefined || spans.untraced()),
+            start: (key, entry, done) => {
+              try {
+                return setNow(key, entry, done)
+              } catch (cause) {
+                const error = new TierError({
+                  tier: only!.name,
+                  operation: "set",
+                  reason: `setNow threw: ${cause instanceof Error ? cause.message : describe(cause)}`
+                })
+                void Promise.resolve().then(() => done(error))
+                return true
+              }
+            },
+            ended: (error) =>
+              error === undefined
+                ? singleGuard === undefined
+                  ? Effect.void
+                  : singleGuard.record(true)
+                : singleGuard === undefined
+                  ? recordError(1, error)
+                  : Effect.zipRight(singleGuard.record(false), recordError(1, error))
+          }
+
     const access: TierAccess = {
       fast,
       l1,
@@ -241,6 +295,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       clearL1: fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear,
       onEveryTier,
       storeThen,
+      writeNow,
       single
     }
     return access

@@ -241,6 +241,13 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
             const error = refusal("set", bad)
             return Effect.map(then, (a) => [error, a] as const)
           }
+        }),
+    // A bad argument is not started: the caller then calls setThen, which refuses it.
+    ...(inner.setNow === undefined
+      ? {}
+      : {
+          setNow: (key: string, entry: Entry, done: (error: TierError | undefined) => void) =>
+            badKeyAndEntry(key, entry) === undefined && inner.setNow!(key, entry, done)
         })
   }
   // Not enumerable: a tier made from this one by spreading it (`{ ...checked, get }`, as wrappers

@@ -126,6 +126,7 @@ export const make = (
       recovery,
       send: publisher.send,
       busSequence: publisher.sequence,
+      sendNow: publisher.now,
       pending,
       now,
       lateUpdates: LateUpdates.make()

@@ -12,11 +12,12 @@ import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
 import { bracketSync } from "./bracket.js"
 import { resolveWrite } from "./callOptions.js"
-import type { Changes, Deps, WriteError } from "./changes.js"
+import { type Changes, type Deps, thenSettle, type WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import type { L1Op } from "./everyTier.js"
 import type { Slot } from "./fastPath.js"
 import { checkKey, encodeValue, schemaOf } from "./input.js"
+import * as OneStepWrite from "./oneStepWrite.js"
 import type { PendingStore } from "./pendingStores.js"
 
 const discarded: Effect.Effect<"discarded"> = Effect.succeed("discarded")
@@ -35,6 +36,8 @@ export const make = (deps: Deps, changes: Changes) => {
       ? access.storeThen
       : undefined
   const removed = (key: string): InvalidationMessage => ({ type: "Remove", key, origin: instanceId })
+  // The usual shape of an ordered write, in one Effect step when it can be.
+  const oneStep = ordered === undefined ? undefined : OneStepWrite.make(deps, changes, deps.sendNow)
 
   /** Stores the entry in L1 (at once with the fast path), keeping its decoded value for `schema`. */
   const storeL1 =
@@ -60,12 +63,6 @@ export const make = (deps: Deps, changes: Changes) => {
           body
         )
       : body
-
-  /** The write's failure (when every tier failed), then its recovery step; no step for a success. */
-  const thenSettle = (
-    failed: Effect.Effect<void, WriteError>,
-    settle: Effect.Effect<void>
-  ): Effect.Effect<void, WriteError> => (failed === Effect.void ? settle : Effect.zipRight(failed, settle))
 
   const write = (
     key: string,
@@ -99,17 +96,17 @@ export const make = (deps: Deps, changes: Changes) => {
           }
         : removed(key)
       if (ordered !== undefined) {
-        return changing(
-          [key],
-          afterPending(key, ordered.run(storeL1(key, entry, schema, value), key, entry, deps.send(message)))
-        ).pipe(
-          Effect.flatMap(([failures, delivered]) =>
-            thenSettle(
-              failIfAllFailed(key, "set", failures),
-              recovery.keptKey(key, entry, broadcastValue, failures.length > 0, delivered)
+        const l1 = storeL1(key, entry, schema, value)
+        const inSteps = () =>
+          changing([key], afterPending(key, ordered.run(l1, key, entry, deps.send(message)))).pipe(
+            Effect.flatMap(([failures, delivered]) =>
+              thenSettle(
+                failIfAllFailed(key, "set", failures),
+                recovery.keptKey(key, entry, broadcastValue, failures.length > 0, delivered)
+              )
             )
           )
-        )
+        return oneStep === undefined ? inSteps() : oneStep(key, entry, l1, message, broadcastValue, inSteps)
       }
       return changing(
         [key],

@@ -72,6 +72,7 @@ export const make = ({
   runner
 }: Deps): Pick<Tier.Tier.Service, "set" | "setMany" | "remove" | "removeMatching" | "clear"> & {
   readonly setThen: NonNullable<Tier.Tier.Service["setThen"]>
+  readonly setNow: NonNullable<Tier.Tier.Service["setNow"]>
   /** Runs another write of `fulls` (recovery's conditional write) in the keys' order (keyOrder.ts). */
   readonly inOrder: KeyOrder.KeyOrder["after"]
 } => {
@@ -276,6 +277,30 @@ export const make = ({
             )
           : sendThen(full, value, px, then)
       }),
+
+    /**
+     * `setThen`'s write of a small value started at once (the cache's one-step write): the SET
+     * (or UNLINK) is on the command connection when it returns. Anything else is not started
+     * (false): a value that cannot be serialized, a large one, or a write that must wait for an
+     * earlier large write of its key.
+     */
+    setNow: (key, entry, done) => {
+      const w = prepare(key, entry)
+      if (w instanceof CacheError.TierError) return false
+      const { full, px, value } = w
+      if ((value !== undefined && large.isLarge(value)) || order.waits(full)) return false
+      let sent: Promise<unknown>
+      try {
+        sent = sendSmall(full, value, px)
+      } catch (cause) {
+        sent = Promise.reject(cause)
+      }
+      sent.then(
+        () => done(undefined),
+        (cause: unknown) => done(fail("set", cause))
+      )
+      return true
+    },
 
     setMany: (entries) =>
       Effect.gen(function* () {
