@@ -14,7 +14,22 @@ const TTL_MS = 3_600_000
  * a Deferred. Run by fibers, it is the floor of what a cache built on Effect fibers pays (a
  * fiber, a Deferred and a few suspensions per miss) beside the promise limit.
  */
-export const effectFloorCache = (raw: Redis, max: number) => {
+export const effectFloorCache = (
+  raw: Redis,
+  max: number,
+  /**
+   * With it, the floor also does what tiercache does on top of the cache above: each read from
+   * Redis takes the value's remaining lifetime with it (GET and PTTL in one write), and each
+   * write tells the other instances (SET and a PUBLISH of `publish` in one write).
+   */
+  publish?: (key: string) => Promise<unknown>
+) => {
+  const read = (key: string): Promise<string | null> =>
+    publish === undefined ? raw.get(key) : Promise.all([raw.get(key), raw.pttl(key)]).then(([value]) => value)
+  const write = (key: string, value: object): Promise<unknown> => {
+    const set = raw.set(key, JSON.stringify(value), "PX", TTL_MS)
+    return publish === undefined ? set : Promise.all([set, publish(key)])
+  }
   const lru = new LRUCache<string, object>({ max })
   const inflight = new Map<string, Deferred.Deferred<object>>()
   const getOrCompute = (key: string, compute: Effect.Effect<object>): Effect.Effect<object> =>
@@ -31,7 +46,7 @@ export const effectFloorCache = (raw: Redis, max: number) => {
           Deferred.unsafeDone(deferred, Exit.succeed(value))
         })
       const flight = Effect.flatMap(
-        Effect.promise(() => raw.get(key)),
+        Effect.promise(() => read(key)),
         (stored) =>
           stored !== null
             ? Effect.ensuring(
@@ -42,7 +57,7 @@ export const effectFloorCache = (raw: Redis, max: number) => {
                 Effect.zipRight(
                   answer(value),
                   Effect.ensuring(
-                    Effect.promise(() => raw.set(key, JSON.stringify(value), "PX", TTL_MS)),
+                    Effect.promise(() => write(key, value)),
                     Effect.sync(() => inflight.delete(key))
                   )
                 )
@@ -53,7 +68,7 @@ export const effectFloorCache = (raw: Redis, max: number) => {
   const set = (key: string, value: object) =>
     Effect.suspend(() => {
       lru.set(key, value)
-      return Effect.promise(() => raw.set(key, JSON.stringify(value), "PX", TTL_MS))
+      return Effect.promise(() => write(key, value))
     })
   return { getOrCompute, set }
 }

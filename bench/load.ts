@@ -18,6 +18,8 @@ export interface Load {
   readonly opsPerSec: number
   /** Median per-round ratio of this case's throughput to the baseline's (above 1: faster). */
   readonly ratio: number
+  /** Operations per second in each measured round, in order (for ratios paired by round). */
+  readonly rates: ReadonlyArray<number>
   /** Latency percentiles over every measured operation (ns). */
   readonly p50: number
   readonly p99: number
@@ -51,6 +53,7 @@ export const interleaveLoad = async (
   return cases.map((c, i) => ({
     name: c.name,
     opsPerSec: median(rates[i]!),
+    rates: rates[i]!,
     ratio: median(rates[i]!.map((r, round) => r / base[round]!)),
     p50: percentile(latencies[i]!, 0.5),
     p99: percentile(latencies[i]!, 0.99)

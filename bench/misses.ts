@@ -4,6 +4,9 @@
  * - cold misses: 64 callers, every key new, a 1 ms computation; throughput, p50, p99;
  * - mixed: 64 callers, Zipf (s = 1) keys over 10,000, 90% getOrCompute / 10% set, 1 ms
  *   computation, memory tiers of 1,000 entries;
+ * - both beside plain Effect's floor (floors.ts), and that floor doing what tiercache does on
+ *   top: each Redis read takes the remaining lifetime with the value, each write tells the other
+ *   instances (a PUBLISH with the SET, a subscriber in this process), as README's setup does;
  * - stampede: 1,000 callers at once on one cold key, a 20 ms computation; computations and the
  *   time to the last answer, beside plain Effect's floor (1,000 fibers awaiting one Deferred),
  *   and that floor with the computation forked by the first of the fibers, as a cache's first
@@ -26,7 +29,7 @@ import { effectFloorCache } from "./floors.js"
 import { count, median, printMachineSpeed } from "./harness.js"
 import { callers, interleaveLoad, interleaveRounds, type Load, type LoadCase, pairedRatio } from "./load.js"
 import { rate, recordRows, type SummaryRow, time, verdict, x } from "./results.js"
-import { payload, rawClient } from "./workload.js"
+import { floorPublisher, payload, rawClient } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
 
 const TTL_MS = 3_600_000
@@ -104,12 +107,14 @@ interface Ops {
   readonly tiercachePerCall?: (key: string, i: number) => Effect.Effect<unknown, unknown>
   /** The plain-Effect floor (see effectFloorCache), run by fibers. */
   readonly floor: (key: string, i: number) => Effect.Effect<unknown, unknown>
+  /** That floor with tiercache's lifetimes and bus (effectFloorCache's `publish`), run by fibers. */
+  readonly floorBus: (key: string, i: number) => Effect.Effect<unknown, unknown>
   readonly bento: (key: string, i: number) => Promise<unknown>
   readonly manager: (key: string, i: number) => Promise<unknown>
   readonly cacheable: (key: string, i: number) => Promise<unknown>
 }
 
-/** The seven cases of a load row: `op(caller, i)` answers the key and payload index of each call. */
+/** The eight cases of a load row: `op(caller, i)` answers the key and payload index of each call. */
 const loadCases = (perCaller: number, ops: Ops, pick: (caller: number, i: number) => [string, number]) => {
   const asyncCase = (name: string, run: (key: string, i: number) => unknown): LoadCase => ({
     name,
@@ -149,13 +154,14 @@ const loadCases = (perCaller: number, ops: Ops, pick: (caller: number, i: number
     asyncCase("BentoCache", ops.bento),
     asyncCase("cache-manager", ops.manager),
     asyncCase("cacheable", ops.cacheable),
-    fiberCase("floor: plain Effect, fibers", ops.floor)
+    fiberCase("floor: plain Effect, fibers", ops.floor),
+    fiberCase("floor with lifetimes and a bus", ops.floorBus)
   ] satisfies ReadonlyArray<LoadCase>
 }
 
 /** Prints a load row and answers its summary row. */
 const loadRow = (row: string, limitName: string, results: ReadonlyArray<Load>): SummaryRow => {
-  const [limit, fiber, perCall, bento, manager, cacheable, floor] = results
+  const [limit, fiber, perCall, bento, manager, cacheable, floor, floorBus] = results
   const cell = (r: Load | undefined) =>
     `${rate(r!.opsPerSec)} (${x(r!.ratio)}), p50 ${time(r!.p50)}, p99 ${time(r!.p99)}`
   console.log(`\n${row} (ratio: throughput against the limit's, paired per round)`)
@@ -164,8 +170,8 @@ const loadRow = (row: string, limitName: string, results: ReadonlyArray<Load>): 
   const ok = fiber!.ratio >= 1.2 * best.ratio && fiber!.p99 <= best.p99
   return {
     row,
-    limit: `${limitName}: ${cell(limit)}; floor, the same in plain Effect run by fibers: ${cell(floor)}`,
-    tiercache: `fibers ${cell(fiber)}; runPromise ${cell(perCall)}`,
+    limit: `${limitName}: ${cell(limit)}; floor, the same in plain Effect run by fibers: ${cell(floor)}; that floor with tiercache's lifetimes and bus (GET with PTTL, SET with a PUBLISH, a subscriber in this process): ${cell(floorBus)}`,
+    tiercache: `fibers ${cell(fiber)}, ${x(pairedRatio(fiber!.rates, floorBus!.rates))} the throughput of the floor with lifetimes and a bus; runPromise ${cell(perCall)}`,
     BentoCache: cell(bento),
     "cache-manager": cell(manager),
     cacheable: cell(cacheable),
@@ -173,14 +179,16 @@ const loadRow = (row: string, limitName: string, results: ReadonlyArray<Load>): 
   }
 }
 
-const coldMisses = (raw: Redis, c: Contenders) => {
+const coldMisses = (raw: Redis, c: Contenders, publish: (key: string) => Promise<unknown>) => {
   let generation = 0
   const limit = limitCache(raw, 10_000)
   const floor = effectFloorCache(raw, 10_000)
+  const floorBus = effectFloorCache(raw, 10_000, publish)
   const compute = (i: number) => () => sleep(1).then(() => payload(i))
   const ops: Ops = {
     limit: (key, i) => limit.getOrCompute(`raw:${key}`, compute(i)),
     floor: (key, i) => floor.getOrCompute(`floor:${key}`, Effect.as(Effect.sleep(1), payload(i))),
+    floorBus: (key, i) => floorBus.getOrCompute(`floorbus:${key}`, Effect.as(Effect.sleep(1), payload(i))),
     tiercache: (key, i) =>
       c.tiercache.getOrCompute(key, Effect.as(Effect.sleep(1), payload(i)), { ttl: "1 hour" }),
     bento: (key, i) => c.bento.getOrSet({ key, factory: compute(i), ttl: "1h" }),
@@ -193,13 +201,19 @@ const coldMisses = (raw: Redis, c: Contenders) => {
   })
 }
 
-const mixed = (raw: Redis, c: Contenders, perCall: TieredCache.TieredCache.Service) => {
+const mixed = (
+  raw: Redis,
+  c: Contenders,
+  perCall: TieredCache.TieredCache.Service,
+  publish: (key: string) => Promise<unknown>
+) => {
   const perRound = CALLERS * MIXED_PER_CALLER
   const sequences = Array.from({ length: ROUNDS + WARMUP }, (_, r) =>
     zipfSequence(perRound, MIXED_KEYS, 1, r + 1)
   )
   const limit = limitCache(raw, MIXED_L1)
   const floor = effectFloorCache(raw, MIXED_L1)
+  const floorBus = effectFloorCache(raw, MIXED_L1, publish)
   const compute = (i: number) => () => sleep(1).then(() => payload(i))
   const isSet = (i: number) => i % 10 === 9
   const tiercacheOp = (cache: TieredCache.TieredCache.Service) => (key: string, i: number) =>
@@ -213,6 +227,10 @@ const mixed = (raw: Redis, c: Contenders, perCall: TieredCache.TieredCache.Servi
       isSet(i)
         ? floor.set(`floor:${key}`, payload(i))
         : floor.getOrCompute(`floor:${key}`, Effect.as(Effect.sleep(1), payload(i))),
+    floorBus: (key, i) =>
+      isSet(i)
+        ? floorBus.set(`floorbus:${key}`, payload(i))
+        : floorBus.getOrCompute(`floorbus:${key}`, Effect.as(Effect.sleep(1), payload(i))),
     tiercache: tiercacheOp(c.tiercache),
     tiercachePerCall: tiercacheOp(perCall),
     bento: (key, i) =>
@@ -359,8 +377,10 @@ const main = Effect.gen(function* () {
   const rows: Array<SummaryRow> = []
   const options = { rounds: ROUNDS, warmup: WARMUP }
 
+  // The floor with a bus publishes on a channel of its own, with a subscriber in this process.
+  const publish = yield* floorPublisher(server, raw)
   const cold = yield* contenders(server, 10_000, "cold")
-  const coldResults = yield* Effect.promise(() => interleaveLoad(coldMisses(raw, cold), options))
+  const coldResults = yield* Effect.promise(() => interleaveLoad(coldMisses(raw, cold, publish), options))
   rows.push(
     loadRow(`cold misses, ${CALLERS} callers, 1 ms computation`, "lru + GET/SET + promise map", coldResults)
   )
@@ -372,7 +392,9 @@ const main = Effect.gen(function* () {
   // The runPromise case gets an instance of its own: the fibers case of the same round reads the
   // same keys first, and would leave them in a shared L1.
   const mixPerCall = yield* tiercacheOf(server, MIXED_L1, "mixed-per-call")
-  const mixResults = yield* Effect.promise(() => interleaveLoad(mixed(raw, mix, mixPerCall), options))
+  const mixResults = yield* Effect.promise(() =>
+    interleaveLoad(mixed(raw, mix, mixPerCall, publish), options)
+  )
   rows.push(
     loadRow(
       `mixed: ${CALLERS} callers, Zipf s=1 over ${MIXED_KEYS.toLocaleString("en")} keys, 90% getOrCompute / 10% set, L1 of ${MIXED_L1.toLocaleString("en")}`,

@@ -116,16 +116,14 @@ export const rawClient = (
 const FLOOR_CHANNEL = "raw:invalidate"
 
 /**
- * The floor of a write that tells other instances (writes.ts's set row, profile.mjs
- * `bus-floor-set`, setTrace.mjs): answers a write of `value` under `key` that sends a SET PX and
- * a PUBLISH of a `Remove` of the key together (one socket write, auto-pipelined on `raw`). A
- * subscriber in this process receives and parses each message, as every instance on a bus
- * does; it closes with the scope.
+ * A publisher of the bus floor's messages: answers a PUBLISH of a `Remove` of `key` on `raw`
+ * (auto-pipelined). A subscriber in this process receives and parses each message, as every
+ * instance on a bus does; it closes with the scope.
  */
-export const busFloor = (
+export const floorPublisher = (
   server: RedisServer.RedisServer.Service,
   raw: Redis
-): Effect.Effect<(key: string, value: object) => Promise<unknown>, never, Scope.Scope> =>
+): Effect.Effect<(key: string) => Promise<unknown>, never, Scope.Scope> =>
   Effect.gen(function* () {
     const subscriber = new Redis({ host: server.host, port: server.port, lazyConnect: true })
     yield* Effect.acquireRelease(
@@ -136,9 +134,21 @@ export const busFloor = (
       }),
       () => Effect.promise(() => subscriber.quit())
     )
-    return (key, value) =>
-      Promise.all([
-        raw.set(key, JSON.stringify(value), "PX", 3_600_000),
-        raw.publish(FLOOR_CHANNEL, JSON.stringify({ type: "Remove", key, origin: "raw" }))
-      ])
+    return (key) => raw.publish(FLOOR_CHANNEL, JSON.stringify({ type: "Remove", key, origin: "raw" }))
   })
+
+/**
+ * The floor of a write that tells other instances (writes.ts's set row, profile.mjs
+ * `bus-floor-set`, setTrace.mjs): answers a write of `value` under `key` that sends a SET PX and
+ * a PUBLISH of a `Remove` of the key together (one socket write, auto-pipelined on `raw`), with
+ * floorPublisher's subscriber.
+ */
+export const busFloor = (
+  server: RedisServer.RedisServer.Service,
+  raw: Redis
+): Effect.Effect<(key: string, value: object) => Promise<unknown>, never, Scope.Scope> =>
+  Effect.map(
+    floorPublisher(server, raw),
+    (publish) => (key, value) =>
+      Promise.all([raw.set(key, JSON.stringify(value), "PX", 3_600_000), publish(key)])
+  )
