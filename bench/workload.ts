@@ -6,7 +6,7 @@
  */
 import type { RedisServer } from "@tiercache/testing"
 import { Effect, type Scope } from "effect"
-import { Redis } from "ioredis"
+import { Command, Redis } from "ioredis"
 
 /** Keys written before measuring (read round robin). */
 export const KEYS = 4096
@@ -122,19 +122,53 @@ const FLOOR_CHANNEL = "raw:invalidate"
  */
 export const floorPublisher = (
   server: RedisServer.RedisServer.Service,
-  raw: Redis
+  raw: Redis,
+  channel = FLOOR_CHANNEL
 ): Effect.Effect<(key: string) => Promise<unknown>, never, Scope.Scope> =>
   Effect.gen(function* () {
     const subscriber = new Redis({ host: server.host, port: server.port, lazyConnect: true })
     yield* Effect.acquireRelease(
       Effect.promise(async () => {
         await subscriber.connect()
-        await subscriber.subscribe(FLOOR_CHANNEL)
+        await subscriber.subscribe(channel)
         subscriber.on("message", (_channel: string, message: string) => JSON.parse(message))
       }),
       () => Effect.promise(() => subscriber.quit())
     )
-    return (key) => raw.publish(FLOOR_CHANNEL, JSON.stringify({ type: "Remove", key, origin: "raw" }))
+    return (key) => raw.publish(channel, JSON.stringify({ type: "Remove", key, origin: "raw" }))
+  })
+
+/**
+ * The same floor written as tiercache sends a write: SET PX and PUBLISH as two commands corked
+ * into one socket write on a connection of its own without auto-pipelining (they leave when the
+ * tick's work is done, not at the end of the event-loop turn), awaited in one Effect.async step.
+ * A subscriber in this process parses each message (a channel of its own). Closed with the scope.
+ */
+export const corkedBusFloor = (
+  server: RedisServer.RedisServer.Service
+): Effect.Effect<(key: string, value: object) => Effect.Effect<void>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const client = new Redis({ host: server.host, port: server.port, lazyConnect: true })
+    yield* Effect.acquireRelease(
+      Effect.promise(() => client.connect()),
+      () => Effect.promise(() => client.quit())
+    )
+    const channel = `${FLOOR_CHANNEL}:corked`
+    yield* floorPublisher(server, client, channel)
+    return (key, value) =>
+      Effect.async<void>((resume) => {
+        const stream = client.stream
+        stream.cork()
+        const set = new Command("set", [key, JSON.stringify(value), "PX", "3600000"])
+        const publish = new Command("publish", [
+          channel,
+          JSON.stringify({ type: "Remove", key, origin: "raw" })
+        ])
+        client.sendCommand(set)
+        client.sendCommand(publish)
+        process.nextTick(() => stream.uncork())
+        Promise.all([set.promise, publish.promise]).then(() => resume(Effect.void))
+      })
   })
 
 /**
