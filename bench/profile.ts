@@ -3,12 +3,13 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
  * no bus and no breaker: what the cache's own code costs, without a socket):
- *   node dist/profile.mjs <set|set64|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--ops N]
+ *   node dist/profile.mjs <set|set64|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--floor-bus] [--ops N]
  * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
  * an L1 of 1,000; `fill` is heap.ts's: distinct keys of ~200-byte values, 64 `runPromise` sets at a
  * time, and it also prints what the heap grew by per entry, by kind of object, from two heap
  * snapshots taken around the measured operations, see heapDiff.ts: run it with --expose-gc;
- * `--floor` runs cold and mixed on misses.ts's plain-Effect floor instead of tiercache)
+ * `--floor` runs cold and mixed on misses.ts's plain-Effect floor instead of tiercache, `--floor-bus`
+ * on that floor with tiercache's lifetimes and bus)
  * prints the operations per second, the CPU time per operation (user + system, this process
  * only: on a shared machine it varies far less than the wall time) and the bytes allocated per
  * operation, measured as the heap
@@ -31,7 +32,7 @@ import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { effectFloorCache } from "./floors.js"
 import { diffSnapshots } from "./heapDiff.js"
-import { busFloor, entryValue, payload } from "./workload.js"
+import { busFloor, entryValue, floorPublisher, payload } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
 
 const args = process.argv.slice(2)
@@ -146,8 +147,13 @@ const drive = Effect.gen(function* () {
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
   yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
   const floorWrite = mode === "bus-floor-set" ? yield* busFloor(server, raw) : undefined
-  // --floor: misses.ts's plain-Effect floor in tiercache's place (cold and mixed).
-  const floor = flag("--floor") ? effectFloorCache(raw, maxEntries) : undefined
+  // --floor: misses.ts's plain-Effect floor in tiercache's place (cold and mixed); --floor-bus:
+  // that floor with tiercache's lifetimes and bus.
+  const floor = flag("--floor")
+    ? effectFloorCache(raw, maxEntries)
+    : flag("--floor-bus")
+      ? effectFloorCache(raw, maxEntries, yield* floorPublisher(server, raw))
+      : undefined
   const getOrCompute = (key: string, computation: Effect.Effect<object>): Effect.Effect<unknown, unknown> =>
     floor !== undefined
       ? floor.getOrCompute(`floor:${key}`, computation)
@@ -304,7 +310,7 @@ const drive = Effect.gen(function* () {
   const stats = yield* cache.stats
   const bus = yield* cache.invalidationStats
   console.log(
-    `${mode}${floor !== undefined ? " (plain-Effect floor)" : memory ? " (in memory)" : flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
+    `${mode}${floor !== undefined ? (flag("--floor-bus") ? " (plain-Effect floor with lifetimes and a bus)" : " (plain-Effect floor)") : memory ? " (in memory)" : flag("--no-bus") ? " (no bus)" : ""}: ${done} ops in ${seconds.toFixed(2)} s, ` +
       `${(done / seconds).toFixed(0)} ops/s; ${cpuUs.toFixed(0)} us CPU per op; ` +
       `${(grown / done).toFixed(0)} B allocated per op ` +
       `(${collections} collections during the run${collections > 0 ? ": a lower bound" : ""})`
