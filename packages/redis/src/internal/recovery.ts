@@ -8,6 +8,7 @@ import type { CacheError, Entry, Tier } from "@tiercache/core"
 import { Entry as EntryModule } from "@tiercache/core"
 import { Effect, Stream } from "effect"
 import type { Redis } from "ioredis"
+import { forEachAtOnce } from "./allAtOnce.js"
 import type { LargeValues } from "./largeValues.js"
 
 /**
@@ -124,15 +125,18 @@ export const writeIfNewer = (
         if (chunk.length >= CHUNK) flush()
       })
       flush()
-      return Effect.map(Effect.all(batches, { concurrency: 4 }), (replies) => {
-        const applied: Array<boolean> = new Array(changes.length).fill(false)
-        replies.forEach((reply, b) => {
-          order[b]!.forEach((index, j) => {
-            applied[index] = reply[j] === 1
+      return Effect.map(
+        forEachAtOnce(batches, (batch) => batch, 4),
+        (replies) => {
+          const applied: Array<boolean> = new Array(changes.length).fill(false)
+          replies.forEach((reply, b) => {
+            order[b]!.forEach((index, j) => {
+              applied[index] = reply[j] === 1
+            })
           })
-        })
-        return applied
-      })
+          return applied
+        }
+      )
     })
 }
 

@@ -17,6 +17,7 @@
 import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
+import { forEachAtOnce } from "./allAtOnce.js"
 import { sender } from "./corkedSend.js"
 import type { Landing } from "./keyOrder.js"
 import * as KeyOrder from "./keyOrder.js"
@@ -320,14 +321,16 @@ export const make = ({
         const small = writes.filter((w) => w.value === undefined || !large.isLarge(w.value))
         const big = writes.filter((w) => w.value !== undefined && large.isLarge(w.value))
         const all = (landing: Landing) =>
-          Effect.all(
-            [
-              writeSmall(small),
-              Effect.forEach(big, (w) => writeLarge("setMany", w.key, w.value!, w.px, landing), {
-                discard: true
-              })
-            ],
-            { concurrency: "unbounded", discard: true }
+          Effect.asVoid(
+            forEachAtOnce(
+              [
+                writeSmall(small),
+                Effect.forEach(big, (w) => writeLarge("setMany", w.key, w.value!, w.px, landing), {
+                  discard: true
+                })
+              ],
+              (write) => write
+            )
           )
         // Every key waits when one must (the pipeline is one); else only the large writes are
         // registered, for the writes issued after this one.
