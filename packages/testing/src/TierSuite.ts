@@ -56,9 +56,10 @@ export interface Target<R> {
  * reads, the tier giving back each time of an entry as written (expiry, end of grace,
  * creation), promotion with the entry's remaining lifetime, writes to every tier, single-flight
  * computation (1,000 concurrent callers), failures and interruption, Schema-typed reads with
- * bad data planted in the tier, exact statistics, and the tier called directly with bad
+ * bad data planted in the tier, exact statistics, the tier called directly with bad
  * arguments (as from plain JavaScript: a TierError each, nothing written; see
- * `Tier.withInputChecks`).
+ * `Tier.withInputChecks`), and, for a tier that has it, `setNow` (a write started at once:
+ * written as `set` writes, answered once after it returns; bad arguments start nothing).
  *
  * @category suites
  * @since 0.1.0

@@ -1,0 +1,63 @@
+/**
+ * The test of `TierSuite.run` for a tier's `setNow` (a write started at once, which the cache's
+ * one-step write uses; see `Tier.Service`): skipped for a tier without one.
+ *
+ * @internal
+ */
+import { expect, type Vitest } from "@effect/vitest"
+import { Entry } from "@tiercache/core"
+import { Clock, Effect, Option } from "effect"
+import { type Context, freshKey } from "./suiteContext.js"
+
+// biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+const js = (u: unknown): any => u
+
+/** Registers the test with `it` (from `layer(...)` of @effect/vitest). */
+export const registerWriteNowTests = <R>(
+  it: Vitest.MethodsNonLive<R, boolean>,
+  { instances, live }: Context<R>
+): void => {
+  it.scoped(
+    "setNow, when the tier has it, writes as set does and answers once, after returning; a bad argument starts nothing",
+    () =>
+      Effect.gen(function* () {
+        const { l2 } = yield* instances(1)
+        const setNow = l2.setNow
+        if (setNow === undefined) return
+        const now = yield* Clock.currentTimeMillis
+        const key = freshKey("now")
+        const entry = Entry.make({ value: { a: [1, 2] }, now, ttlMs: 60_000, tags: ["t"] })
+        const answers: Array<{ readonly failed: boolean; readonly afterReturn: boolean }> = []
+        let returned = false
+        const started = setNow(key, entry, (error) =>
+          answers.push({ failed: error !== undefined, afterReturn: returned })
+        )
+        returned = true
+        if (started) {
+          for (let i = 0; i < 500 && answers.length === 0; i++) {
+            yield* live ? Effect.sleep("2 millis") : Effect.yieldNow()
+          }
+          expect(answers).toEqual([{ failed: false, afterReturn: true }])
+          const stored = yield* l2.get(key)
+          expect(Option.map(stored, (e) => [e.value, e.tags, e.createdAt])).toEqual(
+            Option.some([{ a: [1, 2] }, ["t"], entry.createdAt])
+          )
+        }
+        // Bad arguments, as from plain JS: not started, never answered, nothing written.
+        let badAnswers = 0
+        const bad = () => void badAnswers++
+        const fresh = `${key}:fresh`
+        expect([
+          setNow(js(42), entry, bad),
+          setNow(js(undefined), entry, bad),
+          setNow(fresh, js(null), bad),
+          setNow(fresh, js({ ...entry, staleUntil: Number.NaN }), bad)
+        ]).toEqual([false, false, false, false])
+        for (let i = 0; i < 5; i++) yield* live ? Effect.sleep("2 millis") : Effect.yieldNow()
+        expect(badAnswers).toBe(0)
+        expect(Option.isNone(yield* l2.get(fresh))).toBe(true)
+        // Later answers never come.
+        expect(answers.length).toBe(started ? 1 : 0)
+      })
+  )
+}
