@@ -21,6 +21,8 @@ interface Control {
   throws: number
   /** Fail the next publishes with a BusError. */
   busFailures: number
+  /** Call each `done` twice (a tier and a bus of someone else's, breaking their contract). */
+  twice: boolean
   /** Hold setThen's writes (the Effect way, a computed value's) until this is done. */
   thenGate: Deferred.Deferred<void> | undefined
 }
@@ -34,6 +36,7 @@ const world = (cacheOptions: TieredCache.Options = {}) =>
       failures: 0,
       throws: 0,
       busFailures: 0,
+      twice: false,
       thenGate: undefined
     }
     const held: Array<() => void> = []
@@ -65,6 +68,7 @@ const world = (cacheOptions: TieredCache.Options = {}) =>
             return done(new CacheError.TierError({ tier: "test", operation: "set", reason: "refused" }))
           Effect.runSync(store.set(key, entry))
           done(undefined)
+          if (control.twice) done(undefined)
         }
         if (control.hold) held.push(answer)
         else void Promise.resolve().then(answer)
@@ -92,7 +96,14 @@ const world = (cacheOptions: TieredCache.Options = {}) =>
           )
           return
         }
-        void Effect.runPromise(testBus.publish(message)).then(() => done(undefined))
+        const send = () =>
+          Effect.runPromise(testBus.publish(message)).then(() => {
+            done(undefined)
+            if (control.twice) done(undefined)
+          })
+        // Answered after the tier's (twice), when the tier answers twice.
+        if (control.twice) setTimeout(send, 5)
+        else void send()
       }
     }
     const cache = yield* TieredCache.make({ instanceId: "a", ...cacheOptions }).pipe(
@@ -282,5 +293,37 @@ describe("a write in one step (setNow and publishNow on one ordered stream)", ()
       expect(yield* valueIn(w.store, "k")).toEqual(Option.some("written"))
       expect(yield* w.cache.get("k")).toEqual(Option.some("written"))
     })
+  )
+
+  it.scoped(
+    "a tier and a bus that answer twice are counted once: a later write of the key is not disturbed",
+    () =>
+      Effect.gen(function* () {
+        const w = yield* world({ recovery: { retryInterval: "1 hour" } })
+        w.control.twice = true
+        yield* w.cache.set("k", 1)
+        w.control.twice = false
+        // Answered once both were: the message delivered, nothing kept for recovery.
+        expect((yield* w.cache.stats).pendingChanges).toBe(0)
+        // The key's change is over once: a computation that began after it stores its value.
+        const gate = yield* Deferred.make<void>()
+        const reader = yield* Effect.fork(
+          w.cache.getOrCompute("j", Effect.as(Deferred.await(gate), "computed"))
+        )
+        w.control.hold = true
+        const set = yield* Effect.fork(w.cache.set("j", "written"))
+        while (w.held.length === 0) yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(reader)
+        w.release()
+        yield* Fiber.join(set)
+        expect(yield* w.cache.get("j")).toEqual(Option.some("written"))
+        expect((yield* w.cache.invalidationStats).messagesSent).toBe(2)
+        // And a computation of "k" now is stored.
+        yield* w.cache.invalidate("k")
+        expect(yield* w.cache.getOrCompute("k", Effect.succeed(2))).toBe(2)
+        while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
+        expect(yield* w.cache.get("k")).toEqual(Option.some(2))
+      })
   )
 })

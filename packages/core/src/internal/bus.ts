@@ -142,7 +142,11 @@ export const makePublisher = (
               (busBreaker === undefined || busBreaker.state() === "closed") &&
               (spans === undefined || spans.untraced()),
             send: (message, done) => {
+              // Counted once, however often a bus of someone else's calls back.
+              let answered = false
               const ended = (error: BusError | undefined) => {
+                if (answered) return
+                answered = true
                 const recorded =
                   busBreaker === undefined ? Effect.void : busBreaker.record(error === undefined)
                 if (error === undefined) {

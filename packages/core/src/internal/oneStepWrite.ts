@@ -61,7 +61,12 @@ export const make = (deps: Deps, changes: Changes, bus: Publisher["now"]) => {
           const answered = () => {
             if (--left === 0 && !registering) finish()
           }
+          // Counted once, however often a tier of someone else's calls back (the bus's answer
+          // is counted once by the publisher).
+          let tierAnswered = false
           const started = tier.start(key, entry, (error) => {
+            if (tierAnswered) return
+            tierAnswered = true
             tierError = error
             answered()
           })
