@@ -7,42 +7,12 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Entry } from "@tiercache/core"
-import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Fiber, FiberRef, Layer, Option } from "effect"
+import { Interruptions, RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer, Option } from "effect"
 import { RedisConnection, RedisTier } from "../src/index.js"
 import { connectionLayer } from "./utils.js"
 
 const entry = (value: unknown) => Entry.make({ value, now: Date.now(), ttlMs: 60_000, graceMs: 0, tags: [] })
-
-/**
- * Runs `make()` in a daemon fiber yielding every 12 steps after `pad` steps, interrupts it after
- * `wait` yields of the test's fiber, and answers whether it ended within 2 s (a hung fiber must
- * not hold up the test's end, hence the daemon).
- */
-const endsWhenInterrupted = (make: () => Effect.Effect<unknown, unknown>, pad: number, wait: number) =>
-  Effect.gen(function* () {
-    let padding: Effect.Effect<void> = Effect.void
-    for (let i = 0; i < pad; i++) padding = Effect.zipRight(padding, Effect.void)
-    const fiber = yield* Effect.forkDaemon(
-      Effect.locally(Effect.zipRight(padding, make()), FiberRef.currentMaxOpsBeforeYield, 12)
-    )
-    for (let i = 0; i < wait; i++) yield* Effect.yieldNow()
-    yield* Fiber.interruptFork(fiber)
-    for (let i = 0; i < 200 && Option.isNone(yield* Fiber.poll(fiber)); i++) yield* Effect.sleep("10 millis")
-    return Option.isSome(yield* Fiber.poll(fiber))
-  })
-
-/** Every pad of 0..5 steps and every interruption after 0..15 yields: the runs that never ended. */
-const hungRuns = (make: () => Effect.Effect<unknown, unknown>) =>
-  Effect.gen(function* () {
-    const hung: Array<string> = []
-    for (let pad = 0; pad < 6; pad++) {
-      for (let wait = 0; wait < 16; wait++) {
-        if (!(yield* endsWhenInterrupted(make, pad, wait))) hung.push(`${pad}:${wait}`)
-      }
-    }
-    return hung
-  })
 
 describe("RedisTier's batches, interrupted at any step", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
@@ -55,7 +25,7 @@ describe("RedisTier's batches, interrupted at any step", () => {
           ["small", entry(1)],
           ["large", entry("x".repeat(200))]
         ] as const
-        expect(yield* hungRuns(() => tier.setMany(entries))).toEqual([])
+        expect(yield* Interruptions.hungRuns(() => tier.setMany(entries), { pads: 6, waits: 16 })).toEqual([])
         // Uninterrupted, both land.
         yield* tier.setMany(entries)
         expect(
@@ -73,7 +43,9 @@ describe("RedisTier's batches, interrupted at any step", () => {
           ...Array.from({ length: 300 }, (_, i) => ({ key: `k${i}`, entry: entry(i), at: Date.now() })),
           { key: "large", entry: entry("x".repeat(200)), at: Date.now() }
         ]
-        expect(yield* hungRuns(() => tier.writeIfNewer!(changes))).toEqual([])
+        expect(
+          yield* Interruptions.hungRuns(() => tier.writeIfNewer!(changes), { pads: 6, waits: 16 })
+        ).toEqual([])
       })
     )
   })

@@ -129,6 +129,48 @@ export const cachesAgain = (
     return computed === 1 && Option.isSome(yield* cache.get(key))
   })
 
+/**
+ * The runs (`pad:wait`, as `atEachStep` names them) after which `effect`, interrupted at that
+ * point, never ended within `withinMs` of real time (default 2,000). Each run is forked as a
+ * daemon (a hung fiber must not hold up the test's end), yields every `yieldEvery` steps
+ * (default 12) after `pad` no-op steps, and is interrupted once the calling fiber has yielded
+ * `wait` times; the wait for its end does not need the clock to move (it works under the
+ * TestClock). Effect 3.22's concurrent forEach (and `Effect.all` with concurrency) never ends
+ * when interrupted while it yields inside its own uninterruptible steps: code that uses it where
+ * a caller can interrupt it shows up here.
+ *
+ * @category testing
+ * @since 0.1.0
+ */
+export const hungRuns = <R>(
+  effect: () => Effect.Effect<unknown, unknown, R>,
+  options: { readonly pads?: number; readonly waits?: number; readonly withinMs?: number } = {}
+): Effect.Effect<ReadonlyArray<string>, never, R> =>
+  Effect.gen(function* () {
+    const { pads = 8, waits = 24, withinMs = 2_000 } = options
+    const hung: Array<string> = []
+    for (let pad = 0; pad < pads; pad++) {
+      for (let wait = 0; wait < waits; wait++) {
+        const fiber = yield* Effect.forkDaemon(
+          Effect.locally(Effect.zipRight(noOps(pad), effect()), FiberRef.currentMaxOpsBeforeYield, 12)
+        )
+        for (let i = 0; i < wait; i++) yield* Effect.yieldNow()
+        yield* Fiber.interruptFork(fiber)
+        // Steps first (an in-memory effect ends within them), then real time (one with I/O).
+        for (let i = 0; i < 500 && Option.isNone(yield* Fiber.poll(fiber)); i++) yield* Effect.yieldNow()
+        const until = Date.now() + withinMs
+        while (Option.isNone(yield* Fiber.poll(fiber)) && Date.now() < until) yield* realPause
+        if (Option.isNone(yield* Fiber.poll(fiber))) hung.push(`${pad}:${wait}`)
+      }
+    }
+    return hung
+  })
+
+/** A few milliseconds of real time, whatever the Effect clock. */
+const realPause: Effect.Effect<void> = Effect.promise(
+  () => new Promise<void>((resolve) => setTimeout(resolve, 5))
+)
+
 /** `n` no-op steps. */
 const noOps = (n: number): Effect.Effect<void> => {
   let effect: Effect.Effect<void> = Effect.void

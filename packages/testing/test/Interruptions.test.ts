@@ -99,3 +99,26 @@ describe("Interruptions.atEachStep", () => {
     })
   )
 })
+
+describe("Interruptions.hungRuns", () => {
+  it.effect("names the runs after which an interrupted effect never ended", () =>
+    Effect.gen(function* () {
+      // Uninterruptible once past its first step: every interruption after that never ends it.
+      const stuck = () => Effect.zipRight(Effect.yieldNow(), Effect.uninterruptible(Effect.never))
+      const hung = yield* Interruptions.hungRuns(stuck, { pads: 2, waits: 6, withinMs: 20 })
+      expect(hung.length).toBeGreaterThan(0)
+      expect(hung.every((run) => /^[01]:[0-5]$/.test(run))).toBe(true)
+      // Effect.all's concurrent mode in Effect 3.22: hangs when cut at one of its own yields.
+      const all = () =>
+        Effect.all([Effect.yieldNow(), Effect.yieldNow(), Effect.yieldNow()], { concurrency: "unbounded" })
+      expect((yield* Interruptions.hungRuns(all, { withinMs: 20 })).length).toBeGreaterThan(0)
+    })
+  )
+
+  it.effect("answers no run for an effect that always ends, on the TestClock", () =>
+    Effect.gen(function* () {
+      const ends = () => Effect.forEach([1, 2, 3], () => Effect.yieldNow())
+      expect(yield* Interruptions.hungRuns(ends)).toEqual([])
+    })
+  )
+})
