@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CacheError, type Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, Duration, Effect, Fiber, Option, Tracer } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Tracer } from "effect"
+import { FastPathTypeId } from "../src/internal/fastPath.js"
 
 // A MemoryTier over one lower tier whose writes and the bus's messages share an ordered stream,
 // both able to start at once (`setNow`, `publishNow`: RedisTier and RedisInvalidationBus on one
@@ -106,15 +107,16 @@ const world = (cacheOptions: TieredCache.Options = {}) =>
         else void send()
       }
     }
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
     const cache = yield* TieredCache.make({ instanceId: "a", ...cacheOptions }).pipe(
-      Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
+      Effect.provideService(Tier.L1, l1),
       Effect.provideService(Tier.L2, l2),
       Effect.provideService(InvalidationBus.InvalidationBus, bus)
     )
     const release = () => {
       for (const answer of held.splice(0)) answer()
     }
-    return { cache, log, store, control, held, release }
+    return { cache, log, store, control, held, release, l1 }
   })
 
 const valueIn = (tier: Tier.Tier.Service, key: string) =>
@@ -167,6 +169,11 @@ describe("a write in one step (setNow and publishNow on one ordered stream)", ()
       expect(w.log).toEqual(["setThen k", "publish Remove k"])
       expect(yield* valueIn(w.store, "k")).toEqual(Option.some(1))
       expect((yield* w.cache.invalidationStats).messagesSent).toBe(1)
+      // The key's mark is cleared once: a computation of it is stored again.
+      yield* w.cache.invalidate("k")
+      expect(yield* w.cache.getOrCompute("k", Effect.succeed(2))).toBe(2)
+      while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
+      expect(yield* w.cache.get("k")).toEqual(Option.some(2))
     })
   )
 
@@ -321,6 +328,30 @@ describe("a write in one step (setNow and publishNow on one ordered stream)", ()
         expect((yield* w.cache.invalidationStats).messagesSent).toBe(2)
         // And a computation of "k" now is stored.
         yield* w.cache.invalidate("k")
+        expect(yield* w.cache.getOrCompute("k", Effect.succeed(2))).toBe(2)
+        while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
+        expect(yield* w.cache.get("k")).toEqual(Option.some(2))
+      })
+  )
+
+  it.scoped(
+    "an L1 store that throws is the set's defect: nothing sent, the key cached again afterwards",
+    () =>
+      Effect.gen(function* () {
+        const w = yield* world()
+        const fast = (w.l1 as unknown as Record<symbol, { store: (...args: Array<unknown>) => unknown }>)[
+          FastPathTypeId
+        ]!
+        const store = fast.store
+        fast.store = () => {
+          throw new Error("L1 broken")
+        }
+        const exit = yield* Effect.exit(w.cache.set("k", 1))
+        fast.store = store
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        expect(w.log).toEqual([])
+        expect(Option.isNone(yield* w.store.get("k"))).toBe(true)
+        // Its mark was cleared: a computation of the key is stored.
         expect(yield* w.cache.getOrCompute("k", Effect.succeed(2))).toBe(2)
         while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
         expect(yield* w.cache.get("k")).toEqual(Option.some(2))

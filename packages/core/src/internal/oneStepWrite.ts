@@ -5,7 +5,7 @@
  * RedisInvalidationBus on one connection), both breakers closed, no span to open, and no
  * computed value of the key still being written below L1. It does what writes.ts's ordered
  * write does, in the same order, without that write's twenty-odd Effect steps and its fiber
- * resumed through each of them: the lower write sent, the key marked changing, L1 stored, the
+ * resumed through each of them: the key marked changing, L1 stored, the lower write sent, the
  * bus message sent after the write; once both are answered, the mark cleared, then each outcome
  * recorded (breakers, counts, logs), the failure when every tier failed, and the recovery step.
  * Any other shape, or a write the tier cannot start at once (a large value), takes writes.ts's
@@ -61,6 +61,16 @@ export const make = (deps: Deps, changes: Changes, bus: Publisher["now"]) => {
           const answered = () => {
             if (--left === 0 && !registering) finish()
           }
+          // L1 first, as the Effect way: a store that throws (a defect) sends nothing.
+          versions.changing(key)
+          try {
+            // A MemoryTier's fast path: stored at once, nothing to run.
+            storeL1()
+          } catch (defect) {
+            versions.changed(key)
+            resume(Effect.die(defect))
+            return
+          }
           // Counted once, however often a tier of someone else's calls back (the bus's answer
           // is counted once by the publisher).
           let tierAnswered = false
@@ -71,12 +81,11 @@ export const make = (deps: Deps, changes: Changes, bus: Publisher["now"]) => {
             answered()
           })
           if (!started) {
+            // The Effect way marks the key and stores L1 again (the same entry).
+            versions.changed(key)
             resume(otherwise())
             return
           }
-          versions.changing(key)
-          // A MemoryTier's fast path: stored at once, nothing to run.
-          storeL1()
           bus.send(message, (sent, after) => {
             delivered = sent
             busAfter = after
