@@ -6,7 +6,8 @@
  * computed value of the key still being written below L1. It does what writes.ts's ordered
  * write does, in the same order, without that write's twenty-odd Effect steps and its fiber
  * resumed through each of them: the key marked changing, L1 stored, the lower write sent, the
- * bus message sent after the write; once both are answered, the mark cleared, then each outcome
+ * bus message sent after the write; once both are answered, the write's end noted (writes.ts
+ * `wrote`) and the mark cleared, then each outcome
  * recorded (breakers, counts, logs), the failure when every tier failed, and the recovery step.
  * Any other shape, or a write the tier cannot start at once (a large value), takes writes.ts's
  * way. It runs only where nothing can interrupt it (the service's `set` and `update` are
@@ -25,7 +26,13 @@ import type { L1Op } from "./everyTier.js"
  * `(key, entry, storeL1, message, update, otherwise)` writes `entry` as writes.ts's ordered
  * write would (`storeL1` storing it in L1 at once), or answers `otherwise()` when it cannot now.
  */
-export const make = (deps: Deps, changes: Changes, bus: Publisher["now"]) => {
+export const make = (
+  deps: Deps,
+  changes: Changes,
+  bus: Publisher["now"],
+  /** Notes the write's end (writes.ts `wrote`), while the key is still marked changing. */
+  wrote: (key: string) => void
+) => {
   const tier = deps.access.writeNow
   if (tier === undefined || bus === undefined) return undefined
   const { versions, recovery } = deps
@@ -48,6 +55,7 @@ export const make = (deps: Deps, changes: Changes, bus: Publisher["now"]) => {
           let delivered = false
           let busAfter: Effect.Effect<void> = Effect.void
           const finish = () => {
+            wrote(key)
             versions.changed(key)
             const failures = tierError === undefined ? noFailures : [tierError]
             let effect = thenSettle(

@@ -24,7 +24,7 @@ const discarded: Effect.Effect<"discarded"> = Effect.succeed("discarded")
 
 /** Builds the writes. */
 export const make = (deps: Deps, changes: Changes) => {
-  const { access, versions, registry, instanceId, recovery, now } = deps
+  const { access, versions, registry, instanceId, recovery, now, lateUpdates } = deps
   const { changing, failIfAllFailed, pending } = changes
   // The one lower tier and the bus share an ordered stream (e.g. one Redis connection): a write
   // and its bus message are sent together, the message after the write, and a receiver that
@@ -36,8 +36,17 @@ export const make = (deps: Deps, changes: Changes) => {
       ? access.storeThen
       : undefined
   const removed = (key: string): InvalidationMessage => ({ type: "Remove", key, origin: instanceId })
+  /**
+   * Notes a write of `key` from outside at its end, while the key is still marked changing, as
+   * an invalidation's removal is noted (lateUpdates.ts): another instance's Update created
+   * before then may have landed in the lower tiers before this write (two instances writing a
+   * key at once), and arriving after it, it only drops the copy L1 holds instead of serving its
+   * value here over the lower tiers' newer one.
+   */
+  const wrote = (key: string) => lateUpdates.removed([key], now(), instanceId)
+  const noteWrote = (key: string) => Effect.sync(() => wrote(key))
   // The usual shape of an ordered write, in one Effect step when it can be.
-  const oneStep = ordered === undefined ? undefined : OneStepWrite.make(deps, changes, deps.sendNow)
+  const oneStep = ordered === undefined ? undefined : OneStepWrite.make(deps, changes, deps.sendNow, wrote)
 
   /** Stores the entry in L1 (at once with the fast path), keeping its decoded value for `schema`. */
   const storeL1 =
@@ -98,7 +107,13 @@ export const make = (deps: Deps, changes: Changes) => {
       if (ordered !== undefined) {
         const l1 = storeL1(key, entry, schema, value)
         const inSteps = () =>
-          changing([key], afterPending(key, ordered.run(l1, key, entry, deps.send(message)))).pipe(
+          changing(
+            [key],
+            Effect.ensuring(
+              afterPending(key, ordered.run(l1, key, entry, deps.send(message))),
+              noteWrote(key)
+            )
+          ).pipe(
             Effect.flatMap(([failures, delivered]) =>
               thenSettle(
                 failIfAllFailed(key, "set", failures),
@@ -110,9 +125,12 @@ export const make = (deps: Deps, changes: Changes) => {
       }
       return changing(
         [key],
-        afterPending(
-          key,
-          access.onEveryTier(storeL1(key, entry, schema, value), (tier) => tier.set(key, entry))
+        Effect.ensuring(
+          afterPending(
+            key,
+            access.onEveryTier(storeL1(key, entry, schema, value), (tier) => tier.set(key, entry))
+          ),
+          noteWrote(key)
         )
       ).pipe(
         Effect.flatMap((failures) =>
