@@ -104,6 +104,37 @@ describe("two instances writing one key at once", () => {
     )
   }
 
+  it.scopedLive(
+    "a computed value stored here counts as this instance's write: an older Update only drops it",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        const hub = yield* TestBus.makeHub
+        const a = TestBus.make(hub)
+        const b = yield* instanceB(store, hub, true)
+        const created = yield* Clock.currentTimeMillis
+        expect(yield* b.cache.getOrCompute("k", Effect.succeed("b"))).toBe("b")
+        while ((yield* b.cache.stats).inFlight > 0) yield* Effect.sleep("1 millis")
+        yield* a.publish({ type: "Remove", key: "k", origin: "a" })
+        yield* a.publish({
+          type: "Update",
+          key: "k",
+          value: "a",
+          ttl_ms: 60_000,
+          created_ms: created,
+          origin: "a"
+        })
+        yield* applied(b.cache, 2)
+        expect(
+          yield* Effect.map(
+            store.get("k"),
+            Option.map((e) => e.value)
+          )
+        ).toEqual(Option.some("b"))
+        expect(yield* b.cache.get("k")).toEqual(Option.some("b"))
+      })
+  )
+
   it.scopedLive("an Update of the other instance created after this one's write ended is stored", () =>
     Effect.gen(function* () {
       const store = yield* TestTier.make()

@@ -189,6 +189,8 @@ export const make = (deps: Deps, changes: Changes) => {
         (current): Effect.Effect<ReadonlyArray<TierError> | "discarded"> => (current ? stored : discarded),
         (current) => {
           if (!current) return
+          // A write of this instance's as a set is (see `wrote`).
+          wrote(key)
           versions.changed(key)
           pending.finish(store!)
         }
