@@ -18,30 +18,31 @@ describe("RedisTier's batches, interrupted at any step", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
     it.scoped("setMany of small and large values ends, and, uninterrupted, writes both", () =>
       Effect.gen(function* () {
-        const context = yield* Layer.build(connectionLayer({ largeValueBytes: 64 }))
+        // A value of 1,024 bytes or more is large (the envelope alone is about 70).
+        const context = yield* Layer.build(connectionLayer({ largeValueBytes: 1024 }))
         const tier = yield* Effect.provide(RedisTier.make({ prefix: "cut:" }), context)
         const connection = Context.get(context, RedisConnection.RedisConnection)
         const entries = [
           ["small", entry(1)],
-          ["large", entry("x".repeat(200))]
+          ["large", entry("x".repeat(2000))]
         ] as const
         expect(yield* Interruptions.hungRuns(() => tier.setMany(entries), { pads: 6, waits: 16 })).toEqual([])
         // Uninterrupted, both land.
         yield* tier.setMany(entries)
         expect(
           (yield* tier.getMany(["small", "large"])).map(Option.map((e) => String(e.value).length))
-        ).toEqual([Option.some(1), Option.some(200)])
+        ).toEqual([Option.some(1), Option.some(2000)])
         expect(connection.client.status).toBe("ready")
       })
     )
 
     it.scoped("writeIfNewer of several batches ends", () =>
       Effect.gen(function* () {
-        const context = yield* Layer.build(connectionLayer({ largeValueBytes: 64 }))
+        const context = yield* Layer.build(connectionLayer({ largeValueBytes: 1024 }))
         const tier = yield* Effect.provide(RedisTier.make({ prefix: "cutif:" }), context)
         const changes = [
           ...Array.from({ length: 300 }, (_, i) => ({ key: `k${i}`, entry: entry(i), at: Date.now() })),
-          { key: "large", entry: entry("x".repeat(200)), at: Date.now() }
+          { key: "large", entry: entry("x".repeat(2000)), at: Date.now() }
         ]
         expect(
           yield* Interruptions.hungRuns(() => tier.writeIfNewer!(changes), { pads: 6, waits: 16 })
