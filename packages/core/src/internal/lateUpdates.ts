@@ -18,6 +18,14 @@
  * `d` before a removal stored (README, clock skew). Bounded: past KEYS keys, PATTERNS patterns or
  * ORIGINS instances' clears the oldest is forgotten and its time becomes a floor before which
  * every Update is refused.
+ *
+ * This instance's own writes (a set, an update, a computed value's store, each at its end) are
+ * kept apart, as a key and a time, for the last WRITES keys: two instances writing a key at once,
+ * another's Update whose write landed first in the lower tiers may arrive after this instance's
+ * write ended, and storing it would serve here a value older than the lower tiers' (its date no
+ * later than the write's: it only drops the copy L1 holds). A forgotten write's time is a floor
+ * for dated Updates only; an undated Update is refused while its key's write is remembered, so
+ * that writes alone never stop a busy instance from storing undated Updates.
  */
 
 /** Keys whose last removal is kept. */
@@ -28,6 +36,9 @@ export const PATTERNS = 64
 
 /** Instances whose last clear is kept. */
 export const ORIGINS = 64
+
+/** Keys whose last write by this instance is kept. */
+export const WRITES = 4096
 
 /** A removal: when (this instance's clock), and which instance made it. */
 interface Removal {
@@ -51,6 +62,8 @@ export interface LateUpdates {
   readonly removedMatching: (matches: (key: string) => boolean, at: number, origin: string) => void
   /** Every key was removed at `at` by instance `origin` (a clear). */
   readonly removedAll: (at: number, origin: string) => void
+  /** This instance ended a write of `key` (set, update, a computed value's store) at `at`. */
+  readonly wrote: (key: string, at: number) => void
   /**
    * Whether `key` was removed at or after `created` by an instance other than `origin` (an
    * Update `origin` created then is refused), or its removal was forgotten (see the bounds).
@@ -75,7 +88,18 @@ export const make = (): LateUpdates => {
   const patterns: Array<Removal & { readonly matches: (key: string) => boolean }> = []
   /** Each instance's last clear, oldest first. */
   const clears = maps.make<number>()
+  /**
+   * This instance's last write of each key, in two generations of at most WRITES / 2 keys: when
+   * the newer one fills, the older is forgotten at once (no walk per write) and its latest time
+   * becomes the floor of writes.
+   */
+  let writes = maps.make<number>()
+  let lastWrite = Number.NEGATIVE_INFINITY
+  let olderWrites = maps.make<number>()
+  let olderLastWrite = Number.NEGATIVE_INFINITY
   let floor = Number.NEGATIVE_INFINITY
+  /** The time of the last write forgotten: dated Updates created no later are refused. */
+  let writeFloor = Number.NEGATIVE_INFINITY
   const raise = (at: number) => {
     if (at > floor) floor = at
   }
@@ -118,8 +142,22 @@ export const make = (): LateUpdates => {
       clears.set(origin, at)
       forgetBeyond(clears, ORIGINS, (time) => time)
     },
+    wrote: (key, at) => {
+      writes.set(key, at)
+      if (at > lastWrite) lastWrite = at
+      if (writes.size >= WRITES / 2) {
+        if (olderLastWrite > writeFloor) writeFloor = olderLastWrite
+        olderWrites = writes
+        olderLastWrite = lastWrite
+        writes = maps.make<number>()
+        lastWrite = Number.NEGATIVE_INFINITY
+      }
+    },
     refuses: (key, created, origin) => {
       if (floor > Number.NEGATIVE_INFINITY && (created === undefined || created <= floor)) return true
+      if (created !== undefined && created <= writeFloor) return true
+      const written = writes.get(key) ?? olderWrites.get(key)
+      if (written !== undefined && (created === undefined || written >= created)) return true
       const since = created ?? Number.NEGATIVE_INFINITY
       const last = keys.get(key)
       if (covers(last, since, origin)) return true

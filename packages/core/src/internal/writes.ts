@@ -37,13 +37,13 @@ export const make = (deps: Deps, changes: Changes) => {
       : undefined
   const removed = (key: string): InvalidationMessage => ({ type: "Remove", key, origin: instanceId })
   /**
-   * Notes a write of `key` from outside at its end, while the key is still marked changing, as
-   * an invalidation's removal is noted (lateUpdates.ts): another instance's Update created
-   * before then may have landed in the lower tiers before this write (two instances writing a
-   * key at once), and arriving after it, it only drops the copy L1 holds instead of serving its
-   * value here over the lower tiers' newer one.
+   * Notes a write of `key` at its end, while the key is still marked changing, in lateUpdates.ts's
+   * record of this instance's writes: another instance's Update created before then may have
+   * landed in the lower tiers before this write (two instances writing a key at once), and
+   * arriving after it, it only drops the copy L1 holds instead of serving its value here over the
+   * lower tiers' newer one.
    */
-  const wrote = (key: string) => lateUpdates.removed([key], now(), instanceId)
+  const wrote = (key: string) => lateUpdates.wrote(key, now())
   const noteWrote = (key: string) => Effect.sync(() => wrote(key))
   // The usual shape of an ordered write, in one Effect step when it can be.
   const oneStep = ordered === undefined ? undefined : OneStepWrite.make(deps, changes, deps.sendNow, wrote)

@@ -1,0 +1,62 @@
+/**
+ * lateUpdates.ts's record of this instance's own writes: another instance's Update dated no
+ * later than this instance's last write of its key is refused (it only drops the L1 copy), a
+ * later one is not; the record is bounded (WRITES keys), a forgotten write's time is a floor for
+ * dated Updates only, and writes never stop undated Updates of other keys.
+ */
+import { describe, expect, it } from "vitest"
+import * as LateUpdates from "../src/internal/lateUpdates.js"
+
+describe("lateUpdates: this instance's own writes", () => {
+  it("refuses another instance's Update dated no later than the write, not a later one", () => {
+    const late = LateUpdates.make()
+    late.wrote("k", 1_000)
+    expect(late.refuses("k", 999, "b")).toBe(true)
+    expect(late.refuses("k", 1_000, "b")).toBe(true)
+    expect(late.refuses("k", 1_001, "b")).toBe(false)
+    // Other keys are not touched.
+    expect(late.refuses("j", 999, "b")).toBe(false)
+    // A later write of the key moves its time.
+    late.wrote("k", 2_000)
+    expect(late.refuses("k", 1_500, "b")).toBe(true)
+  })
+
+  it("refuses an undated Update of a key while its write is remembered, and only of that key", () => {
+    const late = LateUpdates.make()
+    late.wrote("k", 1_000)
+    expect(late.refuses("k", undefined, "b")).toBe(true)
+    expect(late.refuses("j", undefined, "b")).toBe(false)
+  })
+
+  it("keeps at most WRITES keys; a forgotten write's time refuses dated Updates created no later, never undated ones of other keys", () => {
+    const sizes: Array<Map<string, unknown>> = []
+    const previous = LateUpdates.maps.make
+    LateUpdates.maps.make = <V>() => {
+      const map = new Map<string, V>()
+      sizes.push(map)
+      return map
+    }
+    try {
+      const late = LateUpdates.make()
+      const writes = 5 * LateUpdates.WRITES
+      for (let i = 0; i < writes; i++) late.wrote(`k${i}`, 10_000 + i)
+      // The maps it holds: the removals' two (empty) and the writes' last two generations.
+      const held = [sizes[0]!, sizes[1]!, ...sizes.slice(-2)]
+      expect(held.reduce((n, map) => n + map.size, 0)).toBeLessThanOrEqual(LateUpdates.WRITES)
+      expect(sizes.length).toBeGreaterThan(4)
+      // The first key's write is forgotten: its time (and later forgotten ones) are the floor.
+      expect(late.refuses("k0", 10_000, "b")).toBe(true)
+      expect(late.refuses("never-written", 10_000, "b")).toBe(true)
+      // An undated Update of a key whose write was forgotten, or never made, is not refused.
+      expect(late.refuses("k0", undefined, "b")).toBe(false)
+      expect(late.refuses("never-written", undefined, "b")).toBe(false)
+      // The last key's write is remembered.
+      expect(late.refuses(`k${writes - 1}`, undefined, "b")).toBe(true)
+      expect(late.refuses(`k${writes - 1}`, 10_000 + writes, "b")).toBe(false)
+      // A dated Update created after every write is stored.
+      expect(late.refuses("never-written", 10_000 + writes, "b")).toBe(false)
+    } finally {
+      LateUpdates.maps.make = previous
+    }
+  })
+})
