@@ -67,6 +67,40 @@ const applied = (cache: TieredCache.TieredCache.Service, n: number) =>
     while ((yield* cache.invalidationStats).messagesApplied < n) yield* Effect.sleep("1 millis")
   })
 
+/**
+ * A's messages about "k" arriving at B late: the Remove of an earlier write of A's, then the
+ * Update of A's write of `created` (value "a"); waits until B applied both.
+ */
+const lateFromA = (
+  a: InvalidationBus.InvalidationBus.Service,
+  b: TieredCache.TieredCache.Service,
+  created: number
+) =>
+  Effect.gen(function* () {
+    yield* a.publish({ type: "Remove", key: "k", origin: "a" })
+    yield* a.publish({
+      type: "Update",
+      key: "k",
+      value: "a",
+      ttl_ms: 60_000,
+      created_ms: created,
+      origin: "a"
+    })
+    yield* applied(b, 2)
+  })
+
+/** The tier holds B's value, and B answers it, never A's older one. */
+const answersB = (store: Tier.Tier.Service, b: TieredCache.TieredCache.Service) =>
+  Effect.gen(function* () {
+    expect(
+      yield* Effect.map(
+        store.get("k"),
+        Option.map((e) => e.value)
+      )
+    ).toEqual(Option.some("b"))
+    expect(yield* b.get("k")).toEqual(Option.some("b"))
+  })
+
 describe("two instances writing one key at once", () => {
   for (const oneStep of [false, true]) {
     it.scopedLive(
@@ -82,24 +116,8 @@ describe("two instances writing one key at once", () => {
           yield* b.cache.update("k", "b")
           expect(b.setNowCalls()).toBe(oneStep ? 1 : 0)
           // A's messages, arriving at B only now.
-          yield* a.publish({ type: "Remove", key: "k", origin: "a" })
-          yield* a.publish({
-            type: "Update",
-            key: "k",
-            value: "a",
-            ttl_ms: 60_000,
-            created_ms: created,
-            origin: "a"
-          })
-          yield* applied(b.cache, 2)
-          // The tier holds B's value: B answers it, never A's older one.
-          expect(
-            yield* Effect.map(
-              store.get("k"),
-              Option.map((e) => e.value)
-            )
-          ).toEqual(Option.some("b"))
-          expect(yield* b.cache.get("k")).toEqual(Option.some("b"))
+          yield* lateFromA(a, b.cache, created)
+          yield* answersB(store, b.cache)
         })
     )
   }
@@ -115,23 +133,8 @@ describe("two instances writing one key at once", () => {
         const created = yield* Clock.currentTimeMillis
         expect(yield* b.cache.getOrCompute("k", Effect.succeed("b"))).toBe("b")
         while ((yield* b.cache.stats).inFlight > 0) yield* Effect.sleep("1 millis")
-        yield* a.publish({ type: "Remove", key: "k", origin: "a" })
-        yield* a.publish({
-          type: "Update",
-          key: "k",
-          value: "a",
-          ttl_ms: 60_000,
-          created_ms: created,
-          origin: "a"
-        })
-        yield* applied(b.cache, 2)
-        expect(
-          yield* Effect.map(
-            store.get("k"),
-            Option.map((e) => e.value)
-          )
-        ).toEqual(Option.some("b"))
-        expect(yield* b.cache.get("k")).toEqual(Option.some("b"))
+        yield* lateFromA(a, b.cache, created)
+        yield* answersB(store, b.cache)
       })
   )
 
