@@ -4,14 +4,14 @@
  * stale copy, or its failure. Counts compute errors, discarded and failed writes.
  */
 import { Cause, Effect, Exit } from "effect"
-import { CacheInputError, type TierError } from "../CacheError.js"
+import { CacheInputError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { ResolvedCompute } from "./callOptions.js"
-import type { AnySchema } from "./codec.js"
 import type { Counters } from "./counters.js"
 import type { Flight, FlightResult } from "./flight.js"
 import { encodeValue } from "./input.js"
 import type { Resilience } from "./resilience.js"
+import type { Writes } from "./writes.js"
 
 /** What a flight's computation ended with: its value stored (and answered), fail-safe, or its failure. */
 export type Outcome = <A, E>(
@@ -27,15 +27,8 @@ export type Outcome = <A, E>(
 export interface Deps {
   readonly resilience: Resilience
   readonly counters: Counters
-  /** As flights.ts `Deps.storeComputed`. */
-  readonly storeComputed: (
-    key: string,
-    entry: Entry.Entry,
-    schema: AnySchema | undefined,
-    decoded: unknown,
-    since: number,
-    afterL1: () => void
-  ) => Effect.Effect<ReadonlyArray<TierError> | "discarded">
+  /** As flights.ts `Deps.storeComputed` (writes.ts). */
+  readonly storeComputed: Writes["storeComputed"]
   /** How many tiers there are (L1 included). */
   readonly tierCount: number
   readonly cacheName: string
@@ -45,14 +38,7 @@ export interface Deps {
 /** Builds the outcome of one cache's computations. */
 export const make = (deps: Deps): Outcome => {
   const { resilience, counters, cacheName, now } = deps
-  return <A, E>(
-    key: string,
-    flight: Flight,
-    exit: Exit.Exit<A, E>,
-    resolved: ResolvedCompute,
-    since: number,
-    startedAt: number
-  ): Effect.Effect<FlightResult, E | CacheInputError> => {
+  return (key, flight, exit, resolved, since, startedAt) => {
     if (Exit.isFailure(exit)) {
       if (!Cause.isInterruptedOnly(exit.cause)) counters.computeErrors++
       if (!resilience.failSafeApplies(flight, exit.cause)) return Effect.failCause(exit.cause)
