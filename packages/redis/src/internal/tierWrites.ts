@@ -1,11 +1,7 @@
 /**
  * RedisTier's writes and removals: SET PX at the entry's `staleUntil` (on the large-value
  * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
- * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern with SCAN (never KEYS) inside the
- * prefix only: a pattern leaves the cache's own keys (`Tier.reservedPrefix`: a tag's time, the
- * large-value marker) in place, `clear` the large-value marker. Both take only string keys
- * (`SCAN ... TYPE string`, Redis 6.0): the cache writes nothing else, and RedisStreams keeps its
- * streams under the same prefix.
+ * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern and `clear` (patternRemoval.ts).
  *
  * Order: the writes and removals of a key land in the order they were called, whichever
  * connection they take. A write or removal of a key whose large write is still in flight waits
@@ -14,7 +10,7 @@
  * for every large write in flight. A wait that outlasts the large write's bounds fails unsent. Within one `setMany`, a key given twice keeps its last entry
  * (as `MSET` does).
  */
-import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
+import { CacheError, Entry, type Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { forEachAtOnce } from "./allAtOnce.js"
@@ -22,6 +18,7 @@ import { sender } from "./corkedSend.js"
 import type { Landing } from "./keyOrder.js"
 import * as KeyOrder from "./keyOrder.js"
 import type { LargeValues } from "./largeValues.js"
+import * as PatternRemoval from "./patternRemoval.js"
 import type { Runner } from "./tierRunner.js"
 
 type TierError = CacheError.TierError
@@ -120,8 +117,30 @@ export const make = ({
   }
 
   /**
-   * A small SET PX (an UNLINK when `value` is undefined) on the command connection, then `then`
-   * at once: its PUBLISH follows the write on the connection (see `setThen`).
+   * A small SET PX (an UNLINK when `value` is undefined) handed to the command connection now:
+   * answers its failure once it is answered (undefined when it succeeded). A driver that throws
+   * is a failure too.
+   */
+  const sendSmallNow = (
+    full: string,
+    value: string | undefined,
+    px: number
+  ): Promise<TierError | undefined> => {
+    let sent: Promise<unknown>
+    try {
+      sent = sendSmall(full, value, px)
+    } catch (cause) {
+      sent = Promise.reject(cause)
+    }
+    return sent.then(
+      () => undefined,
+      (cause: unknown) => fail("set", cause)
+    )
+  }
+
+  /**
+   * `sendSmallNow`, then `then` at once: its PUBLISH follows the write on the connection (see
+   * `setThen`).
    */
   const sendThen = <A>(
     full: string,
@@ -130,28 +149,20 @@ export const make = ({
     then: Effect.Effect<A>
   ): Effect.Effect<readonly [TierError | undefined, A]> =>
     Effect.suspend(() => {
-      let sent: Promise<unknown>
-      try {
-        sent = sendSmall(full, value, px)
-      } catch (cause) {
-        sent = Promise.reject(cause)
-      }
-      // Noted as it settles (a failure is then handled, not unhandled). Its reply comes before
-      // the reply to anything `then` sent after it on this connection, so it is usually known
-      // by the time `then` is done: no second wait for it.
+      const outcome = sendSmallNow(full, value, px)
+      // Noted as it settles. Its reply comes before the reply to anything `then` sent after it
+      // on this connection, so it is usually known by the time `then` is done: no second wait.
       let settled: { readonly error: TierError | undefined } | undefined
-      sent.then(
-        () => {
-          settled = { error: undefined }
-        },
-        (cause: unknown) => {
-          settled = { error: fail("set", cause) }
-        }
-      )
+      outcome.then((error) => {
+        settled = { error }
+      })
       return Effect.flatMap(then, (a) =>
         settled !== undefined
           ? Effect.succeed([settled.error, a] as const)
-          : Effect.map(failureOf(run("set", () => sent)), (error) => [error, a] as const)
+          : Effect.map(
+              Effect.promise(() => outcome),
+              (error) => [error, a] as const
+            )
       )
     })
 
@@ -199,33 +210,7 @@ export const make = ({
   const encode = (operation: string, entry: Entry.Entry): Effect.Effect<string, TierError> =>
     Effect.try({ try: () => Entry.serialize(entry), catch: (cause) => fail(operation, cause) })
 
-  // The large-value marker is left to its expiry: were a `clear` racing a large write to remove
-  // it and miss the value, reads would copy that value into the read script (see largeValues.ts).
-  const marker = Buffer.from(large.marker)
-  // A pattern leaves every key of the cache's own in place (a tag's time above all); `clear`
-  // removes them, the marker excepted.
-  const reserved = Buffer.from(prefix + Tier.reservedPrefix)
-  const isReserved = (key: Buffer) =>
-    key.length >= reserved.length && key.compare(reserved, 0, reserved.length, 0, reserved.length) === 0
-  const removeMatching = (
-    operation: string,
-    glob: string,
-    keep: (key: Buffer) => boolean
-  ): Effect.Effect<number, TierError> =>
-    Effect.gen(function* () {
-      const pattern = Glob.escape(prefix) + glob
-      let cursor = "0"
-      let removed = 0
-      do {
-        const [next, found] = yield* run(operation, () =>
-          client.scanBuffer(cursor, "MATCH", pattern, "COUNT", scanCount, "TYPE", "string")
-        )
-        const keys = found.filter((key) => !keep(key))
-        if (keys.length > 0) removed += yield* run(operation, () => client.unlink(...keys))
-        cursor = next.toString()
-      } while (cursor !== "0")
-      return removed
-    })
+  const byPattern = PatternRemoval.make({ client, large, prefix, scanCount, runner })
 
   return {
     inOrder: order.after,
@@ -290,16 +275,7 @@ export const make = ({
       if (w instanceof CacheError.TierError) return false
       const { full, px, value } = w
       if ((value !== undefined && large.isLarge(value)) || order.waits(full)) return false
-      let sent: Promise<unknown>
-      try {
-        sent = sendSmall(full, value, px)
-      } catch (cause) {
-        sent = Promise.reject(cause)
-      }
-      sent.then(
-        () => done(undefined),
-        (cause: unknown) => done(fail("set", cause))
-      )
+      sendSmallNow(full, value, px).then(done)
       return true
     },
 
@@ -363,14 +339,8 @@ export const make = ({
     // A removal by pattern waits for the large writes in flight (of any key: it is rare), so
     // that none lands after it.
     removeMatching: (glob) =>
-      Effect.zipRight(
-        order.settled(notLanded("removeMatching")),
-        removeMatching("removeMatching", glob, isReserved)
-      ),
+      Effect.zipRight(order.settled(notLanded("removeMatching")), byPattern.removeMatching(glob)),
 
-    clear: Effect.zipRight(
-      order.settled(notLanded("clear")),
-      removeMatching("clear", "*", (key) => key.equals(marker))
-    ).pipe(Effect.asVoid)
+    clear: Effect.zipRight(order.settled(notLanded("clear")), byPattern.clear)
   }
 }
