@@ -5,11 +5,12 @@
  * cache-manager 7 (Keyv over CacheableMemory + @keyv/redis) and cacheable (Keyv over
  * CacheableMemory as primary, KeyvRedis as secondary). The first row of each table is
  * tiercache; the ratios are the others' time against it (above 1.00x: slower than tiercache).
- * The raw baselines (lru-cache get, ioredis GET) come last and feed the summary table; one
- * caller's L2 reads have a floor after them too: GET and PTTL in one write, the value with its
- * remaining lifetime, which tiercache reads (RedisTier: a lifetime from Redis's countdown), and
- * that floor awaited in one fiber (`Effect.promise`), what Effect itself adds to a read that
- * tiercache's fibers make (as the set row's floor in one fiber, writes.ts).
+ * The raw baselines (lru-cache get, ioredis GET) come last and feed the summary table; the
+ * L2 reads have a floor after them too: GET and PTTL in one write, the value with its remaining
+ * lifetime, which tiercache reads (RedisTier: a lifetime from Redis's countdown), and that floor
+ * awaited by fibers (`Effect.promise`; one fiber for one caller, 256 for 256 callers), what
+ * Effect itself adds to a read that tiercache's fibers make (as the set row's floor in one
+ * fiber, writes.ts).
  *
  * L1 hit: one call after another (`Effect.runPromise` per call for tiercache, since the peers'
  * reads return promises; a loop in one fiber is shown too). L2 hit: a memory tier of one entry
@@ -169,6 +170,16 @@ const main = Effect.gen(function* () {
       name: `raw ioredis GET + JSON.parse, ${CONCURRENCY} callers`,
       ops: total,
       run: () => asyncCallers(next, rawGet)
+    },
+    {
+      name: `floor: GET and PTTL + JSON.parse, ${CONCURRENCY} callers`,
+      ops: total,
+      run: () => asyncCallers(next, floorGet)
+    },
+    {
+      name: `floor, ${CONCURRENCY} fibers`,
+      ops: total,
+      run: () => fiberCallers(next, (key) => Effect.promise(() => floorGet(key)))
     }
   ]
   const oneRows = yield* Effect.promise(() => interleaveLatency(one, { rounds: ROUNDS, warmup: 2 }))
