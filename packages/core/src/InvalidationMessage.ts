@@ -30,7 +30,9 @@ export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schem
  * from its arrival, and stored only while the receiver remembers no removal of the key by
  * another instance than the sender (nor has forgotten one) and, carrying tags, while each is
  * known to the receiver as never invalidated: otherwise it only drops the receiver's copy (the
- * value may be older than that removal or tag invalidation).
+ * value may be older than that removal or tag invalidation). Either way a receiver that changed
+ * the key itself, or applied another instance's change of it, within the last second drops its
+ * copy instead (README, Semantics: which write landed last, only the lower tiers tell).
  *
  * @category schemas
  * @since 0.1.0

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
 import { Clock, Duration, Effect, Option, Runtime } from "effect"
+import * as LateUpdates from "../src/internal/lateUpdates.js"
 
 // Two instances writing one key at once: A's write lands in the shared tier first, B's after it,
 // so the tier holds B's value. A's messages reach B only after B's own write has ended: the
@@ -138,34 +139,123 @@ describe("two instances writing one key at once", () => {
       })
   )
 
-  it.scopedLive("an Update of the other instance created after this one's write ended is stored", () =>
-    Effect.gen(function* () {
-      const store = yield* TestTier.make()
-      const hub = yield* TestBus.makeHub
-      const a = TestBus.make(hub)
-      const b = yield* instanceB(store, hub, true)
-      yield* b.cache.set("k", "b")
-      yield* Effect.sleep("5 millis")
-      const created = yield* Clock.currentTimeMillis
-      yield* store.set("k", {
-        value: "a",
-        expiresAt: created + 60_000,
-        staleUntil: created + 60_000,
-        tags: [],
-        createdAt: created
-      })
-      yield* a.publish({
-        type: "Update",
-        key: "k",
-        value: "a",
-        ttl_ms: 60_000,
-        created_ms: created,
-        origin: "a"
-      })
-      yield* applied(b.cache, 1)
-      // Stored in L1: answered without the tier (removed from it to tell).
-      yield* store.remove(["k"])
-      expect(yield* b.cache.get("k")).toEqual(Option.some("a"))
+  /** A's write of "a" created at `created` landing in the tier. */
+  const landingOfA = (store: Tier.Tier.Service, created: number) =>
+    store.set("k", {
+      value: "a",
+      expiresAt: created + 60_000,
+      staleUntil: created + 60_000,
+      tags: [],
+      createdAt: created
     })
+  /** A's Update of that write, sent to B. */
+  const updateOfA = (a: InvalidationBus.InvalidationBus.Service, created: number) =>
+    a.publish({
+      type: "Update",
+      key: "k",
+      value: "a",
+      ttl_ms: 60_000,
+      created_ms: created,
+      origin: "a"
+    })
+  /** A's write of "a" created at `created`, landed in the tier, and its Update sent to B. */
+  const writeOfA = (store: Tier.Tier.Service, a: InvalidationBus.InvalidationBus.Service, created: number) =>
+    Effect.zipRight(landingOfA(store, created), updateOfA(a, created))
+
+  it.scopedLive(
+    "an Update of the other instance created after this one's write ended is stored once it arrives past the window",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        const hub = yield* TestBus.makeHub
+        const a = TestBus.make(hub)
+        const b = yield* instanceB(store, hub, true)
+        yield* b.cache.set("k", "b")
+        yield* Effect.sleep(Duration.millis(LateUpdates.WINDOW_MS + 5))
+        yield* writeOfA(store, a, yield* Clock.currentTimeMillis)
+        yield* applied(b.cache, 1)
+        // Stored in L1: answered without the tier (removed from it to tell).
+        yield* store.remove(["k"])
+        expect(yield* b.cache.get("k")).toEqual(Option.some("a"))
+      })
+  )
+
+  it.scopedLive(
+    "an Update of the other instance arriving within the window of this one's write only drops L1, whatever its date",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        const hub = yield* TestBus.makeHub
+        const a = TestBus.make(hub)
+        const b = yield* instanceB(store, hub, true)
+        // A's write, dated a minute ahead (A's clock runs ahead), lands first; B's after it.
+        const ahead = (yield* Clock.currentTimeMillis) + 60_000
+        yield* landingOfA(store, ahead)
+        yield* b.cache.set("k", "b")
+        expect(b.setNowCalls()).toBe(1)
+        // A's Update reaches B only now, after B's write ended.
+        yield* updateOfA(a, ahead)
+        yield* applied(b.cache, 1)
+        yield* answersB(store, b.cache)
+      })
+  )
+
+  it.scopedLive(
+    "an Update of the other instance created before this one's write but landed after it: its value, not this one's",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        const hub = yield* TestBus.makeHub
+        const a = TestBus.make(hub)
+        const b = yield* instanceB(store, hub, true)
+        const created = yield* Clock.currentTimeMillis
+        yield* Effect.sleep("5 millis")
+        // B's write, created after A's, lands first; A's lands after it.
+        yield* b.cache.set("k", "b")
+        yield* writeOfA(store, a, created)
+        yield* applied(b.cache, 1)
+        expect(
+          yield* Effect.map(
+            store.get("k"),
+            Option.map((e) => e.value)
+          )
+        ).toEqual(Option.some("a"))
+        // B's own copy, created later, is dropped: the tier holds what landed last.
+        expect(yield* b.cache.get("k")).toEqual(Option.some("a"))
+      })
+  )
+
+  it.scopedLive(
+    "two Updates of other instances landing in the other order than they were created: the value that landed last",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        const hub = yield* TestBus.makeHub
+        const b = yield* instanceB(store, hub, true)
+        const created = yield* Clock.currentTimeMillis
+        yield* Effect.sleep("5 millis")
+        // C's write, created after A's, lands first and B applies its Update; A's lands after it,
+        // and its Update arrives next.
+        const later = yield* Clock.currentTimeMillis
+        yield* store.set("k", {
+          value: "c",
+          expiresAt: later + 60_000,
+          staleUntil: later + 60_000,
+          tags: [],
+          createdAt: later
+        })
+        yield* TestBus.make(hub).publish({
+          type: "Update",
+          key: "k",
+          value: "c",
+          ttl_ms: 60_000,
+          created_ms: later,
+          origin: "c"
+        })
+        yield* applied(b.cache, 1)
+        yield* writeOfA(store, TestBus.make(hub), created)
+        yield* applied(b.cache, 2)
+        expect(yield* b.cache.get("k")).toEqual(Option.some("a"))
+      })
   )
 })

@@ -13,9 +13,18 @@
  * An Update without a date (another implementation's: `ttl_secs`, no `created_ms`) may be older
  * than any removal: it is refused while any removal of its key by an instance other than its
  * sender is remembered, or once any removal was forgotten (a miss each; never an old value).
+ * An Update applied from another instance counts as a removal by it (`removed`): to a later
+ * Update of the key from a third instance, neither knows which write landed last in the lower
+ * tiers (an entry created first may land last), so the later one is refused. A refused Update
+ * drops the copy L1 holds, whenever that copy was created (localWrites.ts): the lower tiers
+ * hold what landed last, which no date tells.
  * Times are this instance's clock, compared with the sender's: a sender whose clock runs behind
- * has more of its Updates refused (misses); one ahead by `d` may still have an Update made up to
- * `d` before a removal stored (README, clock skew). Bounded: past KEYS keys, PATTERNS patterns or
+ * has more of its Updates refused (misses). One ahead would have its Updates taken as made
+ * after a change they preceded; so an Update counts as made no later than WINDOW_MS before its
+ * arrival: one arriving within WINDOW_MS of a change of its key here is refused whatever its
+ * date, and only one arriving later than that, created before a change by a sender whose clock
+ * runs ahead of it (a message that late: a replay after an outage), may still be stored (README,
+ * clock skew). Bounded: past KEYS keys, PATTERNS patterns or
  * ORIGINS instances' clears the oldest is forgotten and its time becomes a floor before which
  * every Update is refused.
  *
@@ -39,6 +48,15 @@ export const ORIGINS = 64
 
 /** Keys whose last write by this instance is kept. */
 export const WRITES = 4096
+
+/**
+ * Milliseconds of this instance's clock: an Update arriving within them of a change of its key
+ * here (a removal, an Update applied from another instance, this instance's own write) is
+ * refused whatever its date. Which of two changes made this close together landed last in the
+ * lower tiers, neither their dates (two clocks, and an entry created first may land last) nor
+ * their arrival tells; the lower tiers do.
+ */
+export const WINDOW_MS = 1000
 
 /** A removal: when (this instance's clock), and which instance made it. */
 interface Removal {
@@ -66,13 +84,14 @@ export interface LateUpdates {
   readonly wrote: (key: string, at: number) => void
   /**
    * Whether `key` was removed at or after `created` by an instance other than `origin` (an
-   * Update `origin` created then is refused), or its removal was forgotten (see the bounds).
+   * Update `origin` created then is refused), or within WINDOW_MS before `arrival` (the Update's
+   * arrival, this instance's clock), or its removal was forgotten (see the bounds).
    * An undated Update (`created` undefined: another implementation's, `ttl_secs` and no
    * `created_ms`) may be older than any removal: it is refused when any removal of its key by
    * another instance is remembered (of the key, by a pattern, a clear, a resync), or any was
    * forgotten.
    */
-  readonly refuses: (key: string, created: number | undefined, origin: string) => boolean
+  readonly refuses: (key: string, created: number | undefined, origin: string, arrival: number) => boolean
 }
 
 /**
@@ -153,12 +172,14 @@ export const make = (): LateUpdates => {
         lastWrite = Number.NEGATIVE_INFINITY
       }
     },
-    refuses: (key, created, origin) => {
-      if (floor > Number.NEGATIVE_INFINITY && (created === undefined || created <= floor)) return true
-      if (created !== undefined && created <= writeFloor) return true
+    refuses: (key, created, origin, arrival) => {
+      // A dated Update counts as made no later than WINDOW_MS before its arrival.
+      const dated = created === undefined ? undefined : Math.min(created, arrival - WINDOW_MS)
+      if (floor > Number.NEGATIVE_INFINITY && (dated === undefined || dated <= floor)) return true
+      if (dated !== undefined && dated <= writeFloor) return true
       const written = writes.get(key) ?? olderWrites.get(key)
-      if (written !== undefined && (created === undefined || written >= created)) return true
-      const since = created ?? Number.NEGATIVE_INFINITY
+      if (written !== undefined && (dated === undefined || written >= dated)) return true
+      const since = dated ?? Number.NEGATIVE_INFINITY
       const last = keys.get(key)
       if (covers(last, since, origin)) return true
       if (last !== undefined && last.byOthers > Number.NEGATIVE_INFINITY && last.byOthers >= since)

@@ -13,21 +13,34 @@ export const make = (deps: Deps, changes: Changes) => {
   const { access, registry, tags, lateUpdates, now, versions } = deps
   const { changing } = changes
   /**
-   * Stores `entry` in L1 (with `store`), or drops the copy L1 holds (without), unless that copy
-   * was created after `entry`.
+   * Stores `entry`, an Update's from `origin`, in L1 unless L1 holds a copy created after it, and
+   * notes it applied (lateUpdates.ts: to a later Update of the key from another instance, it
+   * counts as a removal does).
    */
-  const unlessNewer = (key: string, entry: Entry.Entry, store: boolean): Effect.Effect<void, TierError> =>
+  const unlessNewer = (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
     changing(
       [key],
       Effect.suspend(() => {
         registry.forget(key)
+        lateUpdates.removed([key], now(), origin)
         return Effect.flatMap(access.readL1(key), (held) =>
           held._tag === "Some" && held.value.createdAt > entry.createdAt
             ? Effect.void
-            : store
-              ? Effect.asVoid(access.storeL1(key, entry))
-              : access.removeL1([key])
+            : Effect.asVoid(access.storeL1(key, entry))
         )
+      })
+    )
+  /**
+   * Drops the copy L1 holds of an Update's key that is refused, whenever that copy was created:
+   * the lower tiers hold what landed last, which neither copy's date tells (lateUpdates.ts).
+   */
+  const refused = (key: string, origin: string): Effect.Effect<void, TierError> =>
+    changing(
+      [key],
+      Effect.suspend(() => {
+        registry.forget(key)
+        lateUpdates.removed([key], now(), origin)
+        return access.removeL1([key])
       })
     )
   /** Whether a change of `key` is under way on this instance. */
@@ -78,13 +91,14 @@ export const make = (deps: Deps, changes: Changes) => {
     store: (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
       Effect.suspend(() =>
         changeUnderWay(key) ||
-        lateUpdates.refuses(key, undefined, origin) ||
+        lateUpdates.refuses(key, undefined, origin, now()) ||
         (entry.tags.length > 0 && !tags.neverInvalidated(entry.tags))
-          ? unlessNewer(key, entry, false)
+          ? refused(key, origin)
           : changing(
               [key],
               Effect.suspend(() => {
                 registry.forget(key)
+                lateUpdates.removed([key], now(), origin)
                 return Effect.asVoid(access.storeL1(key, entry))
               })
             )
@@ -98,7 +112,9 @@ export const make = (deps: Deps, changes: Changes) => {
       Effect.suspend(() =>
         // Created before this instance's last removal of the key, or while a change of it is
         // under way here: the lower tiers may no longer hold it (lateUpdates.ts).
-        unlessNewer(key, entry, !(lateUpdates.refuses(key, entry.createdAt, origin) || changeUnderWay(key)))
+        lateUpdates.refuses(key, entry.createdAt, origin, now()) || changeUnderWay(key)
+          ? refused(key, origin)
+          : unlessNewer(key, entry, origin)
       ),
     /**
      * Empties this instance's L1 and forgets every tag time; with the `origin` of the clear (a
