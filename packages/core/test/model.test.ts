@@ -1,7 +1,11 @@
 /**
  * Model check: random sequences of get, getMany, set, update, getOrCompute, invalidate,
  * invalidateMany, invalidatePattern, invalidateTag, clear, reads racing an invalidation of
- * their key on one instance, writes racing a computation of their key, concurrent stampedes
+ * their key on one instance, writes racing a computation of their key, two instances' writes of
+ * one key landing in the lower tiers in the other order than they were made (the first made
+ * held at its instance's gate until the second landed: every instance must then answer the
+ * first, which landed last; it catches a receiver keeping its own or a third instance's copy
+ * because it was created later), concurrent stampedes
  * (untyped callers, or untyped and typed callers mixed) and clock steps against two or three
  * instances sharing their lower tiers (an L2, or an L2 and an L3 that can lose entries on its
  * own, as an evicting Redis does) and a bus, every read checked against a plain map of the last
@@ -149,6 +153,24 @@ type Cmd =
       readonly later: boolean
       /** What that later caller's computation answers. */
       readonly lv: number
+    }
+  | {
+      /**
+       * Two instances writing one key at once, landing in the other order than they were made:
+       * instance i's write (`w1` of `v1`) is made first, its L2 write held until instance j's
+       * (`w2` of `v2`, made 1 ms later) has landed; so L2 holds i's value, and after settling
+       * every instance must answer it (configurations without `ordered`).
+       */
+      readonly op: "crossedWrites"
+      readonly i: number
+      readonly j: number
+      readonly k: number
+      readonly w1: "set" | "update"
+      readonly v1: number
+      readonly w2: "set" | "update"
+      readonly v2: number
+      readonly ttl: number
+      readonly grace: number
     }
   | { readonly op: "invalidate"; readonly i: number; readonly k: number }
   | { readonly op: "invalidateMany"; readonly i: number; readonly ks: ReadonlyArray<number> }
@@ -379,6 +401,27 @@ const cmd = (config: Config): fc.Arbitrary<Cmd> => {
   // Only with an L3 below: without one, an entry lost by L2 is lost, and the model cannot say
   // which instances still hold it in L1.
   if (config.l3) commands.push(fc.record({ op: fc.constant("evictL2" as const), k }))
+  // Not on one ordered stream: there the message follows the write on the stream, and a write
+  // held below would hold it too.
+  if (!config.ordered) {
+    const w = fc.constantFrom<"set" | "update">("set", "update")
+    commands.push(
+      fc
+        .record({
+          op: fc.constant("crossedWrites" as const),
+          i,
+          j: i,
+          k,
+          w1: w,
+          v1: v,
+          w2: w,
+          v2: v,
+          ttl,
+          grace
+        })
+        .map((c) => (c.j === c.i ? { ...c, j: (c.i + 1) % config.instances } : c))
+    )
+  }
   if (config.outage) {
     // Half the steps on three keys: two instances then often change one key in one outage.
     const ok = fc.oneof(fc.integer({ min: 0, max: KEYS - 1 }), fc.integer({ min: 0, max: 2 }))
@@ -537,9 +580,33 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
     let built = 0
     const bus = Layer.sync(InvalidationBus.InvalidationBus, () => busServices[built++]!)
     const l2Shared = stream?.tier ?? l2
+    // Each instance reaches the shared lower tiers through gates of its own: crossedWrites holds
+    // one instance's writes of a key there until they open.
+    const held: Array<
+      { readonly key: string; readonly open: Deferred.Deferred<void>; reached: number } | undefined
+    > = []
+    const gated = (tier: Tier.Tier.Service, i: number): Tier.Tier.Service =>
+      stream !== undefined
+        ? tier
+        : {
+            ...tier,
+            set: (key, entry) => {
+              const hold = held[i]
+              if (hold?.key !== key) return tier.set(key, entry)
+              hold.reached++
+              return Effect.zipRight(Deferred.await(hold.open), tier.set(key, entry))
+            }
+          }
+    let builtL2 = 0
+    let builtL3 = 0
+    const l2Layer = Layer.sync(Tier.L2, () => gated(l2Shared, builtL2++))
     const shared = config.l3
-      ? Layer.mergeAll(Layer.succeed(Tier.L2, l2Shared), Layer.succeed(Tier.Tiers, [l3]), bus)
-      : Layer.merge(Layer.succeed(Tier.L2, l2Shared), bus)
+      ? Layer.mergeAll(
+          l2Layer,
+          Layer.sync(Tier.Tiers, () => [gated(l3, builtL3++)]),
+          bus
+        )
+      : Layer.merge(l2Layer, bus)
     // As MultiInstance.make builds them, each with its own L1, kept here (graceRace drops a key
     // from one, as an LRU eviction would).
     const l1s = yield* Effect.forEach(Array.from({ length: config.instances }), () =>
@@ -1358,6 +1425,42 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
             reads[j]!++
             const after = yield* caches[j]!.get(key)
             check(c, `get on instance ${j} afterwards`, after, expectedOf(c.k))
+          }
+          break
+        }
+        case "crossedWrites": {
+          // i's write is made first; its L2 write waits at i's gate (L1 written, the write under
+          // way) while j's write, made 1 ms later, lands and tells the others; then i's lands,
+          // last, and tells them. L2 holds i's value: every instance must answer it (or, once
+          // it expired, nothing), whatever the dates say.
+          const open = yield* Deferred.make<void>()
+          const hold = { key, open, reached: 0 }
+          held[c.i] = hold
+          const options = optionsOf(c.k, c.ttl, c.grace)
+          const writeOn = (n: number, w: "set" | "update", v: number) =>
+            w === "set" ? caches[n]!.set(key, v, options) : caches[n]!.update(key, v, options)
+          const first = yield* Effect.fork(writeOn(c.i, c.w1, c.v1))
+          const created = now
+          yield* pause
+          // Held at every lower tier, before the clock moved.
+          check(c, "writes held", hold.reached, config.l3 ? 2 : 1)
+          yield* TestClock.adjust(1)
+          now += 1
+          yield* writeOn(c.j, c.w2, c.v2)
+          yield* Deferred.succeed(open, undefined)
+          yield* Fiber.join(first)
+          held[c.i] = undefined
+          // i's entry, made (and its lifetime counted) before the clock moved.
+          model.set(key, {
+            value: c.v1,
+            expiresAt: created + c.ttl,
+            staleUntil: created + c.ttl + c.grace,
+            createdAt: created
+          })
+          yield* settle
+          for (let n = 0; n < caches.length; n++) {
+            reads[n]!++
+            check(c, `get on instance ${n}`, yield* caches[n]!.get(key), expectedOf(c.k))
           }
           break
         }
