@@ -93,4 +93,15 @@ describe("lateUpdates: an Update arriving within WINDOW_MS of a change of its ke
     expect(late.refuses("any", 5_000, "b", 3_000 + W)).toBe(true)
     expect(late.refuses("any", 5_000, "b", 3_001 + W)).toBe(false)
   })
+
+  it("does not apply to the floor of forgotten removals: that judges by the date alone", () => {
+    const late = LateUpdates.make()
+    // KEYS + 1 keys removed at 1, 2, ...: the first is forgotten, its time (1) is the floor.
+    for (let i = 0; i <= LateUpdates.KEYS; i++) late.removed([`r${i}`], 1 + i, "c")
+    expect(late.refuses("r0", 1, "b", LATE)).toBe(true)
+    // A key never removed, its Update made after the floor, arriving right then: stored (the
+    // forgotten removal may have been of any key; under that many changes a second the window
+    // would refuse every Update).
+    expect(late.refuses("fresh", 2, "b", 2)).toBe(false)
+  })
 })

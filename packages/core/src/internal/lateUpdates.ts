@@ -26,7 +26,8 @@
  * runs ahead of it (a message that late: a replay after an outage), may still be stored (README,
  * clock skew). Bounded: past KEYS keys, PATTERNS patterns or
  * ORIGINS instances' clears the oldest is forgotten and its time becomes a floor before which
- * every Update is refused.
+ * every Update is refused, by its date only: the window applies to the changes remembered (so
+ * that a busy bus, forgetting changes within the second, does not refuse every Update).
  *
  * This instance's own writes (a set, an update, a computed value's store, each at its end) are
  * kept apart, as a key and a time, for the last WRITES keys: two instances writing a key at once,
@@ -173,10 +174,13 @@ export const make = (): LateUpdates => {
       }
     },
     refuses: (key, created, origin, arrival) => {
-      // A dated Update counts as made no later than WINDOW_MS before its arrival.
+      // The floors, by its date: a forgotten change may have been of any key, and under 8,192
+      // changes a second the window would refuse every Update.
+      if (floor > Number.NEGATIVE_INFINITY && (created === undefined || created <= floor)) return true
+      if (created !== undefined && created <= writeFloor) return true
+      // The changes remembered of its key (and patterns, clears): a dated Update counts as made no
+      // later than WINDOW_MS before its arrival.
       const dated = created === undefined ? undefined : Math.min(created, arrival - WINDOW_MS)
-      if (floor > Number.NEGATIVE_INFINITY && (dated === undefined || dated <= floor)) return true
-      if (dated !== undefined && dated <= writeFloor) return true
       const written = writes.get(key) ?? olderWrites.get(key)
       if (written !== undefined && (dated === undefined || written >= dated)) return true
       const since = dated ?? Number.NEGATIVE_INFINITY
