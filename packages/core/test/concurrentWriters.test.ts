@@ -63,6 +63,14 @@ const instanceB = (store: Tier.Tier.Service, hub: TestBus.Hub, oneStep: boolean)
     return { cache, setNowCalls: () => setNowCalls }
   })
 
+/** A shared tier, a hub, A's bus on it (A itself is only its messages) and instance B. */
+const pair = (oneStep: boolean) =>
+  Effect.gen(function* () {
+    const store = yield* TestTier.make()
+    const hub = yield* TestBus.makeHub
+    return { store, hub, a: TestBus.make(hub), b: yield* instanceB(store, hub, oneStep) }
+  })
+
 const applied = (cache: TieredCache.TieredCache.Service, n: number) =>
   Effect.gen(function* () {
     while ((yield* cache.invalidationStats).messagesApplied < n) yield* Effect.sleep("1 millis")
@@ -108,10 +116,7 @@ describe("two instances writing one key at once", () => {
       `an Update of the other instance dated no later than this one's write only drops L1 (${oneStep ? "one step" : "the Effect way"})`,
       () =>
         Effect.gen(function* () {
-          const store = yield* TestTier.make()
-          const hub = yield* TestBus.makeHub
-          const a = TestBus.make(hub)
-          const b = yield* instanceB(store, hub, oneStep)
+          const { store, a, b } = yield* pair(oneStep)
           const created = yield* Clock.currentTimeMillis
           // B's write, landing last in the shared tier.
           yield* b.cache.update("k", "b")
@@ -127,10 +132,7 @@ describe("two instances writing one key at once", () => {
     "a computed value stored here counts as this instance's write: an older Update only drops it",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const hub = yield* TestBus.makeHub
-        const a = TestBus.make(hub)
-        const b = yield* instanceB(store, hub, true)
+        const { store, a, b } = yield* pair(true)
         const created = yield* Clock.currentTimeMillis
         expect(yield* b.cache.getOrCompute("k", Effect.succeed("b"))).toBe("b")
         while ((yield* b.cache.stats).inFlight > 0) yield* Effect.sleep("1 millis")
@@ -166,10 +168,7 @@ describe("two instances writing one key at once", () => {
     "an Update of the other instance created after this one's write ended is stored once it arrives past the window",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const hub = yield* TestBus.makeHub
-        const a = TestBus.make(hub)
-        const b = yield* instanceB(store, hub, true)
+        const { store, a, b } = yield* pair(true)
         yield* b.cache.set("k", "b")
         yield* Effect.sleep(Duration.millis(LateUpdates.WINDOW_MS + 5))
         yield* writeOfA(store, a, yield* Clock.currentTimeMillis)
@@ -184,10 +183,7 @@ describe("two instances writing one key at once", () => {
     "an Update of the other instance arriving within the window of this one's write only drops L1, whatever its date",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const hub = yield* TestBus.makeHub
-        const a = TestBus.make(hub)
-        const b = yield* instanceB(store, hub, true)
+        const { store, a, b } = yield* pair(true)
         // A's write, dated a minute ahead (A's clock runs ahead), lands first; B's after it.
         const ahead = (yield* Clock.currentTimeMillis) + 60_000
         yield* landingOfA(store, ahead)
@@ -204,10 +200,7 @@ describe("two instances writing one key at once", () => {
     "an Update of the other instance created before this one's write but landed after it: its value, not this one's",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const hub = yield* TestBus.makeHub
-        const a = TestBus.make(hub)
-        const b = yield* instanceB(store, hub, true)
+        const { store, a, b } = yield* pair(true)
         const created = yield* Clock.currentTimeMillis
         yield* Effect.sleep("5 millis")
         // B's write, created after A's, lands first; A's lands after it.
@@ -229,9 +222,7 @@ describe("two instances writing one key at once", () => {
     "two Updates of other instances landing in the other order than they were created: the value that landed last",
     () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        const hub = yield* TestBus.makeHub
-        const b = yield* instanceB(store, hub, true)
+        const { store, hub, b } = yield* pair(true)
         const created = yield* Clock.currentTimeMillis
         yield* Effect.sleep("5 millis")
         // C's write, created after A's, lands first and B applies its Update; A's lands after it,
