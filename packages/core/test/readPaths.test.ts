@@ -242,6 +242,7 @@ describe("a promotion into a shared tier (an entry found in a third) overlapping
       Effect.gen(function* () {
         // The promotion's write takes 3 s; the invalidation waits 1 s for it (nothing bounds the calls).
         const { a, b, l2store, hub, slow } = yield* promotingSetup(3000)
+        const before = yield* a.stats
         const reading = yield* Effect.fork(a.get("k"))
         yield* TestClock.adjust(1)
         const invalidating = yield* Effect.fork(a.invalidate("k"))
@@ -254,6 +255,13 @@ describe("a promotion into a shared tier (an entry found in a third) overlapping
         expect(yield* b.get("k")).toEqual(Option.some("old"))
         yield* TestClock.adjust(100)
         yield* Fiber.join(reading)
+        // Taken back: a discarded write, not a promotion (as a promotion into MemoryTier's L1
+        // refused at once counts).
+        const after = yield* a.stats
+        expect([
+          after.promotions - before.promotions,
+          after.discardedWrites - before.discardedWrites
+        ]).toEqual([0, 1])
         yield* MultiInstance.settle([a, b], { hub })
         expect(Option.isNone(yield* l2store.get("k"))).toBe(true)
         for (const cache of [a, b]) expect(yield* cache.get("k")).toEqual(Option.none())

@@ -79,7 +79,6 @@ export const make = ({ access, lookup, counters, pending, send, instanceId }: De
         if (schema !== undefined) slot.memoizeTyped(schema, decoded)
         return Effect.void
       }
-      counters.promotions++
       const above = Array.from({ length: foundAt - 1 }, (_, i) => i + 1)
       const promoted = (store: PendingStore | undefined) =>
         Effect.gen(function* () {
@@ -92,7 +91,12 @@ export const make = ({ access, lookup, counters, pending, send, instanceId }: De
             (i) => access.write(i, key, entry).pipe(Effect.catchAll((error) => access.recordError(i, error))),
             { concurrency: "unbounded", discard: true }
           )
-          if (lookup.current(key, since) && !store?.invalidated) return
+          // Counted once it holds, as the synchronous way counts it: a promotion taken back is a
+          // discarded write only.
+          if (lookup.current(key, since) && !store?.invalidated) {
+            counters.promotions++
+            return
+          }
           // The key changed while this promotion waited for a tier: take back what it wrote, and
           // tell the instances that may have read it from a shared tier meanwhile.
           counters.discardedWrites++
