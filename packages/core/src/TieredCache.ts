@@ -245,7 +245,13 @@ export declare namespace TieredCache {
       schema: Schema.Schema<A, I, never>,
       options?: ReadOptions
     ) => Effect.Effect<Option.Option<A>, CacheInputError>
-    /** Several keys at once (batched below L1); decoded when a schema is given. */
+    /**
+     * Several keys at once (batched below L1); decoded when a schema is given. The answers are in
+     * the order of `keys`. A key listed more than once is read once from each tier and decided
+     * once: the same answer at each of its positions. Each listing counts as one request, as the
+     * tier that answered the key (or a miss), as that many `get`s counted alone would; a
+     * promotion, a decode error (one per tier's copy read) or a discarded write counts once per key.
+     */
     readonly getMany: {
       (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<unknown>>, CacheInputError>
       <A, I>(

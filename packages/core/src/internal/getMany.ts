@@ -1,5 +1,7 @@
 /**
  * getMany: the same decisions as get (lookup.ts), key by key, with the tiers read in batches.
+ * A key listed more than once is read once per tier and decided once: its answer is given at
+ * every position it was listed, and counted once per listing (as the tier that answered it).
  */
 import { Effect, Option } from "effect"
 import { CacheInputError } from "../CacheError.js"
@@ -15,8 +17,31 @@ import { checkSchema } from "./validate.js"
 export type Deps = ReadsDeps
 
 /**
- * A key still unanswered (at index `i`, as the call read it: the caller's array may change
- * while the tiers are read), and its L1 slot when that waits for its tags.
+ * The keys of one call, each once, in the order of their first listing: `of[p]` is the index in
+ * `keys` of the key listed at position `p`, and `times[i]` how many positions list `keys[i]`;
+ * both undefined when no key is listed twice (then `keys` is the call's own list).
+ */
+interface Distinct {
+  readonly keys: ReadonlyArray<string>
+  readonly of: ReadonlyArray<number> | undefined
+  readonly times: ReadonlyArray<number> | undefined
+}
+
+const distinct = (list: ReadonlyArray<string>): Distinct => {
+  if (list.length < 2) return { keys: list, of: undefined, times: undefined }
+  const index = new Map<string, number>()
+  for (const key of list) if (!index.has(key)) index.set(key, index.size)
+  if (index.size === list.length) return { keys: list, of: undefined, times: undefined }
+  const of = list.map((key) => index.get(key)!)
+  const times = new Array<number>(index.size).fill(0)
+  for (const i of of) times[i]!++
+  return { keys: [...index.keys()], of, times }
+}
+
+/**
+ * A key still unanswered (at index `i` of the call's distinct keys, as the call read them: the
+ * caller's array may change while the tiers are read), and its L1 slot when that waits for its
+ * tags.
  */
 interface Pending {
   readonly i: number
@@ -49,11 +74,18 @@ export const make = (deps: Deps) => {
     return unmet === undefined ? Effect.void : tags.load([...unmet])
   }
 
+  /** The answers of the call's distinct keys, at the positions that listed them. */
+  const spread = (
+    results: ReadonlyArray<Option.Option<unknown>>,
+    of: ReadonlyArray<number> | undefined
+  ): ReadonlyArray<Option.Option<unknown>> => (of === undefined ? results : of.map((i) => results[i]!))
+
   const below = (
     schema: AnySchema | undefined,
     results: Array<Option.Option<unknown>>,
-    pending: ReadonlyArray<Pending>
-  ): Effect.Effect<ReadonlyArray<Option.Option<unknown>>> =>
+    pending: ReadonlyArray<Pending>,
+    times: ReadonlyArray<number> | undefined
+  ): Effect.Effect<Array<Option.Option<unknown>>> =>
     Effect.gen(function* () {
       const since = versions.seq()
       let remaining: ReadonlyArray<Pending> = pending
@@ -63,7 +95,7 @@ export const make = (deps: Deps) => {
         const t = now()
         remaining = remaining.filter(({ i, key, slot }) => {
           if (slot === undefined || lookup.judgeSlot(key, slot, t, schema, true) !== FRESH) return true
-          counters.l1Hits++
+          counters.l1Hits += times?.[i] ?? 1
           results[i] = l1Answer(slot, schema)
           return false
         })
@@ -79,8 +111,9 @@ export const make = (deps: Deps) => {
             still.push(remaining[j]!)
             continue
           }
-          counters.l1Hits++
-          results[remaining[j]!.i] = Option.some(lookup.decoded())
+          const { i } = remaining[j]!
+          counters.l1Hits += times?.[i] ?? 1
+          results[i] = Option.some(lookup.decoded())
         }
         remaining = still
       }
@@ -106,7 +139,7 @@ export const make = (deps: Deps) => {
             continue
           }
           const value = lookup.decoded()
-          counters.lowerHits[t - 1]!++
+          counters.lowerHits[t - 1]! += times?.[i] ?? 1
           results[i] = Option.some(value)
           // Into MemoryTier's L1 from the one lower tier: synchronously.
           if (fast !== undefined && t === 1) {
@@ -117,7 +150,7 @@ export const make = (deps: Deps) => {
         remaining = still
       }
       for (const { i } of remaining) {
-        counters.misses++
+        counters.misses += times?.[i] ?? 1
         results[i] = Option.none()
       }
       return results
@@ -134,19 +167,22 @@ export const make = (deps: Deps) => {
       if (list instanceof CacheInputError) return Effect.fail(list)
       const bad = schema === undefined ? undefined : checkSchema(schema)
       if (bad) return Effect.fail(bad)
-      const results: Array<Option.Option<unknown>> = new Array(list.length)
+      // Each key once: read once per tier, decided once, counted once per listing.
+      const { keys: unique, of, times } = distinct(list)
+      const results: Array<Option.Option<unknown>> = new Array(unique.length)
       const pending: Array<Pending> = []
       const t = now()
-      for (let i = 0; i < list.length; i++) {
-        const key = list[i]!
+      for (let i = 0; i < unique.length; i++) {
+        const key = unique[i]!
         const slot = fast?.lookup(key, t)
         const verdict = slot === undefined ? undefined : lookup.judgeSlot(key, slot, t, schema, false)
         if (verdict === FRESH) {
-          counters.l1Hits++
+          counters.l1Hits += times?.[i] ?? 1
           results[i] = l1Answer(slot!, schema)
         } else pending.push({ i, key, slot: verdict === NEEDS_TAGS ? slot : undefined })
       }
-      if (pending.length === 0) return Effect.succeed(results)
-      return below(schema, results, pending)
+      if (pending.length === 0) return Effect.succeed(spread(results, of))
+      const answered = below(schema, results, pending, times)
+      return of === undefined ? answered : Effect.map(answered, (answers) => spread(answers, of))
     })
 }
