@@ -11,6 +11,7 @@ import type { Slot } from "./fastPath.js"
 import { keyList } from "./input.js"
 import { FRESH, NEEDS_TAGS } from "./lookup.js"
 import type { Deps as ReadsDeps } from "./reads.js"
+import { HALF } from "./tags.js"
 import { checkSchema } from "./validate.js"
 
 /** What getMany needs: the same as the other reads below L1. */
@@ -38,6 +39,46 @@ const distinct = (list: ReadonlyArray<string>): Distinct => {
   return { keys: [...index.keys()], of, times }
 }
 
+/** Tags read at once, then the entries carrying them judged (see tagGroups). */
+interface TagGroup {
+  /** The index after the group's last entry. */
+  readonly end: number
+  /** The tags not met yet of its entries. */
+  readonly tags: ReadonlyArray<string>
+}
+
+/**
+ * At most this many tags not met yet are read at once: half of the fewest an instance keeps
+ * (tags.ts), so that none read for a group is forgotten before the group's entries are judged.
+ */
+const TAGS_AT_ONCE = HALF / 2
+
+/**
+ * The entries `0 .. n - 1` of a batch in groups, in order, each carrying at most TAGS_AT_ONCE tags
+ * not met yet (`unmetOf(j)`: the tags of entry j that may need reading, or undefined); one group
+ * when the batch carries fewer. Reading every tag of a larger batch at once would forget the first
+ * read before their entries were judged, and fresh entries would answer as misses.
+ */
+const tagGroups = (
+  n: number,
+  unmetOf: (j: number) => ReadonlyArray<string> | undefined
+): ReadonlyArray<TagGroup> => {
+  const groups: Array<TagGroup> = []
+  let unmet: Set<string> | undefined
+  for (let j = 0; j < n; j++) {
+    const more = unmetOf(j)
+    if (more === undefined || more.length === 0) continue
+    if (unmet === undefined) unmet = new Set()
+    else if (unmet.size + more.length > TAGS_AT_ONCE) {
+      groups.push({ end: j, tags: [...unmet] })
+      unmet = new Set()
+    }
+    for (const tag of more) unmet.add(tag)
+  }
+  groups.push({ end: n, tags: unmet === undefined ? [] : [...unmet] })
+  return groups
+}
+
 /**
  * A key still unanswered (at index `i` of the call's distinct keys, as the call read them: the
  * caller's array may change while the tiers are read), and its L1 slot when that waits for its
@@ -57,22 +98,23 @@ export const make = (deps: Deps) => {
     Option.some(schema !== undefined ? slot.typedValue : slot.value)
 
   /**
-   * The tags not met yet of the usable entries a tier answered, read once for the batch (as
-   * the L1 slots' are): an entry is then judged with its tags read, so a tag whose time cannot
-   * be read costs the batch one tier timeout, not one per entry carrying it.
+   * The tags not met yet of the usable entries a tier answered, grouped (tagGroups): an entry is
+   * judged with its tags read, so a tag whose time cannot be read costs a group one tier timeout,
+   * not one per entry carrying it.
    */
-  const readTags = (found: ReadonlyArray<Option.Option<Entry.Entry>>): Effect.Effect<void> => {
+  const entryGroups = (found: ReadonlyArray<Option.Option<Entry.Entry>>): ReadonlyArray<TagGroup> => {
     const t = now()
-    let unmet: Set<string> | undefined
-    for (const option of found) {
-      if (option?._tag !== "Some") continue
+    return tagGroups(found.length, (j) => {
+      const option = found[j]
+      if (option?._tag !== "Some") return undefined
       const entry = option.value
-      if (entry.tags.length === 0 || Entry.isGone(entry, t) || tags.valid(entry) !== undefined) continue
-      unmet ??= new Set()
-      for (const tag of entry.tags) unmet.add(tag)
-    }
-    return unmet === undefined ? Effect.void : tags.load([...unmet])
+      return entry.tags.length === 0 || Entry.isGone(entry, t) || tags.valid(entry) !== undefined
+        ? undefined
+        : entry.tags
+    })
   }
+  const readGroup = (group: TagGroup): Effect.Effect<void> =>
+    group.tags.length === 0 ? Effect.void : tags.load(group.tags)
 
   /** The answers of the call's distinct keys, at the positions that listed them. */
   const spread = (
@@ -89,31 +131,41 @@ export const make = (deps: Deps) => {
     Effect.gen(function* () {
       const since = versions.seq()
       let remaining: ReadonlyArray<Pending> = pending
-      const waiting = remaining.filter((p) => p.slot !== undefined)
-      if (waiting.length > 0) {
-        yield* tags.load([...new Set(waiting.flatMap((p) => p.slot!.tags))])
-        const t = now()
-        remaining = remaining.filter(({ i, key, slot }) => {
-          if (slot === undefined || lookup.judgeSlot(key, slot, t, schema, true) !== FRESH) return true
-          counters.l1Hits += times?.[i] ?? 1
-          results[i] = l1Answer(slot, schema)
-          return false
-        })
+      if (remaining.some((p) => p.slot !== undefined)) {
+        const still: Array<Pending> = []
+        let j = 0
+        for (const group of tagGroups(remaining.length, (j) => remaining[j]!.slot?.tags)) {
+          yield* readGroup(group)
+          const t = now()
+          for (; j < group.end; j++) {
+            const { i, key, slot } = remaining[j]!
+            if (slot === undefined || lookup.judgeSlot(key, slot, t, schema, true) !== FRESH) {
+              still.push(remaining[j]!)
+              continue
+            }
+            counters.l1Hits += times?.[i] ?? 1
+            results[i] = l1Answer(slot, schema)
+          }
+        }
+        remaining = still
       }
       if (fast === undefined) {
         const found = yield* access.readManyL1(remaining.map(({ key }) => key))
-        yield* readTags(found)
         const still: Array<Pending> = []
-        const at = now()
-        for (let j = 0; j < remaining.length; j++) {
-          const entry = found[j]
-          if (entry?._tag !== "Some" || lookup.judge(entry.value, at, schema, true) !== FRESH) {
-            still.push(remaining[j]!)
-            continue
+        let j = 0
+        for (const group of entryGroups(found)) {
+          yield* readGroup(group)
+          const at = now()
+          for (; j < group.end; j++) {
+            const entry = found[j]
+            if (entry?._tag !== "Some" || lookup.judge(entry.value, at, schema, true) !== FRESH) {
+              still.push(remaining[j]!)
+              continue
+            }
+            const { i } = remaining[j]!
+            counters.l1Hits += times?.[i] ?? 1
+            results[i] = Option.some(lookup.decoded())
           }
-          const { i } = remaining[j]!
-          counters.l1Hits += times?.[i] ?? 1
-          results[i] = Option.some(lookup.decoded())
         }
         remaining = still
       }
@@ -122,30 +174,33 @@ export const make = (deps: Deps) => {
           t,
           remaining.map(({ key }) => key)
         )
-        yield* readTags(found)
         const still: Array<Pending> = []
-        for (let j = 0; j < remaining.length; j++) {
-          const { i, key } = remaining[j]!
-          const entry = found[j]
-          if (entry?._tag !== "Some") {
-            still.push(remaining[j]!)
-            continue
+        let j = 0
+        for (const group of entryGroups(found)) {
+          yield* readGroup(group)
+          for (; j < group.end; j++) {
+            const { i, key } = remaining[j]!
+            const entry = found[j]
+            if (entry?._tag !== "Some") {
+              still.push(remaining[j]!)
+              continue
+            }
+            // Judged synchronously, its tags read; on the clock of this moment, as get judges: an
+            // earlier key's promotion may have taken time.
+            const at = now()
+            if (lookup.judge(entry.value, at, schema, true) !== FRESH) {
+              still.push(remaining[j]!)
+              continue
+            }
+            const value = lookup.decoded()
+            counters.lowerHits[t - 1]! += times?.[i] ?? 1
+            results[i] = Option.some(value)
+            // Into MemoryTier's L1 from the one lower tier: synchronously.
+            if (fast !== undefined && t === 1) {
+              const slot = promotion.promoteNow(key, entry.value, at, since)
+              if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, value)
+            } else yield* promotion.promote(key, entry.value, t, since, schema, value)
           }
-          // Judged synchronously, its tags read; on the clock of this moment, as get judges: an
-          // earlier key's promotion may have taken time.
-          const at = now()
-          if (lookup.judge(entry.value, at, schema, true) !== FRESH) {
-            still.push(remaining[j]!)
-            continue
-          }
-          const value = lookup.decoded()
-          counters.lowerHits[t - 1]! += times?.[i] ?? 1
-          results[i] = Option.some(value)
-          // Into MemoryTier's L1 from the one lower tier: synchronously.
-          if (fast !== undefined && t === 1) {
-            const slot = promotion.promoteNow(key, entry.value, at, since)
-            if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, value)
-          } else yield* promotion.promote(key, entry.value, t, since, schema, value)
         }
         remaining = still
       }

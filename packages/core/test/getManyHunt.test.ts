@@ -1,0 +1,79 @@
+/**
+ * getMany attacked as a user would: what it answers must be what `get` of each key answers.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { TestTier } from "@tiercache/testing"
+import { Clock, Effect, Option, TestClock } from "effect"
+
+/** Just past the most tags an instance keeps at once (65,536 to 131,072: tags.ts). */
+const MANY = 66_000
+
+/** A cache without breaker over `l1` and `l2`: a tag's read is then a plain call of an in-memory tier. */
+const quickCache = (l1: Tier.Tier.Service, l2: Tier.Tier.Service) =>
+  TieredCache.make({ breaker: false }).pipe(
+    Effect.provideService(Tier.L1, l1),
+    Effect.provideService(Tier.L2, l2)
+  )
+
+/** MANY entries, each with a tag of its own that the cache has not met, planted with `plant`. */
+const plantMany = (plant: (key: string, entry: Entry.Entry) => Effect.Effect<void, unknown>) =>
+  Effect.gen(function* () {
+    yield* TestClock.adjust(10_000)
+    const now = yield* Clock.currentTimeMillis
+    const keys = Array.from({ length: MANY }, (_, i) => `k${i}`)
+    for (const key of keys) {
+      yield* plant(key, Entry.make({ value: key, now, ttlMs: 60_000, tags: [`user:${key}`] }))
+    }
+    return keys
+  })
+
+const missedOf = (keys: ReadonlyArray<string>, answers: ReadonlyArray<Option.Option<unknown>>) =>
+  keys.filter(
+    (key, i) => !Option.getEquivalence((a: unknown, b: unknown) => a === b)(answers[i]!, Option.some(key))
+  )
+
+describe("getMany of a batch carrying more tags than an instance keeps: each entry answered, as get answers it", () => {
+  it.scoped(
+    "found in L2",
+    () =>
+      Effect.gen(function* () {
+        const l2 = yield* TestTier.make()
+        const cache = yield* quickCache(yield* MemoryTier.make({ maxEntries: 100_000 }), l2)
+        const keys = yield* plantMany(l2.plant)
+        expect(missedOf(keys, yield* cache.getMany(keys)).length).toBe(0)
+        const stats = yield* cache.stats
+        expect([stats.l2Hits, stats.misses, stats.promotions]).toEqual([MANY, 0, MANY])
+      }),
+    120_000
+  )
+
+  it.scoped(
+    "in MemoryTier's L1, their tags not met (nothing in L2)",
+    () =>
+      Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 100_000 })
+        const l2 = yield* TestTier.make()
+        const cache = yield* quickCache(l1, l2)
+        const keys = yield* plantMany(l1.set)
+        expect(missedOf(keys, yield* cache.getMany(keys)).length).toBe(0)
+        const stats = yield* cache.stats
+        expect([stats.l1Hits, stats.misses]).toEqual([MANY, 0])
+      }),
+    120_000
+  )
+
+  it.scoped(
+    "in an L1 that is not a MemoryTier",
+    () =>
+      Effect.gen(function* () {
+        const l1 = yield* TestTier.make({ name: "l1" })
+        const cache = yield* quickCache(l1, yield* TestTier.make())
+        const keys = yield* plantMany(l1.plant)
+        expect(missedOf(keys, yield* cache.getMany(keys)).length).toBe(0)
+        const stats = yield* cache.stats
+        expect([stats.l1Hits, stats.misses]).toEqual([MANY, 0])
+      }),
+    120_000
+  )
+})
