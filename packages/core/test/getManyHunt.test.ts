@@ -4,7 +4,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
-import { Clock, Effect, Option, TestClock } from "effect"
+import { Cause, Clock, Effect, Exit, Option, TestClock } from "effect"
 
 /** Just past the most tags an instance keeps at once (65,536 to 131,072: tags.ts). */
 const MANY = 66_000
@@ -75,5 +75,63 @@ describe("getMany of a batch carrying more tags than an instance keeps: each ent
         expect([stats.l1Hits, stats.misses]).toEqual([MANY, 0])
       }),
     120_000
+  )
+})
+
+/**
+ * A key list as plain JavaScript may hand it: a real array (Array.isArray says so) behind a Proxy
+ * that counts the elements read, of `length` elements, holding `first` at index 0 and nothing
+ * after it (a sparse array, as `new Array(n)` or `a.length = n` make).
+ */
+const countingSparse = (length: number, first: unknown) => {
+  const target: Array<unknown> = []
+  target.length = length
+  target[0] = first
+  let read = 0
+  const keys = new Proxy(target, {
+    get: (t, p, r) => {
+      if (typeof p === "string" && /^\d+$/.test(p)) read++
+      return Reflect.get(t, p, r)
+    }
+  })
+  return { keys: keys as unknown as ReadonlyArray<string>, read: () => read }
+}
+
+describe("getMany and invalidateMany of a sparse key list from plain JavaScript", () => {
+  it.scoped("refused at its first missing key, the rest of the list never read", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const cache = yield* quickCache(yield* MemoryTier.make({ maxEntries: 100 }), l2)
+      for (const call of ["getMany", "invalidateMany"] as const) {
+        const list = countingSparse(1_000_000, "a")
+        const exit = yield* Effect.exit(
+          call === "getMany" ? cache.getMany(list.keys) : cache.invalidateMany(list.keys)
+        )
+        expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({
+          _tag: "CacheInputError",
+          problem: "InvalidKey"
+        })
+        // "a", then the hole at index 1.
+        expect([call, list.read()]).toEqual([call, 2])
+      }
+      expect((yield* l2.calls).getMany).toBe(0)
+    })
+  )
+
+  it.scoped(
+    "the longest sparse array JavaScript makes: refused at once, not read through 4 billion holes",
+    () =>
+      Effect.gen(function* () {
+        const cache = yield* quickCache(yield* MemoryTier.make({ maxEntries: 100 }), yield* TestTier.make())
+        const keys: Array<string> = []
+        keys.length = 2 ** 32 - 1
+        const exit = yield* Effect.exit(cache.getMany(keys))
+        expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({ problem: "InvalidKey" })
+        const removal = yield* Effect.exit(cache.invalidateMany(keys))
+        expect(Exit.isFailure(removal) && Cause.squash(removal.cause)).toMatchObject({
+          problem: "InvalidKey"
+        })
+      }),
+    60_000
   )
 })

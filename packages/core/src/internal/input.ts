@@ -28,15 +28,21 @@ export const checkKey: (key: unknown) => CacheInputError | undefined = keyError
 /**
  * A list of keys read once, each element by index (`length` read once too), checked as read: the
  * keys a batch read uses are the keys checked, whatever the caller's iterator or an element's
- * getter would answer on a second read. Or the error of a bad list.
+ * getter would answer on a second read. Or the error of a bad list, at its first bad key: the
+ * rest is never read (a sparse array of 2^32 - 1 holes is refused at its first hole, not copied).
  */
 export const keyList = (keys: unknown): ReadonlyArray<string> | CacheInputError => {
   try {
     if (!Array.isArray(keys)) return keysError(keys)!
     const n = keys.length
-    const list = new Array<string>(n)
-    for (let i = 0; i < n; i++) list[i] = keys[i]
-    return keysError(list) ?? list
+    const list: Array<string> = []
+    for (let i = 0; i < n; i++) {
+      const key: unknown = keys[i]
+      const bad = checkKey(key)
+      if (bad !== undefined) return bad
+      list.push(key as string)
+    }
+    return list
   } catch (cause) {
     return unreadable("keys", "InvalidKey", cause)
   }
