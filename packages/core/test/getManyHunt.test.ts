@@ -3,8 +3,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { TestTier } from "@tiercache/testing"
-import { Cause, Clock, Effect, Exit, Option, TestClock } from "effect"
+import { ChaosTier, TestTier } from "@tiercache/testing"
+import { Cause, Clock, Effect, Exit, Fiber, Option, TestClock } from "effect"
 
 /** Just past the most tags an instance keeps at once (65,536 to 131,072: tags.ts). */
 const MANY = 66_000
@@ -134,4 +134,48 @@ describe("getMany and invalidateMany of a sparse key list from plain JavaScript"
       }),
     60_000
   )
+})
+
+describe("getMany interrupted while it reads below L1 counts no request, as an interrupted get", () => {
+  for (const shape of ["MemoryTier", "generic"] as const) {
+    it.scoped(
+      `L1 ${shape === "generic" ? "that is not a MemoryTier" : "a MemoryTier"}: nothing counted, then every key once`,
+      () =>
+        Effect.gen(function* () {
+          const l2 = yield* TestTier.make()
+          const chaos = yield* ChaosTier.wrap(l2)
+          const l1: Tier.Tier.Service =
+            shape === "generic"
+              ? yield* TestTier.make({ name: "l1" })
+              : yield* MemoryTier.make({ maxEntries: 100 })
+          const cache = yield* TieredCache.make().pipe(
+            Effect.provideService(Tier.L1, l1),
+            Effect.provideService(Tier.L2, chaos)
+          )
+          const now = yield* Clock.currentTimeMillis
+          yield* cache.set("hit", 1, { ttl: "1 minute" })
+          yield* l2.plant("b", Entry.make({ value: 2, now, ttlMs: 60_000 }))
+          yield* chaos.delay("getMany", "10 millis")
+          yield* chaos.delay("get", "10 millis")
+          const requests = Effect.map(cache.stats, (s) => [s.requests, s.l1Hits, s.l2Hits, s.misses])
+          const get = yield* Effect.fork(cache.get("b"))
+          yield* TestClock.adjust(5)
+          yield* Fiber.interrupt(get)
+          expect(yield* requests).toEqual([0, 0, 0, 0])
+          const many = yield* Effect.fork(cache.getMany(["hit", "b", "x", "hit"]))
+          yield* TestClock.adjust(5)
+          yield* Fiber.interrupt(many)
+          expect(yield* requests).toEqual([0, 0, 0, 0])
+          const answered = yield* Effect.fork(cache.getMany(["hit", "b", "x", "hit"]))
+          yield* TestClock.adjust(10)
+          expect(yield* Fiber.join(answered)).toEqual([
+            Option.some(1),
+            Option.some(2),
+            Option.none(),
+            Option.some(1)
+          ])
+          expect(yield* requests).toEqual([4, 2, 1, 1])
+        })
+    )
+  }
 })

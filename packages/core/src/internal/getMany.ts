@@ -122,14 +122,21 @@ export const make = (deps: Deps) => {
     of: ReadonlyArray<number> | undefined
   ): ReadonlyArray<Option.Option<unknown>> => (of === undefined ? results : of.map((i) => results[i]!))
 
+  /**
+   * The keys past L1's first look. Its requests are counted in one step once every key is
+   * answered, with the `l1Hits` of that first look: a call interrupted meanwhile counts none, as
+   * an interrupted get (events, such as promotions and decode errors, count as they happen).
+   */
   const below = (
     schema: AnySchema | undefined,
     results: Array<Option.Option<unknown>>,
     pending: ReadonlyArray<Pending>,
-    times: ReadonlyArray<number> | undefined
+    times: ReadonlyArray<number> | undefined,
+    l1Hits: number
   ): Effect.Effect<Array<Option.Option<unknown>>> =>
     Effect.gen(function* () {
       const since = versions.seq()
+      const lowerHits = access.lower.map(() => 0)
       let remaining: ReadonlyArray<Pending> = pending
       if (remaining.some((p) => p.slot !== undefined)) {
         const still: Array<Pending> = []
@@ -143,7 +150,7 @@ export const make = (deps: Deps) => {
               still.push(remaining[j]!)
               continue
             }
-            counters.l1Hits += times?.[i] ?? 1
+            l1Hits += times?.[i] ?? 1
             results[i] = l1Answer(slot, schema)
           }
         }
@@ -163,7 +170,7 @@ export const make = (deps: Deps) => {
               continue
             }
             const { i } = remaining[j]!
-            counters.l1Hits += times?.[i] ?? 1
+            l1Hits += times?.[i] ?? 1
             results[i] = Option.some(lookup.decoded())
           }
         }
@@ -193,7 +200,7 @@ export const make = (deps: Deps) => {
               continue
             }
             const value = lookup.decoded()
-            counters.lowerHits[t - 1]! += times?.[i] ?? 1
+            lowerHits[t - 1]! += times?.[i] ?? 1
             results[i] = Option.some(value)
             // Into MemoryTier's L1 from the one lower tier: synchronously.
             if (fast !== undefined && t === 1) {
@@ -204,10 +211,14 @@ export const make = (deps: Deps) => {
         }
         remaining = still
       }
+      let misses = 0
       for (const { i } of remaining) {
-        counters.misses += times?.[i] ?? 1
+        misses += times?.[i] ?? 1
         results[i] = Option.none()
       }
+      counters.l1Hits += l1Hits
+      for (let t = 0; t < lowerHits.length; t++) counters.lowerHits[t]! += lowerHits[t]!
+      counters.misses += misses
       return results
     })
 
@@ -227,17 +238,21 @@ export const make = (deps: Deps) => {
       const results: Array<Option.Option<unknown>> = new Array(unique.length)
       const pending: Array<Pending> = []
       const t = now()
+      let l1Hits = 0
       for (let i = 0; i < unique.length; i++) {
         const key = unique[i]!
         const slot = fast?.lookup(key, t)
         const verdict = slot === undefined ? undefined : lookup.judgeSlot(key, slot, t, schema, false)
         if (verdict === FRESH) {
-          counters.l1Hits += times?.[i] ?? 1
+          l1Hits += times?.[i] ?? 1
           results[i] = l1Answer(slot!, schema)
         } else pending.push({ i, key, slot: verdict === NEEDS_TAGS ? slot : undefined })
       }
-      if (pending.length === 0) return Effect.succeed(spread(results, of))
-      const answered = below(schema, results, pending, times)
+      if (pending.length === 0) {
+        counters.l1Hits += l1Hits
+        return Effect.succeed(spread(results, of))
+      }
+      const answered = below(schema, results, pending, times, l1Hits)
       return of === undefined ? answered : Effect.map(answered, (answers) => spread(answers, of))
     })
 }
