@@ -102,9 +102,13 @@ export const make = (deps: Deps) => {
    * judged with its tags read, so a tag whose time cannot be read costs a group one tier timeout,
    * not one per entry carrying it.
    */
-  const entryGroups = (found: ReadonlyArray<Option.Option<Entry.Entry>>): ReadonlyArray<TagGroup> => {
+  const entryGroups = (
+    found: ReadonlyArray<Option.Option<Entry.Entry>>,
+    n: number
+  ): ReadonlyArray<TagGroup> => {
     const t = now()
-    return tagGroups(found.length, (j) => {
+    // `n` keys asked (a tier of someone else's may answer fewer: a miss each).
+    return tagGroups(n, (j) => {
       const option = found[j]
       if (option?._tag !== "Some") return undefined
       const entry = option.value
@@ -160,7 +164,7 @@ export const make = (deps: Deps) => {
         const found = yield* access.readManyL1(remaining.map(({ key }) => key))
         const still: Array<Pending> = []
         let j = 0
-        for (const group of entryGroups(found)) {
+        for (const group of entryGroups(found, remaining.length)) {
           yield* readGroup(group)
           const at = now()
           for (; j < group.end; j++) {
@@ -183,7 +187,7 @@ export const make = (deps: Deps) => {
         )
         const still: Array<Pending> = []
         let j = 0
-        for (const group of entryGroups(found)) {
+        for (const group of entryGroups(found, remaining.length)) {
           yield* readGroup(group)
           for (; j < group.end; j++) {
             const { i, key } = remaining[j]!
