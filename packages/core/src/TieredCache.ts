@@ -247,11 +247,13 @@ export declare namespace TieredCache {
     ) => Effect.Effect<Option.Option<A>, CacheInputError>
     /**
      * Several keys at once (batched below L1); decoded when a schema is given. The answers are in
-     * the order of `keys`. A key listed more than once is read once from each tier and decided
-     * once: the same answer at each of its positions. Each listing counts as one request, as the
-     * tier that answered the key (or a miss), as that many `get`s counted alone would, once the
-     * call has its answers (interrupted before, it counts no request, as an interrupted `get`); a
-     * promotion, a decode error (one per tier's copy read) or a discarded write counts once per key.
+     * the order of `keys`. A key listed more than once gets the same answer at each of its
+     * positions: read once from each tier below L1 (and from an L1 that is not a MemoryTier) and
+     * decided once; a fresh MemoryTier slot answers each listing (a lookup, nothing decoded
+     * again). Each listing counts as one request, as the tier that answered the key (or a miss),
+     * as that many `get`s counted alone would, once the call has its answers (interrupted before,
+     * it counts no request, as an interrupted `get`); a promotion, a decode error (one per tier's
+     * copy read) or a discarded write counts once per key.
      */
     readonly getMany: {
       (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<unknown>>, CacheInputError>

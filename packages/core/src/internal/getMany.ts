@@ -1,7 +1,8 @@
 /**
  * getMany: the same decisions as get (lookup.ts), key by key, with the tiers read in batches.
- * A key listed more than once is read once per tier and decided once: its answer is given at
- * every position it was listed, and counted once per listing (as the tier that answered it).
+ * A key listed more than once is read once from each tier below L1 and decided once: its answer
+ * is given at every position it was listed, and counted once per listing (as the tier that
+ * answered it).
  */
 import { Effect, Option } from "effect"
 import { CacheInputError } from "../CacheError.js"
@@ -16,28 +17,6 @@ import { checkSchema } from "./validate.js"
 
 /** What getMany needs: the same as the other reads below L1. */
 export type Deps = ReadsDeps
-
-/**
- * The keys of one call, each once, in the order of their first listing: `of[p]` is the index in
- * `keys` of the key listed at position `p`, and `times[i]` how many positions list `keys[i]`;
- * both undefined when no key is listed twice (then `keys` is the call's own list).
- */
-interface Distinct {
-  readonly keys: ReadonlyArray<string>
-  readonly of: ReadonlyArray<number> | undefined
-  readonly times: ReadonlyArray<number> | undefined
-}
-
-const distinct = (list: ReadonlyArray<string>): Distinct => {
-  if (list.length < 2) return { keys: list, of: undefined, times: undefined }
-  const index = new Map<string, number>()
-  for (const key of list) if (!index.has(key)) index.set(key, index.size)
-  if (index.size === list.length) return { keys: list, of: undefined, times: undefined }
-  const of = list.map((key) => index.get(key)!)
-  const times = new Array<number>(index.size).fill(0)
-  for (const i of of) times[i]!++
-  return { keys: [...index.keys()], of, times }
-}
 
 /** Tags read at once, then the entries carrying them judged (see tagGroups). */
 interface TagGroup {
@@ -80,15 +59,19 @@ const tagGroups = (
 }
 
 /**
- * A key still unanswered (at index `i` of the call's distinct keys, as the call read them: the
- * caller's array may change while the tiers are read), and its L1 slot when that waits for its
- * tags.
+ * A key still unanswered, as the call read it (the caller's array may change while the tiers are
+ * read): at position `i`, and at the positions `also` when listed again; its L1 slot when that
+ * waits for its tags.
  */
 interface Pending {
   readonly i: number
   readonly key: string
   readonly slot: Slot | undefined
+  also: Array<number> | undefined
 }
+
+/** How many requests a key's answer counts: one per position that listed it. */
+const listings = (p: Pending): number => (p.also === undefined ? 1 : 1 + p.also.length)
 
 /** Builds getMany. */
 export const make = (deps: Deps) => {
@@ -120,12 +103,6 @@ export const make = (deps: Deps) => {
   const readGroup = (group: TagGroup): Effect.Effect<void> =>
     group.tags.length === 0 ? Effect.void : tags.load(group.tags)
 
-  /** The answers of the call's distinct keys, at the positions that listed them. */
-  const spread = (
-    results: ReadonlyArray<Option.Option<unknown>>,
-    of: ReadonlyArray<number> | undefined
-  ): ReadonlyArray<Option.Option<unknown>> => (of === undefined ? results : of.map((i) => results[i]!))
-
   /**
    * The keys past L1's first look. Its requests are counted in one step once every key is
    * answered, with the `l1Hits` of that first look: a call interrupted meanwhile counts none, as
@@ -135,7 +112,6 @@ export const make = (deps: Deps) => {
     schema: AnySchema | undefined,
     results: Array<Option.Option<unknown>>,
     pending: ReadonlyArray<Pending>,
-    times: ReadonlyArray<number> | undefined,
     l1Hits: number
   ): Effect.Effect<Array<Option.Option<unknown>>> =>
     Effect.gen(function* () {
@@ -154,7 +130,7 @@ export const make = (deps: Deps) => {
               still.push(remaining[j]!)
               continue
             }
-            l1Hits += times?.[i] ?? 1
+            l1Hits += listings(remaining[j]!)
             results[i] = l1Answer(slot, schema)
           }
         }
@@ -174,7 +150,7 @@ export const make = (deps: Deps) => {
               continue
             }
             const { i } = remaining[j]!
-            l1Hits += times?.[i] ?? 1
+            l1Hits += listings(remaining[j]!)
             results[i] = Option.some(lookup.decoded())
           }
         }
@@ -204,7 +180,7 @@ export const make = (deps: Deps) => {
               continue
             }
             const value = lookup.decoded()
-            lowerHits[t - 1]! += times?.[i] ?? 1
+            lowerHits[t - 1]! += listings(remaining[j]!)
             results[i] = Option.some(value)
             // Into MemoryTier's L1 from the one lower tier: synchronously.
             if (fast !== undefined && t === 1) {
@@ -216,9 +192,13 @@ export const make = (deps: Deps) => {
         remaining = still
       }
       let misses = 0
-      for (const { i } of remaining) {
-        misses += times?.[i] ?? 1
-        results[i] = Option.none()
+      for (const p of remaining) {
+        misses += listings(p)
+        results[p.i] = Option.none()
+      }
+      // A key listed again: the same answer at each of its positions.
+      for (const { i, also } of pending) {
+        if (also !== undefined) for (const at of also) results[at] = results[i]!
       }
       counters.l1Hits += l1Hits
       for (let t = 0; t < lowerHits.length; t++) counters.lowerHits[t]! += lowerHits[t]!
@@ -237,26 +217,42 @@ export const make = (deps: Deps) => {
       if (list instanceof CacheInputError) return Effect.fail(list)
       const bad = schema === undefined ? undefined : checkSchema(schema)
       if (bad) return Effect.fail(bad)
-      // Each key once: read once per tier, decided once, counted once per listing.
-      const { keys: unique, of, times } = distinct(list)
-      const results: Array<Option.Option<unknown>> = new Array(unique.length)
-      const pending: Array<Pending> = []
-      const t = now()
+      // A key listed again is looked up in MemoryTier's L1 again (the same slot at the same
+      // instant: the same answer, no map on the hit path); once it is unanswered there, it is
+      // pending once, read once from each tier below and decided once.
+      const results: Array<Option.Option<unknown>> = new Array(list.length)
+      let pending: Array<Pending> | undefined
+      let pendingOf: Map<string, Pending> | undefined
       let l1Hits = 0
-      for (let i = 0; i < unique.length; i++) {
-        const key = unique[i]!
+      const t = now()
+      for (let i = 0; i < list.length; i++) {
+        const key = list[i]!
+        const again = pendingOf?.get(key)
+        if (again !== undefined) {
+          if (again.also === undefined) again.also = [i]
+          else again.also.push(i)
+          continue
+        }
         const slot = fast?.lookup(key, t)
         const verdict = slot === undefined ? undefined : lookup.judgeSlot(key, slot, t, schema, false)
         if (verdict === FRESH) {
-          l1Hits += times?.[i] ?? 1
+          l1Hits++
           results[i] = l1Answer(slot!, schema)
-        } else pending.push({ i, key, slot: verdict === NEEDS_TAGS ? slot : undefined })
+          continue
+        }
+        const p: Pending = { i, key, slot: verdict === NEEDS_TAGS ? slot : undefined, also: undefined }
+        if (pending === undefined || pendingOf === undefined) {
+          pending = [p]
+          pendingOf = new Map([[key, p]])
+        } else {
+          pending.push(p)
+          pendingOf.set(key, p)
+        }
       }
-      if (pending.length === 0) {
+      if (pending === undefined) {
         counters.l1Hits += l1Hits
-        return Effect.succeed(spread(results, of))
+        return Effect.succeed(results)
       }
-      const answered = below(schema, results, pending, times, l1Hits)
-      return of === undefined ? answered : Effect.map(answered, (answers) => spread(answers, of))
+      return below(schema, results, pending, l1Hits)
     })
 }
