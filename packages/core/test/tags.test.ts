@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Clock, Deferred, Effect, Fiber, FiberRef, Option, TestClock } from "effect"
 
 import * as TagTimes from "../src/internal/tags.js"
@@ -245,6 +245,82 @@ describe("tag times (internal)", () => {
       // A later invalidation of a forgotten tag is not lowered by its older record.
       tags.invalidated("u1", 700)
       expect(tags.valid(tagged("u1", 650))).toBe(false)
+    })
+  )
+})
+
+describe("many tags not met yet", () => {
+  it.scoped(
+    "are read in batches of at most BATCH per tier, each tier asked for what the tiers above lacked",
+    () =>
+      Effect.gen(function* () {
+        yield* TestClock.adjust(10_000)
+        const now = yield* Clock.currentTimeMillis
+        const l2 = yield* TestTier.make()
+        const l3 = yield* TestTier.make({ name: "l3" })
+        const chaos2 = yield* ChaosTier.wrap(l2)
+        const chaos3 = yield* ChaosTier.wrap(l3)
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 10_000 })),
+          Effect.provideService(Tier.L2, chaos2),
+          Effect.provideService(Tier.Tiers, [chaos3])
+        )
+        // 3,000 entries, a tag each (a tag per user); u7's tag was invalidated after its entry was
+        // written, its record only in L3; u8's in L2, before its entry was written.
+        const n = 3000
+        const keys = Array.from({ length: n }, (_, i) => `u${i}`)
+        for (const [i, key] of keys.entries()) {
+          yield* l2.plant(key, Entry.make({ value: i, now, ttlMs: 60_000, tags: [`user:${i}`] }))
+        }
+        yield* l3.plant(
+          `${TagTimes.TAG_PREFIX}user:7`,
+          Entry.make({ value: now + 1, now: now + 1, ttlMs: 60_000 })
+        )
+        yield* l2.plant(
+          `${TagTimes.TAG_PREFIX}user:8`,
+          Entry.make({ value: now - 1, now: now - 1, ttlMs: 60_000 })
+        )
+        const found = yield* cache.getMany(keys)
+        expect(found.filter(Option.isSome)).toHaveLength(n - 1)
+        expect(found[7]).toEqual(Option.none())
+        expect(found[8]).toEqual(Option.some(8))
+        // Each tier: its entries in one getMany of the batch (L2), the tags in batches of BATCH.
+        const batches = Math.ceil(n / TagTimes.BATCH)
+        const calls2 = yield* chaos2.calls
+        const calls3 = yield* chaos3.calls
+        expect([calls2.get, calls2.getMany, calls3.get]).toEqual([0, 1 + batches, 0])
+        // L3 is asked only for the tags L2 lacked (all but user:8), in as many batches, and for
+        // u7 (its entry in L2 refused by its tag, the read goes on below).
+        expect(calls3.getMany).toBe(Math.ceil((n - 1) / TagTimes.BATCH) + 1)
+      })
+  )
+
+  it.scoped("a batch its tier fails leaves its tags unknown, not taken as never invalidated", () =>
+    Effect.gen(function* () {
+      yield* TestClock.adjust(10_000)
+      const now = yield* Clock.currentTimeMillis
+      const l2 = yield* TestTier.make()
+      const chaos = yield* ChaosTier.wrap(l2)
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const cache = yield* TieredCache.make().pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, chaos)
+      )
+      for (const key of ["a", "b"]) {
+        yield* l1.set(key, Entry.make({ value: key, now, ttlMs: 60_000, tags: [`t:${key}`] }))
+      }
+      // Both tags' records say invalidated after the entries were written.
+      for (const key of ["a", "b"]) {
+        yield* l2.plant(
+          `${TagTimes.TAG_PREFIX}t:${key}`,
+          Entry.make({ value: now + 1, now: now + 1, ttlMs: 60_000 })
+        )
+      }
+      yield* chaos.fail("getMany")
+      expect(yield* cache.getMany(["a", "b"])).toEqual([Option.none(), Option.none()])
+      yield* chaos.heal
+      // Read again once the tier answers: invalidated.
+      expect(yield* cache.getMany(["a", "b"])).toEqual([Option.none(), Option.none()])
     })
   )
 })

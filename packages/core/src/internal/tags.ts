@@ -15,6 +15,9 @@ import type { TierAccess } from "./tierAccess.js"
 /** Where tag invalidation times live in the lower tiers (user keys may not start with it). */
 export const TAG_PREFIX = `${reservedPrefix}tag:`
 
+/** Tags read from a tier in one call when many are read at once. */
+export const BATCH = 1024
+
 /** The invalidation time of a tag never invalidated. */
 const NEVER = Number.NEGATIVE_INFINITY
 
@@ -81,6 +84,15 @@ export const make = (
     return before
   }
   const note = (tag: string, at: number) => put(tag, Math.max(timeOf(tag) ?? NEVER, at))
+  /** Notes the time a tier's record of `tag` holds. */
+  const noteRecord = (tag: string, record: Entry.Entry) => {
+    // A record whose value is not a time (foreign data; JSON's 1e400 reads as Infinity, which
+    // would refuse the tag's entries for good) counts from the record's creation.
+    const v = record.value
+    const created = record.createdAt
+    const at = Number.isFinite(v) ? (v as number) : Number.isFinite(created) ? created : undefined
+    note(tag, at === undefined ? NEVER : bounded(at, now()))
+  }
   const loadOne = (tag: string): Effect.Effect<void> =>
     Effect.gen(function* () {
       for (let i = 1; i <= access.lower.length; i++) {
@@ -88,16 +100,47 @@ export const make = (
         // A tier that did not answer leaves the tag unknown: stale data is worse than a miss.
         if (found === undefined) return
         if (found._tag === "Some") {
-          // A record whose value is not a time (foreign data; JSON's 1e400 reads as Infinity,
-          // which would refuse the tag's entries for good) counts from the record's creation.
-          const v = found.value.value
-          const created = found.value.createdAt
-          const at = Number.isFinite(v) ? (v as number) : Number.isFinite(created) ? created : undefined
-          note(tag, at === undefined ? NEVER : bounded(at, now()))
+          noteRecord(tag, found.value)
           return
         }
       }
       if (timeOf(tag) === undefined) put(tag, NEVER)
+    })
+  /**
+   * loadOne for many tags: each tier is asked for the tags the tiers above it did not hold, in
+   * batches of at most BATCH, the batches at once (a hung tier costs one timeout, not one per
+   * batch). A batch its tier did not answer (or answered short) leaves its tags unknown.
+   */
+  const loadMany = (unmet: ReadonlyArray<string>): Effect.Effect<void> =>
+    Effect.gen(function* () {
+      let left = unmet
+      for (let i = 1; i <= access.lower.length && left.length > 0; i++) {
+        const batches: Array<ReadonlyArray<string>> = []
+        for (let from = 0; from < left.length; from += BATCH) batches.push(left.slice(from, from + BATCH))
+        const answers = yield* Effect.forEach(
+          batches,
+          (batch) =>
+            access.tryReadMany(
+              i,
+              batch.map((tag) => TAG_PREFIX + tag)
+            ),
+          { concurrency: "unbounded" }
+        )
+        const next: Array<string> = []
+        for (let b = 0; b < batches.length; b++) {
+          const batch = batches[b]!
+          const found = answers[b]
+          if (found === undefined) continue
+          for (let j = 0; j < batch.length; j++) {
+            const record = found[j]
+            if (record === undefined) continue
+            if (record._tag === "Some") noteRecord(batch[j]!, record.value)
+            else next.push(batch[j]!)
+          }
+        }
+        left = next
+      }
+      for (const tag of left) if (timeOf(tag) === undefined) put(tag, NEVER)
     })
   return {
     valid: (entry) => {
@@ -109,8 +152,9 @@ export const make = (
       }
       return true
     },
-    // All at once: an entry (or a batch) with several tags not met yet waits for one read, not
-    // one after the other (a hung tier would cost a timeout per tag). The reads run in a fiber of
+    // All at once: an entry (or a batch) with several tags not met yet waits for one read per
+    // tier (in batches read at once, loadMany), not one after the other (a hung tier would cost
+    // a timeout per tag), nor a fiber and a read per tag (40,000 tags took 18 s). The reads run in a fiber of
     // their own, which the reader only waits for: Effect's concurrent forEach never ends when the
     // fiber running it is interrupted while it yields inside forEach's own steps, so a read cut by
     // a timeout there would hang for good. An interrupted reader stops waiting; the reads end at
@@ -119,10 +163,7 @@ export const make = (
       const unmet = tags.filter((tag) => timeOf(tag) === undefined)
       if (unmet.length === 0) return Effect.void
       if (unmet.length === 1) return loadOne(unmet[0]!)
-      return Effect.flatMap(
-        Effect.forkDaemon(Effect.forEach(unmet, loadOne, { discard: true, concurrency: "unbounded" })),
-        Fiber.join
-      )
+      return Effect.flatMap(Effect.forkDaemon(loadMany(unmet)), Fiber.join)
     },
     neverInvalidated: (tags) => {
       for (let i = 0; i < tags.length; i++) if (timeOf(tags[i]!) !== NEVER) return false

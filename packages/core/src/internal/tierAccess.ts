@@ -51,6 +51,11 @@ export interface TierAccess extends EveryTier.EveryTier {
   readonly tryRead: (index: number, key: string) => Effect.Effect<Option.Option<Entry.Entry> | undefined>
   /** An entry of tier `index` >= 1; a failure is recorded and answers none. */
   readonly read: (index: number, key: string) => Effect.Effect<Option.Option<Entry.Entry>>
+  /** Entries of tier `index` >= 1; a failure is recorded and answers undefined. */
+  readonly tryReadMany: (
+    index: number,
+    keys: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<Entry.Entry>> | undefined>
   /** Entries of tier `index` >= 1; a failure is recorded and answers none for each. */
   readonly readMany: (
     index: number,
@@ -163,6 +168,10 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       lower[index - 1]!.get(key).pipe(
         Effect.catchAll((error) => Effect.as(recordError(index, error), undefined))
       )
+    const tryReadMany = (index: number, keys: ReadonlyArray<string>) =>
+      lower[index - 1]!.getMany(keys).pipe(
+        Effect.catchAll((error) => Effect.as(recordError(index, error), undefined))
+      )
     const readMany = (index: number, keys: ReadonlyArray<string>) =>
       lower[index - 1]!.getMany(keys).pipe(
         Effect.catchAll((error) =>
@@ -253,6 +262,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       labels,
       recordError,
       tryRead,
+      tryReadMany,
       read,
       readMany,
       write: (index, key, entry) => lower[index - 1]!.set(key, entry),
