@@ -13,9 +13,13 @@ export const make = (deps: Deps, changes: Changes) => {
   const { access, registry, tags, lateUpdates, now, versions } = deps
   const { changing } = changes
   /**
-   * Stores `entry`, an Update's from `origin`, in L1 unless L1 holds a copy created after it, and
-   * notes it applied (lateUpdates.ts: to a later Update of the key from another instance, it
-   * counts as a removal does).
+   * Stores `entry`, an Update's from `origin`, in L1, or drops the copy L1 holds when that copy
+   * is dated after it, and notes it applied (lateUpdates.ts: to a later Update of the key from
+   * another instance, it counts as a removal does). A copy dated later whose change refused
+   * nothing (this instance's own write, or an Update of another instance applied here, would
+   * have refused this one) was read from the lower tiers, dated by its writer's clock, which may
+   * run ahead: this Update's write, whose message follows it, may have landed after the read, so
+   * the copy is not kept over the lower tiers' value.
    */
   const unlessNewer = (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
     changing(
@@ -25,7 +29,7 @@ export const make = (deps: Deps, changes: Changes) => {
         lateUpdates.removed([key], now(), origin)
         return Effect.flatMap(access.readL1(key), (held) =>
           held._tag === "Some" && held.value.createdAt > entry.createdAt
-            ? Effect.void
+            ? access.removeL1([key])
             : Effect.asVoid(access.storeL1(key, entry))
         )
       })
@@ -104,9 +108,10 @@ export const make = (deps: Deps, changes: Changes) => {
             )
       ),
     /**
-     * Stores an entry in this instance's L1 unless L1 holds one of its key created later (a
-     * message that arrived late must not replace this instance's newer value), or the key was
-     * removed here since the entry was created (then only an older copy is dropped).
+     * Stores an entry (an Update's from `origin`) in this instance's L1, unless the key changed
+     * here since the entry was created, or within WINDOW_MS of its arrival, or L1 holds a copy of
+     * it dated later: then it only drops the copy L1 holds, whenever that was created
+     * (lateUpdates.ts).
      */
     storeUnlessNewer: (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
       Effect.suspend(() =>
