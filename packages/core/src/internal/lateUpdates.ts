@@ -13,11 +13,13 @@
  * An Update without a date (another implementation's: `ttl_secs`, no `created_ms`) may be older
  * than any removal: it is refused while any removal of its key by an instance other than its
  * sender is remembered, or once any removal was forgotten (a miss each; never an old value).
- * An Update applied from another instance counts as a removal by it (`removed`): to a later
+ * An Update applied from another instance counts as a removal by it (`updated`): to a later
  * Update of the key from a third instance, neither knows which write landed last in the lower
  * tiers (an entry created first may land last), so the later one is refused. A refused Update
  * drops the copy L1 holds, whenever that copy was created (localWrites.ts): the lower tiers
- * hold what landed last, which no date tells.
+ * hold what landed last, which no date tells. Forgotten, an Update's time raises the floor of
+ * dated Updates only: it removed nothing an undated Update could bring back, so Updates of many
+ * keys alone never stop a busy instance from storing undated ones.
  * Times are this instance's clock, compared with the sender's: a sender whose clock runs behind
  * has more of its Updates refused (misses). One ahead would have its Updates taken as made
  * after a change they preceded; so an Update counts as made no later than WINDOW_MS before its
@@ -27,7 +29,8 @@
  * clock skew). Bounded: past KEYS keys, PATTERNS patterns or
  * ORIGINS instances' clears the oldest is forgotten and its time becomes a floor before which
  * every Update is refused, by its date only: the window applies to the changes remembered (so
- * that a busy bus, forgetting changes within the second, does not refuse every Update).
+ * that a busy bus, forgetting changes within the second, does not refuse every Update); once a
+ * removal (not an Update) was forgotten, every undated Update is refused.
  *
  * This instance's own writes (a set, an update, a computed value's store, each at its end) are
  * kept apart, as a key and a time, for the last WRITES keys: two instances writing a key at once,
@@ -68,15 +71,23 @@ interface Removal {
 /**
  * A key's last removal, and the last one by any other instance (`byOthers`): an Update from the
  * last remover may still be refused by an earlier removal of another's (times only grow).
+ * `removal`: the time of the key's last removal proper (not an Update: see `updated`).
  */
 interface KeyRemoval extends Removal {
   readonly byOthers: number
+  readonly removal: number
 }
 
 /** The removal times of one cache. */
 export interface LateUpdates {
   /** `keys` were removed at `at` by instance `origin`. */
   readonly removed: (keys: ReadonlyArray<string>, at: number, origin: string) => void
+  /**
+   * An Update of `key` from instance `origin` was applied (or refused) here at `at`: to a later
+   * Update of the key from another instance it counts as a removal, but, forgotten, it refuses
+   * only dated Updates (by the floor), never undated ones, which it did not remove.
+   */
+  readonly updated: (key: string, at: number, origin: string) => void
   /** The keys matching a pattern were removed at `at` by instance `origin`. */
   readonly removedMatching: (matches: (key: string) => boolean, at: number, origin: string) => void
   /** Every key was removed at `at` by instance `origin` (a clear). */
@@ -118,49 +129,72 @@ export const make = (): LateUpdates => {
   let olderWrites = maps.make<number>()
   let olderLastWrite = Number.NEGATIVE_INFINITY
   let floor = Number.NEGATIVE_INFINITY
+  /** Whether a removal proper (of a key, a pattern, a clear) was forgotten: undated Updates are refused. */
+  let removalForgotten = false
   /** The time of the last write forgotten: dated Updates created no later are refused. */
   let writeFloor = Number.NEGATIVE_INFINITY
   const raise = (at: number) => {
     if (at > floor) floor = at
   }
   /**
-   * Forgets the oldest entries of `map` past `bound`, raising the floor to their times. One walk
+   * Forgets the oldest entries of `map` past `bound`, each handed to `forget`. One walk
    * from the oldest: a Map's first entry is found past the ones deleted before it, so asking for
    * it anew after each deletion costs the square of a large batch.
    */
-  const forgetBeyond = <V>(map: Map<string, V>, bound: number, timeOf: (value: V) => number) => {
+  const forgetBeyond = <V>(map: Map<string, V>, bound: number, forget: (value: V) => void) => {
     let excess = map.size - bound
     for (const [oldest, value] of map) {
       if (excess-- <= 0) break
       map.delete(oldest)
-      raise(timeOf(value))
+      forget(value)
     }
+  }
+  /** A key's change forgotten: its time is the floor; a removal proper refuses undated Updates. */
+  const forgetKey = (removal: KeyRemoval) => {
+    raise(removal.at)
+    if (removal.removal > Number.NEGATIVE_INFINITY) removalForgotten = true
+  }
+  /** A pattern's or a clear's removal forgotten. */
+  const forgetClear = (at: number) => {
+    raise(at)
+    removalForgotten = true
+  }
+  /** Notes a change of `key` at `at` by `origin`; `removal`: the key's last removal proper. */
+  const note = (key: string, at: number, origin: string, removal: boolean) => {
+    const last = keys.get(key)
+    const byOthers =
+      last === undefined
+        ? Number.NEGATIVE_INFINITY
+        : last.origin === origin
+          ? last.byOthers
+          : Math.max(last.at, last.byOthers)
+    keys.delete(key)
+    keys.set(key, {
+      at,
+      origin,
+      byOthers,
+      removal: removal ? at : (last?.removal ?? Number.NEGATIVE_INFINITY)
+    })
   }
   const covers = (removal: Removal | undefined, created: number, origin: string) =>
     removal !== undefined && removal.at >= created && removal.origin !== origin
   return {
     removed: (removedKeys, at, origin) => {
-      for (const key of removedKeys) {
-        const last = keys.get(key)
-        const byOthers =
-          last === undefined
-            ? Number.NEGATIVE_INFINITY
-            : last.origin === origin
-              ? last.byOthers
-              : Math.max(last.at, last.byOthers)
-        keys.delete(key)
-        keys.set(key, { at, origin, byOthers })
-      }
-      forgetBeyond(keys, KEYS, (removal) => removal.at)
+      for (const key of removedKeys) note(key, at, origin, true)
+      forgetBeyond(keys, KEYS, forgetKey)
+    },
+    updated: (key, at, origin) => {
+      note(key, at, origin, false)
+      forgetBeyond(keys, KEYS, forgetKey)
     },
     removedMatching: (matches, at, origin) => {
       patterns.push({ matches, at, origin })
-      while (patterns.length > PATTERNS) raise(patterns.shift()!.at)
+      while (patterns.length > PATTERNS) forgetClear(patterns.shift()!.at)
     },
     removedAll: (at, origin) => {
       clears.delete(origin)
       clears.set(origin, at)
-      forgetBeyond(clears, ORIGINS, (time) => time)
+      forgetBeyond(clears, ORIGINS, forgetClear)
     },
     wrote: (key, at) => {
       writes.set(key, at)
@@ -176,7 +210,7 @@ export const make = (): LateUpdates => {
     refuses: (key, created, origin, arrival) => {
       // The floors, by its date: a forgotten change may have been of any key, and under 8,192
       // changes a second the window would refuse every Update.
-      if (floor > Number.NEGATIVE_INFINITY && (created === undefined || created <= floor)) return true
+      if (created === undefined ? removalForgotten : created <= floor) return true
       if (created !== undefined && created <= writeFloor) return true
       // The changes remembered of its key (and patterns, clears): a dated Update counts as made no
       // later than WINDOW_MS before its arrival.

@@ -26,7 +26,7 @@ export const make = (deps: Deps, changes: Changes) => {
       [key],
       Effect.suspend(() => {
         registry.forget(key)
-        lateUpdates.removed([key], now(), origin)
+        lateUpdates.updated(key, now(), origin)
         return Effect.flatMap(access.readL1(key), (held) =>
           held._tag === "Some" && held.value.createdAt > entry.createdAt
             ? access.removeL1([key])
@@ -43,7 +43,7 @@ export const make = (deps: Deps, changes: Changes) => {
       [key],
       Effect.suspend(() => {
         registry.forget(key)
-        lateUpdates.removed([key], now(), origin)
+        lateUpdates.updated(key, now(), origin)
         return access.removeL1([key])
       })
     )
@@ -102,7 +102,7 @@ export const make = (deps: Deps, changes: Changes) => {
               [key],
               Effect.suspend(() => {
                 registry.forget(key)
-                lateUpdates.removed([key], now(), origin)
+                lateUpdates.updated(key, now(), origin)
                 return Effect.asVoid(access.storeL1(key, entry))
               })
             )
