@@ -12,6 +12,7 @@ import type { InvalidationMessage } from "../InvalidationMessage.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
 import { describe } from "./describe.js"
+import * as LateUpdates from "./lateUpdates.js"
 import type { LocalWrites } from "./localWrites.js"
 import type { Spans } from "./spans.js"
 import * as Tags from "./tags.js"
@@ -194,10 +195,12 @@ export interface SubscriberDeps {
 
 /**
  * The sender of a message that names none (a foreign or older sender), as lateUpdates.ts keeps
- * it: two such messages are never taken as one sender's, whose order the bus would keep.
+ * it: a nameless removal is never taken as a nameless Update's sender's, and two nameless Updates
+ * of a key within WINDOW_MS are not taken as one sender's, whose order the bus would keep
+ * (lateUpdates.ts NAMELESS).
  */
 const UNKNOWN_REMOVER = "\u0000a remover that named no origin"
-const UNKNOWN_UPDATER = "\u0000an updater that named no origin"
+const UNKNOWN_UPDATER = LateUpdates.NAMELESS
 const removerOf = (origin: string | undefined) => origin ?? UNKNOWN_REMOVER
 /**
  * A resync as lateUpdates.ts keeps it: the messages lost while the connection was down may

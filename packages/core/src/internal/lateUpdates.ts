@@ -62,6 +62,13 @@ export const WRITES = 4096
  */
 export const WINDOW_MS = 1000
 
+/**
+ * The sender of an Update that names no `origin` (the Rust crate, an older sender): several
+ * instances may be it, so its earlier Update of a key is not taken as one sender's, whose order
+ * the bus keeps, within WINDOW_MS (as another instance's change is); past that, it is.
+ */
+export const NAMELESS = "\u0000an updater that named no origin"
+
 /** A removal: when (this instance's clock), and which instance made it. */
 interface Removal {
   readonly at: number
@@ -220,6 +227,9 @@ export const make = (): LateUpdates => {
       const since = dated ?? Number.NEGATIVE_INFINITY
       const last = keys.get(key)
       if (covers(last, since, origin)) return true
+      // A nameless sender's earlier Update of the key may have been another's, made this close.
+      if (origin === NAMELESS && last?.origin === NAMELESS && last.at >= (dated ?? arrival - WINDOW_MS))
+        return true
       if (last !== undefined && last.byOthers > Number.NEGATIVE_INFINITY && last.byOthers >= since)
         return true
       for (const [by, at] of clears) if (by !== origin && at >= since) return true
