@@ -26,7 +26,8 @@ export const Remove = Schema.Struct({ type: Schema.Literal("Remove"), key: Schem
  * when we send it); `ttl_ms`, when present, is exact and wins. `grace_ms`, `tags` and
  * `created_ms` are ours: `created_ms` is when the sender created the entry (epoch ms), so that
  * a receiver dates its copy from then (a tag invalidated after it refuses the copy, however
- * late the message) and keeps a copy of its own created later; without it the copy is dated
+ * late the message), and drops rather than keeps a copy of its own created later (dated by
+ * another clock, it does not tell which write landed last); without it the copy is dated
  * from its arrival, and stored only while the receiver remembers no removal of the key by
  * another instance than the sender (nor has forgotten one) and, carrying tags, while each is
  * known to the receiver as never invalidated: otherwise it only drops the receiver's copy (the
