@@ -195,7 +195,12 @@ const main = Effect.gen(function* () {
     manyRows.slice(1)
   )
   // Summary rows: ratios against raw ioredis (the sixth case), from the medians.
-  const l2Row = (row: string, limit: string, rs: ReadonlyArray<{ readonly nsPerOp: number }>): SummaryRow => {
+  const l2Row = (
+    row: string,
+    limit: string,
+    rs: ReadonlyArray<{ readonly nsPerOp: number }>,
+    fibers: string
+  ): SummaryRow => {
     const [fiber, perCall, b, m, c, r, floor, fiberFloor] = rs
     const cell = (v: { readonly nsPerOp: number } | undefined) =>
       `${time(v!.nsPerOp)} (${x(v!.nsPerOp / r!.nsPerOp)})`
@@ -205,7 +210,7 @@ const main = Effect.gen(function* () {
         floor === undefined
           ? ""
           : `; floor, the value with its remaining lifetime (GET and PTTL in one write + JSON.parse): ${cell(floor)}`
-      }${fiberFloor === undefined ? "" : `; that floor awaited in one fiber: ${cell(fiberFloor)}`}`,
+      }${fiberFloor === undefined ? "" : `; that floor awaited in ${fibers}: ${cell(fiberFloor)}`}`,
       tiercache: `in fibers ${cell(fiber)}; runPromise per read ${cell(perCall)}`,
       BentoCache: cell(b),
       "cache-manager": cell(m),
@@ -217,11 +222,12 @@ const main = Effect.gen(function* () {
     }
   }
   recordRows([
-    l2Row("L2 hit, one caller (median latency)", "raw ioredis GET + JSON.parse", oneRows),
+    l2Row("L2 hit, one caller (median latency)", "raw ioredis GET + JSON.parse", oneRows, "one fiber"),
     l2Row(
       `L2 hit, ${CONCURRENCY} concurrent callers (time per read)`,
       "raw ioredis, auto-pipelining",
-      manyRows
+      manyRows,
+      `${CONCURRENCY} fibers`
     )
   ])
   printMachineSpeed()
