@@ -13,40 +13,45 @@ export const make = (deps: Deps, changes: Changes) => {
   const { access, registry, tags, lateUpdates, now, versions } = deps
   const { changing } = changes
   /**
-   * Stores `entry`, an Update's from `origin`, in L1, or drops the copy L1 holds when that copy
-   * is dated after it, and notes it applied (lateUpdates.ts: to a later Update of the key from
-   * another instance, it counts as a removal does). A copy dated later whose change refused
-   * nothing (this instance's own write, or an Update of another instance applied here, would
-   * have refused this one) was read from the lower tiers, dated by its writer's clock, which may
-   * run ahead: this Update's write, whose message follows it, may have landed after the read, so
-   * the copy is not kept over the lower tiers' value.
+   * Applies an Update of `key` from `origin` to L1 with `body`, the key marked changing, its
+   * flight forgotten, and the Update noted (lateUpdates.ts: to a later Update of the key from
+   * another instance, it counts as a removal does), whether it is stored or refused.
    */
-  const unlessNewer = (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
+  const applying = (
+    key: string,
+    origin: string,
+    body: () => Effect.Effect<void, TierError>
+  ): Effect.Effect<void, TierError> =>
     changing(
       [key],
       Effect.suspend(() => {
         registry.forget(key)
         lateUpdates.updated(key, now(), origin)
-        return Effect.flatMap(access.readL1(key), (held) =>
-          held._tag === "Some" && held.value.createdAt > entry.createdAt
-            ? access.removeL1([key])
-            : Effect.asVoid(access.storeL1(key, entry))
-        )
+        return body()
       })
+    )
+  /**
+   * Stores `entry`, an Update's from `origin`, in L1, or drops the copy L1 holds when that copy
+   * is dated after it. A copy dated later whose change refused nothing (this instance's own
+   * write, or an Update of another instance applied here, would have refused this one) was read
+   * from the lower tiers, dated by its writer's clock, which may run ahead: this Update's write,
+   * whose message follows it, may have landed after the read, so the copy is not kept over the
+   * lower tiers' value.
+   */
+  const unlessNewer = (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
+    applying(key, origin, () =>
+      Effect.flatMap(access.readL1(key), (held) =>
+        held._tag === "Some" && held.value.createdAt > entry.createdAt
+          ? access.removeL1([key])
+          : Effect.asVoid(access.storeL1(key, entry))
+      )
     )
   /**
    * Drops the copy L1 holds of an Update's key that is refused, whenever that copy was created:
    * the lower tiers hold what landed last, which neither copy's date tells (lateUpdates.ts).
    */
   const refused = (key: string, origin: string): Effect.Effect<void, TierError> =>
-    changing(
-      [key],
-      Effect.suspend(() => {
-        registry.forget(key)
-        lateUpdates.updated(key, now(), origin)
-        return access.removeL1([key])
-      })
-    )
+    applying(key, origin, () => access.removeL1([key]))
   /** Whether a change of `key` is under way on this instance. */
   const changeUnderWay = (key: string): boolean => !versions.current(key, versions.seq())
   return {
@@ -98,14 +103,7 @@ export const make = (deps: Deps, changes: Changes) => {
         lateUpdates.refuses(key, undefined, origin, now()) ||
         (entry.tags.length > 0 && !tags.neverInvalidated(entry.tags))
           ? refused(key, origin)
-          : changing(
-              [key],
-              Effect.suspend(() => {
-                registry.forget(key)
-                lateUpdates.updated(key, now(), origin)
-                return Effect.asVoid(access.storeL1(key, entry))
-              })
-            )
+          : applying(key, origin, () => Effect.asVoid(access.storeL1(key, entry)))
       ),
     /**
      * Stores an entry (an Update's from `origin`) in this instance's L1, unless the key changed
