@@ -78,11 +78,11 @@ interface Removal {
 /**
  * A key's last removal, and the last one by any other instance (`byOthers`): an Update from the
  * last remover may still be refused by an earlier removal of another's (times only grow).
- * `removal`: the time of the key's last removal proper (not an Update: see `updated`).
+ * `removed`: whether a removal proper of the key (not only Updates: see `updated`) was noted.
  */
 interface KeyRemoval extends Removal {
   readonly byOthers: number
-  readonly removal: number
+  readonly removed: boolean
 }
 
 /** The removal times of one cache. */
@@ -159,14 +159,14 @@ export const make = (): LateUpdates => {
   /** A key's change forgotten: its time is the floor; a removal proper refuses undated Updates. */
   const forgetKey = (removal: KeyRemoval) => {
     raise(removal.at)
-    if (removal.removal > Number.NEGATIVE_INFINITY) removalForgotten = true
+    if (removal.removed) removalForgotten = true
   }
   /** A pattern's or a clear's removal forgotten. */
   const forgetClear = (at: number) => {
     raise(at)
     removalForgotten = true
   }
-  /** Notes a change of `key` at `at` by `origin`; `removal`: the key's last removal proper. */
+  /** Notes a change of `key` at `at` by `origin`; `removal`: a removal proper, not an Update. */
   const note = (key: string, at: number, origin: string, removal: boolean) => {
     const last = keys.get(key)
     const byOthers =
@@ -180,7 +180,7 @@ export const make = (): LateUpdates => {
       at,
       origin,
       byOthers,
-      removal: removal ? at : (last?.removal ?? Number.NEGATIVE_INFINITY)
+      removed: removal || last?.removed === true
     })
   }
   const covers = (removal: Removal | undefined, created: number, origin: string) =>
