@@ -93,39 +93,32 @@ export const make = (
     const at = Number.isFinite(v) ? (v as number) : Number.isFinite(created) ? created : undefined
     note(tag, at === undefined ? NEVER : bounded(at, now()))
   }
-  const loadOne = (tag: string): Effect.Effect<void> =>
-    Effect.gen(function* () {
-      for (let i = 1; i <= access.lower.length; i++) {
-        const found = yield* access.tryRead(i, TAG_PREFIX + tag)
-        // A tier that did not answer leaves the tag unknown: stale data is worse than a miss.
-        if (found === undefined) return
-        if (found._tag === "Some") {
-          noteRecord(tag, found.value)
-          return
-        }
-      }
-      if (timeOf(tag) === undefined) put(tag, NEVER)
-    })
+  /** Tier `i`'s records of `batch` (undefined: it did not answer): a get for one tag, a getMany for more. */
+  const readBatch = (i: number, batch: ReadonlyArray<string>) =>
+    batch.length === 1
+      ? Effect.map(access.tryRead(i, TAG_PREFIX + batch[0]!), (found) =>
+          found === undefined ? undefined : [found]
+        )
+      : access.tryReadMany(
+          i,
+          batch.map((tag) => TAG_PREFIX + tag)
+        )
   /**
-   * loadOne for many tags: each tier is asked for the tags the tiers above it did not hold, in
-   * batches of at most BATCH, the batches at once (a hung tier costs one timeout, not one per
-   * batch). A batch its tier did not answer (or answered short) leaves its tags unknown.
+   * Reads the tags not met yet: each tier is asked for the tags the tiers above it did not hold,
+   * in batches of at most BATCH, several batches at once (a hung tier costs one timeout, not one
+   * per batch). A tier that did not answer a batch (or answered it short) leaves its tags unknown:
+   * stale data is worse than a miss. A tag no tier holds was never invalidated.
    */
-  const loadMany = (unmet: ReadonlyArray<string>): Effect.Effect<void> =>
+  const loadTags = (unmet: ReadonlyArray<string>): Effect.Effect<void> =>
     Effect.gen(function* () {
       let left = unmet
       for (let i = 1; i <= access.lower.length && left.length > 0; i++) {
         const batches: Array<ReadonlyArray<string>> = []
         for (let from = 0; from < left.length; from += BATCH) batches.push(left.slice(from, from + BATCH))
-        const answers = yield* Effect.forEach(
-          batches,
-          (batch) =>
-            access.tryReadMany(
-              i,
-              batch.map((tag) => TAG_PREFIX + tag)
-            ),
-          { concurrency: "unbounded" }
-        )
+        const answers =
+          batches.length === 1
+            ? [yield* readBatch(i, batches[0]!)]
+            : yield* Effect.forEach(batches, (batch) => readBatch(i, batch), { concurrency: "unbounded" })
         const next: Array<string> = []
         for (let b = 0; b < batches.length; b++) {
           const batch = batches[b]!
@@ -153,7 +146,7 @@ export const make = (
       return true
     },
     // All at once: an entry (or a batch) with several tags not met yet waits for one read per
-    // tier (in batches read at once, loadMany), not one after the other (a hung tier would cost
+    // tier (in batches read at once, loadTags), not one after the other (a hung tier would cost
     // a timeout per tag), nor a fiber and a read per tag (40,000 tags took 18 s). The reads run in a fiber of
     // their own, which the reader only waits for: Effect's concurrent forEach never ends when the
     // fiber running it is interrupted while it yields inside forEach's own steps, so a read cut by
@@ -162,8 +155,9 @@ export const make = (
     load: (tags) => {
       const unmet = tags.filter((tag) => timeOf(tag) === undefined)
       if (unmet.length === 0) return Effect.void
-      if (unmet.length === 1) return loadOne(unmet[0]!)
-      return Effect.flatMap(Effect.forkDaemon(loadMany(unmet)), Fiber.join)
+      // One tag: in the reader's fiber (one get of each tier, no concurrent step).
+      if (unmet.length === 1) return loadTags(unmet)
+      return Effect.flatMap(Effect.forkDaemon(loadTags(unmet)), Fiber.join)
     },
     neverInvalidated: (tags) => {
       for (let i = 0; i < tags.length; i++) if (timeOf(tags[i]!) !== NEVER) return false
