@@ -104,6 +104,31 @@ export const make = (deps: Deps) => {
     group.tags.length === 0 ? Effect.void : tags.load(group.tags)
 
   /**
+   * Decides `remaining` group by group, each group's tags read first: `decide(j, t)` answers
+   * entry j (true), leaves it for the next tier (false), or answers it with an effect to run
+   * first (a promotion); `t` is the clock once the group's tags are read. Answers the entries left.
+   */
+  const decideInGroups = (
+    remaining: ReadonlyArray<Pending>,
+    groups: ReadonlyArray<TagGroup>,
+    decide: (j: number, t: number) => boolean | Effect.Effect<void>
+  ): Effect.Effect<ReadonlyArray<Pending>> =>
+    Effect.gen(function* () {
+      const still: Array<Pending> = []
+      let j = 0
+      for (const group of groups) {
+        yield* readGroup(group)
+        const t = now()
+        for (; j < group.end; j++) {
+          const decided = decide(j, t)
+          if (decided === false) still.push(remaining[j]!)
+          else if (decided !== true) yield* decided
+        }
+      }
+      return still
+    })
+
+  /**
    * The keys past L1's first look. Its requests are counted in one step once every key is
    * answered, with the `l1Hits` of that first look: a call interrupted meanwhile counts none, as
    * an interrupted get (events, such as promotions and decode errors, count as they happen).
@@ -119,77 +144,55 @@ export const make = (deps: Deps) => {
       const lowerHits = access.lower.map(() => 0)
       let remaining: ReadonlyArray<Pending> = pending
       if (remaining.some((p) => p.slot !== undefined)) {
-        const still: Array<Pending> = []
-        let j = 0
-        for (const group of tagGroups(remaining.length, (j) => remaining[j]!.slot?.tags)) {
-          yield* readGroup(group)
-          const t = now()
-          for (; j < group.end; j++) {
-            const { i, key, slot } = remaining[j]!
-            if (slot === undefined || lookup.judgeSlot(key, slot, t, schema, true) !== FRESH) {
-              still.push(remaining[j]!)
-              continue
-            }
-            l1Hits += listings(remaining[j]!)
+        const waiting = remaining
+        remaining = yield* decideInGroups(
+          waiting,
+          tagGroups(waiting.length, (j) => waiting[j]!.slot?.tags),
+          (j, t) => {
+            const { i, key, slot } = waiting[j]!
+            if (slot === undefined || lookup.judgeSlot(key, slot, t, schema, true) !== FRESH) return false
+            l1Hits += listings(waiting[j]!)
             results[i] = l1Answer(slot, schema)
+            return true
           }
-        }
-        remaining = still
+        )
       }
       if (fast === undefined) {
-        const found = yield* access.readManyL1(remaining.map(({ key }) => key))
-        const still: Array<Pending> = []
-        let j = 0
-        for (const group of entryGroups(found, remaining.length)) {
-          yield* readGroup(group)
-          const at = now()
-          for (; j < group.end; j++) {
-            const entry = found[j]
-            if (entry?._tag !== "Some" || lookup.judge(entry.value, at, schema, true) !== FRESH) {
-              still.push(remaining[j]!)
-              continue
-            }
-            const { i } = remaining[j]!
-            l1Hits += listings(remaining[j]!)
-            results[i] = Option.some(lookup.decoded())
-          }
-        }
-        remaining = still
+        const asked = remaining
+        const found = yield* access.readManyL1(asked.map(({ key }) => key))
+        remaining = yield* decideInGroups(asked, entryGroups(found, asked.length), (j, at) => {
+          const entry = found[j]
+          if (entry?._tag !== "Some" || lookup.judge(entry.value, at, schema, true) !== FRESH) return false
+          l1Hits += listings(asked[j]!)
+          results[asked[j]!.i] = Option.some(lookup.decoded())
+          return true
+        })
       }
       for (let t = 1; t <= access.lower.length && remaining.length > 0; t++) {
+        const asked = remaining
         const found = yield* access.readMany(
           t,
-          remaining.map(({ key }) => key)
+          asked.map(({ key }) => key)
         )
-        const still: Array<Pending> = []
-        let j = 0
-        for (const group of entryGroups(found, remaining.length)) {
-          yield* readGroup(group)
-          for (; j < group.end; j++) {
-            const { i, key } = remaining[j]!
-            const entry = found[j]
-            if (entry?._tag !== "Some") {
-              still.push(remaining[j]!)
-              continue
-            }
-            // Judged synchronously, its tags read; on the clock of this moment, as get judges: an
-            // earlier key's promotion may have taken time.
-            const at = now()
-            if (lookup.judge(entry.value, at, schema, true) !== FRESH) {
-              still.push(remaining[j]!)
-              continue
-            }
-            const value = lookup.decoded()
-            lowerHits[t - 1]! += listings(remaining[j]!)
-            results[i] = Option.some(value)
-            // Into MemoryTier's L1 from the one lower tier: synchronously.
-            if (fast !== undefined && t === 1) {
-              const slot = promotion.promoteNow(key, entry.value, at, since)
-              if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, value)
-            } else yield* promotion.promote(key, entry.value, t, since, schema, value)
+        remaining = yield* decideInGroups(asked, entryGroups(found, asked.length), (j) => {
+          const { i, key } = asked[j]!
+          const entry = found[j]
+          if (entry?._tag !== "Some") return false
+          // Judged synchronously, its tags read; on the clock of this moment, as get judges: an
+          // earlier key's promotion may have taken time.
+          const at = now()
+          if (lookup.judge(entry.value, at, schema, true) !== FRESH) return false
+          const value = lookup.decoded()
+          lowerHits[t - 1]! += listings(asked[j]!)
+          results[i] = Option.some(value)
+          // Into MemoryTier's L1 from the one lower tier: synchronously.
+          if (fast !== undefined && t === 1) {
+            const slot = promotion.promoteNow(key, entry.value, at, since)
+            if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, value)
+            return true
           }
-        }
-        remaining = still
+          return promotion.promote(key, entry.value, t, since, schema, value)
+        })
       }
       let misses = 0
       for (const p of remaining) {
