@@ -1,7 +1,7 @@
 /**
  * Where a one-caller `set` spends its time on the socket, beside writes.ts's bus floors (SET and
  * PUBLISH in one write, a subscriber in this process parsing each message; auto-pipelined and
- * awaited as a promise, and corked at once and awaited in one fiber): the medians, from
+ * awaited as a promise, and as one script call corked at once and awaited in one fiber): the medians, from
  * the call, of when the socket write starts and returns, when the first and the last data event
  * of the write's replies arrive (the subscriber's message, then the command connection's
  * replies), and when the call answers. README setup (MemoryTier + RedisTier + the bus), one
@@ -15,7 +15,7 @@ import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { median } from "./harness.js"
-import { busFloor, corkedBusFloor, payload } from "./workload.js"
+import { busFloor, payload, scriptBusFloor } from "./workload.js"
 
 const SETS = 3_000
 const ROUNDS = 3
@@ -69,7 +69,7 @@ const main = Effect.gen(function* () {
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
   yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
   const floorWrite = yield* busFloor(server, raw)
-  const corkedWrite = yield* corkedBusFloor(server)
+  const scriptWrite = yield* scriptBusFloor(server)
 
   const tiercache = (rows: Array<Row>) =>
     Effect.gen(function* () {
@@ -91,25 +91,25 @@ const main = Effect.gen(function* () {
         if (row !== undefined) rows.push(row)
       }
     })
-  const corked = (rows: Array<Row>) =>
+  const script = (rows: Array<Row>) =>
     Effect.gen(function* () {
       for (let i = 0; i < SETS; i++) {
         reset()
         const start = performance.now()
-        yield* corkedWrite(`raw:corked:${i % 4096}`, payload(i))
+        yield* scriptWrite(`raw:script:${i % 4096}`, payload(i))
         const row = timeOne(start, performance.now())
         if (row !== undefined) rows.push(row)
       }
     })
   yield* tiercache([])
   yield* floor([])
-  yield* corked([])
+  yield* script([])
   console.log("median us from the call: write starts, write returns, first data, last data, answered")
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, run] of [
       ["tiercache, fiber", tiercache],
       ["floor: SET + PUBLISH", floor],
-      ["floor, corked, fiber", corked]
+      ["floor, one script, fiber", script]
     ] as const) {
       const rows: Array<Row> = []
       yield* run(rows)

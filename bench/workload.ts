@@ -139,12 +139,13 @@ export const floorPublisher = (
   })
 
 /**
- * The same floor written as tiercache sends a write: SET PX and PUBLISH as two commands corked
- * into one socket write on a connection of its own without auto-pipelining (they leave when the
- * tick's work is done, not at the end of the event-loop turn), awaited in one Effect.async step.
- * A subscriber in this process parses each message (a channel of its own). Closed with the scope.
+ * The same floor written as tiercache sends a write: SET PX and PUBLISH in one script call
+ * (EVAL, both run with `redis.pcall`, both replies answered), written at once into the socket,
+ * corked until the tick's work is done, on a connection of its own without auto-pipelining,
+ * awaited in one Effect.async step. A subscriber in this process parses each message (a channel
+ * of its own). Closed with the scope.
  */
-export const corkedBusFloor = (
+export const scriptBusFloor = (
   server: RedisServer.RedisServer.Service
 ): Effect.Effect<(key: string, value: object) => Effect.Effect<void>, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -153,21 +154,26 @@ export const corkedBusFloor = (
       Effect.promise(() => client.connect()),
       () => Effect.promise(() => client.quit())
     )
-    const channel = `${FLOOR_CHANNEL}:corked`
+    const channel = `${FLOOR_CHANNEL}:script`
     yield* floorPublisher(server, client, channel)
+    const script =
+      "return {redis.pcall('SET',KEYS[1],ARGV[1],'PX',ARGV[2]),redis.pcall('PUBLISH',ARGV[3],ARGV[4])}"
     return (key, value) =>
       Effect.async<void>((resume) => {
         const stream = client.stream
         stream.cork()
-        const set = new Command("set", [key, JSON.stringify(value), "PX", "3600000"])
-        const publish = new Command("publish", [
+        const write = new Command("eval", [
+          script,
+          "1",
+          key,
+          JSON.stringify(value),
+          "3600000",
           channel,
           JSON.stringify({ type: "Remove", key, origin: "raw" })
         ])
-        client.sendCommand(set)
-        client.sendCommand(publish)
+        client.sendCommand(write)
         process.nextTick(() => stream.uncork())
-        Promise.all([set.promise, publish.promise]).then(() => resume(Effect.void))
+        write.promise.then(() => resume(Effect.void))
       })
   })
 

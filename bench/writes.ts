@@ -3,7 +3,7 @@
  * contenders.ts), on a redis-server the bench starts:
  * - set, one caller (L1 + Redis): median latency against `lru.set` + `SET PX`, beside the floor of
  *   a write that tells other instances (SET and PUBLISH in one write), awaited as a promise and
- *   in one fiber, and written as tiercache sends it (corked at once) in one fiber;
+ *   in one fiber, and written as tiercache sends it (one script call, corked at once) in one fiber;
  * - getMany of 100 keys found only in Redis (memory tiers of one entry): median latency against
  *   one `MGET` + `JSON.parse` of each value.
  * tiercache runs in one fiber (a loop of calls) and with `Effect.runPromise` per call; the peers
@@ -16,7 +16,7 @@ import { LRUCache } from "lru-cache"
 import { checkAnswers, contenders } from "./contenders.js"
 import { count, interleaveLatency, type LatencyCase, printMachineSpeed } from "./harness.js"
 import { recordRows, time, verdict, x } from "./results.js"
-import { busFloor, corkedBusFloor, KEYS, payload, rawClient } from "./workload.js"
+import { busFloor, KEYS, payload, rawClient, scriptBusFloor } from "./workload.js"
 
 const ROUNDS = count(12, 3)
 const TTL_MS = 3_600_000
@@ -77,13 +77,14 @@ const main = Effect.gen(function* () {
       lru.set(keys[i]!, value)
       await floorWrite(`raw:${keys[i]!}`, value)
     }
-    // That floor written as tiercache sends a write (corked at once, one Effect.async step).
-    const corkedWrite = yield* corkedBusFloor(server)
-    const corkedSet = (i: number) =>
+    // That floor written as tiercache sends a write (one script call, corked at once, one
+    // Effect.async step).
+    const scriptWrite = yield* scriptBusFloor(server)
+    const scriptSet = (i: number) =>
       Effect.suspend(() => {
         const value = payload(i)
         lru.set(keys[i]!, value)
-        return corkedWrite(`raw:corked:${keys[i]!}`, value)
+        return scriptWrite(`raw:script:${keys[i]!}`, value)
       })
     const tcSet = (i: number) => c.tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })
     const cases: ReadonlyArray<LatencyCase> = [
@@ -95,7 +96,7 @@ const main = Effect.gen(function* () {
         name: "floor, in one fiber",
         run: (r) => timedFiber(CALLS, () => Effect.promise(() => floorSet(next())), r)
       },
-      { name: "floor, corked, in one fiber", run: (r) => timedFiber(CALLS, () => corkedSet(next()), r) },
+      { name: "floor, one script, in one fiber", run: (r) => timedFiber(CALLS, () => scriptSet(next()), r) },
       { name: "tiercache fiber", run: (r) => timedFiber(CALLS, () => tcSet(next()), r) },
       { name: "tiercache runPromise", run: (r) => timed(CALLS, () => Effect.runPromise(tcSet(next())), r) },
       {
@@ -146,18 +147,18 @@ const main = Effect.gen(function* () {
         await set()
       })
     yield* checkAnswers(c, keys[7]!, payload(7))
-    const [limit, floor, fiberFloor, corkedFloor, fiber, perCall, bento, manager, cacheable] =
+    const [limit, floor, fiberFloor, scriptFloor, fiber, perCall, bento, manager, cacheable] =
       yield* Effect.promise(() => interleaveLatency(cases, { rounds: ROUNDS, warmup: SET_WARMUP }))
     const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
     const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
     console.log("\nset, L1 + Redis, one caller (median latency; ratio to the limit's)")
-    for (const r of [limit, floor, fiberFloor, corkedFloor, fiber, perCall, bento, manager, cacheable])
+    for (const r of [limit, floor, fiberFloor, scriptFloor, fiber, perCall, bento, manager, cacheable])
       console.log(`  ${r!.name.padEnd(24)} ${cell(r)}`)
     recordRows([
       {
         row: "set, L1 + Redis, one caller (median latency)",
-        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}; floor with a bus (SET and PUBLISH in one write, a subscriber in this process): ${cell(floor)}; that floor awaited in one fiber: ${cell(fiberFloor)}; that floor as tiercache sends it (SET and PUBLISH corked at once, no auto-pipeline) in one fiber: ${cell(corkedFloor)}`,
-        tiercache: `fiber ${cell(fiber)}, ${x(fiber!.nsPerOp / corkedFloor!.nsPerOp)} the corked floor; runPromise ${cell(perCall)}`,
+        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}; floor with a bus (SET and PUBLISH in one write, a subscriber in this process): ${cell(floor)}; that floor awaited in one fiber: ${cell(fiberFloor)}; that floor as tiercache sends it (SET and PUBLISH in one script call, corked at once, no auto-pipeline) in one fiber: ${cell(scriptFloor)}`,
+        tiercache: `fiber ${cell(fiber)}, ${x(fiber!.nsPerOp / scriptFloor!.nsPerOp)} the script floor; runPromise ${cell(perCall)}`,
         BentoCache: cell(bento),
         "cache-manager": cell(manager),
         cacheable: cell(cacheable),

@@ -2,15 +2,43 @@
  * The write path's corked commands (internal/corkedSend.ts): they leave in the order they were
  * issued, also among commands of the driver's auto-pipeline, leave together in one socket write,
  * and fail at once, through the driver, while the connection is down; a hook registered to run
- * before the uncork sends in that same write, after what was sent before.
+ * before the uncork sends in that same write, after what was sent before. A SET PX followed by a
+ * PUBLISH leaves as one script call, each keeping its own outcome, and a SET held back for that
+ * is overtaken by no command sent after it, whatever way that command takes.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
-import { Command } from "ioredis"
+import { Command, type Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { beforeUncork, sender } from "../src/internal/corkedSend.js"
-import { commandClient, connectionLayer, countWrites, observer } from "./utils.js"
+import { commandClient, connectionLayer, countWrites, eventually, observer } from "./utils.js"
+
+/** How many EVAL calls Redis has run (INFO commandstats). */
+const evals = (look: Redis) =>
+  Effect.promise(async () => {
+    const info = await look.info("commandstats")
+    return Number(/cmdstat_eval:calls=(\d+)/.exec(info)?.[1] ?? 0)
+  })
+
+/** A subscriber to `channel` in this process; answers the messages it has received so far. */
+const subscribed = (channel: string) =>
+  Effect.gen(function* () {
+    const subscriber = yield* observer
+    const messages: Array<string> = []
+    subscriber.on("message", (_channel: string, message: string) => messages.push(message))
+    yield* Effect.promise(() => subscriber.subscribe(channel))
+    return messages
+  })
+
+/** Settles `promise` into its reply or its error's message. */
+const outcome = (promise: Promise<unknown>) =>
+  Effect.promise(() =>
+    promise.then(
+      (reply) => ({ reply: String(reply) }),
+      (error: Error) => ({ error: error.message })
+    )
+  )
 
 describe("corked sends", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
@@ -119,6 +147,111 @@ describe("corked sends", () => {
         expect(counter.writes()).toBe(1)
         expect(order).toEqual(["throws", "hook"])
         expect(yield* Effect.promise(() => look.lrange("hooked", 0, -1))).toEqual(["first", "second", "hook"])
+      })
+    )
+
+    it.scoped("a SET PX and the PUBLISH after it leave as one script call, each with its own outcome", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient()
+        const look = yield* observer
+        const messages = yield* subscribed("merged:channel")
+        const send = sender(client)
+        yield* Effect.promise(() => client.ping())
+        const before = yield* evals(look)
+        const counter = countWrites(client)
+        const set = send("set", ["merged:a", "1", "PX", "60000"], () =>
+          client.set("merged:a", "1", "PX", 60000)
+        )
+        const published = send("publish", ["merged:channel", "m1"], () =>
+          client.publish("merged:channel", "m1")
+        )
+        expect(yield* outcome(set)).toEqual({ reply: "OK" })
+        expect(yield* outcome(published)).toEqual({ reply: "1" })
+        counter.restore()
+        expect(counter.writes()).toBe(1)
+        expect(yield* evals(look)).toBe(before + 1)
+        expect(yield* Effect.promise(() => look.get("merged:a"))).toBe("1")
+        const pttl = yield* Effect.promise(() => look.pttl("merged:a"))
+        expect(pttl).toBeGreaterThan(0)
+        expect(pttl).toBeLessThanOrEqual(60_000)
+        // A SET that Redis refuses (PX 0) fails alone: the PUBLISH after it still goes out.
+        const refused = send("set", ["merged:b", "1", "PX", "0"], () => client.set("merged:b", "1", "PX", 0))
+        const second = send("publish", ["merged:channel", "m2"], () => client.publish("merged:channel", "m2"))
+        expect(yield* outcome(refused)).toEqual({ error: expect.stringMatching(/invalid expire time/) })
+        expect(yield* outcome(second)).toEqual({ reply: "1" })
+        expect(yield* evals(look)).toBe(before + 2)
+        expect(yield* Effect.promise(() => look.exists("merged:b"))).toBe(0)
+        yield* eventually(
+          Effect.filterOrFail(
+            Effect.sync(() => messages),
+            (m) => m.length === 2,
+            () => new Error("messages not in yet")
+          )
+        )
+        expect(messages).toEqual(["m1", "m2"])
+        // A SET with nothing after it, and a SET followed by something other than a PUBLISH,
+        // go as SETs.
+        const lone = send("set", ["merged:c", "1", "PX", "60000"], () =>
+          client.set("merged:c", "1", "PX", 60000)
+        )
+        yield* Effect.promise(() => lone)
+        const first = send("set", ["merged:d", "1", "PX", "60000"], () =>
+          client.set("merged:d", "1", "PX", 60000)
+        )
+        const unlink = send("unlink", ["merged:c"], () => client.unlink("merged:c"))
+        yield* Effect.promise(() => Promise.all([first, unlink]))
+        expect(yield* evals(look)).toBe(before + 2)
+        expect(yield* Effect.promise(() => look.mget("merged:c", "merged:d"))).toEqual([null, "1"])
+      })
+    )
+
+    it.scoped("a SET held back for a PUBLISH is overtaken by no command sent after it", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient()
+        const send = sender(client)
+        yield* Effect.promise(() => client.set("held:k", "old"))
+        const setTo = (value: string) =>
+          send("set", ["held:k", value, "PX", "60000"], () => client.set("held:k", value, "PX", 60000))
+        // Each read is sent in the tick of the write before it, by another way than the sender.
+        const reads: Array<[string, () => Promise<unknown>]> = [
+          ["a driver method", () => client.get("held:k")],
+          [
+            "a command handed to the driver",
+            () => {
+              const get = new Command("get", ["held:k"])
+              client.sendCommand(get)
+              return get.promise
+            }
+          ],
+          ["a script", () => client.eval("return redis.call('GET', KEYS[1])", 1, "held:k")],
+          [
+            "a pipeline",
+            () =>
+              client
+                .pipeline()
+                .get("held:k")
+                .exec()
+                .then((replies) => replies?.[0]?.[1])
+          ],
+          ["a corked command", () => send("get", ["held:k"], () => client.get("held:k"))]
+        ]
+        for (const [way, read] of reads) {
+          const written = setTo(way)
+          const seen = read()
+          yield* Effect.promise(() => written)
+          expect(String(yield* Effect.promise(() => seen)), way).toBe(way)
+        }
+        // Two SETs of a key and a PUBLISH in one tick: the first goes alone, the second with it.
+        const look = yield* observer
+        const before = yield* evals(look)
+        const both = [
+          setTo("first"),
+          setTo("second"),
+          send("publish", ["held:ch", "m"], () => client.publish("held:ch", "m"))
+        ]
+        yield* Effect.promise(() => Promise.all(both))
+        expect(yield* Effect.promise(() => look.get("held:k"))).toBe("second")
+        expect(yield* evals(look)).toBe(before + 1)
       })
     )
 

@@ -2,7 +2,8 @@
  * RedisTier and RedisInvalidationBus on one connection send a write and its bus message
  * together: Redis must still run the write first, so that an instance that re-reads the key on
  * the message finds the new value. Checked with MONITOR (the order Redis ran the commands in)
- * and with a receiver that reads the key the moment the message arrives.
+ * and with a receiver that reads the key the moment the message arrives. A small write and its
+ * message reach Redis as one script call (corkedSend.ts).
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
@@ -85,6 +86,34 @@ describe("a write and its bus message on one Redis connection", () => {
           expect(set, key).toBeGreaterThanOrEqual(0)
           expect(publish, key).toBeGreaterThan(set)
         }
+      })
+    )
+
+    it.scoped("a set reaches Redis as one script call, which runs the SET and then the PUBLISH", () =>
+      Effect.gen(function* () {
+        const client = yield* observer
+        const seen: Array<{ readonly command: string; readonly inScript: boolean }> = []
+        const monitoring = yield* Effect.promise(() => client.monitor())
+        monitoring.on("monitor", (_time: string, args: ReadonlyArray<string>, source: string) => {
+          if (args.some((a) => a.includes("lone")))
+            seen.push({ command: args[0]!.toLowerCase(), inScript: source === "lua" })
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => monitoring.disconnect()))
+        const cache = yield* instance()
+        yield* cache.set("lone", 1)
+        yield* eventually(
+          Effect.filterOrFail(
+            Effect.sync(() => seen.length),
+            (n) => n >= 3,
+            () => new Error("MONITOR has not shown the write yet")
+          )
+        )
+        yield* Effect.sleep("50 millis")
+        expect(seen.filter((c) => !c.inScript)).toEqual([{ command: "eval", inScript: false }])
+        expect(seen.filter((c) => c.inScript)).toEqual([
+          { command: "set", inScript: true },
+          { command: "publish", inScript: true }
+        ])
       })
     )
 

@@ -234,7 +234,7 @@ export const make = ({
     /**
      * `set`, then `then` without waiting for the reply in between: a SET (or the UNLINK of an
      * entry already gone) is handed to the command connection first, so a PUBLISH that `then`
-     * sends on it follows the write (corked, both leave in one socket write: corkedSend.ts). A
+     * sends on it follows the write (corked, both leave in one script call: corkedSend.ts). A
      * large value goes over the large-value connection: `then` waits for its reply. A write that
      * must wait for an earlier large write of its key (keyOrder.ts) sends, and then runs `then`,
      * once that one has landed.
