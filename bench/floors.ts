@@ -20,16 +20,17 @@ export const effectFloorCache = (
   /**
    * With it, the floor also does what tiercache does on top of the cache above: each read from
    * Redis takes the value's remaining lifetime with it (GET and PTTL in one write), and each
-   * write tells the other instances (SET and a PUBLISH of `publish` in one write).
+   * write tells the other instances (`busWrite`: SET and a PUBLISH, workload.ts's
+   * scriptedBusWrite).
    */
-  publish?: (key: string) => Promise<unknown>
+  busWrite?: (key: string, value: object) => Promise<unknown>
 ) => {
   const read = (key: string): Promise<string | null> =>
-    publish === undefined ? raw.get(key) : Promise.all([raw.get(key), raw.pttl(key)]).then(([value]) => value)
-  const write = (key: string, value: object): Promise<unknown> => {
-    const set = raw.set(key, JSON.stringify(value), "PX", TTL_MS)
-    return publish === undefined ? set : Promise.all([set, publish(key)])
-  }
+    busWrite === undefined
+      ? raw.get(key)
+      : Promise.all([raw.get(key), raw.pttl(key)]).then(([value]) => value)
+  const write = (key: string, value: object): Promise<unknown> =>
+    busWrite === undefined ? raw.set(key, JSON.stringify(value), "PX", TTL_MS) : busWrite(key, value)
   const lru = new LRUCache<string, object>({ max })
   const inflight = new Map<string, Deferred.Deferred<object>>()
   const getOrCompute = (key: string, compute: Effect.Effect<object>): Effect.Effect<object> =>

@@ -32,7 +32,7 @@ import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { effectFloorCache } from "./floors.js"
 import { diffSnapshots } from "./heapDiff.js"
-import { busFloor, entryValue, floorPublisher, payload } from "./workload.js"
+import { busFloor, entryValue, payload, scriptedBusWrite } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
 
 const args = process.argv.slice(2)
@@ -152,7 +152,7 @@ const drive = Effect.gen(function* () {
   const floor = flag("--floor")
     ? effectFloorCache(raw, maxEntries)
     : flag("--floor-bus")
-      ? effectFloorCache(raw, maxEntries, yield* floorPublisher(server, raw))
+      ? effectFloorCache(raw, maxEntries, yield* scriptedBusWrite(server, raw))
       : undefined
   const getOrCompute = (key: string, computation: Effect.Effect<object>): Effect.Effect<unknown, unknown> =>
     floor !== undefined

@@ -139,6 +139,37 @@ export const floorPublisher = (
   })
 
 /**
+ * The script tiercache sends a write and its bus message in (RedisTier's SET PX, then the bus's
+ * PUBLISH, each run with `redis.pcall`): KEYS[1] the key, ARGV the value, the PX, the channel and
+ * the message.
+ */
+const SET_PUBLISH =
+  "return {redis.pcall('SET',KEYS[1],ARGV[1],'PX',ARGV[2]),redis.pcall('PUBLISH',ARGV[3],ARGV[4])}"
+
+/**
+ * The write of the floors with a bus (misses.ts's cold and mixed rows, profile.mjs
+ * `--floor-bus`), sent as tiercache sends it: SET PX and a PUBLISH of a `Remove` of the key in one
+ * script call on `raw` (auto-pipelined), with floorPublisher's subscriber on a channel of its own.
+ */
+export const scriptedBusWrite = (
+  server: RedisServer.RedisServer.Service,
+  raw: Redis
+): Effect.Effect<(key: string, value: object) => Promise<unknown>, never, Scope.Scope> => {
+  const channel = `${FLOOR_CHANNEL}:scripted`
+  return Effect.as(floorPublisher(server, raw, channel), (key: string, value: object) =>
+    raw.eval(
+      SET_PUBLISH,
+      1,
+      key,
+      JSON.stringify(value),
+      "3600000",
+      channel,
+      JSON.stringify({ type: "Remove", key, origin: "raw" })
+    )
+  )
+}
+
+/**
  * The same floor written as tiercache sends a write: SET PX and PUBLISH in one script call
  * (EVAL, both run with `redis.pcall`, both replies answered), written at once into the socket,
  * corked until the tick's work is done, on a connection of its own without auto-pipelining,
@@ -156,14 +187,12 @@ export const scriptBusFloor = (
     )
     const channel = `${FLOOR_CHANNEL}:script`
     yield* floorPublisher(server, client, channel)
-    const script =
-      "return {redis.pcall('SET',KEYS[1],ARGV[1],'PX',ARGV[2]),redis.pcall('PUBLISH',ARGV[3],ARGV[4])}"
     return (key, value) =>
       Effect.async<void>((resume) => {
         const stream = client.stream
         stream.cork()
         const write = new Command("eval", [
-          script,
+          SET_PUBLISH,
           "1",
           key,
           JSON.stringify(value),
