@@ -31,14 +31,19 @@ const subscribed = (channel: string) =>
     return messages
   })
 
-/** Settles `promise` into its reply or its error's message. */
-const outcome = (promise: Promise<unknown>) =>
-  Effect.promise(() =>
-    promise.then(
-      (reply) => ({ reply: String(reply) }),
-      (error: Error) => ({ error: error.message })
-    )
+/** `promise`'s reply, or its error's message. */
+const settled = (promise: Promise<unknown>) =>
+  promise.then(
+    (reply) => ({ reply: String(reply) }),
+    (error: Error) => ({ error: error.message })
   )
+
+/** Settles `promise` into its reply or its error's message. */
+const outcome = (promise: Promise<unknown>) => Effect.promise(() => settled(promise))
+
+/** Settles each of `promises` so, all of them from the step that runs this on. */
+const outcomes = (promises: ReadonlyArray<Promise<unknown>>) =>
+  Effect.promise(() => Promise.all(promises.map(settled)))
 
 describe("corked sends", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
@@ -252,6 +257,47 @@ describe("corked sends", () => {
         yield* Effect.promise(() => Promise.all(both))
         expect(yield* Effect.promise(() => look.get("held:k"))).toBe("second")
         expect(yield* evals(look)).toBe(before + 1)
+      })
+    )
+
+    it.scoped("a driver that throws on sending fails the held SET's caller and the PUBLISH's", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient()
+        yield* Effect.promise(() => client.ping())
+        // The driver throws on every EVAL and on SETs of `throws:` keys (before the sender exists,
+        // so that the sender sends through it).
+        const driver = client.sendCommand.bind(client)
+        client.sendCommand = ((command: Command, stream?: unknown) => {
+          if (
+            command.name === "eval" ||
+            (command.name === "set" && String(command.args[0]).startsWith("throws:"))
+          )
+            throw new Error("driver threw")
+          return driver(command, stream as never)
+        }) as Redis["sendCommand"]
+        const send = sender(client)
+        const merged = send("set", ["merged:x", "1", "PX", "60000"], () =>
+          client.set("merged:x", "1", "PX", 60000)
+        )
+        const published = send("publish", ["merged:channel", "m"], () =>
+          client.publish("merged:channel", "m")
+        )
+        expect(yield* outcome(merged)).toEqual({ error: "driver threw" })
+        expect(yield* outcome(published)).toEqual({ error: "driver threw" })
+        // A held SET released by the next command, and one released by the uncork.
+        const first = send("set", ["throws:a", "1", "PX", "60000"], () =>
+          client.set("throws:a", "1", "PX", 60000)
+        )
+        const next = send("unlink", ["throws:b"], () => client.unlink("throws:b"))
+        const last = send("set", ["throws:c", "1", "PX", "60000"], () =>
+          client.set("throws:c", "1", "PX", 60000)
+        )
+        // Settled from this tick on (the uncork fails `last` before this fiber would look).
+        expect(yield* outcomes([first, next, last])).toEqual([
+          { error: "driver threw" },
+          { reply: "0" },
+          { error: "driver threw" }
+        ])
       })
     )
 

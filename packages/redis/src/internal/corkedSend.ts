@@ -83,7 +83,13 @@ const corkerOf = (client: Redis): Corker => {
     if (set === undefined) return
     held = undefined
     const command = new Command("set", set.args)
-    write(command)
+    try {
+      write(command)
+    } catch (cause) {
+      // A driver that throws: the caller fails, never left waiting (nor the command after it).
+      set.reject(cause)
+      return
+    }
     command.promise.then(set.resolve, set.reject)
   }
   client.sendCommand = ((command, stream) => {
@@ -95,7 +101,12 @@ const corkerOf = (client: Redis): Corker => {
     held = undefined
     const [key, value, , px] = set.args
     const command = new Command("eval", [SET_PUBLISH, "1", key!, value!, px!, publish[0]!, publish[1]!])
-    write(command)
+    try {
+      write(command)
+    } catch (cause) {
+      set.reject(cause)
+      return Promise.reject(cause)
+    }
     return command.promise.then(
       (reply) => {
         const [setReply, published] = reply as [unknown, unknown]
