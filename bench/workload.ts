@@ -146,6 +146,24 @@ export const floorPublisher = (
 const SET_PUBLISH =
   "return {redis.pcall('SET',KEYS[1],ARGV[1],'PX',ARGV[2]),redis.pcall('PUBLISH',ARGV[3],ARGV[4])}"
 
+/** UNLINK of KEYS[1] and a PUBLISH, as tiercache sends a removal and its message: ARGV the channel and the message. */
+const UNLINK_PUBLISH = "return {redis.pcall('UNLINK',KEYS[1]),redis.pcall('PUBLISH',ARGV[1],ARGV[2])}"
+
+/**
+ * The floor of a removal that tells other instances, as tiercache sends it (writes.ts's
+ * invalidate row): UNLINK and a PUBLISH of a `Remove` of the key in one script call on `raw`
+ * (auto-pipelined), with floorPublisher's subscriber on a channel of its own.
+ */
+export const scriptedBusRemove = (
+  server: RedisServer.RedisServer.Service,
+  raw: Redis
+): Effect.Effect<(key: string) => Promise<unknown>, never, Scope.Scope> => {
+  const channel = `${FLOOR_CHANNEL}:removals`
+  return Effect.as(floorPublisher(server, raw, channel), (key: string) =>
+    raw.eval(UNLINK_PUBLISH, 1, key, channel, JSON.stringify({ type: "Remove", key, origin: "raw" }))
+  )
+}
+
 /**
  * The write of the floors with a bus (misses.ts's cold and mixed rows, profile.mjs
  * `--floor-bus`), sent as tiercache sends it: SET PX and a PUBLISH of a `Remove` of the key in one

@@ -4,6 +4,9 @@
  * - set, one caller (L1 + Redis): median latency against `lru.set` + `SET PX`, beside the floor of
  *   a write that tells other instances (SET and PUBLISH in one write), awaited as a promise and
  *   in one fiber, and written as tiercache sends it (one script call, corked at once) in one fiber;
+ * - invalidate, one caller (L1 + Redis): median latency against `lru.delete` + `UNLINK`, beside the
+ *   floor of a removal that tells other instances once it has landed (UNLINK, then PUBLISH), and
+ *   that floor as tiercache sends it (UNLINK and PUBLISH in one script call);
  * - getMany of 100 keys found only in Redis (memory tiers of one entry): median latency against
  *   one `MGET` + `JSON.parse` of each value.
  * tiercache runs in one fiber (a loop of calls) and with `Effect.runPromise` per call; the peers
@@ -16,7 +19,15 @@ import { LRUCache } from "lru-cache"
 import { checkAnswers, contenders } from "./contenders.js"
 import { count, interleaveLatency, type LatencyCase, printMachineSpeed } from "./harness.js"
 import { recordRows, time, verdict, x } from "./results.js"
-import { busFloor, KEYS, payload, rawClient, scriptBusFloor } from "./workload.js"
+import {
+  busFloor,
+  floorPublisher,
+  KEYS,
+  payload,
+  rawClient,
+  scriptBusFloor,
+  scriptedBusRemove
+} from "./workload.js"
 
 const ROUNDS = count(12, 3)
 const TTL_MS = 3_600_000
@@ -166,6 +177,101 @@ const main = Effect.gen(function* () {
           "ahead of every peer",
           fiber!.nsPerOp < bestPeer && perCall!.nsPerOp < bestPeer
         )}`
+      }
+    ])
+  }
+
+  // ---- invalidate, one caller ------------------------------------------------------------
+  {
+    const c = yield* contenders(server, 10_000, "invalidate")
+    const lru = new LRUCache<string, object>({ max: 10_000 })
+    let n = 0
+    const next = () => n++ % KEYS
+    // Each case removes keys it wrote before the round: a key present in L1 and in Redis.
+    const limitRemove = async (i: number) => {
+      lru.delete(keys[i]!)
+      await raw.unlink(`raw:${keys[i]!}`)
+    }
+    // The floor of a removal that tells other instances, the message sent after the removal
+    // without waiting for its reply: UNLINK, then the PUBLISH of a Remove once UNLINK's reply is
+    // in; and the two in one script call, as tiercache sends them (subscribers in this process).
+    const publish = yield* floorPublisher(server, raw)
+    const floorRemove = async (i: number) => {
+      lru.delete(keys[i]!)
+      await raw.unlink(`raw:${keys[i]!}`)
+      await publish(`raw:${keys[i]!}`)
+    }
+    const scriptRemove = yield* scriptedBusRemove(server, raw)
+    const floorScriptRemove = async (i: number) => {
+      lru.delete(keys[i]!)
+      await scriptRemove(`raw:${keys[i]!}`)
+    }
+    const tcRemove = (i: number) => c.tiercache.invalidate(keys[i]!)
+    const refill = (i: number) =>
+      Promise.all([
+        Effect.runPromise(c.tiercache.set(keys[i]!, payload(i), { ttl: "1 hour" })),
+        c.bento.set({ key: keys[i]!, value: payload(i), ttl: "1h" }),
+        c.manager.set(keys[i]!, payload(i), TTL_MS),
+        c.cacheable.set(keys[i]!, payload(i), TTL_MS),
+        raw
+          .set(`raw:${keys[i]!}`, JSON.stringify(payload(i)), "PX", TTL_MS)
+          .then(() => lru.set(keys[i]!, payload(i)))
+      ])
+    /** A case: refills the round's keys (untimed), then runs `run`, which removes them one by one. */
+    const removing =
+      (run: LatencyCase["run"]): LatencyCase["run"] =>
+      async (record) => {
+        const start = n
+        for (let k = 0; k < CALLS; k++) await refill((start + k) % KEYS)
+        n = start
+        await run(record)
+      }
+    /** Removes the round's keys with `remove`, awaited call after call. */
+    const awaited = (remove: (i: number) => Promise<unknown>) =>
+      removing((record) => timed(CALLS, () => remove(next()), record))
+    const cases: ReadonlyArray<LatencyCase> = [
+      { name: "limit", run: awaited(limitRemove) },
+      { name: "floor: UNLINK, then PUBLISH", run: awaited(floorRemove) },
+      { name: "floor: the two in one script", run: awaited(floorScriptRemove) },
+      {
+        name: "tiercache fiber",
+        run: removing((record) => timedFiber(CALLS, () => tcRemove(next()), record))
+      },
+      { name: "tiercache runPromise", run: awaited((i) => Effect.runPromise(tcRemove(i))) },
+      { name: "BentoCache", run: awaited((i) => c.bento.delete({ key: keys[i]! })) },
+      { name: "cache-manager", run: awaited((i) => c.manager.del(keys[i]!)) },
+      { name: "cacheable", run: awaited((i) => c.cacheable.delete(keys[i]!)) }
+    ]
+    const [limit, floor, scriptFloor, fiber, perCall, bento, manager, cacheable] = yield* Effect.promise(() =>
+      interleaveLatency(cases, { rounds: ROUNDS, warmup: SET_WARMUP })
+    )
+    // Each cache removed what it was asked to.
+    yield* Effect.promise(() => refill(7))
+    yield* c.tiercache.invalidate(keys[7]!)
+    yield* Effect.promise(() =>
+      Promise.all([c.bento.delete({ key: keys[7]! }), c.manager.del(keys[7]!), c.cacheable.delete(keys[7]!)])
+    )
+    const gone = [
+      (yield* c.tiercache.get(keys[7]!))._tag === "None",
+      (yield* Effect.promise(() => c.bento.get({ key: keys[7]! }))) === undefined,
+      (yield* Effect.promise(() => c.manager.get(keys[7]!))) === undefined,
+      (yield* Effect.promise(() => c.cacheable.get(keys[7]!))) === undefined
+    ]
+    if (gone.some((g) => !g)) throw new Error(`a cache still answers a key it removed: ${gone}`)
+    const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
+    const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
+    console.log("\ninvalidate, L1 + Redis, one caller (median latency; ratio to the limit's)")
+    for (const r of [limit, floor, scriptFloor, fiber, perCall, bento, manager, cacheable])
+      console.log(`  ${r!.name.padEnd(28)} ${cell(r)}`)
+    recordRows([
+      {
+        row: "invalidate, L1 + Redis, one caller (median latency)",
+        limit: `lru delete + UNLINK: ${time(limit!.nsPerOp)}; floor with a bus (UNLINK, then the PUBLISH of a Remove once it has landed; a subscriber in this process): ${cell(floor)}; that floor as tiercache sends it (UNLINK and PUBLISH in one script call): ${cell(scriptFloor)}`,
+        tiercache: `fiber ${cell(fiber)}, ${x(fiber!.nsPerOp / scriptFloor!.nsPerOp)} the script floor; runPromise ${cell(perCall)}`,
+        BentoCache: cell(bento),
+        "cache-manager": cell(manager),
+        cacheable: cell(cacheable),
+        target: verdict("ahead of every peer", fiber!.nsPerOp < bestPeer && perCall!.nsPerOp < bestPeer)
       }
     ])
   }
