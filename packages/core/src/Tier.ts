@@ -52,8 +52,8 @@ export declare namespace Tier {
    * JSON can hold), a glob that is not a string, a change of `writeIfNewer` that is not
    * `{ key, entry, at }` with a finite `at`. Such a call fails with a `TierError` of its
    * operation whose `reason` names the argument (`keys[1] must be a string, got 1`), and the
-   * tier does nothing: nothing is written or removed, no batch in part (`setThen` answers the
-   * error and runs `then`, once). {@link withInputChecks} gives a tier of your own the same checks.
+   * tier does nothing: nothing is written or removed, no batch in part (`setThen` and
+   * `removeThen` answer the error and run `then`, once). {@link withInputChecks} gives a tier of your own the same checks.
    *
    * @since 0.1.0
    */
@@ -115,7 +115,8 @@ export declare namespace Tier {
      * connection). An `InvalidationBus` with the same `sequence` publishes on that stream,
      * so a message published after a write was sent reaches its receivers only after the write
      * took effect. With both set alike (and `setThen`), the cache sends a write and its bus
-     * message together instead of waiting for the write's reply in between.
+     * message together instead of waiting for the write's reply in between; with `removeThen`,
+     * an `invalidate` or `invalidateMany` and its messages.
      */
     readonly sequence?: unknown
     /**
@@ -129,6 +130,19 @@ export declare namespace Tier {
       | (<A>(
           key: string,
           entry: Entry,
+          then: Effect.Effect<A>
+        ) => Effect.Effect<readonly [TierError | undefined, A]>)
+      | undefined
+    /**
+     * Optional, with `sequence`: removes `keys` as `remove` does and runs `then` as soon as the
+     * removal is sent on the stream named by `sequence` (after its reply when it goes otherwise,
+     * e.g. in several commands, or behind an earlier write of a key still on its way elsewhere),
+     * without waiting for the reply in between. `then` runs exactly once, also when the removal
+     * fails; answers the removal's failure (undefined when it succeeded) and `then`'s result.
+     */
+    readonly removeThen?:
+      | (<A>(
+          keys: ReadonlyArray<string>,
           then: Effect.Effect<A>
         ) => Effect.Effect<readonly [TierError | undefined, A]>)
       | undefined

@@ -278,8 +278,9 @@ interface Config {
   readonly outage?: boolean | undefined
   /**
    * The L2 and every bus name one ordered stream and start writes and publishes at once
-   * (`sequence`, `setThen`, `setNow`, `publishNow`, as RedisTier and RedisInvalidationBus on one
-   * connection): sets and updates take the one-step write (oneStepWrite.ts).
+   * (`sequence`, `setThen`, `setNow`, `removeThen`, `publishNow`, as RedisTier and
+   * RedisInvalidationBus on one connection): sets and updates take the one-step write
+   * (oneStepWrite.ts), invalidate and invalidateMany send their messages right after the removal.
    */
   readonly ordered?: boolean | undefined
 }
@@ -312,7 +313,11 @@ const onOneStream = (
     setNow: (key, entry, done) => {
       run(tier.set(key, entry), { onExit: (exit) => done(failureOf(exit)) })
       return true
-    }
+    },
+    removeThen: (keys, then) =>
+      Effect.flatMap(Effect.either(tier.remove(keys)), (removed) =>
+        Effect.map(then, (value) => [removed._tag === "Left" ? removed.left : undefined, value] as const)
+      )
   }
   const busesNow = buses.map(
     (bus): InvalidationBus.InvalidationBus.Service => ({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { type Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
-import { Cause, Duration, Effect, Option } from "effect"
+import { Cause, Duration, Effect, Option, TestClock } from "effect"
 
 // A lower tier and a bus that name the same ordered stream (`sequence`, as RedisTier and
 // RedisInvalidationBus on one connection do) get a write and its bus message sent together:
@@ -26,7 +26,20 @@ const world = (options: { readonly busSequence?: unknown; readonly cache?: Tiere
           store.set(key, entry),
           Effect.sync(() => log.push(`set ${key}`))
         ),
+      remove: (keys) =>
+        Effect.zipRight(
+          store.remove(keys),
+          Effect.sync(() => log.push(`remove ${keys.join(",")}`))
+        ),
       sequence: stream,
+      removeThen: <A>(keys: ReadonlyArray<string>, then: Effect.Effect<A>) =>
+        Effect.gen(function* () {
+          log.push(`removing ${keys.join(",")}`)
+          const value = yield* then
+          const removed = yield* Effect.either(store.remove(keys))
+          log.push(`removed ${keys.join(",")}`)
+          return [removed._tag === "Left" ? removed.left : undefined, value] as const
+        }),
       setThen: <A>(key: string, entry: Entry.Entry, then: Effect.Effect<A>) =>
         Effect.gen(function* () {
           if (dying.calls > 0) {
@@ -85,8 +98,68 @@ describe("a write and its bus message on one ordered stream", () => {
       for (const busSequence of [undefined, { name: "another connection" }]) {
         const w = yield* world({ busSequence })
         yield* w.cache.set("k", 1)
-        expect(w.log).toEqual(["set k", "publish Remove k"])
+        yield* w.cache.invalidate("k")
+        expect(w.log).toEqual(["set k", "publish Remove k", "remove k", "publish Remove k"])
       }
+    })
+  )
+
+  it.scoped(
+    "invalidate and invalidateMany send their messages after the removal, without waiting for its reply",
+    () =>
+      Effect.gen(function* () {
+        const w = yield* world()
+        yield* w.cache.set("k", 1)
+        yield* w.cache.set("m", 2)
+        yield* w.cache.set("n", 3)
+        w.log.length = 0
+        yield* w.cache.invalidate("k")
+        yield* w.cache.invalidateMany(["m", "n"])
+        expect(w.log).toEqual([
+          "removing k",
+          "publish Remove k",
+          "removed k",
+          "removing m,n",
+          "publish RemoveBulk ",
+          "removed m,n"
+        ])
+        for (const key of ["k", "m", "n"]) {
+          expect(yield* w.store.get(key)).toEqual(Option.none())
+          expect(yield* w.cache.get(key)).toEqual(Option.none())
+        }
+        expect((yield* w.cache.invalidationStats).messagesSent).toBe(5)
+        expect((yield* w.cache.stats).pendingChanges).toBe(0)
+      })
+  )
+
+  it.scoped("a failed removal still sends its message once, and is kept and replayed", () =>
+    Effect.gen(function* () {
+      const w = yield* world({ cache: { recovery: { retryInterval: "100 millis" } } })
+      yield* w.cache.set("k", 1)
+      yield* w.cache.set("m", 2)
+      yield* w.cache.set("n", 3)
+      w.log.length = 0
+      yield* w.store.failOn(["remove"])
+      yield* w.cache.invalidate("k")
+      yield* w.cache.invalidateMany(["m", "n"])
+      expect(w.log).toEqual([
+        "removing k",
+        "publish Remove k",
+        "removed k",
+        "removing m,n",
+        "publish RemoveBulk ",
+        "removed m,n"
+      ])
+      const stats = yield* w.cache.stats
+      expect(stats.pendingChanges).toBe(3)
+      expect([...Object.values(stats.tierErrors)].reduce((a, b) => a + b, 0)).toBe(2)
+      // L1 answers the removal; the tier still holds the values until the replay.
+      expect(yield* w.cache.get("k")).toEqual(Option.none())
+      expect(Option.isSome(yield* w.store.get("k"))).toBe(true)
+      yield* w.store.failOn([])
+      yield* TestClock.adjust("1 second")
+      while ((yield* w.cache.stats).pendingChanges > 0) yield* TestClock.adjust("100 millis")
+      for (const key of ["k", "m", "n"]) expect(yield* w.store.get(key)).toEqual(Option.none())
     })
   )
 

@@ -106,9 +106,11 @@ export const make = (
       getMany: reads.getMany,
       set: writes.set,
       // The command connection: RedisInvalidationBus publishes on it too, so the cache sends a
-      // write and its bus message together (`setThen`), the message after the write.
+      // write or a removal and its bus message together (`setThen`, `removeThen`), the message
+      // after it.
       sequence: client,
       setThen: writes.setThen,
+      removeThen: writes.removeThen,
       setNow: writes.setNow,
       setMany: writes.setMany,
       remove: writes.remove,

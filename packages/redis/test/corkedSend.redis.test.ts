@@ -2,9 +2,9 @@
  * The write path's corked commands (internal/corkedSend.ts): they leave in the order they were
  * issued, also among commands of the driver's auto-pipeline, leave together in one socket write,
  * and fail at once, through the driver, while the connection is down; a hook registered to run
- * before the uncork sends in that same write, after what was sent before. A SET PX followed by a
- * PUBLISH leaves as one script call, each keeping its own outcome, and a SET held back for that
- * is overtaken by no command sent after it, whatever way that command takes.
+ * before the uncork sends in that same write, after what was sent before. A SET PX (or an UNLINK)
+ * followed by a PUBLISH leaves as one script call, each keeping its own outcome, and a SET held
+ * back for that is overtaken by no command sent after it, whatever way that command takes.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
@@ -207,6 +207,45 @@ describe("corked sends", () => {
         yield* Effect.promise(() => Promise.all([first, unlink]))
         expect(yield* evals(look)).toBe(before + 2)
         expect(yield* Effect.promise(() => look.mget("merged:c", "merged:d"))).toEqual([null, "1"])
+      })
+    )
+
+    it.scoped("an UNLINK and the PUBLISH after it leave as one script call, each with its own outcome", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient()
+        const look = yield* observer
+        const messages = yield* subscribed("unlinked:channel")
+        const send = sender(client)
+        const many = Array.from({ length: 1001 }, (_, i) => `unlinked:many:${i}`)
+        yield* Effect.promise(() =>
+          look.mset("unlinked:a", "1", "unlinked:b", "2", ...many.flatMap((k) => [k, "x"]))
+        )
+        const before = yield* evals(look)
+        const unlink = (keys: Array<string>) => send("unlink", keys, () => client.unlink(...keys))
+        const publish = (message: string) =>
+          send("publish", ["unlinked:channel", message], () => client.publish("unlinked:channel", message))
+        // One key, then two with one absent: each UNLINK answers its count, each PUBLISH its receivers.
+        expect(yield* outcomes([unlink(["unlinked:a"]), publish("m1")])).toEqual([
+          { reply: "1" },
+          { reply: "1" }
+        ])
+        expect(yield* outcomes([unlink(["unlinked:b", "unlinked:absent"]), publish("m2")])).toEqual([
+          { reply: "1" },
+          { reply: "1" }
+        ])
+        expect(yield* evals(look)).toBe(before + 2)
+        // More keys than RedisTier removes at once go as they are.
+        expect(yield* outcomes([unlink(many), publish("m3")])).toEqual([{ reply: "1001" }, { reply: "1" }])
+        expect(yield* evals(look)).toBe(before + 2)
+        expect(yield* Effect.promise(() => look.exists("unlinked:a", "unlinked:b", ...many))).toBe(0)
+        yield* eventually(
+          Effect.filterOrFail(
+            Effect.sync(() => messages),
+            (m) => m.length === 3,
+            () => new Error("messages not in yet")
+          )
+        )
+        expect(messages).toEqual(["m1", "m2", "m3"])
       })
     )
 

@@ -3,7 +3,7 @@
  * together: Redis must still run the write first, so that an instance that re-reads the key on
  * the message finds the new value. Checked with MONITOR (the order Redis ran the commands in)
  * and with a receiver that reads the key the moment the message arrives. A small write and its
- * message reach Redis as one script call (corkedSend.ts).
+ * message reach Redis as one script call (corkedSend.ts), and so do a removal and its message.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
@@ -115,6 +115,111 @@ describe("a write and its bus message on one Redis connection", () => {
           { command: "publish", inScript: true }
         ])
       })
+    )
+
+    it.scoped(
+      "invalidate and invalidateMany reach Redis as one script call each: the UNLINK, then the PUBLISH",
+      () =>
+        Effect.gen(function* () {
+          const client = yield* observer
+          const seen: Array<{ readonly command: string; readonly inScript: boolean }> = []
+          const cache = yield* instance()
+          yield* cache.set("gone1", 1)
+          yield* cache.set("gone2", 2)
+          yield* cache.set("gone3", 3)
+          const monitoring = yield* Effect.promise(() => client.monitor())
+          monitoring.on("monitor", (_time: string, args: ReadonlyArray<string>, source: string) => {
+            if (args.some((a) => a.includes("gone")))
+              seen.push({ command: args[0]!.toLowerCase(), inScript: source === "lua" })
+          })
+          yield* Effect.addFinalizer(() => Effect.sync(() => monitoring.disconnect()))
+          yield* cache.invalidate("gone1")
+          yield* cache.invalidateMany(["gone2", "gone3"])
+          yield* eventually(
+            Effect.filterOrFail(
+              Effect.sync(() => seen.length),
+              (n) => n >= 6,
+              () => new Error("MONITOR has not shown the removals yet")
+            )
+          )
+          yield* Effect.sleep("50 millis")
+          expect(seen.filter((c) => !c.inScript)).toEqual([
+            { command: "eval", inScript: false },
+            { command: "eval", inScript: false }
+          ])
+          expect(seen.filter((c) => c.inScript).map((c) => c.command)).toEqual([
+            "unlink",
+            "publish",
+            "unlink",
+            "publish"
+          ])
+          const look = yield* observer
+          expect(
+            yield* Effect.promise(() => look.exists("ordered:gone1", "ordered:gone2", "ordered:gone3"))
+          ).toBe(0)
+        })
+    )
+
+    it.scoped("a receiver that reads the key on each removal's message finds it gone", () =>
+      Effect.gen(function* () {
+        const subscriber = yield* observer
+        const reader = yield* observer
+        const seen: Array<Promise<readonly [string, string | null]>> = []
+        yield* Effect.promise(() => subscriber.subscribe(CHANNEL))
+        const cache = yield* instance()
+        for (let i = 0; i < 20; i++) yield* cache.set(`g${i}`, i)
+        yield* Effect.sleep("50 millis")
+        subscriber.on("message", (_channel: string, payload: string) => {
+          const message = JSON.parse(payload) as { type: string; key?: string; keys?: ReadonlyArray<string> }
+          if (message.type !== "Remove" && message.type !== "RemoveBulk") return
+          for (const key of message.keys ?? [message.key!])
+            seen.push(reader.get(`ordered:${key}`).then((raw) => [key, raw] as const))
+        })
+        for (let i = 0; i < 10; i++) yield* cache.invalidate(`g${i}`)
+        yield* cache.invalidateMany(Array.from({ length: 10 }, (_, i) => `g${10 + i}`))
+        yield* Effect.sleep("100 millis")
+        const answers = yield* Effect.promise(() => Promise.all(seen))
+        expect(answers.map(([key]) => key).sort()).toEqual(
+          Array.from({ length: 20 }, (_, i) => `g${i}`).sort()
+        )
+        expect(answers.filter(([, raw]) => raw !== null)).toEqual([])
+      })
+    )
+
+    it.scoped(
+      "an UNLINK that Redis refuses still sends its message once; the removal is kept and replayed",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const cache = yield* instance(undefined, { recovery: { retryInterval: "200 millis" } })
+          yield* cache.set("kept", "v")
+          yield* Effect.promise(() => look.config("SET", "min-replicas-to-write", "1"))
+          yield* Effect.addFinalizer(() =>
+            Effect.promise(() => look.config("SET", "min-replicas-to-write", "0")).pipe(Effect.ignore)
+          )
+          const sentBefore = (yield* cache.invalidationStats).messagesSent
+          yield* cache.invalidate("kept")
+          const stats = yield* cache.stats
+          expect(Object.values(stats.tierErrors).reduce((a, b) => a + b, 0)).toBe(1)
+          expect(stats.pendingChanges).toBe(1)
+          expect((yield* cache.invalidationStats).messagesSent).toBe(sentBefore + 1)
+          expect(yield* Effect.promise(() => look.exists("ordered:kept"))).toBe(1)
+          expect(yield* cache.get("kept")).toEqual(Option.none())
+          yield* Effect.promise(() => look.config("SET", "min-replicas-to-write", "0"))
+          yield* eventually(
+            Effect.flatMap(
+              Effect.promise(() => look.exists("ordered:kept")),
+              (n) => (n === 0 ? Effect.void : Effect.fail("not yet"))
+            ),
+            "10 seconds"
+          )
+          yield* eventually(
+            Effect.flatMap(cache.stats, (st) =>
+              st.pendingChanges === 0 ? Effect.void : Effect.fail("not yet")
+            )
+          )
+          expect((yield* cache.stats).replayedChanges).toBe(1)
+        })
     )
 
     it.scoped("a large value (written on its own connection) is announced after its SET too", () =>

@@ -31,6 +31,10 @@ describe("spans on Redis", () => {
         yield* Effect.gen(function* () {
           yield* cache.getOrCompute("k", Effect.succeed(1))
           yield* MultiInstance.settle([cache])
+          // A removal and its message leave together (removeThen): the message's span is beside
+          // the removal's, not under it.
+          yield* cache.invalidate("k")
+          yield* cache.invalidateMany(["k", "l"])
           yield* cache.invalidatePattern("k*")
         }).pipe(Effect.withTracer(tracer))
         const names = spans.map((s) => s.name)
@@ -38,6 +42,8 @@ describe("spans on Redis", () => {
         expect(names.filter((n) => n.startsWith("tiercache.tier."))).toEqual([
           "tiercache.tier.get",
           "tiercache.tier.set",
+          "tiercache.tier.remove",
+          "tiercache.tier.remove",
           "tiercache.tier.removeMatching"
         ])
         for (const s of spans.filter((s) => s.name.startsWith("tiercache.tier."))) {
@@ -49,7 +55,7 @@ describe("spans on Redis", () => {
           ).toEqual([])
         }
         const published = spans.filter((s) => s.name === "tiercache.bus.publish")
-        expect(published.length).toBe(2)
+        expect(published.length).toBe(4)
         for (const s of published) {
           expect(s.span.attributes.get("messaging.system")).toBe("redis")
           expect(s.span.attributes.get("messaging.destination.name")).toBe("spans:bus")

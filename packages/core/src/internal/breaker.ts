@@ -230,41 +230,49 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       )
 
     /**
-     * `setThen` through the breaker, only over a tier that bounds its own calls: no timer of ours
-     * may interrupt `then` (the bus message) half-way. A rejected or failed write still runs
-     * `then` once.
+     * A call that runs `then` (the bus message) once its command is sent (`setThen`,
+     * `removeThen`: `start` makes it with the `then` given) through the breaker, only over a
+     * tier that bounds its own calls: no timer of ours may interrupt `then` half-way. A rejected
+     * or failed call still runs `then` once.
      */
+    const callThen = <A>(
+      operation: string,
+      start: (then: Effect.Effect<A>) => Effect.Effect<readonly [TierError | undefined, A]>,
+      then: Effect.Effect<A>
+    ): Effect.Effect<readonly [TierError | undefined, A]> =>
+      Effect.suspend(() => {
+        // Closed, the usual case: the call's outcome recorded as `run` records it (a tier that
+        // bounds itself gets no timer there either), without `run`'s steps.
+        if (breaker.state() === "closed") {
+          return Effect.matchCauseEffect(start(then), {
+            onFailure: (cause) => failedWith(breaker.record, cause),
+            onSuccess: (result) => answerAfter(breaker.record(result[0] === undefined), result)
+          })
+        }
+        let ran: { readonly value: A } | undefined
+        const started = Effect.flatMap(
+          start(
+            Effect.map(then, (value) => {
+              ran = { value }
+              return value
+            })
+          ),
+          ([error, value]) => (error === undefined ? Effect.succeed(value) : Effect.fail(error))
+        )
+        return Effect.matchEffect(call(operation, started), {
+          onSuccess: (value) => Effect.succeed([undefined, value] as const),
+          onFailure: (error) =>
+            ran !== undefined
+              ? Effect.succeed([error, ran.value] as const)
+              : Effect.map(then, (value) => [error, value] as const)
+        })
+      })
     const setThen = (inner: NonNullable<Tier.Service["setThen"]>): Tier.Service["setThen"] =>
       (<A>(key: string, entry: Entry, then: Effect.Effect<A>) =>
-        Effect.suspend(() => {
-          // Closed, the usual case: the write's outcome recorded as `run` records it (a tier
-          // that bounds itself gets no timer there either), without `run`'s steps.
-          if (breaker.state() === "closed") {
-            return Effect.matchCauseEffect(inner(key, entry, then), {
-              onFailure: (cause) => failedWith(breaker.record, cause),
-              onSuccess: (result) => answerAfter(breaker.record(result[0] === undefined), result)
-            })
-          }
-          let ran: { readonly value: A } | undefined
-          const write = Effect.flatMap(
-            inner(
-              key,
-              entry,
-              Effect.map(then, (value) => {
-                ran = { value }
-                return value
-              })
-            ),
-            ([error, value]) => (error === undefined ? Effect.succeed(value) : Effect.fail(error))
-          )
-          return Effect.matchEffect(call("set", write), {
-            onSuccess: (value) => Effect.succeed([undefined, value] as const),
-            onFailure: (error) =>
-              ran !== undefined
-                ? Effect.succeed([error, ran.value] as const)
-                : Effect.map(then, (value) => [error, value] as const)
-          })
-        })) as Tier.Service["setThen"]
+        callThen("set", (t: Effect.Effect<A>) => inner(key, entry, t), then)) as Tier.Service["setThen"]
+    const removeThen = (inner: NonNullable<Tier.Service["removeThen"]>): Tier.Service["removeThen"] =>
+      (<A>(keys: ReadonlyArray<string>, then: Effect.Effect<A>) =>
+        callThen("remove", (t: Effect.Effect<A>) => inner(keys, t), then)) as Tier.Service["removeThen"]
 
     const guarded: GuardedTier = {
       name: tier.name,
@@ -289,6 +297,9 @@ export const guard = (tier: Tier.Service, options: Options = {}): Effect.Effect<
       ...(tier.setThen === undefined || !selfBounded
         ? {}
         : { sequence: tier.sequence, setThen: setThen(tier.setThen) }),
+      ...(tier.removeThen === undefined || !selfBounded
+        ? {}
+        : { sequence: tier.sequence, removeThen: removeThen(tier.removeThen) }),
       health: Effect.suspend(() => {
         const withState = (h: TierHealth): TierHealth =>
           breaker.state() === "closed"

@@ -1,7 +1,8 @@
 /**
  * Operations on every tier at once (writes and removals): L1 first, then the tiers below it,
  * each failure counted and logged; the shape of one lower tier is chosen once, and so is the
- * write that sends a bus message along with it (`setThen`, see Tier's `sequence`).
+ * write or removal that sends a bus message along with it (`setThen`, `removeThen`, see Tier's
+ * `sequence`).
  */
 import { Effect } from "effect"
 import type { TierError } from "../CacheError.js"
@@ -42,9 +43,23 @@ export interface EveryTier {
         ) => Effect.Effect<readonly [ReadonlyArray<TierError>, A]>
       }
     | undefined
+  /**
+   * The same for a removal of `keys` (`removeThen`): `onEveryTier` for it that runs `then` (the
+   * messages) once the lower removal is sent; answers the failures and `then`'s result.
+   */
+  readonly removeThen:
+    | {
+        readonly sequence: unknown
+        readonly run: <A>(
+          l1Op: L1Op,
+          keys: ReadonlyArray<string>,
+          then: Effect.Effect<A>
+        ) => Effect.Effect<readonly [ReadonlyArray<TierError>, A]>
+      }
+    | undefined
 }
 
-/** Builds `onEveryTier` and `storeThen` over the lower tiers (guarded, traced). */
+/** Builds `onEveryTier`, `storeThen` and `removeThen` over the lower tiers (guarded, traced). */
 export const make = (
   lower: ReadonlyArray<Tier.Service>,
   recordError: (index: number, error: TierError) => Effect.Effect<void>
@@ -110,30 +125,38 @@ export const make = (
           })
 
   const only = lower.length === 1 ? lower[0]! : undefined
+  /**
+   * `l1Op`, then `start(then)` on the one lower tier (after `afterL1`): a call that runs `then`
+   * once its command is sent; its failure counted and logged beside L1's.
+   */
+  const ordered = <A>(
+    l1Op: L1Op,
+    start: (then: Effect.Effect<A>) => Effect.Effect<readonly [TierError | undefined, A]>,
+    then: Effect.Effect<A>,
+    afterL1?: () => void
+  ): Effect.Effect<readonly [ReadonlyArray<TierError>, A]> =>
+    l1First(l1Op, (failures) => {
+      afterL1?.()
+      return Effect.flatMap(start(then), ([error, value]) =>
+        error === undefined
+          ? Effect.succeed([failures, value] as const)
+          : Effect.as(recordError(1, error), [[...failures, error], value] as const)
+      )
+    })
   const setThen = only?.sequence === undefined ? undefined : only.setThen
   const storeThen: EveryTier["storeThen"] =
     setThen === undefined
       ? undefined
       : {
           sequence: only!.sequence,
-          run: <A>(
-            l1Op: L1Op,
-            key: string,
-            entry: Entry.Entry,
-            then: Effect.Effect<A>,
-            afterL1?: () => void
-          ) => {
-            const lowerAfter = (failures: ReadonlyArray<TierError>) => {
-              afterL1?.()
-              return Effect.flatMap(setThen(key, entry, then), ([error, value]) =>
-                error === undefined
-                  ? Effect.succeed([failures, value] as const)
-                  : Effect.as(recordError(1, error), [[...failures, error], value] as const)
-              )
-            }
-            return l1First(l1Op, lowerAfter)
-          }
+          run: (l1Op, key, entry, then, afterL1) =>
+            ordered(l1Op, (t) => setThen(key, entry, t), then, afterL1)
         }
+  const dropThen = only?.sequence === undefined ? undefined : only.removeThen
+  const removeThen: EveryTier["removeThen"] =
+    dropThen === undefined
+      ? undefined
+      : { sequence: only!.sequence, run: (l1Op, keys, then) => ordered(l1Op, (t) => dropThen(keys, t), then) }
 
-  return { onEveryTier, storeThen }
+  return { onEveryTier, storeThen, removeThen }
 }

@@ -3,7 +3,9 @@
  * `clear`. Each marks what it removes changing (changes.ts), waits for the computed values
  * still being written below L1 that it covers (pendingStores.ts), removes from every tier, then
  * sends its bus message through recovery (replay.ts), which keeps it when a lower tier or the
- * bus missed it.
+ * bus missed it. When the one lower tier and the bus share an ordered stream (`removeThen`),
+ * `invalidate` and `invalidateMany` send their messages right after the removal, on that stream,
+ * without waiting for its reply in between.
  */
 import { Effect } from "effect"
 import { CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
@@ -22,15 +24,32 @@ export const make = (deps: Deps, changes: Changes) => {
   const { access, registry, tags, counters, instanceId, recovery, now, lateUpdates } = deps
   const { changing, failIfAllFailed, pending } = changes
 
-  const removeEverywhere = (
+  // The one lower tier and the bus share an ordered stream (e.g. one Redis connection): a removal
+  // of keys and its messages are sent together, the messages after the removal, and a receiver
+  // that re-reads a key finds it gone (as writes.ts does for a write).
+  const ordered =
+    access.removeThen !== undefined &&
+    deps.busSequence !== undefined &&
+    access.removeThen.sequence === deps.busSequence
+      ? access.removeThen
+      : undefined
+
+  /**
+   * Marks `keys` changing (all of them when undefined), waits for the computed values still
+   * being written below L1 that the removal `covers`, then `forget`s their flights and runs
+   * `onTiers` (the removal from every tier, answering its failures and what `settle` is told of
+   * the message sent with it); notes the removal's end, fails when every tier failed, and
+   * `settle`s (sends the message through recovery, or keeps what the lower tiers or the bus
+   * missed).
+   */
+  const removeEverywhere = <S>(
     label: string,
     operation: string,
     keys: ReadonlyArray<string> | undefined,
     covers: (store: PendingStores.PendingStore) => boolean,
     forget: () => void,
-    l1Op: () => Effect.Effect<void, TierError>,
-    lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>,
-    settle: (lowerFailed: boolean) => Effect.Effect<void>,
+    onTiers: () => Effect.Effect<readonly [ReadonlyArray<TierError>, S]>,
+    settle: (lowerFailed: boolean, sent: S) => Effect.Effect<void>,
     noteRemoved: (at: number) => void
   ): Effect.Effect<void, CacheWriteError> =>
     changing(
@@ -39,7 +58,7 @@ export const make = (deps: Deps, changes: Changes) => {
         pending.settle(covers),
         Effect.suspend(() => {
           forget()
-          return access.onEveryTier(l1Op, lowerOp)
+          return onTiers()
         })
       ).pipe(
         // Noted at its end, while the keys are still marked changing: an Update created before
@@ -47,30 +66,63 @@ export const make = (deps: Deps, changes: Changes) => {
         Effect.ensuring(Effect.sync(() => noteRemoved(now())))
       )
     ).pipe(
-      Effect.flatMap((failures) =>
-        Effect.zipRight(failIfAllFailed(label, operation, failures), settle(failures.length > 0))
+      Effect.flatMap(([failures, sent]) =>
+        Effect.zipRight(failIfAllFailed(label, operation, failures), settle(failures.length > 0, sent))
       )
     )
 
-  const removeKeys = (list: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> =>
-    removeEverywhere(
-      single ? list[0]! : list.join(","),
-      single ? "invalidate" : "invalidateMany",
+  /** `onTiers` of a removal whose message `settle` sends after it: `l1Op`, then `lowerOp` on each lower tier. */
+  const everyTier =
+    (
+      l1Op: () => Effect.Effect<void, TierError>,
+      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>
+    ) =>
+    () =>
+      Effect.map(access.onEveryTier(l1Op, lowerOp), (failures) => [failures, undefined] as const)
+
+  const removeKeys = (list: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> => {
+    const label = single ? list[0]! : list.join(",")
+    const operation = single ? "invalidate" : "invalidateMany"
+    const covers = (store: PendingStores.PendingStore) => list.includes(store.key)
+    const forget = () => list.forEach(registry.forget)
+    const l1Op = () => access.removeL1(list)
+    const noteRemoved = (at: number) => lateUpdates.removed(list, at, instanceId)
+    const messages = removals(list, instanceId)
+    if (ordered !== undefined) {
+      const sendAll =
+        messages.length === 1
+          ? deps.send(messages[0]!)
+          : Effect.map(Effect.forEach(messages, deps.send, { concurrency: 16 }), (sent) =>
+              sent.every((ok) => ok)
+            )
+      return removeEverywhere(
+        label,
+        operation,
+        list,
+        covers,
+        forget,
+        () => ordered.run(l1Op, list, sendAll),
+        (failed, delivered) =>
+          single
+            ? recovery.keptKey(list[0]!, undefined, false, failed, delivered)
+            : recovery.keptKeys(list, failed, delivered),
+        noteRemoved
+      )
+    }
+    return removeEverywhere(
+      label,
+      operation,
       list,
-      (store) => list.includes(store.key),
-      () => list.forEach(registry.forget),
-      () => access.removeL1(list),
-      (tier) => tier.remove(list),
+      covers,
+      forget,
+      everyTier(l1Op, (tier) => tier.remove(list)),
       (failed) =>
         single
-          ? recovery.settleKey(list[0]!, undefined, false, failed, {
-              type: "Remove",
-              key: list[0]!,
-              origin: instanceId
-            })
-          : recovery.settleKeys(list, failed, removals(list, instanceId)),
-      (at) => lateUpdates.removed(list, at, instanceId)
+          ? recovery.settleKey(list[0]!, undefined, false, failed, messages[0]!)
+          : recovery.settleKeys(list, failed, messages),
+      noteRemoved
     )
+  }
 
   return {
     invalidate: (key: string): Effect.Effect<void, WriteError> => {
@@ -95,8 +147,10 @@ export const make = (deps: Deps, changes: Changes) => {
           undefined,
           (store) => matches(store.key),
           () => registry.forgetMatching(matches),
-          () => access.removeL1Matching(glob, matches),
-          (tier) => tier.removeMatching(glob),
+          everyTier(
+            () => access.removeL1Matching(glob, matches),
+            (tier) => tier.removeMatching(glob)
+          ),
           (failed) =>
             recovery.settleBarrier(glob, failed, {
               type: "RemovePattern",
@@ -158,8 +212,10 @@ export const make = (deps: Deps, changes: Changes) => {
         registry.forgetMatching(() => true)
         tags.forget()
       },
-      () => access.clearL1,
-      (tier) => tier.clear,
+      everyTier(
+        () => access.clearL1,
+        (tier) => tier.clear
+      ),
       (failed) => recovery.settleBarrier(undefined, failed, { type: "Clear", origin: instanceId }),
       (at) => lateUpdates.removedAll(at, instanceId)
     )

@@ -46,6 +46,12 @@ export interface Recovery {
     lowerFailed: boolean,
     delivered: boolean
   ) => Effect.Effect<void>
+  /** As `settleKeys`, for messages already sent (`delivered`: whether every one was). */
+  readonly keptKeys: (
+    keys: ReadonlyArray<string>,
+    lowerFailed: boolean,
+    delivered: boolean
+  ) => Effect.Effect<void>
   /** After a removal of several keys, told by `messages` (removals.ts). */
   readonly settleKeys: (
     keys: ReadonlyArray<string>,
@@ -84,6 +90,7 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
       return {
         settleKey: (_k, _e, _u, _f, message) => publisher.publish(message),
         keptKey: () => Effect.void,
+        keptKeys: () => Effect.void,
         settleKeys: (_k, _f, messages) =>
           messages.length === 1
             ? publisher.publish(messages[0]!)
@@ -150,18 +157,20 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
         )
       }
 
+    const keepKeys = (keys: ReadonlyArray<string>, lowerFailed: boolean) => (delivered: boolean) => {
+      if (!lowerFailed && delivered && record.size() === 0) return
+      const at = now()
+      for (const key of keys)
+        record.key(keyChange(key, undefined, at, false, undefined, lowerFailed, !delivered))
+    }
+
     return {
       settleKey: (key, entry, update, lowerFailed, message) =>
         settle(message, keepKey(key, entry, update, lowerFailed)),
       keptKey: (key, entry, update, lowerFailed, delivered) =>
         kept(keepKey(key, entry, update, lowerFailed), delivered),
-      settleKeys: (keys, lowerFailed, messages) =>
-        settleAll(messages, (delivered) => {
-          if (!lowerFailed && delivered && record.size() === 0) return
-          const at = now()
-          for (const key of keys)
-            record.key(keyChange(key, undefined, at, false, undefined, lowerFailed, !delivered))
-        }),
+      keptKeys: (keys, lowerFailed, delivered) => kept(keepKeys(keys, lowerFailed), delivered),
+      settleKeys: (keys, lowerFailed, messages) => settleAll(messages, keepKeys(keys, lowerFailed)),
       settleTag: (tag, key, entry, lowerFailed, message) =>
         settle(message, (delivered) => {
           if (!lowerFailed && delivered && record.size() === 0) return

@@ -6,6 +6,7 @@
  * The L1 hit paths never come here.
  */
 import { Cause, Context, Effect, Fiber, Tracer } from "effect"
+import type { TierError } from "../CacheError.js"
 import type { Tier } from "../Tier.js"
 
 /** Effect's default Tracer (its spans are not exported anywhere). */
@@ -147,6 +148,33 @@ export const traceTier = (
     if (spans.keys) a["tiercache.pattern"] = glob
     return a
   }
+  /**
+   * `start(then)`, a call that runs `then` (its bus message) once its command is sent
+   * (`setThen`, `removeThen`), in a span `name`; the message gets its span beside the call's,
+   * not inside it. Untraced, the context rewrite that puts it there is skipped too. Called only
+   * while the write runs, in its fiber (everyTier's ordered runs): the running fiber's Tracer
+   * decides at once when it is Effect's native one.
+   */
+  const traceThen = <A, P>(
+    start: (then: Effect.Effect<A>) => Effect.Effect<readonly [TierError | undefined, A]>,
+    then: Effect.Effect<A>,
+    name: string,
+    attributes: Attributes<P>,
+    arg: P
+  ): Effect.Effect<readonly [TierError | undefined, A]> =>
+    spans.untraced()
+      ? start(then)
+      : spans.whenTraced(start(then), () =>
+          Effect.contextWithEffect((outer: Context.Context<never>) => {
+            const parent = Context.getOption(outer, Tracer.ParentSpan)
+            const beside = Effect.mapInputContext(then, (inner: Context.Context<never>) =>
+              parent._tag === "Some"
+                ? Context.add(inner, Tracer.ParentSpan, parent.value)
+                : Context.omit(Tracer.ParentSpan)(inner)
+            )
+            return spans.span(start(beside), name, "client", attributes, arg)
+          })
+        )
   return {
     ...tier,
     // A write started outside Effect opens no span: the cache starts it on the untraced tier only.
@@ -171,30 +199,14 @@ export const traceTier = (
     ...(tier.setThen === undefined
       ? {}
       : {
-          // The message sent with the write gets its span beside the write's, not inside it.
-          // Untraced, the context rewrite that puts it there is skipped too.
-          // Called only while the write runs, in its fiber (everyTier's storeThen): the running
-          // fiber's Tracer decides at once when it is Effect's native one.
           setThen: (key, entry, then) =>
-            spans.untraced()
-              ? tier.setThen!(key, entry, then)
-              : spans.whenTraced(tier.setThen!(key, entry, then), () =>
-                  Effect.contextWithEffect((outer: Context.Context<never>) => {
-                    const parent = Context.getOption(outer, Tracer.ParentSpan)
-                    const beside = Effect.mapInputContext(then, (inner: Context.Context<never>) =>
-                      parent._tag === "Some"
-                        ? Context.add(inner, Tracer.ParentSpan, parent.value)
-                        : Context.omit(Tracer.ParentSpan)(inner)
-                    )
-                    return spans.span(
-                      tier.setThen!(key, entry, beside),
-                      "tiercache.tier.set",
-                      "client",
-                      setAttributes,
-                      key
-                    )
-                  })
-                )
+            traceThen((t) => tier.setThen!(key, entry, t), then, "tiercache.tier.set", setAttributes, key)
+        }),
+    ...(tier.removeThen === undefined
+      ? {}
+      : {
+          removeThen: (keys, then) =>
+            traceThen((t) => tier.removeThen!(keys, t), then, "tiercache.tier.remove", removeAttributes, keys)
         })
   }
 }

@@ -189,7 +189,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
         ? undefined
         : (key: string, entry: Entry.Entry) => fast.store(key, l1Entry(entry, now()))
 
-    const { onEveryTier, storeThen } = EveryTier.make(lower, recordError)
+    const { onEveryTier, storeThen, removeThen } = EveryTier.make(lower, recordError)
 
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
     // The direct read skips the breaker's wrapper, not the span.
@@ -305,6 +305,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       clearL1: fast !== undefined ? Effect.sync(() => fast.clear()) : l1.clear,
       onEveryTier,
       storeThen,
+      removeThen,
       writeNow,
       single
     }

@@ -176,8 +176,9 @@ const guarded = (what: string, check: () => Problem): string | undefined => {
  * `staleUntil` before `expiresAt`, tags that are not strings, a value JSON cannot hold), a glob
  * that is not a string, a change without a finite `at`: the call fails with a `TierError` of the
  * operation whose reason names the argument, and the tier is not called (nothing is written,
- * no batch in part). `setThen` answers that error and still runs `then`, once. Every other field
- * of `tier` (a memory tier's fast path, a test tier's controls) is kept as it is.
+ * no batch in part). `setThen` and `removeThen` answer that error and still run `then`, once.
+ * Every other field of `tier` (a memory tier's fast path, a test tier's controls) is kept as it
+ * is.
  *
  * @internal
  */
@@ -239,6 +240,16 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
             const bad = badKeyAndEntry(key, entry)
             if (bad === undefined) return inner.setThen!(key, entry, then)
             const error = refusal("set", bad)
+            return Effect.map(then, (a) => [error, a] as const)
+          }
+        }),
+    ...(inner.removeThen === undefined
+      ? {}
+      : {
+          removeThen: <A>(keys: ReadonlyArray<string>, then: Effect.Effect<A>) => {
+            const bad = guarded("keys", () => keysProblem(keys, wellFormed))
+            if (bad === undefined) return inner.removeThen!(keys, then)
+            const error = refusal("remove", bad)
             return Effect.map(then, (a) => [error, a] as const)
           }
         }),

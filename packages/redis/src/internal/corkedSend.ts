@@ -12,15 +12,16 @@
  * CPU per pair auto-pipelined, 65-76 us and 48-55 us corked.
  *
  * A SET PX followed by a PUBLISH (a cache's write and its bus message) leaves as one script
- * call, SET_PUBLISH: Redis then answers the write after it has handed the message to the
+ * call, SET_PUBLISH (an UNLINK followed by a PUBLISH, a cache's removal and its message, as
+ * UNLINK_PUBLISH): Redis then answers the write after it has handed the message to the
  * subscribers. Sent as two commands, Redis wrote the message to the subscriber's connection
  * first (Redis writes the replies of a moment to the client that got its last most recently
  * first); with the cache's own subscriber in the process, the writer's reply waited while the
  * process took that message in. Measured (alternating rounds of 3,000 awaited writes, loopback,
  * a subscriber in the process): SET and PUBLISH corked 1.39-1.42x a lone SET PX, the script
- * 0.94-0.95x; with no subscriber, 1.08-1.10x both. So a corked SET PX is held back until the
- * next command: a PUBLISH joins it in the script; anything else (and the uncork) sends it first,
- * as it was. Each keeps its own outcome: the script runs both commands with `redis.pcall` and
+ * 0.94-0.95x; with no subscriber, 1.08-1.10x both. So a corked SET PX (or UNLINK) is held back
+ * until the next command: a PUBLISH joins it in the script; anything else (and the uncork) sends
+ * it first, as it was. Each keeps its own outcome: the script runs both commands with `redis.pcall` and
  * answers both replies, an error reply included. The script is sent whole (EVAL, not EVALSHA),
  * so no NOSCRIPT answer (after SCRIPT FLUSH) can make the driver send it again, behind commands
  * issued after it. The script runs on Redis like the two commands (`+eval` is in the
@@ -29,8 +30,8 @@
  * Order: commands leave in the order they were issued. A command goes the corked way only
  * while no auto-pipelined command waits to be sent (it would otherwise overtake it); else it
  * joins the auto-pipeline behind it. It also joins it while the connection is not ready (the
- * driver then fails it at once). A held SET leaves before any other command the driver sends on
- * the client (its `sendCommand` is wrapped for that, as deadlines.ts wraps it).
+ * driver then fails it at once). A held command leaves before any other command the driver
+ * sends on the client (its `sendCommand` is wrapped for that, as deadlines.ts wraps it).
  */
 import { Command, type Redis } from "ioredis"
 
@@ -41,8 +42,22 @@ import { Command, type Redis } from "ioredis"
 export const SET_PUBLISH =
   "return {redis.pcall('SET',KEYS[1],ARGV[1],'PX',ARGV[2]),redis.pcall('PUBLISH',ARGV[3],ARGV[4])}"
 
-/** A SET PX sent corked, held back until the next command: its arguments and its caller's promise. */
+/**
+ * An UNLINK of KEYS and a PUBLISH, in one call: ARGV the channel and the message. Answers both
+ * commands' replies, as SET_PUBLISH does.
+ */
+export const UNLINK_PUBLISH =
+  "return {redis.pcall('UNLINK',unpack(KEYS)),redis.pcall('PUBLISH',ARGV[1],ARGV[2])}"
+
+/** Most keys of an UNLINK held back for a PUBLISH (as many as RedisTier's removals send at once). */
+const MAX_HELD_KEYS = 1000
+
+/**
+ * A SET PX or an UNLINK sent corked, held back until the next command: its name and arguments,
+ * and its caller's promise.
+ */
 interface Held {
+  readonly name: "set" | "unlink"
   readonly args: Array<string>
   readonly resolve: (reply: unknown) => void
   readonly reject: (error: unknown) => void
@@ -75,14 +90,14 @@ const corkerOf = (client: Redis): Corker => {
   let corked: Redis["stream"] | undefined
   let hooks: Array<() => void> = []
   let held: Held | undefined
-  /** The driver's own sending (with deadlines.ts's deadline), not releasing the held SET. */
+  /** The driver's own sending (with deadlines.ts's deadline), not releasing the held command. */
   const write = client.sendCommand.bind(client)
-  /** Sends the held SET, if any, as it is. */
+  /** Sends the held command, if any, as it is. */
   const release = () => {
     const set = held
     if (set === undefined) return
     held = undefined
-    const command = new Command("set", set.args)
+    const command = new Command(set.name, set.args)
     try {
       write(command)
     } catch (cause) {
@@ -96,11 +111,21 @@ const corkerOf = (client: Redis): Corker => {
     release()
     return write(command, stream)
   }) as Redis["sendCommand"]
-  /** The held SET and `publish`'s arguments sent as one SET_PUBLISH; answers the PUBLISH's reply. */
+  /**
+   * The held command and `publish`'s arguments sent as one SET_PUBLISH or UNLINK_PUBLISH;
+   * answers the PUBLISH's reply.
+   */
   const withPublish = (set: Held, publish: Array<string>): Promise<unknown> => {
     held = undefined
-    const [key, value, , px] = set.args
-    const command = new Command("eval", [SET_PUBLISH, "1", key!, value!, px!, publish[0]!, publish[1]!])
+    const [channel, message] = publish
+    let args: Array<string>
+    if (set.name === "set") {
+      const [key, value, , px] = set.args
+      args = [SET_PUBLISH, "1", key!, value!, px!, channel!, message!]
+    } else {
+      args = [UNLINK_PUBLISH, String(set.args.length), ...set.args, channel!, message!]
+    }
+    const command = new Command("eval", args)
     try {
       write(command)
     } catch (cause) {
@@ -158,10 +183,13 @@ const corkerOf = (client: Redis): Corker => {
   const send: Send = (name, args, fallback) => {
     if (!corkNow()) return fallback()
     if (held !== undefined && name === "publish" && args.length === 2) return withPublish(held, args)
-    if (name === "set" && isSetPx(args)) {
+    if (
+      (name === "set" && isSetPx(args)) ||
+      (name === "unlink" && args.length > 0 && args.length <= MAX_HELD_KEYS)
+    ) {
       release()
       return new Promise((resolve, reject) => {
-        held = { args, resolve, reject }
+        held = { name, args, resolve, reject }
       })
     }
     const command = new Command(name, args)

@@ -1,7 +1,9 @@
 /**
  * RedisTier's writes and removals: SET PX at the entry's `staleUntil` (on the large-value
  * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
- * UNLINKs of at most REMOVE_CHUNK keys, and removal by pattern and `clear` (patternRemoval.ts).
+ * UNLINKs of at most REMOVE_CHUNK keys (`setThen` and `removeThen` hand theirs to the command
+ * connection before the bus message that follows), and removal by pattern and `clear`
+ * (patternRemoval.ts).
  *
  * Order: the writes and removals of a key land in the order they were called, whichever
  * connection they take. A write or removal of a key whose large write is still in flight waits
@@ -70,6 +72,7 @@ export const make = ({
   runner
 }: Deps): Pick<Tier.Tier.Service, "set" | "setMany" | "remove" | "removeMatching" | "clear"> & {
   readonly setThen: NonNullable<Tier.Tier.Service["setThen"]>
+  readonly removeThen: NonNullable<Tier.Tier.Service["removeThen"]>
   readonly setNow: NonNullable<Tier.Tier.Service["setNow"]>
   /** Runs another write of `fulls` (recovery's conditional write) in the keys' order (keyOrder.ts). */
   readonly inOrder: KeyOrder.KeyOrder["after"]
@@ -139,17 +142,33 @@ export const make = ({
   }
 
   /**
-   * `sendSmallNow`, then `then` at once: its PUBLISH follows the write on the connection (see
-   * `setThen`).
+   * An UNLINK of `full` (at most REMOVE_CHUNK keys) handed to the command connection now:
+   * answers its failure once it is answered (undefined when it succeeded). A driver that throws
+   * is a failure too.
+   */
+  const unlinkNow = (full: Array<string>): Promise<TierError | undefined> => {
+    let sent: Promise<unknown>
+    try {
+      sent = send("unlink", full, () => client.unlink(...full))
+    } catch (cause) {
+      sent = Promise.reject(cause)
+    }
+    return sent.then(
+      () => undefined,
+      (cause: unknown) => fail("remove", cause)
+    )
+  }
+
+  /**
+   * `start()` (a command handed to the connection now, answering its failure), then `then` at
+   * once: its PUBLISH follows that command on the connection (see `setThen`, `removeThen`).
    */
   const sendThen = <A>(
-    full: string,
-    value: string | undefined,
-    px: number,
+    start: () => Promise<TierError | undefined>,
     then: Effect.Effect<A>
   ): Effect.Effect<readonly [TierError | undefined, A]> =>
     Effect.suspend(() => {
-      const outcome = sendSmallNow(full, value, px)
+      const outcome = start()
       // Noted as it settles. Its reply comes before the reply to anything `then` sent after it
       // on this connection, so it is usually known by the time `then` is done: no second wait.
       let settled: { readonly error: TierError | undefined } | undefined
@@ -212,6 +231,13 @@ export const make = ({
 
   const byPattern = PatternRemoval.make({ client, large, prefix, scanCount, runner })
 
+  const remove = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> =>
+    Effect.suspend(() => {
+      if (keys.length === 0) return Effect.void
+      const full = keys.map((key) => prefix + key)
+      return order.waitsAny(full) ? order.after(full, () => unlink(full), notLanded("remove")) : unlink(full)
+    })
+
   return {
     inOrder: order.after,
     // No span on a write (nor on a read): per write it cost more than the rest of this function.
@@ -255,13 +281,13 @@ export const make = ({
         return order.waits(full)
           ? order.after(
               [full],
-              () => sendThen(full, value, px, then),
+              () => sendThen(() => sendSmallNow(full, value, px), then),
               Effect.suspend(() => {
                 const error = fail("set", "an earlier large write of the key has not landed")
                 return Effect.map(then, (a) => [error, a] as const)
               })
             )
-          : sendThen(full, value, px, then)
+          : sendThen(() => sendSmallNow(full, value, px), then)
       }),
 
     /**
@@ -327,13 +353,24 @@ export const make = ({
         yield* all(noLanding)
       }),
 
-    remove: (keys) =>
-      Effect.suspend(() => {
-        if (keys.length === 0) return Effect.void
+    remove,
+
+    /**
+     * `remove`, then `then` without waiting for the reply in between: an UNLINK of at most
+     * REMOVE_CHUNK keys is handed to the command connection first, so a PUBLISH that `then`
+     * sends on it follows the removal (corked, both leave in one script call: corkedSend.ts).
+     * More keys (UNLINKs one after the other), or a key whose earlier large write must land
+     * first (keyOrder.ts): `then` runs once the removal is answered.
+     */
+    removeThen: <A>(keys: ReadonlyArray<string>, then: Effect.Effect<A>) =>
+      Effect.suspend((): Effect.Effect<readonly [TierError | undefined, A]> => {
         const full = keys.map((key) => prefix + key)
-        return order.waitsAny(full)
-          ? order.after(full, () => unlink(full), notLanded("remove"))
-          : unlink(full)
+        if (full.length === 0 || full.length > REMOVE_CHUNK || order.waitsAny(full)) {
+          return Effect.flatMap(failureOf(remove(keys)), (error) =>
+            Effect.map(then, (a) => [error, a] as const)
+          )
+        }
+        return sendThen(() => unlinkNow(full), then)
       }),
 
     // A removal by pattern waits for the large writes in flight (of any key: it is rare), so

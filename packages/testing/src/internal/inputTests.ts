@@ -227,6 +227,19 @@ export const registerInputTests = <R>(
           )
           expect([error?._tag, error?.operation, a, ran]).toEqual(["TierError", "set", 1, 1])
         }
+        const removeThen = l2.removeThen
+        if (removeThen !== undefined) {
+          // A bad list removes nothing, not even its good member (`key` stays), and runs `then` once.
+          let ran = 0
+          for (const keys of [js(null), js([key, 1]), js("not a list")]) {
+            const [error, a] = yield* removeThen(
+              keys,
+              Effect.sync(() => ++ran)
+            )
+            expect([error?._tag, error?.operation, a]).toEqual(["TierError", "remove", ran])
+          }
+          expect(ran).toBe(3)
+        }
         // Nothing written: the entry of `key` is the one set first, `fresh` (the good member of
         // each refused batch) is absent, and so are the keys a bad key reads as in text.
         const after = yield* l2.getMany([key, fresh, "42", "undefined", "null", "1", "[object Object]"])
