@@ -3,7 +3,7 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
  * no bus and no breaker: what the cache's own code costs, without a socket):
- *   node dist/profile.mjs <set|set64|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--floor-bus] [--ops N]
+ *   node dist/profile.mjs <set|set64|invalidate|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--floor-bus] [--ops N]
  * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
  * an L1 of 1,000; `fill` is heap.ts's: distinct keys of ~200-byte values, 64 `runPromise` sets at a
  * time, and it also prints what the heap grew by per entry, by kind of object, from two heap
@@ -167,6 +167,12 @@ const drive = Effect.gen(function* () {
       case "set":
         return Effect.gen(function* () {
           for (let i = 0; i < n; i++) yield* cache.set(`set:${i % 4096}`, payload(i), { ttl: "1 hour" })
+          return n
+        })
+      case "invalidate":
+        // writes.ts's invalidate row: removals one after another (of keys set before, or gone).
+        return Effect.gen(function* () {
+          for (let i = 0; i < n; i++) yield* cache.invalidate(`set:${i % 4096}`)
           return n
         })
       case "get":
