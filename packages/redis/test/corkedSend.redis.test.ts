@@ -207,6 +207,27 @@ describe("corked sends", () => {
         yield* Effect.promise(() => Promise.all([first, unlink]))
         expect(yield* evals(look)).toBe(before + 2)
         expect(yield* Effect.promise(() => look.mget("merged:c", "merged:d"))).toEqual([null, "1"])
+        // Too large for the script (its copies would cost more than it saves): two commands, in order.
+        const big = "v".repeat(8192)
+        const bigSet = send("set", ["merged:big", big, "PX", "60000"], () =>
+          client.set("merged:big", big, "PX", 60000)
+        )
+        const bigMessage = send("publish", ["merged:channel", "m3"], () =>
+          client.publish("merged:channel", "m3")
+        )
+        expect(yield* outcomes([bigSet, bigMessage])).toEqual([{ reply: "OK" }, { reply: "1" }])
+        expect(yield* evals(look)).toBe(before + 2)
+        expect(yield* Effect.promise(() => look.strlen("merged:big"))).toBe(8192)
+        // Just small enough: one script call.
+        const fits = "v".repeat(8192 - "merged:fits".length - "PX".length - "60000".length - "m4".length)
+        const fitSet = send("set", ["merged:fits", fits, "PX", "60000"], () =>
+          client.set("merged:fits", fits, "PX", 60000)
+        )
+        const fitMessage = send("publish", ["merged:channel", "m4"], () =>
+          client.publish("merged:channel", "m4")
+        )
+        expect(yield* outcomes([fitSet, fitMessage])).toEqual([{ reply: "OK" }, { reply: "1" }])
+        expect(yield* evals(look)).toBe(before + 3)
       })
     )
 
