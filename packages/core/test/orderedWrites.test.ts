@@ -72,6 +72,37 @@ const world = (options: { readonly busSequence?: unknown; readonly cache?: Tiere
     return { cache, log, store, hub, dying }
   })
 
+/**
+ * Sets k, m and n, clears the log, runs `before`, then invalidates k and invalidates m and n
+ * together.
+ */
+const removeThree = (
+  w: Effect.Effect.Success<ReturnType<typeof world>>,
+  before: Effect.Effect<void> = Effect.void
+) =>
+  Effect.gen(function* () {
+    yield* w.cache.set("k", 1)
+    yield* w.cache.set("m", 2)
+    yield* w.cache.set("n", 3)
+    w.log.length = 0
+    yield* before
+    yield* w.cache.invalidate("k")
+    yield* w.cache.invalidateMany(["m", "n"])
+  })
+
+/**
+ * The log of removeThree's removals on the ordered stream: each message between its removal's
+ * sending and its reply.
+ */
+const REMOVED_THREE = [
+  "removing k",
+  "publish Remove k",
+  "removed k",
+  "removing m,n",
+  "publish RemoveBulk ",
+  "removed m,n"
+]
+
 describe("a write and its bus message on one ordered stream", () => {
   it.scoped("set and update send the message after the write, without waiting for its reply", () =>
     Effect.gen(function* () {
@@ -109,20 +140,8 @@ describe("a write and its bus message on one ordered stream", () => {
     () =>
       Effect.gen(function* () {
         const w = yield* world()
-        yield* w.cache.set("k", 1)
-        yield* w.cache.set("m", 2)
-        yield* w.cache.set("n", 3)
-        w.log.length = 0
-        yield* w.cache.invalidate("k")
-        yield* w.cache.invalidateMany(["m", "n"])
-        expect(w.log).toEqual([
-          "removing k",
-          "publish Remove k",
-          "removed k",
-          "removing m,n",
-          "publish RemoveBulk ",
-          "removed m,n"
-        ])
+        yield* removeThree(w)
+        expect(w.log).toEqual(REMOVED_THREE)
         for (const key of ["k", "m", "n"]) {
           expect(yield* w.store.get(key)).toEqual(Option.none())
           expect(yield* w.cache.get(key)).toEqual(Option.none())
@@ -135,21 +154,8 @@ describe("a write and its bus message on one ordered stream", () => {
   it.scoped("a failed removal still sends its message once, and is kept and replayed", () =>
     Effect.gen(function* () {
       const w = yield* world({ cache: { recovery: { retryInterval: "100 millis" } } })
-      yield* w.cache.set("k", 1)
-      yield* w.cache.set("m", 2)
-      yield* w.cache.set("n", 3)
-      w.log.length = 0
-      yield* w.store.failOn(["remove"])
-      yield* w.cache.invalidate("k")
-      yield* w.cache.invalidateMany(["m", "n"])
-      expect(w.log).toEqual([
-        "removing k",
-        "publish Remove k",
-        "removed k",
-        "removing m,n",
-        "publish RemoveBulk ",
-        "removed m,n"
-      ])
+      yield* removeThree(w, w.store.failOn(["remove"]))
+      expect(w.log).toEqual(REMOVED_THREE)
       const stats = yield* w.cache.stats
       expect(stats.pendingChanges).toBe(3)
       expect([...Object.values(stats.tierErrors)].reduce((a, b) => a + b, 0)).toBe(2)

@@ -88,6 +88,10 @@ export const make = (deps: Deps, changes: Changes) => {
     const l1Op = () => access.removeL1(list)
     const noteRemoved = (at: number) => lateUpdates.removed(list, at, instanceId)
     const messages = removals(list, instanceId)
+    const removing = <S>(
+      onTiers: () => Effect.Effect<readonly [ReadonlyArray<TierError>, S]>,
+      settle: (lowerFailed: boolean, sent: S) => Effect.Effect<void>
+    ) => removeEverywhere(label, operation, list, covers, forget, onTiers, settle, noteRemoved)
     if (ordered !== undefined) {
       const sendAll =
         messages.length === 1
@@ -95,32 +99,20 @@ export const make = (deps: Deps, changes: Changes) => {
           : Effect.map(Effect.forEach(messages, deps.send, { concurrency: 16 }), (sent) =>
               sent.every((ok) => ok)
             )
-      return removeEverywhere(
-        label,
-        operation,
-        list,
-        covers,
-        forget,
+      return removing(
         () => ordered.run(l1Op, list, sendAll),
         (failed, delivered) =>
           single
             ? recovery.keptKey(list[0]!, undefined, false, failed, delivered)
-            : recovery.keptKeys(list, failed, delivered),
-        noteRemoved
+            : recovery.keptKeys(list, failed, delivered)
       )
     }
-    return removeEverywhere(
-      label,
-      operation,
-      list,
-      covers,
-      forget,
+    return removing(
       everyTier(l1Op, (tier) => tier.remove(list)),
       (failed) =>
         single
           ? recovery.settleKey(list[0]!, undefined, false, failed, messages[0]!)
-          : recovery.settleKeys(list, failed, messages),
-      noteRemoved
+          : recovery.settleKeys(list, failed, messages)
     )
   }
 
