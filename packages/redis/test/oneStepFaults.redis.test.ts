@@ -248,6 +248,53 @@ describe("the one-step write under faults and races", () => {
       })
     )
 
+    it.scoped(
+      "writers and removers of one key on each of two instances: Redis and every L1 agree once settled",
+      () =>
+        Effect.gen(function* () {
+          const look = yield* observer
+          const a = yield* instance({ id: "a", prefix: "f10:" })
+          const b = yield* instance({ id: "b", prefix: "f10:" })
+          for (let round = 0; round < 20; round++) {
+            // Sets and updates (one script call each), invalidations of the key alone and with
+            // another (an UNLINK and its message in one script call), at once on both instances.
+            yield* Effect.forEach(
+              Array.from({ length: 128 }, (_, i) => i),
+              (i) => {
+                const c = i % 2 === 0 ? a : b
+                switch (i % 5) {
+                  case 0:
+                    return c.cache.invalidate("k")
+                  case 1:
+                    return c.cache.invalidateMany(["k", "other"])
+                  case 2:
+                    return c.cache.update("k", `${round}-${i}`)
+                  default:
+                    return c.cache.set("k", `${round}-${i}`)
+                }
+              },
+              { concurrency: "unbounded", discard: true }
+            )
+            yield* a.cache.get("k")
+            yield* b.cache.get("k")
+          }
+          yield* Effect.sleep("200 millis")
+          const final = yield* inRedis(look, "f10:k")
+          for (const c of [a, b]) {
+            const got = yield* c.cache.get("k")
+            expect(got).toEqual(final === undefined ? Option.none() : Option.some(final))
+            const l1 = yield* inL1(c.l1, "k")
+            if (Option.isSome(l1)) expect(l1.value).toBe(final)
+          }
+          // The last round ended with a removal or a write on each: Redis holds one of the round's
+          // values or nothing, and an invalidation is final in both L1s too.
+          yield* a.cache.invalidate("k")
+          yield* Effect.sleep("100 millis")
+          expect(yield* inRedis(look, "f10:k")).toBeUndefined()
+          for (const c of [a, b]) expect(yield* c.cache.get("k")).toEqual(Option.none())
+        })
+    )
+
     it.scoped("more one-step sets in one moment than one bus message holds: every other L1 copy goes", () =>
       Effect.gen(function* () {
         const a = yield* instance({ id: "a", prefix: "f9:" })
