@@ -158,6 +158,19 @@ export declare namespace Tier {
     readonly setNow?:
       | ((key: string, entry: Entry, done: (error: TierError | undefined) => void) => boolean)
       | undefined
+    /**
+     * Optional, with `removeThen`: the same removal started at once, outside Effect, for the
+     * cache's hot path (an `invalidate` then takes one Effect step in all). Answers false, having
+     * done nothing, when the removal cannot start that way (e.g. more keys than one command
+     * takes, or a key behind an earlier write still on its way): the cache then calls
+     * `removeThen`. Answering true, the removal has been sent on `sequence` (anything sent on it
+     * afterwards follows it), and `done` is called exactly once, after `removeNow` has returned,
+     * with the removal's failure (undefined when it succeeded). Never throws. The cache calls it
+     * only with keys it checked.
+     */
+    readonly removeNow?:
+      | ((keys: ReadonlyArray<string>, done: (error: TierError | undefined) => void) => boolean)
+      | undefined
   }
 
   /**

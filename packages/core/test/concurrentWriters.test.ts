@@ -17,6 +17,7 @@ const instanceB = (store: Tier.Tier.Service, hub: TestBus.Hub, oneStep: boolean)
   Effect.gen(function* () {
     const bus = TestBus.make(hub)
     const run = Runtime.runCallback(yield* Effect.runtime<never>())
+    let removeNowCalls = 0
     const stream = { name: "one stream" }
     const l2: Tier.Tier.Service = oneStep
       ? {
@@ -32,6 +33,18 @@ const instanceB = (store: Tier.Tier.Service, hub: TestBus.Hub, oneStep: boolean)
             ),
           setNow: (key, entry, done) => {
             run(store.set(key, entry), { onExit: () => done(undefined) })
+            return true
+          },
+          removeThen: (keys, then) =>
+            Effect.flatMap(Effect.either(store.remove(keys)), (removed) =>
+              Effect.map(
+                then,
+                (value) => [removed._tag === "Left" ? removed.left : undefined, value] as const
+              )
+            ),
+          removeNow: (keys, done) => {
+            removeNowCalls++
+            run(store.remove(keys), { onExit: () => done(undefined) })
             return true
           }
         }
@@ -60,7 +73,7 @@ const instanceB = (store: Tier.Tier.Service, hub: TestBus.Hub, oneStep: boolean)
       Effect.provideService(Tier.L2, counted),
       Effect.provideService(InvalidationBus.InvalidationBus, busB)
     )
-    return { cache, setNowCalls: () => setNowCalls }
+    return { cache, setNowCalls: () => setNowCalls, removeNowCalls: () => removeNowCalls }
   })
 
 /** A shared tier, a hub, A's bus on it (A itself is only its messages) and instance B. */
@@ -215,6 +228,40 @@ describe("two instances writing one key at once", () => {
         ).toEqual(Option.some("a"))
         // B's own copy, created later, is dropped: the tier holds what landed last.
         expect(yield* b.cache.get("k")).toEqual(Option.some("a"))
+      })
+  )
+
+  it.scopedLive(
+    "B's invalidate in one step: an Update of A's made before it ended, arriving after it, is not stored",
+    () =>
+      Effect.gen(function* () {
+        const { store, a, b } = yield* pair(true)
+        // B has read "k" (it never wrote it: no write of its own refuses A's Update).
+        const at = yield* Clock.currentTimeMillis
+        yield* store.set("k", {
+          value: "old",
+          expiresAt: at + 60_000,
+          staleUntil: at + 60_000,
+          tags: [],
+          createdAt: at
+        })
+        expect(yield* b.cache.get("k")).toEqual(Option.some("old"))
+        const created = yield* Clock.currentTimeMillis
+        yield* Effect.sleep("2 millis")
+        yield* b.cache.invalidate("k")
+        expect(b.removeNowCalls()).toBe(1)
+        // A's write of "a" landed before B's removal; its Update arrives after it.
+        yield* a.publish({
+          type: "Update",
+          key: "k",
+          value: "a",
+          ttl_ms: 60_000,
+          created_ms: created,
+          origin: "a"
+        })
+        yield* applied(b.cache, 1)
+        expect(yield* store.get("k")).toEqual(Option.none())
+        expect(yield* b.cache.get("k")).toEqual(Option.none())
       })
   )
 

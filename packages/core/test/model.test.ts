@@ -278,9 +278,9 @@ interface Config {
   readonly outage?: boolean | undefined
   /**
    * The L2 and every bus name one ordered stream and start writes and publishes at once
-   * (`sequence`, `setThen`, `setNow`, `removeThen`, `publishNow`, as RedisTier and
-   * RedisInvalidationBus on one connection): sets and updates take the one-step write
-   * (oneStepWrite.ts), invalidate and invalidateMany send their messages right after the removal.
+   * (`sequence`, `setThen`, `setNow`, `removeThen`, `removeNow`, `publishNow`, as RedisTier and
+   * RedisInvalidationBus on one connection): sets, updates and invalidates take the one-step
+   * way (oneStepWrite.ts), invalidateMany sends its messages right after the removal.
    */
   readonly ordered?: boolean | undefined
 }
@@ -317,7 +317,11 @@ const onOneStream = (
     removeThen: (keys, then) =>
       Effect.flatMap(Effect.either(tier.remove(keys)), (removed) =>
         Effect.map(then, (value) => [removed._tag === "Left" ? removed.left : undefined, value] as const)
-      )
+      ),
+    removeNow: (keys, done) => {
+      run(tier.remove(keys), { onExit: (exit) => done(failureOf(exit)) })
+      return true
+    }
   }
   const busesNow = buses.map(
     (bus): InvalidationBus.InvalidationBus.Service => ({

@@ -5,8 +5,9 @@ import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Tracer } from "
 import { FastPathTypeId } from "../src/internal/fastPath.js"
 
 // A MemoryTier over one lower tier whose writes and the bus's messages share an ordered stream,
-// both able to start at once (`setNow`, `publishNow`: RedisTier and RedisInvalidationBus on one
-// connection), get a set or update written in one Effect step. It must behave as the Effect
+// both able to start at once (`setNow`, `removeNow`, `publishNow`: RedisTier and
+// RedisInvalidationBus on one connection), get a set or update written, and an invalidate done,
+// in one Effect step. It must behave as the Effect
 // way does (orderedWrites.test.ts): the same order, the same counts, failures and breaker, the
 // same changes kept for recovery, the key marked changing until both calls are answered.
 
@@ -55,6 +56,33 @@ const world = (cacheOptions: TieredCache.Options = {}) =>
           const written = yield* Effect.either(store.set(key, entry))
           return [written._tag === "Left" ? written.left : undefined, value] as const
         }),
+      removeThen: <A>(keys: ReadonlyArray<string>, then: Effect.Effect<A>) =>
+        Effect.gen(function* () {
+          log.push(`removeThen ${keys.join(",")}`)
+          const value = yield* then
+          const removed = yield* Effect.either(store.remove(keys))
+          return [removed._tag === "Left" ? removed.left : undefined, value] as const
+        }),
+      removeNow: (keys, done) => {
+        if (control.decline) return false
+        if (control.throws > 0) {
+          control.throws--
+          throw new Error("driver bug")
+        }
+        log.push(`removeNow ${keys.join(",")}`)
+        const fail = control.failures > 0
+        if (fail) control.failures--
+        const answer = () => {
+          if (fail)
+            return done(new CacheError.TierError({ tier: "test", operation: "remove", reason: "refused" }))
+          Effect.runSync(store.remove(keys))
+          done(undefined)
+          if (control.twice) done(undefined)
+        }
+        if (control.hold) held.push(answer)
+        else void Promise.resolve().then(answer)
+        return true
+      },
       setNow: (key, entry, done) => {
         if (control.decline) return false
         if (control.throws > 0) {
@@ -322,6 +350,7 @@ describe("a write in one step (setNow and publishNow on one ordered stream)", ()
         while (w.held.length === 0) yield* Effect.yieldNow()
         yield* Deferred.succeed(gate, undefined)
         yield* Fiber.join(reader)
+        w.control.hold = false
         w.release()
         yield* Fiber.join(set)
         expect(yield* w.cache.get("j")).toEqual(Option.some("written"))
@@ -356,5 +385,133 @@ describe("a write in one step (setNow and publishNow on one ordered stream)", ()
         while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
         expect(yield* w.cache.get("k")).toEqual(Option.some(2))
       })
+  )
+})
+
+describe("an invalidate in one step (removeNow and publishNow on one ordered stream)", () => {
+  it.scoped("invalidate starts the removal, then the message, and answers once both are answered", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      yield* w.cache.set("k", 1)
+      w.log.length = 0
+      w.control.hold = true
+      const removal = yield* Effect.fork(w.cache.invalidate("k"))
+      yield* Effect.yieldNow()
+      yield* Effect.yieldNow()
+      expect(w.log).toEqual(["removeNow k", "publishNow Remove k"])
+      // L1 has dropped the key already; the removal has not been answered.
+      expect(yield* w.l1.get("k")).toEqual(Option.none())
+      expect(Option.isNone(yield* Fiber.poll(removal))).toBe(true)
+      w.release()
+      yield* Fiber.join(removal)
+      expect(yield* valueIn(w.store, "k")).toEqual(Option.none())
+      expect((yield* w.cache.invalidationStats).messagesSent).toBe(2)
+      const stats = yield* w.cache.stats
+      expect([stats.pendingChanges, tierErrorCount(stats)]).toEqual([0, 0])
+    })
+  )
+
+  it.scoped(
+    "a removal the tier cannot start at once goes the Effect way, once; invalidateMany always does",
+    () =>
+      Effect.gen(function* () {
+        const w = yield* world()
+        yield* w.cache.set("k", 1)
+        yield* w.cache.set("m", 2)
+        w.log.length = 0
+        w.control.decline = true
+        yield* w.cache.invalidate("k")
+        w.control.decline = false
+        yield* w.cache.invalidateMany(["m"])
+        expect(w.log).toEqual(["removeThen k", "publish Remove k", "removeThen m", "publish Remove m"])
+        expect(yield* valueIn(w.store, "k")).toEqual(Option.none())
+        expect(yield* valueIn(w.store, "m")).toEqual(Option.none())
+        // The key's mark is cleared once: a computation of it is stored again.
+        expect(yield* w.cache.getOrCompute("k", Effect.succeed(2))).toBe(2)
+        while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
+        expect(yield* w.cache.get("k")).toEqual(Option.some(2))
+      })
+  )
+
+  it.scoped("a failed removal, or a removeNow that throws, is counted and kept; its message still sent", () =>
+    Effect.gen(function* () {
+      const w = yield* world({ recovery: { retryInterval: "1 hour" } })
+      yield* w.cache.set("k", 1)
+      yield* w.cache.set("j", 2)
+      w.log.length = 0
+      w.control.failures = 1
+      yield* w.cache.invalidate("k")
+      w.control.throws = 1
+      yield* w.cache.invalidate("j")
+      expect(w.log).toEqual(["removeNow k", "publishNow Remove k", "publishNow Remove j"])
+      const stats = yield* w.cache.stats
+      expect([tierErrorCount(stats), stats.pendingChanges]).toEqual([2, 2])
+      // L1 answers the removals; the tier still holds the values until the replay.
+      expect(yield* w.cache.get("k")).toEqual(Option.none())
+      expect(yield* w.cache.get("j")).toEqual(Option.none())
+      expect(yield* valueIn(w.store, "k")).toEqual(Option.some(1))
+    })
+  )
+
+  it.scoped("a computation of the key that ends while the removal is in flight is not stored", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      yield* w.cache.set("k", "old")
+      const gate = yield* Deferred.make<void>()
+      yield* w.cache.invalidate("k")
+      const reader = yield* Effect.fork(
+        w.cache.getOrCompute("k", Effect.as(Deferred.await(gate), "computed"))
+      )
+      while ((yield* w.cache.stats).inFlight === 0) yield* Effect.yieldNow()
+      w.control.hold = true
+      const removal = yield* Effect.fork(w.cache.invalidate("k"))
+      while (w.held.length === 0) yield* Effect.yieldNow()
+      // The computation ends while the removal is under way: its caller gets it, nothing keeps it.
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(reader)).toBe("computed")
+      w.control.hold = false
+      w.release()
+      yield* Fiber.join(removal)
+      while ((yield* w.cache.stats).inFlight > 0) yield* Effect.yieldNow()
+      expect(yield* w.cache.get("k")).toEqual(Option.none())
+      expect(yield* valueIn(w.store, "k")).toEqual(Option.none())
+    })
+  )
+
+  it.scoped("a caller after the invalidate does not join a computation of the key begun before it", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      const gate = yield* Deferred.make<void>()
+      const before = yield* Effect.fork(w.cache.getOrCompute("k", Effect.as(Deferred.await(gate), "before")))
+      while ((yield* w.cache.stats).inFlight === 0) yield* Effect.yieldNow()
+      yield* w.cache.invalidate("k")
+      expect(w.log).toEqual(["removeNow k", "publishNow Remove k"])
+      expect(yield* w.cache.getOrCompute("k", Effect.succeed("after"))).toBe("after")
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(before)).toBe("before")
+    })
+  )
+
+  it.scoped("an invalidate built once and run twice decides each run when it runs", () =>
+    Effect.gen(function* () {
+      const w = yield* world()
+      const invalidate = w.cache.invalidate("k")
+      yield* w.cache.set("k", 1)
+      w.log.length = 0
+      w.control.decline = true
+      yield* invalidate
+      w.control.decline = false
+      yield* w.cache.set("k", 2)
+      yield* invalidate
+      expect(w.log).toEqual([
+        "removeThen k",
+        "publish Remove k",
+        "setNow k",
+        "publishNow Remove k",
+        "removeNow k",
+        "publishNow Remove k"
+      ])
+      expect(yield* w.cache.get("k")).toEqual(Option.none())
+    })
   )
 })

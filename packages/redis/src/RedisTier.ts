@@ -111,6 +111,7 @@ export const make = (
       sequence: client,
       setThen: writes.setThen,
       removeThen: writes.removeThen,
+      removeNow: writes.removeNow,
       setNow: writes.setNow,
       setMany: writes.setMany,
       remove: writes.remove,

@@ -8,7 +8,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { type CacheError, Entry, type InvalidationMessage } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Fiber, Layer } from "effect"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
 import { connectionLayer, eventually, observer } from "./utils.js"
 
@@ -80,6 +80,50 @@ describe("writes started at once", () => {
           yield* Effect.sleep("50 millis")
           expect(answered).toBe(0)
           expect(yield* Effect.promise(() => look.keys("now2:*"))).toEqual([])
+        })
+    )
+
+    it.scoped(
+      "RedisTier's removeNow sends an UNLINK and answers it once, after returning; it declines what it cannot start",
+      () =>
+        Effect.gen(function* () {
+          const { tier, client } = yield* world("now5:", 64)
+          const look = yield* observer
+          yield* Effect.promise(() => look.mset("now5:a", "1", "now5:b", "2"))
+          const { answers, result } = yield* started<CacheError.TierError>((done) =>
+            tier.removeNow!(["a", "b"], done)
+          )
+          expect(result).toBe(true)
+          yield* until(() => answers.length === 1)
+          expect(answers).toEqual([{ error: undefined, afterReturn: true }])
+          expect(yield* Effect.promise(() => look.exists("now5:a", "now5:b"))).toBe(0)
+          // Not started: no keys, more than one UNLINK takes, a bad list from plain JS, or a key
+          // whose large write is on its way (that one waits for it, removeThen's way).
+          let answered = 0
+          const done = () => void answered++
+          expect(tier.removeNow!([], done)).toBe(false)
+          expect(
+            tier.removeNow!(
+              Array.from({ length: 1001 }, (_, i) => `many${i}`),
+              done
+            )
+          ).toBe(false)
+          expect(tier.removeNow!([42 as unknown as string], done)).toBe(false)
+          const big = yield* Effect.fork(tier.set("big", entry("x".repeat(200))))
+          yield* Effect.yieldNow()
+          expect(tier.removeNow!(["big"], done)).toBe(false)
+          yield* Fiber.join(big)
+          yield* Effect.sleep("50 millis")
+          expect(answered).toBe(0)
+          // Closed: answers a TierError of the removal, once.
+          client.disconnect()
+          const closed = yield* started<CacheError.TierError>((done) => tier.removeNow!(["a"], done))
+          expect(closed.result).toBe(true)
+          yield* until(() => closed.answers.length === 1)
+          expect([closed.answers[0]!.error?._tag, closed.answers[0]!.error?.operation]).toEqual([
+            "TierError",
+            "remove"
+          ])
         })
     )
 

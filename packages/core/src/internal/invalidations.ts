@@ -5,7 +5,8 @@
  * sends its bus message through recovery (replay.ts), which keeps it when a lower tier or the
  * bus missed it. When the one lower tier and the bus share an ordered stream (`removeThen`),
  * `invalidate` and `invalidateMany` send their messages right after the removal, on that stream,
- * without waiting for its reply in between.
+ * without waiting for its reply in between; an `invalidate` over a MemoryTier L1, in one Effect
+ * step when the tier can start the removal at once (oneStepWrite.ts).
  */
 import { Effect } from "effect"
 import { CacheInputError, CacheWriteError, type TierError } from "../CacheError.js"
@@ -15,6 +16,7 @@ import type { Tier } from "../Tier.js"
 import type { Changes, Deps, WriteError } from "./changes.js"
 import { writeIfNewer } from "./ifNewer.js"
 import { checkKey, checkPattern, checkTag, keyList } from "./input.js"
+import * as OneStepWrite from "./oneStepWrite.js"
 import type * as PendingStores from "./pendingStores.js"
 import { removals } from "./removals.js"
 import { TAG_PREFIX } from "./tags.js"
@@ -33,6 +35,14 @@ export const make = (deps: Deps, changes: Changes) => {
     access.removeThen.sequence === deps.busSequence
       ? access.removeThen
       : undefined
+
+  // The usual shape of an ordered removal of one key, in one Effect step when it can be
+  // (oneStepWrite.ts): L1 a MemoryTier's fast path, the tier's `removeNow`, the bus's `publishNow`.
+  const fast = access.fast
+  const oneStep =
+    ordered === undefined || fast === undefined
+      ? undefined
+      : OneStepWrite.make(deps, changes, deps.sendNow)?.remove
 
   /**
    * Marks `keys` changing (all of them when undefined), waits for the computed values still
@@ -119,7 +129,21 @@ export const make = (deps: Deps, changes: Changes) => {
   return {
     invalidate: (key: string): Effect.Effect<void, WriteError> => {
       const bad = checkKey(key)
-      return bad ? Effect.fail(bad) : removeKeys([key], true)
+      if (bad) return Effect.fail(bad)
+      if (oneStep === undefined) return removeKeys([key], true)
+      // Decided when it runs, in its fiber (whether a span is to be opened is the running
+      // fiber's).
+      return Effect.suspend(() =>
+        oneStep(
+          key,
+          () => {
+            registry.forget(key)
+            fast!.remove(key)
+          },
+          { type: "Remove", key, origin: instanceId },
+          () => removeKeys([key], true)
+        )
+      )
     },
     invalidateMany: (keys: ReadonlyArray<string>): Effect.Effect<void, WriteError> => {
       // The keys as checked: read once from the caller's list (plain JS may hand an array whose

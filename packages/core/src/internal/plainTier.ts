@@ -31,6 +31,7 @@ export const plainTier = (tier: Tier.Service): Tier.Service => {
     ...(tier.writeIfNewer === undefined ? {} : { writeIfNewer: (changes) => tier.writeIfNewer!(changes) }),
     ...(tier.setThen === undefined ? {} : { setThen: (key, entry, then) => tier.setThen!(key, entry, then) }),
     ...(tier.removeThen === undefined ? {} : { removeThen: (keys, then) => tier.removeThen!(keys, then) }),
-    ...(tier.setNow === undefined ? {} : { setNow: (key, entry, done) => tier.setNow!(key, entry, done) })
+    ...(tier.setNow === undefined ? {} : { setNow: (key, entry, done) => tier.setNow!(key, entry, done) }),
+    ...(tier.removeNow === undefined ? {} : { removeNow: (keys, done) => tier.removeNow!(keys, done) })
   }
 }

@@ -177,8 +177,10 @@ export const traceTier = (
         )
   return {
     ...tier,
-    // A write started outside Effect opens no span: the cache starts it on the untraced tier only.
+    // A write or removal started outside Effect opens no span: the cache starts it on the
+    // untraced tier only.
     setNow: undefined,
+    removeNow: undefined,
     get: (key) => spans.span(tier.get(key), "tiercache.tier.get", "client", getAttributes, key),
     getMany: (keys) =>
       spans.span(tier.getMany(keys), "tiercache.tier.getMany", "client", getManyAttributes, keys),

@@ -108,6 +108,14 @@ export interface TierAccess extends EveryTier.EveryTier {
         readonly ended: (error: TierError | undefined) => Effect.Effect<void>
       }
     | undefined
+  /** As `writeNow`, for a removal (the tier's `removeNow`, with `removeThen`). */
+  readonly removeNow:
+    | {
+        readonly ready: () => boolean
+        readonly start: (keys: ReadonlyArray<string>, done: (error: TierError | undefined) => void) => boolean
+        readonly ended: (error: TierError | undefined) => Effect.Effect<void>
+      }
+    | undefined
   /**
    * The one lower tier of a MemoryTier L1, read with as few Effect steps as possible:
    * `direct()` says whether its breaker is closed over a tier that bounds its own calls, in which
@@ -220,38 +228,59 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
         : undefined
 
     const only = deps.lower.length === 1 ? deps.lower[0]! : undefined
-    const setNow =
-      fast !== undefined && only?.sequence !== undefined && only.setThen !== undefined
-        ? only.setNow
-        : undefined
+    const oneStep = fast !== undefined && only?.sequence !== undefined
+    const setNow = oneStep && only!.setThen !== undefined ? only!.setNow : undefined
+    const dropNow = oneStep && only!.removeThen !== undefined ? only!.removeNow : undefined
+    // Started at once only over a tier that bounds its own calls (or with no breaker).
+    const nowAllowed = singleGuard === undefined || singleGuard.selfBounded
+    const readyNow = () =>
+      (singleGuard === undefined || singleGuard.state() === "closed") &&
+      (spans === undefined || spans.untraced())
+    /**
+     * Runs `start` (a call of the tier's `setNow` or `removeNow`, named `method`): a throw is the
+     * call's failure, told to `done` after this returns.
+     */
+    const startNow = (
+      operation: string,
+      method: string,
+      start: () => boolean,
+      done: (error: TierError | undefined) => void
+    ): boolean => {
+      try {
+        return start()
+      } catch (cause) {
+        const error = new TierError({
+          tier: only!.name,
+          operation,
+          reason: `${method} threw: ${cause instanceof Error ? cause.message : describe(cause)}`
+        })
+        void Promise.resolve().then(() => done(error))
+        return true
+      }
+    }
+    const endedNow = (error: TierError | undefined): Effect.Effect<void> =>
+      error === undefined
+        ? singleGuard === undefined
+          ? Effect.void
+          : singleGuard.record(true)
+        : singleGuard === undefined
+          ? recordError(1, error)
+          : Effect.zipRight(singleGuard.record(false), recordError(1, error))
     const writeNow: TierAccess["writeNow"] =
-      setNow === undefined || (singleGuard !== undefined && !singleGuard.selfBounded)
+      setNow === undefined || !nowAllowed
         ? undefined
         : {
-            ready: () =>
-              (singleGuard === undefined || singleGuard.state() === "closed") &&
-              (spans === undefined || spans.untraced()),
-            start: (key, entry, done) => {
-              try {
-                return setNow(key, entry, done)
-              } catch (cause) {
-                const error = new TierError({
-                  tier: only!.name,
-                  operation: "set",
-                  reason: `setNow threw: ${cause instanceof Error ? cause.message : describe(cause)}`
-                })
-                void Promise.resolve().then(() => done(error))
-                return true
-              }
-            },
-            ended: (error) =>
-              error === undefined
-                ? singleGuard === undefined
-                  ? Effect.void
-                  : singleGuard.record(true)
-                : singleGuard === undefined
-                  ? recordError(1, error)
-                  : Effect.zipRight(singleGuard.record(false), recordError(1, error))
+            ready: readyNow,
+            start: (key, entry, done) => startNow("set", "setNow", () => setNow(key, entry, done), done),
+            ended: endedNow
+          }
+    const removeNow: TierAccess["removeNow"] =
+      dropNow === undefined || !nowAllowed
+        ? undefined
+        : {
+            ready: readyNow,
+            start: (keys, done) => startNow("remove", "removeNow", () => dropNow(keys, done), done),
+            ended: endedNow
           }
 
     const access: TierAccess = {
@@ -307,6 +336,7 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       storeThen,
       removeThen,
       writeNow,
+      removeNow,
       single
     }
     return access

@@ -253,12 +253,18 @@ export const withInputChecks = <T extends Tier.Service>(tier: T, options?: Optio
             return Effect.map(then, (a) => [error, a] as const)
           }
         }),
-    // A bad argument is not started: the caller then calls setThen, which refuses it.
+    // A bad argument is not started: the caller then calls setThen (removeThen), which refuses it.
     ...(inner.setNow === undefined
       ? {}
       : {
           setNow: (key: string, entry: Entry, done: (error: TierError | undefined) => void) =>
             badKeyAndEntry(key, entry) === undefined && inner.setNow!(key, entry, done)
+        }),
+    ...(inner.removeNow === undefined
+      ? {}
+      : {
+          removeNow: (keys: ReadonlyArray<string>, done: (error: TierError | undefined) => void) =>
+            guarded("keys", () => keysProblem(keys, wellFormed)) === undefined && inner.removeNow!(keys, done)
         })
   }
   // Not enumerable: a tier made from this one by spreading it (`{ ...checked, get }`, as wrappers

@@ -46,7 +46,7 @@ export const make = (deps: Deps, changes: Changes) => {
   const wrote = (key: string) => lateUpdates.wrote(key, now())
   const noteWrote = (key: string) => Effect.sync(() => wrote(key))
   // The usual shape of an ordered write, in one Effect step when it can be.
-  const oneStep = ordered === undefined ? undefined : OneStepWrite.make(deps, changes, deps.sendNow, wrote)
+  const oneStep = ordered === undefined ? undefined : OneStepWrite.make(deps, changes, deps.sendNow)?.write
 
   /** Stores the entry in L1 (at once with the fast path), keeping its decoded value for `schema`. */
   const storeL1 =

@@ -73,6 +73,7 @@ export const make = ({
 }: Deps): Pick<Tier.Tier.Service, "set" | "setMany" | "remove" | "removeMatching" | "clear"> & {
   readonly setThen: NonNullable<Tier.Tier.Service["setThen"]>
   readonly removeThen: NonNullable<Tier.Tier.Service["removeThen"]>
+  readonly removeNow: NonNullable<Tier.Tier.Service["removeNow"]>
   readonly setNow: NonNullable<Tier.Tier.Service["setNow"]>
   /** Runs another write of `fulls` (recovery's conditional write) in the keys' order (keyOrder.ts). */
   readonly inOrder: KeyOrder.KeyOrder["after"]
@@ -302,6 +303,18 @@ export const make = ({
       const { full, px, value } = w
       if ((value !== undefined && large.isLarge(value)) || order.waits(full)) return false
       sendSmallNow(full, value, px).then(done)
+      return true
+    },
+
+    /**
+     * `removeThen`'s removal started at once (the cache's one-step invalidate): the UNLINK is on
+     * the command connection when it returns. Anything else is not started (false): no keys,
+     * more than one UNLINK takes, or a key behind an earlier large write of it.
+     */
+    removeNow: (keys, done) => {
+      const full = keys.map((key) => prefix + key)
+      if (full.length === 0 || full.length > REMOVE_CHUNK || order.waitsAny(full)) return false
+      unlinkNow(full).then(done)
       return true
     },
 

@@ -240,6 +240,16 @@ export const registerInputTests = <R>(
           }
           expect(ran).toBe(3)
         }
+        const removeNow = l2.removeNow
+        if (removeNow !== undefined) {
+          // Not started, nothing removed, `done` never called.
+          let done = 0
+          for (const keys of [js(null), js([key, 1]), js("not a list")])
+            expect(removeNow(keys, () => done++)).toBe(false)
+          // Real time (the test may run on a TestClock): a late `done` would come within it.
+          yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 20)))
+          expect(done).toBe(0)
+        }
         // Nothing written: the entry of `key` is the one set first, `fresh` (the good member of
         // each refused batch) is absent, and so are the keys a bad key reads as in text.
         const after = yield* l2.getMany([key, fresh, "42", "undefined", "null", "1", "[object Object]"])
