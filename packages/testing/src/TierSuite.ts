@@ -58,8 +58,10 @@ export interface Target<R> {
  * computation (1,000 concurrent callers), failures and interruption, Schema-typed reads with
  * bad data planted in the tier, exact statistics, the tier called directly with bad
  * arguments (as from plain JavaScript: a TierError each, nothing written; see
- * `Tier.withInputChecks`), and, for a tier that has it, `setNow` (a write started at once:
- * written as `set` writes, answered once after it returns; bad arguments start nothing).
+ * `Tier.withInputChecks`), and, for a tier that has them, `setNow` (a write started at once:
+ * written as `set` writes, answered once after it returns; bad arguments start nothing),
+ * `removeThen` and `removeNow` (removed as `remove` removes; `then` run once, `done` called once
+ * after it returns).
  *
  * @category suites
  * @since 0.1.0

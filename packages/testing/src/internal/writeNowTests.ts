@@ -1,6 +1,7 @@
 /**
- * The test of `TierSuite.run` for a tier's `setNow` (a write started at once, which the cache's
- * one-step write uses; see `Tier.Service`): skipped for a tier without one.
+ * The tests of `TierSuite.run` for a tier's `setNow` (a write started at once, which the cache's
+ * one-step write uses; see `Tier.Service`), and its `removeThen` and `removeNow` (a removal
+ * followed by the bus message, and started at once): each skipped for a tier without it.
  *
  * @internal
  */
@@ -58,6 +59,48 @@ export const registerWriteNowTests = <R>(
         expect(Option.isNone(yield* l2.get(fresh))).toBe(true)
         // Later answers never come.
         expect(answers.length).toBe(started ? 1 : 0)
+      })
+  )
+  it.scoped(
+    "removeThen and removeNow, when the tier has them, remove as remove does; then runs once, done is called once after returning",
+    () =>
+      Effect.gen(function* () {
+        const { l2 } = yield* instances(1)
+        const now = yield* Clock.currentTimeMillis
+        const entry = Entry.make({ value: "gone soon", now, ttlMs: 60_000 })
+        const removeThen = l2.removeThen
+        if (removeThen !== undefined) {
+          const keys = [freshKey("removeThen"), freshKey("removeThen")]
+          for (const key of keys) yield* l2.set(key, entry)
+          let ran = 0
+          const [error, value] = yield* removeThen(
+            keys,
+            Effect.sync(() => ++ran)
+          )
+          expect([error, value, ran]).toEqual([undefined, 1, 1])
+          for (const key of keys) expect(Option.isNone(yield* l2.get(key))).toBe(true)
+        }
+        const removeNow = l2.removeNow
+        if (removeNow !== undefined) {
+          const key = freshKey("removeNow")
+          yield* l2.set(key, entry)
+          const answers: Array<{ readonly failed: boolean; readonly afterReturn: boolean }> = []
+          let returned = false
+          const started = removeNow([key], (error) =>
+            answers.push({ failed: error !== undefined, afterReturn: returned })
+          )
+          returned = true
+          if (started) {
+            for (let i = 0; i < 500 && answers.length === 0; i++) {
+              yield* live ? Effect.sleep("2 millis") : Effect.yieldNow()
+            }
+            expect(answers).toEqual([{ failed: false, afterReturn: true }])
+            expect(Option.isNone(yield* l2.get(key))).toBe(true)
+          }
+          // Later answers never come.
+          for (let i = 0; i < 5; i++) yield* live ? Effect.sleep("2 millis") : Effect.yieldNow()
+          expect(answers.length).toBe(started ? 1 : 0)
+        }
       })
   )
 }
