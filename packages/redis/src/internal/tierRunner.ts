@@ -25,6 +25,12 @@ export interface Runner {
    * per call, which cost more than the round trip on the L2 hit path.
    */
   readonly run: <A>(operation: string, send: () => Promise<A>) => Effect.Effect<A, TierError>
+  /**
+   * One command handed to the connection now, outside Effect (`setNow`, `removeNow`,
+   * `sendThen`): answers its failure once it is answered (undefined when it succeeded). A driver
+   * that throws is a failure too.
+   */
+  readonly now: (operation: string, send: () => Promise<unknown>) => Promise<TierError | undefined>
   /** Runs a transaction or pipeline, bounded here as a whole; fails with the first command error. */
   readonly exec: (
     operation: string,
@@ -106,5 +112,49 @@ export const make = (name: string, timeout: Duration.Duration): Runner => {
       }
     )
 
-  return { fail, timeoutMs, run, exec }
+  const now = (operation: string, send: () => Promise<unknown>): Promise<TierError | undefined> => {
+    let sent: Promise<unknown>
+    try {
+      sent = send()
+    } catch (cause) {
+      sent = Promise.reject(cause)
+    }
+    return sent.then(
+      () => undefined,
+      (cause: unknown) => fail(operation, cause)
+    )
+  }
+
+  return { fail, timeoutMs, run, now, exec }
 }
+
+/**
+ * `start()` (a command handed to the connection now, answering its failure: Runner's `now`),
+ * then `then` at once: what `then` sends on the connection (the bus message) follows that
+ * command (`setThen`, `removeThen`). Answers the command's failure and `then`'s result.
+ */
+export const sendThen = <A>(
+  start: () => Promise<TierError | undefined>,
+  then: Effect.Effect<A>
+): Effect.Effect<readonly [TierError | undefined, A]> =>
+  Effect.suspend(() => {
+    const outcome = start()
+    // Noted as it settles. Its reply comes before the reply to anything `then` sent after it
+    // on this connection, so it is usually known by the time `then` is done: no second wait.
+    let settled: { readonly error: TierError | undefined } | undefined
+    outcome.then((error) => {
+      settled = { error }
+    })
+    return Effect.flatMap(then, (a) =>
+      settled !== undefined
+        ? Effect.succeed([settled.error, a] as const)
+        : Effect.map(
+            Effect.promise(() => outcome),
+            (error) => [error, a] as const
+          )
+    )
+  })
+
+/** The failure of `effect`, or undefined once it succeeded. */
+export const failureOf = (effect: Effect.Effect<unknown, TierError>): Effect.Effect<TierError | undefined> =>
+  Effect.match(effect, { onFailure: (error) => error, onSuccess: () => undefined })

@@ -1,8 +1,8 @@
 /**
  * RedisTier's writes and removals: SET PX at the entry's `staleUntil` (on the large-value
- * connection for a large value), `setMany` as one pipeline of its small writes, `remove` in
- * UNLINKs of at most REMOVE_CHUNK keys (`setThen` and `removeThen` hand theirs to the command
- * connection before the bus message that follows), and removal by pattern and `clear`
+ * connection for a large value; `setThen` and `setNow` hand a small one to the command
+ * connection before the bus message that follows), `setMany` as one pipeline of its small
+ * writes, the removals of keys (tierRemovals.ts), and removal by pattern and `clear`
  * (patternRemoval.ts).
  *
  * Order: the writes and removals of a key land in the order they were called, whichever
@@ -21,11 +21,10 @@ import type { Landing } from "./keyOrder.js"
 import * as KeyOrder from "./keyOrder.js"
 import type { LargeValues } from "./largeValues.js"
 import * as PatternRemoval from "./patternRemoval.js"
-import type { Runner } from "./tierRunner.js"
+import * as TierRemovals from "./tierRemovals.js"
+import { failureOf, type Runner, sendThen } from "./tierRunner.js"
 
 type TierError = CacheError.TierError
-
-const REMOVE_CHUNK = 1000
 
 /** Most writes in one pipeline of `setMany`. */
 const WRITE_CHUNK = 1000
@@ -122,85 +121,13 @@ export const make = ({
 
   /**
    * A small SET PX (an UNLINK when `value` is undefined) handed to the command connection now:
-   * answers its failure once it is answered (undefined when it succeeded). A driver that throws
-   * is a failure too.
+   * answers its failure once it is answered (undefined when it succeeded).
    */
   const sendSmallNow = (
     full: string,
     value: string | undefined,
     px: number
-  ): Promise<TierError | undefined> => {
-    let sent: Promise<unknown>
-    try {
-      sent = sendSmall(full, value, px)
-    } catch (cause) {
-      sent = Promise.reject(cause)
-    }
-    return sent.then(
-      () => undefined,
-      (cause: unknown) => fail("set", cause)
-    )
-  }
-
-  /**
-   * An UNLINK of `full` (at most REMOVE_CHUNK keys) handed to the command connection now:
-   * answers its failure once it is answered (undefined when it succeeded). A driver that throws
-   * is a failure too.
-   */
-  const unlinkNow = (full: Array<string>): Promise<TierError | undefined> => {
-    let sent: Promise<unknown>
-    try {
-      sent = send("unlink", full, () => client.unlink(...full))
-    } catch (cause) {
-      sent = Promise.reject(cause)
-    }
-    return sent.then(
-      () => undefined,
-      (cause: unknown) => fail("remove", cause)
-    )
-  }
-
-  /**
-   * `start()` (a command handed to the connection now, answering its failure), then `then` at
-   * once: its PUBLISH follows that command on the connection (see `setThen`, `removeThen`).
-   */
-  const sendThen = <A>(
-    start: () => Promise<TierError | undefined>,
-    then: Effect.Effect<A>
-  ): Effect.Effect<readonly [TierError | undefined, A]> =>
-    Effect.suspend(() => {
-      const outcome = start()
-      // Noted as it settles. Its reply comes before the reply to anything `then` sent after it
-      // on this connection, so it is usually known by the time `then` is done: no second wait.
-      let settled: { readonly error: TierError | undefined } | undefined
-      outcome.then((error) => {
-        settled = { error }
-      })
-      return Effect.flatMap(then, (a) =>
-        settled !== undefined
-          ? Effect.succeed([settled.error, a] as const)
-          : Effect.map(
-              Effect.promise(() => outcome),
-              (error) => [error, a] as const
-            )
-      )
-    })
-
-  /**
-   * UNLINK of `full`, in commands of at most REMOVE_CHUNK keys, one after the other: each is
-   * bounded by the command timeout as a lone one is (as getMany's chunks are), so that a removal
-   * of many keys never fails on its size alone (a pipeline of them all, bounded as a whole,
-   * failed 200,000 keys on a healthy Redis, counted against the breaker and kept for replay).
-   */
-  const unlink = (full: ReadonlyArray<string>): Effect.Effect<void, TierError> =>
-    full.length <= REMOVE_CHUNK
-      ? Effect.asVoid(run("remove", () => client.unlink(...full)))
-      : Effect.gen(function* () {
-          for (let i = 0; i < full.length; i += REMOVE_CHUNK) {
-            const chunk = full.slice(i, i + REMOVE_CHUNK)
-            yield* run("remove", () => client.unlink(...chunk))
-          }
-        })
+  ): Promise<TierError | undefined> => runner.now("set", () => sendSmall(full, value, px))
 
   /**
    * The small writes of a `setMany`, in pipelines of at most WRITE_CHUNK writes, one after the
@@ -223,21 +150,12 @@ export const make = ({
       }
     })
 
-  /** The failure of `effect`, or undefined once it succeeded. */
-  const failureOf = (effect: Effect.Effect<unknown, TierError>): Effect.Effect<TierError | undefined> =>
-    Effect.match(effect, { onFailure: (error) => error, onSuccess: () => undefined })
-
   const encode = (operation: string, entry: Entry.Entry): Effect.Effect<string, TierError> =>
     Effect.try({ try: () => Entry.serialize(entry), catch: (cause) => fail(operation, cause) })
 
   const byPattern = PatternRemoval.make({ client, large, prefix, scanCount, runner })
 
-  const remove = (keys: ReadonlyArray<string>): Effect.Effect<void, TierError> =>
-    Effect.suspend(() => {
-      if (keys.length === 0) return Effect.void
-      const full = keys.map((key) => prefix + key)
-      return order.waitsAny(full) ? order.after(full, () => unlink(full), notLanded("remove")) : unlink(full)
-    })
+  const removals = TierRemovals.make({ client, prefix, order, runner, send, notLanded: notLanded("remove") })
 
   return {
     inOrder: order.after,
@@ -306,18 +224,6 @@ export const make = ({
       return true
     },
 
-    /**
-     * `removeThen`'s removal started at once (the cache's one-step invalidate): the UNLINK is on
-     * the command connection when it returns. Anything else is not started (false): no keys,
-     * more than one UNLINK takes, or a key behind an earlier large write of it.
-     */
-    removeNow: (keys, done) => {
-      const full = keys.map((key) => prefix + key)
-      if (full.length === 0 || full.length > REMOVE_CHUNK || order.waitsAny(full)) return false
-      unlinkNow(full).then(done)
-      return true
-    },
-
     setMany: (entries) =>
       Effect.gen(function* () {
         if (entries.length === 0) return
@@ -366,25 +272,9 @@ export const make = ({
         yield* all(noLanding)
       }),
 
-    remove,
-
-    /**
-     * `remove`, then `then` without waiting for the reply in between: an UNLINK of at most
-     * REMOVE_CHUNK keys is handed to the command connection first, so a PUBLISH that `then`
-     * sends on it follows the removal (corked, both leave in one script call: corkedSend.ts).
-     * More keys (UNLINKs one after the other), or a key whose earlier large write must land
-     * first (keyOrder.ts): `then` runs once the removal is answered.
-     */
-    removeThen: <A>(keys: ReadonlyArray<string>, then: Effect.Effect<A>) =>
-      Effect.suspend((): Effect.Effect<readonly [TierError | undefined, A]> => {
-        const full = keys.map((key) => prefix + key)
-        if (full.length === 0 || full.length > REMOVE_CHUNK || order.waitsAny(full)) {
-          return Effect.flatMap(failureOf(remove(keys)), (error) =>
-            Effect.map(then, (a) => [error, a] as const)
-          )
-        }
-        return sendThen(() => unlinkNow(full), then)
-      }),
+    remove: removals.remove,
+    removeThen: removals.removeThen,
+    removeNow: removals.removeNow,
 
     // A removal by pattern waits for the large writes in flight (of any key: it is rare), so
     // that none lands after it.
