@@ -53,7 +53,8 @@ export declare namespace Tier {
    * `{ key, entry, at }` with a finite `at`. Such a call fails with a `TierError` of its
    * operation whose `reason` names the argument (`keys[1] must be a string, got 1`), and the
    * tier does nothing: nothing is written or removed, no batch in part (`setThen` and
-   * `removeThen` answer the error and run `then`, once). {@link withInputChecks} gives a tier of your own the same checks.
+   * `removeThen` answer the error and run `then`, once). {@link withInputChecks} gives a tier of
+   * your own the same checks.
    *
    * @since 0.1.0
    */

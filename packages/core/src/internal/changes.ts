@@ -55,6 +55,17 @@ export const thenSettle = (
   settle: Effect.Effect<void>
 ): Effect.Effect<void, WriteError> => (failed === Effect.void ? settle : Effect.zipRight(failed, settle))
 
+/**
+ * `run` (everyTier's `storeThen` or `removeThen`) when the one lower tier names the same ordered
+ * stream as the bus (e.g. one Redis connection): a change and its bus message are then sent
+ * together, the message after the change, so a receiver that re-reads the key finds the change.
+ */
+export const onBusStream = <T extends { readonly sequence: unknown }>(
+  deps: Deps,
+  run: T | undefined
+): T | undefined =>
+  run !== undefined && deps.busSequence !== undefined && run.sequence === deps.busSequence ? run : undefined
+
 /** Builds what the changes of one cache share. */
 export const make = (deps: Deps) => {
   const { access, versions, counters } = deps

@@ -13,7 +13,7 @@ import { CacheInputError, CacheWriteError, type TierError } from "../CacheError.
 import * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
 import type { Tier } from "../Tier.js"
-import type { Changes, Deps, WriteError } from "./changes.js"
+import { type Changes, type Deps, onBusStream, type WriteError } from "./changes.js"
 import { writeIfNewer } from "./ifNewer.js"
 import { checkKey, checkPattern, checkTag, keyList } from "./input.js"
 import * as OneStepWrite from "./oneStepWrite.js"
@@ -26,15 +26,9 @@ export const make = (deps: Deps, changes: Changes) => {
   const { access, registry, tags, counters, instanceId, recovery, now, lateUpdates } = deps
   const { changing, failIfAllFailed, pending } = changes
 
-  // The one lower tier and the bus share an ordered stream (e.g. one Redis connection): a removal
-  // of keys and its messages are sent together, the messages after the removal, and a receiver
-  // that re-reads a key finds it gone (as writes.ts does for a write).
-  const ordered =
-    access.removeThen !== undefined &&
-    deps.busSequence !== undefined &&
-    access.removeThen.sequence === deps.busSequence
-      ? access.removeThen
-      : undefined
+  // A removal of keys and its messages sent together when the lower tier shares the bus's
+  // stream: a receiver that re-reads a key finds it gone.
+  const ordered = onBusStream(deps, access.removeThen)
 
   // The usual shape of an ordered removal of one key, in one Effect step when it can be
   // (oneStepWrite.ts): L1 a MemoryTier's fast path, the tier's `removeNow`, the bus's `publishNow`.

@@ -165,6 +165,3 @@ export const make = (deps: Deps, changes: Changes, bus: Publisher["now"]) => {
             )
   }
 }
-
-/** The one-step changes of a cache (undefined: its shape never allows one). */
-export type OneStep = NonNullable<ReturnType<typeof make>>

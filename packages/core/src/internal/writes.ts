@@ -12,7 +12,7 @@ import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
 import { bracketSync } from "./bracket.js"
 import { resolveWrite } from "./callOptions.js"
-import { type Changes, type Deps, thenSettle, type WriteError } from "./changes.js"
+import { type Changes, type Deps, onBusStream, thenSettle, type WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import type { L1Op } from "./everyTier.js"
 import type { Slot } from "./fastPath.js"
@@ -26,15 +26,8 @@ const discarded: Effect.Effect<"discarded"> = Effect.succeed("discarded")
 export const make = (deps: Deps, changes: Changes) => {
   const { access, versions, registry, instanceId, recovery, now, lateUpdates } = deps
   const { changing, failIfAllFailed, pending } = changes
-  // The one lower tier and the bus share an ordered stream (e.g. one Redis connection): a write
-  // and its bus message are sent together, the message after the write, and a receiver that
-  // re-reads the key still finds the new value.
-  const ordered =
-    access.storeThen !== undefined &&
-    deps.busSequence !== undefined &&
-    access.storeThen.sequence === deps.busSequence
-      ? access.storeThen
-      : undefined
+  // A write and its bus message sent together when the lower tier shares the bus's stream.
+  const ordered = onBusStream(deps, access.storeThen)
   const removed = (key: string): InvalidationMessage => ({ type: "Remove", key, origin: instanceId })
   /**
    * Notes a write of `key` at its end, while the key is still marked changing, in lateUpdates.ts's
