@@ -13,6 +13,29 @@ import { type Context, freshKey } from "./suiteContext.js"
 // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
 const js = (u: unknown): any => u
 
+/** An answer of a call started at once: whether it failed, and whether the call had returned. */
+interface Answer {
+  readonly failed: boolean
+  readonly afterReturn: boolean
+}
+
+/**
+ * Calls `start` with a `done` that records each answer; when it started, waits (at most 500
+ * turns) for the first answer. Answers whether it started and the answers recorded (a list that
+ * later answers would still grow).
+ */
+const startedNow = (start: (done: (error: unknown) => void) => boolean, live: boolean) =>
+  Effect.gen(function* () {
+    const answers: Array<Answer> = []
+    let returned = false
+    const started = start((error) => answers.push({ failed: error !== undefined, afterReturn: returned }))
+    returned = true
+    for (let i = 0; started && i < 500 && answers.length === 0; i++) {
+      yield* live ? Effect.sleep("2 millis") : Effect.yieldNow()
+    }
+    return { started, answers }
+  })
+
 /** Registers the test with `it` (from `layer(...)` of @effect/vitest). */
 export const registerWriteNowTests = <R>(
   it: Vitest.MethodsNonLive<R, boolean>,
@@ -28,16 +51,8 @@ export const registerWriteNowTests = <R>(
         const now = yield* Clock.currentTimeMillis
         const key = freshKey("now")
         const entry = Entry.make({ value: { a: [1, 2] }, now, ttlMs: 60_000, tags: ["t"] })
-        const answers: Array<{ readonly failed: boolean; readonly afterReturn: boolean }> = []
-        let returned = false
-        const started = setNow(key, entry, (error) =>
-          answers.push({ failed: error !== undefined, afterReturn: returned })
-        )
-        returned = true
+        const { started, answers } = yield* startedNow((done) => setNow(key, entry, done), live)
         if (started) {
-          for (let i = 0; i < 500 && answers.length === 0; i++) {
-            yield* live ? Effect.sleep("2 millis") : Effect.yieldNow()
-          }
           expect(answers).toEqual([{ failed: false, afterReturn: true }])
           const stored = yield* l2.get(key)
           expect(Option.map(stored, (e) => [e.value, e.tags, e.createdAt])).toEqual(
@@ -84,16 +99,8 @@ export const registerWriteNowTests = <R>(
         if (removeNow !== undefined) {
           const key = freshKey("removeNow")
           yield* l2.set(key, entry)
-          const answers: Array<{ readonly failed: boolean; readonly afterReturn: boolean }> = []
-          let returned = false
-          const started = removeNow([key], (error) =>
-            answers.push({ failed: error !== undefined, afterReturn: returned })
-          )
-          returned = true
+          const { started, answers } = yield* startedNow((done) => removeNow([key], done), live)
           if (started) {
-            for (let i = 0; i < 500 && answers.length === 0; i++) {
-              yield* live ? Effect.sleep("2 millis") : Effect.yieldNow()
-            }
             expect(answers).toEqual([{ failed: false, afterReturn: true }])
             expect(Option.isNone(yield* l2.get(key))).toBe(true)
           }
