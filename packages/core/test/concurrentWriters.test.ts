@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
 import { Clock, Duration, Effect, Option, Runtime } from "effect"
 import * as LateUpdates from "../src/internal/lateUpdates.js"
@@ -156,13 +156,7 @@ describe("two instances writing one key at once", () => {
 
   /** A's write of "a" created at `created` landing in the tier. */
   const landingOfA = (store: Tier.Tier.Service, created: number) =>
-    store.set("k", {
-      value: "a",
-      expiresAt: created + 60_000,
-      staleUntil: created + 60_000,
-      tags: [],
-      createdAt: created
-    })
+    store.set("k", Entry.make({ value: "a", now: created, ttlMs: 60_000 }))
   /** A's Update of that write, sent to B. */
   const updateOfA = (a: InvalidationBus.InvalidationBus.Service, created: number) =>
     a.publish({
@@ -238,13 +232,7 @@ describe("two instances writing one key at once", () => {
         const { store, a, b } = yield* pair(true)
         // B has read "k" (it never wrote it: no write of its own refuses A's Update).
         const at = yield* Clock.currentTimeMillis
-        yield* store.set("k", {
-          value: "old",
-          expiresAt: at + 60_000,
-          staleUntil: at + 60_000,
-          tags: [],
-          createdAt: at
-        })
+        yield* store.set("k", Entry.make({ value: "old", now: at, ttlMs: 60_000 }))
         expect(yield* b.cache.get("k")).toEqual(Option.some("old"))
         const created = yield* Clock.currentTimeMillis
         yield* Effect.sleep("2 millis")
@@ -275,13 +263,7 @@ describe("two instances writing one key at once", () => {
         // C's write, created after A's, lands first and B applies its Update; A's lands after it,
         // and its Update arrives next.
         const later = yield* Clock.currentTimeMillis
-        yield* store.set("k", {
-          value: "c",
-          expiresAt: later + 60_000,
-          staleUntil: later + 60_000,
-          tags: [],
-          createdAt: later
-        })
+        yield* store.set("k", Entry.make({ value: "c", now: later, ttlMs: 60_000 }))
         yield* TestBus.make(hub).publish({
           type: "Update",
           key: "k",
