@@ -1,0 +1,171 @@
+/**
+ * Commands sent in one socket write (internal/oneWrite.ts): they leave as one chunk (not a
+ * vectored write of one chunk per command), each with its own reply, after whatever was sent
+ * before them (a write corkedSend.ts holds back included) and with the moment's corked commands;
+ * the driver keeps a deadline for each; nothing is sent while the client is not ready. RedisTier's
+ * lone read goes this way.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Entry } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Fiber, Layer, Option } from "effect"
+import { Command, type Redis } from "ioredis"
+import { RedisConnection, RedisTier } from "../src/index.js"
+import { sender } from "../src/internal/corkedSend.js"
+import { held, TIMED_OUT } from "../src/internal/deadlines.js"
+import { sendInOneWrite } from "../src/internal/oneWrite.js"
+import { commandClient, connectionLayer, observer } from "./utils.js"
+
+/** The chunks each socket write of `client` carries from now on (a vectored write: several). */
+const watchChunks = (client: Redis) => {
+  const socket = client.stream as unknown as {
+    _write: (...args: Array<unknown>) => unknown
+    _writev: (...args: Array<unknown>) => unknown
+  }
+  const writes: Array<Array<string>> = []
+  const write = socket._write
+  const writev = socket._writev
+  socket._write = function (this: unknown, ...args: Array<unknown>) {
+    writes.push([String(args[0])])
+    return write.apply(this, args)
+  }
+  socket._writev = function (this: unknown, ...args: Array<unknown>) {
+    writes.push((args[0] as Array<{ chunk: unknown }>).map(({ chunk }) => String(chunk)))
+    return writev.apply(this, args)
+  }
+  return {
+    writes: () => writes,
+    restore: () => {
+      socket._write = write
+      socket._writev = writev
+    }
+  }
+}
+
+const command = (name: string, args: Array<string>) => new Command(name, args, { replyEncoding: "utf8" })
+
+describe("commands in one write", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("leave as one chunk of one socket write, each answered with its own reply", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient()
+        yield* Effect.promise(() => client.set("one:k", "v"))
+        const chunks = watchChunks(client)
+        const commands = [
+          command("get", ["one:k"]),
+          command("pttl", ["one:k"]),
+          command("incr", ["one:k"]),
+          command("exists", ["one:k"])
+        ]
+        expect(sendInOneWrite(client, commands)).toBe(true)
+        const replies = yield* Effect.promise(() =>
+          Promise.all(
+            commands.map((c) => c.promise.then(String, (error: Error) => `error: ${error.message}`))
+          )
+        )
+        chunks.restore()
+        // Each its own reply, an error reply included.
+        expect(replies).toEqual(["v", "-1", expect.stringMatching(/^error: .*not an integer/), "1"])
+        expect(chunks.writes()).toHaveLength(1)
+        expect(chunks.writes()[0]).toHaveLength(1)
+        expect(chunks.writes()[0]![0]).toMatch(/get[\s\S]*pttl[\s\S]*incr[\s\S]*exists/)
+      })
+    )
+
+    it.scoped(
+      "follow a write held back for its message, and leave with the moment's corked commands, in order",
+      () =>
+        Effect.gen(function* () {
+          const client = yield* commandClient()
+          const look = yield* observer
+          const send = sender(client)
+          yield* Effect.promise(() => client.set("after:k", "old"))
+          // A SET PX the write path holds back for a PUBLISH that never comes, then a read in one write.
+          const written = send("set", ["after:k", "new", "PX", "60000"], () =>
+            client.set("after:k", "new", "PX", 60000)
+          )
+          const read = command("get", ["after:k"])
+          expect(sendInOneWrite(client, [read])).toBe(true)
+          const replies = yield* Effect.promise(() => Promise.all([written, read.promise]))
+          expect(replies.map(String)).toEqual(["OK", "new"])
+          // Corked commands before and after, in one tick: one socket write, in the order issued.
+          const chunks = watchChunks(client)
+          const first = send("rpush", ["after:list", "a"], () => client.rpush("after:list", "a"))
+          const joined = [command("rpush", ["after:list", "b"]), command("rpush", ["after:list", "c"])]
+          sendInOneWrite(client, joined)
+          const last = send("rpush", ["after:list", "d"], () => client.rpush("after:list", "d"))
+          yield* Effect.promise(() => Promise.all([first, last, ...joined.map((c) => c.promise)]))
+          chunks.restore()
+          expect(chunks.writes()).toHaveLength(1)
+          expect(yield* Effect.promise(() => look.lrange("after:list", 0, -1))).toEqual(["a", "b", "c", "d"])
+        })
+    )
+
+    it.scoped("each command keeps its own deadline", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient({ commandTimeout: "300 millis" })
+        const look = yield* observer
+        yield* Effect.promise(() => client.ping())
+        const sleeping = yield* Effect.fork(Effect.promise(() => look.call("DEBUG", "SLEEP", "1")))
+        yield* Effect.sleep("30 millis")
+        const commands = [command("get", ["deadline:a"]), command("get", ["deadline:b"])]
+        sendInOneWrite(client, commands)
+        // The answered PING is dropped as they are sent: the two are what the deadlines hold.
+        expect(held(client)).toBe(2)
+        const outcomes = yield* Effect.promise(() =>
+          Promise.all(
+            commands.map((c) =>
+              c.promise.then(
+                () => "answered",
+                (error: Error) => error.message
+              )
+            )
+          )
+        )
+        expect(outcomes).toEqual([TIMED_OUT, TIMED_OUT])
+        yield* Fiber.join(sleeping)
+      })
+    )
+
+    it.scoped("RedisTier's lone read leaves as one chunk, and answers the value and its lifetime", () =>
+      Effect.gen(function* () {
+        const context = yield* Layer.build(connectionLayer())
+        const client = Context.get(context, RedisConnection.RedisConnection).client
+        const tier = yield* Effect.provide(RedisTier.make({ prefix: "lone:" }), context)
+        const entry = Entry.make({ value: "value", ttlMs: 60_000, now: Date.now() })
+        yield* tier.set("k", entry)
+        const chunks = watchChunks(client)
+        const found = yield* tier.get("k")
+        chunks.restore()
+        expect(Option.map(found, (e) => e.value)).toEqual(Option.some("value"))
+        const expiresIn = Option.getOrThrow(found).expiresAt - Date.now()
+        expect(expiresIn).toBeGreaterThan(55_000)
+        expect(expiresIn).toBeLessThanOrEqual(60_000)
+        expect(chunks.writes()).toHaveLength(1)
+        expect(chunks.writes()[0]).toHaveLength(1)
+        expect(chunks.writes()[0]![0]).toMatch(/getrange[\s\S]*lone:k[\s\S]*pttl[\s\S]*lone:k/i)
+      })
+    )
+
+    it.scoped("send nothing while the client is not ready", () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.RedisServer
+        const client = yield* commandClient()
+        const chunks = watchChunks(client)
+        yield* server.stop
+        yield* Effect.promise(
+          () =>
+            new Promise<void>((resolve) => {
+              if (client.status !== "ready") resolve()
+              else client.once("close", () => resolve())
+            })
+        )
+        const get = command("get", ["down:k"])
+        expect(sendInOneWrite(client, [get])).toBe(false)
+        chunks.restore()
+        expect(chunks.writes()).toEqual([])
+        yield* server.start
+      })
+    )
+  })
+})
