@@ -11,8 +11,8 @@
  *   time to the last answer, beside plain Effect's floor (1,000 fibers awaiting one Deferred),
  *   and that floor with the computation forked by the first of the fibers, as a cache's first
  *   caller starts it (the first floor starts it before the fibers), and the same for 1,000
- *   `Effect.runPromise` callers (the floor of tiercache's runPromise row), also with a Redis read
- *   before the computation, as a cache's flight reads its lower tier first.
+ *   `Effect.runPromise` callers (the floor of tiercache's runPromise row); both of these also
+ *   with a Redis read before the computation, as a cache's flight reads its lower tier first.
  * The limit is lru-cache + ioredis GET/SET + a map of one promise per key being computed.
  * tiercache's callers are fibers, and in a second row async functions with `Effect.runPromise`
  * per call; the peers' callers are async functions. Cases alternate in rounds, ratios paired.
@@ -354,6 +354,12 @@ const stampede = (raw: Redis, c: Contenders) => {
       run: measure(() => fibers(oneDeferred().caller))
     },
     {
+      // The leader floor with the computation preceded by a read of the key in Redis (a miss),
+      // as a cache's flight reads its lower tier first.
+      name: "floor: the first fiber forks it, reading Redis first",
+      run: measure((key) => fibers(oneDeferred(Effect.promise(() => raw.get(`floor:${key}`))).caller))
+    },
+    {
       // The floor of runPromise callers: each call a root fiber awaiting one Deferred, the first
       // forking the computation, as a cache's first caller does.
       name: "floor: 1,000 runPromise awaiting one Deferred",
@@ -420,8 +426,8 @@ const main = Effect.gen(function* () {
   const perCallToLimit = pairedRatio(ms[3]!, ms[0]!)
   rows.push({
     row: `stampede: ${STAMPEDE.toLocaleString("en")} callers, one cold key, 20 ms computation (time to the last answer)`,
-    limit: `promise map: ${cell(0)}; Effect floor (fibers awaiting one Deferred): ${cell(1)}; that floor with the computation forked by the first fiber, as a cache's first caller does: ${cell(7, 1, "floor")}; runPromise callers awaiting one Deferred, the first forking the computation: ${cell(8)}; that floor with a Redis read (a miss) before the computation, as a cache's flight reads its lower tier: ${cell(9)}`,
-    tiercache: `fibers ${cell(2, 1, "floor")}, ${x(pairedRatio(ms[2]!, ms[7]!))} the first-fiber floor; runPromise ${cell(3)}, ${x(pairedRatio(ms[3]!, ms[8]!))} the runPromise floor, ${x(pairedRatio(ms[3]!, ms[9]!))} that floor with its Redis read`,
+    limit: `promise map: ${cell(0)}; Effect floor (fibers awaiting one Deferred): ${cell(1)}; that floor with the computation forked by the first fiber, as a cache's first caller does: ${cell(7, 1, "floor")}; that with a Redis read (a miss) before the computation, as a cache's flight reads its lower tier: ${cell(8, 1, "floor")}; runPromise callers awaiting one Deferred, the first forking the computation: ${cell(9)}; that floor with a Redis read before the computation: ${cell(10)}`,
+    tiercache: `fibers ${cell(2, 1, "floor")}, ${x(pairedRatio(ms[2]!, ms[7]!))} the first-fiber floor, ${x(pairedRatio(ms[2]!, ms[8]!))} that floor with its Redis read; runPromise ${cell(3)}, ${x(pairedRatio(ms[3]!, ms[9]!))} the runPromise floor, ${x(pairedRatio(ms[3]!, ms[10]!))} that floor with its Redis read`,
     BentoCache: cell(4),
     "cache-manager": cell(5),
     cacheable: cell(6),

@@ -3,7 +3,8 @@
  * contenders.ts), on a redis-server the bench starts:
  * - set, one caller (L1 + Redis): median latency against `lru.set` + `SET PX`, beside the floor of
  *   a write that tells other instances (SET and PUBLISH in one write), awaited as a promise and
- *   in one fiber, and written as tiercache sends it (one script call, corked at once) in one fiber;
+ *   in one fiber, and written as tiercache sends it (one script call, corked at once) in one fiber
+ *   and through `Effect.runPromise` per call;
  * - invalidate, one caller (L1 + Redis): median latency against `lru.delete` + `UNLINK`, beside the
  *   floor of a removal that tells other instances once it has landed (UNLINK, then PUBLISH), and
  *   that floor as tiercache sends it (UNLINK and PUBLISH in one script call);
@@ -108,6 +109,12 @@ const main = Effect.gen(function* () {
         run: (r) => timedFiber(CALLS, () => Effect.promise(() => floorSet(next())), r)
       },
       { name: "floor, one script, in one fiber", run: (r) => timedFiber(CALLS, () => scriptSet(next()), r) },
+      {
+        // The same, each call a root fiber run by Effect.runPromise: what a runPromise caller
+        // pays Effect itself for a write of one step.
+        name: "floor, one script, runPromise",
+        run: (r) => timed(CALLS, () => Effect.runPromise(scriptSet(next())), r)
+      },
       { name: "tiercache fiber", run: (r) => timedFiber(CALLS, () => tcSet(next()), r) },
       { name: "tiercache runPromise", run: (r) => timed(CALLS, () => Effect.runPromise(tcSet(next())), r) },
       {
@@ -158,18 +165,39 @@ const main = Effect.gen(function* () {
         await set()
       })
     yield* checkAnswers(c, keys[7]!, payload(7))
-    const [limit, floor, fiberFloor, scriptFloor, fiber, perCall, bento, manager, cacheable] =
-      yield* Effect.promise(() => interleaveLatency(cases, { rounds: ROUNDS, warmup: SET_WARMUP }))
+    const [
+      limit,
+      floor,
+      fiberFloor,
+      scriptFloor,
+      scriptRunPromise,
+      fiber,
+      perCall,
+      bento,
+      manager,
+      cacheable
+    ] = yield* Effect.promise(() => interleaveLatency(cases, { rounds: ROUNDS, warmup: SET_WARMUP }))
     const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
     const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
     console.log("\nset, L1 + Redis, one caller (median latency; ratio to the limit's)")
-    for (const r of [limit, floor, fiberFloor, scriptFloor, fiber, perCall, bento, manager, cacheable])
+    for (const r of [
+      limit,
+      floor,
+      fiberFloor,
+      scriptFloor,
+      scriptRunPromise,
+      fiber,
+      perCall,
+      bento,
+      manager,
+      cacheable
+    ])
       console.log(`  ${r!.name.padEnd(24)} ${cell(r)}`)
     recordRows([
       {
         row: "set, L1 + Redis, one caller (median latency)",
-        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}; floor with a bus (SET and PUBLISH in one write, a subscriber in this process): ${cell(floor)}; that floor awaited in one fiber: ${cell(fiberFloor)}; that floor as tiercache sends it (SET and PUBLISH in one script call, corked at once, no auto-pipeline) in one fiber: ${cell(scriptFloor)}`,
-        tiercache: `fiber ${cell(fiber)}, ${x(fiber!.nsPerOp / scriptFloor!.nsPerOp)} the script floor; runPromise ${cell(perCall)}`,
+        limit: `lru set + SET PX: ${time(limit!.nsPerOp)}; floor with a bus (SET and PUBLISH in one write, a subscriber in this process): ${cell(floor)}; that floor awaited in one fiber: ${cell(fiberFloor)}; that floor as tiercache sends it (SET and PUBLISH in one script call, corked at once, no auto-pipeline) in one fiber: ${cell(scriptFloor)}; that through Effect.runPromise per call: ${cell(scriptRunPromise)}`,
+        tiercache: `fiber ${cell(fiber)}, ${x(fiber!.nsPerOp / scriptFloor!.nsPerOp)} the script floor; runPromise ${cell(perCall)}, ${x(perCall!.nsPerOp / scriptRunPromise!.nsPerOp)} that floor through runPromise`,
         BentoCache: cell(bento),
         "cache-manager": cell(manager),
         cacheable: cell(cacheable),
