@@ -105,6 +105,31 @@ describe("RedisInvalidationBus", () => {
       })
     )
 
+    it.scoped(
+      "a message is sent with every field of its own, stamped on a copy: the caller's object stays as it was",
+      () =>
+        Effect.gen(function* () {
+          const bus = yield* InvalidationBus.InvalidationBus
+          const seen = yield* observer
+          const received: Array<string> = []
+          seen.on("message", (_channel: string, raw: string) => void received.push(raw))
+          yield* Effect.promise(() => seen.subscribe("cache:invalidate"))
+          // From plain JavaScript: an own "__proto__" key (JSON.parse makes one), which a copy by
+          // assignment would turn into the copy's prototype instead of a field.
+          const odd = JSON.parse('{"type":"Remove","key":"p","origin":"js","__proto__":{"x":1}}')
+          const plain: InvalidationMessage.InvalidationMessage = { type: "Remove", key: "q", origin: "js" }
+          yield* bus.publish(odd)
+          yield* bus.publish(plain)
+          yield* eventually(Effect.suspend(() => (received.length >= 2 ? Effect.void : Effect.fail("none"))))
+          expect(received).toEqual([
+            '{"type":"Remove","key":"p","origin":"js","__proto__":{"x":1},"namespace":"tiercache:"}',
+            '{"type":"Remove","key":"q","origin":"js","namespace":"tiercache:"}'
+          ])
+          expect(Object.keys(odd)).toEqual(["type", "key", "origin", "__proto__"])
+          expect(plain).toEqual({ type: "Remove", key: "q", origin: "js" })
+        })
+    )
+
     it.scoped("a malformed payload is dropped and counted by kind; the subscription goes on", () =>
       Effect.gen(function* () {
         const bus = yield* RedisInvalidationBus.make()
