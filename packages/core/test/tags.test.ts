@@ -178,6 +178,40 @@ describe("invalidateTag", () => {
     })
   )
 
+  it.scoped(
+    "a computed value is dated from its computation's start: an invalidation it never heard of refuses it",
+    () =>
+      Effect.gen(function* () {
+        // Instances without a bus between them: b's invalidation reaches a only through L2, and a
+        // does not read it while it computes. A third instance reading L2 afterwards must judge the
+        // value by when its computation started (before the invalidation), not when it ended.
+        const l2 = yield* TestTier.make()
+        const make = Effect.gen(function* () {
+          const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+          return yield* TieredCache.make().pipe(
+            Effect.provideService(Tier.L1, l1),
+            Effect.provideService(Tier.L2, l2)
+          )
+        })
+        const a = yield* make
+        const b = yield* make
+        const gate = yield* Deferred.make<void>()
+        const computing = yield* Effect.fork(
+          a.getOrCompute("k", Effect.as(Deferred.await(gate), "computed from old data"), { tags: ["t"] })
+        )
+        yield* Effect.yieldNow()
+        yield* TestClock.adjust(5)
+        yield* b.invalidateTag("t")
+        yield* TestClock.adjust(5)
+        yield* Deferred.succeed(gate, undefined)
+        expect(yield* Fiber.join(computing)).toBe("computed from old data")
+        // Stored in L2 dated from the computation's start.
+        expect((yield* l2.snapshot).get("k")?.createdAt).toBe(0)
+        const c = yield* make
+        expect(yield* c.get("k")).toEqual(Option.none())
+      })
+  )
+
   it.scoped("fails typed when no shared tier could store the time; bad tags are refused", () =>
     Effect.gen(function* () {
       const { caches, l2 } = yield* MultiInstance.make(1)

@@ -7,6 +7,7 @@
  */
 import { CacheInputError } from "../CacheError.js"
 import * as CacheStrategy from "../CacheStrategy.js"
+import * as Entry from "../Entry.js"
 import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
 import { describe, durationMillis, lifetimeError, tagsError, unreadable } from "./validate.js"
 
@@ -15,6 +16,36 @@ export interface ResolvedWrite {
   readonly ttlMs: number
   readonly graceMs: number
   readonly tags: ReadonlyArray<string>
+}
+
+/**
+ * The entry of `value` written at `now` under `resolved`, created at `createdAt` (default `now`;
+ * a computed value's is when its computation started). Its fields are passed one by one, not
+ * spread from `resolved`: on the write path an object spread cost about 0.5 us more a write
+ * (setTrace marks).
+ */
+export const entryOf = (
+  value: unknown,
+  now: number,
+  resolved: ResolvedWrite,
+  createdAt: number = now
+): Entry.Entry => {
+  const made = Entry.make({
+    value,
+    now,
+    ttlMs: resolved.ttlMs,
+    graceMs: resolved.graceMs,
+    tags: resolved.tags
+  })
+  return createdAt === now
+    ? made
+    : {
+        value: made.value,
+        expiresAt: made.expiresAt,
+        staleUntil: made.staleUntil,
+        tags: made.tags,
+        createdAt
+      }
 }
 
 /** Computation timeouts in milliseconds (undefined: none). */

@@ -5,8 +5,7 @@
  */
 import { Cause, Effect, Exit } from "effect"
 import { CacheInputError } from "../CacheError.js"
-import * as Entry from "../Entry.js"
-import type { ResolvedCompute } from "./callOptions.js"
+import { entryOf, type ResolvedCompute } from "./callOptions.js"
 import type { Counters } from "./counters.js"
 import type { Flight, FlightResult } from "./flight.js"
 import { encodeValue } from "./input.js"
@@ -51,10 +50,7 @@ export const make = (deps: Deps): Outcome => {
       counters.computeErrors++
       return Effect.fail(encoded)
     }
-    const entry: Entry.Entry = {
-      ...Entry.make({ value: encoded.value, now: now(), ...resolved }),
-      createdAt: startedAt
-    }
+    const entry = entryOf(encoded.value, now(), resolved, startedAt)
     const result: FlightResult = { entry, value: flight.schema === undefined ? entry.value : value }
     // The waiters are answered once L1 holds the value; the lower tiers are written after,
     // while the flight stays registered (no caller computes again meanwhile), so that a slow

@@ -7,11 +7,11 @@
  */
 import { Effect } from "effect"
 import { CacheInputError, type TierError } from "../CacheError.js"
-import * as Entry from "../Entry.js"
+import type * as Entry from "../Entry.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { TypedWriteOptions } from "../TieredCache.js"
 import { bracketSync } from "./bracket.js"
-import { resolveWrite } from "./callOptions.js"
+import { entryOf, resolveWrite } from "./callOptions.js"
 import { type Changes, type Deps, onBusStream, thenSettle, type WriteError } from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import type { L1Op } from "./everyTier.js"
@@ -81,7 +81,7 @@ export const make = (deps: Deps, changes: Changes) => {
       if (schema instanceof CacheInputError) return Effect.fail(schema)
       const encoded = encodeValue(value, schema)
       if (encoded instanceof CacheInputError) return Effect.fail(encoded)
-      const entry = Entry.make({ value: encoded.value, now: now(), ...resolved })
+      const entry = entryOf(encoded.value, now(), resolved)
       // A write from outside supersedes the computation under way.
       registry.forget(key)
       const message: InvalidationMessage = broadcastValue
