@@ -165,6 +165,9 @@ const main = Effect.gen(function* () {
         await set()
       })
     yield* checkAnswers(c, keys[7]!, payload(7))
+    const results = yield* Effect.promise(() =>
+      interleaveLatency(cases, { rounds: ROUNDS, warmup: SET_WARMUP })
+    )
     const [
       limit,
       floor,
@@ -176,23 +179,11 @@ const main = Effect.gen(function* () {
       bento,
       manager,
       cacheable
-    ] = yield* Effect.promise(() => interleaveLatency(cases, { rounds: ROUNDS, warmup: SET_WARMUP }))
+    ] = results
     const cell = (r: typeof limit) => `${time(r!.nsPerOp)} (${x(r!.ratio)})`
     const bestPeer = Math.min(bento!.nsPerOp, manager!.nsPerOp, cacheable!.nsPerOp)
     console.log("\nset, L1 + Redis, one caller (median latency; ratio to the limit's)")
-    for (const r of [
-      limit,
-      floor,
-      fiberFloor,
-      scriptFloor,
-      scriptRunPromise,
-      fiber,
-      perCall,
-      bento,
-      manager,
-      cacheable
-    ])
-      console.log(`  ${r!.name.padEnd(24)} ${cell(r)}`)
+    for (const r of results) console.log(`  ${r.name.padEnd(24)} ${cell(r)}`)
     recordRows([
       {
         row: "set, L1 + Redis, one caller (median latency)",

@@ -8,6 +8,16 @@ import type { TierAccess } from "../src/internal/tierAccess.js"
 
 type Cache = TieredCache.TieredCache.Service
 
+/** A new instance (an L1 of its own, no bus) over the shared tier `l2`. */
+const instanceOn = (l2: Tier.Tier.Service) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+    return yield* TieredCache.make().pipe(
+      Effect.provideService(Tier.L1, l1),
+      Effect.provideService(Tier.L2, l2)
+    )
+  })
+
 describe("invalidateTag", () => {
   it.scoped("invalidates every entry written with the tag, in every tier and every instance", () =>
     Effect.gen(function* () {
@@ -58,13 +68,7 @@ describe("invalidateTag", () => {
   it.scoped("a new instance that never saw the message reads the tag's time from L2", () =>
     Effect.gen(function* () {
       const l2 = yield* TestTier.make()
-      const make = Effect.gen(function* () {
-        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-        return yield* TieredCache.make().pipe(
-          Effect.provideService(Tier.L1, l1),
-          Effect.provideService(Tier.L2, l2)
-        )
-      })
+      const make = instanceOn(l2)
       const a = yield* make
       yield* a.set("k", "old", { tags: ["t"] })
       yield* TestClock.adjust(1)
@@ -186,13 +190,7 @@ describe("invalidateTag", () => {
         // does not read it while it computes. A third instance reading L2 afterwards must judge the
         // value by when its computation started (before the invalidation), not when it ended.
         const l2 = yield* TestTier.make()
-        const make = Effect.gen(function* () {
-          const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-          return yield* TieredCache.make().pipe(
-            Effect.provideService(Tier.L1, l1),
-            Effect.provideService(Tier.L2, l2)
-          )
-        })
+        const make = instanceOn(l2)
         const a = yield* make
         const b = yield* make
         const gate = yield* Deferred.make<void>()

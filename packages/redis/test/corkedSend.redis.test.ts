@@ -12,7 +12,7 @@ import { Context, Effect, Layer } from "effect"
 import { Command, type Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { beforeUncork, sender } from "../src/internal/corkedSend.js"
-import { commandClient, connectionLayer, countWrites, eventually, observer } from "./utils.js"
+import { commandClient, connectionLayer, countWrites, eventually, notReady, observer } from "./utils.js"
 
 /** How many EVAL calls Redis has run (INFO commandstats). */
 const evals = (look: Redis) =>
@@ -371,13 +371,7 @@ describe("corked sends", () => {
         )
         const send = sender(client)
         yield* server.stop
-        yield* Effect.promise(
-          () =>
-            new Promise<void>((resolve) => {
-              if (client.status !== "ready") resolve()
-              else client.once("close", () => resolve())
-            })
-        )
+        yield* notReady(client)
         const started = Date.now()
         const outcome = yield* Effect.promise(() =>
           send("set", ["down", "1"], () => client.set("down", "1")).then(

@@ -9,38 +9,12 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Entry } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Fiber, Layer, Option } from "effect"
-import { Command, type Redis } from "ioredis"
+import { Command } from "ioredis"
 import { RedisConnection, RedisTier } from "../src/index.js"
 import { sender } from "../src/internal/corkedSend.js"
 import { held, TIMED_OUT } from "../src/internal/deadlines.js"
 import { sendInOneWrite } from "../src/internal/oneWrite.js"
-import { commandClient, connectionLayer, observer } from "./utils.js"
-
-/** The chunks each socket write of `client` carries from now on (a vectored write: several). */
-const watchChunks = (client: Redis) => {
-  const socket = client.stream as unknown as {
-    _write: (...args: Array<unknown>) => unknown
-    _writev: (...args: Array<unknown>) => unknown
-  }
-  const writes: Array<Array<string>> = []
-  const write = socket._write
-  const writev = socket._writev
-  socket._write = function (this: unknown, ...args: Array<unknown>) {
-    writes.push([String(args[0])])
-    return write.apply(this, args)
-  }
-  socket._writev = function (this: unknown, ...args: Array<unknown>) {
-    writes.push((args[0] as Array<{ chunk: unknown }>).map(({ chunk }) => String(chunk)))
-    return writev.apply(this, args)
-  }
-  return {
-    writes: () => writes,
-    restore: () => {
-      socket._write = write
-      socket._writev = writev
-    }
-  }
-}
+import { commandClient, connectionLayer, notReady, observer, watchWrites } from "./utils.js"
 
 const command = (name: string, args: Array<string>) => new Command(name, args, { replyEncoding: "utf8" })
 
@@ -50,7 +24,7 @@ describe("commands in one write", () => {
       Effect.gen(function* () {
         const client = yield* commandClient()
         yield* Effect.promise(() => client.set("one:k", "v"))
-        const chunks = watchChunks(client)
+        const chunks = watchWrites(client)
         const commands = [
           command("get", ["one:k"]),
           command("pttl", ["one:k"]),
@@ -89,7 +63,7 @@ describe("commands in one write", () => {
           const replies = yield* Effect.promise(() => Promise.all([written, read.promise]))
           expect(replies.map(String)).toEqual(["OK", "new"])
           // Corked commands before and after, in one tick: one socket write, in the order issued.
-          const chunks = watchChunks(client)
+          const chunks = watchWrites(client)
           const first = send("rpush", ["after:list", "a"], () => client.rpush("after:list", "a"))
           const joined = [command("rpush", ["after:list", "b"]), command("rpush", ["after:list", "c"])]
           sendInOneWrite(client, joined)
@@ -134,7 +108,7 @@ describe("commands in one write", () => {
         const tier = yield* Effect.provide(RedisTier.make({ prefix: "lone:" }), context)
         const entry = Entry.make({ value: "value", ttlMs: 60_000, now: Date.now() })
         yield* tier.set("k", entry)
-        const chunks = watchChunks(client)
+        const chunks = watchWrites(client)
         const found = yield* tier.get("k")
         chunks.restore()
         expect(Option.map(found, (e) => e.value)).toEqual(Option.some("value"))
@@ -151,15 +125,9 @@ describe("commands in one write", () => {
       Effect.gen(function* () {
         const server = yield* RedisServer.RedisServer
         const client = yield* commandClient()
-        const chunks = watchChunks(client)
+        const chunks = watchWrites(client)
         yield* server.stop
-        yield* Effect.promise(
-          () =>
-            new Promise<void>((resolve) => {
-              if (client.status !== "ready") resolve()
-              else client.once("close", () => resolve())
-            })
-        )
+        yield* notReady(client)
         const get = command("get", ["down:k"])
         expect(sendInOneWrite(client, [get])).toBe(false)
         chunks.restore()

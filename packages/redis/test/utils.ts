@@ -107,21 +107,24 @@ export const recordingTracer = Effect.map(Effect.tracer, (native) => {
   return { tracer, spans, names: () => spans.map((s) => s.name) }
 })
 
-/** Socket writes (system calls) the client makes from now on. */
-export const countWrites = (client: Redis) => {
+/**
+ * The socket writes (system calls) the client makes from now on, each as the chunks it carries
+ * (a vectored write: several).
+ */
+export const watchWrites = (client: Redis) => {
   const socket = client.stream as unknown as {
     _write: (...args: Array<unknown>) => unknown
     _writev: (...args: Array<unknown>) => unknown
   }
-  let writes = 0
+  const writes: Array<Array<string>> = []
   const write = socket._write
   const writev = socket._writev
   socket._write = function (this: unknown, ...args: Array<unknown>) {
-    writes++
+    writes.push([String(args[0])])
     return write.apply(this, args)
   }
   socket._writev = function (this: unknown, ...args: Array<unknown>) {
-    writes++
+    writes.push((args[0] as Array<{ chunk: unknown }>).map(({ chunk }) => String(chunk)))
     return writev.apply(this, args)
   }
   return {
@@ -132,6 +135,22 @@ export const countWrites = (client: Redis) => {
     }
   }
 }
+
+/** How many socket writes (system calls) the client makes from now on. */
+export const countWrites = (client: Redis) => {
+  const watched = watchWrites(client)
+  return { writes: () => watched.writes().length, restore: watched.restore }
+}
+
+/** Waits until `client`'s connection is no longer ready (at once when it is not). */
+export const notReady = (client: Redis) =>
+  Effect.promise(
+    () =>
+      new Promise<void>((resolve) => {
+        if (client.status !== "ready") resolve()
+        else client.once("close", () => resolve())
+      })
+  )
 
 /** The typed failure of `exit`; throws when it succeeded or ended otherwise (a defect, an interruption). */
 export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
