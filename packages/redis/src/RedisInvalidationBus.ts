@@ -68,11 +68,11 @@ export interface Options {
  */
 const stampedWith = (
   message: InvalidationMessage.InvalidationMessage,
-  namespace: string | undefined
+  namespace: string
 ): InvalidationMessage.InvalidationMessage => {
   if (Object.hasOwn(message, "__proto__")) return { ...message, namespace }
   const stamped = Object.assign({}, message)
-  ;(stamped as { namespace?: string | undefined }).namespace = namespace
+  ;(stamped as { namespace?: string }).namespace = namespace
   return stamped
 }
 

@@ -46,6 +46,28 @@ describe("commands in one write", () => {
       })
     )
 
+    it.scoped("commands with bytes among their arguments leave as one chunk of bytes, the bytes intact", () =>
+      Effect.gen(function* () {
+        const client = yield* commandClient()
+        yield* Effect.promise(() => client.ping())
+        const bytes = Buffer.from([0xff, 0x00, 0xfe, 0x80])
+        const chunks = watchWrites(client)
+        const set = new Command("set", ["bytes:k", bytes])
+        const get = new Command("get", ["bytes:k"])
+        const len = command("strlen", ["bytes:k"])
+        expect(sendInOneWrite(client, [set, get, len])).toBe(true)
+        const [written, read, length] = yield* Effect.promise(() =>
+          Promise.all([set.promise, get.promise, len.promise])
+        )
+        chunks.restore()
+        expect(String(written)).toBe("OK")
+        expect(Buffer.compare(read as Buffer, bytes)).toBe(0)
+        expect(String(length)).toBe("4")
+        expect(chunks.writes()).toHaveLength(1)
+        expect(chunks.writes()[0]).toHaveLength(1)
+      })
+    )
+
     it.scoped(
       "follow a write held back for its message, and leave with the moment's corked commands, in order",
       () =>

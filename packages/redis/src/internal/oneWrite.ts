@@ -36,12 +36,7 @@ export const sendInOneWrite = (client: Redis, commands: ReadonlyArray<Command>):
   for (const command of commands)
     client.sendCommand(command, collector as unknown as Parameters<Redis["sendCommand"]>[1])
   if (chunks.length === 0) return true
-  client.stream.write(
-    text
-      ? chunks.length === 1
-        ? chunks[0]!
-        : chunks.join("")
-      : Buffer.concat(chunks.map((c) => Buffer.from(c)))
-  )
+  // A command with a Buffer argument writes a Buffer (ioredis's toWritable): then all go as bytes.
+  client.stream.write(text ? chunks.join("") : Buffer.concat(chunks.map((c) => Buffer.from(c))))
   return true
 }
