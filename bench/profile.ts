@@ -3,7 +3,7 @@
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
  * no bus and no breaker: what the cache's own code costs, without a socket):
- *   node dist/profile.mjs <set|set64|invalidate|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--floor-bus] [--ops N]
+ *   node dist/profile.mjs <set|set64|invalidate|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|script-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--floor-bus] [--ops N]
  * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
  * an L1 of 1,000; `fill` is heap.ts's: distinct keys of ~200-byte values, 64 `runPromise` sets at a
  * time, and it also prints what the heap grew by per entry, by kind of object, from two heap
@@ -32,7 +32,7 @@ import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { effectFloorCache } from "./floors.js"
 import { diffSnapshots } from "./heapDiff.js"
-import { busFloor, entryValue, payload, scriptedBusWrite } from "./workload.js"
+import { busFloor, entryValue, payload, scriptBusFloor, scriptedBusWrite } from "./workload.js"
 import { zipfSequence } from "./zipf.js"
 
 const args = process.argv.slice(2)
@@ -147,6 +147,7 @@ const drive = Effect.gen(function* () {
   const raw = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true })
   yield* Effect.addFinalizer(() => Effect.promise(() => raw.quit()))
   const floorWrite = mode === "bus-floor-set" ? yield* busFloor(server, raw) : undefined
+  const scriptWrite = mode === "script-floor-set" ? yield* scriptBusFloor(server) : undefined
   // --floor: misses.ts's plain-Effect floor in tiercache's place (cold and mixed); --floor-bus:
   // that floor with tiercache's lifetimes and bus.
   const floor = flag("--floor")
@@ -214,6 +215,12 @@ const drive = Effect.gen(function* () {
         // writes.ts's bus floor (see busFloor in workload.ts).
         return Effect.promise(async () => {
           for (let i = 0; i < n; i++) await floorWrite!(`raw:set:${i % 4096}`, payload(i))
+          return n
+        })
+      case "script-floor-set":
+        // writes.ts's script floor: SET PX and PUBLISH in one script call, corked, awaited in one fiber.
+        return Effect.gen(function* () {
+          for (let i = 0; i < n; i++) yield* scriptWrite!(`raw:script:${i % 4096}`, payload(i))
           return n
         })
       case "set64":
