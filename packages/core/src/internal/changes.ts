@@ -35,7 +35,10 @@ export interface Deps {
   readonly recovery: Recovery
   /** Publishes a bus message; answers whether it was delivered (true without a bus). */
   readonly send: (message: InvalidationMessage) => Effect.Effect<boolean>
-  /** The lower-tier writes of computed and promoted values under way (pendingStores.ts). */
+  /**
+   * The lower-tier writes of computed and promoted values under way, and the L1 stores of
+   * received Updates (pendingStores.ts).
+   */
   readonly pending: PendingStores.PendingStores
   /** The ordered stream the bus publishes on (its `sequence`), if it names one. */
   readonly busSequence: unknown

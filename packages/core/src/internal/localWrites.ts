@@ -6,11 +6,12 @@ import { Effect } from "effect"
 import type { TierError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
 import * as Glob from "../Glob.js"
+import { bracketSync } from "./bracket.js"
 import type { Changes, Deps } from "./changes.js"
 
 /** Builds the local primitives. */
 export const make = (deps: Deps, changes: Changes) => {
-  const { access, registry, tags, lateUpdates, now, versions } = deps
+  const { access, registry, tags, lateUpdates, now, versions, pending } = deps
   const { changing } = changes
   /**
    * Applies an Update of `key` from `origin` to L1 with `body`, the key marked changing, its
@@ -31,6 +32,27 @@ export const make = (deps: Deps, changes: Changes) => {
       })
     )
   /**
+   * `body`, storing an Update's `entry` of `key` in L1, as a pending store (pendingStores.ts): an
+   * L1 that is not a MemoryTier stores asynchronously, and a change of the key that this instance
+   * begins meanwhile (an invalidation, a set or update) would otherwise find nothing to wait for
+   * and let the older value land over it. Such a change marks the store and waits for it (at
+   * most its bound): landed, a marked store removes what it stored.
+   */
+  const pendingStore = (
+    key: string,
+    entry: Entry.Entry,
+    body: () => Effect.Effect<void, TierError>
+  ): Effect.Effect<void, TierError> =>
+    bracketSync(
+      () => pending.begin(key, entry.tags),
+      (store) =>
+        Effect.zipRight(
+          body(),
+          Effect.suspend(() => (store.invalidated ? access.removeL1([key]) : Effect.void))
+        ),
+      (store) => pending.finish(store)
+    )
+  /**
    * Stores `entry`, an Update's from `origin`, in L1, or drops the copy L1 holds when that copy
    * is dated after it. A copy dated later whose change refused nothing (this instance's own
    * write, or an Update of another instance applied here, would have refused this one) was read
@@ -40,10 +62,12 @@ export const make = (deps: Deps, changes: Changes) => {
    */
   const unlessNewer = (key: string, entry: Entry.Entry, origin: string): Effect.Effect<void, TierError> =>
     applying(key, origin, () =>
-      Effect.flatMap(access.readL1(key), (held) =>
-        held._tag === "Some" && held.value.createdAt > entry.createdAt
-          ? access.removeL1([key])
-          : Effect.asVoid(access.storeL1(key, entry))
+      pendingStore(key, entry, () =>
+        Effect.flatMap(access.readL1(key), (held) =>
+          held._tag === "Some" && held.value.createdAt > entry.createdAt
+            ? access.removeL1([key])
+            : Effect.asVoid(access.storeL1(key, entry))
+        )
       )
     )
   /**
@@ -103,7 +127,9 @@ export const make = (deps: Deps, changes: Changes) => {
         lateUpdates.refuses(key, undefined, origin, now()) ||
         (entry.tags.length > 0 && !tags.neverInvalidated(entry.tags))
           ? refused(key, origin)
-          : applying(key, origin, () => Effect.asVoid(access.storeL1(key, entry)))
+          : applying(key, origin, () =>
+              pendingStore(key, entry, () => Effect.asVoid(access.storeL1(key, entry)))
+            )
       ),
     /**
      * Stores an entry (an Update's from `origin`) in this instance's L1, unless the key changed

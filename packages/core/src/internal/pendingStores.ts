@@ -4,7 +4,9 @@
  * waits for it to land (at most `bound`) before removing, so that once the invalidation has
  * returned no tier holds the value, and so does a `set` or `update` of its key before writing,
  * so that the computed value cannot land over the newer one. A write that outlives the wait (a
- * hung tier) is marked, and removes what it wrote when it lands.
+ * hung tier) is marked, and removes what it wrote when it lands. Promoted values are registered
+ * the same way, and so are the Updates received from other instances while they are stored into
+ * an L1 (localWrites.ts), whose store is asynchronous unless it is a MemoryTier.
  */
 import { type Clock, Duration, Effect, Exit } from "effect"
 import * as Signal from "./signal.js"
