@@ -3,9 +3,14 @@
  * lower tier or the bus, kept until they are replayed (replay.ts, replayPasses.ts). One change
  * per key (the last wins), patterns and clears in between, in the order they were made; past
  * `maxChanges`, one namespace-wide clear replaces the whole record. While a change waits, this
- * instance's reads of the lower tiers see the change instead of what those tiers hold (the
- * `gate`): an invalidated key is a miss, an updated key answers its new entry, so that a Redis
- * that comes back with older data cannot undo the change here before it is replayed.
+ * instance's reads of the lower tiers see what the replay will leave (the `gate`): an
+ * invalidated key is a miss, an updated key answers its new entry, so that a Redis that comes
+ * back with older data cannot undo the change here before it is replayed; but an entry the tier
+ * holds created after a key's change (another instance's later write), which the replay will not
+ * replace (ifNewer.ts), answers instead. So a read of a key whose change is kept asks the tier
+ * (and waits for its answer, or its failure: a failing tier fails the read as it would any other,
+ * a hung one makes it wait out the tier's timeout), unless a kept pattern or clear covers the
+ * key: replayed first, that removes the later entry too, and the key's change answers at once.
  */
 import { Effect, FiberRef, Option } from "effect"
 import * as Entry from "../Entry.js"
@@ -125,37 +130,58 @@ export const makeRecord = (
     return false
   }
 
-  /** What the gate answers for `key`: an entry or a miss, or undefined to ask the tier. */
-  const seen = (key: string, at: number): Option.Option<Entry.Entry> | undefined => {
+  /** What a kept change of a key answers: its entry, or a miss (a removal, or an entry gone). */
+  const answerOf = (change: KeyChange): Option.Option<Entry.Entry> => {
+    const entry = change.entry
+    return entry === undefined || Entry.isGone(entry, now()) ? Option.none() : Option.some(entry)
+  }
+
+  /**
+   * The kept change of `key`, for the tier's answer to be weighed against, or the answer itself
+   * (a kept change under a kept pattern or clear, or a key only such a barrier covers), or
+   * undefined to answer what the tier holds.
+   */
+  const seen = (key: string): KeyChange | Option.Option<Entry.Entry> | undefined => {
     const change = changes.get(keyId(key))
-    if (change !== undefined && change._tag === "Key" && change.tiers) {
-      const entry = change.entry
-      return entry === undefined || Entry.isGone(entry, at) ? Option.none() : Option.some(entry)
-    }
+    if (change !== undefined && change._tag === "Key" && change.tiers)
+      return covered(key) ? answerOf(change) : change
     return covered(key) ? Option.none() : undefined
   }
+
+  /**
+   * What a read answers, for a key whose `change` is kept, of the tier's answer `held`: the
+   * tier's entry when it was created after the change (the replay leaves it in place, as
+   * ifNewer.ts compares), else the change.
+   */
+  const decide = (change: KeyChange, held: Option.Option<Entry.Entry>): Option.Option<Entry.Entry> =>
+    held._tag === "Some" && held.value.createdAt > change.at ? held : answerOf(change)
 
   const gate = (tier: Tier.Service): Tier.Service => {
     const get = (key: string) =>
       changes.size === 0
         ? tier.get(key)
         : Effect.flatMap(FiberRef.get(passing), (pass) => {
-            const answer = pass ? undefined : seen(key, now())
-            return answer === undefined ? tier.get(key) : Effect.succeed(answer)
+            const answer = pass ? undefined : seen(key)
+            if (answer === undefined) return tier.get(key)
+            if (Option.isOption(answer)) return Effect.succeed(answer)
+            return Effect.map(tier.get(key), (held) => decide(answer, held))
           })
     const getMany = (keys: ReadonlyArray<string>) =>
       changes.size === 0
         ? tier.getMany(keys)
         : Effect.flatMap(FiberRef.get(passing), (pass) => {
             if (pass) return tier.getMany(keys)
-            const at = now()
-            const answers = keys.map((key) => seen(key, at))
-            const asked = keys.filter((_, i) => answers[i] === undefined)
+            const answers = keys.map(seen)
+            const asked = keys.filter((_, i) => !Option.isOption(answers[i]))
             if (asked.length === 0)
               return Effect.succeed(answers as ReadonlyArray<Option.Option<Entry.Entry>>)
             return Effect.map(tier.getMany(asked), (found) => {
               let next = 0
-              return answers.map((answer) => answer ?? found[next++]!)
+              return answers.map((answer) => {
+                if (Option.isOption(answer)) return answer
+                const held = found[next++]!
+                return answer === undefined ? held : decide(answer, held)
+              })
             })
           })
     return { ...tier, get, getMany }
