@@ -3,9 +3,11 @@
  * key in the lower tiers and tells the other instances; an entry carrying a tag invalidated at
  * or after its creation is not usable. Each instance keeps the times of the tags it has met
  * recently (the last HALF to 2 * HALF used: a process tagging entries per user or per product
- * meets tags without end); a tag it has not met, or has forgotten, is read from the lower tiers
- * before an entry carrying it is used. Forgetting a tag is what a resync does to every tag: the
- * lower tiers keep its time (the latest, `writeIfNewer`) for `tagRetention`.
+ * meets tags without end); a tag it has not met, or has forgotten, is read from every lower tier
+ * before an entry carrying it is used, and the latest time any of them holds is kept: a tier may
+ * hold a later time than the tiers above it (an invalidation whose write missed them). Forgetting
+ * a tag is what a resync does to every tag: the lower tiers keep its time (the latest,
+ * `writeIfNewer`) for `tagRetention`.
  */
 import { Effect, Fiber } from "effect"
 import type * as Entry from "../Entry.js"
@@ -26,8 +28,8 @@ export interface Tags {
   /** true: every tag of the entry known and valid; false: one invalidated; undefined: one unknown. */
   readonly valid: (entry: Entry.Entry) => boolean | undefined
   /**
-   * Reads the times of the tags not met yet (all at once) from the lower tiers, in order, until
-   * one answers. A tag no tier could be asked about stays unknown.
+   * Reads the times of the tags not met yet (all at once) from every lower tier, keeping the
+   * latest. A tag one of the tiers could not be asked about stays unknown.
    */
   readonly load: (tags: ReadonlyArray<string>) => Effect.Effect<void>
   /** Notes that `tag` was invalidated at `at`. */
@@ -84,14 +86,14 @@ export const make = (
     return before
   }
   const note = (tag: string, at: number) => put(tag, Math.max(timeOf(tag) ?? NEVER, at))
-  /** Notes the time a tier's record of `tag` holds. */
-  const noteRecord = (tag: string, record: Entry.Entry) => {
+  /** The time a tier's record of a tag holds. */
+  const timeOfRecord = (record: Entry.Entry): number => {
     // A record whose value is not a time (foreign data; JSON's 1e400 reads as Infinity, which
     // would refuse the tag's entries for good) counts from the record's creation.
     const v = record.value
     const created = record.createdAt
     const at = Number.isFinite(v) ? (v as number) : Number.isFinite(created) ? created : undefined
-    note(tag, at === undefined ? NEVER : bounded(at, now()))
+    return at === undefined ? NEVER : bounded(at, now())
   }
   /** Tier `i`'s records of `batch` (undefined: it did not answer): a get for one tag, a getMany for more. */
   const readBatch = (i: number, batch: ReadonlyArray<string>) =>
@@ -104,36 +106,38 @@ export const make = (
           batch.map((tag) => TAG_PREFIX + tag)
         )
   /**
-   * Reads the tags not met yet: each tier is asked for the tags the tiers above it did not hold,
-   * in batches of at most BATCH, several batches at once (a hung tier costs one timeout, not one
-   * per batch). A tier that did not answer a batch (or answered it short) leaves its tags unknown:
+   * Reads the tags not met yet: every tier is asked for each of them, in batches of at most
+   * BATCH, several batches at once (a hung tier costs one timeout, not one per batch), and the
+   * latest time found is kept. A tier that did not answer a batch (or answered it short) leaves
+   * its tags unknown, whatever the other tiers hold (the tiers below it are not asked about them):
    * stale data is worse than a miss. A tag no tier holds was never invalidated.
    */
   const loadTags = (unmet: ReadonlyArray<string>): Effect.Effect<void> =>
     Effect.gen(function* () {
-      let left = unmet
-      for (let i = 1; i <= access.lower.length && left.length > 0; i++) {
+      /** The latest time the tiers asked so far hold, for each tag all of them answered. */
+      const latest = new Map<string, number>()
+      for (const tag of unmet) latest.set(tag, NEVER)
+      for (let i = 1; i <= access.lower.length && latest.size > 0; i++) {
+        const left = [...latest.keys()]
         const batches: Array<ReadonlyArray<string>> = []
         for (let from = 0; from < left.length; from += BATCH) batches.push(left.slice(from, from + BATCH))
         const answers =
           batches.length === 1
             ? [yield* readBatch(i, batches[0]!)]
             : yield* Effect.forEach(batches, (batch) => readBatch(i, batch), { concurrency: "unbounded" })
-        const next: Array<string> = []
         for (let b = 0; b < batches.length; b++) {
           const batch = batches[b]!
           const found = answers[b]
-          if (found === undefined) continue
           for (let j = 0; j < batch.length; j++) {
-            const record = found[j]
-            if (record === undefined) continue
-            if (record._tag === "Some") noteRecord(batch[j]!, record.value)
-            else next.push(batch[j]!)
+            const tag = batch[j]!
+            const record = found?.[j]
+            if (record === undefined) latest.delete(tag)
+            else if (record._tag === "Some")
+              latest.set(tag, Math.max(latest.get(tag)!, timeOfRecord(record.value)))
           }
         }
-        left = next
       }
-      for (const tag of left) if (timeOf(tag) === undefined) put(tag, NEVER)
+      for (const [tag, at] of latest) note(tag, at)
     })
   return {
     valid: (entry) => {
