@@ -192,9 +192,10 @@ type Cmd =
  * instance order, each waited for until the instance has replayed what it kept and cleared its L1.
  * Not in outages: clear and invalidateTag among the steps, and the configuration whose L1 evicts.
  * In both, what an instance answers would hang on its breaker's state (the recovery's gate sits
- * below the breaker: an L1 that evicted a kept write, or a tag's time read after a clear, is
- * answered by the gate while the breaker is closed, and is a miss while the outage holds it
- * open), which the model does not follow.
+ * below the breaker: a tag's time read after a clear is answered by the gate while the breaker
+ * is closed, and is a miss while the outage holds it open; an L1 that evicted a kept write asks
+ * the failing tier through the gate, a miss either way unless a kept clear covers the key),
+ * which the model does not follow.
  */
 interface Outage {
   readonly op: "outage"
