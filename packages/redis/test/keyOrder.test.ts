@@ -67,6 +67,59 @@ describe("keyOrder", () => {
     })
   )
 
+  // A write naming one key twice (a setMany or remove batch listing it twice, writeIfNewer's
+  // changes) while a large write of the key was in flight: its second listing found the key's
+  // tail to be the write's own registration, and the write waited for itself, for good (with
+  // nothing before it as well). It waits for the large write only, and runs once that has landed.
+  it.live("a write naming its key twice waits for the write before it, not for itself", () =>
+    Effect.gen(function* () {
+      const order = KeyOrder.make(50)
+      let landed = false
+      const large = yield* Effect.fork(
+        order.after(
+          ["k"],
+          (landing) =>
+            Effect.sync(() => {
+              landing(
+                new Promise((resolve) => setTimeout(resolve, 20)).then(() => {
+                  landed = true
+                }),
+                0
+              )
+            }),
+          Effect.void
+        )
+      )
+      yield* Effect.yieldNow()
+      expect(order.waits("k")).toBe(true)
+      let sentAfterLanding: boolean | undefined
+      const write = (fulls: ReadonlyArray<string>) =>
+        order
+          .after(
+            fulls,
+            () =>
+              Effect.sync(() => {
+                sentAfterLanding = landed
+                return "sent"
+              }),
+            Effect.succeed("stuck")
+          )
+          .pipe(
+            Effect.timeoutTo({
+              duration: "1 second",
+              onTimeout: () => "waited for good",
+              onSuccess: (a) => a
+            })
+          )
+      expect(yield* write(["k", "j", "k"])).toBe("sent")
+      expect(sentAfterLanding).toBe(true)
+      yield* large.await
+      // Nothing in flight: sent at once, and the keys are free again.
+      expect(yield* write(["j", "j"])).toBe("sent")
+      expect(order.waitsAny(["k", "j"])).toBe(false)
+    })
+  )
+
   // The wall clock stepped back (NTP, a VM restored) while a write waits behind a large write
   // that does not land: the wait stays a command's timeout, not the step's length (an hour
   // here), nor does a step forward make a healthy write give up.

@@ -165,7 +165,9 @@ export const make = (commandMs: number): KeyOrder => {
     }
     for (const full of fulls) {
       const last = tails.get(full)
-      if (last !== undefined) earlier.add(last)
+      // A key named twice finds its own tail the second time: never waited for (it lands only
+      // once this write has run).
+      if (last !== undefined && last !== tail) earlier.add(last)
       tails.set(full, tail)
     }
     const before = [...earlier]
