@@ -31,8 +31,10 @@ const WRITE_CHUNK = 1000
 
 interface Write {
   readonly key: string
+  /** The encoded entry; undefined when it was gone already (the key is unlinked). */
   readonly value: string | undefined
-  readonly px: number
+  /** The entry's `staleUntil`, from which its PX is counted when it is sent. */
+  readonly staleUntil: number
 }
 
 /** What the writes of one tier are built on. */
@@ -58,8 +60,8 @@ const lastPerKey = (writes: ReadonlyArray<Write>): ReadonlyArray<Write> => {
 /** For writes that need not tell when their commands land. */
 const noLanding: Landing = () => {}
 
-/** Milliseconds until the entry is gone; not positive means it must not be stored. */
-const pxOf = (entry: Entry.Entry, now: number): number => Math.ceil(entry.staleUntil - now)
+/** Milliseconds until an entry gone at `staleUntil` is gone; not positive means it must not be stored. */
+const pxOf = (staleUntil: number, now: number): number => Math.ceil(staleUntil - now)
 
 /** Builds the writes and removals of a tier. */
 export const make = ({
@@ -87,19 +89,46 @@ export const make = ({
     send("set", [full, value, "PX", String(px)], () => client.set(full, value, "PX", px))
   const unlinkOne = (full: string): Promise<unknown> => send("unlink", [full], () => client.unlink(full))
 
-  /** SET PX of a large value on the large-value connection, its reply told to `landing`. */
+  /** Milliseconds from now until `staleUntil` (a write's PX, counted when it is sent). */
+  const pxFromNow = (staleUntil: number): number => pxOf(staleUntil, clock.unsafeCurrentTimeMillis())
+
+  /**
+   * SET PX of a large value on the large-value connection, its reply told to `landing`. It may
+   * have waited for an earlier large write of its key (keyOrder.ts): its PX is counted now, so
+   * that the wait does not keep it in Redis past `staleUntil`, and an entry gone meanwhile is
+   * unlinked instead.
+   */
   const writeLarge = (
     operation: string,
     full: string,
     value: string,
-    px: number,
+    staleUntil: number,
     landing: Landing
   ): Effect.Effect<void, TierError> =>
-    Effect.mapError(large.write(full, value, px, landing), (cause) => fail(operation, cause))
+    Effect.suspend(() => {
+      const px = pxFromNow(staleUntil)
+      return px > 0
+        ? Effect.mapError(large.write(full, value, px, landing), (cause) => fail(operation, cause))
+        : Effect.asVoid(run(operation, () => unlinkOne(full)))
+    })
 
   /** SET PX of a small value, or UNLINK when `value` is undefined (the entry is gone already). */
   const sendSmall = (full: string, value: string | undefined, px: number): Promise<unknown> =>
     value === undefined ? unlinkOne(full) : setPx(full, value, px)
+
+  /**
+   * `sendSmall` of a write that waited for an earlier large write of its key (keyOrder.ts): its
+   * PX counted now, not at the call, so that the wait does not keep the entry in Redis past its
+   * `staleUntil`; an entry gone meanwhile is unlinked.
+   */
+  const sendSmallAfterWait = (
+    full: string,
+    value: string | undefined,
+    staleUntil: number
+  ): Promise<unknown> => {
+    const px = pxFromNow(staleUntil)
+    return sendSmall(full, px > 0 ? value : undefined, px)
+  }
 
   /**
    * What a `set` of `entry` sends: its full key, PX and encoded value (undefined when the entry
@@ -110,7 +139,7 @@ export const make = ({
     entry: Entry.Entry
   ): { readonly full: string; readonly px: number; readonly value: string | undefined } | TierError => {
     const full = prefix + key
-    const px = pxOf(entry, clock.unsafeCurrentTimeMillis())
+    const px = pxFromNow(entry.staleUntil)
     if (!(px > 0)) return { full, px, value: undefined }
     try {
       return { full, px, value: Entry.serialize(entry) }
@@ -133,7 +162,9 @@ export const make = ({
    * The small writes of a `setMany`, in pipelines of at most WRITE_CHUNK writes, one after the
    * other: each is bounded by the command timeout (as the chunks of `remove` and getMany are),
    * so that a batch never fails on its size alone (one pipeline of 200,000 writes, bounded as a
-   * whole, failed on a healthy Redis while its writes went on landing).
+   * whole, failed on a healthy Redis while its writes went on landing). The PXs are counted as a
+   * pipeline is sent: the batch may have waited for an earlier large write of one of its keys
+   * (keyOrder.ts), a chunk for those before it.
    */
   const writeSmall = (small: ReadonlyArray<Write>): Effect.Effect<void, TierError> =>
     Effect.gen(function* () {
@@ -141,9 +172,11 @@ export const make = ({
         const chunk = small.slice(i, i + WRITE_CHUNK)
         yield* exec("setMany", () => {
           const pipeline = client.pipeline()
+          const now = clock.unsafeCurrentTimeMillis()
           for (const w of chunk) {
-            if (w.value === undefined) pipeline.unlink(w.key)
-            else pipeline.set(w.key, w.value, "PX", w.px)
+            const px = pxOf(w.staleUntil, now)
+            if (w.value === undefined || !(px > 0)) pipeline.unlink(w.key)
+            else pipeline.set(w.key, w.value, "PX", px)
           }
           return pipeline
         })
@@ -168,12 +201,17 @@ export const make = ({
         if (value !== undefined && large.isLarge(value)) {
           return order.after(
             [full],
-            (landing) => writeLarge("set", full, value, px, landing),
+            (landing) => writeLarge("set", full, value, entry.staleUntil, landing),
             notLanded("set")
           )
         }
-        const small = Effect.asVoid(run("set", () => sendSmall(full, value, px)))
-        return order.waits(full) ? order.after([full], () => small, notLanded("set")) : small
+        return order.waits(full)
+          ? order.after(
+              [full],
+              () => Effect.asVoid(run("set", () => sendSmallAfterWait(full, value, entry.staleUntil))),
+              notLanded("set")
+            )
+          : Effect.asVoid(run("set", () => sendSmall(full, value, px)))
       }),
 
     /**
@@ -192,7 +230,11 @@ export const make = ({
         if (value !== undefined && large.isLarge(value)) {
           return Effect.flatMap(
             failureOf(
-              order.after([full], (landing) => writeLarge("set", full, value, px, landing), notLanded("set"))
+              order.after(
+                [full],
+                (landing) => writeLarge("set", full, value, entry.staleUntil, landing),
+                notLanded("set")
+              )
             ),
             (error) => Effect.map(then, (a) => [error, a] as const)
           )
@@ -200,7 +242,11 @@ export const make = ({
         return order.waits(full)
           ? order.after(
               [full],
-              () => sendThen(() => sendSmallNow(full, value, px), then),
+              () =>
+                sendThen(
+                  () => runner.now("set", () => sendSmallAfterWait(full, value, entry.staleUntil)),
+                  then
+                ),
               Effect.suspend(() => {
                 const error = fail("set", "an earlier large write of the key has not landed")
                 return Effect.map(then, (a) => [error, a] as const)
@@ -229,10 +275,10 @@ export const make = ({
         if (entries.length === 0) return
         const now = clock.unsafeCurrentTimeMillis()
         const encoded = yield* Effect.forEach(entries, ([key, entry]): Effect.Effect<Write, TierError> => {
-          const px = pxOf(entry, now)
-          return px > 0
-            ? Effect.map(encode("setMany", entry), (value) => ({ key: prefix + key, value, px }))
-            : Effect.succeed({ key: prefix + key, value: undefined, px })
+          const { staleUntil } = entry
+          return pxOf(staleUntil, now) > 0
+            ? Effect.map(encode("setMany", entry), (value) => ({ key: prefix + key, value, staleUntil }))
+            : Effect.succeed({ key: prefix + key, value: undefined, staleUntil })
         })
         // The small writes and the large ones go out at once on two connections: were a key
         // both, the earlier could land last. Only its last entry is written, as MSET would.
@@ -246,7 +292,7 @@ export const make = ({
             forEachAtOnce(
               [
                 writeSmall(small),
-                Effect.forEach(big, (w) => writeLarge("setMany", w.key, w.value!, w.px, landing), {
+                Effect.forEach(big, (w) => writeLarge("setMany", w.key, w.value!, w.staleUntil, landing), {
                   discard: true
                 })
               ],
