@@ -90,6 +90,14 @@ interface Internals {
   readonly commandQueue?: { readonly length: number }
 }
 
+/**
+ * Whether commands handed to `client`'s auto-pipeline wait to be sent (at the end of the turn, or
+ * behind the auto-pipeline in flight): a command written into the socket now, corked or in a
+ * pipeline of the caller's own, would overtake them. It joins them instead.
+ */
+export const autoPipelineWaits = (client: Redis): boolean =>
+  ((client as unknown as Internals)._autoPipelines?.size ?? 0) > 0
+
 /** Sends one command corked, or `fallback()` (the driver's own method) to keep the order. */
 export type Send = (name: string, args: Array<string>, fallback: () => Promise<unknown>) => Promise<unknown>
 
@@ -186,7 +194,7 @@ const corkerOf = (client: Redis): Corker => {
   const pipelines = client as unknown as Internals
   /** Corks the socket unless it is already; false when a command must take the driver's way. */
   const corkNow = (): boolean => {
-    if (client.status !== "ready" || (pipelines._autoPipelines?.size ?? 0) > 0) return false
+    if (client.status !== "ready" || autoPipelineWaits(client)) return false
     if (corked === undefined) {
       corked = client.stream
       corked.cork()

@@ -10,13 +10,14 @@
  * for it to land before it is sent (keyOrder.ts), so a small `set` or a `remove` is never
  * overwritten by a large value written before it; a removal by pattern or `clear` first waits
  * for every large write in flight. A wait that outlasts the large write's bounds fails unsent. Within one `setMany`, a key given twice keeps its last entry
- * (as `MSET` does).
+ * (as `MSET` does). On the command connection, `setMany`'s pipeline is not sent ahead of the
+ * commands waiting in the driver's auto-pipeline (see writeSmall).
  */
 import { CacheError, Entry, type Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { forEachAtOnce } from "./allAtOnce.js"
-import { sender } from "./corkedSend.js"
+import { autoPipelineWaits, sender } from "./corkedSend.js"
 import type { Landing } from "./keyOrder.js"
 import * as KeyOrder from "./keyOrder.js"
 import type { LargeValues } from "./largeValues.js"
@@ -159,27 +160,59 @@ export const make = ({
   ): Promise<TierError | undefined> => runner.now("set", () => sendSmall(full, value, px))
 
   /**
+   * Hands each write of `chunk` to `set`, its PX counted now, or to `unlink` when its entry is
+   * gone (already, or by now).
+   */
+  const eachWrite = (
+    chunk: ReadonlyArray<Write>,
+    set: (key: string, value: string, px: number) => void,
+    unlink: (key: string) => void
+  ): void => {
+    const now = clock.unsafeCurrentTimeMillis()
+    for (const w of chunk) {
+      const px = pxOf(w.staleUntil, now)
+      if (w.value === undefined || !(px > 0)) unlink(w.key)
+      else set(w.key, w.value, px)
+    }
+  }
+
+  /**
    * The small writes of a `setMany`, in pipelines of at most WRITE_CHUNK writes, one after the
    * other: each is bounded by the command timeout (as the chunks of `remove` and getMany are),
    * so that a batch never fails on its size alone (one pipeline of 200,000 writes, bounded as a
    * whole, failed on a healthy Redis while its writes went on landing). The PXs are counted as a
    * pipeline is sent: the batch may have waited for an earlier large write of one of its keys
    * (keyOrder.ts), a chunk for those before it.
+   * While commands wait in the driver's auto-pipeline (a removal, a write that took that way:
+   * corkedSend.ts), a pipeline would be written ahead of them, and an earlier write or removal of
+   * a key land after this one: the chunk's writes then join the auto-pipeline, one by one (each
+   * bounded by the command timeout, deadlines.ts).
    */
   const writeSmall = (small: ReadonlyArray<Write>): Effect.Effect<void, TierError> =>
     Effect.gen(function* () {
       for (let i = 0; i < small.length; i += WRITE_CHUNK) {
         const chunk = small.slice(i, i + WRITE_CHUNK)
-        yield* exec("setMany", () => {
-          const pipeline = client.pipeline()
-          const now = clock.unsafeCurrentTimeMillis()
-          for (const w of chunk) {
-            const px = pxOf(w.staleUntil, now)
-            if (w.value === undefined || !(px > 0)) pipeline.unlink(w.key)
-            else pipeline.set(w.key, w.value, "PX", px)
-          }
-          return pipeline
-        })
+        if (autoPipelineWaits(client)) {
+          yield* run("setMany", () => {
+            const sent: Array<Promise<unknown>> = []
+            eachWrite(
+              chunk,
+              (key, value, px) => sent.push(client.set(key, value, "PX", px)),
+              (key) => sent.push(client.unlink(key))
+            )
+            return Promise.all(sent)
+          })
+        } else {
+          yield* exec("setMany", () => {
+            const pipeline = client.pipeline()
+            eachWrite(
+              chunk,
+              (key, value, px) => pipeline.set(key, value, "PX", px),
+              (key) => pipeline.unlink(key)
+            )
+            return pipeline
+          })
+        }
       }
     })
 
