@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, type ParseResult, Schema } from "effect"
 
 const origin = Schema.optional(Schema.String)
 const namespace = Schema.optional(Schema.String)
@@ -145,20 +145,83 @@ const members = {
   Clear: Schema.decodeUnknownEither(Clear)
 } as const
 
-const clip = (text: string, max = 60): string => (text.length <= max ? text : `${text.slice(0, max)}...`)
+const PREVIEW_CHARS = 60
 
-/** One line naming the first offending field, e.g. `field "keys.1": expected string, got 42`. */
+/**
+ * `value`'s JSON cut to PREVIEW_CHARS characters (then `...`), built only that far: a wire
+ * message may be megabytes long, or nested thousands deep (which JSON.stringify, like Schema's
+ * formatter, would walk whole and recursively: a RangeError). Each level written adds a
+ * character, so the walk is never deeper than the preview is long.
+ */
+const preview = (value: unknown): string => {
+  let out = ""
+  /** Appends `text`; false once the preview is full. */
+  const put = (text: string): boolean => {
+    out += text
+    return out.length <= PREVIEW_CHARS
+  }
+  const scalar = (v: unknown): string =>
+    typeof v === "string" ? JSON.stringify(v.slice(0, PREVIEW_CHARS + 1)) : (JSON.stringify(v) ?? String(v))
+  const write = (v: unknown): boolean => {
+    if (v === null || typeof v !== "object") return put(scalar(v))
+    if (Array.isArray(v)) {
+      if (!put("[")) return false
+      for (let i = 0; i < v.length; i++) {
+        if ((i > 0 && !put(",")) || !write(v[i])) return false
+      }
+      return put("]")
+    }
+    if (!put("{")) return false
+    let first = true
+    for (const key in v) {
+      if (!Object.hasOwn(v, key)) continue
+      if ((!first && !put(",")) || !put(`${scalar(key)}:`) || !write((v as Record<string, unknown>)[key])) {
+        return false
+      }
+      first = false
+    }
+    return put("}")
+  }
+  write(value)
+  return out.length <= PREVIEW_CHARS ? out : `${out.slice(0, PREVIEW_CHARS)}...`
+}
+
+/**
+ * The first issue of a failed decode and where it is, found by walking the issue's tree as
+ * Schema's ArrayFormatter does, without formatting any message (the formatter prints each
+ * value it reports whole: see {@link preview}).
+ */
+const firstIssue = (
+  issue: ParseResult.ParseIssue,
+  path: ReadonlyArray<PropertyKey>
+): { readonly tag: ParseResult.ParseIssue["_tag"]; readonly path: ReadonlyArray<PropertyKey> } => {
+  switch (issue._tag) {
+    case "Pointer":
+      return firstIssue(issue.issue, path.concat(issue.path))
+    case "Composite":
+      return firstIssue(
+        Array.isArray(issue.issues) ? issue.issues[0]! : (issue.issues as ParseResult.ParseIssue),
+        path
+      )
+    case "Refinement":
+    case "Transformation":
+      return firstIssue(issue.issue, path)
+    default:
+      return { tag: issue._tag, path }
+  }
+}
+
+/** One line naming the first offending field, e.g. `field "keys.1" has the wrong type (42)`. */
 const describeIssue = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return "does not match its type"
+  const issue = firstIssue(error.issue, [])
   const field = issue.path.length === 0 ? "message" : `field "${issue.path.join(".")}"`
-  if (issue._tag === "Missing") return `${field} is missing`
+  if (issue.tag === "Missing") return `${field} is missing`
   const actual = issue.path.reduce<unknown>(
     (value, key) =>
       value !== null && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[key] : undefined,
     error.issue.actual
   )
-  return `${field} has the wrong type (${clip(JSON.stringify(actual) ?? String(actual))})`
+  return `${field} has the wrong type (${preview(actual)})`
 }
 
 /**
@@ -172,7 +235,7 @@ export const decodeDetailed = (raw: string): Either.Either<InvalidationMessage, 
   try {
     json = JSON.parse(raw)
   } catch {
-    return Either.left({ kind: "not_json", reason: `not JSON: ${clip(JSON.stringify(raw))}` })
+    return Either.left({ kind: "not_json", reason: `not JSON: ${preview(raw)}` })
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     return Either.left({ kind: "unknown_type", reason: "not a JSON object" })
@@ -181,14 +244,23 @@ export const decodeDetailed = (raw: string): Either.Either<InvalidationMessage, 
   if (typeof type !== "string" || !Object.hasOwn(members, type)) {
     return Either.left({
       kind: "unknown_type",
-      reason:
-        type === undefined ? 'no "type" field' : `unknown type ${clip(JSON.stringify(type) ?? String(type))}`
+      reason: type === undefined ? 'no "type" field' : `unknown type ${preview(type)}`
     })
   }
-  return Either.mapLeft(
-    members[type as keyof typeof members](json) as Either.Either<InvalidationMessage, ParseResult.ParseError>,
-    (error): Malformed => ({ kind: "invalid_field", reason: `${type}: ${describeIssue(error)}` })
-  )
+  // A payload that makes decoding throw (a stack overflow, however it comes) is malformed like
+  // any other: thrown, it would end the bus's subscription, and every later message with it.
+  try {
+    return Either.mapLeft(
+      members[type as keyof typeof members](json) as Either.Either<
+        InvalidationMessage,
+        ParseResult.ParseError
+      >,
+      (error): Malformed => ({ kind: "invalid_field", reason: `${type}: ${describeIssue(error)}` })
+    )
+  } catch (cause) {
+    const name = cause instanceof Error ? cause.name : "an exception"
+    return Either.left({ kind: "invalid_field", reason: `${type}: does not decode (${name})` })
+  }
 }
 
 /**

@@ -54,6 +54,40 @@ describe("bus messages", () => {
       Either.left({ kind: "invalid_field", reason: expect.stringContaining('"value" is missing') })
     )
   })
+
+  it("describe a wrong field nested 100,000 deep, or megabytes long, in one short line", () => {
+    const depth = 100_000
+    const array = "[".repeat(depth) + "]".repeat(depth)
+    const object = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`
+    const wide = JSON.stringify(Array.from({ length: 1_000_000 }, (_, i) => i))
+    const cases: ReadonlyArray<readonly [string, InvalidationMessage.MalformedKind, string]> = [
+      [
+        `{"type":"RemoveBulk","keys":["a",${array}]}`,
+        "invalid_field",
+        'RemoveBulk: field "keys.1" has the wrong type ([[['
+      ],
+      [
+        `{"type":"Remove","key":${object}}`,
+        "invalid_field",
+        'Remove: field "key" has the wrong type ({"a":{"a":'
+      ],
+      [
+        `{"type":"Remove","key":${wide}}`,
+        "invalid_field",
+        'Remove: field "key" has the wrong type ([0,1,2,3,'
+      ],
+      [`{"type":${array}}`, "unknown_type", "unknown type [[[["],
+      [`garbage ${"x".repeat(1_000_000)}`, "not_json", 'not JSON: "garbage xxx']
+    ]
+    for (const [raw, kind, start] of cases) {
+      const decoded = InvalidationMessage.decodeDetailed(raw)
+      expect(decoded).toEqual(Either.left({ kind, reason: expect.stringContaining("...") }))
+      if (Either.isLeft(decoded)) {
+        expect(decoded.left.reason.startsWith(start)).toBe(true)
+        expect(decoded.left.reason.length).toBeLessThan(120)
+      }
+    }
+  })
 })
 
 describe("entry envelope", () => {

@@ -114,5 +114,58 @@ describe("malformed bus messages", () => {
         expect(malformed()).toHaveLength(3)
       })
     )
+
+    // A hand-published message whose wrong field is nested 10,000 deep: describing it once
+    // overflowed the stack (Schema's formatter prints the whole value, recursively), the throw
+    // ended the subscription, and no later message reached L1.
+    it.scoped(
+      "a malformed field nested 10,000 deep is dropped as malformed; later messages still apply",
+      () =>
+        Effect.gen(function* () {
+          const lines: Array<string> = []
+          const logger = Logger.make(({ message, logLevel }) => {
+            lines.push(
+              `${logLevel.label} ${Array.isArray(message) ? message.join(" ") : Util.format(message)}`
+            )
+          })
+          const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+          const context = yield* Layer.build(
+            TieredCache.layer({ instanceId: "a" }).pipe(
+              Layer.provideMerge(
+                Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
+              ),
+              Layer.provide(connectionLayer())
+            )
+          ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+          const cache = Context.get(context, TieredCache.TieredCache)
+          const bus = Context.get(context, RedisInvalidationBus.RedisInvalidationBus)
+          const look = yield* observer
+          const depth = 10_000
+          const array = "[".repeat(depth) + "]".repeat(depth)
+          const object = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`
+          const deep = [
+            `{"type":"RemoveBulk","keys":["a",${array}]}`,
+            `{"type":"Remove","key":${object}}`,
+            `{"type":"Update","key":"k","value":1,"tags":[${array}]}`,
+            `{"type":${array}}`
+          ]
+          yield* cache.set("kept", 1, { ttl: "1 minute" })
+          for (const raw of deep) yield* Effect.promise(() => look.publish("cache:invalidate", raw))
+          yield* Effect.promise(() =>
+            look.publish("cache:invalidate", JSON.stringify({ type: "Remove", key: "kept" }))
+          )
+          yield* eventually(
+            Effect.flatMap(l1.get("kept"), (found) => (Option.isNone(found) ? Effect.void : Effect.fail(0)))
+          )
+          const stats = yield* bus.stats
+          expect(stats.malformedByKind).toEqual({ not_json: 0, unknown_type: 1, invalid_field: 3 })
+          // Logged one short line, its value cut.
+          const malformed = lines.filter((line) => line.includes("malformed"))
+          expect(
+            malformed.some((l) => l.includes('RemoveBulk: field "keys.1" has the wrong type ([[[['))
+          ).toBe(true)
+          for (const line of malformed) expect(line.length).toBeLessThan(160)
+        })
+    )
   })
 })
