@@ -15,12 +15,13 @@
  * once this cut the CPU per `set` by about a fifth (bench/PROFILE.md).
  *
  * Namespaces: the bus stamps every message it publishes with its namespace (by default the
- * connection's `keyPrefix`, the same namespace as RedisTier's keys) and drops every message
- * stamped with another one before the cache sees it, counting it (`stats`, and the metric
- * `tiercache_bus_foreign_messages_total`). A message without a namespace (as the Rust crate
- * sends) applies to every cache on the channel. Malformed messages are dropped here too,
- * counted by kind (`tiercache_bus_malformed_messages_total{kind}`), and logged one short line
- * at a time, at most once per `malformedLogInterval` per kind.
+ * connection's `keyPrefix`, the same namespace as RedisTier's keys; given or not, followed by
+ * `@<db>` on a database other than 0) and drops every message stamped with another one before
+ * the cache sees it, counting it (`stats`, and the metric `tiercache_bus_foreign_messages_total`).
+ * A message without a namespace (as the Rust crate sends) applies to every cache on the
+ * channel. Malformed messages are dropped here too, counted by kind
+ * (`tiercache_bus_malformed_messages_total{kind}`), and logged one short line at a time, at
+ * most once per `malformedLogInterval` per kind.
  *
  * @since 0.1.0
  */
@@ -30,6 +31,7 @@ import * as BusAdmission from "./internal/busAdmission.js"
 import * as BusSubscription from "./internal/busSubscription.js"
 import { beforeUncork, sender } from "./internal/corkedSend.js"
 import { describe } from "./internal/describe.js"
+import { busNamespace } from "./internal/namespace.js"
 import { notAnObject } from "./internal/optionsObject.js"
 import * as OwnEchoes from "./internal/ownEchoes.js"
 import * as RemoveBatch from "./internal/removeBatch.js"
@@ -51,9 +53,12 @@ export interface Options {
   readonly channel?: string | undefined
   /**
    * The namespace stamped on outgoing messages and required of incoming ones (default: the
-   * connection's `keyPrefix`, which is also RedisTier's default prefix, followed by `@<db>` when
-   * the connection's database is not 0, since Pub/Sub ignores databases). Give it when RedisTier
-   * has a `prefix` of its own: the same string.
+   * connection's `keyPrefix`, which is also RedisTier's default prefix). Either one is followed
+   * by `@<db>` when the connection's database is not 0, since Pub/Sub ignores databases: two
+   * apps on two databases of one server never act on each other's messages. Give it when
+   * RedisTier has a `prefix` of its own: the same string. Rolling upgrade from 0.1.0, which
+   * stamped a given namespace without `@<db>`: on a database other than 0, instances on the old
+   * and the new version drop each other's messages until every instance runs the new one.
    */
   readonly namespace?: string | undefined
   /** Malformed messages are logged at most once per this interval per kind (default 1 minute). */
@@ -177,19 +182,19 @@ export const make = (
         reason: "must be well-formed UTF-16 (a lone surrogate reaches Redis as U+FFFD)"
       })
     }
-    // Pub/Sub channels are shared by every database of a server: the database is part of the
-    // key space the namespace names (db 0 keeps the prefix alone).
-    const db = connection.client.options.db ?? 0
-    const namespace = options.namespace ?? (db === 0 ? connection.keyPrefix : `${connection.keyPrefix}@${db}`)
-    if (typeof namespace !== "string") {
+    const base = options.namespace ?? connection.keyPrefix
+    if (typeof base !== "string") {
       return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })
     }
-    if (!isWellFormed(namespace)) {
+    if (!isWellFormed(base)) {
       return yield* new CacheError.CacheConfigError({
         option: "namespace",
         reason: "must be well-formed UTF-16, as the key prefix it names"
       })
     }
+    // Pub/Sub channels are shared by every database of a server: a given namespace gets the
+    // database too, as the default does.
+    const namespace = busNamespace(base, connection.client.options.db ?? 0)
     const logInterval = yield* Effect.try({
       try: () => Duration.decode(options.malformedLogInterval ?? "1 minute"),
       catch: () =>

@@ -11,15 +11,19 @@ import { connectionLayer, eventually, observer } from "./utils.js"
 
 /**
  * One cache instance with the README's layers and default settings (RedisTier.layer(),
- * RedisInvalidationBus.layer()) on a connection of its own; `connection` adds options.
+ * RedisInvalidationBus.layer()) on a connection of its own; `connection` and `bus` add options.
  */
-const instance = (instanceId: string, connection: RedisConnection.Options = {}) =>
+const instance = (
+  instanceId: string,
+  connection: RedisConnection.Options = {},
+  bus: RedisInvalidationBus.Options = {}
+) =>
   Effect.gen(function* () {
     const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
     const context = yield* Layer.build(
       TieredCache.layer({ instanceId }).pipe(
         Layer.provideMerge(
-          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
+          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer(bus))
         ),
         Layer.provide(connectionLayer(connection))
       )
@@ -462,6 +466,38 @@ describe("namespaces on a shared Redis", () => {
           const byUrl = yield* instance("by-url", { url: `redis://${server.host}:${server.port}/1` })
           expect((yield* byUrl.bus.stats).namespace).toBe((yield* one.bus.stats).namespace)
           expect((yield* zero.bus.stats).namespace).toBe("tiercache:")
+        })
+    )
+
+    it.scoped(
+      "an explicit bus namespace on two databases of one server: neither applies the other's messages",
+      () =>
+        Effect.gen(function* () {
+          // Before: the namespace option was stamped as given, without the database, so two apps
+          // on db 0 and db 1 that name one namespace (as the README asks when RedisTier has a
+          // prefix of its own) put each other's updates into their L1s.
+          const bus = { namespace: "app:" }
+          const zero = yield* instance("zero", { db: 0 }, bus)
+          const one = yield* instance("one", { db: 1 }, bus)
+          const oneToo = yield* instance("one-too", { db: 1 }, bus)
+          yield* one.cache.set("k", "db1-value", { ttl: "1 minute" })
+          yield* one.cache.set("sentinel", 1, { ttl: "1 minute" })
+          yield* zero.cache.update("k", "db0-value", { ttl: "1 minute" })
+          yield* zero.cache.clear
+          // A message of db 1's own namespace, sent after those: once it has arrived, db 0's have
+          // (and one database's instances still hear each other).
+          yield* oneToo.cache.invalidate("sentinel")
+          yield* eventually(
+            Effect.flatMap(one.l1.get("sentinel"), (found) =>
+              Option.isNone(found) ? Effect.void : Effect.fail(0)
+            )
+          )
+          expect(Option.map(yield* one.l1.get("k"), (e) => e.value)).toEqual(Option.some("db1-value"))
+          expect((yield* one.bus.stats).foreignMessages).toBe(
+            (yield* zero.cache.invalidationStats).messagesSent
+          )
+          expect((yield* zero.bus.stats).namespace).toBe("app:")
+          expect((yield* one.bus.stats).namespace).toBe("app:@1")
         })
     )
 

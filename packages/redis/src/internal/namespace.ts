@@ -45,3 +45,11 @@ export const resolvePrefix = (
   }
   return Effect.succeed(given)
 }
+
+/**
+ * The bus namespace of a connection to database `db`: `base` (the bus's `namespace` option, or
+ * the connection's `keyPrefix`), followed by `@<db>` when `db` is not 0. Pub/Sub channels are
+ * shared by every database of a server, while keys are not: the database is part of the key
+ * space a namespace names, whether it was given or defaulted (db 0 keeps `base` alone).
+ */
+export const busNamespace = (base: string, db: number): string => (db === 0 ? base : `${base}@${db}`)
