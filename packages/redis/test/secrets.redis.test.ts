@@ -2,8 +2,8 @@ import * as Util from "node:util"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Cause, Effect, Exit, Layer, Logger, LogLevel, Option, Redacted } from "effect"
-import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { failureOf, observer } from "./utils.js"
+import { RedisConnection, RedisInvalidationBus, RedisStreams, RedisTier } from "../src/index.js"
+import { failureOf, observer, tcpProxy } from "./utils.js"
 
 // Issue 12, items 3 and 6: no secret reachable from an error or a log line; nothing on the
 // console from the driver.
@@ -254,6 +254,83 @@ describe("secrets and console output", () => {
           for (const error of errors) expectClean(renderings(error))
           expect(logs.lines.some((line) => line.includes("WRONGPASS"))).toBe(true)
           expectClean(logs.lines)
+        })
+    )
+
+    it.scoped(
+      "refusals naming the ACL user (Redis 7.2+ NOPERM): the name is in no error, cause or log line",
+      () =>
+        Effect.gen(function* () {
+          // Redis 7.2 names the user in its NOPERM errors ("User alice has no permissions to run
+          // the 'publish' command"); the suite's server (7.0) says "this user". A proxy makes its
+          // refusals read as 7.2's.
+          const server = yield* RedisServer.RedisServer
+          const look = yield* observer
+          const user = "user-NOPERM-s3cret"
+          yield* Effect.promise(() =>
+            look.acl("SETUSER", user, "on", `>${ACL_PASSWORD}`, "~tiercache:*", "&cache:invalidate", "+@all")
+          )
+          yield* Effect.promise(() => look.acl("SETUSER", user, "-info", "-publish", "-xadd"))
+          let rewritten = 0
+          const port = yield* tcpProxy((client, connectUp) => {
+            const up = connectUp()
+            client.pipe(up)
+            let pending = ""
+            up.on("data", (chunk: Buffer) => {
+              // Whole lines only: a refusal split over two chunks is still rewritten.
+              const text = pending + chunk.toString("latin1")
+              const end = text.lastIndexOf("\r\n") + 2
+              pending = text.slice(end)
+              const lines = text.slice(0, end).replace(/this user has no permissions/g, () => {
+                rewritten++
+                return `User ${user} has no permissions`
+              })
+              client.write(Buffer.from(lines, "latin1"))
+            })
+          })
+          const clean = (texts: ReadonlyArray<string>) => {
+            for (const text of texts) expect(text).not.toContain(user)
+          }
+          const options = {
+            host: server.host,
+            port,
+            username: Redacted.make(user),
+            password: Redacted.make(ACL_PASSWORD)
+          }
+          const logs = capturing()
+          const errors: Array<unknown> = []
+          yield* logs.provide(
+            Effect.gen(function* () {
+              const context = yield* Layer.build(RedisConnection.layer(options))
+              // Refused: a key outside the user's pattern, PUBLISH, XADD.
+              const elsewhere = yield* Effect.provide(RedisTier.make({ prefix: "elsewhere:" }), context)
+              const bus = yield* Effect.provide(RedisInvalidationBus.make(), context)
+              const streams = yield* Effect.provide(RedisStreams.make(), context)
+              for (const attempt of <Array<Effect.Effect<unknown, unknown>>>[
+                elsewhere.get("k"),
+                bus.publish({ type: "Clear" }),
+                streams.publish("events", { kind: "login" })
+              ]) {
+                errors.push(failureOf(yield* Effect.exit(attempt)))
+              }
+              // Refused while opening: a connection whose PING is denied.
+              yield* Effect.promise(() => look.acl("SETUSER", user, "-ping"))
+              errors.push(
+                failureOf(yield* Effect.exit(Effect.scoped(Layer.build(RedisConnection.layer(options)))))
+              )
+            })
+          )
+          // Not vacuous: each refusal came back named, and is kept as Redis's NOPERM otherwise.
+          expect(rewritten).toBeGreaterThanOrEqual(5)
+          expect(errors).toHaveLength(4)
+          for (const error of errors) {
+            expect(String((error as { reason: string }).reason)).toContain("NOPERM")
+            expect(String((error as { reason: string }).reason)).toContain("has no permissions")
+            expect((error as { cause: unknown }).cause).toBeInstanceOf(Error)
+            clean(renderings(error))
+          }
+          expect(logs.lines.some((line) => line.includes("ready check skipped: INFO is denied"))).toBe(true)
+          clean(logs.lines)
         })
     )
 

@@ -11,7 +11,7 @@ import { RedisConnectionError } from "./connectionError.js"
 import { keepDeadlines } from "./deadlines.js"
 import { quiet } from "./quiet.js"
 import { urlFields } from "./redisUrl.js"
-import { sanitize } from "./sanitize.js"
+import { sanitize, withoutUser } from "./sanitize.js"
 import { STALL_LIMIT, watchStalls } from "./stalls.js"
 
 /** What a connection is for: its driver options follow from it. */
@@ -22,8 +22,9 @@ export interface Opener {
   readonly open: (role: Role, label?: string) => Effect.Effect<Redis, RedisConnectionError, Scope.Scope>
 }
 
+/** A driver error's text, for a reason or a log line (without the ACL user a refusal names). */
 const describeError = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "string" ? error : "unknown error"
+  withoutUser(error instanceof Error ? error.message : typeof error === "string" ? error : "unknown error")
 
 /** The opener of one RedisConnection. */
 export const makeOpener = (settings: {

@@ -6,6 +6,7 @@
  * The overrides are per connection (own properties of the instance), never on the prototype.
  */
 import type { Redis } from "ioredis"
+import { withoutUser } from "./sanitize.js"
 
 type Callback = (error: Error | null | undefined, result?: unknown) => void
 
@@ -34,7 +35,9 @@ export const quiet = (client: Redis, report: (notice: string) => void): void => 
         if (error?.message?.includes("NOPERM")) {
           if (!reportedInfo) {
             reportedInfo = true
-            report(`ready check skipped: INFO is denied to this user (${error.message.split("\n")[0]})`)
+            // Redis 7.2 names the user in the refusal ("User alice has no permissions ...").
+            const refusal = withoutUser(error.message).split("\n")[0]
+            report(`ready check skipped: INFO is denied to this user (${refusal})`)
           }
           cb(null, "loading:0")
           return
