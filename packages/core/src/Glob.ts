@@ -15,8 +15,8 @@
  *   match nothing (Redis's guard against abusive patterns).
  *
  * An ASCII pattern with at most one `*` is compiled once into a regular expression for ASCII keys
- * (their characters are their bytes); other keys and patterns are encoded to UTF-8 and go
- * through a port of Redis's matcher.
+ * (their characters are their bytes); other keys and patterns (and patterns too large for a
+ * regular expression) are encoded to UTF-8 and go through a port of Redis's matcher.
  *
  * @since 0.1.0
  */
@@ -239,6 +239,9 @@ const asciiRegExp = (glob: string): RegExp => {
  * matches bytes of UTF-8, so `?` and `[...]` differ on other keys (`u:??` matches `u:é` in
  * Redis, not here).
  *
+ * A glob of more than some 32,000 atoms makes an expression V8 refuses at its first test
+ * ("Regular expression too large"); {@link matcher} has no such limit.
+ *
  * @deprecated Use {@link matcher}, which matches every key as Redis does.
  * @category utils
  * @since 0.1.0
@@ -254,8 +257,25 @@ export const toRegExp = (glob: string): RegExp => asciiRegExp(glob)
 const MAX_REGEXP_STARS = 1
 
 /**
+ * `asciiRegExp(glob)` compiled, or undefined when V8 refuses it. V8 compiles a regular expression
+ * at its first test, not when it is made, and refuses one of more than some 32,000 atoms there
+ * ("Regular expression too large", a SyntaxError): e.g. a glob of 40,000 literal characters and a
+ * `*`. Tested once here on an empty key, so that the refusal comes now and the glob goes to the
+ * byte matcher, instead of being thrown by the predicate at its first key.
+ */
+const compiledRegExp = (glob: string): RegExp | undefined => {
+  try {
+    const regExp = asciiRegExp(glob)
+    regExp.test("")
+    return regExp
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * A predicate that tells whether a key matches the glob, as Redis's `SCAN MATCH` does (see the
- * module's description). Compile once, test many keys.
+ * module's description), for globs of any length. Compile once, test many keys.
  *
  * @category utils
  * @since 0.1.0
@@ -265,7 +285,7 @@ export const matcher = (glob: string): ((key: string) => boolean) => {
   if (!/[*?[\\]/.test(glob) && asciiGlob) return (key) => key === glob
   const globBytes = asciiGlob ? glob : utf8(glob)
   const stars = glob.split("*").length - 1
-  const regExp = asciiGlob && stars <= MAX_REGEXP_STARS ? asciiRegExp(glob) : undefined
+  const regExp = asciiGlob && stars <= MAX_REGEXP_STARS ? compiledRegExp(glob) : undefined
   if (regExp === undefined) return (key) => matchAll(globBytes, nonAscii.test(key) ? utf8(key) : key)
   const re = globWork.counting ? charged(regExp, stars, glob.length) : regExp
   // A key of zero bytes matches no pattern but the empty one, which took the first branch.

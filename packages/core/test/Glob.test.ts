@@ -103,6 +103,33 @@ describe("Glob", () => {
     }
   })
 
+  it("a glob too large for a regular expression (V8: some 32,000 atoms) is matched byte by byte", () => {
+    // As a regular expression, these threw "Regular expression too large" (a SyntaxError) at
+    // the predicate's first key, out of an invalidatePattern or a received RemovePattern.
+    const n = 40_000
+    const long = "a".repeat(n)
+    const cases: ReadonlyArray<readonly [string, string, boolean]> = [
+      [`${long}*`, long, true],
+      [`${long}*`, `${long}xyz`, true],
+      [`${long}*`, `${long}\u00e9`, true],
+      [`${long}*`, `${"a".repeat(n - 1)}b`, false],
+      [`${long}*`, "", false],
+      ["?".repeat(n), long, true],
+      ["?".repeat(n), "\u00e9".repeat(n / 2), true], // two bytes each
+      ["?".repeat(n), long.slice(1), false],
+      ["[ab]".repeat(n), "ab".repeat(n / 2), true],
+      ["[ab]".repeat(n), `${"ab".repeat(n / 2 - 1)}ac`, false],
+      [`*:${"[^b]".repeat(n)}`, `bb:${long}`, true],
+      [`*:${"[^b]".repeat(n)}`, `bb:${long.slice(1)}b`, false]
+    ]
+    for (const [glob, key, expected] of cases)
+      expect([glob.slice(0, 8), key.length, Glob.matcher(glob)(key)]).toEqual([
+        glob.slice(0, 8),
+        key.length,
+        expected
+      ])
+  })
+
   it("escapes literals so they match only themselves", () => {
     const literal = "app[1]:*?\\"
     const glob = `${Glob.escape(literal)}*`

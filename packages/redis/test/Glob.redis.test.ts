@@ -1,10 +1,11 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { Glob } from "@tiercache/core"
+import { Glob, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Effect } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import fc from "fast-check"
 import type { Redis } from "ioredis"
-import { observer } from "./utils.js"
+import { RedisInvalidationBus, RedisTier } from "../src/index.js"
+import { connectionLayer, eventually, observer } from "./utils.js"
 
 /** Every key Redis's `SCAN MATCH` returns for `pattern`. */
 const scanMatch = async (redis: Redis, pattern: string): Promise<Set<string>> => {
@@ -133,6 +134,61 @@ describe("Glob against redis-server", () => {
           )
         )
       })
+    )
+
+    it.scoped(
+      "invalidatePattern with a glob too large for a regular expression: gone from Redis, this L1 and the other instance's",
+      () =>
+        Effect.gen(function* () {
+          // Before: Glob.matcher made a regular expression of the glob's 40,001 atoms, which V8
+          // refused at its first test ("Regular expression too large"): the invalidation died
+          // removing from L1, and a RemovePattern received would have ended the subscriber.
+          const instance = (instanceId: string) =>
+            Effect.gen(function* () {
+              const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+              const context = yield* Layer.build(
+                TieredCache.layer({ instanceId }).pipe(
+                  Layer.provideMerge(
+                    Layer.mergeAll(
+                      Layer.succeed(Tier.L1, l1),
+                      RedisTier.layer(),
+                      RedisInvalidationBus.layer()
+                    )
+                  ),
+                  Layer.provide(connectionLayer())
+                )
+              )
+              return { cache: Context.get(context, TieredCache.TieredCache), l1 }
+            })
+          const look = yield* observer
+          const a = yield* instance("a")
+          const b = yield* instance("b")
+          const long = "k".repeat(40_000)
+          const glob = `${long}*`
+          const keys = [`${long}1`, `${long}2`, `${long.slice(1)}x`, "other"]
+          const matched = [true, true, false, false]
+          for (const key of keys) yield* a.cache.set(key, 1, { ttl: "1 minute" })
+          // b holds each key in L1 (read from Redis, promoted).
+          for (const key of keys) expect(yield* b.cache.get(key)).toEqual(Option.some(1))
+          // The matcher agrees with Redis's SCAN MATCH on such a glob.
+          const fromRedis = yield* Effect.promise(() => scanMatch(look, `tiercache:${glob}`))
+          expect(keys.map((key) => fromRedis.has(`tiercache:${key}`))).toEqual(matched)
+          expect(keys.map(Glob.matcher(glob))).toEqual(matched)
+
+          yield* a.cache.invalidatePattern(glob)
+          const inRedis = yield* Effect.promise(() =>
+            Promise.all(keys.map((key) => look.exists(`tiercache:${key}`)))
+          )
+          expect(inRedis).toEqual(matched.map((m) => (m ? 0 : 1)))
+          const inL1 = (l1: Tier.Tier.Service) =>
+            Effect.forEach(keys, (key) => Effect.map(l1.get(key), Option.isSome))
+          expect(yield* inL1(a.l1)).toEqual(matched.map((m) => !m))
+          yield* eventually(
+            Effect.flatMap(inL1(b.l1), (held) =>
+              held.every((h, i) => h === !matched[i]) ? Effect.void : Effect.fail(held)
+            )
+          )
+        })
     )
   })
 })
