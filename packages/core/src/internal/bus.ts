@@ -3,7 +3,7 @@
  * own) and applying received messages to this instance's L1 with the local primitives of
  * localWrites.ts.
  */
-import { Chunk, Duration, Effect, type Option, Stream } from "effect"
+import { Cause, Chunk, Duration, Effect, type Option, Stream } from "effect"
 import { BusError, type TierError } from "../CacheError.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Entry from "../Entry.js"
@@ -264,19 +264,53 @@ const applyRemote = (deps: SubscriberDeps, message: InvalidationMessage): Effect
 
 /**
  * Handles a chunk's events one after the other, each after the previous one's effect: an event
- * that needs none (this instance's own echo: a count) costs no Effect step.
+ * that needs none (this instance's own echo: a count) costs no Effect step. An event whose
+ * handling dies, or throws while its effect is built, is handed to `onDefect` and the next one is
+ * handled: a defect would otherwise end the subscriber's fiber, and every later event with it.
  */
-const applyInOrder = (chunk: Chunk.Chunk<Event>, onEvent: (event: Event) => Effect.Effect<void>) => {
+const applyInOrder = (
+  chunk: Chunk.Chunk<Event>,
+  onEvent: (event: Event) => Effect.Effect<void>,
+  onDefect: (event: Event, defect: unknown) => Effect.Effect<void>
+) => {
   const events = Chunk.toReadonlyArray(chunk)
   let next = 0
   const rest = (): Effect.Effect<void> => {
     while (next < events.length) {
-      const effect = onEvent(events[next++]!)
-      if (effect !== Effect.void) return Effect.flatMap(effect, rest)
+      const event = events[next++]!
+      let effect: Effect.Effect<void>
+      try {
+        effect = onEvent(event)
+      } catch (defect) {
+        effect = onDefect(event, defect)
+      }
+      if (effect !== Effect.void) {
+        return Effect.flatMap(
+          Effect.catchAllDefect(effect, (defect) => onDefect(event, defect)),
+          rest
+        )
+      }
     }
     return Effect.void
   }
   return Effect.suspend(rest)
+}
+
+/**
+ * An event as a log line names it (its type; never its key, which may be personal data), whatever
+ * a bus of someone else's handed over.
+ */
+const eventName = (event: Event | undefined): string => {
+  switch (event?._tag) {
+    case "Message":
+      return `a bus message (${String(event.message?.type)})`
+    case "Reconnected":
+      return "the bus's reconnection (resync)"
+    case "Malformed":
+      return "a malformed bus message"
+    default:
+      return "a bus event"
+  }
 }
 
 /** Subscribes to the bus in a fiber of the current scope. */
@@ -324,7 +358,27 @@ export const subscribe = (
         )
     }
   }
+  // Logged with its cause, and skipped: the subscriber goes on with the next event.
+  const onDefect = (event: Event, defect: unknown): Effect.Effect<void> =>
+    Effect.logError(
+      `tiercache: ${eventName(event)} could not be applied (a defect); skipped, later messages still apply`,
+      Cause.die(defect)
+    ).pipe(Effect.annotateLogs({ cache: cacheName }))
+  // The stream itself dying (a defect of the bus's) ends the subscription: said, not silent.
+  const ended = (cause: Cause.Cause<never>): Effect.Effect<void> =>
+    Cause.isInterruptedOnly(cause)
+      ? Effect.void
+      : Effect.logError(
+          "tiercache: the bus subscription ended (a defect); this instance's L1 no longer hears the others' changes",
+          cause
+        ).pipe(Effect.annotateLogs({ cache: cacheName }))
   return Effect.flatMap(bus.subscribe, (events) =>
-    Effect.asVoid(Effect.forkScoped(Stream.runForEachChunk(events, (chunk) => applyInOrder(chunk, onEvent))))
+    Effect.asVoid(
+      Effect.forkScoped(
+        Stream.runForEachChunk(events, (chunk) => applyInOrder(chunk, onEvent, onDefect)).pipe(
+          Effect.onError(ended)
+        )
+      )
+    )
   )
 }
