@@ -117,13 +117,23 @@ export const makeRecord = (
       if (change._tag === "Key" && !isReservedKey(change.key) && matches(change.key)) forget(id, change)
     }
   }
+  /** Each kept pattern's matcher, built once (the gate asks on every read while one is kept). */
+  const matchers = new WeakMap<Barrier, (key: string) => boolean>()
+  const matcherOf = (barrier: Barrier, glob: string): ((key: string) => boolean) => {
+    let matches = matchers.get(barrier)
+    if (matches === undefined) {
+      matches = Glob.matcher(glob)
+      matchers.set(barrier, matches)
+    }
+    return matches
+  }
   const covered = (key: string): boolean => {
     if (barriers === 0) return false
     for (const change of changes.values()) {
       if (
         change._tag === "Barrier" &&
         change.tiers &&
-        (change.glob === undefined || (!isReservedKey(key) && Glob.matcher(change.glob)(key)))
+        (change.glob === undefined || (!isReservedKey(key) && matcherOf(change, change.glob)(key)))
       )
         return true
     }
