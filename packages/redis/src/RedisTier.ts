@@ -71,7 +71,7 @@ export const make = (
       options.allowEmptyPrefix,
       connection.keyPrefix
     )
-    const large = LargeValues.make(connection, prefix)
+    const large = LargeValues.make(connection, prefix, () => clock.unsafeCurrentTimeMillis())
     // SCAN's COUNT: Redis refuses anything but an integer (NaN, Infinity, 1e30), and would then
     // fail every clear and pattern invalidation rather than the build.
     const scanCount: unknown = options.scanCount === undefined ? 500 : options.scanCount

@@ -10,6 +10,11 @@
  * marker is absent, and value by value (GETRANGE, at most `largeValueBytes`) while it is there:
  * MGET copies a whole value into the script (a 20 MB one took Redis 200 ms), GETRANGE per key
  * costs a batch of small values about a fifth more Redis time.
+ *
+ * A write takes its entry's `staleUntil`, not a PX: the PX is counted just before the command is
+ * written on the large-value connection, after the marker's round trip and the connection's open
+ * (on a tier's first large write, up to the connect timeout). Counted before them, it kept the
+ * value in Redis past its `staleUntil` for as long as they took.
  */
 import { Tier } from "@tiercache/core"
 import { Effect } from "effect"
@@ -49,29 +54,33 @@ export interface LargeValues {
   /** The marker's full key: present while a large value written by the cache may be. */
   readonly marker: string
   /**
-   * SET with PX on the large-value connection (after the marker); `sent`, when given, is handed
-   * a promise of the SET's landing as soon as the SET is sent (it lands then even if this effect
-   * is interrupted, or times out: see `landedOf`), with the SET's timeout (ms).
+   * SET with PX until `staleUntil` (epoch ms, the tier's clock) on the large-value connection
+   * (after the marker), its PX counted as it is sent; an UNLINK instead when the entry is gone by
+   * then. `sent`, when given, is handed a promise of the command's landing as soon as it is sent
+   * (it lands then even if this effect is interrupted, or times out: see `landedOf`), with its
+   * timeout (ms).
    */
   readonly write: (
     full: string,
     value: string,
-    px: number,
+    staleUntil: number,
     sent?: (reply: Promise<unknown>, withinMs: number) => void
   ) => Effect.Effect<void, unknown>
   /** The value (or null) and PTTL of a key, on the large-value connection. */
   readonly read: (full: string) => Effect.Effect<readonly [unknown, unknown], unknown>
   /**
-   * EVAL of `script` on one key, carrying a large value that may be written for `px` ms, on
-   * the large-value connection (after the marker); `sent`, when given, is handed a promise of its
-   * landing as soon as the EVAL is sent (as `write`'s).
+   * EVAL of `script` on one key, carrying a large value (`bytes` long) that may be written until
+   * `staleUntil` (epoch ms, the tier's clock), on the large-value connection (after the marker).
+   * Its arguments are `argsFor(px)`, the PX counted as the EVAL is sent: not positive when the
+   * entry is gone by then (`argsFor` then says what the script does instead). `sent`, when given,
+   * is handed a promise of its landing as soon as the EVAL is sent (as `write`'s).
    */
   readonly eval: (
     script: string,
     full: string,
-    args: ReadonlyArray<string>,
+    argsFor: (px: number) => ReadonlyArray<string>,
     bytes: number,
-    px: number,
+    staleUntil: number,
     sent?: (reply: Promise<unknown>, withinMs: number) => void
   ) => Effect.Effect<unknown, unknown>
 }
@@ -117,19 +126,25 @@ const orMiss = (error: unknown): Promise<null> =>
     : Promise.reject(error)
 
 /**
- * The large-value commands on `connection`, for keys under `prefix`.
+ * The large-value commands on `connection`, for keys under `prefix`; `now`: the tier's clock
+ * (epoch ms), from which PXs are counted.
  */
-export const make = (connection: RedisConnection.Service, prefix: string): LargeValues => {
+export const make = (connection: RedisConnection.Service, prefix: string, now: () => number): LargeValues => {
   const limit = connection.largeValueBytes
   const timeoutFor = connection.timeoutFor
   const marker = prefix + MARKER
   const command = connection.client
   if (!(MARK_COMMAND in command)) command.defineCommand(MARK_COMMAND, { numberOfKeys: 1, lua: MARK_SCRIPT })
   const marking = command as unknown as Marking
-  /** The marker set to outlive a value written for `px` ms, on the command connection. */
-  const mark = (px: number): Effect.Effect<void, unknown> =>
+  /** Milliseconds from now until `staleUntil`: not positive when the entry is gone. */
+  const pxOf = (staleUntil: number): number => Math.ceil(staleUntil - now())
+  /**
+   * The marker set to outlive a value written until `staleUntil`, on the command connection
+   * (the value's PX, counted later, is shorter still).
+   */
+  const mark = (staleUntil: number): Effect.Effect<void, unknown> =>
     Effect.tryPromise({
-      try: () => marking.tiercacheMarkLarge(marker, String(Math.ceil(px) + MARKER_MARGIN_MS)),
+      try: () => marking.tiercacheMarkLarge(marker, String(Math.max(0, pxOf(staleUntil)) + MARKER_MARGIN_MS)),
       catch: (cause) => cause
     })
   const withBulk = <A>(use: (client: Redis) => Promise<A>): Effect.Effect<A, unknown> =>
@@ -138,27 +153,33 @@ export const make = (connection: RedisConnection.Service, prefix: string): Large
       (client) => Effect.tryPromise({ try: () => use(client), catch: (cause) => cause })
     )
   // The marker's reply comes before the value is sent: a reader that can see the value sees
-  // the marker.
-  const writeBulk = <A>(px: number, use: (client: Redis) => Promise<A>): Effect.Effect<A, unknown> =>
-    Effect.zipRight(mark(px), withBulk(use))
+  // the marker. `use` counts the PX: it runs once both are done.
+  const writeBulk = <A>(staleUntil: number, use: (client: Redis) => Promise<A>): Effect.Effect<A, unknown> =>
+    Effect.zipRight(mark(staleUntil), withBulk(use))
   return {
     limit,
     marker,
     // A UTF-16 code unit is at most 3 bytes of UTF-8: shorter strings are small for sure.
     isLarge: (value) => value.length * 3 >= limit && Buffer.byteLength(value) >= limit,
-    write: (full, value, px, sent) =>
+    write: (full, value, staleUntil, sent) =>
       Effect.asVoid(
-        writeBulk(px, (client) => {
-          const within = timeoutFor(Buffer.byteLength(value))
-          const reply = send(client, "set", [full, value, "PX", String(px)], within)
+        writeBulk(staleUntil, (client) => {
+          const px = pxOf(staleUntil)
+          // Gone while the marker and the open took their time: removed, as a write of an entry
+          // gone already is (tierWrites.ts), in its key's order (the UNLINK lands as the SET would).
+          const within = px > 0 ? timeoutFor(Buffer.byteLength(value)) : timeoutFor(0)
+          const reply =
+            px > 0
+              ? send(client, "set", [full, value, "PX", String(px)], within)
+              : send(client, "unlink", [full], within)
           sent?.(landedOf(client, reply), within)
           return reply
         })
       ),
-    eval: (script, full, args, bytes, px, sent) =>
-      writeBulk(px, (client) => {
+    eval: (script, full, argsFor, bytes, staleUntil, sent) =>
+      writeBulk(staleUntil, (client) => {
         const within = timeoutFor(bytes)
-        const reply = send(client, "eval", [script, "1", full, ...args], within)
+        const reply = send(client, "eval", [script, "1", full, ...argsFor(pxOf(staleUntil))], within)
         sent?.(landedOf(client, reply), within)
         return reply
       }),

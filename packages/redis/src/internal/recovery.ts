@@ -43,12 +43,32 @@ interface Scripted {
   readonly tiercacheWriteIfNewer: (numKeys: number, ...args: Array<string>) => Promise<Array<number>>
 }
 
-/** One change as the script's arguments. */
+/** One change, ready for the script. */
 interface Prepared {
   readonly full: string
-  readonly args: readonly [string, string, string]
+  /** The change's time. */
+  readonly at: string
+  /** The encoded entry; '' removes (no entry, or one gone when the change was prepared). */
+  readonly value: string
+  /** The entry's `staleUntil`, from which the PX is counted when the change is sent. */
+  readonly staleUntil: number
   readonly large: boolean
 }
+
+/**
+ * The script's arguments for `p` with `px` (its PX, counted as it is sent): an entry gone by
+ * then is removed, not stored. A change may wait for a slot behind the large ones before it (or
+ * for the marker and the large-value connection's open): counted when prepared, its PX kept it
+ * in Redis past its `staleUntil` for as long as it waited.
+ */
+const argsOf = (p: Prepared, px: number): readonly [string, string, string] => [
+  p.at,
+  px > 0 ? p.value : "",
+  String(Math.max(1, px))
+]
+
+/** Milliseconds from `now` until `staleUntil`: not positive when the entry is gone. */
+const pxOf = (staleUntil: number, now: number): number => Math.ceil(staleUntil - now)
 
 /**
  * The conditional write of a tier on `client`, keys under `prefix`. A change carrying a large
@@ -70,21 +90,24 @@ export const writeIfNewer = (
   const scripted = client as unknown as Scripted
   const prepare = (change: Tier.Tier.Change, t: number): Prepared => {
     const entry: Entry.Entry | undefined = change.entry
-    const px = entry === undefined ? 0 : Math.ceil(entry.staleUntil - t)
-    const value = px > 0 ? EntryModule.serialize(entry!) : ""
+    const staleUntil = entry === undefined ? 0 : entry.staleUntil
+    const value = entry !== undefined && pxOf(staleUntil, t) > 0 ? EntryModule.serialize(entry) : ""
     return {
       full: prefix + change.key,
-      args: [String(change.at), value, String(Math.max(1, px))],
+      at: String(change.at),
+      value,
+      staleUntil,
       large: value !== "" && large.isLarge(value)
     }
   }
   const small = (chunk: ReadonlyArray<Prepared>, landing: ((reply: Promise<unknown>) => void) | undefined) =>
     Effect.tryPromise({
       try: () => {
+        const t = now()
         const reply = scripted.tiercacheWriteIfNewer(
           chunk.length,
           ...chunk.map((p) => p.full),
-          ...chunk.flatMap((p) => p.args)
+          ...chunk.flatMap((p) => argsOf(p, pxOf(p.staleUntil, t)))
         )
         landing?.(reply)
         return reply
@@ -94,7 +117,7 @@ export const writeIfNewer = (
   const alone = (p: Prepared, landing: ((reply: Promise<unknown>) => void) | undefined) =>
     Effect.mapError(
       Effect.map(
-        large.eval(SCRIPT, p.full, p.args, Buffer.byteLength(p.args[1]), Number(p.args[2]), landing),
+        large.eval(SCRIPT, p.full, (px) => argsOf(p, px), Buffer.byteLength(p.value), p.staleUntil, landing),
         (reply) => [Array.isArray(reply) ? Number(reply[0]) : 0]
       ),
       fail

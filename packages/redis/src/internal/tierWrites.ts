@@ -95,9 +95,10 @@ export const make = ({
 
   /**
    * SET PX of a large value on the large-value connection, its reply told to `landing`. It may
-   * have waited for an earlier large write of its key (keyOrder.ts): its PX is counted now, so
-   * that the wait does not keep it in Redis past `staleUntil`, and an entry gone meanwhile is
-   * unlinked instead.
+   * have waited for an earlier large write of its key (keyOrder.ts): an entry gone meanwhile is
+   * unlinked instead. Its PX is counted by `large.write` as the SET is sent (after the marker
+   * and the large-value connection's open), so that neither the wait nor those keep it in Redis
+   * past `staleUntil`.
    */
   const writeLarge = (
     operation: string,
@@ -106,12 +107,11 @@ export const make = ({
     staleUntil: number,
     landing: Landing
   ): Effect.Effect<void, TierError> =>
-    Effect.suspend(() => {
-      const px = pxFromNow(staleUntil)
-      return px > 0
-        ? Effect.mapError(large.write(full, value, px, landing), (cause) => fail(operation, cause))
+    Effect.suspend(() =>
+      pxFromNow(staleUntil) > 0
+        ? Effect.mapError(large.write(full, value, staleUntil, landing), (cause) => fail(operation, cause))
         : Effect.asVoid(run(operation, () => unlinkOne(full)))
-    })
+    )
 
   /** SET PX of a small value, or UNLINK when `value` is undefined (the entry is gone already). */
   const sendSmall = (full: string, value: string | undefined, px: number): Promise<unknown> =>
