@@ -137,8 +137,8 @@ describe("a write that waited for a large write of its key", () => {
           excess[key] = pttl === -2 ? 0 : Math.max(0, pttl - (written[key]!.staleUntil - now))
         }
         expect(Object.entries(excess).filter(([, ms]) => ms > MARGIN_MS)).toEqual([])
-        expect(yield* Effect.promise(() => look.exists(prefix + "gone"))).toBe(0)
-        expect(yield* Effect.promise(() => look.strlen(prefix + "set"))).toBeLessThan(1024)
+        expect(yield* Effect.promise(() => look.exists(`${prefix}gone`))).toBe(0)
+        expect(yield* Effect.promise(() => look.strlen(`${prefix}set`))).toBeLessThan(1024)
       })
     )
   })
