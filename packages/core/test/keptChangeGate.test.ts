@@ -1,52 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { ChaosBus, ChaosTier, TestBus, TestTier } from "@tiercache/testing"
+import { Entry } from "@tiercache/core"
 import { Effect, Fiber, Option, TestClock } from "effect"
+import { world } from "./outageWorld.js"
 
 // While a change that missed L2 is kept for the replay, this instance's reads of L2 see it first
 // (recovery.ts, the gate), so that an L2 that comes back with older data does not undo it. The
 // gate answered the kept change without asking L2, so it also hid another instance's write of the
 // key made after the change: this instance served its own older value (or a miss) until the
 // replay, which leaves that later write in place (ifNewer.ts), and every other instance read it.
-
-const world = (options: TieredCache.Options = {}) =>
-  Effect.gen(function* () {
-    const store = yield* TestTier.make()
-    const l2 = yield* ChaosTier.wrap(store)
-    const hub = yield* TestBus.makeHub
-    const instance = (instanceId: string) =>
-      Effect.gen(function* () {
-        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-        const bus = yield* ChaosBus.wrap(TestBus.make(hub))
-        const cache = yield* TieredCache.make({ instanceId, ...options }).pipe(
-          Effect.provideService(Tier.L1, l1),
-          Effect.provideService(Tier.L2, l2),
-          Effect.provideService(InvalidationBus.InvalidationBus, bus)
-        )
-        return { cache, bus, l1 }
-      })
-    const a = yield* instance("a")
-    const b = yield* instance("b")
-    /** Redis unreachable for A: L2 calls and A's publishes fail; the data stays. */
-    const outage = Effect.zipRight(l2.fail("all"), a.bus.failPublish(true))
-    /** Lets the messages and replays under way run. */
-    const settle = Effect.forEach(Array.from({ length: 50 }), () => Effect.yieldNow(), { discard: true })
-    /** Redis back for A's bus too: it reports the reconnection; waits until A kept nothing. */
-    const recover = Effect.gen(function* () {
-      yield* l2.heal
-      yield* a.bus.heal
-      yield* a.bus.disconnect
-      for (let i = 0; i < 10_000 && (yield* a.cache.stats).pendingChanges > 0; i++) yield* Effect.yieldNow()
-      expect((yield* a.cache.stats).pendingChanges).toBe(0)
-      yield* settle
-    })
-    const stored = (key: string) =>
-      Effect.map(
-        store.get(key),
-        Option.map((e) => e.value)
-      )
-    return { store, l2, a, b, outage, recover, settle, stored }
-  })
 
 describe("a change kept for the replay", () => {
   it.scoped("lets another instance's later write of its key answer, by get and getMany", () =>
