@@ -19,6 +19,19 @@ const { StreamError } = CacheError
 /** An error answered by Redis itself (NOGROUP, WRONGTYPE...): asking again will not help. */
 const isReplyError = (error: CacheError.StreamError): boolean => error.cause instanceof ReplyError
 
+/**
+ * The options' fields, read once here; undefined when reading throws (from plain JavaScript, a
+ * Proxy or a getter that throws: a StreamError, not a defect).
+ */
+const readOptions = (options: CacheStreams.ConsumeOptions): CacheStreams.ConsumeOptions | undefined => {
+  try {
+    const { count, blockMs, claimIdleMs } = options
+    return { count, blockMs, claimIdleMs }
+  } catch {
+    return undefined
+  }
+}
+
 /** Between a consumer's attempts to read again after losing its connection: 50 ms doubling to 1 s. */
 const RECONNECT = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
 
@@ -44,13 +57,15 @@ export const make = (
         yield* checkText("consume", stream, "consumer", consumer)
         if (typeof consumeOptions !== "object" || consumeOptions === null)
           return yield* invalid("consume", stream, "options must be an object")
-        const count = consumeOptions.count ?? 10
-        const blockMs = consumeOptions.blockMs ?? 1000
+        const given = readOptions(consumeOptions)
+        if (given === undefined) return yield* invalid("consume", stream, "options could not be read")
+        const count = given.count ?? 10
+        const blockMs = given.blockMs ?? 1000
         if (!isPositiveInteger(count))
           return yield* invalid("consume", stream, "count must be a positive integer")
         if (!isPositiveInteger(blockMs))
           return yield* invalid("consume", stream, "blockMs must be a positive integer")
-        const claimIdleMs = consumeOptions.claimIdleMs
+        const claimIdleMs = given.claimIdleMs
         if (claimIdleMs !== undefined && !isPositiveInteger(claimIdleMs))
           return yield* invalid("consume", stream, "claimIdleMs must be a positive integer")
         const conn = yield* connection
