@@ -223,9 +223,16 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
         yield* named("consume", stream, "consumer", consumer)
         if (typeof options !== "object" || options === null)
           return yield* fail("consume", stream, "options must be an object")
-        const count = options.count ?? 10
-        const blockMs = options.blockMs ?? 1000
-        const claimIdleMs = options.claimIdleMs
+        // Read once here: from plain JavaScript, a Proxy or a throwing getter is a StreamError.
+        let given: CacheStreams.ConsumeOptions
+        try {
+          given = { count: options.count, blockMs: options.blockMs, claimIdleMs: options.claimIdleMs }
+        } catch {
+          return yield* fail("consume", stream, "options could not be read")
+        }
+        const count = given.count ?? 10
+        const blockMs = given.blockMs ?? 1000
+        const claimIdleMs = given.claimIdleMs
         if (!isPositiveInteger(count))
           return yield* fail("consume", stream, "count must be a positive integer")
         if (!isPositiveInteger(blockMs))

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
-import { Chunk, Effect, Either, Fiber, Queue, Stream, TestClock } from "effect"
+import { Chunk, Effect, Either, Exit, Fiber, Queue, Stream, TestClock } from "effect"
 import { TestStreams } from "../src/index.js"
 
 const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e) => e.id)
@@ -235,5 +235,26 @@ describe("TestStreams", () => {
       const streams = yield* CacheStreams.CacheStreams
       expect(yield* streams.publish("s", { a: "b" })).toBe("0-1")
     }).pipe(Effect.provide(TestStreams.layer()))
+  )
+  // As RedisStreams's (streamsHunt.redis.test.ts): consume read its options' fields unguarded,
+  // so options that throw when read (a Proxy, a getter) died with a defect.
+  it.effect("consume options that throw when read are a StreamError, never a defect", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.createGroup("opts", "g")
+      const boom = () => {
+        throw new Error("boom")
+      }
+      const throwing: ReadonlyArray<unknown> = [
+        new Proxy({}, { get: boom }),
+        Object.defineProperty({}, "claimIdleMs", { get: boom, enumerable: true })
+      ]
+      for (const options of throwing) {
+        const exit = yield* Effect.exit(
+          Stream.runDrain(streams.consume("opts", "g", "c", options as CacheStreams.ConsumeOptions))
+        )
+        expect(Exit.isFailure(exit) && exit.cause._tag).toBe("Fail")
+      }
+    })
   )
 })
