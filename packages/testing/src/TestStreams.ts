@@ -102,7 +102,11 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
   }
   const after = (state: StreamState | undefined, id: Id, count: number) =>
     (state?.entries ?? []).filter((e) => compare(e.at, id) > 0).slice(0, count)
-  const plain = ({ id, fields }: StreamEntry): StreamEntry => ({ id, fields })
+  /** A copy of a stored entry, as Redis answers one: a reader changing it changes nothing here. */
+  const plain = ({ id, fields }: StreamEntry): StreamEntry => ({
+    id,
+    fields: fields.map(([name, value]) => [name, value] as const)
+  })
 
   /**
    * Waits (on the Clock) until `signal` (the `changed` of before the caller looked) is completed by

@@ -257,4 +257,31 @@ describe("TestStreams", () => {
       }
     })
   )
+
+  // Entries were handed out as the stored objects: a reader that changed an entry it got (plain
+  // JavaScript ignores ReadonlyArray) changed the stream for every later reader, which Redis,
+  // answering copies, never does.
+  it.effect("an entry a reader changes is not changed in the stream", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.publish("mine", { n: "1" })
+      yield* streams.createGroup("mine", "g", "0")
+      const vandalize = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => {
+        for (const entry of entries) {
+          const fields = entry.fields as Array<[string, string]>
+          fields[0]![1] = "changed"
+          fields.push(["extra", "x"])
+        }
+      }
+      vandalize(yield* streams.readLatest("mine", 1))
+      vandalize(yield* streams.read("mine", "0", 1))
+      vandalize(yield* take(streams.consume("mine", "g", "c", { blockMs: 10 }), 1))
+      const again = [
+        ...(yield* streams.readLatest("mine", 1)),
+        ...(yield* streams.read("mine", "0", 1)),
+        ...(yield* take(streams.consume("mine", "g", "c", { blockMs: 10 }), 1))
+      ]
+      expect(again.map((e) => e.fields)).toEqual([[["n", "1"]], [["n", "1"]], [["n", "1"]]])
+    })
+  )
 })
