@@ -208,9 +208,13 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
       } catch {
         return yield* fail("ack", stream, "ids could not be read")
       }
+      // As XACK: one id that is not an id refuses the whole call; "<ms>" is "<ms>-0".
+      const parsed = given.map(parseId)
+      if (parsed.some((id) => id === undefined))
+        return yield* fail("ack", stream, "Invalid stream ID specified as stream command argument")
       const pending = streams.get(stream)?.groups.get(group)?.pending
       let acked = 0
-      for (const id of new Set(given)) if (pending?.delete(id)) acked++
+      for (const id of new Set(parsed.map((id) => format(id!)))) if (pending?.delete(id)) acked++
       return acked
     })
 

@@ -284,4 +284,23 @@ describe("TestStreams", () => {
       expect(again.map((e) => e.fields)).toEqual([[["n", "1"]], [["n", "1"]], [["n", "1"]]])
     })
   )
+  // Redis's XACK refuses the whole command when one id is not an id, acknowledging nothing, and
+  // reads "5" as 5-0. TestStreams acknowledged the valid ids of such a call and answered their
+  // count, and never matched an id given without its sequence number.
+  it.effect("ack refuses a call holding an invalid id, acking nothing; an id without -seq is <ms>-0", () =>
+    Effect.gen(function* () {
+      const streams = yield* TestStreams.make
+      yield* streams.createGroup("acks", "g", "0")
+      yield* TestClock.adjust("5 millis")
+      const first = yield* streams.publish("acks", { n: "0" })
+      yield* TestClock.adjust("1 millis")
+      const second = yield* streams.publish("acks", { n: "1" })
+      expect([first, second]).toEqual(["5-0", "6-0"])
+      yield* take(streams.consume("acks", "g", "c", { blockMs: 10 }), 2)
+      const mixed = yield* Effect.either(streams.ack("acks", "g", [first, "not-an-id"]))
+      expect(Either.isLeft(mixed) && mixed.left._tag).toBe("StreamError")
+      // Nothing was acknowledged by the refused call: both are still pending.
+      expect(yield* streams.ack("acks", "g", ["5", "6-0"])).toBe(2)
+    })
+  )
 })
