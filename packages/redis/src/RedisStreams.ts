@@ -131,7 +131,15 @@ export const make = (
             yield* send("read", stream, call(client, ["XREAD", "COUNT", count, "STREAMS", key, lastId]))
           )
         }
-        return yield* blockingRead(stream, key, lastId, count, Math.floor(blockMs))
+        // Capped: Redis refuses a BLOCK it cannot add to its clock ("timeout ... out of range"),
+        // and Number.MAX_SAFE_INTEGER ms (some 285,000 years) is as long as a wait gets.
+        return yield* blockingRead(
+          stream,
+          key,
+          lastId,
+          count,
+          Math.min(Math.floor(blockMs), Number.MAX_SAFE_INTEGER)
+        )
       }).pipe(Effect.tap(countRead), traced("read", stream, { command: "XREAD", type: "receive" }))
 
     const createGroup = (stream: string, group: string, startId = "$") =>

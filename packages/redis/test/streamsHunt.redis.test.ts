@@ -5,7 +5,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Effect, Exit, Layer, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { RedisStreams } from "../src/index.js"
 import { connectionLayer, observer } from "./utils.js"
 
@@ -37,6 +37,21 @@ describe("RedisStreams hunt", () => {
         }
         const look = yield* observer
         expect(yield* Effect.promise(() => look.xinfo("CONSUMERS", "h:opts", "g"))).toEqual([])
+      })
+    )
+    // read accepted any finite blockMs but sent it to Redis as is: past what Redis can add to its
+    // clock (about 9.2e18 ms), XREAD failed with "ERR timeout is not an integer or out of range"
+    // instead of waiting, for a user asking for "as long as it takes" with Number.MAX_VALUE.
+    it.scoped("a blocking read with a blockMs beyond Redis's range waits, and is woken by a publish", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        for (const blockMs of [1e19, Number.MAX_VALUE]) {
+          const reader = yield* Effect.fork(streams.read("forever", "$", 10, blockMs))
+          yield* Effect.sleep("200 millis")
+          const id = yield* streams.publish("forever", { n: "1" })
+          const entries = yield* Fiber.join(reader)
+          expect(entries.map((e) => e.id)).toEqual([id])
+        }
       })
     )
   })
