@@ -5,9 +5,9 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Effect, Exit, Fiber, Layer, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Queue, Schedule, Stream } from "effect"
 import { RedisStreams } from "../src/index.js"
-import { connectionLayer, observer } from "./utils.js"
+import { connectionLayer, failureOf, observer } from "./utils.js"
 
 const Connection = connectionLayer({ keyPrefix: "h:" })
 const Env = Layer.mergeAll(Connection, RedisStreams.layer().pipe(Layer.provide(Connection))).pipe(
@@ -53,6 +53,66 @@ describe("RedisStreams hunt", () => {
           expect(entries.map((e) => e.id)).toEqual([id])
         }
       })
+    )
+    // Untested until now: Redis answering that the group or the stream is gone ends a blocked
+    // consumer with a StreamError (asking again would not help), never a silent hang.
+    it.scoped(
+      "a group destroyed or a stream deleted under a blocked consumer ends it with a StreamError",
+      () =>
+        Effect.gen(function* () {
+          const streams = yield* CacheStreams.CacheStreams
+          const look = yield* observer
+          const cases: ReadonlyArray<readonly [string, () => Promise<unknown>, string]> = [
+            ["destroyed", () => look.call("XGROUP", ["DESTROY", "h:destroyed", "g"]), "NOGROUP"],
+            ["deleted", () => look.del("h:deleted"), "no longer exists"]
+          ]
+          for (const [stream, pull, reason] of cases) {
+            yield* streams.createGroup(stream, "g")
+            const consumer = yield* Effect.fork(
+              Stream.runDrain(streams.consume(stream, "g", "c", { blockMs: 60_000, claimIdleMs: 60_000 }))
+            )
+            yield* Effect.sleep("300 millis")
+            yield* Effect.promise(pull)
+            const ended = yield* Fiber.await(consumer).pipe(Effect.timeout("5 seconds"))
+            expect(Exit.isFailure(ended) && failureOf(ended)).toMatchObject({
+              _tag: "StreamError",
+              operation: "consume",
+              reason: expect.stringContaining(reason)
+            })
+          }
+        })
+    )
+  })
+
+  // Untested until now: the server killed and started again (with its append-only file, as a
+  // production Redis) under a consumer.
+  const Persistent = Layer.mergeAll(Connection, RedisStreams.layer().pipe(Layer.provide(Connection))).pipe(
+    Layer.provideMerge(RedisServer.layer({ appendonly: true }))
+  )
+  layer(Persistent, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped(
+      "a consumer reads on across a server restart, delivering its unacknowledged entries again",
+      () =>
+        Effect.gen(function* () {
+          const streams = yield* CacheStreams.CacheStreams
+          const server = yield* RedisServer.RedisServer
+          yield* streams.createGroup("restart", "g")
+          const got = yield* Queue.unbounded<string>()
+          yield* Effect.forkScoped(
+            streams
+              .consume("restart", "g", "c", { blockMs: 200 })
+              .pipe(Stream.runForEach((entry) => Queue.offer(got, entry.id)))
+          )
+          const first = yield* streams.publish("restart", { n: "1" })
+          expect(yield* Queue.take(got)).toBe(first)
+          yield* server.restart
+          const second = yield* streams
+            .publish("restart", { n: "2" })
+            .pipe(Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 50 }))
+          const [again, next] = [yield* Queue.take(got), yield* Queue.take(got)]
+          expect([again, next]).toEqual([first, second])
+          expect(yield* streams.ack("restart", "g", [first, second])).toBe(2)
+        })
     )
   })
 })
