@@ -536,6 +536,26 @@ describe("options resolved once per options object stay exact when the object ch
       })
   )
   it.scoped(
+    "a [seconds, nanos] duration changed in place between getOrCompute calls: each call sees its figures",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l1 } = yield* setup
+        const ttlOf = (key: string) =>
+          Effect.map(l1.get(key), (e) => Option.getOrThrow(e).expiresAt - Option.getOrThrow(e).createdAt)
+        // biome-ignore lint/suspicious/noExplicitAny: options as plain JS changes them in place
+        const opts: any = { ttl: [60, 0], tags: ["a"] }
+        yield* cache.getOrCompute("k1", Effect.succeed(1), opts)
+        opts.ttl[0] = 120
+        yield* cache.getOrCompute("k2", Effect.succeed(2), opts)
+        expect([yield* ttlOf("k1"), yield* ttlOf("k2")]).toEqual([60_000, 120_000])
+        // Changed in place to a negative duration: refused, as on a first call.
+        opts.ttl[0] = -5
+        const bad = yield* Effect.flip(cache.getOrCompute("k3", Effect.succeed(3), opts))
+        expectInputError(bad, "InvalidTtl", "ttl")
+        expect(Option.isNone(yield* l1.get("k3"))).toBe(true)
+      })
+  )
+  it.scoped(
     "durations as text, a new object per call: each text keeps its own figures, a bad one fails every time",
     () =>
       Effect.gen(function* () {

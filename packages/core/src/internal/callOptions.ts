@@ -3,7 +3,7 @@
  * the cache's defaults, in milliseconds. Options met before are not resolved again: options
  * whose durations are all text or numbers are remembered by their text (a new object per call,
  * such as `{ ttl: "1 hour" }`), any other options object by identity, as long as its fields are
- * unchanged.
+ * unchanged; options with a `[seconds, nanos]` duration, which can change in place, every time.
  */
 import { CacheInputError } from "../CacheError.js"
 import * as CacheStrategy from "../CacheStrategy.js"
@@ -210,9 +210,18 @@ const resolveComputeOf = (defaults: Defaults, opts: ComputeOptions): ResolvedCom
   const t = opts?.timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(opts.timeouts)
   if (t instanceof CacheInputError) return t
   const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
-  byOptions.set(opts, remember(defaults, opts, resolved))
+  // A duration given as a `[seconds, nanos]` tuple can change in place, unseen by `sameOptions`
+  // (it compares fields by identity): such options are resolved on every call.
+  if (!hasTuple(opts)) byOptions.set(opts, remember(defaults, opts, resolved))
   return resolved
 }
+
+/** Whether any of the options' durations is an array (a `[seconds, nanos]` tuple). */
+const hasTuple = (opts: ComputeOptions): boolean =>
+  Array.isArray(opts.ttl) ||
+  Array.isArray(opts.grace) ||
+  Array.isArray(opts.timeouts?.soft) ||
+  Array.isArray(opts.timeouts?.hard)
 
 const byText = new WeakMap<Defaults, Map<string, ResolvedCompute>>()
 
