@@ -2,7 +2,7 @@ import { runInNewContext } from "node:vm"
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestBus, TestTier } from "@tiercache/testing"
-import { Effect, Option, Schema } from "effect"
+import { type Duration, Effect, Option, Schema } from "effect"
 
 /** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
 const setup = Effect.gen(function* () {
@@ -407,6 +407,30 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
           Option.some('[1,[2,3],{"a":4}]')
         )
       })
+  )
+
+  it.scoped("a duration string whose number is malformed is named as such, not as negative", () =>
+    Effect.gen(function* () {
+      const { cache, nothingWritten } = yield* setup
+      // As plain JS passes them: the type only admits well-formed duration strings.
+      for (const ttl of [
+        "1.2.3 seconds",
+        ". seconds",
+        "1..5 minutes"
+      ] as unknown as Array<Duration.DurationInput>) {
+        const errors = [
+          yield* Effect.flip(cache.set("k", 1, { ttl })),
+          yield* Effect.flip(cache.getOrCompute("k", Effect.succeed(1), { ttl }))
+        ]
+        for (const error of errors) {
+          expectInputError(error, "InvalidTtl", 'ttl must be a duration such as "5 minutes"')
+          expect(error.message).not.toContain("negative")
+        }
+      }
+      // A negative one still says so.
+      expectInputError(yield* Effect.flip(cache.set("k", 1, { ttl: "-1 seconds" })), "InvalidTtl", "negative")
+      yield* nothingWritten
+    })
   )
 
   it.scoped("reserved keys (__tiercache:) are refused by every operation, reads included", () =>

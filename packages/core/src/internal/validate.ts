@@ -179,7 +179,9 @@ export const durationMillis = (
   } else if (typeof input === "string") {
     const m = durationString.exec(input)
     if (!m) return bad('must be a duration such as "5 minutes"')
-    if (Number(m[1]) < 0 || Number.isNaN(Number(m[1]))) return bad("must not be negative")
+    // A malformed number ("1.2.3 seconds", ". seconds") is not a negative one.
+    if (Number.isNaN(Number(m[1]))) return bad('must be a duration such as "5 minutes"')
+    if (Number(m[1]) < 0) return bad("must not be negative")
     try {
       ms = Duration.toMillis(Duration.decode(input as Duration.DurationInput))
     } catch {
