@@ -230,7 +230,10 @@ export declare namespace TieredCache {
   export interface Service {
     /** This instance's id on the bus. */
     readonly instanceId: string
-    /** The stored (encoded) value under `key`, if fresh in some tier. */
+    /**
+     * The stored (encoded) value under `key`, if fresh in some tier. A bad key, or options that
+     * are not an object, are a `CacheInputError`.
+     */
     readonly get: (
       key: string,
       options?: ReadOptions

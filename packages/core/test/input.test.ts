@@ -192,7 +192,10 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
           yield* run(js.set("k", 1, opts)),
           yield* run(js.update("k", 1, opts)),
           yield* run(js.getOrCompute("k", Effect.succeed(1), opts)),
-          yield* run(js.getOrComputeTyped("k", Schema.Number, Effect.succeed(1), opts))
+          yield* run(js.getOrComputeTyped("k", Schema.Number, Effect.succeed(1), opts)),
+          // A read's options too: null was "Cannot read properties of null", a string was ignored.
+          yield* run(js.get("k", opts)),
+          yield* run(js.getTyped("k", Schema.Number, opts))
         ]
         for (const error of errors) expectInputError(error, "InvalidOption", `options must be an object, got`)
         for (const error of errors) expectInputError(error, "InvalidOption", mention)

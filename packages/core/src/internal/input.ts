@@ -7,6 +7,7 @@ import { CacheInputError } from "../CacheError.js"
 import { type AnySchema, encoderOf } from "./codec.js"
 import {
   checkSchema,
+  describe,
   jsonError,
   keyError,
   keysError,
@@ -88,10 +89,19 @@ export const schemaOf = (
   return checkSchema(schema) ?? (schema as AnySchema)
 }
 
-/** A read's `allowStale` option, or the error of options that cannot be read. */
+/**
+ * A read's `allowStale` option, or the error of options that are not an object (`null`, a
+ * string, from plain JS: as a write's) or cannot be read.
+ */
 export const allowStaleOf = (opts: {
   readonly allowStale?: boolean | undefined
 }): boolean | CacheInputError => {
+  if (typeof opts !== "object" || opts === null) {
+    return new CacheInputError({
+      problem: "InvalidOption",
+      reason: `options must be an object, got ${describe(opts)}`
+    })
+  }
   try {
     return opts.allowStale === true
   } catch (cause) {
