@@ -22,7 +22,9 @@ import { make as makeInternal } from "./internal/tieredCache.js"
 import type { L1, L2 } from "./Tier.js"
 
 /**
- * How a cache is built.
+ * How a cache is built. An option of the wrong type or out of range (from plain JavaScript:
+ * `staleWhileRevalidate: "false"`, `name: 42`) fails the build with a `CacheConfigError`
+ * naming it.
  *
  * @category options
  * @since 0.1.0
@@ -42,7 +44,7 @@ export interface Options {
   readonly instanceId?: string | undefined
   /**
    * The cache's name, tagged (`cache`) on its Effect metrics (default `default`): give each
-   * cache of a process its own name, or their metrics add up.
+   * cache of a process its own name, or their metrics add up. A non-empty string.
    */
   readonly name?: string | undefined
   /**

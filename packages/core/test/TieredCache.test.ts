@@ -1256,6 +1256,48 @@ describe("bad input", () => {
   )
 })
 
+describe("switches and names from plain JS", () => {
+  it.effect("a switch that is not a boolean, a name that is not a string: a CacheConfigError naming it", () =>
+    Effect.gen(function* () {
+      // Before: staleWhileRevalidate: "false" (an environment variable passed as is) turned
+      // stale-while-revalidate on, a truthy string; spans: "true" turned spans off; a name of
+      // 42 was tagged on the metrics as is; recovery: "off" left recovery on with its defaults.
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      const js = (options: unknown): any => options
+      const build = (options: unknown) =>
+        Effect.either(
+          Effect.scoped(
+            TieredCache.make(js(options)).pipe(
+              Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
+            )
+          )
+        )
+      for (const [option, value] of [
+        ["staleWhileRevalidate", "false"],
+        ["staleWhileRevalidate", 0],
+        ["spans", "true"],
+        ["keysInSpans", 1],
+        ["name", 42],
+        ["name", ""],
+        ["recovery", "off"]
+      ] as const) {
+        const built = yield* build({ [option]: value })
+        expect([option, value, Either.isLeft(built) ? built.left : "built"]).toMatchObject([
+          option,
+          value,
+          { _tag: "CacheConfigError", option }
+        ])
+      }
+      for (const ok of [
+        { staleWhileRevalidate: false, spans: true, keysInSpans: false, name: "users", recovery: false },
+        { staleWhileRevalidate: undefined, spans: undefined, name: undefined, recovery: undefined }
+      ]) {
+        expect(Either.isRight(yield* build(ok))).toBe(true)
+      }
+    })
+  )
+})
+
 describe("instanceId", () => {
   it.effect("one that is not a non-empty string is a CacheConfigError at build", () =>
     Effect.gen(function* () {

@@ -73,6 +73,8 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     const recoveryInput = options.recovery ?? {}
     let recovery: Config["recovery"] = false
     if (recoveryInput !== false) {
+      const notObject = optionsObjectError(recoveryInput, "recovery")
+      if (notObject) return yield* notObject
       const maxChanges = recoveryInput.maxChanges ?? 10_000
       if (!isPositiveInteger(maxChanges)) {
         return yield* new CacheConfigError({
@@ -92,6 +94,21 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
         reason: `must be a non-empty string, got ${describe(instanceId)}`
       })
     }
+    // Switches and the name from plain JS: "false" (an environment variable passed as is) is a
+    // truthy string, which would have turned stale-while-revalidate on.
+    for (const option of ["staleWhileRevalidate", "spans", "keysInSpans"] as const) {
+      const value: unknown = options[option]
+      if (value !== undefined && typeof value !== "boolean") {
+        return yield* new CacheConfigError({ option, reason: `must be a boolean, got ${describe(value)}` })
+      }
+    }
+    const cacheName: unknown = options.name ?? "default"
+    if (typeof cacheName !== "string" || cacheName.length === 0) {
+      return yield* new CacheConfigError({
+        option: "name",
+        reason: `must be a non-empty string, got ${describe(cacheName)}`
+      })
+    }
     return {
       recovery,
       defaultTtl,
@@ -104,7 +121,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
       tagRetention: yield* millis(options.tagRetention, "tagRetention", 7 * 24 * 3600_000),
       metricsInterval: yield* millis(options.metricsInterval, "metricsInterval", 10_000),
       instanceId,
-      cacheName: options.name ?? "default",
+      cacheName,
       spans: options.spans === undefined ? undefined : options.spans === true,
       keysInSpans: options.keysInSpans === true
     }
