@@ -55,8 +55,10 @@ export interface Options {
    */
   readonly metricsInterval?: Duration.DurationInput | undefined
   /**
-   * How long a tag's invalidation time is kept in the lower tiers (default 7 days). It must
-   * exceed the longest lifetime (TTL + grace) of any tagged entry.
+   * How long a tag's invalidation time is kept in the lower tiers (default 7 days). It bounds
+   * the lifetime (TTL + grace) of a tagged entry: a tagged write or computation with a longer one
+   * is a `CacheInputError` (`InvalidTtl`), since once the time expires the entry would be read
+   * as valid again.
    */
   readonly tagRetention?: Duration.DurationInput | undefined
   /**

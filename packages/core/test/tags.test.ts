@@ -49,6 +49,42 @@ describe("invalidateTag", () => {
     })
   )
 
+  it.scoped("a tagged entry may not outlive its tags' invalidation times (tagRetention)", () =>
+    Effect.gen(function* () {
+      // Before: set with ttl "30 days" and tagRetention "1 day" succeeded; after invalidateTag
+      // and a day, the tag's record expired in L2 and a new instance read the entry as valid.
+      const l2 = yield* TestTier.make()
+      const instance = Effect.gen(function* () {
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        return yield* TieredCache.make({
+          tagRetention: "1 day",
+          metricsInterval: "1 day",
+          recovery: false
+        }).pipe(Effect.provideService(Tier.L1, l1), Effect.provideService(Tier.L2, l2))
+      })
+      const a = yield* instance
+      const tooLong = [
+        yield* Effect.flip(a.set("k", 1, { ttl: "30 days", tags: ["t"] })),
+        yield* Effect.flip(a.update("k", 1, { ttl: "23 hours", grace: "2 hours", tags: ["t"] })),
+        yield* Effect.flip(a.getOrCompute("k", Effect.succeed(1), { ttl: "30 days", tags: ["t"] }))
+      ]
+      for (const error of tooLong) {
+        expect(error).toMatchObject({ _tag: "CacheInputError", problem: "InvalidTtl" })
+        expect(error.message).toContain("tagRetention")
+      }
+      expect((yield* l2.snapshot).size).toBe(0)
+      // At most tagRetention, or untagged: written.
+      yield* a.set("k", 1, { ttl: "1 day", tags: ["t"] })
+      yield* a.set("plain", 2, { ttl: "30 days" })
+      yield* TestClock.adjust(1)
+      yield* a.invalidateTag("t")
+      yield* TestClock.adjust("2 days")
+      const b = yield* instance
+      expect(yield* b.get("k")).toEqual(Option.none())
+      expect(yield* b.get("plain")).toEqual(Option.some(2))
+    })
+  )
+
   it.scoped("clear forgets the tags' times on every instance alike, the one that cleared included", () =>
     Effect.gen(function* () {
       const { caches, hub } = yield* MultiInstance.make(2)

@@ -110,6 +110,8 @@ export interface Defaults {
   readonly defaultTtl: number
   readonly defaultGrace: number
   readonly defaultTimeouts: ResolvedTimeouts
+  /** How long a tag's invalidation time is kept: the longest lifetime of a tagged entry. */
+  readonly tagRetention: number
 }
 
 const noTags: ReadonlyArray<string> = Object.freeze([])
@@ -187,6 +189,14 @@ const resolveWriteAnew = (defaults: Defaults, opts: WriteOptions): ResolvedWrite
   const tags = given === undefined ? noTags : Array.isArray(given) ? Object.freeze([...given]) : given
   const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
   if (bad) return bad
+  // A tagged entry outliving its tags' invalidation times (kept `tagRetention` in the lower
+  // tiers) would be read as valid again, by an instance that has not met the tag, once they expire.
+  if (tags.length > 0 && ttlMs + graceMs > defaults.tagRetention) {
+    return new CacheInputError({
+      problem: "InvalidTtl",
+      reason: `ttl plus grace of a tagged entry must be at most the cache's tagRetention (${defaults.tagRetention} ms), got ${ttlMs + graceMs} ms`
+    })
+  }
   return { ttlMs, graceMs, tags: tags.length === 0 ? noTags : tags }
 }
 
