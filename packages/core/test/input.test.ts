@@ -583,6 +583,36 @@ describe("options resolved once per options object stay exact when the object ch
       })
   )
   it.scoped(
+    "options whose getters answer otherwise on a second read do not leak into later calls with the same text",
+    () =>
+      Effect.gen(function* () {
+        const { cache, l1 } = yield* setup
+        // Before: the first call's text ("1 hour", no tags) was resolved by reading the options
+        // again, tags ["t"] included, and that was kept for every later `{ ttl: "1 hour" }`.
+        let tagReads = 0
+        let ttlReads = 0
+        // biome-ignore lint/suspicious/noExplicitAny: plain JS options with getters
+        const odd: any = {
+          get ttl() {
+            return ttlReads++ === 0 ? "1 hour" : "2 hours"
+          },
+          get tags() {
+            return tagReads++ === 0 ? undefined : ["t"]
+          }
+        }
+        yield* cache.set("odd", 0, odd)
+        const entryOf = (key: string) => Effect.map(l1.get(key), Option.getOrThrow)
+        for (const [key, write] of [
+          ["set", cache.set("set", 1, { ttl: "1 hour" })],
+          ["computed", cache.getOrCompute("computed", Effect.succeed(2), { ttl: "1 hour" })]
+        ] as const) {
+          yield* write
+          const entry = yield* entryOf(key)
+          expect([key, entry.tags, entry.expiresAt - entry.createdAt]).toEqual([key, [], 3_600_000])
+        }
+      })
+  )
+  it.scoped(
     "durations as text, a new object per call: each text keeps its own figures, a bad one fails every time",
     () =>
       Effect.gen(function* () {

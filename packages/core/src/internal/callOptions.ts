@@ -256,18 +256,26 @@ const textOnly = (defaults: Defaults, opts: WriteOptions & ComputeOptions): Reso
   const timeouts = opts.timeouts
   // Not an object: not cached (it would share the text of `{}`); the full resolution refuses it.
   if (timeouts !== undefined && (typeof timeouts !== "object" || timeouts === null)) return undefined
-  const ttl = durationPart(opts.ttl)
-  const grace = durationPart(opts.grace)
-  const soft = durationPart(timeouts?.soft)
-  const hard = durationPart(timeouts?.hard)
+  const ttlIn = opts.ttl
+  const graceIn = opts.grace
+  const softIn = timeouts?.soft
+  const hardIn = timeouts?.hard
+  const ttl = durationPart(ttlIn)
+  const grace = durationPart(graceIn)
+  const soft = durationPart(softIn)
+  const hard = durationPart(hardIn)
   if (ttl === undefined || grace === undefined || soft === undefined || hard === undefined) return undefined
   const text = `${ttl}\u0000${grace}\u0000${timeouts === undefined ? "" : `${soft}\u0000${hard}`}`
   let known = byText.get(defaults)
   const hit = known?.get(text)
   if (hit !== undefined) return hit
-  const write = resolveWriteAnew(defaults, opts)
+  // Resolved from the values read above, the options not read again: what is kept under the text
+  // is what the text says (a getter answering otherwise on a second read, tags say, put its
+  // answer on every later call with the same text).
+  const write = resolveWriteAnew(defaults, { ttl: ttlIn, grace: graceIn })
   if (write instanceof CacheInputError) return undefined
-  const t = timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts(timeouts)
+  const t =
+    timeouts === undefined ? defaults.defaultTimeouts : resolveTimeouts({ soft: softIn, hard: hardIn })
   if (t instanceof CacheInputError) return undefined
   const resolved = { ...write, softMs: t.softMs, hardMs: t.hardMs }
   if (known === undefined) {
