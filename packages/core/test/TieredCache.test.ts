@@ -1256,22 +1256,23 @@ describe("bad input", () => {
   )
 })
 
+/** Builds a cache from `options` as plain JavaScript passes them (types ignored): its failure, or success. */
+const buildFromJs = (options: unknown) =>
+  Effect.either(
+    Effect.scoped(
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+      TieredCache.make(options as any).pipe(
+        Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
+      )
+    )
+  )
+
 describe("switches and names from plain JS", () => {
   it.effect("a switch that is not a boolean, a name that is not a string: a CacheConfigError naming it", () =>
     Effect.gen(function* () {
       // Before: staleWhileRevalidate: "false" (an environment variable passed as is) turned
       // stale-while-revalidate on, a truthy string; spans: "true" turned spans off; a name of
       // 42 was tagged on the metrics as is; recovery: "off" left recovery on with its defaults.
-      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
-      const js = (options: unknown): any => options
-      const build = (options: unknown) =>
-        Effect.either(
-          Effect.scoped(
-            TieredCache.make(js(options)).pipe(
-              Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
-            )
-          )
-        )
       for (const [option, value] of [
         ["staleWhileRevalidate", "false"],
         ["staleWhileRevalidate", 0],
@@ -1281,7 +1282,7 @@ describe("switches and names from plain JS", () => {
         ["name", ""],
         ["recovery", "off"]
       ] as const) {
-        const built = yield* build({ [option]: value })
+        const built = yield* buildFromJs({ [option]: value })
         expect([option, value, Either.isLeft(built) ? built.left : "built"]).toMatchObject([
           option,
           value,
@@ -1292,7 +1293,7 @@ describe("switches and names from plain JS", () => {
         { staleWhileRevalidate: false, spans: true, keysInSpans: false, name: "users", recovery: false },
         { staleWhileRevalidate: undefined, spans: undefined, name: undefined, recovery: undefined }
       ]) {
-        expect(Either.isRight(yield* build(ok))).toBe(true)
+        expect(Either.isRight(yield* buildFromJs(ok))).toBe(true)
       }
     })
   )
@@ -1304,25 +1305,15 @@ describe("instanceId", () => {
       // Before: instanceId 42 (say process.pid, from plain JS) was stamped on every message as
       // its origin; receivers decode the origin as a string, so every message of this instance
       // was malformed there and dropped: their L1s kept the values it had changed.
-      // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
-      const js = (options: unknown): any => options
-      const build = (options: unknown) =>
-        Effect.either(
-          Effect.scoped(
-            TieredCache.make(js(options)).pipe(
-              Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer()))
-            )
-          )
-        )
       for (const instanceId of [42, {}, "", true]) {
-        const built = yield* build({ instanceId })
+        const built = yield* buildFromJs({ instanceId })
         expect(Either.isLeft(built) ? built.left : "built").toMatchObject({
           _tag: "CacheConfigError",
           option: "instanceId"
         })
       }
-      expect(Either.isRight(yield* build({ instanceId: "web-1" }))).toBe(true)
-      expect(Either.isRight(yield* build({ instanceId: undefined }))).toBe(true)
+      expect(Either.isRight(yield* buildFromJs({ instanceId: "web-1" }))).toBe(true)
+      expect(Either.isRight(yield* buildFromJs({ instanceId: undefined }))).toBe(true)
     })
   )
 })
