@@ -66,7 +66,9 @@ export declare namespace InvalidationBus {
     readonly publish: (message: InvalidationMessage.InvalidationMessage) => Effect.Effect<void, BusError>
     /**
      * Subscribes: once this effect has succeeded the subscription is live (nothing published
-     * afterwards is missed); the subscription ends when the scope closes.
+     * afterwards is missed); the subscription ends when the scope closes. A stream that ends
+     * before (it dies or completes) is a lost subscription: the cache subscribes again, in a new
+     * scope, and then clears its L1 as on `Reconnected`.
      */
     readonly subscribe: Effect.Effect<Stream.Stream<Event>, BusError, Scope.Scope>
     /** Optional: the OpenTelemetry `messaging.system` (e.g. `redis`), set on publish spans. */

@@ -3,11 +3,12 @@
  * own) and applying received messages to this instance's L1 with the local primitives of
  * localWrites.ts.
  */
-import { Cause, Chunk, Duration, Effect, type Option, Stream } from "effect"
+import { Cause, Chunk, Duration, Effect, Exit, type Option, Scope, Stream } from "effect"
 import { BusError, type TierError } from "../CacheError.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Entry from "../Entry.js"
-import type { Event, InvalidationBus } from "../InvalidationBus.js"
+import type { Event } from "../InvalidationBus.js"
+import * as InvalidationBus from "../InvalidationBus.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
@@ -51,7 +52,7 @@ export interface Publisher {
 
 /** Builds the publisher. */
 export const makePublisher = (
-  bus: Option.Option<InvalidationBus.Service>,
+  bus: Option.Option<InvalidationBus.InvalidationBus.Service>,
   breaker: CircuitBreaker.Options | false,
   counters: Counters,
   cacheName: string,
@@ -313,11 +314,15 @@ const eventName = (event: Event | undefined): string => {
   }
 }
 
-/** Subscribes to the bus in a fiber of the current scope. */
+/**
+ * Subscribes to the bus in a fiber of the current scope. A subscription whose stream ends while
+ * the scope is open (a defect of the bus's, or a stream that completed) is logged at Error level
+ * and opened again; once it is live, the cache resyncs as on the bus's `Reconnected`.
+ */
 export const subscribe = (
-  bus: InvalidationBus.Service,
+  bus: InvalidationBus.InvalidationBus.Service,
   deps: SubscriberDeps
-): Effect.Effect<void, BusError, import("effect").Scope.Scope> => {
+): Effect.Effect<void, BusError, Scope.Scope> => {
   const { counters, cacheName } = deps
   const onEvent = (event: Event): Effect.Effect<void> => {
     switch (event._tag) {
@@ -364,21 +369,75 @@ export const subscribe = (
       `tiercache: ${eventName(event)} could not be applied (a defect); skipped, later messages still apply`,
       Cause.die(defect)
     ).pipe(Effect.annotateLogs({ cache: cacheName }))
-  // The stream itself dying (a defect of the bus's) ends the subscription: said, not silent.
-  const ended = (cause: Cause.Cause<never>): Effect.Effect<void> =>
-    Cause.isInterruptedOnly(cause)
-      ? Effect.void
-      : Effect.logError(
-          "tiercache: the bus subscription ended (a defect); this instance's L1 no longer hears the others' changes",
-          cause
-        ).pipe(Effect.annotateLogs({ cache: cacheName }))
-  return Effect.flatMap(bus.subscribe, (events) =>
-    Effect.asVoid(
-      Effect.forkScoped(
-        Stream.runForEachChunk(events, (chunk) => applyInOrder(chunk, onEvent, onDefect)).pipe(
-          Effect.onError(ended)
+  // Each subscription lives in a scope of its own, closed when its stream ends, so that the
+  // next one can be opened in its place; the cache's scope closes the one open then (after it
+  // interrupted the listening fiber: that finalizer was added later, so it runs first).
+  let current: Scope.CloseableScope | undefined
+  const closeCurrent = Effect.suspend(() => {
+    const own = current
+    current = undefined
+    return own === undefined ? Effect.void : Scope.close(own, Exit.void)
+  })
+  const open = Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Scope.make(), (own) =>
+      restore(Scope.extend(bus.subscribe, own)).pipe(
+        Effect.onExit((exit) =>
+          Exit.isSuccess(exit)
+            ? Effect.sync(() => {
+                current = own
+              })
+            : Scope.close(own, exit)
         )
       )
     )
   )
+  const listen = (events: Stream.Stream<Event>, attempt: number): Effect.Effect<void> => {
+    let heard = false
+    return Stream.runForEachChunk(events, (chunk) => {
+      heard = true
+      return applyInOrder(chunk, onEvent, onDefect)
+    }).pipe(
+      Effect.exit,
+      Effect.flatMap((exit) => Effect.zipRight(closeCurrent, again(exit, heard ? 0 : attempt + 1)))
+    )
+  }
+  // The stream ended while the cache lives (a defect of the bus's, or a stream that completed):
+  // said, and subscribed again, after a pause that grows while subscriptions end unheard. Then
+  // the cache resyncs as on a reconnection: messages may have been lost in between.
+  const again = (exit: Exit.Exit<void>, attempt: number): Effect.Effect<void> => {
+    if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return Effect.void
+    const how = Exit.isFailure(exit) ? "a defect" : "its stream completed"
+    const said = Effect.logError(
+      `tiercache: the bus subscription ended (${how}); subscribing again`,
+      Exit.isFailure(exit) ? exit.cause : Cause.empty
+    ).pipe(Effect.annotateLogs({ cache: cacheName }))
+    return Effect.zipRight(said, resubscribe(attempt))
+  }
+  const resubscribe = (attempt: number): Effect.Effect<void> =>
+    (attempt === 0 ? open : Effect.zipRight(Effect.sleep(resubscribeDelay(attempt)), open)).pipe(
+      Effect.matchEffect({
+        onFailure: (error) =>
+          Effect.logWarning(`tiercache: could not subscribe to the bus again: ${error.message}`).pipe(
+            Effect.annotateLogs({ cache: cacheName }),
+            Effect.zipRight(Effect.suspend(() => resubscribe(attempt + 1)))
+          ),
+        onSuccess: (events) =>
+          Effect.catchAllDefect(onEvent(InvalidationBus.reconnected), (defect) =>
+            onDefect(InvalidationBus.reconnected, defect)
+          ).pipe(Effect.zipRight(Effect.suspend(() => listen(events, attempt))))
+      })
+    )
+  return Effect.addFinalizer(() => closeCurrent).pipe(
+    Effect.zipRight(open),
+    Effect.flatMap((first) => Effect.forkScoped(listen(first, 0))),
+    Effect.asVoid
+  )
 }
+
+/**
+ * How long the subscriber waits before subscribing again, from the second attempt in a row on
+ * (the first comes at once after a subscription that handed over events): 100 ms, then twice as
+ * long after each subscription that ended unheard or could not be opened, up to 30 seconds.
+ */
+const resubscribeDelay = (attempt: number): Duration.Duration =>
+  Duration.millis(Math.min(100 * 2 ** (attempt - 1), 30_000))
