@@ -55,7 +55,8 @@ export interface Options {
    * The namespace stamped on outgoing messages and required of incoming ones (default: the
    * connection's `keyPrefix`, which is also RedisTier's default prefix). Either one is followed
    * by `@<db>` when the connection's database is not 0, since Pub/Sub ignores databases: two
-   * apps on two databases of one server never act on each other's messages. Give it when
+   * apps on two databases of one server never act on each other's messages (on database 0, one
+   * that ends in `@<digits>` itself is followed by `@0`: `app:@1` there is not `app:` on db 1). Give it when
    * RedisTier has a `prefix` of its own: the same string. Rolling upgrade from 0.1.0, which
    * stamped a given namespace without `@<db>`: on a database other than 0, instances on the old
    * and the new version drop each other's messages until every instance runs the new one.

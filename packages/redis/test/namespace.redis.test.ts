@@ -501,6 +501,45 @@ describe("namespaces on a shared Redis", () => {
         })
     )
 
+    it.scoped(
+      "prefix app: on db 1 and prefix app:@1 on db 0, one channel: neither stores the other's update",
+      () =>
+        Effect.gen(function* () {
+          // Before: the bus namespace was `<prefix>@<db>` on db 1 and `<prefix>` on db 0, so both
+          // stamped "app:@1": an update of "z" on db 0 put its value into the L1 of the cache on
+          // db 1, which served it while its own Redis database held no "z".
+          const one = yield* instance("one", { db: 1, keyPrefix: "app:" })
+          const oneToo = yield* instance("one-too", { db: 1, keyPrefix: "app:" })
+          const zero = yield* instance("zero", { db: 0, keyPrefix: "app:@1" })
+          const zeroToo = yield* instance("zero-too", { db: 0, keyPrefix: "app:@1" })
+          yield* zero.cache.update("z", "db0-value", { ttl: "1 minute" })
+          // A message of each one's own namespace, sent after it: once it has arrived, the
+          // update has (one channel, in order), and each database's instances still hear each other.
+          yield* oneToo.cache.update("sentinel", 1, { ttl: "1 minute" })
+          yield* zeroToo.cache.update("sentinel", 0, { ttl: "1 minute" })
+          yield* eventually(
+            Effect.flatMap(Effect.zip(one.l1.get("sentinel"), zero.l1.get("sentinel")), ([a, b]) =>
+              Option.isSome(a) && Option.isSome(b) ? Effect.void : Effect.fail(0)
+            )
+          )
+          expect(yield* one.l1.get("z")).toEqual(Option.none())
+          expect(yield* one.cache.get("z")).toEqual(Option.none())
+          expect((yield* one.bus.stats).namespace).not.toBe((yield* zero.bus.stats).namespace)
+          // The other way round.
+          yield* one.cache.update("y", "db1-value", { ttl: "1 minute" })
+          yield* zeroToo.cache.invalidate("sentinel")
+          yield* eventually(
+            Effect.flatMap(zero.l1.get("sentinel"), (found) =>
+              Option.isNone(found) ? Effect.void : Effect.fail(0)
+            )
+          )
+          expect(yield* zero.cache.get("y")).toEqual(Option.none())
+          // A prefix without such a tail keeps its namespace on db 0 (no change for it).
+          const plain = yield* instance("plain", { db: 0, keyPrefix: "app:" })
+          expect((yield* plain.bus.stats).namespace).toBe("app:")
+        })
+    )
+
     it.scoped("a message without a namespace (the Rust crate's) applies to a cache on its channel", () =>
       Effect.gen(function* () {
         const look = yield* observer

@@ -46,10 +46,17 @@ export const resolvePrefix = (
   return Effect.succeed(given)
 }
 
+/** A namespace that names a database itself: `<base>@<digits>`. */
+const namesDatabase = /@\d+$/
+
 /**
  * The bus namespace of a connection to database `db`: `base` (the bus's `namespace` option, or
  * the connection's `keyPrefix`), followed by `@<db>` when `db` is not 0. Pub/Sub channels are
  * shared by every database of a server, while keys are not: the database is part of the key
- * space a namespace names, whether it was given or defaulted (db 0 keeps `base` alone).
+ * space a namespace names, whether it was given or defaulted. On db 0, `base` stands alone,
+ * unless it ends in `@<digits>` itself: then it is followed by `@0`, or `app:@1` on db 0 would
+ * stamp what `app:` on db 1 stamps (one's updates stored in the other's L1). So no two pairs of
+ * a base and a database share a namespace.
  */
-export const busNamespace = (base: string, db: number): string => (db === 0 ? base : `${base}@${db}`)
+export const busNamespace = (base: string, db: number): string =>
+  db === 0 && !namesDatabase.test(base) ? base : `${base}@${db}`
