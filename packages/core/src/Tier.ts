@@ -227,7 +227,8 @@ export const reservedPrefix = "__tiercache:"
 
 /**
  * Whether `key` is one of the cache's own keys (it starts with {@link reservedPrefix}). A tier's
- * `removeMatching` leaves such keys in place whatever the glob; `clear` removes them too.
+ * `removeMatching` leaves such keys in place whatever the glob; `clear` removes them too, after
+ * the other keys (a tag's record removed first lets the entries it refuses answer meanwhile).
  *
  * @category reserved keys
  * @since 0.1.0

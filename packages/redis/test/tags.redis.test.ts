@@ -14,11 +14,16 @@ import { connectionLayer, eventually, observer } from "./utils.js"
  * (wrapped in ChaosTier when `chaos`, to slow its writes as a slow network would) and
  * RedisInvalidationBus.
  */
-const instance = (instanceId: string, options: { readonly chaos?: boolean } = {}) =>
+const instance = (
+  instanceId: string,
+  options: { readonly chaos?: boolean; readonly scanCount?: number } = {}
+) =>
   Effect.gen(function* () {
     const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
     const connection = yield* Layer.build(connectionLayer())
-    const redis = yield* RedisTier.make().pipe(
+    const redis = yield* RedisTier.make(
+      options.scanCount === undefined ? {} : { scanCount: options.scanCount }
+    ).pipe(
       Effect.provideService(
         RedisConnection.RedisConnection,
         Context.get(connection, RedisConnection.RedisConnection)
@@ -109,6 +114,44 @@ describe("tags on Redis with several instances", () => {
         )
         expect(yield* b.cache.get("p1")).toEqual(Option.none())
         expect(yield* a.cache.get("p1")).toEqual(Option.none())
+      })
+    )
+
+    // README, Tags: an entry carrying a tag invalidated at or after its creation "is a miss
+    // everywhere"; `clear` removes the tags' records with everything else. A clear removes keys
+    // SCAN step by SCAN step: the tag's record went in whichever step SCAN met it, and until the
+    // step that removed the last of its entries, an instance reading the tag's time afresh (one
+    // that had not met the tag; the clearing one too, which forgets its tag times first) found
+    // none, took the tag as never invalidated, and answered the entries invalidateTag had refused.
+    // Expected: the record goes once the entries it refuses are gone, so none is answered.
+    it.scoped("a clear removes a tag's record only after the entries it refuses", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        yield* Effect.promise(() => look.flushall())
+        const a = yield* instance("a", { scanCount: 20 })
+        const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`)
+        yield* Effect.forEach(keys, (key) => a.cache.set(key, key, { ttl: "1 minute", tags: ["t"] }), {
+          concurrency: 50,
+          discard: true
+        })
+        yield* a.cache.invalidateTag("t")
+        expect((yield* a.cache.getMany(keys)).filter(Option.isSome)).toEqual([])
+        // An instance that has not met the tag yet (a process started after the invalidation).
+        const b = yield* instance("b")
+        const clearing = yield* Effect.fork(a.cache.clear)
+        // The moment the record is gone (or the clear has ended): the entries still there must
+        // be refused by both.
+        const record = "tiercache:__tiercache:tag:t"
+        while (clearing.unsafePoll() === null && (yield* Effect.promise(() => look.exists(record))) === 1) {
+          yield* Effect.yieldNow()
+        }
+        const left = yield* Effect.promise(() => look.dbsize())
+        const answered = [...(yield* b.cache.getMany(keys)), ...(yield* a.cache.getMany(keys))]
+        expect({ answered: answered.filter(Option.isSome).length }).toEqual({ answered: 0 })
+        yield* Fiber.join(clearing)
+        // Not vacuous: the clear removed the record, and the entries.
+        expect(yield* Effect.promise(() => look.keys("tiercache:*"))).toEqual([])
+        expect(left).toBeLessThanOrEqual(1)
       })
     )
 
