@@ -269,7 +269,13 @@ export const make = (
 
     const removeMatching = (operation: string, matches: (key: string) => boolean) =>
       Effect.gen(function* () {
-        const doomed = indexed().filter(matches)
+        // The cache's own keys (a clear's: the tags' records) last: a tag's record removed before
+        // the entries it refuses would let a reader that reads the tag's time meanwhile answer them.
+        const found = indexed().filter(matches)
+        const doomed = [
+          ...found.filter((key) => !isReservedKey(key)),
+          ...found.filter((key) => isReservedKey(key))
+        ]
         let removed = 0
         for (const key of doomed) {
           if (yield* guard(operation, store.has(storeKey(key)))) removed++

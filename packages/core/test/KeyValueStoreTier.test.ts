@@ -206,6 +206,48 @@ describe("KeyValueStoreTier", () => {
       }).pipe(Effect.provide(KeyValueStore.layerMemory))
   )
 
+  // README, Tags: an entry carrying a tag invalidated at or after its creation "is a miss
+  // everywhere"; `clear` removes the tags' records once the other keys are gone. The tier removed
+  // its keys one by one in its index's order, the tag's record among them: from then until the
+  // last entry carrying the tag was removed, the clearing cache (it forgets its tag times first)
+  // read the tag's time afresh, found none and answered the entries invalidateTag had refused.
+  it.scoped("a clear removes a tag's record only after the entries it refuses", () =>
+    Effect.gen(function* () {
+      const inner = yield* KeyValueStore.KeyValueStore
+      // A store whose removals each take a moment, as a file system's do.
+      const store = KeyValueStore.make({
+        get: inner.get,
+        getUint8Array: inner.getUint8Array,
+        set: inner.set,
+        remove: (key) => Effect.zipRight(Effect.yieldNow(), inner.remove(key)),
+        clear: inner.clear,
+        size: inner.size
+      })
+      const { tier } = yield* open(store, { prefix: "p:" })
+      const l1 = yield* MemoryTier.make({ maxEntries: 1_000 })
+      const cache = yield* TieredCache.make({ instanceId: "a" }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, tier)
+      )
+      const keys = Array.from({ length: 200 }, (_, i) => `k${i}`)
+      for (const key of keys) yield* cache.set(key, key, { tags: ["t"] })
+      yield* TestClock.adjust("1 millis")
+      yield* cache.invalidateTag("t")
+      expect((yield* cache.getMany(keys)).filter(Option.isSome)).toEqual([])
+      const clearing = yield* Effect.fork(cache.clear)
+      // The moment the record is gone (or the clear has ended): the entries still there must be
+      // refused.
+      while (clearing.unsafePoll() === null && (yield* inner.has("p:__tiercache:tag:t"))) {
+        yield* Effect.yieldNow()
+      }
+      const answered = (yield* cache.getMany(keys)).filter(Option.isSome).length
+      yield* Fiber.join(clearing)
+      expect({ answered }).toEqual({ answered: 0 })
+      // Not vacuous: the clear removed the record too.
+      expect(yield* inner.has("p:__tiercache:tag:t")).toBe(false)
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
   it.scoped("an entry written while a sweep runs survives it, though the sweep saw the old one gone", () =>
     Effect.gen(function* () {
       const inner = yield* KeyValueStore.KeyValueStore
