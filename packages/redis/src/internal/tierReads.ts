@@ -16,36 +16,70 @@ type TierError = CacheError.TierError
 
 const BAD_VALUE: unique symbol = Symbol("BadValue")
 
+/** Whether a reply of the read script leaves the key to a next call (its byte budget was spent). */
+const isLater = (raw: unknown): boolean => Array.isArray(raw)
+
 /**
  * Reads the values and remaining lifetimes (PTTL) of KEYS[2..] in one atomic command, as a flat
  * array `[value1, pttl1, value2, pttl2, ...]`; a key holding no string (or nothing) answers
  * `false, -2` (a miss). KEYS[1] is the namespace's large-value marker (see largeValues.ts).
- * While it is absent the values are read with one MGET; while it is there, each with GETRANGE
+ * While it is absent the values are read with MGET (below); while it is there, each with GETRANGE
  * 0 ARGV[1], so that a large value is never copied into the script (an MGET of a 20 MB value
  * took Redis 200 ms inside a script). Either way a value of `largeValueBytes` or more answers
  * its length (a number) instead of itself and is then fetched on the large-value connection, so
  * a large value never holds up the small ones of its batch. On 64 small values the MGET costs
  * the script about a fifth less time than a GETRANGE each.
+ * One call reads about ARGV[2] (`largeValueBytes`) bytes of values at most: the MGET goes in
+ * slices (4 keys, then as many as the bytes left hold at the mean size read so far, at most 32),
+ * and once the values read reach that many bytes, the keys after them answer an empty array
+ * (LATER), read by a next call, so that neither the script's copies nor its reply grow with the
+ * batch (one MGET of 512 values of 100 kB took Redis 2 s inside the script, and every key of
+ * the batch was a miss). Slices of 16 cost the script no more than one MGET on 64 small values.
  * The reads of one tick go out as calls of it (see `get`; a lone read is cheaper as two plain
  * commands, see `readAlone`). On 256 keys a pipeline of GET+PTTL pairs cost the client 2.4x the
  * time of a script.
  */
 const READ_SCRIPT = `
 local last = tonumber(ARGV[1])
-local values = false
-if redis.call('EXISTS', KEYS[1]) == 0 then values = redis.call('MGET', unpack(KEYS, 2)) end
+local budget = tonumber(ARGV[2])
+local n = #KEYS - 1
 local out = {}
-for i = 2, #KEYS do
-  local v
-  if values then v = values[i - 1] else v = redis.pcall('GETRANGE', KEYS[i], 0, last) end
-  local j = 2 * i - 3
+local total = 0
+local function answer(i, v)
+  local j = 2 * i - 1
   if type(v) ~= 'string' or v == '' then
     out[j] = false
     out[j + 1] = -2
   else
-    if #v > last then out[j] = #v else out[j] = v end
-    out[j + 1] = redis.call('PTTL', KEYS[i])
+    if #v > last then
+      out[j] = #v
+    else
+      out[j] = v
+      total = total + #v
+    end
+    out[j + 1] = redis.call('PTTL', KEYS[i + 1])
   end
+end
+local i = 1
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local size = 4
+  while i <= n and total < budget do
+    local s = math.min(n, i + size - 1)
+    local values = redis.call('MGET', unpack(KEYS, i + 1, s + 1))
+    for k = i, s do answer(k, values[k - i + 1]) end
+    i = s + 1
+    size = math.max(1, math.min(32, math.floor((budget - total) * s / math.max(total, 1)) + 1))
+  end
+else
+  while i <= n and total < budget do
+    answer(i, redis.pcall('GETRANGE', KEYS[i + 1], 0, last))
+    i = i + 1
+  end
+end
+while i <= n do
+  out[2 * i - 1] = {}
+  out[2 * i] = -2
+  i = i + 1
 end
 return out
 `
@@ -105,9 +139,43 @@ export const make = ({
   // GETRANGE 0 rangeEnd answers at most `large.limit` bytes: a value that fills them is large
   // (the script's MGET path answers the length of any value that long).
   const rangeEnd = String(large.limit - 1)
+  const budget = String(large.limit)
   /** One call of the read script on `keys` (without the prefix): the marker, then the keys. */
   const readScript = (keys: ReadonlyArray<string>): Promise<Array<unknown>> =>
-    scripted.tiercacheRead(keys.length + 1, large.marker, ...keys.map((key) => prefix + key), rangeEnd)
+    scripted.tiercacheRead(
+      keys.length + 1,
+      large.marker,
+      ...keys.map((key) => prefix + key),
+      rangeEnd,
+      budget
+    )
+
+  /**
+   * The replies of `keys` (pairs of value and PTTL, flat): calls of the read script one after
+   * the other, each on the keys the calls before left for later, each bounded by the command
+   * timeout alone.
+   */
+  const readAll = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<unknown>, TierError> =>
+    Effect.gen(function* () {
+      const first = yield* run("getMany", () => readScript(keys))
+      if (!keys.some((_, i) => isLater(first[2 * i]))) return first
+      const all = [...first]
+      let left = keys.flatMap((_, i) => (isLater(first[2 * i]) ? [i] : []))
+      while (left.length > 0) {
+        const asked = left
+        const reply = yield* run("getMany", () => readScript(asked.map((i) => keys[i]!)))
+        left = []
+        for (let k = 0; k < asked.length; k++) {
+          const i = asked[k]!
+          if (isLater(reply[2 * k])) left.push(i)
+          else {
+            all[2 * i] = reply[2 * k]
+            all[2 * i + 1] = reply[2 * k + 1]
+          }
+        }
+      }
+      return all
+    })
 
   /** A reply decoded: the entry, a miss, or BAD_VALUE for something that is not an entry. */
   const decodeReply = (
@@ -181,7 +249,9 @@ export const make = ({
       }
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i]!
-        r.resume(decode(r.key, reply[2 * i], reply[2 * i + 1], r.now))
+        // Left for a next call (the call's byte budget was spent): read again with the next batch.
+        if (isLater(reply[2 * i])) enqueue(r)
+        else r.resume(decode(r.key, reply[2 * i], reply[2 * i + 1], r.now))
       }
     }
     const failAll = (cause: unknown) => {
@@ -202,6 +272,18 @@ export const make = ({
    * like the script; were a write to land between them, the value would come with the new
    * lifetime: a value Redis just held, which that write's invalidation then removes.
    */
+  /**
+   * A read joins the next batch: sent at the end of this tick, or of the event-loop turn while
+   * earlier reads are unanswered (see `flush`), or at once when MAX_BATCH wait.
+   */
+  const enqueue = (read: PendingRead): void => {
+    pending.push(read)
+    if (pending.length === 1) {
+      if (unanswered === 0) process.nextTick(flush)
+      else setImmediate(flush)
+    } else if (pending.length >= MAX_BATCH) flush()
+  }
+
   const readAlone = (
     full: string,
     busy: boolean,
@@ -259,11 +341,7 @@ export const make = ({
       Effect.async<Option.Option<Entry.Entry>, TierError>((resume) => {
         // The clock is read before asking: Redis counts PTTL down from a later moment, so the
         // rebased lifetime may end a round trip early, never late.
-        pending.push({ key, now: clock.unsafeCurrentTimeMillis(), resume })
-        if (pending.length === 1) {
-          if (unanswered === 0) process.nextTick(flush)
-          else setImmediate(flush)
-        } else if (pending.length >= MAX_BATCH) flush()
+        enqueue({ key, now: clock.unsafeCurrentTimeMillis(), resume })
       }),
 
     getMany: (keys) =>
@@ -274,7 +352,7 @@ export const make = ({
         // (it runs one at a time) and within JavaScript's argument limits.
         const chunks: Array<ReadonlyArray<string>> = []
         for (let i = 0; i < keys.length; i += MANY_CHUNK) chunks.push(keys.slice(i, i + MANY_CHUNK))
-        const replies = yield* Effect.forEach(chunks, (chunk) => run("getMany", () => readScript(chunk)))
+        const replies = yield* Effect.forEach(chunks, readAll)
         const reply = replies.flat()
         // Decoded synchronously; only a large value or a foreign one needs an Effect of its own.
         const entries: Array<Option.Option<Entry.Entry>> = []
