@@ -122,6 +122,34 @@ describe("RedisTier batches far larger than one command", () => {
     )
 
     it.scoped(
+      "50 gets at once, and a getMany, of large values the tier wrote answer them all within a 300 ms command timeout",
+      () =>
+        Effect.gen(function* () {
+          // Before: with the tier's large-value marker set, the read script took each key's first
+          // largeValueBytes (GETRANGE) into the script, for every key of its call: 50 of 512 kB
+          // (25 MB) passed the command timeout, and every key of the call was a miss. Now a call
+          // stops once it has read about largeValueBytes, large values' first bytes included.
+          const look = yield* observer
+          yield* Effect.promise(() => look.flushall())
+          const tier = yield* Effect.flatMap(
+            Layer.build(connectionLayer({ commandTimeout: COMMAND_TIMEOUT, largeValueBytes: 524_288 })),
+            (context) => Effect.provide(RedisTier.make({ prefix: "big:" }), context)
+          )
+          const now = Date.now()
+          const keys = Array.from({ length: 50 }, (_, i) => `big:${i}`)
+          const entry = Entry.make({ value: "y".repeat(600_000), now, ttlMs: 600_000 })
+          yield* tier.setMany(keys.map((key) => [key, entry] as const))
+          expect(yield* Effect.promise(() => look.exists("big:__tiercache:large"))).toBe(1)
+          const each = yield* Effect.forEach(keys, (key) => Effect.either(tier.get(key)), {
+            concurrency: "unbounded"
+          })
+          expect(each.filter((r) => Either.isRight(r) && Option.isSome(r.right)).length).toBe(50)
+          const many = yield* Effect.either(tier.getMany(keys))
+          expect(Either.isRight(many) ? many.right.filter(Option.isSome).length : many.left.reason).toBe(50)
+        })
+    )
+
+    it.scoped(
       "setMany of 200,000 entries succeeds within a 300 ms command timeout (each chunk bounded alone)",
       () =>
         Effect.gen(function* () {

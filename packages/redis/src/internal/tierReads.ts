@@ -31,7 +31,8 @@ const isLater = (raw: unknown): boolean => Array.isArray(raw)
  * the script about a fifth less time than a GETRANGE each.
  * One call reads about ARGV[2] (`largeValueBytes`) bytes of values at most: the MGET goes in
  * slices (4 keys, then as many as the bytes left hold at the mean size read so far, at most 32),
- * and once the values read reach that many bytes, the keys after them answer an empty array
+ * and once the bytes read (a large value's included: the GETRANGE's, or, without the marker, the
+ * whole value) reach that many, the keys after them answer an empty array
  * (LATER), read by a next call, so that neither the script's copies nor its reply grow with the
  * batch (one MGET of 512 values of 100 kB took Redis 2 s inside the script, and every key of
  * the batch was a miss). Slices of 16 cost the script no more than one MGET on 64 small values.
@@ -51,12 +52,8 @@ local function answer(i, v)
     out[j] = false
     out[j + 1] = -2
   else
-    if #v > last then
-      out[j] = #v
-    else
-      out[j] = v
-      total = total + #v
-    end
+    if #v > last then out[j] = #v else out[j] = v end
+    total = total + #v
     out[j + 1] = redis.call('PTTL', KEYS[i + 1])
   end
 end
