@@ -153,10 +153,14 @@ export const make = (
  * import { RedisConnection, RedisInvalidationBus, RedisTier } from "@tiercache/redis"
  * import { Layer } from "effect"
  *
- * // Keys are written as `myapp:<key>`; the bus keeps other instances' L1 coherent.
+ * // Keys are written as `myapp:<key>`; the bus keeps other instances' L1 coherent. A prefix of
+ * // the tier's own is the bus's namespace too: without it the bus would stamp the connection's
+ * // keyPrefix, and another app doing the same would put its updates into this app's L1.
  * const CacheLive = TieredCache.layer().pipe(
  *   Layer.provide(MemoryTier.layer({ maxEntries: 50_000 })),
- *   Layer.provide(Layer.merge(RedisTier.layer({ prefix: "myapp:" }), RedisInvalidationBus.layer())),
+ *   Layer.provide(
+ *     Layer.merge(RedisTier.layer({ prefix: "myapp:" }), RedisInvalidationBus.layer({ namespace: "myapp:" }))
+ *   ),
  *   Layer.provide(RedisConnection.layer({ host: "127.0.0.1", port: 6379 }))
  * )
  * ```

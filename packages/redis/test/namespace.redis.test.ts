@@ -540,6 +540,47 @@ describe("namespaces on a shared Redis", () => {
         })
     )
 
+    it.scoped(
+      "two apps wired as RedisTier.layer's example (a prefix of the tier's own, the bus's namespace alike) never store each other's updates",
+      () =>
+        Effect.gen(function* () {
+          // Before: the example gave RedisTier `prefix: "myapp:"` and RedisInvalidationBus no
+          // namespace, so the bus stamped the connection's keyPrefix ("tiercache:"): two apps
+          // following it with their own prefixes on one Redis put each other's updates into their
+          // L1s, and served them for keys their own prefix never held.
+          const app = (instanceId: string, prefix: string) =>
+            Effect.gen(function* () {
+              const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+              const context = yield* Layer.build(
+                TieredCache.layer({ instanceId }).pipe(
+                  Layer.provideMerge(
+                    Layer.mergeAll(
+                      Layer.succeed(Tier.L1, l1),
+                      RedisTier.layer({ prefix }),
+                      RedisInvalidationBus.layer({ namespace: prefix })
+                    )
+                  ),
+                  Layer.provide(connectionLayer())
+                )
+              )
+              return { cache: Context.get(context, TieredCache.TieredCache), l1 }
+            })
+          const mine = yield* app("mine", "myapp:")
+          const mineToo = yield* app("mine-too", "myapp:")
+          const theirs = yield* app("theirs", "otherapp:")
+          yield* theirs.cache.update("k", "theirs", { ttl: "1 minute" })
+          // A message of mine's own namespace, sent after it: once mine has it, it has theirs too.
+          yield* mineToo.cache.update("sentinel", 1, { ttl: "1 minute" })
+          yield* eventually(
+            Effect.flatMap(mine.l1.get("sentinel"), (found) =>
+              Option.isSome(found) ? Effect.void : Effect.fail(0)
+            )
+          )
+          expect(yield* mine.l1.get("k")).toEqual(Option.none())
+          expect(yield* mine.cache.get("k")).toEqual(Option.none())
+        })
+    )
+
     it.scoped("a message without a namespace (the Rust crate's) applies to a cache on its channel", () =>
       Effect.gen(function* () {
         const look = yield* observer
