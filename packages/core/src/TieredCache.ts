@@ -245,7 +245,8 @@ export declare namespace TieredCache {
     /**
      * The value under `key` decoded with `schema`; a stored value that does not decode is a
      * miss (counted), never an error. L1 keeps the decoded value, so a repeated hit with the
-     * same schema does not decode again.
+     * same schema does not decode again. The value is decoded from the stored one on every tier
+     * (the writer's L1 too), so every instance answers the same.
      */
     readonly getTyped: <A, I>(
       key: string,
@@ -299,7 +300,11 @@ export declare namespace TieredCache {
       compute: Effect.Effect<A, E, R>,
       options?: ComputeOptions
     ) => Effect.Effect<A, E | CacheInputError | CacheTimeoutError, R>
-    /** getOrCompute with Schema: stored values are decoded (bad data = recompute and overwrite). */
+    /**
+     * getOrCompute with Schema: stored values are decoded (bad data = recompute and overwrite).
+     * A computed value is answered as the schema decodes its stored form (what it holds beyond
+     * the schema, dropped by encoding, is not answered), as every instance reads it.
+     */
     readonly getOrComputeTyped: <A, I, E, R>(
       key: string,
       schema: Schema.Schema<A, I, never>,

@@ -6,6 +6,7 @@
 import { Cause, Effect, Exit } from "effect"
 import { CacheInputError } from "../CacheError.js"
 import { entryOf, type ResolvedCompute } from "./callOptions.js"
+import { decode, NOT_DECODED } from "./codec.js"
 import type { Counters } from "./counters.js"
 import type { Flight, FlightResult } from "./flight.js"
 import { encodeValue } from "./input.js"
@@ -51,11 +52,16 @@ export const make = (deps: Deps): Outcome => {
       return Effect.fail(encoded)
     }
     const entry = entryOf(encoded.value, now(), resolved, startedAt)
-    const result: FlightResult = { entry, value: flight.schema === undefined ? entry.value : value }
+    // Typed, the answer is what every tier and instance decodes from the stored value, not the
+    // computed object itself, which may hold more than the schema keeps (a row's extra columns).
+    // One whose stored form does not decode answers as computed, and L1 keeps no decoding of it.
+    const decoded = flight.schema === undefined ? entry.value : decode(flight.schema, entry.value)
+    const typed = decoded === NOT_DECODED ? undefined : flight.schema
+    const result: FlightResult = { entry, value: decoded === NOT_DECODED ? value : decoded }
     // The waiters are answered once L1 holds the value; the lower tiers are written after,
     // while the flight stays registered (no caller computes again meanwhile), so that a slow
     // or failing shared tier never delays the answer.
-    const stored = deps.storeComputed(key, entry, flight.schema, value, since, () => {
+    const stored = deps.storeComputed(key, entry, typed, result.value, since, () => {
       resilience.answer(flight, result)
       flight.state = { _tag: "Writing", result }
     })
@@ -66,7 +72,7 @@ export const make = (deps: Deps): Outcome => {
           Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
             Effect.annotateLogs({ key, cache: cacheName })
           ),
-          { entry, value }
+          result
         )
       }
       if (stored.length === deps.tierCount) {

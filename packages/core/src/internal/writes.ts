@@ -97,8 +97,11 @@ export const make = (deps: Deps, changes: Changes) => {
             origin: instanceId
           }
         : removed(key)
+      // L1 keeps no decoding of a typed write's value: the first typed read decodes the stored
+      // value, as every other tier and instance does (the value given may hold more than the
+      // schema keeps, which only the writer's L1 would answer).
       if (ordered !== undefined) {
-        const l1 = storeL1(key, entry, schema, value)
+        const l1 = storeL1(key, entry, undefined, undefined)
         const inSteps = () =>
           changing(
             [key],
@@ -121,7 +124,7 @@ export const make = (deps: Deps, changes: Changes) => {
         Effect.ensuring(
           afterPending(
             key,
-            access.onEveryTier(storeL1(key, entry, schema, value), (tier) => tier.set(key, entry))
+            access.onEveryTier(storeL1(key, entry, undefined, undefined), (tier) => tier.set(key, entry))
           ),
           noteWrote(key)
         )
