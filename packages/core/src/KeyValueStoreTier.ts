@@ -208,8 +208,10 @@ export const make = (
         const entry = Entry.deserialize(raw.value)
         if (entry === undefined) {
           return Effect.as(
+            // Without the key: a log line becomes an event of the cache's tier span, which keeps
+            // keys out unless `keysInSpans` (a tier cannot tell).
             Effect.logDebug("stored value is not a cache entry; treated as a miss").pipe(
-              Effect.annotateLogs({ tier: name, key })
+              Effect.annotateLogs({ tier: name })
             ),
             Option.none()
           )

@@ -90,7 +90,9 @@ export interface Options {
   readonly spans?: boolean | undefined
   /**
    * Whether cache keys, patterns and tags may be span attributes (`tiercache.key`,
-   * `tiercache.pattern`, `tiercache.tag`); default false, since keys can hold personal data.
+   * `tiercache.pattern`, `tiercache.tag`), and keys as the `key` annotation of the cache's log
+   * lines (a log line inside a span is one of its events); default false, since keys can hold
+   * personal data.
    */
   readonly keysInSpans?: boolean | undefined
   /**

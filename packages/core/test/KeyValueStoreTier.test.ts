@@ -5,7 +5,22 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheError, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { ChaosTier } from "@tiercache/testing"
-import { Cause, Clock, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
+import {
+  Cause,
+  Clock,
+  Deferred,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  HashMap,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Scope,
+  TestClock
+} from "effect"
 import fc from "fast-check"
 import * as KvKeys from "../src/internal/kvKeys.js"
 
@@ -291,6 +306,28 @@ describe("KeyValueStoreTier", () => {
       expect(yield* tier.get("shape")).toEqual(Option.none())
       const refused = yield* Effect.either(tier.set("__tiercache:kv-index:3", entryAt(Date.now(), 1, 60_000)))
       expect(Either.isLeft(refused) && refused.left._tag).toBe("TierError")
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it.scoped("a stored value that is no entry is logged without its key (log lines reach tier spans)", () =>
+    Effect.gen(function* () {
+      const store = yield* KeyValueStore.KeyValueStore
+      const { tier } = yield* open(store)
+      yield* store.set("tiercache:user:42", "not json")
+      const lines: Array<string> = []
+      const logger = Logger.make(({ annotations, message }) => {
+        lines.push(JSON.stringify([message, HashMap.toEntries(annotations)]))
+      })
+      expect(
+        yield* tier
+          .get("user:42")
+          .pipe(
+            Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+            Logger.withMinimumLogLevel(LogLevel.Debug)
+          )
+      ).toEqual(Option.none())
+      expect(lines.length).toBe(1)
+      expect(lines[0]).not.toContain("user")
     }).pipe(Effect.provide(KeyValueStore.layerMemory))
   )
 

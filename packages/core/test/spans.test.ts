@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Effect, Option, Schema, Tracer } from "effect"
+import { Deferred, Effect, Fiber, HashMap, Logger, LogLevel, Option, Schema, TestClock, Tracer } from "effect"
 
 interface Recorded {
   readonly name: string
@@ -213,6 +213,61 @@ describe("spans", () => {
       expect(yield* spanOfCompute(auto.cache, "b").pipe(Effect.withTracer(rec.tracer))).toBe(
         "tiercache.compute"
       )
+    })
+  )
+
+  it.scoped("log lines (span events under a tracer) name the key only with keysInSpans", () =>
+    Effect.gen(function* () {
+      // Logs written inside a span become its events, their annotations the events' attributes.
+      const run = (keysInSpans: boolean) =>
+        Effect.gen(function* () {
+          const rec = yield* recorder
+          const lines: Array<string> = []
+          const logger = Logger.make(({ annotations, message }) => {
+            lines.push(JSON.stringify([message, HashMap.toEntries(annotations)]))
+          })
+          const { cache } = yield* build({ keysInSpans, staleWhileRevalidate: false })
+          yield* Effect.gen(function* () {
+            // The fail-safe's warning.
+            yield* cache.set("user:1", 1, { ttl: "1 second", grace: "1 hour" })
+            yield* TestClock.adjust("2 seconds")
+            expect(yield* cache.getOrCompute("user:1", Effect.fail("source down"))).toBe(1)
+            // A computation discarded by a write of its key.
+            const started = yield* Deferred.make<void>()
+            const release = yield* Deferred.make<void>()
+            const computing = yield* Effect.fork(
+              cache.getOrCompute(
+                "user:2",
+                Deferred.succeed(started, undefined).pipe(
+                  Effect.zipRight(Deferred.await(release)),
+                  Effect.as(2)
+                )
+              )
+            )
+            yield* Deferred.await(started)
+            yield* cache.set("user:2", 3)
+            yield* Deferred.succeed(release, undefined)
+            yield* Fiber.join(computing)
+            yield* MultiInstance.settle([cache])
+          }).pipe(
+            Effect.withTracer(rec.tracer),
+            Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+            Logger.withMinimumLogLevel(LogLevel.Debug)
+          )
+          const events = rec.spans.flatMap((s) =>
+            (
+              s.span as unknown as { readonly events: ReadonlyArray<readonly [string, bigint, unknown]> }
+            ).events.map(([name, , attributes]) => JSON.stringify([s.name, name, attributes]))
+          )
+          return { lines, events }
+        })
+      const off = yield* run(false)
+      expect(off.lines.length).toBeGreaterThanOrEqual(2)
+      expect(off.events.length).toBeGreaterThanOrEqual(1)
+      expect([...off.lines, ...off.events].filter((text) => text.includes("user:"))).toEqual([])
+      const on = yield* run(true)
+      expect(on.lines.filter((text) => text.includes("user:1")).length).toBeGreaterThan(0)
+      expect(on.events.filter((text) => text.includes("user:1")).length).toBeGreaterThan(0)
     })
   )
 })

@@ -6,9 +6,9 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { MemoryTier, TieredCache } from "@tiercache/core"
 import { MultiInstance, RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, HashMap, Layer, Logger, LogLevel, Option } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, recordingTracer } from "./utils.js"
+import { connectionLayer, observer, recordingTracer } from "./utils.js"
 
 describe("spans on Redis", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
@@ -87,6 +87,48 @@ describe("spans on Redis", () => {
           yield* cache.set("b", 3)
           expect(yield* cache.get("a")).toEqual(Option.some(1))
           expect(names()).toEqual(["tiercache.tier.get"])
+        })
+    )
+
+    it.scoped(
+      "a foreign value under the prefix: its debug line, an event of the tier span, names no key",
+      () =>
+        Effect.gen(function* () {
+          const context = yield* Layer.build(
+            TieredCache.layer({ name: "foreign" }).pipe(
+              Layer.provide(
+                Layer.mergeAll(
+                  MemoryTier.layer({ maxEntries: 10 }),
+                  RedisTier.layer({ prefix: "foreign:" })
+                ).pipe(Layer.provide(connectionLayer()))
+              )
+            )
+          )
+          const cache = Context.get(context, TieredCache.TieredCache)
+          const client = yield* observer
+          yield* Effect.promise(() => client.set("foreign:user:42", "not an entry"))
+          const lines: Array<string> = []
+          const logger = Logger.make(({ annotations, message }) => {
+            lines.push(JSON.stringify([message, HashMap.toEntries(annotations)]))
+          })
+          const { tracer, spans } = yield* recordingTracer
+          expect(
+            yield* cache
+              .get("user:42")
+              .pipe(
+                Effect.withTracer(tracer),
+                Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+                Logger.withMinimumLogLevel(LogLevel.Debug)
+              )
+          ).toEqual(Option.none())
+          const events = spans.flatMap((s) =>
+            (
+              s.span as unknown as { readonly events: ReadonlyArray<readonly [string, bigint, unknown]> }
+            ).events.map((event) => JSON.stringify([event[0], event[2]]))
+          )
+          expect(lines.length).toBeGreaterThan(0)
+          expect(events.length).toBeGreaterThan(0)
+          expect([...lines, ...events].filter((text) => text.includes("user"))).toEqual([])
         })
     )
   })

@@ -11,6 +11,7 @@ import type { Counters } from "./counters.js"
 import type { Flight, FlightResult } from "./flight.js"
 import { encodeValue } from "./input.js"
 import type { Resilience } from "./resilience.js"
+import { keyAnnotations } from "./spans.js"
 import type { Writes } from "./writes.js"
 
 /** What a flight's computation ended with: its value stored (and answered), fail-safe, or its failure. */
@@ -32,6 +33,8 @@ export interface Deps {
   /** How many tiers there are (L1 included). */
   readonly tierCount: number
   readonly cacheName: string
+  /** Whether log lines may name keys (the `keysInSpans` option: logs reach spans as events). */
+  readonly keysInSpans: boolean
   readonly now: () => number
 }
 
@@ -70,7 +73,7 @@ export const make = (deps: Deps): Outcome => {
         counters.discardedWrites++
         return Effect.as(
           Effect.logDebug("tiercache: key changed during computation; result not stored").pipe(
-            Effect.annotateLogs({ key, cache: cacheName })
+            Effect.annotateLogs(keyAnnotations(deps.keysInSpans, cacheName, key))
           ),
           result
         )
@@ -79,7 +82,7 @@ export const make = (deps: Deps): Outcome => {
         counters.writeFailures++
         return Effect.as(
           Effect.logWarning("tiercache: computed value could not be stored in any tier").pipe(
-            Effect.annotateLogs({ key, cache: cacheName })
+            Effect.annotateLogs(keyAnnotations(deps.keysInSpans, cacheName, key))
           ),
           result
         )

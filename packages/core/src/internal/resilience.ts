@@ -14,6 +14,7 @@ import type { Flight, FlightResult } from "./flight.js"
 import type { Lookup } from "./lookup.js"
 import type { PendingStores } from "./pendingStores.js"
 import * as Signal from "./signal.js"
+import { keyAnnotations } from "./spans.js"
 import type { TierAccess } from "./tierAccess.js"
 import { timerStandsIn } from "./timeout.js"
 
@@ -64,6 +65,8 @@ export interface Deps {
   readonly pending: PendingStores
   readonly failSafeThrottle: number
   readonly cacheName: string
+  /** Whether log lines may name keys (the `keysInSpans` option: logs reach spans as events). */
+  readonly keysInSpans: boolean
   readonly now: () => number
   /** The clock of the fiber that built the cache: the hard timeout's. */
   readonly clock: Clock.Clock
@@ -162,7 +165,7 @@ export const make = (deps: Deps): Resilience => {
       countFailSafe(flight)
       answerStale(flight)
       yield* Effect.logWarning("tiercache: computation failed; serving the stale value", cause).pipe(
-        Effect.annotateLogs({ key, cache: cacheName })
+        Effect.annotateLogs(keyAnnotations(deps.keysInSpans, cacheName, key))
       )
       const slot = yield* keepInL1(key, stale.entry, since)
       if (slot !== undefined && flight.schema !== undefined) slot.memoizeTyped(flight.schema, stale.value)

@@ -54,6 +54,14 @@ export interface Spans {
   readonly untraced: () => boolean
 }
 
+/**
+ * The annotations of a cache's log line about `key`. A log line written inside a span becomes
+ * one of its events (Effect's tracer logger, exported by @effect/opentelemetry), its annotations
+ * the event's attributes: so the key is one only with `keysInSpans`, as for span attributes.
+ */
+export const keyAnnotations = (keysInSpans: boolean, cache: string, key: string): Record<string, string> =>
+  keysInSpans ? { key, cache } : { cache }
+
 /** The `error.type` of a failure: its `_tag` (TierError, BusError...), else its class name. */
 export const errorType = (error: unknown): string => {
   if (typeof error === "object" && error !== null) {

@@ -141,6 +141,7 @@ export const make = (
       pending,
       failSafeThrottle: config.failSafeThrottle,
       cacheName,
+      keysInSpans: config.keysInSpans,
       now,
       clock
     })
@@ -156,6 +157,7 @@ export const make = (
       storeComputed: writes.storeComputed,
       tierCount: access.lower.length + 1,
       cacheName,
+      keysInSpans: config.keysInSpans,
       spans,
       now
     })

@@ -202,8 +202,10 @@ export const make = ({
     const decoded = decodeReply(raw, pttl, now)
     if (decoded !== BAD_VALUE) return Effect.succeed(decoded)
     return Effect.as(
+      // Without the key: a log line becomes an event of the cache's tier span, which keeps keys
+      // out unless `keysInSpans` (a tier cannot tell).
       Effect.logDebug("redis value is not a cache entry; treated as a miss").pipe(
-        Effect.annotateLogs({ tier: name, key })
+        Effect.annotateLogs({ tier: name })
       ),
       Option.none()
     )
