@@ -17,6 +17,7 @@ import { Config, Context, Duration, Effect, ExecutionStrategy, Layer, type Redac
 import type { Redis } from "ioredis"
 import { makeBlocking } from "./internal/blocking.js"
 import { RedisConnectionError } from "./internal/connectionError.js"
+import { credentialProblem } from "./internal/credentials.js"
 import { DEFAULT_PREFIX, resolvePrefix } from "./internal/namespace.js"
 import { makeOpener } from "./internal/opener.js"
 import { openOnce } from "./internal/openOnce.js"
@@ -54,9 +55,12 @@ export interface Options {
   readonly host?: string | undefined
   /** The port (default 6379), unless the URL gives one. */
   readonly port?: number | undefined
-  /** The ACL user name. */
+  /** The ACL user name (a `Redacted` string; anything else is a `CacheConfigError`). */
   readonly username?: Redacted.Redacted<string> | undefined
-  /** The password (unwrapped only when handed to the driver; never logged). */
+  /**
+   * The password, a `Redacted` string (unwrapped only when handed to the driver; never logged):
+   * a plain string (from JavaScript) is a `CacheConfigError` that does not quote it.
+   */
   readonly password?: Redacted.Redacted<string> | undefined
   /** The database index (default 0). */
   readonly db?: number | undefined
@@ -227,6 +231,10 @@ export const make = (
     }
     const badUrl = options.url === undefined ? undefined : urlProblem(options.url)
     if (badUrl !== undefined) return yield* new CacheConfigError({ option: "url", reason: badUrl })
+    for (const option of ["username", "password"] as const) {
+      const bad = options[option] === undefined ? undefined : credentialProblem(options[option])
+      if (bad !== undefined) return yield* new CacheConfigError({ option, reason: bad })
+    }
     const keyPrefix = yield* resolvePrefix(
       "keyPrefix",
       options.keyPrefix,

@@ -238,6 +238,27 @@ describe("RedisConnection", () => {
     })
   )
 
+  it.live(
+    "a user name or password that is not Redacted (plain JS) is a CacheConfigError quoting no value",
+    () =>
+      Effect.gen(function* () {
+        const cases: ReadonlyArray<readonly [string, unknown]> = [
+          ["password", PASSWORD],
+          ["password", null],
+          ["password", 42],
+          ["password", Redacted.make(42)],
+          ["username", "alice-s3cret"],
+          ["username", { toString: () => "alice-s3cret" }]
+        ]
+        for (const [option, value] of cases) {
+          const [, exit] = yield* build({ port: 6379, [option]: value } as RedisConnection.Options)
+          const error = failureOf(exit)
+          expect([option, error]).toMatchObject([option, { _tag: "CacheConfigError", option }])
+          expect(error.message).not.toMatch(/s3cret|42/)
+        }
+      })
+  )
+
   it.live("a timeout longer than a Node timer keeps is a configuration error", () =>
     Effect.gen(function* () {
       // Node fires a timer of more than 2^31-1 ms after 1 ms: every command timed out at once.
