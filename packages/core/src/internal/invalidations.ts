@@ -84,6 +84,23 @@ export const make = (deps: Deps, changes: Changes) => {
     () =>
       Effect.map(access.onEveryTier(l1Op, lowerOp), (failures) => [failures, undefined] as const)
 
+  /**
+   * `everyTier` for a removal of keys it does not name (a pattern, a clear), whose lower-tier
+   * removal takes steps (a SCAN, a store walking its index): a `set` of a covered key made
+   * meanwhile stores its value in L1 at once and may land below before that removal reaches the
+   * key, which then removes it there while L1 kept answering it. So `l1Op` runs again once the
+   * lower tiers are done: the key is then read from them, as every other instance reads it.
+   */
+  const everyTierThenL1 =
+    (
+      l1Op: () => Effect.Effect<void, TierError>,
+      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>
+    ) =>
+    () =>
+      Effect.tap(everyTier(l1Op, lowerOp)(), () =>
+        Effect.catchAll(l1Op(), (error) => access.recordError(0, error))
+      )
+
   const removeKeys = (list: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> => {
     const label = single ? list[0]! : list.join(",")
     const operation = single ? "invalidate" : "invalidateMany"
@@ -157,7 +174,7 @@ export const make = (deps: Deps, changes: Changes) => {
           undefined,
           (store) => matches(store.key),
           () => registry.forgetMatching(matches),
-          everyTier(
+          everyTierThenL1(
             () => access.removeL1Matching(glob, matches),
             (tier) => tier.removeMatching(glob)
           ),
@@ -222,7 +239,7 @@ export const make = (deps: Deps, changes: Changes) => {
         registry.forgetMatching(() => true)
         tags.forget()
       },
-      everyTier(
+      everyTierThenL1(
         () => access.clearL1,
         (tier) => tier.clear
       ),
