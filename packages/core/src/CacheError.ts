@@ -39,7 +39,8 @@ export const InputProblem = Schema.Literal(
   "InvalidKey",
   "InvalidTtl",
   "InvalidOption",
-  "UnencodableValue"
+  "UnencodableValue",
+  "ReentrantComputation"
 )
 
 /**
@@ -50,7 +51,8 @@ export type InputProblem = typeof InputProblem.Type
 
 /**
  * Bad input: an empty or non-string key, a negative / NaN / infinite TTL, a value that cannot
- * be encoded. Raised before anything is written.
+ * be encoded, a getOrCompute from inside the computation of its own key (which would wait for
+ * itself). Raised before anything is written.
  *
  * @category errors
  * @since 0.1.0

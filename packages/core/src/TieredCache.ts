@@ -296,6 +296,9 @@ export declare namespace TieredCache {
      * one key run one computation (per instance); all receive its value or its error (errors
      * are not cached). The computation runs in a fiber of the cache's scope: interrupting a
      * caller never cancels the others' result. Options are checked when a computation starts.
+     * A call made from inside the computation of its own key (directly, through another key's
+     * computation, or in a fiber the computation forked) would wait for itself: it fails with a
+     * `CacheInputError` (`ReentrantComputation`).
      */
     readonly getOrCompute: <A, E, R>(
       key: string,

@@ -7,7 +7,7 @@
  * stale-while-revalidate, the caller gets the stale value at once and the flight refreshes it in
  * the background.
  */
-import { Effect } from "effect"
+import { Effect, Fiber, FiberRef } from "effect"
 import { CacheInputError, CacheTimeoutError } from "../CacheError.js"
 import type { ComputeOptions } from "../TieredCache.js"
 import { type Defaults, type ResolvedCompute, resolveCompute } from "./callOptions.js"
@@ -59,6 +59,26 @@ export interface Flights {
 }
 
 const running = { _tag: "Running" } as const
+
+/**
+ * The flights whose computation the current fiber runs (a fiber it forks inherits them, and so
+ * does a flight it starts): a getOrCompute there that would join one of them waits for itself.
+ */
+const computing = FiberRef.unsafeMake<ReadonlyArray<Flight>>([])
+
+/** Whether the running fiber is part of `flight`'s computation (called while an effect runs). */
+const insideOf = (flight: Flight): boolean => {
+  const fiber = Fiber.getCurrentFiber()
+  return fiber._tag === "Some" && fiber.value.getFiberRef(computing).includes(flight)
+}
+
+/** The refusal of a getOrCompute from inside the computation of the flight it would join. */
+const reentrant = () =>
+  new CacheInputError({
+    problem: "ReentrantComputation",
+    reason:
+      "a computation called getOrCompute of its own key (directly or through other keys' computations): it would wait for itself"
+  })
 
 /** Builds the flights. */
 export const make = (deps: Deps): Flights => {
@@ -125,6 +145,8 @@ export const make = (deps: Deps): Flights => {
         versions.changed(key)
         return start(key, schema, compute, opts, counted, undefined, existing)
       }
+      // A computation waiting for its own flight would wait forever, and every caller after it.
+      if (state._tag !== "Writing" && insideOf(existing)) return Effect.fail(reentrant())
       if (counted) counters.coalesced++
       // Computed and in L1 (this caller missed it there: evicted), its lower tiers being
       // written: the computed value, not what the waiters were answered with (it may have been
@@ -221,9 +243,10 @@ export const make = (deps: Deps): Flights => {
    * Runs the computation (the one place computations run) in the flight's own fiber; answers
    * its exit (computedExit counts a failure).
    */
-  const computeIn = <A, E, R>(key: string, compute: Effect.Effect<A, E, R>) => {
+  const computeIn = <A, E, R>(key: string, flight: Flight, compute: Effect.Effect<A, E, R>) => {
     counters.computations++
-    return Effect.exit(inSpan(compute, "tiercache.compute", key))
+    const inside = Effect.locallyWith(compute, computing, (flights) => [...flights, flight])
+    return Effect.exit(inSpan(inside, "tiercache.compute", key))
   }
 
   const run = <A, E, R>(
@@ -266,7 +289,7 @@ export const make = (deps: Deps): Flights => {
           if (servedFrom !== undefined) countHit(counters, servedFrom)
           else counters.misses++
         }
-        const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
+        const computed = Effect.flatMap(computeIn(key, flight, compute), (exit) =>
           computedExit(key, flight, exit, resolved, since, startedAt)
         )
         // The only racer a computation needs: with a soft timeout and a stale value.
