@@ -1,5 +1,6 @@
 /**
- * Model check: random sequences of get, getMany, set, update, getOrCompute, invalidate,
+ * Model check: random sequences of get, getMany, getMany with a schema that refuses some values
+ * (an odd number does not decode: a miss), set, update, getOrCompute, invalidate,
  * invalidateMany, invalidatePattern, invalidateTag, clear, reads racing an invalidation of
  * their key on one instance, writes racing a computation of their key, two instances' writes of
  * one key landing in the lower tiers in the other order than they were made (the first made
@@ -98,6 +99,8 @@ type Write = "set" | "update" | "invalidate"
 type Cmd =
   | { readonly op: "get"; readonly i: number; readonly k: number }
   | { readonly op: "getMany"; readonly i: number; readonly ks: ReadonlyArray<number> }
+  /** getMany with Even: a stored odd number does not decode (a miss, as a gone entry). */
+  | { readonly op: "getManyTyped"; readonly i: number; readonly ks: ReadonlyArray<number> }
   /** A get with `allowStale: true` (untyped, or with Schema.Number): grace configurations only. */
   | { readonly op: "getStale"; readonly i: number; readonly k: number; readonly typed: boolean }
   | {
@@ -358,6 +361,7 @@ const cmd = (config: Config): fc.Arbitrary<Cmd> => {
   const commands: Array<fc.Arbitrary<Cmd>> = [
     fc.record({ op: fc.constant("get" as const), i, k }),
     fc.record({ op: fc.constant("getMany" as const), i, ks: ks(1) }),
+    fc.record({ op: fc.constant("getManyTyped" as const), i, ks: ks(1) }),
     fc.record({ op: fc.constant("set" as const), i, k, v, ttl, grace }),
     fc.record({ op: fc.constant("update" as const), i, k, v, ttl, grace }),
     fc.record({ op: fc.constant("compute" as const), i, k, v, ttl, grace }),
@@ -548,6 +552,12 @@ const graceRaceArb = (
 
 const STAMPEDE_TTL = 1000
 
+/**
+ * The schema of typed reads that decode some values and not others: an even number decodes, an
+ * odd one does not ("a stored value that does not decode is a miss", README, Typed reads).
+ */
+const Even = Schema.Number.pipe(Schema.filter((n) => n % 2 === 0))
+
 /** The model's entry for a key: the last write (or computation) and its times. */
 interface ModelEntry {
   readonly value: number
@@ -704,6 +714,11 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
     const expectedOf = (k: number) => {
       const m = fresh(k)
       return m === undefined ? Option.none() : Option.some(m.value)
+    }
+    /** What a read with Even answers: the fresh value when it decodes, else a miss. */
+    const expectedEvenOf = (k: number) => {
+      const m = fresh(k)
+      return m === undefined || m.value % 2 !== 0 ? Option.none() : Option.some(m.value)
     }
     const computeOn = (i: number, v: number) =>
       Effect.sync(() => {
@@ -1233,6 +1248,14 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
           reads[c.i]! += c.ks.length
           const got = yield* cache.getMany(c.ks.map(keyOf))
           check(c, "getMany", got, c.ks.map(expectedOf))
+          continue
+        }
+        case "getManyTyped": {
+          // Decoded with Even: each key answers its fresh value when it decodes, else a miss
+          // (README, Typed reads; Semantics, What a read accepts: MISS when it does not decode).
+          reads[c.i]! += c.ks.length
+          const got = yield* cache.getMany(c.ks.map(keyOf), Even)
+          check(c, "getMany with Even", got, c.ks.map(expectedEvenOf))
           continue
         }
         case "invalidateMany":
