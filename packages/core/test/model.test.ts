@@ -1,6 +1,7 @@
 /**
  * Model check: random sequences of get, getMany, getMany with a schema that refuses some values
- * (an odd number does not decode: a miss), set, update, getOrCompute, invalidate,
+ * (an odd number does not decode: a miss), set, update, getOrCompute, getOrComputeTyped with that
+ * schema (a stored odd number is recomputed and overwritten), invalidate,
  * invalidateMany, invalidatePattern, invalidateTag, clear, reads racing an invalidation of
  * their key on one instance, writes racing a computation of their key, two instances' writes of
  * one key landing in the lower tiers in the other order than they were made (the first made
@@ -121,6 +122,18 @@ type Cmd =
     }
   | {
       readonly op: "compute"
+      readonly i: number
+      readonly k: number
+      readonly v: number
+      readonly ttl: number
+      readonly grace: number
+    }
+  /**
+   * getOrComputeTyped with Even, computing `v` (even): a stored odd number is a miss, recomputed
+   * and overwritten.
+   */
+  | {
+      readonly op: "computeTyped"
       readonly i: number
       readonly k: number
       readonly v: number
@@ -365,6 +378,14 @@ const cmd = (config: Config): fc.Arbitrary<Cmd> => {
     fc.record({ op: fc.constant("set" as const), i, k, v, ttl, grace }),
     fc.record({ op: fc.constant("update" as const), i, k, v, ttl, grace }),
     fc.record({ op: fc.constant("compute" as const), i, k, v, ttl, grace }),
+    fc.record({
+      op: fc.constant("computeTyped" as const),
+      i,
+      k,
+      v: v.map((n) => n - (n % 2)),
+      ttl,
+      grace
+    }),
     fc.record({
       op: fc.constant("stampede" as const),
       i,
@@ -1326,6 +1347,32 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
             check(c, "value, computations", [got, computations[c.i]! - before], [expected.value, 0])
           } else if (stale !== undefined) {
             // The stale value at once; the refresh runs in the background, once.
+            check(c, "stale value", got, stale.value)
+            yield* settle
+            check(c, "refreshes", computations[c.i]! - before, 1)
+            model.set(key, entryOf(c.v, c.ttl, c.grace))
+          } else {
+            check(c, "value, computations", [got, computations[c.i]! - before], [c.v, 1])
+            model.set(key, entryOf(c.v, c.ttl, c.grace))
+          }
+          yield* settle
+          break
+        }
+        case "computeTyped": {
+          // README, Typed reads: a value that does not decode is a miss, and getOrComputeTyped
+          // recomputes and overwrites it; Semantics, What a read accepts: a STALE entry is
+          // answered under stale-while-revalidate only once it decodes (an odd one is a MISS).
+          reads[c.i]!++
+          const before = computations[c.i]!
+          const got = yield* cache.getOrComputeTyped(
+            key,
+            Even,
+            computeOn(c.i, c.v),
+            optionsOf(c.k, c.ttl, c.grace)
+          )
+          if (expected !== undefined && expected.value % 2 === 0) {
+            check(c, "value, computations", [got, computations[c.i]! - before], [expected.value, 0])
+          } else if (expected === undefined && stale !== undefined && stale.value % 2 === 0) {
             check(c, "stale value", got, stale.value)
             yield* settle
             check(c, "refreshes", computations[c.i]! - before, 1)
