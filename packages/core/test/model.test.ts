@@ -1,7 +1,8 @@
 /**
  * Model check: random sequences of get, getMany, getMany with a schema that refuses some values
  * (an odd number does not decode: a miss), set, update, getOrCompute, getOrComputeTyped with that
- * schema (a stored odd number is recomputed and overwritten), invalidate,
+ * schema (a stored odd number is recomputed and overwritten), getOrCompute by several callers of
+ * a computation that fails (the error reaches each, once computed, and is not cached), invalidate,
  * invalidateMany, invalidatePattern, invalidateTag, clear, reads racing an invalidation of
  * their key on one instance, writes racing a computation of their key, two instances' writes of
  * one key landing in the lower tiers in the other order than they were made (the first made
@@ -140,6 +141,11 @@ type Cmd =
       readonly ttl: number
       readonly grace: number
     }
+  /**
+   * `n` concurrent getOrCompute callers of a computation that fails (configurations without
+   * grace: no stale value, so no fail-safe).
+   */
+  | { readonly op: "computeFail"; readonly i: number; readonly k: number; readonly n: number }
   | {
       readonly op: "stampede"
       readonly i: number
@@ -436,6 +442,13 @@ const cmd = (config: Config): fc.Arbitrary<Cmd> => {
   // Only with an L3 below: without one, an entry lost by L2 is lost, and the model cannot say
   // which instances still hold it in L1.
   if (config.l3) commands.push(fc.record({ op: fc.constant("evictL2" as const), k }))
+  // Without grace only: with a stale value a failed computation answers it (fail-safe) and keeps
+  // it in that instance's L1, which the model's one map does not follow.
+  if (!config.grace) {
+    commands.push(
+      fc.record({ op: fc.constant("computeFail" as const), i, k, n: fc.integer({ min: 1, max: 5 }) })
+    )
+  }
   // Not on one ordered stream: there the message follows the write on the stream, and a write
   // held below would hold it too.
   if (!config.ordered) {
@@ -572,6 +585,9 @@ const graceRaceArb = (
 }
 
 const STAMPEDE_TTL = 1000
+
+/** The typed error of computeFail's computation. */
+class SourceDown extends Data.TaggedError("SourceDown")<{ readonly k: number }> {}
 
 /**
  * The schema of typed reads that decode some values and not others: an even number decodes, an
@@ -1381,6 +1397,40 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
             check(c, "value, computations", [got, computations[c.i]! - before], [c.v, 1])
             model.set(key, entryOf(c.v, c.ttl, c.grace))
           }
+          yield* settle
+          break
+        }
+        case "computeFail": {
+          // README, Single flight: "Errors reach every waiter and are not cached". A fresh value
+          // answers every caller without a computation; otherwise one computation (1 ms) runs for
+          // all of them, each gets its error, and nothing changes: the model keeps its entry.
+          reads[c.i]! += c.n
+          const before = computations[c.i]!
+          const failing = computeOn(c.i, 0).pipe(
+            Effect.delay("1 millis"),
+            Effect.zipRight(Effect.fail(new SourceDown({ k: c.k })))
+          )
+          const got = yield* Effect.all(
+            Array.from({ length: c.n }, () =>
+              Effect.either(cache.getOrCompute(key, failing, optionsOf(c.k, STAMPEDE_TTL, 0)))
+            ),
+            { concurrency: "unbounded" }
+          ).pipe(
+            Effect.fork,
+            Effect.tap(() => TestClock.adjust(1)),
+            Effect.flatMap((f) => f.await),
+            Effect.flatten
+          )
+          now += 1
+          const answers = got.map((e) => (e._tag === "Right" ? { value: e.right } : { error: e.left }))
+          check(
+            c,
+            "answers, computations",
+            [answers, computations[c.i]! - before],
+            expected !== undefined
+              ? [got.map(() => ({ value: expected.value })), 0]
+              : [got.map(() => ({ error: new SourceDown({ k: c.k }) })), 1]
+          )
           yield* settle
           break
         }
