@@ -298,7 +298,8 @@ export declare namespace TieredCache {
      * caller never cancels the others' result. Options are checked when a computation starts.
      * A call made from inside the computation of its own key (directly, through another key's
      * computation, or in a fiber the computation forked) would wait for itself: it fails with a
-     * `CacheInputError` (`ReentrantComputation`).
+     * `CacheInputError` (`ReentrantComputation`), as does a call that would close a cycle of
+     * computations waiting for each other's keys.
      */
     readonly getOrCompute: <A, E, R>(
       key: string,

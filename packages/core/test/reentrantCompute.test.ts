@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { MultiInstance, TestTier } from "@tiercache/testing"
-import { Effect, Either, Fiber, Option } from "effect"
+import { Deferred, Effect, Either, Fiber, Option } from "effect"
 
 // A computation that calls getOrCompute of its own key (directly, through another key's
 // computation, or in a fiber it forks) would wait for its own flight: the flight never ended,
@@ -30,9 +30,11 @@ const endsWithoutTime = <A, E>(effect: Effect.Effect<A, E>) =>
 /** The problem of a refused inner call, or its value. */
 const problemOf = <A>(effect: Effect.Effect<A, unknown>) =>
   Effect.map(Effect.either(effect), (e) =>
-    Either.isLeft(e) && (e.left as { _tag?: string })._tag === "CacheInputError"
-      ? (e.left as { problem: string }).problem
-      : e
+    Either.isRight(e)
+      ? e.right
+      : (e.left as { _tag?: string })._tag === "CacheInputError"
+        ? (e.left as { problem: string }).problem
+        : e.left
   )
 
 describe("a computation that calls getOrCompute of its own key", () => {
@@ -69,6 +71,34 @@ describe("a computation that calls getOrCompute of its own key", () => {
       )
       expect(yield* endsWithoutTime(cache.getOrCompute("c", forking))).toBe("c(ReentrantComputation)")
     })
+  )
+
+  it.scoped(
+    "two computations waiting for each other's key (callers of a and b at once): one is refused",
+    () =>
+      Effect.gen(function* () {
+        const cache: Cache = yield* memoryCache
+        // a's computation reads b and b's reads a, each started by its own caller: each flight
+        // joins the other's, and without a check both wait forever.
+        const started = { a: yield* Deferred.make<void>(), b: yield* Deferred.make<void>() }
+        const computation = (own: "a" | "b", other: "a" | "b") =>
+          Effect.gen(function* () {
+            yield* Deferred.succeed(started[own], undefined)
+            yield* Deferred.await(started[other])
+            const read = yield* problemOf(cache.getOrCompute(other, Effect.succeed(`${other} inner`)))
+            return `${own}(${String(read)})`
+          })
+        const both = Effect.all(
+          [cache.getOrCompute("a", computation("a", "b")), cache.getOrCompute("b", computation("b", "a"))],
+          {
+            concurrency: "unbounded"
+          }
+        )
+        const [a, b] = yield* endsWithoutTime(both)
+        // One of the two calls is refused; the other flight answers with the refused one's value.
+        if (a === "a(ReentrantComputation)") expect(b).toBe(`b(${a})`)
+        else expect([b, a]).toEqual(["b(ReentrantComputation)", "a(b(ReentrantComputation))"])
+      })
   )
 
   it.scoped("other callers of the key still wait for the computation, as before", () =>

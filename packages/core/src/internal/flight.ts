@@ -40,6 +40,11 @@ export interface Flight {
   failSafeCounted: boolean
   /** The fiber running the flight. */
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /**
+   * The flights its computation waits for now (once per wait), so that a wait that would close
+   * a cycle is refused (flights.ts).
+   */
+  waitsOn: Array<Flight> | undefined
 }
 
 /** The flights of one cache, by key. */

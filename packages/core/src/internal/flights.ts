@@ -66,11 +66,54 @@ const running = { _tag: "Running" } as const
  */
 const computing = FiberRef.unsafeMake<ReadonlyArray<Flight>>([])
 
-/** Whether the running fiber is part of `flight`'s computation (called while an effect runs). */
-const insideOf = (flight: Flight): boolean => {
+/** The flights whose computation the running fiber is part of (called while an effect runs). */
+const computingHere = (): ReadonlyArray<Flight> => {
   const fiber = Fiber.getCurrentFiber()
-  return fiber._tag === "Some" && fiber.value.getFiberRef(computing).includes(flight)
+  return fiber._tag === "Some" ? fiber.value.getFiberRef(computing) : noFlights
 }
+const noFlights: ReadonlyArray<Flight> = []
+
+/**
+ * Whether waiting for `flight` from inside the computations `inside` closes a cycle: `flight`
+ * is one of them, or waits (through the flights it waits for) for one of them.
+ */
+const closesCycle = (flight: Flight, inside: ReadonlyArray<Flight>): boolean => {
+  const seen = new Set<Flight>()
+  const next = [flight]
+  while (next.length > 0) {
+    const f = next.pop()!
+    if (inside.includes(f)) return true
+    if (seen.has(f)) continue
+    seen.add(f)
+    if (f.waitsOn !== undefined) next.push(...f.waitsOn)
+  }
+  return false
+}
+
+/**
+ * `wait` for `flight` from inside the computation of `waiter`, noted while it lasts (so that a
+ * wait for `waiter`'s flight from `flight`'s computation is refused).
+ */
+const waitingFrom = <A, E, R>(
+  waiter: Flight | undefined,
+  flight: Flight,
+  wait: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  waiter === undefined
+    ? wait
+    : Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const waits = waiter.waitsOn ?? []
+          waiter.waitsOn = waits
+          waits.push(flight)
+        }),
+        () => wait,
+        () =>
+          Effect.sync(() => {
+            const at = waiter.waitsOn!.indexOf(flight)
+            if (at >= 0) waiter.waitsOn!.splice(at, 1)
+          })
+      )
 
 /** The refusal of a getOrCompute from inside the computation of the flight it would join. */
 const reentrant = () =>
@@ -145,14 +188,16 @@ export const make = (deps: Deps): Flights => {
         versions.changed(key)
         return start(key, schema, compute, opts, counted, undefined, existing)
       }
-      // A computation waiting for its own flight would wait forever, and every caller after it.
-      if (state._tag !== "Writing" && insideOf(existing)) return Effect.fail(reentrant())
+      // A computation waiting for its own flight (or for one that waits for it) would wait
+      // forever, and every caller after it.
+      const inside = state._tag === "Writing" ? noFlights : computingHere()
+      if (inside.length > 0 && closesCycle(existing, inside)) return Effect.fail(reentrant())
       if (counted) counters.coalesced++
       // Computed and in L1 (this caller missed it there: evicted), its lower tiers being
       // written: the computed value, not what the waiters were answered with (it may have been
       // a stale value, gone by now).
       if (state._tag === "Writing") return fromComputed(key, existing, state.result, schema, compute, opts)
-      return join(key, existing, schema, compute, opts, resolved)
+      return waitingFrom(inside.at(-1), existing, join(key, existing, schema, compute, opts, resolved))
     }
     const existing = registry.get(key)
     if (existing !== undefined && existing !== undecodable) return joinExisting(existing)
@@ -169,7 +214,8 @@ export const make = (deps: Deps): Flights => {
         // Answered stale at once (stale-while-revalidate): the caller was counted already.
         staleCounted: serveStale,
         failSafeCounted: false,
-        fiber: undefined
+        fiber: undefined,
+        waitsOn: undefined
       }
       registry.set(key, flight)
       // The change times since the flight began are kept until it ends (versions.ts).
@@ -186,7 +232,10 @@ export const make = (deps: Deps): Flights => {
       )
       flight.fiber = fiber
       if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
-      return resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>
+      const awaited = resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>
+      // Led from inside another flight's computation: that one waits for this one.
+      const inside = caller.getFiberRef(computing)
+      return inside.length === 0 ? awaited : waitingFrom(inside.at(-1), flight, awaited)
     })
   }
 
