@@ -1,6 +1,6 @@
 /**
- * Model check: random sequences of get, getMany, getMany with a schema that refuses some values
- * (an odd number does not decode: a miss), set, update, getOrCompute, getOrComputeTyped with that
+ * Model check: random sequences of get, getTyped and getMany with a schema that refuses some
+ * values (an odd number does not decode: a miss), getMany, set, update, getOrCompute, getOrComputeTyped with that
  * schema (a stored odd number is recomputed and overwritten), getOrCompute by several callers of
  * a computation that fails (the error reaches each, once computed, and is not cached), invalidate,
  * invalidateMany, invalidatePattern, invalidateTag, clear, reads racing an invalidation of
@@ -101,6 +101,8 @@ type Write = "set" | "update" | "invalidate"
 type Cmd =
   | { readonly op: "get"; readonly i: number; readonly k: number }
   | { readonly op: "getMany"; readonly i: number; readonly ks: ReadonlyArray<number> }
+  /** getTyped with Even: a stored odd number does not decode (a miss, as a gone entry). */
+  | { readonly op: "getTyped"; readonly i: number; readonly k: number }
   /** getMany with Even: a stored odd number does not decode (a miss, as a gone entry). */
   | { readonly op: "getManyTyped"; readonly i: number; readonly ks: ReadonlyArray<number> }
   /** A get with `allowStale: true` (untyped, or with Schema.Number): grace configurations only. */
@@ -381,6 +383,7 @@ const cmd = (config: Config): fc.Arbitrary<Cmd> => {
     fc.record({ op: fc.constant("get" as const), i, k }),
     fc.record({ op: fc.constant("getMany" as const), i, ks: ks(1) }),
     fc.record({ op: fc.constant("getManyTyped" as const), i, ks: ks(1) }),
+    fc.record({ op: fc.constant("getTyped" as const), i, k }),
     fc.record({ op: fc.constant("set" as const), i, k, v, ttl, grace }),
     fc.record({ op: fc.constant("update" as const), i, k, v, ttl, grace }),
     fc.record({ op: fc.constant("compute" as const), i, k, v, ttl, grace }),
@@ -1332,6 +1335,12 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
           reads[c.i]!++
           const got = yield* cache.get(key)
           check(c, "get", got, expectedOf(c.k))
+          break
+        }
+        case "getTyped": {
+          // Decoded with Even: the fresh value when it decodes, else a miss (README, Typed reads).
+          reads[c.i]!++
+          check(c, "getTyped with Even", yield* cache.getTyped(key, Even), expectedEvenOf(c.k))
           break
         }
         case "getStale": {
