@@ -200,6 +200,32 @@ describe("invalidateTag", () => {
     })
   )
 
+  it.scoped(
+    "an instance whose own clock steps back keeps its tag's time: misses, never the refused entries",
+    () =>
+      Effect.gen(function* () {
+        // The invalidation's time is kept as it was noted: 10 minutes ahead once the clock steps
+        // 10 minutes back (NTP). Entries the invalidation refused must stay refused (counting the
+        // time as a minute ahead would bring back those created in the minutes before it), so the
+        // tag's entries written after the step are misses until the clock passes the time again.
+        yield* TestClock.setTime(10_000_000)
+        const cache = yield* instanceOn(yield* TestTier.make())
+        yield* cache.set("before", "refused", { ttl: "1 hour", tags: ["t"] })
+        yield* TestClock.adjust("5 minutes")
+        yield* cache.invalidateTag("t")
+        yield* TestClock.setTime(10_000_000 + 300_000 - 600_000)
+        yield* TestClock.adjust("2 minutes")
+        expect(yield* cache.get("before")).toEqual(Option.none())
+        yield* cache.set("after", "v", { ttl: "1 hour", tags: ["t"] })
+        expect(yield* cache.get("after")).toEqual(Option.none())
+        // Past the tag's time again, the tag's entries are cached as usual.
+        yield* TestClock.adjust("9 minutes")
+        yield* cache.set("after", "v", { ttl: "1 hour", tags: ["t"] })
+        expect(yield* cache.get("after")).toEqual(Option.some("v"))
+        expect(yield* cache.get("before")).toEqual(Option.none())
+      })
+  )
+
   it.scoped("a computation that started before the invalidation is not stored as valid", () =>
     Effect.gen(function* () {
       const { caches } = yield* MultiInstance.make(1)
