@@ -85,21 +85,22 @@ export const make = (deps: Deps, changes: Changes) => {
       Effect.map(access.onEveryTier(l1Op, lowerOp), (failures) => [failures, undefined] as const)
 
   /**
-   * `everyTier` for a removal of keys it does not name (a pattern, a clear), whose lower-tier
-   * removal takes steps (a SCAN, a store walking its index): a `set` of a covered key made
-   * meanwhile stores its value in L1 at once and may land below before that removal reaches the
-   * key, which then removes it there while L1 kept answering it. So `l1Op` runs again once the
-   * lower tiers are done: the key is then read from them, as every other instance reads it.
+   * `onTiers`, then `l1Op` again (its failure recorded), for a removal whose lower-tier part takes
+   * steps (a pattern's SCAN, a clear, a store walking its index, invalidateMany's keys one chunk
+   * or one key after the other): a `set` of a covered key made meanwhile stores its value in L1
+   * at once and may land below before that removal reaches the key, which then removes it there
+   * while L1 kept answering it. Removed from L1 again once the lower tiers are done, the key is
+   * read from them, as every other instance reads it.
    */
-  const everyTierThenL1 =
-    (
-      l1Op: () => Effect.Effect<void, TierError>,
-      lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>
-    ) =>
+  const thenL1Again =
+    <A>(l1Op: () => Effect.Effect<void, TierError>, onTiers: () => Effect.Effect<A>) =>
     () =>
-      Effect.tap(everyTier(l1Op, lowerOp)(), () =>
-        Effect.catchAll(l1Op(), (error) => access.recordError(0, error))
-      )
+      Effect.tap(onTiers(), () => Effect.catchAll(l1Op(), (error) => access.recordError(0, error)))
+  /** `everyTier`, then `l1Op` again (thenL1Again). */
+  const everyTierThenL1 = (
+    l1Op: () => Effect.Effect<void, TierError>,
+    lowerOp: (tier: Tier.Service) => Effect.Effect<unknown, TierError>
+  ) => thenL1Again(l1Op, everyTier(l1Op, lowerOp))
 
   const removeKeys = (list: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> => {
     const label = single ? list[0]! : list.join(",")
@@ -120,16 +121,16 @@ export const make = (deps: Deps, changes: Changes) => {
           : Effect.map(Effect.forEach(messages, deps.send, { concurrency: 16 }), (sent) =>
               sent.every((ok) => ok)
             )
-      return removing(
-        () => ordered.run(l1Op, list, sendAll),
-        (failed, delivered) =>
-          single
-            ? recovery.keptKey(list[0]!, undefined, false, failed, delivered)
-            : recovery.keptKeys(list, failed, delivered)
+      // One key's removal is one step, ordered by the tier with any write of the key.
+      const onTiers = () => ordered.run(l1Op, list, sendAll)
+      return removing(single ? onTiers : thenL1Again(l1Op, onTiers), (failed, delivered) =>
+        single
+          ? recovery.keptKey(list[0]!, undefined, false, failed, delivered)
+          : recovery.keptKeys(list, failed, delivered)
       )
     }
     return removing(
-      everyTier(l1Op, (tier) => tier.remove(list)),
+      (single ? everyTier : everyTierThenL1)(l1Op, (tier) => tier.remove(list)),
       (failed) =>
         single
           ? recovery.settleKey(list[0]!, undefined, false, failed, messages[0]!)
