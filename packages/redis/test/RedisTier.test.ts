@@ -295,6 +295,35 @@ describe("RedisTier", () => {
         })
     )
 
+    it.scoped(
+      "a batch read that meets a large value another program wrote sets the marker: later batches copy at most largeValueBytes of it into the script",
+      () =>
+        Effect.gen(function* () {
+          // Before: the marker was set only by the tier's own large writes, so every batch read
+          // with such a key MGET it whole into the script; one too large to copy within the
+          // command timeout failed every read of its batches and opened the tier's breaker.
+          const look = yield* observer
+          const tier = yield* tierWithLarge("fm:", 4096)
+          yield* tier.set("small", entry(1, 60_000))
+          const foreign = "f".repeat(10_000)
+          yield* Effect.promise(() =>
+            look.set("fm:foreign", Entry.serialize(entry(foreign, 60_000)), "PX", 60_000)
+          )
+          expect(yield* Effect.promise(() => look.exists("fm:__tiercache:large"))).toBe(0)
+          const readBoth = Effect.map(
+            Effect.all([tier.get("small"), tier.get("foreign")], { concurrency: "unbounded" }),
+            (found) => found.map((o) => Option.map(o, (e) => e.value))
+          )
+          expect(yield* readBoth).toEqual([Option.some(1), Option.some(foreign)])
+          // The marker now outlives the foreign value, by the margin a large write gives it.
+          expect(yield* Effect.promise(() => look.pttl("fm:__tiercache:large"))).toBeGreaterThan(60_000)
+          yield* Effect.promise(() => look.config("RESETSTAT"))
+          expect(yield* readBoth).toEqual([Option.some(1), Option.some(foreign)])
+          const calls = yield* commandCalls(look)
+          expect([calls("mget"), calls("getrange")]).toEqual([0, 2])
+        })
+    )
+
     it.scoped("a lone read is GETRANGE (up to largeValueBytes) and PTTL, no script", () =>
       Effect.gen(function* () {
         const tier = yield* Tier.L2

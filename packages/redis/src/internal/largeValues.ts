@@ -29,7 +29,7 @@ import type { RedisConnection } from "../RedisConnection.js"
 export const MARKER = `${Tier.reservedPrefix}large`
 
 /** How much longer than the large value the marker lives: its transfer and any clock drift. */
-const MARKER_MARGIN_MS = 60_000
+export const MARKER_MARGIN_MS = 60_000
 
 /** Sets KEYS[1] with PX ARGV[1] unless it lives that long already (or has no expiry). */
 const MARK_SCRIPT = `

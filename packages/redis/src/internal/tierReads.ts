@@ -8,7 +8,7 @@ import { type CacheError, Entry, type Tier } from "@tiercache/core"
 import { type Clock, Effect, Option } from "effect"
 import { Command, type Redis } from "ioredis"
 import { READ_COMMAND } from "./commands.js"
-import type { LargeValues } from "./largeValues.js"
+import * as LargeValues from "./largeValues.js"
 import { sendInOneWrite } from "./oneWrite.js"
 import type { Runner } from "./tierRunner.js"
 
@@ -36,6 +36,11 @@ const isLater = (raw: unknown): boolean => Array.isArray(raw)
  * (LATER), read by a next call, so that neither the script's copies nor its reply grow with the
  * batch (one MGET of 512 values of 100 kB took Redis 2 s inside the script, and every key of
  * the batch was a miss). Slices of 16 cost the script no more than one MGET on 64 small values.
+ * A large value met without the marker (another program wrote it under the prefix: MGET copied
+ * it whole into the script) sets the marker, to outlive it by ARGV[3] ms (as a large write
+ * does): later reads of it take GETRANGE's bounded copy, so a value too large to copy within the
+ * command timeout fails one read, not every read, which would open the tier's breaker. A marker
+ * write Redis refuses (maxmemory with noeviction) leaves the read as it was.
  * The reads of one tick go out as calls of it (see `get`; a lone read is cheaper as two plain
  * commands, see `readAlone`). On 256 keys a pipeline of GET+PTTL pairs cost the client 2.4x the
  * time of a script.
@@ -46,15 +51,21 @@ local budget = tonumber(ARGV[2])
 local n = #KEYS - 1
 local out = {}
 local total = 0
+local large = false
 local function answer(i, v)
   local j = 2 * i - 1
   if type(v) ~= 'string' or v == '' then
     out[j] = false
     out[j + 1] = -2
   else
-    if #v > last then out[j] = #v else out[j] = v end
     total = total + #v
     out[j + 1] = redis.call('PTTL', KEYS[i + 1])
+    if #v > last then
+      out[j] = #v
+      large = math.max(large or 0, out[j + 1])
+    else
+      out[j] = v
+    end
   end
 end
 local i = 1
@@ -67,6 +78,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     i = s + 1
     size = math.max(1, math.min(32, math.floor((budget - total) * s / math.max(total, 1)) + 1))
   end
+  if large then redis.pcall('SET', KEYS[1], '1', 'PX', math.max(large, 0) + tonumber(ARGV[3])) end
 else
   while i <= n and total < budget do
     answer(i, redis.pcall('GETRANGE', KEYS[i + 1], 0, last))
@@ -112,7 +124,7 @@ const MANY_CHUNK = 512
 export interface Deps {
   /** The command connection's client. */
   readonly client: Redis
-  readonly large: LargeValues
+  readonly large: LargeValues.LargeValues
   /** The tier's key prefix. */
   readonly prefix: string
   /** The tier's name, in logs. */
@@ -137,6 +149,7 @@ export const make = ({
   // (the script's MGET path answers the length of any value that long).
   const rangeEnd = String(large.limit - 1)
   const budget = String(large.limit)
+  const margin = String(LargeValues.MARKER_MARGIN_MS)
   /** One call of the read script on `keys` (without the prefix): the marker, then the keys. */
   const readScript = (keys: ReadonlyArray<string>): Promise<Array<unknown>> =>
     scripted.tiercacheRead(
@@ -144,7 +157,8 @@ export const make = ({
       large.marker,
       ...keys.map((key) => prefix + key),
       rangeEnd,
-      budget
+      budget,
+      margin
     )
 
   /**
