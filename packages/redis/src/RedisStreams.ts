@@ -22,8 +22,10 @@
  * `messaging.operation.type` (`send`, `receive`, `settle`), `messaging.operation.name` (the
  * Redis command), `messaging.consumer.group.name`, `messaging.message.id` (of a published entry)
  * and `messaging.batch.message_count` (entries read). Stream names can hold personal data (a
- * stream per user), so `messaging.destination.name` is set, and a failed operation's span ends
- * with an error naming the stream, only with `streamNamesInSpans`.
+ * stream per user), so `messaging.destination.name` is set, a failed operation's span ends
+ * with an error naming the stream, and a consumer's warning that it reads again after losing its
+ * connection (a log line in the caller's span: one of its events) is annotated with the `stream`,
+ * only with `streamNamesInSpans`.
  *
  * @since 0.1.0
  */
@@ -51,8 +53,8 @@ export interface Options {
   /** Allow `prefix: ""` (bare stream keys); default false. */
   readonly allowEmptyPrefix?: boolean | undefined
   /**
-   * Put the stream's name in each span as `messaging.destination.name` (default false: stream
-   * names can hold personal data).
+   * Put the stream's name in each span as `messaging.destination.name`, in a failed operation's
+   * error there and in a consumer's log lines (default false: stream names can hold personal data).
    */
   readonly streamNamesInSpans?: boolean | undefined
 }
@@ -80,8 +82,9 @@ export const make = (
     const commandTimeout = connection.commandTimeout
     const commands = StreamCommands.make(commandTimeout)
     const { invalid, send, checkStream, checkText, pairsOf, idsOf } = commands
-    const traced = StreamSpans.make(options.streamNamesInSpans === true)
-    const consume = StreamConsumer.make(connection, prefix, commands, traced)
+    const namesInSpans = options.streamNamesInSpans === true
+    const traced = StreamSpans.make(namesInSpans)
+    const consume = StreamConsumer.make(connection, prefix, commands, traced, namesInSpans)
     const blockingRead = BlockingRead.make(connection, commands)
 
     const publish = (stream: string, fields: CacheStreams.Fields, maxLen?: number) =>

@@ -11,7 +11,7 @@ import { ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
 import * as StreamClaim from "./streamClaim.js"
 import { type Commands, call, fromRead, isPositiveInteger } from "./streamCommands.js"
-import { countRead, type Traced } from "./streamSpans.js"
+import { countRead, logAnnotations, type Traced } from "./streamSpans.js"
 
 type StreamError = CacheError.StreamError
 const { StreamError } = CacheError
@@ -35,14 +35,19 @@ const readOptions = (options: CacheStreams.ConsumeOptions): CacheStreams.Consume
 /** Between a consumer's attempts to read again after losing its connection: 50 ms doubling to 1 s. */
 const RECONNECT = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
 
-/** The `consume` of a streams service on `connection`, stream keys under `prefix`. */
+/**
+ * The `consume` of a streams service on `connection`, stream keys under `prefix`; its log lines
+ * name the stream only with `namesInSpans` (they are events of the caller's span).
+ */
 export const make = (
   connection: RedisConnection.Service,
   prefix: string,
   commands: Commands,
-  traced: Traced
+  traced: Traced,
+  namesInSpans: boolean
 ) => {
   const { send, invalid, checkStream, checkText } = commands
+  const annotations = logAnnotations(namesInSpans)
   const commandTimeout = connection.commandTimeout
   return (
     stream: string,
@@ -170,7 +175,7 @@ export const make = (
                     claimer?.reset()
                   }),
                   Effect.logWarning("stream consumer could not read; trying again").pipe(
-                    Effect.annotateLogs({ stream, group, consumer, reason: error.reason })
+                    Effect.annotateLogs(annotations(stream, { group, consumer }, error.reason))
                   )
                 )
           ),

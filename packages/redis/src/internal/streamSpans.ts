@@ -49,6 +49,19 @@ const causeWithoutName = (cause: unknown, stream: string): unknown => {
   return copy
 }
 
+/**
+ * The annotations of a log line about `stream` (`annotations`, the stream's, a `reason`). A log
+ * line written inside a span (a consumer's runs in its caller's) is one of the span's events,
+ * its annotations the event's attributes: the stream's name, as `stream` and in the reason, only
+ * when names go in spans.
+ */
+export const logAnnotations =
+  (namesInSpans: boolean) =>
+  (stream: string, annotations: Readonly<Record<string, string>>, reason: string): Record<string, string> =>
+    namesInSpans
+      ? { stream, ...annotations, reason }
+      : { ...annotations, reason: withoutName(reason, stream) }
+
 const unnamed = (error: unknown): unknown =>
   error instanceof CacheError.StreamError ? new Unnamed(error) : error
 const named = (error: unknown): unknown => (error instanceof Unnamed ? error.original : error)
