@@ -1,8 +1,10 @@
 import { runInNewContext } from "node:vm"
+import { KeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { TestBus, TestTier } from "@tiercache/testing"
-import { type Duration, Effect, Option, Schema } from "effect"
+import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
+import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { type Duration, Effect, Layer, Option, Schema } from "effect"
 
 /** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
 const setup = Effect.gen(function* () {
@@ -669,5 +671,51 @@ describe("options resolved once per options object stay exact when the object ch
           expectInputError(badCompute, "InvalidTtl", "ttl")
         }
       })
+  )
+})
+
+describe("values JSON does not carry", () => {
+  it.scoped("what JSON does not carry reaches only the writer's L1, as the README lists it", () =>
+    Effect.gen(function* () {
+      // Two instances over one store holding the entries' wire form, as Redis does, and one bus.
+      const hub = yield* TestBus.makeHub
+      const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+      const {
+        caches: [a, b]
+      } = yield* MultiInstance.make(2, {
+        shared: Layer.merge(
+          KeyValueStoreTier.layer().pipe(Layer.provide(Layer.succeed(KeyValueStore.KeyValueStore, store))),
+          TestBus.layer(hub)
+        )
+      })
+      const named = Object.assign([1, 2], { label: "x" })
+      const cases: ReadonlyArray<readonly [string, () => unknown, unknown]> = [
+        ["negative zero", () => ({ n: -0 }), { n: 0 }],
+        ["symbol-keyed", () => ({ [Symbol("s")]: 1, b: 1 }), { b: 1 }],
+        ["non-enumerable", () => Object.defineProperty({ b: 1 }, "hidden", { value: 1 }), { b: 1 }],
+        ["named array property", () => named, [1, 2]],
+        ["undefined property", () => ({ a: undefined, b: 1 }), { b: 1 }],
+        ["null prototype", () => Object.assign(Object.create(null), { b: 1 }), { b: 1 }]
+      ]
+      for (const [name, make, elsewhere] of cases) {
+        // Through the store (set) and through the bus's update message (update).
+        const written = make()
+        yield* a.set(`set:${name}`, written)
+        const updated = make()
+        yield* a.update(`update:${name}`, updated)
+        yield* MultiInstance.settle([a, b])
+        expect(yield* a.get(`set:${name}`)).toEqual(Option.some(written))
+        expect(Option.getOrThrow(yield* a.get(`update:${name}`))).toBe(updated)
+        for (const key of [`set:${name}`, `update:${name}`]) {
+          const there = Option.getOrThrow(yield* b.get(key))
+          expect(there, `${name} (${key})`).toStrictEqual(elsewhere)
+          expect(Object.getPrototypeOf(there)).toBe(Array.isArray(there) ? Array.prototype : Object.prototype)
+        }
+      }
+      // What the writer's L1 answers is the object as written: undefined and null prototype kept.
+      const kept = Option.getOrThrow(yield* a.get("set:undefined property")) as object
+      expect(Object.keys(kept)).toEqual(["a", "b"])
+      expect(Object.getPrototypeOf(Option.getOrThrow(yield* a.get("set:null prototype")))).toBe(null)
+    })
   )
 })
