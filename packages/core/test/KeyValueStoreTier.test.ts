@@ -65,6 +65,46 @@ const brokenStore = KeyValueStore.make({
   size: Effect.fail(new SystemError({ reason: "PermissionDenied", module: "KeyValueStore", method: "size" }))
 })
 
+/** A cache over a file-system KeyValueStoreTier in a temporary directory (L1: a MemoryTier), and that tier. */
+const onFileSystem = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
+  const store = yield* KeyValueStore.KeyValueStore.pipe(
+    Effect.provide(KeyValueStore.layerFileSystem(directory))
+  )
+  const l2 = yield* KeyValueStoreTier.make().pipe(Effect.provideService(KeyValueStore.KeyValueStore, store))
+  const cache = yield* TieredCache.make().pipe(
+    Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
+    Effect.provideService(Tier.L2, l2)
+  )
+  return { cache, l2 }
+})
+
+/**
+ * 20 rounds on keys `<prefix>:<i>`: the key set to 0, then `removal(key)` at once with a set of
+ * the key to 1 a millisecond later; answers the keys the cache then answers otherwise than the
+ * store holds them.
+ */
+const removalRacingSet = (
+  { cache, l2 }: Effect.Effect.Success<typeof onFileSystem>,
+  prefix: string,
+  removal: (key: string) => Effect.Effect<void, unknown>
+) =>
+  Effect.gen(function* () {
+    const disagreeing: Array<string> = []
+    for (let i = 0; i < 20; i++) {
+      const key = `${prefix}:${i}`
+      yield* cache.set(key, 0)
+      yield* Effect.all([removal(key), Effect.zipRight(Effect.sleep("1 millis"), cache.set(key, 1))], {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const below = Option.map(yield* l2.get(key), (entry) => entry.value)
+      if (!Option.getEquivalence(Equal.equals)(yield* cache.get(key), below)) disagreeing.push(key)
+    }
+    return disagreeing
+  })
+
 describe("KeyValueStoreTier", () => {
   it.scoped(
     "on the file system, entries survive a restart; the new instance's pattern removal and clear reach what the old one wrote, and nothing else",
@@ -576,34 +616,11 @@ describe("KeyValueStoreTier", () => {
     "TieredCache on a file-system store: invalidatePattern || set and clear || set agree with L2",
     () =>
       Effect.gen(function* () {
-        const fs = yield* FileSystem.FileSystem
-        const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
-        const store = yield* KeyValueStore.KeyValueStore.pipe(
-          Effect.provide(KeyValueStore.layerFileSystem(directory))
-        )
-        const l2 = yield* KeyValueStoreTier.make().pipe(
-          Effect.provideService(KeyValueStore.KeyValueStore, store)
-        )
-        const cache = yield* TieredCache.make().pipe(
-          Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
-          Effect.provideService(Tier.L2, l2)
-        )
-        const disagreeing: Array<string> = []
-        for (const kind of ["pattern", "clear"] as const) {
-          for (let i = 0; i < 20; i++) {
-            const key = `${kind}:${i}`
-            yield* cache.set(key, 0)
-            yield* Effect.all(
-              [
-                kind === "pattern" ? cache.invalidatePattern(`${kind}:*`) : cache.clear,
-                Effect.zipRight(Effect.sleep("1 millis"), cache.set(key, 1))
-              ],
-              { concurrency: "unbounded", discard: true }
-            )
-            const below = Option.map(yield* l2.get(key), (entry) => entry.value)
-            if (!Option.getEquivalence(Equal.equals)(yield* cache.get(key), below)) disagreeing.push(key)
-          }
-        }
+        const world = yield* onFileSystem
+        const disagreeing = [
+          ...(yield* removalRacingSet(world, "pattern", () => world.cache.invalidatePattern("pattern:*"))),
+          ...(yield* removalRacingSet(world, "clear", () => world.cache.clear))
+        ]
         expect(disagreeing, "keys answered otherwise than the store holds them").toEqual([])
       }).pipe(Effect.provide(NodeEnv))
   )
@@ -614,33 +631,11 @@ describe("KeyValueStoreTier", () => {
     "TieredCache on a file-system store: invalidateMany || set of its last key agrees with L2",
     () =>
       Effect.gen(function* () {
-        const fs = yield* FileSystem.FileSystem
-        const directory = yield* fs.makeTempDirectoryScoped({ prefix: "tiercache-kv-" })
-        const store = yield* KeyValueStore.KeyValueStore.pipe(
-          Effect.provide(KeyValueStore.layerFileSystem(directory))
-        )
-        const l2 = yield* KeyValueStoreTier.make().pipe(
-          Effect.provideService(KeyValueStore.KeyValueStore, store)
-        )
-        const cache = yield* TieredCache.make().pipe(
-          Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
-          Effect.provideService(Tier.L2, l2)
-        )
+        const world = yield* onFileSystem
         const others = Array.from({ length: 20 }, (_, j) => `other:${j}`)
-        const disagreeing: Array<string> = []
-        for (let i = 0; i < 20; i++) {
-          const key = `many:${i}`
-          yield* cache.set(key, 0)
-          yield* Effect.all(
-            [
-              cache.invalidateMany([...others, key]),
-              Effect.zipRight(Effect.sleep("1 millis"), cache.set(key, 1))
-            ],
-            { concurrency: "unbounded", discard: true }
-          )
-          const below = Option.map(yield* l2.get(key), (entry) => entry.value)
-          if (!Option.getEquivalence(Equal.equals)(yield* cache.get(key), below)) disagreeing.push(key)
-        }
+        const disagreeing = yield* removalRacingSet(world, "many", (key) =>
+          world.cache.invalidateMany([...others, key])
+        )
         expect(disagreeing, "keys answered otherwise than the store holds them").toEqual([])
       }).pipe(Effect.provide(NodeEnv))
   )
