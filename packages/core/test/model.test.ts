@@ -1364,40 +1364,24 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
           yield* cache.update(key, c.v, recordWrite(c.k, c.v, c.ttl, c.grace))
           yield* settle
           break
-        case "compute": {
-          reads[c.i]!++
-          const before = computations[c.i]!
-          const got = yield* cache.getOrCompute(key, computeOn(c.i, c.v), optionsOf(c.k, c.ttl, c.grace))
-          if (expected !== undefined) {
-            check(c, "value, computations", [got, computations[c.i]! - before], [expected.value, 0])
-          } else if (stale !== undefined) {
-            // The stale value at once; the refresh runs in the background, once.
-            check(c, "stale value", got, stale.value)
-            yield* settle
-            check(c, "refreshes", computations[c.i]! - before, 1)
-            model.set(key, entryOf(c.v, c.ttl, c.grace))
-          } else {
-            check(c, "value, computations", [got, computations[c.i]! - before], [c.v, 1])
-            model.set(key, entryOf(c.v, c.ttl, c.grace))
-          }
-          yield* settle
-          break
-        }
+        case "compute":
         case "computeTyped": {
-          // README, Typed reads: a value that does not decode is a miss, and getOrComputeTyped
-          // recomputes and overwrites it; Semantics, What a read accepts: a STALE entry is
-          // answered under stale-while-revalidate only once it decodes (an odd one is a MISS).
+          // getOrComputeTyped (Even): README, Typed reads: a value that does not decode is a
+          // miss, and getOrComputeTyped recomputes and overwrites it; Semantics, What a read
+          // accepts: a STALE entry is answered under stale-while-revalidate only once it decodes
+          // (an odd one is a MISS).
+          const typed = c.op === "computeTyped"
+          const decodes = (value: number) => !typed || value % 2 === 0
           reads[c.i]!++
           const before = computations[c.i]!
-          const got = yield* cache.getOrComputeTyped(
-            key,
-            Even,
-            computeOn(c.i, c.v),
-            optionsOf(c.k, c.ttl, c.grace)
-          )
-          if (expected !== undefined && expected.value % 2 === 0) {
+          const options = optionsOf(c.k, c.ttl, c.grace)
+          const got = typed
+            ? yield* cache.getOrComputeTyped(key, Even, computeOn(c.i, c.v), options)
+            : yield* cache.getOrCompute(key, computeOn(c.i, c.v), options)
+          if (expected !== undefined && decodes(expected.value)) {
             check(c, "value, computations", [got, computations[c.i]! - before], [expected.value, 0])
-          } else if (expected === undefined && stale !== undefined && stale.value % 2 === 0) {
+          } else if (expected === undefined && stale !== undefined && decodes(stale.value)) {
+            // The stale value at once; the refresh runs in the background, once.
             check(c, "stale value", got, stale.value)
             yield* settle
             check(c, "refreshes", computations[c.i]! - before, 1)
