@@ -359,6 +359,15 @@ const onOneStream = (
   return { tier: ordered, buses: busesNow }
 }
 
+/** Runs `calls` at once while the test clock moves 1 ms (their computations take 1 ms); their answers. */
+const atOnceOverOneMs = <A, E, R>(calls: ReadonlyArray<Effect.Effect<A, E, R>>) =>
+  Effect.all(calls, { concurrency: "unbounded" }).pipe(
+    Effect.fork,
+    Effect.tap(() => TestClock.adjust(1)),
+    Effect.flatMap((f) => f.await),
+    Effect.flatten
+  )
+
 const cmd = (config: Config): fc.Arbitrary<Cmd> => {
   const i = fc.integer({ min: 0, max: config.instances - 1 })
   // With grace, half the commands on three keys: reads then often meet a key's stale window.
@@ -1403,16 +1412,10 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
             Effect.delay("1 millis"),
             Effect.zipRight(Effect.fail(new SourceDown({ k: c.k })))
           )
-          const got = yield* Effect.all(
+          const got = yield* atOnceOverOneMs(
             Array.from({ length: c.n }, () =>
               Effect.either(cache.getOrCompute(key, failing, optionsOf(c.k, STAMPEDE_TTL, 0)))
-            ),
-            { concurrency: "unbounded" }
-          ).pipe(
-            Effect.fork,
-            Effect.tap(() => TestClock.adjust(1)),
-            Effect.flatMap((f) => f.await),
-            Effect.flatten
+            )
           )
           now += 1
           const answers = got.map((e) => (e._tag === "Right" ? { value: e.right } : { error: e.left }))
@@ -1431,19 +1434,13 @@ const run = (config: Config, cmds: ReadonlyArray<Cmd>) =>
           reads[c.i]! += c.n
           const before = computations[c.i]!
           const options = optionsOf(c.k, STAMPEDE_TTL, c.grace)
-          const got = yield* Effect.all(
+          const got = yield* atOnceOverOneMs(
             Array.from({ length: c.n }, (_, j): Effect.Effect<unknown, unknown> => {
               const computation = computeOn(c.i, c.v).pipe(Effect.delay("1 millis"))
               return c.mixed && j % 2 === 1
                 ? cache.getOrComputeTyped(key, Schema.Number, computation, options)
                 : cache.getOrCompute(key, computation, options)
-            }),
-            { concurrency: "unbounded" }
-          ).pipe(
-            Effect.fork,
-            Effect.tap(() => TestClock.adjust(1)),
-            Effect.flatMap((f) => f.await),
-            Effect.flatten
+            })
           )
           now += 1
           if (expected === undefined && stale === undefined) {
