@@ -134,7 +134,7 @@ describe("namespaces on a shared Redis", () => {
     )
 
     it.scoped(
-      "a cache key named like a stream under the same prefix replaces the stream; a prefix of their own keeps them apart",
+      "a cache key named like a stream under the same prefix replaces the stream, and its invalidation removes it; a prefix of their own keeps them apart",
       () =>
         Effect.gen(function* () {
           // The README's Prefix bullet and RedisStreams' doc: SET replaces a key of any type.
@@ -158,6 +158,15 @@ describe("namespaces on a shared Redis", () => {
             ).pipe(Effect.orElse(() => Effect.void))
             expect([name, yield* type("clash:events")]).toEqual([name, "string"])
           }
+          // invalidate and invalidateMany remove the key whatever its type: the stream too.
+          for (const remove of [cache.invalidate("events"), cache.invalidateMany(["events", "other"])]) {
+            yield* remove
+            yield* streams.publish("events", { id: "1" })
+            expect(yield* type("clash:events")).toBe("stream")
+            yield* remove
+            expect(yield* type("clash:events")).toBe("none")
+          }
+          yield* cache.set("events", "cached", { ttl: "1 minute" })
           // The other way round, a publish to a stream named like a cache key fails; the value stays.
           const refused = yield* Effect.either(streams.publish("events", { id: "2" }))
           expect(Either.isLeft(refused) && refused.left._tag).toBe("StreamError")
