@@ -7,100 +7,14 @@
 import { type CacheError, Entry, type Tier } from "@tiercache/core"
 import { type Clock, Effect, Option } from "effect"
 import { Command, type Redis } from "ioredis"
-import { READ_COMMAND } from "./commands.js"
-import * as LargeValues from "./largeValues.js"
+import type { LargeValues } from "./largeValues.js"
 import { sendInOneWrite } from "./oneWrite.js"
+import * as ReadScript from "./readScript.js"
 import type { Runner } from "./tierRunner.js"
 
 type TierError = CacheError.TierError
 
 const BAD_VALUE: unique symbol = Symbol("BadValue")
-
-/** Whether a reply of the read script leaves the key to a next call (its byte budget was spent). */
-const isLater = (raw: unknown): boolean => Array.isArray(raw)
-
-/**
- * Reads the values and remaining lifetimes (PTTL) of KEYS[2..] in one atomic command, as a flat
- * array `[value1, pttl1, value2, pttl2, ...]`; a key holding no string (or nothing) answers
- * `false, -2` (a miss). KEYS[1] is the namespace's large-value marker (see largeValues.ts).
- * While it is absent the values are read with MGET (below); while it is there, each with GETRANGE
- * 0 ARGV[1], so that a large value is never copied into the script (an MGET of a 20 MB value
- * took Redis 200 ms inside a script). Either way a value of `largeValueBytes` or more answers
- * its length (a number) instead of itself and is then fetched on the large-value connection, so
- * a large value never holds up the small ones of its batch. On 64 small values the MGET costs
- * the script about a fifth less time than a GETRANGE each.
- * One call reads about ARGV[2] (`largeValueBytes`) bytes of values at most: the MGET goes in
- * slices (4 keys, then as many as the bytes left hold at the mean size read so far, at most 32),
- * and once the bytes read (a large value's included: the GETRANGE's, or, without the marker, the
- * whole value) reach that many, the keys after them answer an empty array
- * (LATER), read by a next call, so that neither the script's copies nor its reply grow with the
- * batch (one MGET of 512 values of 100 kB took Redis 2 s inside the script, and every key of
- * the batch was a miss). Slices of 16 cost the script no more than one MGET on 64 small values.
- * A large value met without the marker (another program wrote it under the prefix: MGET copied
- * it whole into the script) sets the marker, to outlive it by ARGV[3] ms (as a large write
- * does): later reads of it take GETRANGE's bounded copy, so a value too large to copy within the
- * command timeout fails one read, not every read, which would open the tier's breaker. A marker
- * write Redis refuses (maxmemory with noeviction) leaves the read as it was.
- * The reads of one tick go out as calls of it (see `get`; a lone read is cheaper as two plain
- * commands, see `readAlone`). On 256 keys a pipeline of GET+PTTL pairs cost the client 2.4x the
- * time of a script.
- */
-const READ_SCRIPT = `
-local last = tonumber(ARGV[1])
-local budget = tonumber(ARGV[2])
-local n = #KEYS - 1
-local out = {}
-local total = 0
-local large = false
-local function answer(i, v)
-  local j = 2 * i - 1
-  if type(v) ~= 'string' or v == '' then
-    out[j] = false
-    out[j + 1] = -2
-  else
-    total = total + #v
-    out[j + 1] = redis.call('PTTL', KEYS[i + 1])
-    if #v > last then
-      out[j] = #v
-      large = math.max(large or 0, out[j + 1])
-    else
-      out[j] = v
-    end
-  end
-end
-local i = 1
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local size = 4
-  while i <= n and total < budget do
-    local s = math.min(n, i + size - 1)
-    local values = redis.call('MGET', unpack(KEYS, i + 1, s + 1))
-    for k = i, s do answer(k, values[k - i + 1]) end
-    i = s + 1
-    size = math.max(1, math.min(32, math.floor((budget - total) * s / math.max(total, 1)) + 1))
-  end
-  if large then redis.pcall('SET', KEYS[1], '1', 'PX', math.max(large, 0) + tonumber(ARGV[3])) end
-else
-  while i <= n and total < budget do
-    answer(i, redis.pcall('GETRANGE', KEYS[i + 1], 0, last))
-    i = i + 1
-  end
-end
-while i <= n do
-  out[2 * i - 1] = {}
-  out[2 * i] = -2
-  i = i + 1
-end
-return out
-`
-
-/** The connection's client with the read script defined on it. */
-interface ScriptedClient {
-  readonly tiercacheRead: (
-    numKeys: number,
-    marker: string,
-    ...keysThenLimit: Array<string>
-  ) => Promise<Array<unknown>>
-}
 
 /** A read waiting for the next batch. */
 interface PendingRead {
@@ -124,7 +38,7 @@ const MANY_CHUNK = 512
 export interface Deps {
   /** The command connection's client. */
   readonly client: Redis
-  readonly large: LargeValues.LargeValues
+  readonly large: LargeValues
   /** The tier's key prefix. */
   readonly prefix: string
   /** The tier's name, in logs. */
@@ -143,50 +57,8 @@ export const make = ({
   runner
 }: Deps): Pick<Tier.Tier.Service, "get" | "getMany"> => {
   const { fail, run } = runner
-  if (!(READ_COMMAND in client)) client.defineCommand(READ_COMMAND, { lua: READ_SCRIPT })
-  const scripted = client as unknown as ScriptedClient
-  // GETRANGE 0 rangeEnd answers at most `large.limit` bytes: a value that fills them is large
-  // (the script's MGET path answers the length of any value that long).
-  const rangeEnd = String(large.limit - 1)
-  const budget = String(large.limit)
-  const margin = String(LargeValues.MARKER_MARGIN_MS)
-  /** One call of the read script on `keys` (without the prefix): the marker, then the keys. */
-  const readScript = (keys: ReadonlyArray<string>): Promise<Array<unknown>> =>
-    scripted.tiercacheRead(
-      keys.length + 1,
-      large.marker,
-      ...keys.map((key) => prefix + key),
-      rangeEnd,
-      budget,
-      margin
-    )
-
-  /**
-   * The replies of `keys` (pairs of value and PTTL, flat): calls of the read script one after
-   * the other, each on the keys the calls before left for later, each bounded by the command
-   * timeout alone.
-   */
-  const readAll = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<unknown>, TierError> =>
-    Effect.gen(function* () {
-      const first = yield* run("getMany", () => readScript(keys))
-      if (!keys.some((_, i) => isLater(first[2 * i]))) return first
-      const all = [...first]
-      let left = keys.flatMap((_, i) => (isLater(first[2 * i]) ? [i] : []))
-      while (left.length > 0) {
-        const asked = left
-        const reply = yield* run("getMany", () => readScript(asked.map((i) => keys[i]!)))
-        left = []
-        for (let k = 0; k < asked.length; k++) {
-          const i = asked[k]!
-          if (isLater(reply[2 * k])) left.push(i)
-          else {
-            all[2 * i] = reply[2 * k]
-            all[2 * i + 1] = reply[2 * k + 1]
-          }
-        }
-      }
-      return all
-    })
+  const readScript = ReadScript.make(client, large, prefix)
+  const rangeEnd = ReadScript.rangeEndOf(large)
 
   /** A reply decoded: the entry, a miss, or BAD_VALUE for something that is not an entry. */
   const decodeReply = (
@@ -263,7 +135,7 @@ export const make = ({
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i]!
         // Left for a next call (the call's byte budget was spent): read again with the next batch.
-        if (isLater(reply[2 * i])) enqueue(r)
+        if (ReadScript.isLater(reply[2 * i])) enqueue(r)
         else r.resume(decode(r.key, reply[2 * i], reply[2 * i + 1], r.now))
       }
     }
@@ -276,16 +148,6 @@ export const make = ({
   }
 
   /**
-   * A lone read: GETRANGE (at most `largeValueBytes` of the value, as text: one that may fill
-   * them is fetched whole on the large-value connection, see `readText`) and PTTL
-   * as two plain commands in one write (oneWrite.ts). Measured on one key, the
-   * read script cost Redis 14 us against 2 us for the pair, and a pipeline object cost the
-   * client more than both (median round trips: pair 1.0x a plain GET, script 1.2x, pipeline
-   * 1.2x). Redis runs the commands of one client's read back to back, so the pair answers
-   * like the script; were a write to land between them, the value would come with the new
-   * lifetime: a value Redis just held, which that write's invalidation then removes.
-   */
-  /**
    * A read joins the next batch: sent at the end of this tick, or of the event-loop turn while
    * earlier reads are unanswered (see `flush`), or at once when MAX_BATCH wait.
    */
@@ -297,6 +159,16 @@ export const make = ({
     } else if (pending.length >= MAX_BATCH) flush()
   }
 
+  /**
+   * A lone read: GETRANGE (at most `largeValueBytes` of the value, as text: one that may fill
+   * them is fetched whole on the large-value connection, see `readText`) and PTTL
+   * as two plain commands in one write (oneWrite.ts). Measured on one key, the
+   * read script cost Redis 14 us against 2 us for the pair, and a pipeline object cost the
+   * client more than both (median round trips: pair 1.0x a plain GET, script 1.2x, pipeline
+   * 1.2x). Redis runs the commands of one client's read back to back, so the pair answers
+   * like the script; were a write to land between them, the value would come with the new
+   * lifetime: a value Redis just held, which that write's invalidation then removes.
+   */
   const readAlone = (
     full: string,
     busy: boolean,
@@ -365,7 +237,9 @@ export const make = ({
         // (it runs one at a time) and within JavaScript's argument limits.
         const chunks: Array<ReadonlyArray<string>> = []
         for (let i = 0; i < keys.length; i += MANY_CHUNK) chunks.push(keys.slice(i, i + MANY_CHUNK))
-        const replies = yield* Effect.forEach(chunks, readAll)
+        const replies = yield* Effect.forEach(chunks, (chunk) =>
+          ReadScript.readAll(chunk, (asked) => run("getMany", () => readScript(asked)))
+        )
         const reply = replies.flat()
         // Decoded synchronously; only a large value or a foreign one needs an Effect of its own.
         const entries: Array<Option.Option<Entry.Entry>> = []
