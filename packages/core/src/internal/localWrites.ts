@@ -1,6 +1,6 @@
 /**
  * The local primitives: changes of this instance's L1 only (and of its flights), each with its
- * keys marked changing (changes.ts). The bus applies received messages with them (bus.ts).
+ * keys marked changing (changes.ts). The bus applies received messages with them (busSubscriber.ts).
  */
 import { Effect } from "effect"
 import type { TierError } from "../CacheError.js"

@@ -15,6 +15,7 @@ import { InvalidationBus } from "../InvalidationBus.js"
 import { L1, L2, Tiers } from "../Tier.js"
 import type { ComputeOptions, Options, ReadOptions, TieredCache, TypedWriteOptions } from "../TieredCache.js"
 import * as Bus from "./bus.js"
+import * as BusSubscriber from "./busSubscriber.js"
 import * as Changes from "./changes.js"
 import type { AnySchema } from "./codec.js"
 import * as Counters from "./counters.js"
@@ -164,7 +165,7 @@ export const make = (
     // The flights' fibers belong to the cache: closing the flight scope interrupts them.
     yield* Scope.addFinalizer(flightScope, flights.interruptAll)
     if (busOption._tag === "Some") {
-      yield* Bus.subscribe(busOption.value, {
+      yield* BusSubscriber.subscribe(busOption.value, {
         local: LocalWrites.make(changeDeps, changes),
         counters,
         instanceId,
