@@ -7,7 +7,7 @@
  * stale-while-revalidate, the caller gets the stale value at once and the flight refreshes it in
  * the background.
  */
-import { Effect, Fiber, FiberRef, FiberRefs } from "effect"
+import { Effect } from "effect"
 import { CacheInputError, CacheTimeoutError } from "../CacheError.js"
 import type { ComputeOptions } from "../TieredCache.js"
 import { type Defaults, type ResolvedCompute, resolveCompute } from "./callOptions.js"
@@ -15,6 +15,7 @@ import { type AnySchema, decode, NOT_DECODED } from "./codec.js"
 import * as Computed from "./computed.js"
 import { countHit } from "./counters.js"
 import type { Flight, FlightResult, Registry } from "./flight.js"
+import * as Cycles from "./flightCycles.js"
 import * as FlightFibers from "./flightFibers.js"
 import type { Found, Outcome, Reads } from "./reads.js"
 import * as Signal from "./signal.js"
@@ -59,69 +60,6 @@ export interface Flights {
 }
 
 const running = { _tag: "Running" } as const
-
-/**
- * The flights whose computation the current fiber runs (a fiber it forks inherits them, and so
- * does a flight it starts): a getOrCompute there that would join one of them waits for itself.
- */
-const computing = FiberRef.unsafeMake<ReadonlyArray<Flight>>([])
-
-/** The flights whose computation the running fiber is part of (called while an effect runs). */
-const computingHere = (): ReadonlyArray<Flight> => {
-  const fiber = Fiber.getCurrentFiber()
-  return fiber._tag === "Some" ? fiber.value.getFiberRef(computing) : noFlights
-}
-const noFlights: ReadonlyArray<Flight> = []
-
-/**
- * Whether waiting for `flight` from inside the computations `inside` closes a cycle: `flight`
- * is one of them, or waits (through the flights it waits for) for one of them.
- */
-const closesCycle = (flight: Flight, inside: ReadonlyArray<Flight>): boolean => {
-  const seen = new Set<Flight>()
-  const next = [flight]
-  while (next.length > 0) {
-    const f = next.pop()!
-    if (inside.includes(f)) return true
-    if (seen.has(f)) continue
-    seen.add(f)
-    if (f.waitsOn !== undefined) next.push(...f.waitsOn)
-  }
-  return false
-}
-
-/**
- * `wait` for `flight` from inside the computation of `waiter`, noted while it lasts (so that a
- * wait for `waiter`'s flight from `flight`'s computation is refused).
- */
-const waitingFrom = <A, E, R>(
-  waiter: Flight | undefined,
-  flight: Flight,
-  wait: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  waiter === undefined
-    ? wait
-    : Effect.acquireUseRelease(
-        Effect.sync(() => {
-          const waits = waiter.waitsOn ?? []
-          waiter.waitsOn = waits
-          waits.push(flight)
-        }),
-        () => wait,
-        () =>
-          Effect.sync(() => {
-            const at = waiter.waitsOn!.indexOf(flight)
-            if (at >= 0) waiter.waitsOn!.splice(at, 1)
-          })
-      )
-
-/** The refusal of a getOrCompute from inside the computation of the flight it would join. */
-const reentrant = () =>
-  new CacheInputError({
-    problem: "ReentrantComputation",
-    reason:
-      "a computation called getOrCompute of its own key (directly or through other keys' computations): it would wait for itself"
-  })
 
 /** Builds the flights. */
 export const make = (deps: Deps): Flights => {
@@ -190,14 +128,14 @@ export const make = (deps: Deps): Flights => {
       }
       // A computation waiting for its own flight (or for one that waits for it) would wait
       // forever, and every caller after it.
-      const inside = state._tag === "Writing" ? noFlights : computingHere()
-      if (inside.length > 0 && closesCycle(existing, inside)) return Effect.fail(reentrant())
+      const inside = state._tag === "Writing" ? Cycles.noFlights : Cycles.computingHere()
+      if (inside.length > 0 && Cycles.closesCycle(existing, inside)) return Effect.fail(Cycles.reentrant())
       if (counted) counters.coalesced++
       // Computed and in L1 (this caller missed it there: evicted), its lower tiers being
       // written: the computed value, not what the waiters were answered with (it may have been
       // a stale value, gone by now).
       if (state._tag === "Writing") return fromComputed(key, existing, state.result, schema, compute, opts)
-      return waitingFrom(inside.at(-1), existing, join(key, existing, schema, compute, opts, resolved))
+      return Cycles.waitingFrom(inside.at(-1), existing, join(key, existing, schema, compute, opts, resolved))
     }
     const existing = registry.get(key)
     if (existing !== undefined && existing !== undecodable) return joinExisting(existing)
@@ -220,10 +158,7 @@ export const make = (deps: Deps): Flights => {
       registry.set(key, flight)
       // The change times since the flight began are kept until it ends (versions.ts).
       const since = versions.begin()
-      // The flight's fiber is its own: it starts with the flights it computes for, for the
-      // computation and every fiber it forks to inherit (set in its fiber refs, no Effect step:
-      // a scoped FiberRef around the computation cost a miss 26 steps).
-      const inside = caller.getFiberRef(computing)
+      const inside = Cycles.computingIn(caller)
       const fiber = launch(
         caller,
         status,
@@ -233,17 +168,13 @@ export const make = (deps: Deps): Flights => {
           registry.done(key, flight)
           Signal.done(flight.result, exit)
         },
-        FiberRefs.updateAs(caller.getFiberRefs(), {
-          fiberId: caller.id(),
-          fiberRef: computing,
-          value: inside.length === 0 ? [flight] : [...inside, flight]
-        })
+        Cycles.refsComputing(caller, inside, flight)
       )
       flight.fiber = fiber
       if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
       const awaited = resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>
       // Led from inside another flight's computation: that one waits for this one.
-      return inside.length === 0 ? awaited : waitingFrom(inside.at(-1), flight, awaited)
+      return inside.length === 0 ? awaited : Cycles.waitingFrom(inside.at(-1), flight, awaited)
     })
   }
 
