@@ -20,6 +20,7 @@ import { Tier } from "@tiercache/core"
 import { Effect } from "effect"
 import { Command, type Redis, ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
+import { pxOf } from "./px.js"
 
 /**
  * The marker's key inside a namespace: set (with an expiry past that of every large value
@@ -136,15 +137,15 @@ export const make = (connection: RedisConnection.Service, prefix: string, now: (
   const command = connection.client
   if (!(MARK_COMMAND in command)) command.defineCommand(MARK_COMMAND, { numberOfKeys: 1, lua: MARK_SCRIPT })
   const marking = command as unknown as Marking
-  /** Milliseconds from now until `staleUntil`: not positive when the entry is gone. */
-  const pxOf = (staleUntil: number): number => Math.ceil(staleUntil - now())
+  const pxFromNow = (staleUntil: number): number => pxOf(staleUntil, now())
   /**
    * The marker set to outlive a value written until `staleUntil`, on the command connection
    * (the value's PX, counted later, is shorter still).
    */
   const mark = (staleUntil: number): Effect.Effect<void, unknown> =>
     Effect.tryPromise({
-      try: () => marking.tiercacheMarkLarge(marker, String(Math.max(0, pxOf(staleUntil)) + MARKER_MARGIN_MS)),
+      try: () =>
+        marking.tiercacheMarkLarge(marker, String(Math.max(0, pxFromNow(staleUntil)) + MARKER_MARGIN_MS)),
       catch: (cause) => cause
     })
   const withBulk = <A>(use: (client: Redis) => Promise<A>): Effect.Effect<A, unknown> =>
@@ -164,7 +165,7 @@ export const make = (connection: RedisConnection.Service, prefix: string, now: (
     write: (full, value, staleUntil, sent) =>
       Effect.asVoid(
         writeBulk(staleUntil, (client) => {
-          const px = pxOf(staleUntil)
+          const px = pxFromNow(staleUntil)
           // Gone while the marker and the open took their time: removed, as a write of an entry
           // gone already is (tierWrites.ts), in its key's order (the UNLINK lands as the SET would).
           const within = px > 0 ? timeoutFor(Buffer.byteLength(value)) : timeoutFor(0)
@@ -179,7 +180,7 @@ export const make = (connection: RedisConnection.Service, prefix: string, now: (
     eval: (script, full, argsFor, bytes, staleUntil, sent) =>
       writeBulk(staleUntil, (client) => {
         const within = timeoutFor(bytes)
-        const reply = send(client, "eval", [script, "1", full, ...argsFor(pxOf(staleUntil))], within)
+        const reply = send(client, "eval", [script, "1", full, ...argsFor(pxFromNow(staleUntil))], within)
         sent?.(landedOf(client, reply), within)
         return reply
       }),

@@ -10,6 +10,7 @@ import { Effect, Stream } from "effect"
 import type { Redis } from "ioredis"
 import { forEachAtOnce } from "./allAtOnce.js"
 import type { LargeValues } from "./largeValues.js"
+import { pxOf } from "./px.js"
 
 /**
  * KEYS[i], ARGV[3i-2] the change's time, ARGV[3i-1] the envelope ('' removes), ARGV[3i] the PX.
@@ -66,9 +67,6 @@ const argsOf = (p: Prepared, px: number): readonly [string, string, string] => [
   px > 0 ? p.value : "",
   String(Math.max(1, px))
 ]
-
-/** Milliseconds from `now` until `staleUntil`: not positive when the entry is gone. */
-const pxOf = (staleUntil: number, now: number): number => Math.ceil(staleUntil - now)
 
 /**
  * The conditional write of a tier on `client`, keys under `prefix`. A change carrying a large

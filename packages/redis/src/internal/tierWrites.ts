@@ -22,6 +22,7 @@ import type { Landing } from "./keyOrder.js"
 import * as KeyOrder from "./keyOrder.js"
 import type { LargeValues } from "./largeValues.js"
 import * as PatternRemoval from "./patternRemoval.js"
+import { pxOf } from "./px.js"
 import * as TierRemovals from "./tierRemovals.js"
 import { failureOf, type Runner, sendThen } from "./tierRunner.js"
 
@@ -60,9 +61,6 @@ const lastPerKey = (writes: ReadonlyArray<Write>): ReadonlyArray<Write> => {
 
 /** For writes that need not tell when their commands land. */
 const noLanding: Landing = () => {}
-
-/** Milliseconds until an entry gone at `staleUntil` is gone; not positive means it must not be stored. */
-const pxOf = (staleUntil: number, now: number): number => Math.ceil(staleUntil - now)
 
 /** Builds the writes and removals of a tier. */
 export const make = ({
