@@ -1,11 +1,10 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { Glob, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { Glob, type Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import fc from "fast-check"
 import type { Redis } from "ioredis"
-import { RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, eventually, observer } from "./utils.js"
+import { eventually, observer, redisInstance } from "./utils.js"
 
 /** Every key Redis's `SCAN MATCH` returns for `pattern`. */
 const scanMatch = async (redis: Redis, pattern: string): Promise<Set<string>> => {
@@ -143,26 +142,9 @@ describe("Glob against redis-server", () => {
           // Before: Glob.matcher made a regular expression of the glob's 40,001 atoms, which V8
           // refused at its first test ("Regular expression too large"): the invalidation died
           // removing from L1, and a RemovePattern received would have ended the subscriber.
-          const instance = (instanceId: string) =>
-            Effect.gen(function* () {
-              const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-              const context = yield* Layer.build(
-                TieredCache.layer({ instanceId }).pipe(
-                  Layer.provideMerge(
-                    Layer.mergeAll(
-                      Layer.succeed(Tier.L1, l1),
-                      RedisTier.layer(),
-                      RedisInvalidationBus.layer()
-                    )
-                  ),
-                  Layer.provide(connectionLayer())
-                )
-              )
-              return { cache: Context.get(context, TieredCache.TieredCache), l1 }
-            })
           const look = yield* observer
-          const a = yield* instance("a")
-          const b = yield* instance("b")
+          const a = yield* redisInstance("a")
+          const b = yield* redisInstance("b")
           const long = "k".repeat(40_000)
           const glob = `${long}*`
           const keys = [`${long}1`, `${long}2`, `${long.slice(1)}x`, "other"]

@@ -1,39 +1,13 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { type CacheError, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import type { CacheError } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
 import type { Redis } from "ioredis"
 import { RedisConnection, RedisInvalidationBus, RedisStreams, RedisTier } from "../src/index.js"
-import { connectionLayer, eventually, observer } from "./utils.js"
+import { connectionLayer, eventually, observer, redisInstance } from "./utils.js"
 
 // Issue 12, items 1 and 2: the cache never touches keys it did not write, and caches with
 // different namespaces on one Redis never act on each other's bus messages.
-
-/**
- * One cache instance with the README's layers and default settings (RedisTier.layer(),
- * RedisInvalidationBus.layer()) on a connection of its own; `connection` and `bus` add options.
- */
-const instance = (
-  instanceId: string,
-  connection: RedisConnection.Options = {},
-  bus: RedisInvalidationBus.Options = {}
-) =>
-  Effect.gen(function* () {
-    const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
-    const context = yield* Layer.build(
-      TieredCache.layer({ instanceId }).pipe(
-        Layer.provideMerge(
-          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer(bus))
-        ),
-        Layer.provide(connectionLayer(connection))
-      )
-    )
-    return {
-      cache: Context.get(context, TieredCache.TieredCache),
-      bus: Context.get(context, RedisInvalidationBus.RedisInvalidationBus),
-      l1
-    }
-  })
 
 /** Foreign data of every type, as another part of the application would keep it. */
 const seedForeign = (look: Redis) =>
@@ -72,7 +46,7 @@ describe("namespaces on a shared Redis", () => {
         yield* Effect.promise(() => look.flushall())
         yield* seedForeign(look)
         const before = yield* foreign(look)
-        const { cache } = yield* instance("a")
+        const { cache } = yield* redisInstance("a")
         const fill = Effect.forEach(
           ["app:queue", "app:session:42", "app:list", "app:events", "app:set", "tiercache", "user:1"],
           (key) => cache.set(key, { key }, { ttl: "1 minute", tags: ["t"] }),
@@ -107,8 +81,8 @@ describe("namespaces on a shared Redis", () => {
         Effect.gen(function* () {
           // The README's Prefix bullet: no prefix may start with another application's.
           const look = yield* observer
-          const outer = yield* instance("outer", { keyPrefix: "nest:" })
-          const inner = yield* instance("inner", { keyPrefix: "nest:b:" })
+          const outer = yield* redisInstance("outer", { keyPrefix: "nest:" })
+          const inner = yield* redisInstance("inner", { keyPrefix: "nest:b:" })
           const exists = (key: string) => Effect.promise(() => look.exists(key))
           // The outer cache's key b:k is the inner cache's k.
           yield* inner.cache.set("k", "inner's", { ttl: "1 minute" })
@@ -139,7 +113,7 @@ describe("namespaces on a shared Redis", () => {
         Effect.gen(function* () {
           // The README's Prefix bullet and RedisStreams' doc: SET replaces a key of any type.
           const look = yield* observer
-          const { cache } = yield* instance("a", { keyPrefix: "clash:" })
+          const { cache } = yield* redisInstance("a", { keyPrefix: "clash:" })
           const connection = yield* Layer.build(connectionLayer({ keyPrefix: "clash:" }))
           const streams = yield* Effect.provide(RedisStreams.make(), connection)
           const type = (key: string) => Effect.promise(() => look.type(key))
@@ -184,7 +158,7 @@ describe("namespaces on a shared Redis", () => {
     it.scoped("tag records and streams live in the namespace too", () =>
       Effect.gen(function* () {
         const look = yield* observer
-        const { cache } = yield* instance("a")
+        const { cache } = yield* redisInstance("a")
         yield* cache.invalidateTag("reports")
         expect(yield* keysUnder(look, "*__tiercache:tag:reports")).toEqual([
           "tiercache:__tiercache:tag:reports"
@@ -208,7 +182,7 @@ describe("namespaces on a shared Redis", () => {
           // application's event streams, consumer groups and all.
           const look = yield* observer
           yield* Effect.promise(() => look.flushall())
-          const { cache } = yield* instance("a")
+          const { cache } = yield* redisInstance("a")
           const streams = yield* Effect.provide(RedisStreams.make(), yield* Layer.build(connectionLayer()))
           yield* streams.publish("orders", { id: "1" })
           yield* streams.createGroup("orders", "billing")
@@ -395,7 +369,7 @@ describe("namespaces on a shared Redis", () => {
           }
           // A well-formed non-ASCII prefix is kept apart from its neighbours.
           const look = yield* observer
-          const { cache } = yield* instance("a", { keyPrefix: "app\u{1F600}:" })
+          const { cache } = yield* redisInstance("a", { keyPrefix: "app\u{1F600}:" })
           yield* Effect.promise(() => look.set("app\uFFFD:k", "foreign"))
           yield* cache.set("k", 1, { ttl: "1 minute" })
           yield* cache.clear
@@ -406,9 +380,9 @@ describe("namespaces on a shared Redis", () => {
     it.scoped("prefixes app[1]: and app1: on one channel: neither acts on the other's update or clear", () =>
       Effect.gen(function* () {
         const look = yield* observer
-        const a = yield* instance("a", { keyPrefix: "app[1]:" })
-        const b = yield* instance("b", { keyPrefix: "app1:" })
-        const b2 = yield* instance("b2", { keyPrefix: "app1:" })
+        const a = yield* redisInstance("a", { keyPrefix: "app[1]:" })
+        const b = yield* redisInstance("b", { keyPrefix: "app1:" })
+        const b2 = yield* redisInstance("b2", { keyPrefix: "app1:" })
         // Both hold "user" in L1.
         yield* a.cache.set("user", "a-value", { ttl: "1 minute" })
         yield* b.cache.set("user", "b-value", { ttl: "1 minute" })
@@ -453,9 +427,9 @@ describe("namespaces on a shared Redis", () => {
         Effect.gen(function* () {
           // Before: Pub/Sub ignores the database, and both buses stamped "tiercache:": an update on
           // db 0 put its value into the L1 of the cache on db 1, which served it for that key.
-          const zero = yield* instance("zero", { db: 0 })
-          const one = yield* instance("one", { db: 1 })
-          const oneToo = yield* instance("one-too", { db: 1 })
+          const zero = yield* redisInstance("zero", { db: 0 })
+          const one = yield* redisInstance("one", { db: 1 })
+          const oneToo = yield* redisInstance("one-too", { db: 1 })
           yield* one.cache.set("k", "db1-value", { ttl: "1 minute" })
           yield* zero.cache.update("k", "db0-value", { ttl: "1 minute" })
           // A message of db 1's own namespace, sent after those: once it has arrived, db 0's have.
@@ -472,7 +446,7 @@ describe("namespaces on a shared Redis", () => {
           expect((yield* one.bus.stats).namespace).not.toBe((yield* zero.bus.stats).namespace)
           // A url's database counts the same.
           const server = yield* RedisServer.RedisServer
-          const byUrl = yield* instance("by-url", { url: `redis://${server.host}:${server.port}/1` })
+          const byUrl = yield* redisInstance("by-url", { url: `redis://${server.host}:${server.port}/1` })
           expect((yield* byUrl.bus.stats).namespace).toBe((yield* one.bus.stats).namespace)
           expect((yield* zero.bus.stats).namespace).toBe("tiercache:")
         })
@@ -486,9 +460,9 @@ describe("namespaces on a shared Redis", () => {
           // on db 0 and db 1 that name one namespace (as the README asks when RedisTier has a
           // prefix of its own) put each other's updates into their L1s.
           const bus = { namespace: "app:" }
-          const zero = yield* instance("zero", { db: 0 }, bus)
-          const one = yield* instance("one", { db: 1 }, bus)
-          const oneToo = yield* instance("one-too", { db: 1 }, bus)
+          const zero = yield* redisInstance("zero", { db: 0 }, bus)
+          const one = yield* redisInstance("one", { db: 1 }, bus)
+          const oneToo = yield* redisInstance("one-too", { db: 1 }, bus)
           yield* one.cache.set("k", "db1-value", { ttl: "1 minute" })
           yield* one.cache.set("sentinel", 1, { ttl: "1 minute" })
           yield* zero.cache.update("k", "db0-value", { ttl: "1 minute" })
@@ -517,10 +491,10 @@ describe("namespaces on a shared Redis", () => {
           // Before: the bus namespace was `<prefix>@<db>` on db 1 and `<prefix>` on db 0, so both
           // stamped "app:@1": an update of "z" on db 0 put its value into the L1 of the cache on
           // db 1, which served it while its own Redis database held no "z".
-          const one = yield* instance("one", { db: 1, keyPrefix: "app:" })
-          const oneToo = yield* instance("one-too", { db: 1, keyPrefix: "app:" })
-          const zero = yield* instance("zero", { db: 0, keyPrefix: "app:@1" })
-          const zeroToo = yield* instance("zero-too", { db: 0, keyPrefix: "app:@1" })
+          const one = yield* redisInstance("one", { db: 1, keyPrefix: "app:" })
+          const oneToo = yield* redisInstance("one-too", { db: 1, keyPrefix: "app:" })
+          const zero = yield* redisInstance("zero", { db: 0, keyPrefix: "app:@1" })
+          const zeroToo = yield* redisInstance("zero-too", { db: 0, keyPrefix: "app:@1" })
           yield* zero.cache.update("z", "db0-value", { ttl: "1 minute" })
           // A message of each one's own namespace, sent after it: once it has arrived, the
           // update has (one channel, in order), and each database's instances still hear each other.
@@ -544,7 +518,7 @@ describe("namespaces on a shared Redis", () => {
           )
           expect(yield* zero.cache.get("y")).toEqual(Option.none())
           // A prefix without such a tail keeps its namespace on db 0 (no change for it).
-          const plain = yield* instance("plain", { db: 0, keyPrefix: "app:" })
+          const plain = yield* redisInstance("plain", { db: 0, keyPrefix: "app:" })
           expect((yield* plain.bus.stats).namespace).toBe("app:")
         })
     )
@@ -557,26 +531,14 @@ describe("namespaces on a shared Redis", () => {
           // namespace, so the bus stamped the connection's keyPrefix ("tiercache:"): two apps
           // following it with their own prefixes on one Redis put each other's updates into their
           // L1s, and served them for keys their own prefix never held.
-          const app = (instanceId: string, prefix: string) =>
-            Effect.gen(function* () {
-              const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-              const context = yield* Layer.build(
-                TieredCache.layer({ instanceId }).pipe(
-                  Layer.provideMerge(
-                    Layer.mergeAll(
-                      Layer.succeed(Tier.L1, l1),
-                      RedisTier.layer({ prefix }),
-                      RedisInvalidationBus.layer({ namespace: prefix })
-                    )
-                  ),
-                  Layer.provide(connectionLayer())
-                )
-              )
-              return { cache: Context.get(context, TieredCache.TieredCache), l1 }
-            })
-          const mine = yield* app("mine", "myapp:")
-          const mineToo = yield* app("mine-too", "myapp:")
-          const theirs = yield* app("theirs", "otherapp:")
+          const mine = yield* redisInstance("mine", {}, { namespace: "myapp:" }, { prefix: "myapp:" })
+          const mineToo = yield* redisInstance("mine-too", {}, { namespace: "myapp:" }, { prefix: "myapp:" })
+          const theirs = yield* redisInstance(
+            "theirs",
+            {},
+            { namespace: "otherapp:" },
+            { prefix: "otherapp:" }
+          )
           yield* theirs.cache.update("k", "theirs", { ttl: "1 minute" })
           // A message of mine's own namespace, sent after it: once mine has it, it has theirs too.
           yield* mineToo.cache.update("sentinel", 1, { ttl: "1 minute" })
@@ -593,7 +555,7 @@ describe("namespaces on a shared Redis", () => {
     it.scoped("a message without a namespace (the Rust crate's) applies to a cache on its channel", () =>
       Effect.gen(function* () {
         const look = yield* observer
-        const { cache, l1, bus } = yield* instance("a", { keyPrefix: "seed:" })
+        const { cache, l1, bus } = yield* redisInstance("a", { keyPrefix: "seed:" })
         yield* cache.set("k", "v", { ttl: "1 minute" })
         expect(Option.isSome(yield* l1.get("k"))).toBe(true)
         yield* Effect.promise(() => look.publish("cache:invalidate", '{"type":"Remove","key":"k"}'))

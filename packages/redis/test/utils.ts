@@ -1,9 +1,10 @@
 import * as net from "node:net"
+import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import type { Scope } from "effect"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schedule, Tracer } from "effect"
 import { Redis } from "ioredis"
-import { RedisConnection } from "../src/index.js"
+import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
 
 /**
  * A connection layer to the suite's server, with short timeouts so fault tests stay fast.
@@ -209,3 +210,31 @@ export const recordedFailure = (status: Tracer.SpanStatus): ReadonlyArray<string
     ...Cause.prettyErrors(cause).map((e) => `${e.message} ${e.stack}`)
   ]
 }
+
+/**
+ * One cache instance with the README's layers (RedisTier.layer(), RedisInvalidationBus.layer())
+ * on a connection of its own, and its L1 (a MemoryTier of 10,000 entries) to look into;
+ * `connection`, `bus` and `tier` add options.
+ */
+export const redisInstance = (
+  instanceId: string,
+  connection: RedisConnection.Options = {},
+  bus: RedisInvalidationBus.Options = {},
+  tier: RedisTier.Options = {}
+) =>
+  Effect.gen(function* () {
+    const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId }).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(tier), RedisInvalidationBus.layer(bus))
+        ),
+        Layer.provide(connectionLayer(connection))
+      )
+    )
+    return {
+      cache: Context.get(context, TieredCache.TieredCache),
+      bus: Context.get(context, RedisInvalidationBus.RedisInvalidationBus),
+      l1
+    }
+  })
