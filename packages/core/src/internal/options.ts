@@ -40,6 +40,12 @@ const millis = (
   return typeof ms === "number" ? Effect.succeed(ms) : Effect.fail(ms)
 }
 
+/** A CacheConfigError for `option` unless `value` is a non-empty string (from plain JS, any value). */
+const nonEmptyStringError = (value: unknown, option: string): CacheConfigError | undefined =>
+  typeof value === "string" && value.length > 0
+    ? undefined
+    : new CacheConfigError({ option, reason: `must be a non-empty string, got ${describe(value)}` })
+
 /** Checks the cache's options: a CacheConfigError names the first bad one. */
 export const resolve = (options: Options): Effect.Effect<Config, CacheConfigError> =>
   Effect.gen(function* () {
@@ -88,12 +94,8 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     // Stamped on every message as its origin, which receivers decode as a string: an id of
     // another type (process.pid) made each of this instance's messages malformed elsewhere.
     const instanceId = options.instanceId ?? crypto.randomUUID()
-    if (typeof instanceId !== "string" || instanceId.length === 0) {
-      return yield* new CacheConfigError({
-        option: "instanceId",
-        reason: `must be a non-empty string, got ${describe(instanceId)}`
-      })
-    }
+    const badId = nonEmptyStringError(instanceId, "instanceId")
+    if (badId) return yield* badId
     // Switches and the name from plain JS: "false" (an environment variable passed as is) is a
     // truthy string, which would have turned stale-while-revalidate on.
     for (const option of ["staleWhileRevalidate", "spans", "keysInSpans"] as const) {
@@ -102,13 +104,9 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
         return yield* new CacheConfigError({ option, reason: `must be a boolean, got ${describe(value)}` })
       }
     }
-    const cacheName: unknown = options.name ?? "default"
-    if (typeof cacheName !== "string" || cacheName.length === 0) {
-      return yield* new CacheConfigError({
-        option: "name",
-        reason: `must be a non-empty string, got ${describe(cacheName)}`
-      })
-    }
+    const cacheName = options.name ?? "default"
+    const badName = nonEmptyStringError(cacheName, "name")
+    if (badName) return yield* badName
     return {
       recovery,
       defaultTtl,
