@@ -87,7 +87,8 @@ export interface Options {
    * Values of at least this many bytes (encoded) are large (default 1 MiB): they are written
    * and read on a connection of their own (opened on first use), so that they never hold up
    * the commands of other keys, and each such command is bounded by `commandTimeout` plus
-   * `timeoutPerMegabyte` per MiB it carries.
+   * `timeoutPerMegabyte` per MiB it carries and per MiB of the large-value commands still on
+   * their way ahead of it (Redis answers them in order).
    */
   readonly largeValueBytes?: number | undefined
   /** Extra time a command carrying a large value gets per MiB (default 100 millis). */

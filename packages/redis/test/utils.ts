@@ -238,3 +238,37 @@ export const redisInstance = (
       l1
     }
   })
+
+/**
+ * A TCP proxy in front of the suite's server that carries at most `bytesPerSecond` each way on
+ * each connection (a slow link): what either side sends leaves in slices of 64 KiB, each once
+ * the link has carried the previous ones, in order.
+ */
+export const throttlingProxy = (bytesPerSecond: number) => {
+  const SLICE = 64 * 1024
+  const throttle = (from: net.Socket, to: net.Socket) => {
+    const queue: Array<Buffer> = []
+    let next = 0
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const pump = () => {
+      timer = undefined
+      const now = performance.now()
+      while (queue.length > 0 && next <= now) {
+        const slice = queue.shift()!
+        if (!to.destroyed) to.write(slice)
+        next = Math.max(next, now) + (slice.length * 1000) / bytesPerSecond
+      }
+      if (queue.length > 0) timer = setTimeout(pump, Math.max(1, next - now))
+    }
+    from.on("data", (chunk: Buffer) => {
+      for (let at = 0; at < chunk.length; at += SLICE) queue.push(chunk.subarray(at, at + SLICE))
+      if (timer === undefined) pump()
+    })
+    from.on("close", () => clearTimeout(timer))
+  }
+  return tcpProxy((socket, connectUp) => {
+    const up = connectUp()
+    throttle(socket, up)
+    throttle(up, socket)
+  })
+}

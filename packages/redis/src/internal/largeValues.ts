@@ -1,9 +1,10 @@
 /**
  * Large values (at least the connection's `largeValueBytes`, encoded) travel on a connection of
  * their own, so that their transfer never holds up the commands of other keys on the command
- * connection, and each command carrying one is bounded by a timeout scaled to its size
- * (`commandTimeout` plus `timeoutPerMegabyte` per MiB), since moving 20 MB through a loaded
- * machine can take longer than a small command's timeout.
+ * connection, and each command on it is bounded by a timeout scaled to its size and to the
+ * sizes of the commands ahead of it there (`commandTimeout` plus `timeoutPerMegabyte` per MiB:
+ * see `send`), since moving 20 MB through a loaded machine can take longer than a small
+ * command's timeout, and Redis answers a connection's commands in order.
  *
  * Before a large value is written, the namespace's marker (`<prefix>__tiercache:large`, see
  * `MARKER`) is set to outlive it. The read script asks for every value with one MGET while the
@@ -86,12 +87,52 @@ export interface LargeValues {
   ) => Effect.Effect<unknown, unknown>
 }
 
-const send = (client: Redis, name: string, args: Array<string>, timeoutMs: number): Promise<unknown> => {
+/** A command sent on the large-value connection: its reply, and its timeout (ms). */
+interface Sent {
+  readonly reply: Promise<unknown>
+  readonly within: number
+}
+
+/**
+ * The bytes carried by the commands sent on each large-value connection that have not ended yet
+ * (no reply, error reply, timeout nor close so far): Redis answers a connection's commands in
+ * order, so a command's reply comes after their transfers.
+ */
+const queuedBytes = new WeakMap<Redis, { bytes: number }>()
+
+/**
+ * Sends a command carrying `bytes` (its value, or its reply's) on `client`, bounded by
+ * `timeoutFor` the bytes queued ahead of it on the connection and its own, counted from now.
+ * Scaled to its own size only, the eighth of eight 4 MiB reads sent at once timed out on a link
+ * that carried one in a quarter of its timeout. A command stops counting once it ended, its own
+ * timeout included: a stalled connection does not make the timeouts of the commands sent after
+ * its timed-out ones grow without end (it stays bounded by what is queued in time).
+ */
+const send = (
+  client: Redis,
+  name: string,
+  args: Array<string>,
+  bytes: number,
+  timeoutFor: (bytes: number) => number
+): Sent => {
+  let queue = queuedBytes.get(client)
+  if (queue === undefined) {
+    queue = { bytes: 0 }
+    queuedBytes.set(client, queue)
+  }
   const command = new Command(name, args, { replyEncoding: "utf8" })
-  // The large-value connection has no timeout of its own: every command gets one for its size.
-  command.setTimeout(timeoutMs)
+  // The large-value connection has no timeout of its own: every command gets one for its place.
+  const within = timeoutFor(queue.bytes + bytes)
+  command.setTimeout(within)
+  const counted = queue
+  counted.bytes += bytes
+  const release = () => {
+    counted.bytes -= bytes
+  }
+  const reply = command.promise as Promise<unknown>
+  reply.then(release, release)
   client.sendCommand(command)
-  return command.promise as Promise<unknown>
+  return { reply, within }
 }
 
 /** How long a PING that failed without any reply waits before it is sent again. */
@@ -168,29 +209,27 @@ export const make = (connection: RedisConnection.Service, prefix: string, now: (
           const px = pxFromNow(staleUntil)
           // Gone while the marker and the open took their time: removed, as a write of an entry
           // gone already is (tierWrites.ts), in its key's order (the UNLINK lands as the SET would).
-          const within = px > 0 ? timeoutFor(Buffer.byteLength(value)) : timeoutFor(0)
-          const reply =
+          const { reply, within } =
             px > 0
-              ? send(client, "set", [full, value, "PX", String(px)], within)
-              : send(client, "unlink", [full], within)
+              ? send(client, "set", [full, value, "PX", String(px)], Buffer.byteLength(value), timeoutFor)
+              : send(client, "unlink", [full], 0, timeoutFor)
           sent?.(landedOf(client, reply), within)
           return reply
         })
       ),
     eval: (script, full, argsFor, bytes, staleUntil, sent) =>
       writeBulk(staleUntil, (client) => {
-        const within = timeoutFor(bytes)
-        const reply = send(client, "eval", [script, "1", full, ...argsFor(pxFromNow(staleUntil))], within)
+        const args = [script, "1", full, ...argsFor(pxFromNow(staleUntil))]
+        const { reply, within } = send(client, "eval", args, bytes, timeoutFor)
         sent?.(landedOf(client, reply), within)
         return reply
       }),
     read: (full) =>
       withBulk(async (client) => {
-        const length = Number(await send(client, "strlen", [full], timeoutFor(0)))
-        const within = timeoutFor(length)
+        const length = Number(await send(client, "strlen", [full], 0, timeoutFor).reply)
         return Promise.all([
-          send(client, "get", [full], within).catch(orMiss),
-          send(client, "pttl", [full], within)
+          send(client, "get", [full], length, timeoutFor).reply.catch(orMiss),
+          send(client, "pttl", [full], 0, timeoutFor).reply
         ] as const)
       })
   }

@@ -1,0 +1,182 @@
+/**
+ * Large values queued on their connection (internal/largeValues.ts): Redis answers a
+ * connection's commands in order, so a large read or write sent behind others waits for their
+ * transfers too. Each command's timeout was scaled to its own size only, so on a link that
+ * carries one value well within its timeout, a few sent at once timed out though nothing was
+ * wrong: a get or getMany answered a miss, a set failed (and counted toward the breaker).
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Entry, Tier } from "@tiercache/core"
+import { RedisServer } from "@tiercache/testing"
+import { Context, Effect, Layer, Option } from "effect"
+import { RedisConnection, RedisTier } from "../src/index.js"
+import { connectionLayer, observer, tcpProxy, throttlingProxy, timed } from "./utils.js"
+
+const MB = 1024 * 1024
+
+/** How many large values go at once, and the size of each. */
+const COUNT = 12
+const SIZE = 2 * MB
+
+/**
+ * A link of 10 MB/s: one 2 MiB value crosses it in about 210 ms, a quarter of what its timeout
+ * allows for its size (300 ms + 400 ms per MiB: 1.1 s); the sixth of values sent at once arrives
+ * after about as long, the twelfth after 2.5 s.
+ */
+const RATE = 10 * 1_000_000
+
+/** A RedisTier alone behind a link of RATE, keys under `<name>:`, values of 1 KiB or more large. */
+const slowTier = (name: string) =>
+  Effect.gen(function* () {
+    const port = yield* throttlingProxy(RATE)
+    const context = yield* Layer.build(
+      RedisTier.layer().pipe(
+        Layer.provide(
+          RedisConnection.layer({
+            host: "127.0.0.1",
+            port,
+            keyPrefix: `${name}:`,
+            largeValueBytes: 1024,
+            commandTimeout: "300 millis",
+            timeoutPerMegabyte: "400 millis",
+            connectTimeout: "2 seconds",
+            connectionName: name
+          })
+        )
+      )
+    )
+    return Context.get(context, Tier.L2)
+  })
+
+/** A RedisTier on the suite's server directly, keys under `<name>:`: writes the values to read. */
+const directTier = (name: string) =>
+  Effect.map(
+    Layer.build(
+      RedisTier.layer().pipe(
+        Layer.provide(
+          connectionLayer({ keyPrefix: `${name}:`, largeValueBytes: 1024, timeoutPerMegabyte: "1 second" })
+        )
+      )
+    ),
+    (context) => Context.get(context, Tier.L2)
+  )
+
+/**
+ * A TCP proxy in front of the suite's server whose `stall()` drops, from then on, what the
+ * connections it accepted after the first (the large-value connection) send to Redis.
+ */
+const stallingProxy = Effect.gen(function* () {
+  let stalled = false
+  let accepted = 0
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const up = connectUp()
+    const bulk = accepted++ > 0
+    socket.on("data", (chunk: Buffer) => {
+      if (!(bulk && stalled)) up.write(chunk)
+    })
+    up.pipe(socket)
+  })
+  return {
+    port,
+    stall: () => {
+      stalled = true
+    }
+  }
+})
+
+const largeOf = (i: number) => `${i}:${"x".repeat(SIZE)}`
+const entryOf = (i: number) => Entry.make({ value: largeOf(i), now: Date.now(), ttlMs: 60_000 })
+const keys = Array.from({ length: COUNT }, (_, i) => `k${i}`)
+
+/** The first characters of what a read answered for each key (the value's index), or "miss". */
+const heads = (found: ReadonlyArray<Option.Option<Entry.Entry>>) =>
+  found.map((entry) =>
+    Option.match(entry, { onNone: () => "miss", onSome: (e) => String(e.value).split(":")[0] })
+  )
+
+const expected = keys.map((_, i) => String(i))
+
+describe("large values queued on their connection", () => {
+  layer(RedisServer.layer(), { excludeTestServices: true, timeout: "120 seconds" })((it) => {
+    it.scoped("sets of 12 large values at once all land", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        const tier = yield* slowTier("qset")
+        // Opens the large-value connection.
+        yield* tier.set("warm", entryOf(99))
+        const results = yield* Effect.all(
+          keys.map((key, i) => Effect.either(tier.set(key, entryOf(i)))),
+          { concurrency: "unbounded" }
+        )
+        expect(results.map((r) => r._tag)).toEqual(keys.map(() => "Right"))
+        const lengths = yield* Effect.promise(() =>
+          Promise.all(keys.map((key) => look.strlen(`qset:${key}`)))
+        )
+        for (const length of lengths) expect(length).toBeGreaterThan(SIZE)
+      })
+    )
+
+    it.scoped("gets of 12 large values at once all hit", () =>
+      Effect.gen(function* () {
+        const direct = yield* directTier("qget")
+        for (const [i, key] of keys.entries()) yield* direct.set(key, entryOf(i))
+        const tier = yield* slowTier("qget")
+        const found = yield* Effect.all(
+          keys.map((key) => tier.get(key)),
+          { concurrency: "unbounded" }
+        )
+        expect(heads(found)).toEqual(expected)
+      })
+    )
+
+    // The large writes that timed out on a connection that answers nothing no longer count:
+    // counted until their replies came, each later write's timeout grew by theirs.
+    it.scoped(
+      "on a stalled large-value connection, each large write still fails within its own timeout",
+      () =>
+        Effect.gen(function* () {
+          const proxy = yield* stallingProxy
+          const context = yield* Layer.build(
+            RedisTier.layer().pipe(
+              Layer.provide(
+                RedisConnection.layer({
+                  host: "127.0.0.1",
+                  port: proxy.port,
+                  keyPrefix: "qstall:",
+                  largeValueBytes: 1024,
+                  commandTimeout: "200 millis",
+                  timeoutPerMegabyte: "200 millis",
+                  connectTimeout: "2 seconds",
+                  connectionName: "qstall"
+                })
+              )
+            )
+          )
+          const tier = Context.get(context, Tier.L2)
+          // 1 MiB: a timeout of 400 ms alone.
+          const entry = () => Entry.make({ value: "x".repeat(MB), now: Date.now(), ttlMs: 60_000 })
+          yield* tier.set("warm", entry())
+          proxy.stall()
+          for (let i = 0; i < 6; i++) {
+            const [elapsed, result] = yield* timed(Effect.either(tier.set(`k${i}`, entry())))
+            expect(result._tag).toBe("Left")
+            expect(elapsed).toBeLessThan(900)
+          }
+        })
+    )
+
+    it.scoped("12 getManys of a large value and a small one at once hit each", () =>
+      Effect.gen(function* () {
+        const direct = yield* directTier("qmany")
+        for (const [i, key] of keys.entries()) yield* direct.set(key, entryOf(i))
+        yield* direct.set("small", Entry.make({ value: "small", now: Date.now(), ttlMs: 60_000 }))
+        const tier = yield* slowTier("qmany")
+        const found = yield* Effect.all(
+          keys.map((key) => tier.getMany([key, "small"])),
+          { concurrency: "unbounded" }
+        )
+        expect(found.map(heads)).toEqual(expected.map((head) => [head, "small"]))
+      })
+    )
+  })
+})
