@@ -9,6 +9,7 @@ import { CacheError, type CacheStreams } from "@tiercache/core"
 import { Duration, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { describe } from "./describe.js"
+import { silence } from "./receiving.js"
 import { sanitize } from "./sanitize.js"
 import { isWellFormed } from "./wellFormed.js"
 
@@ -64,22 +65,55 @@ export const make = (commandTimeout: Duration.Duration) => {
   const invalid = (operation: string, stream: string, reason: string) =>
     Effect.fail(new StreamError({ operation, stream, reason }))
 
+  const attempt = <A>(
+    operation: string,
+    stream: string,
+    run: () => Promise<A>
+  ): Effect.Effect<A, StreamError> =>
+    Effect.tryPromise({
+      try: run,
+      catch: (cause) =>
+        new StreamError({ operation, stream, reason: describe(cause), cause: sanitize(cause) })
+    })
+
   const send = <A>(
     operation: string,
     stream: string,
     run: () => Promise<A>,
     within: Duration.Duration = commandTimeout
   ): Effect.Effect<A, StreamError> =>
-    Effect.tryPromise({
-      try: run,
-      catch: (cause) =>
-        new StreamError({ operation, stream, reason: describe(cause), cause: sanitize(cause) })
-    }).pipe(
+    attempt(operation, stream, run).pipe(
       Effect.timeoutFail({
         duration: within,
         onTimeout: () =>
           new StreamError({ operation, stream, reason: `no answer within ${Duration.format(within)}` })
       })
+    )
+
+  /**
+   * `send` of a command on `conn`, a connection of its own, whose reply may be large (a
+   * consumer's reads and claims): bounded by `within`, and past it for as long as its reply
+   * keeps arriving (receiving.ts), until nothing was read for a command timeout.
+   */
+  const receive = <A>(
+    operation: string,
+    stream: string,
+    conn: Redis,
+    run: () => Promise<A>,
+    within: Duration.Duration = commandTimeout
+  ): Effect.Effect<A, StreamError> =>
+    Effect.raceFirst(
+      attempt(operation, stream, run),
+      Effect.zipRight(
+        silence(conn, within, commandTimeout),
+        Effect.fail(
+          new StreamError({
+            operation,
+            stream,
+            reason: `no answer within ${Duration.format(within)} (nothing received for ${Duration.format(commandTimeout)})`
+          })
+        )
+      )
     )
 
   /** Fails unless `stream` is a name (see {@link isName}); the error names it escaped. */
@@ -149,7 +183,7 @@ export const make = (commandTimeout: Duration.Duration) => {
     }
   }
 
-  return { invalid, send, checkStream, checkText, pairsOf, idsOf }
+  return { invalid, send, receive, checkStream, checkText, pairsOf, idsOf }
 }
 
 /** The commands of one streams service. */

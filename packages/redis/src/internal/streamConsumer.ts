@@ -4,6 +4,12 @@
  * ones, and with `claimIdleMs` the entries other consumers left unacknowledged that long. A read that fails for want of a connection is made again once the connection is back;
  * an error answered by Redis ends the stream, and so does the connection layer closing (it closes
  * the consumer's connection).
+ * A read (XREADGROUP) fails when it has no answer within `blockMs` plus the command timeout (a
+ * claim's XPENDING or XCLAIM: within the command timeout) and then nothing arrived on the connection for a command timeout
+ * (receiving.ts): an answer of tens of MB (a large entry, or `count` of them) on a slow link is
+ * not cut short. With a fixed bound it was, every time: the consumer read the same pending
+ * entries again, forever, and the stream never moved past them. Nothing is asked beyond the
+ * read itself, so the usual read costs what it did.
  */
 import { CacheError, type CacheStreams } from "@tiercache/core"
 import { Duration, Effect, Schedule, Stream } from "effect"
@@ -46,7 +52,7 @@ export const make = (
   traced: Traced,
   namesInSpans: boolean
 ) => {
-  const { send, invalid, checkStream, checkText } = commands
+  const { send, receive, invalid, checkStream, checkText } = commands
   const annotations = logAnnotations(namesInSpans)
   const commandTimeout = connection.commandTimeout
   return (
@@ -89,9 +95,10 @@ export const make = (
         // answered by Redis (say NOGROUP) ends the stream.
         let cursor = "0"
         const read = Effect.gen(function* () {
-          const reply = yield* send(
+          const reply = yield* receive(
             "consume",
             stream,
+            conn,
             call(conn, [
               "XREADGROUP",
               "GROUP",
@@ -134,7 +141,7 @@ export const make = (
                 consumer,
                 idleMs: claimIdleMs,
                 count,
-                send: (run) => send("consume", stream, run)
+                send: (run) => receive("consume", stream, conn, run)
               })
         // The claim's span only when a pass sends something (not one per read between passes).
         const next =
