@@ -82,6 +82,43 @@ describe("RedisStreams hunt", () => {
           }
         })
     )
+
+    // Fields are text: bytes that are not UTF-8, written by another program, read back with
+    // each bad sequence replaced by U+FFFD (the README says so), by every reader alike. Two
+    // field names that differ only there read alike; the entry keeps both pairs.
+    it.scoped("fields another program wrote as bytes that are not UTF-8 read back with U+FFFD", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const look = yield* observer
+        yield* streams.createGroup("bytes", "g")
+        const bytes = (...b: Array<number>) => Buffer.from(b)
+        const id = yield* Effect.promise(() =>
+          look.xadd(
+            "h:bytes",
+            "*",
+            bytes(0x6e, 0xff),
+            bytes(0x76, 0xc3, 0x28, 0x21),
+            bytes(0x6e, 0xfe),
+            "caf\u00e9"
+          )
+        )
+        const expected = [
+          {
+            id,
+            fields: [
+              ["n\uFFFD", "v\uFFFD(!"],
+              ["n\uFFFD", "caf\u00e9"]
+            ]
+          }
+        ]
+        expect(yield* streams.readLatest("bytes", 1)).toEqual(expected)
+        expect(yield* streams.read("bytes", "0", 10)).toEqual(expected)
+        const consumed = yield* streams
+          .consume("bytes", "g", "c", { blockMs: 100 })
+          .pipe(Stream.take(1), Stream.runCollect)
+        expect([...consumed]).toEqual(expected)
+      })
+    )
   })
 
   // Untested until now: the server killed and started again (with its append-only file, as a
