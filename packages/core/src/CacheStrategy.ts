@@ -59,7 +59,7 @@ export const LongTerm: CacheStrategy = ctor.LongTerm()
  */
 export const Default: CacheStrategy = ctor.Default()
 /**
- * Any duration (checked when used: it must be finite and positive).
+ * Any duration (checked when used: it must be finite and at least 1 ms).
  *
  * @category constructors
  * @since 0.1.0

@@ -30,9 +30,12 @@ import type { L1, L2 } from "./Tier.js"
  * @since 0.1.0
  */
 export interface Options {
-  /** The TTL of writes that give none: a duration or a strategy (default: `CacheStrategy.Default`, 5 min). */
+  /**
+   * The TTL of writes that give none: a duration or a strategy (default: `CacheStrategy.Default`,
+   * 5 min); at least 1 ms.
+   */
   readonly defaultTtl?: Duration.DurationInput | CacheStrategy | undefined
-  /** The grace window of writes that give none (default: none). */
+  /** The grace window of writes that give none (default: none); 0 or at least 1 ms. */
   readonly defaultGrace?: Duration.DurationInput | undefined
   /**
    * L1 keeps entries for this fraction of their remaining lifetime, in (0, 1] (default 1).
@@ -70,7 +73,7 @@ export interface Options {
   /**
    * When a computation fails and a stale value exists, the stale value answers and is kept in
    * L1 as fresh for this long, so that a failing source is not hammered (default 5 seconds;
-   * 0 turns the fail-safe off).
+   * 0 turns the fail-safe off; otherwise at least 1 ms).
    */
   readonly failSafeThrottle?: Duration.DurationInput | undefined
   /** Default computation timeouts (default: none). */
@@ -145,19 +148,22 @@ export interface ReadOptions {
 
 /**
  * Options of a write: a TTL (`ttl`, or a `strategy`; not both), a grace window during which
- * the expired value may still be served as stale, and tags. TTL plus grace is at most 2^52 ms
- * (about 142,000 years, so that every expiry time is an exact epoch-ms integer any tier
- * stores); a longer one is a `CacheInputError` before anything is written.
+ * the expired value may still be served as stale, and tags. A TTL is at least 1 ms and a grace
+ * window 0 or at least 1 ms (expiry times are epoch milliseconds: at today's epoch a TTL of a
+ * nanosecond would expire as it is written); TTL plus grace is at most 2^52 ms (about 142,000
+ * years, so that every expiry time is an exact epoch-ms integer any tier stores). Anything else
+ * is a `CacheInputError` (`InvalidTtl`, naming the option and the value) before anything is
+ * written.
  *
  * @category options
  * @since 0.1.0
  */
 export interface WriteOptions {
-  /** How long the value is fresh. */
+  /** How long the value is fresh (at least 1 ms). */
   readonly ttl?: Duration.DurationInput | undefined
   /** A TTL preset (instead of `ttl`). */
   readonly strategy?: CacheStrategy | undefined
-  /** How long after expiry the value may still be served as stale (default: the cache's). */
+  /** How long after expiry the value may still be served as stale (default: the cache's; 0 or at least 1 ms). */
   readonly grace?: Duration.DurationInput | undefined
   /** Tags stored with the entry. */
   readonly tags?: ReadonlyArray<string> | undefined

@@ -9,7 +9,7 @@ import { CacheInputError } from "../CacheError.js"
 import * as CacheStrategy from "../CacheStrategy.js"
 import * as Entry from "../Entry.js"
 import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
-import { describe, durationMillis, lifetimeError, tagsError, unreadable } from "./validate.js"
+import { describe, durationMillis, lifetimeError, lifetimeMillis, tagsError, unreadable } from "./validate.js"
 
 /** A write's options resolved: milliseconds and tags. */
 export interface ResolvedWrite {
@@ -60,16 +60,23 @@ export interface ResolvedCompute extends ResolvedWrite, ResolvedTimeouts {}
 const parsed = new Map<string, number>()
 
 /**
- * `durationMillis`, with the milliseconds of duration strings kept (a TTL string such as
- * "1 hour" is parsed once, not on every call).
+ * `durationMillis` (or, for an entry's TTL and grace, `lifetimeMillis`), with the milliseconds
+ * of duration strings kept (a TTL string such as "1 hour" is parsed once, not on every call).
  */
-const millisOf = (input: unknown, option: string, allowZero = false): number | CacheInputError => {
-  if (typeof input !== "string") return durationMillis(input, option, allowZero)
+const millisOf = (
+  input: unknown,
+  option: string,
+  allowZero = false,
+  lifetime = false
+): number | CacheInputError => {
+  const check = lifetime ? lifetimeMillis : durationMillis
+  if (typeof input !== "string") return check(input, option, allowZero)
   const known = parsed.get(input)
   if (known !== undefined) return known
-  const ms = durationMillis(input, option, allowZero)
-  // Only positive durations are kept: they are valid wherever zero is or is not.
-  if (typeof ms === "number" && ms > 0) {
+  const ms = check(input, option, allowZero)
+  // Only durations of 1 ms or more are kept: they are valid wherever zero is or is not, and as
+  // a lifetime or a timeout alike.
+  if (typeof ms === "number" && ms >= 1) {
     if (parsed.size >= 256) parsed.clear()
     parsed.set(input, ms)
   }
@@ -166,20 +173,20 @@ const resolveWriteAnew = (defaults: Defaults, opts: WriteOptions): ResolvedWrite
   }
   let ttlMs = defaults.defaultTtl
   if (opts.ttl !== undefined) {
-    const t = millisOf(opts.ttl, "ttl")
+    const t = millisOf(opts.ttl, "ttl", false, true)
     if (typeof t !== "number") return t
     ttlMs = t
   } else if (opts.strategy !== undefined) {
     if (!CacheStrategy.isCacheStrategy(opts.strategy)) {
       return new CacheInputError({ problem: "InvalidOption", reason: "strategy must be a CacheStrategy" })
     }
-    const t = durationMillis(CacheStrategy.toDurationInput(opts.strategy), "strategy TTL")
+    const t = lifetimeMillis(CacheStrategy.toDurationInput(opts.strategy), "strategy TTL")
     if (typeof t !== "number") return t
     ttlMs = t
   }
   let graceMs = defaults.defaultGrace
   if (opts.grace !== undefined) {
-    const g = millisOf(opts.grace, "grace", true)
+    const g = millisOf(opts.grace, "grace", true, true)
     if (typeof g !== "number") return g
     graceMs = g
   }

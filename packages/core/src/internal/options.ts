@@ -33,10 +33,11 @@ const millis = (
   input: unknown,
   option: string,
   fallback: number,
-  allowZero = false
+  allowZero = false,
+  lifetime = false
 ): Effect.Effect<number, CacheConfigError> => {
   if (input === undefined) return Effect.succeed(fallback)
-  const ms = configMillis(input, option, allowZero)
+  const ms = configMillis(input, option, allowZero, lifetime)
   return typeof ms === "number" ? Effect.succeed(ms) : Effect.fail(ms)
 }
 
@@ -55,9 +56,12 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     const defaultTtl = yield* millis(
       CacheStrategy.isCacheStrategy(ttlInput) ? CacheStrategy.toDurationInput(ttlInput) : ttlInput,
       "defaultTtl",
-      0
+      0,
+      false,
+      true
     )
-    const defaultGrace = yield* millis(options.defaultGrace, "defaultGrace", 0, true)
+    // Lifetimes of entries (the fail-safe's is an L1 copy's): 0 or at least 1 ms (validate.ts).
+    const defaultGrace = yield* millis(options.defaultGrace, "defaultGrace", 0, true, true)
     const badLifetime = lifetimeError(defaultTtl, defaultGrace)
     if (badLifetime)
       return yield* new CacheConfigError({ option: "defaultGrace", reason: badLifetime.reason })
@@ -68,7 +72,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
         reason: `must be in (0, 1], got ${l1Scale}`
       })
     }
-    const failSafeThrottle = yield* millis(options.failSafeThrottle, "failSafeThrottle", 5_000, true)
+    const failSafeThrottle = yield* millis(options.failSafeThrottle, "failSafeThrottle", 5_000, true, true)
     const defaultTimeouts = resolveTimeouts(options.timeouts)
     if (defaultTimeouts instanceof CacheInputError) {
       return yield* new CacheConfigError({ option: "timeouts", reason: defaultTimeouts.reason })

@@ -169,8 +169,7 @@ export const durationMillis = (
   option: string,
   allowZero = false
 ): number | CacheInputError => {
-  const bad = (why: string) =>
-    new CacheInputError({ problem: "InvalidTtl", reason: `${option} ${why}, got ${describe(input)}` })
+  const bad = (why: string) => durationError(input, option, why)
   let ms: number
   if (typeof input === "number") {
     ms = input
@@ -202,6 +201,39 @@ export const durationMillis = (
   if (ms === 0 && !allowZero) return bad("must be positive")
   if (ms > MAX_LIFETIME_MS) return bad("must be at most 2^52 ms (about 142,000 years)")
   return ms
+}
+
+/** The InvalidTtl error of a duration option: `${option} ${why}, got <the input>`. */
+const durationError = (input: unknown, option: string, why: string): CacheInputError =>
+  new CacheInputError({
+    problem: "InvalidTtl",
+    reason: `${option} ${why}, got ${Array.isArray(input) && input.length === 2 ? `[${input.map(describe).join(", ")}]` : describe(input)}`
+  })
+
+/**
+ * Milliseconds of an entry's lifetime (a TTL, a grace window, the fail-safe's throttle):
+ * `durationMillis`, refusing durations under 1 ms but above zero. Expiry times are epoch
+ * milliseconds (Redis's PX, the stored records): at today's epoch `now + 1e-6` is `now` in a
+ * double, and an entry with a TTL of 0.3 ms would be fresh for what is left of the current
+ * millisecond at most, so such an entry would never (or hardly ever) answer. Zero, where
+ * `allowZero`, still means none.
+ *
+ * @internal
+ */
+export const lifetimeMillis = (
+  input: unknown,
+  option: string,
+  allowZero = false
+): number | CacheInputError => {
+  const ms = durationMillis(input, option, allowZero)
+  if (typeof ms !== "number" || ms >= 1 || ms === 0) return ms
+  return durationError(
+    input,
+    option,
+    allowZero
+      ? "must be 0 or at least 1 ms (expiry times are whole milliseconds)"
+      : "must be at least 1 ms (expiry times are whole milliseconds)"
+  )
 }
 
 export { jsonError, MAX_DEPTH } from "./validateValue.js"
@@ -260,16 +292,18 @@ export const optionsObjectError = (options: unknown, option = "options"): CacheC
     : new CacheConfigError({ option, reason: `must be an object, got ${describe(options)}` })
 
 /**
- * `durationMillis` of a constructor's option: the milliseconds, or a CacheConfigError naming it.
+ * `durationMillis` (or, with `lifetime`, `lifetimeMillis`) of a constructor's option: the
+ * milliseconds, or a CacheConfigError naming it.
  *
  * @internal
  */
 export const configMillis = (
   input: unknown,
   option: string,
-  allowZero = false
+  allowZero = false,
+  lifetime = false
 ): number | CacheConfigError => {
-  const ms = durationMillis(input, option, allowZero)
+  const ms = (lifetime ? lifetimeMillis : durationMillis)(input, option, allowZero)
   return typeof ms === "number" ? ms : new CacheConfigError({ option, reason: ms.reason })
 }
 
