@@ -1,9 +1,8 @@
 /**
  * What a cache counts, and its health. Every request counts exactly once, as an L1 hit, a hit
- * of a lower tier, a coalesced wait or a miss, so `requests` is always the sum of those. A read
- * that dies of a tier's defect (a tier breaking its contract, whose failures are `TierError`s) is
- * none of them and is not counted: the defect reaches the caller, and counts against the tier's
- * circuit breaker.
+ * of a lower tier, a coalesced wait or a miss, so `requests` is always the sum of those. A tier's
+ * defect (a throw, an `Effect.die`: a tier breaking its contract) is that tier's failure, counted
+ * in `tierErrors` as any: the read goes on as a miss.
  *
  * @since 0.1.0
  */

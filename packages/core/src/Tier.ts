@@ -56,6 +56,10 @@ export declare namespace Tier {
    * `removeThen` answer the error and run `then`, once). {@link withInputChecks} gives a tier of
    * your own the same checks.
    *
+   * A tier fails with a `TierError`. `TieredCache` takes a defect of a tier's (a throw, an
+   * `Effect.die`, a method that throws when called) as that tier's `TierError` too, with the
+   * defect in its `cause`: counted, logged and fed to its breaker, never ending the cache's call.
+   *
    * @since 0.1.0
    */
   export interface Service {

@@ -206,8 +206,9 @@ describe("CircuitBreaker", () => {
             Effect.provideService(Tier.L1, l1),
             Effect.provideService(Tier.L2, dying)
           )
-          for (let i = 0; i < 3; i++)
-            expect(Exit.isFailure(yield* Effect.exit(cache.get(`k${i}`)))).toBe(true)
+          // Each read a miss: the tier's defect is its failure (tierDefects.ts), counted.
+          for (let i = 0; i < 3; i++) expect(yield* cache.get(`k${i}`)).toEqual(Option.none())
+          expect((yield* cache.stats).tierErrors).toEqual({ dying: 3 })
           expect((yield* cache.stats).breakers).toEqual({ dying: "open" })
           // Open: reads go on as misses without calling the tier.
           expect(yield* cache.get("k")).toEqual(Option.none())

@@ -6,6 +6,9 @@ import { Cause, Effect, Logger, LogLevel, Option, Stream } from "effect"
 // The bus subscriber applies received messages to L1 in a fiber of the cache's scope. A defect
 // while applying one (a throw, an Effect.die: here an L1 of the user's that throws) ended that
 // fiber: invalidation stopped without a word, and the L1 kept every later change's stale copy.
+// An L1's defect is now that tier's failure (tierDefects.ts): counted and logged as one, the
+// message skipped; a defect of the subscriber's own still reaches onDefect (the tests below the
+// first two).
 
 /** An L1 whose remove dies for "dies", and throws while building its effect for "throws". */
 const brokenL1 = Effect.map(
@@ -64,11 +67,13 @@ describe("the bus subscriber", () => {
       const stats = yield* cache.invalidationStats
       // Received: the two sets' own echoes and the four others; applied: the two that could be.
       expect([stats.messagesReceived, stats.ownMessagesIgnored, stats.messagesApplied]).toEqual([6, 2, 2])
-      const defects = lines.filter((line) => line.includes("bus message"))
+      // Each the L1's failure, logged with the defect as its cause.
+      expect((yield* cache.stats).tierErrors).toEqual({ l1: 2 })
+      const defects = lines.filter((line) => line.includes("tier l1 failed remove"))
       expect(defects).toHaveLength(2)
-      for (const line of defects) expect(line).toMatch(/^ERROR /)
-      expect(defects[0]).toContain("L1 died removing")
-      expect(defects[1]).toContain("L1 threw building its remove")
+      for (const line of defects) expect(line).toMatch(/^WARN /)
+      expect(defects[0]).toContain("died: L1 died removing")
+      expect(defects[1]).toContain("threw: L1 threw building its remove")
     })
   )
 
@@ -81,7 +86,9 @@ describe("the bus subscriber", () => {
       yield* hub.publishRaw(remove("k"))
       yield* settle
       expect(yield* inL1("k")).toBe(false)
-      expect(lines.some((line) => line.startsWith("ERROR") && line.includes("L1 died clearing"))).toBe(true)
+      expect(
+        lines.some((line) => line.startsWith("WARN tiercache: tier l1 failed clear: died: L1 died clearing"))
+      ).toBe(true)
     })
   )
 

@@ -191,14 +191,12 @@ export const make = (deps: Deps): Reads => {
     }
     return Effect.matchCauseEffect(single!.get(direct, key), {
       onFailure: (cause) => {
-        const failure = Cause.failureOption(cause)
-        if (failure._tag === "Some") return Effect.as(single!.failed(direct, failure.value), none())
-        // A defect counts against the tier, and reaches the caller; an interruption is the
-        // caller's. Neither holds a failure.
-        const unexpected = cause as Cause.Cause<never>
-        return Cause.isInterruptedOnly(unexpected)
-          ? Effect.failCause(unexpected)
-          : Effect.zipRight(single!.died(direct), Effect.failCause(unexpected))
+        // An interruption is the caller's, and reaches it. Anything else is the tier's failure:
+        // its defects are made TierErrors where the cache calls it (tierDefects.ts).
+        const failure = Cause.isInterrupted(cause) ? Option.none() : Cause.failureOption(cause)
+        return failure._tag === "Some"
+          ? Effect.as(single!.failed(direct, failure.value), none())
+          : Effect.failCause(cause as Cause.Cause<never>)
       },
       onSuccess: (found) => {
         // Effect.void unless the breaker changes state (a read that began before it opened).

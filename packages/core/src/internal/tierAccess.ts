@@ -6,7 +6,7 @@
  * its `tiercache.tier.*` spans here, once, when spans are on (spans.ts). Tier indices: 0 is L1,
  * i >= 1 the i-th tier below it (`lower[i - 1]`).
  */
-import { Effect, Option } from "effect"
+import { Cause, Effect, Option } from "effect"
 import { TierError } from "../CacheError.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Entry from "../Entry.js"
@@ -126,8 +126,6 @@ export interface TierAccess extends EveryTier.EveryTier {
         readonly direct: () => boolean
         readonly get: (direct: boolean, key: string) => Effect.Effect<Option.Option<Entry.Entry>, TierError>
         readonly failed: (direct: boolean, error: TierError) => Effect.Effect<void>
-        /** A read that died (a defect): counted against the tier's breaker as a failure. */
-        readonly died: (direct: boolean) => Effect.Effect<void>
         /** Records a success: `Effect.void` unless the breaker changes state (its log line). */
         readonly succeeded: (direct: boolean) => Effect.Effect<void>
       }
@@ -165,9 +163,12 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
       }
       const label = labels[index]!
       counters.tierErrors.set(label, (counters.tierErrors.get(label) ?? 0) + 1)
-      return Effect.logWarning(`tiercache: ${error.message}`).pipe(
-        Effect.annotateLogs({ tier: label, operation: error.operation, cache: cacheName })
-      )
+      // A tier's defect (tierDefects.ts) is logged with its cause: the stack of the bug.
+      const logged =
+        error.cause === undefined
+          ? Effect.logWarning(`tiercache: ${error.message}`)
+          : Effect.logWarning(`tiercache: ${error.message}`, Cause.die(error.cause))
+      return logged.pipe(Effect.annotateLogs({ tier: label, operation: error.operation, cache: cacheName }))
     }
     const none = Option.none<Entry.Entry>()
     const read = (index: number, key: string) =>
@@ -219,8 +220,6 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
               direct
                 ? Effect.zipRight(singleGuard!.record(false), recordError(1, error))
                 : recordError(1, error),
-            // The guarded read records its own (breaker.ts `settled`).
-            died: (direct) => (direct ? singleGuard!.record(false) : Effect.void),
             // Usually the breaker is still closed, and recording changes nothing (Effect.void); a
             // read that began before the breaker opened closes it, with its log line.
             succeeded: (direct) => (direct ? singleGuard!.record(true) : Effect.void)

@@ -12,6 +12,7 @@
 import { Effect, ExecutionStrategy, type Exit, Option, Scope } from "effect"
 import type { BusError, CacheConfigError, CacheInputError, CacheTimeoutError } from "../CacheError.js"
 import { InvalidationBus } from "../InvalidationBus.js"
+import { isMemoryTier } from "../MemoryTier.js"
 import { L1, L2, Tiers } from "../Tier.js"
 import type { ComputeOptions, Options, ReadOptions, TieredCache, TypedWriteOptions } from "../TieredCache.js"
 import * as Bus from "./bus.js"
@@ -41,6 +42,7 @@ import * as Resilience from "./resilience.js"
 import * as Spans from "./spans.js"
 import * as Tags from "./tags.js"
 import * as TierAccess from "./tierAccess.js"
+import { shield } from "./tierDefects.js"
 import { unchecked } from "./tierInput.js"
 import { checkSchema, isBadKey } from "./validate.js"
 import * as Versions from "./versions.js"
@@ -58,10 +60,13 @@ export const make = (
     // its callers' input itself.
     // A tier written as a class is made an object of its own fields (plainTier.ts): the cache's
     // wrappers spread it.
-    const l1 = plainTier(unchecked(yield* L1))
-    const l2 = plainTier(unchecked(yield* L2))
+    // Every tier's defects are its failures (tierDefects.ts); a MemoryTier L1, whose hits take
+    // its fast path, is the package's own and cannot die.
+    const given = plainTier(unchecked(yield* L1))
+    const l1 = isMemoryTier(given) ? given : shield(given)
+    const l2 = shield(plainTier(unchecked(yield* L2)))
     const extra = Option.map(yield* Effect.serviceOption(Tiers), (tiers) =>
-      tiers.map((tier) => plainTier(unchecked(tier)))
+      tiers.map((tier) => shield(plainTier(unchecked(tier))))
     )
     const busOption = yield* Effect.serviceOption(InvalidationBus)
     const scope = yield* Effect.scope

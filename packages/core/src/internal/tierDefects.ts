@@ -1,0 +1,138 @@
+/**
+ * A tier's defects as its failures. The Tier interface is public, and a tier of the user's can
+ * have bugs: a throw inside `Effect.sync`, an `Effect.die`, a method that throws when called, a
+ * failure that is not a TierError. The cache calls every tier through {@link shield}, which makes
+ * each of them the call's TierError (the defect in `cause`): counted, logged and fed to the
+ * breaker as any failure of the tier, so that a read through the cache goes on as a miss and a
+ * write as a write that missed that tier. An interruption is never made a failure: it reaches
+ * the caller as it is.
+ */
+import { Cause, Effect } from "effect"
+import { TierError } from "../CacheError.js"
+import type { Entry } from "../Entry.js"
+import type { Tier, TierHealth } from "../Tier.js"
+import { describe } from "./describe.js"
+
+const messageOf = (defect: unknown): string => {
+  try {
+    return defect instanceof Error ? defect.message : describe(defect)
+  } catch {
+    return "a defect that could not be read"
+  }
+}
+
+/** The TierError of a tier's call that `how` (died, threw...) with `defect`. */
+export const defectError = (tier: string, operation: string, how: string, defect: unknown): TierError =>
+  new TierError({ tier, operation, reason: `${how}: ${messageOf(defect)}`, cause: defect })
+
+/**
+ * The TierError of a tier's call that ended in `cause`: its own, or a defect or another failure
+ * made one; undefined for an interruption (even beside a defect), which must reach the caller.
+ */
+export const failureOf = (
+  tier: string,
+  operation: string,
+  cause: Cause.Cause<unknown>
+): TierError | undefined => {
+  if (Cause.isInterrupted(cause)) return undefined
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some") {
+    const error = failure.value
+    return error instanceof TierError
+      ? error
+      : defectError(tier, operation, "failed with a non-TierError", error)
+  }
+  const defect = Cause.dieOption(cause)
+  return defectError(tier, operation, "died", defect._tag === "Some" ? defect.value : Cause.squash(cause))
+}
+
+/**
+ * `tier` (a plain object, plainTier.ts) with every operation's defects made its TierErrors. The
+ * one-step writes (`setNow`, `removeNow`) are kept as they are: their caller catches a throw
+ * (tierAccess.ts `startNow`).
+ */
+export const shield = (tier: Tier.Service): Tier.Service => {
+  const name = tier.name
+  const call = <A>(
+    operation: string,
+    start: () => Effect.Effect<A, TierError>
+  ): Effect.Effect<A, TierError> => {
+    let effect: Effect.Effect<A, TierError>
+    try {
+      effect = start()
+    } catch (defect) {
+      return Effect.fail(defectError(name, operation, "threw", defect))
+    }
+    return Effect.catchAllCause(effect, (cause) => {
+      const error = failureOf(name, operation, cause)
+      return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(error)
+    })
+  }
+  /**
+   * A call that runs `then` (the bus message) once its command is sent: one that dies still runs
+   * `then` once, if it had not.
+   */
+  const callThen = <A>(
+    operation: string,
+    start: (then: Effect.Effect<A>) => Effect.Effect<readonly [TierError | undefined, A]>,
+    then: Effect.Effect<A>
+  ): Effect.Effect<readonly [TierError | undefined, A]> => {
+    let ran: { readonly value: A } | undefined
+    const tracked = Effect.map(then, (value) => {
+      ran = { value }
+      return value
+    })
+    const failed = (error: TierError) =>
+      ran !== undefined
+        ? Effect.succeed([error, ran.value] as const)
+        : Effect.map(then, (value) => [error, value] as const)
+    let effect: Effect.Effect<readonly [TierError | undefined, A]>
+    try {
+      effect = start(tracked)
+    } catch (defect) {
+      return failed(defectError(name, operation, "threw", defect))
+    }
+    return Effect.catchAllCause(effect, (cause) => {
+      const error = failureOf(name, operation, cause)
+      return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : failed(error)
+    })
+  }
+  const health = tier.health
+  const unhealthy = (cause: Cause.Cause<unknown>): Effect.Effect<TierHealth> =>
+    Cause.isInterrupted(cause)
+      ? Effect.failCause(cause as Cause.Cause<never>)
+      : Effect.succeed({
+          name,
+          healthy: false,
+          detail: `health check died: ${messageOf(Cause.squash(cause))}`
+        })
+  return {
+    ...tier,
+    get: (key) => call("get", () => tier.get(key)),
+    getMany: (keys) => call("getMany", () => tier.getMany(keys)),
+    set: (key, entry) => call("set", () => tier.set(key, entry)),
+    setMany: (entries) => call("setMany", () => tier.setMany(entries)),
+    remove: (keys) => call("remove", () => tier.remove(keys)),
+    removeMatching: (glob) => call("removeMatching", () => tier.removeMatching(glob)),
+    clear: call("clear", () => tier.clear),
+    health: Effect.catchAllCause(
+      Effect.suspend(() => health),
+      unhealthy
+    ),
+    ...(tier.writeIfNewer === undefined
+      ? {}
+      : { writeIfNewer: (changes) => call("writeIfNewer", () => tier.writeIfNewer!(changes)) }),
+    ...(tier.setThen === undefined
+      ? {}
+      : {
+          setThen: <A>(key: string, entry: Entry, then: Effect.Effect<A>) =>
+            callThen("set", (t: Effect.Effect<A>) => tier.setThen!(key, entry, t), then)
+        }),
+    ...(tier.removeThen === undefined
+      ? {}
+      : {
+          removeThen: <A>(keys: ReadonlyArray<string>, then: Effect.Effect<A>) =>
+            callThen("remove", (t: Effect.Effect<A>) => tier.removeThen!(keys, t), then)
+        })
+  }
+}

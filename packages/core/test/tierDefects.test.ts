@@ -1,0 +1,322 @@
+/**
+ * A tier's defect (a bug of a user-written Tier: a throw inside Effect.sync, an Effect.die, a
+ * method that throws when called) is that tier's failure, as a TierError is: counted, logged
+ * with the defect as its cause, fed to the breaker; the cache's read goes on as a miss and its
+ * write succeeds when another tier took it. It used to make the cache's call die, although the
+ * README says reads through the cache never fail because of a tier. An interruption is never
+ * taken for a failure: it still reaches the caller.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { type CacheError, Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Schema, TestClock } from "effect"
+
+type How = "die" | "sync" | "throw"
+type Op = "get" | "getMany" | "set" | "setMany" | "remove" | "removeMatching" | "clear" | "health"
+
+/** The controls of a broken tier: which operations break, how, and the calls that reached it. */
+interface Broken {
+  readonly ops: Set<Op>
+  how: How
+  calls: number
+}
+
+/**
+ * A user-written tier over `store` whose operations in `broken.ops` break as `broken.how` says:
+ * `die` (Effect.die), `sync` (a throw inside Effect.sync), `throw` (the method throws when
+ * called, before answering an Effect; `clear` and `health` are fields, which die instead).
+ */
+const brokenTier = (name: string, store: Tier.Tier.Service, broken: Broken): Tier.Tier.Service => {
+  const bug = (op: Op) => new Error(`${name}: driver bug in ${op}`)
+  /** Counted when it runs (a guard builds the call's Effect before its breaker refuses it). */
+  const call = <A>(
+    op: Op,
+    run: () => Effect.Effect<A, CacheError.TierError>
+  ): Effect.Effect<A, CacheError.TierError> => {
+    if (broken.ops.has(op) && broken.how === "throw") {
+      broken.calls++
+      throw bug(op)
+    }
+    return Effect.suspend(() => {
+      broken.calls++
+      if (!broken.ops.has(op)) return run()
+      return broken.how === "die"
+        ? Effect.die(bug(op))
+        : Effect.sync(() => {
+            throw bug(op)
+          })
+    })
+  }
+  const field = <A, E>(op: Op, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      broken.calls++
+      return broken.ops.has(op) ? Effect.die(bug(op)) : effect
+    })
+  return {
+    name,
+    get: (key) => call("get", () => store.get(key)),
+    getMany: (keys) => call("getMany", () => store.getMany(keys)),
+    set: (key, entry) => call("set", () => store.set(key, entry)),
+    setMany: (entries) => call("setMany", () => store.setMany(entries)),
+    remove: (keys) => call("remove", () => store.remove(keys)),
+    removeMatching: (glob) => call("removeMatching", () => store.removeMatching(glob)),
+    clear: field("clear", store.clear),
+    health: field("health", store.health)
+  }
+}
+
+/** Log lines at Warning level and above: level, message, cause. */
+const capture = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ logLevel, message, cause }) => {
+    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning))
+      lines.push(`${logLevel.label} ${String(message)} ${Cause.pretty(cause)}`)
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+/** A cache over a MemoryTier L1 and a broken L2 (over a TestTier), with the given breaker. */
+const world = (breaker: TieredCache.Options["breaker"], how: How) =>
+  Effect.gen(function* () {
+    const log = capture()
+    const store = yield* TestTier.make()
+    const broken: Broken = { ops: new Set(), how, calls: 0 }
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+    const cache = yield* TieredCache.make({ breaker }).pipe(
+      Effect.provideService(Tier.L1, l1),
+      Effect.provideService(Tier.L2, brokenTier("user", store, broken)),
+      Effect.provide(log.layer)
+    )
+    return { cache, store, broken, l1, lines: log.lines }
+  })
+
+const planted = (value: unknown) => Entry.make({ value, now: 0, ttlMs: 3_600_000 })
+
+/** The exit of `effect` under `log`'s logger: never a defect. */
+const settled = <A, E>(effect: Effect.Effect<A, E>, layer: Layer.Layer<never>) =>
+  Effect.gen(function* () {
+    const exit = yield* Effect.exit(Effect.provide(effect, layer))
+    if (Exit.isFailure(exit)) expect(Cause.isDie(exit.cause)).toBe(false)
+    return exit
+  })
+
+const breakers = [false, { failureThreshold: 1000 }] as const
+
+describe("a lower tier's defect is that tier's failure", () => {
+  for (const breaker of breakers) {
+    for (const how of ["die", "sync", "throw"] as const) {
+      it.scoped(`reads go on as misses (${how}, breaker ${breaker === false ? "off" : "on"})`, () =>
+        Effect.gen(function* () {
+          const { cache, store, broken, lines } = yield* world(breaker, how)
+          const log = capture()
+          yield* store.plant("a", planted("A"))
+          yield* store.plant("b", planted("B"))
+          broken.ops.add("get")
+          broken.ops.add("getMany")
+          const reads: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>, unknown]> = [
+            ["get", cache.get("a"), Option.none()],
+            ["get allowStale", cache.get("a", { allowStale: true }), Option.none()],
+            ["getTyped", cache.getTyped("a", Schema.String), Option.none()],
+            ["getMany", cache.getMany(["a", "b"]), [Option.none(), Option.none()]],
+            ["getMany typed", cache.getMany(["a", "b"], Schema.String), [Option.none(), Option.none()]],
+            ["getOrCompute", cache.getOrCompute("c", Effect.succeed("computed")), "computed"],
+            [
+              "getOrComputeTyped",
+              cache.getOrComputeTyped("d", Schema.String, Effect.succeed("typed")),
+              "typed"
+            ]
+          ]
+          for (const [name, read, expected] of reads) {
+            const exit = yield* settled(read, log.layer)
+            expect([name, exit]).toEqual([name, Exit.succeed(expected)])
+          }
+          const stats = yield* cache.stats
+          expect(stats.tierErrors).toEqual({ user: 7 })
+          expect(stats.requests).toBe(stats.misses)
+          expect(stats.requests).toBe(9)
+          // Each logged at Warning level with the defect as its cause.
+          expect(log.lines.length).toBe(7)
+          for (const line of log.lines) {
+            expect(line).toMatch(/^WARN tiercache: tier user failed get(Many)?: /)
+            expect(line).toContain("driver bug in get")
+          }
+          expect(lines).toEqual([])
+        })
+      )
+
+      it.scoped(
+        `writes and removals succeed through L1 (${how}, breaker ${breaker === false ? "off" : "on"})`,
+        () =>
+          Effect.gen(function* () {
+            const { cache, broken, l1 } = yield* world(breaker, how)
+            const log = capture()
+            for (const op of ["set", "setMany", "remove", "removeMatching", "clear"] as const)
+              broken.ops.add(op)
+            const writes: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> = [
+              ["set", cache.set("s", 1)],
+              ["update", cache.update("u", 2)],
+              ["set tagged", cache.set("t", 3, { tags: ["tag"] })],
+              ["getOrCompute", cache.getOrCompute("c", Effect.succeed(4))],
+              ["invalidate", cache.invalidate("s")],
+              ["invalidateMany", cache.invalidateMany(["u", "x"])],
+              ["invalidatePattern", cache.invalidatePattern("c*")],
+              ["clear", cache.clear]
+            ]
+            for (const [name, write] of writes) {
+              const exit = yield* settled(write, log.layer)
+              expect([name, Exit.isSuccess(exit)]).toEqual([name, true])
+              if (name === "set") expect(Option.isSome(yield* l1.get("s"))).toBe(true)
+            }
+            // Documented: an invalidateTag no lower tier took fails with CacheWriteError (typed).
+            const tagged = yield* settled(cache.invalidateTag("tag"), log.layer)
+            expect(tagged).toMatchObject({ _tag: "Failure" })
+            expect(Exit.isFailure(tagged) && Cause.failureOption(tagged.cause)).toMatchObject(
+              Option.some({ _tag: "CacheWriteError" })
+            )
+            const stats = yield* cache.stats
+            expect(stats.tierErrors.user).toBe(9)
+            expect(stats.pendingChanges).toBeGreaterThan(0)
+            expect(log.lines.filter((l) => l.includes("driver bug in")).length).toBe(9)
+          })
+      )
+    }
+  }
+
+  it.scoped("health reports a tier whose health check dies as unhealthy", () =>
+    Effect.gen(function* () {
+      for (const breaker of breakers) {
+        const { cache, broken } = yield* world(breaker, "die")
+        broken.ops.add("health")
+        const health = yield* cache.health
+        expect(health.status).toBe("degraded")
+        expect(health.tiers[1]).toMatchObject({ name: "user", healthy: false })
+        expect(health.tiers[1]!.detail).toContain("driver bug in health")
+      }
+    })
+  )
+
+  it.scoped("the breaker counts defects: it opens, and reads then skip the tier", () =>
+    Effect.gen(function* () {
+      const { cache, broken } = yield* world({ failureThreshold: 3, openFor: "1 minute" }, "die")
+      broken.ops.add("get")
+      for (let i = 0; i < 3; i++) expect(yield* cache.get(`k${i}`)).toEqual(Option.none())
+      expect((yield* cache.stats).breakers).toEqual({ user: "open" })
+      const calls = broken.calls
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect(broken.calls).toBe(calls)
+      expect((yield* cache.stats).breakerRejections).toBe(1)
+      // Past its window, a probe that works closes it again.
+      broken.ops.clear()
+      yield* TestClock.adjust("1 minute")
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect((yield* cache.stats).breakers).toEqual({ user: "closed" })
+    })
+  )
+
+  it.scoped("many callers at once over a tier that dies: one computation, every caller answered", () =>
+    Effect.gen(function* () {
+      for (const breaker of breakers) {
+        const { cache, broken } = yield* world(breaker, "die")
+        for (const op of ["get", "set"] as const) broken.ops.add(op)
+        let runs = 0
+        const compute = Effect.zipRight(
+          TestClock.sleep(10),
+          Effect.sync(() => ++runs)
+        )
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 50 }, () => cache.getOrCompute("k", compute)),
+          (e) => Effect.fork(e)
+        )
+        yield* TestClock.adjust(10)
+        const answers = yield* Fiber.join(Fiber.all(fibers))
+        expect(new Set(answers)).toEqual(new Set([1]))
+        expect(runs).toBe(1)
+        const gets = yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => cache.get(`m${i}`)),
+          (e) => e,
+          {
+            concurrency: "unbounded"
+          }
+        )
+        expect(gets.every(Option.isNone)).toBe(true)
+      }
+    })
+  )
+
+  it.scoped("two instances sharing a tier that dies keep working through their L1s and the bus", () =>
+    Effect.gen(function* () {
+      const store = yield* TestTier.make()
+      const broken: Broken = { ops: new Set(), how: "die", calls: 0 }
+      const hub = yield* TestBus.makeHub
+      const shared = Layer.merge(
+        Layer.succeed(Tier.L2, brokenTier("user", store, broken)),
+        Layer.succeed(InvalidationBus.InvalidationBus, TestBus.make(hub))
+      )
+      const { caches } = yield* MultiInstance.make(2, { shared })
+      const [a, b] = caches as [TieredCache.TieredCache.Service, TieredCache.TieredCache.Service]
+      yield* a.set("k", "from a")
+      yield* b.set("j", "from b")
+      yield* MultiInstance.settle(caches, { hub })
+      for (const op of ["get", "getMany", "set", "remove"] as const) broken.ops.add(op)
+      expect(yield* b.get("k")).toEqual(Option.none())
+      expect(yield* b.getMany(["k", "j"])).toEqual([Option.none(), Option.some("from b")])
+      expect(yield* a.get("k")).toEqual(Option.some("from a"))
+      expect(yield* b.getOrCompute("k", Effect.succeed("b's"))).toBe("b's")
+      // An update that missed the shared tier (kept for the replay, as after any failure of it):
+      // b no longer answers its old copy.
+      yield* a.update("j", "from a, later")
+      yield* MultiInstance.settle(caches, { hub })
+      expect(yield* b.get("j")).not.toEqual(Option.some("from b"))
+      expect((yield* a.stats).pendingChanges).toBe(1)
+      yield* a.invalidate("j")
+      yield* MultiInstance.settle(caches, { hub })
+      expect(yield* b.get("j")).toEqual(Option.none())
+      for (const c of caches) expect((yield* c.stats).tierErrors.user).toBeGreaterThan(0)
+    })
+  )
+
+  it.scoped("an L1 of the user's that dies is that tier's failure: reads go on to L2", () =>
+    Effect.gen(function* () {
+      const l1Store = yield* TestTier.make({ name: "l1" })
+      const broken: Broken = { ops: new Set(["get", "getMany", "set"]), how: "die", calls: 0 }
+      const l2 = yield* TestTier.make({ name: "l2" })
+      const cache = yield* TieredCache.make().pipe(
+        Effect.provideService(Tier.L1, brokenTier("mine", l1Store, broken)),
+        Effect.provideService(Tier.L2, l2)
+      )
+      yield* l2.plant("a", planted("A"))
+      expect(yield* cache.get("a")).toEqual(Option.some("A"))
+      expect(yield* cache.getMany(["a", "b"])).toEqual([Option.some("A"), Option.none()])
+      yield* cache.set("s", 1)
+      expect(yield* cache.get("s")).toEqual(Option.some(1))
+      expect(yield* cache.getOrCompute("c", Effect.succeed(2))).toBe(2)
+      expect((yield* cache.stats).tierErrors.mine).toBeGreaterThan(0)
+    })
+  )
+
+  it.scoped("an interruption is not a failure: it reaches the caller", () =>
+    Effect.gen(function* () {
+      for (const breaker of breakers) {
+        const store = yield* TestTier.make()
+        const l2: Tier.Tier.Service = {
+          ...store,
+          name: "user",
+          get: (key) => (key === "self" ? Effect.interrupt : Effect.never)
+        }
+        const cache = yield* TieredCache.make({ breaker }).pipe(
+          Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
+          Effect.provideService(Tier.L2, l2)
+        )
+        // A caller interrupted while the tier hangs.
+        const fiber = yield* Effect.fork(cache.get("hangs"))
+        yield* Effect.yieldNow()
+        const exit = yield* Fiber.interrupt(fiber)
+        expect(Exit.isInterrupted(exit)).toBe(true)
+        // A tier that interrupts its own call: not swallowed as a miss either.
+        const own = yield* Effect.exit(cache.get("self"))
+        expect(Exit.isFailure(own) && Cause.isInterruptedOnly(own.cause)).toBe(true)
+        expect((yield* cache.stats).tierErrors).toEqual({})
+      }
+    })
+  )
+})
