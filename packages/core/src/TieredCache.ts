@@ -176,7 +176,10 @@ export interface WriteOptions {
  * @since 0.1.0
  */
 export interface TypedWriteOptions<A, I> extends WriteOptions {
-  /** Encodes the value (its Encoded side must be JSON-safe). */
+  /**
+   * Encodes the value (its Encoded side must be JSON-safe, and must decode back with this
+   * schema: a value whose encoded form does not is a `CacheInputError`, `UnencodableValue`).
+   */
   readonly schema?: Schema.Schema<A, I, never> | undefined
 }
 
@@ -315,7 +318,9 @@ export declare namespace TieredCache {
     /**
      * getOrCompute with Schema: stored values are decoded (bad data = recompute and overwrite).
      * A computed value is answered as the schema decodes its stored form (what it holds beyond
-     * the schema, dropped by encoding, is not answered), as every instance reads it.
+     * the schema, dropped by encoding, is not answered), as every instance reads it. One whose
+     * stored form the schema does not decode (a schema that does not round-trip) fails every
+     * caller with a `CacheInputError` (`UnencodableValue`), and is not stored.
      */
     readonly getOrComputeTyped: <A, I, E, R>(
       key: string,

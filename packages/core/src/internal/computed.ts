@@ -6,10 +6,9 @@
 import { Cause, Effect, Exit } from "effect"
 import { CacheInputError } from "../CacheError.js"
 import { entryOf, type ResolvedCompute } from "./callOptions.js"
-import { decode, NOT_DECODED } from "./codec.js"
 import type { Counters } from "./counters.js"
 import type { Flight, FlightResult } from "./flight.js"
-import { encodeValue } from "./input.js"
+import { decodeEncoded, encodeValue } from "./input.js"
 import type { Resilience } from "./resilience.js"
 import { keyAnnotations } from "./spans.js"
 import type { Writes } from "./writes.js"
@@ -54,13 +53,18 @@ export const make = (deps: Deps): Outcome => {
       counters.computeErrors++
       return Effect.fail(encoded)
     }
-    const entry = entryOf(encoded.value, now(), resolved, startedAt)
     // Typed, the answer is what every tier and instance decodes from the stored value, not the
     // computed object itself, which may hold more than the schema keeps (a row's extra columns).
-    // One whose stored form does not decode answers as computed, and L1 keeps no decoding of it.
-    const decoded = flight.schema === undefined ? entry.value : decode(flight.schema, entry.value)
-    const typed = decoded === NOT_DECODED ? undefined : flight.schema
-    const result: FlightResult = { entry, value: decoded === NOT_DECODED ? value : decoded }
+    // One whose stored form does not decode (a schema that does not round-trip) is refused as a
+    // value that does not encode is: stored, no read would ever answer it.
+    const decoded = flight.schema === undefined ? encoded.value : decodeEncoded(encoded.value, flight.schema)
+    if (decoded instanceof CacheInputError) {
+      counters.computeErrors++
+      return Effect.fail(decoded)
+    }
+    const entry = entryOf(encoded.value, now(), resolved, startedAt)
+    const typed = flight.schema
+    const result: FlightResult = { entry, value: decoded }
     // The waiters are answered once L1 holds the value; the lower tiers are written after,
     // while the flight stays registered (no caller computes again meanwhile), so that a slow
     // or failing shared tier never delays the answer.

@@ -4,7 +4,7 @@
  * timeouts of write and compute options), before anything is written.
  */
 import { CacheInputError } from "../CacheError.js"
-import { type AnySchema, encoderOf } from "./codec.js"
+import { type AnySchema, decoderOf, encoderOf } from "./codec.js"
 import {
   checkSchema,
   describe,
@@ -69,6 +69,21 @@ export const encodeValue = (value: unknown, schema: AnySchema | undefined): Enco
     encoded = e.right
   }
   return jsonError(encoded) ?? new Encoded(encoded)
+}
+
+/**
+ * What `schema` decodes from `encoded` (a value it encoded), or the error of a value whose
+ * encoded form it does not decode: a schema that does not round-trip (a transformation whose
+ * encode gives what its decode refuses). Stored, such a value would never be read back: every
+ * typed read a miss, every getOrComputeTyped a new computation.
+ */
+export const decodeEncoded = (encoded: unknown, schema: AnySchema): unknown | CacheInputError => {
+  const d = decoderOf(schema)(encoded)
+  if (d._tag === "Right") return d.right
+  return new CacheInputError({
+    problem: "UnencodableValue",
+    reason: `value's encoded form does not decode with the schema (it does not round-trip): ${firstLine(d.left.message)}`
+  })
 }
 
 /**

@@ -16,7 +16,7 @@ import { type Changes, type Deps, onBusStream, thenSettle, type WriteError } fro
 import type { AnySchema } from "./codec.js"
 import type { L1Op } from "./everyTier.js"
 import type { Slot } from "./fastPath.js"
-import { checkKey, encodeValue, schemaOf } from "./input.js"
+import { checkKey, decodeEncoded, encodeValue, schemaOf } from "./input.js"
 import * as OneStepWrite from "./oneStepWrite.js"
 import type { PendingStore } from "./pendingStores.js"
 
@@ -81,6 +81,10 @@ export const make = (deps: Deps, changes: Changes) => {
       if (schema instanceof CacheInputError) return Effect.fail(schema)
       const encoded = encodeValue(value, schema)
       if (encoded instanceof CacheInputError) return Effect.fail(encoded)
+      // Typed, what the schema decodes from the stored form (what every tier and instance reads),
+      // or the error of a value it would never read back (a schema that does not round-trip).
+      const decoded = schema === undefined ? undefined : decodeEncoded(encoded.value, schema)
+      if (decoded instanceof CacheInputError) return Effect.fail(decoded)
       const entry = entryOf(encoded.value, now(), resolved)
       // A write from outside supersedes the computation under way.
       registry.forget(key)
@@ -97,11 +101,10 @@ export const make = (deps: Deps, changes: Changes) => {
             origin: instanceId
           }
         : removed(key)
-      // L1 keeps no decoding of a typed write's value: the first typed read decodes the stored
-      // value, as every other tier and instance does (the value given may hold more than the
-      // schema keeps, which only the writer's L1 would answer).
+      // L1 keeps, for a typed write, the value decoded from the stored form, as every other tier
+      // and instance reads it (never the value given, which may hold more than the schema keeps).
+      const l1 = storeL1(key, entry, schema, decoded)
       if (ordered !== undefined) {
-        const l1 = storeL1(key, entry, undefined, undefined)
         const inSteps = () =>
           changing(
             [key],
@@ -124,7 +127,7 @@ export const make = (deps: Deps, changes: Changes) => {
         Effect.ensuring(
           afterPending(
             key,
-            access.onEveryTier(storeL1(key, entry, undefined, undefined), (tier) => tier.set(key, entry))
+            access.onEveryTier(l1, (tier) => tier.set(key, entry))
           ),
           noteWrote(key)
         )
