@@ -58,7 +58,9 @@ export declare namespace Tier {
    *
    * A tier fails with a `TierError`. `TieredCache` takes a defect of a tier's (a throw, an
    * `Effect.die`, a method that throws when called) as that tier's `TierError` too, with the
-   * defect in its `cause`: counted, logged and fed to its breaker, never ending the cache's call.
+   * defect in its `cause`: counted, logged and fed to its breaker, never ending the cache's call;
+   * and so is a read's answer this contract does not allow (an entry that is not well-formed,
+   * something else than an `Option`, a `getMany` answer of another length than its keys).
    *
    * @since 0.1.0
    */

@@ -320,3 +320,86 @@ describe("a lower tier's defect is that tier's failure", () => {
     })
   )
 })
+
+/**
+ * A tier of the user's that answers what the Tier contract does not allow: an entry without
+ * `tags` (a record deserialized by hand), one whose times are not numbers, `null` in a Some, a
+ * bare entry instead of an Option, a getMany answer of the wrong length. The cache's read died of
+ * a TypeError deep inside it; such an answer is now that tier's failure (the read a miss).
+ */
+describe("a lower tier's malformed answer is that tier's failure", () => {
+  const entry = { value: 1, expiresAt: 1e15, staleUntil: 1e15, createdAt: 0, tags: [] }
+  const malformed: ReadonlyArray<readonly [string, unknown, string]> = [
+    ["an entry without tags", Option.some({ ...entry, tags: undefined }), "entry.tags"],
+    ["tags that are not strings", Option.some({ ...entry, tags: [1] }), "entry.tags"],
+    ["times that are not numbers", Option.some({ ...entry, expiresAt: "1e15" }), "entry.expiresAt"],
+    ["a staleUntil before expiresAt", Option.some({ ...entry, staleUntil: 0 }), "entry.staleUntil"],
+    ["null in a Some", Option.some(null), "entry"],
+    ["a bare entry, not an Option", entry, "not an Option"],
+    ["undefined", undefined, "not an Option"],
+    [
+      "an entry whose fields throw when read",
+      Option.some(
+        new Proxy(entry, {
+          get: () => {
+            throw new Error("a trap")
+          }
+        })
+      ),
+      "answered what could not be read: a trap"
+    ]
+  ]
+  for (const [name, answer, mention] of malformed) {
+    it.scoped(name, () =>
+      Effect.gen(function* () {
+        const log = capture()
+        const store = yield* TestTier.make()
+        const l2: Tier.Tier.Service = {
+          ...store,
+          name: "user",
+          get: () => Effect.succeed(answer as Option.Option<Entry.Entry>),
+          getMany: (keys) => Effect.succeed(keys.map(() => answer as Option.Option<Entry.Entry>))
+        }
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
+          Effect.provideService(Tier.L2, l2),
+          Effect.provide(log.layer)
+        )
+        const reads: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>, unknown]> = [
+          ["get", cache.get("k"), Option.none()],
+          ["getTyped", cache.getTyped("k", Schema.Number), Option.none()],
+          ["getMany", cache.getMany(["k", "j"]), [Option.none(), Option.none()]],
+          ["getOrCompute", cache.getOrCompute("c", Effect.succeed(2)), 2]
+        ]
+        for (const [op, read, expected] of reads) {
+          const exit = yield* settled(read, log.layer)
+          expect([op, exit]).toEqual([op, Exit.succeed(expected)])
+        }
+        expect((yield* cache.stats).tierErrors).toEqual({ user: 4 })
+        expect(log.lines.length).toBe(4)
+        for (const line of log.lines) expect(line).toContain(mention)
+        // Nothing malformed reached L1.
+        expect(yield* cache.get("c")).toEqual(Option.some(2))
+      })
+    )
+  }
+
+  it.scoped("a getMany answer of another length than its keys", () =>
+    Effect.gen(function* () {
+      for (const answer of [[], [Option.none(), Option.none(), Option.none()], "x", undefined]) {
+        const store = yield* TestTier.make()
+        const l2: Tier.Tier.Service = {
+          ...store,
+          name: "user",
+          getMany: () => Effect.succeed(answer as ReadonlyArray<Option.Option<Entry.Entry>>)
+        }
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
+          Effect.provideService(Tier.L2, l2)
+        )
+        expect(yield* cache.getMany(["k", "j"])).toEqual([Option.none(), Option.none()])
+        expect((yield* cache.stats).tierErrors).toEqual({ user: 1 })
+      }
+    })
+  )
+})

@@ -7,11 +7,12 @@
  * write as a write that missed that tier. An interruption is never made a failure: it reaches
  * the caller as it is.
  */
-import { Cause, Effect } from "effect"
+import { Cause, Effect, Option } from "effect"
 import { TierError } from "../CacheError.js"
 import type { Entry } from "../Entry.js"
 import type { Tier, TierHealth } from "../Tier.js"
 import { describe } from "./describe.js"
+import { entryShapeProblem } from "./tierInput.js"
 
 const messageOf = (defect: unknown): string => {
   try {
@@ -46,8 +47,30 @@ export const failureOf = (
   return defectError(tier, operation, "died", defect._tag === "Some" ? defect.value : Cause.squash(cause))
 }
 
+/** What is wrong with a `get`'s answer (an Option of a well-formed entry), or undefined. */
+const answerProblem = (answer: unknown): string | undefined => {
+  if (!Option.isOption(answer)) return `${describe(answer)}, not an Option of an Entry`
+  if (answer._tag === "None") return undefined
+  const p = entryShapeProblem(answer.value)
+  return p === undefined ? undefined : `a malformed entry: entry${p}`
+}
+
+/** What is wrong with a `getMany`'s answer for `count` keys, or undefined. */
+const answersProblem = (answers: unknown, count: number): string | undefined => {
+  if (!Array.isArray(answers)) return `${describe(answers)}, not an array of Options`
+  if (answers.length !== count) return `${answers.length} answers for ${count} keys`
+  for (let i = 0; i < answers.length; i++) {
+    const p = answerProblem(answers[i])
+    if (p !== undefined) return `at [${i}] ${p}`
+  }
+  return undefined
+}
+
 /**
- * `tier` (a plain object, plainTier.ts) with every operation's defects made its TierErrors. The
+ * `tier` (a plain object, plainTier.ts) with every operation's defects made its TierErrors, and
+ * the answers of its reads checked: an answer the Tier contract does not allow (an entry without
+ * tags, times that are not numbers, something else than an Option, a getMany answer of another
+ * length than its keys) is the read's TierError, before the cache uses it. The
  * one-step writes (`setNow`, `removeNow`) are kept as they are: their caller catches a throw
  * (tierAccess.ts `startNow`).
  */
@@ -66,6 +89,40 @@ export const shield = (tier: Tier.Service): Tier.Service => {
     return Effect.catchAllCause(effect, (cause) => {
       const error = failureOf(name, operation, cause)
       return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(error)
+    })
+  }
+  /**
+   * A read whose answer is checked by `problem`: an answer it refuses is the read's TierError.
+   * One Effect step more than `call` (its answer's continuation), not two (a flatMap inside it).
+   */
+  const read = <A>(
+    operation: string,
+    start: () => Effect.Effect<A, TierError>,
+    problem: (answer: A) => string | undefined
+  ): Effect.Effect<A, TierError> => {
+    let effect: Effect.Effect<A, TierError>
+    try {
+      effect = start()
+    } catch (defect) {
+      return Effect.fail(defectError(name, operation, "threw", defect))
+    }
+    return Effect.matchCauseEffect(effect, {
+      onFailure: (cause) => {
+        const error = failureOf(name, operation, cause)
+        return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(error)
+      },
+      onSuccess: (answer) => {
+        let p: string | undefined
+        try {
+          p = problem(answer)
+        } catch (defect) {
+          // A Proxy's trap, a getter: an answer that cannot be read.
+          return Effect.fail(defectError(name, operation, "answered what could not be read", defect))
+        }
+        return p === undefined
+          ? Effect.succeed(answer)
+          : Effect.fail(new TierError({ tier: name, operation, reason: `answered ${p}` }))
+      }
     })
   }
   /**
@@ -108,8 +165,13 @@ export const shield = (tier: Tier.Service): Tier.Service => {
         })
   return {
     ...tier,
-    get: (key) => call("get", () => tier.get(key)),
-    getMany: (keys) => call("getMany", () => tier.getMany(keys)),
+    get: (key) => read("get", () => tier.get(key), answerProblem),
+    getMany: (keys) =>
+      read(
+        "getMany",
+        () => tier.getMany(keys),
+        (answers) => answersProblem(answers, keys.length)
+      ),
     set: (key, entry) => call("set", () => tier.set(key, entry)),
     setMany: (entries) => call("setMany", () => tier.setMany(entries)),
     remove: (keys) => call("remove", () => tier.remove(keys)),

@@ -98,15 +98,17 @@ const isPlainScalar = (value: unknown): boolean =>
   (typeof value === "number" && Number.isFinite(value))
 
 /**
- * The problem of an entry: not an object, a time that is not a finite number, `staleUntil`
- * before `expiresAt`, tags that are not an array of strings, or a value that JSON cannot hold
- * (the Entry's `value` is the encoded, JSON-safe form).
+ * The problem of an entry's shape: not an object, a time that is not a finite number,
+ * `staleUntil` before `expiresAt`, tags that are not an array of strings. Its value is not
+ * walked: this is what the cache checks of a tier's answer, on every read (tierDefects.ts).
+ *
+ * @internal
  */
-const entryProblem = (entry: unknown): Problem => {
+export const entryShapeProblem = (entry: unknown): Problem => {
   if (typeof entry !== "object" || entry === null) {
     return ` must be an Entry (an object with value, expiresAt, staleUntil, tags and createdAt), got ${describe(entry)}`
   }
-  const { value, expiresAt, staleUntil, tags, createdAt } = entry as Entry
+  const { expiresAt, staleUntil, tags, createdAt } = entry as Entry
   const time =
     timeProblem("expiresAt", expiresAt) ??
     timeProblem("staleUntil", staleUntil) ??
@@ -119,6 +121,17 @@ const entryProblem = (entry: unknown): Problem => {
   for (let i = 0; i < tags.length; i++) {
     if (typeof tags[i] !== "string") return `.tags[${i}] must be a string, got ${describe(tags[i])}`
   }
+  return undefined
+}
+
+/**
+ * The problem of an entry: its shape's ({@link entryShapeProblem}), or a value that JSON cannot
+ * hold (the Entry's `value` is the encoded, JSON-safe form).
+ */
+const entryProblem = (entry: unknown): Problem => {
+  const shape = entryShapeProblem(entry)
+  if (shape !== undefined) return shape
+  const { value } = entry as Entry
   if (isPlainScalar(value)) return undefined
   const bad = jsonError(value)
   // jsonError names the path from `value` ("value.a is a bigint, ...").
