@@ -403,3 +403,55 @@ describe("a lower tier's malformed answer is that tier's failure", () => {
     })
   )
 })
+
+/**
+ * The replay of changes kept during an outage calls the tier too (writeIfNewer, or a read and a
+ * write): a defect there is the tier's failure as well, so the change stays kept and the next
+ * replay, every retryInterval, tries again (a replay that died ended the repeating fiber: the
+ * change would never have been replayed).
+ */
+describe("a tier that dies while changes are replayed", () => {
+  it.scoped("the change stays kept and a later replay lands it", () =>
+    Effect.gen(function* () {
+      const store = yield* TestTier.make()
+      const tier = brokenTier("user", store, { ops: new Set(), how: "die", calls: 0 })
+      let replays = 0
+      const l2: Tier.Tier.Service = {
+        ...tier,
+        writeIfNewer: (changes) => {
+          replays++
+          if (replays <= 2) return Effect.die(new Error("driver bug in writeIfNewer"))
+          // Nothing newer is held here: every change applies.
+          return Effect.as(
+            Effect.forEach(changes, (c) =>
+              c.entry === undefined ? store.remove([c.key]) : store.set(c.key, c.entry)
+            ),
+            changes.map(() => true)
+          )
+        }
+      }
+      const log = capture()
+      const cache = yield* TieredCache.make({ recovery: { retryInterval: "1 second" } }).pipe(
+        Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
+        Effect.provideService(Tier.L2, l2),
+        Effect.provide(log.layer)
+      )
+      // An outage (a typed failure) keeps the change; its replays then meet the defect twice.
+      yield* store.failOn(["set"])
+      yield* cache.set("k", "kept")
+      expect((yield* cache.stats).pendingChanges).toBe(1)
+      yield* store.failOn("none")
+      for (let i = 0; i < 2; i++) {
+        yield* TestClock.adjust("1 second")
+        expect((yield* cache.stats).pendingChanges).toBe(1)
+      }
+      yield* TestClock.adjust("1 second")
+      // Each replay's defect logged as the tier's failure (with the first write's).
+      expect(log.lines.filter((l) => l.includes("driver bug in writeIfNewer")).length).toBe(2)
+      expect(replays).toBe(3)
+      const stats = yield* cache.stats
+      expect([stats.pendingChanges, stats.replayedChanges]).toEqual([0, 1])
+      expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
+    })
+  )
+})
