@@ -2,7 +2,7 @@
  * The invalidation bus's publishing side: the one place messages are sent, through a breaker of
  * its own (busSubscriber.ts applies received messages).
  */
-import { Duration, Effect, type Option } from "effect"
+import { Cause, Duration, Effect, type Option } from "effect"
 import { BusError } from "../CacheError.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as InvalidationBus from "../InvalidationBus.js"
@@ -11,6 +11,14 @@ import * as Breaker from "./breaker.js"
 import type { Counters } from "./counters.js"
 import { describe } from "./describe.js"
 import type { Spans } from "./spans.js"
+
+/** The BusError of a publish that `how` (died, threw...) with `defect`. */
+const busDefect = (how: string, defect: unknown): BusError =>
+  new BusError({
+    operation: "publish",
+    reason: `${how}: ${defect instanceof Error ? defect.message : describe(defect)}`,
+    cause: defect
+  })
 
 /** The publishing side of one cache. */
 export interface Publisher {
@@ -91,8 +99,27 @@ export const makePublisher = (
       Duration.lessThanOrEqualTo(service.callTimeout, busBreaker.timeout)
     const delivered = Effect.succeed(true)
     const notDelivered = Effect.succeed(false)
+    /**
+     * The bus's publish, its defects (a bus of the user's: a throw, an Effect.die) made its
+     * failures, as a tier's are (tierDefects.ts); an interruption stays one.
+     */
+    const publish = (message: InvalidationMessage): Effect.Effect<void, BusError> => {
+      let effect: Effect.Effect<void, BusError>
+      try {
+        effect = service.publish(message)
+      } catch (defect) {
+        return Effect.fail(busDefect("threw", defect))
+      }
+      return Effect.catchAllCause(effect, (cause) => {
+        if (Cause.isInterrupted(cause)) return Effect.failCause(cause)
+        const failure = Cause.failureOption(cause)
+        if (failure._tag === "Some" && failure.value instanceof BusError) return Effect.fail(failure.value)
+        const defect = failure._tag === "Some" ? failure.value : Cause.squash(cause)
+        return Effect.fail(busDefect(failure._tag === "Some" ? "failed with a non-BusError" : "died", defect))
+      })
+    }
     const send = (message: InvalidationMessage): Effect.Effect<boolean> => {
-      const send = service.publish(message)
+      const send = publish(message)
       const guarded =
         busBreaker === undefined
           ? send
@@ -124,10 +151,11 @@ export const makePublisher = (
         counters.bus.skipped++
         return notDelivered
       }
-      return Effect.as(
-        Effect.logWarning(`tiercache: ${error.message}`).pipe(Effect.annotateLogs({ cache: cacheName })),
-        false
-      )
+      const logged =
+        error.cause === undefined
+          ? Effect.logWarning(`tiercache: ${error.message}`)
+          : Effect.logWarning(`tiercache: ${error.message}`, Cause.die(error.cause))
+      return Effect.as(logged.pipe(Effect.annotateLogs({ cache: cacheName })), false)
     }
     const publishNow = service.publishNow
     const now: Publisher["now"] =
