@@ -125,9 +125,21 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
 
     const replayAll = ReplayPasses.make({ ...deps, record })
     const lock = yield* Effect.makeSemaphore(1)
-    const replay = lock.withPermits(1)(
-      Effect.suspend(() => (record.size() === 0 ? Effect.void : record.replaying(replayAll)))
-    )
+    // A replay that dies (a defect no tier's or bus's shield caught: a tier's answer the pass
+    // cannot read, or a tier's call that interrupted itself) is logged, the changes still kept:
+    // it would otherwise end the fiber that replays every retryInterval, and no kept change
+    // would be replayed again. Not reached when the replaying fiber is interrupted (an
+    // interrupted fiber runs no handler): the cache's close still ends it.
+    const replay = lock
+      .withPermits(1)(Effect.suspend(() => (record.size() === 0 ? Effect.void : record.replaying(replayAll))))
+      .pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logError(
+            "tiercache: a replay of the kept changes died; they stay kept, the next replay tries again",
+            cause
+          ).pipe(Effect.annotateLogs({ cache: deps.cacheName }))
+        )
+      )
     const onReady = Effect.zipRight(Effect.sync(probe), replay)
 
     for (const tier of access.lower) {
