@@ -115,6 +115,9 @@ export declare namespace Tier {
      * Optional: emits each time the tier's connection is ready again after it was lost (not
      * for the first connection). The cache then probes the tier's breaker and replays the
      * changes it kept during the outage at once, instead of waiting out the breaker's window.
+     * A stream that ends while the cache is open (it fails, dies, interrupts itself or
+     * completes) is logged at Error level and run again: after 100 ms, doubling up to 30 s
+     * while runs end without a signal. Leave it undefined for a tier without such a signal.
      */
     readonly ready?: Stream.Stream<void> | undefined
     /**

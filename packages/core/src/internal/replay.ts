@@ -6,12 +6,13 @@
  * ready again (the breakers are then probed at once instead of waiting out their window), and
  * every `retryInterval` while changes are kept.
  */
-import { Effect, Schedule, type Scope, Stream } from "effect"
+import { Effect, Schedule, type Scope } from "effect"
 import type * as Entry from "../Entry.js"
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type * as Breaker from "./breaker.js"
 import type { Publisher } from "./bus.js"
 import type { Counters } from "./counters.js"
+import * as ReadyWatch from "./readyWatch.js"
 import type { KeyChange, Record } from "./recovery.js"
 import * as ReplayPasses from "./replayPasses.js"
 import type { TierAccess } from "./tierAccess.js"
@@ -142,9 +143,9 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
       )
     const onReady = Effect.zipRight(Effect.sync(probe), replay)
 
-    for (const tier of access.lower) {
-      const ready = tier.ready
-      if (ready !== undefined) yield* Effect.forkScoped(Stream.runForEach(ready, () => onReady))
+    for (let i = 0; i < access.lower.length; i++) {
+      const ready = access.lower[i]!.ready
+      if (ready !== undefined) yield* ReadyWatch.watch(ready, onReady, access.labels[i + 1]!, deps.cacheName)
     }
     yield* Effect.forkScoped(
       Effect.repeat(replay, Schedule.spaced(deps.retryInterval)).pipe(Effect.delay(deps.retryInterval))
