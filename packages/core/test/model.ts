@@ -53,9 +53,10 @@
  *
  * Runs are deterministic: the seed is fixed (set TIERCACHE_MODEL_SEED to try another; and
  * TIERCACHE_MODEL_CONFIG to an index of CONFIGS to run only that group) and a failure prints
- * its seed and its shrunk command sequence.
+ * its seed and its shrunk command sequence. The groups run in model.0.test.ts to
+ * model.2.test.ts (see MODEL_PARTS).
  */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosBus, ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import {
@@ -1660,24 +1661,42 @@ const SEED = Number(process.env.TIERCACHE_MODEL_SEED ?? 20_261_202)
 let outages = 0
 let ambiguous = 0
 
-describe("model check", () => {
-  it("random operations on 2 and 3 instances agree with a map of the last write", async () => {
+/**
+ * The files that run the check: model.N.test.ts runs the groups whose index in CONFIGS leaves N
+ * modulo MODEL_PARTS, one test each, so that the files run beside one another (a group's runs
+ * wait on the TestClock's real timers about as long as they compute). Every group is in one file.
+ */
+export const MODEL_PARTS = 3
+
+/** Registers the model check of the groups of part `part` (see MODEL_PARTS). */
+export const modelCheck = (part: number) =>
+  describe("model check", () => {
     const only = process.env.TIERCACHE_MODEL_CONFIG
-    for (const config of only === undefined ? CONFIGS : [CONFIGS[Number(only)]!]) {
-      await fc.assert(
-        fc.asyncProperty(
-          // Longer sequences with grace (fewer runs): a key's window spans several commands.
-          fc.array(cmd(config), { minLength: 1, maxLength: 60, size: config.grace ? "medium" : "small" }),
-          (cmds) =>
-            Effect.runPromise(run(config, cmds).pipe(Effect.scoped, Effect.provide(TestContext.TestContext)))
-        ),
-        { numRuns: config.runs, seed: SEED }
+    for (const [index, config] of CONFIGS.entries()) {
+      if (index % MODEL_PARTS !== part) continue
+      it.skipIf(only !== undefined && Number(only) !== index)(
+        `group ${index}: random operations on ${config.instances} instances agree with a map of the last write`,
+        async () => {
+          await fc.assert(
+            fc.asyncProperty(
+              // Longer sequences with grace (fewer runs): a key's window spans several commands.
+              fc.array(cmd(config), { minLength: 1, maxLength: 60, size: config.grace ? "medium" : "small" }),
+              (cmds) =>
+                Effect.runPromise(
+                  run(config, cmds).pipe(Effect.scoped, Effect.provide(TestContext.TestContext))
+                )
+            ),
+            { numRuns: config.runs, seed: SEED }
+          )
+          // Shrinking a failure takes longer than a passing run (about 30 s).
+        },
+        600_000
       )
     }
-    if (process.env.TIERCACHE_MODEL_DEBUG !== undefined) {
-      // biome-ignore lint/suspicious/noConsole: asked for with TIERCACHE_MODEL_DEBUG
-      console.log(`outages ${outages}, keys either order ${ambiguous}`)
-    }
-    // Shrinking a failure takes longer than a passing run (about 30 s).
-  }, 600_000)
-})
+    afterAll(() => {
+      if (process.env.TIERCACHE_MODEL_DEBUG !== undefined) {
+        // biome-ignore lint/suspicious/noConsole: asked for with TIERCACHE_MODEL_DEBUG
+        console.log(`outages ${outages}, keys either order ${ambiguous}`)
+      }
+    })
+  })
