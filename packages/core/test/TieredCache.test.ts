@@ -989,7 +989,9 @@ describe("the invalidation bus", () => {
     Effect.gen(function* () {
       const { caches, hub, l2 } = yield* three
       const [a, b] = caches as [Cache, Cache]
-      yield* TestClock.adjust(1_000_000)
+      // A minute in (each 5 s of the clock wakes every instance's periodic fibers: more would
+      // take seconds of real time).
+      yield* TestClock.adjust("1 minute")
       const now = yield* Clock.currentTimeMillis
       // An instance whose clock runs 5 s ahead updates k (and wrote L2: planted here).
       yield* hub!.publishRaw(
