@@ -7,11 +7,9 @@ export default defineProject({
     // The demo runs as a child process compiled by tsx on start: slow on a loaded machine.
     testTimeout: 180_000,
     hookTimeout: 180_000,
-    // One file at a time: each starts demo processes (and one a browser), which would
-    // otherwise load the machine the other projects' tests share.
-    poolOptions: { forks: { singleFork: true } },
-    // After the other projects (group 0), not beside them: their timing-sensitive Redis
-    // tests share the machine.
+    // After the other projects (group 0), not beside them: each file starts demo processes (and
+    // one a browser), which would load the machine their timing-sensitive Redis tests share.
+    // Among themselves the files run at once (each has its own ports and data directories).
     sequence: { groupOrder: 1 }
   }
 })
