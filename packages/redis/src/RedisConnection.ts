@@ -1,7 +1,7 @@
 /**
- * Connections to Redis (ioredis): one for commands, plus dedicated ones for Pub/Sub and for
- * blocking stream reads, so that neither a subscription nor a blocked read ever delays a cache
- * command.
+ * Connections to Redis (ioredis): one for commands, plus dedicated ones for Pub/Sub, for
+ * large values, for stream commands and for blocking stream reads, so that neither a
+ * subscription, a large value, a stream entry nor a blocked read ever delays a cache command.
  *
  * Building the layer connects and PINGs under `connectTimeout`: a wrong password or an
  * unreachable server is a {@link RedisConnectionError} then, never a hang. Afterwards every
@@ -160,6 +160,14 @@ export declare namespace RedisConnection {
      * Once the layer has closed, a `RedisConnectionError`.
      */
     readonly bulk: Effect.Effect<Redis, RedisConnectionError>
+    /**
+     * The connection for RedisStreams' commands other than blocking reads and consumers
+     * (`publish`, `readLatest`, non-blocking `read`, `createGroup`, `ack`), opened on first use
+     * and closed with the layer, so that an entry of many MB never holds up a cache command;
+     * its commands have no timeout of their own: RedisStreams bounds them.
+     * Once the layer has closed, a `RedisConnectionError`.
+     */
+    readonly streams: Effect.Effect<Redis, RedisConnectionError>
     /** The threshold (bytes) from which a value is large. */
     readonly largeValueBytes: number
     /** The bound (ms) on a command carrying `bytes` bytes: `commandTimeout` plus the per-MiB allowance. */
@@ -264,6 +272,9 @@ export const make = (
     // Opened on first use and kept, even when the large value that opened it gave up meanwhile
     // (openOnce.ts); a failed attempt is not kept (the next large value tries again).
     const bulk = yield* openOnce(Scope.extend(opener.open("bulk"), scope), scope, () => closedError("bulk"))
+    const streams = yield* openOnce(Scope.extend(opener.open("streams"), scope), scope, () =>
+      closedError("streams")
+    )
     // A dedicated connection lives in a scope of the layer's, closed with the caller's scope:
     // closing the layer closes it too (a consumer then ends), and none is opened afterwards.
     let closed = false
@@ -285,6 +296,7 @@ export const make = (
       blocking,
       dedicated,
       bulk,
+      streams,
       largeValueBytes,
       timeoutFor,
       keyPrefix,

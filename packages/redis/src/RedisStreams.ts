@@ -6,13 +6,19 @@
  * with a `prefix` of their own that neither starts with the cache's nor is the start of it.
  *
  * Connections: `publish`, `readLatest`, `ack`, `createGroup` and non-blocking `read`s use the
- * command connection. A `read` with `blockMs` runs on the shared blocking connection, so a
+ * connection's streams connection (opened on first use), never the command connection, so
+ * that an entry of many MB never holds up a cache command. Each is bounded by `commandTimeout`
+ * plus `timeoutPerMegabyte` per MiB it carries and per MiB the commands ahead of it there carry,
+ * and past that for as long as replies keep arriving on it: a large entry is read however long
+ * its transfer takes, while a connection that answers nothing fails it a command timeout later.
+ * A `read` with `blockMs` runs on the shared blocking connection, so a
  * blocked read never delays a cache command; blocking reads take turns on it (a semaphore),
  * each one bounded as a whole, its wait for its turn included, by its own `blockMs` (one whose
  * turn does not come in time answers then the entries there are, read without blocking on the
- * command connection), and one that is interrupted or times out is woken with CLIENT UNBLOCK
- * so the next does not wait behind it. A blocking read's `"$"` means
- * the entries published after the call (it is resolved then, with an XREVRANGE on the command
+ * streams connection), and one that is interrupted or times out is woken with CLIENT UNBLOCK
+ * so the next does not wait behind it; its answer, once it has its turn, is bounded as a
+ * consumer's is. A blocking read's `"$"` means
+ * the entries published after the call (it is resolved then, with an XREVRANGE on the streams
  * connection), however long the read waits for its turn. Each `consume` stream, a long-lived
  * loop, opens a connection of its own for its lifetime.
  *
@@ -35,7 +41,7 @@ import * as BlockingRead from "./internal/blockingRead.js"
 import { resolvePrefix } from "./internal/namespace.js"
 import { notAnObject } from "./internal/optionsObject.js"
 import * as StreamCommands from "./internal/streamCommands.js"
-import { call, fromRead, isPositiveInteger, type RawEntry, toEntry } from "./internal/streamCommands.js"
+import { fromRead, isPositiveInteger, type RawEntry, toEntry } from "./internal/streamCommands.js"
 import * as StreamConsumer from "./internal/streamConsumer.js"
 import * as StreamSpans from "./internal/streamSpans.js"
 import { countRead } from "./internal/streamSpans.js"
@@ -72,16 +78,14 @@ export const make = (
     const badOptions = notAnObject(options)
     if (badOptions) return yield* badOptions
     const connection = yield* RedisConnection
-    const client = connection.client
     const prefix = yield* resolvePrefix(
       "prefix",
       options.prefix,
       options.allowEmptyPrefix,
       connection.keyPrefix
     )
-    const commandTimeout = connection.commandTimeout
-    const commands = StreamCommands.make(commandTimeout)
-    const { invalid, send, checkStream, checkText, pairsOf, idsOf } = commands
+    const commands = StreamCommands.make(connection)
+    const { invalid, exchange, checkStream, checkText, pairsOf, idsOf } = commands
     const namesInSpans = options.streamNamesInSpans === true
     const traced = StreamSpans.make(namesInSpans)
     const consume = StreamConsumer.make(connection, prefix, commands, traced, namesInSpans)
@@ -100,7 +104,7 @@ export const make = (
         if (maxLen !== undefined) args.push("MAXLEN", "~", maxLen)
         args.push("*")
         for (const [field, value] of pairs) args.push(field, value)
-        const id = String(yield* send("publish", stream, call(client, args)))
+        const id = String(yield* exchange("publish", stream, args))
         yield* Effect.annotateCurrentSpan("messaging.message.id", id)
         return id
       }).pipe(traced("publish", stream, { command: "XADD", type: "send" }))
@@ -110,11 +114,14 @@ export const make = (
         yield* checkStream("readLatest", stream)
         if (!isPositiveInteger(count))
           return yield* invalid("readLatest", stream, "count must be a positive integer")
-        const reply = yield* send(
-          "readLatest",
-          stream,
-          call(client, ["XREVRANGE", prefix + stream, "+", "-", "COUNT", count])
-        )
+        const reply = yield* exchange("readLatest", stream, [
+          "XREVRANGE",
+          prefix + stream,
+          "+",
+          "-",
+          "COUNT",
+          count
+        ])
         return (reply as Array<RawEntry>).map(toEntry)
       }).pipe(Effect.tap(countRead), traced("readLatest", stream, { command: "XREVRANGE", type: "receive" }))
 
@@ -130,9 +137,7 @@ export const make = (
         const key = prefix + stream
         // Redis reads BLOCK 0 as "forever"; here 0 (or no blockMs) means "do not wait".
         if (blockMs === undefined || blockMs < 1) {
-          return fromRead(
-            yield* send("read", stream, call(client, ["XREAD", "COUNT", count, "STREAMS", key, lastId]))
-          )
+          return fromRead(yield* exchange("read", stream, ["XREAD", "COUNT", count, "STREAMS", key, lastId]))
         }
         // Capped: Redis refuses a BLOCK it cannot add to its clock ("timeout ... out of range"),
         // and Number.MAX_SAFE_INTEGER ms (some 285,000 years) is as long as a wait gets.
@@ -150,11 +155,14 @@ export const make = (
         yield* checkStream("createGroup", stream)
         yield* checkText("createGroup", stream, "group", group)
         yield* checkText("createGroup", stream, "startId", startId)
-        yield* send(
-          "createGroup",
-          stream,
-          call(client, ["XGROUP", "CREATE", prefix + stream, group, startId, "MKSTREAM"])
-        ).pipe(
+        yield* exchange("createGroup", stream, [
+          "XGROUP",
+          "CREATE",
+          prefix + stream,
+          group,
+          startId,
+          "MKSTREAM"
+        ]).pipe(
           Effect.catchIf(
             (error) => error.reason.startsWith("BUSYGROUP"),
             () => Effect.void
@@ -168,7 +176,7 @@ export const make = (
         yield* checkText("ack", stream, "group", group)
         const given = yield* idsOf("ack", stream, ids)
         if (given.length === 0) return 0
-        return Number(yield* send("ack", stream, call(client, ["XACK", prefix + stream, group, ...given])))
+        return Number(yield* exchange("ack", stream, ["XACK", prefix + stream, group, ...given]))
       }).pipe(traced("ack", stream, { command: "XACK", type: "settle", group }))
 
     return { publish, readLatest, read, createGroup, consume, ack }

@@ -303,51 +303,59 @@ describe("RedisConnection", () => {
         })
       )
 
-      it.effect("closing the scope quits the command, subscriber, blocking and dedicated connections", () =>
-        Effect.gen(function* () {
-          const look = yield* observer
-          const scope = yield* Scope.make()
-          const connection = yield* Layer.buildWithScope(
-            connectionLayer({ connectionName: "closing" }),
-            scope
-          ).pipe(Effect.map(Context.get(RedisConnection.RedisConnection)))
-          const subscriber = yield* Scope.extend(connection.subscriber, scope)
-          yield* Effect.promise(() => subscriber.subscribe("closing-test"))
-          yield* connection.blocking((client) => Effect.promise(() => client.ping()))
-          yield* Scope.extend(connection.dedicated("consumer"), scope)
-          const before = yield* clientNames(look)
-          expect(before.filter((n) => n.startsWith("closing:")).sort()).toEqual([
-            "closing:blocking",
-            "closing:command",
-            "closing:consumer",
-            "closing:subscriber"
-          ])
-          yield* Scope.close(scope, Exit.void)
-          yield* eventually(
-            Effect.flatMap(clientNames(look), (names) =>
-              names.some((n) => n.startsWith("closing:")) ? Effect.fail(names) : Effect.void
-            ),
-            "2 seconds"
-          )
-        }).pipe(Effect.scoped)
+      it.effect(
+        "closing the scope quits the command, subscriber, blocking, streams and dedicated connections",
+        () =>
+          Effect.gen(function* () {
+            const look = yield* observer
+            const scope = yield* Scope.make()
+            const connection = yield* Layer.buildWithScope(
+              connectionLayer({ connectionName: "closing" }),
+              scope
+            ).pipe(Effect.map(Context.get(RedisConnection.RedisConnection)))
+            const subscriber = yield* Scope.extend(connection.subscriber, scope)
+            yield* Effect.promise(() => subscriber.subscribe("closing-test"))
+            yield* connection.blocking((client) => Effect.promise(() => client.ping()))
+            yield* Scope.extend(connection.dedicated("consumer"), scope)
+            yield* connection.streams
+            const before = yield* clientNames(look)
+            expect(before.filter((n) => n.startsWith("closing:")).sort()).toEqual([
+              "closing:blocking",
+              "closing:command",
+              "closing:consumer",
+              "closing:streams",
+              "closing:subscriber"
+            ])
+            yield* Scope.close(scope, Exit.void)
+            yield* eventually(
+              Effect.flatMap(clientNames(look), (names) =>
+                names.some((n) => n.startsWith("closing:")) ? Effect.fail(names) : Effect.void
+              ),
+              "2 seconds"
+            )
+          }).pipe(Effect.scoped)
       )
 
       // Opened on first use in the layer's scope: a first use after the close forked its open into
       // a closed scope, which interrupted it before it ran, and the use waited for good.
-      it.effect("after the close, a first use of the large-value or blocking connection fails typed", () =>
-        Effect.gen(function* () {
-          const scope = yield* Scope.make()
-          const connection = yield* Layer.buildWithScope(connectionLayer(), scope).pipe(
-            Effect.map(Context.get(RedisConnection.RedisConnection))
-          )
-          yield* Scope.close(scope, Exit.void)
-          const bulk = yield* connection.bulk.pipe(Effect.timeout("2 seconds"), Effect.exit)
-          expect(failureOf(bulk)._tag).toBe("RedisConnectionError")
-          const blocking = yield* connection
-            .blocking((client) => Effect.promise(() => client.ping()))
-            .pipe(Effect.timeout("2 seconds"), Effect.exit)
-          expect(failureOf(blocking)._tag).toBe("RedisConnectionError")
-        })
+      it.effect(
+        "after the close, a first use of the large-value, streams or blocking connection fails typed",
+        () =>
+          Effect.gen(function* () {
+            const scope = yield* Scope.make()
+            const connection = yield* Layer.buildWithScope(connectionLayer(), scope).pipe(
+              Effect.map(Context.get(RedisConnection.RedisConnection))
+            )
+            yield* Scope.close(scope, Exit.void)
+            const bulk = yield* connection.bulk.pipe(Effect.timeout("2 seconds"), Effect.exit)
+            expect(failureOf(bulk)._tag).toBe("RedisConnectionError")
+            const streams = yield* connection.streams.pipe(Effect.timeout("2 seconds"), Effect.exit)
+            expect(failureOf(streams)._tag).toBe("RedisConnectionError")
+            const blocking = yield* connection
+              .blocking((client) => Effect.promise(() => client.ping()))
+              .pipe(Effect.timeout("2 seconds"), Effect.exit)
+            expect(failureOf(blocking)._tag).toBe("RedisConnectionError")
+          })
       )
 
       it.effect(

@@ -8,12 +8,14 @@
  *   makes of `"$"` for a key that does not exist): entries published while the read waited for
  *   its turn are still its entries.
  * - The wait for the turn counts against `blockMs`: a read whose turn has not come by then
- *   stops waiting and answers the entries there are, read without blocking on the command
+ *   stops waiting and answers the entries there are, read without blocking on the streams
  *   connection (none: `[]`, as a blocking read that found none); one whose turn comes late
  *   blocks only for the time left. Once its XREAD is sent, the read waits for the answer
- *   (bounded by the time left plus the command timeout), so entries Redis found are never
- *   dropped. A read queued behind another so answers entries published while it waited at
- *   the end of its `blockMs`, not at once.
+ *   (bounded by the time left plus the command timeout, and past that for as long as the
+ *   answer keeps arriving, as a consumer's read is: receiving.ts), so entries Redis found are
+ *   never dropped, however large (a fixed bound cut an answer of many MB short every time). A
+ *   read queued behind another so answers entries published while it waited at the end of its
+ *   `blockMs`, not at once.
  * XREAD only reads (nothing is delivered or acknowledged, unlike a group's XREADGROUP), so a
  * read that gives up loses nothing that a later read from the same id would not return.
  */
@@ -32,13 +34,13 @@ const missed: unique symbol = Symbol("missed")
 
 /** The blocking reads of a streams service on `connection`. */
 export const make = (connection: RedisConnection.Service, commands: Commands) => {
-  const { send } = commands
+  const { receive, exchange } = commands
   const commandTimeout = connection.commandTimeout
 
   /** The id `"$"` stands for now: the id of the stream's last entry, or `"0-0"`. */
   const lastIdNow = (stream: string, key: string): Effect.Effect<string, StreamError> =>
     Effect.map(
-      send("read", stream, call(connection.client, ["XREVRANGE", key, "+", "-", "COUNT", 1])),
+      exchange("read", stream, ["XREVRANGE", key, "+", "-", "COUNT", 1]),
       (reply) => (reply as Array<RawEntry>)[0]?.[0] ?? "0-0"
     )
 
@@ -53,11 +55,12 @@ export const make = (connection: RedisConnection.Service, commands: Commands) =>
     Effect.gen(function* () {
       const deadline = (yield* Clock.currentTimeMillis) + blockMs
       const after = lastId === "$" ? yield* lastIdNow(stream, key) : lastId
-      /** XREAD on `conn`, blocking for `block` ms when given. */
+      /** XREAD on the blocking connection `conn`, blocking for `block` ms when given. */
       const xread = (conn: Redis, block?: number) =>
-        send(
+        receive(
           "read",
           stream,
+          conn,
           call(
             conn,
             block === undefined
@@ -89,6 +92,10 @@ export const make = (connection: RedisConnection.Service, commands: Commands) =>
         )
       )
       // Its turn did not come in time: what is there now, read without waiting.
-      return fromRead(reply === missed ? yield* xread(connection.client) : reply)
+      return fromRead(
+        reply === missed
+          ? yield* exchange("read", stream, ["XREAD", "COUNT", count, "STREAMS", key, after])
+          : reply
+      )
     })
 }

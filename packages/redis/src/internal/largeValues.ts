@@ -22,6 +22,7 @@ import { Effect } from "effect"
 import { Command, type Redis, ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
 import { pxOf } from "./px.js"
+import { enqueue } from "./queuedBytes.js"
 
 /**
  * The marker's key inside a namespace: set (with an expiry past that of every large value
@@ -94,19 +95,10 @@ interface Sent {
 }
 
 /**
- * The bytes carried by the commands sent on each large-value connection that have not ended yet
- * (no reply, error reply, timeout nor close so far): Redis answers a connection's commands in
- * order, so a command's reply comes after their transfers.
- */
-const queuedBytes = new WeakMap<Redis, { bytes: number }>()
-
-/**
  * Sends a command carrying `bytes` (its value, or its reply's) on `client`, bounded by
- * `timeoutFor` the bytes queued ahead of it on the connection and its own, counted from now.
- * Scaled to its own size only, the eighth of eight 4 MiB reads sent at once timed out on a link
- * that carried one in a quarter of its timeout. A command stops counting once it ended, its own
- * timeout included: a stalled connection does not make the timeouts of the commands sent after
- * its timed-out ones grow without end (it stays bounded by what is queued in time).
+ * `timeoutFor` the bytes queued ahead of it on the connection (queuedBytes.ts) and its own,
+ * counted from now. Scaled to its own size only, the eighth of eight 4 MiB reads sent at once
+ * timed out on a link that carried one in a quarter of its timeout.
  */
 const send = (
   client: Redis,
@@ -115,22 +107,11 @@ const send = (
   bytes: number,
   timeoutFor: (bytes: number) => number
 ): Sent => {
-  let queue = queuedBytes.get(client)
-  if (queue === undefined) {
-    queue = { bytes: 0 }
-    queuedBytes.set(client, queue)
-  }
   const command = new Command(name, args, { replyEncoding: "utf8" })
-  // The large-value connection has no timeout of its own: every command gets one for its place.
-  const within = timeoutFor(queue.bytes + bytes)
-  command.setTimeout(within)
-  const counted = queue
-  counted.bytes += bytes
-  const release = () => {
-    counted.bytes -= bytes
-  }
   const reply = command.promise as Promise<unknown>
-  reply.then(release, release)
+  // The large-value connection has no timeout of its own: every command gets one for its place.
+  const within = timeoutFor(enqueue(client, bytes, reply) + bytes)
+  command.setTimeout(within)
   client.sendCommand(command)
   return { reply, within }
 }

@@ -15,7 +15,7 @@ import { sanitize, withoutUser } from "./sanitize.js"
 import { STALL_LIMIT, watchStalls } from "./stalls.js"
 
 /** What a connection is for: its driver options follow from it. */
-export type Role = "command" | "subscriber" | "blocking" | "dedicated" | "bulk"
+export type Role = "command" | "subscriber" | "blocking" | "dedicated" | "bulk" | "streams"
 
 /** Opens connections. */
 export interface Opener {
@@ -53,7 +53,8 @@ export const makeOpener = (settings: {
         autoResendUnfulfilledCommands: false,
         retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), maxDelayMs),
         connectionName: `${settings.connectionName}:${label}`,
-        enableAutoPipelining: role === "command" && (options.enableAutoPipelining ?? true),
+        enableAutoPipelining:
+          (role === "command" || role === "streams") && (options.enableAutoPipelining ?? true),
         autoPipeliningIgnoredCommands: [READ_COMMAND],
         autoResubscribe: false,
         // How long a closed connection's socket may take to end before ioredis destroys it.
@@ -84,7 +85,11 @@ export const makeOpener = (settings: {
     const close = (client: Redis, graceful: boolean) =>
       Effect.gen(function* () {
         if (graceful && client.status === "ready") {
+          // Interruptible, or the timeout could not end it: a finalizer runs uninterruptibly, and
+          // the QUIT of a connection without a command timeout of its own (streams) that answers
+          // nothing held the layer's close for good.
           yield* Effect.tryPromise(() => client.quit()).pipe(
+            Effect.interruptible,
             Effect.timeout(settings.commandTimeout),
             Effect.ignore
           )
@@ -137,7 +142,7 @@ export const makeOpener = (settings: {
           (client) =>
             Effect.suspend(() => {
               closing = true
-              return close(client, role === "command" || role === "subscriber")
+              return close(client, role === "command" || role === "subscriber" || role === "streams")
             })
         )
         yield* Effect.tryPromise({

@@ -4,12 +4,20 @@
  * {@link CacheError.StreamError} of the stream; stream, group and consumer names, ids, fields
  * (well-formed UTF-16 text) and counts checked before sending;
  * XREAD / XREADGROUP / XREVRANGE entries decoded.
+ *
+ * The commands that are neither blocking reads nor a consumer's (`publish`, `readLatest`, a
+ * non-blocking `read`, `createGroup`, `ack`) go on the connection's streams connection
+ * (`exchange`), never on the command connection: an entry of 8 MB on a link of 10 MB/s failed
+ * every `readLatest` and `publish` of it there (its fixed command timeout), and the cache's
+ * reads sent meanwhile waited behind its transfer and timed out too.
  */
 import { CacheError, type CacheStreams } from "@tiercache/core"
 import { Duration, Effect } from "effect"
 import type { Redis } from "ioredis"
+import type { RedisConnection } from "../RedisConnection.js"
 import { describe } from "./describe.js"
-import { silence } from "./receiving.js"
+import { enqueue } from "./queuedBytes.js"
+import { NoReply, reply } from "./receiving.js"
 import { sanitize } from "./sanitize.js"
 import { isWellFormed } from "./wellFormed.js"
 
@@ -60,8 +68,17 @@ const unreadable = (what: string, cause: unknown): string =>
 export const call = (conn: Redis, args: ReadonlyArray<string | number>) => () =>
   conn.call(String(args[0]), args.slice(1)) as Promise<unknown>
 
-/** The commands of one streams service, bounded by `commandTimeout` unless told otherwise. */
-export const make = (commandTimeout: Duration.Duration) => {
+/** The bytes a command's arguments take on the wire (about: without the protocol's framing). */
+const bytesOf = (args: ReadonlyArray<string | number>): number => {
+  let bytes = 0
+  for (const arg of args) bytes += typeof arg === "string" ? Buffer.byteLength(arg) : 16
+  return bytes
+}
+
+/** The commands of one streams service on `connection`, bounded by its `commandTimeout` unless told otherwise. */
+export const make = (connection: RedisConnection.Service) => {
+  const commandTimeout = connection.commandTimeout
+  const commandMs = Duration.toMillis(commandTimeout)
   const invalid = (operation: string, stream: string, reason: string) =>
     Effect.fail(new StreamError({ operation, stream, reason }))
 
@@ -91,9 +108,10 @@ export const make = (commandTimeout: Duration.Duration) => {
     )
 
   /**
-   * `send` of a command on `conn`, a connection of its own, whose reply may be large (a
-   * consumer's reads and claims): bounded by `within`, and past it for as long as its reply
-   * keeps arriving (receiving.ts), until nothing was read for a command timeout.
+   * `send` of a command on `conn`, a connection of the stream commands, whose reply may be large
+   * (a consumer's reads and claims, a blocking read's): bounded by `within`, and past it for as
+   * long as replies keep arriving on `conn` (receiving.ts), until nothing was read for a command
+   * timeout.
    */
   const receive = <A>(
     operation: string,
@@ -102,18 +120,59 @@ export const make = (commandTimeout: Duration.Duration) => {
     run: () => Promise<A>,
     within: Duration.Duration = commandTimeout
   ): Effect.Effect<A, StreamError> =>
-    Effect.raceFirst(
-      attempt(operation, stream, run),
-      Effect.zipRight(
-        silence(conn, within, commandTimeout),
-        Effect.fail(
-          new StreamError({
-            operation,
-            stream,
-            reason: `no answer within ${Duration.format(within)} (nothing received for ${Duration.format(commandTimeout)})`
-          })
+    Effect.mapError(
+      reply(conn, run, Duration.toMillis(within), commandMs),
+      (cause) =>
+        new StreamError(
+          cause instanceof NoReply
+            ? {
+                operation,
+                stream,
+                reason: `no answer within ${Duration.format(within)} (nothing received for ${Duration.format(commandTimeout)})`
+              }
+            : { operation, stream, reason: describe(cause), cause: sanitize(cause) }
         )
-      )
+    )
+
+  /** The streams connection, once open (it is kept, and closed with the layer). */
+  let opened: Redis | undefined
+
+  /**
+   * A command on the streams connection (its name first in `args`), whose arguments (a
+   * publish's entry) or reply (a read's entries) may be large: bounded by `commandTimeout` plus
+   * `timeoutPerMegabyte` per MiB of its arguments and of those of the commands still on their
+   * way ahead of it there (queuedBytes.ts), and past that for as long as replies keep arriving
+   * on the connection (its own, or one ahead of it: `receive`), until nothing was read for a
+   * command timeout.
+   */
+  const exchange = (
+    operation: string,
+    stream: string,
+    args: ReadonlyArray<string | number>
+  ): Effect.Effect<unknown, StreamError> =>
+    Effect.flatMap(
+      opened === undefined
+        ? Effect.mapError(
+            Effect.tap(connection.streams, (conn) => {
+              opened = conn
+            }),
+            (error) => new StreamError({ operation, stream, reason: error.reason, cause: error })
+          )
+        : Effect.succeed(opened),
+      (conn) =>
+        Effect.suspend(() => {
+          // Only a large command gets more time, as a large value does (RedisTier).
+          const size = bytesOf(args)
+          const bytes = size >= connection.largeValueBytes ? size : 0
+          let sent: Promise<unknown>
+          try {
+            sent = call(conn, args)()
+          } catch (cause) {
+            sent = Promise.reject(cause)
+          }
+          const within = Duration.millis(connection.timeoutFor(enqueue(conn, bytes, sent) + bytes))
+          return receive(operation, stream, conn, () => sent, within)
+        })
     )
 
   /** Fails unless `stream` is a name (see {@link isName}); the error names it escaped. */
@@ -183,7 +242,7 @@ export const make = (commandTimeout: Duration.Duration) => {
     }
   }
 
-  return { invalid, send, receive, checkStream, checkText, pairsOf, idsOf }
+  return { invalid, send, receive, exchange, checkStream, checkText, pairsOf, idsOf }
 }
 
 /** The commands of one streams service. */
