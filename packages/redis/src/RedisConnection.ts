@@ -88,7 +88,9 @@ export interface Options {
    * and read on a connection of their own (opened on first use), so that they never hold up
    * the commands of other keys, and each such command is bounded by `commandTimeout` plus
    * `timeoutPerMegabyte` per MiB it carries and per MiB of the large-value commands still on
-   * their way ahead of it (Redis answers them in order).
+   * their way ahead of it (Redis answers them in order). RedisInvalidationBus sends an `update`'s
+   * message (`Update`, the value in it) of this many bytes or more as a `Remove` of its key: the
+   * other instances read the value from Redis instead of receiving it over Pub/Sub.
    */
   readonly largeValueBytes?: number | undefined
   /** Extra time a command carrying a large value gets per MiB (default 100 millis). */

@@ -14,6 +14,10 @@
  * a message of another kind first sends the removes published before it. With 64 writers at
  * once this cut the CPU per `set` by about a fifth (bench/PROFILE.md).
  *
+ * Large values: an `Update` (the cache's `update`) whose encoded message takes the connection's
+ * `largeValueBytes` or more is published as a `Remove` of its key (largeUpdates.ts): the other
+ * instances drop their L1 copy and read the value from the lower tiers, which hold it already.
+ *
  * Namespaces: the bus stamps every message it publishes with its namespace (by default the
  * connection's `keyPrefix`, the same namespace as RedisTier's keys; given or not, followed by
  * `@<db>` on a database other than 0) and drops every message stamped with another one before
@@ -31,6 +35,7 @@ import * as BusAdmission from "./internal/busAdmission.js"
 import * as BusSubscription from "./internal/busSubscription.js"
 import { beforeUncork, sender } from "./internal/corkedSend.js"
 import { describe } from "./internal/describe.js"
+import { isLargeUpdate, removalOf } from "./internal/largeUpdates.js"
 import { busNamespace } from "./internal/namespace.js"
 import { notAnObject } from "./internal/optionsObject.js"
 import * as OwnEchoes from "./internal/ownEchoes.js"
@@ -223,6 +228,11 @@ export const make = (
       ownEchoes.remember(payload, stamped)
       return sent
     }
+    /** A large Update's message as the Remove of its key (largeUpdates.ts); any other as it is. */
+    const smaller = (out: ReturnType<typeof encoded>): ReturnType<typeof encoded> =>
+      isLargeUpdate(out.stamped, out.payload, connection.largeValueBytes)
+        ? encoded(removalOf(out.stamped))
+        : out
     const removes = RemoveBatch.make({
       publish: (message) => sendEncoded(encoded(message)),
       atEnd: (flush) => beforeUncork(client, flush)
@@ -236,7 +246,7 @@ export const make = (
     ) => {
       let sent: Promise<unknown>
       try {
-        const out = encoded(message)
+        const out = smaller(encoded(message))
         try {
           sent = sendEncoded(out)
         } catch (cause) {
