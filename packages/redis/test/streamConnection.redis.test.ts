@@ -8,7 +8,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, Entry, Tier } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { RedisConnection, RedisStreams, RedisTier } from "../src/index.js"
 import {
   clientNames,
@@ -47,6 +47,47 @@ const slowCache = (name: string) =>
     return {
       tier: Context.get(context, Tier.L2),
       streams: Context.get(context, CacheStreams.CacheStreams)
+    }
+  })
+
+/**
+ * A streams service (stream keys under `<name>:`, a command timeout of 100 ms) behind a proxy
+ * whose `blackhole()` makes the connections it carries so far drop what either side sends,
+ * closing nothing; connections opened later forward as usual.
+ */
+const silencedStreams = (name: string) =>
+  Effect.gen(function* () {
+    const conns: Array<{ dropped: boolean }> = []
+    const port = yield* tcpProxy((socket, connectUp) => {
+      const conn = { dropped: false }
+      conns.push(conn)
+      const up = connectUp()
+      socket.on("data", (chunk: Buffer) => {
+        if (!conn.dropped) up.write(chunk)
+      })
+      up.on("data", (chunk: Buffer) => {
+        if (!conn.dropped) socket.write(chunk)
+      })
+    })
+    const context = yield* Layer.build(
+      RedisStreams.layer().pipe(
+        Layer.provide(
+          RedisConnection.layer({
+            host: "127.0.0.1",
+            port,
+            keyPrefix: `${name}:`,
+            commandTimeout: "100 millis",
+            connectTimeout: "2 seconds",
+            reconnectMaxDelay: "50 millis"
+          })
+        )
+      )
+    )
+    return {
+      streams: Context.get(context, CacheStreams.CacheStreams),
+      blackhole: () => {
+        for (const conn of conns) conn.dropped = true
+      }
     }
   })
 
@@ -162,6 +203,41 @@ describe("stream commands beside the cache's, on a connection of their own", () 
           const [closeMs] = yield* timed(Scope.close(scope, Exit.void))
           expect(closeMs).toBeLessThan(2_000)
         })
+    )
+
+    // Its peer gone without a word (a NAT that forgot the flow, a host gone): the socket stays
+    // open until TCP gives up (some 15 minutes), every stream command failing meanwhile. Cut
+    // once commands kept failing with nothing read for STALL_LIMIT command timeouts, as the
+    // command connection is (stalls.ts), it is made again.
+    it.scoped("a streams connection that answers nothing is cut and made again", () =>
+      Effect.gen(function* () {
+        const { streams, blackhole } = yield* silencedStreams("sc8")
+        const id = yield* streams.publish("s", { n: "1" })
+        blackhole()
+        // Fails while the connection is silent; answers once it was cut and made again.
+        const answered = yield* streams
+          .readLatest("s", 1)
+          .pipe(Effect.retry(Schedule.spaced("50 millis")), Effect.timeout("10 seconds"), Effect.either)
+        expect(answered._tag === "Right" && answered.right.map((e) => e.id)).toEqual([id])
+      })
+    )
+
+    it.scoped("a consumer whose connection answers nothing gets a new one and delivers", () =>
+      Effect.gen(function* () {
+        const { streams, blackhole } = yield* silencedStreams("sc9")
+        const look = yield* observer
+        yield* streams.createGroup("s", "g")
+        const consumer = yield* Effect.fork(
+          streams
+            .consume("s", "g", "c", { blockMs: 100 })
+            .pipe(Stream.take(1), Stream.runCollect, Effect.timeout("10 seconds"), Effect.either)
+        )
+        yield* Effect.sleep("300 millis")
+        blackhole()
+        const id = yield* Effect.promise(() => look.xadd("sc9:s", "*", "n", "1"))
+        const delivered = yield* Fiber.join(consumer)
+        expect(delivered._tag === "Right" && [...delivered.right].map((e) => e.id)).toEqual([id])
+      })
     )
 
     it.scoped("a publish of a large entry lands, and the cache's reads meanwhile hit", () =>

@@ -12,7 +12,7 @@ import { keepDeadlines } from "./deadlines.js"
 import { quiet } from "./quiet.js"
 import { urlFields } from "./redisUrl.js"
 import { sanitize, withoutUser } from "./sanitize.js"
-import { STALL_LIMIT, watchStalls } from "./stalls.js"
+import { STALL_LIMIT, watch, watchStalls } from "./stalls.js"
 
 /** What a connection is for: its driver options follow from it. */
 export type Role = "command" | "subscriber" | "blocking" | "dedicated" | "bulk" | "streams"
@@ -119,18 +119,18 @@ export const makeOpener = (settings: {
               if (closing) return
               runFork(annotate(Effect.logWarning("redis connection lost; reconnecting in the background")))
             })
-            if (role === "command") {
-              const stalled = watchStalls(client, commandMs, () =>
-                runFork(
-                  annotate(
-                    Effect.logWarning(
-                      `redis command connection read nothing for ${STALL_LIMIT} command timeouts while its commands timed out; reconnecting`
-                    )
+            const onCut = () =>
+              runFork(
+                annotate(
+                  Effect.logWarning(
+                    `redis ${label} connection read nothing for ${STALL_LIMIT} command timeouts while its commands timed out; reconnecting`
                   )
                 )
               )
-              keepDeadlines(client, commandMs, stalled)
-            }
+            if (role === "command") keepDeadlines(client, commandMs, watchStalls(client, commandMs, onCut))
+            // Their commands, bounded by the stream commands (receiving.ts), tell of timeouts.
+            if (role === "streams" || role === "blocking" || role === "dedicated")
+              watch(client, commandMs, onCut)
             client.on("ready", () => {
               if (live) return
               live = true

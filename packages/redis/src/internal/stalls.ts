@@ -9,6 +9,11 @@
  * Redis busy with a long command or a script is silent too, and answers BUSY once past its
  * busy-reply-threshold (5 s by default: 10 of the default 500 ms command timeouts); cutting it
  * earlier would only make the driver connect again to a server still busy.
+ *
+ * The connections of the stream commands (the streams connection, the blocking one, a
+ * consumer's) are watched the same way, told by their commands that had no reply in time
+ * (receiving.ts, through `timedOut`): on the streams connection every `publish` and
+ * `readLatest` failed for those 15 minutes, and a consumer read nothing.
  */
 import type { Redis } from "ioredis"
 
@@ -46,3 +51,14 @@ export const watchStalls = (client: Redis, timeoutMs: number, onCut: () => void)
     client.disconnect(true)
   }
 }
+
+/** The watch of each watched connection (see `watch`). */
+const watches = new WeakMap<Redis, () => void>()
+
+/** Watches `client` as `watchStalls` does, told by `timedOut(client)`. */
+export const watch = (client: Redis, timeoutMs: number, onCut: () => void): void => {
+  watches.set(client, watchStalls(client, timeoutMs, onCut))
+}
+
+/** Tells the watch of `client` (if it has one) that a command on it had no reply in time. */
+export const timedOut = (client: Redis): void => watches.get(client)?.()

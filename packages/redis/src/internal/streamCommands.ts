@@ -19,6 +19,7 @@ import { describe } from "./describe.js"
 import { enqueue } from "./queuedBytes.js"
 import { NoReply, reply } from "./receiving.js"
 import { sanitize } from "./sanitize.js"
+import { timedOut } from "./stalls.js"
 import { isWellFormed } from "./wellFormed.js"
 
 type StreamError = CacheError.StreamError
@@ -120,19 +121,19 @@ export const make = (connection: RedisConnection.Service) => {
     run: () => Promise<A>,
     within: Duration.Duration = commandTimeout
   ): Effect.Effect<A, StreamError> =>
-    Effect.mapError(
-      reply(conn, run, Duration.toMillis(within), commandMs),
-      (cause) =>
-        new StreamError(
-          cause instanceof NoReply
-            ? {
-                operation,
-                stream,
-                reason: `no answer within ${Duration.format(within)} (nothing received for ${Duration.format(commandTimeout)})`
-              }
-            : { operation, stream, reason: describe(cause), cause: sanitize(cause) }
-        )
-    )
+    Effect.mapError(reply(conn, run, Duration.toMillis(within), commandMs), (cause) => {
+      // A connection whose commands keep having no reply is cut, and made again (stalls.ts).
+      if (cause instanceof NoReply) timedOut(conn)
+      return new StreamError(
+        cause instanceof NoReply
+          ? {
+              operation,
+              stream,
+              reason: `no answer within ${Duration.format(within)} (nothing received for ${Duration.format(commandTimeout)})`
+            }
+          : { operation, stream, reason: describe(cause), cause: sanitize(cause) }
+      )
+    })
 
   /** The streams connection, once open (it is kept, and closed with the layer). */
   let opened: Redis | undefined
