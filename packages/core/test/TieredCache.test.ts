@@ -1044,6 +1044,65 @@ describe("the invalidation bus", () => {
     })
   )
 
+  it.scoped(
+    "an Update dated in the future (the sender's clock ahead) expires by its arrival, not later",
+    () =>
+      Effect.gen(function* () {
+        const { caches, hub } = yield* three
+        const b = caches[1]!
+        yield* TestClock.adjust("1 minute")
+        const now = yield* Clock.currentTimeMillis
+        // A sender whose clock runs 5 s ahead: 2 s of life from its creation would be 7 s from
+        // here. The lower tiers hold nothing (the sender's write expired or was evicted there).
+        yield* hub!.publishRaw(
+          JSON.stringify({
+            type: "Update",
+            key: "k",
+            value: "ahead",
+            ttl_ms: 2000,
+            created_ms: now + 5000,
+            origin: "c"
+          })
+        )
+        yield* settle(hub!, caches)
+        expect(yield* b.get("k")).toEqual(Option.some("ahead"))
+        yield* TestClock.adjust(1999)
+        expect(yield* b.get("k")).toEqual(Option.some("ahead"))
+        yield* TestClock.adjust(1)
+        expect(yield* b.get("k")).toEqual(Option.none())
+      })
+  )
+
+  it.scoped(
+    "an Update dated up to a second after a write made here does not pass over it (clocks differ)",
+    () =>
+      Effect.gen(function* () {
+        const { caches, hub, l2 } = yield* three
+        const b = caches[1]!
+        yield* TestClock.adjust("1 minute")
+        // b writes k; 600 ms later an Update arrives dated 300 ms after b's write by its sender's
+        // clock, which may run ahead of b's by as much: it may have been made (and landed below)
+        // before b's write, so b keeps no copy of it and answers what the lower tiers hold.
+        yield* b.set("k", "mine", { ttl: "1 hour" })
+        yield* settle(hub!, caches)
+        const wrote = yield* Clock.currentTimeMillis
+        yield* TestClock.adjust(600)
+        yield* hub!.publishRaw(
+          JSON.stringify({
+            type: "Update",
+            key: "k",
+            value: "theirs",
+            ttl_ms: 3_600_000,
+            created_ms: wrote + 300,
+            origin: "c"
+          })
+        )
+        yield* settle(hub!, caches)
+        expect(Option.map(yield* l2!.get("k"), (e) => e.value)).toEqual(Option.some("mine"))
+        expect(yield* b.get("k")).toEqual(Option.some("mine"))
+      })
+  )
+
   it.scoped("an instance ignores its own messages", () =>
     Effect.gen(function* () {
       const { caches, hub } = yield* three
