@@ -104,7 +104,11 @@ export interface Options {
   readonly enableAutoPipelining?: boolean | undefined
   /** Longest wait between two reconnection attempts (default 1 second). */
   readonly reconnectMaxDelay?: Duration.DurationInput | undefined
-  /** The connection names shown by CLIENT LIST are `<name>:<role>` (default `tiercache`). */
+  /**
+   * The connection names shown by CLIENT LIST are `<name>:<role>` (default `tiercache`). Redis
+   * takes printable ASCII only: a name with a space, a newline or any other character is a
+   * `CacheConfigError`.
+   */
   readonly connectionName?: string | undefined
 }
 
@@ -252,6 +256,17 @@ export const make = (
       options.allowEmptyPrefix,
       DEFAULT_PREFIX
     )
+    const connectionName: unknown =
+      options.connectionName === undefined ? "tiercache" : options.connectionName
+    // What CLIENT SETNAME accepts: with anything else Redis refused it, and the driver went on
+    // with the connection unnamed (nothing in CLIENT LIST told the cache's connections apart).
+    if (!(typeof connectionName === "string" && /^[!-~]+$/.test(connectionName))) {
+      return yield* new CacheConfigError({
+        option: "connectionName",
+        reason:
+          "must be a non-empty string of printable ASCII without spaces (Redis refuses any other client name)"
+      })
+    }
     const largeValueBytes = options.largeValueBytes ?? 1024 * 1024
     if (!(Number.isSafeInteger(largeValueBytes) && largeValueBytes > 0)) {
       return yield* new CacheConfigError({ option: "largeValueBytes", reason: "must be a positive integer" })
@@ -266,7 +281,7 @@ export const make = (
       connectTimeout,
       commandTimeout,
       reconnectMaxDelay,
-      connectionName: options.connectionName ?? "tiercache"
+      connectionName
     })
     const client = yield* opener.open("command")
     const blocking = yield* makeBlocking(opener, client, commandTimeout, () => closedError("blocking"))

@@ -259,6 +259,24 @@ describe("RedisConnection", () => {
       })
   )
 
+  // Redis refuses a client name holding anything but printable ASCII (CLIENT SETNAME), and the
+  // driver went on without one: CLIENT LIST showed no `<name>:<role>` for any connection.
+  it.live("a connection name Redis would refuse is a configuration error (plain JS included)", () =>
+    Effect.gen(function* () {
+      for (const connectionName of ["my app", "a\nb", "caf\u00e9", "", 42, null]) {
+        const [, exit] = yield* build({
+          port: 1,
+          connectTimeout: "200 millis",
+          connectionName
+        } as unknown as RedisConnection.Options)
+        expect([connectionName, failureOf(exit)]).toMatchObject([
+          connectionName,
+          { _tag: "CacheConfigError", option: "connectionName" }
+        ])
+      }
+    })
+  )
+
   it.live("a timeout longer than a Node timer keeps is a configuration error", () =>
     Effect.gen(function* () {
       // Node fires a timer of more than 2^31-1 ms after 1 ms: every command timed out at once.
