@@ -11,6 +11,7 @@ import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { RedisConnection, RedisStreams, RedisTier } from "../src/index.js"
 import {
+  blackholeProxy,
   clientNames,
   connectionLayer,
   eventually,
@@ -163,16 +164,7 @@ describe("stream commands beside the cache's, on a connection of their own", () 
       "on a streams connection that answers nothing, readLatest and publish still fail, and the layer closes",
       () =>
         Effect.gen(function* () {
-          let dropped = false
-          const port = yield* tcpProxy((socket, connectUp) => {
-            const up = connectUp()
-            socket.on("data", (chunk: Buffer) => {
-              if (!dropped) up.write(chunk)
-            })
-            up.on("data", (chunk: Buffer) => {
-              if (!dropped) socket.write(chunk)
-            })
-          })
+          const { port, blackhole } = yield* blackholeProxy
           const scope = yield* Scope.make()
           const context = yield* Layer.buildWithScope(
             RedisStreams.layer().pipe(
@@ -190,7 +182,7 @@ describe("stream commands beside the cache's, on a connection of their own", () 
           )
           const streams = Context.get(context, CacheStreams.CacheStreams)
           yield* streams.publish("s", { n: "1" })
-          dropped = true
+          blackhole()
           const [readMs, read] = yield* timed(Effect.either(streams.readLatest("s", 1)))
           expect(read._tag === "Left" && read.left.message).toContain(
             "no answer within 200ms (nothing received for 200ms)"

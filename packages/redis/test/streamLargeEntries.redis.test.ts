@@ -10,7 +10,7 @@ import { CacheStreams } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Fiber, Layer, Logger, Stream } from "effect"
 import { RedisConnection, RedisStreams } from "../src/index.js"
-import { eventually, observer, tcpProxy, throttlingProxy } from "./utils.js"
+import { blackholeProxy, eventually, observer, throttlingProxy } from "./utils.js"
 
 const MB = 1024 * 1024
 
@@ -38,16 +38,7 @@ const slowStreams = Effect.gen(function* () {
  * `blackhole()` makes every connection it carries drop what either side sends, closing nothing.
  */
 const blackholedStreams = Effect.gen(function* () {
-  let dropped = false
-  const port = yield* tcpProxy((socket, connectUp) => {
-    const up = connectUp()
-    socket.on("data", (chunk: Buffer) => {
-      if (!dropped) up.write(chunk)
-    })
-    up.on("data", (chunk: Buffer) => {
-      if (!dropped) socket.write(chunk)
-    })
-  })
+  const { port, blackhole } = yield* blackholeProxy
   const connection = RedisConnection.layer({
     host: "127.0.0.1",
     port,
@@ -59,9 +50,7 @@ const blackholedStreams = Effect.gen(function* () {
   const context = yield* Layer.build(RedisStreams.layer().pipe(Layer.provide(connection)))
   return {
     streams: Context.get(context, CacheStreams.CacheStreams),
-    blackhole: () => {
-      dropped = true
-    }
+    blackhole
   }
 })
 

@@ -199,6 +199,29 @@ export const tcpProxy = (
   })
 
 /**
+ * A TCP proxy in front of the suite's server whose `blackhole()` makes every connection it
+ * carries drop what either side sends from then on, closing nothing (a peer gone without a word).
+ */
+export const blackholeProxy = Effect.gen(function* () {
+  let dropped = false
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const up = connectUp()
+    socket.on("data", (chunk: Buffer) => {
+      if (!dropped) up.write(chunk)
+    })
+    up.on("data", (chunk: Buffer) => {
+      if (!dropped) socket.write(chunk)
+    })
+  })
+  return {
+    port,
+    blackhole: () => {
+      dropped = true
+    }
+  }
+})
+
+/**
  * What a tracing exporter records of a span's failure: the cause rendered with its causes, and
  * each error's message and stack; nothing for a span still open or that succeeded.
  */

@@ -76,21 +76,27 @@ const answersProblem = (answers: unknown, count: number): string | undefined => 
  */
 export const shield = (tier: Tier.Service): Tier.Service => {
   const name = tier.name
-  const call = <A>(
+  /** `start()`, or the TierError of a method that threw when it was called. */
+  const started = <A>(
     operation: string,
     start: () => Effect.Effect<A, TierError>
   ): Effect.Effect<A, TierError> => {
-    let effect: Effect.Effect<A, TierError>
     try {
-      effect = start()
+      return start()
     } catch (defect) {
       return Effect.fail(defectError(name, operation, "threw", defect))
     }
-    return Effect.catchAllCause(effect, (cause) => {
-      const error = failureOf(name, operation, cause)
-      return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(error)
-    })
   }
+  /** A call's end in `cause` as its TierError (failureOf); an interruption as it is. */
+  const failed = (operation: string, cause: Cause.Cause<unknown>): Effect.Effect<never, TierError> => {
+    const error = failureOf(name, operation, cause)
+    return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(error)
+  }
+  const call = <A>(
+    operation: string,
+    start: () => Effect.Effect<A, TierError>
+  ): Effect.Effect<A, TierError> =>
+    Effect.catchAllCause(started(operation, start), (cause) => failed(operation, cause))
   /**
    * A read whose answer is checked by `problem`: an answer it refuses is the read's TierError.
    * One Effect step more than `call` (its answer's continuation), not two (a flatMap inside it).
@@ -99,18 +105,9 @@ export const shield = (tier: Tier.Service): Tier.Service => {
     operation: string,
     start: () => Effect.Effect<A, TierError>,
     problem: (answer: A) => string | undefined
-  ): Effect.Effect<A, TierError> => {
-    let effect: Effect.Effect<A, TierError>
-    try {
-      effect = start()
-    } catch (defect) {
-      return Effect.fail(defectError(name, operation, "threw", defect))
-    }
-    return Effect.matchCauseEffect(effect, {
-      onFailure: (cause) => {
-        const error = failureOf(name, operation, cause)
-        return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(error)
-      },
+  ): Effect.Effect<A, TierError> =>
+    Effect.matchCauseEffect(started(operation, start), {
+      onFailure: (cause) => failed(operation, cause),
       onSuccess: (answer) => {
         let p: string | undefined
         try {
@@ -124,7 +121,6 @@ export const shield = (tier: Tier.Service): Tier.Service => {
           : Effect.fail(new TierError({ tier: name, operation, reason: `answered ${p}` }))
       }
     })
-  }
   /**
    * A call that runs `then` (the bus message) once its command is sent: one that dies still runs
    * `then` once, if it had not.
@@ -139,7 +135,7 @@ export const shield = (tier: Tier.Service): Tier.Service => {
       ran = { value }
       return value
     })
-    const failed = (error: TierError) =>
+    const failedThen = (error: TierError) =>
       ran !== undefined
         ? Effect.succeed([error, ran.value] as const)
         : Effect.map(then, (value) => [error, value] as const)
@@ -147,11 +143,11 @@ export const shield = (tier: Tier.Service): Tier.Service => {
     try {
       effect = start(tracked)
     } catch (defect) {
-      return failed(defectError(name, operation, "threw", defect))
+      return failedThen(defectError(name, operation, "threw", defect))
     }
     return Effect.catchAllCause(effect, (cause) => {
       const error = failureOf(name, operation, cause)
-      return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : failed(error)
+      return error === undefined ? Effect.failCause(cause as Cause.Cause<never>) : failedThen(error)
     })
   }
   const health = tier.health
