@@ -3,7 +3,7 @@ import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosBus, ChaosTier, TestBus, TestTier } from "@tiercache/testing"
 import { Effect, Option, TestClock } from "effect"
 
-// Found by the model check's outages (model.test.ts): README, Semantics, "Changes made during an
+// Found by the model check's outages (model.ts): README, Semantics, "Changes made during an
 // outage": the kept changes "are replayed to the lower tiers and the bus as soon as the
 // connection reports ready (...the bus's reconnect), before the resync lets reads through to L2
 // (...) the tier and bus breakers are then probed at once instead of waiting out their window".
