@@ -3,7 +3,7 @@
  * local primitives of localWrites.ts, in a fiber of the cache's scope, subscribed again when the
  * bus's stream ends.
  */
-import { Cause, Chunk, Duration, Effect, Exit, Scope, Stream } from "effect"
+import { Cause, Chunk, Effect, Exit, Scope, Stream } from "effect"
 import type { BusError, TierError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
 import type { Event } from "../InvalidationBus.js"
@@ -12,6 +12,7 @@ import type { InvalidationMessage } from "../InvalidationMessage.js"
 import type { Counters } from "./counters.js"
 import * as LateUpdates from "./lateUpdates.js"
 import type { LocalWrites } from "./localWrites.js"
+import { rerunDelay } from "./rerunDelay.js"
 import * as Tags from "./tags.js"
 /** What the subscriber needs. */
 export interface SubscriberDeps {
@@ -246,7 +247,8 @@ export const subscribe = (
     return Effect.zipRight(said, resubscribe(attempt))
   }
   const resubscribe = (attempt: number): Effect.Effect<void> =>
-    (attempt === 0 ? open : Effect.zipRight(Effect.sleep(resubscribeDelay(attempt)), open)).pipe(
+    // At once after a subscription that handed over events (attempt 0), else after rerunDelay.
+    (attempt === 0 ? open : Effect.zipRight(Effect.sleep(rerunDelay(attempt)), open)).pipe(
       Effect.matchEffect({
         onFailure: (error) =>
           Effect.logWarning(`tiercache: could not subscribe to the bus again: ${error.message}`).pipe(
@@ -265,11 +267,3 @@ export const subscribe = (
     Effect.asVoid
   )
 }
-
-/**
- * How long the subscriber waits before subscribing again, from the second attempt in a row on
- * (the first comes at once after a subscription that handed over events): 100 ms, then twice as
- * long after each subscription that ended unheard or could not be opened, up to 30 seconds.
- */
-const resubscribeDelay = (attempt: number): Duration.Duration =>
-  Duration.millis(Math.min(100 * 2 ** (attempt - 1), 30_000))

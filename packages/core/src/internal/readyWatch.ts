@@ -5,7 +5,8 @@
  * busSubscriber.ts subscribes again: the tier's later reconnections would otherwise go unheard,
  * silently.
  */
-import { Cause, Duration, Effect, Exit, type Scope, Stream } from "effect"
+import { Cause, Effect, Exit, type Scope, Stream } from "effect"
+import { rerunDelay } from "./rerunDelay.js"
 
 /**
  * Runs `ready` in a fiber of the current scope, `onReady` on each signal, run again when it ends;
@@ -45,11 +46,3 @@ export const watch = (
   }
   return Effect.asVoid(Effect.forkScoped(run(0)))
 }
-
-/**
- * How long the watch waits before running the stream again: 100 ms after a run that signalled,
- * then twice as long after each run in a row that ended without a signal, up to 30 seconds (a
- * stream that ends at once is not run in a busy loop).
- */
-const rerunDelay = (attempt: number): Duration.Duration =>
-  Duration.millis(Math.min(100 * 2 ** (attempt - 1), 30_000))
