@@ -83,24 +83,17 @@ export const make = (connection: RedisConnection.Service) => {
   const invalid = (operation: string, stream: string, reason: string) =>
     Effect.fail(new StreamError({ operation, stream, reason }))
 
-  const attempt = <A>(
-    operation: string,
-    stream: string,
-    run: () => Promise<A>
-  ): Effect.Effect<A, StreamError> =>
-    Effect.tryPromise({
-      try: run,
-      catch: (cause) =>
-        new StreamError({ operation, stream, reason: describe(cause), cause: sanitize(cause) })
-    })
-
   const send = <A>(
     operation: string,
     stream: string,
     run: () => Promise<A>,
     within: Duration.Duration = commandTimeout
   ): Effect.Effect<A, StreamError> =>
-    attempt(operation, stream, run).pipe(
+    Effect.tryPromise({
+      try: run,
+      catch: (cause) =>
+        new StreamError({ operation, stream, reason: describe(cause), cause: sanitize(cause) })
+    }).pipe(
       Effect.timeoutFail({
         duration: within,
         onTimeout: () =>
