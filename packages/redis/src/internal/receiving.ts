@@ -13,6 +13,7 @@
  */
 import { Effect } from "effect"
 import type { Redis } from "ioredis"
+import { MAX_TIMER_MS } from "./connectionOptions.js"
 
 /** What a command that had no reply in time fails with (its bounds, ms). */
 export class NoReply {
@@ -21,9 +22,6 @@ export class NoReply {
     readonly idleMs: number
   ) {}
 }
-
-/** The longest delay (ms) a Node timer keeps (a longer one fires after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** What was read from `conn` so far: its socket and the bytes read from it. */
 const progressOf = (conn: Redis): readonly [unknown, number] => {

@@ -1,0 +1,114 @@
+/**
+ * RedisConnection's options resolved (RedisConnection.ts `make`): each checked, with its
+ * default, before any connection is opened; a bad one is a `CacheConfigError` naming it.
+ */
+import { CacheError } from "@tiercache/core"
+import { Duration, Effect } from "effect"
+import type { Options } from "../RedisConnection.js"
+import { credentialProblem } from "./credentials.js"
+import { DEFAULT_PREFIX, resolvePrefix } from "./namespace.js"
+import { urlProblem } from "./redisUrl.js"
+
+const CacheConfigError = CacheError.CacheConfigError
+type CacheConfigError = CacheError.CacheConfigError
+
+/**
+ * The longest delay (ms) a Node timer keeps: a longer one fires after 1 ms instead, with a
+ * TimeoutOverflowWarning on stderr. With a command timeout of 30 days every command timed out
+ * at once, and the command connection's deadline timer (deadlines.ts) fired every millisecond
+ * while a command waited, with a warning each time.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+const decodeDuration = (
+  input: Duration.DurationInput | undefined,
+  fallback: Duration.DurationInput,
+  option: string
+): Effect.Effect<Duration.Duration, CacheConfigError> =>
+  Effect.try({
+    try: () => Duration.decode(input ?? fallback),
+    catch: () => new CacheConfigError({ option, reason: 'must be a duration such as "500 millis"' })
+  }).pipe(
+    Effect.filterOrFail(
+      (d) => Duration.isFinite(d) && Duration.toMillis(d) > 0 && Duration.toMillis(d) <= MAX_TIMER_MS,
+      () =>
+        new CacheConfigError({
+          option,
+          reason: `must be a positive, finite duration of at most ${MAX_TIMER_MS} millis (about 24.8 days, the longest timer Node keeps)`
+        })
+    )
+  )
+
+/** The options a connection layer keeps, resolved. */
+export interface Resolved {
+  readonly connectTimeout: Duration.Duration
+  readonly commandTimeout: Duration.Duration
+  readonly reconnectMaxDelay: Duration.Duration
+  readonly keyPrefix: string
+  readonly connectionName: string
+  readonly largeValueBytes: number
+  /** The bound (ms) on a command carrying `bytes` bytes: `commandTimeout` plus the per-MiB allowance. */
+  readonly timeoutFor: (bytes: number) => number
+}
+
+/** Checks `options` and resolves their defaults. */
+export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheConfigError> =>
+  Effect.gen(function* () {
+    const connectTimeout = yield* decodeDuration(options.connectTimeout, "2 seconds", "connectTimeout")
+    const commandTimeout = yield* decodeDuration(options.commandTimeout, "500 millis", "commandTimeout")
+    const reconnectMaxDelay = yield* decodeDuration(
+      options.reconnectMaxDelay,
+      "1 second",
+      "reconnectMaxDelay"
+    )
+    if (
+      options.port !== undefined &&
+      !(Number.isInteger(options.port) && options.port > 0 && options.port < 65536)
+    ) {
+      return yield* new CacheConfigError({ option: "port", reason: "must be an integer in 1..65535" })
+    }
+    if (options.db !== undefined && !(Number.isInteger(options.db) && options.db >= 0)) {
+      return yield* new CacheConfigError({ option: "db", reason: "must be a non-negative integer" })
+    }
+    const badUrl = options.url === undefined ? undefined : urlProblem(options.url)
+    if (badUrl !== undefined) return yield* new CacheConfigError({ option: "url", reason: badUrl })
+    for (const option of ["username", "password"] as const) {
+      const bad = options[option] === undefined ? undefined : credentialProblem(options[option])
+      if (bad !== undefined) return yield* new CacheConfigError({ option, reason: bad })
+    }
+    const keyPrefix = yield* resolvePrefix(
+      "keyPrefix",
+      options.keyPrefix,
+      options.allowEmptyPrefix,
+      DEFAULT_PREFIX
+    )
+    const connectionName: unknown =
+      options.connectionName === undefined ? "tiercache" : options.connectionName
+    // What CLIENT SETNAME accepts: with anything else Redis refused it, and the driver went on
+    // with the connection unnamed (nothing in CLIENT LIST told the cache's connections apart).
+    if (!(typeof connectionName === "string" && /^[!-~]+$/.test(connectionName))) {
+      return yield* new CacheConfigError({
+        option: "connectionName",
+        reason:
+          "must be a non-empty string of printable ASCII without spaces (Redis refuses any other client name)"
+      })
+    }
+    const largeValueBytes = options.largeValueBytes ?? 1024 * 1024
+    if (!(Number.isSafeInteger(largeValueBytes) && largeValueBytes > 0)) {
+      return yield* new CacheConfigError({ option: "largeValueBytes", reason: "must be a positive integer" })
+    }
+    const perMegabyte = yield* decodeDuration(options.timeoutPerMegabyte, "100 millis", "timeoutPerMegabyte")
+    const commandMs = Duration.toMillis(commandTimeout)
+    const perMegabyteMs = Duration.toMillis(perMegabyte)
+    const timeoutFor = (bytes: number) =>
+      Math.min(MAX_TIMER_MS, Math.ceil(commandMs + (perMegabyteMs * bytes) / (1024 * 1024)))
+    return {
+      connectTimeout,
+      commandTimeout,
+      reconnectMaxDelay,
+      keyPrefix,
+      connectionName,
+      largeValueBytes,
+      timeoutFor
+    }
+  })
