@@ -5,17 +5,11 @@ import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { type Duration, Effect, Layer, Option, Schema } from "effect"
+import { hubWorld } from "./hubWorld.js"
 
 /** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
 const setup = Effect.gen(function* () {
-  const hub = yield* TestBus.makeHub
-  const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-  const l2 = yield* TestTier.make()
-  const cache = yield* TieredCache.make().pipe(
-    Effect.provide(TestBus.layer(hub)),
-    Effect.provideService(Tier.L1, l1),
-    Effect.provideService(Tier.L2, l2)
-  )
+  const { cache, l1, l2, hub } = yield* hubWorld
   const nothingWritten = Effect.gen(function* () {
     expect((yield* l2.snapshot).size).toBe(0)
     expect(yield* hub.published).toEqual([])

@@ -7,22 +7,16 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { CacheStrategy, MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { MultiInstance, TestTier } from "@tiercache/testing"
 import { Duration, Effect, Option, Schema, TestClock } from "effect"
+import { hubWorld } from "./hubWorld.js"
 
 /** Today's epoch, about: where a sub-millisecond TTL vanished in the double's rounding. */
 const EPOCH = 1_754_000_000_000
 
 const setup = Effect.gen(function* () {
   yield* TestClock.setTime(EPOCH)
-  const hub = yield* TestBus.makeHub
-  const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-  const l2 = yield* TestTier.make()
-  const cache = yield* TieredCache.make().pipe(
-    Effect.provide(TestBus.layer(hub)),
-    Effect.provideService(Tier.L1, l1),
-    Effect.provideService(Tier.L2, l2)
-  )
+  const { cache, l1, l2, hub } = yield* hubWorld
   const nothingWritten = Effect.gen(function* () {
     expect((yield* l2.snapshot).size).toBe(0)
     expect(Option.isNone(yield* l1.get("k"))).toBe(true)

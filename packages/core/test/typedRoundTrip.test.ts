@@ -7,9 +7,10 @@
  * (`UnencodableValue`) for every waiter, nothing stored; so is a typed `set` or `update` of one.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
-import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import type { TieredCache } from "@tiercache/core"
+import { MultiInstance } from "@tiercache/testing"
 import { Effect, Exit, Fiber, Option, ParseResult, Schema, TestClock } from "effect"
+import { hubWorld } from "./hubWorld.js"
 
 /**
  * A count stored as "n:<count>": decode takes only that form, but encode (the bug) writes the
@@ -24,22 +25,10 @@ const Count = Schema.transformOrFail(Schema.String, Schema.Number, {
   encode: (n) => ParseResult.succeed(n >= 100 ? `n:${n}` : String(n))
 })
 
-const setup = Effect.gen(function* () {
-  const hub = yield* TestBus.makeHub
-  const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-  const l2 = yield* TestTier.make()
-  const cache = yield* TieredCache.make().pipe(
-    Effect.provide(TestBus.layer(hub)),
-    Effect.provideService(Tier.L1, l1),
-    Effect.provideService(Tier.L2, l2)
-  )
-  return { cache, l1, l2, hub }
-})
-
 describe("a typed computation whose value does not round-trip through its schema", () => {
   it.scoped("fails with UnencodableValue naming it; nothing is stored, the next call computes again", () =>
     Effect.gen(function* () {
-      const { cache, l1, l2, hub } = yield* setup
+      const { cache, l1, l2, hub } = yield* hubWorld
       let runs = 0
       const compute = Effect.sync(() => {
         runs++
@@ -73,7 +62,7 @@ describe("a typed computation whose value does not round-trip through its schema
 
   it.scoped("every caller of the computation gets the error; it ran once", () =>
     Effect.gen(function* () {
-      const { cache, l2 } = yield* setup
+      const { cache, l2 } = yield* hubWorld
       let runs = 0
       const compute = Effect.zipRight(
         TestClock.sleep(10),
@@ -111,7 +100,7 @@ describe("a typed computation whose value does not round-trip through its schema
 
   it.scoped("a typed set or update of such a value is refused the same way, before anything is written", () =>
     Effect.gen(function* () {
-      const { cache, l1, l2, hub } = yield* setup
+      const { cache, l1, l2, hub } = yield* hubWorld
       for (const write of [cache.set("k", 7, { schema: Count }), cache.update("k", 7, { schema: Count })]) {
         const error = yield* Effect.flip(write)
         expect(error).toMatchObject({ _tag: "CacheInputError", problem: "UnencodableValue" })
