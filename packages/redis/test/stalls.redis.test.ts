@@ -8,36 +8,9 @@ import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Effect, Fiber } from "effect"
 import { STALL_LIMIT } from "../src/internal/stalls.js"
-import { commandClient, observer, tcpProxy } from "./utils.js"
+import { commandClient, observer, silencingProxy } from "./utils.js"
 
 const TIMEOUT_MS = 100
-
-/**
- * A TCP proxy in front of the suite's server; `blackhole()` makes every connection it accepted
- * so far drop whatever either side sends, without closing anything. Connections accepted later
- * forward as usual.
- */
-const proxy = Effect.gen(function* () {
-  const conns: Array<{ dropped: boolean }> = []
-  const port = yield* tcpProxy((socket, connectUp) => {
-    const conn = { dropped: false }
-    conns.push(conn)
-    const up = connectUp()
-    socket.on("data", (chunk: Buffer) => {
-      if (!conn.dropped) up.write(chunk)
-    })
-    up.on("data", (chunk: Buffer) => {
-      if (!conn.dropped) socket.write(chunk)
-    })
-  })
-  return {
-    port,
-    accepted: () => conns.length,
-    blackhole: () => {
-      for (const conn of conns) conn.dropped = true
-    }
-  }
-})
 
 /** Sends a PING every TIMEOUT_MS / 2 until one is answered or `limitMs` passed; answers whether one was. */
 const pingUntilAnswered = (client: { readonly ping: () => Promise<string> }, limitMs: number) =>
@@ -60,7 +33,7 @@ describe("a command connection that answers nothing", () => {
       "is cut once its commands timed out with nothing read for STALL_LIMIT timeouts, and made again",
       () =>
         Effect.gen(function* () {
-          const { port, accepted, blackhole } = yield* proxy
+          const { port, accepted, blackhole } = yield* silencingProxy
           const client = yield* commandClient({
             host: "127.0.0.1",
             port,
@@ -83,7 +56,7 @@ describe("a command connection that answers nothing", () => {
 
     it.scoped("a server busy for fewer timeouts keeps the connection", () =>
       Effect.gen(function* () {
-        const { port, accepted } = yield* proxy
+        const { port, accepted } = yield* silencingProxy
         const look = yield* observer
         const client = yield* commandClient({
           host: "127.0.0.1",

@@ -16,7 +16,7 @@ import {
   connectionLayer,
   eventually,
   observer,
-  tcpProxy,
+  silencingProxy,
   throttlingProxy,
   timed,
   watchWrites
@@ -58,18 +58,7 @@ const slowCache = (name: string) =>
  */
 const silencedStreams = (name: string) =>
   Effect.gen(function* () {
-    const conns: Array<{ dropped: boolean }> = []
-    const port = yield* tcpProxy((socket, connectUp) => {
-      const conn = { dropped: false }
-      conns.push(conn)
-      const up = connectUp()
-      socket.on("data", (chunk: Buffer) => {
-        if (!conn.dropped) up.write(chunk)
-      })
-      up.on("data", (chunk: Buffer) => {
-        if (!conn.dropped) socket.write(chunk)
-      })
-    })
+    const { port, blackhole } = yield* silencingProxy
     const context = yield* Layer.build(
       RedisStreams.layer().pipe(
         Layer.provide(
@@ -86,9 +75,7 @@ const silencedStreams = (name: string) =>
     )
     return {
       streams: Context.get(context, CacheStreams.CacheStreams),
-      blackhole: () => {
-        for (const conn of conns) conn.dropped = true
-      }
+      blackhole
     }
   })
 

@@ -199,8 +199,36 @@ export const tcpProxy = (
   })
 
 /**
+ * A TCP proxy in front of the suite's server; `blackhole()` makes every connection it accepted
+ * so far drop whatever either side sends, without closing anything. Connections accepted later
+ * forward as usual.
+ */
+export const silencingProxy = Effect.gen(function* () {
+  const conns: Array<{ dropped: boolean }> = []
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const conn = { dropped: false }
+    conns.push(conn)
+    const up = connectUp()
+    socket.on("data", (chunk: Buffer) => {
+      if (!conn.dropped) up.write(chunk)
+    })
+    up.on("data", (chunk: Buffer) => {
+      if (!conn.dropped) socket.write(chunk)
+    })
+  })
+  return {
+    port,
+    accepted: () => conns.length,
+    blackhole: () => {
+      for (const conn of conns) conn.dropped = true
+    }
+  }
+})
+
+/**
  * A TCP proxy in front of the suite's server whose `blackhole()` makes every connection it
- * carries drop what either side sends from then on, closing nothing (a peer gone without a word).
+ * carries, those accepted later too (unlike `silencingProxy`'s), drop what either side sends
+ * from then on, closing nothing (a peer gone for good without a word).
  */
 export const blackholeProxy = Effect.gen(function* () {
   let dropped = false
