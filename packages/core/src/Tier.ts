@@ -60,7 +60,8 @@ export declare namespace Tier {
    * `Effect.die`, a method that throws when called) as that tier's `TierError` too, with the
    * defect in its `cause`: counted, logged and fed to its breaker, never ending the cache's call;
    * and so is a read's answer this contract does not allow (an entry that is not well-formed,
-   * something else than an `Option`, a `getMany` answer of another length than its keys).
+   * something else than an `Option`, a `getMany` answer of another length than its keys), and a
+   * `writeIfNewer` answer that is not an array of one boolean per change.
    *
    * @since 0.1.0
    */

@@ -7,9 +7,29 @@
  * taken for a failure: it still reaches the caller.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { type CacheError, Entry, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import {
+  type CacheError,
+  CacheMetrics,
+  Entry,
+  InvalidationBus,
+  MemoryTier,
+  Tier,
+  TieredCache
+} from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Schema, TestClock } from "effect"
+import {
+  Cause,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Metric,
+  Option,
+  Schema,
+  TestClock
+} from "effect"
 
 type How = "die" | "sync" | "throw"
 type Op = "get" | "getMany" | "set" | "setMany" | "remove" | "removeMatching" | "clear" | "health"
@@ -452,6 +472,122 @@ describe("a tier that dies while changes are replayed", () => {
       const stats = yield* cache.stats
       expect([stats.pendingChanges, stats.replayedChanges]).toEqual([0, 1])
       expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
+    })
+  )
+})
+
+/**
+ * A user-written tier from plain JavaScript whose `writeIfNewer` answers something else than an
+ * array of one boolean per change. Reading `undefined` made the replay pass die (logged at Error
+ * level as a replay that died, the tier's error not counted nor fed to its breaker); a string, an
+ * object or a short array was read as "not applied" (a newer entry held): the kept change was
+ * dropped as done although no tier took it. Such an answer is now the tier's failure, as a
+ * malformed read answer is: counted, logged at Warning level, fed to the breaker, the change
+ * kept for the next replay.
+ */
+describe("a tier whose writeIfNewer answers what the contract does not allow", () => {
+  const malformed: ReadonlyArray<readonly [string, unknown, string]> = [
+    ["undefined", undefined, "undefined, not an array of booleans"],
+    ["a string", "applied", "not an array of booleans"],
+    ["an object", { applied: [true] }, "not an array of booleans"],
+    ["an empty array", [], "0 answers for 1 changes"],
+    ["two answers for one change", [true, true], "2 answers for 1 changes"],
+    ["a string in the array", ["yes"], "at [0]"],
+    ["an Option in the array", [Option.some(true)], "at [0]"]
+  ]
+  for (const [name, answer, mention] of malformed) {
+    it.scoped(`${name}: the tier's failure, the change kept and replayed later`, () =>
+      Effect.gen(function* () {
+        const store = yield* TestTier.make()
+        let replays = 0
+        const l2: Tier.Tier.Service = {
+          ...store,
+          name: "user",
+          writeIfNewer: (changes) => {
+            replays++
+            if (replays <= 2) return Effect.succeed(answer as ReadonlyArray<boolean>)
+            return Effect.as(
+              Effect.forEach(changes, (c) =>
+                c.entry === undefined ? store.remove([c.key]) : store.set(c.key, c.entry)
+              ),
+              changes.map(() => true)
+            )
+          }
+        }
+        const log = capture()
+        const cacheName = `writeIfNewer answers ${name}`
+        const cache = yield* TieredCache.make({
+          name: cacheName,
+          recovery: { retryInterval: "1 second" },
+          breaker: { failureThreshold: 3, openFor: "1 second" }
+        }).pipe(
+          Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
+          Effect.provideService(Tier.L2, l2),
+          Effect.provide(log.layer)
+        )
+        yield* store.failOn(["set"])
+        yield* cache.set("k", "kept")
+        expect((yield* cache.stats).pendingChanges).toBe(1)
+        yield* store.failOn("none")
+        for (let i = 1; i <= 2; i++) {
+          yield* TestClock.adjust("1 second")
+          expect(replays).toBe(i)
+          const stats = yield* cache.stats
+          expect([stats.pendingChanges, stats.replayedChanges]).toEqual([1, 0])
+          // The first write's failure, then each malformed answer; the Metric says as much.
+          expect(stats.tierErrors).toEqual({ user: 1 + i })
+          const metric = CacheMetrics.tierErrors.pipe(
+            Metric.tagged("cache", cacheName),
+            Metric.tagged("tier", "user")
+          )
+          expect((yield* Metric.value(metric)).count).toBe(1 + i)
+        }
+        // Fed to the breaker: three failures in a row opened it.
+        expect((yield* cache.stats).breakers).toEqual({ user: "open" })
+        expect(log.lines.filter((l) => l.startsWith("ERROR"))).toEqual([])
+        const said = log.lines.filter((l) => l.includes("writeIfNewer"))
+        expect(said.length).toBe(2)
+        for (const line of said) {
+          expect(line).toMatch(/^WARN tiercache: tier user failed writeIfNewer: answered /)
+          expect(line).toContain(mention)
+        }
+        // The breaker's window is over: the next replay probes it and lands the change.
+        yield* TestClock.adjust("1 second")
+        expect(replays).toBe(3)
+        const stats = yield* cache.stats
+        expect([stats.pendingChanges, stats.replayedChanges]).toEqual([0, 1])
+        expect(stats.breakers).toEqual({ user: "closed" })
+        expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
+      })
+    )
+  }
+})
+
+describe("a tag's invalidation time written past a malformed writeIfNewer answer", () => {
+  it.scoped("is that tier's failure: counted, logged, the time kept for the replay", () =>
+    Effect.gen(function* () {
+      for (const answer of [undefined, "applied", [], [true, true], [1]]) {
+        const store = yield* TestTier.make()
+        const l2: Tier.Tier.Service = {
+          ...store,
+          name: "user",
+          writeIfNewer: () => Effect.succeed(answer as unknown as ReadonlyArray<boolean>)
+        }
+        const log = capture()
+        const cache = yield* TieredCache.make().pipe(
+          Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
+          Effect.provideService(Tier.L2, l2),
+          Effect.provide(log.layer)
+        )
+        // Documented: an invalidateTag no lower tier took fails with CacheWriteError.
+        const exit = yield* settled(cache.invalidateTag("tag"), log.layer)
+        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toMatchObject(
+          Option.some({ _tag: "CacheWriteError" })
+        )
+        const stats = yield* cache.stats
+        expect([answer, stats.tierErrors, stats.pendingChanges]).toEqual([answer, { user: 1 }, 1])
+        expect(log.lines.filter((l) => l.includes("failed writeIfNewer: answered")).length).toBe(1)
+      }
     })
   )
 })

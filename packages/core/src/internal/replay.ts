@@ -126,8 +126,8 @@ export const make = (deps: Deps): Effect.Effect<Recovery, never, Scope.Scope> =>
 
     const replayAll = ReplayPasses.make({ ...deps, record })
     const lock = yield* Effect.makeSemaphore(1)
-    // A replay that dies (a defect no tier's or bus's shield caught: a tier's answer the pass
-    // cannot read, or a tier's call that interrupted itself) is logged, the changes still kept:
+    // A replay that dies (what no tier's or bus's shield catches: a tier's or the bus's call
+    // that interrupted itself) is logged, the changes still kept:
     // it would otherwise end the fiber that replays every retryInterval, and no kept change
     // would be replayed again. Not reached when the replaying fiber is interrupted (an
     // interrupted fiber runs no handler): the cache's close still ends it.

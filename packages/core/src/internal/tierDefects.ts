@@ -66,11 +66,23 @@ const answersProblem = (answers: unknown, count: number): string | undefined => 
   return undefined
 }
 
+/** What is wrong with a `writeIfNewer`'s answer for `count` changes, or undefined. */
+const appliedProblem = (answers: unknown, count: number): string | undefined => {
+  if (!Array.isArray(answers)) return `${describe(answers)}, not an array of booleans`
+  if (answers.length !== count) return `${answers.length} answers for ${count} changes`
+  for (let i = 0; i < answers.length; i++) {
+    const answer: unknown = answers[i]
+    if (typeof answer !== "boolean") return `at [${i}] ${describe(answer)}, not a boolean`
+  }
+  return undefined
+}
+
 /**
  * `tier` (a plain object, plainTier.ts) with every operation's defects made its TierErrors, and
- * the answers of its reads checked: an answer the Tier contract does not allow (an entry without
- * tags, times that are not numbers, something else than an Option, a getMany answer of another
- * length than its keys) is the read's TierError, before the cache uses it. The
+ * the answers of its reads and of `writeIfNewer` checked: an answer the Tier contract does not
+ * allow (an entry without tags, times that are not numbers, something else than an Option, a
+ * getMany answer of another length than its keys, a writeIfNewer answer that is not one boolean
+ * per change) is the call's TierError, before the cache uses it. The
  * one-step writes (`setNow`, `removeNow`) are kept as they are: their caller catches a throw
  * (tierAccess.ts `startNow`).
  */
@@ -98,7 +110,8 @@ export const shield = (tier: Tier.Service): Tier.Service => {
   ): Effect.Effect<A, TierError> =>
     Effect.catchAllCause(started(operation, start), (cause) => failed(operation, cause))
   /**
-   * A read whose answer is checked by `problem`: an answer it refuses is the read's TierError.
+   * A call whose answer is checked by `problem` (a read, writeIfNewer): an answer it refuses is
+   * the call's TierError.
    * One Effect step more than `call` (its answer's continuation), not two (a flatMap inside it).
    */
   const read = <A>(
@@ -179,7 +192,14 @@ export const shield = (tier: Tier.Service): Tier.Service => {
     ),
     ...(tier.writeIfNewer === undefined
       ? {}
-      : { writeIfNewer: (changes) => call("writeIfNewer", () => tier.writeIfNewer!(changes)) }),
+      : {
+          writeIfNewer: (changes) =>
+            read(
+              "writeIfNewer",
+              () => tier.writeIfNewer!(changes),
+              (answers) => appliedProblem(answers, changes.length)
+            )
+        }),
     ...(tier.setThen === undefined
       ? {}
       : {
