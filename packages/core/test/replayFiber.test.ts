@@ -5,33 +5,15 @@
  * ended the periodic fiber for good: kept changes were never replayed again, and nothing said so.
  * Such a pass is now logged at Error level with its cause, and the next one runs. (A user Tier
  * whose `writeIfNewer` answers `undefined` from plain JavaScript made a pass die too; such an
- * answer is now the tier's failure: tierDefects.test.ts.) A tier's
- * `ready` stream that ended (died, interrupted itself, completed) ended its watching fiber as
- * silently: the tier's later reconnections replayed nothing. It is now logged at Error level and
- * run again.
+ * answer is now the tier's failure: tierDefects.test.ts.) A tier's `ready` stream that ended
+ * (died, interrupted itself, completed) ended its watching fiber as silently: the tier's later
+ * reconnections replayed nothing. It is now logged at Error level and run again.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
-import { Cause, Effect, Exit, Logger, LogLevel, Option, Queue, Scope, Stream, TestClock } from "effect"
-
-const capture = () => {
-  const lines: Array<string> = []
-  const logger = Logger.make(({ logLevel, message, cause }) => {
-    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning))
-      lines.push(`${logLevel.label} ${String(message)} ${Cause.pretty(cause)}`)
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
-
-/** writeIfNewer as a tier that holds nothing newer: every change applies to `store`. */
-const applyAll = (store: Tier.Tier.Service, changes: ReadonlyArray<Tier.Tier.Change>) =>
-  Effect.as(
-    Effect.forEach(changes, (c) =>
-      c.entry === undefined ? store.remove([c.key]) : store.set(c.key, c.entry)
-    ),
-    changes.map(() => true)
-  )
+import { Effect, Exit, Option, Queue, Scope, Stream, TestClock } from "effect"
+import { applyAll, capture, keptChangeWorld } from "./keptReplay.js"
 
 /** Lets the cache's fibers run (they wait for nothing but their turn). */
 const turns = Effect.repeatN(Effect.yieldNow(), 50)
@@ -47,40 +29,21 @@ describe("a replay pass that dies", () => {
     "(writeIfNewer %s) is logged at Error level with its cause, and the next pass replays the change",
     (wrong) =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        let replays = 0
-        const l2: Tier.Tier.Service = {
-          ...store,
-          writeIfNewer: (changes) => {
-            replays++
-            if (replays <= 2) return wrongs[wrong].answer
-            return applyAll(store, changes)
-          }
-        }
-        const log = capture()
-        const cache = yield* TieredCache.make({ recovery: { retryInterval: "1 second" } }).pipe(
-          Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
-          Effect.provideService(Tier.L2, l2),
-          Effect.provide(log.layer)
-        )
-        yield* store.failOn(["set"])
-        yield* cache.set("k", "kept")
-        expect((yield* cache.stats).pendingChanges).toBe(1)
-        yield* store.failOn("none")
+        const w = yield* keptChangeWorld(wrongs[wrong].answer)
         for (let i = 1; i <= 2; i++) {
           yield* TestClock.adjust("1 second")
-          expect(replays).toBe(i)
-          expect((yield* cache.stats).pendingChanges).toBe(1)
+          expect(w.replays()).toBe(i)
+          expect((yield* w.cache.stats).pendingChanges).toBe(1)
         }
-        const said = log.lines.filter((l) => l.startsWith("ERROR") && l.includes("replay"))
+        const said = w.lines.filter((l) => l.startsWith("ERROR") && l.includes("replay"))
         expect(said.length).toBe(2)
         // The cause is in the log line (the interruption).
         expect(said[0]).toContain(wrongs[wrong].cause)
         yield* TestClock.adjust("1 second")
-        expect(replays).toBe(3)
-        const stats = yield* cache.stats
+        expect(w.replays()).toBe(3)
+        const stats = yield* w.cache.stats
         expect([stats.pendingChanges, stats.replayedChanges]).toEqual([0, 1])
-        expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
+        expect(Option.map(yield* w.store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
       })
   )
 })

@@ -17,19 +17,8 @@ import {
   TieredCache
 } from "@tiercache/core"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import {
-  Cause,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Logger,
-  LogLevel,
-  Metric,
-  Option,
-  Schema,
-  TestClock
-} from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Metric, Option, Schema, TestClock } from "effect"
+import { capture, keptChangeWorld } from "./keptReplay.js"
 
 type How = "die" | "sync" | "throw"
 type Op = "get" | "getMany" | "set" | "setMany" | "remove" | "removeMatching" | "clear" | "health"
@@ -83,16 +72,6 @@ const brokenTier = (name: string, store: Tier.Tier.Service, broken: Broken): Tie
     clear: field("clear", store.clear),
     health: field("health", store.health)
   }
-}
-
-/** Log lines at Warning level and above: level, message, cause. */
-const capture = () => {
-  const lines: Array<string> = []
-  const logger = Logger.make(({ logLevel, message, cause }) => {
-    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning))
-      lines.push(`${logLevel.label} ${String(message)} ${Cause.pretty(cause)}`)
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
 }
 
 /** A cache over a MemoryTier L1 and a broken L2 (over a TestTier), with the given breaker. */
@@ -433,45 +412,21 @@ describe("a lower tier's malformed answer is that tier's failure", () => {
 describe("a tier that dies while changes are replayed", () => {
   it.scoped("the change stays kept and a later replay lands it", () =>
     Effect.gen(function* () {
-      const store = yield* TestTier.make()
-      const tier = brokenTier("user", store, { ops: new Set(), how: "die", calls: 0 })
-      let replays = 0
-      const l2: Tier.Tier.Service = {
-        ...tier,
-        writeIfNewer: (changes) => {
-          replays++
-          if (replays <= 2) return Effect.die(new Error("driver bug in writeIfNewer"))
-          // Nothing newer is held here: every change applies.
-          return Effect.as(
-            Effect.forEach(changes, (c) =>
-              c.entry === undefined ? store.remove([c.key]) : store.set(c.key, c.entry)
-            ),
-            changes.map(() => true)
-          )
-        }
-      }
-      const log = capture()
-      const cache = yield* TieredCache.make({ recovery: { retryInterval: "1 second" } }).pipe(
-        Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
-        Effect.provideService(Tier.L2, l2),
-        Effect.provide(log.layer)
-      )
-      // An outage (a typed failure) keeps the change; its replays then meet the defect twice.
-      yield* store.failOn(["set"])
-      yield* cache.set("k", "kept")
-      expect((yield* cache.stats).pendingChanges).toBe(1)
-      yield* store.failOn("none")
+      // An outage (a typed failure) kept the change; its replays then meet the defect twice.
+      const w = yield* keptChangeWorld(Effect.die(new Error("driver bug in writeIfNewer")), {
+        tierName: "user"
+      })
       for (let i = 0; i < 2; i++) {
         yield* TestClock.adjust("1 second")
-        expect((yield* cache.stats).pendingChanges).toBe(1)
+        expect((yield* w.cache.stats).pendingChanges).toBe(1)
       }
       yield* TestClock.adjust("1 second")
       // Each replay's defect logged as the tier's failure (with the first write's).
-      expect(log.lines.filter((l) => l.includes("driver bug in writeIfNewer")).length).toBe(2)
-      expect(replays).toBe(3)
-      const stats = yield* cache.stats
+      expect(w.lines.filter((l) => l.includes("driver bug in writeIfNewer")).length).toBe(2)
+      expect(w.replays()).toBe(3)
+      const stats = yield* w.cache.stats
       expect([stats.pendingChanges, stats.replayedChanges]).toEqual([0, 1])
-      expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
+      expect(Option.map(yield* w.store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
     })
   )
 })
@@ -498,41 +453,15 @@ describe("a tier whose writeIfNewer answers what the contract does not allow", (
   for (const [name, answer, mention] of malformed) {
     it.scoped(`${name}: the tier's failure, the change kept and replayed later`, () =>
       Effect.gen(function* () {
-        const store = yield* TestTier.make()
-        let replays = 0
-        const l2: Tier.Tier.Service = {
-          ...store,
-          name: "user",
-          writeIfNewer: (changes) => {
-            replays++
-            if (replays <= 2) return Effect.succeed(answer as ReadonlyArray<boolean>)
-            return Effect.as(
-              Effect.forEach(changes, (c) =>
-                c.entry === undefined ? store.remove([c.key]) : store.set(c.key, c.entry)
-              ),
-              changes.map(() => true)
-            )
-          }
-        }
-        const log = capture()
         const cacheName = `writeIfNewer answers ${name}`
-        const cache = yield* TieredCache.make({
-          name: cacheName,
-          recovery: { retryInterval: "1 second" },
-          breaker: { failureThreshold: 3, openFor: "1 second" }
-        }).pipe(
-          Effect.provideServiceEffect(Tier.L1, MemoryTier.make({ maxEntries: 10 })),
-          Effect.provideService(Tier.L2, l2),
-          Effect.provide(log.layer)
-        )
-        yield* store.failOn(["set"])
-        yield* cache.set("k", "kept")
-        expect((yield* cache.stats).pendingChanges).toBe(1)
-        yield* store.failOn("none")
+        const w = yield* keptChangeWorld(Effect.succeed(answer as ReadonlyArray<boolean>), {
+          tierName: "user",
+          cache: { name: cacheName, breaker: { failureThreshold: 3, openFor: "1 second" } }
+        })
         for (let i = 1; i <= 2; i++) {
           yield* TestClock.adjust("1 second")
-          expect(replays).toBe(i)
-          const stats = yield* cache.stats
+          expect(w.replays()).toBe(i)
+          const stats = yield* w.cache.stats
           expect([stats.pendingChanges, stats.replayedChanges]).toEqual([1, 0])
           // The first write's failure, then each malformed answer; the Metric says as much.
           expect(stats.tierErrors).toEqual({ user: 1 + i })
@@ -543,9 +472,9 @@ describe("a tier whose writeIfNewer answers what the contract does not allow", (
           expect((yield* Metric.value(metric)).count).toBe(1 + i)
         }
         // Fed to the breaker: three failures in a row opened it.
-        expect((yield* cache.stats).breakers).toEqual({ user: "open" })
-        expect(log.lines.filter((l) => l.startsWith("ERROR"))).toEqual([])
-        const said = log.lines.filter((l) => l.includes("writeIfNewer"))
+        expect((yield* w.cache.stats).breakers).toEqual({ user: "open" })
+        expect(w.lines.filter((l) => l.startsWith("ERROR"))).toEqual([])
+        const said = w.lines.filter((l) => l.includes("writeIfNewer"))
         expect(said.length).toBe(2)
         for (const line of said) {
           expect(line).toMatch(/^WARN tiercache: tier user failed writeIfNewer: answered /)
@@ -553,11 +482,11 @@ describe("a tier whose writeIfNewer answers what the contract does not allow", (
         }
         // The breaker's window is over: the next replay probes it and lands the change.
         yield* TestClock.adjust("1 second")
-        expect(replays).toBe(3)
-        const stats = yield* cache.stats
+        expect(w.replays()).toBe(3)
+        const stats = yield* w.cache.stats
         expect([stats.pendingChanges, stats.replayedChanges]).toEqual([0, 1])
         expect(stats.breakers).toEqual({ user: "closed" })
-        expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
+        expect(Option.map(yield* w.store.get("k"), (e) => e.value)).toEqual(Option.some("kept"))
       })
     )
   }
