@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { type CircuitBreaker, InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosBus, ChaosTier, TestBus, TestTier } from "@tiercache/testing"
-import { Effect, Option, TestClock } from "effect"
+import { Duration, Effect, Option, TestClock } from "effect"
 
 // Found by the model check's outages (model.ts): README, Semantics, "Changes made during an
 // outage": the kept changes "are replayed to the lower tiers and the bus as soon as the
@@ -104,3 +104,65 @@ describe("recovery through breakers an outage opened", () => {
     })
   )
 })
+
+/**
+ * While a clear or pattern invalidation is kept (the tier failed it), this instance answers the
+ * keys it covers as misses without asking the tier (recovery.ts's gate): a tier that comes back
+ * with older data cannot undo the clear before it is replayed. Such an answer is not a call of the
+ * tier, and must not tell the tier's breaker that the tier answered.
+ */
+/**
+ * A ChaosTier over a TestTier and a cache over it with `breaker`; with `bounded`, the tier
+ * declares a callTimeout shorter than the breaker's timeout, so that the cache reads it directly
+ * while the breaker is closed (tierAccess.ts `single`).
+ */
+const gated = (bounded: boolean, breaker: CircuitBreaker.Options) =>
+  Effect.gen(function* () {
+    const chaos = yield* ChaosTier.wrap(yield* TestTier.make())
+    const l2: Tier.Tier.Service = bounded ? { ...chaos, callTimeout: Duration.millis(100) } : chaos
+    const cache = yield* TieredCache.make({ breaker, recovery: { retryInterval: "1 hour" } }).pipe(
+      Effect.provideService(Tier.L1, yield* MemoryTier.make({ maxEntries: 100 })),
+      Effect.provideService(Tier.L2, l2)
+    )
+    return { l2: chaos, cache }
+  })
+
+describe.each([false, true])(
+  "a read answered by the kept clear, without the tier (direct reads %s)",
+  (bounded) => {
+    it.scoped("is not the breaker's probe: an open breaker stays open while the tier is down", () =>
+      Effect.gen(function* () {
+        const { l2, cache } = yield* gated(bounded, { failureThreshold: 2, openFor: "10 seconds" })
+        yield* l2.fail("all")
+        // The clear misses L2 (kept), and a write fails too: the breaker opens.
+        yield* cache.clear
+        yield* cache.set("a", 1)
+        expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+        yield* TestClock.adjust("10 seconds")
+        const callsBefore = (yield* l2.calls).get
+        // Past the window: a read of a key the kept clear covers answers a miss...
+        expect(yield* cache.get("b")).toEqual(Option.none())
+        expect(yield* cache.getMany(["c", "d"])).toEqual([Option.none(), Option.none()])
+        // ...without a call of the tier, so it proves nothing: the breaker is still open, and the
+        // next call of the tier is the probe (it fails: open again).
+        expect((yield* l2.calls).get).toBe(callsBefore)
+        expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+      })
+    )
+
+    it.scoped("does not reset the breaker's count of failures: a failing tier's breaker still opens", () =>
+      Effect.gen(function* () {
+        const { l2, cache } = yield* gated(bounded, { failureThreshold: 3, openFor: "10 seconds" })
+        yield* l2.fail("all")
+        yield* cache.clear
+        // Writes fail, each followed by reads the kept clear answers: three failures in a row of
+        // the tier (the clear's and two writes'), whatever the reads in between.
+        for (const key of ["a", "b"]) {
+          yield* cache.set(key, 1)
+          expect(yield* cache.get(`${key}-read`)).toEqual(Option.none())
+        }
+        expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+      })
+    )
+  }
+)

@@ -31,6 +31,16 @@ export interface Deps {
   readonly now: () => number
   /** The cache's spans (undefined: the `spans: false` option, no tracing code at all). */
   readonly spans: Spans | undefined
+  /**
+   * The changes kept during an outage (recovery.ts), when on: `gate` wraps a lower tier so that
+   * this instance's reads see them first; `keeps()` says whether any is kept now.
+   */
+  readonly recovery?:
+    | {
+        readonly gate: (tier: Tier.Service) => Tier.Service
+        readonly keeps: () => boolean
+      }
+    | undefined
 }
 
 /** Access to the tiers (operations on every tier at once: everyTier.ts). */
@@ -150,10 +160,17 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const guarded: ReadonlyArray<Tier.Service> = guards ?? deps.lower
     const labels = labelTiers([l1, ...guarded])
     const spans = deps.spans
-    const lower =
+    const traced =
       spans === undefined
         ? guarded
         : guarded.map((tier, i) => traceTier(tier, spans, cacheName, labels[i + 1]!, deps.lower[i]!.system))
+    // The recovery's gate outside the breaker (and the spans): a read it answers from a kept
+    // clear or pattern, without calling the tier, is no answer of the tier's. Inside, it was one
+    // to the breaker: an open breaker's probe "succeeded" and closed it with the tier still down,
+    // and a closed breaker's count of failures was reset by every such read, so that a hung tier
+    // made every write wait out its timeout, its breaker never opening.
+    const gate = deps.recovery?.gate
+    const lower = gate === undefined ? traced : traced.map(gate)
     const fast = isMemoryTier(l1) ? l1[FastPathTypeId] : undefined
 
     const recordError = (index: number, error: TierError): Effect.Effect<void> => {
@@ -201,19 +218,27 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const { onEveryTier, storeThen, removeThen } = EveryTier.make(lower, recordError)
 
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
-    // The direct read skips the breaker's wrapper, not the span.
+    // The direct read skips the breaker's wrapper, not the span nor the gate. It is not taken
+    // while changes are kept: the gate may then answer without the tier, and the direct read
+    // records its answer as the tier's.
+    const gated = (tier: Tier.Service) => (gate === undefined ? tier : gate(tier))
+    const innerGet = singleGuard === undefined ? undefined : gated(singleGuard.inner).get
     const directGet =
       singleGuard === undefined || spans === undefined
         ? undefined
-        : traceTier(singleGuard.inner, spans, cacheName, labels[1]!, deps.lower[0]!.system).get
+        : gated(traceTier(singleGuard.inner, spans, cacheName, labels[1]!, deps.lower[0]!.system)).get
+    const keeps = deps.recovery?.keeps
     const single: TierAccess["single"] =
       fast !== undefined && lower.length === 1
         ? {
-            direct: () => singleGuard?.selfBounded === true && singleGuard.state() === "closed",
+            direct: () =>
+              singleGuard?.selfBounded === true &&
+              singleGuard.state() === "closed" &&
+              (keeps === undefined || !keeps()),
             get: (direct, key) =>
               direct
                 ? directGet === undefined || spans!.untraced()
-                  ? singleGuard!.inner.get(key)
+                  ? innerGet!(key)
                   : directGet(key)
                 : lower[0]!.get(key),
             failed: (direct, error) =>

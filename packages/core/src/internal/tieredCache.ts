@@ -91,7 +91,8 @@ export const make = (
           })
     const access = yield* TierAccess.make({
       l1,
-      lower: record === undefined ? lowerTiers : lowerTiers.map(record.gate),
+      lower: lowerTiers,
+      recovery: record === undefined ? undefined : { gate: record.gate, keeps: () => record.size() > 0 },
       breaker: config.breaker,
       counters,
       cacheName,
