@@ -49,14 +49,15 @@ export const busMessages = Metric.counter("tiercache_bus_messages_total", {
   incremental: true
 })
 /**
- * Computations under way.
+ * Computations under way (summed over the open caches that share the name).
  *
  * @category metrics
  * @since 0.1.0
  */
 export const inFlight = Metric.gauge("tiercache_in_flight", { description: "Computations under way" })
 /**
- * 1 while a tier's (`tier`) circuit breaker is open or half-open, else 0.
+ * 1 while a tier's (`tier`) circuit breaker is open or half-open, in any open cache that shares
+ * the name, else 0.
  *
  * @category metrics
  * @since 0.1.0

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CacheMetrics, MemoryTier, TieredCache } from "@tiercache/core"
+import { CacheMetrics, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { TestTier } from "@tiercache/testing"
-import { Effect, Layer, Metric } from "effect"
+import { Effect, Exit, Fiber, Layer, Metric, Scope, TestClock } from "effect"
 
 const metricsByName = {
   tiercache_requests_total: CacheMetrics.requests,
@@ -38,6 +38,60 @@ describe("Effect metrics", () => {
       yield* cache.get("a")
       yield* cache.stats
       expect(yield* count("tiercache_requests_total", { cache: name, outcome: "l1_hit" })).toBe(3)
+    })
+  )
+})
+
+/**
+ * Caches of one process that share a name share its metric series (documented: their metrics add
+ * up). The counters did; the gauges did not: each cache set them to its own value on each flush,
+ * so the series showed whichever cache flushed last (in flight 0 while the other cache computed,
+ * a breaker shown closed while the other cache's was open).
+ */
+describe("caches sharing a name", () => {
+  const gauge = (metric: typeof CacheMetrics.inFlight, tags: Record<string, string>) =>
+    Effect.map(
+      Metric.value(Object.entries(tags).reduce((m, [k, v]) => m.pipe(Metric.tagged(k, v)), metric)),
+      (state) => state.value
+    )
+
+  it.scoped("add up their gauges too: computations in flight summed, a breaker open while any is", () =>
+    Effect.gen(function* () {
+      const name = `shared-${Math.random().toString(36).slice(2)}`
+      const store = yield* TestTier.make()
+      const broken = yield* TestTier.make()
+      const scopeB = yield* Scope.make()
+      const instance = (l2: Tier.Tier.Service) =>
+        Effect.flatMap(MemoryTier.make({ maxEntries: 10 }), (l1) =>
+          TieredCache.make({ name, breaker: { failureThreshold: 1, openFor: "1 hour" } }).pipe(
+            Effect.provideService(Tier.L1, l1),
+            Effect.provideService(Tier.L2, l2)
+          )
+        )
+      const a = yield* instance(store)
+      const b = yield* Scope.extend(instance(broken), scopeB)
+      // a computes (in flight until the clock moves); b's L2 fails once: its breaker opens.
+      const computing = yield* Effect.fork(a.getOrCompute("k", Effect.as(TestClock.sleep(100), 1)))
+      yield* Effect.yieldNow()
+      yield* broken.failOn(["get"])
+      yield* b.get("x")
+      yield* a.stats
+      yield* b.stats
+      expect([(yield* a.stats).inFlight, (yield* b.stats).inFlight]).toEqual([1, 0])
+      expect((yield* b.stats).breakers).toEqual({ test: "open" })
+      expect(yield* gauge(CacheMetrics.inFlight, { cache: name })).toBe(1)
+      expect(yield* gauge(CacheMetrics.breakerOpen, { cache: name, tier: "test" })).toBe(1)
+      // The counters add up, as before.
+      expect(yield* count("tiercache_requests_total", { cache: name, outcome: "miss" })).toBe(2)
+      // b closes: what it reported leaves the series.
+      yield* Scope.close(scopeB, Exit.void)
+      yield* a.stats
+      expect(yield* gauge(CacheMetrics.breakerOpen, { cache: name, tier: "test" })).toBe(0)
+      expect(yield* gauge(CacheMetrics.inFlight, { cache: name })).toBe(1)
+      yield* TestClock.adjust(100)
+      yield* Fiber.join(computing)
+      yield* a.stats
+      expect(yield* gauge(CacheMetrics.inFlight, { cache: name })).toBe(0)
     })
   )
 })

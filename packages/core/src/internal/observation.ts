@@ -79,10 +79,11 @@ export const make = (deps: Deps): Effect.Effect<Observation, never, Scope.Scope>
       resyncs: c.bus.resyncs
     })
 
-    const flush = makeFlusher(deps.cacheName)
+    const { flush, release } = makeFlusher(deps.cacheName)
     const flushMetrics = Effect.suspend(() => flush(snapshot(), busSnapshot()))
     yield* Effect.forkScoped(Effect.repeat(flushMetrics, Schedule.spaced(deps.metricsInterval)))
-    yield* Effect.addFinalizer(() => flushMetrics)
+    // On close: the last counts, then this cache leaves the gauges it shares with caches of its name.
+    yield* Effect.addFinalizer(() => Effect.zipRight(flushMetrics, release))
 
     const tiers = [access.l1, ...access.lower]
     return {
