@@ -11,11 +11,12 @@
  * A KeyValueStore has no expiry and cannot list its keys, so the tier:
  * - checks lifetimes on the Effect Clock when reading (a gone entry is a miss and is removed),
  *   and sweeps gone entries every `sweepInterval`;
- * - keeps an index of the keys it wrote, in the store itself (under
- *   `<prefix>__tiercache:kv-index:<shard>`), for `removeMatching`, `clear` and the sweep. The
- *   index is written before a new key's value, so after a crash it may name keys that are no
- *   longer there (harmless), never miss one that is: a pattern invalidation or a clear after a
- *   restart still reaches every entry. A key's value and its place in the index change under a
+ * - keeps an index of the keys it wrote, in the store itself (16 shards, each in two records
+ *   under `<prefix>__tiercache:kv-index:`, written in turn), for `removeMatching`, `clear` and
+ *   the sweep. The index is written before a new key's value, so after a crash it may name keys
+ *   that are no longer there (harmless), never miss one that is: a pattern invalidation or a
+ *   clear after a restart still reaches every entry, also when the crash (or a full disk) cut
+ *   short the write of a record of the index (the shard's other record is whole). A key's value and its place in the index change under a
  *   lock of the key, so however a set, a remove, a clear and the sweep of one key overlap, a
  *   key whose value is stored is in the index.
  *
