@@ -4,10 +4,12 @@
  * `KeyValueStore.layerMemory` an in-process one.
  *
  * Each key is stored as `<prefix><key>` holding the entry's wire envelope (as in Redis). A key
- * that would make a long store key (`encodeURIComponent(<prefix><key>)` over 200 bytes; the
- * file-system store names a file so, and a file name ends at 255 bytes) is stored as
- * `<prefix>__tiercache:kv-hash:<SHA-256 hex>`, its envelope starting with a `"k"` field naming
- * the key, so that a record under the same hash for another key reads as a miss.
+ * that a file system could not keep apart (the file-system store names a file
+ * `encodeURIComponent(<prefix><key>)`) is stored as `<prefix>__tiercache:kv-hash:<SHA-256 hex>`,
+ * its envelope starting with a `"k"` field naming the key, so that a record under the same hash
+ * for another key reads as a miss: a key whose name would pass 200 bytes (a file name ends at
+ * 255), and one with an ASCII capital letter or a `*`, or ending with a dot (macOS and Windows
+ * ignore case in file names, Windows drops trailing dots and refuses `*`); kvKeys.ts.
  * A KeyValueStore has no expiry and cannot list its keys, so the tier:
  * - checks lifetimes on the Effect Clock when reading (a gone entry is a miss and is removed),
  *   and sweeps gone entries every `sweepInterval`;
@@ -204,22 +206,35 @@ export const make = (
     // ---- reads -----------------------------------------------------------------------------
     const get = (key: string): Effect.Effect<Option.Option<Entry.Entry>, TierError> =>
       Effect.flatMap(guard("get", store.get(storeKey(key))), (raw) => {
-        // Another key's record under the same hash is not this key's (kvKeys.ts).
-        if (raw._tag === "None" || !owns(key, raw.value)) return Effect.succeed(Option.none())
-        const entry = Entry.deserialize(raw.value)
-        if (entry === undefined) {
-          return Effect.as(
-            // Without the key: a log line becomes an event of the cache's tier span, which keeps
-            // keys out unless `keysInSpans` (a tier cannot tell).
-            Effect.logDebug("stored value is not a cache entry; treated as a miss").pipe(
-              Effect.annotateLogs({ tier: name })
-            ),
-            Option.none()
-          )
-        }
-        // A gone entry is a miss; the sweep removes it (removing it here could race a write).
-        return Effect.succeed(Entry.isGone(entry, now()) ? Option.none() : Option.some(entry))
+        if (raw._tag === "Some") return decode(key, raw.value)
+        // A tag's time an earlier version stored under the tag's own name (kvKeys.ts); a name
+        // the store cannot read (Windows refuses `*`) holds nothing.
+        const legacy = kvKeys.legacyStoreKey(key)
+        if (legacy === undefined) return Effect.succeed(Option.none())
+        return Effect.flatMap(
+          Effect.orElseSucceed(store.get(legacy), () => Option.none<string>()),
+          (old): Effect.Effect<Option.Option<Entry.Entry>> =>
+            old._tag === "Some" ? decode(key, old.value) : Effect.succeed(Option.none())
+        )
       })
+    /** The entry of a record read for `key`: none if it is another key's, not an entry, or gone. */
+    const decode = (key: string, text: string): Effect.Effect<Option.Option<Entry.Entry>> => {
+      // Another key's record under the same hash is not this key's (kvKeys.ts).
+      if (!owns(key, text)) return Effect.succeed(Option.none())
+      const entry = Entry.deserialize(text)
+      if (entry === undefined) {
+        return Effect.as(
+          // Without the key: a log line becomes an event of the cache's tier span, which keeps
+          // keys out unless `keysInSpans` (a tier cannot tell).
+          Effect.logDebug("stored value is not a cache entry; treated as a miss").pipe(
+            Effect.annotateLogs({ tier: name })
+          ),
+          Option.none()
+        )
+      }
+      // A gone entry is a miss; the sweep removes it (removing it here could race a write).
+      return Effect.succeed(Entry.isGone(entry, now()) ? Option.none() : Option.some(entry))
+    }
 
     // ---- writes ----------------------------------------------------------------------------
     const setMany = (
