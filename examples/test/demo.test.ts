@@ -35,6 +35,7 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(first.status).toBe(200)
     expect(first.headers.get("x-cache")).toBe("computed")
     expect(first.headers.get("x-response-time")).toMatch(/^\d+\.\d\d ms$/)
+    expect(first.headers.get("server-timing")).toMatch(/^cache;desc="computed";dur=\d+\.\d\d$/)
     expect(first.body).toMatchObject({
       source: "computed",
       product: { id: 7, name: "Product 7", category: "toys" }
@@ -129,6 +130,11 @@ describe("demo walkthrough (file-system L2)", () => {
     expect(requests(next, "miss")).toBe(requests(scraped, "miss") + 1)
   })
 
+  it("spans are off without OTEL_EXPORTER_OTLP_ENDPOINT or DEMO_CONSOLE_SPANS", () => {
+    expect(demo.output()).toContain("listening on")
+    expect(demo.output()).not.toContain("traceId")
+  })
+
   it("the live page is served at /", async () => {
     const res = await fetch(`${demo.url}/`)
     expect(res.headers.get("content-type")).toContain("text/html")
@@ -155,6 +161,13 @@ describe("demo walkthrough (file-system L2)", () => {
     const stale = await call(`${url}/products/11`)
     expect(stale.headers.get("x-cache")).toBe("stale")
     expect(stale.body.product.id).toBe(11)
+    // ... and refreshes in the background: one more catalogue call, then fresh from L1.
+    // (the restarted process called the catalogue once before: product 11's computation)
+    await settled(url)
+    expect((await call(`${url}/stats`)).body.upstream.calls).toBe(2)
+    const refreshed = await call(`${url}/products/11`)
+    expect(refreshed.headers.get("x-cache")).toBe("L1")
+    expect((await call(`${url}/stats`)).body.cache.staleServed).toBe(1)
     expect((await demo.stop("SIGINT")).code).toBe(0)
   })
 })
