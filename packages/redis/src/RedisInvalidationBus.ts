@@ -15,8 +15,11 @@
  * once this cut the CPU per `set` by about a fifth (bench/PROFILE.md).
  *
  * Large values: an `Update` (the cache's `update`) whose encoded message takes the connection's
- * `largeValueBytes` or more is published as a `Remove` of its key (largeUpdates.ts): the other
- * instances drop their L1 copy and read the value from the lower tiers, which hold it already.
+ * `largeValueBytes` or more, or more than `maxMessageBytes`, is published as a `Remove` of its
+ * key (largeUpdates.ts): the other instances drop their L1 copy and read the value from the lower
+ * tiers, which hold it already. A `RemoveBulk` longer than `maxMessageBytes` leaves as several
+ * RemoveBulks of its keys, each at most that long (largeBulks.ts): Redis cuts off a subscriber
+ * whose queued messages pass its client-output-buffer-limit for Pub/Sub.
  *
  * Namespaces: the bus stamps every message it publishes with its namespace (by default the
  * connection's `keyPrefix`, the same namespace as RedisTier's keys; given or not, followed by
@@ -35,6 +38,7 @@ import * as BusAdmission from "./internal/busAdmission.js"
 import * as BusSubscription from "./internal/busSubscription.js"
 import { beforeUncork, sender } from "./internal/corkedSend.js"
 import { describe } from "./internal/describe.js"
+import * as LargeBulks from "./internal/largeBulks.js"
 import { isLargeUpdate, removalOf } from "./internal/largeUpdates.js"
 import { busNamespace } from "./internal/namespace.js"
 import { notAnObject } from "./internal/optionsObject.js"
@@ -69,6 +73,17 @@ export interface Options {
   readonly namespace?: string | undefined
   /** Malformed messages are logged at most once per this interval per kind (default 1 minute). */
   readonly malformedLogInterval?: Duration.DurationInput | undefined
+  /**
+   * The most bytes (UTF-8) of one published message, where it can be cut (default 1 MiB): a
+   * `RemoveBulk` longer than this leaves as several, an `Update` longer than this as a `Remove`
+   * of its key (as one of the connection's `largeValueBytes` or more does). Redis queues each
+   * message whole on every subscriber's connection and cuts a subscriber off past its
+   * client-output-buffer-limit for Pub/Sub (by default 32 MB at once, or 8 MB for 60 s): at
+   * 1 MiB a subscriber must fall 8 messages behind for a minute, or 32 at once, before it is
+   * cut, and one PUBLISH carries at most 1 MiB within the command timeout. Set it lower when
+   * your server's limit is lower. A single key whose own message is longer is sent as it is.
+   */
+  readonly maxMessageBytes?: number | undefined
 }
 
 /**
@@ -206,6 +221,15 @@ export const make = (
       catch: () =>
         new CacheError.CacheConfigError({ option: "malformedLogInterval", reason: "must be a duration" })
     })
+    const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024
+    if (!(Number.isSafeInteger(maxMessageBytes) && maxMessageBytes > 0)) {
+      return yield* new CacheError.CacheConfigError({
+        option: "maxMessageBytes",
+        reason: "must be a positive integer"
+      })
+    }
+    // An Update is large from this many bytes on (largeUpdates.ts counts "at least").
+    const largeUpdateBytes = Math.min(connection.largeValueBytes, maxMessageBytes + 1)
     const timeout = connection.commandTimeout
     const { admit, counts } = BusAdmission.make(
       namespace,
@@ -222,17 +246,19 @@ export const make = (
       const stamped = stampedWith(message, namespace)
       return { stamped, payload: InvalidationMessage.encode(stamped) }
     }
-    /** Sends an encoded message, remembering its echo. */
-    const sendEncoded = ({ payload, stamped }: ReturnType<typeof encoded>): Promise<unknown> => {
+    /** Sends one encoded message, remembering its echo. */
+    const sendOne = ({ payload, stamped }: LargeBulks.Encoded): Promise<unknown> => {
       const sent = send("publish", [channel, payload], () => client.publish(channel, payload))
       ownEchoes.remember(payload, stamped)
       return sent
     }
+    const sendPieces = LargeBulks.makeSender(sendOne)
+    /** Sends an encoded message, a RemoveBulk too long for one message in pieces (largeBulks.ts). */
+    const sendEncoded = (out: LargeBulks.Encoded): Promise<unknown> =>
+      sendPieces(LargeBulks.piecesOf(out, maxMessageBytes))
     /** A large Update's message as the Remove of its key (largeUpdates.ts); any other as it is. */
     const smaller = (out: ReturnType<typeof encoded>): ReturnType<typeof encoded> =>
-      isLargeUpdate(out.stamped, out.payload, connection.largeValueBytes)
-        ? encoded(removalOf(out.stamped))
-        : out
+      isLargeUpdate(out.stamped, out.payload, largeUpdateBytes) ? encoded(removalOf(out.stamped)) : out
     const removes = RemoveBatch.make({
       publish: (message) => sendEncoded(encoded(message)),
       atEnd: (flush) => beforeUncork(client, flush)

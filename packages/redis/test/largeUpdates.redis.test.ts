@@ -120,7 +120,7 @@ describe("updates of large values over the bus", () => {
 
     // Received messages are not the bus's to change: a large Update from another program (the
     // Rust crate's format: no namespace, no origin, no date) is applied as before. Published
-    // ones of other kinds go as they are, however large.
+    // ones of other kinds go as they are, up to the bus's maxMessageBytes (1 MiB, largeBulks.ts).
     it.scoped("foreign large Updates are applied; large messages of other kinds are sent as they are", () =>
       Effect.gen(function* () {
         const { b, seen } = yield* twoInstances("lu4")

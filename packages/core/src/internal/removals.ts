@@ -3,7 +3,9 @@
  * `Remove`, more as `RemoveBulk`s of at most BULK keys each (invalidateMany, a replay). A
  * message stays small enough for a bus to carry in one command: Redis drops a Pub/Sub
  * subscriber whose pending output passes its limit (32 MB by default: a RemoveBulk of some
- * 300,000 keys), and one PUBLISH of such a message outlasts the command timeout.
+ * 300,000 keys), and one PUBLISH of such a message outlasts the command timeout. BULK counts
+ * keys, not bytes: keys have no length limit, so a bus cuts a message of long keys by its
+ * size itself (RedisInvalidationBus's `maxMessageBytes`).
  */
 import type { InvalidationMessage } from "../InvalidationMessage.js"
 
