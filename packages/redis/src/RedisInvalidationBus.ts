@@ -19,7 +19,9 @@
  * key (largeUpdates.ts): the other instances drop their L1 copy and read the value from the lower
  * tiers, which hold it already. A `RemoveBulk` longer than `maxMessageBytes` leaves as several
  * RemoveBulks of its keys, each at most that long (largeBulks.ts): Redis cuts off a subscriber
- * whose queued messages pass its client-output-buffer-limit for Pub/Sub.
+ * whose queued messages pass its client-output-buffer-limit for Pub/Sub. The publish's span (the
+ * cache's `tiercache.bus.publish`) says what left: `tiercache.bus.message.type` = `Remove` for
+ * such an Update, `messaging.batch.message_count` for a RemoveBulk sent in pieces.
  *
  * Namespaces: the bus stamps every message it publishes with its namespace (by default the
  * connection's `keyPrefix`, the same namespace as RedisTier's keys; given or not, followed by
@@ -100,6 +102,28 @@ const stampedWith = (
   const stamped = Object.assign({}, message)
   ;(stamped as { namespace?: string }).namespace = namespace
   return stamped
+}
+
+/** Span attributes saying what a publish sent, when it is not the message given. */
+type Told = Record<string, unknown> | undefined
+
+/** How a publish went (`error`), and what it sent when that is not the message given. */
+type Done = (error: CacheError.BusError | undefined, told: Told) => void
+
+/**
+ * What left for `message` when it is not that message, as attributes of its publish's span: the
+ * kind sent (`tiercache.bus.message.type`: a large Update leaves as a `Remove`), and the number
+ * of messages (`messaging.batch.message_count`: a long RemoveBulk leaves in pieces).
+ */
+const sentAs = (
+  message: InvalidationMessage.InvalidationMessage,
+  sent: InvalidationMessage.InvalidationMessage,
+  pieces: number
+): Told => {
+  if (sent.type === message.type && pieces === 1) return undefined
+  const told: Record<string, unknown> = { "tiercache.bus.message.type": sent.type }
+  if (pieces > 1) told["messaging.batch.message_count"] = pieces
+  return told
 }
 
 /**
@@ -265,16 +289,19 @@ export const make = (
     })
     const failed = (cause: unknown) =>
       new BusError({ operation: "publish", reason: describe(cause), cause: sanitize(cause) })
-    /** One message sent at once; `done` is told how it went, after this returns. */
-    const direct = (
-      message: InvalidationMessage.InvalidationMessage,
-      done: (error: BusError | undefined) => void
-    ) => {
+    /**
+     * One message sent at once; `done` is told how it went, after this returns, and what left
+     * when it differs from `message` (see {@link sentAs}).
+     */
+    const direct = (message: InvalidationMessage.InvalidationMessage, done: Done) => {
       let sent: Promise<unknown>
+      let told: Told
       try {
         const out = smaller(encoded(message))
+        const pieces = LargeBulks.piecesOf(out, maxMessageBytes)
+        told = sentAs(message, out.stamped, pieces.length)
         try {
-          sent = sendEncoded(out)
+          sent = sendPieces(pieces)
         } catch (cause) {
           sent = Promise.reject(failed(cause))
         }
@@ -284,8 +311,8 @@ export const make = (
         )
       }
       sent.then(
-        () => done(undefined),
-        (cause: unknown) => done(cause instanceof CacheError.BusError ? cause : failed(cause))
+        () => done(undefined, told),
+        (cause: unknown) => done(cause instanceof CacheError.BusError ? cause : failed(cause), told)
       )
     }
     /**
@@ -294,13 +321,10 @@ export const make = (
      * per publish, i.e. per write of the cache. The removes of one moment share one message
      * (removeBatch.ts); any other message first sends the removes published before it.
      */
-    const publishNow = (
-      message: InvalidationMessage.InvalidationMessage,
-      done: (error: BusError | undefined) => void
-    ): void => {
+    const publishNow = (message: InvalidationMessage.InvalidationMessage, done: Done): void => {
       if (message.type === "Remove") {
         const waits = removes.add(message, (failure) =>
-          done(failure === undefined ? undefined : failed(failure.cause))
+          done(failure === undefined ? undefined : failed(failure.cause), undefined)
         )
         if (waits) return
       } else {
@@ -308,9 +332,13 @@ export const make = (
       }
       direct(message, done)
     }
+    /** `publishNow` as an Effect, its span (the cache's `tiercache.bus.publish`) told what left. */
     const publish = (message: InvalidationMessage.InvalidationMessage): Effect.Effect<void, BusError> =>
       Effect.async<void, BusError>((resume) =>
-        publishNow(message, (error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+        publishNow(message, (error, told) => {
+          const result = error === undefined ? Effect.void : Effect.fail(error)
+          resume(told === undefined ? result : Effect.zipRight(Effect.annotateCurrentSpan(told), result))
+        })
       )
 
     const subscribe = BusSubscription.make(connection, channel, ownEchoes, admit)
