@@ -25,7 +25,7 @@ import {
 } from "effect"
 import type { Redis } from "ioredis"
 import { makeBlocking } from "./internal/blocking.js"
-import { RedisConnectionError } from "./internal/connectionError.js"
+import { layerClosed, type RedisConnectionError } from "./internal/connectionError.js"
 import { resolveOptions } from "./internal/connectionOptions.js"
 import { makeOpener } from "./internal/opener.js"
 import { openOnce } from "./internal/openOnce.js"
@@ -193,10 +193,6 @@ export declare namespace RedisConnection {
   }
 }
 
-/** What a connection opened on first use answers once the layer has closed. */
-const closedError = (role: string) =>
-  new RedisConnectionError({ reason: `${role} connection: the connection layer is closed` })
-
 /**
  * Opens the command connection (connect + PING under `connectTimeout`) for the life of the scope.
  *
@@ -224,13 +220,13 @@ export const make = (
       connectionName
     })
     const client = yield* opener.open("command")
-    const blocking = yield* makeBlocking(opener, client, commandTimeout, () => closedError("blocking"))
+    const blocking = yield* makeBlocking(opener, client, commandTimeout, () => layerClosed("blocking"))
     const scope = yield* Effect.scope
     // Opened on first use and kept, even when the large value that opened it gave up meanwhile
     // (openOnce.ts); a failed attempt is not kept (the next large value tries again).
-    const bulk = yield* openOnce(Scope.extend(opener.open("bulk"), scope), scope, () => closedError("bulk"))
+    const bulk = yield* openOnce(Scope.extend(opener.open("bulk"), scope), scope, () => layerClosed("bulk"))
     const streams = yield* openOnce(Scope.extend(opener.open("streams"), scope), scope, () =>
-      closedError("streams")
+      layerClosed("streams")
     )
     // A dedicated connection lives in a scope of the layer's, closed with the caller's scope:
     // closing the layer closes it too (a consumer then ends), and none is opened afterwards.
@@ -242,7 +238,7 @@ export const make = (
     )
     const dedicated = (role: string) =>
       Effect.gen(function* () {
-        if (closed) return yield* closedError(role)
+        if (closed) return yield* layerClosed(role)
         const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
         yield* Effect.addFinalizer((exit) => Scope.close(own, exit))
         return yield* Scope.extend(opener.open("dedicated", role), own)

@@ -151,5 +151,33 @@ describe("RedisStreams hunt", () => {
           expect(yield* streams.ack("restart", "g", [first, second])).toBe(2)
         })
     )
+
+    // A consumer started while Redis was down (a restart during a deploy) ended at once with
+    // "consumer connection: connect ECONNREFUSED", while one already running waits out the same
+    // outage and reads on: it now connects once Redis is back, and delivers.
+    it.scoped("a consumer started while the server is down connects once it is back, and delivers", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        const server = yield* RedisServer.RedisServer
+        yield* streams.createGroup("down", "g")
+        const first = yield* streams.publish("down", { n: "1" })
+        yield* server.stop
+        const got = yield* Queue.unbounded<string>()
+        const consumer = yield* Effect.forkScoped(
+          streams
+            .consume("down", "g", "c", { blockMs: 200 })
+            .pipe(Stream.runForEach((entry) => Queue.offer(got, entry.id)))
+        )
+        yield* Effect.sleep("500 millis")
+        expect(consumer.unsafePoll()).toBeNull()
+        yield* server.start
+        const received = yield* Queue.take(got).pipe(Effect.timeout("10 seconds"))
+        expect(received).toBe(first)
+        const second = yield* streams
+          .publish("down", { n: "2" })
+          .pipe(Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 50 }))
+        expect(yield* Queue.take(got).pipe(Effect.timeout("10 seconds"))).toBe(second)
+      })
+    )
   })
 })

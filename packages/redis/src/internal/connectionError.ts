@@ -25,3 +25,14 @@ export class RedisConnectionError extends Schema.TaggedError<RedisConnectionErro
     return `redis connection failed: ${this.reason}`
   }
 }
+
+/** The end of the reason of a connection asked for once its layer is closed. */
+const CLOSED = "the connection layer is closed"
+
+/** The error of a `role` connection asked for once its layer is closed. */
+export const layerClosed = (role: string): RedisConnectionError =>
+  new RedisConnectionError({ reason: `${role} connection: ${CLOSED}` })
+
+/** Whether `error` says the connection layer is closed (no connection will ever open). */
+export const isLayerClosed = (error: RedisConnectionError): boolean =>
+  error.cause === undefined && error.reason.endsWith(CLOSED)

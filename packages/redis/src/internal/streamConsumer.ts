@@ -1,7 +1,8 @@
 /**
  * A consumer of RedisStreams (`consume`): a long-lived loop of XREADGROUP on a connection of its
  * own, first this consumer's pending entries (delivered before, never acknowledged), then new
- * ones, and with `claimIdleMs` the entries other consumers left unacknowledged that long. A read that fails for want of a connection is made again once the connection is back;
+ * ones, and with `claimIdleMs` the entries other consumers left unacknowledged that long. A read that fails for want of a connection is made again once the connection is back,
+ * and a consumer started while Redis is unreachable opens its connection once Redis is back;
  * an error answered by Redis ends the stream, and so does the connection layer closing (it closes
  * the consumer's connection).
  * A read (XREADGROUP) fails when it has no answer within `blockMs` plus the command timeout (a
@@ -15,6 +16,7 @@ import { CacheError, type CacheStreams } from "@tiercache/core"
 import { Duration, Effect, Schedule, Stream } from "effect"
 import { ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
+import { isLayerClosed, type RedisConnectionError } from "./connectionError.js"
 import * as StreamClaim from "./streamClaim.js"
 import { type Commands, call, fromRead, isPositiveInteger } from "./streamCommands.js"
 import { countRead, logAnnotations, type Traced } from "./streamSpans.js"
@@ -37,6 +39,13 @@ const readOptions = (options: CacheStreams.ConsumeOptions): CacheStreams.Consume
     return undefined
   }
 }
+
+/**
+ * Whether a consumer's connection that failed to open may open later: Redis unreachable or not
+ * answering, not Redis refusing it (a ReplyError) nor the connection layer closed.
+ */
+const mayOpenLater = (error: RedisConnectionError): boolean =>
+  !(error.cause instanceof ReplyError) && !isLayerClosed(error)
 
 /** Between a consumer's attempts to read again after losing its connection: 50 ms doubling to 1 s. */
 const RECONNECT = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
@@ -79,13 +88,22 @@ export const make = (
         const claimIdleMs = given.claimIdleMs
         if (claimIdleMs !== undefined && !isPositiveInteger(claimIdleMs))
           return yield* invalid("consume", stream, "claimIdleMs must be a positive integer")
-        const conn = yield* connection
-          .dedicated("consumer")
-          .pipe(
-            Effect.mapError(
-              (error) => new StreamError({ operation: "consume", stream, reason: error.reason, cause: error })
-            )
+        // A consumer started while Redis is unreachable waits for it, as one already reading
+        // does (RECONNECT); it ends when Redis refuses the connection itself (a ReplyError:
+        // credentials, ACL) or the connection layer is closed.
+        const conn = yield* connection.dedicated("consumer").pipe(
+          Effect.tapError((error) =>
+            mayOpenLater(error)
+              ? Effect.logWarning("stream consumer could not connect; trying again").pipe(
+                  Effect.annotateLogs(annotations(stream, { group, consumer }, error.reason))
+                )
+              : Effect.void
+          ),
+          Effect.retry({ schedule: RECONNECT, while: mayOpenLater }),
+          Effect.mapError(
+            (error) => new StreamError({ operation: "consume", stream, reason: error.reason, cause: error })
           )
+        )
         const key = prefix + stream
         const within = Duration.sum(Duration.millis(blockMs), commandTimeout)
         // First this consumer's own pending entries (delivered before, never acknowledged:
