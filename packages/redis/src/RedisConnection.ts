@@ -3,8 +3,9 @@
  * large values, for stream commands and for blocking stream reads, so that neither a
  * subscription, a large value, a stream entry nor a blocked read ever delays a cache command.
  *
- * Building the layer connects and PINGs under `connectTimeout`: a wrong password or an
- * unreachable server is a {@link RedisConnectionError} then, never a hang. Afterwards every
+ * Building the layer connects and PINGs under `connectTimeout` (its first commands get that
+ * bound, not `commandTimeout`): a wrong password or an unreachable server is a
+ * {@link RedisConnectionError} then, never a hang. Afterwards every
  * connection reconnects by itself in the background (capped exponential backoff), and a
  * command sent while its connection is down fails at once instead of waiting in a queue.
  *
@@ -85,7 +86,10 @@ export interface Options {
    * its own, `db`). Default false.
    */
   readonly allowEmptyPrefix?: boolean | undefined
-  /** Bound on opening a connection, including its first PING (default 2 seconds). */
+  /**
+   * Bound on opening a connection, including its first commands (the ready check, the PING),
+   * which get it rather than `commandTimeout` (default 2 seconds).
+   */
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** Bound on every command (default 500 millis); large values get more, see below. */
   readonly commandTimeout?: Duration.DurationInput | undefined

@@ -17,7 +17,7 @@ import {
 } from "effect"
 import type { Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
-import { clientNames, connectionLayer, eventually, failureOf, observer, timed } from "./utils.js"
+import { clientNames, connectionLayer, eventually, failureOf, observer, tcpProxy, timed } from "./utils.js"
 
 const PASSWORD = "hunter2-s3cret"
 
@@ -290,6 +290,49 @@ describe("RedisConnection", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "20 seconds" })(
     "without a password",
     (it) => {
+      // README, Timeouts: `connectTimeout` bounds "the connection and its first PING at startup".
+      // The first commands (the driver's ready check, the PING) were bounded by `commandTimeout`
+      // too: a Redis reached through a proxy that connects upstream on the first command, or a
+      // server slow to answer at a deploy, failed the build at 0.5-1 s with "Command timed out",
+      // whatever `connectTimeout` said.
+      it.scoped("the first commands get connectTimeout, not commandTimeout; later ones commandTimeout", () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          // Holds what each client sends for 800 ms after it connects, then forwards both ways.
+          const port = yield* tcpProxy((client, connectUp) => {
+            const held: Array<Buffer> = []
+            let up: Net.Socket | undefined
+            client.on("data", (chunk: Buffer) => (up === undefined ? held.push(chunk) : up.write(chunk)))
+            setTimeout(() => {
+              up = connectUp()
+              up.on("data", (chunk: Buffer) => client.write(chunk))
+              for (const chunk of held) up.write(chunk)
+            }, 800)
+          })
+          const [ms, exit] = yield* Effect.exit(
+            Layer.build(
+              RedisConnection.layer({
+                host: server.host,
+                port,
+                commandTimeout: "300 millis",
+                connectTimeout: "5 seconds"
+              })
+            )
+          ).pipe(timed)
+          if (Exit.isFailure(exit)) expect.fail(`the open failed: ${failureOf(exit).message}`)
+          expect(ms).toBeGreaterThanOrEqual(790)
+          const connection = Context.get(exit.value, RedisConnection.RedisConnection)
+          // Once open, a command Redis does not answer fails at commandTimeout.
+          const look = yield* observer
+          yield* Effect.promise(() => look.client("PAUSE", 1500, "ALL"))
+          const [setMs, set] = yield* Effect.exit(
+            Effect.tryPromise(() => connection.client.set("k", "v"))
+          ).pipe(timed)
+          expect(Exit.isFailure(set)).toBe(true)
+          expect(setMs).toBeLessThan(1200)
+        })
+      )
+
       it.scoped("the bound of a command carrying a large value stays within what a Node timer keeps", () =>
         Effect.gen(function* () {
           const context = yield* Layer.build(connectionLayer({ timeoutPerMegabyte: "20 days" }))

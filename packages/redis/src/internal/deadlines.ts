@@ -56,15 +56,24 @@ export const held = (client: Redis): number => holders.get(client)?.() ?? 0
 
 /**
  * Fails every command sent on `client` that has no reply `timeoutMs` after it was sent, and then
- * calls `timedOut` (stalls.ts watches for a connection that answers nothing).
+ * calls `timedOut` (stalls.ts watches for a connection that answers nothing). Answers a function
+ * that sets the timeout of the commands sent from then on (the first ones, sent while the
+ * connection opens, get the connect timeout: opener.ts).
  */
-export const keepDeadlines = (client: Redis, timeoutMs: number, timedOut: () => void = () => {}): void => {
+export const keepDeadlines = (
+  client: Redis,
+  initialTimeoutMs: number,
+  timedOut: () => void = () => {}
+): ((timeoutMs: number) => void) => {
+  let timeoutMs = initialTimeoutMs
   // The queue: parallel arrays from `head` on (no object per command).
   let commands: Array<Command | undefined> = []
   let deadlines: Array<number> = []
   let head = 0
   /** The timer, or the failing of overdue commands it scheduled: set while anything is queued. */
   let timer: ReturnType<typeof setTimeout> | ReturnType<typeof setImmediate> | undefined
+  /** Whether `timer` is the failing of overdue commands (an immediate), not a timeout. */
+  let failing = false
   const driver = client as unknown as Internals
 
   const arm = (delayMs: number) => {
@@ -96,6 +105,7 @@ export const keepDeadlines = (client: Redis, timeoutMs: number, timedOut: () => 
   /** Fails the commands overdue when the timer fired that no reply read since has answered. */
   const failOverdue = (firedAt: number) => {
     timer = undefined
+    failing = false
     dropAnswered()
     // Every command from the head on is unanswered now.
     let failed = false
@@ -121,6 +131,7 @@ export const keepDeadlines = (client: Redis, timeoutMs: number, timedOut: () => 
     // After this turn's I/O: replies already received answer their commands first. Not unref'd:
     // Node then polls without waiting only for the immediates that keep the loop alive (an
     // unref'd one waited for the next socket event, the late reply itself).
+    failing = true
     timer = setImmediate(failOverdue, now)
   }
 
@@ -138,4 +149,14 @@ export const keepDeadlines = (client: Redis, timeoutMs: number, timedOut: () => 
     return reply
   } as Redis["sendCommand"]
   holders.set(client, () => commands.length - head)
+  return (ms) => {
+    timeoutMs = ms
+    // The timer set for a command sent under the longer timeout of the open would fire after
+    // the deadlines of the commands sent from now on: set it again, for the oldest one held.
+    if (timer === undefined || failing) return
+    clearTimeout(timer as ReturnType<typeof setTimeout>)
+    timer = undefined
+    dropAnswered()
+    if (head < commands.length) arm(Math.max(1, Math.ceil(deadlines[head]! - performance.now())))
+  }
 }

@@ -102,6 +102,8 @@ export const makeOpener = (settings: {
         let lastError: unknown
         let live = false
         let closing = false
+        /** Sets the command connection's timeout of the commands sent from then on. */
+        let setDeadline: (timeoutMs: number) => void = () => {}
         const client = yield* Effect.acquireRelease(
           Effect.sync(() => {
             const client = create(role, label)
@@ -127,7 +129,11 @@ export const makeOpener = (settings: {
                   )
                 )
               )
-            if (role === "command") keepDeadlines(client, commandMs, watchStalls(client, commandMs, onCut))
+            // Its first commands (the driver's ready check, the PING) are bounded by the connect
+            // timeout, as the whole open is: a server slow to answer them (a proxy that connects
+            // upstream on the first command) failed the open at the command timeout.
+            if (role === "command")
+              setDeadline = keepDeadlines(client, connectMs, watchStalls(client, commandMs, onCut))
             // Their commands, bounded by the stream commands (receiving.ts), tell of timeouts.
             if (role === "streams" || role === "blocking" || role === "dedicated")
               watch(client, commandMs, onCut)
@@ -176,6 +182,8 @@ export const makeOpener = (settings: {
           // Stop the background retries of a connection that never came up.
           Effect.tapError(() => Effect.sync(() => client.disconnect()))
         )
+        // Open: every command from now on (a reconnect's ready check too) gets the command timeout.
+        setDeadline(commandMs)
         return client
       })
 
