@@ -761,6 +761,71 @@ describe("tier timeouts and the circuit breaker", () => {
     })
   )
 
+  // README (Timeouts and circuit breaker): "Every call to a tier below L1 has a timeout (default
+  // 1 s) and a circuit breaker (opens after 5 consecutive failures, for 10 s) ... or turn both
+  // off with `breaker: false`." Every other test gives its own numbers.
+  it.scoped(
+    "without a breaker option a tier call is cut at 1 s, and 5 failures in a row open L2's breaker for 10 s",
+    () =>
+      Effect.gen(function* () {
+        const inner = yield* TestTier.make()
+        const gate = yield* Deferred.make<void>()
+        const hung: Tier.Tier.Service = {
+          ...inner,
+          get: (key) => Effect.zipRight(Deferred.await(gate), inner.get(key))
+        }
+        const slow = yield* build(undefined, hung)
+        const fiber = yield* Effect.fork(slow.cache.getOrCompute("k", Effect.succeed("computed")))
+        yield* settle
+        yield* TestClock.adjust("999 millis")
+        expect(fiber.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 millis")
+        expect(yield* Fiber.join(fiber)).toBe("computed")
+
+        const { cache, l2 } = yield* build()
+        yield* l2.failOn("all")
+        for (let i = 0; i < 4; i++) yield* cache.get(`k${i}`)
+        expect((yield* cache.stats).breakers).toEqual({ test: "closed" })
+        yield* cache.get("k4")
+        expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+        yield* l2.failOn("none")
+        const calls = (yield* l2.calls).get
+        yield* TestClock.adjust("9999 millis")
+        yield* cache.get("refused")
+        expect((yield* l2.calls).get).toBe(calls)
+        expect((yield* cache.stats).breakers).toEqual({ test: "open" })
+        yield* TestClock.adjust("1 millis")
+        yield* cache.get("probe")
+        expect((yield* l2.calls).get).toBe(calls + 1)
+        expect((yield* cache.stats).breakers).toEqual({ test: "closed" })
+      })
+  )
+
+  it.scoped("breaker: false turns off both the tier timeout and the breaker", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make()
+      const gate = yield* Deferred.make<void>()
+      const hung: Tier.Tier.Service = {
+        ...inner,
+        get: (key) => Effect.zipRight(Deferred.await(gate), inner.get(key))
+      }
+      const slow = yield* build({ breaker: false }, hung)
+      const fiber = yield* Effect.fork(slow.cache.getOrCompute("k", Effect.succeed("computed")))
+      yield* settle
+      yield* TestClock.adjust("1 minute")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(fiber)).toBe("computed")
+
+      const { cache, l2 } = yield* build({ breaker: false })
+      yield* l2.failOn("all")
+      for (let i = 0; i < 20; i++) yield* cache.get(`k${i}`)
+      expect((yield* l2.calls).get).toBe(20)
+      expect((yield* cache.stats).breakerRejections).toBe(0)
+      expect(Object.values((yield* cache.stats).breakers)).not.toContain("open")
+    })
+  )
+
   it.scoped("after N consecutive failures the breaker opens, L2 is skipped, then a probe closes it", () =>
     Effect.gen(function* () {
       const l2 = yield* TestTier.make()
