@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { FileSystem, KeyValueStore } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
@@ -260,6 +261,21 @@ describe("KeyValueStoreTier", () => {
         expect(yield* store.has("p:long")).toBe(true)
         expect(Option.map(yield* tier.get("long"), (e) => e.value)).toEqual(Option.some("l"))
       }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  // README: the tier "removes gone entries every `sweepInterval` (default 1 minute)".
+  it.scoped("without a sweepInterval, gone entries leave the store at the first minute's sweep", () =>
+    Effect.gen(function* () {
+      const store = yield* KeyValueStore.KeyValueStore
+      const { tier } = yield* open(store, { prefix: "p:" })
+      const now = yield* Clock.currentTimeMillis
+      yield* tier.set("short", entryAt(now, "s", 1_000))
+      yield* TestClock.adjust("59999 millis")
+      expect(yield* tier.get("short")).toEqual(Option.none())
+      expect(yield* store.has("p:short")).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* store.has("p:short")).toBe(false)
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
   )
 
   // README, Tags: an entry carrying a tag invalidated at or after its creation "is a miss
@@ -875,6 +891,59 @@ describe("KeyValueStoreTier", () => {
       // A restart: a new instance over the same store reads the tag's time from it.
       expect(yield* (yield* cacheOn).get("k")).toEqual(Option.none())
     })
+  )
+
+  // README (KeyValueStoreTier): "A key is stored as `<prefix><key>`; one a file system could not
+  // keep apart is stored as `<prefix>__tiercache:kv-hash:<SHA-256 hex>`, its envelope starting
+  // with a "k" field naming the key ...: one whose `encodeURIComponent(<prefix><key>)` would pass
+  // 200 bytes ..., and one with an ASCII capital letter or a `*`, or ending with a dot", and the
+  // index is "16 shards, each in two records under `<prefix>__tiercache:kv-index:`". The other
+  // tests find records through the tier's own naming (KvKeys), so they would follow a change.
+  it.scoped("stores keys, hashed keys and the index under the names the README gives", () =>
+    Effect.gen(function* () {
+      const inner = yield* KeyValueStore.KeyValueStore
+      const written = new Set<string>()
+      const store = KeyValueStore.make({
+        get: inner.get,
+        getUint8Array: inner.getUint8Array,
+        set: (key, value) =>
+          Effect.zipRight(
+            Effect.sync(() => written.add(key)),
+            inner.set(key, value)
+          ),
+        remove: inner.remove,
+        clear: inner.clear,
+        size: inner.size
+      })
+      const { tier } = yield* open(store, { prefix: "p:" })
+      const now = yield* Clock.currentTimeMillis
+      const hashedName = (key: string) =>
+        `p:__tiercache:kv-hash:${createHash("sha256").update(JSON.stringify(key)).digest("hex")}`
+      // "p:" encodes to 4 bytes ("p%3A"): a key of 196 bytes makes 200, kept; 197 passes.
+      const plain = ["a".repeat(196), `${"é".repeat(32)}abcd`, "user:1", "user:1.x", "a-b_c!~'()"]
+      const hashed = ["a".repeat(197), `${"é".repeat(32)}abcde`, "User:1", "user:*", "user:1.", "."]
+      for (const key of [...plain, ...hashed]) yield* tier.set(key, entryAt(now, key, 60_000))
+      for (const key of plain) {
+        expect(encodeURIComponent(`p:${key}`).length).toBeLessThanOrEqual(200)
+        expect(yield* inner.has(`p:${key}`)).toBe(true)
+      }
+      for (const key of hashed) {
+        expect(yield* inner.has(`p:${key}`)).toBe(false)
+        const record = Option.getOrThrow(yield* inner.get(hashedName(key)))
+        expect(record.startsWith(`{"k":${JSON.stringify(key)},`)).toBe(true)
+        expect(Option.map(yield* tier.get(key), (e) => e.value)).toEqual(Option.some(key))
+      }
+      // The index: enough keys to reach every shard twice, in exactly 32 records.
+      for (let i = 0; i < 200; i++) yield* tier.set(`many:${i}`, entryAt(now, i, 60_000))
+      const index = [...written].filter((key) => key.startsWith("p:__tiercache:kv-index:"))
+      const names = Array.from({ length: 16 }, (_, shard) => [
+        `p:__tiercache:kv-index:${shard}`,
+        `p:__tiercache:kv-index:${shard}b`
+      ]).flat()
+      expect(new Set(index)).toEqual(new Set(names))
+      const data = [...written].filter((key) => !key.startsWith("p:__tiercache:kv-index:"))
+      expect(data.length).toBe(plain.length + hashed.length + 200)
+    }).pipe(Effect.provide(KeyValueStore.layerMemory))
   )
 
   it("counts a store key's encoded length as encodeURIComponent does", () => {
