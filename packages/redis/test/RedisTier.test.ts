@@ -574,6 +574,39 @@ describe("RedisTier", () => {
       })
     )
 
+    // README (Pattern invalidation): "Redis by SCAN, never KEYS, inside the tier's prefix".
+    it.scoped("removeMatching and clear find keys with SCAN MATCH under the prefix, never KEYS", () =>
+      Effect.gen(function* () {
+        const tier = yield* tierWith("scan:")
+        const look = yield* observer
+        yield* tier.setMany(Array.from({ length: 300 }, (_, i) => [`k${i}`, entry(i, 60_000)] as const))
+        yield* Effect.promise(() => look.set("scanner", "another app's"))
+        const watcher = yield* observer
+        const monitor = yield* Effect.promise(() => watcher.monitor())
+        yield* Effect.addFinalizer(() => Effect.sync(() => monitor.disconnect()))
+        const scans: Array<ReadonlyArray<string>> = []
+        monitor.on("monitor", (_time: string, args: ReadonlyArray<string>) => {
+          if (String(args[0]).toLowerCase() === "scan") scans.push(args)
+        })
+        yield* Effect.promise(() => look.config("RESETSTAT"))
+        expect(yield* tier.removeMatching("k1*")).toBe(111)
+        yield* tier.clear
+        const calls = yield* commandCalls(look)
+        expect(calls("keys")).toBe(0)
+        expect(calls("scan")).toBeGreaterThanOrEqual(2)
+        yield* eventually(
+          Effect.suspend(() => (scans.length === calls("scan") ? Effect.void : Effect.fail("not yet"))),
+          "2 seconds"
+        )
+        for (const args of scans) {
+          const match = args.findIndex((arg) => String(arg).toLowerCase() === "match")
+          expect(String(args[match + 1])).toMatch(/^scan:/)
+        }
+        expect(yield* Effect.promise(() => look.get("scanner"))).toBe("another app's")
+        expect(yield* tier.getMany(["k0", "k299"])).toEqual([Option.none(), Option.none()])
+      })
+    )
+
     it.scoped("health answers with the PING latency", () =>
       Effect.gen(function* () {
         const tier = yield* Tier.L2
