@@ -4,7 +4,8 @@
 # (a) the README's quick start (examples/quickstart.ts: MemoryTier +
 # KeyValueStoreTier on the file system + TieredCache), compiled by tsc and run twice with plain
 # node (the second process answers from the first one's files); (b) `tsc --strict` of the
-# examples and scripts/consumer/imports.ts with moduleResolution nodenext and bundler; (c) the
+# examples (the README's test layer, examples/testing.ts, among them) and
+# scripts/consumer/imports.ts with moduleResolution nodenext and bundler; (c) the
 # README's Redis example (examples/redis.ts) against a redis-server started here on a free
 # port. Exits non-zero when any check fails. Needs the workspace installed (pnpm install).
 # The nodenext run typechecks the libraries' declarations too (skipLibCheck false; @types/ws is
@@ -64,7 +65,8 @@ JSON
 npm install --prefer-offline --no-audit --no-fund --loglevel=error \
   "$WORK"/tarballs/*.tgz effect@^3.22 @effect/platform@^0.97 @effect/platform-node@^0.108 \
   ioredis@^5 @types/node@^20.19 @types/ws@^8 >/dev/null
-cp "$ROOT/examples/quickstart.ts" "$ROOT/examples/redis.ts" "$ROOT/scripts/consumer/imports.ts" src/
+cp "$ROOT/examples/quickstart.ts" "$ROOT/examples/redis.ts" "$ROOT/examples/testing.ts" \
+  "$ROOT/scripts/consumer/imports.ts" src/
 
 step "(b) tsc --strict, moduleResolution nodenext (emits the programs of (a) and (c))"
 cat > tsconfig.json <<'JSON'
