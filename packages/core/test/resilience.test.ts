@@ -539,6 +539,48 @@ describe("computation timeouts", () => {
     })
   )
 
+  // README: "`timeouts: { soft, hard }` (per cache or per call)"; every other test gives them per call.
+  it.scoped("a cache's timeouts bound the calls that give none; a call's own replace them", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({
+        staleWhileRevalidate: false,
+        timeouts: { soft: "100 millis", hard: "1 second" }
+      })
+      const runs = yield* Ref.make(0)
+      // Hard, no stale value: a CacheTimeoutError at 1 s; the computation goes on and is stored.
+      const hard = yield* Effect.fork(Effect.flip(cache.getOrCompute("k", counted(runs, "v", 5000))))
+      yield* settle
+      yield* TestClock.adjust("999 millis")
+      expect(hard.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(hard)).toEqual(new CacheError.CacheTimeoutError({ key: "k", timeoutMs: 1000 }))
+      yield* TestClock.adjust("4 seconds")
+      yield* settle
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      // Soft, with a stale value: the stale value at 100 ms.
+      yield* cache.set("s", "old", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("1 second")
+      const soft = yield* Effect.fork(cache.getOrCompute("s", counted(runs, "new", 5000)))
+      yield* settle
+      yield* TestClock.adjust("99 millis")
+      expect(soft.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(soft)).toBe("old")
+      yield* TestClock.adjust("5 seconds")
+      yield* settle
+      // A call's own timeouts: its hard bound, not the cache's.
+      const own = yield* Effect.fork(
+        Effect.flip(cache.getOrCompute("o", counted(runs, "v", 5000), { timeouts: { hard: "3 seconds" } }))
+      )
+      yield* settle
+      yield* TestClock.adjust("2999 millis")
+      expect(own.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(own)).toEqual(new CacheError.CacheTimeoutError({ key: "o", timeoutMs: 3000 }))
+      expect(yield* Ref.get(runs)).toBe(3)
+    })
+  )
+
   it.scoped("hard timeout with a stale value answers the stale value", () =>
     Effect.gen(function* () {
       const { cache } = yield* build({ staleWhileRevalidate: false })
