@@ -518,6 +518,54 @@ describe("RedisStreams", () => {
         })
     )
 
+    // README (Streams): "Field values are strings (from plain JavaScript, finite numbers too, read
+    // back as text); anything else ... is a StreamError before Redis is asked."
+    it.scoped(
+      "a field value that is neither a string nor a finite number is a StreamError; Redis gets nothing",
+      () =>
+        Effect.gen(function* () {
+          const typed = yield* CacheStreams.CacheStreams
+          // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+          const streams: any = typed
+          const look = yield* observer
+          const refused: ReadonlyArray<unknown> = [
+            Number.NaN,
+            Number.POSITIVE_INFINITY,
+            Number.NEGATIVE_INFINITY,
+            true,
+            null,
+            undefined,
+            5n,
+            new Date(0)
+          ]
+          for (const [i, value] of refused.entries()) {
+            const result = yield* Effect.either(
+              streams.publish(`odd-${i}`, { ok: "x", f: value }) as Effect.Effect<
+                unknown,
+                { readonly _tag: string }
+              >
+            )
+            expect(Either.isLeft(result) && result.left._tag).toBe("StreamError")
+            expect(yield* Effect.promise(() => look.exists(`s:odd-${i}`))).toBe(0)
+          }
+          const id = yield* typed.publish("odd-numbers", {
+            a: -0,
+            b: 1.5e300,
+            c: -7
+          } as unknown as CacheStreams.Fields)
+          expect(yield* typed.readLatest("odd-numbers", 1)).toEqual([
+            {
+              id,
+              fields: [
+                ["a", "0"],
+                ["b", "1.5e+300"],
+                ["c", "-7"]
+              ]
+            }
+          ])
+        })
+    )
+
     // Redis holds text as UTF-8, where a lone surrogate becomes U+FFFD: "u-\uD800" and
     // "u-\uDBFF" would be one Redis stream, and a reader of one would get the other's entries
     // (the README suggests a stream per user). Such names are refused, as the cache's keys are.

@@ -230,6 +230,45 @@ describe("TestStreams", () => {
     })
   )
 
+  // As RedisStreams's (RedisStreams.test.ts): field values are strings or finite numbers.
+  it.effect(
+    "a field value that is neither a string nor a finite number is a StreamError; nothing is kept",
+    () =>
+      Effect.gen(function* () {
+        const typed = yield* TestStreams.make
+        // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
+        const streams: any = typed
+        const refused: ReadonlyArray<unknown> = [
+          Number.NaN,
+          Number.POSITIVE_INFINITY,
+          Number.NEGATIVE_INFINITY,
+          true,
+          null,
+          undefined,
+          5n,
+          new Date(0)
+        ]
+        for (const value of refused) {
+          const result = yield* Effect.either(
+            streams.publish("odd", { ok: "x", f: value }) as Effect.Effect<unknown, { readonly _tag: string }>
+          )
+          expect(Either.isLeft(result) && result.left._tag).toBe("StreamError")
+        }
+        expect(yield* typed.readLatest("odd", 10)).toEqual([])
+        const id = yield* typed.publish("odd", { a: -0, b: 1.5e300, c: -7 } as unknown as CacheStreams.Fields)
+        expect(yield* typed.readLatest("odd", 1)).toEqual([
+          {
+            id,
+            fields: [
+              ["a", "0"],
+              ["b", "1.5e+300"],
+              ["c", "-7"]
+            ]
+          }
+        ])
+      })
+  )
+
   it.effect("TestStreams.layer provides CacheStreams", () =>
     Effect.gen(function* () {
       const streams = yield* CacheStreams.CacheStreams
