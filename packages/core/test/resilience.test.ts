@@ -581,6 +581,37 @@ describe("computation timeouts", () => {
     })
   )
 
+  it.effect("a cache's bad timeouts (plain JS included) are a CacheConfigError naming them, at build", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const build = (timeouts: unknown) =>
+        Effect.flip(
+          Effect.scoped(
+            TieredCache.make({ timeouts: timeouts as TieredCache.Timeouts }).pipe(
+              Effect.provideService(Tier.L2, l2),
+              Effect.provide(MemoryTier.layer({ maxEntries: 1 }))
+            )
+          )
+        )
+      const cases: ReadonlyArray<readonly [unknown, string]> = [
+        [{ hard: 0 }, "timeouts.hard must be positive"],
+        [{ hard: -5 }, "timeouts.hard must not be negative"],
+        [{ hard: "bogus" }, "timeouts.hard must be a duration"],
+        [{ hard: Number.NaN }, "timeouts.hard must be a number"],
+        [{ hard: Number.POSITIVE_INFINITY }, "timeouts.hard must be finite"],
+        [{ soft: 0 }, "timeouts.soft must be positive"],
+        [{ soft: "2 seconds", hard: "1 second" }, "timeouts.soft must not exceed timeouts.hard"],
+        ["fast", "timeouts must be an object"]
+      ]
+      for (const [timeouts, reason] of cases) {
+        const error = yield* build(timeouts)
+        expect(error).toBeInstanceOf(CacheError.CacheConfigError)
+        expect(error).toMatchObject({ option: expect.stringMatching(/^timeouts/) })
+        expect(error.reason).toContain(reason)
+      }
+    })
+  )
+
   it.scoped("hard timeout with a stale value answers the stale value", () =>
     Effect.gen(function* () {
       const { cache } = yield* build({ staleWhileRevalidate: false })
