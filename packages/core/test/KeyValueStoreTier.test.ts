@@ -193,6 +193,8 @@ describe("KeyValueStoreTier", () => {
       for (const error of failures) {
         expect(error).toBeInstanceOf(CacheError.TierError)
         expect(error.reason).toMatch(/EISDIR|BadResource|Unknown/)
+        // README: "the path reads `<file>`".
+        expect(error.reason).toContain("<file>")
         for (const text of [
           error.message,
           error.reason,
