@@ -14,20 +14,25 @@ const CacheLive = TieredCache.layer({ name: "users" }).pipe(
   Layer.provide(KeyValueStoreTier.layer().pipe(Layer.provide(KeyValueStore.layerMemory)))
 )
 
+/** The current tracer, recording the name of every span it opens into `names`. */
+const recordingTracer = Effect.map(Effect.tracer, (native) => {
+  const names: Array<string> = []
+  const recording = Tracer.make({
+    context: native.context,
+    span: (name, parent, context, links, startTime, kind, options) => {
+      names.push(name)
+      return native.span(name, parent, context, links, startTime, kind, options)
+    }
+  })
+  return { names, recording }
+})
+
 describe("spans", () => {
   it.effect(
     "a computation opens tiercache.getOrCompute and its tier and compute spans; L1 hits open no span",
     () =>
       Effect.gen(function* () {
-        const native = yield* Effect.tracer
-        const names: Array<string> = []
-        const recording = Tracer.make({
-          context: native.context,
-          span: (name, parent, context, links, startTime, kind, options) => {
-            names.push(name)
-            return native.span(name, parent, context, links, startTime, kind, options)
-          }
-        })
+        const { names, recording } = yield* recordingTracer
         const cache = yield* TieredCache.TieredCache
         yield* Effect.gen(function* () {
           yield* cache.getOrCompute("user:1", Effect.succeed({ id: 1 }))
@@ -50,15 +55,7 @@ describe("spans", () => {
     "an L1 hit of an entry whose tag the instance has not met reads the tag's time: one tier span, once",
     () =>
       Effect.gen(function* () {
-        const native = yield* Effect.tracer
-        const names: Array<string> = []
-        const recording = Tracer.make({
-          context: native.context,
-          span: (name, parent, context, links, startTime, kind, options) => {
-            names.push(name)
-            return native.span(name, parent, context, links, startTime, kind, options)
-          }
-        })
+        const { names, recording } = yield* recordingTracer
         const cache = yield* TieredCache.TieredCache
         yield* Effect.gen(function* () {
           yield* cache.getOrCompute("user:1", Effect.succeed({ id: 1 }), { tags: ["team:7"] })

@@ -70,6 +70,18 @@ const process_ = (directory: string) =>
 const entry = (value: string) => Entry.make({ value, now: Date.now(), ttlMs: 3_600_000 })
 const keys = Array.from({ length: 64 }, (_, i) => `user:${i}`)
 
+/** The keys a process started next on `directory` still answers after its clear. */
+const answeredAfterClear = (directory: string) =>
+  Effect.gen(function* () {
+    const next = yield* process_(directory)
+    yield* next.tier.clear
+    const answered = yield* Effect.filter(keys, (key) =>
+      Effect.map(next.tier.get(key), (found) => found._tag === "Some")
+    )
+    yield* next.close
+    return answered
+  })
+
 describe("KeyValueStoreTier index after a crash", () => {
   for (const cut of [0, 7]) {
     it.scoped(
@@ -93,13 +105,7 @@ describe("KeyValueStoreTier index after a crash", () => {
           expect(second.died()).toBe(true)
           yield* second.close
 
-          const third = yield* process_(directory)
-          yield* third.tier.clear
-          const answered = yield* Effect.filter(keys, (key) =>
-            Effect.map(third.tier.get(key), (found) => found._tag === "Some")
-          )
-          expect(answered, "entries answered after clear").toEqual([])
-          yield* third.close
+          expect(yield* answeredAfterClear(directory), "entries answered after clear").toEqual([])
         }).pipe(Effect.provide(NodeEnv))
     )
 
@@ -122,13 +128,7 @@ describe("KeyValueStoreTier index after a crash", () => {
           expect(first.died()).toBe(true)
           yield* first.close
 
-          const second = yield* process_(directory)
-          yield* second.tier.clear
-          const answered = yield* Effect.filter(keys, (key) =>
-            Effect.map(second.tier.get(key), (found) => found._tag === "Some")
-          )
-          expect(answered, "entries answered after clear").toEqual([])
-          yield* second.close
+          expect(yield* answeredAfterClear(directory), "entries answered after clear").toEqual([])
         }).pipe(Effect.provide(NodeEnv))
     )
   }
