@@ -6,9 +6,10 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
-import { Effect, Fiber } from "effect"
+import { Context, Effect, Fiber, Layer } from "effect"
+import { RedisConnection } from "../src/index.js"
 import { STALL_LIMIT } from "../src/internal/stalls.js"
-import { commandClient, observer, silencingProxy } from "./utils.js"
+import { commandClient, eventually, observer, silencingProxy } from "./utils.js"
 
 const TIMEOUT_MS = 100
 
@@ -51,6 +52,54 @@ describe("a command connection that answers nothing", () => {
           // bound only guards against a hang: the cut comes after STALL_LIMIT timeouts (1 s here).
           expect(yield* pingUntilAnswered(client, 20 * STALL_LIMIT * TIMEOUT_MS)).toBe(true)
           expect(accepted()).toBeGreaterThan(first)
+        })
+    )
+
+    // README, Timeouts: "nothing at all was read from the command connection for 10 command
+    // timeouts (5 s by default)": the number itself, with the default options (the tests above
+    // count in STALL_LIMIT, whatever it is).
+    it.scoped(
+      "with the default 500 ms command timeout: busy for 4.7 s it stays, silent it is cut after 5 s",
+      () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const { port, accepted, blackhole } = yield* silencingProxy
+          const look = yield* observer
+          const context = yield* Layer.build(RedisConnection.layer({ host: "127.0.0.1", port }))
+          const { client } = Context.get(context, RedisConnection.RedisConnection)
+          expect(server.port).not.toBe(port)
+          expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+          const connections = accepted()
+          /** A PING every 100 ms, each left to its answer or timeout, until `done`; answers their outcomes. */
+          const pingWhile = (done: () => boolean) =>
+            Effect.promise(async () => {
+              const answers: Array<Promise<string>> = []
+              while (!done()) {
+                answers.push(client.ping().then(String, (error: Error) => error.message))
+                await new Promise((resolve) => setTimeout(resolve, 100))
+              }
+              return Promise.all(answers)
+            })
+          // Busy for 4.7 s (fewer than 10 timeouts): commands time out, the connection stays.
+          let slept = false
+          const sleeping = yield* Effect.fork(
+            Effect.promise(() => look.call("DEBUG", "SLEEP", "4.7").finally(() => (slept = true)))
+          )
+          yield* Effect.sleep("30 millis")
+          const busy = yield* pingWhile(() => slept)
+          yield* Fiber.join(sleeping)
+          expect(busy).toContain("Command timed out")
+          expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+          expect(accepted()).toBe(connections)
+          // Silent: cut after 5 s of timeouts (not before), then made again.
+          blackhole()
+          const start = Date.now()
+          yield* pingWhile(() => accepted() > connections || Date.now() - start > 20_000)
+          const elapsed = Date.now() - start
+          expect(elapsed).toBeGreaterThanOrEqual(5_000)
+          // 5 s, the reconnect's delay (at most 1 s by default) and 3 s of room for a loaded host.
+          expect(elapsed).toBeLessThan(9_000)
+          yield* eventually(Effect.promise(() => client.ping()))
         })
     )
 
