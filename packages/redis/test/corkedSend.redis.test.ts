@@ -228,6 +228,16 @@ describe("corked sends", () => {
         )
         expect(yield* outcomes([fitSet, fitMessage])).toEqual([{ reply: "OK" }, { reply: "1" }])
         expect(yield* evals(look)).toBe(before + 3)
+        // One character more (the SET's PX and its milliseconds count too): two commands.
+        const over = `${fits}v`
+        const overSet = send("set", ["merged:over", over, "PX", "60000"], () =>
+          client.set("merged:over", over, "PX", 60000)
+        )
+        const overMessage = send("publish", ["merged:channel", "m5"], () =>
+          client.publish("merged:channel", "m5")
+        )
+        expect(yield* outcomes([overSet, overMessage])).toEqual([{ reply: "OK" }, { reply: "1" }])
+        expect(yield* evals(look)).toBe(before + 3)
       })
     )
 
