@@ -165,6 +165,35 @@ describe("large values queued on their connection", () => {
         })
     )
 
+    // README, Timeouts: "eight 4 MiB values read or written at once get 0.9 s to 3.7 s" with
+    // the default commandTimeout (500 ms) and timeoutPerMegabyte (100 ms): each its own 4 MiB
+    // and those still on their way ahead of it.
+    it.scoped("eight 4 MiB writes at once on a stalled connection fail at 0.9 s, 1.3 s ... 3.7 s", () =>
+      Effect.gen(function* () {
+        const proxy = yield* stallingProxy
+        const context = yield* Layer.build(
+          RedisTier.layer().pipe(
+            Layer.provide(RedisConnection.layer({ host: "127.0.0.1", port: proxy.port, keyPrefix: "eight:" }))
+          )
+        )
+        const tier = Context.get(context, Tier.L2)
+        const entry = () => Entry.make({ value: "x".repeat(4 * MB), now: Date.now(), ttlMs: 60_000 })
+        yield* tier.set("warm", entry())
+        proxy.stall()
+        const results = yield* Effect.all(
+          Array.from({ length: 8 }, (_, i) => timed(Effect.either(tier.set(`k${i}`, entry())))),
+          { concurrency: "unbounded" }
+        )
+        expect(results.map(([, result]) => result._tag)).toEqual(Array.from({ length: 8 }, () => "Left"))
+        const elapsed = results.map(([ms]) => ms).sort((a, b) => a - b)
+        elapsed.forEach((ms, i) => {
+          const deadline = 900 + 400 * i
+          // Never before its deadline; within 600 ms of it on a loaded host.
+          expect([i, ms >= deadline - 20, ms < deadline + 600]).toEqual([i, true, true])
+        })
+      })
+    )
+
     it.scoped("12 getManys of a large value and a small one at once hit each", () =>
       Effect.gen(function* () {
         const direct = yield* directTier("qmany")
