@@ -2,7 +2,7 @@ import * as Fs from "node:fs"
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Chunk, Context, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, Layer, Option, Redacted, Stream } from "effect"
 import { RedisConnection, RedisInvalidationBus, RedisStreams, RedisTier } from "../src/index.js"
 import { eventually, observer } from "./utils.js"
 
@@ -111,6 +111,48 @@ describe("the documented ACL", () => {
           expect(bus.publishFailures).toBe(0)
         }
       })
+    )
+
+    // README: "+select too when db is not 0".
+    it.scoped(
+      "on a db other than 0 it needs +select: without it the connection is refused, with it the cache works",
+      () =>
+        Effect.gen(function* () {
+          const server = yield* RedisServer.RedisServer
+          const look = yield* observer
+          const [, ...rules] = documentedAcl()
+          const connect = (user: string) =>
+            Layer.build(
+              Layer.mergeAll(RedisTier.layer(), RedisInvalidationBus.layer()).pipe(
+                Layer.provideMerge(MemoryTier.layer({ maxEntries: 100 })),
+                (tiers) => TieredCache.layer({}).pipe(Layer.provide(tiers)),
+                Layer.provide(
+                  RedisConnection.layer({
+                    host: server.host,
+                    port: server.port,
+                    db: 1,
+                    username: Redacted.make(user),
+                    password: Redacted.make(PASSWORD)
+                  })
+                )
+              )
+            )
+          yield* Effect.promise(() => look.acl("SETUSER", "noselect", ...rules))
+          const refused = yield* Effect.exit(connect("noselect"))
+          expect(Exit.isFailure(refused) && Cause.failureOption(refused.cause)).toMatchObject(
+            Option.some({ _tag: "RedisConnectionError" })
+          )
+          expect(Exit.isFailure(refused) && String(Cause.squash(refused.cause))).toMatch(/NOPERM.*select/i)
+          yield* Effect.promise(() => look.acl("SETUSER", "withselect", ...rules, "+select"))
+          const context = yield* connect("withselect")
+          const cache = Context.get(context, TieredCache.TieredCache)
+          yield* cache.set("k", "v", { ttl: "1 minute" })
+          expect(
+            yield* Effect.promise(() => look.select(1).then(() => look.get("tiercache:k")))
+          ).not.toBeNull()
+          yield* cache.invalidate("k")
+          expect(yield* Effect.promise(() => look.exists("tiercache:k"))).toBe(0)
+        })
     )
   })
 })
