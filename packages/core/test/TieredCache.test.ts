@@ -1441,6 +1441,59 @@ describe("closing the cache", () => {
       })
   )
 
+  // README (Semantics, Closing): each of those writes is "bounded by its tier's timeout", well
+  // before the 5 s that bound them all together.
+  it.scoped("a write that hangs ends the close at its tier's timeout (the breaker's), not at 5 s", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const { cache, store } = yield* slowWrites("1 hour", {
+        breaker: { timeout: "300 millis" },
+        metricsInterval: "3650 days"
+      }).pipe(Scope.extend(scope))
+      expect(yield* cache.getOrCompute("k", Effect.succeed("v"))).toBe("v")
+      expect((yield* cache.stats).inFlight).toBe(1)
+      // A daemon: a close that waits longer must fail the test, not keep its end waiting.
+      const closing = yield* Effect.forkDaemon(Scope.close(scope, Exit.void))
+      const turns = Effect.yieldNow().pipe(Effect.repeatN(20))
+      yield* turns
+      yield* TestClock.adjust("299 millis")
+      yield* turns
+      expect(closing.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* turns
+      expect(closing.unsafePoll()).not.toBeNull()
+      yield* Fiber.join(closing)
+      expect(yield* store.get("k")).toEqual(Option.none())
+    })
+  )
+
+  // README (Semantics, Closing): closing "the cache's scope (or its layer)" waits for the writes.
+  it.scoped("closing the layer waits for the lower-tier write of a value it answered", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      const release = yield* Deferred.make<void>()
+      const slowL2: Tier.Tier.Service = {
+        ...l2,
+        set: (key, entry) => Effect.zipRight(Deferred.await(release), l2.set(key, entry))
+      }
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        TieredCache.layer({ breaker: false }).pipe(
+          Layer.provide(Layer.merge(MemoryTier.layer({ maxEntries: 10 }), Layer.succeed(Tier.L2, slowL2)))
+        ),
+        scope
+      )
+      const cache = Context.get(context, TieredCache.TieredCache)
+      expect(yield* cache.getOrCompute("done", Effect.succeed("v"))).toBe("v")
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow().pipe(Effect.repeatN(10))
+      expect(closing.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(closing)
+      expect((yield* l2.snapshot).get("done")?.value).toBe("v")
+    })
+  )
+
   // README: closing waits for those writes "all together" at most 5 s, on "the clock the cache
   // was built with". The bound never ended the wait: a finalizer runs uninterruptible, and the
   // timeout could not interrupt the wait it raced (it waited for it instead), so a write that
