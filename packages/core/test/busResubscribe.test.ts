@@ -141,6 +141,42 @@ describe("a bus subscription that ends", () => {
     })
   )
 
+  // README (Semantics, Bus): "after 100 ms, doubling up to 30 s while subscriptions end unheard
+  // or are refused (each refusal logged at Warning level)".
+  it.scoped(
+    "subscriptions refused in a row are tried again 100 ms, 200 ms, 400 ms... apart, each refusal a warning",
+    () =>
+      Effect.gen(function* () {
+        const control: Control = { subscribes: 0, refuse: 0, complete: false }
+        const { lines, hub, a, b, turns } = yield* world(control)
+        // b hears a message, so that its stream's death reopens it at once.
+        yield* a.set("k", 1)
+        yield* MultiInstance.settle([a], { hub })
+        yield* turns
+        control.refuse = 5
+        yield* hub.publishRaw(kill)
+        yield* turns
+        // Opened again at once, and refused.
+        expect(control.subscribes).toBe(2)
+        for (const gap of [100, 200, 400, 800, 1600]) {
+          const before = control.subscribes
+          yield* TestClock.adjust(gap - 1)
+          yield* turns
+          expect(control.subscribes).toBe(before)
+          yield* TestClock.adjust(1)
+          yield* turns
+          expect(control.subscribes).toBe(before + 1)
+        }
+        // The fifth retry was taken: live again, and resynced once.
+        expect(control.refuse).toBe(0)
+        expect((yield* b.invalidationStats).resyncs).toBe(1)
+        expect(yield* hub.subscribers).toBe(2)
+        const warnings = lines.filter((line) => line.startsWith("WARN"))
+        expect(warnings).toHaveLength(5)
+        for (const warning of warnings) expect(warning).toContain("could not subscribe to the bus again")
+      })
+  )
+
   it.scoped("a subscription that heard messages before it ended is opened again at once", () =>
     Effect.gen(function* () {
       const control: Control = { subscribes: 0, refuse: 0, complete: false }
