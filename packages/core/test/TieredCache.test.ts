@@ -240,6 +240,29 @@ describe("writes and tier failures", () => {
     })
   )
 
+  // README (Semantics, TTLs): RealTime 10 s, ShortTerm 5 min, MediumTerm 1 h, LongTerm 3 h,
+  // Default 5 min; fresh until expiresAt exclusive.
+  it.scoped("each named strategy's entry is a hit a millisecond before its TTL ends and a miss at it", () =>
+    Effect.gen(function* () {
+      const strategies: ReadonlyArray<[string, CacheStrategy.CacheStrategy, number]> = [
+        ["RealTime", CacheStrategy.RealTime, 10_000],
+        ["ShortTerm", CacheStrategy.ShortTerm, 5 * 60_000],
+        ["MediumTerm", CacheStrategy.MediumTerm, 3600_000],
+        ["LongTerm", CacheStrategy.LongTerm, 3 * 3600_000],
+        ["Default", CacheStrategy.Default, 5 * 60_000]
+      ]
+      // No periodic work: hours of TestClock would wake it thousands of times.
+      const { cache } = yield* memoryCache({ metricsInterval: "3650 days", recovery: false })
+      for (const [name, strategy, ms] of strategies) {
+        yield* cache.set(name, name, { strategy })
+        yield* TestClock.adjust(ms - 1)
+        expect([name, yield* cache.get(name)]).toEqual([name, Option.some(name)])
+        yield* TestClock.adjust(1)
+        expect([name, yield* cache.get(name)]).toEqual([name, Option.none()])
+      }
+    })
+  )
+
   it.scoped("l1TtlScale keeps L1 copies for a fraction of their lifetime", () =>
     Effect.gen(function* () {
       const { cache } = yield* memoryCache({ l1TtlScale: 0.5 })
