@@ -38,7 +38,8 @@ export interface Options {
   /** The grace window of writes that give none (default: none); 0 or at least 1 ms. */
   readonly defaultGrace?: Duration.DurationInput | undefined
   /**
-   * L1 keeps entries for this fraction of their remaining lifetime, in (0, 1] (default 1).
+   * L1 keeps entries for this fraction of their remaining lifetime, in (0, 1] (default 1, when
+   * absent; anything else, `null` from plain JavaScript included, is a `CacheConfigError`).
    * A smaller L1 lifetime bounds how long an instance can serve a value another instance
    * changed while the bus was unreachable.
    */

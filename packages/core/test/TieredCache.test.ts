@@ -263,6 +263,28 @@ describe("writes and tier failures", () => {
     })
   )
 
+  it.effect("l1TtlScale is in (0, 1]: anything else, from plain JS, is a CacheConfigError at build", () =>
+    Effect.gen(function* () {
+      const build = (l1TtlScale: unknown) =>
+        Effect.scoped(
+          TieredCache.make({ l1TtlScale } as unknown as TieredCache.Options).pipe(
+            Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer())),
+            Effect.either
+          )
+        )
+      for (const bad of [0, -0, -0.5, 1.0000001, Number.NaN, Number.POSITIVE_INFINITY, "0.5", null]) {
+        const result = yield* build(bad)
+        expect([bad, Either.isLeft(result) && result.left]).toMatchObject([
+          bad,
+          { _tag: "CacheConfigError", option: "l1TtlScale" }
+        ])
+      }
+      for (const good of [1, 0.5, 1e-9, undefined]) {
+        expect([good, Either.isRight(yield* build(good))]).toEqual([good, true])
+      }
+    })
+  )
+
   it.scoped("l1TtlScale keeps L1 copies for a fraction of their lifetime", () =>
     Effect.gen(function* () {
       const { cache } = yield* memoryCache({ l1TtlScale: 0.5 })

@@ -65,7 +65,8 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     const badLifetime = lifetimeError(defaultTtl, defaultGrace)
     if (badLifetime)
       return yield* new CacheConfigError({ option: "defaultGrace", reason: badLifetime.reason })
-    const l1Scale = options.l1TtlScale ?? 1
+    // Only an absent scale is the default: `null` from plain JS is refused, as other options.
+    const l1Scale = options.l1TtlScale === undefined ? 1 : options.l1TtlScale
     if (typeof l1Scale !== "number" || !(l1Scale > 0 && l1Scale <= 1)) {
       return yield* new CacheConfigError({
         option: "l1TtlScale",
