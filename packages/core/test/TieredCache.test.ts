@@ -1165,6 +1165,41 @@ describe("the invalidation bus", () => {
     })
   )
 
+  // README (Semantics, Bus): "a received message touches only that instance's L1".
+  it.scoped("a received message of every kind touches only the receiver's L1: its L2 gets no call", () =>
+    Effect.gen(function* () {
+      const hub = yield* TestBus.makeHub
+      const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+      const l2 = yield* ChaosTier.wrap(yield* TestTier.make({ name: "l2" }))
+      const b = yield* TieredCache.make({ instanceId: "b" }).pipe(
+        Effect.provideService(Tier.L1, l1),
+        Effect.provideService(Tier.L2, l2),
+        Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub))
+      )
+      for (const key of ["k1", "k2", "k3", "u:1", "t"]) yield* b.set(key, key, { tags: ["tag"] })
+      const before = yield* l2.calls
+      const now = yield* Clock.currentTimeMillis
+      const messages = [
+        { type: "Remove", key: "k1", origin: "x" },
+        { type: "RemoveBulk", keys: ["k2", "k3"], origin: "x" },
+        { type: "Update", key: "new", value: { v: 1 }, ttl_ms: 60_000, created_ms: now, origin: "x" },
+        { type: "RemovePattern", pattern: "u:*", origin: "x" },
+        { type: "RemoveTag", tag: "tag", at: now, origin: "x" },
+        { type: "Clear", origin: "x" }
+      ]
+      for (const message of messages) yield* hub.publishRaw(JSON.stringify(message))
+      yield* settle(hub, [b])
+      expect((yield* b.invalidationStats).messagesApplied).toBe(messages.length)
+      expect(yield* l2.calls).toEqual(before)
+      // The values are still in L2, under their keys.
+      const held = (yield* Effect.forEach(["k1", "k2", "k3", "u:1", "t"], (key) => l2.get(key))).map(
+        Option.isSome
+      )
+      expect(held).toEqual([true, true, true, true, true])
+      expect(yield* l2.get("new")).toEqual(Option.none())
+    })
+  )
+
   it.scoped("a malformed message is counted and skipped; seed-format messages apply", () =>
     Effect.gen(function* () {
       const { caches, hub } = yield* three
