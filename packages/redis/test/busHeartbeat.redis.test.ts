@@ -12,9 +12,9 @@ import { connectionLayer, eventually, observer, tcpProxy } from "./utils.js"
  * balancer that forgot an idle flow).
  */
 const proxy = Effect.gen(function* () {
-  const conns: Array<{ dropped: boolean; stallMs: number; stalled: boolean }> = []
+  const conns: Array<{ dropped: boolean; dropPongs: boolean; stallMs: number; stalled: boolean }> = []
   const port = yield* tcpProxy((socket, connectUp) => {
-    const conn = { dropped: false, stallMs: 0, stalled: false }
+    const conn = { dropped: false, dropPongs: false, stallMs: 0, stalled: false }
     conns.push(conn)
     const up = connectUp()
     socket.on("data", (chunk: Buffer) => {
@@ -22,6 +22,7 @@ const proxy = Effect.gen(function* () {
     })
     up.on("data", (chunk: Buffer) => {
       if (conn.dropped) return
+      if (conn.dropPongs && chunk.toString("latin1").toLowerCase().includes("pong")) return
       socket.write(chunk)
       // The answer to a PING is with the client; the event loop is then busy before the
       // client reads it (a slow event loop, the process's own work).
@@ -37,6 +38,10 @@ const proxy = Effect.gen(function* () {
     port,
     blackhole: (i: number) => {
       conns[i]!.dropped = true
+    },
+    /** Makes the i-th connection drop, or forward again, what carries a PING's answer. */
+    dropPongs: (i: number, on: boolean) => {
+      conns[i]!.dropPongs = on
     },
     /**
      * Makes the i-th connection's next PING answer reach the client, then keeps the event loop
@@ -149,6 +154,39 @@ describe("the bus's Pub/Sub connection", () => {
         expect(middle.count()).toBe(2)
         expect((yield* b.invalidationStats).resyncs).toBe(0)
       })
+    )
+
+    // README (Semantics, Bus): a PING left unanswered ends the connection only "with nothing read
+    // from the connection since it was sent (... messages ahead of it ... count)". Here no PING
+    // is ever answered, while messages keep arriving: the connection is kept; once they stop,
+    // the next unanswered PING ends it.
+    it.scoped(
+      "messages read after a PING count as its answer: the connection is kept while they arrive",
+      () =>
+        Effect.gen(function* () {
+          const middle = yield* proxy
+          const a = yield* instance("sender", connectionLayer({ commandTimeout: "200 millis" }))
+          const b = yield* instance(
+            "hearing",
+            connectionLayer({ port: middle.port, commandTimeout: "200 millis", connectTimeout: "1 second" })
+          )
+          expect(middle.count()).toBe(2)
+          middle.dropPongs(1, true)
+          // A message every 50 ms for 3 s: three heartbeats, none answered.
+          for (let i = 0; i < 60; i++) {
+            yield* a.invalidate(`m${i}`)
+            yield* Effect.sleep("50 millis")
+          }
+          expect((yield* b.invalidationStats).messagesReceived).toBeGreaterThanOrEqual(50)
+          expect(middle.count()).toBe(2)
+          expect((yield* b.invalidationStats).resyncs).toBe(0)
+          // Silence: the next unanswered PING ends the connection (the command connection answers).
+          yield* eventually(
+            Effect.flatMap(b.invalidationStats, (s) => (s.resyncs >= 1 ? Effect.void : Effect.fail(s))),
+            "4 seconds"
+          )
+          expect(middle.count()).toBeGreaterThan(2)
+        })
     )
 
     // Redis busy with a long command (or a script below busy-reply-threshold) answers nobody, not
