@@ -669,6 +669,33 @@ describe("options resolved once per options object stay exact when the object ch
 })
 
 describe("values JSON does not carry", () => {
+  // README (Semantics, Values): "L1 keeps values by reference: do not mutate what you cache or
+  // read". A value changed after its set is seen changed by the writer's L1 hits only.
+  it.scoped(
+    "L1 keeps values by reference: a value mutated after its set reaches the writer's L1 hits only",
+    () =>
+      Effect.gen(function* () {
+        // Two instances over one store holding the entries' wire form, as Redis does, and one bus.
+        const hub = yield* TestBus.makeHub
+        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const {
+          caches: [a, b]
+        } = yield* MultiInstance.make(2, {
+          shared: Layer.merge(
+            KeyValueStoreTier.layer().pipe(Layer.provide(Layer.succeed(KeyValueStore.KeyValueStore, store))),
+            TestBus.layer(hub)
+          )
+        })
+        const value = { n: 1 }
+        yield* a!.set("k", value)
+        expect(Option.getOrThrow(yield* a!.get("k"))).toBe(value)
+        value.n = 2
+        expect(yield* a!.get("k")).toEqual(Option.some({ n: 2 }))
+        // The lower tier holds what was written.
+        expect(yield* b!.get("k")).toEqual(Option.some({ n: 1 }))
+      })
+  )
+
   it.scoped("what JSON does not carry reaches only the writer's L1, as the README lists it", () =>
     Effect.gen(function* () {
       // Two instances over one store holding the entries' wire form, as Redis does, and one bus.
