@@ -24,7 +24,7 @@ import type { L1, L2 } from "./Tier.js"
 /**
  * How a cache is built. An option of the wrong type or out of range (from plain JavaScript:
  * `staleWhileRevalidate: "false"`, `name: 42`) fails the build with a `CacheConfigError`
- * naming it.
+ * naming it. Only an absent (`undefined`) option takes its default: `null` is such a wrong value.
  *
  * @category options
  * @since 0.1.0

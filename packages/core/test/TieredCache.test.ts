@@ -285,6 +285,43 @@ describe("writes and tier failures", () => {
     })
   )
 
+  it.effect("an option given as null from plain JS is a CacheConfigError naming it, not its default", () =>
+    Effect.gen(function* () {
+      const build = (options: Record<string, unknown>) =>
+        Effect.scoped(
+          TieredCache.make(options as unknown as TieredCache.Options).pipe(
+            Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer())),
+            Effect.either
+          )
+        )
+      const cases: ReadonlyArray<[Record<string, unknown>, string]> = [
+        [{ defaultTtl: null }, "defaultTtl"],
+        [{ defaultGrace: null }, "defaultGrace"],
+        [{ breaker: null }, "breaker"],
+        [{ recovery: null }, "recovery"],
+        [{ recovery: { maxChanges: null } }, "recovery.maxChanges"],
+        [{ recovery: { retryInterval: null } }, "recovery.retryInterval"],
+        [{ instanceId: null }, "instanceId"],
+        [{ name: null }, "name"],
+        [{ staleWhileRevalidate: null }, "staleWhileRevalidate"],
+        [{ failSafeThrottle: null }, "failSafeThrottle"],
+        [{ tagRetention: null }, "tagRetention"],
+        [{ metricsInterval: null }, "metricsInterval"],
+        [{ timeouts: null }, "timeouts"]
+      ]
+      for (const [options, option] of cases) {
+        const result = yield* build(options)
+        expect([options, Either.isLeft(result) && result.left]).toMatchObject([
+          options,
+          {
+            _tag: "CacheConfigError",
+            option: expect.stringMatching(new RegExp(`^${option.replace(".", "\\.")}`))
+          }
+        ])
+      }
+    })
+  )
+
   it.scoped("l1TtlScale keeps L1 copies for a fraction of their lifetime", () =>
     Effect.gen(function* () {
       const { cache } = yield* memoryCache({ l1TtlScale: 0.5 })

@@ -52,7 +52,9 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
   Effect.gen(function* () {
     const notObject = optionsObjectError(options)
     if (notObject) return yield* notObject
-    const ttlInput = options.defaultTtl ?? CacheStrategy.Default
+    // Only an absent option takes its default: `null` from plain JS is checked as given, and
+    // refused (as l1TtlScale below), not read as "the default".
+    const ttlInput = options.defaultTtl === undefined ? CacheStrategy.Default : options.defaultTtl
     const defaultTtl = yield* millis(
       CacheStrategy.isCacheStrategy(ttlInput) ? CacheStrategy.toDurationInput(ttlInput) : ttlInput,
       "defaultTtl",
@@ -78,15 +80,15 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     if (defaultTimeouts instanceof CacheInputError) {
       return yield* new CacheConfigError({ option: "timeouts", reason: defaultTimeouts.reason })
     }
-    const breaker = options.breaker ?? {}
+    const breaker = options.breaker === undefined ? {} : options.breaker
     const badBreaker = breaker === false ? undefined : Breaker.optionsError(breaker, "breaker.")
     if (badBreaker) return yield* badBreaker
-    const recoveryInput = options.recovery ?? {}
+    const recoveryInput = options.recovery === undefined ? {} : options.recovery
     let recovery: Config["recovery"] = false
     if (recoveryInput !== false) {
       const notObject = optionsObjectError(recoveryInput, "recovery")
       if (notObject) return yield* notObject
-      const maxChanges = recoveryInput.maxChanges ?? 10_000
+      const maxChanges = recoveryInput.maxChanges === undefined ? 10_000 : recoveryInput.maxChanges
       if (!isPositiveInteger(maxChanges)) {
         return yield* new CacheConfigError({
           option: "recovery.maxChanges",
@@ -98,7 +100,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     }
     // Stamped on every message as its origin, which receivers decode as a string: an id of
     // another type (process.pid) made each of this instance's messages malformed elsewhere.
-    const instanceId = options.instanceId ?? crypto.randomUUID()
+    const instanceId = options.instanceId === undefined ? crypto.randomUUID() : options.instanceId
     const badId = nonEmptyStringError(instanceId, "instanceId")
     if (badId) return yield* badId
     // Switches and the name from plain JS: "false" (an environment variable passed as is) is a
@@ -109,7 +111,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
         return yield* new CacheConfigError({ option, reason: `must be a boolean, got ${describe(value)}` })
       }
     }
-    const cacheName = options.name ?? "default"
+    const cacheName = options.name === undefined ? "default" : options.name
     const badName = nonEmptyStringError(cacheName, "name")
     if (badName) return yield* badName
     return {
