@@ -265,13 +265,7 @@ describe("writes and tier failures", () => {
 
   it.effect("l1TtlScale is in (0, 1]: anything else, from plain JS, is a CacheConfigError at build", () =>
     Effect.gen(function* () {
-      const build = (l1TtlScale: unknown) =>
-        Effect.scoped(
-          TieredCache.make({ l1TtlScale } as unknown as TieredCache.Options).pipe(
-            Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer())),
-            Effect.either
-          )
-        )
+      const build = (l1TtlScale: unknown) => buildFromJs({ l1TtlScale })
       for (const bad of [0, -0, -0.5, 1.0000001, Number.NaN, Number.POSITIVE_INFINITY, "0.5", null]) {
         const result = yield* build(bad)
         expect([bad, Either.isLeft(result) && result.left]).toMatchObject([
@@ -287,13 +281,7 @@ describe("writes and tier failures", () => {
 
   it.effect("an option given as null from plain JS is a CacheConfigError naming it, not its default", () =>
     Effect.gen(function* () {
-      const build = (options: Record<string, unknown>) =>
-        Effect.scoped(
-          TieredCache.make(options as unknown as TieredCache.Options).pipe(
-            Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 1 }), TestTier.layer())),
-            Effect.either
-          )
-        )
+      const build = buildFromJs
       const cases: ReadonlyArray<[Record<string, unknown>, string]> = [
         [{ defaultTtl: null }, "defaultTtl"],
         [{ defaultGrace: null }, "defaultGrace"],
