@@ -35,19 +35,17 @@
  * @since 0.1.0
  */
 import { CacheError, InvalidationBus, InvalidationMessage } from "@tiercache/core"
-import { Context, Duration, Effect, Layer, Metric } from "effect"
+import { Context, type Duration, Effect, Layer, Metric } from "effect"
 import * as BusAdmission from "./internal/busAdmission.js"
+import { resolveOptions } from "./internal/busOptions.js"
 import * as BusSubscription from "./internal/busSubscription.js"
 import { beforeUncork, sender } from "./internal/corkedSend.js"
 import { describe } from "./internal/describe.js"
 import * as LargeBulks from "./internal/largeBulks.js"
 import { isLargeUpdate, removalOf } from "./internal/largeUpdates.js"
-import { busNamespace } from "./internal/namespace.js"
-import { notAnObject } from "./internal/optionsObject.js"
 import * as OwnEchoes from "./internal/ownEchoes.js"
 import * as RemoveBatch from "./internal/removeBatch.js"
 import { sanitize } from "./internal/sanitize.js"
-import { isWellFormed } from "./internal/wellFormed.js"
 import { RedisConnection } from "./RedisConnection.js"
 
 type BusError = CacheError.BusError
@@ -210,48 +208,12 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<RedisInvalidationBus.Service, CacheError.CacheConfigError, RedisConnection> =>
   Effect.gen(function* () {
-    const badOptions = notAnObject(options)
-    if (badOptions) return yield* badOptions
     const connection = yield* RedisConnection
-    const channel = options.channel ?? defaultChannel
-    if (typeof channel !== "string" || channel.length === 0) {
-      return yield* new CacheError.CacheConfigError({
-        option: "channel",
-        reason: "must be a non-empty string"
-      })
-    }
-    // Redis would subscribe to its U+FFFD form, and no message would match the name again.
-    if (!isWellFormed(channel)) {
-      return yield* new CacheError.CacheConfigError({
-        option: "channel",
-        reason: "must be well-formed UTF-16 (a lone surrogate reaches Redis as U+FFFD)"
-      })
-    }
-    const base = options.namespace ?? connection.keyPrefix
-    if (typeof base !== "string") {
-      return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })
-    }
-    if (!isWellFormed(base)) {
-      return yield* new CacheError.CacheConfigError({
-        option: "namespace",
-        reason: "must be well-formed UTF-16, as the key prefix it names"
-      })
-    }
-    // Pub/Sub channels are shared by every database of a server: a given namespace gets the
-    // database too, as the default does.
-    const namespace = busNamespace(base, connection.client.options.db ?? 0)
-    const logInterval = yield* Effect.try({
-      try: () => Duration.decode(options.malformedLogInterval ?? "1 minute"),
-      catch: () =>
-        new CacheError.CacheConfigError({ option: "malformedLogInterval", reason: "must be a duration" })
-    })
-    const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024
-    if (!(Number.isSafeInteger(maxMessageBytes) && maxMessageBytes > 0)) {
-      return yield* new CacheError.CacheConfigError({
-        option: "maxMessageBytes",
-        reason: "must be a positive integer"
-      })
-    }
+    const { channel, namespace, logInterval, maxMessageBytes } = yield* resolveOptions(
+      options,
+      connection,
+      defaultChannel
+    )
     // An Update is large from this many bytes on (largeUpdates.ts counts "at least").
     const largeUpdateBytes = Math.min(connection.largeValueBytes, maxMessageBytes + 1)
     const timeout = connection.commandTimeout

@@ -1,0 +1,71 @@
+/**
+ * RedisInvalidationBus's option checks and defaults: the channel, the namespace (with the
+ * connection's database), the interval of the malformed-message log, and the most bytes of one
+ * message. A bad option is a CacheConfigError naming it.
+ */
+import { CacheError } from "@tiercache/core"
+import { Duration, Effect } from "effect"
+import type { RedisConnection } from "../RedisConnection.js"
+import type { Options } from "../RedisInvalidationBus.js"
+import { busNamespace } from "./namespace.js"
+import { notAnObject } from "./optionsObject.js"
+import { isWellFormed } from "./wellFormed.js"
+
+/** The bus's options checked, with their defaults (`defaultChannel` when none is given). */
+export const resolveOptions = (
+  options: Options,
+  connection: RedisConnection.Service,
+  defaultChannel: string
+): Effect.Effect<
+  {
+    readonly channel: string
+    readonly namespace: string
+    readonly logInterval: Duration.Duration
+    readonly maxMessageBytes: number
+  },
+  CacheError.CacheConfigError
+> =>
+  Effect.gen(function* () {
+    const badOptions = notAnObject(options)
+    if (badOptions) return yield* badOptions
+    const channel = options.channel ?? defaultChannel
+    if (typeof channel !== "string" || channel.length === 0) {
+      return yield* new CacheError.CacheConfigError({
+        option: "channel",
+        reason: "must be a non-empty string"
+      })
+    }
+    // Redis would subscribe to its U+FFFD form, and no message would match the name again.
+    if (!isWellFormed(channel)) {
+      return yield* new CacheError.CacheConfigError({
+        option: "channel",
+        reason: "must be well-formed UTF-16 (a lone surrogate reaches Redis as U+FFFD)"
+      })
+    }
+    const base = options.namespace ?? connection.keyPrefix
+    if (typeof base !== "string") {
+      return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })
+    }
+    if (!isWellFormed(base)) {
+      return yield* new CacheError.CacheConfigError({
+        option: "namespace",
+        reason: "must be well-formed UTF-16, as the key prefix it names"
+      })
+    }
+    // Pub/Sub channels are shared by every database of a server: a given namespace gets the
+    // database too, as the default does.
+    const namespace = busNamespace(base, connection.client.options.db ?? 0)
+    const logInterval = yield* Effect.try({
+      try: () => Duration.decode(options.malformedLogInterval ?? "1 minute"),
+      catch: () =>
+        new CacheError.CacheConfigError({ option: "malformedLogInterval", reason: "must be a duration" })
+    })
+    const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024
+    if (!(Number.isSafeInteger(maxMessageBytes) && maxMessageBytes > 0)) {
+      return yield* new CacheError.CacheConfigError({
+        option: "maxMessageBytes",
+        reason: "must be a positive integer"
+      })
+    }
+    return { channel, namespace, logInterval, maxMessageBytes }
+  })
