@@ -12,11 +12,18 @@ const Env = Layer.mergeAll(Connection, RedisStreams.layer().pipe(Layer.provide(C
   Layer.provideMerge(RedisServer.layer())
 )
 
-/** Kills the consumers' own connections (CLIENT KILL ID), no other. */
+/**
+ * Kills the consumers' own connections (CLIENT KILL ID), no other, once they are reading: their
+ * last command an XREADGROUP. A connection killed while it opens (between its CLIENT SETNAME and
+ * its first read) makes the consumer open another and warn that it could not connect, not that
+ * it could not read.
+ */
 const killConsumers = (look: Redis) =>
   Effect.promise(async () => {
     const list = (await look.client("LIST")) as string
-    const ids = [...list.matchAll(/id=(\d+) [^\n]*name=tiercache:consumer/g)].map((match) => match[1]!)
+    const ids = [...list.matchAll(/id=(\d+) [^\n]*name=tiercache:consumer[^\n]* cmd=xreadgroup/g)].map(
+      (match) => match[1]!
+    )
     for (const id of ids) await look.client("KILL", "ID", id)
     return ids.length
   })
