@@ -3,7 +3,15 @@ import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Either, Fiber, Layer, Option } from "effect"
 import { RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { clientNames, connectionLayer, eventually, observer, tcpProxy } from "./utils.js"
+import {
+  clientNames,
+  connectionLayer,
+  eventually,
+  observer,
+  tcpProxy,
+  throttlingProxy,
+  timed
+} from "./utils.js"
 
 // Issue 12, item 5: a 20 MB value is written and read back without a tier error (so without
 // counting toward the breaker), and a small key read in the same tick is not held up by it.
@@ -389,6 +397,44 @@ describe("large values", () => {
           const stored = yield* Effect.promise(() => look.strlen("lot2:timed-out"))
           expect(stored).toBeLessThan(1024)
         })
+    )
+
+    // README, Circuit breaker: "A large value that answers within its own timeout is no failure",
+    // though it takes longer than the cache's breaker.timeout and the command timeout.
+    it.scoped("a large value slower than breaker.timeout but within its own timeout: no failure", () =>
+      Effect.gen(function* () {
+        // 2 MiB over a link of 3 MB/s: about 0.7 s each way, past the breaker's 600 ms and the
+        // command timeout's 500 ms, well within the value's own 500 ms + 2 x 1 s.
+        const port = yield* throttlingProxy(3 * 1_000_000)
+        const slow = (instanceId: string) =>
+          Effect.map(
+            Layer.build(
+              TieredCache.layer({ instanceId, breaker: { timeout: "600 millis" } }).pipe(
+                Layer.provide(Layer.mergeAll(MemoryTier.layer({ maxEntries: 10 }), RedisTier.layer())),
+                Layer.provide(
+                  connectionLayer({
+                    host: "127.0.0.1",
+                    port,
+                    keyPrefix: "slowlarge:",
+                    timeoutPerMegabyte: "1 second"
+                  })
+                )
+              )
+            ),
+            (context) => Context.get(context, TieredCache.TieredCache)
+          )
+        const [writer, reader] = yield* Effect.all([slow("w"), slow("r")])
+        const value = `v:${"x".repeat(2 * MB)}`
+        const [took] = yield* timed(writer.set("big", value, { ttl: "1 minute" }))
+        expect(took).toBeGreaterThan(600)
+        expect(Option.map(yield* reader.get("big"), (v) => (v as string).length)).toEqual(
+          Option.some(value.length)
+        )
+        for (const cache of [writer, reader]) {
+          expect(yield* tierErrors(cache)).toBe(0)
+          expect((yield* cache.stats).breakers.redis).toBe("closed")
+        }
+      })
     )
 
     it.scoped("RedisTier.setMany with one key twice (large, then small) keeps the later entry", () =>
