@@ -2,7 +2,7 @@ import * as Util from "node:util"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Logger, LogLevel, Metric, Option, TestClock } from "effect"
 import { RedisInvalidationBus, RedisTier } from "../src/index.js"
 import * as ThrottledLog from "../src/internal/throttledLog.js"
 import { connectionLayer, eventually, observer } from "./utils.js"
@@ -112,6 +112,98 @@ describe("malformed bus messages", () => {
         yield* burst(30, "sentinel-2")
         expect((yield* bus.stats).malformedMessages).toBe(1030)
         expect(malformed()).toHaveLength(3)
+      })
+    )
+
+    // README, Bus namespace and channel: a malformed message is logged at most once per
+    // malformedLogInterval (default 1 minute) per kind; dropped messages are counted in the
+    // metrics tiercache_bus_foreign_messages_total{channel} and
+    // tiercache_bus_malformed_messages_total{channel,kind}, not in the cache's invalidationStats.
+    // The minute passes on a clock whose time is moved while its sleeps stay real: the bus's
+    // heartbeat (a PING a second, bounded by the command timeout) goes on as it would, where a
+    // TestClock moved by a minute fired sixty PINGs and their timeouts at once.
+    it.scoped("by default one line per kind a minute; both kinds of drops in the bus's metrics only", () =>
+      Effect.gen(function* () {
+        const channel = "malformed-default:invalidate"
+        let offsetMs = 0
+        const real = Clock.make()
+        const movedClock: Clock.Clock = {
+          [Clock.ClockTypeId]: Clock.ClockTypeId,
+          unsafeCurrentTimeMillis: () => real.unsafeCurrentTimeMillis() + offsetMs,
+          currentTimeMillis: Effect.sync(() => real.unsafeCurrentTimeMillis() + offsetMs),
+          unsafeCurrentTimeNanos: () => real.unsafeCurrentTimeNanos() + BigInt(offsetMs) * 1_000_000n,
+          currentTimeNanos: Effect.sync(() => real.unsafeCurrentTimeNanos() + BigInt(offsetMs) * 1_000_000n),
+          sleep: (duration) => real.sleep(duration)
+        }
+        const lines: Array<string> = []
+        const logger = Logger.make(({ message }) => {
+          lines.push(Array.isArray(message) ? message.join(" ") : Util.format(message))
+        })
+        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+        const context = yield* Layer.build(
+          TieredCache.layer({ instanceId: "a" }).pipe(
+            Layer.provideMerge(
+              Layer.mergeAll(
+                Layer.succeed(Tier.L1, l1),
+                RedisTier.layer(),
+                RedisInvalidationBus.layer({ channel })
+              )
+            ),
+            Layer.provide(connectionLayer())
+          )
+        ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)), Effect.withClock(movedClock))
+        const cache = Context.get(context, TieredCache.TieredCache)
+        const look = yield* observer
+        const malformed = () => lines.filter((line) => line.includes("malformed bus message"))
+        let round = 0
+        /** Publishes `raw`, then a Remove of a key L1 holds, and waits for that Remove. */
+        const publish = (raw: string) =>
+          Effect.gen(function* () {
+            const sentinel = `sentinel-${round++}`
+            yield* cache.set(sentinel, 1, { ttl: "1 hour" })
+            yield* Effect.promise(() => look.publish(channel, raw))
+            yield* Effect.promise(() =>
+              look.publish(channel, JSON.stringify({ type: "Remove", key: sentinel }))
+            )
+            yield* eventually(
+              Effect.flatMap(l1.get(sentinel), (o) => (Option.isNone(o) ? Effect.void : Effect.fail(o)))
+            )
+          })
+        yield* publish("garbage 1 {")
+        expect(malformed()).toHaveLength(1)
+        offsetMs += 59_000
+        yield* publish("garbage 2 {")
+        expect(malformed()).toHaveLength(1)
+        offsetMs += 1_000
+        yield* publish("garbage 3 {")
+        expect(malformed()).toHaveLength(2)
+        expect(malformed()[1]).toContain("(and 1 more of this kind since the last report)")
+        // No connection was cut meanwhile (no resync, no warning but the two lines).
+        expect((yield* cache.invalidationStats).resyncs).toBe(0)
+        expect(lines.filter((line) => line.includes("does not answer"))).toEqual([])
+
+        yield* publish(JSON.stringify({ type: "Remove", key: "sentinel-0", namespace: "another:" }))
+        const count = (metric: Metric.Metric.Counter<number>) =>
+          Effect.map(Metric.value(metric), (state) => state.count)
+        const byChannel = <M extends Metric.Metric.Counter<number>>(metric: M) =>
+          Metric.tagged(metric, "channel", channel)
+        expect(yield* count(byChannel(RedisInvalidationBus.foreignMessages))).toBe(1)
+        expect(
+          yield* count(Metric.tagged(byChannel(RedisInvalidationBus.malformedMessages), "kind", "not_json"))
+        ).toBe(3)
+        expect(
+          yield* count(
+            Metric.tagged(byChannel(RedisInvalidationBus.malformedMessages), "kind", "unknown_type")
+          )
+        ).toBe(0)
+        const stats = yield* cache.invalidationStats
+        // The four sentinels' Removes and the echoes of the four sets only.
+        expect({
+          received: stats.messagesReceived,
+          own: stats.ownMessagesIgnored,
+          applied: stats.messagesApplied,
+          malformed: stats.malformedMessages
+        }).toEqual({ received: 8, own: 4, applied: 4, malformed: 0 })
       })
     )
 
