@@ -3,7 +3,7 @@ import { MemoryTier, TieredCache } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer, Option } from "effect"
 import { type RedisConnection, RedisInvalidationBus, RedisTier } from "../src/index.js"
-import { connectionLayer, eventually, observer, tcpProxy } from "./utils.js"
+import { connectionLayer, eventually, observer, tcpProxy, timed } from "./utils.js"
 
 /**
  * A TCP proxy in front of the suite's server; `blackhole(i)` makes the i-th connection it
@@ -12,9 +12,15 @@ import { connectionLayer, eventually, observer, tcpProxy } from "./utils.js"
  * balancer that forgot an idle flow).
  */
 const proxy = Effect.gen(function* () {
-  const conns: Array<{ dropped: boolean; dropPongs: boolean; stallMs: number; stalled: boolean }> = []
+  const conns: Array<{
+    dropped: boolean
+    dropPongs: boolean
+    dropAfterPong: boolean
+    stallMs: number
+    stalled: boolean
+  }> = []
   const port = yield* tcpProxy((socket, connectUp) => {
-    const conn = { dropped: false, dropPongs: false, stallMs: 0, stalled: false }
+    const conn = { dropped: false, dropPongs: false, dropAfterPong: false, stallMs: 0, stalled: false }
     conns.push(conn)
     const up = connectUp()
     socket.on("data", (chunk: Buffer) => {
@@ -24,6 +30,7 @@ const proxy = Effect.gen(function* () {
       if (conn.dropped) return
       if (conn.dropPongs && chunk.toString("latin1").toLowerCase().includes("pong")) return
       socket.write(chunk)
+      if (conn.dropAfterPong && chunk.toString("latin1").toLowerCase().includes("pong")) conn.dropped = true
       // The answer to a PING is with the client; the event loop is then busy before the
       // client reads it (a slow event loop, the process's own work).
       if (conn.stallMs > 0 && chunk.toString("latin1").toLowerCase().includes("pong")) {
@@ -39,6 +46,10 @@ const proxy = Effect.gen(function* () {
     blackhole: (i: number) => {
       conns[i]!.dropped = true
     },
+    /** Makes the i-th connection drop everything once it has carried the next PING's answer. */
+    blackholeAfterPong: (i: number) => {
+      conns[i]!.dropAfterPong = true
+    },
     /** Makes the i-th connection drop, or forward again, what carries a PING's answer. */
     dropPongs: (i: number, on: boolean) => {
       conns[i]!.dropPongs = on
@@ -50,6 +61,8 @@ const proxy = Effect.gen(function* () {
     stallAfterPong: (i: number, ms: number) => {
       conns[i]!.stallMs = ms
     },
+    /** Whether the i-th connection drops everything now. */
+    silenced: (i: number) => conns[i]!.dropped,
     /** Whether the i-th connection's stall happened. */
     stalled: (i: number) => conns[i]!.stalled,
     /** How many connections it accepted. */
@@ -107,6 +120,30 @@ describe("the bus's Pub/Sub connection", () => {
           "4 seconds"
         )
         expect((yield* b.invalidationStats).resyncs).toBeGreaterThanOrEqual(1)
+      })
+    )
+
+    // README, Semantics, Bus: such a connection "is noticed within about a second": a PING a
+    // second, unanswered past the command timeout (500 ms by default). The connection goes silent
+    // right after a PING was answered, the worst moment: noticed 1.5 s later, reconnected and
+    // resynced at once; 3 s leaves room for a loaded host (a PING every 3 s took 3.6 s).
+    it.scoped("with the default command timeout, a silent Pub/Sub connection is resynced within 3 s", () =>
+      Effect.gen(function* () {
+        const middle = yield* proxy
+        const b = yield* instance(
+          "quick",
+          connectionLayer({ port: middle.port, commandTimeout: "500 millis" })
+        )
+        expect(middle.count()).toBe(2)
+        middle.blackholeAfterPong(1)
+        yield* eventually(Effect.suspend(() => (middle.silenced(1) ? Effect.void : Effect.fail(0))))
+        const [took] = yield* timed(
+          eventually(
+            Effect.flatMap(b.invalidationStats, (s) => (s.resyncs >= 1 ? Effect.void : Effect.fail(s))),
+            "5 seconds"
+          )
+        )
+        expect(took).toBeLessThan(3000)
       })
     )
 
