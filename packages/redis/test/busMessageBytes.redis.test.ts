@@ -7,6 +7,7 @@
  * The server here allows 2 MB a subscriber, so the test is fast.
  */
 import { describe, expect, layer } from "@effect/vitest"
+import { Entry } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Effect, Layer, Option } from "effect"
 import type { Redis } from "ioredis"
@@ -218,6 +219,27 @@ describe("bus messages of many long keys", () => {
 
 describe("the default bound", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
+    // README, Long bus messages: a RemoveBulk of invalidateMany holds at most 1000 keys, whatever
+    // their bytes (the removes of one moment, 256: removeBatch.redis.test.ts).
+    it.scoped("short keys: invalidateMany sends 1000 keys a message", () =>
+      Effect.gen(function* () {
+        const received = yield* listen("mb7")
+        const { a, b } = yield* twoInstances("mb7")
+        const counts = () =>
+          received.map((raw) => {
+            const m = JSON.parse(raw) as { type: string; keys?: Array<string> }
+            return m.type === "RemoveBulk" ? m.keys!.length : 1
+          })
+        const keys = Array.from({ length: 2001 }, (_, i) => `many:${i}`)
+        for (const key of keys) yield* b.l1.set(key, Entry.make({ value: 1, now: Date.now(), ttlMs: 60_000 }))
+        yield* a.cache.invalidateMany(keys)
+        const total = Effect.map(Effect.sync(counts), (n) => n.reduce((x, y) => x + y, 0))
+        yield* eventually(Effect.filterOrFail(total, (n) => n === 2001))
+        expect(counts()).toEqual([1000, 1000, 1])
+        yield* eventually(Effect.filterOrFail(heldBy(b, keys), (n) => n === 0))
+      })
+    )
+
     it.scoped("is 1 MiB: a RemoveBulk of 3 MB leaves in 3 pieces, in order", () =>
       Effect.gen(function* () {
         const received = yield* listen("mb6")
