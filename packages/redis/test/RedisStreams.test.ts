@@ -45,6 +45,49 @@ const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e
 const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
   entries.map((e) => Object.fromEntries(e.fields).n)
 
+// Stream ids as redis-server reads them (strtoull for each number, checked on 7.0; the same
+// cases as TestStreams.test.ts, which holds TestStreams to them): spaces and "+" before a
+// number, zeros in front, numbers up to 2^64-1, a sequence number "-<n>" that wraps around 2^64
+// unless it is a plain negative number, the end of the id at a NUL, at most 127 bytes.
+/** An id Redis accepts, and the entries after it among 5-0, 5-1 and 7-0. */
+const after: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+  [" 5", ["5-1", "7-0"]],
+  ["+5-0", ["5-1", "7-0"]],
+  ["\t\n\v\f\r05- +1", ["7-0"]],
+  ["5--0", ["5-1", "7-0"]],
+  ["5--01", ["7-0"]],
+  ["5--18446744073709551615", ["7-0"]],
+  ["4-18446744073709551615", ["5-0", "5-1", "7-0"]],
+  ["6-9007199254740993", ["7-0"]],
+  ["5-0\u0000-9", ["5-1", "7-0"]],
+  [`${"0".repeat(126)}5`, ["5-1", "7-0"]],
+  ["9007199254740993", []],
+  ["18446744073709551615-18446744073709551615", []]
+]
+const refused = [
+  "-1",
+  "5--1",
+  "5--9223372036854775808",
+  "5--18446744073709551616",
+  "18446744073709551616-0",
+  "5-18446744073709551616",
+  "1e3",
+  "0x10",
+  "5 ",
+  "5-",
+  "5- ",
+  "-",
+  "+",
+  "++5",
+  "5-*",
+  "1-2-3",
+  ">",
+  " ",
+  "5-\u00a01",
+  "\u0665",
+  `${"0".repeat(127)}5`
+]
+
 describe("RedisStreams", () => {
   layer(Env, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.scoped(
@@ -722,5 +765,62 @@ describe("RedisStreams", () => {
         for (const span of spans) expect(span.attributes.get("messaging.destination.name")).toBe("orders")
       })
     )
+
+    describe("stream ids as Redis reads them", () => {
+      /** Entries 5-0, 5-1 and 7-0 in `stream`, a group "all" from 0 that has delivered all three. */
+      const fiveFiveSeven = (stream: string) =>
+        Effect.gen(function* () {
+          const streams = yield* CacheStreams.CacheStreams
+          const look = yield* observer
+          for (const id of ["5-0", "5-1", "7-0"])
+            yield* Effect.promise(() => look.xadd(`s:${stream}`, id, "n", id))
+          yield* streams.createGroup(stream, "all", "0")
+          yield* streams.consume(stream, "all", "c", { blockMs: 200 }).pipe(Stream.take(3), Stream.runDrain)
+          return streams
+        })
+
+      it.scoped("read, createGroup and ack accept them, and order them as Redis does", () =>
+        Effect.gen(function* () {
+          const streams = yield* fiveFiveSeven("ids")
+          for (const [id, entries] of after) {
+            expect([id, ids(yield* streams.read("ids", id, 10))]).toEqual([id, entries])
+            if (entries.length === 0) continue
+            yield* streams.createGroup("ids", `from ${id}`, id)
+            const delivered = yield* streams
+              .consume("ids", `from ${id}`, "c", { blockMs: 200 })
+              .pipe(Stream.take(entries.length), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+            expect([id, ids(delivered)]).toEqual([id, entries])
+          }
+          // "5--18446744073709551615" is 5-1 (2^64 - n); "7--0" and "7" are 7-0, acked once.
+          expect(
+            yield* streams.ack("ids", "all", [
+              "+5",
+              "5--18446744073709551615",
+              "7--0",
+              "7",
+              "18446744073709551615"
+            ])
+          ).toBe(3)
+        })
+      )
+
+      it.scoped("read, createGroup and ack refuse the others, acking nothing", () =>
+        Effect.gen(function* () {
+          const streams = yield* fiveFiveSeven("refused-ids")
+          for (const id of refused) {
+            const calls = [
+              streams.read("refused-ids", id, 10),
+              streams.createGroup("refused-ids", "refused", id),
+              streams.ack("refused-ids", "all", ["5-0", id])
+            ]
+            for (const call of calls) {
+              const result = yield* Effect.either(call as Effect.Effect<unknown, { readonly _tag: string }>)
+              expect([id, Either.isLeft(result) && result.left._tag]).toEqual([id, "StreamError"])
+            }
+          }
+          expect(yield* streams.ack("refused-ids", "all", ["5-0", "5-1", "7-0"])).toBe(3)
+        })
+      )
+    })
   })
 })

@@ -3,7 +3,8 @@
  * Effect Clock (entry ids are Clock milliseconds; blocking reads, consumers' `blockMs` and
  * `claimIdleMs` wait on it, so `TestClock.adjust` drives them). It behaves as RedisStreams does:
  * entries in order with ids `<ms>-<seq>`, `readLatest` newest first, `read` after an id (`"$"`:
- * only entries published after the call), consumer groups whose consumers get their own pending
+ * only entries published after the call; an id given to `read`, `createGroup` or `ack` is read
+ * as Redis reads it: each number up to 2^64-1, with spaces, `+` or zeros in front), consumer groups whose consumers get their own pending
  * entries first, then new ones (at least once), `claimIdleMs` taking over the entries other
  * consumers left unacknowledged that long (each to one consumer, never its own again; a pass
  * looks at `count` pending entries a pull, as RedisStreams's pages, until it has seen them
@@ -20,10 +21,11 @@ type StreamEntry = CacheStreams.StreamEntry
 type StreamError = CacheError.StreamError
 const { StreamError } = CacheError
 
-/** An id as two numbers, for comparing. */
-type Id = readonly [ms: number, seq: number]
+/** An id as one number, `<ms> * 2^64 + <seq>`: ids compare as these do. */
+type Id = bigint
 
 interface Pending {
+  readonly at: Id
   consumer: string
   /** Clock ms of its last delivery. */
   deliveredAt: number
@@ -41,17 +43,38 @@ interface StreamState {
   readonly groups: Map<string, Group>
 }
 
-const ZERO: Id = [0, 0]
-const compare = (a: Id, b: Id): number => (a[0] === b[0] ? a[1] - b[1] : a[0] - b[0])
-const format = (id: Id) => `${id[0]}-${id[1]}`
+const ZERO: Id = 0n
+const U64 = 2n ** 64n
+const format = (id: Id) => `${id / U64}-${id % U64}`
+const byId = (a: Pending, b: Pending): number => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)
 
-/** `"<ms>"` or `"<ms>-<seq>"`, as Redis reads an id; undefined for anything else. */
-const parseId = (text: string): Id | undefined => {
-  const match = /^(\d+)(?:-(\d+))?$/.exec(text)
+/**
+ * A number of an id as Redis reads it (its string2ull): a plain negative number is refused;
+ * otherwise as C's strtoull in base 10: spaces (C's isspace) and a sign in front, digits to the
+ * end, at most 2^64-1, and a "-" wrapping the number around 2^64. Undefined when refused.
+ */
+const u64 = (text: string): bigint | undefined => {
+  if (/^-[1-9]\d*$/.test(text) && text.length < 21 && BigInt(text) >= -(U64 / 2n)) return undefined
+  const match = /^[ \t\n\v\f\r]*([+-]?)(\d+)$/.exec(text)
   if (match === null) return undefined
-  const ms = Number(match[1])
-  const seq = match[2] === undefined ? 0 : Number(match[2])
-  return Number.isSafeInteger(ms) && Number.isSafeInteger(seq) ? [ms, seq] : undefined
+  const n = BigInt(match[2]!)
+  if (n >= U64) return undefined
+  return match[1] === "-" ? (U64 - n) % U64 : n
+}
+
+/**
+ * An id given to `read`, `createGroup` or `ack`, as Redis reads one (checked on redis-server
+ * 7.0): at most 127 bytes, ending at a NUL if it holds one, `"<ms>"` (`"<ms>-0"`) or
+ * `"<ms>-<seq>"` with each number as {@link u64} reads it. Undefined for anything else.
+ */
+const parseId = (text: string): Id | undefined => {
+  if (text.length > 42 && new TextEncoder().encode(text).length > 127) return undefined
+  const nul = text.indexOf("\u0000")
+  const id = nul < 0 ? text : text.slice(0, nul)
+  const dash = id.indexOf("-")
+  const ms = u64(dash < 0 ? id : id.slice(0, dash))
+  const seq = dash < 0 ? 0n : u64(id.slice(dash + 1))
+  return ms === undefined || seq === undefined ? undefined : ms * U64 + seq
 }
 
 /** No lone surrogate (Node 20.19 has `isWellFormed`; ES2022's types do not name it). */
@@ -101,7 +124,7 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
     return state
   }
   const after = (state: StreamState | undefined, id: Id, count: number) =>
-    (state?.entries ?? []).filter((e) => compare(e.at, id) > 0).slice(0, count)
+    (state?.entries ?? []).filter((e) => e.at > id).slice(0, count)
   /** A copy of a stored entry, as Redis answers one: a reader changing it changes nothing here. */
   const plain = ({ id, fields }: StreamEntry): StreamEntry => ({
     id,
@@ -149,7 +172,7 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
         return yield* fail("publish", stream, "maxLen must be a non-negative integer")
       const now = yield* Clock.currentTimeMillis
       const state = stateOf(stream)
-      const at: Id = now > state.last[0] ? [now, 0] : [state.last[0], state.last[1] + 1]
+      const at: Id = BigInt(now) > state.last / U64 ? BigInt(now) * U64 : state.last + 1n
       state.last = at
       const id = format(at)
       state.entries.push({ id, fields: pairs, at })
@@ -270,10 +293,10 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
         const claimPage = (g: Group, now: number): Array<StreamEntry> => {
           const start = pass!
           const rows = [...g.pending.entries()]
-            .filter(([id, p]) => now - p.deliveredAt >= claimIdleMs! && compare(parseId(id)!, start) > 0)
-            .sort(([a], [b]) => compare(parseId(a)!, parseId(b)!))
+            .filter(([, p]) => now - p.deliveredAt >= claimIdleMs! && p.at > start)
+            .sort(([, a], [, b]) => byId(a, b))
             .slice(0, count)
-          pass = rows.length < count ? undefined : parseId(rows[rows.length - 1]![0])!
+          pass = rows.length < count ? undefined : rows[rows.length - 1]![1].at
           const out: Array<StreamEntry> = []
           for (const [id, p] of rows) {
             if (p.consumer === consumer) continue
@@ -281,7 +304,7 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
             // Trimmed away since: it leaves the group (as XCLAIM drops it), delivered to nobody.
             if (entry === undefined) g.pending.delete(id)
             else {
-              g.pending.set(id, { consumer, deliveredAt: now })
+              g.pending.set(id, { at: p.at, consumer, deliveredAt: now })
               out.push(plain(entry))
             }
           }
@@ -294,10 +317,10 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
           if (cursor !== undefined) {
             const from: Id = cursor
             const own = [...g.pending.entries()]
-              .filter(([id, p]) => p.consumer === consumer && compare(parseId(id)!, from) > 0)
-              .sort(([a], [b]) => compare(parseId(a)!, parseId(b)!))
+              .filter(([, p]) => p.consumer === consumer && p.at > from)
+              .sort(([, a], [, b]) => byId(a, b))
               .slice(0, count)
-            cursor = own.length === 0 ? undefined : parseId(own[own.length - 1]![0])!
+            cursor = own.length === 0 ? undefined : own[own.length - 1]![1].at
             const out: Array<StreamEntry> = []
             for (const [id, p] of own) {
               const entry = entryOf(id)
@@ -322,7 +345,7 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
             return []
           }
           g.lastDelivered = fresh[fresh.length - 1]!.at
-          for (const entry of fresh) g.pending.set(entry.id, { consumer, deliveredAt: now })
+          for (const entry of fresh) g.pending.set(entry.id, { at: entry.at, consumer, deliveredAt: now })
           return fresh.map(plain)
         })
         return Stream.repeatEffect(next).pipe(Stream.flattenIterables)

@@ -343,3 +343,105 @@ describe("TestStreams", () => {
     })
   )
 })
+
+// Stream ids as redis-server reads them (strtoull for each number, checked on 7.0; the same
+// cases as RedisStreams.test.ts): spaces and "+" before a number, zeros in front, numbers up to
+// 2^64-1, a sequence number "-<n>" that wraps around 2^64 unless it is a plain negative number,
+// the end of the id at a NUL, at most 127 bytes. TestStreams refused every id beyond 2^53 and
+// every spelling but digits, where Redis answers.
+describe("stream ids as Redis reads them", () => {
+  /** Entries 5-0, 5-1 and 7-0, a group "all" from 0 that has delivered all three. */
+  const fiveFiveSeven = Effect.gen(function* () {
+    const streams = yield* TestStreams.make
+    yield* streams.createGroup("ids", "all", "0")
+    yield* TestClock.adjust("5 millis")
+    yield* streams.publish("ids", { n: "a" })
+    yield* streams.publish("ids", { n: "b" })
+    yield* TestClock.adjust("2 millis")
+    yield* streams.publish("ids", { n: "c" })
+    yield* take(streams.consume("ids", "all", "c", { blockMs: 10 }), 3)
+    return streams
+  })
+  /** An id Redis accepts, and the entries after it. */
+  const after: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+    [" 5", ["5-1", "7-0"]],
+    ["+5-0", ["5-1", "7-0"]],
+    ["\t\n\v\f\r05- +1", ["7-0"]],
+    ["5--0", ["5-1", "7-0"]],
+    ["5--01", ["7-0"]],
+    ["5--18446744073709551615", ["7-0"]],
+    ["4-18446744073709551615", ["5-0", "5-1", "7-0"]],
+    ["6-9007199254740993", ["7-0"]],
+    ["5-0\u0000-9", ["5-1", "7-0"]],
+    [`${"0".repeat(126)}5`, ["5-1", "7-0"]],
+    ["9007199254740993", []],
+    ["18446744073709551615-18446744073709551615", []]
+  ]
+  const refused = [
+    "-1",
+    "5--1",
+    "5--9223372036854775808",
+    "5--18446744073709551616",
+    "18446744073709551616-0",
+    "5-18446744073709551616",
+    "1e3",
+    "0x10",
+    "5 ",
+    "5-",
+    "5- ",
+    "-",
+    "+",
+    "++5",
+    "5-*",
+    "1-2-3",
+    ">",
+    " ",
+    "5-\u00a01",
+    "\u0665",
+    `${"0".repeat(127)}5`
+  ]
+
+  it.effect("read, createGroup and ack accept them, and order them as Redis does", () =>
+    Effect.gen(function* () {
+      const streams = yield* fiveFiveSeven
+      for (const [id, entries] of after) {
+        expect([id, ids(yield* streams.read("ids", id, 10))]).toEqual([id, entries])
+        if (entries.length === 0) continue
+        yield* streams.createGroup("ids", `from ${id}`, id)
+        const delivered = yield* take(
+          streams.consume("ids", `from ${id}`, "c", { blockMs: 10 }),
+          entries.length
+        )
+        expect([id, ids(delivered)]).toEqual([id, entries])
+      }
+      // "5--18446744073709551615" is 5-1 (2^64 - n); "7--0" and "7" are 7-0, acked once.
+      expect(
+        yield* streams.ack("ids", "all", [
+          "+5",
+          "5--18446744073709551615",
+          "7--0",
+          "7",
+          "18446744073709551615"
+        ])
+      ).toBe(3)
+    })
+  )
+
+  it.effect("read, createGroup and ack refuse the others, acking nothing", () =>
+    Effect.gen(function* () {
+      const streams = yield* fiveFiveSeven
+      for (const id of refused) {
+        const calls = [
+          streams.read("ids", id, 10),
+          streams.createGroup("ids", "refused", id),
+          streams.ack("ids", "all", ["5-0", id])
+        ]
+        for (const call of calls) {
+          const result = yield* Effect.either(call as Effect.Effect<unknown, { readonly _tag: string }>)
+          expect([id, Either.isLeft(result) && result.left._tag]).toEqual([id, "StreamError"])
+        }
+      }
+      expect(yield* streams.ack("ids", "all", ["5-0", "5-1", "7-0"])).toBe(3)
+    })
+  )
+})
