@@ -3,6 +3,15 @@
  * messages as JSON strings (so that malformed ones can be injected) and can simulate a
  * dropped-and-restored connection.
  *
+ * Every payload on a hub reaches every subscriber, where RedisInvalidationBus drops some before
+ * the cache sees them. A hub is the channel of one application's instances, so TestBus stamps no
+ * namespace on what it publishes and drops no message stamped with another (RedisInvalidationBus
+ * stamps its key prefix, which TestTier does not have, and drops other namespaces' messages: a
+ * test of that needs `RedisServer.layer()` and the Redis bus); `MultiInstance.settle` can then
+ * count every payload as delivered to every cache. A malformed payload reaches the cache, which
+ * counts it in `invalidationStats.malformedMessages` (RedisInvalidationBus counts it in its own
+ * `stats` instead). Either way the cache skips it.
+ *
  * @since 0.1.0
  */
 import { CacheError, InvalidationBus, InvalidationMessage } from "@tiercache/core"
