@@ -4,8 +4,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { TieredCache } from "@tiercache/core"
+import { TestTier } from "@tiercache/testing"
 import { Effect, Option, TestClock } from "effect"
-import { TestCacheLive } from "../testing.js"
+import { TestCacheLive, testCacheOn } from "../testing.js"
 
 describe("README: Testing your code", () => {
   it.effect("a cache of TestCacheLive computes once, then expires its entries on the TestClock", () =>
@@ -23,5 +24,23 @@ describe("README: Testing your code", () => {
       const stats = yield* cache.stats
       expect([stats.l1Hits, stats.misses]).toEqual([2, 3])
     }).pipe(Effect.provide(TestCacheLive))
+  )
+
+  // TestTier.layer() gives no handle on failOn: testCacheOn takes a TestTier the test made.
+  it.effect("a cache on a TestTier of the test's own: failOn makes its L2 fail, the cache goes on", () =>
+    Effect.gen(function* () {
+      const l2 = yield* TestTier.make()
+      yield* Effect.gen(function* () {
+        const cache = yield* TieredCache.TieredCache
+        yield* l2.failOn(["set"])
+        yield* cache.set("k", 1)
+        expect((yield* l2.snapshot).has("k")).toBe(false)
+        expect((yield* cache.stats).tierErrors).toEqual({ test: 1 })
+        yield* l2.failOn("none")
+        yield* cache.set("k", 2)
+        expect([...(yield* l2.snapshot).keys()]).toEqual(["k"])
+        expect(yield* cache.get("k")).toEqual(Option.some(2))
+      }).pipe(Effect.provide(testCacheOn(l2)))
+    })
   )
 })

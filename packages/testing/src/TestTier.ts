@@ -148,7 +148,9 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
   })
 
 /**
- * A fresh test tier as the cache's L2.
+ * A fresh test tier as the cache's L2. It gives no handle on the tier's controls (`failOn`,
+ * `snapshot`, `plant`, `calls`): for those, make the tier with {@link make} in the test and
+ * provide it yourself, `Layer.succeed(Tier.L2, tier)` (examples/testing.ts, `testCacheOn`).
  *
  * @category layers
  * @since 0.1.0
