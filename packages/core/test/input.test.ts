@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { type Duration, Effect, Layer, Option, Schema } from "effect"
+import { type Duration, Effect, Layer, Option, Schema, type Scope } from "effect"
 import { hubWorld } from "./hubWorld.js"
 
 /** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
@@ -668,6 +668,64 @@ describe("options resolved once per options object stay exact when the object ch
   )
 })
 
+/**
+ * Two instances and one bus over a lower tier holding the entries' wire form, as Redis does: a
+ * KeyValueStoreTier over a memory store, and MultiInstance's default TestTier.
+ */
+const overWireForm: ReadonlyArray<
+  readonly [string, Effect.Effect<ReadonlyArray<TieredCache.TieredCache.Service>, unknown, Scope.Scope>]
+> = [
+  [
+    "KeyValueStoreTier",
+    Effect.gen(function* () {
+      const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+      const tier = KeyValueStoreTier.layer().pipe(
+        Layer.provide(Layer.succeed(KeyValueStore.KeyValueStore, store))
+      )
+      const hub = yield* TestBus.makeHub
+      return (yield* MultiInstance.make(2, { shared: Layer.merge(tier, TestBus.layer(hub)) })).caches
+    })
+  ],
+  ["TestTier", Effect.map(MultiInstance.make(2), (instances) => instances.caches)]
+]
+
+/** The README's list of what JSON does not carry, written by `a` and read by `b` (and `a`). */
+const whatJsonDoesNotCarry = (
+  tier: string,
+  a: TieredCache.TieredCache.Service,
+  b: TieredCache.TieredCache.Service
+) =>
+  Effect.gen(function* () {
+    const named = Object.assign([1, 2], { label: "x" })
+    const cases: ReadonlyArray<readonly [string, () => unknown, unknown]> = [
+      ["negative zero", () => ({ n: -0 }), { n: 0 }],
+      ["symbol-keyed", () => ({ [Symbol("s")]: 1, b: 1 }), { b: 1 }],
+      ["non-enumerable", () => Object.defineProperty({ b: 1 }, "hidden", { value: 1 }), { b: 1 }],
+      ["named array property", () => named, [1, 2]],
+      ["undefined property", () => ({ a: undefined, b: 1 }), { b: 1 }],
+      ["null prototype", () => Object.assign(Object.create(null), { b: 1 }), { b: 1 }]
+    ]
+    for (const [name, make, elsewhere] of cases) {
+      // Through the store (set) and through the bus's update message (update).
+      const written = make()
+      yield* a.set(`set:${name}`, written)
+      const updated = make()
+      yield* a.update(`update:${name}`, updated)
+      yield* MultiInstance.settle([a, b])
+      expect(yield* a.get(`set:${name}`)).toEqual(Option.some(written))
+      expect(Option.getOrThrow(yield* a.get(`update:${name}`))).toBe(updated)
+      for (const key of [`set:${name}`, `update:${name}`]) {
+        const there = Option.getOrThrow(yield* b.get(key))
+        expect(there, `${name} (${key}) over ${tier}`).toStrictEqual(elsewhere)
+        expect(Object.getPrototypeOf(there)).toBe(Array.isArray(there) ? Array.prototype : Object.prototype)
+      }
+    }
+    // What the writer's L1 answers is the object as written: undefined and null prototype kept.
+    const kept = Option.getOrThrow(yield* a.get("set:undefined property")) as object
+    expect(Object.keys(kept)).toEqual(["a", "b"])
+    expect(Object.getPrototypeOf(Option.getOrThrow(yield* a.get("set:null prototype")))).toBe(null)
+  })
+
 describe("values JSON does not carry", () => {
   // README (Semantics, Values): "L1 keeps values by reference: do not mutate what you cache or
   // read". A value changed after its set is seen changed by the writer's L1 hits only.
@@ -675,68 +733,25 @@ describe("values JSON does not carry", () => {
     "L1 keeps values by reference: a value mutated after its set reaches the writer's L1 hits only",
     () =>
       Effect.gen(function* () {
-        // Two instances over one store holding the entries' wire form, as Redis does, and one bus.
-        const hub = yield* TestBus.makeHub
-        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
-        const {
-          caches: [a, b]
-        } = yield* MultiInstance.make(2, {
-          shared: Layer.merge(
-            KeyValueStoreTier.layer().pipe(Layer.provide(Layer.succeed(KeyValueStore.KeyValueStore, store))),
-            TestBus.layer(hub)
-          )
-        })
-        const value = { n: 1 }
-        yield* a!.set("k", value)
-        expect(Option.getOrThrow(yield* a!.get("k"))).toBe(value)
-        value.n = 2
-        expect(yield* a!.get("k")).toEqual(Option.some({ n: 2 }))
-        // The lower tier holds what was written.
-        expect(yield* b!.get("k")).toEqual(Option.some({ n: 1 }))
+        for (const [tier, instances] of overWireForm) {
+          const [a, b] = yield* instances
+          const value = { n: 1 }
+          yield* a!.set("k", value)
+          expect(Option.getOrThrow(yield* a!.get("k"))).toBe(value)
+          value.n = 2
+          expect(yield* a!.get("k")).toEqual(Option.some({ n: 2 }))
+          // The lower tier holds what was written.
+          expect(yield* b!.get("k"), tier).toEqual(Option.some({ n: 1 }))
+        }
       })
   )
 
   it.scoped("what JSON does not carry reaches only the writer's L1, as the README lists it", () =>
     Effect.gen(function* () {
-      // Two instances over one store holding the entries' wire form, as Redis does, and one bus.
-      const hub = yield* TestBus.makeHub
-      const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
-      const {
-        caches: [a, b]
-      } = yield* MultiInstance.make(2, {
-        shared: Layer.merge(
-          KeyValueStoreTier.layer().pipe(Layer.provide(Layer.succeed(KeyValueStore.KeyValueStore, store))),
-          TestBus.layer(hub)
-        )
-      })
-      const named = Object.assign([1, 2], { label: "x" })
-      const cases: ReadonlyArray<readonly [string, () => unknown, unknown]> = [
-        ["negative zero", () => ({ n: -0 }), { n: 0 }],
-        ["symbol-keyed", () => ({ [Symbol("s")]: 1, b: 1 }), { b: 1 }],
-        ["non-enumerable", () => Object.defineProperty({ b: 1 }, "hidden", { value: 1 }), { b: 1 }],
-        ["named array property", () => named, [1, 2]],
-        ["undefined property", () => ({ a: undefined, b: 1 }), { b: 1 }],
-        ["null prototype", () => Object.assign(Object.create(null), { b: 1 }), { b: 1 }]
-      ]
-      for (const [name, make, elsewhere] of cases) {
-        // Through the store (set) and through the bus's update message (update).
-        const written = make()
-        yield* a.set(`set:${name}`, written)
-        const updated = make()
-        yield* a.update(`update:${name}`, updated)
-        yield* MultiInstance.settle([a, b])
-        expect(yield* a.get(`set:${name}`)).toEqual(Option.some(written))
-        expect(Option.getOrThrow(yield* a.get(`update:${name}`))).toBe(updated)
-        for (const key of [`set:${name}`, `update:${name}`]) {
-          const there = Option.getOrThrow(yield* b.get(key))
-          expect(there, `${name} (${key})`).toStrictEqual(elsewhere)
-          expect(Object.getPrototypeOf(there)).toBe(Array.isArray(there) ? Array.prototype : Object.prototype)
-        }
+      for (const [tier, instances] of overWireForm) {
+        const [a, b] = yield* instances
+        yield* whatJsonDoesNotCarry(tier, a!, b!)
       }
-      // What the writer's L1 answers is the object as written: undefined and null prototype kept.
-      const kept = Option.getOrThrow(yield* a.get("set:undefined property")) as object
-      expect(Object.keys(kept)).toEqual(["a", "b"])
-      expect(Object.getPrototypeOf(Option.getOrThrow(yield* a.get("set:null prototype")))).toBe(null)
     })
   )
 })

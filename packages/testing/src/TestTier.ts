@@ -1,7 +1,10 @@
 /**
  * An in-memory tier whose expiry follows the Effect Clock (so `TestClock` drives it), with
  * switches to make operations fail, for users' unit tests and ours. It is the L2 of tests
- * that need no Redis.
+ * that need no Redis. It holds each entry written as RedisTier does, in its wire form
+ * (`Entry.serialize`), and reads a copy back: another instance reads `-0` as `0`, sees no
+ * property whose value is `undefined` and no symbol-keyed or named array property, and a value
+ * changed after its write (or after a read) is not changed in the tier.
  *
  * @since 0.1.0
  */
@@ -25,7 +28,10 @@ export type Operation = "get" | "getMany" | "set" | "setMany" | "remove" | "remo
 export interface TestTier extends Tier.Tier.Service {
   /** The stored entries (gone ones excluded), keyed as written. */
   readonly snapshot: Effect.Effect<ReadonlyMap<string, Entry.Entry>>
-  /** Writes an entry directly, bypassing any cache (to plant bad or foreign data). */
+  /**
+   * Writes an entry directly, bypassing any cache (to plant bad or foreign data): held as given,
+   * not in its wire form, so that it can hold what no serializing tier could.
+   */
   readonly plant: (key: string, entry: Entry.Entry) => Effect.Effect<void>
   /** Makes the given operations (or all) fail with a TierError until told otherwise. */
   readonly failOn: (operations: ReadonlyArray<Operation> | "all" | "none") => Effect.Effect<void>
@@ -54,7 +60,8 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
   Effect.gen(function* () {
     const clock = yield* Effect.clock
     const name = options.name ?? "test"
-    const store = new Map<string, Entry.Entry>()
+    /** The wire form of what was written (as RedisTier holds it), or an entry as planted. */
+    const store = new Map<string, string | Entry.Entry>()
     let failing: ReadonlySet<Operation> = new Set()
     const calls: Record<Operation, number> = {
       get: 0,
@@ -75,11 +82,20 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
             new CacheError.TierError({ tier: name, operation, reason: "failure injected by the test" })
           )
         }
-        return Effect.sync(body)
+        return Effect.try({
+          try: body,
+          catch: (cause) =>
+            new CacheError.TierError({
+              tier: name,
+              operation,
+              reason: `the entry could not be encoded: ${cause instanceof Error ? cause.message : String(cause)}`
+            })
+        })
       })
 
     const read = (key: string): Option.Option<Entry.Entry> => {
-      const entry = store.get(key)
+      const held = store.get(key)
+      const entry = typeof held === "string" ? Entry.deserialize(held) : held
       if (entry === undefined) return Option.none()
       if (Entry.isGone(entry, now())) {
         store.delete(key)
@@ -87,19 +103,22 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
       }
       return Option.some(entry)
     }
-    const write = (key: string, entry: Entry.Entry) => {
+    /** Holds `held` (an entry's wire form, or a planted entry) for `entry`'s lifetime. */
+    const write = (key: string, entry: Entry.Entry, held: string | Entry.Entry) => {
       if (Entry.isGone(entry, now())) store.delete(key)
-      else store.set(key, entry)
+      else store.set(key, held)
     }
 
     const tier: TestTier = {
       name,
       get: (key) => op("get", () => read(key)),
       getMany: (keys) => op("getMany", () => keys.map(read)),
-      set: (key, entry) => op("set", () => write(key, entry)),
+      set: (key, entry) => op("set", () => write(key, entry, Entry.serialize(entry))),
       setMany: (entries) =>
         op("setMany", () => {
-          for (const [key, entry] of entries) write(key, entry)
+          // Every entry encoded before any is written: one that cannot be writes none, as with Redis.
+          const wire = entries.map(([key, entry]) => [key, entry, Entry.serialize(entry)] as const)
+          for (const [key, entry, held] of wire) write(key, entry, held)
         }),
       remove: (keys) =>
         op("remove", () => {
@@ -131,7 +150,7 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
         }
         return out
       }),
-      plant: (key, entry) => Effect.sync(() => write(key, entry)),
+      plant: (key, entry) => Effect.sync(() => write(key, entry, entry)),
       failOn: (operations) =>
         Effect.sync(() => {
           failing =
