@@ -284,7 +284,8 @@ export const make = (
      * (removeBatch.ts); any other message first sends the removes published before it.
      */
     const publishNow = (message: InvalidationMessage.InvalidationMessage, done: Done): void => {
-      if (message.type === "Remove") {
+      // From plain JavaScript, no message at all: `direct` answers that it cannot be encoded.
+      if (message != null && message.type === "Remove") {
         const waits = removes.add(message, (failure) =>
           done(failure === undefined ? undefined : failed(failure.cause), undefined)
         )

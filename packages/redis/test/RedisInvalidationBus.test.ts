@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { InvalidationBus, type InvalidationMessage } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Effect, Either, Layer, Queue, Stream } from "effect"
+import { Effect, Either, Exit, Layer, Queue, Stream } from "effect"
 import { RedisInvalidationBus } from "../src/index.js"
 import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
 
@@ -241,6 +241,23 @@ describe("RedisInvalidationBus", () => {
           Effect.flatMap(subscriberCount, (n) => (n === baseline ? Effect.void : Effect.fail(n))),
           "2 seconds"
         )
+      })
+    )
+
+    // From plain JavaScript: a message JSON cannot encode, or none at all, is a BusError (as with
+    // TestBus, TestBus.test.ts). A null message died with a TypeError (publishNow read its type).
+    it.scoped("a message that cannot be encoded is a BusError, never a defect", () =>
+      Effect.gen(function* () {
+        const bus = yield* InvalidationBus.InvalidationBus
+        for (const message of [{ type: "Update", key: "k", value: 1n, ttl_secs: 1 }, null, undefined]) {
+          const exit = yield* Effect.exit(
+            bus.publish(message as unknown as InvalidationMessage.InvalidationMessage)
+          )
+          expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
+            _tag: "BusError",
+            reason: "message cannot be encoded"
+          })
+        }
       })
     )
   })

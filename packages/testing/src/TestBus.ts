@@ -83,7 +83,17 @@ export const make = (hub: Hub): InvalidationBus.InvalidationBus.Service => ({
           new CacheError.BusError({ operation: "publish", reason: "failure injected by the test" })
         )
       }
-      return hub.publishRaw(InvalidationMessage.encode(message))
+      let raw: string
+      try {
+        // As RedisInvalidationBus: a message JSON cannot encode, or none (plain JS), is refused.
+        if (message == null) throw new TypeError(`no message: ${message}`)
+        raw = InvalidationMessage.encode(message)
+      } catch (cause) {
+        return Effect.fail(
+          new CacheError.BusError({ operation: "publish", reason: "message cannot be encoded", cause })
+        )
+      }
+      return hub.publishRaw(raw)
     }),
   subscribe: Effect.gen(function* () {
     const dequeue = yield* PubSub.subscribe(hub.pubsub)

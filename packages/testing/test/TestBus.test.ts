@@ -4,8 +4,9 @@
  * namespace, no malformed one); the cache sees them all and counts them.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
-import { MultiInstance } from "../src/index.js"
+import type { InvalidationMessage } from "@tiercache/core"
+import { Effect, Exit, Option } from "effect"
+import { MultiInstance, TestBus } from "../src/index.js"
 
 /** One instance on a fresh TestTier and hub, holding "k" in its L1 only. */
 const holdingK = Effect.gen(function* () {
@@ -46,6 +47,25 @@ describe("TestBus", () => {
       yield* MultiInstance.settle([cache], { hub })
       expect((yield* cache.invalidationStats).malformedMessages).toBe(1)
       expect(yield* cache.get("k")).toEqual(Option.some("v"))
+    })
+  )
+
+  // As RedisInvalidationBus (RedisInvalidationBus.test.ts): a message JSON cannot encode, or none
+  // at all from plain JavaScript, is a BusError. TestBus died on a bigint value.
+  it.effect("a message that cannot be encoded is a BusError; nothing reaches the hub", () =>
+    Effect.gen(function* () {
+      const hub = yield* TestBus.makeHub
+      const bus = TestBus.make(hub)
+      for (const message of [{ type: "Update", key: "k", value: 1n, ttl_secs: 1 }, null, undefined]) {
+        const exit = yield* Effect.exit(
+          bus.publish(message as unknown as InvalidationMessage.InvalidationMessage)
+        )
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
+          _tag: "BusError",
+          reason: "message cannot be encoded"
+        })
+      }
+      expect(yield* hub.published).toEqual([])
     })
   )
 })
