@@ -162,8 +162,9 @@ export const make = (options: Options = {}): Effect.Effect<TestTier> =>
         }),
       calls: Effect.sync(() => ({ ...calls }))
     }
-    // Arguments from plain JavaScript are checked before the tier runs (`plant` is not checked).
-    return Tier.withInputChecks(tier)
+    // Arguments from plain JavaScript are checked before the tier runs (`plant` is not checked);
+    // keys and globs must be well-formed UTF-16, as RedisTier's (Redis holds them as UTF-8).
+    return Tier.withInputChecks(tier, { wellFormedKeys: true })
   })
 
 /**

@@ -43,4 +43,27 @@ describe("TestTier", () => {
       expect([...(yield* tier.snapshot).keys()]).toEqual([])
     })
   )
+
+  // As RedisTier (RedisTier.test.ts): Redis holds keys as UTF-8, where "k\uD800" and "k\uDBFF"
+  // would be one key, so a lone surrogate is refused; TestTier held them apart.
+  it.effect("keys and globs with a lone surrogate are a TierError, as RedisTier's; nothing written", () =>
+    Effect.gen(function* () {
+      const tier = yield* TestTier.make()
+      const entry = Entry.make({ value: "v", now: 0, ttlMs: 60_000 })
+      const calls: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string; readonly reason: string }>> =
+        [
+          tier.set("k\uD800", entry),
+          tier.get("k\uDBFF"),
+          tier.getMany(["ok", "k\uD800"]),
+          tier.setMany([["k\uDC00", entry]]),
+          tier.remove(["k\uD800"]),
+          tier.removeMatching("k\uD800*")
+        ]
+      for (const call of calls) {
+        const result = yield* Effect.either(call)
+        expect(Either.isLeft(result) && result.left.reason).toMatch(/must be well-formed UTF-16/)
+      }
+      expect((yield* tier.snapshot).size).toBe(0)
+    })
+  )
 })
