@@ -482,6 +482,25 @@ describe("fail-safe", () => {
     })
   )
 
+  // README (Fail-safe; options table "0: off"): with failSafeThrottle 0 a failure is not answered
+  // stale; a hard timeout still is (it is no failure of the source).
+  it.scoped("failSafeThrottle 0: a failed computation's error reaches its callers over a stale value", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({ staleWhileRevalidate: false, failSafeThrottle: 0 })
+      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("1 second")
+      expect(yield* Effect.flip(cache.getOrCompute("k", Effect.fail("source down" as const)))).toBe(
+        "source down"
+      )
+      const slow = Effect.as(Effect.sleep("5 seconds"), "v2")
+      const timedOut = yield* Effect.fork(cache.getOrCompute("k", slow, { timeouts: { hard: "1 second" } }))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(timedOut)).toBe("v1")
+      expect((yield* cache.stats).failSafeHits).toBe(1)
+    })
+  )
+
   it.scoped("without a stale value the computation's error reaches the caller, typed", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()
@@ -626,6 +645,45 @@ describe("computation timeouts", () => {
       expect(yield* Fiber.join(fiber)).toBe("v1")
       const s = yield* cache.stats
       expect([s.timeouts, s.failSafeHits]).toEqual([1, 1])
+    })
+  )
+
+  // README (Fail-safe) said a computation past its hard timeout had its stale value kept in L1 as
+  // fresh for failSafeThrottle, as a failed one has. It is not: the computation goes on (and
+  // stores its result), so `get` does not answer the stale value as fresh meanwhile and later
+  // callers join that computation; only once it fails is the stale value kept.
+  it.scoped("hard timeout with a stale value keeps nothing in L1; the computation failing then does", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* build({ staleWhileRevalidate: false, failSafeThrottle: "5 seconds" })
+      const runs = yield* Ref.make(0)
+      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("1 second")
+      const failing = Effect.zipRight(counted(runs, undefined, 5000), Effect.fail("source down" as const))
+      const call = Effect.fork(cache.getOrCompute("k", failing, { timeouts: { hard: "300 millis" } }))
+      const first = yield* call
+      yield* settle
+      yield* TestClock.adjust("300 millis")
+      expect(yield* Fiber.join(first)).toBe("v1")
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect(yield* cache.get("k", { allowStale: true })).toEqual(Option.some("v1"))
+      // A later caller joins the computation still under way and waits out its own hard timeout.
+      const second = yield* call
+      yield* settle
+      yield* TestClock.adjust("299 millis")
+      expect(second.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(second)).toBe("v1")
+      // 5 s: the computation fails; the fail-safe keeps the stale value as fresh for 5 s.
+      yield* TestClock.adjust("4400 millis")
+      yield* settle
+      expect(yield* cache.get("k")).toEqual(Option.some("v1"))
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* cache.get("k")).toEqual(Option.some("v1"))
+      yield* TestClock.adjust("1 millis")
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      // staleServed: the computation once, and the get with allowStale.
+      const s = yield* cache.stats
+      expect([yield* Ref.get(runs), s.timeouts, s.failSafeHits, s.staleServed]).toEqual([1, 2, 1, 2])
     })
   )
 
