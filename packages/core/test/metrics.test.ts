@@ -42,6 +42,33 @@ describe("Effect metrics", () => {
   )
 })
 
+describe("Effect metrics without a stats read", () => {
+  // README (Statistics): they reach Effect Metrics "when `stats` is read, every `metricsInterval`
+  // and at close"; only the first was tested.
+  it.scoped("are pushed every metricsInterval of the cache's clock, and at close", () =>
+    Effect.gen(function* () {
+      const name = `interval-${Math.random().toString(36).slice(2)}`
+      const scope = yield* Scope.make()
+      const cache = yield* TieredCache.make({ name, metricsInterval: "1 second" }).pipe(
+        Effect.provide(Layer.merge(MemoryTier.layer({ maxEntries: 10 }), TestTier.layer())),
+        Scope.extend(scope)
+      )
+      const misses = count("tiercache_requests_total", { cache: name, outcome: "miss" })
+      yield* cache.get("a")
+      yield* TestClock.adjust("999 millis")
+      expect(yield* misses).toBe(0)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* misses).toBe(1)
+      yield* cache.get("b")
+      yield* cache.get("c")
+      yield* TestClock.adjust("999 millis")
+      expect(yield* misses).toBe(1)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* misses).toBe(3)
+    })
+  )
+})
+
 /**
  * Caches of one process that share a name share its metric series (documented: their metrics add
  * up). The counters did; the gauges did not: each cache set them to its own value on each flush,
