@@ -155,6 +155,42 @@ describe("tags on Redis with several instances", () => {
       })
     )
 
+    // README, Tags: "`invalidatePattern` never removes them [keys under `__tiercache:`], whatever
+    // the glob". A tag's record removed by a pattern would let an instance that has not met the
+    // tag (a process started afterwards) answer the entries the invalidation refused.
+    it.scoped("no pattern removes a tag's record: an instance started afterwards still misses", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        yield* Effect.promise(() => look.flushall())
+        const a = yield* instance("a")
+        yield* a.cache.set("dashboard", "old", { ttl: "1 minute", tags: ["user:1"] })
+        yield* Effect.sleep("2 millis")
+        yield* a.cache.invalidateTag("user:1")
+        const record = "tiercache:__tiercache:tag:user:1"
+        const entry = yield* Effect.promise(() => look.getBuffer("tiercache:dashboard"))
+        const globs = [
+          "*",
+          "__tiercache:*",
+          "__tiercache:tag:*",
+          "?_tiercache:*",
+          "[_]_tiercache*",
+          "\\_\\_tiercache:*",
+          "*user:1"
+        ]
+        for (const glob of globs) {
+          yield* a.cache.invalidatePattern(glob)
+          expect({ glob, record: yield* Effect.promise(() => look.exists(record)) }).toEqual({
+            glob,
+            record: 1
+          })
+        }
+        // The entry is in Redis again (a replica, an old instance's late write): refused by its tag.
+        yield* Effect.promise(() => look.set("tiercache:dashboard", entry!, "PX", 60_000))
+        expect(yield* (yield* instance("b")).cache.get("dashboard")).toEqual(Option.none())
+        expect(yield* (yield* instance("c")).cache.getMany(["dashboard"])).toEqual([Option.none()])
+      })
+    )
+
     // DESIGN.md, Wire formats: "Messages are decoded with Schema; malformed ones are counted and
     // skipped"; InvalidationMessage.RemoveTag: `at` is "When the tag was invalidated (epoch ms)".
     // A RemoveTag whose `at` is 1e400 (JSON for a number no epoch can be: it parses as Infinity)
