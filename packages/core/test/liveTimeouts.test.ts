@@ -179,6 +179,29 @@ describe("the hard timeout on the live clock", () => {
   )
 })
 
+// A Node timer keeps at most 2^31 - 1 ms (about 24.8 days): a longer one fires at once. A timeout
+// that long (a hard timeout or a tier timeout of a month: "never, in practice") must not cut a
+// call after a millisecond on the live clock, where a timer stands in for the clock.
+describe("a timeout longer than a Node timer keeps, on the live clock", () => {
+  it.live("30 days: the hard timeout and the tier timeout wait for their call", () =>
+    Effect.gen(function* () {
+      const month = "30 days"
+      const { cache, inner } = yield* build(
+        (inner) => (key) => Effect.zipRight(Effect.sleep("30 millis"), inner.get(key)),
+        month
+      )
+      yield* inner.set("k", Entry.make({ value: "in L2", now: Date.now(), ttlMs: 60_000 }))
+      expect(yield* cache.get("k")).toEqual(Option.some("in L2"))
+      const computed = cache.getOrCompute("c", Effect.as(Effect.sleep("30 millis"), "v"), {
+        timeouts: { hard: month }
+      })
+      expect(yield* computed).toBe("v")
+      const s = yield* cache.stats
+      expect([s.tierErrors, s.timeouts]).toEqual([{}, 0])
+    }).pipe(Effect.scoped)
+  )
+})
+
 describe("a computation that fails with a CacheTimeoutError of its own", () => {
   const ownTimeout = new CacheTimeoutError({ key: "elsewhere", timeoutMs: 1 })
   const check = Effect.gen(function* () {
