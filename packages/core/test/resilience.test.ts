@@ -1096,6 +1096,41 @@ describe("the bus's circuit breaker", () => {
       })
   )
 
+  // README: "`breaker: false` turns both off" (the tiers' breakers and the bus's); only the tiers'
+  // was tested.
+  it.scoped("breaker: false turns the bus's breaker off too: every publish is tried, none cut", () =>
+    Effect.gen(function* () {
+      const hub = yield* TestBus.makeHub
+      let mode: "failing" | "hung" = "failing"
+      const release = yield* Deferred.make<void>()
+      const inner = TestBus.make(hub)
+      const bus: InvalidationBus.InvalidationBus.Service = {
+        ...inner,
+        publish: (message) =>
+          mode === "failing"
+            ? Effect.fail(new CacheError.BusError({ operation: "publish", reason: "down" }))
+            : Effect.zipRight(Deferred.await(release), inner.publish(message))
+      }
+      // Nothing kept for a replay: the messages sent are the writes' own.
+      const { cache } = yield* build({ breaker: false, recovery: false }).pipe(
+        Effect.provideService(InvalidationBus.InvalidationBus, bus)
+      )
+      for (let i = 0; i < 10; i++) yield* cache.set(`k${i}`, i)
+      let s = yield* cache.invalidationStats
+      expect([s.breaker, s.publishFailures, s.publishesSkipped]).toEqual([undefined, 10, 0])
+      // A hung publish holds its write until the bus answers: the cache puts no timeout on it.
+      mode = "hung"
+      const write = yield* Effect.fork(cache.invalidate("k0"))
+      yield* settle
+      yield* TestClock.adjust("1 hour")
+      expect(write.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(write)
+      s = yield* cache.invalidationStats
+      expect([s.publishFailures, s.messagesSent]).toEqual([10, 1])
+    })
+  )
+
   it.scoped(
     "a bus that bounds its own publishes (callTimeout) gets no timer of its own; its failures still open the breaker",
     () =>
