@@ -200,6 +200,29 @@ describe("invalidateTag", () => {
     })
   )
 
+  // README (Tags): a tag's time more than a minute ahead "as it is read or received" counts as a
+  // minute ahead; the received case is tested above, this is the read one (a record in L2).
+  it.scoped("a tag record read from L2 more than a minute ahead counts as a minute ahead of the read", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(1_000_000)
+      const l2 = yield* TestTier.make()
+      yield* l2.plant(
+        "__tiercache:tag:u",
+        Entry.make({ value: 1_000_000 + 3_600_000, now: 1_000_000, ttlMs: 86_400_000 })
+      )
+      yield* l2.plant("x", Entry.make({ value: "x", now: 1_000_000, ttlMs: 86_400_000, tags: ["u"] }))
+      const cache = yield* instanceOn(l2)
+      // Read at 1,000,000: kept as 1,060,000.
+      expect(yield* cache.get("x")).toEqual(Option.none())
+      yield* TestClock.adjust("1 minute")
+      yield* cache.set("a", "at the kept time", { tags: ["u"] })
+      expect(yield* cache.get("a")).toEqual(Option.none())
+      yield* TestClock.adjust(1)
+      yield* cache.set("b", "after it", { tags: ["u"] })
+      expect(yield* cache.get("b")).toEqual(Option.some("after it"))
+    })
+  )
+
   it.scoped(
     "an instance whose own clock steps back keeps its tag's time: misses, never the refused entries",
     () =>
