@@ -536,6 +536,43 @@ describe("computation timeouts", () => {
       })
   )
 
+  // README: timeouts are "per cache or per call": past soft, waiters get the stale value. A caller
+  // that joined a computation another caller had started (without a soft timeout) waited for the
+  // computation whatever soft timeout it gave: only the first caller's counted.
+  it.scoped("a caller's own soft timeout answers it when it joins a computation already under way", () =>
+    Effect.gen(function* () {
+      // The first caller gives no soft timeout, or a later one.
+      const firsts: ReadonlyArray<TieredCache.ComputeOptions> = [{}, { timeouts: { soft: "10 seconds" } }]
+      for (const first of firsts) {
+        const { cache, l2 } = yield* build({ staleWhileRevalidate: false })
+        const runs = yield* Ref.make(0)
+        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
+        yield* TestClock.adjust("10 seconds")
+        const leader = yield* Effect.fork(cache.getOrCompute("k", counted(runs, "v2", 5000), first))
+        yield* settle
+        yield* TestClock.adjust("1 second")
+        const joiner = yield* Effect.fork(
+          cache.getOrCompute("k", counted(runs, "v3", 5000), { timeouts: { soft: "100 millis" } })
+        )
+        yield* settle
+        yield* TestClock.adjust("99 millis")
+        expect(joiner.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 millis")
+        yield* settle
+        expect(joiner.unsafePoll()).toEqual(Exit.succeed("v1"))
+        // It answers every waiter of the computation, as the first caller's soft timeout does.
+        expect(yield* Fiber.join(leader)).toBe("v1")
+        // The computation goes on and is stored.
+        yield* TestClock.adjust("3900 millis")
+        yield* settle
+        expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+        expect(Option.map(yield* l2.get("k"), (e) => e.value)).toEqual(Option.some("v2"))
+        const s = yield* cache.stats
+        expect([yield* Ref.get(runs), s.staleServed, s.coalesced]).toEqual([1, 1, 1])
+      }
+    })
+  )
+
   it.scoped("hard timeout without a stale value: a typed CacheTimeoutError; the result is still stored", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()

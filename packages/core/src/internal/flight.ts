@@ -34,6 +34,8 @@ export interface Flight {
   /** A stale value that may answer the waiters (grace window, soft timeout, fail-safe). */
   stale: FlightResult | undefined
   state: FlightState
+  /** When the earliest soft timeout of its callers is due (the cache's clock, ms), once one is. */
+  softAt: number | undefined
   /** Whether this flight was counted in `staleServed` (once per flight). */
   staleCounted: boolean
   /** Whether this flight was counted in `failSafeHits` (once per flight). */

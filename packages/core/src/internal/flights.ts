@@ -135,6 +135,9 @@ export const make = (deps: Deps): Flights => {
       // written: the computed value, not what the waiters were answered with (it may have been
       // a stale value, gone by now).
       if (state._tag === "Writing") return fromComputed(key, existing, state.result, schema, compute, opts)
+      // This caller's own soft timeout (README: timeouts per call), from when it joins.
+      if (resolved.softMs !== undefined && state._tag === "Running")
+        resilience.softTimeout(existing, resolved.softMs)
       return Cycles.waitingFrom(inside.at(-1), existing, join(key, existing, schema, compute, opts, resolved))
     }
     const existing = registry.get(key)
@@ -152,6 +155,7 @@ export const make = (deps: Deps): Flights => {
         // Answered stale at once (stale-while-revalidate): the caller was counted already.
         staleCounted: serveStale,
         failSafeCounted: false,
+        softAt: undefined,
         fiber: undefined,
         waitsOn: undefined
       }
@@ -280,9 +284,9 @@ export const make = (deps: Deps): Flights => {
           computedExit(key, flight, exit, resolved, since, startedAt)
         )
         // The only racer a computation needs: with a soft timeout and a stale value.
-        return resolved.softMs !== undefined && flight.stale !== undefined
-          ? Effect.zipRight(Effect.fork(resilience.softTimeout(flight, resolved.softMs)), computed)
-          : computed
+        if (resolved.softMs !== undefined && flight.stale !== undefined)
+          resilience.softTimeout(flight, resolved.softMs)
+        return computed
       }
       const lower = () => Effect.flatMap(reads.lookupLower(key, flight.schema, since), looked)
       if (!deps.genericL1 || flight.stale !== undefined) return lower()

@@ -4,7 +4,7 @@
  * the computation goes on), the hard timeout (a stale value or a CacheTimeoutError), and the
  * fail-safe (a failed computation answers the stale value, kept in L1 for the throttle).
  */
-import { Cause, type Clock, Duration, Effect, Exit } from "effect"
+import { Cause, type Clock, Effect, Exit } from "effect"
 import { CacheTimeoutError, type TierError } from "../CacheError.js"
 import type * as Entry from "../Entry.js"
 import { bracketSync } from "./bracket.js"
@@ -16,7 +16,7 @@ import type { PendingStores } from "./pendingStores.js"
 import * as Signal from "./signal.js"
 import { keyAnnotations } from "./spans.js"
 import type { TierAccess } from "./tierAccess.js"
-import { timerStandsIn } from "./timeout.js"
+import { startTimer, timerStandsIn } from "./timeout.js"
 
 /** The resilience policies of one cache. */
 export interface Resilience {
@@ -39,8 +39,13 @@ export interface Resilience {
   ) => Effect.Effect<unknown, unknown>
   /** Counts a hard timeout answered with the flight's stale value (once per flight). */
   readonly countTimedOutStale: (flight: Flight) => void
-  /** After `softMs`, answers the waiters with the stale value (run in a fiber of the flight). */
-  readonly softTimeout: (flight: Flight, softMs: number) => Effect.Effect<void>
+  /**
+   * Starts a caller's soft timeout: `softMs` from now (the cache's clock), the flight's waiters
+   * are answered with its stale value, if one may still answer and the flight has not answered
+   * yet. Any caller's counts, the first's or one that joined; one due no earlier than one already
+   * started adds nothing. Its timer ends with the flight.
+   */
+  readonly softTimeout: (flight: Flight, softMs: number) => void
   /** Whether a failed computation falls back on the flight's stale value. */
   readonly failSafeApplies: (flight: Flight, cause: Cause.Cause<unknown>) => boolean
   /**
@@ -218,9 +223,17 @@ export const make = (deps: Deps): Resilience => {
     staleUsable: (flight) => usableStale(flight) !== undefined,
     countTimedOutStale,
     await: awaitFlight,
-    // On the cache's clock: the flight's fiber runs with its first caller's, which may be another.
-    softTimeout: (flight, softMs) =>
-      Effect.andThen(clock.sleep(Duration.millis(softMs)), () => answerStale(flight)),
+    // On the cache's clock: a caller may run under another (the flight's fiber runs with its
+    // first caller's).
+    softTimeout: (flight, softMs) => {
+      const at = now() + softMs
+      if (flight.result.exit !== undefined || (flight.softAt !== undefined && flight.softAt <= at)) return
+      flight.softAt = at
+      const cancel = startTimer(clock, softMs, () => {
+        if (flight.result.exit === undefined) answerStale(flight)
+      })
+      Signal.onDone(flight.result, cancel)
+    },
     failSafeApplies: (flight, cause) =>
       usableStale(flight) !== undefined && failSafeThrottle > 0 && !Cause.isInterruptedOnly(cause),
     failSafe
