@@ -20,7 +20,7 @@ import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Cause, Effect, Exit, Fiber, Layer, Metric, Option, Schema, TestClock } from "effect"
 import { capture, keptChangeWorld } from "./keptReplay.js"
 
-type How = "die" | "sync" | "throw"
+type How = "die" | "sync" | "throw" | "fail"
 type Op = "get" | "getMany" | "set" | "setMany" | "remove" | "removeMatching" | "clear" | "health"
 
 /** The controls of a broken tier: which operations break, how, and the calls that reached it. */
@@ -33,7 +33,8 @@ interface Broken {
 /**
  * A user-written tier over `store` whose operations in `broken.ops` break as `broken.how` says:
  * `die` (Effect.die), `sync` (a throw inside Effect.sync), `throw` (the method throws when
- * called, before answering an Effect; `clear` and `health` are fields, which die instead).
+ * called, before answering an Effect; `clear` and `health` are fields, which die instead),
+ * `fail` (a failure that is not a TierError: a plain Error, as plain JavaScript may fail).
  */
 const brokenTier = (name: string, store: Tier.Tier.Service, broken: Broken): Tier.Tier.Service => {
   const bug = (op: Op) => new Error(`${name}: driver bug in ${op}`)
@@ -49,6 +50,7 @@ const brokenTier = (name: string, store: Tier.Tier.Service, broken: Broken): Tie
     return Effect.suspend(() => {
       broken.calls++
       if (!broken.ops.has(op)) return run()
+      if (broken.how === "fail") return Effect.fail(bug(op) as unknown as CacheError.TierError)
       return broken.how === "die"
         ? Effect.die(bug(op))
         : Effect.sync(() => {
@@ -103,7 +105,7 @@ const breakers = [false, { failureThreshold: 1000 }] as const
 
 describe("a lower tier's defect is that tier's failure", () => {
   for (const breaker of breakers) {
-    for (const how of ["die", "sync", "throw"] as const) {
+    for (const how of ["die", "sync", "throw", "fail"] as const) {
       it.scoped(`reads go on as misses (${how}, breaker ${breaker === false ? "off" : "on"})`, () =>
         Effect.gen(function* () {
           const { cache, store, broken, lines } = yield* world(breaker, how)
