@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry } from "@tiercache/core"
 import { Effect, Either, Option, TestClock } from "effect"
+import { capture } from "./keptReplay.js"
 import { until, world } from "./outageWorld.js"
 
 // Auto-recovery: changes that missed L2 or the bus are kept and replayed in order, guarded by
@@ -163,6 +164,22 @@ describe("auto-recovery", () => {
       yield* w.settle
       expect(yield* w.stored("x")).toEqual(Option.none())
       expect(yield* w.b.cache.get("x")).toEqual(Option.none())
+    })
+  )
+
+  // README (auto-recovery): past maxChanges "one clear of the namespace replaces them all
+  // (`stats.recoveryClears`, logged)"; the log line was not tested.
+  it.scoped("a clear replacing the kept changes is logged as a warning, once each time", () =>
+    Effect.gen(function* () {
+      const log = capture()
+      yield* Effect.gen(function* () {
+        const w = yield* world({ recovery: { maxChanges: 2 } })
+        yield* w.outage
+        for (let i = 0; i < 6; i++) yield* w.a.cache.invalidate(`k${i}`)
+        expect((yield* w.a.cache.stats).recoveryClears).toBe(2)
+      }).pipe(Effect.provide(log.layer))
+      const warned = log.lines.filter((line) => line.includes("too many changes kept during an outage"))
+      expect(warned.map((line) => line.split(" ")[0])).toEqual(["WARN", "WARN"])
     })
   )
 
