@@ -573,6 +573,39 @@ describe("computation timeouts", () => {
     })
   )
 
+  // The first caller's soft timeout started once the lower tiers had been read: with a stale copy
+  // in L1 and a slow L2 (900 ms, under its 1 s timeout), `soft: 100 millis` answered at 1 s.
+  it.scoped("the soft timeout counts from the call: a slow lower-tier lookup does not delay it", () =>
+    Effect.gen(function* () {
+      const inner = yield* TestTier.make()
+      const l2 = yield* ChaosTier.wrap(inner)
+      const { cache } = yield* build({ staleWhileRevalidate: false }, l2)
+      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
+      yield* inner.plant(
+        "only-l2",
+        Entry.make({ value: "v1 in L2", now: 0, ttlMs: 1000, graceMs: 3_600_000 })
+      )
+      yield* TestClock.adjust("1 second")
+      yield* l2.delay("get", "900 millis")
+      const soft: TieredCache.ComputeOptions = { timeouts: { soft: "100 millis" } }
+      const slow = Effect.as(Effect.sleep("5 seconds"), "v2")
+      const fromL1 = yield* Effect.fork(cache.getOrCompute("k", slow, soft))
+      const fromL2 = yield* Effect.fork(cache.getOrCompute("only-l2", slow, soft))
+      yield* settle
+      yield* TestClock.adjust("99 millis")
+      expect(fromL1.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      expect(fromL1.unsafePoll()).toEqual(Exit.succeed("v1"))
+      // A stale copy found only once the lookup ends, past the soft timeout, answers then.
+      yield* TestClock.adjust("799 millis")
+      expect(fromL2.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      expect(fromL2.unsafePoll()).toEqual(Exit.succeed("v1 in L2"))
+    })
+  )
+
   it.scoped("hard timeout without a stale value: a typed CacheTimeoutError; the result is still stored", () =>
     Effect.gen(function* () {
       const { cache } = yield* build()

@@ -176,6 +176,9 @@ export const make = (deps: Deps): Flights => {
       )
       flight.fiber = fiber
       if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
+      // From the call, so that it bounds a slow lower-tier lookup too (README: timeouts bound how
+      // long callers wait).
+      if (resolved.softMs !== undefined) resilience.softTimeout(flight, resolved.softMs)
       const awaited = resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>
       // Led from inside another flight's computation: that one waits for this one.
       return inside.length === 0 ? awaited : Cycles.waitingFrom(inside.at(-1), flight, awaited)
@@ -283,9 +286,8 @@ export const make = (deps: Deps): Flights => {
         const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
           computedExit(key, flight, exit, resolved, since, startedAt)
         )
-        // The only racer a computation needs: with a soft timeout and a stale value.
-        if (resolved.softMs !== undefined && flight.stale !== undefined)
-          resilience.softTimeout(flight, resolved.softMs)
+        // A soft timeout that passed during the lookup: the stale value it found answers now.
+        if (flight.softAt !== undefined && now() >= flight.softAt) resilience.answerStale(flight)
         return computed
       }
       const lower = () => Effect.flatMap(reads.lookupLower(key, flight.schema, since), looked)
