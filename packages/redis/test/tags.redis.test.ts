@@ -155,6 +155,21 @@ describe("tags on Redis with several instances", () => {
       })
     )
 
+    // README, Tags: the tag's time is stored under `__tiercache:tag:<tag>`, "kept `tagRetention`,
+    // default 7 days": the record's lifetime in Redis is what keeps the tag's entries refused.
+    it.scoped("a tag's record lives tagRetention in Redis (7 days by default)", () =>
+      Effect.gen(function* () {
+        const look = yield* observer
+        yield* Effect.promise(() => look.flushall())
+        const a = yield* instance("a")
+        yield* a.cache.invalidateTag("kept")
+        const pttl = yield* Effect.promise(() => look.pttl("tiercache:__tiercache:tag:kept"))
+        const week = 7 * 24 * 3_600_000
+        expect(pttl).toBeLessThanOrEqual(week)
+        expect(pttl).toBeGreaterThan(week - 10_000)
+      })
+    )
+
     // README, Tags: "`invalidatePattern` never removes them [keys under `__tiercache:`], whatever
     // the glob". A tag's record removed by a pattern would let an instance that has not met the
     // tag (a process started afterwards) answer the entries the invalidation refused.
