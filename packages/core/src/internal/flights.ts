@@ -259,7 +259,11 @@ export const make = (deps: Deps): Flights => {
       const startedAt = now()
       const looked = (found: Outcome): Effect.Effect<FlightResult, E | Failure, R> => {
         if (found.hit !== undefined) {
-          if (counted) countHit(counters, found.hit.index)
+          // Answered stale already (its soft timeout passed during the lookup): a miss.
+          if (counted) {
+            if (flight.state._tag === "ServedStale") counters.misses++
+            else countHit(counters, found.hit.index)
+          }
           return Effect.succeed(found.hit)
         }
         // The stale copy that lasts longest: a lower tier's outlasts L1's scaled one (l1TtlScale).
