@@ -607,30 +607,38 @@ describe("computation timeouts", () => {
   )
 
   // README (Statistics): a stale value "answered later, by the fail-safe or a timeout, was a
-  // miss". A soft timeout that answered during a slow lookup which then found a fresh L2 copy
-  // counted the request as an L2 hit.
-  it.scoped("a request the soft timeout answered is a miss, whatever the lookup then finds", () =>
+  // miss". A soft or hard timeout that answered during a slow lookup which then found a fresh L2
+  // copy counted the request as an L2 hit (a CacheTimeoutError included).
+  it.scoped("a request a timeout answered is a miss, whatever the lookup then finds", () =>
     Effect.gen(function* () {
-      const inner = yield* TestTier.make()
-      const l2 = yield* ChaosTier.wrap(inner)
-      const { cache } = yield* build({ staleWhileRevalidate: false }, l2)
-      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
-      yield* TestClock.adjust("1 second")
-      // Another instance's newer value is in L2, which answers in 900 ms.
-      yield* inner.plant("k", Entry.make({ value: "v2", now: 1000, ttlMs: 60_000 }))
-      yield* l2.delay("get", "900 millis")
-      const call = yield* Effect.fork(
-        cache.getOrCompute("k", Effect.succeed("computed"), { timeouts: { soft: "100 millis" } })
-      )
-      yield* settle
-      yield* TestClock.adjust("100 millis")
-      expect(yield* Fiber.join(call)).toBe("v1")
-      yield* TestClock.adjust("800 millis")
-      yield* settle
-      const s = yield* cache.stats
-      expect([s.requests, s.misses, s.l2Hits, s.staleServed, s.computations]).toEqual([1, 1, 0, 1, 0])
-      // The lookup's copy is promoted all the same.
-      expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+      const cases: ReadonlyArray<readonly [TieredCache.Timeouts, boolean, unknown]> = [
+        [{ soft: "100 millis" }, true, "v1"],
+        [{ hard: "100 millis" }, true, "v1"],
+        [{ hard: "100 millis" }, false, "CacheTimeoutError"]
+      ]
+      for (const [timeouts, stale, answer] of cases) {
+        const inner = yield* TestTier.make()
+        const l2 = yield* ChaosTier.wrap(inner)
+        const { cache } = yield* build({ staleWhileRevalidate: false }, l2)
+        if (stale) yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
+        yield* TestClock.adjust("1 second")
+        // Another instance's newer value is in L2, which answers in 900 ms.
+        yield* inner.plant("k", Entry.make({ value: "v2", now: 1000, ttlMs: 60_000 }))
+        yield* l2.delay("get", "900 millis")
+        const call = yield* Effect.fork(
+          Effect.either(cache.getOrCompute("k", Effect.succeed("computed"), { timeouts }))
+        )
+        yield* settle
+        yield* TestClock.adjust("100 millis")
+        const got = yield* Fiber.join(call)
+        expect(got._tag === "Right" ? got.right : got.left._tag).toBe(answer)
+        yield* TestClock.adjust("800 millis")
+        yield* settle
+        const s = yield* cache.stats
+        expect([timeouts, s.requests, s.misses, s.l2Hits, s.computations]).toEqual([timeouts, 1, 1, 0, 0])
+        // The lookup's copy is promoted all the same.
+        expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+      }
     })
   )
 

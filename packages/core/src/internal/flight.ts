@@ -36,6 +36,11 @@ export interface Flight {
   state: FlightState
   /** When the earliest soft timeout of its callers is due (the cache's clock, ms), once one is. */
   softAt: number | undefined
+  /**
+   * Whether its first caller's hard timeout passed: that caller, counted when the lookup ends,
+   * is then a miss whatever the lookup finds.
+   */
+  firstTimedOut: boolean
   /** Whether this flight was counted in `staleServed` (once per flight). */
   staleCounted: boolean
   /** Whether this flight was counted in `failSafeHits` (once per flight). */

@@ -156,6 +156,7 @@ export const make = (deps: Deps): Flights => {
         staleCounted: serveStale,
         failSafeCounted: false,
         softAt: undefined,
+        firstTimedOut: false,
         fiber: undefined,
         waitsOn: undefined
       }
@@ -179,7 +180,9 @@ export const make = (deps: Deps): Flights => {
       // From the call, so that it bounds a slow lower-tier lookup too (README: timeouts bound how
       // long callers wait).
       if (resolved.softMs !== undefined) resilience.softTimeout(flight, resolved.softMs)
-      const awaited = resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E>
+      const awaited = resilience.await(key, flight, resolved.hardMs, true, () => {
+        flight.firstTimedOut = true
+      }) as Effect.Effect<A, E>
       // Led from inside another flight's computation: that one waits for this one.
       return inside.length === 0 ? awaited : Cycles.waitingFrom(inside.at(-1), flight, awaited)
     })
@@ -259,9 +262,9 @@ export const make = (deps: Deps): Flights => {
       const startedAt = now()
       const looked = (found: Outcome): Effect.Effect<FlightResult, E | Failure, R> => {
         if (found.hit !== undefined) {
-          // Answered stale already (its soft timeout passed during the lookup): a miss.
+          // Answered already, by a soft or its hard timeout during the lookup: a miss.
           if (counted) {
-            if (flight.state._tag === "ServedStale") counters.misses++
+            if (flight.state._tag === "ServedStale" || flight.firstTimedOut) counters.misses++
             else countHit(counters, found.hit.index)
           }
           return Effect.succeed(found.hit)

@@ -29,13 +29,15 @@ export interface Resilience {
   /**
    * Waits for a flight's result; past `hardMs`, its stale value answers, or a CacheTimeoutError.
    * `count` false: a stale answer is not counted (the caller counts it with
-   * `countTimedOutStale` once it has decoded it for its own schema).
+   * `countTimedOutStale` once it has decoded it for its own schema). `onTimeout` runs when the
+   * hard timeout passes, before the answer.
    */
   readonly await: (
     key: string,
     flight: Flight,
     hardMs: number | undefined,
-    count?: boolean
+    count?: boolean,
+    onTimeout?: () => void
   ) => Effect.Effect<unknown, unknown>
   /** Counts a hard timeout answered with the flight's stale value (once per flight). */
   readonly countTimedOutStale: (flight: Flight) => void
@@ -124,16 +126,18 @@ export const make = (deps: Deps): Resilience => {
     key: string,
     flight: Flight,
     hardMs: number,
-    count: boolean
+    count: boolean,
+    onTimeout: (() => void) | undefined
   ): Effect.Effect<unknown, CacheTimeoutError> => {
     counters.timeouts++
+    onTimeout?.()
     const stale = usableStale(flight)
     if (stale === undefined) return Effect.fail(new CacheTimeoutError({ key, timeoutMs: hardMs }))
     if (count) countTimedOutStale(flight)
     return Effect.succeed(stale.value)
   }
 
-  const awaitFlight: Resilience["await"] = (key, flight, hardMs, count = true) => {
+  const awaitFlight: Resilience["await"] = (key, flight, hardMs, count = true, onTimeout) => {
     if (hardMs === undefined) return Signal.wait(flight.result, (r) => r.value)
     // Every waiter of a stampede has its own timeout: with a timer in place of the clock, no
     // fiber per waiter (Effect.timeoutFail forks two).
@@ -142,7 +146,7 @@ export const make = (deps: Deps): Resilience => {
         flight.result,
         (r) => r.value,
         hardMs,
-        () => timedOut(key, flight, hardMs, count)
+        () => timedOut(key, flight, hardMs, count, onTimeout)
       )
     }
     const expired = new CacheTimeoutError({ key, timeoutMs: hardMs })
@@ -160,7 +164,7 @@ export const make = (deps: Deps): Resilience => {
     ).pipe(
       Effect.catchIf(
         (e) => e === expired,
-        () => Effect.suspend(() => timedOut(key, flight, hardMs, count))
+        () => Effect.suspend(() => timedOut(key, flight, hardMs, count, onTimeout))
       )
     )
   }
