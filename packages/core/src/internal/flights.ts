@@ -287,7 +287,7 @@ export const make = (deps: Deps): Flights => {
         // Answered at once with a lower tier's stale copy: a hit of that tier, as a caller
         // answered with L1's stale copy is an L1 hit, and as get with allowStale counts it.
         if (counted) {
-          if (servedFrom !== undefined) countHit(counters, servedFrom)
+          if (servedFrom !== undefined && !flight.firstTimedOut) countHit(counters, servedFrom)
           else counters.misses++
         }
         const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
