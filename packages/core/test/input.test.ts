@@ -1,6 +1,6 @@
 import { runInNewContext } from "node:vm"
 import { KeyValueStore } from "@effect/platform"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, vi } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
@@ -223,6 +223,30 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
         yield* nothingWritten
         expect(yield* cache.getOrComputeTyped("k", Schema.Number, Effect.succeed(7))).toBe(7)
       })
+  )
+
+  // README (Typed reads): getTyped and getOrComputeTyped decode with a Schema. A schema known
+  // good is checked by identity alone, and the one remembered started as `undefined`: until a
+  // process's first typed call with a real schema, `getTyped(key, undefined)` (an import that
+  // resolved to nothing) answered the stored value undecoded, typed as the schema's, and
+  // getOrComputeTyped stored and answered it the same way.
+  it.effect("a typed read's missing schema is refused before any schema was ever checked", () =>
+    Effect.gen(function* () {
+      vi.resetModules()
+      const fresh = yield* Effect.promise(() => import("../src/internal/validate.js"))
+      expect(fresh.checkSchema(undefined)).toMatchObject({
+        _tag: "CacheInputError",
+        problem: "InvalidOption"
+      })
+      const { cache } = yield* setup
+      yield* cache.set("k", { since: "2020-01-01" })
+      const js = untyped(cache)
+      for (const typed of [
+        js.getTyped("k", undefined),
+        js.getOrComputeTyped("k", undefined, Effect.succeed(1))
+      ])
+        expectInputError(yield* run(typed), "InvalidOption", "schema must be an Effect Schema, got undefined")
+    }).pipe(Effect.scoped)
   )
 
   it.scoped(

@@ -253,8 +253,11 @@ export const unreadable = (
     reason: `${what} could not be read: ${cause instanceof Error ? cause.message : describe(cause)}`
   })
 
-/** The last schema found to be one: a typed call with it is checked by identity alone. */
-let knownSchema: unknown
+/**
+ * The last schema found to be one: a typed call with it is checked by identity alone. It starts
+ * as a value no caller holds (starting `undefined`, it let a missing schema through).
+ */
+let knownSchema: unknown = Symbol("no schema checked yet")
 
 /**
  * The error of a schema that is not an Effect Schema (from plain JavaScript), or `undefined`.
