@@ -305,7 +305,8 @@ export declare namespace TieredCache {
      * The cached value, or the result of `compute`, stored in every tier. Concurrent calls for
      * one key run one computation (per instance); all receive its value or its error (errors
      * are not cached). The computation runs in a fiber of the cache's scope: interrupting a
-     * caller never cancels the others' result. Options are checked when a computation starts.
+     * caller never cancels the others' result. Options are checked on every call an L1 hit
+     * does not answer.
      * A call made from inside the computation of its own key (directly, through another key's
      * computation, or in a fiber the computation forked) would wait for itself: it fails with a
      * `CacheInputError` (`ReentrantComputation`), as does a call that would close a cycle of

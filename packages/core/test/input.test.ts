@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { type Duration, Effect, Layer, Option, Schema, type Scope } from "effect"
+import { Deferred, type Duration, Effect, Fiber, Layer, Option, Schema, type Scope } from "effect"
 import { hubWorld } from "./hubWorld.js"
 
 /** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
@@ -198,6 +198,37 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       }
       yield* nothingWritten
       expect(yield* cache.get("k")).toEqual(Option.none())
+    })
+  )
+
+  // README (getOrCompute) said options were validated "when a computation starts, not on L1
+  // hits": they are on every call an L1 hit does not answer (the README now says so), so that a
+  // lower-tier hit and a wait for a running computation refuse them too, as does `compute`.
+  it.scoped("getOrCompute refuses bad options on a lower-tier hit and when joining, not on an L1 hit", () =>
+    Effect.gen(function* () {
+      const { cache, l1 } = yield* setup
+      const bad = { ttl: -5 }
+      yield* cache.set("k", 1)
+      expect(yield* cache.getOrCompute("k", Effect.succeed(2), bad)).toBe(1)
+      expect(yield* untyped(cache).getOrCompute("k", null) as Effect.Effect<unknown>).toBe(1)
+      yield* l1.remove(["k"])
+      expectInputError(
+        yield* Effect.flip(cache.getOrCompute("k", Effect.succeed(2), bad)),
+        "InvalidTtl",
+        "ttl"
+      )
+      expectInputError(yield* run(untyped(cache).getOrCompute("k", null)), "InvalidOption", "compute")
+      const gate = yield* Deferred.make<void>()
+      const lead = yield* Effect.fork(cache.getOrCompute("j", Effect.as(Deferred.await(gate), 1)))
+      yield* Effect.yieldNow()
+      expect((yield* cache.stats).inFlight).toBe(1)
+      expectInputError(
+        yield* Effect.flip(cache.getOrCompute("j", Effect.succeed(2), bad)),
+        "InvalidTtl",
+        "ttl"
+      )
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(lead)).toBe(1)
     })
   )
 
