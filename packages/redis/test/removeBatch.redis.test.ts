@@ -123,6 +123,8 @@ describe("the removes of one moment", () => {
         // The reader's L1 holds every key (read from Redis, promoted).
         for (const key of keys) expect(yield* reader.get(key)).toEqual(Option.some("old"))
         const before = (yield* reader.invalidationStats).messagesApplied
+        const received = (yield* reader.invalidationStats).messagesReceived
+        const sent = (yield* writer.invalidationStats).messagesSent
         yield* Effect.forEach(keys, (key) => writer.set(key, "new"), {
           concurrency: "unbounded",
           discard: true
@@ -138,6 +140,10 @@ describe("the removes of one moment", () => {
         const applied = (yield* reader.invalidationStats).messagesApplied - before
         expect(applied).toBeGreaterThan(0)
         expect(applied).toBeLessThan(100)
+        // README: messagesSent counts each Remove the writer published, messagesReceived each
+        // message that arrived (a RemoveBulk once).
+        expect((yield* writer.invalidationStats).messagesSent - sent).toBe(400)
+        expect((yield* reader.invalidationStats).messagesReceived - received).toBe(applied)
       })
     )
 
