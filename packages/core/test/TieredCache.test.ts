@@ -501,6 +501,35 @@ describe("single flight and races", () => {
       })
   )
 
+  // README: a set or update of a key whose computed value is still being written below L1 waits
+  // for that write, "so the value written last is the one every tier keeps". With a tier that
+  // does not bound its calls and no breaker, the computed write can outlast the wait (1 s) and
+  // land over the set's: it then removes the key from every tier, the set's value included (a
+  // miss everywhere, never the computed value). With the breaker, its timeout ends that write.
+  for (const [breaker, kept] of [
+    [false, Option.none()],
+    [true, Option.some("new")]
+  ] as const) {
+    it.scoped(
+      `a set after a computed write that outlasts its wait (breaker ${breaker}) keeps ${kept._tag}`,
+      () =>
+        Effect.gen(function* () {
+          const { cache, store, l2 } = yield* slowWrites("6 seconds", breaker ? {} : { breaker: false })
+          expect(yield* cache.getOrCompute("k", Effect.succeed("computed"))).toBe("computed")
+          yield* l2.delay(["set"], "10 millis")
+          const set = yield* Effect.fork(cache.set("k", "new"))
+          yield* TestClock.adjust("1 second")
+          yield* TestClock.adjust("10 millis")
+          yield* Fiber.join(set)
+          expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(Option.some("new"))
+          yield* TestClock.adjust("5 seconds")
+          yield* idle(cache)
+          expect(Option.map(yield* store.get("k"), (e) => e.value)).toEqual(kept)
+          expect(yield* cache.get("k")).toEqual(kept)
+        })
+    )
+  }
+
   // README: the wait of an invalidation for a computed value still being written below L1 "lasts
   // at most as long as the slowest lower tier's call may take" (1 s here), and "Timeouts run on
   // the clock the cache was built with". That bound ran on the invalidating caller's clock: an
