@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from "@effect/vitest"
 import { MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
-import { Deferred, type Duration, Effect, Fiber, Layer, Option, Schema, type Scope } from "effect"
+import { Deferred, type Duration, Effect, Fiber, Layer, Option, Schema, type Scope, TestClock } from "effect"
 import { hubWorld } from "./hubWorld.js"
 
 /** A cache with a MemoryTier L1, a TestTier L2 and a bus hub, to see that nothing was written. */
@@ -198,6 +198,26 @@ describe("input that used to be a defect is a CacheInputError; nothing is writte
       }
       yield* nothingWritten
       expect(yield* cache.get("k")).toEqual(Option.none())
+    })
+  )
+
+  // README (What a read accepts): a stale entry answers only get/getTyped with `{ allowStale:
+  // true }`. From plain JS, `allowStale: "yes"` or `1` (a query string's, a flag's) was read as
+  // false without a word: misses where stale answers were asked for. The cache's own switches
+  // that are not a boolean are refused; so is a read's.
+  it.scoped("a read's allowStale that is not a boolean (from plain JS) is refused, naming it", () =>
+    Effect.gen(function* () {
+      const { cache } = yield* setup
+      yield* cache.set("k", "v", { ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("2 seconds")
+      const js = untyped(cache)
+      for (const allowStale of ["yes", "true", 1, 0, null, {}]) {
+        for (const read of [js.get("k", { allowStale }), js.getTyped("k", Schema.String, { allowStale })])
+          expectInputError(yield* run(read), "InvalidOption", "allowStale must be a boolean, got")
+      }
+      expect(yield* cache.get("k", { allowStale: true })).toEqual(Option.some("v"))
+      expect(yield* cache.get("k", { allowStale: undefined })).toEqual(Option.none())
+      expect(yield* cache.getTyped("k", Schema.String, { allowStale: false })).toEqual(Option.none())
     })
   )
 

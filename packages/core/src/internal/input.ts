@@ -106,7 +106,8 @@ export const schemaOf = (
 
 /**
  * A read's `allowStale` option, or the error of options that are not an object (`null`, a
- * string, from plain JS: as a write's) or cannot be read.
+ * string, from plain JS: as a write's), of an `allowStale` that is neither a boolean nor absent
+ * (`"yes"` would otherwise read as false), or of options that cannot be read.
  */
 export const allowStaleOf = (opts: {
   readonly allowStale?: boolean | undefined
@@ -117,9 +118,16 @@ export const allowStaleOf = (opts: {
       reason: `options must be an object, got ${describe(opts)}`
     })
   }
+  let allowStale: unknown
   try {
-    return opts.allowStale === true
+    allowStale = opts.allowStale
   } catch (cause) {
     return unreadable("options", "InvalidOption", cause)
   }
+  if (allowStale === true) return true
+  if (allowStale === false || allowStale === undefined) return false
+  return new CacheInputError({
+    problem: "InvalidOption",
+    reason: `allowStale must be a boolean, got ${describe(allowStale)}`
+  })
 }
