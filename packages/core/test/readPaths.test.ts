@@ -14,7 +14,7 @@ import {
   TieredCache,
   type Tier as TierModule
 } from "@tiercache/core"
-import { MultiInstance, TestBus, TestTier } from "@tiercache/testing"
+import { ChaosTier, MultiInstance, TestBus, TestTier } from "@tiercache/testing"
 import { Clock, Deferred, Effect, Fiber, Option, Schema, TestClock } from "effect"
 import { expectTypeOf } from "vitest"
 
@@ -472,6 +472,29 @@ describe("a tagged entry whose tag time cannot be read", () => {
         const answer = (result as { value: unknown }).value
         expect(JSON.stringify(answer)).not.toContain("old")
         expect((yield* l2.calls).get).toBeLessThan(5)
+      })
+    )
+  }
+
+  // README: such an entry is "a miss, answered within the tier timeout" read as a bound on the
+  // whole read; with a lower tier that hangs (no error), the tag's time costs one tier timeout
+  // and the read then goes on to that tier for the key, which costs another (the README now says
+  // so). Never the entry's value, and never longer than those two timeouts.
+  for (const [readName, read] of reads) {
+    it.scoped(`${readName}: an L1 entry is a miss within two tier timeouts when the lower tier hangs`, () =>
+      Effect.gen(function* () {
+        const l2 = yield* ChaosTier.wrap(yield* TestTier.make())
+        const { cache, l1 } = yield* build(l2)
+        yield* l1.set("k", Entry.make({ value: "old", now: 0, ttlMs: 60_000, tags: ["t"] }))
+        yield* l2.delay(["get", "getMany"], "1 hour")
+        const fiber = yield* Effect.fork(Effect.either(read(cache, "k")))
+        yield* TestClock.adjust(2000)
+        const done = yield* Fiber.poll(fiber)
+        yield* Fiber.interrupt(fiber)
+        expect(Option.isSome(done)).toBe(true)
+        const result = Option.getOrThrow(done)
+        expect(result._tag).toBe("Success")
+        expect(JSON.stringify((result as { value: unknown }).value)).not.toContain("old")
       })
     )
   }
