@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CircuitBreaker, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { CircuitBreaker, Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { Interruptions, MultiInstance, TestTier } from "@tiercache/testing"
-import { Effect, Equal, Fiber, Option, Schedule } from "effect"
+import { Duration, Effect, Equal, Fiber, Option, Schedule } from "effect"
 
 // A change or a breaker probe interrupted at any step of its run, as a caller's timeout or a
 // race does to it under load: the fiber yields every few steps (Effect yields every 2,048) and
@@ -169,6 +169,11 @@ describe("interrupting an invalidation that waits for a computed value's write",
   )
 })
 
+const reads: ReadonlyArray<[string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]> = [
+  ["get", (cache, key) => cache.get(key)],
+  ["getMany", (cache, key) => cache.getMany([key, `${key}:absent`])]
+]
+
 describe("a read interrupted at any step", () => {
   it.scopedLive("getOrCompute: its computation goes on, is stored once, and is not run again", () =>
     Effect.gen(function* () {
@@ -214,10 +219,6 @@ describe("a read interrupted at any step", () => {
     })
   )
 
-  const reads: ReadonlyArray<[string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]> = [
-    ["get", (cache, key) => cache.get(key)],
-    ["getMany", (cache, key) => cache.getMany([key, `${key}:absent`])]
-  ]
   for (const [name, read] of reads) {
     it.scopedLive(`${name} of a value found in L2: the key is cached afterwards`, () =>
       Effect.gen(function* () {
@@ -228,6 +229,48 @@ describe("a read interrupted at any step", () => {
           (key) => read(cache, key),
           (key) => Effect.zipRight(cache.set(key, "stored"), l1.remove([key]))
         )
+      })
+    )
+  }
+})
+
+// README: "A read's promotion into a shared tier (an entry found in a third tier or lower) or
+// into an L1 that is not a MemoryTier runs to its end the same way". Interrupted half-way, L1
+// and L2 would disagree, and a promotion's pending store left behind would hold every later
+// invalidation of its key up for the whole wait.
+describe("a read of a value found in a third tier, over an L1 that is not a MemoryTier, interrupted at any step", () => {
+  for (const [name, read] of reads) {
+    it.scopedLive(`${name}: L1 and L2 agree, an invalidate does not wait, the key is cached again`, () =>
+      Effect.gen(function* () {
+        const [l1, l2, l3] = [
+          yield* TestTier.make({ name: "l1" }),
+          yield* TestTier.make({ name: "l2" }),
+          yield* TestTier.make({ name: "l3" })
+        ]
+        const cache = yield* TieredCache.make({ breaker: false }).pipe(
+          Effect.provideService(Tier.L1, l1),
+          Effect.provideService(Tier.L2, l2),
+          Effect.provideService(Tier.Tiers, [l3])
+        )
+        const { failed, interrupted, completed } = yield* Interruptions.atEachStep(
+          (run, padding) => Effect.zipRight(padding, read(cache, `k${run}`)),
+          (run) =>
+            Effect.gen(function* () {
+              const key = `k${run}`
+              yield* MultiInstance.settle([cache])
+              if (Option.isSome(yield* l1.get(key)) !== Option.isSome(yield* l2.get(key))) return false
+              const [took] = yield* Effect.timed(cache.invalidate(key))
+              return Duration.toMillis(took) < 300 && (yield* Interruptions.cachesAgain(cache, key))
+            }),
+          {
+            waits: 160,
+            pads: 4,
+            prepare: (run) => l3.set(`k${run}`, Entry.make({ value: "v", now: Date.now(), ttlMs: 3_600_000 }))
+          }
+        )
+        expect(failed).toEqual([])
+        expect(interrupted).toBeGreaterThan(100)
+        expect(completed).toBeGreaterThan(0)
       })
     )
   }
