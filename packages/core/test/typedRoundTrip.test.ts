@@ -98,6 +98,23 @@ describe("a typed computation whose value does not round-trip through its schema
     })
   )
 
+  // README (Typed reads): its callers get the error "as for a failed computation"; a failed
+  // computation with a stale value answers that value (fail-safe), this one does not: the
+  // error is the program's (its schema), not the source's, and a stale answer would hide it.
+  it.scoped("with a stale value (no stale-while-revalidate), the callers still get the error", () =>
+    Effect.gen(function* () {
+      const { caches } = yield* MultiInstance.make(1, { cache: { staleWhileRevalidate: false } })
+      const cache = caches[0]!
+      yield* cache.set("k", 150, { schema: Count, ttl: "1 second", grace: "1 hour" })
+      yield* TestClock.adjust("2 seconds")
+      const error = yield* Effect.flip(cache.getOrComputeTyped("k", Count, Effect.succeed(7)))
+      expect(error).toMatchObject({ _tag: "CacheInputError", problem: "UnencodableValue" })
+      // A computation that fails is answered the stale value.
+      expect(yield* cache.getOrComputeTyped("k", Count, Effect.fail("source down"))).toBe(150)
+      expect((yield* cache.stats).failSafeHits).toBe(1)
+    })
+  )
+
   it.scoped("a typed set or update of such a value is refused the same way, before anything is written", () =>
     Effect.gen(function* () {
       const { cache, l1, l2, hub } = yield* hubWorld
