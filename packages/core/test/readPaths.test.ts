@@ -141,6 +141,73 @@ describe("a read overlapping an invalidation of its key", () => {
   }
 })
 
+// README (What a read accepts): a value found below L1 is stored above only if no write or
+// invalidation of its key began or ended while the read ran; another instance's change reaches
+// this one as a bus message. Here a's read of L2 is held until b's change is done and its
+// message applied on a; then the read answers, and a's L1 must not keep the old value.
+describe("a read overlapping another instance's change of its key, told over the bus", () => {
+  const changes: ReadonlyArray<
+    readonly [string, (cache: Cache, key: string) => Effect.Effect<unknown, unknown>]
+  > = [["set", (c, k) => c.set(k, "new")], ["update", (c, k) => c.update(k, "new")], ...invalidations]
+  for (const [readName, read] of reads) {
+    for (const [changeName, change] of changes) {
+      it.scoped(`${readName} on a + ${changeName} on b: a answers as b does, never the old value`, () =>
+        Effect.gen(function* () {
+          const store = yield* TestTier.make()
+          const hub = yield* TestBus.makeHub
+          let held: { reading: Deferred.Deferred<void>; gate: Deferred.Deferred<void> } | undefined
+          const hold = <A, E>(effect: Effect.Effect<A, E>) =>
+            Effect.suspend(() => {
+              const h = held
+              held = undefined
+              return h === undefined
+                ? effect
+                : Effect.zipLeft(
+                    effect,
+                    Effect.zipRight(Deferred.succeed(h.reading, undefined), Deferred.await(h.gate))
+                  )
+            })
+          const held2: TierModule.Tier.Service = {
+            ...store,
+            get: (key) => hold(store.get(key)),
+            getMany: (keys) => hold(store.getMany(keys))
+          }
+          const instance = (l2: TierModule.Tier.Service) =>
+            Effect.flatMap(MemoryTier.make({ maxEntries: 100 }), (l1) =>
+              Effect.map(
+                TieredCache.make().pipe(
+                  Effect.provideService(Tier.L1, l1),
+                  Effect.provideService(Tier.L2, l2),
+                  Effect.provideService(InvalidationBus.InvalidationBus, TestBus.make(hub))
+                ),
+                (cache) => ({ cache, l1 })
+              )
+            )
+          const a = yield* instance(held2)
+          const b = yield* instance(store)
+          yield* b.cache.set("k", "old", { tags: ["t"] })
+          yield* MultiInstance.settle([a.cache, b.cache], { hub })
+          held = { reading: yield* Deferred.make<void>(), gate: yield* Deferred.make<void>() }
+          const { reading, gate } = held
+          const answer = yield* Effect.fork(read(a.cache, "k"))
+          yield* Deferred.await(reading)
+          const applied = (yield* a.cache.invalidationStats).messagesApplied
+          yield* change(b.cache, "k")
+          // b's message applied on a while a's read is held.
+          while ((yield* a.cache.invalidationStats).messagesApplied === applied) yield* Effect.yieldNow()
+          yield* Deferred.succeed(gate, undefined)
+          yield* Fiber.join(answer)
+          yield* MultiInstance.settle([a.cache, b.cache], { hub })
+          expect(Option.map(yield* a.l1.get("k"), (e) => e.value)).not.toEqual(Option.some("old"))
+          const [x, y] = [yield* a.cache.get("k"), yield* b.cache.get("k")]
+          expect(x).toEqual(y)
+          expect(x).not.toEqual(Option.some("old"))
+        })
+      )
+    }
+  }
+})
+
 /**
  * a and b over L1s, a shared L2 and L3 and a bus; L2's writes of "old" (a promotion's) land
  * `writeMs` after they are sent, even when their caller stops waiting (as a network client's
