@@ -16,6 +16,7 @@ import {
   Tracer
 } from "effect"
 import type { Redis } from "ioredis"
+import { after, refused } from "../../testing/test/fixtures/streamIds.js"
 import { RedisStreams, RedisTier } from "../src/index.js"
 import {
   clientNames,
@@ -45,48 +46,7 @@ const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e
 const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
   entries.map((e) => Object.fromEntries(e.fields).n)
 
-// Stream ids as redis-server reads them (strtoull for each number, checked on 7.0; the same
-// cases as TestStreams.test.ts, which holds TestStreams to them): spaces and "+" before a
-// number, zeros in front, numbers up to 2^64-1, a sequence number "-<n>" that wraps around 2^64
-// unless it is a plain negative number, the end of the id at a NUL, at most 127 bytes.
-/** An id Redis accepts, and the entries after it among 5-0, 5-1 and 7-0. */
-const after: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
-  [" 5", ["5-1", "7-0"]],
-  ["+5-0", ["5-1", "7-0"]],
-  ["\t\n\v\f\r05- +1", ["7-0"]],
-  ["5--0", ["5-1", "7-0"]],
-  ["5--01", ["7-0"]],
-  ["5--18446744073709551615", ["7-0"]],
-  ["4-18446744073709551615", ["5-0", "5-1", "7-0"]],
-  ["6-9007199254740993", ["7-0"]],
-  ["5-0\u0000-9", ["5-1", "7-0"]],
-  [`${"0".repeat(126)}5`, ["5-1", "7-0"]],
-  ["9007199254740993", []],
-  ["18446744073709551615-18446744073709551615", []]
-]
-const refused = [
-  "-1",
-  "5--1",
-  "5--9223372036854775808",
-  "5--18446744073709551616",
-  "18446744073709551616-0",
-  "5-18446744073709551616",
-  "1e3",
-  "0x10",
-  "5 ",
-  "5-",
-  "5- ",
-  "-",
-  "+",
-  "++5",
-  "5-*",
-  "1-2-3",
-  ">",
-  " ",
-  "5-\u00a01",
-  "\u0665",
-  `${"0".repeat(127)}5`
-]
+// Stream ids as redis-server reads them: the cases of ../../testing/test/fixtures/streamIds.ts.
 
 describe("RedisStreams", () => {
   layer(Env, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
