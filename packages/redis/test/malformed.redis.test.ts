@@ -19,6 +19,38 @@ const KINDS = [
   (i: number) => JSON.stringify({ type: "RemoveBulk", keys: ["a", i] })
 ] as const
 
+/**
+ * Instance "a" (a MemoryTier L1, RedisTier and RedisInvalidationBus with `busOptions`) logging
+ * every line, Debug included, to `lines` as "<level> <message>": its cache, bus and L1.
+ */
+const loggedInstance = (lines: Array<string>, busOptions?: RedisInvalidationBus.Options) =>
+  Effect.gen(function* () {
+    const logger = Logger.make(({ message, logLevel }) => {
+      lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : Util.format(message)}`)
+    })
+    const l1 = yield* MemoryTier.make({ maxEntries: 100 })
+    const context = yield* Layer.build(
+      TieredCache.layer({ instanceId: "a" }).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(
+            Layer.succeed(Tier.L1, l1),
+            RedisTier.layer(),
+            RedisInvalidationBus.layer(busOptions)
+          )
+        ),
+        Layer.provide(connectionLayer())
+      )
+    ).pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+      Logger.withMinimumLogLevel(LogLevel.All)
+    )
+    return {
+      cache: Context.get(context, TieredCache.TieredCache),
+      bus: Context.get(context, RedisInvalidationBus.RedisInvalidationBus),
+      l1
+    }
+  })
+
 describe("malformed bus messages", () => {
   it.effect("the throttled log: one line per kind per interval, then one saying how many were left out", () =>
     Effect.gen(function* () {
@@ -50,27 +82,7 @@ describe("malformed bus messages", () => {
     it.scoped("1,000 malformed messages of 3 kinds: a few short, specific lines; all 1,000 counted", () =>
       Effect.gen(function* () {
         const lines: Array<string> = []
-        const logger = Logger.make(({ message, logLevel }) => {
-          lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : Util.format(message)}`)
-        })
-        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-        const context = yield* Layer.build(
-          TieredCache.layer({ instanceId: "a" }).pipe(
-            Layer.provideMerge(
-              Layer.mergeAll(
-                Layer.succeed(Tier.L1, l1),
-                RedisTier.layer(),
-                RedisInvalidationBus.layer({ malformedLogInterval: "1 hour" })
-              )
-            ),
-            Layer.provide(connectionLayer())
-          )
-        ).pipe(
-          Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
-          Logger.withMinimumLogLevel(LogLevel.All)
-        )
-        const cache = Context.get(context, TieredCache.TieredCache)
-        const bus = Context.get(context, RedisInvalidationBus.RedisInvalidationBus)
+        const { cache, bus, l1 } = yield* loggedInstance(lines, { malformedLogInterval: "1 hour" })
         const look = yield* observer
 
         /** Publishes `n` malformed messages (kinds in turn), then a good one, and waits for it. */
@@ -136,23 +148,7 @@ describe("malformed bus messages", () => {
           sleep: (duration) => real.sleep(duration)
         }
         const lines: Array<string> = []
-        const logger = Logger.make(({ message }) => {
-          lines.push(Array.isArray(message) ? message.join(" ") : Util.format(message))
-        })
-        const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-        const context = yield* Layer.build(
-          TieredCache.layer({ instanceId: "a" }).pipe(
-            Layer.provideMerge(
-              Layer.mergeAll(
-                Layer.succeed(Tier.L1, l1),
-                RedisTier.layer(),
-                RedisInvalidationBus.layer({ channel })
-              )
-            ),
-            Layer.provide(connectionLayer())
-          )
-        ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)), Effect.withClock(movedClock))
-        const cache = Context.get(context, TieredCache.TieredCache)
+        const { cache, l1 } = yield* loggedInstance(lines, { channel }).pipe(Effect.withClock(movedClock))
         const look = yield* observer
         const malformed = () => lines.filter((line) => line.includes("malformed bus message"))
         let round = 0
@@ -215,22 +211,7 @@ describe("malformed bus messages", () => {
       () =>
         Effect.gen(function* () {
           const lines: Array<string> = []
-          const logger = Logger.make(({ message, logLevel }) => {
-            lines.push(
-              `${logLevel.label} ${Array.isArray(message) ? message.join(" ") : Util.format(message)}`
-            )
-          })
-          const l1 = yield* MemoryTier.make({ maxEntries: 100 })
-          const context = yield* Layer.build(
-            TieredCache.layer({ instanceId: "a" }).pipe(
-              Layer.provideMerge(
-                Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(), RedisInvalidationBus.layer())
-              ),
-              Layer.provide(connectionLayer())
-            )
-          ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
-          const cache = Context.get(context, TieredCache.TieredCache)
-          const bus = Context.get(context, RedisInvalidationBus.RedisInvalidationBus)
+          const { cache, bus, l1 } = yield* loggedInstance(lines)
           const look = yield* observer
           const depth = 10_000
           const array = "[".repeat(depth) + "]".repeat(depth)
