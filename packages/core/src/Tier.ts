@@ -70,7 +70,10 @@ export declare namespace Tier {
     readonly name: string
     /** The entry under `key`, if it is there and not gone. */
     readonly get: (key: string) => Effect.Effect<Option.Option<Entry>, TierError>
-    /** The entries under `keys`, in the same order. */
+    /**
+     * The entries under `keys`: one answer per key, in the same order (a key given twice is
+     * answered twice, no keys get no answers).
+     */
     readonly getMany: (
       keys: ReadonlyArray<string>
     ) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, TierError>

@@ -58,7 +58,12 @@ export interface Target<R> {
  * computation (1,000 concurrent callers), failures and interruption, Schema-typed reads with
  * bad data planted in the tier, exact statistics, the tier called directly with bad
  * arguments (as from plain JavaScript: a TierError each, nothing written; see
- * `Tier.withInputChecks`), and, for a tier that has them, `setNow` (a write started at once:
+ * `Tier.withInputChecks`), the tier's own obligations called directly (`remove` removes the
+ * keys given and no other, `removeMatching` the keys its glob matches, answering how many,
+ * `clear` every key, `getMany` one answer per key in order, an entry returned through its grace
+ * window until its `staleUntil` and not after, `health` healthy under the tier's name), and, for a
+ * tier that has them, `writeIfNewer` (each change applied unless the key holds an entry created
+ * after it), `setThen` (written as `set` writes, `then` run once), `setNow` (a write started at once:
  * written as `set` writes, answered once after it returns; bad arguments start nothing),
  * `removeThen` and `removeNow` (removed as `remove` removes; `then` run once, `done` called once
  * after it returns).

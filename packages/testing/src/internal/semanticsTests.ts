@@ -10,6 +10,7 @@ import { Clock, Effect, Option, TestClock } from "effect"
 import { registerInputTests } from "./inputTests.js"
 import { registerComputeTests } from "./semanticsCompute.js"
 import { type Context, freshKey } from "./suiteContext.js"
+import { registerTierContractTests } from "./tierContractTests.js"
 import { registerWriteNowTests } from "./writeNowTests.js"
 
 /** Registers the suite's tests with `it` (from `layer(...)` of @effect/vitest). */
@@ -178,5 +179,6 @@ export const register = <R>(it: Vitest.MethodsNonLive<R, boolean>, { instances, 
 
   registerComputeTests(it, { instances, live })
   registerInputTests(it, { instances, live })
+  registerTierContractTests(it, { instances, live })
   registerWriteNowTests(it, { instances, live })
 }
