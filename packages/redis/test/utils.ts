@@ -250,6 +250,30 @@ export const blackholeProxy = Effect.gen(function* () {
 })
 
 /**
+ * A TCP proxy in front of the suite's server that holds each reply of the server for the delay
+ * set by `delay(ms)` (0 at first) before passing it on, in order: a server that answers, late.
+ */
+export const delayingProxy = Effect.gen(function* () {
+  let delayMs = 0
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const up = connectUp()
+    let last = 0
+    socket.on("data", (chunk: Buffer) => up.write(chunk))
+    up.on("data", (chunk: Buffer) => {
+      // Never before an earlier chunk: replies keep their order when the delay changes.
+      last = Math.max(last, performance.now() + delayMs)
+      setTimeout(() => socket.destroyed || socket.write(chunk), last - performance.now())
+    })
+  })
+  return {
+    port,
+    delay: (ms: number) => {
+      delayMs = ms
+    }
+  }
+})
+
+/**
  * What a tracing exporter records of a span's failure: the cause rendered with its causes, and
  * each error's message and stack; nothing for a span still open or that succeeded.
  */
@@ -265,18 +289,19 @@ export const recordedFailure = (status: Tracer.SpanStatus): ReadonlyArray<string
 /**
  * One cache instance with the README's layers (RedisTier.layer(), RedisInvalidationBus.layer())
  * on a connection of its own, and its L1 (a MemoryTier of 10,000 entries) to look into;
- * `connection`, `bus` and `tier` add options.
+ * `connection`, `bus`, `tier` and `cache` add options.
  */
 export const redisInstance = (
   instanceId: string,
   connection: RedisConnection.Options = {},
   bus: RedisInvalidationBus.Options = {},
-  tier: RedisTier.Options = {}
+  tier: RedisTier.Options = {},
+  cache: Omit<TieredCache.Options, "instanceId"> = {}
 ) =>
   Effect.gen(function* () {
     const l1 = yield* MemoryTier.make({ maxEntries: 10_000 })
     const context = yield* Layer.build(
-      TieredCache.layer({ instanceId }).pipe(
+      TieredCache.layer({ ...cache, instanceId }).pipe(
         Layer.provideMerge(
           Layer.mergeAll(Layer.succeed(Tier.L1, l1), RedisTier.layer(tier), RedisInvalidationBus.layer(bus))
         ),
