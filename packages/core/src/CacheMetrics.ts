@@ -1,7 +1,8 @@
 /**
  * The Effect Metrics a TieredCache reports, each tagged with `cache` (the cache's name). The
  * hit path only bumps plain numbers; they reach these metrics when `stats` is read, every
- * `metricsInterval`, and when the cache closes.
+ * `metricsInterval`, and when the cache closes. `foreignValues` is the tiers' own: a tier
+ * counts it as it reads, tagged with its name.
  *
  * @since 0.1.0
  */
@@ -64,4 +65,18 @@ export const inFlight = Metric.gauge("tiercache_in_flight", { description: "Comp
  */
 export const breakerOpen = Metric.gauge("tiercache_breaker_open", {
   description: "1 while a tier's circuit breaker is open or half-open, else 0"
+})
+/**
+ * Values a tier's reads found under its namespace that are no cache entry (foreign JSON, a plain
+ * string, a Redis hash or list...), read as misses, by `tier` (the tier's name): counted by
+ * RedisTier and KeyValueStoreTier on each read that meets one (every key of a `getMany` that
+ * holds one counts once), not by the cache (an L1 hit never reaches a tier). A value that is an
+ * entry but does not decode with the reader's Schema is the cache's `decode_error` instead.
+ *
+ * @category metrics
+ * @since 0.2.0
+ */
+export const foreignValues = Metric.counter("tiercache_tier_foreign_values_total", {
+  description: "Values under a tier's namespace that are no cache entry, read as misses, by tier",
+  incremental: true
 })

@@ -30,8 +30,9 @@
  */
 import { KeyValueStore } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Duration, Effect, Layer, Option, type Scope } from "effect"
+import { Duration, Effect, Layer, Metric, Option, type Scope } from "effect"
 import { CacheConfigError, TierError } from "./CacheError.js"
+import * as CacheMetrics from "./CacheMetrics.js"
 import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
 import * as KeyedLock from "./internal/keyedLock.js"
@@ -97,6 +98,19 @@ const withoutPath = (cause: unknown): { readonly reason: string; readonly cause:
 }
 
 /**
+ * Records under the tier's prefix that are no cache entry (written by something else), each read
+ * as a miss and counted here, tagged `tier` with the tier's name, once per read that meets one
+ * (`get`, each key of a `getMany`, and the read `writeIfNewer` makes before it overwrites);
+ * another key's record under a hashed key's name is no foreign value (a plain miss). The metric
+ * `tiercache_tier_foreign_values_total`, the same as `CacheMetrics.foreignValues` and
+ * `RedisTier.foreignValues`: one fact about a tier, one series per tier name.
+ *
+ * @category metrics
+ * @since 0.2.0
+ */
+export const foreignValues: Metric.Metric.Counter<number> = CacheMetrics.foreignValues
+
+/**
  * Builds a KeyValueStore tier on the store in context; its sweeper runs in the scope.
  *
  * @category constructors
@@ -125,6 +139,7 @@ export const make = (
     if (typeof sweepMs !== "number") return yield* sweepMs
     const sweepInterval = Duration.millis(sweepMs)
     const now = () => clock.unsafeCurrentTimeMillis()
+    const foreign = Metric.increment(Metric.tagged(foreignValues, "tier", name))
 
     const fail = (operation: string) => (cause: unknown) =>
       new TierError({ tier: name, operation, ...withoutPath(cause) })
@@ -224,10 +239,13 @@ export const make = (
       const entry = Entry.deserialize(text)
       if (entry === undefined) {
         return Effect.as(
-          // Without the key: a log line becomes an event of the cache's tier span, which keeps
-          // keys out unless `keysInSpans` (a tier cannot tell).
-          Effect.logDebug("stored value is not a cache entry; treated as a miss").pipe(
-            Effect.annotateLogs({ tier: name })
+          // Counted (foreignValues). Without the key: a log line becomes an event of the cache's
+          // tier span, which keeps keys out unless `keysInSpans` (a tier cannot tell).
+          Effect.zipRight(
+            foreign,
+            Effect.logDebug("stored value is not a cache entry; treated as a miss").pipe(
+              Effect.annotateLogs({ tier: name })
+            )
           ),
           Option.none()
         )

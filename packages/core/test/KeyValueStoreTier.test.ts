@@ -19,6 +19,7 @@ import {
   Layer,
   Logger,
   LogLevel,
+  Metric,
   Option,
   Scope,
   TestClock
@@ -366,6 +367,42 @@ describe("KeyValueStoreTier", () => {
       const refused = yield* Effect.either(tier.set("__tiercache:kv-index:3", entryAt(Date.now(), 1, 60_000)))
       expect(Either.isLeft(refused) && refused.left._tag).toBe("TierError")
     }).pipe(Effect.provide(KeyValueStore.layerMemory))
+  )
+
+  it.scoped(
+    "each read of a stored value that is no entry counts once in foreignValues; another key's record does not",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* KeyValueStore.KeyValueStore
+        const { tier } = yield* open(store, { name: "kv-foreign" })
+        const counted = Effect.map(
+          Metric.value(Metric.tagged(KeyValueStoreTier.foreignValues, "tier", "kv-foreign")),
+          (state) => state.count
+        )
+        const now = yield* Clock.currentTimeMillis
+        yield* tier.set("good", entryAt(now, 1, 60_000))
+        yield* store.set("tiercache:text", "plain text")
+        yield* store.set("tiercache:json", JSON.stringify({ user: "ada" }))
+        // Key "Other"'s store key (hashed: a capital letter) holding another key's record.
+        const [at, record] = KvKeys.make("tiercache:").record(
+          "Other",
+          Entry.serialize(entryAt(now, 2, 60_000))
+        )
+        yield* store.set(at, record.replace('"k":"Other"', '"k":"Another"'))
+        expect(yield* tier.get("Other")).toEqual(Option.none())
+        expect(yield* tier.get("missing")).toEqual(Option.none())
+        expect(Option.isSome(yield* tier.get("good"))).toBe(true)
+        expect(yield* counted).toBe(0)
+        expect(yield* tier.get("text")).toEqual(Option.none())
+        expect(yield* counted).toBe(1)
+        const many = yield* tier.getMany(["json", "good", "text", "missing"])
+        expect(many.map(Option.isSome)).toEqual([false, true, false, false])
+        expect(yield* counted).toBe(3)
+        // Overwritten by an entry: no longer counted.
+        yield* tier.set("text", entryAt(now, 3, 60_000))
+        expect(Option.map(yield* tier.get("text"), (e) => e.value)).toEqual(Option.some(3))
+        expect(yield* counted).toBe(3)
+      }).pipe(Effect.provide(KeyValueStore.layerMemory))
   )
 
   it.scoped("a stored value that is no entry is logged without its key (log lines reach tier spans)", () =>

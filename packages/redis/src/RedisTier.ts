@@ -18,8 +18,8 @@
  *
  * @since 0.1.0
  */
-import { CacheError, Tier } from "@tiercache/core"
-import { Duration, Effect, Layer } from "effect"
+import { CacheError, CacheMetrics, Tier } from "@tiercache/core"
+import { Duration, Effect, Layer, type Metric } from "effect"
 import * as LargeValues from "./internal/largeValues.js"
 import { resolvePrefix } from "./internal/namespace.js"
 import { notAnObject } from "./internal/optionsObject.js"
@@ -48,6 +48,18 @@ export interface Options {
   /** Keys asked for per SCAN step when removing by pattern (default 500). */
   readonly scanCount?: number | undefined
 }
+
+/**
+ * Values under the tier's prefix that are no cache entry (foreign JSON, a plain string, a hash
+ * or a list: anything the cache did not write), each read as a miss and counted here, tagged
+ * `tier` with the tier's name, once per read that meets one (every such key of a `getMany`
+ * counts once, a large one too); `getOrCompute` then overwrites it. The metric
+ * `tiercache_tier_foreign_values_total`, the same as `CacheMetrics.foreignValues`.
+ *
+ * @category metrics
+ * @since 0.2.0
+ */
+export const foreignValues: Metric.Metric.Counter<number> = CacheMetrics.foreignValues
 
 /**
  * Builds a Redis tier on the connection in context.

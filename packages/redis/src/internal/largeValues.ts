@@ -21,6 +21,7 @@ import { Tier } from "@tiercache/core"
 import { Effect } from "effect"
 import { Command, type Redis, ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
+import { isWrongType, NOT_A_STRING } from "./notAString.js"
 import { pxOf } from "./px.js"
 import { enqueue } from "./queuedBytes.js"
 
@@ -69,7 +70,10 @@ export interface LargeValues {
     staleUntil: number,
     sent?: (reply: Promise<unknown>, withinMs: number) => void
   ) => Effect.Effect<void, unknown>
-  /** The value (or null) and PTTL of a key, on the large-value connection. */
+  /**
+   * The value (or null) and PTTL of a key, on the large-value connection; `false` and
+   * NOT_A_STRING for a key that holds no string.
+   */
   readonly read: (full: string) => Effect.Effect<readonly [unknown, unknown], unknown>
   /**
    * EVAL of `script` on one key, carrying a large value (`bytes` long) that may be written until
@@ -142,12 +146,6 @@ const landedOf = (client: Redis, reply: Promise<unknown>): Promise<unknown> => {
   )
 }
 
-/** A value that is not a string (WRONGTYPE) is not an entry: a miss. */
-const orMiss = (error: unknown): Promise<null> =>
-  error instanceof Error && error.message.startsWith("WRONGTYPE")
-    ? Promise.resolve(null)
-    : Promise.reject(error)
-
 /**
  * The large-value commands on `connection`, for keys under `prefix`; `now`: the tier's clock
  * (epoch ms), from which PXs are counted.
@@ -207,11 +205,17 @@ export const make = (connection: RedisConnection.Service, prefix: string, now: (
       }),
     read: (full) =>
       withBulk(async (client) => {
-        const length = Number(await send(client, "strlen", [full], 0, timeoutFor).reply)
-        return Promise.all([
-          send(client, "get", [full], length, timeoutFor).reply.catch(orMiss),
-          send(client, "pttl", [full], 0, timeoutFor).reply
-        ] as const)
+        try {
+          const length = Number(await send(client, "strlen", [full], 0, timeoutFor).reply)
+          return await Promise.all([
+            send(client, "get", [full], length, timeoutFor).reply,
+            send(client, "pttl", [full], 0, timeoutFor).reply
+          ] as const)
+        } catch (error) {
+          // Something other than a string now lives under the key: no entry (notAString.ts).
+          if (isWrongType(error)) return [false, NOT_A_STRING] as const
+          throw error
+        }
       })
   }
 }

@@ -7,14 +7,17 @@ import { Effect } from "effect"
 import type { Redis } from "ioredis"
 import { READ_COMMAND } from "./commands.js"
 import { type LargeValues, MARKER_MARGIN_MS } from "./largeValues.js"
+import { NOT_A_STRING } from "./notAString.js"
 
 /** Whether a reply of the read script leaves the key to a next call (its byte budget was spent). */
 export const isLater = (raw: unknown): boolean => Array.isArray(raw)
 
 /**
  * Reads the values and remaining lifetimes (PTTL) of KEYS[2..] in one atomic command, as a flat
- * array `[value1, pttl1, value2, pttl2, ...]`; a key holding no string (or nothing) answers
- * `false, -2` (a miss). KEYS[1] is the namespace's large-value marker (see largeValues.ts).
+ * array `[value1, pttl1, value2, pttl2, ...]`; a key holding nothing answers `false, -2` (a
+ * miss), one holding something other than a string `false, -3` (notAString.ts: GETRANGE's
+ * WRONGTYPE, or, for the keys an MGET answered nil for, one EXISTS of them all and, only when
+ * some exist, an EXISTS each). KEYS[1] is the namespace's large-value marker (see largeValues.ts).
  * While it is absent the values are read with MGET (below); while it is there, each with GETRANGE
  * 0 ARGV[1], so that a large value is never copied into the script (an MGET of a 20 MB value
  * took Redis 200 ms inside a script). Either way a value of `largeValueBytes` or more answers
@@ -46,7 +49,10 @@ local total = 0
 local large = false
 local function answer(i, v)
   local j = 2 * i - 1
-  if type(v) ~= 'string' or v == '' then
+  if type(v) == 'table' then
+    out[j] = false
+    out[j + 1] = ${NOT_A_STRING}
+  elseif type(v) ~= 'string' or v == '' then
     out[j] = false
     out[j + 1] = -2
   else
@@ -66,6 +72,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   while i <= n and total < budget do
     local s = math.min(n, i + size - 1)
     local values = redis.call('MGET', unpack(KEYS, i + 1, s + 1))
+    local absent = {}
+    for k = i, s do
+      if not values[k - i + 1] then absent[#absent + 1] = KEYS[k + 1] end
+    end
+    if #absent > 0 and redis.call('EXISTS', unpack(absent)) > 0 then
+      for k = i, s do
+        if not values[k - i + 1] and redis.call('EXISTS', KEYS[k + 1]) == 1 then values[k - i + 1] = {} end
+      end
+    end
     for k = i, s do answer(k, values[k - i + 1]) end
     i = s + 1
     size = math.max(1, math.min(32, math.floor((budget - total) * s / math.max(total, 1)) + 1))

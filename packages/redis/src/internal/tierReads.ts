@@ -4,10 +4,11 @@
  * commands), replies decoded into entries, and large values fetched on the large-value
  * connection.
  */
-import { type CacheError, Entry, type Tier } from "@tiercache/core"
-import { type Clock, Effect, Option } from "effect"
+import { type CacheError, CacheMetrics, Entry, type Tier } from "@tiercache/core"
+import { type Clock, Effect, Metric, Option } from "effect"
 import { Command, type Redis } from "ioredis"
 import type { LargeValues } from "./largeValues.js"
+import { isWrongType, NOT_A_STRING } from "./notAString.js"
 import { sendInOneWrite } from "./oneWrite.js"
 import * as ReadScript from "./readScript.js"
 import type { Runner } from "./tierRunner.js"
@@ -41,7 +42,7 @@ export interface Deps {
   readonly large: LargeValues
   /** The tier's key prefix. */
   readonly prefix: string
-  /** The tier's name, in logs. */
+  /** The tier's name, in logs and metrics. */
   readonly name: string
   readonly clock: Clock.Clock
   readonly runner: Runner
@@ -59,14 +60,19 @@ export const make = ({
   const { fail, run } = runner
   const readScript = ReadScript.make(client, large, prefix)
   const rangeEnd = ReadScript.rangeEndOf(large)
+  const foreign = Metric.increment(Metric.tagged(CacheMetrics.foreignValues, "tier", name))
 
-  /** A reply decoded: the entry, a miss, or BAD_VALUE for something that is not an entry. */
+  /**
+   * A reply decoded: the entry, a miss, or BAD_VALUE for something that is not an entry (a
+   * string that does not deserialize, or no string at all: NOT_A_STRING).
+   */
   const decodeReply = (
     raw: unknown,
     pttl: unknown,
     now: number
   ): Option.Option<Entry.Entry> | typeof BAD_VALUE => {
-    if (raw === null || raw === undefined || raw === false) return Option.none()
+    if (raw === null || raw === undefined || raw === false)
+      return pttl === NOT_A_STRING ? BAD_VALUE : Option.none()
     const entry = typeof raw === "string" ? Entry.deserialize(raw) : undefined
     if (entry === undefined) return BAD_VALUE
     const remaining = typeof pttl === "number" ? pttl : Number(pttl)
@@ -88,10 +94,14 @@ export const make = ({
     const decoded = decodeReply(raw, pttl, now)
     if (decoded !== BAD_VALUE) return Effect.succeed(decoded)
     return Effect.as(
-      // Without the key: a log line becomes an event of the cache's tier span, which keeps keys
-      // out unless `keysInSpans` (a tier cannot tell).
-      Effect.logDebug("redis value is not a cache entry; treated as a miss").pipe(
-        Effect.annotateLogs({ tier: name })
+      // Counted once per read that meets it (CacheMetrics.foreignValues). Without the key: a log
+      // line becomes an event of the cache's tier span, which keeps keys out unless
+      // `keysInSpans` (a tier cannot tell).
+      Effect.zipRight(
+        foreign,
+        Effect.logDebug("redis value is not a cache entry; treated as a miss").pipe(
+          Effect.annotateLogs({ tier: name })
+        )
       ),
       Option.none()
     )
@@ -195,17 +205,24 @@ export const make = ({
     // GETRANGE's reply comes before PTTL's, so its callback runs first: no Promise.all.
     let raw: unknown
     let error: { readonly cause: unknown } | undefined
+    let notAString = false
     value.then(
       (text) => {
         raw = readText(text)
       },
       (cause: unknown) => {
         // WRONGTYPE: something that is not a string lives under the key: not an entry.
-        if (cause instanceof Error && cause.message.startsWith("WRONGTYPE")) raw = null
+        if (isWrongType(cause)) notAString = true
         else error = { cause }
       }
     )
-    pttl.then((remaining) => (error === undefined ? done([raw, remaining]) : failed(error.cause)), failed)
+    pttl.then(
+      (remaining) =>
+        error !== undefined
+          ? failed(error.cause)
+          : done(notAString ? [false, NOT_A_STRING] : [raw, remaining]),
+      failed
+    )
   }
 
   /**
