@@ -16,7 +16,7 @@ import {
   Tracer
 } from "effect"
 import type { Redis } from "ioredis"
-import { after, refused } from "../../testing/test/fixtures/streamIds.js"
+import { acceptsAsRedis, refusesAsRedis } from "../../testing/test/fixtures/streamIds.js"
 import { RedisStreams, RedisTier } from "../src/index.js"
 import {
   clientNames,
@@ -741,44 +741,13 @@ describe("RedisStreams", () => {
 
       it.scoped("read, createGroup and ack accept them, and order them as Redis does", () =>
         Effect.gen(function* () {
-          const streams = yield* fiveFiveSeven("ids")
-          for (const [id, entries] of after) {
-            expect([id, ids(yield* streams.read("ids", id, 10))]).toEqual([id, entries])
-            if (entries.length === 0) continue
-            yield* streams.createGroup("ids", `from ${id}`, id)
-            const delivered = yield* streams
-              .consume("ids", `from ${id}`, "c", { blockMs: 200 })
-              .pipe(Stream.take(entries.length), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
-            expect([id, ids(delivered)]).toEqual([id, entries])
-          }
-          // "5--18446744073709551615" is 5-1 (2^64 - n); "7--0" and "7" are 7-0, acked once.
-          expect(
-            yield* streams.ack("ids", "all", [
-              "+5",
-              "5--18446744073709551615",
-              "7--0",
-              "7",
-              "18446744073709551615"
-            ])
-          ).toBe(3)
+          yield* acceptsAsRedis(yield* fiveFiveSeven("ids"), "ids")
         })
       )
 
       it.scoped("read, createGroup and ack refuse the others, acking nothing", () =>
         Effect.gen(function* () {
-          const streams = yield* fiveFiveSeven("refused-ids")
-          for (const id of refused) {
-            const calls = [
-              streams.read("refused-ids", id, 10),
-              streams.createGroup("refused-ids", "refused", id),
-              streams.ack("refused-ids", "all", ["5-0", id])
-            ]
-            for (const call of calls) {
-              const result = yield* Effect.either(call as Effect.Effect<unknown, { readonly _tag: string }>)
-              expect([id, Either.isLeft(result) && result.left._tag]).toEqual([id, "StreamError"])
-            }
-          }
-          expect(yield* streams.ack("refused-ids", "all", ["5-0", "5-1", "7-0"])).toBe(3)
+          yield* refusesAsRedis(yield* fiveFiveSeven("refused-ids"), "refused-ids")
         })
       )
     })

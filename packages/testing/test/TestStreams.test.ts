@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
 import { Chunk, Effect, Either, Exit, Fiber, Queue, Stream, TestClock } from "effect"
 import { TestStreams } from "../src/index.js"
-import { after, refused } from "./fixtures/streamIds.js"
+import { acceptsAsRedis, refusesAsRedis } from "./fixtures/streamIds.js"
 
 const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e) => e.id)
 const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
@@ -364,45 +364,13 @@ describe("stream ids as Redis reads them", () => {
 
   it.effect("read, createGroup and ack accept them, and order them as Redis does", () =>
     Effect.gen(function* () {
-      const streams = yield* fiveFiveSeven
-      for (const [id, entries] of after) {
-        expect([id, ids(yield* streams.read("ids", id, 10))]).toEqual([id, entries])
-        if (entries.length === 0) continue
-        yield* streams.createGroup("ids", `from ${id}`, id)
-        const delivered = yield* take(
-          streams.consume("ids", `from ${id}`, "c", { blockMs: 10 }),
-          entries.length
-        )
-        expect([id, ids(delivered)]).toEqual([id, entries])
-      }
-      // "5--18446744073709551615" is 5-1 (2^64 - n); "7--0" and "7" are 7-0, acked once.
-      expect(
-        yield* streams.ack("ids", "all", [
-          "+5",
-          "5--18446744073709551615",
-          "7--0",
-          "7",
-          "18446744073709551615"
-        ])
-      ).toBe(3)
+      yield* acceptsAsRedis(yield* fiveFiveSeven, "ids")
     })
   )
 
   it.effect("read, createGroup and ack refuse the others, acking nothing", () =>
     Effect.gen(function* () {
-      const streams = yield* fiveFiveSeven
-      for (const id of refused) {
-        const calls = [
-          streams.read("ids", id, 10),
-          streams.createGroup("ids", "refused", id),
-          streams.ack("ids", "all", ["5-0", id])
-        ]
-        for (const call of calls) {
-          const result = yield* Effect.either(call as Effect.Effect<unknown, { readonly _tag: string }>)
-          expect([id, Either.isLeft(result) && result.left._tag]).toEqual([id, "StreamError"])
-        }
-      }
-      expect(yield* streams.ack("ids", "all", ["5-0", "5-1", "7-0"])).toBe(3)
+      yield* refusesAsRedis(yield* fiveFiveSeven, "ids")
     })
   )
 })
