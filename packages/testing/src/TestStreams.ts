@@ -4,25 +4,24 @@
  * `claimIdleMs` wait on it, so `TestClock.adjust` drives them). It behaves as RedisStreams does:
  * entries in order with ids `<ms>-<seq>`, `readLatest` newest first, `read` after an id (`"$"`:
  * only entries published after the call; an id given to `read`, `createGroup` or `ack` is read
- * as Redis reads it: each number up to 2^64-1, with spaces, `+` or zeros in front), consumer groups whose consumers get their own pending
- * entries first, then new ones (at least once), `claimIdleMs` taking over the entries other
- * consumers left unacknowledged that long (each to one consumer, never its own again; a pass
- * looks at `count` pending entries a pull, as RedisStreams's pages, until it has seen them
- * all), and a pending entry trimmed away by `maxLen` delivered to nobody. `maxLen` trims exactly (Redis's
- * `MAXLEN ~` may keep a few more). Bad arguments and a consumer of a group that does not exist
- * are `StreamError`s, as with Redis.
+ * as Redis reads it: each number up to 2^64-1, with spaces, `+` or zeros in front), consumer
+ * groups whose consumers get their own pending entries first, then new ones (at least once),
+ * `claimIdleMs` taking over the entries other consumers left unacknowledged that long (each to
+ * one consumer, never its own again; a pass looks at `count` pending entries a pull, as
+ * RedisStreams's pages, until it has seen them all), and a pending entry trimmed away by
+ * `maxLen` delivered to nobody. `maxLen` trims exactly (Redis's `MAXLEN ~` may keep a few
+ * more). Bad arguments and a consumer of a group that does not exist are `StreamError`s, as
+ * with Redis.
  *
  * @since 0.1.0
  */
 import { CacheError, CacheStreams } from "@tiercache/core"
 import { Clock, Deferred, Effect, Layer, Stream } from "effect"
+import { format, type Id, nextId, parseId, ZERO } from "./internal/streamIds.js"
 
 type StreamEntry = CacheStreams.StreamEntry
 type StreamError = CacheError.StreamError
 const { StreamError } = CacheError
-
-/** An id as one number, `<ms> * 2^64 + <seq>`: ids compare as these do. */
-type Id = bigint
 
 interface Pending {
   readonly at: Id
@@ -43,39 +42,7 @@ interface StreamState {
   readonly groups: Map<string, Group>
 }
 
-const ZERO: Id = 0n
-const U64 = 2n ** 64n
-const format = (id: Id) => `${id / U64}-${id % U64}`
 const byId = (a: Pending, b: Pending): number => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)
-
-/**
- * A number of an id as Redis reads it (its string2ull): a plain negative number is refused;
- * otherwise as C's strtoull in base 10: spaces (C's isspace) and a sign in front, digits to the
- * end, at most 2^64-1, and a "-" wrapping the number around 2^64. Undefined when refused.
- */
-const u64 = (text: string): bigint | undefined => {
-  if (/^-[1-9]\d*$/.test(text) && text.length < 21 && BigInt(text) >= -(U64 / 2n)) return undefined
-  const match = /^[ \t\n\v\f\r]*([+-]?)(\d+)$/.exec(text)
-  if (match === null) return undefined
-  const n = BigInt(match[2]!)
-  if (n >= U64) return undefined
-  return match[1] === "-" ? (U64 - n) % U64 : n
-}
-
-/**
- * An id given to `read`, `createGroup` or `ack`, as Redis reads one (checked on redis-server
- * 7.0): at most 127 bytes, ending at a NUL if it holds one, `"<ms>"` (`"<ms>-0"`) or
- * `"<ms>-<seq>"` with each number as {@link u64} reads it. Undefined for anything else.
- */
-const parseId = (text: string): Id | undefined => {
-  if (text.length > 42 && new TextEncoder().encode(text).length > 127) return undefined
-  const nul = text.indexOf("\u0000")
-  const id = nul < 0 ? text : text.slice(0, nul)
-  const dash = id.indexOf("-")
-  const ms = u64(dash < 0 ? id : id.slice(0, dash))
-  const seq = dash < 0 ? 0n : u64(id.slice(dash + 1))
-  return ms === undefined || seq === undefined ? undefined : ms * U64 + seq
-}
 
 /** No lone surrogate (Node 20.19 has `isWellFormed`; ES2022's types do not name it). */
 const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed: () => boolean }).isWellFormed()
@@ -172,7 +139,7 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
         return yield* fail("publish", stream, "maxLen must be a non-negative integer")
       const now = yield* Clock.currentTimeMillis
       const state = stateOf(stream)
-      const at: Id = BigInt(now) > state.last / U64 ? BigInt(now) * U64 : state.last + 1n
+      const at = nextId(now, state.last)
       state.last = at
       const id = format(at)
       state.entries.push({ id, fields: pairs, at })
