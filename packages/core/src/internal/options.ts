@@ -48,13 +48,17 @@ const nonEmptyStringError = (value: unknown, option: string): CacheConfigError |
     : new CacheConfigError({ option, reason: `must be a non-empty string, got ${describe(value)}` })
 
 /** Checks the cache's options: a CacheConfigError names the first bad one. */
+/**
+ * `value`, or `fallback` when it is absent. Only `undefined` takes a default: `null` from plain
+ * JavaScript is checked as given, and refused, not read as "the default".
+ */
+const given = <A>(value: A | undefined, fallback: NoInfer<A>): A => (value === undefined ? fallback : value)
+
 export const resolve = (options: Options): Effect.Effect<Config, CacheConfigError> =>
   Effect.gen(function* () {
     const notObject = optionsObjectError(options)
     if (notObject) return yield* notObject
-    // Only an absent option takes its default: `null` from plain JS is checked as given, and
-    // refused (as l1TtlScale below), not read as "the default".
-    const ttlInput = options.defaultTtl === undefined ? CacheStrategy.Default : options.defaultTtl
+    const ttlInput = given(options.defaultTtl, CacheStrategy.Default)
     const defaultTtl = yield* millis(
       CacheStrategy.isCacheStrategy(ttlInput) ? CacheStrategy.toDurationInput(ttlInput) : ttlInput,
       "defaultTtl",
@@ -67,8 +71,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     const badLifetime = lifetimeError(defaultTtl, defaultGrace)
     if (badLifetime)
       return yield* new CacheConfigError({ option: "defaultGrace", reason: badLifetime.reason })
-    // Only an absent scale is the default: `null` from plain JS is refused, as other options.
-    const l1Scale = options.l1TtlScale === undefined ? 1 : options.l1TtlScale
+    const l1Scale = given(options.l1TtlScale, 1)
     if (typeof l1Scale !== "number" || !(l1Scale > 0 && l1Scale <= 1)) {
       return yield* new CacheConfigError({
         option: "l1TtlScale",
@@ -80,15 +83,15 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     if (defaultTimeouts instanceof CacheInputError) {
       return yield* new CacheConfigError({ option: "timeouts", reason: defaultTimeouts.reason })
     }
-    const breaker = options.breaker === undefined ? {} : options.breaker
+    const breaker = given(options.breaker, {})
     const badBreaker = breaker === false ? undefined : Breaker.optionsError(breaker, "breaker.")
     if (badBreaker) return yield* badBreaker
-    const recoveryInput = options.recovery === undefined ? {} : options.recovery
+    const recoveryInput = given(options.recovery, {})
     let recovery: Config["recovery"] = false
     if (recoveryInput !== false) {
       const notObject = optionsObjectError(recoveryInput, "recovery")
       if (notObject) return yield* notObject
-      const maxChanges = recoveryInput.maxChanges === undefined ? 10_000 : recoveryInput.maxChanges
+      const maxChanges = given(recoveryInput.maxChanges, 10_000)
       if (!isPositiveInteger(maxChanges)) {
         return yield* new CacheConfigError({
           option: "recovery.maxChanges",
@@ -100,6 +103,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
     }
     // Stamped on every message as its origin, which receivers decode as a string: an id of
     // another type (process.pid) made each of this instance's messages malformed elsewhere.
+    // As `given`, the default made only when it is needed.
     const instanceId = options.instanceId === undefined ? crypto.randomUUID() : options.instanceId
     const badId = nonEmptyStringError(instanceId, "instanceId")
     if (badId) return yield* badId
@@ -111,7 +115,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
         return yield* new CacheConfigError({ option, reason: `must be a boolean, got ${describe(value)}` })
       }
     }
-    const cacheName = options.name === undefined ? "default" : options.name
+    const cacheName = given(options.name, "default")
     const badName = nonEmptyStringError(cacheName, "name")
     if (badName) return yield* badName
     return {
