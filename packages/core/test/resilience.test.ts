@@ -40,6 +40,10 @@ const build = (options?: TieredCache.Options, l2?: Tier.Tier.Service) =>
 const counted = <A>(runs: Ref.Ref<number>, value: A, ms = 0) =>
   Ref.update(runs, (n) => n + 1).pipe(Effect.zipRight(Effect.sleep(ms)), Effect.as(value))
 
+/** Puts "v1" under "k" for `ttl` with an hour's grace, then moves the clock past `ttl`: "k" is stale. */
+const staleV1 = (cache: TieredCache.TieredCache.Service, ttl: Duration.DurationInput) =>
+  Effect.zipRight(cache.set("k", "v1", { ttl, grace: "1 hour" }), TestClock.adjust(ttl))
+
 /** Lets forked fibers run until they block. */
 const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow(), { discard: true })
 
@@ -323,8 +327,7 @@ describe("fail-safe", () => {
         const failing = Ref.update(runs, (n) => n + 1).pipe(
           Effect.zipRight(Effect.fail("source down" as const))
         )
-        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
-        yield* TestClock.adjust("10 seconds")
+        yield* staleV1(cache, "10 seconds")
         expect(yield* cache.getOrCompute("k", failing)).toBe("v1")
         expect(yield* Ref.get(runs)).toBe(1)
         // Kept as fresh for 5 s: the failing source is not called again.
@@ -465,8 +468,7 @@ describe("fail-safe", () => {
   it.scoped("a computation counts once in failSafeHits and staleServed, however many waiters", () =>
     Effect.gen(function* () {
       const { cache } = yield* build({ staleWhileRevalidate: false })
-      yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
-      yield* TestClock.adjust("10 seconds")
+      yield* staleV1(cache, "10 seconds")
       // Three waiters pass the hard timeout, then the computation fails (the fail-safe).
       const slow = Effect.zipRight(Effect.sleep("10 seconds"), Effect.fail("source down" as const))
       const fibers = yield* Effect.forEach([1, 2, 3], () =>
@@ -487,8 +489,7 @@ describe("fail-safe", () => {
   it.scoped("failSafeThrottle 0: a failed computation's error reaches its callers over a stale value", () =>
     Effect.gen(function* () {
       const { cache } = yield* build({ staleWhileRevalidate: false, failSafeThrottle: 0 })
-      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
-      yield* TestClock.adjust("1 second")
+      yield* staleV1(cache, "1 second")
       expect(yield* Effect.flip(cache.getOrCompute("k", Effect.fail("source down" as const)))).toBe(
         "source down"
       )
@@ -518,8 +519,7 @@ describe("computation timeouts", () => {
       Effect.gen(function* () {
         const { cache, l2 } = yield* build({ staleWhileRevalidate: false })
         const runs = yield* Ref.make(0)
-        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
-        yield* TestClock.adjust("10 seconds")
+        yield* staleV1(cache, "10 seconds")
         const fiber = yield* Effect.fork(
           cache.getOrCompute("k", counted(runs, "v2", 5000), { timeouts: { soft: "100 millis" } })
         )
@@ -546,8 +546,7 @@ describe("computation timeouts", () => {
       for (const first of firsts) {
         const { cache, l2 } = yield* build({ staleWhileRevalidate: false })
         const runs = yield* Ref.make(0)
-        yield* cache.set("k", "v1", { ttl: "10 seconds", grace: "1 hour" })
-        yield* TestClock.adjust("10 seconds")
+        yield* staleV1(cache, "10 seconds")
         const leader = yield* Effect.fork(cache.getOrCompute("k", counted(runs, "v2", 5000), first))
         yield* settle
         yield* TestClock.adjust("1 second")
@@ -745,8 +744,7 @@ describe("computation timeouts", () => {
     Effect.gen(function* () {
       const { cache } = yield* build({ staleWhileRevalidate: false })
       const runs = yield* Ref.make(0)
-      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
-      yield* TestClock.adjust("1 second")
+      yield* staleV1(cache, "1 second")
       const fiber = yield* Effect.fork(
         cache.getOrCompute("k", counted(runs, "v2", 5000), { timeouts: { hard: "300 millis" } })
       )
@@ -766,8 +764,7 @@ describe("computation timeouts", () => {
     Effect.gen(function* () {
       const { cache } = yield* build({ staleWhileRevalidate: false, failSafeThrottle: "5 seconds" })
       const runs = yield* Ref.make(0)
-      yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
-      yield* TestClock.adjust("1 second")
+      yield* staleV1(cache, "1 second")
       const failing = Effect.zipRight(counted(runs, undefined, 5000), Effect.fail("source down" as const))
       const call = Effect.fork(cache.getOrCompute("k", failing, { timeouts: { hard: "300 millis" } }))
       const first = yield* call
@@ -802,8 +799,7 @@ describe("computation timeouts", () => {
     () =>
       Effect.gen(function* () {
         const { cache } = yield* build({ staleWhileRevalidate: false })
-        yield* cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" })
-        yield* TestClock.adjust("1 second")
+        yield* staleV1(cache, "1 second")
         const slow = Effect.as(Effect.sleep("10 seconds"), "v2")
         // An untyped caller leads the computation; typed ones join it with hard timeouts.
         const leader = yield* Effect.fork(cache.getOrCompute("k", slow))
