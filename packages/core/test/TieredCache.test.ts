@@ -1513,19 +1513,24 @@ describe("instanceId", () => {
   )
 })
 
+/** A TestTier `l2`, and `slowL2`: the same tier whose writes wait until `release` completes. */
+const heldWrites = Effect.gen(function* () {
+  const l2 = yield* TestTier.make()
+  const release = yield* Deferred.make<void>()
+  const slowL2: Tier.Tier.Service = {
+    ...l2,
+    set: (key, entry) => Effect.zipRight(Deferred.await(release), l2.set(key, entry))
+  }
+  return { l2, release, slowL2 }
+})
+
 describe("closing the cache", () => {
   it.scoped(
     "waits for the lower-tier writes of a value it already answered, and interrupts computations",
     () =>
       Effect.gen(function* () {
         const l1 = yield* MemoryTier.make({ maxEntries: 10 })
-        const l2 = yield* TestTier.make()
-        const release = yield* Deferred.make<void>()
-        // An L2 whose writes wait until released.
-        const slowL2: Tier.Tier.Service = {
-          ...l2,
-          set: (key, entry) => Effect.zipRight(Deferred.await(release), l2.set(key, entry))
-        }
+        const { l2, release, slowL2 } = yield* heldWrites
         const scope = yield* Scope.make()
         const cache = yield* cacheOver(l1, slowL2, { breaker: false }).pipe(Scope.extend(scope))
         // Answered from L1 while the L2 write waits.
@@ -1604,12 +1609,7 @@ describe("closing the cache", () => {
   // README (Semantics, Closing): closing "the cache's scope (or its layer)" waits for the writes.
   it.scoped("closing the layer waits for the lower-tier write of a value it answered", () =>
     Effect.gen(function* () {
-      const l2 = yield* TestTier.make()
-      const release = yield* Deferred.make<void>()
-      const slowL2: Tier.Tier.Service = {
-        ...l2,
-        set: (key, entry) => Effect.zipRight(Deferred.await(release), l2.set(key, entry))
-      }
+      const { l2, release, slowL2 } = yield* heldWrites
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
         TieredCache.layer({ breaker: false }).pipe(
