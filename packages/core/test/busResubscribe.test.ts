@@ -70,6 +70,26 @@ const world = (control: Control) =>
     return { lines, hub, a: a.cache, b: b.cache, turns, inL1 }
   })
 
+/**
+ * For each pause of `gaps` (ms): no new subscription a millisecond before it is over, one when it
+ * is (the clock moved, `turns` letting the fibers run).
+ */
+const subscribesAfter = (control: Control, turns: Effect.Effect<void>, gaps: ReadonlyArray<number>) =>
+  Effect.forEach(
+    gaps,
+    (gap) =>
+      Effect.gen(function* () {
+        const before = control.subscribes
+        yield* TestClock.adjust(gap - 1)
+        yield* turns
+        expect(control.subscribes).toBe(before)
+        yield* TestClock.adjust(1)
+        yield* turns
+        expect(control.subscribes).toBe(before + 1)
+      }),
+    { discard: true }
+  )
+
 const kill = JSON.stringify({ type: "Remove", key: "kill", origin: "x" })
 
 describe("a bus subscription that ends", () => {
@@ -126,16 +146,11 @@ describe("a bus subscription that ends", () => {
       const { lines, turns } = yield* world(control)
       yield* turns
       expect(control.subscribes).toBe(1)
-      // Each pause: nothing a millisecond before it is over, one new subscription when it is.
-      for (const gap of [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]) {
-        const before = control.subscribes
-        yield* TestClock.adjust(gap - 1)
-        yield* turns
-        expect(control.subscribes).toBe(before)
-        yield* TestClock.adjust(1)
-        yield* turns
-        expect(control.subscribes).toBe(before + 1)
-      }
+      yield* subscribesAfter(
+        control,
+        turns,
+        [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]
+      )
       const ended = lines.filter((line) => line.includes("the bus subscription ended (its stream completed)"))
       expect(ended).toHaveLength(12)
     })
@@ -158,15 +173,7 @@ describe("a bus subscription that ends", () => {
         yield* turns
         // Opened again at once, and refused.
         expect(control.subscribes).toBe(2)
-        for (const gap of [100, 200, 400, 800, 1600]) {
-          const before = control.subscribes
-          yield* TestClock.adjust(gap - 1)
-          yield* turns
-          expect(control.subscribes).toBe(before)
-          yield* TestClock.adjust(1)
-          yield* turns
-          expect(control.subscribes).toBe(before + 1)
-        }
+        yield* subscribesAfter(control, turns, [100, 200, 400, 800, 1600])
         // The fifth retry was taken: live again, and resynced once.
         expect(control.refuse).toBe(0)
         expect((yield* b.invalidationStats).resyncs).toBe(1)
