@@ -3,7 +3,7 @@ import { InvalidationBus, type InvalidationMessage } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Effect, Either, Exit, Layer, Queue, Stream } from "effect"
 import { RedisInvalidationBus } from "../src/index.js"
-import { clientNames, connectionLayer, eventually, observer, timed } from "./utils.js"
+import { clientNames, connectionLayer, eventually, observer, rawMessages, timed } from "./utils.js"
 
 const Connection = connectionLayer()
 const Env = Layer.mergeAll(Connection, RedisInvalidationBus.layer().pipe(Layer.provide(Connection))).pipe(
@@ -110,10 +110,7 @@ describe("RedisInvalidationBus", () => {
       () =>
         Effect.gen(function* () {
           const bus = yield* InvalidationBus.InvalidationBus
-          const seen = yield* observer
-          const received: Array<string> = []
-          seen.on("message", (_channel: string, raw: string) => void received.push(raw))
-          yield* Effect.promise(() => seen.subscribe("cache:invalidate"))
+          const received = yield* rawMessages("cache:invalidate")
           // From plain JavaScript: an own "__proto__" key (JSON.parse makes one), which a copy by
           // assignment would turn into the copy's prototype instead of a field.
           const odd = JSON.parse('{"type":"Remove","key":"p","origin":"js","__proto__":{"x":1}}')

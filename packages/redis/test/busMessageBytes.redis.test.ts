@@ -10,25 +10,14 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Entry } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
 import { Effect, Layer, Option } from "effect"
-import type { Redis } from "ioredis"
 import { RedisInvalidationBus } from "../src/index.js"
-import { connectionLayer, eventually, observer, redisInstance } from "./utils.js"
+import { connectionLayer, eventually, rawMessages, redisInstance } from "./utils.js"
 
 const KB = 1024
 
 /** `n` distinct keys of about `bytes` bytes each. */
 const longKeys = (name: string, n: number, bytes: number) =>
   Array.from({ length: n }, (_, i) => `${name}-${i}-${"k".repeat(bytes)}`)
-
-/** The raw messages a plain subscriber of `channel` received. */
-const listen = (channel: string) =>
-  Effect.gen(function* () {
-    const seen: Redis = yield* observer
-    const received: Array<string> = []
-    seen.on("message", (_channel: string, raw: string) => void received.push(raw))
-    yield* Effect.promise(() => seen.subscribe(channel))
-    return received
-  })
 
 /** Two instances on one Redis, one namespace and one channel; `bus` adds options. */
 const twoInstances = (name: string, bus: RedisInvalidationBus.Options = {}) =>
@@ -86,7 +75,7 @@ describe("bus messages of many long keys", () => {
       "the removes of one moment with long keys: each message at most the bound, every key removed",
       () =>
         Effect.gen(function* () {
-          const received = yield* listen("mb2")
+          const received = yield* rawMessages("mb2")
           const { a, b } = yield* twoInstances("mb2", { maxMessageBytes: 256 * KB })
           const keys = longKeys("mb2", 200, 16 * KB)
           for (const key of keys) yield* b.cache.set(key, 1)
@@ -121,7 +110,7 @@ describe("bus messages of many long keys", () => {
     // Straight to the bus, from plain JavaScript: a RemoveBulk of 3 MB leaves in pieces.
     it.scoped("a RemoveBulk published on the bus is cut at maxMessageBytes, UTF-8 counted", () =>
       Effect.gen(function* () {
-        const received = yield* listen("mb3")
+        const received = yield* rawMessages("mb3")
         const { a, b } = yield* twoInstances("mb3", { maxMessageBytes: 256 * KB })
         const keys = Array.from({ length: 300 }, (_, i) => `mb3-${i}-${"\u00e9".repeat(5 * KB)}`)
         for (const key of keys) yield* b.cache.set(key, 1)
@@ -144,7 +133,7 @@ describe("bus messages of many long keys", () => {
     // the next key, the keys in order, a key longer than the bound alone.
     it.scoped("pieces are as full as the bound allows, counted as JSON escapes and UTF-8", () =>
       Effect.gen(function* () {
-        const received = yield* listen("mb4")
+        const received = yield* rawMessages("mb4")
         const bound = 1000
         const a = yield* redisInstance("a", { keyPrefix: "mb4:" }, { channel: "mb4", maxMessageBytes: bound })
         const odd = ['"', "\\", "\u0001", "\u00e9", "\u20ac", "\ud83d\ude00", "a"]
@@ -183,7 +172,7 @@ describe("bus messages of many long keys", () => {
       "an Update longer than maxMessageBytes is sent as a Remove; the other instance reads Redis",
       () =>
         Effect.gen(function* () {
-          const received = yield* listen("mb5")
+          const received = yield* rawMessages("mb5")
           const connection = { keyPrefix: "mb5:" } as const
           const a = yield* redisInstance("a", connection, { channel: "mb5", maxMessageBytes: 4 * KB })
           const b = yield* redisInstance("b", connection, { channel: "mb5", maxMessageBytes: 4 * KB })
@@ -223,7 +212,7 @@ describe("the default bound", () => {
     // their bytes (the removes of one moment, 256: removeBatch.redis.test.ts).
     it.scoped("short keys: invalidateMany sends 1000 keys a message", () =>
       Effect.gen(function* () {
-        const received = yield* listen("mb7")
+        const received = yield* rawMessages("mb7")
         const { a, b } = yield* twoInstances("mb7")
         const counts = () =>
           received.map((raw) => {
@@ -242,7 +231,7 @@ describe("the default bound", () => {
 
     it.scoped("is 1 MiB: a RemoveBulk of 3 MB leaves in 3 pieces, in order", () =>
       Effect.gen(function* () {
-        const received = yield* listen("mb6")
+        const received = yield* rawMessages("mb6")
         const { a } = yield* twoInstances("mb6")
         const keys = longKeys("mb6", 300, 10 * KB)
         yield* a.bus.publish({ type: "RemoveBulk", keys, origin: "js" })

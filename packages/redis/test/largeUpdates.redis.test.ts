@@ -10,8 +10,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Effect, Logger, Option } from "effect"
-import type { Redis } from "ioredis"
-import { eventually, observer, redisInstance, throttlingProxy } from "./utils.js"
+import { eventually, observer, rawMessages, redisInstance, throttlingProxy } from "./utils.js"
 
 const KB = 1024
 
@@ -21,10 +20,7 @@ const THRESHOLD = 64 * KB
 /** What a subscriber of `channel` received, raw. */
 const listen = (channel: string) =>
   Effect.gen(function* () {
-    const seen: Redis = yield* observer
-    const received: Array<string> = []
-    seen.on("message", (_channel: string, raw: string) => void received.push(raw))
-    yield* Effect.promise(() => seen.subscribe(channel))
+    const received = yield* rawMessages(channel)
     return {
       /** The messages received so far about `key`, each as its type and its size in bytes. */
       about: (key: string) =>

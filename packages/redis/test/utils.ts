@@ -63,6 +63,16 @@ export const observer: Effect.Effect<Redis, unknown, RedisServer.RedisServer | S
   }
 )
 
+/** The raw messages a plain subscriber of `channel` (an observer connection) has received so far. */
+export const rawMessages = (channel: string) =>
+  Effect.gen(function* () {
+    const seen = yield* observer
+    const received: Array<string> = []
+    seen.on("message", (_channel: string, raw: string) => void received.push(raw))
+    yield* Effect.promise(() => seen.subscribe(channel))
+    return received
+  })
+
 /** Milliseconds the effect took, with its result. */
 export const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.map(Effect.timed(effect), ([d, a]) => [Duration.toMillis(d), a] as const)
