@@ -16,7 +16,11 @@ import {
   Tracer
 } from "effect"
 import type { Redis } from "ioredis"
-import { acceptsAsRedis, refusesAsRedis } from "../../testing/test/fixtures/streamIds.js"
+import {
+  acceptsAsRedis,
+  refusedFieldValues,
+  refusesAsRedis
+} from "../../testing/test/fixtures/streamInputs.js"
 import { RedisStreams, RedisTier } from "../src/index.js"
 import {
   clientNames,
@@ -46,7 +50,7 @@ const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e
 const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
   entries.map((e) => Object.fromEntries(e.fields).n)
 
-// Stream ids as redis-server reads them: the cases of ../../testing/test/fixtures/streamIds.ts.
+// Stream ids as redis-server reads them: the cases of ../../testing/test/fixtures/streamInputs.ts.
 
 describe("RedisStreams", () => {
   layer(Env, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
@@ -531,17 +535,7 @@ describe("RedisStreams", () => {
           // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
           const streams: any = typed
           const look = yield* observer
-          const refused: ReadonlyArray<unknown> = [
-            Number.NaN,
-            Number.POSITIVE_INFINITY,
-            Number.NEGATIVE_INFINITY,
-            true,
-            null,
-            undefined,
-            5n,
-            new Date(0)
-          ]
-          for (const [i, value] of refused.entries()) {
+          for (const [i, value] of refusedFieldValues.entries()) {
             const result = yield* Effect.either(
               streams.publish(`odd-${i}`, { ok: "x", f: value }) as Effect.Effect<
                 unknown,

@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
 import { Chunk, Effect, Either, Exit, Fiber, Queue, Stream, TestClock } from "effect"
 import { TestStreams } from "../src/index.js"
-import { acceptsAsRedis, refusesAsRedis } from "./fixtures/streamIds.js"
+import { acceptsAsRedis, refusedFieldValues, refusesAsRedis } from "./fixtures/streamInputs.js"
 
 const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e) => e.id)
 const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
@@ -239,17 +239,7 @@ describe("TestStreams", () => {
         const typed = yield* TestStreams.make
         // biome-ignore lint/suspicious/noExplicitAny: the point is to ignore the types
         const streams: any = typed
-        const refused: ReadonlyArray<unknown> = [
-          Number.NaN,
-          Number.POSITIVE_INFINITY,
-          Number.NEGATIVE_INFINITY,
-          true,
-          null,
-          undefined,
-          5n,
-          new Date(0)
-        ]
-        for (const value of refused) {
+        for (const value of refusedFieldValues) {
           const result = yield* Effect.either(
             streams.publish("odd", { ok: "x", f: value }) as Effect.Effect<unknown, { readonly _tag: string }>
           )
@@ -345,7 +335,7 @@ describe("TestStreams", () => {
   )
 })
 
-// Stream ids as redis-server reads them (fixtures/streamIds.ts; RedisStreams.test.ts checks the
+// Stream ids as redis-server reads them (fixtures/streamInputs.ts; RedisStreams.test.ts checks the
 // same cases on a real server). TestStreams refused every id beyond 2^53 and every spelling but
 // digits, where Redis answers.
 describe("stream ids as Redis reads them", () => {
