@@ -29,23 +29,19 @@
  * @since 0.1.0
  */
 import { KeyValueStore } from "@effect/platform"
-import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Layer, Metric, Option, type Scope } from "effect"
 import { CacheConfigError, TierError } from "./CacheError.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import * as Entry from "./Entry.js"
 import * as Glob from "./Glob.js"
 import * as KeyedLock from "./internal/keyedLock.js"
+import { describe, isNotFound, withoutPath } from "./internal/kvErrors.js"
 import * as KvIndex from "./internal/kvIndex.js"
 import * as KvKeys from "./internal/kvKeys.js"
 import * as KvSweep from "./internal/kvSweep.js"
 import { withInputChecks } from "./internal/tierInput.js"
 import { configMillis, isWellFormed, optionsObjectError } from "./internal/validate.js"
 import { isReservedKey, L2, type Tier } from "./Tier.js"
-
-/** Whether a store error says the key was not there (nothing to remove). */
-const isNotFound = (error: PlatformError): boolean =>
-  error._tag === "SystemError" && error.reason === "NotFound"
 
 /**
  * Options of a KeyValueStore tier.
@@ -60,41 +56,6 @@ export interface Options {
   readonly prefix?: string | undefined
   /** How often gone entries are removed from the store (default 1 minute). */
   readonly sweepInterval?: Duration.DurationInput | undefined
-}
-
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
-
-/**
- * A store's failure without the file it names: a file-system store's errors (SystemError) quote
- * the file's path, and with it the key (`tiercache%3Auser%3A42`), in their message, description
- * and cause; kept in a TierError, they reached the cache's tier spans, which leave keys out
- * unless `keysInSpans`. The path is replaced by `<file>`; the kept cause is a copy of the error
- * (its class, name, scrubbed message, tag, reason, module, method and syscall), without the
- * path, its description or the underlying Node error.
- */
-const withoutPath = (cause: unknown): { readonly reason: string; readonly cause: unknown } => {
-  const reason = describe(cause)
-  const path =
-    typeof cause === "object" && cause !== null && (cause as { _tag?: unknown })._tag === "SystemError"
-      ? (cause as { pathOrDescriptor?: unknown }).pathOrDescriptor
-      : undefined
-  if (typeof path !== "string" || path === "") return { reason, cause }
-  const scrubbed = reason.split(path).join("<file>")
-  const copy: Error = Object.create(Object.getPrototypeOf(cause) as object)
-  Object.defineProperty(copy, "message", { value: scrubbed, writable: true, configurable: true })
-  Object.defineProperty(copy, "name", { value: (cause as Error).name, writable: true, configurable: true })
-  Object.defineProperty(copy, "stack", {
-    value: `${(cause as Error).name}: ${scrubbed}`,
-    writable: true,
-    configurable: true
-  })
-  // Its kind and where it failed, not its path nor its description (Node's message, path and all).
-  for (const field of ["_tag", "reason", "module", "method", "syscall"]) {
-    const value = (cause as unknown as Record<string, unknown>)[field]
-    if (typeof value === "string") Object.defineProperty(copy, field, { value, enumerable: true })
-  }
-  return { reason: scrubbed, cause: copy }
 }
 
 /**
