@@ -2,7 +2,8 @@
  * A driver for profiling tiercache's write and compute paths (see PROFILE.md), on a
  * redis-server it starts, with the README's setup (MemoryTier + RedisTier + RedisInvalidationBus;
  * `--no-bus` leaves the bus out; `--memory` puts TestTier, an in-memory tier, in Redis's place, with
- * no bus and no breaker: what the cache's own code costs, without a socket):
+ * no bus and no breaker: what the cache's own code costs, without a socket; TestTier encodes each
+ * entry as RedisTier does):
  *   node dist/profile.mjs <set|set64|invalidate|get|floor-get|cold|mixed|stampede|getMany|fill|raw-set|bus-floor-set|script-floor-set|idle> [--no-bus] [--no-breaker] [--memory] [--floor] [--floor-bus] [--ops N]
  * (`mixed` is misses.ts's mixed row: 64 callers, Zipf keys over 10,000, 90% getOrCompute / 10% set,
  * an L1 of 1,000; `fill` is heap.ts's: distinct keys of ~200-byte values, 64 `runPromise` sets at a
