@@ -3,7 +3,7 @@
  * --strict, moduleResolution nodenext and bundler): every package's root and a subpath of each,
  * and a unit test's set-up with the testing layers.
  */
-import { CacheStrategy, MemoryTier, TieredCache } from "@tiercache/core"
+import { type CacheOptions, CacheStrategy, MemoryTier, TieredCache } from "@tiercache/core"
 import * as KeyValueStoreTier from "@tiercache/core/KeyValueStoreTier"
 import * as Tier from "@tiercache/core/Tier"
 import { RedisConnection, RedisTier } from "@tiercache/redis"
@@ -19,6 +19,12 @@ export const TestCacheLive = Effect.map(TestBus.makeHub, (hub) =>
     Layer.provide(Layer.merge(TestTier.layer(), TestBus.layer(hub)))
   )
 )
+
+/** The options' types are CacheOptions', and TieredCache still names them. */
+export const options: CacheOptions.Options = {
+  defaultTtl: CacheStrategy.ShortTerm,
+  timeouts: { soft: "1 second" } satisfies TieredCache.Timeouts
+} satisfies TieredCache.Options
 
 /** A typed read; the answer's type is `Option<{ readonly id: number }>`. */
 export const read: Effect.Effect<

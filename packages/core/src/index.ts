@@ -20,6 +20,13 @@ export * as CacheError from "./CacheError.js"
 export * as CacheMetrics from "./CacheMetrics.js"
 
 /**
+ * Options of a cache and of its calls.
+ *
+ * @since 0.2.0
+ */
+export * as CacheOptions from "./CacheOptions.js"
+
+/**
  * Statistics and health shapes.
  *
  * @since 0.1.0
