@@ -1,10 +1,10 @@
 /**
  * Every call to a tier goes through here: the breaker and timeout of each lower tier, error
  * recording (counted, logged), L1 access chosen once (MemoryTier's synchronous fast path or
- * any Tier), and the direct L2 read of the usual one-lower-tier shape; operations on every tier
- * at once come from everyTier.ts. Each lower tier gets
- * its `tiercache.tier.*` spans here, once, when spans are on (spans.ts). Tier indices: 0 is L1,
- * i >= 1 the i-th tier below it (`lower[i - 1]`).
+ * any Tier), and the one-step writes and removals of the usual one-lower-tier shape; its direct
+ * read comes from singleRead.ts, operations on every tier at once from everyTier.ts. Each lower
+ * tier gets its `tiercache.tier.*` spans here, once, when spans are on (spans.ts). Tier indices:
+ * 0 is L1, i >= 1 the i-th tier below it (`lower[i - 1]`).
  */
 import { Cause, Effect, Option } from "effect"
 import { TierError } from "../CacheError.js"
@@ -17,6 +17,7 @@ import type { Counters } from "./counters.js"
 import { describe } from "./describe.js"
 import * as EveryTier from "./everyTier.js"
 import { type FastPath, FastPathTypeId, type Slot } from "./fastPath.js"
+import * as SingleRead from "./singleRead.js"
 import { type Spans, traceTier } from "./spans.js"
 
 /** What tierAccess needs. */
@@ -126,20 +127,8 @@ export interface TierAccess extends EveryTier.EveryTier {
         readonly ended: (error: TierError | undefined) => Effect.Effect<void>
       }
     | undefined
-  /**
-   * The one lower tier of a MemoryTier L1, read with as few Effect steps as possible:
-   * `direct()` says whether its breaker is closed over a tier that bounds its own calls, in which
-   * case `get(true, key)` calls the tier itself and `settled(true, ...)` keeps the breaker's count.
-   */
-  readonly single:
-    | {
-        readonly direct: () => boolean
-        readonly get: (direct: boolean, key: string) => Effect.Effect<Option.Option<Entry.Entry>, TierError>
-        readonly failed: (direct: boolean, error: TierError) => Effect.Effect<void>
-        /** Records a success: `Effect.void` unless the breaker changes state (its log line). */
-        readonly succeeded: (direct: boolean) => Effect.Effect<void>
-      }
-    | undefined
+  /** The direct read of the one lower tier of a MemoryTier L1 (singleRead.ts); else undefined. */
+  readonly single: SingleRead.SingleRead | undefined
 }
 
 const labelTiers = (tiers: ReadonlyArray<Tier.Service>): ReadonlyArray<string> => {
@@ -218,37 +207,19 @@ export const make = (deps: Deps): Effect.Effect<TierAccess> =>
     const { onEveryTier, storeThen, removeThen } = EveryTier.make(lower, recordError)
 
     const singleGuard = guards?.[0] as Breaker.GuardedTier | undefined
-    // The direct read skips the breaker's wrapper, not the span nor the gate. It is not taken
-    // while changes are kept: the gate may then answer without the tier, and the direct read
-    // records its answer as the tier's.
-    const gated = (tier: Tier.Service) => (gate === undefined ? tier : gate(tier))
-    const innerGet = singleGuard === undefined ? undefined : gated(singleGuard.inner).get
-    const directGet =
-      singleGuard === undefined || spans === undefined
-        ? undefined
-        : gated(traceTier(singleGuard.inner, spans, cacheName, labels[1]!, deps.lower[0]!.system)).get
-    const keeps = deps.recovery?.keeps
-    const single: TierAccess["single"] =
+    const single =
       fast !== undefined && lower.length === 1
-        ? {
-            direct: () =>
-              singleGuard?.selfBounded === true &&
-              singleGuard.state() === "closed" &&
-              (keeps === undefined || !keeps()),
-            get: (direct, key) =>
-              direct
-                ? directGet === undefined || spans!.untraced()
-                  ? innerGet!(key)
-                  : directGet(key)
-                : lower[0]!.get(key),
-            failed: (direct, error) =>
-              direct
-                ? Effect.zipRight(singleGuard!.record(false), recordError(1, error))
-                : recordError(1, error),
-            // Usually the breaker is still closed, and recording changes nothing (Effect.void); a
-            // read that began before the breaker opened closes it, with its log line.
-            succeeded: (direct) => (direct ? singleGuard!.record(true) : Effect.void)
-          }
+        ? SingleRead.make({
+            tier: lower[0]!,
+            guard: singleGuard,
+            label: labels[1]!,
+            system: deps.lower[0]!.system,
+            cacheName,
+            spans,
+            gate,
+            keeps: deps.recovery?.keeps,
+            recordError
+          })
         : undefined
 
     const only = deps.lower.length === 1 ? deps.lower[0]! : undefined
