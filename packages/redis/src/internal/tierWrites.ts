@@ -1,43 +1,35 @@
 /**
  * RedisTier's writes and removals: SET PX at the entry's `staleUntil` (on the large-value
  * connection for a large value; `setThen` and `setNow` hand a small one to the command
- * connection before the bus message that follows), `setMany` as one pipeline of its small
- * writes, the removals of keys (tierRemovals.ts), and removal by pattern and `clear`
- * (patternRemoval.ts).
+ * connection before the bus message that follows), `setMany` (its small writes pipelined by
+ * pipelinedWrites.ts), the removals of keys (tierRemovals.ts), and removal by pattern and
+ * `clear` (patternRemoval.ts).
  *
  * Order: the writes and removals of a key land in the order they were called, whichever
  * connection they take. A write or removal of a key whose large write is still in flight waits
  * for it to land before it is sent (keyOrder.ts), so a small `set` or a `remove` is never
  * overwritten by a large value written before it; a removal by pattern or `clear` first waits
- * for every large write in flight. A wait that outlasts the large write's bounds fails unsent. Within one `setMany`, a key given twice keeps its last entry
- * (as `MSET` does). On the command connection, `setMany`'s pipeline is not sent ahead of the
- * commands waiting in the driver's auto-pipeline (see writeSmall).
+ * for every large write in flight. A wait that outlasts the large write's bounds fails unsent.
+ * Within one `setMany`, a key given twice keeps its last entry (as `MSET` does). On the command
+ * connection, `setMany`'s pipeline is not sent ahead of the commands waiting in the driver's
+ * auto-pipeline (pipelinedWrites.ts).
  */
 import { CacheError, Entry, type Tier } from "@tiercache/core"
 import { type Clock, Effect } from "effect"
 import type { Redis } from "ioredis"
 import { forEachAtOnce } from "./allAtOnce.js"
-import { autoPipelineWaits, sender } from "./corkedSend.js"
+import { sender } from "./corkedSend.js"
 import type { Landing } from "./keyOrder.js"
 import * as KeyOrder from "./keyOrder.js"
 import type { LargeValues } from "./largeValues.js"
 import * as PatternRemoval from "./patternRemoval.js"
+import type { Write } from "./pipelinedWrites.js"
+import * as PipelinedWrites from "./pipelinedWrites.js"
 import { pxOf } from "./px.js"
 import * as TierRemovals from "./tierRemovals.js"
 import { failureOf, type Runner, sendThen } from "./tierRunner.js"
 
 type TierError = CacheError.TierError
-
-/** Most writes in one pipeline of `setMany`. */
-const WRITE_CHUNK = 1000
-
-interface Write {
-  readonly key: string
-  /** The encoded entry; undefined when it was gone already (the key is unlinked). */
-  readonly value: string | undefined
-  /** The entry's `staleUntil`, from which its PX is counted when it is sent. */
-  readonly staleUntil: number
-}
 
 /** What the writes of one tier are built on. */
 export interface Deps {
@@ -78,7 +70,7 @@ export const make = ({
   /** Runs another write of `fulls` (recovery's conditional write) in the keys' order (keyOrder.ts). */
   readonly inOrder: KeyOrder.KeyOrder["after"]
 } => {
-  const { fail, run, exec } = runner
+  const { fail, run } = runner
   const send = sender(client)
   const order = KeyOrder.make(runner.timeoutMs)
   /** A write not sent: an earlier large write of its key has not landed in time (keyOrder.ts). */
@@ -157,62 +149,7 @@ export const make = ({
     px: number
   ): Promise<TierError | undefined> => runner.now("set", () => sendSmall(full, value, px))
 
-  /**
-   * Hands each write of `chunk` to `set`, its PX counted now, or to `unlink` when its entry is
-   * gone (already, or by now).
-   */
-  const eachWrite = (
-    chunk: ReadonlyArray<Write>,
-    set: (key: string, value: string, px: number) => void,
-    unlink: (key: string) => void
-  ): void => {
-    const now = clock.unsafeCurrentTimeMillis()
-    for (const w of chunk) {
-      const px = pxOf(w.staleUntil, now)
-      if (w.value === undefined || !(px > 0)) unlink(w.key)
-      else set(w.key, w.value, px)
-    }
-  }
-
-  /**
-   * The small writes of a `setMany`, in pipelines of at most WRITE_CHUNK writes, one after the
-   * other: each is bounded by the command timeout (as the chunks of `remove` and getMany are),
-   * so that a batch never fails on its size alone (one pipeline of 200,000 writes, bounded as a
-   * whole, failed on a healthy Redis while its writes went on landing). The PXs are counted as a
-   * pipeline is sent: the batch may have waited for an earlier large write of one of its keys
-   * (keyOrder.ts), a chunk for those before it.
-   * While commands wait in the driver's auto-pipeline (a removal, a write that took that way:
-   * corkedSend.ts), a pipeline would be written ahead of them, and an earlier write or removal of
-   * a key land after this one: the chunk's writes then join the auto-pipeline, one by one (each
-   * bounded by the command timeout, deadlines.ts).
-   */
-  const writeSmall = (small: ReadonlyArray<Write>): Effect.Effect<void, TierError> =>
-    Effect.gen(function* () {
-      for (let i = 0; i < small.length; i += WRITE_CHUNK) {
-        const chunk = small.slice(i, i + WRITE_CHUNK)
-        if (autoPipelineWaits(client)) {
-          yield* run("setMany", () => {
-            const sent: Array<Promise<unknown>> = []
-            eachWrite(
-              chunk,
-              (key, value, px) => sent.push(client.set(key, value, "PX", px)),
-              (key) => sent.push(client.unlink(key))
-            )
-            return Promise.all(sent)
-          })
-        } else {
-          yield* exec("setMany", () => {
-            const pipeline = client.pipeline()
-            eachWrite(
-              chunk,
-              (key, value, px) => pipeline.set(key, value, "PX", px),
-              (key) => pipeline.unlink(key)
-            )
-            return pipeline
-          })
-        }
-      }
-    })
+  const writeSmall = PipelinedWrites.make({ client, clock, runner })
 
   const encode = (operation: string, entry: Entry.Entry): Effect.Effect<string, TierError> =>
     Effect.try({ try: () => Entry.serialize(entry), catch: (cause) => fail(operation, cause) })
