@@ -29,10 +29,19 @@ export class RedisConnectionError extends Schema.TaggedError<RedisConnectionErro
 /** The end of the reason of a connection asked for once its layer is closed. */
 const CLOSED = "the connection layer is closed"
 
+/**
+ * The errors `layerClosed` made: the mark `isLayerClosed` reads, so that no other error whose
+ * reason reads the same is taken for one, and the reason's text can change alone. Outside the
+ * error, it is no part of its shape (fields, JSON, inspect, encoding).
+ */
+const madeForClosedLayer = new WeakSet<RedisConnectionError>()
+
 /** The error of a `role` connection asked for once its layer is closed. */
-export const layerClosed = (role: string): RedisConnectionError =>
-  new RedisConnectionError({ reason: `${role} connection: ${CLOSED}` })
+export const layerClosed = (role: string): RedisConnectionError => {
+  const error = new RedisConnectionError({ reason: `${role} connection: ${CLOSED}` })
+  madeForClosedLayer.add(error)
+  return error
+}
 
 /** Whether `error` says the connection layer is closed (no connection will ever open). */
-export const isLayerClosed = (error: RedisConnectionError): boolean =>
-  error.cause === undefined && error.reason.endsWith(CLOSED)
+export const isLayerClosed = (error: RedisConnectionError): boolean => madeForClosedLayer.has(error)
