@@ -110,15 +110,15 @@ export interface RecoveryOptions {
 }
 
 /**
- * Computation timeouts. Past `soft`, waiters get the stale value if there is one while the
- * computation goes on and stores its result; past `hard`, waiters get the stale value if there
- * is one, else a `CacheTimeoutError` (the computation still goes on and stores its result).
+ * Computation timeouts, each bounding the caller that gives it, from its call (other callers
+ * wait on). Past `soft`, it gets the stale value if there is one; past `hard`, the stale value
+ * if there is one, else a `CacheTimeoutError`. The computation goes on and stores its result.
  *
  * @category options
  * @since 0.1.0
  */
 export interface Timeouts {
-  /** Answer with the stale value after this long (only when one exists). */
+  /** Answer this caller with the stale value after this long (only when one exists). */
   readonly soft?: Duration.DurationInput | undefined
   /** Stop waiting after this long. */
   readonly hard?: Duration.DurationInput | undefined
@@ -179,6 +179,6 @@ export interface TypedWriteOptions<A, I> extends WriteOptions {
  * @since 0.1.0
  */
 export interface ComputeOptions extends WriteOptions {
-  /** Timeouts of this call (default: the cache's `timeouts`). */
+  /** Timeouts of this call, bounding this caller only (default: the cache's `timeouts`). */
   readonly timeouts?: Timeouts | undefined
 }

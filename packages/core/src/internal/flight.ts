@@ -15,10 +15,11 @@ export interface FlightResult {
 }
 
 /**
- * Where a flight is: `Running` (waiters not answered yet), `ServedStale` (waiters answered with
- * the stale value; the computation goes on), `Writing` (the computed value, `result`, is in L1
- * and the waiters have it, or the stale value when they were answered stale; the lower tiers
- * are being written).
+ * Where a flight is: `Running` (waiters not answered yet, but for those their own soft or hard
+ * timeout answered), `ServedStale` (waiters answered with the stale value by
+ * stale-while-revalidate or the fail-safe; the computation goes on), `Writing` (the computed
+ * value, `result`, is in L1 and the waiters have it, or the stale value when they were answered
+ * stale; the lower tiers are being written).
  */
 export type FlightState =
   | { readonly _tag: "Running" }
@@ -34,13 +35,18 @@ export interface Flight {
   /** A stale value that may answer the waiters (grace window, soft timeout, fail-safe). */
   stale: FlightResult | undefined
   state: FlightState
-  /** When the earliest soft timeout of its callers is due (the cache's clock, ms), once one is. */
-  softAt: number | undefined
+  /** Whether its lower-tier lookup is still under way. */
+  lookingUp: boolean
   /**
-   * Whether its first caller's hard timeout passed: that caller, counted when the lookup ends,
-   * is then a miss whatever the lookup finds.
+   * Its callers' soft timeouts that passed during the lookup, each answering its caller with the
+   * stale value the lookup finds once it ends (softTimeout.ts).
    */
-  firstTimedOut: boolean
+  afterLookup: Array<() => void> | undefined
+  /**
+   * Whether its first caller was answered by its soft or hard timeout: that caller, counted when
+   * the lookup ends, is then a miss whatever the lookup finds.
+   */
+  firstAnswered: boolean
   /** Whether this flight was counted in `staleServed` (once per flight). */
   staleCounted: boolean
   /** Whether this flight was counted in `failSafeHits` (once per flight). */

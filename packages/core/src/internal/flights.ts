@@ -19,6 +19,7 @@ import * as Cycles from "./flightCycles.js"
 import * as FlightFibers from "./flightFibers.js"
 import type { Found, Outcome, Reads } from "./reads.js"
 import * as Signal from "./signal.js"
+import { lookedUp, type SoftWait } from "./softTimeout.js"
 import type { Spans } from "./spans.js"
 import { computeError } from "./validate.js"
 import type { Versions } from "./versions.js"
@@ -135,10 +136,17 @@ export const make = (deps: Deps): Flights => {
       // written: the computed value, not what the waiters were answered with (it may have been
       // a stale value, gone by now).
       if (state._tag === "Writing") return fromComputed(key, existing, state.result, schema, compute, opts)
-      // This caller's own soft timeout (README: timeouts per call), from when it joins.
-      if (resolved.softMs !== undefined && state._tag === "Running")
-        resilience.softTimeout(existing, resolved.softMs)
-      return Cycles.waitingFrom(inside.at(-1), existing, join(key, existing, schema, compute, opts, resolved))
+      // This caller's own soft timeout (README: timeouts per call), from when it joins: it
+      // answers this caller alone.
+      const soft =
+        resolved.softMs !== undefined && state._tag === "Running"
+          ? resilience.softTimeout(existing, resolved.softMs, staleFor(existing, schema), undefined)
+          : undefined
+      return Cycles.waitingFrom(
+        inside.at(-1),
+        existing,
+        join(key, existing, schema, compute, opts, resolved, soft)
+      )
     }
     const existing = registry.get(key)
     if (existing !== undefined && existing !== undecodable) return joinExisting(existing)
@@ -155,8 +163,9 @@ export const make = (deps: Deps): Flights => {
         // Answered stale at once (stale-while-revalidate): the caller was counted already.
         staleCounted: serveStale,
         failSafeCounted: false,
-        softAt: undefined,
-        firstTimedOut: false,
+        lookingUp: true,
+        afterLookup: undefined,
+        firstAnswered: false,
         fiber: undefined,
         waitsOn: undefined
       }
@@ -179,14 +188,32 @@ export const make = (deps: Deps): Flights => {
       if (serveStale) return Effect.succeed(answerStale(l1Stale, counted) as A)
       // From the call, so that it bounds a slow lower-tier lookup too (README: timeouts bound how
       // long callers wait).
-      if (resolved.softMs !== undefined) resilience.softTimeout(flight, resolved.softMs)
-      const awaited = resilience.await(key, flight, resolved.hardMs, true, () => {
-        flight.firstTimedOut = true
-      }) as Effect.Effect<A, E>
+      const answered = () => {
+        flight.firstAnswered = true
+      }
+      const soft =
+        resolved.softMs === undefined
+          ? undefined
+          : resilience.softTimeout(flight, resolved.softMs, sameSchema, answered)
+      const awaited = resilience.await(key, flight, resolved.hardMs, true, answered, soft) as Effect.Effect<
+        A,
+        E
+      >
       // Led from inside another flight's computation: that one waits for this one.
       return inside.length === 0 ? awaited : Cycles.waitingFrom(inside.at(-1), flight, awaited)
     })
   }
+
+  /** A soft timeout's answer for a caller of the flight's own schema: its stale value. */
+  const sameSchema = (stale: FlightResult) => stale
+  /** A soft timeout's answer for a caller with `schema`: the stale value decoded for it, if it can be. */
+  const staleFor =
+    (flight: Flight, schema: AnySchema | undefined) =>
+    (stale: FlightResult): FlightResult | undefined => {
+      if (schema === flight.schema) return stale
+      const decoded = decode(schema, stale.entry.value)
+      return decoded === NOT_DECODED ? undefined : { entry: stale.entry, value: decoded }
+    }
 
   const lead: Flights["lead"] = (key, schema, compute, opts, counted, l1Stale) =>
     start(key, schema, compute, opts, counted, l1Stale, undefined)
@@ -214,14 +241,23 @@ export const make = (deps: Deps): Flights => {
     schema: AnySchema | undefined,
     compute: Effect.Effect<A, E, R>,
     opts: ComputeOptions | undefined,
-    resolved: ResolvedCompute
+    resolved: ResolvedCompute,
+    soft: SoftWait | undefined
   ): Effect.Effect<A, E | Failure, R> => {
     // The same schema (the usual case, a stampede's every caller): the flight's answer is theirs.
     if (schema === flight.schema)
-      return resilience.await(key, flight, resolved.hardMs) as Effect.Effect<A, E | Failure>
+      return resilience.await(key, flight, resolved.hardMs, true, undefined, soft) as Effect.Effect<
+        A,
+        E | Failure
+      >
     // Another schema: a stale answer counts only once it decodes for this caller (below).
-    const waited = resilience.await(key, flight, resolved.hardMs, false) as Effect.Effect<A, E | Failure>
-    return Effect.flatMap(waited, () => {
+    const waited = resilience.await(key, flight, resolved.hardMs, false, undefined, soft) as Effect.Effect<
+      A,
+      E | Failure
+    >
+    return Effect.flatMap(waited, (value) => {
+      // Its soft timeout answered it with the stale value, decoded for it (staleFor).
+      if (soft?.answered()) return Effect.succeed(value)
       if (flight.result.exit === undefined) {
         // Answered at this caller's hard timeout with the flight's stale value, the computation
         // still running: that stale value, decoded for this caller's schema.
@@ -262,11 +298,13 @@ export const make = (deps: Deps): Flights => {
       const startedAt = now()
       const looked = (found: Outcome): Effect.Effect<FlightResult, E | Failure, R> => {
         if (found.hit !== undefined) {
-          // Answered already, by a soft or its hard timeout during the lookup: a miss.
+          // Answered already, by its soft or hard timeout during the lookup: a miss.
           if (counted) {
-            if (flight.state._tag === "ServedStale" || flight.firstTimedOut) counters.misses++
+            if (flight.firstAnswered) counters.misses++
             else countHit(counters, found.hit.index)
           }
+          // Soft timeouts that passed during the lookup: their callers get this hit.
+          lookedUp(flight, true)
           return Effect.succeed(found.hit)
         }
         // The stale copy that lasts longest: a lower tier's outlasts L1's scaled one (l1TtlScale).
@@ -287,14 +325,15 @@ export const make = (deps: Deps): Flights => {
         // Answered at once with a lower tier's stale copy: a hit of that tier, as a caller
         // answered with L1's stale copy is an L1 hit, and as get with allowStale counts it.
         if (counted) {
-          if (servedFrom !== undefined && !flight.firstTimedOut) countHit(counters, servedFrom)
+          if (servedFrom !== undefined && !flight.firstAnswered) countHit(counters, servedFrom)
           else counters.misses++
         }
         const computed = Effect.flatMap(computeIn(key, compute), (exit) =>
           computedExit(key, flight, exit, resolved, since, startedAt)
         )
-        // A soft timeout that passed during the lookup: the stale value it found answers now.
-        if (flight.softAt !== undefined && now() >= flight.softAt) resilience.answerStale(flight)
+        // Soft timeouts that passed during the lookup: the stale value it found answers their
+        // callers now.
+        lookedUp(flight, false)
         return computed
       }
       const lower = () => Effect.flatMap(reads.lookupLower(key, flight.schema, since), looked)

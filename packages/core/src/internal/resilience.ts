@@ -1,8 +1,9 @@
 /**
  * What a flight does when its computation is slow or fails and a stale value exists: grace
- * (stale-while-revalidate answers at once), the soft timeout (waiters get the stale value while
- * the computation goes on), the hard timeout (a stale value or a CacheTimeoutError), and the
- * fail-safe (a failed computation answers the stale value, kept in L1 for the throttle).
+ * (stale-while-revalidate answers at once), the soft timeout (a caller gets the stale value while
+ * the computation goes on: softTimeout.ts), the hard timeout (a stale value or a
+ * CacheTimeoutError), and the fail-safe (a failed computation answers the stale value, kept in L1
+ * for the throttle).
  */
 import { Cause, type Clock, Effect, Exit } from "effect"
 import { CacheTimeoutError, type TierError } from "../CacheError.js"
@@ -14,9 +15,10 @@ import type { Flight, FlightResult } from "./flight.js"
 import type { Lookup } from "./lookup.js"
 import type { PendingStores } from "./pendingStores.js"
 import * as Signal from "./signal.js"
+import * as Soft from "./softTimeout.js"
 import { keyAnnotations } from "./spans.js"
 import type { TierAccess } from "./tierAccess.js"
-import { startTimer, timerStandsIn } from "./timeout.js"
+import { timerStandsIn } from "./timeout.js"
 
 /** The resilience policies of one cache. */
 export interface Resilience {
@@ -30,24 +32,25 @@ export interface Resilience {
    * Waits for a flight's result; past `hardMs`, its stale value answers, or a CacheTimeoutError.
    * `count` false: a stale answer is not counted (the caller counts it with
    * `countTimedOutStale` once it has decoded it for its own schema). `onTimeout` runs when the
-   * hard timeout passes, before the answer.
+   * hard timeout passes, before the answer. `soft`: the caller's soft timeout (`softTimeout`),
+   * whose signal it waits for in place of the flight's; it ends with the wait.
    */
   readonly await: (
     key: string,
     flight: Flight,
     hardMs: number | undefined,
     count?: boolean,
-    onTimeout?: () => void
+    onTimeout?: () => void,
+    soft?: Soft.SoftWait
   ) => Effect.Effect<unknown, unknown>
   /** Counts a hard timeout answered with the flight's stale value (once per flight). */
   readonly countTimedOutStale: (flight: Flight) => void
   /**
-   * Starts a caller's soft timeout: `softMs` from now (the cache's clock), the flight's waiters
-   * are answered with its stale value, if one may still answer and the flight has not answered
-   * yet. Any caller's counts, the first's or one that joined; one due no earlier than one already
-   * started adds nothing. Its timer ends with the flight.
+   * Starts a caller's soft timeout: `softMs` from now (the cache's clock), that caller alone is
+   * answered with the flight's stale value (`pick` gives its answer from it), if one may still
+   * answer and the flight has not answered yet (softTimeout.ts). Pass it to `await`.
    */
-  readonly softTimeout: (flight: Flight, softMs: number) => void
+  readonly softTimeout: Soft.Start
   /** Whether a failed computation falls back on the flight's stale value. */
   readonly failSafeApplies: (flight: Flight, cause: Cause.Cause<unknown>) => boolean
   /**
@@ -137,13 +140,29 @@ export const make = (deps: Deps): Resilience => {
     return Effect.succeed(stale.value)
   }
 
-  const awaitFlight: Resilience["await"] = (key, flight, hardMs, count = true, onTimeout) => {
-    if (hardMs === undefined) return Signal.wait(flight.result, (r) => r.value)
+  const awaitFlight: Resilience["await"] = (key, flight, hardMs, count = true, onTimeout, soft) =>
+    soft === undefined
+      ? awaitSignal(key, flight, flight.result, hardMs, count, onTimeout)
+      : Effect.ensuring(
+          awaitSignal(key, flight, soft.signal, hardMs, count, onTimeout),
+          Effect.sync(soft.end)
+        )
+
+  /** `await`, for the flight's result or a caller's own signal (its soft timeout's). */
+  const awaitSignal = (
+    key: string,
+    flight: Flight,
+    signal: Signal.Signal<FlightResult, unknown>,
+    hardMs: number | undefined,
+    count: boolean,
+    onTimeout: (() => void) | undefined
+  ): Effect.Effect<unknown, unknown> => {
+    if (hardMs === undefined) return Signal.wait(signal, (r) => r.value)
     // Every waiter of a stampede has its own timeout: with a timer in place of the clock, no
     // fiber per waiter (Effect.timeoutFail forks two).
     if (timerStandsIn(clock, hardMs)) {
       return Signal.waitWithin(
-        flight.result,
+        signal,
         (r) => r.value,
         hardMs,
         () => timedOut(key, flight, hardMs, count, onTimeout)
@@ -154,7 +173,7 @@ export const make = (deps: Deps): Resilience => {
     // TestClock beside a cache built live, or the other way round).
     return Effect.withClock(
       Effect.timeoutFail(
-        Signal.wait(flight.result, (r) => r.value),
+        Signal.wait(signal, (r) => r.value),
         {
           duration: hardMs,
           onTimeout: () => expired
@@ -227,17 +246,7 @@ export const make = (deps: Deps): Resilience => {
     staleUsable: (flight) => usableStale(flight) !== undefined,
     countTimedOutStale,
     await: awaitFlight,
-    // On the cache's clock: a caller may run under another (the flight's fiber runs with its
-    // first caller's).
-    softTimeout: (flight, softMs) => {
-      const at = now() + softMs
-      if (flight.result.exit !== undefined || (flight.softAt !== undefined && flight.softAt <= at)) return
-      flight.softAt = at
-      const cancel = startTimer(clock, softMs, () => {
-        if (flight.result.exit === undefined) answerStale(flight)
-      })
-      Signal.onDone(flight.result, cancel)
-    },
+    softTimeout: Soft.make({ clock, usableStale, countStale }),
     failSafeApplies: (flight, cause) =>
       usableStale(flight) !== undefined && failSafeThrottle > 0 && !Cause.isInterruptedOnly(cause),
     failSafe
