@@ -21,7 +21,9 @@ import type { Tier } from "./Tier.js"
 export type State = "closed" | "open" | "half-open"
 
 /**
- * Options of a guard.
+ * Options of a guard, a breaker and the cache's `breaker`. Only an absent (`undefined`) option
+ * takes its default: `null` from plain JavaScript, or a value of the wrong type or out of range,
+ * fails with a `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0

@@ -40,11 +40,19 @@ import * as KvIndex from "./internal/kvIndex.js"
 import * as KvKeys from "./internal/kvKeys.js"
 import * as KvSweep from "./internal/kvSweep.js"
 import { withInputChecks } from "./internal/tierInput.js"
-import { configMillis, isWellFormed, optionsObjectError } from "./internal/validate.js"
+import {
+  configMillis,
+  given,
+  isWellFormed,
+  nonEmptyStringError,
+  optionsObjectError
+} from "./internal/validate.js"
 import { isReservedKey, L2, type Tier } from "./Tier.js"
 
 /**
- * Options of a KeyValueStore tier.
+ * Options of a KeyValueStore tier. Only an absent (`undefined`) option takes its default: `null`
+ * from plain JavaScript, or a value of the wrong type or out of range, fails the build with a
+ * `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -85,7 +93,9 @@ export const make = (
     if (badOptions) return yield* badOptions
     const store = yield* KeyValueStore.KeyValueStore
     const clock = yield* Effect.clock
-    const name = options.name ?? "kv"
+    const name = given(options.name, "kv")
+    const badName = nonEmptyStringError(name, "name")
+    if (badName) return yield* badName
     const prefix: unknown = options.prefix === undefined ? "tiercache:" : options.prefix
     // A prefix that is no string would be stored as its text ("null", "5"); one with a lone
     // surrogate has no encoding (the file-system store died of a URIError on every key).
@@ -96,7 +106,7 @@ export const make = (
       })
     }
     // Zero or less would sweep without pause, for good.
-    const sweepMs = configMillis(options.sweepInterval ?? "1 minute", "sweepInterval")
+    const sweepMs = configMillis(given(options.sweepInterval, "1 minute"), "sweepInterval")
     if (typeof sweepMs !== "number") return yield* sweepMs
     const sweepInterval = Duration.millis(sweepMs)
     const now = () => clock.unsafeCurrentTimeMillis()

@@ -14,11 +14,19 @@ import type { Entry } from "./Entry.js"
 import * as Glob from "./Glob.js"
 import { type FastPath, FastPathTypeId, makeSlot, type Slot } from "./internal/fastPath.js"
 import { withInputChecks } from "./internal/tierInput.js"
-import { isPositiveInteger, optionsObjectError } from "./internal/validate.js"
+import {
+  describe,
+  given,
+  isPositiveInteger,
+  nonEmptyStringError,
+  optionsObjectError
+} from "./internal/validate.js"
 import { isReservedKey, L1, type Tier } from "./Tier.js"
 
 /**
- * Options of a memory tier.
+ * Options of a memory tier. Only an absent (`undefined`) option takes its default: `null` from
+ * plain JavaScript, or a value of the wrong type or out of range, fails the build with a
+ * `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -91,7 +99,10 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
     const notObject = optionsObjectError(options)
     if (notObject) return yield* notObject
     if (!isPositiveInteger(options.maxEntries)) {
-      return yield* new CacheConfigError({ option: "maxEntries", reason: "must be a positive integer" })
+      return yield* new CacheConfigError({
+        option: "maxEntries",
+        reason: `must be a positive integer, got ${describe(options.maxEntries)}`
+      })
     }
     if (options.maxEntries > MAX_ENTRIES) {
       return yield* new CacheConfigError({
@@ -99,12 +110,17 @@ export const make = (options: Options): Effect.Effect<MemoryTier, CacheConfigErr
         reason: `must be at most ${MAX_ENTRIES} (2^24; lru-cache reserves its slots up front), got ${options.maxEntries}`
       })
     }
-    if (options.maxBytes !== undefined && !isPositiveInteger(options.maxBytes)) {
-      return yield* new CacheConfigError({ option: "maxBytes", reason: "must be a positive integer" })
-    }
-    const clock = yield* Effect.clock
-    const name = options.name ?? "memory"
     const maxBytes = options.maxBytes
+    if (maxBytes !== undefined && !isPositiveInteger(maxBytes)) {
+      return yield* new CacheConfigError({
+        option: "maxBytes",
+        reason: `must be a positive integer, got ${describe(maxBytes)}`
+      })
+    }
+    const name = given(options.name, "memory")
+    const badName = nonEmptyStringError(name, "name")
+    if (badName) return yield* badName
+    const clock = yield* Effect.clock
     const lru = new LRUCache<string, Slot>(
       maxBytes === undefined
         ? { max: options.maxEntries }

@@ -15,7 +15,7 @@ import type { Entry } from "../Entry.js"
 import type { Tier, TierHealth } from "../Tier.js"
 import { bracketSync } from "./bracket.js"
 import { bounder } from "./timeout.js"
-import { configMillis, describe, isPositiveInteger, optionsObjectError } from "./validate.js"
+import { configMillis, describe, given, isPositiveInteger, optionsObjectError } from "./validate.js"
 
 /** The reason of the TierError a call gets while the breaker is open. */
 export const OPEN_REASON = "circuit breaker open"
@@ -101,10 +101,10 @@ export const make = (name: string, options: Options = {}): Effect.Effect<Breaker
     // The window is a duration of this process, on the clock's monotonic time (nanos: the live
     // clock's does not step back with the wall clock, a TestClock's moves with its millis).
     const elapsedMs = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
-    const timeout = Duration.decode(options.timeout ?? "1 second")
+    const timeout = Duration.decode(given(options.timeout, "1 second"))
     const bound = bounder(clock, timeout)
-    const threshold = options.failureThreshold ?? 5
-    const openForMs = Duration.toMillis(Duration.decode(options.openFor ?? "10 seconds"))
+    const threshold = given(options.failureThreshold, 5)
+    const openForMs = Duration.toMillis(Duration.decode(given(options.openFor, "10 seconds")))
     let state: State = "closed"
     let failures = 0
     let openUntil = 0

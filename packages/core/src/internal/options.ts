@@ -8,7 +8,15 @@ import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type { Options } from "../TieredCache.js"
 import * as Breaker from "./breaker.js"
 import { type ResolvedTimeouts, resolveTimeouts } from "./callOptions.js"
-import { configMillis, describe, isPositiveInteger, lifetimeError, optionsObjectError } from "./validate.js"
+import {
+  configMillis,
+  describe,
+  given,
+  isPositiveInteger,
+  lifetimeError,
+  nonEmptyStringError,
+  optionsObjectError
+} from "./validate.js"
 
 /** The cache's options with every default applied, durations in milliseconds. */
 export interface Config {
@@ -41,19 +49,7 @@ const millis = (
   return typeof ms === "number" ? Effect.succeed(ms) : Effect.fail(ms)
 }
 
-/** A CacheConfigError for `option` unless `value` is a non-empty string (from plain JS, any value). */
-const nonEmptyStringError = (value: unknown, option: string): CacheConfigError | undefined =>
-  typeof value === "string" && value.length > 0
-    ? undefined
-    : new CacheConfigError({ option, reason: `must be a non-empty string, got ${describe(value)}` })
-
 /** Checks the cache's options: a CacheConfigError names the first bad one. */
-/**
- * `value`, or `fallback` when it is absent. Only `undefined` takes a default: `null` from plain
- * JavaScript is checked as given, and refused, not read as "the default".
- */
-const given = <A>(value: A | undefined, fallback: NoInfer<A>): A => (value === undefined ? fallback : value)
-
 export const resolve = (options: Options): Effect.Effect<Config, CacheConfigError> =>
   Effect.gen(function* () {
     const notObject = optionsObjectError(options)
@@ -123,7 +119,7 @@ export const resolve = (options: Options): Effect.Effect<Config, CacheConfigErro
       defaultTtl,
       defaultGrace,
       l1Scale,
-      staleWhileRevalidate: options.staleWhileRevalidate ?? true,
+      staleWhileRevalidate: given(options.staleWhileRevalidate, true),
       failSafeThrottle,
       defaultTimeouts,
       breaker,

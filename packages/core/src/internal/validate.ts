@@ -295,6 +295,26 @@ export const optionsObjectError = (options: unknown, option = "options"): CacheC
     : new CacheConfigError({ option, reason: `must be an object, got ${describe(options)}` })
 
 /**
+ * `value`, or `fallback` when it is absent: the one way every constructor of this package reads
+ * an option with a default. Only `undefined` takes a default: `null` from plain JavaScript is
+ * checked as given, and refused, not read as "the default".
+ *
+ * @internal
+ */
+export const given = <A>(value: A | undefined, fallback: NoInfer<A>): A =>
+  value === undefined ? fallback : value
+
+/**
+ * A CacheConfigError for `option` unless `value` is a non-empty string (from plain JS, any value).
+ *
+ * @internal
+ */
+export const nonEmptyStringError = (value: unknown, option: string): CacheConfigError | undefined =>
+  typeof value === "string" && value.length > 0
+    ? undefined
+    : new CacheConfigError({ option, reason: `must be a non-empty string, got ${describe(value)}` })
+
+/**
  * `durationMillis` (or, with `lifetime`, `lifetimeMillis`) of a constructor's option: the
  * milliseconds, or a CacheConfigError naming it.
  *
