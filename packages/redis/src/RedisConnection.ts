@@ -44,7 +44,9 @@ export {
 } from "./internal/connectionError.js"
 
 /**
- * How to reach Redis.
+ * How to reach Redis. Only an absent (`undefined`) option takes its default: `null` from plain
+ * JavaScript, or a value of the wrong type or out of range, fails the build with a
+ * `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -71,7 +73,7 @@ export interface Options {
   readonly password?: Redacted.Redacted<string> | undefined
   /** The database index (default 0). */
   readonly db?: number | undefined
-  /** TLS options for the socket (as for `tls.connect`); presence enables TLS. */
+  /** TLS options for the socket, an object (as for `tls.connect`; `{}` for the defaults); presence enables TLS. */
   readonly tls?: ConnectionOptions | undefined
   /**
    * The namespace: a prefix put before every key RedisTier and RedisStreams write, read or

@@ -52,7 +52,9 @@ type BusError = CacheError.BusError
 const { BusError } = CacheError
 
 /**
- * Options of the Redis bus.
+ * Options of the Redis bus. Only an absent (`undefined`) option takes its default: `null` from
+ * plain JavaScript, or a value of the wrong type or out of range, fails the build with a
+ * `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -71,7 +73,10 @@ export interface Options {
    * and the new version drop each other's messages until every instance runs the new one.
    */
   readonly namespace?: string | undefined
-  /** Malformed messages are logged at most once per this interval per kind (default 1 minute). */
+  /**
+   * Malformed messages are logged at most once per this interval per kind (default 1 minute; a
+   * finite duration, 0 logging each one).
+   */
   readonly malformedLogInterval?: Duration.DurationInput | undefined
   /**
    * The most bytes (UTF-8) of one published message, where it can be cut (default 1 MiB): a

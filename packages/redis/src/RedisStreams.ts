@@ -39,7 +39,7 @@ import { type CacheError, CacheStreams } from "@tiercache/core"
 import { Effect, Layer } from "effect"
 import * as BlockingRead from "./internal/blockingRead.js"
 import { resolvePrefix } from "./internal/namespace.js"
-import { notAnObject } from "./internal/optionsObject.js"
+import { notABoolean, notAnObject } from "./internal/optionsObject.js"
 import * as StreamCommands from "./internal/streamCommands.js"
 import { fromRead, isPositiveInteger, type RawEntry, toEntry } from "./internal/streamCommands.js"
 import * as StreamConsumer from "./internal/streamConsumer.js"
@@ -48,7 +48,9 @@ import { countRead } from "./internal/streamSpans.js"
 import { RedisConnection } from "./RedisConnection.js"
 
 /**
- * Options of the Redis streams.
+ * Options of the Redis streams. Only an absent (`undefined`) option takes its default: `null`
+ * from plain JavaScript, or a value of the wrong type or out of range, fails the build with a
+ * `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -77,6 +79,10 @@ export const make = (
   Effect.gen(function* () {
     const badOptions = notAnObject(options)
     if (badOptions) return yield* badOptions
+    for (const option of ["allowEmptyPrefix", "streamNamesInSpans"] as const) {
+      const bad = notABoolean(options[option], option)
+      if (bad) return yield* bad
+    }
     const connection = yield* RedisConnection
     const prefix = yield* resolvePrefix(
       "prefix",

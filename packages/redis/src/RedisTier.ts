@@ -18,11 +18,17 @@
  *
  * @since 0.1.0
  */
-import { CacheError, CacheMetrics, Tier } from "@tiercache/core"
+import { type CacheError, CacheMetrics, Tier } from "@tiercache/core"
 import { Duration, Effect, Layer, type Metric } from "effect"
 import * as LargeValues from "./internal/largeValues.js"
 import { resolvePrefix } from "./internal/namespace.js"
-import { notAnObject } from "./internal/optionsObject.js"
+import {
+  given,
+  notABoolean,
+  notANonEmptyString,
+  notAnObject,
+  notAPositiveInteger
+} from "./internal/optionsObject.js"
 import * as Recovery from "./internal/recovery.js"
 import * as TierReads from "./internal/tierReads.js"
 import * as TierRunner from "./internal/tierRunner.js"
@@ -30,7 +36,9 @@ import * as TierWrites from "./internal/tierWrites.js"
 import { RedisConnection } from "./RedisConnection.js"
 
 /**
- * Options of a Redis tier.
+ * Options of a Redis tier. Only an absent (`undefined`) option takes its default: `null` from
+ * plain JavaScript, or a value of the wrong type or out of range, fails the build with a
+ * `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -76,7 +84,10 @@ export const make = (
     const connection = yield* RedisConnection
     const clock = yield* Effect.clock
     const client = connection.client
-    const name = options.name ?? "redis"
+    const name = given(options.name, "redis")
+    const badName =
+      notANonEmptyString(name, "name") ?? notABoolean(options.allowEmptyPrefix, "allowEmptyPrefix")
+    if (badName) return yield* badName
     const prefix = yield* resolvePrefix(
       "prefix",
       options.prefix,
@@ -86,13 +97,9 @@ export const make = (
     const large = LargeValues.make(connection, prefix, () => clock.unsafeCurrentTimeMillis())
     // SCAN's COUNT: Redis refuses anything but an integer (NaN, Infinity, 1e30), and would then
     // fail every clear and pattern invalidation rather than the build.
-    const scanCount: unknown = options.scanCount === undefined ? 500 : options.scanCount
-    if (!(typeof scanCount === "number" && Number.isSafeInteger(scanCount) && scanCount > 0)) {
-      return yield* new CacheError.CacheConfigError({
-        option: "scanCount",
-        reason: "must be a positive integer"
-      })
-    }
+    const scanCount = given(options.scanCount, 500)
+    const badCount = notAPositiveInteger(scanCount, "scanCount")
+    if (badCount) return yield* badCount
     const timeout = connection.commandTimeout
     const runner = TierRunner.make(name, timeout)
     const { fail, run } = runner

@@ -8,7 +8,7 @@ import { Duration, Effect } from "effect"
 import type { RedisConnection } from "../RedisConnection.js"
 import type { Options } from "../RedisInvalidationBus.js"
 import { busNamespace } from "./namespace.js"
-import { notAnObject } from "./optionsObject.js"
+import { decodeDuration, given, notAnObject, notAPositiveInteger } from "./optionsObject.js"
 import { isWellFormed } from "./wellFormed.js"
 
 /** The bus's options checked, with their defaults (`defaultChannel` when none is given). */
@@ -28,7 +28,7 @@ export const resolveOptions = (
   Effect.gen(function* () {
     const badOptions = notAnObject(options)
     if (badOptions) return yield* badOptions
-    const channel = options.channel ?? defaultChannel
+    const channel = given(options.channel, defaultChannel)
     if (typeof channel !== "string" || channel.length === 0) {
       return yield* new CacheError.CacheConfigError({
         option: "channel",
@@ -42,7 +42,7 @@ export const resolveOptions = (
         reason: "must be well-formed UTF-16 (a lone surrogate reaches Redis as U+FFFD)"
       })
     }
-    const base = options.namespace ?? connection.keyPrefix
+    const base = given(options.namespace, connection.keyPrefix)
     if (typeof base !== "string") {
       return yield* new CacheError.CacheConfigError({ option: "namespace", reason: "must be a string" })
     }
@@ -55,17 +55,21 @@ export const resolveOptions = (
     // Pub/Sub channels are shared by every database of a server: a given namespace gets the
     // database too, as the default does.
     const namespace = busNamespace(base, connection.client.options.db ?? 0)
-    const logInterval = yield* Effect.try({
-      try: () => Duration.decode(options.malformedLogInterval ?? "1 minute"),
-      catch: () =>
-        new CacheError.CacheConfigError({ option: "malformedLogInterval", reason: "must be a duration" })
-    })
-    const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024
-    if (!(Number.isSafeInteger(maxMessageBytes) && maxMessageBytes > 0)) {
+    // Zero logs every malformed message; an infinite interval (a log line per kind, ever) is
+    // refused as the connection's durations are.
+    const logInterval = decodeDuration(
+      given(options.malformedLogInterval, "1 minute"),
+      "malformedLogInterval"
+    )
+    if (logInterval instanceof CacheError.CacheConfigError) return yield* logInterval
+    if (!Duration.isFinite(logInterval)) {
       return yield* new CacheError.CacheConfigError({
-        option: "maxMessageBytes",
-        reason: "must be a positive integer"
+        option: "malformedLogInterval",
+        reason: "must be a finite duration"
       })
     }
+    const maxMessageBytes = given(options.maxMessageBytes, 1024 * 1024)
+    const badMax = notAPositiveInteger(maxMessageBytes, "maxMessageBytes")
+    if (badMax) return yield* badMax
     return { channel, namespace, logInterval, maxMessageBytes }
   })

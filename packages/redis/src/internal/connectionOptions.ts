@@ -7,6 +7,13 @@ import { Duration, Effect } from "effect"
 import type { Options } from "../RedisConnection.js"
 import { credentialProblem } from "./credentials.js"
 import { DEFAULT_PREFIX, resolvePrefix } from "./namespace.js"
+import {
+  decodeDuration,
+  given,
+  notABoolean,
+  notANonEmptyString,
+  notAPositiveInteger
+} from "./optionsObject.js"
 import { urlProblem } from "./redisUrl.js"
 
 const CacheConfigError = CacheError.CacheConfigError
@@ -20,24 +27,25 @@ type CacheConfigError = CacheError.CacheConfigError
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
-const decodeDuration = (
-  input: Duration.DurationInput | undefined,
+/** A duration option: positive, finite, and a delay a Node timer keeps. */
+const timerDuration = (
+  input: unknown,
   fallback: Duration.DurationInput,
   option: string
-): Effect.Effect<Duration.Duration, CacheConfigError> =>
-  Effect.try({
-    try: () => Duration.decode(input ?? fallback),
-    catch: () => new CacheConfigError({ option, reason: 'must be a duration such as "500 millis"' })
-  }).pipe(
-    Effect.filterOrFail(
-      (d) => Duration.isFinite(d) && Duration.toMillis(d) > 0 && Duration.toMillis(d) <= MAX_TIMER_MS,
-      () =>
+): Effect.Effect<Duration.Duration, CacheConfigError> => {
+  const decoded = decodeDuration(given(input, fallback), option)
+  if (decoded instanceof CacheConfigError) return Effect.fail(decoded)
+  return Duration.isFinite(decoded) &&
+    Duration.toMillis(decoded) > 0 &&
+    Duration.toMillis(decoded) <= MAX_TIMER_MS
+    ? Effect.succeed(decoded)
+    : Effect.fail(
         new CacheConfigError({
           option,
           reason: `must be a positive, finite duration of at most ${MAX_TIMER_MS} millis (about 24.8 days, the longest timer Node keeps)`
         })
-    )
-  )
+      )
+}
 
 /** The options a connection layer keeps, resolved. */
 export interface Resolved {
@@ -54,13 +62,25 @@ export interface Resolved {
 /** Checks `options` and resolves their defaults. */
 export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheConfigError> =>
   Effect.gen(function* () {
-    const connectTimeout = yield* decodeDuration(options.connectTimeout, "2 seconds", "connectTimeout")
-    const commandTimeout = yield* decodeDuration(options.commandTimeout, "500 millis", "commandTimeout")
-    const reconnectMaxDelay = yield* decodeDuration(
-      options.reconnectMaxDelay,
-      "1 second",
-      "reconnectMaxDelay"
-    )
+    const connectTimeout = yield* timerDuration(options.connectTimeout, "2 seconds", "connectTimeout")
+    const commandTimeout = yield* timerDuration(options.commandTimeout, "500 millis", "commandTimeout")
+    const reconnectMaxDelay = yield* timerDuration(options.reconnectMaxDelay, "1 second", "reconnectMaxDelay")
+    if (options.host !== undefined) {
+      const badHost = notANonEmptyString(options.host, "host")
+      if (badHost) return yield* badHost
+    }
+    // Any object of tls.connect options (`{}` for the defaults); presence turns TLS on.
+    const tls: unknown = options.tls
+    if (tls !== undefined && (typeof tls !== "object" || tls === null || Array.isArray(tls))) {
+      return yield* new CacheConfigError({
+        option: "tls",
+        reason: "must be an object of tls.connect options ({} for the defaults)"
+      })
+    }
+    for (const option of ["allowEmptyPrefix", "enableAutoPipelining"] as const) {
+      const bad = notABoolean(options[option], option)
+      if (bad) return yield* bad
+    }
     if (
       options.port !== undefined &&
       !(Number.isInteger(options.port) && options.port > 0 && options.port < 65536)
@@ -93,11 +113,10 @@ export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheC
           "must be a non-empty string of printable ASCII without spaces (Redis refuses any other client name)"
       })
     }
-    const largeValueBytes = options.largeValueBytes ?? 1024 * 1024
-    if (!(Number.isSafeInteger(largeValueBytes) && largeValueBytes > 0)) {
-      return yield* new CacheConfigError({ option: "largeValueBytes", reason: "must be a positive integer" })
-    }
-    const perMegabyte = yield* decodeDuration(options.timeoutPerMegabyte, "100 millis", "timeoutPerMegabyte")
+    const largeValueBytes = given(options.largeValueBytes, 1024 * 1024)
+    const badLarge = notAPositiveInteger(largeValueBytes, "largeValueBytes")
+    if (badLarge) return yield* badLarge
+    const perMegabyte = yield* timerDuration(options.timeoutPerMegabyte, "100 millis", "timeoutPerMegabyte")
     const commandMs = Duration.toMillis(commandTimeout)
     const perMegabyteMs = Duration.toMillis(perMegabyte)
     const timeoutFor = (bytes: number) =>

@@ -9,6 +9,7 @@ import type { Options } from "../RedisConnection.js"
 import { READ_COMMAND } from "./commands.js"
 import { RedisConnectionError } from "./connectionError.js"
 import { keepDeadlines } from "./deadlines.js"
+import { given } from "./optionsObject.js"
 import { quiet } from "./quiet.js"
 import { urlFields } from "./redisUrl.js"
 import { sanitize, withoutUser } from "./sanitize.js"
@@ -54,7 +55,7 @@ export const makeOpener = (settings: {
         retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), maxDelayMs),
         connectionName: `${settings.connectionName}:${label}`,
         enableAutoPipelining:
-          (role === "command" || role === "streams") && (options.enableAutoPipelining ?? true),
+          (role === "command" || role === "streams") && given(options.enableAutoPipelining, true),
         autoPipeliningIgnoredCommands: [READ_COMMAND],
         autoResubscribe: false,
         // How long a closed connection's socket may take to end before ioredis destroys it.
