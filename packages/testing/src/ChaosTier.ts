@@ -9,6 +9,7 @@
 import { CacheError, Tier } from "@tiercache/core"
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import * as ChaosControls from "./internal/chaosControls.js"
+import { nameOf } from "./internal/options.js"
 import * as TestTier from "./TestTier.js"
 
 /**
@@ -80,7 +81,9 @@ export interface FailRateOptions {
 }
 
 /**
- * Options of a chaos tier.
+ * Options of a chaos tier. Only an absent (`undefined`) option takes its default: `null` from
+ * plain JavaScript, or a value of the wrong type, is a defect (a mistake in the test: the chaos
+ * tier promises no failure) carrying a `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -154,8 +157,7 @@ export declare namespace ChaosTier {
  * @since 0.1.0
  */
 export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Effect<ChaosTier.Service> =>
-  Effect.sync(() => {
-    const name = options.name ?? tier.name
+  Effect.map(nameOf(options, tier.name), (name) => {
     const { state, calls, decide, controls } = ChaosControls.make(operations)
 
     /** Counts the call, sleeps its delay, then fails, drops or runs it. */
@@ -229,7 +231,7 @@ export const wrap = (tier: Tier.Tier.Service, options: Options = {}): Effect.Eff
 export const layer = (options: Options = {}): Layer.Layer<ChaosTier | Tier.L2> =>
   Layer.effectContext(
     Effect.gen(function* () {
-      const chaos = yield* wrap(yield* TestTier.make({ name: options.name }))
+      const chaos = yield* wrap(yield* TestTier.make(options))
       return Context.make(ChaosTier, chaos).pipe(Context.add(Tier.L2, chaos))
     })
   )

@@ -88,6 +88,11 @@ export const atEachStep = <E = never, R = never, E2 = never, R2 = never>(
         )
       }
     }
+    if (prepare !== undefined && typeof prepare !== "function") {
+      return yield* Effect.dieMessage(
+        `Interruptions.atEachStep: prepare must be a function, got ${String(prepare)}`
+      )
+    }
     const failed: Array<string> = []
     let interrupted = 0
     let completed = 0

@@ -4,13 +4,15 @@
  *
  * @since 0.1.0
  */
-import { type InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
+import { CacheError, type InvalidationBus, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { Context, Effect, Layer, type Scope } from "effect"
+import { given, notAnObject, refused } from "./internal/options.js"
 import * as TestBus from "./TestBus.js"
 import * as TestTier from "./TestTier.js"
 
 /**
- * Options of a group of instances.
+ * Options of a group of instances. Only an absent (`undefined`) option takes its default: `null`
+ * from plain JavaScript, or a value of the wrong type, fails with a `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -42,6 +44,24 @@ export interface Instances {
   readonly hub: TestBus.Hub | undefined
 }
 
+/** The CacheConfigError of the first bad option, or undefined: only an absent one takes its default. */
+const instancesProblem = (options: unknown): CacheError.CacheConfigError | undefined => {
+  const notObject = notAnObject(options)
+  if (notObject) return new CacheError.CacheConfigError({ option: "options", reason: notObject })
+  const { cache, l1, shared } = options as Record<string, unknown>
+  for (const [option, value] of [
+    ["cache", cache],
+    ["l1", l1]
+  ] as const) {
+    const problem = value === undefined ? undefined : notAnObject(value)
+    if (problem) return new CacheError.CacheConfigError({ option, reason: problem })
+  }
+  if (shared !== undefined && !Layer.isLayer(shared)) {
+    return new CacheError.CacheConfigError({ option: "shared", reason: "must be a Layer" })
+  }
+  return undefined
+}
+
 /**
  * Builds `n` instances in the current scope; closing it stops every instance.
  *
@@ -53,6 +73,8 @@ export const make = <E = never, R = never>(
   options: Options<E, R> = {}
 ): Effect.Effect<Instances, E | TieredCache.LayerError, R | Scope.Scope> =>
   Effect.gen(function* () {
+    const bad = instancesProblem(options)
+    if (bad) return yield* bad
     let l2: TestTier.TestTier | undefined
     let hub: TestBus.Hub | undefined
     let shared: Layer.Layer<Tier.L2 | InvalidationBus.InvalidationBus, E, R>
@@ -67,7 +89,7 @@ export const make = <E = never, R = never>(
     for (let i = 0; i < n; i++) {
       const layer = TieredCache.layer({ ...options.cache, instanceId: `instance-${i + 1}` }).pipe(
         Layer.provide(
-          Layer.merge(MemoryTier.layer(options.l1 ?? { maxEntries: 10_000 }), Layer.fresh(shared))
+          Layer.merge(MemoryTier.layer(given(options.l1, { maxEntries: 10_000 })), Layer.fresh(shared))
         )
       )
       const context = yield* Layer.build(layer)
@@ -77,7 +99,9 @@ export const make = <E = never, R = never>(
   })
 
 /**
- * Options of {@link settle}.
+ * Options of {@link settle}. Only an absent (`undefined`) option takes its default: `null` from
+ * plain JavaScript, or a value of the wrong type, is a defect (a mistake in the test: the wait
+ * promises no failure) carrying a `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -104,8 +128,18 @@ export const settle = (
   options: SettleOptions = {}
 ): Effect.Effect<void> =>
   Effect.gen(function* () {
-    const pause = options.pause ?? Effect.yieldNow()
-    const rounds = options.rounds ?? 10_000
+    const notObject = notAnObject(options)
+    if (notObject) return yield* refused("options", notObject)
+    const pause = given(options.pause, Effect.yieldNow())
+    if (!Effect.isEffect(pause)) return yield* refused("pause", "must be an Effect")
+    const rounds = given(options.rounds, 10_000)
+    if (!(typeof rounds === "number" && Number.isSafeInteger(rounds) && rounds > 0)) {
+      return yield* refused("rounds", "must be a positive integer")
+    }
+    const hub: unknown = options.hub
+    if (hub !== undefined && (typeof hub !== "object" || hub === null)) {
+      return yield* refused("hub", "must be a TestBus hub")
+    }
     for (let i = 0; i < rounds; i++) {
       const stats = yield* Effect.forEach(caches, (c) => c.stats)
       const bus = yield* Effect.forEach(caches, (c) => c.invalidationStats)

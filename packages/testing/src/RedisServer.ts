@@ -11,6 +11,13 @@ import * as Path from "node:path"
 import type { Scope } from "effect"
 import { Context, Duration, Effect, Layer } from "effect"
 import { freePort } from "./internal/loopback.js"
+import {
+  given,
+  notANonEmptyString,
+  notAnObject,
+  notAPositiveDuration,
+  notStrings
+} from "./internal/options.js"
 import { RedisServerError } from "./internal/serverError.js"
 import * as ServerProcess from "./internal/serverProcess.js"
 
@@ -34,7 +41,8 @@ export const notFoundMessage =
   "redis-server not found: install it with `apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis`"
 
 /**
- * Options of a test server.
+ * Options of a test server. Only an absent (`undefined`) option takes its default: `null` from
+ * plain JavaScript, or a value of the wrong type, fails with a `RedisServerError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -101,6 +109,28 @@ export declare namespace RedisServer {
 }
 
 /**
+ * What is wrong with the first bad option (`<option> must be ...`), or undefined: only an absent
+ * option takes its default.
+ */
+const optionsProblem = (options: Options): string | undefined => {
+  const notObject = notAnObject(options)
+  if (notObject) return `options ${notObject}`
+  const checks: ReadonlyArray<readonly [keyof Options, (value: unknown) => string | undefined]> = [
+    ["command", notANonEmptyString],
+    ["startTimeout", notAPositiveDuration],
+    ["password", notANonEmptyString],
+    ["users", notStrings],
+    ["args", notStrings],
+    ["appendonly", (value) => (typeof value === "boolean" ? undefined : "must be a boolean")]
+  ]
+  for (const [option, check] of checks) {
+    const problem = options[option] === undefined ? undefined : check(options[option])
+    if (problem) return `${option} ${problem}`
+  }
+  return undefined
+}
+
+/**
  * Starts a server for the life of the scope.
  *
  * @category constructors
@@ -110,9 +140,11 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<RedisServer.Service, RedisServerError, Scope.Scope> =>
   Effect.gen(function* () {
-    const executable = ServerProcess.findExecutable(options.command ?? "redis-server")
+    const bad = optionsProblem(options)
+    if (bad !== undefined) return yield* new RedisServerError({ reason: bad })
+    const executable = ServerProcess.findExecutable(given(options.command, "redis-server"))
     if (executable === undefined) return yield* new RedisServerError({ reason: notFoundMessage })
-    const startTimeout = Duration.decode(options.startTimeout ?? "10 seconds")
+    const startTimeout = Duration.decode(given(options.startTimeout, "10 seconds"))
     // Never the machine's own Redis port, even if it happens to be free now.
     const port = yield* Effect.repeat(freePort, { until: (p) => p !== 6379 })
     const dir = yield* Effect.acquireRelease(
@@ -138,8 +170,8 @@ export const make = (
       dir,
       ...(options.password !== undefined ? ["--requirepass", options.password] : []),
       // Each rule word is its own argument: redis-server quotes an argument holding spaces.
-      ...(options.users ?? []).flatMap((rule) => ["--user", ...rule.trim().split(/\s+/)]),
-      ...(options.args ?? [])
+      ...given(options.users, []).flatMap((rule) => ["--user", ...rule.trim().split(/\s+/)]),
+      ...given(options.args, [])
     ]
 
     const lock = yield* Effect.makeSemaphore(1)

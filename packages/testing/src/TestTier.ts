@@ -10,6 +10,7 @@
  */
 import { CacheError, Entry, Glob, Tier } from "@tiercache/core"
 import { Effect, Layer, Option } from "effect"
+import { nameOf } from "./internal/options.js"
 
 /**
  * The operations a test tier can be told to fail.
@@ -40,7 +41,9 @@ export interface TestTier extends Tier.Tier.Service {
 }
 
 /**
- * Options of a test tier.
+ * Options of a test tier. Only an absent (`undefined`) option takes its default: `null` from
+ * plain JavaScript, or a value of the wrong type, is a defect (a mistake in the test: the test
+ * tier promises no failure) carrying a `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -58,8 +61,8 @@ export interface Options {
  */
 export const make = (options: Options = {}): Effect.Effect<TestTier> =>
   Effect.gen(function* () {
+    const name = yield* nameOf(options, "test")
     const clock = yield* Effect.clock
-    const name = options.name ?? "test"
     /** The wire form of what was written (as RedisTier holds it), or an entry as planted. */
     const store = new Map<string, string | Entry.Entry>()
     let failing: ReadonlySet<Operation> = new Set()
