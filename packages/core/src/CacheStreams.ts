@@ -32,7 +32,9 @@ export interface StreamEntry {
 export type Fields = ReadonlyArray<readonly [string, string]> | Readonly<Record<string, string>>
 
 /**
- * Options of a consumer-group stream.
+ * Options of a consumer-group stream. Only an absent (`undefined`) option takes its default:
+ * `null` from plain JavaScript, or a value that is not a positive integer, fails the stream with
+ * a `StreamError` naming it.
  *
  * @category options
  * @since 0.1.0

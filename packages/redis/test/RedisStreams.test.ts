@@ -19,7 +19,8 @@ import type { Redis } from "ioredis"
 import {
   acceptsAsRedis,
   refusedFieldValues,
-  refusesAsRedis
+  refusesAsRedis,
+  refusesConsumeOptions
 } from "../../testing/test/fixtures/streamInputs.js"
 import { RedisStreams, RedisTier } from "../src/index.js"
 import {
@@ -54,6 +55,14 @@ const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
 
 describe("RedisStreams", () => {
   layer(Env, { excludeTestServices: true, timeout: "30 seconds" })((it) => {
+    it.scoped("consume refuses options that are null or of the wrong type, naming them", () =>
+      Effect.gen(function* () {
+        const streams = yield* CacheStreams.CacheStreams
+        yield* streams.createGroup("consume-options", "g", "0")
+        yield* refusesConsumeOptions(streams, "consume-options", "g")
+      })
+    )
+
     it.scoped(
       "publish keeps order and fields; readLatest is newest first; read is oldest first after an id",
       () =>

@@ -17,6 +17,7 @@
  */
 import { CacheError, CacheStreams } from "@tiercache/core"
 import { Clock, Deferred, Effect, Layer, Stream } from "effect"
+import { given } from "./internal/options.js"
 import { format, type Id, nextId, parseId, ZERO } from "./internal/streamIds.js"
 
 type StreamEntry = CacheStreams.StreamEntry
@@ -222,15 +223,15 @@ export const make: Effect.Effect<CacheStreams.CacheStreams.Service> = Effect.gen
         if (typeof options !== "object" || options === null)
           return yield* fail("consume", stream, "options must be an object")
         // Read once here: from plain JavaScript, a Proxy or a throwing getter is a StreamError.
-        let given: CacheStreams.ConsumeOptions
+        let read: CacheStreams.ConsumeOptions
         try {
-          given = { count: options.count, blockMs: options.blockMs, claimIdleMs: options.claimIdleMs }
+          read = { count: options.count, blockMs: options.blockMs, claimIdleMs: options.claimIdleMs }
         } catch {
           return yield* fail("consume", stream, "options could not be read")
         }
-        const count = given.count ?? 10
-        const blockMs = given.blockMs ?? 1000
-        const claimIdleMs = given.claimIdleMs
+        const count = given(read.count, 10)
+        const blockMs = given(read.blockMs, 1000)
+        const claimIdleMs = read.claimIdleMs
         if (!isPositiveInteger(count))
           return yield* fail("consume", stream, "count must be a positive integer")
         if (!isPositiveInteger(blockMs))

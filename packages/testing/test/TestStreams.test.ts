@@ -6,7 +6,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
 import { Chunk, Effect, Either, Exit, Fiber, Queue, Stream, TestClock } from "effect"
 import { TestStreams } from "../src/index.js"
-import { acceptsAsRedis, refusedFieldValues, refusesAsRedis } from "./fixtures/streamInputs.js"
+import {
+  acceptsAsRedis,
+  refusedFieldValues,
+  refusesAsRedis,
+  refusesConsumeOptions
+} from "./fixtures/streamInputs.js"
 
 const ids = (entries: ReadonlyArray<CacheStreams.StreamEntry>) => entries.map((e) => e.id)
 const values = (entries: ReadonlyArray<CacheStreams.StreamEntry>) =>
@@ -338,6 +343,16 @@ describe("TestStreams", () => {
 // Stream ids as redis-server reads them (fixtures/streamInputs.ts; RedisStreams.test.ts checks the
 // same cases on a real server). TestStreams refused every id beyond 2^53 and every spelling but
 // digits, where Redis answers.
+// consume's options by the cache's rule, as RedisStreams (fixtures/streamInputs.ts): null was
+// read as the default.
+it.effect("consume refuses options that are null or of the wrong type, naming them", () =>
+  Effect.gen(function* () {
+    const streams = yield* TestStreams.make
+    yield* streams.createGroup("consume-options", "g", "0")
+    yield* refusesConsumeOptions(streams, "consume-options", "g")
+  })
+)
+
 describe("stream ids as Redis reads them", () => {
   /** Entries 5-0, 5-1 and 7-0, a group "all" from 0 that has delivered all three. */
   const fiveFiveSeven = Effect.gen(function* () {

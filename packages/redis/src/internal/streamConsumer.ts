@@ -17,6 +17,7 @@ import { Duration, Effect, Schedule, Stream } from "effect"
 import { ReplyError } from "ioredis"
 import type { RedisConnection } from "../RedisConnection.js"
 import { isLayerClosed, type RedisConnectionError } from "./connectionError.js"
+import { given } from "./optionsObject.js"
 import * as StreamClaim from "./streamClaim.js"
 import { type Commands, call, fromRead, isPositiveInteger } from "./streamCommands.js"
 import { countRead, logAnnotations, type Traced } from "./streamSpans.js"
@@ -77,15 +78,15 @@ export const make = (
         yield* checkText("consume", stream, "consumer", consumer)
         if (typeof consumeOptions !== "object" || consumeOptions === null)
           return yield* invalid("consume", stream, "options must be an object")
-        const given = readOptions(consumeOptions)
-        if (given === undefined) return yield* invalid("consume", stream, "options could not be read")
-        const count = given.count ?? 10
-        const blockMs = given.blockMs ?? 1000
+        const fields = readOptions(consumeOptions)
+        if (fields === undefined) return yield* invalid("consume", stream, "options could not be read")
+        const count = given(fields.count, 10)
+        const blockMs = given(fields.blockMs, 1000)
         if (!isPositiveInteger(count))
           return yield* invalid("consume", stream, "count must be a positive integer")
         if (!isPositiveInteger(blockMs))
           return yield* invalid("consume", stream, "blockMs must be a positive integer")
-        const claimIdleMs = given.claimIdleMs
+        const claimIdleMs = fields.claimIdleMs
         if (claimIdleMs !== undefined && !isPositiveInteger(claimIdleMs))
           return yield* invalid("consume", stream, "claimIdleMs must be a positive integer")
         // A consumer started while Redis is unreachable waits for it, as one already reading
