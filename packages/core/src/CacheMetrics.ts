@@ -70,7 +70,8 @@ export const breakerOpen = Metric.gauge("tiercache_breaker_open", {
  * Values a tier's reads found under its namespace that are no cache entry (foreign JSON, a plain
  * string, a Redis hash or list...), read as misses, by `tier` (the tier's name): counted by
  * RedisTier and KeyValueStoreTier on each read that meets one (every key of a `getMany` that
- * holds one counts once), not by the cache (an L1 hit never reaches a tier). A value that is an
+ * holds one counts once, and so does the read `writeIfNewer` makes of a key it overwrites), not
+ * by the cache (an L1 hit never reaches a tier). A value that is an
  * entry but does not decode with the reader's Schema is the cache's `decode_error` instead.
  *
  * @category metrics

@@ -61,7 +61,8 @@ export interface Options {
  * Values under the tier's prefix that are no cache entry (foreign JSON, a plain string, a hash
  * or a list: anything the cache did not write), each read as a miss and counted here, tagged
  * `tier` with the tier's name, once per read that meets one (every such key of a `getMany`
- * counts once, a large one too); `getOrCompute` then overwrites it. The metric
+ * counts once, a large one too, and so does the read `writeIfNewer` makes before it overwrites
+ * one); `getOrCompute` then overwrites it. The metric
  * `tiercache_tier_foreign_values_total`, the same as `CacheMetrics.foreignValues`.
  *
  * @category metrics
@@ -110,7 +111,8 @@ export const make = (
       large,
       prefix,
       () => clock.unsafeCurrentTimeMillis(),
-      (cause) => fail("writeIfNewer", cause)
+      (cause) => fail("writeIfNewer", cause),
+      name
     )
 
     const tier: Tier.Tier.Service = {

@@ -125,6 +125,45 @@ describe("foreign values under the prefix", () => {
       })
     )
 
+    // KeyValueStoreTier counts the value its writeIfNewer reads before it overwrites it (the
+    // docs: each read that meets one); RedisTier's script read the stored entry's time and
+    // replaced a foreign value without a count.
+    it.scoped(
+      "writeIfNewer counts each foreign value it meets (and replaces); entries and misses do not",
+      () =>
+        Effect.gen(function* () {
+          const tier = yield* tierOn("fv-cond", "fv-cond:", 1024)
+          yield* writeForeign("fv-cond:")
+          const look = yield* observer
+          yield* Effect.promise(() => look.set("fv-cond:big", "x".repeat(4096)))
+          const now = Date.now()
+          yield* tier.set("newer", Entry.make({ value: "kept", now: now + 10_000, ttlMs: 60_000 }))
+          yield* tier.set("older", Entry.make({ value: "old", now: now - 10_000, ttlMs: 60_000 }))
+          const applied = yield* tier.writeIfNewer!([
+            ...FOREIGN.map((key) => ({ key, entry: entry(key), at: now })),
+            { key: "newer", entry: entry("lost"), at: now },
+            { key: "older", entry: entry("new"), at: now },
+            { key: "missing", entry: entry("new"), at: now },
+            { key: "gone", entry: undefined, at: now },
+            // A large change travels alone, on the large-value connection: counted the same.
+            { key: "big", entry: entry("y".repeat(4096)), at: now }
+          ])
+          expect(applied).toEqual([true, true, true, true, false, true, true, true, true])
+          expect(yield* counted("fv-cond")).toBe(5)
+          // Replaced by entries: read as entries, uncounted.
+          const read = yield* tier.getMany([...FOREIGN, "big"])
+          expect(read.map(Option.isSome)).toEqual([true, true, true, true, true])
+          expect(yield* counted("fv-cond")).toBe(5)
+          // A foreign removal target is counted too, and removed.
+          yield* Effect.promise(() => look.set("fv-cond:text", "plain again"))
+          expect(yield* tier.writeIfNewer!([{ key: "text", entry: undefined, at: Date.now() }])).toEqual([
+            true
+          ])
+          expect(yield* counted("fv-cond")).toBe(6)
+          expect(yield* Effect.promise(() => look.exists("fv-cond:text"))).toBe(0)
+        })
+    )
+
     it.scoped(
       "a foreign value overwritten by getOrCompute is counted once, then read as the entry on two instances",
       () =>

@@ -5,8 +5,8 @@
  * after a reconnection (`ready`).
  */
 import type { CacheError, Entry, Tier } from "@tiercache/core"
-import { Entry as EntryModule } from "@tiercache/core"
-import { Effect, Stream } from "effect"
+import { CacheMetrics, Entry as EntryModule } from "@tiercache/core"
+import { Effect, Metric, Stream } from "effect"
 import type { Redis } from "ioredis"
 import { forEachAtOnce } from "./allAtOnce.js"
 import type { LargeValues } from "./largeValues.js"
@@ -15,7 +15,9 @@ import { pxOf } from "./px.js"
 /**
  * KEYS[i], ARGV[3i-2] the change's time, ARGV[3i-1] the envelope ('' removes), ARGV[3i] the PX.
  * The stored entry's createdAt is read from the envelope's tail (`"c":<ms>}` is its last field),
- * so a large value is not copied into the script; a value that is no entry is replaced.
+ * so a large value is not copied into the script; a value that is no entry is replaced. Answers
+ * per key: 0 kept (the stored entry is newer), 1 applied, FOREIGN applied over a value that is no
+ * entry (a string without the envelope's tail, or a key of another type: WRONGTYPE).
  */
 const SCRIPT = `
 local out = {}
@@ -24,16 +26,25 @@ for i = 1, #KEYS do
   local value = ARGV[3 * i - 1]
   local tail = redis.pcall('GETRANGE', KEYS[i], -48, -1)
   local created = nil
-  if type(tail) == 'string' then created = tonumber(string.match(tail, '"c":(%-?[%d%.eE%+]+)}$')) end
+  local foreign = false
+  if type(tail) == 'string' then
+    created = tonumber(string.match(tail, '"c":(%-?[%d%.eE%+]+)}$'))
+    if created == nil and (tail ~= '' or redis.call('EXISTS', KEYS[i]) == 1) then foreign = true end
+  else
+    foreign = true
+  end
   if created ~= nil and created > at then
     out[i] = 0
   else
     if value == '' then redis.call('UNLINK', KEYS[i]) else redis.call('SET', KEYS[i], value, 'PX', ARGV[3 * i]) end
-    out[i] = 1
+    if foreign then out[i] = 2 else out[i] = 1 end
   end
 end
 return out
 `
+
+/** The script's answer for a change applied over a value that was no cache entry. */
+const FOREIGN = 2
 
 const COMMAND = "tiercacheWriteIfNewer"
 
@@ -79,12 +90,26 @@ export const writeIfNewer = (
   large: LargeValues,
   prefix: string,
   now: () => number,
-  fail: (cause: unknown) => CacheError.TierError
+  fail: (cause: unknown) => CacheError.TierError,
+  name: string
 ): ((
   changes: ReadonlyArray<Tier.Tier.Change>,
   landing?: (reply: Promise<unknown>) => void
 ) => Effect.Effect<ReadonlyArray<boolean>, CacheError.TierError>) => {
   if (!(COMMAND in client)) client.defineCommand(COMMAND, { lua: SCRIPT })
+  const foreignValues = Metric.tagged(CacheMetrics.foreignValues, "tier", name)
+  /**
+   * Counts the values that were no cache entry among those a call met (CacheMetrics.foreignValues:
+   * its read of the stored entry's time is a read that met one), as the reads count theirs.
+   */
+  const countForeign = (met: number): Effect.Effect<void> =>
+    Metric.incrementBy(foreignValues, met).pipe(
+      Effect.zipRight(
+        Effect.logDebug("redis value is not a cache entry; replaced by a conditional write").pipe(
+          Effect.annotateLogs({ tier: name })
+        )
+      )
+    )
   const scripted = client as unknown as Scripted
   const prepare = (change: Tier.Tier.Change, t: number): Prepared => {
     const entry: Entry.Entry | undefined = change.entry
@@ -146,16 +171,18 @@ export const writeIfNewer = (
         if (chunk.length >= CHUNK) flush()
       })
       flush()
-      return Effect.map(
+      return Effect.flatMap(
         forEachAtOnce(batches, (batch) => batch, 4),
         (replies) => {
           const applied: Array<boolean> = new Array(changes.length).fill(false)
+          let foreign = 0
           replies.forEach((reply, b) => {
             order[b]!.forEach((index, j) => {
-              applied[index] = reply[j] === 1
+              applied[index] = reply[j] === 1 || reply[j] === FOREIGN
+              if (reply[j] === FOREIGN) foreign++
             })
           })
-          return applied
+          return foreign === 0 ? Effect.succeed(applied) : Effect.as(countForeign(foreign), applied)
         }
       )
     })
