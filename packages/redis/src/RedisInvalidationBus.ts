@@ -27,10 +27,9 @@
  * connection's `keyPrefix`, the same namespace as RedisTier's keys; given or not, followed by
  * `@<db>` on a database other than 0) and drops every message stamped with another one before
  * the cache sees it, counting it (`stats`, and the metric `tiercache_bus_foreign_messages_total`).
- * A message without a namespace (as the Rust crate sends) applies to every cache on the
- * channel. Malformed messages are dropped here too, counted by kind
- * (`tiercache_bus_malformed_messages_total{kind}`), and logged one short line at a time, at
- * most once per `malformedLogInterval` per kind.
+ * A message without a namespace (as the Rust crate sends) applies to every cache on the channel. Malformed
+ * messages are dropped here too, counted by kind (`tiercache_bus_malformed_messages_total{kind}`), and logged
+ * one short line at a time, at most once per `malformedLogInterval` per kind.
  *
  * @since 0.1.0
  */
@@ -52,9 +51,8 @@ type BusError = CacheError.BusError
 const { BusError } = CacheError
 
 /**
- * Options of the Redis bus. Only an absent (`undefined`) option takes its default: `null` from
- * plain JavaScript, or a value of the wrong type or out of range, fails the build with a
- * `CacheConfigError` naming it.
+ * Options of the Redis bus. Only an absent (`undefined`) option takes its default: `null` or a value
+ * of the wrong type or out of range (from plain JavaScript) is a `CacheConfigError` naming it.
  *
  * @category options
  * @since 0.1.0
@@ -73,10 +71,7 @@ export interface Options {
    * and the new version drop each other's messages until every instance runs the new one.
    */
   readonly namespace?: string | undefined
-  /**
-   * Malformed messages are logged at most once per this interval per kind (default 1 minute; a
-   * finite duration, 0 logging each one).
-   */
+  /** Malformed messages are logged at most once per this finite interval per kind (default 1 minute; 0: each). */
   readonly malformedLogInterval?: Duration.DurationInput | undefined
   /**
    * The most bytes (UTF-8) of one published message, where it can be cut (default 1 MiB): a
