@@ -73,7 +73,11 @@ export interface Options {
   readonly password?: Redacted.Redacted<string> | undefined
   /** The database index (default 0). */
   readonly db?: number | undefined
-  /** TLS options for the socket, an object (as for `tls.connect`; `{}` for the defaults); presence enables TLS. */
+  /**
+   * TLS options for the socket, an object (as for `tls.connect`; `{}` for the defaults); presence
+   * enables TLS. From plain JavaScript, `true` is read as `{}` and `false` as absent, as ioredis
+   * reads them; any other value is a `CacheConfigError`.
+   */
   readonly tls?: ConnectionOptions | undefined
   /**
    * The namespace: a prefix put before every key RedisTier and RedisStreams write, read or

@@ -111,6 +111,31 @@ describe("RedisConnection over TLS (rediss://)", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("tls: true from plain JavaScript turns TLS on with the defaults, as ioredis reads it", () =>
+    Effect.gen(function* () {
+      const port = yield* tlsServer
+      const password = Redacted.make(PASSWORD)
+      const base: RedisConnection.Options = {
+        host: "127.0.0.1",
+        port,
+        password,
+        connectTimeout: "1 second",
+        commandTimeout: "500 millis"
+      }
+      // TLS on: the handshake judges the suite's self-signed certificate (Node's authorities).
+      const on = failureOf(yield* open({ ...base, tls: true as unknown as {} }))
+      expect(on._tag).toBe("RedisConnectionError")
+      expect(on.message).toMatch(/certificate/)
+      // `false` is absent: no TLS, so no certificate is judged (the TLS port answers nothing).
+      const off = failureOf(yield* open({ ...base, tls: false as unknown as {} }))
+      expect(off._tag).toBe("RedisConnectionError")
+      expect(off.message).not.toMatch(/certificate/)
+      // With the trusted authority, `true`'s TLS is the one an object gives: it connects.
+      const trusted = yield* open({ ...base, tls: { ca } })
+      expect(trusted).toEqual(Exit.succeed(Option.some({ over: "tls" })))
+    }).pipe(Effect.scoped)
+  )
+
   it.live("rediss:// alone turns TLS on: a certificate nobody trusts is a typed error", () =>
     Effect.gen(function* () {
       const port = yield* tlsServer

@@ -2,6 +2,8 @@
  * RedisConnection's options resolved (RedisConnection.ts `make`): each checked, with its
  * default, before any connection is opened; a bad one is a `CacheConfigError` naming it.
  */
+
+import type { ConnectionOptions } from "node:tls"
 import { CacheError } from "@tiercache/core"
 import { Duration, Effect } from "effect"
 import type { Options } from "../RedisConnection.js"
@@ -59,6 +61,14 @@ export interface Resolved {
   readonly timeoutFor: (bytes: number) => number
 }
 
+/**
+ * The driver's TLS settings from the `tls` option (checked by `resolveOptions`): an object as
+ * given; from plain JavaScript, `true` as `{}` (TLS with the defaults) and `false` as absent, as
+ * ioredis itself reads them.
+ */
+export const tlsSettings = (tls: Options["tls"] | boolean): ConnectionOptions | undefined =>
+  tls === true ? {} : tls === false ? undefined : tls
+
 /** Checks `options` and resolves their defaults. */
 export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheConfigError> =>
   Effect.gen(function* () {
@@ -69,9 +79,14 @@ export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheC
       const badHost = notANonEmptyString(options.host, "host")
       if (badHost) return yield* badHost
     }
-    // Any object of tls.connect options (`{}` for the defaults); presence turns TLS on.
+    // Any object of tls.connect options (`{}` for the defaults); presence turns TLS on. From
+    // plain JavaScript, `true` and `false` are read as ioredis reads them (tlsSettings).
     const tls: unknown = options.tls
-    if (tls !== undefined && (typeof tls !== "object" || tls === null || Array.isArray(tls))) {
+    if (
+      tls !== undefined &&
+      typeof tls !== "boolean" &&
+      (typeof tls !== "object" || tls === null || Array.isArray(tls))
+    ) {
       return yield* new CacheConfigError({
         option: "tls",
         reason: "must be an object of tls.connect options ({} for the defaults)"

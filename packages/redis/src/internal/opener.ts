@@ -8,6 +8,7 @@ import { Redis, type RedisOptions } from "ioredis"
 import type { Options } from "../RedisConnection.js"
 import { READ_COMMAND } from "./commands.js"
 import { RedisConnectionError } from "./connectionError.js"
+import { tlsSettings } from "./connectionOptions.js"
 import { keepDeadlines } from "./deadlines.js"
 import { given } from "./optionsObject.js"
 import { quiet } from "./quiet.js"
@@ -70,7 +71,8 @@ export const makeOpener = (settings: {
       if (options.host !== undefined) base.host = options.host
       if (options.port !== undefined) base.port = options.port
       if (options.db !== undefined) base.db = options.db
-      if (options.tls !== undefined) base.tls = options.tls
+      const tls = tlsSettings(options.tls)
+      if (tls !== undefined) base.tls = tls
       if (options.username !== undefined) base.username = Redacted.value(options.username)
       if (options.password !== undefined) base.password = Redacted.value(options.password)
       return base
