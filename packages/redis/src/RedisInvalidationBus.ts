@@ -71,7 +71,7 @@ export interface Options {
    * and the new version drop each other's messages until every instance runs the new one.
    */
   readonly namespace?: string | undefined
-  /** Malformed messages are logged at most once per this finite interval per kind (default 1 minute; 0: each). */
+  /** Malformed messages are logged at most once per this interval per kind (default 1 minute; 0: each; infinite: the first). */
   readonly malformedLogInterval?: Duration.DurationInput | undefined
   /**
    * The most bytes (UTF-8) of one published message, where it can be cut (default 1 MiB): a

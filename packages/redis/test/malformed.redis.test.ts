@@ -78,6 +78,24 @@ describe("malformed bus messages", () => {
     })
   )
 
+  it.effect("an infinite interval logs the first line of each kind, never another", () =>
+    Effect.gen(function* () {
+      const lines: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+      })
+      const log = ThrottledLog.make(Duration.infinity)
+      const run = (kind: string) =>
+        log(kind, kind).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      yield* run("a")
+      yield* run("a")
+      yield* TestClock.adjust("3650 days")
+      yield* run("a")
+      yield* run("b")
+      expect(lines).toEqual(["a", "b"])
+    })
+  )
+
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.scoped("1,000 malformed messages of 3 kinds: a few short, specific lines; all 1,000 counted", () =>
       Effect.gen(function* () {

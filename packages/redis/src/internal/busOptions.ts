@@ -4,7 +4,7 @@
  * message. A bad option is a CacheConfigError naming it.
  */
 import { CacheError } from "@tiercache/core"
-import { Duration, Effect } from "effect"
+import { type Duration, Effect } from "effect"
 import type { RedisConnection } from "../RedisConnection.js"
 import type { Options } from "../RedisInvalidationBus.js"
 import { busNamespace } from "./namespace.js"
@@ -55,19 +55,13 @@ export const resolveOptions = (
     // Pub/Sub channels are shared by every database of a server: a given namespace gets the
     // database too, as the default does.
     const namespace = busNamespace(base, connection.client.options.db ?? 0)
-    // Zero logs every malformed message; an infinite interval (a log line per kind, ever) is
-    // refused as the connection's durations are.
+    // Zero logs every malformed message; an infinite one logs the first of each kind only (the
+    // interval is only compared with, never a timer).
     const logInterval = decodeDuration(
       given(options.malformedLogInterval, "1 minute"),
       "malformedLogInterval"
     )
     if (logInterval instanceof CacheError.CacheConfigError) return yield* logInterval
-    if (!Duration.isFinite(logInterval)) {
-      return yield* new CacheError.CacheConfigError({
-        option: "malformedLogInterval",
-        reason: "must be a finite duration"
-      })
-    }
     const maxMessageBytes = given(options.maxMessageBytes, 1024 * 1024)
     const badMax = notAPositiveInteger(maxMessageBytes, "maxMessageBytes")
     if (badMax) return yield* badMax
