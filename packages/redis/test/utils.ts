@@ -326,9 +326,12 @@ export const redisInstance = (
   })
 
 /**
- * A TCP proxy in front of the suite's server that carries at most `bytesPerSecond` each way on
- * each connection (a slow link): what either side sends leaves in slices of 64 KiB, each once
- * the link has carried the previous ones, in order.
+ * A TCP proxy in front of the suite's server that carries `bytesPerSecond` each way on each
+ * connection (a slow link): what either side sends leaves in slices of 64 KiB, each once the
+ * link has carried the previous ones, in order. Each slice is due at the time the link's rate
+ * gives it, counted from when the link was last idle, not from when the previous slice left: a
+ * timer that fires late (a loaded host) sends every slice due by then, so the link is as fast
+ * as its rate under load too, and over any stretch from idle never faster.
  */
 export const throttlingProxy = (bytesPerSecond: number) => {
   const SLICE = 64 * 1024
@@ -342,11 +345,13 @@ export const throttlingProxy = (bytesPerSecond: number) => {
       while (queue.length > 0 && next <= now) {
         const slice = queue.shift()!
         if (!to.destroyed) to.write(slice)
-        next = Math.max(next, now) + (slice.length * 1000) / bytesPerSecond
+        next += (slice.length * 1000) / bytesPerSecond
       }
       if (queue.length > 0) timer = setTimeout(pump, Math.max(1, next - now))
     }
     from.on("data", (chunk: Buffer) => {
+      // An idle link (nothing queued, the last slice carried): its next slice may leave now.
+      if (queue.length === 0) next = Math.max(next, performance.now())
       for (let at = 0; at < chunk.length; at += SLICE) queue.push(chunk.subarray(at, at + SLICE))
       if (timer === undefined) pump()
     })
