@@ -8,7 +8,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CacheStreams } from "@tiercache/core"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Fiber, Layer, Logger, Stream } from "effect"
+import { Context, type Duration, Effect, Fiber, Layer, Logger, Stream } from "effect"
 import { RedisConnection, RedisStreams } from "../src/index.js"
 import { blackholeProxy, eventually, observer, throttlingProxy } from "./utils.js"
 
@@ -18,20 +18,40 @@ const MB = 1024 * 1024
 const SIZE = 16 * MB
 const RATE = 10 * 1_000_000
 
-/** A streams service behind a link of RATE, stream keys under `sl:`, a command timeout of 200 ms. */
-const slowStreams = Effect.gen(function* () {
-  const port = yield* throttlingProxy(RATE)
-  const connection = RedisConnection.layer({
-    host: "127.0.0.1",
-    port,
-    keyPrefix: "sl:",
-    commandTimeout: "200 millis",
-    connectTimeout: "2 seconds",
-    reconnectMaxDelay: "100 millis"
+/**
+ * A claimed entry: 4 MiB over a link of 2.5 MB/s, about 1.7 s as well, past the claim's timeout
+ * (500 ms, the command timeout of `claimingStreams`) more than three times. Smaller, on a slower
+ * link, than SIZE: what the host's CPU does per byte (the proxy, the driver's parsing) counts for
+ * less next to the link's pace, and with the command timeout of 200 ms a loaded host's pause in
+ * that work (nothing read for 200 ms) failed the claim though the link still carried its reply.
+ */
+const CLAIMED_SIZE = 4 * MB
+const CLAIM_RATE = 2.5 * 1_000_000
+
+/**
+ * A streams service behind a link of `rate`, stream keys under `sl:`, a command timeout of
+ * `commandTimeout`.
+ */
+const streamsBehind = (rate: number, commandTimeout: Duration.DurationInput) =>
+  Effect.gen(function* () {
+    const port = yield* throttlingProxy(rate)
+    const connection = RedisConnection.layer({
+      host: "127.0.0.1",
+      port,
+      keyPrefix: "sl:",
+      commandTimeout,
+      connectTimeout: "2 seconds",
+      reconnectMaxDelay: "100 millis"
+    })
+    const context = yield* Layer.build(RedisStreams.layer().pipe(Layer.provide(connection)))
+    return Context.get(context, CacheStreams.CacheStreams)
   })
-  const context = yield* Layer.build(RedisStreams.layer().pipe(Layer.provide(connection)))
-  return Context.get(context, CacheStreams.CacheStreams)
-})
+
+/** A streams service behind a link of RATE, stream keys under `sl:`, a command timeout of 200 ms. */
+const slowStreams = streamsBehind(RATE, "200 millis")
+
+/** A streams service behind a link of CLAIM_RATE, stream keys under `sl:`, a command timeout of 500 ms. */
+const claimingStreams = streamsBehind(CLAIM_RATE, "500 millis")
 
 /**
  * A streams service (stream keys under `sb:`, a command timeout of 200 ms) behind a proxy whose
@@ -105,14 +125,14 @@ describe("a consumer meeting an entry that takes long to arrive", () => {
       Effect.gen(function* () {
         const look = yield* observer
         yield* Effect.promise(() => look.xgroup("CREATE", "sl:claimed", "g", "$", "MKSTREAM"))
-        yield* Effect.promise(() => look.xadd("sl:claimed", "*", "n", "1", "body", "x".repeat(SIZE)))
+        yield* Effect.promise(() => look.xadd("sl:claimed", "*", "n", "1", "body", "x".repeat(CLAIMED_SIZE)))
         // Delivered to another consumer, gone since.
         yield* Effect.promise(() =>
           look.xreadgroup("GROUP", "g", "gone", "COUNT", 1, "STREAMS", "sl:claimed", ">")
         )
         yield* Effect.promise(() => look.xadd("sl:claimed", "*", "n", "2", "body", "small"))
         yield* Effect.sleep("200 millis")
-        const streams = yield* slowStreams
+        const streams = yield* claimingStreams
         const warnings: Array<unknown> = []
         const logger = Logger.make(({ message }) => {
           if (String(message).includes("stream consumer could not read")) warnings.push(message)
@@ -126,7 +146,10 @@ describe("a consumer meeting an entry that takes long to arrive", () => {
             Effect.either,
             Effect.provide(Logger.replace(Logger.defaultLogger, logger))
           )
-        expect(delivered._tag === "Right" && shapes(delivered.right).sort()).toEqual([`1:${SIZE}`, "2:5"])
+        expect(delivered._tag === "Right" && shapes(delivered.right).sort()).toEqual([
+          `1:${CLAIMED_SIZE}`,
+          "2:5"
+        ])
         expect(warnings).toEqual([])
       })
     )
