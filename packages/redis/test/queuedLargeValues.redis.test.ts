@@ -16,14 +16,24 @@ const MB = 1024 * 1024
 
 /** How many large values go at once, and the size of each. */
 const COUNT = 12
-const SIZE = 2 * MB
+const SIZE = MB / 2
 
 /**
- * A link of 10 MB/s: one 2 MiB value crosses it in about 210 ms, a quarter of what its timeout
- * allows for its size (300 ms + 400 ms per MiB: 1.1 s); the sixth of values sent at once arrives
- * after about as long, the twelfth after 2.5 s.
+ * A link of 2.5 MB/s: one 512 KiB value crosses it in about 210 ms, a ninth of what its timeout
+ * allows for its size (1 s + 1.6 s per MiB: 1.8 s); the ninth of values sent at once arrives
+ * after about as long, the twelfth after 2.5 s. The values are small and the link slow so that
+ * the link, not the host's CPU, sets the pace: every byte costs the test's process CPU time (the
+ * client's encoding, the proxy) that a loaded host stretches, and with twelve 2 MiB values on a
+ * link of 10 MB/s (the same times) and a command timeout of 300 ms, the first of them timed out
+ * on a host loaded 6 times its cores while the process was still sending the others.
  */
-const RATE = 10 * 1_000_000
+const RATE = 2.5 * 1_000_000
+
+/** The command timeout: the marker's, and a large value's before its bytes are counted. */
+const COMMAND_TIMEOUT = "1 second"
+
+/** What a large value's timeout grows by per MiB: four times what a MiB takes to cross the link. */
+const TIMEOUT_PER_MEGABYTE = "1600 millis"
 
 /** A RedisTier alone behind a link of RATE, keys under `<name>:`, values of 1 KiB or more large. */
 const slowTier = (name: string) =>
@@ -37,8 +47,8 @@ const slowTier = (name: string) =>
             port,
             keyPrefix: `${name}:`,
             largeValueBytes: 1024,
-            commandTimeout: "300 millis",
-            timeoutPerMegabyte: "400 millis",
+            commandTimeout: COMMAND_TIMEOUT,
+            timeoutPerMegabyte: TIMEOUT_PER_MEGABYTE,
             connectTimeout: "2 seconds",
             connectionName: name
           })
