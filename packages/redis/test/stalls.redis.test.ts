@@ -4,12 +4,13 @@
  * a peer gone without a word (a host down, a NAT that forgot the flow) is not kept until TCP
  * gives up; a server busy for fewer timeouts keeps its connection.
  */
+import type * as net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Fiber, Layer } from "effect"
 import { RedisConnection } from "../src/index.js"
 import { STALL_LIMIT } from "../src/internal/stalls.js"
-import { commandClient, eventually, observer, silencingProxy } from "./utils.js"
+import { commandClient, eventually, observer, silencingProxy, tcpProxy } from "./utils.js"
 
 const TIMEOUT_MS = 100
 
@@ -27,6 +28,46 @@ const pingUntilAnswered = (client: { readonly ping: () => Promise<string> }, lim
     }
     return false
   })
+
+/**
+ * A TCP proxy in front of the suite's server that, from `hold()` until `release()`, keeps what
+ * the server sends (then passes it on, in order): a connection silent, as while Redis is busy,
+ * for as long as the test says. `blackhole()` makes every connection accepted so far drop what
+ * either side sends, closing nothing.
+ */
+const holdingProxy = Effect.gen(function* () {
+  const conns: Array<{ dropped: boolean }> = []
+  let held: Array<readonly [net.Socket, Buffer]> | undefined
+  const port = yield* tcpProxy((socket, connectUp) => {
+    const conn = { dropped: false }
+    conns.push(conn)
+    const up = connectUp()
+    socket.on("data", (chunk: Buffer) => {
+      if (!conn.dropped) up.write(chunk)
+    })
+    up.on("data", (chunk: Buffer) => {
+      if (conn.dropped) return
+      if (held === undefined) socket.write(chunk)
+      else held.push([socket, chunk])
+    })
+  })
+  return {
+    port,
+    accepted: () => conns.length,
+    hold: () => {
+      held = []
+    },
+    holding: () => held !== undefined,
+    release: () => {
+      const kept = held ?? []
+      held = undefined
+      for (const [socket, chunk] of kept) socket.destroyed || socket.write(chunk)
+    },
+    blackhole: () => {
+      for (const conn of conns) conn.dropped = true
+    }
+  }
+})
 
 describe("a command connection that answers nothing", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
@@ -57,49 +98,75 @@ describe("a command connection that answers nothing", () => {
 
     // README, Timeouts: "nothing at all was read from the command connection for 10 command
     // timeouts (5 s by default)": the number itself, with the default options (the tests above
-    // count in STALL_LIMIT, whatever it is).
+    // count in STALL_LIMIT, whatever it is). The silence is counted from the first command that
+    // timed out (stalls.ts), and so is it here. Busy: the connection is held silent (its replies
+    // kept by the proxy, as while Redis is busy) until a command times out 3.7 s or more after
+    // the first one did (the timeouts come in rounds a command timeout apart: the round at 4 s,
+    // 4.5 s into the silence), and given its replies at that very moment, before any later
+    // timeout can fire: the round at 5 s that would cut it is 1 s away however loaded the host.
+    // (A DEBUG SLEEP of 4.7 s left the end of the silence to when a loaded host let Redis and
+    // the proxy run.) Silent: the cut comes 5 s after the first timeout, not before.
     it.scoped(
-      "with the default 500 ms command timeout: busy for 4.7 s it stays, silent it is cut after 5 s",
+      "with the default 500 ms command timeout: busy for 4.5 s it stays, silent it is cut after 5 s",
       () =>
         Effect.gen(function* () {
           const server = yield* RedisServer.RedisServer
-          const { port, accepted, blackhole } = yield* silencingProxy
-          const look = yield* observer
-          const context = yield* Layer.build(RedisConnection.layer({ host: "127.0.0.1", port }))
+          const proxy = yield* holdingProxy
+          const context = yield* Layer.build(RedisConnection.layer({ host: "127.0.0.1", port: proxy.port }))
           const { client } = Context.get(context, RedisConnection.RedisConnection)
-          expect(server.port).not.toBe(port)
+          expect(server.port).not.toBe(proxy.port)
           expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
-          const connections = accepted()
-          /** A PING every 100 ms, each left to its answer or timeout, until `done`; answers their outcomes. */
-          const pingWhile = (done: () => boolean) =>
+          const connections = proxy.accepted()
+          /**
+           * A PING every 100 ms, each left to its answer or timeout, until `done`; answers their
+           * outcomes, and calls `failed` with the time (performance.now) as each fails.
+           */
+          const pingWhile = (done: () => boolean, failed: (at: number) => void) =>
             Effect.promise(async () => {
               const answers: Array<Promise<string>> = []
               while (!done()) {
-                answers.push(client.ping().then(String, (error: Error) => error.message))
+                answers.push(
+                  client.ping().then(String, (error: Error) => {
+                    failed(performance.now())
+                    return error.message
+                  })
+                )
                 await new Promise((resolve) => setTimeout(resolve, 100))
               }
               return Promise.all(answers)
             })
-          // Busy for 4.7 s (fewer than 10 timeouts): commands time out, the connection stays.
-          let slept = false
-          const sleeping = yield* Effect.fork(
-            Effect.promise(() => look.call("DEBUG", "SLEEP", "4.7").finally(() => (slept = true)))
+          // Silent for 8 timeouts (fewer than 10): commands time out, the connection stays.
+          proxy.hold()
+          let firstBusy: number | undefined
+          const busy = yield* pingWhile(
+            () => !proxy.holding(),
+            (at) => {
+              firstBusy ??= at
+              if (at - firstBusy >= 3_700) proxy.release()
+            }
           )
-          yield* Effect.sleep("30 millis")
-          const busy = yield* pingWhile(() => slept)
-          yield* Fiber.join(sleeping)
           expect(busy).toContain("Command timed out")
           expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
-          expect(accepted()).toBe(connections)
+          expect(proxy.accepted()).toBe(connections)
           // Silent: cut after 5 s of timeouts (not before), then made again.
-          blackhole()
-          const start = Date.now()
-          yield* pingWhile(() => accepted() > connections || Date.now() - start > 20_000)
-          const elapsed = Date.now() - start
-          expect(elapsed).toBeGreaterThanOrEqual(5_000)
+          proxy.blackhole()
+          const start = performance.now()
+          let firstSilent: number | undefined
+          yield* pingWhile(
+            () => proxy.accepted() > connections || performance.now() - start > 20_000,
+            (at) => {
+              firstSilent ??= at
+            }
+          )
+          const end = performance.now()
+          expect(end - start).toBeGreaterThanOrEqual(5_000)
+          // Counted from the first timeout, as the connection counts it.
+          expect(end - (firstSilent ?? end)).toBeGreaterThanOrEqual(5_000)
           // 5 s, the reconnect's delay (at most 1 s by default) and 3 s of room for a loaded host.
-          expect(elapsed).toBeLessThan(9_000)
-          yield* eventually(Effect.promise(() => client.ping()))
+          expect(end - start).toBeLessThan(9_000)
+          // The new connection answers once it is ready (accepted by the proxy, it may still be
+          // opening): a rejected PING is a failure, tried again (as a defect it was not).
+          yield* eventually(Effect.tryPromise(() => client.ping()))
         })
     )
 
