@@ -4,13 +4,12 @@
  * a peer gone without a word (a host down, a NAT that forgot the flow) is not kept until TCP
  * gives up; a server busy for fewer timeouts keeps its connection.
  */
-import type * as net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Fiber, Layer } from "effect"
 import { RedisConnection } from "../src/index.js"
 import { STALL_LIMIT } from "../src/internal/stalls.js"
-import { commandClient, eventually, observer, silencingProxy, tcpProxy } from "./utils.js"
+import { commandClient, eventually, observer, silencingProxy } from "./utils.js"
 
 const TIMEOUT_MS = 100
 
@@ -28,46 +27,6 @@ const pingUntilAnswered = (client: { readonly ping: () => Promise<string> }, lim
     }
     return false
   })
-
-/**
- * A TCP proxy in front of the suite's server that, from `hold()` until `release()`, keeps what
- * the server sends (then passes it on, in order): a connection silent, as while Redis is busy,
- * for as long as the test says. `blackhole()` makes every connection accepted so far drop what
- * either side sends, closing nothing.
- */
-const holdingProxy = Effect.gen(function* () {
-  const conns: Array<{ dropped: boolean }> = []
-  let held: Array<readonly [net.Socket, Buffer]> | undefined
-  const port = yield* tcpProxy((socket, connectUp) => {
-    const conn = { dropped: false }
-    conns.push(conn)
-    const up = connectUp()
-    socket.on("data", (chunk: Buffer) => {
-      if (!conn.dropped) up.write(chunk)
-    })
-    up.on("data", (chunk: Buffer) => {
-      if (conn.dropped) return
-      if (held === undefined) socket.write(chunk)
-      else held.push([socket, chunk])
-    })
-  })
-  return {
-    port,
-    accepted: () => conns.length,
-    hold: () => {
-      held = []
-    },
-    holding: () => held !== undefined,
-    release: () => {
-      const kept = held ?? []
-      held = undefined
-      for (const [socket, chunk] of kept) socket.destroyed || socket.write(chunk)
-    },
-    blackhole: () => {
-      for (const conn of conns) conn.dropped = true
-    }
-  }
-})
 
 describe("a command connection that answers nothing", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
@@ -111,7 +70,7 @@ describe("a command connection that answers nothing", () => {
       () =>
         Effect.gen(function* () {
           const server = yield* RedisServer.RedisServer
-          const proxy = yield* holdingProxy
+          const proxy = yield* silencingProxy
           const context = yield* Layer.build(RedisConnection.layer({ host: "127.0.0.1", port: proxy.port }))
           const { client } = Context.get(context, RedisConnection.RedisConnection)
           expect(server.port).not.toBe(proxy.port)

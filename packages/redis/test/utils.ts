@@ -211,10 +211,12 @@ export const tcpProxy = (
 /**
  * A TCP proxy in front of the suite's server; `blackhole()` makes every connection it accepted
  * so far drop whatever either side sends, without closing anything. Connections accepted later
- * forward as usual.
+ * forward as usual. From `hold()` until `release()`, what the server sends is kept (then passed
+ * on, in order): a connection silent, as while Redis is busy, for as long as the test says.
  */
 export const silencingProxy = Effect.gen(function* () {
   const conns: Array<{ dropped: boolean }> = []
+  let held: Array<readonly [net.Socket, Buffer]> | undefined
   const port = yield* tcpProxy((socket, connectUp) => {
     const conn = { dropped: false }
     conns.push(conn)
@@ -223,7 +225,9 @@ export const silencingProxy = Effect.gen(function* () {
       if (!conn.dropped) up.write(chunk)
     })
     up.on("data", (chunk: Buffer) => {
-      if (!conn.dropped) socket.write(chunk)
+      if (conn.dropped) return
+      if (held === undefined) socket.write(chunk)
+      else held.push([socket, chunk])
     })
   })
   return {
@@ -231,6 +235,15 @@ export const silencingProxy = Effect.gen(function* () {
     accepted: () => conns.length,
     blackhole: () => {
       for (const conn of conns) conn.dropped = true
+    },
+    hold: () => {
+      held = []
+    },
+    holding: () => held !== undefined,
+    release: () => {
+      const kept = held ?? []
+      held = undefined
+      for (const [socket, chunk] of kept) socket.destroyed || socket.write(chunk)
     }
   }
 })
