@@ -18,7 +18,8 @@ export const connectionLayer = (
         host: server.host,
         port: server.port,
         commandTimeout: "500 millis",
-        connectTimeout: "1 second",
+        // Opening is no test's subject here (those give their own): room for a loaded host.
+        connectTimeout: "5 seconds",
         reconnectMaxDelay: "100 millis",
         ...options
       })
