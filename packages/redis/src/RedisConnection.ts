@@ -219,6 +219,7 @@ export const make = (
       reconnectMaxDelay,
       keyPrefix,
       connectionName,
+      tls,
       largeValueBytes,
       timeoutFor
     } = yield* resolveOptions(options)
@@ -227,7 +228,8 @@ export const make = (
       connectTimeout,
       commandTimeout,
       reconnectMaxDelay,
-      connectionName
+      connectionName,
+      tls
     })
     const client = yield* opener.open("command")
     const blocking = yield* makeBlocking(opener, client, commandTimeout, () => layerClosed("blocking"))

@@ -56,18 +56,15 @@ export interface Resolved {
   readonly reconnectMaxDelay: Duration.Duration
   readonly keyPrefix: string
   readonly connectionName: string
+  /**
+   * The driver's TLS settings: the `tls` object as given; from plain JavaScript, `true` as `{}`
+   * (TLS with the defaults) and `false` as absent, as ioredis itself reads them.
+   */
+  readonly tls: ConnectionOptions | undefined
   readonly largeValueBytes: number
   /** The bound (ms) on a command carrying `bytes` bytes: `commandTimeout` plus the per-MiB allowance. */
   readonly timeoutFor: (bytes: number) => number
 }
-
-/**
- * The driver's TLS settings from the `tls` option (checked by `resolveOptions`): an object as
- * given; from plain JavaScript, `true` as `{}` (TLS with the defaults) and `false` as absent, as
- * ioredis itself reads them.
- */
-export const tlsSettings = (tls: Options["tls"] | boolean): ConnectionOptions | undefined =>
-  tls === true ? {} : tls === false ? undefined : tls
 
 /** Checks `options` and resolves their defaults. */
 export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheConfigError> =>
@@ -80,18 +77,19 @@ export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheC
       if (badHost) return yield* badHost
     }
     // Any object of tls.connect options (`{}` for the defaults); presence turns TLS on. From
-    // plain JavaScript, `true` and `false` are read as ioredis reads them (tlsSettings).
-    const tls: unknown = options.tls
+    // plain JavaScript, `true` and `false` are read as ioredis reads them.
+    const givenTls: unknown = options.tls
     if (
-      tls !== undefined &&
-      typeof tls !== "boolean" &&
-      (typeof tls !== "object" || tls === null || Array.isArray(tls))
+      givenTls !== undefined &&
+      typeof givenTls !== "boolean" &&
+      (typeof givenTls !== "object" || givenTls === null || Array.isArray(givenTls))
     ) {
       return yield* new CacheConfigError({
         option: "tls",
         reason: "must be an object of tls.connect options ({} for the defaults)"
       })
     }
+    const tls = givenTls === true ? {} : givenTls === false ? undefined : options.tls
     for (const option of ["allowEmptyPrefix", "enableAutoPipelining"] as const) {
       const bad = notABoolean(options[option], option)
       if (bad) return yield* bad
@@ -117,8 +115,7 @@ export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheC
       options.allowEmptyPrefix,
       DEFAULT_PREFIX
     )
-    const connectionName: unknown =
-      options.connectionName === undefined ? "tiercache" : options.connectionName
+    const connectionName: unknown = given<unknown>(options.connectionName, "tiercache")
     // What CLIENT SETNAME accepts: with anything else Redis refused it, and the driver went on
     // with the connection unnamed (nothing in CLIENT LIST told the cache's connections apart).
     if (!(typeof connectionName === "string" && /^[!-~]+$/.test(connectionName))) {
@@ -142,6 +139,7 @@ export const resolveOptions = (options: Options): Effect.Effect<Resolved, CacheC
       reconnectMaxDelay,
       keyPrefix,
       connectionName,
+      tls,
       largeValueBytes,
       timeoutFor
     }

@@ -3,12 +3,12 @@
  * PING under the connect timeout, the driver's events turned into Effect log lines (its console
  * notices included, see quiet.ts), and a close with the scope.
  */
+import type { ConnectionOptions } from "node:tls"
 import { Duration, Effect, Redacted, Runtime, type Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import type { Options } from "../RedisConnection.js"
 import { READ_COMMAND } from "./commands.js"
 import { RedisConnectionError } from "./connectionError.js"
-import { tlsSettings } from "./connectionOptions.js"
 import { keepDeadlines } from "./deadlines.js"
 import { given } from "./optionsObject.js"
 import { quiet } from "./quiet.js"
@@ -35,6 +35,8 @@ export const makeOpener = (settings: {
   readonly commandTimeout: Duration.Duration
   readonly reconnectMaxDelay: Duration.Duration
   readonly connectionName: string
+  /** The driver's TLS settings, resolved (connectionOptions.ts). */
+  readonly tls: ConnectionOptions | undefined
 }): Effect.Effect<Opener> =>
   Effect.gen(function* () {
     const runtime = yield* Effect.runtime<never>()
@@ -71,8 +73,7 @@ export const makeOpener = (settings: {
       if (options.host !== undefined) base.host = options.host
       if (options.port !== undefined) base.port = options.port
       if (options.db !== undefined) base.db = options.db
-      const tls = tlsSettings(options.tls)
-      if (tls !== undefined) base.tls = tls
+      if (settings.tls !== undefined) base.tls = settings.tls
       if (options.username !== undefined) base.username = Redacted.value(options.username)
       if (options.password !== undefined) base.password = Redacted.value(options.password)
       return base
