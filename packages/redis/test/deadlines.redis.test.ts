@@ -6,11 +6,11 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisServer } from "@tiercache/testing"
-import { Context, Effect, Fiber, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { Command, type Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { held, TIMED_OUT } from "../src/internal/deadlines.js"
-import { commandClient, connectionLayer, eventually, observer } from "./utils.js"
+import { commandClient, connectionLayer, eventually, observer, silencingProxy } from "./utils.js"
 
 const TIMEOUT_MS = 200
 
@@ -58,28 +58,35 @@ const send = (client: Redis, name: string, args: Array<string>): Promise<unknown
   return command.promise
 }
 
-/** Holds the server busy (DEBUG SLEEP) for `seconds`, on the observer's connection. */
-const holdServer = (look: Redis, seconds: number) =>
-  Effect.gen(function* () {
-    const sleeping = yield* Effect.fork(Effect.promise(() => look.call("DEBUG", "SLEEP", String(seconds))))
-    // The observer's command has reached the server once a PING from another client waits.
-    yield* Effect.sleep("30 millis")
-    return sleeping
+/**
+ * The command connection's client, with a command timeout of TIMEOUT_MS, through a proxy whose
+ * `hold()` keeps every reply of the server from it until `release()`, as while Redis is busy: a
+ * command sent while held can only end by its deadline (the proxy releases, in order, when the
+ * test's scope closes, if the test did not).
+ */
+const timedClient = Effect.gen(function* () {
+  const proxy = yield* silencingProxy
+  const client = yield* commandClient({
+    host: "127.0.0.1",
+    port: proxy.port,
+    commandTimeout: `${TIMEOUT_MS} millis`
   })
-
-/** The command connection's client, with a command timeout of TIMEOUT_MS, for the test. */
-const timedClient = commandClient({ commandTimeout: `${TIMEOUT_MS} millis` })
+  // Before the connection closes (finalizers run last first).
+  yield* Effect.addFinalizer(() => Effect.sync(proxy.release))
+  return { client, proxy }
+})
 
 describe("command deadlines", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.scoped("each command without a reply fails at its own deadline, with ioredis's error", () =>
       Effect.gen(function* () {
-        const client = yield* timedClient
-        const look = yield* observer
-        const sleeping = yield* holdServer(look, 2)
-        const first = watch(client.get("a"))
+        const { client, proxy } = yield* timedClient
+        proxy.hold()
+        // Sent as single commands: the driver's auto-pipeline sends a command only once the
+        // pipeline before it is answered, so the second would not be on its way beside the first.
+        const first = watch(send(client, "get", ["a"]))
         yield* Effect.sleep("100 millis")
-        const second = watch(client.get("b"))
+        const second = watch(send(client, "get", ["b"]))
         yield* Effect.promise(() => first.settled)
         // The second was sent 100 ms later: its deadline has not come when the first fails.
         expect(first.outcome).toBe("failed")
@@ -91,33 +98,33 @@ describe("command deadlines", () => {
         // Never before the deadline (timers may fire up to a millisecond early by the clock).
         expect(first.at - first.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
         expect(second.at - second.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
-        // Both failed while the server still slept: by the timeout, not by the late replies.
-        expect(sleeping.unsafePoll()).toBeNull()
-        yield* Fiber.join(sleeping)
+        // The replies, held until now, reach commands that have failed already; the connection
+        // goes on answering in order.
+        proxy.release()
+        expect(yield* Effect.promise(() => client.set("a", "1"))).toBe("OK")
+        expect(yield* Effect.promise(() => client.get("a"))).toBe("1")
       })
     )
 
     it.scoped("a command sent after the connection was idle past the timeout still gets its deadline", () =>
       Effect.gen(function* () {
-        const client = yield* timedClient
-        const look = yield* observer
+        const { client, proxy } = yield* timedClient
         expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
         // Idle for longer than the timeout: the timer of the answered PING has fired and found
         // nothing left.
         yield* Effect.sleep(`${TIMEOUT_MS * 2} millis`)
-        const sleeping = yield* holdServer(look, 2)
+        proxy.hold()
         const late = watch(client.get("c"))
         yield* Effect.promise(() => late.settled)
         expect(late.outcome).toBe("failed")
         expect((late.error as Error).message).toBe(TIMED_OUT)
-        expect(sleeping.unsafePoll()).toBeNull()
-        yield* Fiber.join(sleeping)
+        expect(late.at - late.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
       })
     )
 
     it.scoped("commands answered in time never fail, and later ones keep their deadlines", () =>
       Effect.gen(function* () {
-        const client = yield* timedClient
+        const { client, proxy } = yield* timedClient
         const look = yield* observer
         // Many commands, in bursts and one by one: the queue drops answered ones and compacts.
         const replies: Array<Watched> = []
@@ -132,21 +139,21 @@ describe("command deadlines", () => {
         expect(replies.filter((r) => r.outcome !== "answered")).toEqual([])
         expect(yield* Effect.promise(() => look.get("counter"))).toBe("50")
         // A command held now fails at its own deadline, not at one of an earlier command.
-        const sleeping = yield* holdServer(look, 2)
+        proxy.hold()
         const held = watch(client.get("k:0:0"))
         yield* Effect.promise(() => held.settled)
         expect(held.outcome).toBe("failed")
         expect(held.at - held.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
-        expect(sleeping.unsafePoll()).toBeNull()
-        yield* Fiber.join(sleeping)
-        // And once the server answers again, so do the commands.
+        proxy.release()
+        // And once the server's replies come again, so do the commands' answers.
         expect(yield* Effect.promise(() => client.get("k:0:0"))).toBe("0")
       })
     )
 
     it.scoped("a reply that came while the event loop was held past the deadline answers its command", () =>
       Effect.gen(function* () {
-        const client = yield* timedClient
+        // Straight to the server: a proxy in this process would be held with the event loop.
+        const client = yield* commandClient({ commandTimeout: `${TIMEOUT_MS} millis` })
         expect(yield* Effect.promise(() => client.set("held", "v"))).toBe("OK")
         // Several rounds: the event loop is held from wherever it is in its turn.
         for (let round = 0; round < 6; round++) {
@@ -160,13 +167,17 @@ describe("command deadlines", () => {
           yield* Effect.promise(() => reply.settled)
           expect({ round, outcome: reply.outcome }).toEqual({ round, outcome: "answered" })
         }
-        // A command with no reply still fails.
-        const look = yield* observer
-        const sleeping = yield* holdServer(look, 1)
-        const late = watch(client.get("held"))
+        // A command with no reply still fails: sent behind a BLPOP that holds this connection
+        // (the server answers nothing on it for 1 s, and everything after it in order).
+        const blocked = watch(send(client, "blpop", ["held:nothing", "1"]))
+        const late = watch(send(client, "get", ["held"]))
         yield* Effect.promise(() => late.settled)
         expect(late.outcome).toBe("failed")
-        yield* Fiber.join(sleeping)
+        expect((late.error as Error).message).toBe(TIMED_OUT)
+        expect(late.at - late.sentAt).toBeGreaterThanOrEqual(TIMEOUT_MS - 1)
+        yield* Effect.promise(() => blocked.settled)
+        // Once the BLPOP has ended, the connection answers again.
+        yield* eventually(Effect.tryPromise(() => client.get("held")))
       })
     )
 
@@ -225,7 +236,7 @@ describe("command deadlines", () => {
       "a command sent while a thousand answered ones sit ahead of unanswered ones keeps its own deadline",
       () =>
         Effect.gen(function* () {
-          const client = yield* timedClient
+          const { client } = yield* timedClient
           // 1,100 SETs, then a BLPOP that holds this connection (not the server, which answers
           // the SETs) for 2 s, so that the SETs are answered and what follows them is not. Sent
           // as single commands: the driver's auto-pipeline answers a pipeline's commands together.
