@@ -27,6 +27,16 @@ describe("own echoes of the Redis bus", () => {
     expect(echoes.take(payload)).toBeUndefined()
   })
 
+  it("a payload published again adds one echo for each live subscription", () => {
+    const echoes = OwnEchoes.make()
+    echoes.subscribed()
+    echoes.subscribed()
+    echoes.remember(payload, remove)
+    echoes.remember(payload, remove)
+    for (let i = 0; i < 4; i++) expect(echoes.take(payload)).toBeDefined()
+    expect(echoes.take(payload)).toBeUndefined()
+  })
+
   it("nothing is kept without a subscription, for Update messages, or past the limit", () => {
     const echoes = OwnEchoes.make(2)
     echoes.remember(payload, remove)
