@@ -120,6 +120,86 @@ describe("keyOrder", () => {
     })
   )
 
+  // Two large writes of a key, the second waiting for the first: once the first has landed, the
+  // second is sent and keeps the key registered until it lands itself. A small write issued then
+  // waits for it (the first one's end must not free the key the second one registered), else it
+  // lands first and the second large write overwrites it.
+  it.live("a write that waited for a large one keeps its key until it lands itself", () =>
+    Effect.gen(function* () {
+      const order = KeyOrder.make(1_000)
+      const events: Array<string> = []
+      const manual = () => {
+        let resolve!: () => void
+        const promise = new Promise<void>((r) => {
+          resolve = r
+        })
+        return { promise, resolve }
+      }
+      const first = manual()
+      const second = manual()
+      const large = (name: string, lands: ReturnType<typeof manual>) =>
+        order.after(
+          ["k"],
+          (landing) =>
+            Effect.sync(() => {
+              events.push(`${name} sent`)
+              landing(
+                lands.promise.then(() => events.push(`${name} landed`)),
+                0
+              )
+            }),
+          Effect.sync(() => {
+            events.push(`${name} stuck`)
+          })
+        )
+      yield* large("first", first)
+      const waiting = yield* Effect.fork(large("second", second))
+      yield* Effect.sleep("10 millis")
+      first.resolve()
+      yield* Effect.sleep("10 millis")
+      expect(events).toEqual(["first sent", "first landed", "second sent"])
+      expect(order.waits("k")).toBe(true)
+      const small = yield* Effect.fork(
+        order.after(
+          ["k"],
+          () =>
+            Effect.sync(() => {
+              events.push("small sent")
+            }),
+          Effect.void
+        )
+      )
+      yield* Effect.sleep("10 millis")
+      second.resolve()
+      yield* small.await
+      yield* waiting.await
+      expect(events).toEqual(["first sent", "first landed", "second sent", "second landed", "small sent"])
+    })
+  )
+
+  // A write whose command timed out (Redis slow, not gone) ends with the command still on its
+  // way: a write of the key issued then waits a command's timeout more for it to land (the PING
+  // behind it), not giving up at once because the command's own timeout has passed.
+  it.live("a write after one whose command timed out waits a command's timeout for its landing", () =>
+    Effect.gen(function* () {
+      const order = KeyOrder.make(200)
+      const lands = new Promise<void>((resolve) => setTimeout(resolve, 300))
+      yield* order.after(
+        ["k"],
+        (landing) =>
+          Effect.zipRight(
+            Effect.sync(() => landing(lands, 0)),
+            // Its caller gives up on the reply a command's timeout later (and a little more).
+            Effect.sleep("250 millis")
+          ),
+        Effect.void
+      )
+      yield* Effect.sleep("10 millis")
+      expect(order.waits("k")).toBe(true)
+      expect(yield* order.after(["k"], () => Effect.succeed("sent"), Effect.succeed("stuck"))).toBe("sent")
+    })
+  )
+
   // The wall clock stepped back (NTP, a VM restored) while a write waits behind a large write
   // that does not land: the wait stays a command's timeout, not the step's length (an hour
   // here), nor does a step forward make a healthy write give up.
