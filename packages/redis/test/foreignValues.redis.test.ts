@@ -164,6 +164,24 @@ describe("foreign values under the prefix", () => {
         })
     )
 
+    // The script tells an empty value from a missing key by an EXISTS (GETRANGE answers "" for
+    // both): an empty string is a plain string, no entry, and counted when replaced.
+    it.scoped("writeIfNewer counts an empty string it replaces, not a missing key", () =>
+      Effect.gen(function* () {
+        const tier = yield* tierOn("fv-empty", "fv-empty:")
+        const look = yield* observer
+        yield* Effect.promise(() => look.set("fv-empty:blank", ""))
+        const now = Date.now()
+        const applied = yield* tier.writeIfNewer!([
+          { key: "blank", entry: entry("filled"), at: now },
+          { key: "missing", entry: entry("new"), at: now }
+        ])
+        expect(applied).toEqual([true, true])
+        expect(yield* counted("fv-empty")).toBe(1)
+        expect(Option.map(yield* tier.get("blank"), (e) => e.value)).toEqual(Option.some("filled"))
+      })
+    )
+
     it.scoped(
       "a foreign value overwritten by getOrCompute is counted once, then read as the entry on two instances",
       () =>
