@@ -1,7 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { vi } from "vitest"
 import * as KeyOrder from "../src/internal/keyOrder.js"
+
+/** Waits until `done()` holds, a millisecond at a time (the test's own timeout bounds it). */
+const until = (done: () => boolean): Effect.Effect<void> =>
+  Effect.suspend(() => (done() ? Effect.void : Effect.zipRight(Effect.sleep("1 millis"), until(done))))
 
 /** A large write of "k" sent, whose landing never comes (Redis paused, or its host gone). */
 const neverLands = (order: ReturnType<typeof KeyOrder.make>) =>
@@ -154,9 +158,10 @@ describe("keyOrder", () => {
         )
       yield* large("first", first)
       const waiting = yield* Effect.fork(large("second", second))
-      yield* Effect.sleep("10 millis")
+      // The second registered behind the first (it runs until it waits).
+      yield* Effect.yieldNow()
       first.resolve()
-      yield* Effect.sleep("10 millis")
+      yield* until(() => events.includes("second sent"))
       expect(events).toEqual(["first sent", "first landed", "second sent"])
       expect(order.waits("k")).toBe(true)
       const small = yield* Effect.fork(
@@ -169,7 +174,8 @@ describe("keyOrder", () => {
           Effect.void
         )
       )
-      yield* Effect.sleep("10 millis")
+      // The small write registered behind the second (it runs until it waits).
+      yield* Effect.yieldNow()
       second.resolve()
       yield* small.await
       yield* waiting.await
@@ -183,7 +189,10 @@ describe("keyOrder", () => {
   it.live("a write after one whose command timed out waits a command's timeout for its landing", () =>
     Effect.gen(function* () {
       const order = KeyOrder.make(200)
-      const lands = new Promise<void>((resolve) => setTimeout(resolve, 300))
+      let landed!: () => void
+      const lands = new Promise<void>((resolve) => {
+        landed = resolve
+      })
       yield* order.after(
         ["k"],
         (landing) =>
@@ -194,9 +203,16 @@ describe("keyOrder", () => {
           ),
         Effect.void
       )
-      yield* Effect.sleep("10 millis")
       expect(order.waits("k")).toBe(true)
-      expect(yield* order.after(["k"], () => Effect.succeed("sent"), Effect.succeed("stuck"))).toBe("sent")
+      // Past the command's own deadline (given at once, 200 ms): only the timeout more keeps the
+      // next write waiting. It lands a few event-loop turns later (a write past its wait gives up
+      // in one), with 170 ms of room for a loaded host.
+      const next = yield* Effect.fork(
+        order.after(["k"], () => Effect.succeed("sent"), Effect.succeed("stuck"))
+      )
+      yield* Effect.sleep("20 millis")
+      landed()
+      expect(yield* Fiber.join(next)).toBe("sent")
     })
   )
 
