@@ -78,6 +78,20 @@ describe("Versions", () => {
     expect(v.current("untouched", since)).toBe(false)
   })
 
+  it("a flight that began at the last change time of a dropped generation keeps the next ones", () => {
+    const v = Versions.make(sizes)
+    for (let i = 0; i < G - 1; i++) write(v, `first${i}`)
+    // The first generation's last change time is this write's start: the flight begins there.
+    v.changing("last")
+    const since = v.begin()
+    v.changed("last")
+    // The third generation drops the first; the fourth must not drop the second, the flight's.
+    for (let i = 0; i < 3 * G; i++) write(v, `k${i}`)
+    expect(v.current("untouched", since)).toBe(true)
+    expect(v.current("k0", since)).toBe(false)
+    expect(v.current("last", since)).toBe(false)
+  })
+
   it("two flights that began at the same time are counted apart", () => {
     const v = Versions.make(sizes)
     const first = v.begin()
