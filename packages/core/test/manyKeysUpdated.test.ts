@@ -78,4 +78,20 @@ describe("Updates of many keys", () => {
       expect(yield* c.get("fresh")).toEqual(Option.none())
     })
   )
+
+  it.scoped("a removal forgotten after an Update of its key still refuses undated Updates", () =>
+    Effect.gen(function* () {
+      const hub = yield* TestBus.makeHub
+      const c = yield* receiver(hub)
+      // The key's removal, then an Update of it: the key's record is the Update's now, but a
+      // removal of it was made, and forgetting the key forgets that removal.
+      yield* hub.publishRaw(JSON.stringify({ type: "Remove", key: "r" }))
+      yield* hub.publishRaw(undated("r", "late"))
+      const n = LateUpdates.KEYS + 10
+      for (let i = 0; i < n; i++) yield* hub.publishRaw(undated(`k${i}`, `v${i}`))
+      yield* hub.publishRaw(undated("fresh", "f"))
+      yield* applied(c, n + 3)
+      expect(yield* c.get("fresh")).toEqual(Option.none())
+    })
+  )
 })
