@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Exit, Fiber, Option } from "effect"
 import * as Signal from "../src/internal/signal.js"
 
 // The one-shot result flights and pending stores wait on (internal/signal.ts).
@@ -42,6 +42,32 @@ describe("Signal", () => {
       Signal.done(signal, Exit.succeed("ok"))
       expect(yield* Fiber.join(stays)).toBe("ok")
       expect(signal.waiters).toBeUndefined()
+    })
+  )
+
+  it.effect("a wait made before the result and run after it answers the result", () =>
+    Effect.gen(function* () {
+      const signal = Signal.make<number>()
+      const waiting = Signal.wait(signal)
+      Signal.done(signal, Exit.succeed(3))
+      const fiber = yield* Effect.fork(waiting)
+      yield* Effect.yieldNow()
+      expect(yield* Fiber.poll(fiber)).toEqual(Option.some(Exit.succeed(3)))
+    })
+  )
+
+  it.effect("a wait that timed out leaves: nothing keeps it, and the result later wakes no one", () =>
+    Effect.gen(function* () {
+      const signal = Signal.make<number>()
+      const answer = yield* Signal.waitWithin(
+        signal,
+        (n) => n,
+        1,
+        () => Effect.succeed("timed out")
+      )
+      expect(answer).toBe("timed out")
+      expect(signal.waiters ?? []).toEqual([])
+      Signal.done(signal, Exit.succeed(1))
     })
   )
 })
