@@ -181,6 +181,33 @@ describe("a caller's soft timeout answers that caller only (TestClock)", () => {
       })
   )
 
+  it.scoped(
+    "a caller interrupted after its soft timeout passed during a slow lookup is not served stale",
+    () =>
+      Effect.gen(function* () {
+        const inner = yield* TestTier.make()
+        const l2 = yield* ChaosTier.wrap(inner)
+        const cache = yield* build({}, l2)
+        yield* inner.plant("k", Entry.make({ value: "v1 in L2", now: 0, ttlMs: 1000, graceMs: 3_600_000 }))
+        yield* TestClock.adjust("1 second")
+        yield* l2.delay("get", "900 millis")
+        const gone = yield* Effect.fork(cache.getOrCompute("k", slow("v2", 1000), soft(100)))
+        yield* settle
+        const plain = yield* Effect.fork(cache.getOrCompute("k", slow("v3", 1000)))
+        yield* settle
+        // Its soft timeout passes while the lookup is under way; then it leaves.
+        yield* TestClock.adjust("100 millis")
+        yield* settle
+        yield* Fiber.interrupt(gone)
+        // The lookup ends with the stale copy: nobody is left to take it, nothing counts it.
+        yield* TestClock.adjust("800 millis")
+        yield* settle
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(plain)).toBe("v2")
+        expect((yield* counts(cache)).staleServed).toBe(0)
+      })
+  )
+
   it.scoped("a stale copy in L1 answers a caller's soft timeout during a slow lookup; the others wait", () =>
     Effect.gen(function* () {
       const inner = yield* TestTier.make()
