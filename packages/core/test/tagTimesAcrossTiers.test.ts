@@ -3,6 +3,7 @@ import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosTier, TestTier } from "@tiercache/testing"
 import { Clock, Effect, Option, TestClock } from "effect"
 import * as TagTimes from "../src/internal/tags.js"
+import type { TierAccess } from "../src/internal/tierAccess.js"
 
 // A tag's invalidation time is written to every lower tier, each keeping its latest
 // (writeIfNewer); a write that missed one tier (an outage, a breaker open) leaves an older time
@@ -106,4 +107,16 @@ describe("a tag's invalidation time read from several lower tiers", () => {
       expect((yield* chaos3.calls).get).toBe(1)
     })
   )
+})
+
+describe("a tag's invalidation time noted here", () => {
+  it("only grows: an older time noted later (a message delayed, a clock behind) does not lower it", () => {
+    const tags = TagTimes.make({} as TierAccess, () => 0)
+    const at = (createdAt: number) => Entry.make({ value: "v", now: createdAt, ttlMs: 60_000, tags: ["t"] })
+    tags.invalidated("t", 1_000)
+    tags.invalidated("t", 500)
+    // An entry created between the two is invalidated by the later time, which still holds.
+    expect(tags.valid(at(700))).toBe(false)
+    expect(tags.valid(at(1_001))).toBe(true)
+  })
 })
