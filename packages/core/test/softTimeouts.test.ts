@@ -32,6 +32,17 @@ const slow = <A>(value: A, ms: number) => Effect.as(Effect.sleep(ms), value)
 const staleV1 = (cache: TieredCache.TieredCache.Service) =>
   Effect.zipRight(cache.set("k", "v1", { ttl: "1 second", grace: "1 hour" }), TestClock.adjust("1 second"))
 
+/** A cache whose only copy of "k" is a stale one in L2, whose reads answer in 900 ms. */
+const staleInSlowL2 = Effect.gen(function* () {
+  const inner = yield* TestTier.make()
+  const l2 = yield* ChaosTier.wrap(inner)
+  const cache = yield* build({}, l2)
+  yield* inner.plant("k", Entry.make({ value: "v1 in L2", now: 0, ttlMs: 1000, graceMs: 3_600_000 }))
+  yield* TestClock.adjust("1 second")
+  yield* l2.delay("get", "900 millis")
+  return cache
+})
+
 const soft = (ms: number): TieredCache.ComputeOptions => ({ timeouts: { soft: `${ms} millis` } })
 
 /** The statistics a test of one computation checks. */
@@ -140,13 +151,7 @@ describe("a caller's soft timeout answers that caller only (TestClock)", () => {
     "a soft timeout that passes during a slow lookup answers its caller alone, once the lookup ends",
     () =>
       Effect.gen(function* () {
-        const inner = yield* TestTier.make()
-        const l2 = yield* ChaosTier.wrap(inner)
-        const cache = yield* build({}, l2)
-        // Only L2 holds a stale copy; it answers in 900 ms.
-        yield* inner.plant("k", Entry.make({ value: "v1 in L2", now: 0, ttlMs: 1000, graceMs: 3_600_000 }))
-        yield* TestClock.adjust("1 second")
-        yield* l2.delay("get", "900 millis")
+        const cache = yield* staleInSlowL2
         const first = yield* Effect.fork(cache.getOrCompute("k", slow("v2", 1000), soft(100)))
         yield* settle
         const plain = yield* Effect.fork(cache.getOrCompute("k", slow("v3", 1000)))
@@ -185,12 +190,7 @@ describe("a caller's soft timeout answers that caller only (TestClock)", () => {
     "a caller interrupted after its soft timeout passed during a slow lookup is not served stale",
     () =>
       Effect.gen(function* () {
-        const inner = yield* TestTier.make()
-        const l2 = yield* ChaosTier.wrap(inner)
-        const cache = yield* build({}, l2)
-        yield* inner.plant("k", Entry.make({ value: "v1 in L2", now: 0, ttlMs: 1000, graceMs: 3_600_000 }))
-        yield* TestClock.adjust("1 second")
-        yield* l2.delay("get", "900 millis")
+        const cache = yield* staleInSlowL2
         const gone = yield* Effect.fork(cache.getOrCompute("k", slow("v2", 1000), soft(100)))
         yield* settle
         const plain = yield* Effect.fork(cache.getOrCompute("k", slow("v3", 1000)))

@@ -10,7 +10,8 @@ import { Context, Effect, Layer } from "effect"
 import { Command, type Redis } from "ioredis"
 import { RedisConnection } from "../src/index.js"
 import { held, TIMED_OUT } from "../src/internal/deadlines.js"
-import { commandClient, connectionLayer, eventually, observer, silencingProxy } from "./utils.js"
+import { heldClient } from "./heldClient.js"
+import { commandClient, connectionLayer, eventually, observer } from "./utils.js"
 
 const TIMEOUT_MS = 200
 
@@ -58,23 +59,8 @@ const send = (client: Redis, name: string, args: Array<string>): Promise<unknown
   return command.promise
 }
 
-/**
- * The command connection's client, with a command timeout of TIMEOUT_MS, through a proxy whose
- * `hold()` keeps every reply of the server from it until `release()`, as while Redis is busy: a
- * command sent while held can only end by its deadline (the proxy releases, in order, when the
- * test's scope closes, if the test did not).
- */
-const timedClient = Effect.gen(function* () {
-  const proxy = yield* silencingProxy
-  const client = yield* commandClient({
-    host: "127.0.0.1",
-    port: proxy.port,
-    commandTimeout: `${TIMEOUT_MS} millis`
-  })
-  // Before the connection closes (finalizers run last first).
-  yield* Effect.addFinalizer(() => Effect.sync(proxy.release))
-  return { client, proxy }
-})
+/** The command connection's client, with a command timeout of TIMEOUT_MS, whose replies the test can hold. */
+const timedClient = heldClient({ commandTimeout: `${TIMEOUT_MS} millis` })
 
 describe("command deadlines", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {

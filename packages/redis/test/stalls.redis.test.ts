@@ -9,6 +9,7 @@ import { RedisServer } from "@tiercache/testing"
 import { Context, Effect, Layer } from "effect"
 import { RedisConnection } from "../src/index.js"
 import { STALL_LIMIT } from "../src/internal/stalls.js"
+import { heldClient } from "./heldClient.js"
 import { commandClient, eventually, silencingProxy } from "./utils.js"
 
 const TIMEOUT_MS = 100
@@ -131,14 +132,7 @@ describe("a command connection that answers nothing", () => {
 
     it.scoped("a server busy for fewer timeouts keeps the connection", () =>
       Effect.gen(function* () {
-        const proxy = yield* silencingProxy
-        const client = yield* commandClient({
-          host: "127.0.0.1",
-          port: proxy.port,
-          commandTimeout: `${TIMEOUT_MS} millis`
-        })
-        // Before the connection closes (finalizers run last first), should the test end early.
-        yield* Effect.addFinalizer(() => Effect.sync(proxy.release))
+        const { client, proxy } = yield* heldClient({ commandTimeout: `${TIMEOUT_MS} millis` })
         expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
         const connections = proxy.accepted()
         // Busy for 70% of the stall limit: the connection held silent (its replies kept by the
