@@ -22,9 +22,9 @@ export interface Check {
 const valuesOf = (tier: Tier.Tier.Service, keys: ReadonlyArray<string>) =>
   Effect.map(tier.getMany(keys), (found) => found.map(Option.map((e) => e.value)))
 
-/** Writes `value` (its own value) under each key, for a minute. */
-const fill = (tier: Tier.Tier.Service, keys: ReadonlyArray<string>) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+/** Writes `value` (its own value) under each key, for a minute, created at `at` (default: the clock's now). */
+const fill = (tier: Tier.Tier.Service, keys: ReadonlyArray<string>, at?: number) =>
+  Effect.flatMap(at === undefined ? Clock.currentTimeMillis : Effect.succeed(at), (now) =>
     tier.setMany(keys.map((key) => [key, Entry.make({ value: key, now, ttlMs: 60_000 })] as const))
   )
 
@@ -127,7 +127,8 @@ export const checks: ReadonlyArray<Check> = [
         if (writeIfNewer === undefined) return
         const now = yield* Clock.currentTimeMillis
         const [older, absent, same, keep, drop] = Array.from({ length: 5 }, () => freshKey("ifNewer"))
-        yield* fill(tier, [older!, same!, keep!, drop!])
+        // Created at `now` exactly: on a live clock a millisecond may pass before the fill.
+        yield* fill(tier, [older!, same!, keep!, drop!], now)
         const change = (key: string, at: number, removal = false): Tier.Tier.Change => ({
           key,
           at,
