@@ -2,10 +2,16 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { vi } from "vitest"
 import * as KeyOrder from "../src/internal/keyOrder.js"
+import { eventually } from "./utils.js"
 
-/** Waits until `done()` holds, a millisecond at a time (the test's own timeout bounds it). */
-const until = (done: () => boolean): Effect.Effect<void> =>
-  Effect.suspend(() => (done() ? Effect.void : Effect.zipRight(Effect.sleep("1 millis"), until(done))))
+/** A landing the test settles by hand: `promise`, settled by `resolve()`. */
+const manual = () => {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}
 
 /** A large write of "k" sent, whose landing never comes (Redis paused, or its host gone). */
 const neverLands = (order: ReturnType<typeof KeyOrder.make>) =>
@@ -132,13 +138,6 @@ describe("keyOrder", () => {
     Effect.gen(function* () {
       const order = KeyOrder.make(1_000)
       const events: Array<string> = []
-      const manual = () => {
-        let resolve!: () => void
-        const promise = new Promise<void>((r) => {
-          resolve = r
-        })
-        return { promise, resolve }
-      }
       const first = manual()
       const second = manual()
       const large = (name: string, lands: ReturnType<typeof manual>) =>
@@ -161,7 +160,12 @@ describe("keyOrder", () => {
       // The second registered behind the first (it runs until it waits).
       yield* Effect.yieldNow()
       first.resolve()
-      yield* until(() => events.includes("second sent"))
+      yield* eventually(
+        Effect.filterOrFail(
+          Effect.sync(() => events),
+          (happened) => happened.includes("second sent")
+        )
+      )
       expect(events).toEqual(["first sent", "first landed", "second sent"])
       expect(order.waits("k")).toBe(true)
       const small = yield* Effect.fork(
@@ -189,15 +193,12 @@ describe("keyOrder", () => {
   it.live("a write after one whose command timed out waits a command's timeout for its landing", () =>
     Effect.gen(function* () {
       const order = KeyOrder.make(200)
-      let landed!: () => void
-      const lands = new Promise<void>((resolve) => {
-        landed = resolve
-      })
+      const lands = manual()
       yield* order.after(
         ["k"],
         (landing) =>
           Effect.zipRight(
-            Effect.sync(() => landing(lands, 0)),
+            Effect.sync(() => landing(lands.promise, 0)),
             // Its caller gives up on the reply a command's timeout later (and a little more).
             Effect.sleep("250 millis")
           ),
@@ -211,7 +212,7 @@ describe("keyOrder", () => {
         order.after(["k"], () => Effect.succeed("sent"), Effect.succeed("stuck"))
       )
       yield* Effect.sleep("20 millis")
-      landed()
+      lands.resolve()
       expect(yield* Fiber.join(next)).toBe("sent")
     })
   )
