@@ -111,6 +111,41 @@ describe("foreign values under the prefix", () => {
       })
     )
 
+    // An empty string is a plain string, no entry (Entry.serialize never writes one). GETRANGE
+    // answers "" for a missing key too: the reads tell the two apart by the key's PTTL.
+    it.scoped("an empty string counts as a foreign value on every read path; a missing key does not", () =>
+      Effect.gen(function* () {
+        const tier = yield* tierOn("fv-blank", "fv-blank:")
+        const look = yield* observer
+        yield* Effect.promise(() => look.set("fv-blank:blank", ""))
+        yield* Effect.promise(() => look.set("fv-blank:blank2", "", "PX", 60_000))
+        yield* tier.set("good", entry("G"))
+        // A lone read.
+        expect(yield* tier.get("blank")).toEqual(Option.none())
+        expect(yield* tier.get("missing")).toEqual(Option.none())
+        expect(yield* counted("fv-blank")).toBe(1)
+        const keys = ["good", "blank", "missing", "blank2"]
+        const expected = [true, false, false, false]
+        // The reads of one tick: one script call (MGET path).
+        const got = yield* Effect.all(
+          keys.map((key) => tier.get(key)),
+          { concurrency: "unbounded" }
+        )
+        expect(got.map(Option.isSome)).toEqual(expected)
+        expect(yield* counted("fv-blank")).toBe(3)
+        expect((yield* tier.getMany(keys)).map(Option.isSome)).toEqual(expected)
+        expect(yield* counted("fv-blank")).toBe(5)
+        // With the large-value marker set, the script reads by GETRANGE: the same counts.
+        yield* Effect.promise(() => look.set("fv-blank:__tiercache:large", "1", "PX", 60_000))
+        expect((yield* tier.getMany(keys)).map(Option.isSome)).toEqual(expected)
+        expect(yield* counted("fv-blank")).toBe(7)
+        // Replaced by a write: an entry, uncounted.
+        yield* tier.set("blank", entry("B"))
+        expect(Option.map(yield* tier.get("blank"), (e) => e.value)).toEqual(Option.some("B"))
+        expect(yield* counted("fv-blank")).toBe(7)
+      })
+    )
+
     it.scoped("a large foreign value (read on the large-value connection) counts once per read", () =>
       Effect.gen(function* () {
         const tier = yield* tierOn("fv-large", "fv-large:", 1024)

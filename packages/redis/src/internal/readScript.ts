@@ -15,7 +15,9 @@ export const isLater = (raw: unknown): boolean => Array.isArray(raw)
 /**
  * Reads the values and remaining lifetimes (PTTL) of KEYS[2..] in one atomic command, as a flat
  * array `[value1, pttl1, value2, pttl2, ...]`; a key holding nothing answers `false, -2` (a
- * miss), one holding something other than a string `false, -3` (notAString.ts: GETRANGE's
+ * miss), one holding an empty string answers it with its PTTL (no entry is empty: decoded as a
+ * foreign value; GETRANGE answers "" for a missing key too, told apart by that PTTL), one
+ * holding something other than a string `false, -3` (notAString.ts: GETRANGE's
  * WRONGTYPE, or, for the keys an MGET answered nil for, one EXISTS of them all and, only when
  * some exist, an EXISTS each). KEYS[1] is the namespace's large-value marker (see largeValues.ts).
  * While it is absent the values are read with MGET (below); while it is there, each with GETRANGE
@@ -52,9 +54,12 @@ local function answer(i, v)
   if type(v) == 'table' then
     out[j] = false
     out[j + 1] = ${NOT_A_STRING}
-  elseif type(v) ~= 'string' or v == '' then
+  elseif type(v) ~= 'string' then
     out[j] = false
     out[j + 1] = -2
+  elseif v == '' then
+    out[j + 1] = redis.call('PTTL', KEYS[i + 1])
+    if out[j + 1] == -2 then out[j] = false else out[j] = v end
   else
     total = total + #v
     out[j + 1] = redis.call('PTTL', KEYS[i + 1])

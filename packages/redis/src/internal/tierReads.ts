@@ -220,20 +220,25 @@ export const make = ({
       (remaining) =>
         error !== undefined
           ? failed(error.cause)
-          : done(notAString ? [false, NOT_A_STRING] : [raw, remaining]),
+          : done(
+              notAString
+                ? [false, NOT_A_STRING]
+                : // GETRANGE answers "" for a missing key and for an empty string; PTTL tells them apart.
+                  [raw === "" && remaining === -2 ? null : raw, remaining]
+            ),
       failed
     )
   }
 
   /**
-   * A lone read's GETRANGE reply, decoded: null for a missing key ("": entries are never
-   * empty), the text of a value shorter than `largeValueBytes`, or a number for a value that
-   * may fill them (then read whole on the large-value connection). The reply is at most
+   * A lone read's GETRANGE reply, decoded: the text of a value shorter than `largeValueBytes`
+   * ("" for a missing key or an empty string, told apart by the PTTL read beside it), or a
+   * number for a value that may fill them (then read whole on the large-value connection). The reply is at most
    * `largeValueBytes` bytes, and every UTF-16 unit of its text takes at most 3 of them, so a text
    * shorter than a third of them (less the partial character a cut can leave) was not cut.
    */
   const readText = (text: unknown): unknown => {
-    if (typeof text !== "string" || text.length === 0) return null
+    if (typeof text !== "string") return null
     return text.length * 3 < large.limit - 3 ? text : text.length
   }
 
