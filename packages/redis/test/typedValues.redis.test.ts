@@ -65,6 +65,13 @@ const dropped = (
   key: string
 ) => Effect.flatMap(l1.get(key), (found) => (Option.isNone(found) ? Effect.void : Effect.fail("still in L1")))
 
+/**
+ * Succeeds once `cache` has no computation still writing its lower tiers: a computed value
+ * answers its callers once L1 holds it, and reaches Redis after.
+ */
+const idle = (cache: { readonly stats: Effect.Effect<{ readonly inFlight: number }> }) =>
+  eventually(Effect.flatMap(cache.stats, (s) => (s.inFlight === 0 ? Effect.void : Effect.fail("writing"))))
+
 describe("typed values through Redis and the bus", () => {
   layer(RedisServer.layer(), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
     it.scoped("a typed update travels encoded: the other instance answers it decoded from its own L1", () =>
@@ -120,6 +127,7 @@ describe("typed values through Redis and the bus", () => {
         const b = yield* redisInstance("typed-d")
         yield* a.cache.set("ledger:2", ledger(2), { schema: Ledger, ttl: "1 minute" })
         yield* a.cache.getOrComputeTyped("ledger:3", Ledger, Effect.succeed(ledger(3)), { ttl: "1 minute" })
+        yield* idle(a.cache)
         for (const n of [2, 3]) {
           const key = `ledger:${n}`
           expect(yield* storedValue(key)).toEqual(encoded(n))
@@ -209,6 +217,7 @@ describe("typed values through Redis and the bus", () => {
             computations: after.computations - before.computations
           }).toEqual({ decodeErrors: 10, misses: 7, staleServed: 0, failSafeHits: 0, computations: 3 })
           // Overwritten in Redis with the new encoding; a's L1 copy dropped (b's write told it).
+          yield* idle(b.cache)
           expect(yield* storedValue("user:1")).toEqual(Schema.encodeSync(New)(renamed(1)))
           expect(yield* storedValue("user:2")).toEqual(Schema.encodeSync(New)(renamed(2)))
           yield* eventually(dropped(a.l1, "user:1"))
