@@ -3,6 +3,7 @@
  * options): every validator of a call runs here or in callOptions.ts (durations, tags and
  * timeouts of write and compute options), before anything is written.
  */
+import type { ParseResult } from "effect"
 import { CacheInputError } from "../CacheError.js"
 import { type AnySchema, decoderOf, encoderOf } from "./codec.js"
 import {
@@ -22,6 +23,20 @@ export class Encoded {
 }
 
 const firstLine = (s: string): string => s.split("\n").slice(0, 3).join(" ")
+
+/**
+ * The first lines of a schema's error, or a line saying it could not be written: Schema's
+ * formatter prints each offending value whole, recursively, and one nested thousands deep (hostile
+ * JSON) overflows the stack. A call must fail with its CacheInputError, not die.
+ */
+const reasonOf = (error: ParseResult.ParseError): string => {
+  try {
+    return firstLine(error.message)
+  } catch (cause) {
+    const name = cause instanceof Error ? cause.name : "an exception"
+    return `Schema's error could not be written (${name}: the offending value may be nested too deep to print)`
+  }
+}
 
 /** The error of a bad key, or undefined. */
 export const checkKey: (key: unknown) => CacheInputError | undefined = keyError
@@ -63,7 +78,7 @@ export const encodeValue = (value: unknown, schema: AnySchema | undefined): Enco
     if (e._tag === "Left") {
       return new CacheInputError({
         problem: "UnencodableValue",
-        reason: `value does not encode with the schema: ${firstLine(e.left.message)}`
+        reason: `value does not encode with the schema: ${reasonOf(e.left)}`
       })
     }
     encoded = e.right
@@ -82,7 +97,7 @@ export const decodeEncoded = (encoded: unknown, schema: AnySchema): unknown | Ca
   if (d._tag === "Right") return d.right
   return new CacheInputError({
     problem: "UnencodableValue",
-    reason: `value's encoded form does not decode with the schema (it does not round-trip): ${firstLine(d.left.message)}`
+    reason: `value's encoded form does not decode with the schema (it does not round-trip): ${reasonOf(d.left)}`
   })
 }
 
