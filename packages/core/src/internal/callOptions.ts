@@ -9,7 +9,14 @@ import { CacheInputError } from "../CacheError.js"
 import * as CacheStrategy from "../CacheStrategy.js"
 import * as Entry from "../Entry.js"
 import type { ComputeOptions, WriteOptions } from "../TieredCache.js"
-import { describe, durationMillis, lifetimeError, lifetimeMillis, tagsError, unreadable } from "./validate.js"
+import {
+  checkedTags,
+  describe,
+  durationMillis,
+  lifetimeError,
+  lifetimeMillis,
+  unreadable
+} from "./validate.js"
 
 /** A write's options resolved: milliseconds and tags. */
 export interface ResolvedWrite {
@@ -192,9 +199,9 @@ const resolveWriteAnew = (defaults: Defaults, opts: WriteOptions): ResolvedWrite
   }
   // A copy, checked and kept: the entry (its L1 copy, its bus message) must keep the tags it was
   // written with when the caller reuses and changes its array for the next call.
-  const given = opts.tags
-  const tags = given === undefined ? noTags : Array.isArray(given) ? Object.freeze([...given]) : given
-  const bad = tagsError(tags) ?? lifetimeError(ttlMs, graceMs)
+  const tags = opts.tags === undefined ? noTags : checkedTags(opts.tags)
+  if (tags instanceof CacheInputError) return tags
+  const bad = lifetimeError(ttlMs, graceMs)
   if (bad) return bad
   // A tagged entry outliving its tags' invalidation times (kept `tagRetention` in the lower
   // tiers) would be read as valid again, by an instance that has not met the tag, once they expire.

@@ -77,22 +77,30 @@ export const tagError = (tag: unknown): CacheInputError | undefined => {
 }
 
 /**
- * The error of a write's `tags` option, or `undefined`.
+ * A write's `tags` option checked, as a frozen copy of the tags checked, or its error. The
+ * array is read once, by index, each tag checked as it is read: a sparse array from plain
+ * JavaScript (`new Array(n)`) is refused at its first hole, not copied through every hole
+ * first (2^32 - 1 holes ran the process out of memory), and a getter or iterator answering
+ * other tags on another read cannot slip one past the check.
  *
  * @internal
  */
-export const tagsError = (tags: unknown): CacheInputError | undefined => {
+export const checkedTags = (tags: unknown): ReadonlyArray<string> | CacheInputError => {
   if (!Array.isArray(tags)) {
     return new CacheInputError({
       problem: "InvalidOption",
       reason: `tags must be an array, got ${describe(tags)}`
     })
   }
-  for (const tag of tags) {
+  const n = tags.length
+  const list: Array<string> = []
+  for (let i = 0; i < n; i++) {
+    const tag: unknown = tags[i]
     const e = tagError(tag)
     if (e) return e
+    list.push(tag as string)
   }
-  return undefined
+  return Object.freeze(list)
 }
 
 /**
