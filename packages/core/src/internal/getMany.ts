@@ -7,6 +7,7 @@
 import { Effect, Option } from "effect"
 import { CacheInputError } from "../CacheError.js"
 import * as Entry from "../Entry.js"
+import { allAtOnce } from "./allAtOnce.js"
 import type { AnySchema } from "./codec.js"
 import type { Slot } from "./fastPath.js"
 import { keyList } from "./input.js"
@@ -105,13 +106,13 @@ export const make = (deps: Deps) => {
 
   /**
    * Decides `remaining` group by group, each group's tags read first: `decide(j, t)` answers
-   * entry j (true), leaves it for the next tier (false), or answers it with an effect to run
-   * first (a promotion); `t` is the clock once the group's tags are read. Answers the entries left.
+   * entry j (true) or leaves it for the next tier (false); `t` is the clock once the group's tags
+   * are read. Answers the entries left.
    */
   const decideInGroups = (
     remaining: ReadonlyArray<Pending>,
     groups: ReadonlyArray<TagGroup>,
-    decide: (j: number, t: number) => boolean | Effect.Effect<void>
+    decide: (j: number, t: number) => boolean
   ): Effect.Effect<ReadonlyArray<Pending>> =>
     Effect.gen(function* () {
       const still: Array<Pending> = []
@@ -119,11 +120,7 @@ export const make = (deps: Deps) => {
       for (const group of groups) {
         yield* readGroup(group)
         const t = now()
-        for (; j < group.end; j++) {
-          const decided = decide(j, t)
-          if (decided === false) still.push(remaining[j]!)
-          else if (decided !== true) yield* decided
-        }
+        for (; j < group.end; j++) if (!decide(j, t)) still.push(remaining[j]!)
       }
       return still
     })
@@ -174,12 +171,12 @@ export const make = (deps: Deps) => {
           t,
           asked.map(({ key }) => key)
         )
+        const promotions: Array<Effect.Effect<void>> = []
         remaining = yield* decideInGroups(asked, entryGroups(found, asked.length), (j) => {
           const { i, key } = asked[j]!
           const entry = found[j]
           if (entry?._tag !== "Some") return false
-          // Judged synchronously, its tags read; on the clock of this moment, as get judges: an
-          // earlier key's promotion may have taken time.
+          // Judged synchronously, its tags read; on the clock of this moment, as get judges.
           const at = now()
           if (lookup.judge(entry.value, at, schema, true) !== FRESH) return false
           const value = lookup.decoded()
@@ -191,8 +188,13 @@ export const make = (deps: Deps) => {
             if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, value)
             return true
           }
-          return promotion.promote(key, entry.value, t, since, schema, value)
+          promotions.push(promotion.promote(key, entry.value, t, since, schema, value))
+          return true
         })
+        // The tier's promotions made at once, before the next tier is read: a slow or hung tier
+        // above costs the batch one write's time (its timeout), as it costs a get, not one per key.
+        if (promotions.length === 1) yield* promotions[0]!
+        else if (promotions.length > 1) yield* allAtOnce(promotions, (promote) => promote)
       }
       let misses = 0
       for (const p of remaining) {
