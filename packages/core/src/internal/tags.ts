@@ -39,7 +39,10 @@ export interface Tags {
    * tag not known so, one invalidated or not met or forgotten, may be older than its invalidation).
    */
   readonly neverInvalidated: (tags: ReadonlyArray<string>) => boolean
-  /** Forgets every tag time (they are read again when met). */
+  /**
+   * Forgets every tag time (they are read again when met); a read of tag times under way then
+   * notes nothing (its tags stay unknown: what it read may predate the reason to forget).
+   */
   readonly forget: () => void
   /** The tag times held (for tests of the bound). */
   readonly size: () => number
@@ -69,6 +72,11 @@ export const make = (
   // one, and the older one's tags (not used since) are forgotten.
   let recent = new Map<string, number>()
   let older = new Map<string, number>()
+  /**
+   * Counts `forget`s: a read of tag times begun before one (a resync, whose bus lost messages:
+   * the read may predate an invalidation this instance never heard of) notes nothing.
+   */
+  let forgotten = 0
   const put = (tag: string, at: number) => {
     recent.set(tag, at)
     if (recent.size >= sizes.half) {
@@ -114,6 +122,7 @@ export const make = (
    */
   const loadTags = (unmet: ReadonlyArray<string>): Effect.Effect<void> =>
     Effect.gen(function* () {
+      const since = forgotten
       /** The latest time the tiers asked so far hold, for each tag all of them answered. */
       const latest = new Map<string, number>()
       for (const tag of unmet) latest.set(tag, NEVER)
@@ -137,6 +146,9 @@ export const make = (
           }
         }
       }
+      // Forgotten meanwhile: what was read may predate what the forgetting stood for; the tags
+      // stay unknown (their entries misses), read again when met.
+      if (since !== forgotten) return
       for (const [tag, at] of latest) note(tag, at)
     })
   return {
@@ -171,6 +183,7 @@ export const make = (
     forget: () => {
       recent = new Map()
       older = new Map()
+      forgotten++
     },
     size: () => recent.size + older.size
   }
