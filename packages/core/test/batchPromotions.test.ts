@@ -6,12 +6,15 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Entry, MemoryTier, Tier, TieredCache } from "@tiercache/core"
 import { ChaosTier, Interruptions, TestTier } from "@tiercache/testing"
-import { Clock, Effect, Fiber, Option, TestClock } from "effect"
+import { Clock, Effect, Fiber, Logger, LogLevel, Option, TestClock } from "effect"
 
-/** MemoryTier over a chaos L2 over L3, the clock 10 s past the epoch; `keys` planted in L3 only. */
-const world = (keys: ReadonlyArray<string>, options: TieredCache.Options = {}) =>
+/**
+ * MemoryTier over a chaos L2 over L3, the clock 10 s past the epoch (on the TestClock; `live`:
+ * as it is); `keys` planted in L3 only.
+ */
+const world = (keys: ReadonlyArray<string>, options: TieredCache.Options = {}, live = false) =>
   Effect.gen(function* () {
-    yield* TestClock.adjust(10_000)
+    if (!live) yield* TestClock.adjust(10_000)
     const now = yield* Clock.currentTimeMillis
     const l1 = yield* MemoryTier.make({ maxEntries: 1000 })
     const l2 = yield* ChaosTier.wrap(yield* TestTier.make({ name: "l2" }))
@@ -67,6 +70,24 @@ describe("getMany's promotions into a hung tier above the one that answered", ()
       expect((yield* l2.calls).set).toBe(20)
       expect((yield* cache.stats).tierErrors).toEqual({ l2: 20 })
     })
+  )
+
+  // On the live clock (cheap timers; the TestClock wakes 1,024 sleepers slowly), with a 50 ms
+  // tier timeout: what is checked is how many writes the hung tier was sent, not how long it took.
+  it.scopedLive(
+    "a batch larger than 1,024 keys: a hung tier above gets one slice of writes, then its breaker opens",
+    () =>
+      Effect.gen(function* () {
+        const many = Array.from({ length: 1100 }, (_, i) => `m${i}`)
+        const { cache, l2 } = yield* world(many, { breaker: { timeout: "50 millis" } }, true)
+        yield* l2.delay("set", "1 hour")
+        // Quiet: each of the 1,024 timeouts logs a warning.
+        const answers = yield* cache.getMany(many).pipe(Logger.withMinimumLogLevel(LogLevel.Error))
+        expect(answers.every(Option.isSome)).toBe(true)
+        // The first 1,024 writes timed out together and opened the breaker; the others were refused.
+        expect((yield* l2.calls).set).toBe(1024)
+        expect((yield* cache.stats).breakers).toEqual({ l2: "open", l3: "closed" })
+      })
   )
 
   it.scoped("a healthy slow tier above: the batch waits one write's time, not one per key", () =>

@@ -19,6 +19,14 @@ import { checkSchema } from "./validate.js"
 /** What getMany needs: the same as the other reads below L1. */
 export type Deps = ReadsDeps
 
+/**
+ * At most this many promotions of one batch are under way at once: a hung tier above then costs
+ * the batch one timeout while its breaker opens on the first of them (a tier that stays closed
+ * one per slice), and a batch of 100,000 keys does not fork a fiber and send a write per key at
+ * once.
+ */
+const PROMOTIONS_AT_ONCE = 1024
+
 /** Tags read at once, then the entries carrying them judged (see tagGroups). */
 interface TagGroup {
   /** The index after the group's last entry. */
@@ -191,10 +199,15 @@ export const make = (deps: Deps) => {
           promotions.push(promotion.promote(key, entry.value, t, since, schema, value))
           return true
         })
-        // The tier's promotions made at once, before the next tier is read: a slow or hung tier
-        // above costs the batch one write's time (its timeout), as it costs a get, not one per key.
+        // The tier's promotions made at once (PROMOTIONS_AT_ONCE at a time), before the next tier
+        // is read: a slow or hung tier above costs the batch one write's time (its timeout), as it
+        // costs a get, not one per key.
         if (promotions.length === 1) yield* promotions[0]!
-        else if (promotions.length > 1) yield* allAtOnce(promotions, (promote) => promote)
+        else {
+          for (let from = 0; from < promotions.length; from += PROMOTIONS_AT_ONCE) {
+            yield* allAtOnce(promotions.slice(from, from + PROMOTIONS_AT_ONCE), (promote) => promote)
+          }
+        }
       }
       let misses = 0
       for (const p of remaining) {
