@@ -77,7 +77,10 @@ export declare namespace Tier {
     readonly getMany: (
       keys: ReadonlyArray<string>
     ) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, TierError>
-    /** Stores `entry` under `key` until its `staleUntil`. */
+    /**
+     * Stores `entry` under `key` until its `staleUntil`. The writes and removals of one key land
+     * in the order they were called (the cache does not wait for one to land before the next).
+     */
     readonly set: (key: string, entry: Entry) => Effect.Effect<void, TierError>
     /** Stores several entries at once. */
     readonly setMany: (entries: ReadonlyArray<readonly [string, Entry]>) => Effect.Effect<void, TierError>
