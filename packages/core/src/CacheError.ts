@@ -81,7 +81,10 @@ export class CacheInputError extends Schema.TaggedError<CacheInputError>("@tierc
 export class CacheWriteError extends Schema.TaggedError<CacheWriteError>("@tiercache/core/CacheWriteError")(
   "CacheWriteError",
   {
-    /** The key (or pattern) that was being written or removed. */
+    /**
+     * The key (or pattern) that was being written or removed; for `invalidateMany`, its keys
+     * joined by commas.
+     */
     key: Schema.String,
     /** The operation (`set`, `invalidate`, `clear`, ...). */
     operation: Schema.String,

@@ -47,7 +47,7 @@ export const make = (deps: Deps, changes: Changes) => {
    * missed).
    */
   const removeEverywhere = <S>(
-    label: string,
+    label: () => string,
     operation: string,
     keys: ReadonlyArray<string> | undefined,
     covers: (store: PendingStores.PendingStore) => boolean,
@@ -71,7 +71,7 @@ export const make = (deps: Deps, changes: Changes) => {
       )
     ).pipe(
       Effect.flatMap(([failures, sent]) =>
-        Effect.zipRight(failIfAllFailed(label, operation, failures), settle(failures.length > 0, sent))
+        Effect.zipRight(failIfAllFailed(label(), operation, failures), settle(failures.length > 0, sent))
       )
     )
 
@@ -103,9 +103,17 @@ export const make = (deps: Deps, changes: Changes) => {
   ) => thenL1Again(l1Op, everyTier(l1Op, lowerOp))
 
   const removeKeys = (list: ReadonlyArray<string>, single: boolean): Effect.Effect<void, WriteError> => {
-    const label = single ? list[0]! : list.join(",")
+    // Built only when every tier failed: a list of many keys is joined by commas.
+    const label = () => (single ? list[0]! : list.join(","))
     const operation = single ? "invalidate" : "invalidateMany"
-    const covers = (store: PendingStores.PendingStore) => list.includes(store.key)
+    // A set of the keys, made only when a store is under way: a store is checked against the list
+    // once each, and there may be as many as getMany's promotions at once (1,024).
+    let keySet: Set<string> | undefined
+    const covers = (store: PendingStores.PendingStore) => {
+      if (single) return store.key === list[0]
+      if (keySet === undefined) keySet = new Set(list)
+      return keySet.has(store.key)
+    }
     const forget = () => list.forEach(registry.forget)
     const l1Op = () => access.removeL1(list)
     const noteRemoved = (at: number) => lateUpdates.removed(list, at, instanceId)
@@ -170,7 +178,7 @@ export const make = (deps: Deps, changes: Changes) => {
         if (bad) return Effect.fail(bad)
         const matches = Glob.matcher(glob)
         return removeEverywhere(
-          glob,
+          () => glob,
           "invalidatePattern",
           undefined,
           (store) => matches(store.key),
@@ -230,7 +238,7 @@ export const make = (deps: Deps, changes: Changes) => {
         )
       }),
     clear: removeEverywhere(
-      "*",
+      () => "*",
       "clear",
       undefined,
       () => true,
