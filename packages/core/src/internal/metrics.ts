@@ -70,49 +70,54 @@ export const makeFlusher = (cacheName: string): Flusher => {
     [tierErrors, "tierErrors"],
     [busMessages, "busMessages"]
   ])
-  const bump = (metric: Metric.Metric.Counter<number>, tag: string, value: string, total: number) => {
-    const d = delta(`${ids.get(metric)}:${tag}:${value}`, total)
-    return d === 0
-      ? Effect.void
-      : Metric.incrementBy(metric.pipe(Metric.tagged("cache", cacheName), Metric.tagged(tag, value)), d)
-  }
+  // The growth is taken when its increment runs, not when the flush is built, and a flush runs
+  // whole (uninterruptible): a caller of `stats` interrupted meanwhile loses no counts.
+  const bump = (metric: Metric.Metric.Counter<number>, tag: string, value: string, total: number) =>
+    Effect.suspend(() => {
+      const d = delta(`${ids.get(metric)}:${tag}:${value}`, total)
+      return d === 0
+        ? Effect.void
+        : Metric.incrementBy(metric.pipe(Metric.tagged("cache", cacheName), Metric.tagged(tag, value)), d)
+    })
   const flush = (s: CacheStats, b: InvalidationStats): Effect.Effect<void> =>
-    Effect.all(
-      [
-        bump(requests, "outcome", "l1_hit", s.l1Hits),
-        ...s.tierHits.map((n, i) => bump(requests, "outcome", `l${i + 2}_hit`, n)),
-        bump(requests, "outcome", "coalesced", s.coalesced),
-        bump(requests, "outcome", "miss", s.misses),
-        bump(events, "kind", "promotion", s.promotions),
-        bump(events, "kind", "computation", s.computations),
-        bump(events, "kind", "compute_error", s.computeErrors),
-        bump(events, "kind", "decode_error", s.decodeErrors),
-        bump(events, "kind", "write_failure", s.writeFailures),
-        bump(events, "kind", "discarded_write", s.discardedWrites),
-        bump(events, "kind", "stale_served", s.staleServed),
-        bump(events, "kind", "fail_safe", s.failSafeHits),
-        bump(events, "kind", "timeout", s.timeouts),
-        bump(events, "kind", "breaker_rejection", s.breakerRejections),
-        ...Object.entries(s.tierErrors).map(([tier, n]) => bump(tierErrors, "tier", tier, n)),
-        bump(busMessages, "kind", "sent", b.messagesSent),
-        bump(busMessages, "kind", "publish_failure", b.publishFailures),
-        bump(busMessages, "kind", "publish_skipped", b.publishesSkipped),
-        bump(busMessages, "kind", "received", b.messagesReceived),
-        bump(busMessages, "kind", "own", b.ownMessagesIgnored),
-        bump(busMessages, "kind", "malformed", b.malformedMessages),
-        bump(busMessages, "kind", "applied", b.messagesApplied),
-        bump(busMessages, "kind", "resync", b.resyncs),
-        setGauge("inFlight", inFlight.pipe(Metric.tagged("cache", cacheName)), "sum", s.inFlight),
-        ...Object.entries(s.breakers).map(([tier, state]) =>
-          setGauge(
-            `breaker\u0000${tier}`,
-            breakerOpen.pipe(Metric.tagged("cache", cacheName), Metric.tagged("tier", tier)),
-            "max",
-            state === "closed" ? 0 : 1
+    Effect.uninterruptible(
+      Effect.all(
+        [
+          bump(requests, "outcome", "l1_hit", s.l1Hits),
+          ...s.tierHits.map((n, i) => bump(requests, "outcome", `l${i + 2}_hit`, n)),
+          bump(requests, "outcome", "coalesced", s.coalesced),
+          bump(requests, "outcome", "miss", s.misses),
+          bump(events, "kind", "promotion", s.promotions),
+          bump(events, "kind", "computation", s.computations),
+          bump(events, "kind", "compute_error", s.computeErrors),
+          bump(events, "kind", "decode_error", s.decodeErrors),
+          bump(events, "kind", "write_failure", s.writeFailures),
+          bump(events, "kind", "discarded_write", s.discardedWrites),
+          bump(events, "kind", "stale_served", s.staleServed),
+          bump(events, "kind", "fail_safe", s.failSafeHits),
+          bump(events, "kind", "timeout", s.timeouts),
+          bump(events, "kind", "breaker_rejection", s.breakerRejections),
+          ...Object.entries(s.tierErrors).map(([tier, n]) => bump(tierErrors, "tier", tier, n)),
+          bump(busMessages, "kind", "sent", b.messagesSent),
+          bump(busMessages, "kind", "publish_failure", b.publishFailures),
+          bump(busMessages, "kind", "publish_skipped", b.publishesSkipped),
+          bump(busMessages, "kind", "received", b.messagesReceived),
+          bump(busMessages, "kind", "own", b.ownMessagesIgnored),
+          bump(busMessages, "kind", "malformed", b.malformedMessages),
+          bump(busMessages, "kind", "applied", b.messagesApplied),
+          bump(busMessages, "kind", "resync", b.resyncs),
+          setGauge("inFlight", inFlight.pipe(Metric.tagged("cache", cacheName)), "sum", s.inFlight),
+          ...Object.entries(s.breakers).map(([tier, state]) =>
+            setGauge(
+              `breaker\u0000${tier}`,
+              breakerOpen.pipe(Metric.tagged("cache", cacheName), Metric.tagged("tier", tier)),
+              "max",
+              state === "closed" ? 0 : 1
+            )
           )
-        )
-      ],
-      { discard: true }
+        ],
+        { discard: true }
+      )
     )
   const release = Effect.suspend(() => {
     released = true
