@@ -7,7 +7,7 @@
  *
  * Shutdown order (finalizers run in reverse): the lower-tier writes of values already
  * delivered are awaited (at most DRAIN_TIMEOUT, drain.ts), then running computations are
- * interrupted; the metrics are pushed a last time; the bus subscriber stops.
+ * interrupted; the bus subscriber stops; the metrics are pushed a last time.
  */
 import { Effect, ExecutionStrategy, type Exit, Option, Scope } from "effect"
 import type { BusError, CacheConfigError, CacheInputError, CacheTimeoutError } from "../CacheError.js"
@@ -170,6 +170,17 @@ export const make = (
     })
     // The flights' fibers belong to the cache: closing the flight scope interrupts them.
     yield* Scope.addFinalizer(flightScope, flights.interruptAll)
+    // Made before the bus subscriber: its last push of the metrics, on close, then comes after the
+    // subscriber has stopped, so a message received as the cache closes is counted there too.
+    const observation = yield* Observation.make({
+      counters,
+      access,
+      underWay: flights.underWay,
+      publisher,
+      recovery,
+      cacheName,
+      metricsInterval: config.metricsInterval
+    })
     if (busOption._tag === "Some") {
       yield* BusSubscriber.subscribe(busOption.value, {
         local: LocalWrites.make(changeDeps, changes),
@@ -182,15 +193,6 @@ export const make = (
         beforeResync: recovery.onReady
       })
     }
-    const observation = yield* Observation.make({
-      counters,
-      access,
-      underWay: flights.underWay,
-      publisher,
-      recovery,
-      cacheName,
-      metricsInterval: config.metricsInterval
-    })
     yield* Drain.onClose(registry, flightScope, cacheName, clock)
 
     // ---- the L1 hit paths ------------------------------------------------------------------
