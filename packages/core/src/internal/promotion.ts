@@ -82,19 +82,31 @@ export const make = ({ access, lookup, counters, pending, send, instanceId }: De
       const above = Array.from({ length: foundAt - 1 }, (_, i) => i + 1)
       const promoted = (store: PendingStore | undefined) =>
         Effect.gen(function* () {
-          const slot = yield* access
-            .storeL1(key, entry)
-            .pipe(Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined)))
+          // Whether some tier above holds the entry now: MemoryTier's L1 may refuse it (no
+          // slot), and any tier's write may fail.
+          let held = false
+          const slot = yield* access.storeL1(key, entry).pipe(
+            Effect.tap((slot) => {
+              held = slot !== undefined || access.fast === undefined
+            }),
+            Effect.catchAll((error) => Effect.as(access.recordError(0, error), undefined))
+          )
           if (slot !== undefined && schema !== undefined) slot.memoizeTyped(schema, decoded)
           yield* Effect.forEach(
             above,
-            (i) => access.write(i, key, entry).pipe(Effect.catchAll((error) => access.recordError(i, error))),
+            (i) =>
+              access.write(i, key, entry).pipe(
+                Effect.tap(() => {
+                  held = true
+                }),
+                Effect.catchAll((error) => access.recordError(i, error))
+              ),
             { concurrency: "unbounded", discard: true }
           )
-          // Counted once it holds, as the synchronous way counts it: a promotion taken back is a
-          // discarded write only.
+          // Counted once it holds, as the synchronous way counts it (a promotion whose every
+          // write failed copied nothing): a promotion taken back is a discarded write only.
           if (lookup.current(key, since) && !store?.invalidated) {
-            counters.promotions++
+            if (held) counters.promotions++
             return
           }
           // The key changed while this promotion waited for a tier: take back what it wrote, and
