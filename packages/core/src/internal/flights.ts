@@ -41,7 +41,9 @@ export interface Deps extends Computed.Deps {
 export interface Flights {
   /**
    * Joins or starts the flight of `key`; `counted`: this call counts as a request; `l1Stale`:
-   * L1's stale copy. It reads the registry when called: call it only while an effect runs.
+   * L1's stale copy; `l1Read`: the caller has just read an L1 that is not a MemoryTier (its
+   * flight does not read it again: a copy that does not decode would count twice). It reads the
+   * registry when called: call it only while an effect runs.
    */
   readonly lead: <A, E, R>(
     key: string,
@@ -49,7 +51,8 @@ export interface Flights {
     compute: Effect.Effect<A, E, R>,
     opts: ComputeOptions | undefined,
     counted: boolean,
-    l1Stale: Found | undefined
+    l1Stale: Found | undefined,
+    l1Read?: boolean
   ) => Effect.Effect<A, E | CacheInputError | CacheTimeoutError, R>
   /** Interrupts every flight still running, and every one started later (the cache is closing). */
   readonly interruptAll: Effect.Effect<void>
@@ -102,7 +105,8 @@ export const make = (deps: Deps): Flights => {
     opts: ComputeOptions | undefined,
     counted: boolean,
     l1Stale: Found | undefined,
-    undecodable: Flight | undefined
+    undecodable: Flight | undefined,
+    l1Read = false
   ): Effect.Effect<A, E | Failure, R> => {
     // Called only while an effect runs (getOrCompute's suspend, a continuation), so it reads
     // the registry now, with no suspend of its own: a stampede's every caller comes here.
@@ -176,7 +180,7 @@ export const make = (deps: Deps): Flights => {
       const fiber = launch(
         caller,
         status,
-        run(key, flight, compute, resolved, counted && !serveStale, since),
+        run(key, flight, compute, resolved, counted && !serveStale, since, l1Read),
         (exit) => {
           versions.end(since)
           registry.done(key, flight)
@@ -215,8 +219,8 @@ export const make = (deps: Deps): Flights => {
       return decoded === NOT_DECODED ? undefined : { entry: stale.entry, value: decoded }
     }
 
-  const lead: Flights["lead"] = (key, schema, compute, opts, counted, l1Stale) =>
-    start(key, schema, compute, opts, counted, l1Stale, undefined)
+  const lead: Flights["lead"] = (key, schema, compute, opts, counted, l1Stale, l1Read) =>
+    start(key, schema, compute, opts, counted, l1Stale, undefined, l1Read)
 
   /** A flight's computed result for a caller with `schema`: decoded for it, or computed anew. */
   const fromComputed = <A, E, R>(
@@ -288,7 +292,8 @@ export const make = (deps: Deps): Flights => {
     compute: Effect.Effect<A, E, R>,
     resolved: ResolvedCompute,
     counted: boolean,
-    since: number
+    since: number,
+    l1Read: boolean
   ): Effect.Effect<FlightResult, E | Failure, R> =>
     // Written as plain steps, not Effect.gen: a flight runs for every miss, and a generator's
     // steps allocate more than the rest of its bookkeeping.
@@ -337,7 +342,7 @@ export const make = (deps: Deps): Flights => {
         return computed
       }
       const lower = () => Effect.flatMap(reads.lookupLower(key, flight.schema, since), looked)
-      if (!deps.genericL1 || flight.stale !== undefined) return lower()
+      if (!deps.genericL1 || flight.stale !== undefined || l1Read) return lower()
       return Effect.flatMap(reads.genericL1(key, flight.schema), (l1) => {
         flight.stale = l1.stale
         return lower()

@@ -271,7 +271,7 @@ export const make = (
             counters.l1Hits++
             return Effect.succeed(found.hit.value as A)
           }
-          return flights.lead(key, schema, computation, opts, true, found.stale)
+          return flights.lead(key, schema, computation, opts, true, found.stale, true)
         })
       }
       const t = now()
