@@ -7,6 +7,7 @@ import type { ParseResult } from "effect"
 import { CacheInputError } from "../CacheError.js"
 import { type AnySchema, decoderOf, encoderOf } from "./codec.js"
 import {
+  checkedElements,
   checkSchema,
   describe,
   jsonError,
@@ -49,16 +50,7 @@ export const checkKey: (key: unknown) => CacheInputError | undefined = keyError
  */
 export const keyList = (keys: unknown): ReadonlyArray<string> | CacheInputError => {
   try {
-    if (!Array.isArray(keys)) return keysError(keys)!
-    const n = keys.length
-    const list: Array<string> = []
-    for (let i = 0; i < n; i++) {
-      const key: unknown = keys[i]
-      const bad = checkKey(key)
-      if (bad !== undefined) return bad
-      list.push(key as string)
-    }
-    return list
+    return Array.isArray(keys) ? checkedElements(keys, checkKey) : keysError(keys)!
   } catch (cause) {
     return unreadable("keys", "InvalidKey", cause)
   }

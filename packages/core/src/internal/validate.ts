@@ -92,15 +92,30 @@ export const checkedTags = (tags: unknown): ReadonlyArray<string> | CacheInputEr
       reason: `tags must be an array, got ${describe(tags)}`
     })
   }
-  const n = tags.length
+  const list = checkedElements(tags, tagError)
+  return list instanceof CacheInputError ? list : Object.freeze(list)
+}
+
+/**
+ * The elements of `array` read once each, by index (`length` read once too), each checked by
+ * `check` as it is read: the list of them, or the first bad element's error, the rest never
+ * read (a sparse array of 2^32 - 1 holes is refused at its first hole, not copied).
+ *
+ * @internal
+ */
+export const checkedElements = (
+  array: ReadonlyArray<unknown>,
+  check: (element: unknown) => CacheInputError | undefined
+): Array<string> | CacheInputError => {
+  const n = array.length
   const list: Array<string> = []
   for (let i = 0; i < n; i++) {
-    const tag: unknown = tags[i]
-    const e = tagError(tag)
-    if (e) return e
-    list.push(tag as string)
+    const element = array[i]
+    const bad = check(element)
+    if (bad !== undefined) return bad
+    list.push(element as string)
   }
-  return Object.freeze(list)
+  return list
 }
 
 /**
